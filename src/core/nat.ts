@@ -1,0 +1,73 @@
+/**
+ * The VS/NAT rewrite (ipvs-spec §4.3-4.5), in place, with incremental checksums:
+ *   inbound  (client -> VIP):  destination VIP:vport -> RIP:rport   (IPVS dnat_handler)
+ *   outbound (RS -> client):   source      RIP:rport -> VIP:vport   (IPVS snat_handler)
+ *
+ * Checksums:
+ * - IPv4 header: RFC 1624 update for the changed address (equal to a full recompute).
+ * - TCP/UDP, normal packet: RFC 1624 update for address + port together.
+ * - Packet marked CsumPartial (NEEDS_CSUM): the L4 field holds the pseudo-header sum, so only
+ *   the address change is applied to it; ports are covered when the checksum is completed.
+ * - UDP with checksum 0 ("none"): a full checksum is computed, as IPVS does; a computed 0 is
+ *   sent as 0xffff (RFC 768).
+ */
+import { csumReplace32, csumReplaceAddrPort, finish, partialReplace32, pseudoHeaderV4, sumBytes } from '../wire/checksum.js';
+import { IPPROTO_TCP, IPV4, readU16, readU32, writeU16, writeU32 } from '../wire/ipv4.js';
+import { TCP } from '../wire/tcp.js';
+import { UDP } from '../wire/udp.js';
+
+/** Which endpoint to rewrite: byte offsets of the address (in IPv4) and port (in L4). */
+export const NatSide = {
+  DST: { addr: IPV4.DST, port: 2 },
+  SRC: { addr: IPV4.SRC, port: 0 },
+} as const;
+
+/**
+ * Rewrite one endpoint of a TCP or UDP packet.
+ * @param ipOff   offset of the IPv4 header
+ * @param l4Off   offset of the TCP/UDP header
+ * @param l4Len   IP payload length (total length - header length)
+ * @param addrAt  IPV4.SRC or IPV4.DST
+ * @param portAt  0 (source port) or 2 (destination port)
+ */
+export function natRewrite(
+  b: Uint8Array,
+  ipOff: number,
+  l4Off: number,
+  l4Len: number,
+  proto: number,
+  addrAt: number,
+  portAt: number,
+  newAddr: number,
+  newPort: number,
+  partial: boolean,
+): void {
+  const aOff = ipOff + addrAt;
+  const oldAddr = readU32(b, aOff);
+  writeU32(b, aOff, newAddr);
+  writeU16(b, ipOff + IPV4.CHECKSUM, csumReplace32(readU16(b, ipOff + IPV4.CHECKSUM), oldAddr, newAddr));
+
+  const pOff = l4Off + portAt;
+  const oldPort = readU16(b, pOff);
+  writeU16(b, pOff, newPort);
+
+  if (proto === IPPROTO_TCP) {
+    const cOff = l4Off + TCP.CHECKSUM;
+    const c = readU16(b, cOff);
+    writeU16(b, cOff, partial ? partialReplace32(c, oldAddr, newAddr) : csumReplaceAddrPort(c, oldAddr, newAddr, oldPort, newPort));
+    return;
+  }
+  // UDP
+  const cOff = l4Off + UDP.CHECKSUM;
+  const c = readU16(b, cOff);
+  if (partial) {
+    writeU16(b, cOff, partialReplace32(c, oldAddr, newAddr));
+  } else if (c === 0) {
+    const pseudo = pseudoHeaderV4(readU32(b, ipOff + IPV4.SRC), readU32(b, ipOff + IPV4.DST), proto, l4Len);
+    const full = finish(sumBytes(b, l4Off, l4Len, pseudo));
+    writeU16(b, cOff, full === 0 ? 0xffff : full);
+  } else {
+    const n = csumReplaceAddrPort(c, oldAddr, newAddr, oldPort, newPort);
+    writeU16(b, cOff, n === 0 ? 0xffff : n);
+  }
+}

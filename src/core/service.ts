@@ -1,0 +1,96 @@
+/**
+ * Virtual services and real servers (ipvs-spec §1). Built and mutated by the control plane
+ * (Director's control methods); the packet path only reads them and updates counters.
+ */
+import type { Scheduler } from './scheduler.js';
+import { Stats } from './stats.js';
+
+/** Service flags (uapi ip_vs.h). */
+export const SvcFlag = {
+  PERSISTENT: 0x0001,
+  ONEPACKET: 0x0004,
+  SCHED1: 0x0008,
+  SCHED2: 0x0010,
+  SCHED3: 0x0020,
+} as const;
+export const SVC_SCHED_FLAGS = SvcFlag.SCHED1 | SvcFlag.SCHED2 | SvcFlag.SCHED3;
+
+/** Forwarding methods (conn_flags & 7). Only MASQ is implemented by ulvs today. */
+export const Fwd = { MASQ: 0, LOCALNODE: 1, TUNNEL: 2, DROUTE: 3 } as const;
+export const FWD_NAMES = ['Masq', 'Local', 'Tunnel', 'Route'] as const;
+
+export class RealServer {
+  /** small integer id stored in the connection table (1..65535; 0 = none) */
+  id: number;
+  svc: VirtualService;
+  readonly addr: number;
+  readonly port: number;
+  fwd: number = Fwd.MASQ;
+  /** 0..65535; 0 = quiesced (no new connections) */
+  weight = 1;
+  /** last non-zero weight (mh builds its table from it) */
+  lastWeight = 1;
+  /** connection thresholds, 0 = unset */
+  uThreshold = 0;
+  lThreshold = 0;
+  /** linked to a service (false once deleted: in the trash while connections reference it) */
+  available = true;
+  /** IP_VS_DEST_F_OVERLOAD */
+  overloaded = false;
+  activeConns = 0;
+  inactConns = 0;
+  /** persistence templates bound to this server */
+  persistConns = 0;
+  readonly stats = new Stats();
+
+  constructor(id: number, svc: VirtualService, addr: number, port: number) {
+    this.id = id;
+    this.svc = svc;
+    this.addr = addr;
+    this.port = port;
+  }
+
+  /** connections + templates that still point here */
+  get refs(): number {
+    return this.activeConns + this.inactConns + this.persistConns;
+  }
+}
+
+export class VirtualService {
+  readonly proto: number;
+  readonly addr: number;
+  readonly port: number;
+  schedName: string;
+  sched: Scheduler | null = null;
+  /** SvcFlag bits */
+  flags = 0;
+  /** persistence timeout, seconds (meaningful when flags has PERSISTENT) */
+  timeout = 0;
+  /** persistence granularity mask (IPv4) */
+  netmask = 0xffffffff;
+  /** real servers in kernel list order: most recently added first */
+  dests: RealServer[] = [];
+  readonly stats = new Stats();
+
+  constructor(proto: number, addr: number, port: number, schedName: string) {
+    this.proto = proto;
+    this.addr = addr;
+    this.port = port;
+    this.schedName = schedName;
+  }
+
+  get persistent(): boolean {
+    return (this.flags & SvcFlag.PERSISTENT) !== 0;
+  }
+}
+
+/** Identity of a service: protocol, VIP, port. */
+export interface ServiceKey {
+  proto: number;
+  addr: number;
+  port: number;
+}
+
+export function serviceKeyOf(s: VirtualService): ServiceKey {
+  return { proto: s.proto, addr: s.addr, port: s.port };
+}

@@ -1,0 +1,100 @@
+/**
+ * What the engine decided about one packet, and the counters that account for every packet.
+ *
+ * `Director.process()` returns a `VerdictCode` (a small integer, so the hot path allocates
+ * nothing) and increments exactly one *outcome* counter, whose name says why:
+ *   forward -> the packet was rewritten in place; send it on.
+ *   drop    -> discard it (the outcome names the reason).
+ *   pass    -> not ours to rewrite: hand it to the host stack unchanged.
+ *   icmp    -> discard it and send `Director.icmpOut[0, icmpLen)` instead (an ICMP error the
+ *              director generated, e.g. port unreachable when no real server is usable).
+ * Event counters (connections created, expired, ...) are kept separately.
+ */
+
+export const Verdict = { Forward: 0, Drop: 1, Pass: 2, Icmp: 3 } as const;
+export type VerdictCode = (typeof Verdict)[keyof typeof Verdict];
+export const VERDICT_NAMES = ['forward', 'drop', 'pass', 'icmp'] as const;
+
+/** Outcome counter indices; each packet increments exactly one. */
+export const Outcome = {
+  ForwardIn: 0,
+  ForwardOut: 1,
+  ForwardIcmpIn: 2,
+  ForwardIcmpOut: 3,
+  IcmpUnreachSent: 4,
+  PassNoService: 5,
+  PassNoConn: 6,
+  PassProtocol: 7,
+  PassIcmp: 8,
+  DropTruncated: 9,
+  DropBadVersion: 10,
+  DropBadHeaderLength: 11,
+  DropBadTotalLength: 12,
+  DropBadIpChecksum: 13,
+  DropFragment: 14,
+  DropBadTcpHeader: 15,
+  DropBadUdpLength: 16,
+  DropConnTableFull: 17,
+  DropDestUnavailable: 18,
+  DropIcmpRateLimited: 19,
+  DropIcmpMalformed: 20,
+} as const;
+export type OutcomeCode = (typeof Outcome)[keyof typeof Outcome];
+
+/** Stable names (used in metrics and `trace`), index = Outcome code. */
+export const OUTCOME_NAMES = [
+  'forward_in',
+  'forward_out',
+  'forward_icmp_in',
+  'forward_icmp_out',
+  'icmp_unreach_sent',
+  'pass_no_service',
+  'pass_no_conn',
+  'pass_protocol',
+  'pass_icmp',
+  'drop_truncated',
+  'drop_bad_version',
+  'drop_bad_header_length',
+  'drop_bad_total_length',
+  'drop_bad_ip_checksum',
+  'drop_fragment',
+  'drop_bad_tcp_header',
+  'drop_bad_udp_length',
+  'drop_conn_table_full',
+  'drop_dest_unavailable',
+  'drop_icmp_rate_limited',
+  'drop_icmp_malformed',
+] as const;
+
+/** The verdict each outcome implies (index = Outcome code). */
+export const OUTCOME_VERDICT: readonly VerdictCode[] = OUTCOME_NAMES.map((n) =>
+  n.startsWith('forward') ? Verdict.Forward : n.startsWith('pass') ? Verdict.Pass : n.startsWith('icmp') ? Verdict.Icmp : Verdict.Drop,
+);
+
+/** Event counters (not one per packet). */
+export const Event = {
+  ConnsCreated: 0,
+  ConnsExpired: 1,
+  TemplatesCreated: 2,
+  TemplatesExpired: 3,
+  TemplatesInvalidated: 4,
+  NoDest: 5,
+  Rescheduled: 6,
+  ExpiredNoDest: 7,
+} as const;
+export const EVENT_NAMES = [
+  'conns_created',
+  'conns_expired',
+  'templates_created',
+  'templates_expired',
+  'templates_invalidated',
+  'no_dest',
+  'rescheduled',
+  'expired_nodest',
+] as const;
+
+/** Flag bits the caller passes to `process()` about the packet's buffer. */
+export const PacketFlag = {
+  /** L4 checksum field holds a partial (pseudo-header) sum: virtio_net_hdr NEEDS_CSUM */
+  CsumPartial: 1,
+} as const;

@@ -1,0 +1,63 @@
+/**
+ * sh — source hashing (ip_vs_sh.c). 256 buckets; the fill walks the buckets giving each
+ * server `weight` consecutive buckets (one if its weight is 0) in list order, wrapping round
+ * the list; rebuilt on every add/edit/delete. Key: v = client address (+ client port with
+ * sh-port); bucket = (offset + hash_32(v, 8)) & 255. A weight-0 or overloaded server fails the
+ * pick unless sh-fallback is set, which probes (offset + H) for offset = H, H+1, ... (the kernel
+ * adds the original hash twice) until a usable server or an empty bucket.
+ */
+import type { Scheduler, SchedContext } from '../core/scheduler.js';
+import type { RealServer, VirtualService } from '../core/service.js';
+import { SvcFlag } from '../core/service.js';
+import { hash32 } from './common.js';
+
+const SH_BITS = 8;
+const SH_SIZE = 1 << SH_BITS;
+const SH_MASK = SH_SIZE - 1;
+export const SH_FALLBACK = SvcFlag.SCHED1;
+export const SH_PORT = SvcFlag.SCHED2;
+
+const unavailable = (d: RealServer) => d.weight <= 0 || d.overloaded;
+
+export function createSh(svc: VirtualService): Scheduler {
+  const table: (RealServer | null)[] = new Array<RealServer | null>(SH_SIZE).fill(null);
+  const rebuild = () => {
+    const ds = svc.dests;
+    let p = 0;
+    let count = 0;
+    for (let i = 0; i < SH_SIZE; i++) {
+      if (ds.length === 0) {
+        table[i] = null;
+        continue;
+      }
+      const d = ds[p]!;
+      table[i] = d;
+      if (++count >= d.weight) {
+        p = (p + 1) % ds.length;
+        count = 0;
+      }
+    }
+  };
+  rebuild();
+  const key = (ctx: SchedContext, offset: number) =>
+    (offset + hash32((ctx.caddr + ((svc.flags & SH_PORT) !== 0 ? ctx.cport : 0)) >>> 0, SH_BITS)) & SH_MASK;
+  return {
+    name: 'sh',
+    pick(s: VirtualService, ctx: SchedContext): RealServer | null {
+      const ihash = key(ctx, 0);
+      const d = table[ihash]!;
+      if (d === null) return null;
+      if (!unavailable(d)) return d;
+      if ((s.flags & SH_FALLBACK) === 0) return null;
+      for (let off = 0; off < SH_SIZE; off++) {
+        const x = table[key(ctx, (off + ihash) & SH_MASK)]!;
+        if (x === null) return null;
+        if (!unavailable(x)) return x;
+      }
+      return null;
+    },
+    onDestAdded: rebuild,
+    onDestRemoved: rebuild,
+    onDestUpdated: rebuild,
+  };
+}
