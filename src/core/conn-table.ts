@@ -196,7 +196,8 @@ export class ConnTable {
   }
 
   /**
-   * Take a free entry, fill it, hash it and queue it to expire at `expiresTick`.
+   * Take a free entry, fill it, hash it and queue it to expire at `expiresTick` (`nowTick` is
+   * the caller's current tick; the first insert starts the wheel there).
    * Returns the index, or -1 when the table is full (the caller counts the drop).
    */
   insert(
@@ -210,8 +211,10 @@ export class ConnTable {
     dest: number,
     flags: number,
     expiresTick: number,
+    nowTick: number,
   ): number {
     const i = this.#freeHead;
+    if (this.#wheelTick < 0) this.#wheelTick = nowTick - 1; // the wheel starts with the first entry
     if (i < 0) return -1;
     this.#freeHead = this.#hnext[i]!;
     this.proto[i] = proto;

@@ -465,7 +465,7 @@ export class Director {
       if (p === null) return NO_DEST;
       d = p;
       const tdport = portMatch && svc.port !== FTP_PORT ? d.port : 0;
-      t = conns.insert(ctx.proto, snet, 0, ctx.vaddr, tvport, d.addr, tdport, d.id, ConnFlag.TEMPLATE, this.#nowTick + svc.timeout * TICKS_PER_SEC);
+      t = conns.insert(ctx.proto, snet, 0, ctx.vaddr, tvport, d.addr, tdport, d.id, ConnFlag.TEMPLATE, this.#nowTick + svc.timeout * TICKS_PER_SEC, this.#nowTick);
       if (t < 0) return TABLE_FULL;
       d.persistConns++;
       this.#checkOverload(d);
@@ -494,7 +494,7 @@ export class Director {
   /** ip_vs_conn_new + ip_vs_bind_dest + ip_vs_conn_stats. */
   #newConn(d: RealServer, ctx: SchedContext, dport: number, flags: number, template: number): number {
     const conns = this.conns;
-    const c = conns.insert(ctx.proto, ctx.caddr, ctx.cport, ctx.vaddr, ctx.vport, d.addr, dport, d.id, ConnFlag.INACTIVE | flags, this.#nowTick + NEW_CONN_TIMEOUT_S * TICKS_PER_SEC);
+    const c = conns.insert(ctx.proto, ctx.caddr, ctx.cport, ctx.vaddr, ctx.vport, d.addr, dport, d.id, ConnFlag.INACTIVE | flags, this.#nowTick + NEW_CONN_TIMEOUT_S * TICKS_PER_SEC, this.#nowTick);
     if (c < 0) return TABLE_FULL;
     d.inactConns++;
     this.#checkOverload(d);
