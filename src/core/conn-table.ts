@@ -74,8 +74,9 @@ export class ConnTable {
   #freeHead: number;
   #count = 0;
   #templates = 0;
-  /** last tick whose slot has been processed; -1 before the first advance */
-  #wheelTick = -1;
+  /** last tick whose slot has been processed (valid once #wheelStarted) */
+  #wheelTick = 0;
+  #wheelStarted = false;
 
   constructor(o: ConnTableOptions) {
     const n = o.capacity;
@@ -214,7 +215,7 @@ export class ConnTable {
     nowTick: number,
   ): number {
     const i = this.#freeHead;
-    if (this.#wheelTick < 0) this.#wheelTick = nowTick - 1; // the wheel starts with the first entry
+    if (!this.#wheelStarted) this.#startWheel(nowTick); // the wheel starts with the first entry
     if (i < 0) return -1;
     this.#freeHead = this.#hnext[i]!;
     this.proto[i] = proto;
@@ -271,9 +272,14 @@ export class ConnTable {
     }
   }
 
+  #startWheel(nowTick: number): void {
+    this.#wheelTick = nowTick - 1;
+    this.#wheelStarted = true;
+  }
+
   #wheelLink(i: number, tick: number): void {
     // Never queue behind the wheel: a slot already passed would only be seen a revolution later.
-    const t = this.#wheelTick >= 0 && tick <= this.#wheelTick ? this.#wheelTick + 1 : tick;
+    const t = tick <= this.#wheelTick ? this.#wheelTick + 1 : tick;
     const head = this.capacity + (t & WHEEL_MASK);
     const last = this.#wprev[head]!;
     this.#wnext[last] = i;
@@ -300,7 +306,7 @@ export class ConnTable {
    * Returns the number of entries examined.
    */
   advance(nowTick: number, onDue: (i: number) => void): number {
-    if (this.#wheelTick < 0) this.#wheelTick = nowTick - 1;
+    if (!this.#wheelStarted) this.#startWheel(nowTick);
     let examined = 0;
     let slots = 0;
     const n = this.capacity;
