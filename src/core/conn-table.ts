@@ -15,6 +15,9 @@
  * Memory per entry: 3x4 (addrs) + 4x2 (ports, dest id) + 3x1 (proto, state, flags)
  * + 4 (expires) + 4 (hash next) + 8 (wheel links) + 4 (control) + 4 (bucket) = 47 bytes.
  *
+ * Addresses are stored as int32 (the uint32 value `| 0`): see readI32 in wire/ipv4.ts. Every
+ * method normalises the addresses it is given, so callers may pass either form.
+ *
  * Field meanings:
  *   caddr/cport  client; vaddr/vport virtual; daddr/dport real server (after port mapping)
  *   dest         RealServer id (1..65535)
@@ -52,9 +55,9 @@ export interface ConnTableOptions {
 
 export class ConnTable {
   readonly capacity: number;
-  readonly caddr: Uint32Array;
-  readonly vaddr: Uint32Array;
-  readonly daddr: Uint32Array;
+  readonly caddr: Int32Array;
+  readonly vaddr: Int32Array;
+  readonly daddr: Int32Array;
   readonly cport: Uint16Array;
   readonly vport: Uint16Array;
   readonly dport: Uint16Array;
@@ -82,9 +85,9 @@ export class ConnTable {
     const n = o.capacity;
     if (!Number.isInteger(n) || n < 1 || n > 1 << 27) throw new RangeError(`connection table capacity ${n} not in 1..2^27`);
     this.capacity = n;
-    this.caddr = new Uint32Array(n);
-    this.vaddr = new Uint32Array(n);
-    this.daddr = new Uint32Array(n);
+    this.caddr = new Int32Array(n);
+    this.vaddr = new Int32Array(n);
+    this.daddr = new Int32Array(n);
     this.cport = new Uint16Array(n);
     this.vport = new Uint16Array(n);
     this.dport = new Uint16Array(n);
@@ -144,6 +147,8 @@ export class ConnTable {
 
   /** Inbound lookup (ip_vs_conn_in_get): packet client -> VIP. Returns index or -1. */
   findIn(proto: number, caddr: number, cport: number, vaddr: number, vport: number): number {
+    caddr |= 0;
+    vaddr |= 0;
     let i = this.#buckets[this.bucketOf(proto, caddr, cport)]!;
     while (i >= 0) {
       if (
@@ -162,6 +167,8 @@ export class ConnTable {
 
   /** Reply lookup (ip_vs_conn_out_get for MASQ): packet RS -> client. Returns index or -1. */
   findOut(proto: number, caddr: number, cport: number, raddr: number, rport: number): number {
+    caddr |= 0;
+    raddr |= 0;
     let i = this.#buckets[this.bucketOf(proto, caddr, cport)]!;
     while (i >= 0) {
       if (
@@ -180,6 +187,8 @@ export class ConnTable {
 
   /** Template lookup (ip_vs_ct_in_get): (protocol, masked client, 0, vaddr, vport). */
   findTemplate(proto: number, snet: number, vaddr: number, vport: number): number {
+    snet |= 0;
+    vaddr |= 0;
     let i = this.#buckets[this.bucketOf(proto, snet, 0)]!;
     while (i >= 0) {
       if (
@@ -229,7 +238,7 @@ export class ConnTable {
     this.state[i] = 0;
     this.flags[i] = flags | ConnFlag.LIVE;
     this.ctl[i] = (flags & ConnFlag.TEMPLATE) !== 0 ? 0 : -1;
-    const b = this.bucketOf(proto, caddr, cport);
+    const b = this.bucketOf(proto, caddr | 0, cport);
     this.#hnext[i] = this.#buckets[b]!;
     this.#buckets[b] = i;
     this.expires[i] = expiresTick;

@@ -11,7 +11,7 @@
  * - Control operations validate the whole request first and then apply it, so a rejected
  *   request changes nothing (IpvsError with the errno and ipvsadm's text).
  */
-import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4, Ipv4Check, Ipv4View, readU16, readU32 } from '../wire/ipv4.js';
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4, Ipv4Check, Ipv4View, readI32, readU16 } from '../wire/ipv4.js';
 import { TcpCheck, TcpFlag, TcpView } from '../wire/tcp.js';
 import { UdpCheck, UdpView } from '../wire/udp.js';
 import { IcmpUnreachCode, isTranslatedIcmpError } from '../wire/icmp.js';
@@ -275,8 +275,9 @@ export class Director {
     } else {
       return this.#out(Outcome.PassProtocol);
     }
-    const saddr = ip.src;
-    const daddr = ip.dst;
+    // int32 addresses on the hot path: never boxed across calls (see readI32)
+    const saddr = readI32(buf, off + IPV4.SRC);
+    const daddr = readI32(buf, off + IPV4.DST);
     const partial = (pflags & PacketFlag.CsumPartial) !== 0;
     const conns = this.conns;
 
@@ -449,7 +450,7 @@ export class Director {
   /** ip_vs_sched_persist (spec §2.5). */
   #schedulePersistent(svc: VirtualService, ctx: SchedContext): number {
     const conns = this.conns;
-    const snet = (ctx.caddr & svc.netmask) >>> 0;
+    const snet = ctx.caddr & svc.netmask; // int32
     const portMatch = ctx.vport === svc.port;
     const tvport = portMatch && svc.port !== FTP_PORT ? ctx.vport : 0;
     let t = conns.findTemplate(ctx.proto, snet, ctx.vaddr, tvport);
@@ -537,8 +538,8 @@ export class Director {
     const eproto = buf[eOff + IPV4.PROTOCOL]!;
     if (eproto !== IPPROTO_TCP && eproto !== IPPROTO_UDP) return this.#out(Outcome.PassIcmp);
     if ((readU16(buf, eOff + IPV4.FLAGS_FRAG) & 0x1fff) !== 0) return this.#out(Outcome.PassIcmp);
-    const esrc = readU32(buf, eOff + IPV4.SRC);
-    const edst = readU32(buf, eOff + IPV4.DST);
+    const esrc = readI32(buf, eOff + IPV4.SRC);
+    const edst = readI32(buf, eOff + IPV4.DST);
     const esport = readU16(buf, eOff + eHl);
     const edport = readU16(buf, eOff + eHl + 2);
     const conns = this.conns;
@@ -880,11 +881,11 @@ export class Director {
       out.push({
         proto: c.proto[i]!,
         template,
-        caddr: c.caddr[i]!,
+        caddr: c.caddr[i]! >>> 0,
         cport: c.cport[i]!,
-        vaddr: c.vaddr[i]!,
+        vaddr: c.vaddr[i]! >>> 0,
         vport: c.vport[i]!,
-        daddr: c.daddr[i]!,
+        daddr: c.daddr[i]! >>> 0,
         dport: c.dport[i]!,
         state,
         expiresInMs: Math.max(0, (c.expires[i]! - nowTick) * TICK_MS),
@@ -917,7 +918,7 @@ export class Director {
         if (!d.available && !this.sysctl.expireNodestConn)
           return { verdict: 'drop', path: 'dest-unavailable', dest: fmt(d.addr, d.port), reason: `existing connection (${state}) points to deleted server ${fmt(d.addr, d.port)}; its packets are dropped (expire_nodest_conn=0)` };
         if (d.available)
-          return { verdict: 'forward', path: 'connection', service: serviceLabel(d.svc), dest: fmt(conns.daddr[c]!, conns.dport[c]!), reason: `existing connection in state ${state}` };
+          return { verdict: 'forward', path: 'connection', service: serviceLabel(d.svc), dest: fmt(conns.daddr[c]! >>> 0, conns.dport[c]!), reason: `existing connection in state ${state}` };
       }
     }
     const svc = this.#index.find(q.proto, q.vaddr, q.vport);
@@ -927,15 +928,16 @@ export class Director {
     const servers = svc.dests.map((d) => ({ server: fmt(d.addr, d.port), weight: d.weight, active: d.activeConns, inactive: d.inactConns, overloaded: d.overloaded }));
     const base = { service: serviceLabel(svc), scheduler: svc.schedName, servers };
     if (svc.persistent) {
-      const snet = (q.caddr & svc.netmask) >>> 0;
+      const snet = q.caddr & svc.netmask;
       const tvport = q.vport === svc.port && svc.port !== FTP_PORT ? q.vport : 0;
       const t = conns.findTemplate(q.proto, snet, q.vaddr, tvport);
       if (t >= 0 && this.#templateUsable(t)) {
         const d = this.#destById[conns.dest[t]!]!;
-        return { verdict: 'forward', path: 'template', ...base, dest: fmt(d.addr, d.port), reason: `persistence template for ${formatIPv4(snet)} (timeout ${svc.timeout} s) points to ${fmt(d.addr, d.port)}` };
+        return { verdict: 'forward', path: 'template', ...base, dest: fmt(d.addr, d.port), reason: `persistence template for ${formatIPv4(snet >>> 0)} (timeout ${svc.timeout} s) points to ${fmt(d.addr, d.port)}` };
       }
     }
-    const ctx: SchedContext = { proto: q.proto, caddr: q.caddr, cport: q.cport, vaddr: q.vaddr, vport: q.vport, now, dryRun: true };
+    // the same int32 address form the packet path gives schedulers (lblc keys on it)
+    const ctx: SchedContext = { proto: q.proto, caddr: q.caddr | 0, cport: q.cport, vaddr: q.vaddr | 0, vport: q.vport, now, dryRun: true };
     const d = svc.sched!.pick(svc, ctx);
     if (d === null)
       return { verdict: 'icmp', path: 'no-destination', ...base, reason: `${svc.schedName} found no usable server (all quiesced, overloaded or none): the client gets ICMP port unreachable` };

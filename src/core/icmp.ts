@@ -7,7 +7,7 @@
  * - generation of "port unreachable" for a client whose service has no usable real server.
  */
 import { csumReplace32, finish, sumBytes } from '../wire/checksum.js';
-import { IPPROTO_ICMP, IPV4, readU16, readU32, writeU16, writeU32 } from '../wire/ipv4.js';
+import { IPPROTO_ICMP, IPV4, readI32, readU16, writeU16, writeU32 } from '../wire/ipv4.js';
 
 /**
  * Rewrite an ICMP error about a connection.
@@ -30,7 +30,7 @@ export function icmpTranslate(
   port: number,
 ): void {
   const outerAt = ipOff + (toClient ? IPV4.SRC : IPV4.DST);
-  const oldOuter = readU32(b, outerAt);
+  const oldOuter = readI32(b, outerAt);
   writeU32(b, outerAt, addr);
   writeU16(b, ipOff + IPV4.CHECKSUM, csumReplace32(readU16(b, ipOff + IPV4.CHECKSUM), oldOuter, addr));
 
@@ -68,8 +68,8 @@ export function buildIcmpUnreach(
   writeU16(out, 6, 0);
   out[8] = 64;
   out[9] = IPPROTO_ICMP;
-  writeU32(out, IPV4.SRC, readU32(orig, origOff + IPV4.DST));
-  writeU32(out, IPV4.DST, readU32(orig, origOff + IPV4.SRC));
+  writeU32(out, IPV4.SRC, readI32(orig, origOff + IPV4.DST));
+  writeU32(out, IPV4.DST, readI32(orig, origOff + IPV4.SRC));
   writeU16(out, 10, 0);
   writeU16(out, 10, finish(sumBytes(out, 0, 20, 0)));
   out[20] = 3;

@@ -12,7 +12,7 @@
  *   sent as 0xffff (RFC 768).
  */
 import { csumReplace32, csumReplaceAddrPort, finish, partialReplace32, pseudoHeaderV4, sumBytes } from '../wire/checksum.js';
-import { IPPROTO_TCP, IPV4, readU16, readU32, writeU16, writeU32 } from '../wire/ipv4.js';
+import { IPPROTO_TCP, IPV4, readI32, readU16, writeU16, writeU32 } from '../wire/ipv4.js';
 import { TCP } from '../wire/tcp.js';
 import { UDP } from '../wire/udp.js';
 
@@ -43,7 +43,7 @@ export function natRewrite(
   partial: boolean,
 ): void {
   const aOff = ipOff + addrAt;
-  const oldAddr = readU32(b, aOff);
+  const oldAddr = readI32(b, aOff);
   writeU32(b, aOff, newAddr);
   writeU16(b, ipOff + IPV4.CHECKSUM, csumReplace32(readU16(b, ipOff + IPV4.CHECKSUM), oldAddr, newAddr));
 
@@ -63,7 +63,7 @@ export function natRewrite(
   if (partial) {
     writeU16(b, cOff, partialReplace32(c, oldAddr, newAddr));
   } else if (c === 0) {
-    const pseudo = pseudoHeaderV4(readU32(b, ipOff + IPV4.SRC), readU32(b, ipOff + IPV4.DST), proto, l4Len);
+    const pseudo = pseudoHeaderV4(readI32(b, ipOff + IPV4.SRC), readI32(b, ipOff + IPV4.DST), proto, l4Len);
     const full = finish(sumBytes(b, l4Off, l4Len, pseudo));
     writeU16(b, cOff, full === 0 ? 0xffff : full);
   } else {

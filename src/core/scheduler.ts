@@ -9,7 +9,8 @@
  */
 import type { RealServer, VirtualService } from './service.js';
 
-/** The flow being scheduled. One instance is reused by the director for every pick. */
+/** The flow being scheduled. One instance is reused by the director for every pick.
+ *  Addresses are int32 (uint32 `| 0`, see wire/ipv4.ts readI32); hash with Math.imul / `>>> 0`. */
 export interface SchedContext {
   proto: number;
   /** client address / port (packet source) */

@@ -6,7 +6,7 @@
 import type { VirtualService } from './service.js';
 
 export class ServiceIndex {
-  readonly #addr: Uint32Array;
+  readonly #addr: Int32Array; // addresses as int32 (see readI32)
   readonly #portProto: Int32Array; // (port << 8 | proto), -1 = empty
   readonly #val: Int32Array;
   readonly #mask: number;
@@ -18,7 +18,7 @@ export class ServiceIndex {
     this.services = services;
     let size = 16;
     while (size < services.length * 4) size <<= 1;
-    this.#addr = new Uint32Array(size);
+    this.#addr = new Int32Array(size);
     this.#portProto = new Int32Array(size).fill(-1);
     this.#val = new Int32Array(size);
     this.#mask = size - 1;
@@ -35,13 +35,14 @@ export class ServiceIndex {
   }
 
   #slot(proto: number, addr: number, port: number): number {
-    let h = Math.imul(addr ^ ((port << 8) | proto), 0x9e3779b1);
+    let h = Math.imul((addr | 0) ^ ((port << 8) | proto), 0x9e3779b1);
     h ^= h >>> 15;
     return Math.imul(h, 0x85ebca6b) >>> 0 & this.#mask;
   }
 
   /** Exact match only. */
   get(proto: number, addr: number, port: number): VirtualService | null {
+    addr |= 0;
     const key = (port << 8) | proto;
     let h = this.#slot(proto, addr, port);
     for (;;) {

@@ -169,6 +169,12 @@ export function writeU16(b: Uint8Array, o: number, v: number): void {
 export function readU32(b: Uint8Array, o: number): number {
   return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
 }
+/** Big-endian 32-bit read as a *signed* int32. The hot path keeps IPv4 addresses in this form:
+ *  an int32 is always a small integer (Smi) in V8 on 64-bit Node, so passing it through calls
+ *  never boxes it, unlike a uint32 >= 2^31, which is a heap number. `>>> 0` gives the uint32. */
+export function readI32(b: Uint8Array, o: number): number {
+  return (b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!;
+}
 export function writeU32(b: Uint8Array, o: number, v: number): void {
   b[o] = v >>> 24;
   b[o + 1] = (v >>> 16) & 0xff;
