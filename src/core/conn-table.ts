@@ -12,19 +12,26 @@
  * the entry is re-queued when its slot comes round); shortening it re-links the entry. The
  * wheel arrays have WHEEL_SLOTS extra sentinel heads after the entries.
  *
- * Memory per entry: 3x4 (addrs) + 4x2 (ports, dest id) + 3x1 (proto, state, flags)
- * + 4 (expires) + 4 (hash next) + 8 (wheel links) + 4 (control) + 4 (bucket) = 47 bytes.
+ * Layout: the fields a packet touches live together in one 32-byte record of an Int32Array
+ * (array of structs), so a lookup plus update costs one cache line instead of a dozen scattered
+ * ones; the rarely touched fields (timer-wheel links, template control) are separate arrays.
  *
- * Addresses are stored as int32 (the uint32 value `| 0`): see readI32 in wire/ipv4.ts. Every
- * method normalises the addresses it is given, so callers may pass either form.
+ *   word 0  caddr                      client address (int32, see readI32)
+ *   word 1  vaddr                      virtual address
+ *   word 2  daddr                      real server address
+ *   word 3  cport << 16 | vport
+ *   word 4  dport << 16 | dest         dest = RealServer id (1..65535)
+ *   word 5  proto | state << 8 | flags << 16
+ *   word 6  expires                    tick of the caller's clock
+ *   word 7  hash-chain next (or free-list next)
+ *   ctl[i]      normal entry: index of its controlling template, or -1;
+ *               template: number of entries it controls (n_control)
+ *   wprev/wnext timer-wheel links (WHEEL_SLOTS sentinel heads after the entries)
+ *   buckets     chain heads
  *
- * Field meanings:
- *   caddr/cport  client; vaddr/vport virtual; daddr/dport real server (after port mapping)
- *   dest         RealServer id (1..65535)
- *   state        TCP state (TcpState), 0 for UDP; templates: 0
- *   flags        ConnFlag bits
- *   ctl          normal entry: index of its controlling template, or -1
- *                template: number of entries it controls (n_control)
+ * Memory per entry: 32 + 4 (ctl) + 8 (wheel) + 4 (bucket) = 48 bytes.
+ * Addresses are stored as int32 (the uint32 value `| 0`); every method normalises the addresses
+ * it is given, so callers may pass either form; accessors return int32 (`>>> 0` for uint32).
  */
 
 export const TICK_MS = 125;
@@ -53,22 +60,22 @@ export interface ConnTableOptions {
   seed: number;
 }
 
+const STRIDE = 8;
+const W_CADDR = 0;
+const W_VADDR = 1;
+const W_DADDR = 2;
+const W_PORTS = 3;
+const W_DPORT_DEST = 4;
+const W_META = 5;
+const W_EXPIRES = 6;
+const W_HNEXT = 7;
+const META_TEMPLATE = ConnFlag.TEMPLATE << 16;
+
 export class ConnTable {
   readonly capacity: number;
-  readonly caddr: Int32Array;
-  readonly vaddr: Int32Array;
-  readonly daddr: Int32Array;
-  readonly cport: Uint16Array;
-  readonly vport: Uint16Array;
-  readonly dport: Uint16Array;
-  readonly dest: Uint16Array;
-  readonly proto: Uint8Array;
-  readonly state: Uint8Array;
-  readonly flags: Uint8Array;
-  /** expiry, in ticks of the caller's clock */
-  readonly expires: Uint32Array;
+  /** the records, STRIDE int32 words per entry (see the layout above) */
+  readonly #e: Int32Array;
   readonly ctl: Int32Array;
-  readonly #hnext: Int32Array;
   readonly #wprev: Int32Array;
   readonly #wnext: Int32Array;
   readonly #buckets: Int32Array;
@@ -83,21 +90,10 @@ export class ConnTable {
 
   constructor(o: ConnTableOptions) {
     const n = o.capacity;
-    if (!Number.isInteger(n) || n < 1 || n > 1 << 27) throw new RangeError(`connection table capacity ${n} not in 1..2^27`);
+    if (!Number.isInteger(n) || n < 1 || n > 1 << 26) throw new RangeError(`connection table capacity ${n} not in 1..2^26`);
     this.capacity = n;
-    this.caddr = new Int32Array(n);
-    this.vaddr = new Int32Array(n);
-    this.daddr = new Int32Array(n);
-    this.cport = new Uint16Array(n);
-    this.vport = new Uint16Array(n);
-    this.dport = new Uint16Array(n);
-    this.dest = new Uint16Array(n);
-    this.proto = new Uint8Array(n);
-    this.state = new Uint8Array(n);
-    this.flags = new Uint8Array(n);
-    this.expires = new Uint32Array(n);
+    this.#e = new Int32Array(n * STRIDE);
     this.ctl = new Int32Array(n);
-    this.#hnext = new Int32Array(n);
     this.#wprev = new Int32Array(n + WHEEL_SLOTS);
     this.#wnext = new Int32Array(n + WHEEL_SLOTS);
     let b = 1;
@@ -109,10 +105,52 @@ export class ConnTable {
       this.#wprev[n + s] = n + s;
       this.#wnext[n + s] = n + s;
     }
-    // Free list threaded through #hnext, lowest index first.
-    for (let i = 0; i < n - 1; i++) this.#hnext[i] = i + 1;
-    this.#hnext[n - 1] = -1;
+    // Free list threaded through the hash-next word, lowest index first.
+    for (let i = 0; i < n; i++) this.#e[i * STRIDE + W_HNEXT] = i + 1 < n ? i + 1 : -1;
     this.#freeHead = 0;
+  }
+
+  // Field accessors (int32 addresses; ports and ids unsigned).
+  caddr(i: number): number {
+    return this.#e[i * STRIDE + W_CADDR]!;
+  }
+  vaddr(i: number): number {
+    return this.#e[i * STRIDE + W_VADDR]!;
+  }
+  daddr(i: number): number {
+    return this.#e[i * STRIDE + W_DADDR]!;
+  }
+  cport(i: number): number {
+    return this.#e[i * STRIDE + W_PORTS]! >>> 16;
+  }
+  vport(i: number): number {
+    return this.#e[i * STRIDE + W_PORTS]! & 0xffff;
+  }
+  dport(i: number): number {
+    return this.#e[i * STRIDE + W_DPORT_DEST]! >>> 16;
+  }
+  dest(i: number): number {
+    return this.#e[i * STRIDE + W_DPORT_DEST]! & 0xffff;
+  }
+  proto(i: number): number {
+    return this.#e[i * STRIDE + W_META]! & 0xff;
+  }
+  state(i: number): number {
+    return (this.#e[i * STRIDE + W_META]! >>> 8) & 0xff;
+  }
+  flags(i: number): number {
+    return (this.#e[i * STRIDE + W_META]! >>> 16) & 0xff;
+  }
+  expires(i: number): number {
+    return this.#e[i * STRIDE + W_EXPIRES]! >>> 0;
+  }
+  setState(i: number, s: number): void {
+    const k = i * STRIDE + W_META;
+    this.#e[k] = (this.#e[k]! & ~0xff00) | (s << 8);
+  }
+  setFlags(i: number, f: number): void {
+    const k = i * STRIDE + W_META;
+    this.#e[k] = (this.#e[k]! & 0xffff) | (f << 16);
   }
 
   /** live entries (connections + templates) */
@@ -127,12 +165,7 @@ export class ConnTable {
   }
   /** total bytes held by the table's typed arrays */
   get byteLength(): number {
-    return (
-      this.caddr.byteLength + this.vaddr.byteLength + this.daddr.byteLength + this.cport.byteLength + this.vport.byteLength +
-      this.dport.byteLength + this.dest.byteLength + this.proto.byteLength + this.state.byteLength + this.flags.byteLength +
-      this.expires.byteLength + this.ctl.byteLength + this.#hnext.byteLength + this.#wprev.byteLength + this.#wnext.byteLength +
-      this.#buckets.byteLength
-    );
+    return this.#e.byteLength + this.ctl.byteLength + this.#wprev.byteLength + this.#wnext.byteLength + this.#buckets.byteLength;
   }
 
   /** Bucket for (protocol, client address, client port). murmur3-style mixing, seeded. */
@@ -147,60 +180,50 @@ export class ConnTable {
 
   /** Inbound lookup (ip_vs_conn_in_get): packet client -> VIP. Returns index or -1. */
   findIn(proto: number, caddr: number, cport: number, vaddr: number, vport: number): number {
+    const e = this.#e;
     caddr |= 0;
     vaddr |= 0;
+    const ports = (cport << 16) | vport;
     let i = this.#buckets[this.bucketOf(proto, caddr, cport)]!;
     while (i >= 0) {
-      if (
-        this.caddr[i] === caddr &&
-        this.cport[i] === cport &&
-        this.vport[i] === vport &&
-        this.vaddr[i] === vaddr &&
-        this.proto[i] === proto &&
-        (this.flags[i]! & ConnFlag.TEMPLATE) === 0
-      )
-        return i;
-      i = this.#hnext[i]!;
+      const b = i * STRIDE;
+      if (e[b + W_CADDR] === caddr && e[b + W_PORTS] === ports && e[b + W_VADDR] === vaddr && (e[b + W_META]! & (0xff | META_TEMPLATE)) === proto) return i;
+      i = e[b + W_HNEXT]!;
     }
     return -1;
   }
 
   /** Reply lookup (ip_vs_conn_out_get for MASQ): packet RS -> client. Returns index or -1. */
   findOut(proto: number, caddr: number, cport: number, raddr: number, rport: number): number {
+    const e = this.#e;
     caddr |= 0;
     raddr |= 0;
     let i = this.#buckets[this.bucketOf(proto, caddr, cport)]!;
     while (i >= 0) {
+      const b = i * STRIDE;
       if (
-        this.caddr[i] === caddr &&
-        this.cport[i] === cport &&
-        this.dport[i] === rport &&
-        this.daddr[i] === raddr &&
-        this.proto[i] === proto &&
-        (this.flags[i]! & ConnFlag.TEMPLATE) === 0
+        e[b + W_CADDR] === caddr &&
+        e[b + W_PORTS]! >>> 16 === cport &&
+        e[b + W_DADDR] === raddr &&
+        e[b + W_DPORT_DEST]! >>> 16 === rport &&
+        (e[b + W_META]! & (0xff | META_TEMPLATE)) === proto
       )
         return i;
-      i = this.#hnext[i]!;
+      i = e[b + W_HNEXT]!;
     }
     return -1;
   }
 
   /** Template lookup (ip_vs_ct_in_get): (protocol, masked client, 0, vaddr, vport). */
   findTemplate(proto: number, snet: number, vaddr: number, vport: number): number {
+    const e = this.#e;
     snet |= 0;
     vaddr |= 0;
     let i = this.#buckets[this.bucketOf(proto, snet, 0)]!;
     while (i >= 0) {
-      if (
-        (this.flags[i]! & ConnFlag.TEMPLATE) !== 0 &&
-        this.caddr[i] === snet &&
-        this.cport[i] === 0 &&
-        this.vaddr[i] === vaddr &&
-        this.vport[i] === vport &&
-        this.proto[i] === proto
-      )
-        return i;
-      i = this.#hnext[i]!;
+      const b = i * STRIDE;
+      if (e[b + W_CADDR] === snet && e[b + W_PORTS] === vport && e[b + W_VADDR] === vaddr && (e[b + W_META]! & (0xff | META_TEMPLATE)) === (proto | META_TEMPLATE)) return i;
+      i = e[b + W_HNEXT]!;
     }
     return -1;
   }
@@ -224,24 +247,22 @@ export class ConnTable {
     nowTick: number,
   ): number {
     const i = this.#freeHead;
-    if (!this.#wheelStarted) this.#startWheel(nowTick); // the wheel starts with the first entry
     if (i < 0) return -1;
-    this.#freeHead = this.#hnext[i]!;
-    this.proto[i] = proto;
-    this.caddr[i] = caddr;
-    this.cport[i] = cport;
-    this.vaddr[i] = vaddr;
-    this.vport[i] = vport;
-    this.daddr[i] = daddr;
-    this.dport[i] = dport;
-    this.dest[i] = dest;
-    this.state[i] = 0;
-    this.flags[i] = flags | ConnFlag.LIVE;
+    if (!this.#wheelStarted) this.#startWheel(nowTick); // the wheel starts with the first entry
+    const e = this.#e;
+    const b = i * STRIDE;
+    this.#freeHead = e[b + W_HNEXT]!;
+    e[b + W_CADDR] = caddr;
+    e[b + W_VADDR] = vaddr;
+    e[b + W_DADDR] = daddr;
+    e[b + W_PORTS] = (cport << 16) | vport;
+    e[b + W_DPORT_DEST] = (dport << 16) | dest;
+    e[b + W_META] = proto | ((flags | ConnFlag.LIVE) << 16);
+    e[b + W_EXPIRES] = expiresTick;
     this.ctl[i] = (flags & ConnFlag.TEMPLATE) !== 0 ? 0 : -1;
-    const b = this.bucketOf(proto, caddr | 0, cport);
-    this.#hnext[i] = this.#buckets[b]!;
-    this.#buckets[b] = i;
-    this.expires[i] = expiresTick;
+    const h = this.bucketOf(proto, caddr | 0, cport);
+    e[b + W_HNEXT] = this.#buckets[h]!;
+    this.#buckets[h] = i;
     this.#wheelLink(i, expiresTick);
     this.#count++;
     if (flags & ConnFlag.TEMPLATE) this.#templates++;
@@ -250,31 +271,36 @@ export class ConnTable {
 
   /** Unhash, dequeue and free entry i. */
   remove(i: number): void {
-    const b = this.bucketOf(this.proto[i]!, this.caddr[i]!, this.cport[i]!);
-    let p = this.#buckets[b]!;
-    if (p === i) this.#buckets[b] = this.#hnext[i]!;
+    const e = this.#e;
+    const b = i * STRIDE;
+    const h = this.bucketOf(e[b + W_META]! & 0xff, e[b + W_CADDR]!, e[b + W_PORTS]! >>> 16);
+    let p = this.#buckets[h]!;
+    if (p === i) this.#buckets[h] = e[b + W_HNEXT]!;
     else {
-      while (p >= 0 && this.#hnext[p] !== i) p = this.#hnext[p]!;
-      if (p >= 0) this.#hnext[p] = this.#hnext[i]!;
+      while (p >= 0 && e[p * STRIDE + W_HNEXT] !== i) p = e[p * STRIDE + W_HNEXT]!;
+      if (p >= 0) e[p * STRIDE + W_HNEXT] = e[b + W_HNEXT]!;
     }
     this.#wheelUnlink(i);
-    if (this.flags[i]! & ConnFlag.TEMPLATE) this.#templates--;
-    this.flags[i] = 0;
-    this.#hnext[i] = this.#freeHead;
+    if (this.flags(i) & ConnFlag.TEMPLATE) this.#templates--;
+    e[b + W_META] = 0;
+    e[b + W_HNEXT] = this.#freeHead;
     this.#freeHead = i;
     this.#count--;
   }
 
-  /** Re-key an entry in place (template invalidation changes ports but not the hash key). */
+  /** Change the virtual and real ports in place (template invalidation; the hash key is
+   *  (protocol, client, client port), which does not change). */
   setPorts(i: number, vport: number, dport: number): void {
-    this.vport[i] = vport;
-    this.dport[i] = dport;
+    const b = i * STRIDE;
+    this.#e[b + W_PORTS] = (this.#e[b + W_PORTS]! & ~0xffff) | vport;
+    this.#e[b + W_DPORT_DEST] = (dport << 16) | (this.#e[b + W_DPORT_DEST]! & 0xffff);
   }
 
   /** Set a new expiry. Extending is O(1) with no list work; shortening re-queues the entry. */
   rearm(i: number, expiresTick: number): void {
-    const old = this.expires[i]!;
-    this.expires[i] = expiresTick;
+    const k = i * STRIDE + W_EXPIRES;
+    const old = this.#e[k]!;
+    this.#e[k] = expiresTick;
     if (expiresTick < old) {
       this.#wheelUnlink(i);
       this.#wheelLink(i, expiresTick);
@@ -336,11 +362,11 @@ export class ConnTable {
         this.#wprev[i] = i; // detached: unlink is a no-op, link works
         this.#wnext[i] = i;
         examined++;
-        if (this.expires[i]! <= nowTick) {
+        if (this.#e[i * STRIDE + W_EXPIRES]! <= nowTick) {
           onDue(i);
           // onDue removed it (LIVE cleared) or re-armed it; re-queue if still live and detached.
-          if (this.flags[i]! & ConnFlag.LIVE && this.#wprev[i] === i) this.#wheelLink(i, this.expires[i]!);
-        } else this.#wheelLink(i, this.expires[i]!);
+          if (this.flags(i) & ConnFlag.LIVE && this.#wprev[i] === i) this.#wheelLink(i, this.#e[i * STRIDE + W_EXPIRES]!);
+        } else this.#wheelLink(i, this.#e[i * STRIDE + W_EXPIRES]!);
         if (isLast) break;
         i = next;
       }
@@ -351,6 +377,6 @@ export class ConnTable {
 
   /** Visit every live entry (control plane: listings, flush). */
   forEach(fn: (i: number) => void): void {
-    for (let i = 0; i < this.capacity; i++) if (this.flags[i]! & ConnFlag.LIVE) fn(i);
+    for (let i = 0; i < this.capacity; i++) if (this.flags(i) & ConnFlag.LIVE) fn(i);
   }
 }

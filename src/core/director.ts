@@ -281,17 +281,31 @@ export class Director {
     const partial = (pflags & PacketFlag.CsumPartial) !== 0;
     const conns = this.conns;
 
-    let c = conns.findIn(proto, saddr, sport, daddr, dport);
+    // Direction: a packet to a VIP:port service is a request (in-hook); anything else may be a
+    // reply from a real server (out-hook). Checking the small, cache-resident service index
+    // first spares replies a wasted inbound lookup in the large connection table.
+    const svc = this.#index.find(proto, daddr, dport);
+    let c: number;
+    if (svc !== null) {
+      c = conns.findIn(proto, saddr, sport, daddr, dport);
+      if (c >= 0) {
+        c = this.#checkExisting(c, proto, tflags);
+        if (c >= 0) return this.#forwardIn(c, buf, off, l4off, l4len, proto, tflags, total, partial);
+        if (c === NO_DEST) return this.#out(Outcome.DropDestUnavailable);
+        // else: the old connection was expired for rescheduling; schedule a new one
+      }
+      return this.#newFlow(svc, buf, off, l4off, l4len, proto, saddr, sport, daddr, dport, tflags, total, partial);
+    }
+    c = conns.findOut(proto, daddr, dport, saddr, sport);
+    if (c >= 0) return this.#forwardOut(c, buf, off, l4off, l4len, proto, tflags, total, partial);
+    // A connection whose service was deleted still gets its packets judged (dropped or expired).
+    c = conns.findIn(proto, saddr, sport, daddr, dport);
     if (c >= 0) {
       c = this.#checkExisting(c, proto, tflags);
       if (c >= 0) return this.#forwardIn(c, buf, off, l4off, l4len, proto, tflags, total, partial);
       if (c === NO_DEST) return this.#out(Outcome.DropDestUnavailable);
-      // else: the old connection was expired for rescheduling; fall through to a new one
-    } else {
-      c = conns.findOut(proto, daddr, dport, saddr, sport);
-      if (c >= 0) return this.#forwardOut(c, buf, off, l4off, l4len, proto, tflags, total, partial);
     }
-    return this.#newFlow(buf, off, l4off, l4len, proto, saddr, sport, daddr, dport, tflags, total, partial);
+    return this.#out(Outcome.PassNoService);
   }
 
   #out(o: OutcomeCode): VerdictCode {
@@ -304,7 +318,7 @@ export class Director {
    *  Returns c to keep it, -1 after expiring it (schedule anew), NO_DEST to drop the packet. */
   #checkExisting(c: number, proto: number, tflags: number): number {
     const conns = this.conns;
-    const d = this.#destById[conns.dest[c]!]!;
+    const d = this.#destById[conns.dest(c)]!;
     if (proto === IPPROTO_TCP && (tflags & TcpFlag.SYN) !== 0 && this.sysctl.connReuseMode !== 0) {
       if ((this.sysctl.expireNodestConn && d.weight === 0) || this.#newConnExpected(c)) {
         this.events[Event.Rescheduled]!++;
@@ -327,14 +341,14 @@ export class Director {
   #newConnExpected(c: number): boolean {
     const conns = this.conns;
     if (conns.ctl[c]! >= 0) return false;
-    if (conns.proto[c] !== IPPROTO_TCP) return false;
-    const s = conns.state[c]!;
+    if (conns.proto(c) !== IPPROTO_TCP) return false;
+    const s = conns.state(c);
     return s === TcpState.TIME_WAIT || s === TcpState.CLOSE;
   }
 
   #forwardIn(c: number, buf: Buffer, off: number, l4off: number, l4len: number, proto: number, tflags: number, total: number, partial: boolean): VerdictCode {
     const conns = this.conns;
-    const d = this.#destById[conns.dest[c]!]!;
+    const d = this.#destById[conns.dest(c)]!;
     const ds = d.stats.c;
     const ss = d.svc.stats.c;
     const gs = this.stats.c;
@@ -345,16 +359,16 @@ export class Director {
     gs[Stat.INPKTS]!++;
     gs[Stat.INBYTES]! += total;
     const to = proto === IPPROTO_TCP ? this.#tcpTransition(c, TcpDir.INPUT, tflags, d) : this.#udpTimeoutTicks;
-    natRewrite(buf, off, l4off, l4len, proto, IPV4.DST, 2, conns.daddr[c]!, conns.dport[c]!, partial);
+    natRewrite(buf, off, l4off, l4len, proto, IPV4.DST, 2, conns.daddr(c), conns.dport(c), partial);
     this.lastConn = c;
-    if ((conns.flags[c]! & ConnFlag.ONE_PACKET) !== 0) this.#expire(c);
+    if ((conns.flags(c) & ConnFlag.ONE_PACKET) !== 0) this.#expire(c);
     else conns.rearm(c, this.#nowTick + to);
     return this.#out(Outcome.ForwardIn);
   }
 
   #forwardOut(c: number, buf: Buffer, off: number, l4off: number, l4len: number, proto: number, tflags: number, total: number, partial: boolean): VerdictCode {
     const conns = this.conns;
-    const d = this.#destById[conns.dest[c]!]!;
+    const d = this.#destById[conns.dest(c)]!;
     const ds = d.stats.c;
     const ss = d.svc.stats.c;
     const gs = this.stats.c;
@@ -369,9 +383,9 @@ export class Director {
     else {
       to = this.#udpTimeoutTicks;
       const t = conns.ctl[c]!;
-      if (t >= 0) conns.flags[t]! |= ConnFlag.ASSURED; // a UDP reply assures the template
+      if (t >= 0) conns.setFlags(t, conns.flags(t) | ConnFlag.ASSURED); // a UDP reply assures the template
     }
-    natRewrite(buf, off, l4off, l4len, proto, IPV4.SRC, 0, conns.vaddr[c]!, conns.vport[c]!, partial);
+    natRewrite(buf, off, l4off, l4len, proto, IPV4.SRC, 0, conns.vaddr(c), conns.vport(c), partial);
     this.lastConn = c;
     conns.rearm(c, this.#nowTick + to);
     return this.#out(Outcome.ForwardOut);
@@ -381,33 +395,34 @@ export class Director {
    *  Returns the new state's timeout in ticks. */
   #tcpTransition(c: number, dir: number, tflags: number, d: RealServer): number {
     const conns = this.conns;
-    const cur = conns.state[c]!;
+    const cur = conns.state(c);
     const ev = tcpEvent(tflags);
     const table = this.sysctl.secureTcp ? TCP_TABLE_SECURE : TCP_TABLE_NORMAL;
     const next = ev < 0 ? TcpState.CLOSE : table[(dir * 4 + ev) * TCP_STATE_COUNT + cur]!;
     if (next !== cur) {
-      const f = conns.flags[c]!;
+      const f = conns.flags(c);
       if ((f & ConnFlag.INACTIVE) === 0) {
         if (!tcpStateIsActive(next)) {
           d.activeConns--;
           d.inactConns++;
-          conns.flags[c] = f | ConnFlag.INACTIVE;
+          conns.setFlags(c, f | ConnFlag.INACTIVE);
         }
       } else if (tcpStateIsActive(next)) {
         d.activeConns++;
         d.inactConns--;
-        conns.flags[c] = f & ~ConnFlag.INACTIVE;
+        conns.setFlags(c, f & ~ConnFlag.INACTIVE);
       }
       if (next === TcpState.ESTABLISHED) {
         const t = conns.ctl[c]!;
-        if (t >= 0) conns.flags[t]! |= ConnFlag.ASSURED;
+        if (t >= 0) conns.setFlags(t, conns.flags(t) | ConnFlag.ASSURED);
       }
-      conns.state[c] = next;
+      conns.setState(c, next);
     }
     return this.#tcpTimeoutTicks[next]!;
   }
 
   #newFlow(
+    svc: VirtualService,
     buf: Buffer,
     off: number,
     l4off: number,
@@ -421,8 +436,6 @@ export class Director {
     total: number,
     partial: boolean,
   ): VerdictCode {
-    const svc = this.#index.find(proto, daddr, dport);
-    if (svc === null) return this.#out(Outcome.PassNoService);
     // tcp_conn_schedule: only a SYN (any segment with sloppy_tcp), never an RST, opens a conn.
     if (proto === IPPROTO_TCP && ((tflags & TcpFlag.RST) !== 0 || ((tflags & TcpFlag.SYN) === 0 && !this.sysctl.sloppyTcp)))
       return this.#out(Outcome.PassNoConn);
@@ -456,9 +469,9 @@ export class Director {
     let t = conns.findTemplate(ctx.proto, snet, ctx.vaddr, tvport);
     let d: RealServer;
     if (t >= 0 && this.#templateUsable(t)) {
-      d = this.#destById[conns.dest[t]!]!;
+      d = this.#destById[conns.dest(t)]!;
     } else {
-      if (t >= 0 && conns.vport[t] !== 0xffff) {
+      if (t >= 0 && conns.vport(t) !== 0xffff) {
         conns.setPorts(t, 0xffff, 0xffff); // invalidate: it can never match again
         this.events[Event.TemplatesInvalidated]!++;
       }
@@ -482,14 +495,14 @@ export class Director {
 
   /** ip_vs_check_template: the template's server still takes connections. */
   #templateUsable(t: number): boolean {
-    const d = this.#destById[this.conns.dest[t]!];
+    const d = this.#destById[this.conns.dest(t)];
     if (!d || !d.available) return false;
     return !(this.sysctl.expireQuiescentTemplate && d.weight === 0);
   }
 
   #templateTimeoutTicks(t: number): number {
-    if ((this.conns.flags[t]! & ConnFlag.EXPIRE_LATER) !== 0) return EXPIRE_LATER_S * TICKS_PER_SEC;
-    return this.#destById[this.conns.dest[t]!]!.svc.timeout * TICKS_PER_SEC;
+    if ((this.conns.flags(t) & ConnFlag.EXPIRE_LATER) !== 0) return EXPIRE_LATER_S * TICKS_PER_SEC;
+    return this.#destById[this.conns.dest(t)]!.svc.timeout * TICKS_PER_SEC;
   }
 
   /** ip_vs_conn_new + ip_vs_bind_dest + ip_vs_conn_stats. */
@@ -546,21 +559,21 @@ export class Director {
     // From the real-server side: it quotes client -> RIP:rport.
     let c = conns.findOut(eproto, esrc, esport, edst, edport);
     if (c >= 0) {
-      const d = this.#destById[conns.dest[c]!]!;
+      const d = this.#destById[conns.dest(c)]!;
       d.stats.c[Stat.OUTPKTS]!++;
       d.stats.c[Stat.OUTBYTES]! += total;
       d.svc.stats.c[Stat.OUTPKTS]!++;
       d.svc.stats.c[Stat.OUTBYTES]! += total;
       this.stats.c[Stat.OUTPKTS]!++;
       this.stats.c[Stat.OUTBYTES]! += total;
-      icmpTranslate(buf, off, l4off, l4len, eOff, eHl, true, conns.vaddr[c]!, conns.vport[c]!);
+      icmpTranslate(buf, off, l4off, l4len, eOff, eHl, true, conns.vaddr(c), conns.vport(c));
       this.lastConn = c;
       return this.#out(Outcome.ForwardIcmpOut);
     }
     // From the client side: it quotes VIP:vport -> client.
     c = conns.findIn(eproto, edst, edport, esrc, esport);
     if (c >= 0) {
-      const d = this.#destById[conns.dest[c]!]!;
+      const d = this.#destById[conns.dest(c)]!;
       if (!d.available) return this.#out(Outcome.DropDestUnavailable);
       d.stats.c[Stat.INPKTS]!++;
       d.stats.c[Stat.INBYTES]! += total;
@@ -568,7 +581,7 @@ export class Director {
       d.svc.stats.c[Stat.INBYTES]! += total;
       this.stats.c[Stat.INPKTS]!++;
       this.stats.c[Stat.INBYTES]! += total;
-      icmpTranslate(buf, off, l4off, l4len, eOff, eHl, false, conns.daddr[c]!, conns.dport[c]!);
+      icmpTranslate(buf, off, l4off, l4len, eOff, eHl, false, conns.daddr(c), conns.dport(c));
       this.lastConn = c;
       return this.#out(Outcome.ForwardIcmpIn);
     }
@@ -602,10 +615,10 @@ export class Director {
   /** Timer expiry of entry i (ip_vs_conn_expire). */
   #expire(i: number): void {
     const conns = this.conns;
-    const f = conns.flags[i]!;
+    const f = conns.flags(i);
     if ((f & ConnFlag.TEMPLATE) !== 0 && conns.ctl[i]! > 0) {
       // still controls connections: keep it, look again in 60 s
-      conns.flags[i] = f | ConnFlag.EXPIRE_LATER;
+      conns.setFlags(i, f | ConnFlag.EXPIRE_LATER);
       conns.rearm(i, this.#nowTick + EXPIRE_LATER_S * TICKS_PER_SEC);
       return;
     }
@@ -615,8 +628,8 @@ export class Director {
   /** Remove entry i: detach from its template, unbind from its server, free the slot. */
   #unlink(i: number): void {
     const conns = this.conns;
-    const f = conns.flags[i]!;
-    const d = this.#destById[conns.dest[i]!]!;
+    const f = conns.flags(i);
+    const d = this.#destById[conns.dest(i)]!;
     if ((f & ConnFlag.TEMPLATE) !== 0) {
       d.persistConns--;
       this.events[Event.TemplatesExpired]!++;
@@ -870,25 +883,25 @@ export class Director {
     const out: ConnInfo[] = [];
     const nowTick = Math.floor(now / TICK_MS);
     c.forEach((i) => {
-      const template = (c.flags[i]! & ConnFlag.TEMPLATE) !== 0;
+      const template = (c.flags(i) & ConnFlag.TEMPLATE) !== 0;
       const state = template
-        ? (c.flags[i]! & ConnFlag.ASSURED) !== 0
+        ? (c.flags(i) & ConnFlag.ASSURED) !== 0
           ? 'ASSURED'
           : 'NONE'
-        : c.proto[i] === IPPROTO_UDP
+        : c.proto(i) === IPPROTO_UDP
           ? UDP_STATE_NAME
-          : TCP_STATE_NAMES[c.state[i]!]!;
+          : TCP_STATE_NAMES[c.state(i)]!;
       out.push({
-        proto: c.proto[i]!,
+        proto: c.proto(i),
         template,
-        caddr: c.caddr[i]! >>> 0,
-        cport: c.cport[i]!,
-        vaddr: c.vaddr[i]! >>> 0,
-        vport: c.vport[i]!,
-        daddr: c.daddr[i]! >>> 0,
-        dport: c.dport[i]!,
+        caddr: c.caddr(i) >>> 0,
+        cport: c.cport(i),
+        vaddr: c.vaddr(i) >>> 0,
+        vport: c.vport(i),
+        daddr: c.daddr(i) >>> 0,
+        dport: c.dport(i),
         state,
-        expiresInMs: Math.max(0, (c.expires[i]! - nowTick) * TICK_MS),
+        expiresInMs: Math.max(0, (c.expires(i) - nowTick) * TICK_MS),
       });
     });
     return out;
@@ -911,14 +924,14 @@ export class Director {
     const c = conns.findIn(q.proto, q.caddr, q.cport, q.vaddr, q.vport);
     const syn = q.syn ?? true;
     if (c >= 0) {
-      const d = this.#destById[conns.dest[c]!]!;
-      const state = q.proto === IPPROTO_TCP ? TCP_STATE_NAMES[conns.state[c]!]! : UDP_STATE_NAME;
+      const d = this.#destById[conns.dest(c)]!;
+      const state = q.proto === IPPROTO_TCP ? TCP_STATE_NAMES[conns.state(c)]! : UDP_STATE_NAME;
       const reuse = q.proto === IPPROTO_TCP && syn && this.sysctl.connReuseMode !== 0 && this.#newConnExpected(c);
       if (!reuse) {
         if (!d.available && !this.sysctl.expireNodestConn)
           return { verdict: 'drop', path: 'dest-unavailable', dest: fmt(d.addr, d.port), reason: `existing connection (${state}) points to deleted server ${fmt(d.addr, d.port)}; its packets are dropped (expire_nodest_conn=0)` };
         if (d.available)
-          return { verdict: 'forward', path: 'connection', service: serviceLabel(d.svc), dest: fmt(conns.daddr[c]! >>> 0, conns.dport[c]!), reason: `existing connection in state ${state}` };
+          return { verdict: 'forward', path: 'connection', service: serviceLabel(d.svc), dest: fmt(conns.daddr(c) >>> 0, conns.dport(c)), reason: `existing connection in state ${state}` };
       }
     }
     const svc = this.#index.find(q.proto, q.vaddr, q.vport);
@@ -932,7 +945,7 @@ export class Director {
       const tvport = q.vport === svc.port && svc.port !== FTP_PORT ? q.vport : 0;
       const t = conns.findTemplate(q.proto, snet, q.vaddr, tvport);
       if (t >= 0 && this.#templateUsable(t)) {
-        const d = this.#destById[conns.dest[t]!]!;
+        const d = this.#destById[conns.dest(t)]!;
         return { verdict: 'forward', path: 'template', ...base, dest: fmt(d.addr, d.port), reason: `persistence template for ${formatIPv4(snet >>> 0)} (timeout ${svc.timeout} s) points to ${fmt(d.addr, d.port)}` };
       }
     }

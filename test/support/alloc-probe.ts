@@ -31,7 +31,7 @@ for (let f = 0; f < FLOWS; f++) {
   const sport = 10000 + f;
   const syn = ipv4({ src: client, dst: '203.0.113.10' }).tcp({ sport, dport: 80, flags: 'S' }).build();
   d.process(syn, 0, syn.length, 0, 0);
-  const rs = d.conns.daddr[d.lastConn]!;
+  const rs = d.conns.daddr(d.lastConn);
   const inb = ipv4({ src: client, dst: '203.0.113.10' }).tcp({ sport, dport: 80, flags: 'PA', seq: 2 }).payload('x'.repeat(40)).build();
   const out = ipv4({ src: rs, dst: client }).tcp({ sport: 8080, dport: sport, flags: 'A', seq: 9 }).build();
   inb.copy(pristine, f * 2 * size);

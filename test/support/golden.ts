@@ -48,8 +48,8 @@ export function runGolden(d: Director, steps: GoldenStep[], t0 = 1_000_000): voi
     if (s.state !== undefined) {
       assert.ok(d.lastConn >= 0, `${s.name}: a connection was used`);
       const c = d.lastConn;
-      const info = d.connections(now).find((x) => x.caddr === d.conns.caddr[c]! >>> 0 && x.cport === d.conns.cport[c] && x.vport === d.conns.vport[c] && !x.template);
-      assert.equal(info?.state, s.state, `${s.name}: state (conn ${formatIPv4(d.conns.caddr[c]! >>> 0)}:${d.conns.cport[c]})`);
+      const info = d.connections(now).find((x) => x.caddr === d.conns.caddr(c) >>> 0 && x.cport === d.conns.cport(c) && x.vport === d.conns.vport(c) && !x.template);
+      assert.equal(info?.state, s.state, `${s.name}: state (conn ${formatIPv4(d.conns.caddr(c) >>> 0)}:${d.conns.cport(c)})`);
     }
   }
 }
