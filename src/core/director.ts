@@ -281,31 +281,22 @@ export class Director {
     const partial = (pflags & PacketFlag.CsumPartial) !== 0;
     const conns = this.conns;
 
-    // Direction: a packet to a VIP:port service is a request (in-hook); anything else may be a
-    // reply from a real server (out-hook). Checking the small, cache-resident service index
-    // first spares replies a wasted inbound lookup in the large connection table.
-    const svc = this.#index.find(proto, daddr, dport);
-    let c: number;
-    if (svc !== null) {
-      c = conns.findIn(proto, saddr, sport, daddr, dport);
-      if (c >= 0) {
-        c = this.#checkExisting(c, proto, tflags);
-        if (c >= 0) return this.#forwardIn(c, buf, off, l4off, l4len, proto, tflags, total, partial);
-        if (c === NO_DEST) return this.#out(Outcome.DropDestUnavailable);
-        // else: the old connection was expired for rescheduling; schedule a new one
-      }
-      return this.#newFlow(svc, buf, off, l4off, l4len, proto, saddr, sport, daddr, dport, tflags, total, partial);
-    }
-    c = conns.findOut(proto, daddr, dport, saddr, sport);
-    if (c >= 0) return this.#forwardOut(c, buf, off, l4off, l4len, proto, tflags, total, partial);
-    // A connection whose service was deleted still gets its packets judged (dropped or expired).
-    c = conns.findIn(proto, saddr, sport, daddr, dport);
+    // Inbound lookup first (client -> VIP), then the reply lookup (RS -> client), as IPVS's
+    // hooks do. Deciding the direction from the service index first was tried: no measurable
+    // gain at 1M flows (memory latency dominates) and no clear one at 10k (BENCHMARKS.md).
+    let c = conns.findIn(proto, saddr, sport, daddr, dport);
     if (c >= 0) {
       c = this.#checkExisting(c, proto, tflags);
       if (c >= 0) return this.#forwardIn(c, buf, off, l4off, l4len, proto, tflags, total, partial);
       if (c === NO_DEST) return this.#out(Outcome.DropDestUnavailable);
+      // else: the old connection was expired for rescheduling; fall through to a new one
+    } else {
+      c = conns.findOut(proto, daddr, dport, saddr, sport);
+      if (c >= 0) return this.#forwardOut(c, buf, off, l4off, l4len, proto, tflags, total, partial);
     }
-    return this.#out(Outcome.PassNoService);
+    const svc = this.#index.find(proto, daddr, dport);
+    if (svc === null) return this.#out(Outcome.PassNoService);
+    return this.#newFlow(svc, buf, off, l4off, l4len, proto, saddr, sport, daddr, dport, tflags, total, partial);
   }
 
   #out(o: OutcomeCode): VerdictCode {
