@@ -340,15 +340,7 @@ export class Director {
   #forwardIn(c: number, buf: Buffer, off: number, l4off: number, l4len: number, proto: number, tflags: number, total: number, partial: boolean): VerdictCode {
     const conns = this.conns;
     const d = this.#destById[conns.dest(c)]!;
-    const ds = d.stats.c;
-    const ss = d.svc.stats.c;
-    const gs = this.stats.c;
-    ds[Stat.INPKTS]!++;
-    ds[Stat.INBYTES]! += total;
-    ss[Stat.INPKTS]!++;
-    ss[Stat.INBYTES]! += total;
-    gs[Stat.INPKTS]!++;
-    gs[Stat.INBYTES]! += total;
+    this.#account(d, Stat.INPKTS, Stat.INBYTES, total);
     const to = proto === IPPROTO_TCP ? this.#tcpTransition(c, TcpDir.INPUT, tflags, d) : this.#udpTimeoutTicks;
     natRewrite(buf, off, l4off, l4len, proto, IPV4.DST, 2, conns.daddr(c), conns.dport(c), partial);
     this.lastConn = c;
@@ -360,15 +352,7 @@ export class Director {
   #forwardOut(c: number, buf: Buffer, off: number, l4off: number, l4len: number, proto: number, tflags: number, total: number, partial: boolean): VerdictCode {
     const conns = this.conns;
     const d = this.#destById[conns.dest(c)]!;
-    const ds = d.stats.c;
-    const ss = d.svc.stats.c;
-    const gs = this.stats.c;
-    ds[Stat.OUTPKTS]!++;
-    ds[Stat.OUTBYTES]! += total;
-    ss[Stat.OUTPKTS]!++;
-    ss[Stat.OUTBYTES]! += total;
-    gs[Stat.OUTPKTS]!++;
-    gs[Stat.OUTBYTES]! += total;
+    this.#account(d, Stat.OUTPKTS, Stat.OUTBYTES, total);
     let to: number;
     if (proto === IPPROTO_TCP) to = this.#tcpTransition(c, TcpDir.OUTPUT, tflags, d);
     else {
@@ -380,6 +364,19 @@ export class Director {
     this.lastConn = c;
     conns.rearm(c, this.#nowTick + to);
     return this.#out(Outcome.ForwardOut);
+  }
+
+  /** Count one packet of `bytes` on the server, its service and the totals (ip_vs_in/out_stats). */
+  #account(d: RealServer, pkts: number, octets: number, bytes: number): void {
+    const ds = d.stats.c;
+    const ss = d.svc.stats.c;
+    const gs = this.stats.c;
+    ds[pkts]!++;
+    ds[octets]! += bytes;
+    ss[pkts]!++;
+    ss[octets]! += bytes;
+    gs[pkts]!++;
+    gs[octets]! += bytes;
   }
 
   /** set_tcp_state: next state from the table, active/inactive accounting (spec §3.5).
@@ -550,13 +547,7 @@ export class Director {
     // From the real-server side: it quotes client -> RIP:rport.
     let c = conns.findOut(eproto, esrc, esport, edst, edport);
     if (c >= 0) {
-      const d = this.#destById[conns.dest(c)]!;
-      d.stats.c[Stat.OUTPKTS]!++;
-      d.stats.c[Stat.OUTBYTES]! += total;
-      d.svc.stats.c[Stat.OUTPKTS]!++;
-      d.svc.stats.c[Stat.OUTBYTES]! += total;
-      this.stats.c[Stat.OUTPKTS]!++;
-      this.stats.c[Stat.OUTBYTES]! += total;
+      this.#account(this.#destById[conns.dest(c)]!, Stat.OUTPKTS, Stat.OUTBYTES, total);
       icmpTranslate(buf, off, l4off, l4len, eOff, eHl, true, conns.vaddr(c), conns.vport(c));
       this.lastConn = c;
       return this.#out(Outcome.ForwardIcmpOut);
@@ -566,12 +557,7 @@ export class Director {
     if (c >= 0) {
       const d = this.#destById[conns.dest(c)]!;
       if (!d.available) return this.#out(Outcome.DropDestUnavailable);
-      d.stats.c[Stat.INPKTS]!++;
-      d.stats.c[Stat.INBYTES]! += total;
-      d.svc.stats.c[Stat.INPKTS]!++;
-      d.svc.stats.c[Stat.INBYTES]! += total;
-      this.stats.c[Stat.INPKTS]!++;
-      this.stats.c[Stat.INBYTES]! += total;
+      this.#account(d, Stat.INPKTS, Stat.INBYTES, total);
       icmpTranslate(buf, off, l4off, l4len, eOff, eHl, false, conns.daddr(c), conns.dport(c));
       this.lastConn = c;
       return this.#out(Outcome.ForwardIcmpIn);

@@ -4,6 +4,7 @@
  */
 import { finish, sumBytes } from './checksum.js';
 import { readU16, writeU16 } from './ipv4.js';
+import { ByteView } from './view.js';
 
 export const ICMP_HEADER = 8;
 
@@ -24,19 +25,7 @@ export function isTranslatedIcmpError(type: number): boolean {
   return type === IcmpType.DEST_UNREACH || type === IcmpType.SOURCE_QUENCH || type === IcmpType.TIME_EXCEEDED;
 }
 
-export class IcmpView {
-  buf: Uint8Array;
-  off: number;
-
-  constructor(buf: Uint8Array = new Uint8Array(0), off = 0) {
-    this.buf = buf;
-    this.off = off;
-  }
-  reset(buf: Uint8Array, off: number): this {
-    this.buf = buf;
-    this.off = off;
-    return this;
-  }
+export class IcmpView extends ByteView {
   get type(): number {
     return this.buf[this.off]!;
   }

@@ -10,6 +10,7 @@
  * Contract: after `check(l4len)` returns Ok, every getter reads inside the segment.
  */
 import { readU16, readU32, writeU16 } from './ipv4.js';
+import { PortsView } from './view.js';
 
 export const TCP_MIN_HEADER = 20;
 export const TCP = { SPORT: 0, DPORT: 2, SEQ: 4, ACK: 8, DOFF: 12, FLAGS: 13, WINDOW: 14, CHECKSUM: 16, URGENT: 18 } as const;
@@ -19,37 +20,13 @@ export const TcpFlag = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10, 
 export const TcpCheck = { Ok: 0, Truncated: 1, BadDataOffset: 2 } as const;
 export type TcpCheckResult = (typeof TcpCheck)[keyof typeof TcpCheck];
 
-export class TcpView {
-  buf: Uint8Array;
-  off: number;
-
-  constructor(buf: Uint8Array = new Uint8Array(0), off = 0) {
-    this.buf = buf;
-    this.off = off;
-  }
-  reset(buf: Uint8Array, off: number): this {
-    this.buf = buf;
-    this.off = off;
-    return this;
-  }
+export class TcpView extends PortsView {
   /** `l4len`: bytes of TCP segment (IP total length - IP header length). */
   check(l4len: number): TcpCheckResult {
     if (l4len < TCP_MIN_HEADER) return TcpCheck.Truncated;
     const hl = (this.buf[this.off + TCP.DOFF]! >>> 4) << 2;
     if (hl < TCP_MIN_HEADER || hl > l4len) return TcpCheck.BadDataOffset;
     return TcpCheck.Ok;
-  }
-  get srcPort(): number {
-    return readU16(this.buf, this.off);
-  }
-  set srcPort(v: number) {
-    writeU16(this.buf, this.off, v);
-  }
-  get dstPort(): number {
-    return readU16(this.buf, this.off + 2);
-  }
-  set dstPort(v: number) {
-    writeU16(this.buf, this.off + 2, v);
   }
   get seq(): number {
     return readU32(this.buf, this.off + TCP.SEQ);

@@ -5,6 +5,7 @@
  * Contract: after `check(l4len)` returns Ok, 8 <= length <= l4len.
  */
 import { readU16, writeU16 } from './ipv4.js';
+import { PortsView } from './view.js';
 
 export const UDP_HEADER = 8;
 export const UDP = { SPORT: 0, DPORT: 2, LENGTH: 4, CHECKSUM: 6 } as const;
@@ -12,36 +13,12 @@ export const UDP = { SPORT: 0, DPORT: 2, LENGTH: 4, CHECKSUM: 6 } as const;
 export const UdpCheck = { Ok: 0, Truncated: 1, BadLength: 2 } as const;
 export type UdpCheckResult = (typeof UdpCheck)[keyof typeof UdpCheck];
 
-export class UdpView {
-  buf: Uint8Array;
-  off: number;
-
-  constructor(buf: Uint8Array = new Uint8Array(0), off = 0) {
-    this.buf = buf;
-    this.off = off;
-  }
-  reset(buf: Uint8Array, off: number): this {
-    this.buf = buf;
-    this.off = off;
-    return this;
-  }
+export class UdpView extends PortsView {
   check(l4len: number): UdpCheckResult {
     if (l4len < UDP_HEADER) return UdpCheck.Truncated;
     const ul = readU16(this.buf, this.off + UDP.LENGTH);
     if (ul < UDP_HEADER || ul > l4len) return UdpCheck.BadLength;
     return UdpCheck.Ok;
-  }
-  get srcPort(): number {
-    return readU16(this.buf, this.off);
-  }
-  set srcPort(v: number) {
-    writeU16(this.buf, this.off, v);
-  }
-  get dstPort(): number {
-    return readU16(this.buf, this.off + 2);
-  }
-  set dstPort(v: number) {
-    writeU16(this.buf, this.off + 2, v);
   }
   /** datagram length in octets, header included */
   get length(): number {
