@@ -133,6 +133,45 @@ export interface ConnInfo {
   expiresInMs: number;
 }
 
+/** Plain-data picture of the services (structured-clone safe: crosses worker boundaries). */
+export interface StatsSnapshot {
+  /** conns, inpkts, outpkts, inbytes, outbytes */
+  counters: number[];
+  /** cps, inpps, outpps, inbps, outbps (IPVS estimator) */
+  rates: number[];
+}
+export interface DestSnapshot extends StatsSnapshot {
+  addr: number;
+  port: number;
+  fwd: number;
+  weight: number;
+  uThreshold: number;
+  lThreshold: number;
+  activeConns: number;
+  inactConns: number;
+  persistConns: number;
+}
+export interface ServiceSnapshot extends StatsSnapshot {
+  proto: number;
+  addr: number;
+  port: number;
+  scheduler: string;
+  flags: number;
+  timeout: number;
+  netmask: number;
+  /** kernel order (newest first) */
+  dests: DestSnapshot[];
+}
+export interface DirectorSnapshot {
+  /** connection-table hash buckets (ipvsadm's "size=") */
+  buckets: number;
+  connections: number;
+  services: ServiceSnapshot[];
+  totals: StatsSnapshot;
+}
+
+const statsOf = (s: Stats): StatsSnapshot => ({ counters: Array.from(s.c), rates: [0, 1, 2, 3, 4].map((k) => s.rate(k)) });
+
 export interface FlowQuery {
   proto: number;
   caddr: number;
@@ -882,6 +921,37 @@ export class Director {
       });
     });
     return out;
+  }
+
+  /** Services, servers and their counters as plain data. */
+  snapshot(): DirectorSnapshot {
+    return {
+      buckets: this.conns.bucketCount,
+      connections: this.conns.count,
+      totals: statsOf(this.stats),
+      services: this.#services.map((s) => ({
+        proto: s.proto,
+        addr: s.addr,
+        port: s.port,
+        scheduler: s.schedName,
+        flags: s.flags,
+        timeout: s.timeout,
+        netmask: s.netmask >>> 0,
+        ...statsOf(s.stats),
+        dests: s.dests.map((d) => ({
+          addr: d.addr,
+          port: d.port,
+          fwd: d.fwd,
+          weight: d.weight,
+          uThreshold: d.uThreshold,
+          lThreshold: d.lThreshold,
+          activeConns: d.activeConns,
+          inactConns: d.inactConns,
+          persistConns: d.persistConns,
+          ...statsOf(d.stats),
+        })),
+      })),
+    };
   }
 
   /** Counters by name (outcomes and events), for metrics and tests. */

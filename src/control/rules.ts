@@ -1,0 +1,176 @@
+/**
+ * Rules files in `ipvsadm -S` format (ipvs-spec §6.8), read by `ulvsd --rules FILE`:
+ *
+ *   -A -t 203.0.113.10:80 -s rr
+ *   -a -t 203.0.113.10:80 -r 192.0.2.11:8080 -m -w 1
+ *
+ * One command per line; a leading `ipvsadm` is ignored, blank lines and `#` comments are
+ * skipped (ipvsadm -R itself rejects comments; ulvs accepts them). Numeric addresses only.
+ * Supported: -A/--add-service and -a/--add-server with -t -u -s -p [secs] -M -b -o -r -m -g -i
+ * -w -x -y (long forms too). The whole file is parsed before anything is applied; an error
+ * names the file, the line and the offending word. (The full ipvsadm grammar is `ulvsadm`'s.)
+ */
+import { parseIPv4 } from '../wire/addr.js';
+import type { DestSpec, ServiceSpec } from '../core/director.js';
+import { Fwd, SvcFlag, type ServiceKey } from '../core/service.js';
+
+export class RulesError extends Error {
+  constructor(
+    readonly file: string,
+    readonly line: number,
+    msg: string,
+  ) {
+    super(`${file}:${line}: ${msg}`);
+  }
+}
+
+export interface Rules {
+  services: ServiceSpec[];
+  dests: { service: ServiceKey; dest: DestSpec }[];
+}
+
+const SCHED_FLAGS: Record<string, number> = {
+  'flag-1': SvcFlag.SCHED1,
+  'flag-2': SvcFlag.SCHED2,
+  'flag-3': SvcFlag.SCHED3,
+  'sh-fallback': SvcFlag.SCHED1,
+  'sh-port': SvcFlag.SCHED2,
+  'mh-fallback': SvcFlag.SCHED1,
+  'mh-port': SvcFlag.SCHED2,
+};
+
+function endpoint(s: string, what: string): { addr: number; port: number | null } {
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3})(?::(\d{1,5}))?$/.exec(s);
+  if (!m) throw new Error(`illegal ${what} address[:port] specified: ${JSON.stringify(s)}`);
+  const addr = parseIPv4(m[1]!);
+  const port = m[2] === undefined ? null : Number(m[2]);
+  if (port !== null && port > 65535) throw new Error(`illegal ${what} port ${port}`);
+  return { addr, port };
+}
+
+function int(s: string | undefined, lo: number, hi: number, what: string): number {
+  if (s === undefined || !/^\d+$/.test(s) || Number(s) < lo || Number(s) > hi) throw new Error(`illegal ${what} specified: ${JSON.stringify(s ?? '')}`);
+  return Number(s);
+}
+
+/** Parse one line's words into a command. */
+function parseLine(words: string[]): { kind: 'service'; spec: ServiceSpec } | { kind: 'dest'; service: ServiceKey; dest: DestSpec } {
+  let cmd: 'A' | 'a' | null = null;
+  let svc: { proto: number; addr: number; port: number } | null = null;
+  let sched: string | undefined;
+  let persistent = 0;
+  let netmask: number | undefined;
+  let schedFlags = 0;
+  let ops = false;
+  let rs: { addr: number; port: number | null } | null = null;
+  let fwd: number = Fwd.DROUTE; // ipvsadm's default method
+  let weight = 1;
+  let u = 0;
+  let l = 0;
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    const next = () => {
+      const v = words[++i];
+      if (v === undefined) throw new Error(`option ${w} needs a value`);
+      return v;
+    };
+    switch (w) {
+      case '-A':
+      case '--add-service':
+      case '-a':
+      case '--add-server':
+        if (cmd) throw new Error(`only one command per line (${w})`);
+        cmd = w === '-A' || w === '--add-service' ? 'A' : 'a';
+        break;
+      case '-t':
+      case '--tcp-service':
+      case '-u':
+      case '--udp-service': {
+        const e = endpoint(next(), 'virtual server');
+        svc = { proto: w === '-t' || w === '--tcp-service' ? 6 : 17, addr: e.addr, port: e.port ?? 0 };
+        break;
+      }
+      case '-s':
+      case '--scheduler':
+        sched = next();
+        break;
+      case '-p':
+      case '--persistent':
+        persistent = words[i + 1] !== undefined && /^\d+$/.test(words[i + 1]!) ? int(next(), 1, 2678400, 'persistent timeout') : 360;
+        break;
+      case '-M':
+      case '--netmask':
+        netmask = parseIPv4(next());
+        break;
+      case '-b':
+      case '--sched-flags':
+        for (const f of next().split(',')) {
+          const bit = SCHED_FLAGS[f];
+          if (bit === undefined) throw new Error(`invalid scheduler flag \`${f}'`);
+          schedFlags |= bit;
+        }
+        break;
+      case '-o':
+      case '--ops':
+        ops = true;
+        break;
+      case '-r':
+      case '--real-server':
+        rs = endpoint(next(), 'real server');
+        break;
+      case '-m':
+      case '--masquerading':
+        fwd = Fwd.MASQ;
+        break;
+      case '-g':
+      case '--gatewaying':
+        fwd = Fwd.DROUTE;
+        break;
+      case '-i':
+      case '--ipip':
+        fwd = Fwd.TUNNEL;
+        break;
+      case '-w':
+      case '--weight':
+        weight = int(next(), 0, 65535, 'weight');
+        break;
+      case '-x':
+      case '--u-threshold':
+        u = int(next(), 0, 2147483647, 'u_threshold');
+        break;
+      case '-y':
+      case '--l-threshold':
+        l = int(next(), 0, 2147483647, 'l_threshold');
+        break;
+      default:
+        throw new Error(`unexpected argument ${w}`);
+    }
+  }
+  if (!cmd) throw new Error('no command (-A or -a)');
+  if (!svc) throw new Error("You need to supply the 'service-address' option");
+  if (cmd === 'A') {
+    if (rs) throw new Error("Illegal 'real-server' option with the 'add-service' command");
+    const spec: ServiceSpec = { ...svc, scheduler: sched ?? 'wlc', persistent, schedFlags, ops };
+    if (netmask !== undefined) spec.netmask = netmask;
+    return { kind: 'service', spec };
+  }
+  if (!rs) throw new Error("You need to supply the 'real-server' option for the 'add-server' command");
+  return { kind: 'dest', service: { proto: svc.proto, addr: svc.addr, port: svc.port }, dest: { addr: rs.addr, port: rs.port ?? svc.port, weight, fwd, uThreshold: u, lThreshold: l } };
+}
+
+export function parseRules(text: string, file = '<rules>'): Rules {
+  const out: Rules = { services: [], dests: [] };
+  text.split('\n').forEach((raw, idx) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    const words = line.split(/[ \t\r]+/).filter((w) => w !== 'ipvsadm');
+    try {
+      const r = parseLine(words);
+      if (r.kind === 'service') out.services.push(r.spec);
+      else out.dests.push({ service: r.service, dest: r.dest });
+    } catch (e) {
+      throw new RulesError(file, idx + 1, (e as Error).message);
+    }
+  });
+  return out;
+}

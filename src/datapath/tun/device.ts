@@ -1,0 +1,50 @@
+/**
+ * Open (a queue of) a Linux TUN device: IFF_TUN | IFF_NO_PI | IFF_VNET_HDR [| IFF_MULTI_QUEUE],
+ * non-blocking, then TUNSETOFFLOAD with the richest set the kernel accepts (CSUM + TSO4 + TSO6,
+ * plus USO4/USO6 where supported), so bulk TCP arrives as GSO super-packets with partial
+ * checksums. The device is not persistent: it disappears when the last queue is closed,
+ * including after a crash.
+ */
+import { existsSync } from 'node:fs';
+import { IFF_MULTI_QUEUE, IFF_NO_PI, IFF_TUN, IFF_VNET_HDR, O_CLOEXEC, O_NONBLOCK, O_RDWR, sys, SysError, TUN_F, TUNSETIFF, TUNSETOFFLOAD } from './sys.js';
+
+export interface TunQueue {
+  fd: number;
+  name: string;
+  /** TUN_F_* bits the kernel accepted (0 when none: packets then arrive fully formed) */
+  offloads: number;
+}
+
+export function tunAvailable(): boolean {
+  return existsSync('/dev/net/tun');
+}
+
+export function openTunQueue(name: string, o: { multiQueue: boolean; offload: boolean }): TunQueue {
+  if (Buffer.byteLength(name) > 15) throw new Error(`interface name ${JSON.stringify(name)} is longer than 15 bytes`);
+  const fd = sys.open('/dev/net/tun', O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) throw new SysError('open /dev/net/tun', sys.errno());
+  const ifr = Buffer.alloc(40); // struct ifreq: name[16], then the flags (short)
+  ifr.write(name, 0, 'utf8');
+  ifr.writeUInt16LE(IFF_TUN | IFF_NO_PI | IFF_VNET_HDR | (o.multiQueue ? IFF_MULTI_QUEUE : 0), 16);
+  if (sys.ioctlPtr(fd, TUNSETIFF, ifr) < 0) {
+    const e = sys.errno();
+    sys.close(fd);
+    throw new SysError(`TUNSETIFF ${name}`, e);
+  }
+  let offloads = 0;
+  if (o.offload) {
+    for (const set of [TUN_F.CSUM | TUN_F.TSO4 | TUN_F.TSO6 | TUN_F.USO4 | TUN_F.USO6, TUN_F.CSUM | TUN_F.TSO4 | TUN_F.TSO6, TUN_F.CSUM]) {
+      if (sys.ioctlInt(fd, TUNSETOFFLOAD, set) === 0) {
+        offloads = set;
+        break;
+      }
+    }
+  }
+  return { fd, name, offloads };
+}
+
+export function offloadNames(bits: number): string[] {
+  return Object.entries(TUN_F)
+    .filter(([, v]) => (bits & v) !== 0)
+    .map(([k]) => k);
+}

@@ -1,0 +1,108 @@
+/**
+ * What the kernel needs so VS/NAT traffic crosses the TUN, and nothing more (issue 3):
+ *
+ *   table T (default 4200):  default dev <tun>
+ *   rule  P:     iif <tun> lookup main                 packets ulvs wrote back are routed normally
+ *   rule  P+1:   to VIP ipproto tcp|udp dport VPORT lookup T     each service
+ *                to VIP ipproto icmp lookup T                    errors about a service's traffic
+ *                from RIP ipproto tcp|udp sport RPORT lookup T   each real server's replies
+ *                from RIP ipproto icmp lookup T                  errors from the real servers
+ *   sysctls:     net.ipv4.ip_forward=1; rp_filter=0 on all and <tun> (packets leave the TUN with
+ *                the client's or the VIP's address, which strict reverse-path filtering drops);
+ *                IPv6 off on <tun> (the data path is IPv4 only for now)
+ *
+ * Every rule carries the preference P or P+1, so `removeRouting` (at exit, and before a start,
+ * to clear a crashed run's state) finds exactly ours. Old sysctl values are restored on exit.
+ */
+import { execFileSync } from 'node:child_process';
+import { formatIPv4 } from '../../wire/addr.js';
+
+export interface RoutingPlan {
+  dev: string;
+  table: number;
+  /** rule preference of the iif rule; steering rules use pref + 1 */
+  pref: number;
+  services: { proto: number; addr: number; port: number }[];
+  servers: { proto: number; addr: number; port: number }[];
+}
+
+export interface RoutingState {
+  sysctls: [string, string][];
+}
+
+const ip = (args: string[]) => execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const protoName = (p: number) => (p === 6 ? 'tcp' : 'udp');
+
+function sysctl(name: string, value?: string): string {
+  const path = `/proc/sys/${name.replace(/\./g, '/')}`;
+  if (value !== undefined) execFileSync('sh', ['-c', `echo ${value} > ${path}`]);
+  return execFileSync('cat', [path], { encoding: 'utf8' }).trim();
+}
+
+/** The `ip rule` argument lists the plan installs (for logging and tests). */
+export function ruleArgs(p: RoutingPlan): string[][] {
+  const t = String(p.table);
+  const pref = String(p.pref + 1);
+  const rules: string[][] = [['pref', String(p.pref), 'iif', p.dev, 'lookup', 'main']];
+  const vips = new Set<number>();
+  for (const s of p.services) {
+    rules.push(['pref', pref, 'to', `${formatIPv4(s.addr)}/32`, 'ipproto', protoName(s.proto), ...(s.port ? ['dport', String(s.port)] : []), 'lookup', t]);
+    vips.add(s.addr);
+  }
+  for (const v of vips) rules.push(['pref', pref, 'to', `${formatIPv4(v)}/32`, 'ipproto', 'icmp', 'lookup', t]);
+  const rips = new Set<number>();
+  for (const r of p.servers) {
+    rules.push(['pref', pref, 'from', `${formatIPv4(r.addr)}/32`, 'ipproto', protoName(r.proto), ...(r.port ? ['sport', String(r.port)] : []), 'lookup', t]);
+    rips.add(r.addr);
+  }
+  for (const a of rips) rules.push(['pref', pref, 'from', `${formatIPv4(a)}/32`, 'ipproto', 'icmp', 'lookup', t]);
+  return rules;
+}
+
+export function installRouting(p: RoutingPlan): RoutingState {
+  const state: RoutingState = { sysctls: [] };
+  for (const [k, v] of [
+    ['net.ipv4.ip_forward', '1'],
+    ['net.ipv4.conf.all.rp_filter', '0'],
+    [`net.ipv4.conf.${p.dev}.rp_filter`, '0'],
+    [`net.ipv6.conf.${p.dev}.disable_ipv6`, '1'], // the IPv4-only engine would count its ND traffic as drops
+  ] as const) {
+    state.sysctls.push([k, sysctl(k)]);
+    sysctl(k, v);
+  }
+  ip(['link', 'set', p.dev, 'up']);
+  ip(['route', 'replace', 'default', 'dev', p.dev, 'table', String(p.table)]);
+  for (const r of ruleArgs(p)) ip(['rule', 'add', ...r]);
+  return state;
+}
+
+/** Remove our rules (by preference) and table; restore sysctls when a state is given. Never throws. */
+export function removeRouting(p: Pick<RoutingPlan, 'table' | 'pref'>, state?: RoutingState): void {
+  for (const pref of [p.pref, p.pref + 1]) {
+    for (let k = 0; k < 10000; k++) {
+      try {
+        ip(['rule', 'del', 'pref', String(pref)]);
+      } catch {
+        break;
+      }
+    }
+  }
+  try {
+    ip(['route', 'flush', 'table', String(p.table)]);
+  } catch {
+    /* empty or absent */
+  }
+  for (const [k, v] of state?.sysctls.reverse() ?? []) {
+    try {
+      sysctl(k, v);
+    } catch {
+      /* the TUN may already be gone */
+    }
+  }
+}
+
+/** True when `addr` is configured on an interface of this namespace. */
+export function isLocalAddress(addr: number): boolean {
+  const out = ip(['-4', '-o', 'addr', 'show']);
+  return out.split('\n').some((l) => l.includes(` ${formatIPv4(addr)}/`));
+}

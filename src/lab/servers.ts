@@ -1,0 +1,71 @@
+/**
+ * Runs inside a real-server namespace of the test bed (not part of the director):
+ *   node dist/src/lab/servers.js --name rs1 --http 8080 --udp 5353
+ * HTTP: GET / answers JSON {server, client} where client is the peer address the server saw
+ * (in VS/NAT it must be the real client, not the director); GET /bytes/N streams N bytes of a
+ * deterministic pattern; POST /sha256 answers the SHA-256 of the body. UDP: every datagram is
+ * answered with JSON {server, client, bytes}. Prints "ready" when listening.
+ */
+import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
+import { createSocket } from 'node:dgram';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({ options: { name: { type: 'string', default: 'rs' }, http: { type: 'string' }, udp: { type: 'string' } } });
+const name = values.name!;
+let pending = 0;
+const ready = () => {
+  if (--pending === 0) process.stdout.write('ready\n');
+};
+
+/** The byte at position i of a /bytes/N stream (shared with the test that checks it). */
+export function patternByte(i: number): number {
+  return (i * 131 + (i >>> 8)) & 0xff;
+}
+
+if (values.http) {
+  pending++;
+  const srv = createServer((req, res) => {
+    const client = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+    const m = /^\/bytes\/(\d+)$/.exec(req.url ?? '');
+    if (req.method === 'GET' && m) {
+      const total = Number(m[1]);
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(total) });
+      const chunk = Buffer.alloc(1 << 16);
+      let sent = 0;
+      const pump = () => {
+        while (sent < total) {
+          const n = Math.min(chunk.length, total - sent);
+          for (let k = 0; k < n; k++) chunk[k] = patternByte(sent + k);
+          sent += n;
+          if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      pump();
+      return;
+    }
+    if (req.method === 'POST' && req.url === '/sha256') {
+      const h = createHash('sha256');
+      let bytes = 0;
+      req.on('data', (c: Buffer) => {
+        h.update(c);
+        bytes += c.length;
+      });
+      req.on('end', () => res.end(JSON.stringify({ server: name, client, bytes, sha256: h.digest('hex') })));
+      return;
+    }
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ server: name, client }));
+  });
+  srv.listen(Number(values.http), '0.0.0.0', ready);
+}
+
+if (values.udp) {
+  pending++;
+  const s = createSocket('udp4');
+  s.on('message', (msg, rinfo) => {
+    s.send(JSON.stringify({ server: name, client: `${rinfo.address}:${rinfo.port}`, bytes: msg.length }), rinfo.port, rinfo.address);
+  });
+  s.bind(Number(values.udp), '0.0.0.0', ready);
+}
