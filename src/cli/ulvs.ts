@@ -1,0 +1,23 @@
+/**
+ * ulvs — tools around the director:
+ *   ulvs demo          run the demo (root)
+ *   ulvs lab up [-n N] build a test bed and leave it up (prints its names)
+ *   ulvs lab down      remove every test bed (namespaces named ulvs-*)
+ */
+import { demo } from './demo.js';
+import { removeLabs, TestBed } from '../lab/testbed.js';
+
+const [cmd, sub, ...rest] = process.argv.slice(2);
+const usage = 'usage: ulvs demo | ulvs lab up [-n REAL_SERVERS] | ulvs lab down\n';
+if (cmd === 'demo') process.exit(await demo());
+else if (cmd === 'lab' && sub === 'up') {
+  const n = rest[0] === '-n' ? Number(rest[1]) : 3;
+  const t = new TestBed({ realServers: n }).up();
+  process.stdout.write(`test bed up: director ${t.director}; clients ${t.clients.join(' ')}; real servers ${t.realServers.join(' ')}\nremove with: ulvs lab down\n`);
+} else if (cmd === 'lab' && sub === 'down') {
+  const gone = removeLabs();
+  process.stdout.write(gone.length ? `removed ${gone.join(' ')}\n` : 'no test bed found\n');
+} else {
+  process.stderr.write(usage);
+  process.exit(cmd === undefined || cmd === '-h' || cmd === '--help' ? 0 : 2);
+}

@@ -1,0 +1,141 @@
+/**
+ * A running director in the test bed: real-server programs in every real-server namespace,
+ * ulvsd in the director namespace with a rules file, and helpers to drive clients. Used by the
+ * demo, the integration tests and the data-path benchmark. `stop()` always cleans up: it kills
+ * what it started, waits for ulvsd to remove its routing, and deletes the namespaces.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { run } from './shell.js';
+import { LAB, TestBed, type TestBedOptions } from './testbed.js';
+
+const dist = fileURLToPath(new URL('..', import.meta.url)); // dist/src/
+export const SCRIPTS = {
+  servers: join(dist, 'lab', 'servers.js'),
+  client: join(dist, 'lab', 'client.js'),
+  ulvsd: join(dist, 'cli', 'ulvsd.js'),
+};
+
+/** Resolve when `re` appears on the process's stdout; reject on exit or timeout. */
+export function waitFor(p: ChildProcess, re: RegExp, ms = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const done = (f: () => void) => {
+      clearTimeout(timer);
+      p.stdout?.off('data', onOut);
+      p.stderr?.off('data', onErr);
+      p.off('exit', onExit);
+      f();
+    };
+    const onOut = (d: Buffer) => {
+      out += d.toString();
+      if (re.test(out)) done(() => resolve(out));
+    };
+    const onErr = (d: Buffer) => (err += d.toString());
+    const onExit = (code: number | null) => done(() => reject(new Error(`process exited (${code}) before ${re}: ${err || out}`)));
+    const timer = setTimeout(() => done(() => reject(new Error(`timeout waiting for ${re}: ${err || out}`))), ms);
+    p.stdout?.on('data', onOut);
+    p.stderr?.on('data', onErr);
+    p.on('exit', onExit);
+  });
+}
+
+export interface DirectorBedOptions extends TestBedOptions {
+  /** rules in ipvsadm -S format */
+  rules: string;
+  /** real-server programs: ports to listen on */
+  httpPort?: number;
+  udpPort?: number;
+  ulvsdArgs?: string[];
+}
+
+export class DirectorBed {
+  readonly bed: TestBed;
+  readonly procs: ChildProcess[] = [];
+  ulvsd: ChildProcess | null = null;
+  readonly dir: string;
+  readonly rulesFile: string;
+  ulvsdLog = '';
+
+  constructor(readonly o: DirectorBedOptions) {
+    this.bed = new TestBed(o);
+    this.dir = mkdtempSync(join(tmpdir(), 'ulvs-'));
+    this.rulesFile = join(this.dir, 'rules');
+  }
+
+  async start(): Promise<this> {
+    this.bed.up();
+    try {
+      await Promise.all(
+        this.bed.realServers.map((ns, i) => {
+          const args = ['ip', 'netns', 'exec', ns, process.execPath, SCRIPTS.servers, '--name', `rs${i + 1}`];
+          if (this.o.httpPort) args.push('--http', String(this.o.httpPort));
+          if (this.o.udpPort) args.push('--udp', String(this.o.udpPort));
+          const p = spawn(args[0]!, args.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+          this.procs.push(p);
+          return waitFor(p, /ready/);
+        }),
+      );
+      writeFileSync(this.rulesFile, this.o.rules);
+      await this.startDirector();
+      return this;
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+  }
+
+  async startDirector(): Promise<string> {
+    const p = spawn('ip', ['netns', 'exec', this.bed.director, process.execPath, SCRIPTS.ulvsd, '--rules', this.rulesFile, ...(this.o.ulvsdArgs ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.ulvsd = p;
+    p.stdout!.on('data', (d: Buffer) => (this.ulvsdLog += d.toString()));
+    p.stderr!.on('data', (d: Buffer) => (this.ulvsdLog += d.toString()));
+    return waitFor(p, /forwarding/);
+  }
+
+  /** Run the client program in client namespace `i` and return its JSON lines. */
+  client(args: string[], i = 0, timeoutMs = 60_000): Record<string, unknown>[] {
+    const out = run(['timeout', String(Math.ceil(timeoutMs / 1000)), 'ip', 'netns', 'exec', this.bed.clients[i]!, process.execPath, SCRIPTS.client, '--host', LAB.VIP, ...args]);
+    return out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+
+  /** Ask ulvsd for its listing + counters (SIGUSR1) and return the text. */
+  async dump(): Promise<string> {
+    const p = this.ulvsd!;
+    const before = this.ulvsdLog.length;
+    const wait = waitFor(p, /end of dump/);
+    p.kill('SIGUSR1');
+    await wait;
+    return this.ulvsdLog.slice(before);
+  }
+
+  /** Stop ulvsd gracefully (SIGTERM) and return its exit code. */
+  async stopDirector(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    const p = this.ulvsd;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return p?.exitCode ?? null;
+    const exited = new Promise<number | null>((r) => p.once('exit', (c) => r(c)));
+    p.kill(signal);
+    const t = setTimeout(() => p.kill('SIGKILL'), 5000);
+    const code = await exited;
+    clearTimeout(t);
+    return code;
+  }
+
+  async stop(): Promise<void> {
+    try {
+      await this.stopDirector();
+    } catch {
+      /* already gone */
+    }
+    for (const p of this.procs) p.kill('SIGKILL');
+    this.bed.down();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
