@@ -106,6 +106,28 @@ export class DirectorBed {
       .map((l) => JSON.parse(l) as Record<string, unknown>);
   }
 
+  /** As client(), without blocking the event loop (to act on the director meanwhile). */
+  clientAsync(args: string[], i = 0): Promise<Record<string, unknown>[]> {
+    const p = spawn('ip', ['netns', 'exec', this.bed.clients[i]!, process.execPath, SCRIPTS.client, '--host', LAB.VIP, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.procs.push(p);
+    let out = '';
+    p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    return new Promise((resolve, reject) => {
+      p.on('exit', (code) => {
+        if (code !== 0) return reject(new Error(`client exited ${code}: ${out}`));
+        resolve(out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>));
+      });
+    });
+  }
+
+  /** Replace the rules file and make ulvsd reload it (SIGHUP); resolves on its log line. */
+  async reload(rules: string): Promise<string> {
+    writeFileSync(this.rulesFile, rules);
+    const w = waitFor(this.ulvsd!, /reloaded|reload refused|reload failed/);
+    this.ulvsd!.kill('SIGHUP');
+    return w;
+  }
+
   /** Ask ulvsd for its listing + counters (SIGUSR1) and return the text. */
   async dump(): Promise<string> {
     const p = this.ulvsd!;

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import { createSocket } from 'node:dgram';
 import { parseArgs } from 'node:util';
+import { fillPattern } from './pattern.js';
 
 const { values } = parseArgs({ options: { name: { type: 'string', default: 'rs' }, http: { type: 'string' }, udp: { type: 'string' } } });
 const name = values.name!;
@@ -18,10 +19,6 @@ const ready = () => {
   if (--pending === 0) process.stdout.write('ready\n');
 };
 
-/** The byte at position i of a /bytes/N stream (shared with the test that checks it). */
-export function patternByte(i: number): number {
-  return (i * 131 + (i >>> 8)) & 0xff;
-}
 
 if (values.http) {
   pending++;
@@ -36,7 +33,7 @@ if (values.http) {
       const pump = () => {
         while (sent < total) {
           const n = Math.min(chunk.length, total - sent);
-          for (let k = 0; k < n; k++) chunk[k] = patternByte(sent + k);
+          fillPattern(chunk, sent, n);
           sent += n;
           if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) return void res.once('drain', pump);
         }

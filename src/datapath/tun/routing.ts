@@ -76,6 +76,27 @@ export function installRouting(p: RoutingPlan): RoutingState {
   return state;
 }
 
+/** Move from one plan to another without a gap: add the new rules first, then delete the
+ *  rules that are no longer wanted (matched by their exact selectors). */
+export function updateRouting(from: RoutingPlan, to: RoutingPlan): { added: number; removed: number } {
+  const key = (r: string[]) => r.join(' ');
+  const old = new Map(ruleArgs(from).map((r) => [key(r), r]));
+  const want = new Map(ruleArgs(to).map((r) => [key(r), r]));
+  let added = 0;
+  let removed = 0;
+  for (const [k, r] of want)
+    if (!old.has(k)) {
+      ip(['rule', 'add', ...r]);
+      added++;
+    }
+  for (const [k, r] of old)
+    if (!want.has(k)) {
+      ip(['rule', 'del', ...r]);
+      removed++;
+    }
+  return { added, removed };
+}
+
 /** Remove our rules (by preference) and table; restore sysctls when a state is given. Never throws. */
 export function removeRouting(p: Pick<RoutingPlan, 'table' | 'pref'>, state?: RoutingState): void {
   for (const pref of [p.pref, p.pref + 1]) {

@@ -2,7 +2,7 @@
  * A data-path worker: owns one TUN queue and a Director, and loops
  *   read one packet (virtio_net_hdr + IPv4) -> process() -> write it back / write ICMP / drop
  * with non-blocking reads, poll(2) when idle, one preallocated buffer, nothing allocated per
- * packet. Control messages (apply rules, snapshot, stop) arrive on a MessagePort that the loop
+ * packet. Control messages (apply operations, snapshot, stop) arrive on a MessagePort that the loop
  * polls between batches with receiveMessageOnPort, so control work never runs inside a batch.
  *
  * Pass verdicts are written back unchanged (IPVS's "ACCEPT": the kernel routes them; the
@@ -11,8 +11,8 @@
  * are dropped and counted (pass_no_conn).
  */
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { Director, type DestSpec, type ServiceSpec } from '../../core/director.js';
-import type { ServiceKey } from '../../core/service.js';
+import { Director } from '../../core/director.js';
+import { applyOps, type RuleOp } from '../../core/ops.js';
 import { Outcome, PacketFlag, Verdict } from '../../core/verdict.js';
 import { defaultRegistry } from '../../sched/index.js';
 import { VNET_HDR_LEN, vnetGsoType, vnetNeedsCsum } from '../../wire/virtio.js';
@@ -23,17 +23,16 @@ export interface WorkerInit {
   control: MessagePort;
   seed: number;
   maxConns: number;
-  services: ServiceSpec[];
-  dests: { service: ServiceKey; dest: DestSpec }[];
+  /** the initial configuration, as operations on an empty director */
+  ops: RuleOp[];
 }
 
-export type ControlMessage = { type: 'stop' } | { type: 'snapshot'; id: number };
+export type ControlMessage = { type: 'stop' } | { type: 'snapshot'; id: number } | { type: 'apply'; id: number; ops: RuleOp[] };
 
 const init = workerData as WorkerInit;
 const port = init.control;
 const d = new Director({ schedulers: defaultRegistry(), seed: init.seed, maxConns: init.maxConns });
-for (const s of init.services) d.addService(s);
-for (const x of init.dests) d.addDest(x.service, x.dest);
+applyOps(d, init.ops);
 
 /** Data-path counters (the engine's own counters are in d.counters()). */
 const dp = { reads: 0, writes: 0, write_errors: 0, gso_packets: 0, csum_partial: 0, dropped_pass_no_conn: 0, read_errors: 0, oversize: 0 };
@@ -74,6 +73,15 @@ function control(now: number): boolean {
     if (m === undefined) return true;
     const msg = m.message as ControlMessage;
     if (msg.type === 'stop') return false;
+    if (msg.type === 'apply') {
+      // The control plane validated the whole new rule set first; an error here is a bug.
+      try {
+        applyOps(d, msg.ops);
+        port.postMessage({ type: 'applied', id: msg.id });
+      } catch (e) {
+        port.postMessage({ type: 'applied', id: msg.id, error: (e as Error).message });
+      }
+    }
     if (msg.type === 'snapshot') port.postMessage({ type: 'snapshot', id: msg.id, snapshot: d.snapshot(), engine: d.counters(), datapath: { ...dp }, now });
   }
 }
