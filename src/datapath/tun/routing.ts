@@ -56,7 +56,10 @@ export function ruleArgs(p: RoutingPlan): string[][] {
     rips.add(r.addr);
   }
   for (const a of rips) rules.push(['pref', pref, 'from', `${formatIPv4(a)}/32`, 'ipproto', 'icmp', 'lookup', t]);
-  return rules;
+  // A real server in several services (or a service listed twice) must yield one rule: the
+  // kernel refuses an exact duplicate.
+  const seen = new Set<string>();
+  return rules.filter((r) => !seen.has(r.join(' ')) && seen.add(r.join(' ')) !== undefined);
 }
 
 export function installRouting(p: RoutingPlan): RoutingState {
