@@ -30,5 +30,6 @@ test('policy rules: one per service, per real server endpoint and ICMP, no dupli
     'pref 4201 from 192.0.2.11/32 ipproto tcp sport 8080 lookup 4200',
     'pref 4201 from 192.0.2.11/32 ipproto udp sport 5353 lookup 4200',
     'pref 4201 from 192.0.2.11/32 ipproto icmp lookup 4200',
+    'pref 4201 iif lo ipproto icmp lookup 4200',
   ]);
 });

@@ -7,6 +7,8 @@
  *                to VIP ipproto icmp lookup T                    errors about a service's traffic
  *                from RIP ipproto tcp|udp sport RPORT lookup T   each real server's replies
  *                from RIP ipproto icmp lookup T                  errors from the real servers
+ *                iif lo ipproto icmp lookup T                    this host's own errors about
+ *                                                                forwarded traffic (e.g. PMTU)
  *   sysctls:     net.ipv4.ip_forward=1; rp_filter=0 on all and <tun> (packets leave the TUN with
  *                the client's or the VIP's address, which strict reverse-path filtering drops);
  *                IPv6 off on <tun> (the data path is IPv4 only for now)
@@ -56,6 +58,11 @@ export function ruleArgs(p: RoutingPlan): string[][] {
     rips.add(r.addr);
   }
   for (const a of rips) rules.push(['pref', pref, 'from', `${formatIPv4(a)}/32`, 'ipproto', 'icmp', 'lookup', t]);
+  // ICMP errors this host generates about forwarded traffic (fragmentation needed when the path
+  // to a real server has a smaller MTU, TTL exceeded) quote the packet *after* the NAT rewrite
+  // (client -> RIP), which the client cannot match: send them through the engine, which
+  // translates them like errors from the real servers. Other local ICMP passes unchanged.
+  rules.push(['pref', pref, 'iif', 'lo', 'ipproto', 'icmp', 'lookup', t]);
   // A real server in several services (or a service listed twice) must yield one rule: the
   // kernel refuses an exact duplicate.
   const seen = new Set<string>();
