@@ -54,6 +54,23 @@ describe('bulk transfers through ulvsd', { skip: needsRoot }, () => {
     }
   });
 
+  test('without offloads (plain packets, full checksums) transfers arrive intact too', async () => {
+    const plain = await new DirectorBed({ rules, realServers: 1, httpPort: 8080, ulvsdArgs: ['--no-offload'] }).start();
+    try {
+      assert.match(plain.ulvsdLog, /offloads none/);
+      const [get] = plain.client(['--get-bytes', String(30e6), '--timeout', '20000'], 0, 60_000);
+      const [post] = plain.client(['--post-bytes', String(30e6), '--timeout', '20000'], 0, 60_000);
+      assert.equal(get?.['ok'], true, JSON.stringify(get));
+      assert.equal(post?.['ok'], true, JSON.stringify(post));
+      const dump = await plain.dump();
+      assert.equal(counter(dump, 'gso_packets'), 0);
+      assert.equal(counter(dump, 'csum_partial'), 0);
+      assert.ok(counter(dump, 'forward_in') > 10_000, 'MTU-sized packets, one by one');
+    } finally {
+      await plain.stop();
+    }
+  });
+
   test('a smaller MTU on the whole real-server LAN (1280): transfers complete', async () => {
     const small = await new DirectorBed({ rules, realServers: 1, httpPort: 8080, rsMtu: 1280 }).start();
     try {

@@ -1,0 +1,95 @@
+/**
+ * ulvsd's life cycle: it removes its routing and TUN on SIGTERM, a start after `kill -9` clears
+ * the stale state and works, and it refuses clearly when it cannot run correctly.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DirectorBed, SCRIPTS } from '../../src/lab/director-bed.js';
+import { LAB } from '../../src/lab/testbed.js';
+import { CommandError, run } from '../../src/lab/shell.js';
+import { needsRoot } from '../support/root.js';
+
+const rules = `-A -t ${LAB.VIP}:80 -s rr\n-a -t ${LAB.VIP}:80 -r ${LAB.realServer(0)}:8080 -m\n`;
+
+describe('ulvsd life cycle', { skip: needsRoot }, () => {
+  let bed: DirectorBed;
+  const ours = () => run(['ip', '-n', bed.bed.director, 'rule']).split('\n').filter((l) => /^420[01]:/.test(l));
+  const hasTun = () => {
+    try {
+      run(['ip', '-n', bed.bed.director, 'link', 'show', 'ulvs0']);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  /** Run ulvsd in the director namespace expecting it to refuse; returns its stderr and exit code. */
+  const refused = (args: string[], prefix: string[] = []) => {
+    try {
+      run(['ip', 'netns', 'exec', bed.bed.director, ...prefix, process.execPath, SCRIPTS.ulvsd, ...args]);
+    } catch (e) {
+      if (e instanceof CommandError) return { status: e.status, stderr: e.stderr };
+      throw e;
+    }
+    assert.fail('ulvsd started although it should have refused');
+  };
+
+  before(async () => {
+    bed = await new DirectorBed({ rules, realServers: 1, httpPort: 8080 }).start();
+  });
+  after(async () => {
+    await bed?.stop();
+  });
+
+  test('SIGTERM: exit 0, policy rules, table and TUN removed', async () => {
+    assert.ok(ours().length > 0);
+    assert.ok(hasTun());
+    assert.equal(await bed.stopDirector('SIGTERM'), 0);
+    assert.deepEqual(ours(), []);
+    assert.equal(run(['ip', '-n', bed.bed.director, 'route', 'show', 'table', '4200']).trim(), '');
+    assert.equal(hasTun(), false);
+    assert.match(bed.ulvsdLog, /stopped, routing removed/);
+  });
+
+  test('kill -9 leaves stale rules; the next start replaces them and forwards', async () => {
+    await bed.startDirector();
+    const expected = ours().length;
+    await bed.stopDirector('SIGKILL');
+    assert.equal(ours().length, expected, 'stale rules are left by a crash');
+    assert.equal(hasTun(), false, 'the TUN disappears with the process');
+    await bed.startDirector();
+    assert.equal(ours().length, expected, 'no duplicates after the restart');
+    const r = bed.client(['--requests', '3']);
+    assert.equal(r.filter((x) => x['ok']).length, 3);
+  });
+
+  test('refusals: not root, VIP assigned locally, bad rules, missing rules file', async () => {
+    await bed.stopDirector('SIGTERM');
+    const nobody = refused(['--rules', bed.rulesFile], ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']);
+    assert.equal(nobody.status, 1);
+    assert.match(nobody.stderr, /must run as root/);
+
+    run(['ip', '-n', bed.bed.director, 'addr', 'add', `${LAB.VIP}/32`, 'dev', 'lo']);
+    try {
+      const local = refused(['--rules', bed.rulesFile]);
+      assert.equal(local.status, 2);
+      assert.match(local.stderr, /VIP 203\.0\.113\.10 is a local address/);
+    } finally {
+      run(['ip', '-n', bed.bed.director, 'addr', 'del', `${LAB.VIP}/32`, 'dev', 'lo']);
+    }
+
+    const bad = join(bed.dir, 'bad-rules');
+    writeFileSync(bad, `-A -t ${LAB.VIP}:80 -s rr\n-a -t ${LAB.VIP}:80 -r 192.0.2.11:8080 -m -w 70000\n`);
+    const b = refused(['--rules', bad]);
+    assert.equal(b.status, 2);
+    assert.match(b.stderr, /bad-rules:2: illegal weight specified/);
+
+    const unknown = join(bed.dir, 'unknown-sched');
+    writeFileSync(unknown, `-A -t ${LAB.VIP}:80 -s nosuch\n`);
+    assert.match(refused(['--rules', unknown]).stderr, /Scheduler or persistence engine not found/);
+
+    assert.match(refused(['--rules', join(bed.dir, 'missing')]).stderr, /cannot read rules file/);
+    assert.deepEqual(ours(), [], 'a refused start leaves nothing behind');
+  });
+});
