@@ -1,42 +1,52 @@
 /**
- * ulvsd — the director daemon (issue 3).
+ * ulvsd — the director daemon.
  *
- *   ulvsd --rules FILE [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload]
+ *   ulvsd --rules FILE [--socket /run/ulvs/ulvs.sock] [--dev ulvs0] [--table 4200]
+ *         [--pref 4200] [--max-conns N] [--no-offload]
  *
- * Start-up: refuses clearly when not root, when /dev/net/tun is missing, when the rules do not
- * parse or validate, or when a VIP is a local address. Then clears what a crashed run may have
- * left (our rule preferences and table), opens the TUN, installs the routing, logs one line per
- * VIP and per real server, and starts the data-path worker. SIGINT/SIGTERM: stop the worker,
- * remove rules/table, restore sysctls, close the TUN (which removes it). SIGUSR1: print the
- * ipvsadm-style listing with statistics and the counters to stdout. SIGHUP: re-read the rules
- * file and apply only the difference (existing connections are not disturbed); a file that does
- * not parse or validate is refused whole and the running rules stay.
+ * Start-up refuses clearly when not root, when /dev/net/tun is missing, when the rules do not
+ * parse or validate, or when a VIP is a local address. Then it clears what a crashed run may
+ * have left (our rule preferences and table), opens the TUN, installs the routing, logs one
+ * line per VIP and per real server, starts the data-path worker and serves the admin API
+ * (src/control/admin.ts) on a Unix socket (mode 0600).
+ *
+ * Every configuration change (API, SIGHUP reload) goes one way: build the complete new rule
+ * set, validate it whole on a scratch engine, send only the difference to the worker, then
+ * adjust the policy rules (new ones first). Changes are serialised; a refused change changes
+ * nothing. Signals: SIGINT/SIGTERM stop and remove everything; SIGHUP re-reads the rules file;
+ * SIGUSR1 prints the ipvsadm-style listings and the counters.
  */
-import { readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { connect } from 'node:net';
 import { parseArgs } from 'node:util';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { randomInt } from 'node:crypto';
-import { Director, type DirectorSnapshot } from '../core/director.js';
-import { defaultRegistry } from '../sched/index.js';
-import { parseRules, RulesError, type Rules } from '../control/rules.js';
-import { diffRules, loadRules } from '../control/diff.js';
+import { Director, type ConnInfo, type DirectorSnapshot, type Timeouts } from '../core/director.js';
+import { IpvsError } from '../core/errors.js';
 import type { RuleOp } from '../core/ops.js';
+import { FWD_NAMES, type ServiceKey } from '../core/service.js';
+import { defaultRegistry } from '../sched/index.js';
+import { createAdminServer, type ControlPlane } from '../control/admin.js';
+import { diffRules, loadRules } from '../control/diff.js';
 import { listServices } from '../control/listing.js';
+import { parseRules, RulesError, type Rules } from '../control/rules.js';
 import { offloadNames, openTunQueue, tunAvailable } from '../datapath/tun/device.js';
 import { installRouting, isLocalAddress, removeRouting, updateRouting, type RoutingPlan, type RoutingState } from '../datapath/tun/routing.js';
 import { sys } from '../datapath/tun/sys.js';
 import { formatIPv4 } from '../wire/addr.js';
-import { FWD_NAMES } from '../core/service.js';
 
 const log = (s: string) => process.stdout.write(`ulvsd: ${s}\n`);
+const warn = (s: string) => process.stderr.write(`ulvsd: ${s}\n`);
 const fail = (s: string, code = 1): never => {
-  process.stderr.write(`ulvsd: ${s}\n`);
+  warn(s);
   process.exit(code);
 };
 
 const { values } = parseArgs({
   options: {
     rules: { type: 'string' },
+    socket: { type: 'string', default: '/run/ulvs/ulvs.sock' },
     dev: { type: 'string', default: 'ulvs0' },
     table: { type: 'string', default: '4200' },
     pref: { type: 'string', default: '4200' },
@@ -46,14 +56,22 @@ const { values } = parseArgs({
   },
 });
 if (values.help) {
-  process.stdout.write('usage: ulvsd --rules FILE [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload]\n');
+  process.stdout.write('usage: ulvsd --rules FILE [--socket PATH] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload]\n');
   process.exit(0);
 }
 if (!values.rules) fail('missing --rules FILE (rules in ipvsadm -S format)', 2);
 if (process.getuid?.() !== 0) fail('must run as root: it creates a TUN device and policy routes');
 if (!tunAvailable()) fail('/dev/net/tun is missing: load the tun module (modprobe tun)');
 
-/** Read, parse and validate a rules file; throws an Error whose message is for the operator. */
+/** Validate a complete rule set; throws an Error whose message is for the operator. */
+function validate(r: Rules): void {
+  loadRules(new Director({ schedulers: defaultRegistry(), maxConns: 16 }), r);
+  for (const s of r.services) {
+    if (isLocalAddress(s.addr)) throw new IpvsError('EINVAL', `VIP ${formatIPv4(s.addr)} is a local address here; ulvs needs the VIP routed through this host, not assigned to it`);
+  }
+}
+
+/** Read, parse and validate the rules file. */
 function readRules(file: string): Rules {
   let text: string;
   try {
@@ -68,12 +86,9 @@ function readRules(file: string): Rules {
     throw new Error(e instanceof RulesError ? e.message : String(e));
   }
   try {
-    loadRules(new Director({ schedulers: defaultRegistry(), maxConns: 16 }), r); // validate the whole set
+    validate(r);
   } catch (e) {
-    throw new Error(`rules rejected: ${(e as Error).message}`);
-  }
-  for (const s of r.services) {
-    if (isLocalAddress(s.addr)) throw new Error(`VIP ${formatIPv4(s.addr)} is a local address here; ulvs needs the VIP routed through this host, not assigned to it`);
+    throw new Error(e instanceof IpvsError && e.code !== 'EINVAL' ? `rules rejected: ${e.message}` : (e as Error).message);
   }
   return r;
 }
@@ -92,6 +107,21 @@ try {
 } catch (e) {
   fail((e as Error).message, 2);
 }
+
+// Admin socket: refuse to start over a live daemon's socket; replace a stale one.
+const socketPath = values.socket!;
+if (existsSync(socketPath)) {
+  const live = await new Promise<boolean>((resolve) => {
+    const c = connect(socketPath, () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.on('error', () => resolve(false));
+  });
+  if (live) fail(`another ulvsd is serving ${socketPath}`);
+  unlinkSync(socketPath);
+}
+
 let plan: RoutingPlan = planOf(rules);
 removeRouting(plan); // stale state from a crashed run
 const q = (() => {
@@ -108,6 +138,11 @@ const cleanup = () => {
   cleaned = true;
   removeRouting(plan, routing);
   sys.close(q.fd);
+  try {
+    unlinkSync(socketPath);
+  } catch {
+    /* not created yet */
+  }
 };
 try {
   routing = installRouting(plan);
@@ -117,12 +152,11 @@ try {
 }
 
 log(`${plan.dev} up, offloads ${offloadNames(q.offloads).join(',') || 'none'}; rules ${plan.pref}-${plan.pref + 1}, table ${plan.table}`);
-for (const s of rules.services) {
-  log(`VIP ${s.proto === 6 ? 'TCP' : 'UDP'} ${formatIPv4(s.addr)}:${s.port} scheduler ${s.scheduler ?? 'wlc'}${s.persistent ? ` persistent ${s.persistent}` : ''}`);
-}
-for (const x of rules.dests) {
-  log(`  real server ${formatIPv4(x.dest.addr)}:${x.dest.port} for ${formatIPv4(x.service.addr)}:${x.service.port} (${FWD_NAMES[x.dest.fwd ?? 0]}, weight ${x.dest.weight ?? 1})`);
-}
+for (const s of rules.services) log(`VIP ${s.proto === 6 ? 'TCP' : 'UDP'} ${formatIPv4(s.addr)}:${s.port} scheduler ${s.scheduler ?? 'wlc'}${s.persistent ? ` persistent ${s.persistent}` : ''}`);
+for (const x of rules.dests) log(`  real server ${formatIPv4(x.dest.addr)}:${x.dest.port} for ${formatIPv4(x.service.addr)}:${x.service.port} (${FWD_NAMES[x.dest.fwd ?? 0]}, weight ${x.dest.weight ?? 1})`);
+
+// ------------------------------------------------------------------------------------------
+// The data-path worker and calls into it
 
 const { port1, port2 } = new MessageChannel();
 const worker = new Worker(new URL('../datapath/tun/worker.js', import.meta.url), {
@@ -130,20 +164,24 @@ const worker = new Worker(new URL('../datapath/tun/worker.js', import.meta.url),
   transferList: [port2],
 });
 let nextId = 1;
-let stopping = false;
-const pending = new Map<number, (error?: string) => void>();
-port1.on('message', (m: { type: string; id?: number; error?: string; message?: string; snapshot?: DirectorSnapshot; engine?: Record<string, number>; datapath?: Record<string, number> }) => {
-  if (m.type === 'ready') log(`forwarding (pid ${process.pid})`);
-  else if (m.type === 'error') {
-    process.stderr.write(`ulvsd: data path error: ${m.message}\n`);
-    shutdown(1);
-  } else if (m.type === 'snapshot' && m.snapshot) {
-    const nonzero = (o: Record<string, number>) => Object.entries(o).filter(([, v]) => v !== 0).map(([k, v]) => `${k}=${v}`).join(' ');
-    process.stdout.write(`${listServices(m.snapshot, 'default')}${listServices(m.snapshot, 'stats')}`);
-    process.stdout.write(`ulvsd: connections ${m.snapshot.connections}; engine ${nonzero(m.engine!)}; datapath ${nonzero(m.datapath!)}\nulvsd: end of dump\n`);
-  } else if (m.type === 'applied') {
-    pending.get(m.id!)?.(m.error);
+const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+function rpc<T>(call: string, ...args: unknown[]): Promise<T> {
+  const id = nextId++;
+  return new Promise<T>((resolve, reject) => {
+    pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+    port1.postMessage({ type: 'call', id, call, args });
+  });
+}
+port1.on('message', (m: { type: string; id?: number; result?: unknown; error?: { code: string; message: string }; message?: string }) => {
+  if (m.type === 'ready') log(`forwarding (pid ${process.pid}); admin API on ${socketPath}`);
+  else if (m.type === 'reply') {
+    const p = pending.get(m.id!);
     pending.delete(m.id!);
+    if (m.error) p?.reject(new IpvsError(m.error.code, m.error.message));
+    else p?.resolve(m.result);
+  } else if (m.type === 'error') {
+    warn(`data path error: ${m.message}`);
+    shutdown(1);
   } else if (m.type === 'stopped') {
     cleanup();
     log('stopped, routing removed');
@@ -151,7 +189,7 @@ port1.on('message', (m: { type: string; id?: number; error?: string; message?: s
   }
 });
 worker.on('error', (e) => {
-  process.stderr.write(`ulvsd: worker failed: ${e.stack ?? e.message}\n`);
+  warn(`worker failed: ${e.stack ?? e.message}`);
   cleanup();
   process.exit(1);
 });
@@ -162,11 +200,63 @@ worker.on('exit', () => {
   }
 });
 
+// ------------------------------------------------------------------------------------------
+// The control plane: every change validated whole, then applied as a difference, one at a time
+
+let queue: Promise<unknown> = Promise.resolve();
+function serial<T>(f: () => Promise<T>): Promise<T> {
+  const run = queue.then(f, f);
+  queue = run.catch(() => undefined);
+  return run;
+}
+
+function replaceRules(next: Rules): Promise<void> {
+  return serial(async () => {
+    validate(next); // throws: nothing changed
+    const ops: RuleOp[] = diffRules(rules, next);
+    if (ops.length === 0) return;
+    await rpc('apply', ops);
+    const nextPlan = planOf(next);
+    const routes = updateRouting(plan, nextPlan);
+    rules = next;
+    plan = nextPlan;
+    const count = (k: RuleOp['op']) => ops.filter((o) => o.op === k).length;
+    log(`applied: services +${count('addService')} -${count('deleteService')} ~${count('editService')}, real servers +${count('addDest')} -${count('deleteDest')} ~${count('editDest')}; routing rules +${routes.added} -${routes.removed}`);
+  });
+}
+
+async function reload(): Promise<string> {
+  const next = readRules(values.rules!);
+  await replaceRules(next);
+  const msg = `reloaded ${values.rules}`;
+  log(msg);
+  return msg;
+}
+
+const control: ControlPlane = {
+  rules: () => rules,
+  replaceRules,
+  snapshot: () => rpc<DirectorSnapshot>('snapshot'),
+  connections: () => rpc<ConnInfo[]>('connections'),
+  timeouts: () => rpc<Timeouts>('timeouts'),
+  setTimeouts: (t) => serial(() => rpc<void>('setTimeouts', t)),
+  zero: (k?: ServiceKey) => serial(() => rpc<void>('zero', k)),
+  counters: () => rpc('counters'),
+  reload,
+};
+
+mkdirSync(dirname(socketPath), { recursive: true, mode: 0o700 });
+const admin = createAdminServer(control);
+admin.on('error', (e) => warn(`admin API: ${e.message}`));
+admin.listen(socketPath, () => chmodSync(socketPath, 0o600));
+
 let exitCode = 0;
+let stopping = false;
 function shutdown(code: number): void {
   exitCode = code;
   if (stopping) return;
   stopping = true;
+  admin.close();
   port1.postMessage({ type: 'stop' });
   setTimeout(() => {
     cleanup();
@@ -175,47 +265,25 @@ function shutdown(code: number): void {
 }
 process.on('SIGINT', () => shutdown(0));
 process.on('SIGTERM', () => shutdown(0));
-process.on('SIGUSR1', () => port1.postMessage({ type: 'snapshot', id: nextId++ }));
-
-let reloading = false;
 process.on('SIGHUP', () => {
-  if (reloading || stopping) return;
-  reloading = true;
-  void reload().finally(() => (reloading = false));
+  if (stopping) return;
+  reload().catch((e: Error) => warn(`reload refused, running rules unchanged: ${e.message}`));
 });
-
-async function reload(): Promise<void> {
-  let next: Rules;
-  try {
-    next = readRules(values.rules!);
-  } catch (e) {
-    process.stderr.write(`ulvsd: reload refused, running rules unchanged: ${(e as Error).message}\n`);
-    return;
-  }
-  const ops: RuleOp[] = diffRules(rules, next);
-  const nextPlan = planOf(next);
-  const id = nextId++;
-  const error = await new Promise<string | undefined>((resolve) => {
-    pending.set(id, resolve);
-    port1.postMessage({ type: 'apply', id, ops });
-  });
-  if (error) {
-    process.stderr.write(`ulvsd: reload failed in the data path: ${error}\n`);
-    return;
-  }
-  let routes = { added: 0, removed: 0 };
-  try {
-    routes = updateRouting(plan, nextPlan);
-  } catch (e) {
-    process.stderr.write(`ulvsd: routing update failed: ${(e as Error).message}\n`);
-  }
-  rules = next;
-  plan = nextPlan;
-  const count = (k: RuleOp['op']) => ops.filter((o) => o.op === k).length;
-  log(`reloaded ${values.rules}: services +${count('addService')} -${count('deleteService')} ~${count('editService')}, real servers +${count('addDest')} -${count('deleteDest')} ~${count('editDest')}; routing rules +${routes.added} -${routes.removed}`);
-}
+process.on('SIGUSR1', () => {
+  void (async () => {
+    const snap = await rpc<DirectorSnapshot>('snapshot');
+    const c = await rpc<{ engine: Record<string, number>; datapath: Record<string, number> }>('counters');
+    const nonzero = (o: Record<string, number>) =>
+      Object.entries(o)
+        .filter(([, v]) => v !== 0)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ');
+    process.stdout.write(`${listServices(snap, 'default')}${listServices(snap, 'stats')}`);
+    process.stdout.write(`ulvsd: connections ${snap.connections}; engine ${nonzero(c.engine)}; datapath ${nonzero(c.datapath)}\nulvsd: end of dump\n`);
+  })();
+});
 process.on('uncaughtException', (e) => {
-  process.stderr.write(`ulvsd: ${e.stack ?? e.message}\n`);
+  warn(e.stack ?? e.message);
   cleanup();
   process.exit(1);
 });

@@ -174,3 +174,37 @@ export function parseRules(text: string, file = '<rules>'): Rules {
   });
   return out;
 }
+
+const diff32 = (a: number, b: number) => ((a - b) | 0);
+const protoOpt = (p: number) => (p === 6 ? '-t' : '-u');
+const ep = (a: number, p: number) => `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}:${p}`;
+
+/**
+ * `ipvsadm -S -n` text for a rule set (ipvs-spec §6.8), sorted as ipvsadm sorts. Like ipvsadm,
+ * thresholds (-x/-y) are not saved.
+ */
+export function formatRules(r: Rules): string {
+  const out: string[] = [];
+  const svcs = [...r.services].sort((a, b) => a.proto - b.proto || diff32(a.addr >>> 0, b.addr >>> 0) || a.port - b.port);
+  for (const s of svcs) {
+    const svc = `${protoOpt(s.proto)} ${ep(s.addr >>> 0, s.port)}`;
+    let line = `-A ${svc} -s ${s.scheduler ?? 'wlc'}`;
+    if (s.persistent) {
+      line += ` -p ${s.persistent}`;
+      if (s.netmask !== undefined && s.netmask >>> 0 !== 0xffffffff) line += ` -M ${ep(s.netmask >>> 0, 0).slice(0, -2)}`;
+    }
+    if (s.ops) line += ' -o';
+    const f = s.schedFlags ?? 0;
+    if (f) {
+      const names = s.scheduler === 'sh' ? ['sh-fallback', 'sh-port', 'flag-3'] : s.scheduler === 'mh' ? ['mh-fallback', 'mh-port', 'flag-3'] : ['flag-1', 'flag-2', 'flag-3'];
+      line += ` -b ${[SvcFlag.SCHED1, SvcFlag.SCHED2, SvcFlag.SCHED3].flatMap((bit, i) => (f & bit ? [names[i]] : [])).join(',')}`;
+    }
+    out.push(line);
+    const ds = r.dests.filter((x) => x.service.proto === s.proto && x.service.addr >>> 0 === s.addr >>> 0 && x.service.port === s.port).sort((a, b) => diff32(a.dest.addr >>> 0, b.dest.addr >>> 0) || a.dest.port - b.dest.port);
+    for (const x of ds) {
+      const m = x.dest.fwd === Fwd.MASQ ? '-m' : x.dest.fwd === Fwd.TUNNEL ? '-i' : '-g';
+      out.push(`-a ${svc} -r ${ep(x.dest.addr >>> 0, x.dest.port)} ${m} -w ${x.dest.weight ?? 1}`);
+    }
+  }
+  return out.length ? `${out.join('\n')}\n` : '';
+}

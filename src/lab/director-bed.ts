@@ -59,12 +59,15 @@ export class DirectorBed {
   ulvsd: ChildProcess | null = null;
   readonly dir: string;
   readonly rulesFile: string;
+  /** this director's admin socket (test beds run side by side on one file system) */
+  readonly socket: string;
   ulvsdLog = '';
 
   constructor(readonly o: DirectorBedOptions) {
     this.bed = new TestBed(o);
     this.dir = mkdtempSync(join(tmpdir(), 'ulvs-'));
     this.rulesFile = join(this.dir, 'rules');
+    this.socket = join(this.dir, 'ulvs.sock');
   }
 
   async start(): Promise<this> {
@@ -90,7 +93,8 @@ export class DirectorBed {
   }
 
   async startDirector(): Promise<string> {
-    const p = spawn('ip', ['netns', 'exec', this.bed.director, process.execPath, SCRIPTS.ulvsd, '--rules', this.rulesFile, ...(this.o.ulvsdArgs ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const args = ['--rules', this.rulesFile, '--socket', this.socket, ...(this.o.ulvsdArgs ?? [])];
+    const p = spawn('ip', ['netns', 'exec', this.bed.director, process.execPath, SCRIPTS.ulvsd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.ulvsd = p;
     p.stdout!.on('data', (d: Buffer) => (this.ulvsdLog += d.toString()));
     p.stderr!.on('data', (d: Buffer) => (this.ulvsdLog += d.toString()));

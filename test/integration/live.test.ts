@@ -46,7 +46,7 @@ describe('concurrency and live changes', { skip: needsRoot }, () => {
     const w = [1, 1, 1];
     w[idx] = 0;
     const log = await bed.reload(rulesWith(w));
-    assert.match(log, /reloaded .* real servers \+0 -0 ~1/);
+    assert.match(log, /applied: .*real servers \+0 -0 ~1/);
     const fresh = bed.client(['--requests', '12']);
     assert.equal(fresh.filter((x) => x['ok']).length, 12);
     const holderName = `rs${idx + 1}`;

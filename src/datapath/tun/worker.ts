@@ -11,7 +11,8 @@
  * are dropped and counted (pass_no_conn).
  */
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { Director } from '../../core/director.js';
+import { Director, type Timeouts } from '../../core/director.js';
+import type { ServiceKey } from '../../core/service.js';
 import { applyOps, type RuleOp } from '../../core/ops.js';
 import { Outcome, PacketFlag, Verdict } from '../../core/verdict.js';
 import { defaultRegistry } from '../../sched/index.js';
@@ -27,7 +28,13 @@ export interface WorkerInit {
   ops: RuleOp[];
 }
 
-export type ControlMessage = { type: 'stop' } | { type: 'snapshot'; id: number } | { type: 'apply'; id: number; ops: RuleOp[] };
+/** Requests from the control plane; each is answered with {type: 'reply', id, result | error}. */
+export type ControlMessage =
+  | { type: 'stop' }
+  | { type: 'call'; id: number; call: 'apply'; args: [RuleOp[]] }
+  | { type: 'call'; id: number; call: 'snapshot' | 'connections' | 'timeouts' | 'counters'; args: [] }
+  | { type: 'call'; id: number; call: 'setTimeouts'; args: [Partial<Timeouts>] }
+  | { type: 'call'; id: number; call: 'zero'; args: [ServiceKey?] };
 
 const init = workerData as WorkerInit;
 const port = init.control;
@@ -67,22 +74,41 @@ function write(b: Buffer, n: number): void {
   else dp.write_errors++;
 }
 
+function call(msg: Extract<ControlMessage, { type: 'call' }>, now: number): unknown {
+  switch (msg.call) {
+    case 'apply':
+      applyOps(d, msg.args[0]);
+      return null;
+    case 'snapshot':
+      return d.snapshot();
+    case 'connections':
+      return d.connections(now);
+    case 'timeouts':
+      return d.timeouts;
+    case 'setTimeouts':
+      d.setTimeouts(msg.args[0]);
+      return null;
+    case 'zero':
+      d.zero(msg.args[0]);
+      return null;
+    case 'counters':
+      return { engine: d.counters(), datapath: { ...dp } };
+  }
+}
+
 function control(now: number): boolean {
   for (;;) {
     const m = receiveMessageOnPort(port);
     if (m === undefined) return true;
     const msg = m.message as ControlMessage;
     if (msg.type === 'stop') return false;
-    if (msg.type === 'apply') {
-      // The control plane validated the whole new rule set first; an error here is a bug.
-      try {
-        applyOps(d, msg.ops);
-        port.postMessage({ type: 'applied', id: msg.id });
-      } catch (e) {
-        port.postMessage({ type: 'applied', id: msg.id, error: (e as Error).message });
-      }
+    if (msg.type !== 'call') continue;
+    try {
+      port.postMessage({ type: 'reply', id: msg.id, result: call(msg, now) });
+    } catch (e) {
+      // validation happened in the control plane; errors here are reported, never partial
+      port.postMessage({ type: 'reply', id: msg.id, error: { code: (e as { code?: string }).code ?? 'internal', message: (e as Error).message } });
     }
-    if (msg.type === 'snapshot') port.postMessage({ type: 'snapshot', id: msg.id, snapshot: d.snapshot(), engine: d.counters(), datapath: { ...dp }, now });
   }
 }
 

@@ -1,0 +1,321 @@
+/**
+ * The admin API (issue 4): HTTP/JSON, served by ulvsd on a Unix socket (so
+ * `curl --unix-socket /run/ulvs/ulvs.sock http://ulvs/v1/services` works).
+ *
+ *   GET    /v1/services                                   services, servers, counters, rates
+ *   POST   /v1/services                                   add a service          (ipvsadm -A)
+ *   DELETE /v1/services                                   delete every service   (ipvsadm -C)
+ *   GET    /v1/services/{tcp|udp}/{vip}/{port}            one service
+ *   PUT    /v1/services/{tcp|udp}/{vip}/{port}            replace its settings   (ipvsadm -E)
+ *   DELETE /v1/services/{tcp|udp}/{vip}/{port}            delete it              (ipvsadm -D)
+ *   POST   /v1/services/{..}/servers                      add a real server      (ipvsadm -a)
+ *   PUT    /v1/services/{..}/servers/{addr}/{port}        replace its settings   (ipvsadm -e)
+ *   DELETE /v1/services/{..}/servers/{addr}/{port}        delete it              (ipvsadm -d)
+ *   GET    /v1/connections                                the connection table   (ipvsadm -Lc)
+ *   GET    /v1/timeouts    PUT /v1/timeouts               tcp tcpfin udp         (ipvsadm --set)
+ *   POST   /v1/zero        body {} or {service: {...}}    zero counters          (ipvsadm -Z)
+ *   GET    /v1/rules       PUT /v1/rules (text/plain)     save / restore, ipvsadm -S format
+ *   POST   /v1/reload                                     re-read the rules file (as SIGHUP)
+ *   GET    /v1/counters                                   engine and data-path counters
+ *
+ * Every configuration change builds the complete new rule set, which the control plane
+ * validates whole on a scratch engine before applying only the difference: a rejected request
+ * changes nothing. Errors: {"error": {"code", "message"}} with a stable code: an IPVS errno
+ * (EEXIST 409, ESRCH/ENOENT 404, EINVAL/ERANGE/EOPNOTSUPP 400) or bad_json, body_too_large
+ * (413), validation (400, unknown fields and wrong types included), not_found, bad_method.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { z } from 'zod';
+import type { ConnInfo, DestSpec, DirectorSnapshot, ServiceSpec, Timeouts } from '../core/director.js';
+import { IpvsError } from '../core/errors.js';
+import { Fwd, FWD_NAMES, SvcFlag, type ServiceKey } from '../core/service.js';
+import { formatIPv4, tryParseIPv4 } from '../wire/addr.js';
+import { formatRules, type Rules } from './rules.js';
+
+/** What the daemon offers the API. All configuration changes go through replaceRules. */
+export interface ControlPlane {
+  rules(): Rules;
+  /** validate `next` whole, apply the difference; throws IpvsError/Error and changes nothing */
+  replaceRules(next: Rules): Promise<void>;
+  snapshot(): Promise<DirectorSnapshot>;
+  connections(): Promise<ConnInfo[]>;
+  timeouts(): Promise<Timeouts>;
+  setTimeouts(t: Partial<Timeouts>): Promise<void>;
+  zero(service?: ServiceKey): Promise<void>;
+  counters(): Promise<Record<string, Record<string, number>>>;
+  reload(): Promise<string>;
+}
+
+export const MAX_BODY = 1 << 20;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const addr = z.string().refine((s) => tryParseIPv4(s) >= 0, { message: 'must be a dotted IPv4 address' });
+const port = z.number().int().min(0).max(65535);
+const protoName = z.enum(['tcp', 'udp']);
+
+const ServiceBody = z
+  .object({
+    protocol: protoName,
+    address: addr,
+    port,
+    scheduler: z.string().min(1).max(15).default('wlc'),
+    persistent: z.number().int().min(0).max(2678400).default(0),
+    netmask: addr.optional(),
+    schedFlags: z.array(z.enum(['flag-1', 'flag-2', 'flag-3', 'sh-fallback', 'sh-port', 'mh-fallback', 'mh-port'])).default([]),
+    ops: z.boolean().default(false),
+  })
+  .strict();
+const ServiceEditBody = ServiceBody.omit({ protocol: true, address: true, port: true }).strict();
+const ServerBody = z
+  .object({
+    address: addr,
+    port: port.optional(),
+    weight: z.number().int().min(0).max(65535).default(1),
+    method: z.enum(['masq', 'route', 'tunnel']).default('masq'),
+    uThreshold: z.number().int().min(0).max(0x7fffffff).default(0),
+    lThreshold: z.number().int().min(0).max(0x7fffffff).default(0),
+  })
+  .strict();
+const ServerEditBody = ServerBody.omit({ address: true, port: true }).strict();
+const TimeoutsBody = z.object({ tcp: z.number().int().min(0).optional(), tcpfin: z.number().int().min(0).optional(), udp: z.number().int().min(0).optional() }).strict();
+const ZeroBody = z.object({ service: z.object({ protocol: protoName, address: addr, port }).strict().optional() }).strict();
+
+const FLAG_BITS: Record<string, number> = { 'flag-1': SvcFlag.SCHED1, 'flag-2': SvcFlag.SCHED2, 'flag-3': SvcFlag.SCHED3, 'sh-fallback': SvcFlag.SCHED1, 'sh-port': SvcFlag.SCHED2, 'mh-fallback': SvcFlag.SCHED1, 'mh-port': SvcFlag.SCHED2 };
+const METHOD: Record<string, number> = { masq: Fwd.MASQ, route: Fwd.DROUTE, tunnel: Fwd.TUNNEL };
+const PROTO: Record<string, number> = { tcp: 6, udp: 17 };
+const keyEq = (a: ServiceKey, b: ServiceKey) => a.proto === b.proto && a.addr >>> 0 === b.addr >>> 0 && a.port === b.port;
+
+function parseBody<S extends z.ZodTypeAny>(schema: S, raw: unknown): z.output<S> {
+  const r = schema.safeParse(raw);
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    throw new HttpError(400, 'validation', `${i.path.join('.') || 'body'}: ${i.message}`);
+  }
+  return r.data as z.output<S>;
+}
+
+function serviceSpec(key: ServiceKey, b: z.infer<typeof ServiceEditBody>): ServiceSpec {
+  const spec: ServiceSpec = { ...key, scheduler: b.scheduler, persistent: b.persistent, schedFlags: b.schedFlags.reduce((f, n) => f | FLAG_BITS[n]!, 0), ops: b.ops };
+  if (b.netmask !== undefined) spec.netmask = tryParseIPv4(b.netmask);
+  return spec;
+}
+function destSpec(addrN: number, portN: number, b: z.infer<typeof ServerEditBody>): DestSpec {
+  return { addr: addrN, port: portN, weight: b.weight, fwd: METHOD[b.method]!, uThreshold: b.uThreshold, lThreshold: b.lThreshold };
+}
+
+/** JSON form of a snapshot: addresses as text, names instead of flag bits. */
+export function servicesJson(s: DirectorSnapshot) {
+  return s.services.map((x) => ({
+    protocol: x.proto === 6 ? 'tcp' : 'udp',
+    address: formatIPv4(x.addr),
+    port: x.port,
+    scheduler: x.scheduler,
+    persistent: x.flags & SvcFlag.PERSISTENT ? x.timeout : 0,
+    netmask: formatIPv4(x.netmask),
+    ops: (x.flags & SvcFlag.ONEPACKET) !== 0,
+    counters: x.counters,
+    rates: x.rates,
+    servers: x.dests.map((d) => ({
+      address: formatIPv4(d.addr),
+      port: d.port,
+      method: (FWD_NAMES[d.fwd] ?? 'Masq').toLowerCase(),
+      weight: d.weight,
+      uThreshold: d.uThreshold,
+      lThreshold: d.lThreshold,
+      activeConns: d.activeConns,
+      inactConns: d.inactConns,
+      persistConns: d.persistConns,
+      counters: d.counters,
+      rates: d.rates,
+    })),
+  }));
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const c of req as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > MAX_BODY) throw new HttpError(413, 'body_too_large', `request body over ${MAX_BODY} bytes`);
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const text = await readBody(req);
+  if (text.trim() === '') return {};
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new HttpError(400, 'bad_json', `request body is not JSON: ${(e as Error).message}`);
+  }
+}
+
+function serviceKeyFrom(proto: string, vip: string, p: string): ServiceKey {
+  const a = tryParseIPv4(vip);
+  if (!(proto in PROTO) || a < 0 || !/^\d{1,5}$/.test(p) || Number(p) > 65535) throw new HttpError(404, 'not_found', `no such resource: ${proto}/${vip}/${p}`);
+  return { proto: PROTO[proto]!, addr: a, port: Number(p) };
+}
+
+export function createAdminServer(cp: ControlPlane): Server {
+  /** Apply a complete new rule set; its validation errors are the client's: 400, errno as code. */
+  const apply = async (next: Rules): Promise<void> => {
+    try {
+      await cp.replaceRules(next);
+    } catch (e) {
+      if (e instanceof IpvsError) throw new HttpError(400, e.code, e.message);
+      throw e;
+    }
+  };
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://ulvs');
+    const parts = url.pathname.split('/').filter(Boolean);
+    const m = req.method ?? 'GET';
+    const send = (status: number, body: unknown) => {
+      const text = typeof body === 'string' ? body : `${JSON.stringify(body)}\n`;
+      res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json' });
+      res.end(text);
+    };
+    if (parts[0] !== 'v1') throw new HttpError(404, 'not_found', `no such resource: ${url.pathname}`);
+    const [, res1, ...rest] = parts;
+    const bad = () => new HttpError(405, 'bad_method', `${m} is not allowed on ${url.pathname}`);
+    const rules = cp.rules();
+
+    if (res1 === 'services' && rest.length === 0) {
+      if (m === 'GET') return send(200, servicesJson(await cp.snapshot()));
+      if (m === 'DELETE') {
+        await apply({ services: [], dests: [] });
+        return send(200, { ok: true });
+      }
+      if (m === 'POST') {
+        const b = parseBody(ServiceBody, await readJson(req));
+        const key = { proto: PROTO[b.protocol]!, addr: tryParseIPv4(b.address), port: b.port };
+        if (rules.services.some((s) => keyEq(s, key))) throw new IpvsError('EEXIST', 'Service already exists');
+        await apply({ services: [...rules.services, serviceSpec(key, b)], dests: rules.dests });
+        return send(201, { ok: true });
+      }
+      throw bad();
+    }
+    if (res1 === 'services' && rest.length >= 3) {
+      const key = serviceKeyFrom(rest[0]!, rest[1]!, rest[2]!);
+      const exists = rules.services.some((s) => keyEq(s, key));
+      if (rest.length === 3) {
+        if (m === 'GET') {
+          const snap = await cp.snapshot();
+          const one = servicesJson({ ...snap, services: snap.services.filter((s) => keyEq(s, key)) });
+          if (one.length === 0) throw new IpvsError('ESRCH', 'No such service');
+          return send(200, one[0]);
+        }
+        if (!exists && (m === 'PUT' || m === 'DELETE')) throw new IpvsError('ESRCH', 'No such service');
+        if (m === 'PUT') {
+          const b = parseBody(ServiceEditBody, await readJson(req));
+          await apply({ services: rules.services.map((s) => (keyEq(s, key) ? serviceSpec(key, b) : s)), dests: rules.dests });
+          return send(200, { ok: true });
+        }
+        if (m === 'DELETE') {
+          await apply({ services: rules.services.filter((s) => !keyEq(s, key)), dests: rules.dests.filter((x) => !keyEq(x.service, key)) });
+          return send(200, { ok: true });
+        }
+        throw bad();
+      }
+      if (rest[3] === 'servers') {
+        if (!exists) throw new IpvsError('ESRCH', 'Service not defined');
+        if (rest.length === 4 && m === 'POST') {
+          const b = parseBody(ServerBody, await readJson(req));
+          const d = destSpec(tryParseIPv4(b.address), b.port ?? key.port, b);
+          if (rules.dests.some((x) => keyEq(x.service, key) && x.dest.addr >>> 0 === d.addr >>> 0 && x.dest.port === d.port)) throw new IpvsError('EEXIST', 'Destination already exists');
+          await apply({ services: rules.services, dests: [...rules.dests, { service: key, dest: d }] });
+          return send(201, { ok: true });
+        }
+        if (rest.length === 6) {
+          const a = tryParseIPv4(rest[4]!);
+          const p = /^\d{1,5}$/.test(rest[5]!) ? Number(rest[5]) : -1;
+          const match = (x: Rules['dests'][number]) => keyEq(x.service, key) && x.dest.addr >>> 0 === a >>> 0 && x.dest.port === p;
+          if (a < 0 || p < 0 || !rules.dests.some(match)) throw new IpvsError('ENOENT', 'No such destination');
+          if (m === 'PUT') {
+            const b = parseBody(ServerEditBody, await readJson(req));
+            await apply({ services: rules.services, dests: rules.dests.map((x) => (match(x) ? { service: key, dest: destSpec(a, p, b) } : x)) });
+            return send(200, { ok: true });
+          }
+          if (m === 'DELETE') {
+            await apply({ services: rules.services, dests: rules.dests.filter((x) => !match(x)) });
+            return send(200, { ok: true });
+          }
+          throw bad();
+        }
+      }
+    }
+    if (res1 === 'connections' && rest.length === 0 && m === 'GET') {
+      const list = await cp.connections();
+      return send(
+        200,
+        list.map((c) => ({ ...c, protocol: c.template && c.proto === 0 ? 'ip' : c.proto === 6 ? 'tcp' : 'udp', client: `${formatIPv4(c.caddr)}:${c.cport}`, virtual: `${formatIPv4(c.vaddr)}:${c.vport}`, server: `${formatIPv4(c.daddr)}:${c.dport}` })),
+      );
+    }
+    if (res1 === 'timeouts' && rest.length === 0) {
+      if (m === 'GET') return send(200, await cp.timeouts());
+      if (m === 'PUT') {
+        await cp.setTimeouts(parseBody(TimeoutsBody, await readJson(req)));
+        return send(200, await cp.timeouts());
+      }
+      throw bad();
+    }
+    if (res1 === 'zero' && rest.length === 0 && m === 'POST') {
+      const b = parseBody(ZeroBody, await readJson(req));
+      if (b.service) {
+        const key = { proto: PROTO[b.service.protocol]!, addr: tryParseIPv4(b.service.address), port: b.service.port };
+        if (!rules.services.some((s) => keyEq(s, key))) throw new IpvsError('ESRCH', 'No such service');
+        await cp.zero(key);
+      } else await cp.zero();
+      return send(200, { ok: true });
+    }
+    if (res1 === 'rules' && rest.length === 0) {
+      if (m === 'GET') return send(200, formatRules(rules));
+      if (m === 'PUT') {
+        const { parseRules } = await import('./rules.js');
+        let next: Rules;
+        try {
+          next = parseRules(await readBody(req), 'request');
+        } catch (e) {
+          if (e instanceof HttpError) throw e;
+          throw new HttpError(400, 'validation', (e as Error).message);
+        }
+        await apply(next);
+        return send(200, { ok: true });
+      }
+      throw bad();
+    }
+    if (res1 === 'reload' && rest.length === 0 && m === 'POST') return send(200, { ok: true, message: await cp.reload() });
+    if (res1 === 'counters' && rest.length === 0 && m === 'GET') return send(200, await cp.counters());
+    throw new HttpError(404, 'not_found', `no such resource: ${m} ${url.pathname}`);
+  };
+
+  return createServer((req, res) => {
+    handle(req, res).catch((e: unknown) => {
+      let status = 500;
+      let code = 'internal';
+      const message = (e as Error).message;
+      if (e instanceof HttpError) {
+        status = e.status;
+        code = e.code;
+      } else if (e instanceof IpvsError) {
+        code = e.code;
+        status = e.code === 'EEXIST' ? 409 : e.code === 'ESRCH' || e.code === 'ENOENT' ? 404 : 400;
+      }
+      if (!res.headersSent) {
+        res.writeHead(status, { 'content-type': 'application/json', connection: 'close' });
+        res.end(`${JSON.stringify({ error: { code, message } })}\n`);
+      } else res.destroy();
+      if (status === 413) req.destroy();
+    });
+  });
+}
