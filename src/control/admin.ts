@@ -17,6 +17,8 @@
  *   GET    /v1/rules       PUT /v1/rules (text/plain)     save / restore, ipvsadm -S format
  *   POST   /v1/reload                                     re-read the rules file (as SIGHUP)
  *   GET    /v1/counters                                   engine and data-path counters
+ *   GET    /v1/snapshot                                   the engine's snapshot as is (numeric
+ *                                                         addresses; what ulvsadm formats)
  *
  * Every configuration change builds the complete new rule set, which the control plane
  * validates whole on a scratch engine before applying only the difference: a rejected request
@@ -296,6 +298,7 @@ export function createAdminServer(cp: ControlPlane): Server {
     }
     if (res1 === 'reload' && rest.length === 0 && m === 'POST') return send(200, { ok: true, message: await cp.reload() });
     if (res1 === 'counters' && rest.length === 0 && m === 'GET') return send(200, await cp.counters());
+    if (res1 === 'snapshot' && rest.length === 0 && m === 'GET') return send(200, await cp.snapshot());
     throw new HttpError(404, 'not_found', `no such resource: ${m} ${url.pathname}`);
   };
 

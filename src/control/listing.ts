@@ -1,9 +1,13 @@
 /**
- * ipvsadm 1.31's `-L -n` listings (ipvs-spec §6.7): the default layout, `--stats` and `--rate`,
- * from a director's services. Sorting as ipvsadm: services by protocol, then address compared
- * as a signed 32-bit difference (ipvsadm's quirk), then port; real servers by address, port.
+ * ipvsadm 1.31's listings (ipvs-spec §6.7) from a director snapshot: the default layout,
+ * --stats, --rate, --thresholds, --persistent-conn (precedence in that order after stats),
+ * --exact, --nosort, one service without the banner, names instead of numbers without -n;
+ * the connection listing (-c) and --timeout.
+ *
+ * Sorting as ipvsadm: services by protocol, then address compared as a signed 32-bit
+ * difference (ipvsadm's quirk), then port; real servers by address then port.
  */
-import type { DestSnapshot, DirectorSnapshot, ServiceSnapshot, StatsSnapshot } from '../core/director.js';
+import type { ConnInfo, DestSnapshot, DirectorSnapshot, ServiceSnapshot, StatsSnapshot, Timeouts } from '../core/director.js';
 import { FWD_NAMES, SvcFlag } from '../core/service.js';
 import { formatIPv4 } from '../wire/addr.js';
 
@@ -11,8 +15,12 @@ const pad = (s: string, w: number) => (s.length >= w ? s : s + ' '.repeat(w - s.
 const lpad = (s: string, w: number) => (s.length >= w ? s : ' '.repeat(w - s.length) + s);
 const diff32 = (a: number, b: number) => ((a - b) | 0);
 
-/** ipvsadm's print_largenum without --exact. */
-export function largenum(n: number): string {
+/** ipvsadm's print_largenum: abbreviated K/M/G/T, or exact with --exact. */
+export function largenum(n: number, exact = false): string {
+  if (exact) {
+    const s = String(n);
+    return s.length <= 8 ? lpad(s, 9) : ` ${s}`;
+  }
   if (n < 1e8) return lpad(String(n), 9);
   if (n < 1e9) return `${lpad(String(Math.floor(n / 1e3)), 8)}K`;
   if (n < 1e11) return `${lpad(String(Math.floor(n / 1e6)), 8)}M`;
@@ -20,19 +28,35 @@ export function largenum(n: number): string {
   return `${lpad(String(Math.floor(n / 1e12)), 8)}T`;
 }
 
-const protoName = (p: number) => (p === 6 ? 'TCP' : p === 17 ? 'UDP' : p === 132 ? 'SCTP' : String(p));
-const label = (s: ServiceSnapshot) => `${pad(protoName(s.proto), 4)} ${formatIPv4(s.addr)}:${s.port}`;
-const destAddr = (d: DestSnapshot) => `${formatIPv4(d.addr)}:${d.port}`;
-
-function sortedServices(d: DirectorSnapshot): ServiceSnapshot[] {
-  return [...d.services].sort((a, b) => a.proto - b.proto || diff32(a.addr, b.addr) || a.port - b.port);
+/** How addresses and ports are printed: numbers (-n) or names. */
+export interface Namer {
+  addr(a: number): string;
+  port(p: number, proto: number): string;
 }
-function sortedDests(s: ServiceSnapshot): DestSnapshot[] {
+export const NUMERIC: Namer = { addr: formatIPv4, port: (p) => String(p) };
+
+export type ListFormat = 'default' | 'stats' | 'rate' | 'thresholds' | 'persistent-conn';
+
+export interface ListOptions {
+  format?: ListFormat;
+  exact?: boolean;
+  nosort?: boolean;
+  /** false for `-L -t service` (ipvsadm prints no banner for a single service) */
+  banner?: boolean;
+  names?: Namer;
+}
+
+const protoName = (p: number) => (p === 6 ? 'TCP' : p === 17 ? 'UDP' : p === 132 ? 'SCTP' : String(p));
+
+export function sortServices(s: readonly ServiceSnapshot[]): ServiceSnapshot[] {
+  return [...s].sort((a, b) => a.proto - b.proto || diff32(a.addr, b.addr) || a.port - b.port);
+}
+function sortDests(s: ServiceSnapshot): DestSnapshot[] {
   return [...s.dests].sort((a, b) => diff32(a.addr, b.addr) || a.port - b.port);
 }
 
-function serviceLine(s: ServiceSnapshot): string {
-  let line = `${label(s)} ${s.scheduler}`;
+function serviceLine(label: string, s: ServiceSnapshot): string {
+  let line = `${label} ${s.scheduler}`;
   const f = s.flags & (SvcFlag.SCHED1 | SvcFlag.SCHED2 | SvcFlag.SCHED3);
   if (f) {
     const names = s.scheduler === 'sh' ? ['sh-fallback', 'sh-port', 'flag-3'] : s.scheduler === 'mh' ? ['mh-fallback', 'mh-port', 'flag-3'] : ['flag-1', 'flag-2', 'flag-3'];
@@ -46,32 +70,80 @@ function serviceLine(s: ServiceSnapshot): string {
   return line;
 }
 
-export type ListFormat = 'default' | 'stats' | 'rate';
-
-export function listServices(d: DirectorSnapshot, fmt: ListFormat = 'default'): string {
-  const out: string[] = [`IP Virtual Server version 1.2.1 (size=${d.buckets})`];
-  if (fmt === 'default') {
-    out.push('Prot LocalAddress:Port Scheduler Flags', '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn');
-  } else {
-    const cols = fmt === 'stats' ? ['Conns', 'InPkts', 'OutPkts', 'InBytes', 'OutBytes'] : ['CPS', 'InPPS', 'OutPPS', 'InBPS', 'OutBPS'];
-    out.push(`${pad('Prot LocalAddress:Port', 33)}${cols.map((c) => ` ${lpad(c, 8)}`).join('')}`, '  -> RemoteAddress:Port');
+export function formatListing(d: DirectorSnapshot, o: ListOptions = {}): string {
+  const fmt = o.format ?? 'default';
+  const n = o.names ?? NUMERIC;
+  const out: string[] = [];
+  if (o.banner !== false) out.push(`IP Virtual Server version 1.2.1 (size=${d.buckets})`);
+  switch (fmt) {
+    case 'default':
+      out.push('Prot LocalAddress:Port Scheduler Flags', '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn');
+      break;
+    case 'stats':
+    case 'rate': {
+      const cols = fmt === 'stats' ? ['Conns', 'InPkts', 'OutPkts', 'InBytes', 'OutBytes'] : ['CPS', 'InPPS', 'OutPPS', 'InBPS', 'OutBPS'];
+      out.push(`${pad('Prot LocalAddress:Port', 33)}${cols.map((c) => ` ${lpad(c, 8)}`).join('')}`, '  -> RemoteAddress:Port');
+      break;
+    }
+    case 'thresholds':
+      out.push(`${pad('Prot LocalAddress:Port', 33)} ${pad('Uthreshold', 10)} ${pad('Lthreshold', 10)} ${pad('ActiveConn', 10)} ${pad('InActConn', 10)}`, '  -> RemoteAddress:Port');
+      break;
+    case 'persistent-conn':
+      out.push(`${pad('Prot LocalAddress:Port', 33)} ${pad('Weight', 9)} ${pad('PersistConn', 11)} ${pad('ActiveConn', 10)} ${pad('InActConn', 10)}`, '  -> RemoteAddress:Port');
+      break;
   }
-  for (const s of sortedServices(d)) {
-    if (fmt === 'default') out.push(serviceLine(s));
-    else out.push(pad(label(s), 33) + numbers(s, fmt, false));
-    for (const x of sortedDests(s)) {
-      if (fmt === 'default')
-        out.push(`  -> ${pad(destAddr(x), 28)} ${pad(FWD_NAMES[x.fwd]!, 7)} ${pad(String(x.weight), 6)} ${pad(String(x.activeConns), 10)} ${pad(String(x.inactConns), 10)}`);
-      else out.push(`  -> ${pad(destAddr(x), 28)}${numbers(x, fmt, true)}`);
+  const services = o.nosort ? d.services : sortServices(d.services);
+  for (const s of services) {
+    const label = `${pad(protoName(s.proto), 4)} ${n.addr(s.addr)}:${n.port(s.port, s.proto)}`.slice(0, 33);
+    if (fmt === 'stats' || fmt === 'rate') out.push(pad(label, 33) + numbers(s, fmt, false, !!o.exact));
+    else out.push(serviceLine(label, s));
+    for (const x of o.nosort ? s.dests : sortDests(s)) {
+      const a = `${n.addr(x.addr)}:${n.port(x.port, s.proto)}`.slice(0, 28);
+      switch (fmt) {
+        case 'default':
+          out.push(`  -> ${pad(a, 28)} ${pad(FWD_NAMES[x.fwd]!, 7)} ${pad(String(x.weight), 6)} ${pad(String(x.activeConns), 10)} ${pad(String(x.inactConns), 10)}`);
+          break;
+        case 'stats':
+        case 'rate':
+          out.push(`  -> ${pad(a, 28)}${numbers(x, fmt, true, !!o.exact)}`);
+          break;
+        case 'thresholds':
+          out.push(`  -> ${pad(a, 28)} ${pad(String(x.uThreshold), 10)} ${pad(String(x.lThreshold), 10)} ${pad(String(x.activeConns), 10)} ${pad(String(x.inactConns), 10)}`);
+          break;
+        case 'persistent-conn':
+          out.push(`  -> ${pad(a, 28)} ${pad(String(x.weight), 9)} ${pad(String(x.persistConns), 11)} ${pad(String(x.activeConns), 10)} ${pad(String(x.inactConns), 10)}`);
+          break;
+      }
     }
   }
   return `${out.join('\n')}\n`;
 }
 
-function numbers(st: StatsSnapshot, fmt: ListFormat, dest: boolean): string {
-  if (fmt === 'stats') return st.counters.map(largenum).join('');
-  // --rate: a real server's cps/pps columns are printed in full ("%8llu"), its bps abbreviated
+function numbers(st: StatsSnapshot, fmt: 'stats' | 'rate', dest: boolean, exact: boolean): string {
+  if (fmt === 'stats') return st.counters.map((x) => largenum(x, exact)).join('');
+  // --rate: a real server's cps/pps columns are printed in full ("%8llu"), its bps through largenum
   const r = st.rates;
-  if (dest) return `${r.slice(0, 3).map((x) => ` ${lpad(String(x), 8)}`).join('')}${largenum(r[3]!)}${largenum(r[4]!)}`;
-  return r.map(largenum).join('');
+  if (dest) return `${r.slice(0, 3).map((x) => ` ${lpad(String(x), 8)}`).join('')}${largenum(r[3]!, exact)}${largenum(r[4]!, exact)}`;
+  return r.map((x) => largenum(x, exact)).join('');
+}
+
+/** The daemon's SIGUSR1 dump and the demo: banner + one layout. */
+export function listServices(d: DirectorSnapshot, fmt: ListFormat = 'default'): string {
+  return formatListing(d, { format: fmt });
+}
+
+/** ipvsadm -L -c (connection entries read from /proc/net/ip_vs_conn). */
+export function formatConnections(conns: readonly ConnInfo[], names: Namer = NUMERIC): string {
+  const out = ['IPVS connection entries', `pro expire ${pad('state', 11)} ${pad('source', 18)} ${pad('virtual', 18)} destination`];
+  for (const c of conns) {
+    const secs = Math.floor(c.expiresInMs / 1000);
+    const expire = `${String(Math.floor(secs / 60)).padStart(2, '0')}:${String(secs % 60).padStart(2, '0')}`;
+    const ep = (a: number, p: number) => `${names.addr(a)}:${names.port(p, c.proto)}`;
+    out.push(`${pad(protoName(c.proto), 3)} ${pad(expire, 6)} ${pad(c.state, 11)} ${pad(ep(c.caddr, c.cport), 18)} ${pad(ep(c.vaddr, c.vport), 18)} ${ep(c.daddr, c.dport)}`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+export function formatTimeouts(t: Timeouts): string {
+  return `Timeout (tcp tcpfin udp): ${t.tcp} ${t.tcpfin} ${t.udp}\n`;
 }

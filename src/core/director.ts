@@ -817,8 +817,8 @@ export class Director {
     if (!isInt(weight, 0, 65535)) throw errors.range('weight must be 0..65535');
     const fwd = spec.fwd ?? Fwd.MASQ;
     if (fwd !== Fwd.MASQ) {
-      if (fwd === Fwd.DROUTE) throw errors.notSupported('Direct routing (-g)');
-      if (fwd === Fwd.TUNNEL) throw errors.notSupported('IP-in-IP tunnelling (-i)');
+      if (fwd === Fwd.DROUTE) throw errors.notSupported('Direct routing (-g, the method when none is given; use -m)');
+      if (fwd === Fwd.TUNNEL) throw errors.notSupported('IP-in-IP tunnelling (-i; use -m)');
       throw errors.invalid('forwarding method');
     }
     const u = spec.uThreshold ?? 0;
