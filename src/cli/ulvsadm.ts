@@ -151,7 +151,7 @@ async function list(c: Command): Promise<string> {
     snap = { ...snap, services: snap.services.filter((s) => s.proto === c.proto && s.addr >>> 0 === c.service!.addr >>> 0 && s.port === c.service!.port) };
     if (snap.services.length === 0) throw new DirectorError('No such service', 1);
   }
-  const format: ListFormat = l.stats ? 'stats' : l.rate ? 'rate' : l.thresholds ? 'thresholds' : l.persistentConn ? 'persistent-conn' : 'default';
+  const format: ListFormat = l.stats ? 'stats' : l.rate ? 'rate' : l.thresholds ? 'thresholds' : l.persistentConn ? 'persistent-conn' : l.tunInfo ? 'tun-info' : 'default';
   const names = l.numeric ? NUMERIC : await namer(snap.services.flatMap((s) => [s.addr, ...s.dests.map((d) => d.addr)]));
   return formatListing(snap, { format, exact: l.exact, nosort: l.nosort, banner: !c.service, names });
 }

@@ -15,7 +15,8 @@
  *   GET    /v1/timeouts    PUT /v1/timeouts               tcp tcpfin udp         (ipvsadm --set)
  *   POST   /v1/zero        body {} or {service: {...}}    zero counters          (ipvsadm -Z)
  *   GET    /v1/rules       PUT /v1/rules (text/plain)     save / restore, ipvsadm -S format
- *   POST   /v1/reload                                     re-read the rules file (as SIGHUP)
+ *   POST   /v1/reload                                     re-read the rules file (as SIGHUP);
+ *                                                         400 rules_invalid if it is refused
  *   GET    /v1/counters                                   engine and data-path counters
  *   GET    /v1/snapshot                                   the engine's snapshot as is (numeric
  *                                                         addresses; what ulvsadm formats)
@@ -296,7 +297,13 @@ export function createAdminServer(cp: ControlPlane): Server {
       }
       throw bad();
     }
-    if (res1 === 'reload' && rest.length === 0 && m === 'POST') return send(200, { ok: true, message: await cp.reload() });
+    if (res1 === 'reload' && rest.length === 0 && m === 'POST') {
+      try {
+        return send(200, { ok: true, message: await cp.reload() });
+      } catch (e) {
+        throw new HttpError(400, 'rules_invalid', `reload refused, running rules unchanged: ${(e as Error).message}`);
+      }
+    }
     if (res1 === 'counters' && rest.length === 0 && m === 'GET') return send(200, await cp.counters());
     if (res1 === 'snapshot' && rest.length === 0 && m === 'GET') return send(200, await cp.snapshot());
     throw new HttpError(404, 'not_found', `no such resource: ${m} ${url.pathname}`);

@@ -92,6 +92,12 @@ test('--thresholds and --persistent-conn layouts (title lines end with a space)'
   assert.equal(p[4], '  -> 192.168.10.1:443             1         2           1          0         ');
 });
 
+test('--tun-info layout', () => {
+  const t = formatListing({ ...snap, services: [snap.services[1]!] }, { format: 'tun-info' }).split('\n');
+  assert.equal(t[2], '  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn');
+  assert.equal(t[4], '  -> 192.168.10.1:80              Masq    n/a           1      3          12        ');
+});
+
 test('largenum thresholds (K < 10^9, M < 10^11, G < 10^14, T) and exact widths', () => {
   assert.deepEqual([99999999, 100000000, 999999999, 1e9, 99999999999, 1e11, 99999999999999, 1e14].map((n) => largenum(n)), [
     ' 99999999',

@@ -1,6 +1,6 @@
 /**
  * ipvsadm 1.31's listings (ipvs-spec §6.7) from a director snapshot: the default layout,
- * --stats, --rate, --thresholds, --persistent-conn (precedence in that order after stats),
+ * --stats, --rate, --thresholds, --persistent-conn, --tun-info (precedence in that order),
  * --exact, --nosort, one service without the banner, names instead of numbers without -n;
  * the connection listing (-c) and --timeout.
  *
@@ -35,7 +35,7 @@ export interface Namer {
 }
 export const NUMERIC: Namer = { addr: formatIPv4, port: (p) => String(p) };
 
-export type ListFormat = 'default' | 'stats' | 'rate' | 'thresholds' | 'persistent-conn';
+export type ListFormat = 'default' | 'stats' | 'rate' | 'thresholds' | 'persistent-conn' | 'tun-info';
 
 export interface ListOptions {
   format?: ListFormat;
@@ -91,6 +91,9 @@ export function formatListing(d: DirectorSnapshot, o: ListOptions = {}): string 
     case 'persistent-conn':
       out.push(`${pad('Prot LocalAddress:Port', 33)} ${pad('Weight', 9)} ${pad('PersistConn', 11)} ${pad('ActiveConn', 10)} ${pad('InActConn', 10)}`, '  -> RemoteAddress:Port');
       break;
+    case 'tun-info':
+      out.push('Prot LocalAddress:Port Scheduler Flags', '  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn');
+      break;
   }
   const services = o.nosort ? d.services : sortServices(d.services);
   for (const s of services) {
@@ -112,6 +115,9 @@ export function formatListing(d: DirectorSnapshot, o: ListOptions = {}): string 
           break;
         case 'persistent-conn':
           out.push(`  -> ${pad(a, 28)} ${pad(String(x.weight), 9)} ${pad(String(x.persistConns), 11)} ${pad(String(x.activeConns), 10)} ${pad(String(x.inactConns), 10)}`);
+          break;
+        case 'tun-info': // ulvs has no tunnel servers yet: every server shows "n/a"
+          out.push(`  -> ${pad(a, 28)} ${pad(FWD_NAMES[x.fwd]!, 7)} ${pad('n/a', 13)} ${pad(String(x.weight), 6)} ${pad(String(x.activeConns), 10)} ${pad(String(x.inactConns), 10)}`);
           break;
       }
     }

@@ -7,6 +7,9 @@
  *   --get-bytes N                download N bytes of the test pattern, check its SHA-256
  *   --post-bytes N               upload N bytes of the test pattern, compare the server's SHA-256
  *   --hold MS                    one keep-alive connection: a request, a pause of MS, a request
+ *   --streams N --duration MS    N keep-alive connections, each fetching 32 KiB again and again
+ *                                for MS; reports failures and whether every stream kept its one
+ *                                TCP connection (a broken one would be replaced silently)
  * Every operation has a timeout (--timeout ms).
  */
 import { createHash } from 'node:crypto';
@@ -27,6 +30,8 @@ const { values } = parseArgs({
     'get-bytes': { type: 'string' },
     'post-bytes': { type: 'string' },
     hold: { type: 'string' },
+    streams: { type: 'string' },
+    duration: { type: 'string', default: '5000' },
     timeout: { type: 'string', default: '5000' },
   },
 });
@@ -152,4 +157,32 @@ if (values.hold) {
     emit({ kind: 'hold', ok: false, error: (e as Error).message });
   }
   agent.destroy();
+}
+
+if (values.streams) {
+  const n = Number(values.streams);
+  const until = Date.now() + Number(values.duration);
+  const errors: string[] = [];
+  let requests = 0;
+  let changedSocket = 0;
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      let local: string | null = null;
+      try {
+        while (Date.now() < until) {
+          let bytes = 0;
+          const r = await get('/bytes/32768', agent, (c) => (bytes += c.length));
+          if (r.status !== 200 || bytes !== 32768) throw new Error(`short response: ${r.status} ${bytes}`);
+          if (local !== null && r.local !== local) changedSocket++;
+          local = r.local;
+          requests++;
+        }
+      } catch (e) {
+        errors.push((e as Error).message);
+      }
+      agent.destroy();
+    }),
+  );
+  emit({ kind: 'streams', ok: errors.length === 0 && changedSocket === 0, streams: n, requests, failures: errors.length, changedSocket, errors: errors.slice(0, 5) });
 }

@@ -91,6 +91,22 @@ describe('admin API', { skip: needsRoot }, () => {
     assert.deepEqual((await api('GET', '/v1/timeouts')).json, { tcp: 900, tcpfin: 120, udp: 300 });
   });
 
+  test('reload through the API: the file is applied, a broken file is refused whole', async () => {
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(bed.rulesFile, `${rules}\n-A -u ${V}:53 -s rr\n`);
+    const ok = await api('POST', '/v1/reload');
+    assert.equal(ok.status, 200, ok.text);
+    assert.match((await api('GET', '/v1/rules')).text, /-A -u 203\.0\.113\.10:53 -s rr/);
+    writeFileSync(bed.rulesFile, `${rules}\n-A -u ${V}:53 -s nosuch\n`);
+    const bad = await api('POST', '/v1/reload');
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json.error.code, 'rules_invalid');
+    assert.match(bad.json.error.message, /Scheduler or persistence engine not found/);
+    assert.match((await api('GET', '/v1/rules')).text, /-A -u 203\.0\.113\.10:53 -s rr/, 'running rules unchanged');
+    writeFileSync(bed.rulesFile, rules);
+    assert.equal((await api('POST', '/v1/reload')).status, 200);
+  });
+
   test('save, clear and restore give back the same rules; timeouts and zero work', async () => {
     const saved = (await api('GET', '/v1/rules')).text;
     assert.equal(saved, `-A -t ${V}:80 -s rr\n-a -t ${V}:80 -r ${RS[0]}:8080 -m -w 1\n-a -t ${V}:80 -r ${RS[1]}:8080 -m -w 1\n`);

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { DirectorBed } from '../../src/lab/director-bed.js';
 import { LAB } from '../../src/lab/testbed.js';
 import { needsRoot } from '../support/root.js';
+import { INVALID_COMMAND_LINES } from '../support/ipvsadm-cases.js';
 
 const ULVSADM = fileURLToPath(new URL('../../src/cli/ulvsadm.js', import.meta.url));
 const V = LAB.VIP;
@@ -71,6 +72,19 @@ describe('ulvsadm against ulvsd', { skip: needsRoot }, () => {
       if (c.out !== undefined) assert.equal(r.out, c.out, `ulvsadm ${c.cmd}`);
       if (c.state !== undefined) assert.equal(state(), c.state, `state after ulvsadm ${c.cmd}`);
     }
+  });
+
+  test(`${INVALID_COMMAND_LINES.length} invalid command lines: ipvsadm's message and exit status, nothing changed`, () => {
+    const before = state();
+    for (const [line, msg, code] of INVALID_COMMAND_LINES) {
+      const r = adm(line);
+      assert.equal(r.code, code, `ulvsadm ${line}: ${r.err}`);
+      const tryLine = "Try `ulvsadm -h' or 'ulvsadm --help' for more information.\n";
+      const want = msg === '' ? tryLine : code === 255 ? `${msg}\n${tryLine}` : `${msg}\n`;
+      assert.equal(r.err, want, `ulvsadm ${line}`);
+      assert.equal(r.out, '');
+    }
+    assert.equal(state(), before);
   });
 
   test('listings of a director that forwarded traffic', () => {
