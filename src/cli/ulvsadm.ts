@@ -170,6 +170,9 @@ async function save(c: Command): Promise<string> {
 async function execute(c: Command, stdin?: () => string): Promise<string> {
   if (c.proto === 0) throw new DirectorError('firewall-mark services (-f) are not supported by ulvs', 2);
   if (c.proto === 132) throw new DirectorError('SCTP services are not supported by ulvs', 2);
+  if (c.pe !== undefined) throw new DirectorError(`persistence engines (--pe ${c.pe}) are not supported by ulvs`, 2);
+  if (['tun-type', 'tun-port', 'tun-nocsum', 'tun-csum', 'tun-remcsum'].some((o) => c.options.has(o as never)))
+    throw new DirectorError('tunnel options: IP-in-IP servers are not supported by ulvs yet', 2);
   switch (c.name) {
     case 'help':
       return usage();
