@@ -1,8 +1,13 @@
 /**
  * ulvsd — the director daemon.
  *
- *   ulvsd --rules FILE [--socket /run/ulvs/ulvs.sock] [--dev ulvs0] [--table 4200]
- *         [--pref 4200] [--max-conns N] [--no-offload]
+ *   ulvsd --rules FILE [--socket /run/ulvs/ulvs.sock] [--workers N] [--dev ulvs0]
+ *         [--table 4200] [--pref 4200] [--max-conns N] [--no-offload]
+ *
+ * Data path: N workers (default: one per core), each with its own TUN queue (IFF_MULTI_QUEUE)
+ * and its own engine over a share of the clients: an eBPF steering program sends all packets of
+ * a client (both directions, and ICMP errors about its connections) to the same worker, so no
+ * state is shared (src/datapath/tun/steering.ts). Listings add the workers' figures up.
  *
  * Start-up refuses clearly when not root, when /dev/net/tun is missing, when the rules do not
  * parse or validate, or when a VIP is a local address. Then it clears what a crashed run may
@@ -20,7 +25,8 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, unlinkSync } from 'node
 import { dirname } from 'node:path';
 import { connect } from 'node:net';
 import { parseArgs } from 'node:util';
-import { MessageChannel, Worker } from 'node:worker_threads';
+import { availableParallelism } from 'node:os';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { randomInt } from 'node:crypto';
 import { Director, type ConnInfo, type DirectorSnapshot, type Timeouts } from '../core/director.js';
 import { IpvsError } from '../core/errors.js';
@@ -34,6 +40,8 @@ import { parseRules, RulesError, type Rules } from '../control/rules.js';
 import { offloadNames, openTunQueue, tunAvailable } from '../datapath/tun/device.js';
 import { installRouting, isLocalAddress, removeRouting, updateRouting, type RoutingPlan, type RoutingState } from '../datapath/tun/routing.js';
 import { sys } from '../datapath/tun/sys.js';
+import { attachSteering, loadSocketFilter, steeringProgram } from '../datapath/tun/steering.js';
+import { mergeSnapshots } from '../core/snapshot-merge.js';
 import { formatIPv4 } from '../wire/addr.js';
 
 const log = (s: string) => process.stdout.write(`ulvsd: ${s}\n`);
@@ -51,17 +59,20 @@ const { values } = parseArgs({
     table: { type: 'string', default: '4200' },
     pref: { type: 'string', default: '4200' },
     'max-conns': { type: 'string', default: String(1 << 20) },
+    workers: { type: 'string', default: String(availableParallelism()) },
     'no-offload': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (values.help) {
-  process.stdout.write('usage: ulvsd --rules FILE [--socket PATH] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload]\n');
+  process.stdout.write('usage: ulvsd --rules FILE [--socket PATH] [--workers N] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload]\n');
   process.exit(0);
 }
 if (!values.rules) fail('missing --rules FILE (rules in ipvsadm -S format)', 2);
 if (process.getuid?.() !== 0) fail('must run as root: it creates a TUN device and policy routes');
 if (!tunAvailable()) fail('/dev/net/tun is missing: load the tun module (modprobe tun)');
+const WORKERS = Number(values.workers);
+if (!Number.isInteger(WORKERS) || WORKERS < 1 || WORKERS > 64) fail('--workers must be 1..64', 2);
 
 /** Validate a complete rule set; throws an Error whose message is for the operator. */
 function validate(r: Rules): void {
@@ -124,20 +135,41 @@ if (existsSync(socketPath)) {
 
 let plan: RoutingPlan = planOf(rules);
 removeRouting(plan); // stale state from a crashed run
-const q = (() => {
+const queues = (() => {
+  const qs: ReturnType<typeof openTunQueue>[] = [];
   try {
-    return openTunQueue(plan.dev, { multiQueue: false, offload: !values['no-offload'] });
+    for (let i = 0; i < WORKERS; i++) qs.push(openTunQueue(plan.dev, { multiQueue: WORKERS > 1, offload: !values['no-offload'] }));
+    return qs;
   } catch (e) {
+    for (const x of qs) sys.close(x.fd);
     return fail(`cannot open TUN ${plan.dev}: ${(e as Error).message}`);
   }
 })();
+const q = queues[0]!;
+
+/** Steering (several workers): key on the client, masked by the coarsest persistence mask. */
+const steeringKey = (r: Rules) => ({
+  vips: [...new Set(r.services.map((x) => x.addr >>> 0))],
+  mask: r.services.filter((x) => x.persistent).reduce((m, x) => (m & (x.netmask ?? 0xffffffff)) >>> 0, 0xffffffff),
+});
+let steering = { vips: [] as number[], mask: 0, progFd: -1 };
+function steer(r: Rules): void {
+  if (WORKERS === 1) return;
+  const k = steeringKey(r);
+  if (steering.progFd >= 0 && k.mask === steering.mask && k.vips.join() === steering.vips.join()) return;
+  const fd = loadSocketFilter(steeringProgram(k.vips, k.mask));
+  attachSteering(q.fd, fd);
+  if (steering.progFd >= 0) sys.close(steering.progFd);
+  steering = { ...k, progFd: fd };
+}
 let routing: RoutingState | undefined;
 let cleaned = false;
 const cleanup = () => {
   if (cleaned) return;
   cleaned = true;
   removeRouting(plan, routing);
-  sys.close(q.fd);
+  for (const x of queues) sys.close(x.fd);
+  if (steering.progFd >= 0) sys.close(steering.progFd);
   try {
     unlinkSync(socketPath);
   } catch {
@@ -145,60 +177,93 @@ const cleanup = () => {
   }
 };
 try {
+  steer(rules);
+} catch (e) {
+  cleanup();
+  fail(`steering program for ${WORKERS} workers failed (run with --workers 1 to do without): ${(e as Error).message}`);
+}
+try {
   routing = installRouting(plan);
 } catch (e) {
   cleanup();
   fail(`routing setup failed: ${(e as Error).message}`);
 }
 
-log(`${plan.dev} up, offloads ${offloadNames(q.offloads).join(',') || 'none'}; rules ${plan.pref}-${plan.pref + 1}, table ${plan.table}`);
+log(`${plan.dev} up, ${WORKERS} queue${WORKERS > 1 ? 's (steered by client address)' : ''}, offloads ${offloadNames(q.offloads).join(',') || 'none'}; rules ${plan.pref}-${plan.pref + 1}, table ${plan.table}`);
 for (const s of rules.services) log(`VIP ${s.proto === 6 ? 'TCP' : 'UDP'} ${formatIPv4(s.addr)}:${s.port} scheduler ${s.scheduler ?? 'wlc'}${s.persistent ? ` persistent ${s.persistent}` : ''}`);
 for (const x of rules.dests) log(`  real server ${formatIPv4(x.dest.addr)}:${x.dest.port} for ${formatIPv4(x.service.addr)}:${x.service.port} (${FWD_NAMES[x.dest.fwd ?? 0]}, weight ${x.dest.weight ?? 1})`);
 
 // ------------------------------------------------------------------------------------------
 // The data-path worker and calls into it
 
-const { port1, port2 } = new MessageChannel();
-const worker = new Worker(new URL('../datapath/tun/worker.js', import.meta.url), {
-  workerData: { fd: q.fd, control: port2, seed: randomInt(0, 0x7fffffff), maxConns: Number(values['max-conns']), ops: diffRules({ services: [], dests: [] }, rules) },
-  transferList: [port2],
-});
+interface WorkerHandle {
+  worker: Worker;
+  port: MessagePort;
+  pending: Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>;
+}
 let nextId = 1;
-const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-function rpc<T>(call: string, ...args: unknown[]): Promise<T> {
+let ready = 0;
+let stopped = 0;
+const workers: WorkerHandle[] = queues.map((qq, i) => {
+  const { port1, port2 } = new MessageChannel();
+  const worker = new Worker(new URL('../datapath/tun/worker.js', import.meta.url), {
+    workerData: { fd: qq.fd, control: port2, seed: randomInt(0, 0x7fffffff), maxConns: Math.floor(Number(values['max-conns']) / WORKERS), ops: diffRules({ services: [], dests: [] }, rules) },
+    transferList: [port2],
+  });
+  const h: WorkerHandle = { worker, port: port1, pending: new Map() };
+  port1.on('message', (m: { type: string; id?: number; result?: unknown; error?: { code: string; message: string }; message?: string }) => {
+    if (m.type === 'ready') {
+      if (++ready === WORKERS) log(`forwarding with ${WORKERS} worker${WORKERS > 1 ? 's' : ''} (pid ${process.pid}); admin API on ${socketPath}`);
+    } else if (m.type === 'reply') {
+      const p = h.pending.get(m.id!);
+      h.pending.delete(m.id!);
+      if (m.error) p?.reject(new IpvsError(m.error.code, m.error.message));
+      else p?.resolve(m.result);
+    } else if (m.type === 'error') {
+      warn(`data path error (worker ${i}): ${m.message}`);
+      shutdown(1);
+    } else if (m.type === 'stopped') {
+      if (++stopped === WORKERS) {
+        cleanup();
+        log('stopped, routing removed');
+        process.exit(exitCode);
+      }
+    }
+  });
+  worker.on('error', (e) => {
+    warn(`worker ${i} failed: ${e.stack ?? e.message}`);
+    cleanup();
+    process.exit(1);
+  });
+  worker.on('exit', () => {
+    if (!cleaned && !stopping) {
+      warn(`worker ${i} exited`);
+      cleanup();
+      process.exit(1);
+    }
+  });
+  return h;
+});
+
+function rpc<T>(h: WorkerHandle, call: string, ...args: unknown[]): Promise<T> {
   const id = nextId++;
   return new Promise<T>((resolve, reject) => {
-    pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-    port1.postMessage({ type: 'call', id, call, args });
+    h.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+    h.port.postMessage({ type: 'call', id, call, args });
   });
 }
-port1.on('message', (m: { type: string; id?: number; result?: unknown; error?: { code: string; message: string }; message?: string }) => {
-  if (m.type === 'ready') log(`forwarding (pid ${process.pid}); admin API on ${socketPath}`);
-  else if (m.type === 'reply') {
-    const p = pending.get(m.id!);
-    pending.delete(m.id!);
-    if (m.error) p?.reject(new IpvsError(m.error.code, m.error.message));
-    else p?.resolve(m.result);
-  } else if (m.type === 'error') {
-    warn(`data path error: ${m.message}`);
-    shutdown(1);
-  } else if (m.type === 'stopped') {
-    cleanup();
-    log('stopped, routing removed');
-    process.exit(exitCode);
-  }
-});
-worker.on('error', (e) => {
-  warn(`worker failed: ${e.stack ?? e.message}`);
-  cleanup();
-  process.exit(1);
-});
-worker.on('exit', () => {
-  if (!cleaned) {
-    cleanup();
-    process.exit(exitCode);
-  }
-});
+/** The same call on every worker (configuration changes, counters). */
+const rpcAll = <T>(call: string, ...args: unknown[]): Promise<T[]> => Promise.all(workers.map((h) => rpc<T>(h, call, ...args)));
+
+type Counters = { engine: Record<string, number>; datapath: Record<string, number> };
+const sum = (xs: Record<string, number>[]) => xs.reduce<Record<string, number>>((a, x) => {
+  for (const [k, v] of Object.entries(x)) a[k] = (a[k] ?? 0) + v;
+  return a;
+}, {});
+async function counters(): Promise<Record<string, Record<string, number>> & { workers: Record<string, number>[] }> {
+  const cs = await rpcAll<Counters>('counters');
+  return { engine: sum(cs.map((c) => c.engine)), datapath: sum(cs.map((c) => c.datapath)), workers: cs.map((c) => c.datapath) } as never;
+}
 
 // ------------------------------------------------------------------------------------------
 // The control plane: every change validated whole, then applied as a difference, one at a time
@@ -215,7 +280,8 @@ function replaceRules(next: Rules): Promise<void> {
     validate(next); // throws: nothing changed
     const ops: RuleOp[] = diffRules(rules, next);
     if (ops.length === 0) return;
-    await rpc('apply', ops);
+    await rpcAll('apply', ops);
+    steer(next);
     const nextPlan = planOf(next);
     const routes = updateRouting(plan, nextPlan);
     rules = next;
@@ -236,12 +302,12 @@ async function reload(): Promise<string> {
 const control: ControlPlane = {
   rules: () => rules,
   replaceRules,
-  snapshot: () => rpc<DirectorSnapshot>('snapshot'),
-  connections: () => rpc<ConnInfo[]>('connections'),
-  timeouts: () => rpc<Timeouts>('timeouts'),
-  setTimeouts: (t) => serial(() => rpc<void>('setTimeouts', t)),
-  zero: (k?: ServiceKey) => serial(() => rpc<void>('zero', k)),
-  counters: () => rpc('counters'),
+  snapshot: async () => mergeSnapshots(await rpcAll<DirectorSnapshot>('snapshot')),
+  connections: async () => (await rpcAll<ConnInfo[]>('connections')).flat(),
+  timeouts: () => rpc<Timeouts>(workers[0]!, 'timeouts'),
+  setTimeouts: (t) => serial(async () => void (await rpcAll('setTimeouts', t))),
+  zero: (k?: ServiceKey) => serial(async () => void (await rpcAll('zero', k))),
+  counters,
   reload,
 };
 
@@ -257,7 +323,7 @@ function shutdown(code: number): void {
   if (stopping) return;
   stopping = true;
   admin.close();
-  port1.postMessage({ type: 'stop' });
+  for (const h of workers) h.port.postMessage({ type: 'stop' });
   setTimeout(() => {
     cleanup();
     process.exit(code || 1);
@@ -271,8 +337,8 @@ process.on('SIGHUP', () => {
 });
 process.on('SIGUSR1', () => {
   void (async () => {
-    const snap = await rpc<DirectorSnapshot>('snapshot');
-    const c = await rpc<{ engine: Record<string, number>; datapath: Record<string, number> }>('counters');
+    const snap = mergeSnapshots(await rpcAll<DirectorSnapshot>('snapshot'));
+    const c = await counters();
     const nonzero = (o: Record<string, number>) =>
       Object.entries(o)
         .filter(([, v]) => v !== 0)

@@ -1,0 +1,69 @@
+/**
+ * Several data-path workers on a multi-queue TUN: the eBPF steering program sends every packet
+ * of a client to the worker the test predicts from the same formula, both directions meet in
+ * that worker (requests succeed), persistence holds, ICMP errors are translated, and the
+ * listing adds the workers up.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DirectorBed } from '../../src/lab/director-bed.js';
+import { LAB } from '../../src/lab/testbed.js';
+import { parseIPv4 } from '../../src/wire/addr.js';
+import { needsRoot } from '../support/root.js';
+import { call } from '../support/unix-http.js';
+
+const V = LAB.VIP;
+const RS = [0, 1, 2].map(LAB.realServer);
+const CLIENTS = 6;
+const rules = [
+  `-A -t ${V}:80 -s rr`,
+  ...RS.map((a) => `-a -t ${V}:80 -r ${a}:8080 -m`),
+  `-A -t ${V}:443 -s rr -p 300`,
+  ...RS.map((a) => `-a -t ${V}:443 -r ${a}:8080 -m`),
+  `-A -u ${V}:54 -s rr`,
+  `-a -u ${V}:54 -r ${RS[0]}:5999 -m`,
+].join('\n');
+
+/** The queue the steering program picks for a client (see steering.ts). */
+const queueOf = (client: string, queues: number) => ((Math.imul(parseIPv4(client), 0x9e3779b1) >>> 0) >>> 16) % queues;
+
+describe('two data-path workers', { skip: needsRoot }, () => {
+  let bed: DirectorBed;
+  const reads = async () => ((await call(bed.socket, 'GET', '/v1/counters')).json.workers as { reads: number }[]).map((w) => w.reads);
+  before(async () => {
+    bed = await new DirectorBed({ rules, realServers: 3, clients: CLIENTS, httpPort: 8080, ulvsdArgs: ['--workers', '2'] }).start();
+  });
+  after(async () => {
+    await bed?.stop();
+  });
+
+  test('each client is handled entirely by the worker its address hashes to', async () => {
+    assert.match(bed.ulvsdLog, /2 queues \(steered by client address\)/);
+    for (let i = 0; i < CLIENTS; i++) {
+      const before = await reads();
+      const r = bed.client(['--requests', '3'], i);
+      assert.equal(r.filter((x) => x['ok']).length, 3, `client ${i}: ${JSON.stringify(r)}`);
+      const after = await reads();
+      const grew = after.map((x, w) => x - before[w]!);
+      const want = queueOf(LAB.client(i), 2);
+      assert.ok(grew[want]! >= 3 * 6, `client ${LAB.client(i)} -> worker ${want}: ${grew}`);
+      assert.equal(grew[1 - want], 0, `the other worker saw none of ${LAB.client(i)}'s packets: ${grew}`);
+    }
+    const used = new Set(Array.from({ length: CLIENTS }, (_, i) => queueOf(LAB.client(i), 2)));
+    assert.equal(used.size, 2, 'the chosen clients exercise both workers');
+  });
+
+  test('persistence holds per client; ICMP errors reach the right worker; listings add up', async () => {
+    for (let i = 0; i < CLIENTS; i++) {
+      const r = bed.client(['--http', '443', '--requests', '4'], i);
+      assert.equal(new Set(r.map((x) => x['server'])).size, 1, `client ${i}: ${JSON.stringify(r)}`);
+    }
+    for (let i = 0; i < 2; i++) {
+      const r = bed.client(['--udp', '54', '--queries', '1', '--connected', '--timeout', '3000'], i);
+      assert.equal(r[0]?.['error'], 'ECONNREFUSED', JSON.stringify(r));
+    }
+    const snap = (await call(bed.socket, 'GET', '/v1/snapshot')).json;
+    const web = snap.services.find((s: { port: number }) => s.port === 80);
+    assert.equal(web.counters[0], CLIENTS * 3, 'connections of both workers are counted');
+  });
+});
