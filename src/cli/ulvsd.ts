@@ -153,14 +153,19 @@ const steeringKey = (r: Rules) => ({
   mask: r.services.filter((x) => x.persistent).reduce((m, x) => (m & (x.netmask ?? 0xffffffff)) >>> 0, 0xffffffff),
 });
 let steering = { vips: [] as number[], mask: 0, progFd: -1 };
-function steer(r: Rules): void {
-  if (WORKERS === 1) return;
+type Steering = typeof steering;
+/** Load the program a rule set needs (may throw: nothing has changed yet); null if unchanged. */
+function prepareSteering(r: Rules): Steering | null {
+  if (WORKERS === 1) return null;
   const k = steeringKey(r);
-  if (steering.progFd >= 0 && k.mask === steering.mask && k.vips.join() === steering.vips.join()) return;
-  const fd = loadSocketFilter(steeringProgram(k.vips, k.mask));
-  attachSteering(q.fd, fd);
+  if (steering.progFd >= 0 && k.mask === steering.mask && k.vips.join() === steering.vips.join()) return null;
+  return { ...k, progFd: loadSocketFilter(steeringProgram(k.vips, k.mask)) };
+}
+function commitSteering(next: Steering | null): void {
+  if (next === null) return;
+  attachSteering(q.fd, next.progFd);
   if (steering.progFd >= 0) sys.close(steering.progFd);
-  steering = { ...k, progFd: fd };
+  steering = next;
 }
 let routing: RoutingState | undefined;
 let cleaned = false;
@@ -177,7 +182,7 @@ const cleanup = () => {
   }
 };
 try {
-  steer(rules);
+  commitSteering(prepareSteering(rules));
 } catch (e) {
   cleanup();
   fail(`steering program for ${WORKERS} workers failed (run with --workers 1 to do without): ${(e as Error).message}`);
@@ -280,10 +285,21 @@ function replaceRules(next: Rules): Promise<void> {
     validate(next); // throws: nothing changed
     const ops: RuleOp[] = diffRules(rules, next);
     if (ops.length === 0) return;
-    await rpcAll('apply', ops);
-    steer(next);
+    const steerNext = prepareSteering(next); // throws: nothing changed
+    try {
+      await rpcAll('apply', ops);
+      commitSteering(steerNext);
+    } catch (e) {
+      if (steerNext) sys.close(steerNext.progFd);
+      throw e;
+    }
     const nextPlan = planOf(next);
-    const routes = updateRouting(plan, nextPlan);
+    let routes = { added: 0, removed: 0 };
+    try {
+      routes = updateRouting(plan, nextPlan);
+    } catch (e) {
+      warn(`routing update failed, policy rules may be out of date: ${(e as Error).message}`);
+    }
     rules = next;
     plan = nextPlan;
     const count = (k: RuleOp['op']) => ops.filter((o) => o.op === k).length;

@@ -77,8 +77,10 @@ export function steeringProgram(vips: readonly number[], mask: number): Buffer {
     I(ALU | MOV | X, 7, 0), //                       r7 = r0
   ];
   for (const v of vips) p.push(I(JMP32 | JEQ | K, 7, 0, 'inbound', v | 0)); // dst is a VIP?
-  p.push(
-    I(ALU | MOV | X, 0, 7), //                       outbound: key = destination (the client)
+  p.push(I(ALU | MOV | X, 0, 7)); //                 outbound: key = destination (the client)
+  // Without VIPs the inbound part would be unreachable, which the verifier refuses.
+  if (vips.length > 0)
+    p.push(
     I(JMP | JA, 0, 0, 'key'),
     'inbound',
     I(LD | ABS | B, 0, 0, 0, 9), //                  r0 = protocol
@@ -91,6 +93,8 @@ export function steeringProgram(vips: readonly number[], mask: number): Buffer {
     I(ALU | LSH | K, 0, 0, 0, 2), //                 IP header length in bytes
     I(ALU64 | MOV | X, 8, 0), //                     r8 = it
     I(LD | IND | W, 0, 8, 0, 8 + 16), //             key = quoted packet's destination (the client)
+    );
+  p.push(
     'key',
     I(ALU | AND | K, 0, 0, 0, mask | 0),
     I(ALU | MUL | K, 0, 0, 0, 0x9e3779b1 | 0),
