@@ -7,7 +7,9 @@
  *   control and data connections must reach the same server, so both balancers hash the source
  *   address: ulvs `sh`, nft `jhash ip saddr`.
  * - new HTTP connections per second, wrk with `Connection: close` against nginx on the real
- *   servers, round robin: ulvs `rr`, nft `numgen inc`.
+ *   servers, round robin: ulvs `rr`, nft `numgen inc`; from one client, and from two client
+ *   namespaces at once (ulvsd steers each client to one of its data-path workers, so one
+ *   client exercises one worker).
  * Each measurement alternates ulvs and nft, twice; the figure is the better of the two runs of
  * each (the machine is shared and noisy). Installs iperf3, wrk, nftables, nginx-light if missing.
  * Last line: JSON with the raw figures and the ulvs/nft ratios.
@@ -35,7 +37,7 @@ const V = LAB.VIP;
 const N = 3;
 const RS = Array.from({ length: N }, (_, i) => LAB.realServer(i));
 const tmp = mkdtempSync(join(tmpdir(), 'ulvs-bench-'));
-const bed = new TestBed({ realServers: N });
+const bed = new TestBed({ realServers: N, clients: 2 });
 const procs: ChildProcess[] = [];
 let ulvsd: ChildProcess | null = null;
 
@@ -88,20 +90,44 @@ function iperf(parallel: number): number {
   const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
   return j.end.sum_received.bits_per_second;
 }
-function wrk(): number {
-  const out = run(['ip', 'netns', 'exec', bed.clients[0]!, 'wrk', '-t', '2', '-c', '64', '-d', '5s', '-H', 'Connection: close', `http://${V}/`]);
+function wrkRate(out: string): number {
   const m = /Requests\/sec:\s+([\d.]+)/.exec(out);
   const errors = /Non-2xx|Socket errors: (.*)/.exec(out);
   if (errors) log(`  wrk: ${errors[0]}`);
   return m ? Number(m[1]) : 0;
 }
+function wrk(): number {
+  return wrkRate(run(['ip', 'netns', 'exec', bed.clients[0]!, 'wrk', '-t', '2', '-c', '64', '-d', '5s', '-H', 'Connection: close', `http://${V}/`]));
+}
+/** wrk from both client namespaces at the same time; the sum of their rates. */
+async function wrk2(): Promise<number> {
+  const outs = await Promise.all(
+    bed.clients.map(
+      (ns) =>
+        new Promise<string>((resolve) => {
+          const p = spawn('ip', ['netns', 'exec', ns, 'wrk', '-t', '1', '-c', '32', '-d', '5s', '-H', 'Connection: close', `http://${V}/`], { stdio: ['ignore', 'pipe', 'pipe'] });
+          let o = '';
+          p.stdout!.on('data', (d: Buffer) => (o += d.toString()));
+          p.on('exit', () => resolve(o));
+        }),
+    ),
+  );
+  return outs.map(wrkRate).reduce((a, b) => a + b, 0);
+}
 
-const results: Record<string, { ulvs: number[]; nft: number[] }> = { single_stream_bps: { ulvs: [], nft: [] }, four_streams_bps: { ulvs: [], nft: [] }, http_conns_per_s: { ulvs: [], nft: [] } };
+const results: Record<string, { ulvs: number[]; nft: number[] }> = {
+  single_stream_bps: { ulvs: [], nft: [] },
+  four_streams_bps: { ulvs: [], nft: [] },
+  http_conns_per_s: { ulvs: [], nft: [] },
+  http_conns_per_s_2_clients: { ulvs: [], nft: [] },
+};
 
 try {
   bed.up();
-  tryRun(['ip', 'netns', 'exec', bed.clients[0]!, 'sysctl', '-qw', 'net.ipv4.ip_local_port_range=1024 65000']);
-  tryRun(['ip', 'netns', 'exec', bed.clients[0]!, 'sysctl', '-qw', 'net.ipv4.tcp_tw_reuse=1']);
+  for (const c of bed.clients) {
+    tryRun(['ip', 'netns', 'exec', c, 'sysctl', '-qw', 'net.ipv4.ip_local_port_range=1024 65000']);
+    tryRun(['ip', 'netns', 'exec', c, 'sysctl', '-qw', 'net.ipv4.tcp_tw_reuse=1']);
+  }
   for (const [i, ns] of bed.realServers.entries()) {
     const ip = spawn('ip', ['netns', 'exec', ns, 'iperf3', '-s', '-p', '5201', '--forceflush'], { stdio: ['ignore', 'pipe', 'pipe'] });
     procs.push(ip);
@@ -118,10 +144,12 @@ try {
         const s1 = iperf(1);
         const s4 = iperf(4);
         const c = wrk();
+        const c2 = await wrk2();
         results['single_stream_bps']![mode].push(s1);
         results['four_streams_bps']![mode].push(s4);
         results['http_conns_per_s']![mode].push(c);
-        log(`  ${mode.padEnd(4)} run ${rep + 1}: 1 stream ${(s1 / 1e9).toFixed(2)} Gbit/s, 4 streams ${(s4 / 1e9).toFixed(2)} Gbit/s, HTTP ${Math.round(c)} conn/s`);
+        results['http_conns_per_s_2_clients']![mode].push(c2);
+        log(`  ${mode.padEnd(4)} run ${rep + 1}: 1 stream ${(s1 / 1e9).toFixed(2)} Gbit/s, 4 streams ${(s4 / 1e9).toFixed(2)} Gbit/s, HTTP ${Math.round(c)} conn/s, from 2 clients ${Math.round(c2)} conn/s`);
       } finally {
         if (mode === 'ulvs') await stopUlvs();
         else stopNft();
