@@ -295,11 +295,30 @@ Options:
   --persistent-conn                   list persistence templates per server
   --exact        -X                   exact numbers with --stats and --rate
   --nosort                            do not sort the listing
+  --proc ip_vs|ip_vs_stats|ip_vs_conn  (ulvs) print the kernel's /proc/net/ip_vs* text
 The daemon is reached at $ULVS_SOCKET (default /run/ulvs/ulvs.sock).
 `;
 }
 
+/** ulvs extension: `ulvsadm --proc ip_vs|ip_vs_stats|ip_vs_conn` prints the /proc/net text. */
+async function procText(name: string | undefined): Promise<number> {
+  if (name !== 'ip_vs' && name !== 'ip_vs_stats' && name !== 'ip_vs_conn') {
+    process.stderr.write('--proc wants one of ip_vs, ip_vs_stats, ip_vs_conn\n');
+    return 2;
+  }
+  try {
+    const r = await api('GET', `/v1/proc/${name}`);
+    check(r, 'list');
+    process.stdout.write(r.body);
+    return 0;
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n`);
+    return e instanceof DirectorError ? e.exit : 2;
+  }
+}
+
 async function main(): Promise<number> {
+  if (process.argv[2] === '--proc') return procText(process.argv[3]);
   let c: Command;
   try {
     c = parseIpvsadm(process.argv.slice(2));

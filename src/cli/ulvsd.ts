@@ -1,8 +1,11 @@
 /**
  * ulvsd — the director daemon.
  *
- *   ulvsd --rules FILE [--socket /run/ulvs/ulvs.sock] [--workers N] [--dev ulvs0]
- *         [--table 4200] [--pref 4200] [--max-conns N] [--no-offload]
+ *   ulvsd --rules FILE [--socket /run/ulvs/ulvs.sock] [--workers N] [--metrics HOST:PORT]
+ *         [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload]
+ *
+ * --metrics serves Prometheus text at /metrics (node_exporter's node_ipvs_* families and
+ * ulvs's own) and the /proc/net/ip_vs, ip_vs_stats and ip_vs_conn texts at the same paths.
  *
  * Data path: N workers (default: one per core), each with its own TUN queue (IFF_MULTI_QUEUE)
  * and its own engine over a share of the clients: an eBPF steering program sends all packets of
@@ -42,6 +45,9 @@ import { installRouting, isLocalAddress, removeRouting, updateRouting, type Rout
 import { sys } from '../datapath/tun/sys.js';
 import { attachSteering, loadSocketFilter, steeringProgram } from '../datapath/tun/steering.js';
 import { mergeSnapshots } from '../core/snapshot-merge.js';
+import { createServer as createHttpServer } from 'node:http';
+import { createMetrics } from '../metrics/prometheus.js';
+import { procIpVs, procIpVsConn, procIpVsStats } from '../metrics/proc.js';
 import { formatIPv4 } from '../wire/addr.js';
 
 const log = (s: string) => process.stdout.write(`ulvsd: ${s}\n`);
@@ -60,12 +66,13 @@ const { values } = parseArgs({
     pref: { type: 'string', default: '4200' },
     'max-conns': { type: 'string', default: String(1 << 20) },
     workers: { type: 'string', default: String(availableParallelism()) },
+    metrics: { type: 'string' },
     'no-offload': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (values.help) {
-  process.stdout.write('usage: ulvsd --rules FILE [--socket PATH] [--workers N] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload]\n');
+  process.stdout.write('usage: ulvsd --rules FILE [--socket PATH] [--workers N] [--metrics HOST:PORT] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload]\n');
   process.exit(0);
 }
 if (!values.rules) fail('missing --rules FILE (rules in ipvsadm -S format)', 2);
@@ -73,6 +80,12 @@ if (process.getuid?.() !== 0) fail('must run as root: it creates a TUN device an
 if (!tunAvailable()) fail('/dev/net/tun is missing: load the tun module (modprobe tun)');
 const WORKERS = Number(values.workers);
 if (!Number.isInteger(WORKERS) || WORKERS < 1 || WORKERS > 64) fail('--workers must be 1..64', 2);
+const metricsAt = (() => {
+  if (values.metrics === undefined) return null;
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]|localhost):(\d{1,5})$/.exec(values.metrics);
+  if (!m || Number(m[2]) > 65535) return fail(`--metrics wants HOST:PORT, e.g. 127.0.0.1:9640, not ${JSON.stringify(values.metrics)}`, 2);
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+})();
 
 /** Validate a complete rule set; throws an Error whose message is for the operator. */
 function validate(r: Rules): void {
@@ -327,6 +340,46 @@ const control: ControlPlane = {
   reload,
 };
 
+// Prometheus and /proc texts (control work, never in a worker's loop)
+const metrics = createMetrics(async () => {
+  const [snapshot, c] = await Promise.all([control.snapshot(), counters()]);
+  return { snapshot, engine: c.engine!, datapath: c.datapath!, workers: WORKERS };
+});
+const metricsServer = metricsAt
+  ? createHttpServer((req, res) => {
+      const path = (req.url ?? '/').split('?')[0];
+      const text = async (): Promise<[string, string] | null> => {
+        if (path === '/metrics') return [metrics.registry.contentType, await metrics.scrape()];
+        if (path === '/proc/net/ip_vs') return ['text/plain', procIpVs(await control.snapshot())];
+        if (path === '/proc/net/ip_vs_stats') return ['text/plain', procIpVsStats((await control.snapshot()).totals)];
+        if (path === '/proc/net/ip_vs_conn') return ['text/plain', procIpVsConn(await control.connections())];
+        return null;
+      };
+      text().then(
+        (r) => {
+          if (r === null || req.method !== 'GET') {
+            res.writeHead(404, { 'content-type': 'text/plain' });
+            res.end('not found: /metrics, /proc/net/ip_vs, /proc/net/ip_vs_stats, /proc/net/ip_vs_conn\n');
+            return;
+          }
+          res.writeHead(200, { 'content-type': r[0] });
+          res.end(r[1]);
+        },
+        (e: Error) => {
+          res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end(`${e.message}\n`);
+        },
+      );
+    })
+  : null;
+if (metricsServer && metricsAt) {
+  metricsServer.on('error', (e) => {
+    warn(`metrics listener ${values.metrics}: ${e.message}`);
+    shutdown(1);
+  });
+  metricsServer.listen(metricsAt.port, metricsAt.host, () => log(`metrics on http://${values.metrics}/metrics`));
+}
+
 mkdirSync(dirname(socketPath), { recursive: true, mode: 0o700 });
 const admin = createAdminServer(control);
 admin.on('error', (e) => warn(`admin API: ${e.message}`));
@@ -339,6 +392,7 @@ function shutdown(code: number): void {
   if (stopping) return;
   stopping = true;
   admin.close();
+  metricsServer?.close();
   for (const h of workers) h.port.postMessage({ type: 'stop' });
   setTimeout(() => {
     cleanup();

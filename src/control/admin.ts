@@ -18,6 +18,7 @@
  *   POST   /v1/reload                                     re-read the rules file (as SIGHUP);
  *                                                         400 rules_invalid if it is refused
  *   GET    /v1/counters                                   engine and data-path counters
+ *   GET    /v1/proc/{ip_vs|ip_vs_stats|ip_vs_conn}        the kernel's /proc/net texts, exact
  *   GET    /v1/snapshot                                   the engine's snapshot as is (numeric
  *                                                         addresses; what ulvsadm formats)
  *
@@ -34,6 +35,7 @@ import { IpvsError } from '../core/errors.js';
 import { Fwd, FWD_NAMES, SvcFlag, type ServiceKey } from '../core/service.js';
 import { formatIPv4, tryParseIPv4 } from '../wire/addr.js';
 import { formatRules, type Rules } from './rules.js';
+import { procIpVs, procIpVsConn, procIpVsStats } from '../metrics/proc.js';
 
 /** What the daemon offers the API. All configuration changes go through replaceRules. */
 export interface ControlPlane {
@@ -306,6 +308,11 @@ export function createAdminServer(cp: ControlPlane): Server {
     }
     if (res1 === 'counters' && rest.length === 0 && m === 'GET') return send(200, await cp.counters());
     if (res1 === 'snapshot' && rest.length === 0 && m === 'GET') return send(200, await cp.snapshot());
+    if (res1 === 'proc' && rest.length === 1 && m === 'GET') {
+      if (rest[0] === 'ip_vs') return send(200, procIpVs(await cp.snapshot()));
+      if (rest[0] === 'ip_vs_stats') return send(200, procIpVsStats((await cp.snapshot()).totals));
+      if (rest[0] === 'ip_vs_conn') return send(200, procIpVsConn(await cp.connections()));
+    }
     throw new HttpError(404, 'not_found', `no such resource: ${m} ${url.pathname}`);
   };
 

@@ -10,6 +10,7 @@ const dest = (a: string, port: number, o: Partial<DirectorSnapshot['services'][n
 const snap: DirectorSnapshot = {
   buckets: 4096,
   connections: 0,
+  capacity: 0,
   totals: zero,
   services: [
     { proto: 17, addr: ip('10.0.0.1'), port: 53, scheduler: 'sh', flags: 0x4 | 0x8 | 0x10, timeout: 0, netmask: 0xffffffff, ...zero, dests: [dest('192.168.10.3', 53, { inactConns: 7 })] },

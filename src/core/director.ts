@@ -166,6 +166,8 @@ export interface DirectorSnapshot {
   /** connection-table hash buckets (ipvsadm's "size=") */
   buckets: number;
   connections: number;
+  /** connection-table capacity (connections + templates) */
+  capacity: number;
   services: ServiceSnapshot[];
   totals: StatsSnapshot;
 }
@@ -928,6 +930,7 @@ export class Director {
     return {
       buckets: this.conns.bucketCount,
       connections: this.conns.count,
+      capacity: this.conns.capacity,
       totals: statsOf(this.stats),
       services: this.#services.map((s) => ({
         proto: s.proto,

@@ -18,7 +18,7 @@ export function mergeSnapshots(snaps: readonly DirectorSnapshot[]): DirectorSnap
   const byKey = new Map(services.map((s) => [skey(s), s]));
   let out: DirectorSnapshot = { ...first, services };
   for (const snap of rest) {
-    out = { ...out, buckets: out.buckets + snap.buckets, connections: out.connections + snap.connections, totals: addStats(out.totals, snap.totals) };
+    out = { ...out, buckets: out.buckets + snap.buckets, connections: out.connections + snap.connections, capacity: out.capacity + snap.capacity, totals: addStats(out.totals, snap.totals) };
     for (const s of snap.services) {
       const m = byKey.get(skey(s));
       if (!m) continue;

@@ -1,0 +1,64 @@
+/**
+ * /metrics parsed by a real Prometheus text parser (the official Python client's, Debian's
+ * python3-prometheus-client; .ci/run installs it): node_exporter's families with their types
+ * and labels, and ulvs's own, with the values of a director that forwarded packets.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createMetrics } from './prometheus.js';
+import { director, ip, key, RS1, RS2, TCP, VIP } from '../../test/support/bed.js';
+import { ipv4 } from '../wire/build.js';
+
+const PY = '/usr/bin/python3';
+const parserMissing = spawnSync(PY, ['-c', 'import prometheus_client.parser'], { encoding: 'utf8' }).status === 0 ? false : 'needs python3-prometheus-client (apt) for its text-format parser';
+const PARSE = `
+import sys, json
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for f in text_string_to_metric_families(sys.stdin.read()):
+    out[f.name] = {"type": f.type, "samples": [[s.name, s.labels, s.value] for s in f.samples]}
+print(json.dumps(out))
+`;
+
+test('/metrics: node_exporter ipvs families and ulvs families, parsed by prometheus_client', { skip: parserMissing }, async () => {
+  const d = director();
+  const k = key(TCP, VIP, 80);
+  d.addService({ ...k, scheduler: 'rr' });
+  d.addDest(k, { addr: ip(RS1), port: 8080, weight: 3 });
+  d.addDest(k, { addr: ip(RS2), port: 8080, weight: 0 });
+  d.process(ipv4({ src: '198.51.100.2', dst: VIP }).tcp({ sport: 1, dport: 80, flags: 'S' }).build(), 0, 40, 0, 0);
+  d.process(ipv4({ src: '198.51.100.2', dst: VIP }).tcp({ sport: 1, dport: 80, flags: 'A' }).payload('x'.repeat(60)).build(), 0, 100, 1, 0);
+  d.process(Buffer.alloc(10), 0, 10, 2, 0); // a truncated packet: a drop
+  const m = createMetrics(async () => ({ snapshot: d.snapshot(), engine: d.counters(), datapath: { reads: 7, writes: 6, gso_packets: 2, csum_partial: 5, write_errors: 0 }, workers: 1 }));
+  const text = await m.scrape();
+  const r = spawnSync(PY, ['-c', PARSE], { input: text, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const fam = JSON.parse(r.stdout) as Record<string, { type: string; samples: [string, Record<string, string>, number][] }>;
+  // node_exporter's families: same names (the parser strips _total from counter family names), types, labels
+  for (const n of ['node_ipvs_connections', 'node_ipvs_incoming_packets', 'node_ipvs_outgoing_packets', 'node_ipvs_incoming_bytes', 'node_ipvs_outgoing_bytes'])
+    assert.equal(fam[n]?.type, 'counter', n);
+  assert.deepEqual(fam['node_ipvs_connections']!.samples, [['node_ipvs_connections_total', {}, 1]]);
+  assert.deepEqual(fam['node_ipvs_incoming_bytes']!.samples, [['node_ipvs_incoming_bytes_total', {}, 140]]);
+  const w = fam['node_ipvs_backend_weight']!;
+  assert.equal(w.type, 'gauge');
+  assert.deepEqual(
+    w.samples.map((s) => [s[1], s[2]]).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
+    [
+      [{ local_address: VIP, local_mark: '', local_port: '80', proto: 'TCP', remote_address: RS1, remote_port: '8080' }, 3],
+      [{ local_address: VIP, local_mark: '', local_port: '80', proto: 'TCP', remote_address: RS2, remote_port: '8080' }, 0],
+    ],
+  );
+  assert.equal(fam['node_ipvs_backend_connections_active']!.samples.find((s) => s[1]['remote_address'] === RS1)![2], 1);
+  assert.equal(fam['node_ipvs_backend_connections_inactive']!.type, 'gauge');
+  // ulvs's own
+  const pk = fam['ulvs_packets']!.samples;
+  assert.equal(pk.find((s) => s[1]['outcome'] === 'forward_in')![2], 2);
+  assert.equal(pk.find((s) => s[1]['outcome'] === 'drop_truncated')![1]['verdict'], 'drop');
+  assert.equal(pk.find((s) => s[1]['outcome'] === 'drop_truncated')![2], 1);
+  assert.equal(fam['ulvs_events']!.samples.find((s) => s[1]['event'] === 'conns_created')![2], 1);
+  assert.equal(fam['ulvs_datapath_gso_packets']!.samples[0]![2], 2);
+  assert.equal(fam['ulvs_connections']!.samples[0]![2], 1);
+  assert.equal(fam['ulvs_connections_limit']!.samples[0]![2], d.conns.capacity);
+  assert.equal(fam['ulvs_backend_bytes']!.samples.find((s) => s[1]['remote_address'] === RS1 && s[1]['direction'] === 'in')![2], 140);
+});

@@ -1,0 +1,163 @@
+/**
+ * Prometheus exposition (issue 5): node_exporter's `node_ipvs_*` families with the same names,
+ * types and labels (ecosystem.md §2.1; HELP texts are ulvs's own), plus ulvs's own families:
+ * packets by outcome (every drop reason among them), engine events, data-path counters
+ * (reads, writes, GSO super-packets, partial checksums), connection-table size and limit, and
+ * per-backend traffic. One snapshot is fetched per scrape and feeds every family.
+ */
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { DirectorSnapshot } from '../core/director.js';
+import { EVENT_NAMES, OUTCOME_NAMES, OUTCOME_VERDICT, VERDICT_NAMES } from '../core/verdict.js';
+import { formatIPv4 } from '../wire/addr.js';
+
+export interface MetricsSource {
+  snapshot: DirectorSnapshot;
+  /** engine counters by name (outcomes and events), summed over workers */
+  engine: Record<string, number>;
+  /** data-path counters by name, summed over workers */
+  datapath: Record<string, number>;
+  workers: number;
+}
+
+const BACKEND_LABELS = ['local_address', 'local_port', 'remote_address', 'remote_port', 'proto', 'local_mark'] as const;
+
+function backends(s: DirectorSnapshot) {
+  return s.services.flatMap((v) =>
+    v.dests.map((d) => ({
+      labels: {
+        local_address: formatIPv4(v.addr),
+        local_port: String(v.port),
+        remote_address: formatIPv4(d.addr),
+        remote_port: String(d.port),
+        proto: v.proto === 6 ? 'TCP' : v.proto === 17 ? 'UDP' : 'SCTP',
+        local_mark: '',
+      },
+      d,
+    })),
+  );
+}
+
+/** A registry whose families read `current` (set by scrape()). */
+export function createMetrics(fetch: () => Promise<MetricsSource>): { registry: Registry; scrape: () => Promise<string> } {
+  const registry = new Registry();
+  let cur: MetricsSource | null = null;
+  const src = () => cur!;
+  const totalCounter = (name: string, help: string, index: number) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(src().snapshot.totals.counters[index]!);
+      },
+    });
+  totalCounter('node_ipvs_connections_total', 'Connections scheduled by the director (IPVS: Total Conns).', 0);
+  totalCounter('node_ipvs_incoming_packets_total', 'Packets from clients handled by the director.', 1);
+  totalCounter('node_ipvs_outgoing_packets_total', 'Packets from real servers handled by the director.', 2);
+  totalCounter('node_ipvs_incoming_bytes_total', 'Bytes from clients handled by the director.', 3);
+  totalCounter('node_ipvs_outgoing_bytes_total', 'Bytes from real servers handled by the director.', 4);
+  const backendGauge = (name: string, help: string, value: (d: DirectorSnapshot['services'][number]['dests'][number]) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: BACKEND_LABELS,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const b of backends(src().snapshot)) this.set(b.labels, value(b.d));
+      },
+    });
+  backendGauge('node_ipvs_backend_connections_active', 'Active connections (TCP ESTABLISHED, SYN states) per real server of a service.', (d) => d.activeConns);
+  backendGauge('node_ipvs_backend_connections_inactive', 'Inactive connections (other TCP states, all UDP) per real server of a service.', (d) => d.inactConns);
+  backendGauge('node_ipvs_backend_weight', 'Weight of a real server in a service (0 = quiesced).', (d) => d.weight);
+
+  const backendCounter = (name: string, help: string, extra: string[], fill: (c: Counter<string>, labels: Record<string, string>, d: DirectorSnapshot['services'][number]['dests'][number]) => void) =>
+    new Counter({
+      name,
+      help,
+      labelNames: [...BACKEND_LABELS, ...extra],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const b of backends(src().snapshot)) fill(this, b.labels, b.d);
+      },
+    });
+  backendCounter('ulvs_backend_connections_total', 'Connections scheduled to a real server of a service.', [], (c, l, d) => c.inc(l, d.counters[0]!));
+  backendCounter('ulvs_backend_packets_total', 'Packets forwarded for a real server of a service, by direction.', ['direction'], (c, l, d) => {
+    c.inc({ ...l, direction: 'in' }, d.counters[1]!);
+    c.inc({ ...l, direction: 'out' }, d.counters[2]!);
+  });
+  backendCounter('ulvs_backend_bytes_total', 'Bytes forwarded for a real server of a service, by direction.', ['direction'], (c, l, d) => {
+    c.inc({ ...l, direction: 'in' }, d.counters[3]!);
+    c.inc({ ...l, direction: 'out' }, d.counters[4]!);
+  });
+  backendGauge('ulvs_backend_persistent_connections', 'Persistence templates pointing to a real server.', (d) => d.persistConns);
+
+  new Counter({
+    name: 'ulvs_packets_total',
+    help: 'Packets seen by the engine, by verdict and outcome (each drop reason is an outcome).',
+    labelNames: ['verdict', 'outcome'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      OUTCOME_NAMES.forEach((o, i) => this.inc({ verdict: VERDICT_NAMES[OUTCOME_VERDICT[i]!]!, outcome: o }, src().engine[o] ?? 0));
+    },
+  });
+  new Counter({
+    name: 'ulvs_events_total',
+    help: 'Engine events: connections and templates created and expired, rescheduling, no usable server.',
+    labelNames: ['event'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const e of EVENT_NAMES) this.inc({ event: e }, src().engine[e] ?? 0);
+    },
+  });
+  const dp = (name: string, key: string, help: string) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(src().datapath[key] ?? 0);
+      },
+    });
+  dp('ulvs_datapath_reads_total', 'reads', 'Packets (or GSO super-packets) read from the TUN.');
+  dp('ulvs_datapath_writes_total', 'writes', 'Packets written back to the TUN.');
+  dp('ulvs_datapath_write_errors_total', 'write_errors', 'Failed writes to the TUN.');
+  dp('ulvs_datapath_gso_packets_total', 'gso_packets', 'GSO super-packets read (offloads in use).');
+  dp('ulvs_datapath_csum_partial_total', 'csum_partial', 'Packets read with a partial checksum (NEEDS_CSUM).');
+  const gauge = (name: string, help: string, v: () => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(v());
+      },
+    });
+  gauge('ulvs_connections', 'Entries in the connection tables (connections and templates).', () => src().snapshot.connections);
+  gauge('ulvs_connections_limit', 'Capacity of the connection tables.', () => src().snapshot.capacity);
+  gauge('ulvs_workers', 'Data-path workers.', () => src().workers);
+
+  // Scrapes are serialised: each one fills `cur`, renders, and clears it.
+  let chain: Promise<unknown> = Promise.resolve();
+  const once = async () => {
+    cur = await fetch();
+    try {
+      return await registry.metrics();
+    } finally {
+      cur = null;
+    }
+  };
+  return {
+    registry,
+    scrape() {
+      const r = chain.then(once, once);
+      chain = r.catch(() => undefined);
+      return r;
+    },
+  };
+}
