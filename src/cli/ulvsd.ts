@@ -1,8 +1,13 @@
 /**
  * ulvsd — the director daemon.
  *
- *   ulvsd --rules FILE [--socket /run/ulvs/ulvs.sock] [--workers N] [--metrics HOST:PORT]
+ *   ulvsd --rules FILE | --keepalived FILE  [--socket /run/ulvs/ulvs.sock] [--workers N] [--metrics HOST:PORT]
  *         [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload]
+ *
+ * --keepalived reads the virtual_server blocks of a keepalived.conf and runs their health
+ * checkers (src/health): a failed real server leaves the service (or gets weight 0 with
+ * inhibit_on_failure), quorum and the sorry server behave as keepalived's; every health
+ * transition is logged with its reason and applied through the same change path.
  *
  * --metrics serves Prometheus text at /metrics (node_exporter's node_ipvs_* families and
  * ulvs's own) and the /proc/net/ip_vs, ip_vs_stats and ip_vs_conn texts at the same paths.
@@ -43,6 +48,11 @@ import { parseRules, RulesError, type Rules } from '../control/rules.js';
 import { offloadNames, openTunQueue, tunAvailable } from '../datapath/tun/device.js';
 import { installRouting, isLocalAddress, removeRouting, updateRouting, type RoutingPlan, type RoutingState } from '../datapath/tun/routing.js';
 import { sys } from '../datapath/tun/sys.js';
+import { spawn as spawnProcess } from 'node:child_process';
+import { loadKeepalived, type KeepalivedConfig } from '../control/keepalived/config.js';
+import { desiredRules, rsKey, vsKey } from '../control/keepalived/desired.js';
+import { HealthMonitor, type ServerHealth } from '../health/monitor.js';
+import { runCheck } from '../health/checks.js';
 import { attachSteering, loadSocketFilter, steeringProgram } from '../datapath/tun/steering.js';
 import { mergeSnapshots } from '../core/snapshot-merge.js';
 import { createServer as createHttpServer } from 'node:http';
@@ -60,6 +70,7 @@ const fail = (s: string, code = 1): never => {
 const { values } = parseArgs({
   options: {
     rules: { type: 'string' },
+    keepalived: { type: 'string' },
     socket: { type: 'string', default: '/run/ulvs/ulvs.sock' },
     dev: { type: 'string', default: 'ulvs0' },
     table: { type: 'string', default: '4200' },
@@ -75,7 +86,7 @@ if (values.help) {
   process.stdout.write('usage: ulvsd --rules FILE [--socket PATH] [--workers N] [--metrics HOST:PORT] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload]\n');
   process.exit(0);
 }
-if (!values.rules) fail('missing --rules FILE (rules in ipvsadm -S format)', 2);
+if (!values.rules === !values.keepalived) fail('give one of --rules FILE (ipvsadm -S format) or --keepalived FILE (keepalived.conf)', 2);
 if (process.getuid?.() !== 0) fail('must run as root: it creates a TUN device and policy routes');
 if (!tunAvailable()) fail('/dev/net/tun is missing: load the tun module (modprobe tun)');
 const WORKERS = Number(values.workers);
@@ -125,9 +136,68 @@ const planOf = (r: Rules): RoutingPlan => ({
   servers: r.dests.map((x) => ({ proto: x.service.proto, addr: x.dest.addr, port: x.dest.port })),
 });
 
+// keepalived mode: configuration, health monitor, quorum state
+let kcfg: KeepalivedConfig | null = null;
+let monitor: HealthMonitor | null = null;
+const quorum = new Map<string, boolean>();
+const runScript = (cmd: string | undefined) => {
+  if (!cmd) return;
+  try {
+    spawnProcess('/bin/sh', ['-c', cmd], { detached: true, stdio: 'ignore' }).unref();
+  } catch (e) {
+    warn(`script ${cmd}: ${(e as Error).message}`);
+  }
+};
+function readKeepalived(file: string): KeepalivedConfig {
+  const cfg = loadKeepalived(file);
+  for (const w of cfg.warnings) warn(`keepalived.conf: ${w}`);
+  return cfg;
+}
+/** Start (or restart, keeping the health of servers that are still configured) the monitor. */
+function watch(cfg: KeepalivedConfig): void {
+  const old = monitor;
+  const previous = new Map<string, ServerHealth>();
+  if (old) for (const v of kcfg?.services ?? []) for (const r of v.realServers) {
+    const h = old.health(rsKey(v, r));
+    if (h) previous.set(rsKey(v, r), h);
+  }
+  old?.stop();
+  monitor = new HealthMonitor(runCheck, onHealth);
+  for (const v of cfg.services) for (const r of v.realServers) monitor.add(rsKey(v, r), r.checkers, r.alpha, previous.get(rsKey(v, r)));
+  kcfg = cfg;
+}
+function healthRules(): { rules: Rules; changes: ReturnType<typeof desiredRules>['changes'] } {
+  return desiredRules(kcfg!, (k) => monitor!.health(k), quorum);
+}
+function onHealth(key: string, h: ServerHealth): void {
+  for (const v of kcfg?.services ?? []) for (const r of v.realServers) {
+    if (rsKey(v, r) !== key) continue;
+    log(`health: real server ${formatIPv4(r.addr)}:${r.port} of ${vsKey(v).startsWith('6/') ? 'TCP' : 'UDP'} ${formatIPv4(v.addr)}:${v.port} is ${h.alive ? 'up' : 'down'}${h.dynamicWeight !== undefined ? ` (weight ${h.dynamicWeight})` : ''}: ${h.reason}${!h.alive && r.inhibitOnFailure ? ' -> weight 0 (inhibit_on_failure)' : ''}`);
+    runScript(h.alive ? r.notifyUp : r.notifyDown);
+  }
+  if (daemonReady) void applyHealth(); // before that, the reconciliation at start-up covers it
+}
+let daemonReady = false;
+async function applyHealth(): Promise<void> {
+  const { rules: next, changes } = healthRules();
+  for (const c of changes) {
+    log(`quorum ${c.up ? 'gained' : 'lost'} for ${formatIPv4(c.vs.addr)}:${c.vs.port} (alive weight ${c.weight}, quorum ${c.vs.quorum}, hysteresis ${c.vs.hysteresis})${!c.up && c.vs.sorryServer ? `: sorry server ${formatIPv4(c.vs.sorryServer.addr)}:${c.vs.sorryServer.port || c.vs.port} takes over` : ''}`);
+    runScript(c.up ? c.vs.quorumUp : c.vs.quorumDown);
+  }
+  try {
+    await replaceRules(next);
+  } catch (e) {
+    warn(`health change not applied: ${(e as Error).message}`);
+  }
+}
+
 let rules: Rules = { services: [], dests: [] };
 try {
-  rules = readRules(values.rules!);
+  if (values.keepalived) {
+    watch(readKeepalived(values.keepalived));
+    rules = healthRules().rules;
+    validate(rules);
+  } else rules = readRules(values.rules!);
 } catch (e) {
   fail((e as Error).message, 2);
 }
@@ -231,7 +301,11 @@ const workers: WorkerHandle[] = queues.map((qq, i) => {
   const h: WorkerHandle = { worker, port: port1, pending: new Map() };
   port1.on('message', (m: { type: string; id?: number; result?: unknown; error?: { code: string; message: string }; message?: string }) => {
     if (m.type === 'ready') {
-      if (++ready === WORKERS) log(`forwarding with ${WORKERS} worker${WORKERS > 1 ? 's' : ''} (pid ${process.pid}); admin API on ${socketPath}`);
+      if (++ready === WORKERS) {
+        log(`forwarding with ${WORKERS} worker${WORKERS > 1 ? 's' : ''} (pid ${process.pid}); admin API on ${socketPath}`);
+        daemonReady = true;
+        if (kcfg) void applyHealth(); // health results that arrived during start-up
+      }
     } else if (m.type === 'reply') {
       const p = h.pending.get(m.id!);
       h.pending.delete(m.id!);
@@ -321,9 +395,14 @@ function replaceRules(next: Rules): Promise<void> {
 }
 
 async function reload(): Promise<string> {
-  const next = readRules(values.rules!);
-  await replaceRules(next);
-  const msg = `reloaded ${values.rules}`;
+  if (values.keepalived) {
+    const cfg = readKeepalived(values.keepalived); // throws: running configuration unchanged
+    const next = desiredRules(cfg, (k) => monitor?.health(k), new Map(quorum)).rules;
+    validate(next);
+    watch(cfg);
+    await applyHealth();
+  } else await replaceRules(readRules(values.rules!));
+  const msg = `reloaded ${values.keepalived ?? values.rules}`;
   log(msg);
   return msg;
 }
@@ -393,6 +472,7 @@ function shutdown(code: number): void {
   stopping = true;
   admin.close();
   metricsServer?.close();
+  monitor?.stop();
   for (const h of workers) h.port.postMessage({ type: 'stop' });
   setTimeout(() => {
     cleanup();
