@@ -95,7 +95,7 @@ test('a full configuration: aliases, defaults, inheritance, checkers, skipped se
   assert.deepEqual([b!.weight, misc.type, misc.miscPath, misc.miscDynamic, misc.retry, misc.miscTimeout], [1, 'MISC_CHECK', '/usr/local/bin/check 192.0.2.12 8080', true, 2, 5]);
   assert.equal(c.warnings.filter((w) => /global_defs is not used by ulvs, skipped/.test(w)).length, 1);
   assert.equal(c.warnings.filter((w) => /vrrp_instance is not used by ulvs, skipped/.test(w)).length, 1);
-  assert.ok(c.warnings.some((w) => /keepalived\.conf:23:5: ha_suspend accepted and ignored/.test(w)), c.warnings.join('\n'));
+  assert.ok(c.warnings.some((w) => /keepalived\.conf:24:5: ha_suspend accepted and ignored/.test(w)), c.warnings.join('\n'));
 });
 
 test('includes (relative, glob, braces), groups, UDP, flags', () => {
