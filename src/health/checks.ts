@@ -15,8 +15,8 @@ import { formatIPv4 } from '../wire/addr.js';
 export interface CheckResult {
   ok: boolean;
   reason: string;
-  /** MISC_CHECK with misc_dynamic: exit code - 2 */
-  weight?: number;
+  /** MISC_CHECK with misc_dynamic: exit code - 2; null = back to the configured weight (exit 0) */
+  weight?: number | null;
 }
 
 const ms = (s: number) => Math.max(1, Math.round(s * 1000));
@@ -92,7 +92,7 @@ function miscCheck(c: CheckerConfig): Promise<CheckResult> {
     p.on('exit', (code, signal) => {
       clearTimeout(t);
       if (signal) return;
-      if (code === 0) return resolve({ ok: true, reason: 'MISC_CHECK exit 0' });
+      if (code === 0) return resolve({ ok: true, reason: 'MISC_CHECK exit 0', ...(c.miscDynamic ? { weight: null } : {}) });
       if (c.miscDynamic && code !== null && code >= 2) return resolve({ ok: true, reason: `MISC_CHECK exit ${code}: weight ${code - 2}`, weight: code - 2 });
       resolve({ ok: false, reason: `MISC_CHECK exit ${code}` });
     });

@@ -65,7 +65,7 @@ test('alpha starts down; all checkers must pass; a dynamic MISC_CHECK weight is 
   const events: ServerHealth[] = [];
   let miscCode = 7;
   const m = new HealthMonitor(
-    async (c): Promise<CheckResult> => (c.type === 'MISC_CHECK' ? { ok: true, reason: `exit ${miscCode}`, weight: miscCode - 2 } : { ok: true, reason: 'ok' }),
+    async (c): Promise<CheckResult> => (c.type === 'MISC_CHECK' ? { ok: true, reason: `exit ${miscCode}`, weight: miscCode === 0 ? null : miscCode - 2 } : { ok: true, reason: 'ok' }),
     (_k, h) => events.push(h),
     clock,
   );
@@ -79,5 +79,9 @@ test('alpha starts down; all checkers must pass; a dynamic MISC_CHECK weight is 
   miscCode = 3;
   await clock.advance(2000);
   assert.equal(events.at(-1)?.dynamicWeight, 1);
+  miscCode = 0; // exit 0: back to the configured weight
+  await clock.advance(2000);
+  assert.equal(events.at(-1)?.alive, true);
+  assert.equal(events.at(-1)?.dynamicWeight, undefined);
   m.stop();
 });

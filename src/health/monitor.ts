@@ -6,7 +6,8 @@
  * - an up checker that fails is retried after delay_before_retry until `retry` extra attempts
  *   failed, then it is down; a down checker is re-run every delay_loop and the first success
  *   brings it back;
- * - MISC_CHECK with misc_dynamic sets the server's weight from its exit code.
+ * - MISC_CHECK with misc_dynamic sets the server's weight from its exit code (2..255 -> exit-2),
+ *   and exit 0 returns it to the configured weight.
  * Time and the check function are injected, so the logic is tested with a fake clock.
  */
 import type { CheckerConfig } from '../control/keepalived/config.js';
@@ -74,7 +75,8 @@ export class HealthMonitor {
     if (r.ok) {
       s.up = true;
       s.retriesLeft = s.c.retry;
-      if (r.weight !== undefined) weight = r.weight;
+      if (r.weight === null) weight = undefined; // dynamic MISC_CHECK exit 0: configured weight
+      else if (r.weight !== undefined) weight = r.weight;
     } else if (s.up && s.retriesLeft > 0) {
       s.retriesLeft--;
       next = s.c.delayBeforeRetry;

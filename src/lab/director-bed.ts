@@ -46,7 +46,9 @@ export function waitFor(p: ChildProcess, re: RegExp, ms = 10_000): Promise<strin
 
 export interface DirectorBedOptions extends TestBedOptions {
   /** rules in ipvsadm -S format */
-  rules: string;
+  rules?: string;
+  /** or a keepalived.conf (ulvsd --keepalived) */
+  keepalived?: string;
   /** real-server programs: ports to listen on */
   httpPort?: number;
   udpPort?: number;
@@ -56,6 +58,8 @@ export interface DirectorBedOptions extends TestBedOptions {
 export class DirectorBed {
   readonly bed: TestBed;
   readonly procs: ChildProcess[] = [];
+  /** the real-server programs, by real-server index */
+  readonly servers: (ChildProcess | null)[] = [];
   ulvsd: ChildProcess | null = null;
   readonly dir: string;
   readonly rulesFile: string;
@@ -73,17 +77,8 @@ export class DirectorBed {
   async start(): Promise<this> {
     this.bed.up();
     try {
-      await Promise.all(
-        this.bed.realServers.map((ns, i) => {
-          const args = ['ip', 'netns', 'exec', ns, process.execPath, SCRIPTS.servers, '--name', `rs${i + 1}`];
-          if (this.o.httpPort) args.push('--http', String(this.o.httpPort));
-          if (this.o.udpPort) args.push('--udp', String(this.o.udpPort));
-          const p = spawn(args[0]!, args.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-          this.procs.push(p);
-          return waitFor(p, /ready/);
-        }),
-      );
-      writeFileSync(this.rulesFile, this.o.rules);
+      await Promise.all(this.bed.realServers.map((_, i) => this.startServer(i)));
+      writeFileSync(this.rulesFile, this.o.keepalived ?? this.o.rules ?? '');
       await this.startDirector();
       return this;
     } catch (e) {
@@ -92,8 +87,35 @@ export class DirectorBed {
     }
   }
 
+  /** Start (again) the HTTP/UDP program of real server i. */
+  async startServer(i: number): Promise<void> {
+    const args = ['ip', 'netns', 'exec', this.bed.realServers[i]!, process.execPath, SCRIPTS.servers, '--name', `rs${i + 1}`];
+    if (this.o.httpPort) args.push('--http', String(this.o.httpPort));
+    if (this.o.udpPort) args.push('--udp', String(this.o.udpPort));
+    const p = spawn(args[0]!, args.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.procs.push(p);
+    this.servers[i] = p;
+    await waitFor(p, /ready/);
+  }
+
+  /** Stop the program of real server i (the host stays up: its ports now refuse). */
+  async stopServer(i: number): Promise<void> {
+    const p = this.servers[i];
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const gone = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await gone;
+    this.servers[i] = null;
+  }
+
+  /** Resolve when ulvsd's log (from now on) matches `re`. */
+  waitLog(re: RegExp, ms = 15_000): Promise<string> {
+    return waitFor(this.ulvsd!, re, ms);
+  }
+
   async startDirector(): Promise<string> {
-    const args = ['--rules', this.rulesFile, '--socket', this.socket, ...(this.o.ulvsdArgs ?? [])];
+    const source = this.o.keepalived !== undefined ? '--keepalived' : '--rules';
+    const args = [source, this.rulesFile, '--socket', this.socket, ...(this.o.ulvsdArgs ?? [])];
     const p = spawn('ip', ['netns', 'exec', this.bed.director, process.execPath, SCRIPTS.ulvsd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.ulvsd = p;
     p.stdout!.on('data', (d: Buffer) => (this.ulvsdLog += d.toString()));

@@ -42,6 +42,12 @@ if (values.http) {
       pump();
       return;
     }
+    const st = /^\/status\/(\d{3})$/.exec(req.url ?? '');
+    if (st) {
+      res.writeHead(Number(st[1]), { 'content-type': 'text/plain' });
+      res.end(`status ${st[1]}\n`);
+      return;
+    }
     if (req.method === 'POST' && req.url === '/sha256') {
       const h = createHash('sha256');
       let bytes = 0;
