@@ -22,7 +22,7 @@ export async function demo(): Promise<number> {
     ...rs.map((a) => `-a -u ${LAB.VIP}:53 -r ${a}:5353 -m -w 1`),
   ].join('\n');
   const say = (s: string) => process.stdout.write(`${s}\n`);
-  const bed = new DirectorBed({ rules, realServers: 3, httpPort: 8080, udpPort: 5353 });
+  const bed = new DirectorBed({ rules, realServers: 3, httpPort: 8080, udpPort: 5353, ulvsdArgs: ['--log-format', 'text'] });
   say(`ulvs demo: building the test bed (${bed.bed.prefix}-*): client ${LAB.client(0)}, director ${LAB.DIRECTOR_PUBLIC} / DIP ${LAB.DIP}, real servers ${rs.join(', ')}`);
   say('rules (ipvsadm -S format):');
   for (const l of rules.split('\n')) say(`  ${l}`);

@@ -53,6 +53,7 @@ import { loadKeepalived, type KeepalivedConfig } from '../control/keepalived/con
 import { desiredRules, rsKey, vsKey } from '../control/keepalived/desired.js';
 import { HealthMonitor, type ServerHealth } from '../health/monitor.js';
 import { runCheck } from '../health/checks.js';
+import { createLogger } from './log.js';
 import { attachSteering, loadSocketFilter, steeringProgram } from '../datapath/tun/steering.js';
 import { mergeSnapshots } from '../core/snapshot-merge.js';
 import { createServer as createHttpServer } from 'node:http';
@@ -60,10 +61,9 @@ import { createMetrics } from '../metrics/prometheus.js';
 import { procIpVs, procIpVsConn, procIpVsStats } from '../metrics/proc.js';
 import { formatIPv4 } from '../wire/addr.js';
 
-const log = (s: string) => process.stdout.write(`ulvsd: ${s}\n`);
-const warn = (s: string) => process.stderr.write(`ulvsd: ${s}\n`);
+/** Start-up refusals: plain text on stderr, then exit. */
 const fail = (s: string, code = 1): never => {
-  warn(s);
+  process.stderr.write(`ulvsd: ${s}\n`);
   process.exit(code);
 };
 
@@ -78,6 +78,7 @@ const { values } = parseArgs({
     'max-conns': { type: 'string', default: String(1 << 20) },
     workers: { type: 'string', default: String(availableParallelism()) },
     metrics: { type: 'string' },
+    'log-format': { type: 'string', default: 'json' },
     'no-offload': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -86,6 +87,10 @@ if (values.help) {
   process.stdout.write('usage: ulvsd --rules FILE [--socket PATH] [--workers N] [--metrics HOST:PORT] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload]\n');
   process.exit(0);
 }
+if (values['log-format'] !== 'json' && values['log-format'] !== 'text') fail('--log-format is json or text', 2);
+const logger = createLogger(values['log-format'] as 'json' | 'text');
+const log = (s: string, kind = 'daemon', fields?: Record<string, unknown>) => logger.log('info', kind, s, fields);
+const warn = (s: string, kind = 'daemon', fields?: Record<string, unknown>) => logger.log('warn', kind, s, fields);
 if (!values.rules === !values.keepalived) fail('give one of --rules FILE (ipvsadm -S format) or --keepalived FILE (keepalived.conf)', 2);
 if (process.getuid?.() !== 0) fail('must run as root: it creates a TUN device and policy routes');
 if (!tunAvailable()) fail('/dev/net/tun is missing: load the tun module (modprobe tun)');
@@ -150,7 +155,7 @@ const runScript = (cmd: string | undefined) => {
 };
 function readKeepalived(file: string): KeepalivedConfig {
   const cfg = loadKeepalived(file);
-  for (const w of cfg.warnings) warn(`keepalived.conf: ${w}`);
+  for (const w of cfg.warnings) warn(`keepalived.conf: ${w}`, 'config');
   return cfg;
 }
 /** Start (or restart, keeping the health of servers that are still configured) the monitor. */
@@ -172,7 +177,14 @@ function healthRules(): { rules: Rules; changes: ReturnType<typeof desiredRules>
 function onHealth(key: string, h: ServerHealth): void {
   for (const v of kcfg?.services ?? []) for (const r of v.realServers) {
     if (rsKey(v, r) !== key) continue;
-    log(`health: real server ${formatIPv4(r.addr)}:${r.port} of ${vsKey(v).startsWith('6/') ? 'TCP' : 'UDP'} ${formatIPv4(v.addr)}:${v.port} is ${h.alive ? 'up' : 'down'}${h.dynamicWeight !== undefined ? ` (weight ${h.dynamicWeight})` : ''}: ${h.reason}${!h.alive && r.inhibitOnFailure ? ' -> weight 0 (inhibit_on_failure)' : ''}`);
+    const service = `${v.proto === 6 ? 'TCP' : 'UDP'} ${formatIPv4(v.addr)}:${v.port}`;
+    const server = `${formatIPv4(r.addr)}:${r.port}`;
+    const action = h.alive ? 'added' : r.inhibitOnFailure ? 'weight 0 (inhibit_on_failure)' : 'removed';
+    log(
+      `health: real server ${server} of ${service} is ${h.alive ? 'up' : 'down'}${h.dynamicWeight !== undefined ? ` (weight ${h.dynamicWeight})` : ''}: ${h.reason} -> ${action}`,
+      'health',
+      { service, server, state: h.alive ? 'up' : 'down', reason: h.reason, action, ...(h.dynamicWeight !== undefined ? { weight: h.dynamicWeight } : {}) },
+    );
     runScript(h.alive ? r.notifyUp : r.notifyDown);
   }
   if (daemonReady) void applyHealth(); // before that, the reconciliation at start-up covers it
@@ -181,13 +193,17 @@ let daemonReady = false;
 async function applyHealth(): Promise<void> {
   const { rules: next, changes } = healthRules();
   for (const c of changes) {
-    log(`quorum ${c.up ? 'gained' : 'lost'} for ${formatIPv4(c.vs.addr)}:${c.vs.port} (alive weight ${c.weight}, quorum ${c.vs.quorum}, hysteresis ${c.vs.hysteresis})${!c.up && c.vs.sorryServer ? `: sorry server ${formatIPv4(c.vs.sorryServer.addr)}:${c.vs.sorryServer.port || c.vs.port} takes over` : ''}`);
+    log(
+      `quorum ${c.up ? 'gained' : 'lost'} for ${formatIPv4(c.vs.addr)}:${c.vs.port} (alive weight ${c.weight}, quorum ${c.vs.quorum}, hysteresis ${c.vs.hysteresis})${!c.up && c.vs.sorryServer ? `: sorry server ${formatIPv4(c.vs.sorryServer.addr)}:${c.vs.sorryServer.port || c.vs.port} takes over` : ''}`,
+      'quorum',
+      { service: `${formatIPv4(c.vs.addr)}:${c.vs.port}`, state: c.up ? 'up' : 'down', aliveWeight: c.weight },
+    );
     runScript(c.up ? c.vs.quorumUp : c.vs.quorumDown);
   }
   try {
     await replaceRules(next);
   } catch (e) {
-    warn(`health change not applied: ${(e as Error).message}`);
+    warn(`health change not applied: ${(e as Error).message}`, 'health');
   }
 }
 
@@ -278,8 +294,10 @@ try {
 }
 
 log(`${plan.dev} up, ${WORKERS} queue${WORKERS > 1 ? 's (steered by client address)' : ''}, offloads ${offloadNames(q.offloads).join(',') || 'none'}; rules ${plan.pref}-${plan.pref + 1}, table ${plan.table}`);
-for (const s of rules.services) log(`VIP ${s.proto === 6 ? 'TCP' : 'UDP'} ${formatIPv4(s.addr)}:${s.port} scheduler ${s.scheduler ?? 'wlc'}${s.persistent ? ` persistent ${s.persistent}` : ''}`);
-for (const x of rules.dests) log(`  real server ${formatIPv4(x.dest.addr)}:${x.dest.port} for ${formatIPv4(x.service.addr)}:${x.service.port} (${FWD_NAMES[x.dest.fwd ?? 0]}, weight ${x.dest.weight ?? 1})`);
+for (const s of rules.services)
+  log(`VIP ${s.proto === 6 ? 'TCP' : 'UDP'} ${formatIPv4(s.addr)}:${s.port} scheduler ${s.scheduler ?? 'wlc'}${s.persistent ? ` persistent ${s.persistent}` : ''}`, 'startup', { vip: `${formatIPv4(s.addr)}:${s.port}` });
+for (const x of rules.dests)
+  log(`  real server ${formatIPv4(x.dest.addr)}:${x.dest.port} for ${formatIPv4(x.service.addr)}:${x.service.port} (${FWD_NAMES[x.dest.fwd ?? 0]}, weight ${x.dest.weight ?? 1})`, 'startup', { server: `${formatIPv4(x.dest.addr)}:${x.dest.port}` });
 
 // ------------------------------------------------------------------------------------------
 // The data-path worker and calls into it
@@ -390,7 +408,7 @@ function replaceRules(next: Rules): Promise<void> {
     rules = next;
     plan = nextPlan;
     const count = (k: RuleOp['op']) => ops.filter((o) => o.op === k).length;
-    log(`applied: services +${count('addService')} -${count('deleteService')} ~${count('editService')}, real servers +${count('addDest')} -${count('deleteDest')} ~${count('editDest')}; routing rules +${routes.added} -${routes.removed}`);
+    log(`applied: services +${count('addService')} -${count('deleteService')} ~${count('editService')}, real servers +${count('addDest')} -${count('deleteDest')} ~${count('editDest')}; routing rules +${routes.added} -${routes.removed}`, 'config');
   });
 }
 
@@ -422,7 +440,11 @@ const control: ControlPlane = {
 // Prometheus and /proc texts (control work, never in a worker's loop)
 const metrics = createMetrics(async () => {
   const [snapshot, c] = await Promise.all([control.snapshot(), counters()]);
-  return { snapshot, engine: c.engine!, datapath: c.datapath!, workers: WORKERS };
+  const health = (kcfg?.services ?? []).flatMap((v) =>
+    v.realServers.map((r) => ({ proto: v.proto, vaddr: v.addr, vport: v.port, raddr: r.addr, rport: r.port, up: monitor?.health(rsKey(v, r))?.alive ?? true })),
+  );
+  const quorumStates = (kcfg?.services ?? []).map((v) => ({ proto: v.proto, vaddr: v.addr, vport: v.port, up: quorum.get(vsKey(v)) ?? true }));
+  return { snapshot, engine: c.engine!, datapath: c.datapath!, workers: WORKERS, ...(kcfg ? { health, quorum: quorumStates } : {}) };
 });
 const metricsServer = metricsAt
   ? createHttpServer((req, res) => {

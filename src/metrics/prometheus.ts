@@ -17,6 +17,9 @@ export interface MetricsSource {
   /** data-path counters by name, summed over workers */
   datapath: Record<string, number>;
   workers: number;
+  /** keepalived mode: health of each real server, and quorum of each service */
+  health?: { proto: number; vaddr: number; vport: number; raddr: number; rport: number; up: boolean }[];
+  quorum?: { proto: number; vaddr: number; vport: number; up: boolean }[];
 }
 
 const BACKEND_LABELS = ['local_address', 'local_port', 'remote_address', 'remote_port', 'proto', 'local_mark'] as const;
@@ -141,6 +144,28 @@ export function createMetrics(fetch: () => Promise<MetricsSource>): { registry: 
   gauge('ulvs_connections', 'Entries in the connection tables (connections and templates).', () => src().snapshot.connections);
   gauge('ulvs_connections_limit', 'Capacity of the connection tables.', () => src().snapshot.capacity);
   gauge('ulvs_workers', 'Data-path workers.', () => src().workers);
+  const pname = (p: number) => (p === 6 ? 'TCP' : 'UDP');
+  new Gauge({
+    name: 'ulvs_real_server_up',
+    help: 'Health checker verdict for a real server of a service (1 = all its checkers pass); keepalived mode only.',
+    labelNames: ['local_address', 'local_port', 'proto', 'remote_address', 'remote_port'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const h of src().health ?? [])
+        this.set({ local_address: formatIPv4(h.vaddr), local_port: String(h.vport), proto: pname(h.proto), remote_address: formatIPv4(h.raddr), remote_port: String(h.rport) }, h.up ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'ulvs_quorum_up',
+    help: 'Whether a service has its quorum of live real servers (0 = the sorry server, if any, is serving); keepalived mode only.',
+    labelNames: ['local_address', 'local_port', 'proto'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const q of src().quorum ?? []) this.set({ local_address: formatIPv4(q.vaddr), local_port: String(q.vport), proto: pname(q.proto) }, q.up ? 1 : 0);
+    },
+  });
 
   // Scrapes are serialised: each one fills `cur`, renders, and clears it.
   let chain: Promise<unknown> = Promise.resolve();
