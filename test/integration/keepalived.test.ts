@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,7 @@ import { DirectorBed } from '../../src/lab/director-bed.js';
 import { LAB } from '../../src/lab/testbed.js';
 import { fillPattern } from '../../src/lab/pattern.js';
 import { needsRoot } from '../support/root.js';
+import { run } from '../../src/lab/shell.js';
 
 const ULVSADM = fileURLToPath(new URL('../../src/cli/ulvsadm.js', import.meta.url));
 const V = LAB.VIP;
@@ -31,7 +32,8 @@ describe('keepalived.conf with health checkers', { skip: needsRoot }, () => {
   let bed: DirectorBed;
   const dir = mkdtempSync(join(tmpdir(), 'ulvs-misc-'));
   const miscFile = join(dir, 'code');
-  const conf = () => `
+  const notes = join(dir, 'notes');
+  const conf = (w83 = 1) => `
 global_defs { router_id lb1 }
 virtual_server ${V} 80 {
   delay_loop 1
@@ -41,6 +43,8 @@ virtual_server ${V} 80 {
   retry 1
   delay_before_retry 1
   real_server ${R1} 8080 { weight 1
+    notify_down "sh -c 'echo rs1 down >> ${notes}'"
+    notify_up "sh -c 'echo rs1 up >> ${notes}'"
     TCP_CHECK { }
   }
   real_server ${R2} 8080 { weight 1
@@ -82,12 +86,13 @@ virtual_server ${V} 83 {
   delay_loop 1
   lvs_sched rr
   real_server ${R1} 8080 { HTTP_GET { url { path /status/503 } } }
-  real_server ${R2} 8080 { HTTP_GET {
+  real_server ${R2} 8080 { weight W83
+    HTTP_GET {
       url {
         path /bytes/16
         digest ${md5of16}
       }
-  } }
+  } }`.replace('W83', String(w83)) + `
   real_server ${R3} 8080 { HTTP_GET {
       url {
         path /bytes/16
@@ -110,7 +115,7 @@ virtual_server ${V} 83 {
 
   before(async () => {
     writeFileSync(miscFile, '5'); // misc_dynamic: up with weight 3
-    bed = await new DirectorBed({ keepalived: conf(), realServers: 3, httpPort: 8080 }).start();
+    bed = await new DirectorBed({ keepalived: conf(), realServers: 3, httpPort: 8080, ulvsdArgs: ['--metrics', '127.0.0.1:9640'] }).start();
   });
   after(async () => {
     await bed?.stop();
@@ -142,6 +147,29 @@ virtual_server ${V} 83 {
     await bed.startServer(1);
     await until('both back on :80', () => saved().includes(`:80 -r ${R1}:8080 -m -w 1`) && saved().includes(`:80 -r ${R2}:8080 -m -w 1`));
     assert.match(bed.ulvsdLog, /is up: TCP_CHECK: TCP connect ok/);
+    await until('notify scripts', () => {
+      try {
+        return readFileSync(notes, 'utf8').includes('rs1 down\nrs1 up');
+      } catch {
+        return false;
+      }
+    });
+    const line = bed.ulvsdLog.split('\n').find((l) => l.includes('"kind":"health"') && l.includes('"state":"down"') && l.includes(`"service":"TCP ${V}:80"`) && l.includes(`${R1}:8080`));
+    assert.ok(line, 'a structured health line');
+    const j = JSON.parse(line!) as Record<string, unknown>;
+    assert.deepEqual([j['level'], j['server'], j['action']], [30, `${R1}:8080`, 'removed']);
+    assert.match(String(j['reason']), /^TCP_CHECK: TCP connect failed: ECONNREFUSED/);
+  });
+
+  test('checker and quorum state in /metrics; a SIGHUP reload of keepalived.conf applies the difference', async () => {
+    const metrics = run(['ip', 'netns', 'exec', bed.bed.director, process.execPath, '-e', "fetch('http://127.0.0.1:9640/metrics').then(r => r.text()).then(t => process.stdout.write(t))"]);
+    assert.match(metrics, new RegExp(`ulvs_real_server_up\\{local_address="${V.replace(/\./g, '\\.')}",local_port="83",proto="TCP",remote_address="${R1.replace(/\./g, '\\.')}",remote_port="8080"\\} 0`));
+    assert.match(metrics, new RegExp(`ulvs_real_server_up\\{local_address="${V.replace(/\./g, '\\.')}",local_port="83",proto="TCP",remote_address="${R2.replace(/\./g, '\\.')}",remote_port="8080"\\} 1`));
+    assert.match(metrics, /ulvs_quorum_up\{local_address="203\.0\.113\.10",local_port="81",proto="TCP"\} 1/);
+    const log = await bed.reload(conf(4));
+    assert.match(log, /applied: services \+0 -0 ~0, real servers \+0 -0 ~1/);
+    assert.match(saved(), new RegExp(`:83 -r ${R2.replace(/\./g, '\\.')}:8080 -m -w 4`));
+    assert.doesNotMatch(saved(), new RegExp(`:83 -r ${R1.replace(/\./g, '\\.')}:`), 'the failed server stays out after the reload');
   });
 
   test('quorum loss sends clients to the sorry server, and back', async () => {
