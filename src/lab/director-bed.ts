@@ -52,6 +52,9 @@ export interface DirectorBedOptions extends TestBedOptions {
   /** real-server programs: ports to listen on */
   httpPort?: number;
   udpPort?: number;
+  /** HTTPS on this port with a certificate made by openssl at start (for SSL_GET) */
+  httpsPort?: number;
+  dnsPort?: number;
   ulvsdArgs?: string[];
 }
 
@@ -92,6 +95,13 @@ export class DirectorBed {
     const args = ['ip', 'netns', 'exec', this.bed.realServers[i]!, process.execPath, SCRIPTS.servers, '--name', `rs${i + 1}`];
     if (this.o.httpPort) args.push('--http', String(this.o.httpPort));
     if (this.o.udpPort) args.push('--udp', String(this.o.udpPort));
+    if (this.o.dnsPort) args.push('--dns', String(this.o.dnsPort));
+    if (this.o.httpsPort) {
+      const key = join(this.dir, 'rs.key');
+      const cert = join(this.dir, 'rs.crt');
+      run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=ulvs-test', '-days', '1', '-keyout', key, '-out', cert]);
+      args.push('--https', String(this.o.httpsPort), '--cert', cert, '--key', key);
+    }
     const p = spawn(args[0]!, args.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     this.procs.push(p);
     this.servers[i] = p;

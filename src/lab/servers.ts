@@ -4,15 +4,28 @@
  * HTTP: GET / answers JSON {server, client} where client is the peer address the server saw
  * (in VS/NAT it must be the real client, not the director); GET /bytes/N streams N bytes of a
  * deterministic pattern; POST /sha256 answers the SHA-256 of the body. UDP: every datagram is
- * answered with JSON {server, client, bytes}. Prints "ready" when listening.
+ * answered with JSON {server, client, bytes}. --https PORT --cert --key: HTTPS answering JSON;
+ * --dns PORT: a minimal DNS responder. Prints "ready" when listening.
  */
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { readFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { parseArgs } from 'node:util';
 import { fillPattern } from './pattern.js';
 
-const { values } = parseArgs({ options: { name: { type: 'string', default: 'rs' }, http: { type: 'string' }, udp: { type: 'string' } } });
+const { values } = parseArgs({
+  options: {
+    name: { type: 'string', default: 'rs' },
+    http: { type: 'string' },
+    udp: { type: 'string' },
+    https: { type: 'string' },
+    cert: { type: 'string' },
+    key: { type: 'string' },
+    dns: { type: 'string' },
+  },
+});
 const name = values.name!;
 let pending = 0;
 const ready = () => {
@@ -62,6 +75,28 @@ if (values.http) {
     res.end(JSON.stringify({ server: name, client }));
   });
   srv.listen(Number(values.http), '0.0.0.0', ready);
+}
+
+if (values.https && values.cert && values.key) {
+  pending++;
+  createHttpsServer({ cert: readFileSync(values.cert), key: readFileSync(values.key) }, (req, res) => {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ server: name, client: `${req.socket.remoteAddress}:${req.socket.remotePort}`, tls: true }));
+  }).listen(Number(values.https), '0.0.0.0', ready);
+}
+
+if (values.dns) {
+  // A minimal DNS responder: answers every query with its own question, QR set, no records.
+  pending++;
+  const d = createSocket('udp4');
+  d.on('message', (msg, rinfo) => {
+    if (msg.length < 12) return;
+    const r = Buffer.from(msg);
+    r[2] = (r[2]! | 0x80) & 0xf9; // QR, keep opcode/RD
+    r[3] = 0x80; // RA, rcode 0
+    d.send(r, rinfo.port, rinfo.address);
+  });
+  d.bind(Number(values.dns), '0.0.0.0', ready);
 }
 
 if (values.udp) {
