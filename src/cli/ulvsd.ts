@@ -50,7 +50,7 @@ import { installRouting, isLocalAddress, removeRouting, updateRouting, type Rout
 import { sys } from '../datapath/tun/sys.js';
 import { spawn as spawnProcess } from 'node:child_process';
 import { loadKeepalived, type KeepalivedConfig } from '../control/keepalived/config.js';
-import { desiredRules, rsKey, vsKey } from '../control/keepalived/desired.js';
+import { desiredRules, omegaScripts, rsKey, vsKey } from '../control/keepalived/desired.js';
 import { HealthMonitor, type ServerHealth } from '../health/monitor.js';
 import { runCheck } from '../health/checks.js';
 import { createLogger } from './log.js';
@@ -494,6 +494,7 @@ function shutdown(code: number): void {
   stopping = true;
   admin.close();
   metricsServer?.close();
+  if (kcfg && monitor) for (const cmd of omegaScripts(kcfg, (k) => monitor!.health(k), quorum)) runScript(cmd);
   monitor?.stop();
   for (const h of workers) h.port.postMessage({ type: 'stop' });
   setTimeout(() => {

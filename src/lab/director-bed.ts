@@ -174,6 +174,19 @@ export class DirectorBed {
     return this.ulvsdLog.slice(before);
   }
 
+  /**
+   * Resolve once ulvsd's log so far matches `re` (reject after `ms`). Tests that just saw an
+   * effect through a synchronous call (spawnSync) use this: the log lines behind the effect may
+   * still sit unread in the pipe.
+   */
+  async logged(re: RegExp, ms = 5000): Promise<void> {
+    const t0 = Date.now();
+    while (!re.test(this.ulvsdLog)) {
+      if (Date.now() - t0 > ms) throw new Error(`ulvsd log did not match ${re} within ${ms} ms:\n${this.ulvsdLog.slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   /** Stop ulvsd gracefully (SIGTERM) and return its exit code. */
   async stopDirector(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
     const p = this.ulvsd;

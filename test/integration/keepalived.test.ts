@@ -36,6 +36,8 @@ describe('keepalived.conf with health checkers', { skip: needsRoot }, () => {
   const conf = (w83 = 1) => `
 global_defs { router_id lb1 }
 virtual_server ${V} 80 {
+  omega
+  quorum_down "sh -c 'echo vs80 quorum_down >> ${notes}'"
   delay_loop 1
   lb_algo rr
   lb_kind NAT
@@ -123,13 +125,13 @@ virtual_server ${V} 83 {
   });
 
   test('start-up: warnings for skipped sections; HTTP_GET status and digest; MISC dynamic weight', async () => {
-    assert.match(bed.ulvsdLog, /keepalived\.conf: .*global_defs is not used by ulvs, skipped/);
+    await bed.logged(/keepalived\.conf: .*global_defs is not used by ulvs, skipped/);
     await until('HTTP checks on :83 and the MISC weight on :82', () => {
       const s = saved();
       return !s.includes(`:83 -r ${R1}:`) && s.includes(`:83 -r ${R2}:8080 -m -w 1`) && !s.includes(`:83 -r ${R3}:`) && s.includes(`:82 -r ${R3}:8080 -m -w 3`);
     });
-    assert.match(bed.ulvsdLog, new RegExp(`${R1.replace(/\./g, '\\.')}:8080 of TCP ${V.replace(/\./g, '\\.')}:83 is down: HTTP_GET: HTTP status 503`));
-    assert.match(bed.ulvsdLog, /MD5 digest [0-9a-f]{32} for \/bytes\/16, expected 0123456789abcdef0123456789abcdef/);
+    await bed.logged(new RegExp(`${R1.replace(/\./g, '\\.')}:8080 of TCP ${V.replace(/\./g, '\\.')}:83 is down: HTTP_GET: HTTP status 503`));
+    await bed.logged(/MD5 digest [0-9a-f]{32} for \/bytes\/16, expected 0123456789abcdef0123456789abcdef/);
     assert.deepEqual([...servers(83)], ['rs2']);
   });
 
@@ -146,14 +148,15 @@ virtual_server ${V} 83 {
     await bed.startServer(0);
     await bed.startServer(1);
     await until('both back on :80', () => saved().includes(`:80 -r ${R1}:8080 -m -w 1`) && saved().includes(`:80 -r ${R2}:8080 -m -w 1`));
-    assert.match(bed.ulvsdLog, /is up: TCP_CHECK: TCP connect ok/);
+    await bed.logged(/is up: TCP_CHECK: TCP connect ok/);
     await until('notify scripts', () => {
       try {
-        return readFileSync(notes, 'utf8').includes('rs1 down\nrs1 up');
+        return /rs1 down\n(?:.*\n)*rs1 up/.test(readFileSync(notes, 'utf8')); // quorum_down may come between
       } catch {
         return false;
       }
     });
+    await bed.logged(/"kind":"health".*"state":"down"/);
     const line = bed.ulvsdLog.split('\n').find((l) => l.includes('"kind":"health"') && l.includes('"state":"down"') && l.includes(`"service":"TCP ${V}:80"`) && l.includes(`${R1}:8080`));
     assert.ok(line, 'a structured health line');
     const j = JSON.parse(line!) as Record<string, unknown>;
@@ -176,7 +179,7 @@ virtual_server ${V} 83 {
     await until(':81 served by rs1 and rs2', () => saved().includes(`:81 -r ${R1}:8080`) && saved().includes(`:81 -r ${R2}:8080`));
     await bed.stopServer(1);
     await until('the sorry server alone on :81', () => saved().includes(`:81 -r ${R3}:8080 -m -w 1`) && !saved().includes(`:81 -r ${R1}:`));
-    assert.match(bed.ulvsdLog, /quorum lost for 203\.0\.113\.10:81 .*sorry server 192\.0\.2\.13:8080 takes over/);
+    await bed.logged(/quorum lost for 203\.0\.113\.10:81 .*sorry server 192\.0\.2\.13:8080 takes over/);
     assert.deepEqual([...servers(81)], ['rs3']);
     await bed.startServer(1);
     await until('quorum back on :81', () => !saved().includes(`:81 -r ${R3}:`) && saved().includes(`:81 -r ${R2}:8080`));
@@ -188,5 +191,14 @@ virtual_server ${V} 83 {
     await until(':82 empty', () => !saved().includes(`:82 -r`));
     writeFileSync(miscFile, '0');
     await until(':82 back with weight 1', () => saved().includes(`:82 -r ${R3}:8080 -m -w 1`));
+  });
+
+  test('omega: stopping ulvsd runs notify_down of alive servers and quorum_down', async () => {
+    writeFileSync(notes, '');
+    assert.equal(await bed.stopDirector(), 0);
+    await until('omega scripts', () => {
+      const n = readFileSync(notes, 'utf8');
+      return n.includes('rs1 down') && n.includes('vs80 quorum_down');
+    });
   });
 });

@@ -51,3 +51,18 @@ export function desiredRules(cfg: KeepalivedConfig, health: (key: string) => Ser
   }
   return { rules, changes };
 }
+
+/**
+ * The scripts keepalived runs at shutdown for virtual servers with `omega`: notify_down of every
+ * real server that is still alive, then quorum_down if the service held its quorum. Services
+ * without omega run nothing (keepalived's default). Order: per virtual server, in file order.
+ */
+export function omegaScripts(cfg: KeepalivedConfig, health: (key: string) => ServerHealth | undefined, quorum: Map<string, boolean>): string[] {
+  const out: string[] = [];
+  for (const v of cfg.services) {
+    if (!v.omega) continue;
+    for (const r of v.realServers) if ((health(rsKey(v, r))?.alive ?? true) && r.notifyDown) out.push(r.notifyDown);
+    if ((quorum.get(vsKey(v)) ?? true) && v.quorumDown) out.push(v.quorumDown);
+  }
+  return out;
+}
