@@ -32,7 +32,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { z } from 'zod';
 import type { ConnInfo, DestSpec, DirectorSnapshot, ServiceSpec, Timeouts } from '../core/director.js';
 import { IpvsError } from '../core/errors.js';
-import { Fwd, FWD_NAMES, SvcFlag, type ServiceKey } from '../core/service.js';
+import { Fwd, FWD_NAMES, SCHED_FLAG_BITS, SvcFlag, type ServiceKey } from '../core/service.js';
 import { formatIPv4, tryParseIPv4 } from '../wire/addr.js';
 import { formatRules, type Rules } from './rules.js';
 import { procIpVs, procIpVsConn, procIpVsStats } from '../metrics/proc.js';
@@ -94,7 +94,6 @@ const ServerEditBody = ServerBody.omit({ address: true, port: true }).strict();
 const TimeoutsBody = z.object({ tcp: z.number().int().min(0).optional(), tcpfin: z.number().int().min(0).optional(), udp: z.number().int().min(0).optional() }).strict();
 const ZeroBody = z.object({ service: z.object({ protocol: protoName, address: addr, port }).strict().optional() }).strict();
 
-const FLAG_BITS: Record<string, number> = { 'flag-1': SvcFlag.SCHED1, 'flag-2': SvcFlag.SCHED2, 'flag-3': SvcFlag.SCHED3, 'sh-fallback': SvcFlag.SCHED1, 'sh-port': SvcFlag.SCHED2, 'mh-fallback': SvcFlag.SCHED1, 'mh-port': SvcFlag.SCHED2 };
 const METHOD: Record<string, number> = { masq: Fwd.MASQ, route: Fwd.DROUTE, tunnel: Fwd.TUNNEL };
 const PROTO: Record<string, number> = { tcp: 6, udp: 17 };
 const keyEq = (a: ServiceKey, b: ServiceKey) => a.proto === b.proto && a.addr >>> 0 === b.addr >>> 0 && a.port === b.port;
@@ -109,7 +108,7 @@ function parseBody<S extends z.ZodTypeAny>(schema: S, raw: unknown): z.output<S>
 }
 
 function serviceSpec(key: ServiceKey, b: z.infer<typeof ServiceEditBody>): ServiceSpec {
-  const spec: ServiceSpec = { ...key, scheduler: b.scheduler, persistent: b.persistent, schedFlags: b.schedFlags.reduce((f, n) => f | FLAG_BITS[n]!, 0), ops: b.ops };
+  const spec: ServiceSpec = { ...key, scheduler: b.scheduler, persistent: b.persistent, schedFlags: b.schedFlags.reduce((f, n) => f | SCHED_FLAG_BITS[n]!, 0), ops: b.ops };
   if (b.netmask !== undefined) spec.netmask = tryParseIPv4(b.netmask);
   return spec;
 }

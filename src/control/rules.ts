@@ -12,7 +12,7 @@
  */
 import { parseIPv4 } from '../wire/addr.js';
 import type { DestSpec, ServiceSpec } from '../core/director.js';
-import { Fwd, SvcFlag, type ServiceKey } from '../core/service.js';
+import { Fwd, SCHED_FLAG_BITS, SvcFlag, type ServiceKey } from '../core/service.js';
 
 export class RulesError extends Error {
   constructor(
@@ -28,16 +28,6 @@ export interface Rules {
   services: ServiceSpec[];
   dests: { service: ServiceKey; dest: DestSpec }[];
 }
-
-const SCHED_FLAGS: Record<string, number> = {
-  'flag-1': SvcFlag.SCHED1,
-  'flag-2': SvcFlag.SCHED2,
-  'flag-3': SvcFlag.SCHED3,
-  'sh-fallback': SvcFlag.SCHED1,
-  'sh-port': SvcFlag.SCHED2,
-  'mh-fallback': SvcFlag.SCHED1,
-  'mh-port': SvcFlag.SCHED2,
-};
 
 function endpoint(s: string, what: string): { addr: number; port: number | null } {
   const m = /^(\d{1,3}(?:\.\d{1,3}){3})(?::(\d{1,5}))?$/.exec(s);
@@ -105,7 +95,7 @@ function parseLine(words: string[]): { kind: 'service'; spec: ServiceSpec } | { 
       case '-b':
       case '--sched-flags':
         for (const f of next().split(',')) {
-          const bit = SCHED_FLAGS[f];
+          const bit = Object.hasOwn(SCHED_FLAG_BITS, f) ? SCHED_FLAG_BITS[f] : undefined;
           if (bit === undefined) throw new Error(`invalid scheduler flag \`${f}'`);
           schedFlags |= bit;
         }

@@ -14,6 +14,16 @@ export const SvcFlag = {
   SCHED3: 0x0020,
 } as const;
 export const SVC_SCHED_FLAGS = SvcFlag.SCHED1 | SvcFlag.SCHED2 | SvcFlag.SCHED3;
+/** ipvsadm's scheduler-flag names (-b) and the bits they set; sh and mh give flags 1-2 names. */
+export const SCHED_FLAG_BITS: Readonly<Record<string, number>> = {
+  'flag-1': SvcFlag.SCHED1,
+  'flag-2': SvcFlag.SCHED2,
+  'flag-3': SvcFlag.SCHED3,
+  'sh-fallback': SvcFlag.SCHED1,
+  'sh-port': SvcFlag.SCHED2,
+  'mh-fallback': SvcFlag.SCHED1,
+  'mh-port': SvcFlag.SCHED2,
+};
 
 /** Forwarding methods (conn_flags & 7). Only MASQ is implemented by ulvs today. */
 export const Fwd = { MASQ: 0, LOCALNODE: 1, TUNNEL: 2, DROUTE: 3 } as const;

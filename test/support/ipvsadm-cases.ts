@@ -15,6 +15,7 @@ export const INVALID_COMMAND_LINES: [string, string, number][] = [
   ['-A -t 1.2.3.4:80 -D', 'invalid option `-D\'', 2],
   ['-A -t 1.2.3.4:80 -o', 'One-Packet Scheduling is only for UDP virtual services', 2],
   ['-A -t 1.2.3.4:80 -b nosuch', "invalid scheduler flag `nosuch'", 2],
+  ['-A -t 1.2.3.4:80 -b toString', "invalid scheduler flag `toString'", 2], // not an Object.prototype name
   ['-A -t 1.2.3.4:80 -b sh-port', "incompatible scheduler flag `sh-port'", 2],
   ['-A -t 1.2.3.4:80 -s rr -b mh-fallback', "incompatible scheduler flag `mh-fallback'", 2],
   ['-A -t 1.2.3.4:80 -p 0', 'illegal timeout value specified', 2],
@@ -22,6 +23,7 @@ export const INVALID_COMMAND_LINES: [string, string, number][] = [
   ['-A -t 1.2.3.4:80 -M 255.255.255', 'illegal virtual server persistent mask specified', 2],
   ['-A -t 1234:80', 'illegal virtual server address[:port] specified', 2],
   ['-A -t 1.2.3.4:99999', 'illegal virtual server address[:port] specified', 2],
+  ['-A -t 1.2.3.4:toString', 'illegal virtual server address[:port] specified', 2], // not an Object.prototype name
   ['-A -t 1.2.3.4:nosuchservice', 'illegal virtual server address[:port] specified', 2],
   ['-A -t 1.2.3.256:80', 'illegal virtual server address[:port] specified', 2],
   ['-A -f 0', "invalid fwmark value `0' specified", 2],

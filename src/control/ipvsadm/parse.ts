@@ -10,7 +10,7 @@
  * service port. Validation failures are `fail()`s: message, exit 2.
  */
 import { tryParseIPv4 } from '../../wire/addr.js';
-import { SvcFlag } from '../../core/service.js';
+import { SCHED_FLAG_BITS } from '../../core/service.js';
 
 export type CommandName =
   | 'add-service'
@@ -260,16 +260,6 @@ const OPT_OF: Record<string, OptName> = {
   'tun-remcsum': 'tun-remcsum',
 };
 
-const SCHED_FLAG_BITS: Record<string, number> = {
-  'flag-1': SvcFlag.SCHED1,
-  'flag-2': SvcFlag.SCHED2,
-  'flag-3': SvcFlag.SCHED3,
-  'sh-fallback': SvcFlag.SCHED1,
-  'sh-port': SvcFlag.SCHED2,
-  'mh-fallback': SvcFlag.SCHED1,
-  'mh-port': SvcFlag.SCHED2,
-};
-
 /** Well-known ports for service names (a subset of /etc/services; numbers always work). */
 export const PORT_NAMES: Record<string, number> = { http: 80, https: 443, domain: 53, ftp: 21, ssh: 22, smtp: 25, imap: 143, pop3: 110, ntp: 123, ldap: 389, mysql: 3306, postgresql: 5432, 'http-alt': 8080 };
 
@@ -288,7 +278,7 @@ function endpoint(s: string, what: 'virtual server' | 'real server', defaultPort
   else if (/^\d+$/.test(portText)) {
     port = Number(portText);
     if (port > 65535) bad();
-  } else if (portText in PORT_NAMES) port = PORT_NAMES[portText]!;
+  } else if (Object.hasOwn(PORT_NAMES, portText)) port = PORT_NAMES[portText]!;
   else return bad();
   return { addr, port };
 }
@@ -357,7 +347,7 @@ export function parseIpvsadm(argv: readonly string[]): Command {
   }
 
   const first = items[0];
-  if (!first || !(first.flag in COMMANDS)) throw new CliError('', 255, true);
+  if (!first || !Object.hasOwn(COMMANDS, first.flag)) throw new CliError('', 255, true);
   const cmd: Command = { name: COMMANDS[first.flag]!, options: new Set() };
   let setValues: string[] = [];
   if (cmd.name === 'set') {
@@ -376,7 +366,7 @@ export function parseIpvsadm(argv: readonly string[]): Command {
   };
   const list = { numeric: false, connection: false, timeout: false, daemon: false, stats: false, rate: false, thresholds: false, persistentConn: false, nosort: false, exact: false, tunInfo: false };
   for (const it of items.slice(1)) {
-    if (it.flag in COMMANDS) fail(`invalid option \`${it.flag}'`);
+    if (Object.hasOwn(COMMANDS, it.flag)) fail(`invalid option \`${it.flag}'`);
     const o = OPT_OF[it.flag];
     if (it.flag === 'sort') continue;
     if (it.flag === 'ipv6') {
@@ -441,7 +431,7 @@ export function parseIpvsadm(argv: readonly string[]): Command {
       case 'sched-flags': {
         let f = 0;
         for (const n of v.split(',')) {
-          const bit = SCHED_FLAG_BITS[n];
+          const bit = Object.hasOwn(SCHED_FLAG_BITS, n) ? SCHED_FLAG_BITS[n] : undefined;
           if (bit === undefined) fail(`invalid scheduler flag \`${n}'`);
           f |= bit!;
         }

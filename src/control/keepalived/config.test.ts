@@ -141,3 +141,9 @@ test('errors name the file, line and column; nothing is half-loaded', () => {
   ];
   for (const [files, err] of cases) assert.throws(() => load(files), err, `${JSON.stringify(files)}`);
 });
+
+test('a keyword named like an Object.prototype member is an unknown keyword, not a scheduler flag', () => {
+  const cfg = loadKeepalived('/k.conf', () => 'virtual_server 203.0.113.10 80 {\n  toString\n  constructor\n}\n');
+  assert.equal(cfg.services[0]!.schedFlags, 0);
+  assert.deepEqual(cfg.warnings, ['/k.conf:2:3: unknown keyword toString in virtual_server, ignored', '/k.conf:3:3: unknown keyword constructor in virtual_server, ignored']);
+});

@@ -14,6 +14,7 @@
  * one warning each; unknown keywords inside a virtual_server give a warning, as keepalived's.
  */
 import { tryParseIPv4 } from '../../wire/addr.js';
+import { SCHED_FLAG_BITS } from '../../core/service.js';
 import { ConfigError, parseConfigFile, type Node, type Pos } from './syntax.js';
 
 export type CheckerType = 'TCP_CHECK' | 'HTTP_GET' | 'SSL_GET' | 'MISC_CHECK' | 'UDP_CHECK' | 'DNS_CHECK';
@@ -88,7 +89,6 @@ export interface KeepalivedConfig {
 }
 
 const SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'fo', 'ovf', 'mh', 'twos'];
-const FLAGS: Record<string, number> = { 'flag-1': 0x8, 'flag-2': 0x10, 'flag-3': 0x20, 'sh-fallback': 0x8, 'sh-port': 0x10, 'mh-fallback': 0x8, 'mh-port': 0x10 };
 const SKIPPED = /^(global_defs|vrrp_\w+|static_\w+|linkbeat_use_polling|net_namespace\w*|SSL|bfd_instance|garp_group|track_\w+|instance|use_\w+)$/;
 
 const at = (n: Node) => n.pos;
@@ -377,10 +377,10 @@ function virtualServer(n: Node, keys: { addr: number; port: number }[], warnings
         warnings.push(`${x.pos.file}:${x.pos.line}:${x.pos.col}: ${x.key} accepted and ignored by ulvs (no VRRP/alerting)`);
         break;
       default:
-        if (x.key in FLAGS) {
+        if (Object.hasOwn(SCHED_FLAG_BITS, x.key)) {
           if ((x.key.startsWith('sh-') && vs.scheduler !== 'sh') || (x.key.startsWith('mh-') && vs.scheduler !== 'mh'))
             throw new ConfigError(at(x), `${x.key} needs lvs_sched ${x.key.slice(0, 2)} on an earlier line`);
-          vs.schedFlags |= FLAGS[x.key]!;
+          vs.schedFlags |= SCHED_FLAG_BITS[x.key]!;
         } else warnings.push(`${x.pos.file}:${x.pos.line}:${x.pos.col}: unknown keyword ${x.key} in virtual_server, ignored`);
     }
   }
