@@ -1,37 +1,58 @@
 /**
- * Data-path benchmark (issue 3): the same test bed, clients and real servers, measured through
- * (a) ulvsd and (b) the kernel's nftables DNAT doing the same balancing (this kernel has no
- * IPVS). Run as root:   npm run bench:datapath
+ * Side-by-side data-path benchmark (issues 3 and 6): one test bed (2 clients, director, 3 real
+ * servers), the same clients and servers, four set-ups measured in turn, three rounds:
  *
- * - single-stream and 4-stream TCP throughput, client -> VIP:5201, iperf3 (5 s each). iperf3's
- *   control and data connections must reach the same server, so both balancers hash the source
- *   address: ulvs `sh`, nft `jhash ip saddr`.
- * - new HTTP connections per second, wrk with `Connection: close` against nginx on the real
- *   servers, round robin: ulvs `rr`, nft `numgen inc`; from one client, and from two client
- *   namespaces at once (ulvsd steers each client to one of its data-path workers, so one
- *   client exercises one worker).
- * Each measurement alternates ulvs and nft, twice; the figure is the better of the two runs of
- * each (the machine is shared and noisy). Installs iperf3, wrk, nftables, nginx-light if missing.
- * Last line: JSON with the raw figures and the ulvs/nft ratios.
+ *   none     no balancer: the client talks to one real server, routed through the director
+ *            (the ceiling)
+ *   nft      the kernel's nftables DNAT balancing over the three real servers (this kernel has
+ *            no IPVS)
+ *   haproxy  HAProxy in TCP mode on the director (the VIP made local there; 2 threads)
+ *   ulvs     ulvsd with offloads, one data-path worker per core
+ *
+ * Measurements (each 5 s):
+ * - TCP throughput, 1 and 4 streams, iperf3 client -> VIP:5201. iperf3's control and data
+ *   connections must reach the same server, so every balancer hashes the source address
+ * (ulvs `sh`, nft `jhash ip saddr` with one seed for TCP and UDP, haproxy `balance source`).
+ * - new HTTP connections per second: wrk `Connection: close` against nginx on the real servers,
+ *   round robin (ulvs `rr`, nft `numgen inc`, haproxy `roundrobin`), from one client and from two
+ *   client namespaces at once.
+ * - small-packet UDP: iperf3 -u with 64-byte datagrams, unlimited rate; the figure is datagrams
+ *   per second delivered to the server. HAProxy has no UDP: no figure.
+ * - CPU: busy CPU seconds of the whole machine (/proc/stat) per GB moved by the single-stream
+ *   test and per 1,000 connections of the one-client HTTP test, and the balancer process's own
+ *   CPU seconds (ulvsd, haproxy; nft works in softirq context and has no process).
+ * The figure for each set-up is the median of the three rounds. Writes bench/results/<date>.md
+ * and .json. Installs iperf3, wrk, nftables, nginx-light, haproxy if missing.
+ * Last line: JSON with every figure and the ratios ulvs/nft and ulvs/haproxy.
+ * Run as root:   npm run bench   (-- --rounds N --seconds S --setups none,nft,haproxy,ulvs)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { run, tryRun } from '../src/lab/shell.js';
 import { LAB, TestBed } from '../src/lab/testbed.js';
 import { SCRIPTS, waitFor } from '../src/lab/director-bed.js';
+import { Resvg } from '@resvg/resvg-js';
+import { barChartSvg, median, renderReport, SETUPS, type Figures, type Setup } from './report.js';
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
+const { values: opts } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '5' }, setups: { type: 'string', default: SETUPS.join(',') } } });
+const ROUNDS = Number(opts.rounds);
+const SECS = Number(opts.seconds);
+const RUN_SETUPS = opts.setups!.split(',').filter((x): x is Setup => (SETUPS as readonly string[]).includes(x));
 if (process.getuid?.() !== 0) {
-  log('bench:datapath needs root (network namespaces, TUN, nftables)');
+  log('the benchmark needs root (network namespaces, TUN, nftables)');
   process.exit(1);
 }
-const need = ['iperf3', 'wrk', 'nft', 'nginx'].filter((t) => !['/usr/bin', '/usr/sbin'].some((d) => existsSync(join(d, t))));
+const need = ['iperf3', 'wrk', 'nft', 'nginx', 'haproxy'].filter((t) => !['/usr/bin', '/usr/sbin'].some((d) => existsSync(join(d, t))));
 if (need.length) {
   log(`installing ${need.join(' ')} ...`);
-  run(['apt-get', 'install', '-y', '-qq', 'iperf3', 'wrk', 'nftables', 'nginx-light']);
+  run(['apt-get', 'install', '-y', '-qq', 'iperf3', 'wrk', 'nftables', 'nginx-light', 'haproxy']);
 }
+if (!existsSync('/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf')) run(['apt-get', 'install', '-y', '-qq', 'fonts-dejavu-core']); // chart labels
 
 const V = LAB.VIP;
 const N = 3;
@@ -39,7 +60,8 @@ const RS = Array.from({ length: N }, (_, i) => LAB.realServer(i));
 const tmp = mkdtempSync(join(tmpdir(), 'ulvs-bench-'));
 const bed = new TestBed({ realServers: N, clients: 2 });
 const procs: ChildProcess[] = [];
-let ulvsd: ChildProcess | null = null;
+/** the balancer process of the current set-up (ulvsd, haproxy), or null */
+let balancer: ChildProcess | null = null;
 
 function nginxConf(i: number): string {
   const d = join(tmp, `rs${i}`);
@@ -55,121 +77,270 @@ http { access_log off; client_body_temp_path ${d}; proxy_temp_path ${d}; fastcgi
   return f;
 }
 
+const inDirector = (argv: string[]) => spawn('ip', ['netns', 'exec', bed.director, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+
 async function startUlvs(): Promise<void> {
-  const rules = [`-A -t ${V}:5201 -s sh`, ...RS.map((a) => `-a -t ${V}:5201 -r ${a}:5201 -m`), `-A -t ${V}:80 -s rr`, ...RS.map((a) => `-a -t ${V}:80 -r ${a}:8080 -m`)].join('\n');
+  const rules = [
+    `-A -t ${V}:5201 -s sh`,
+    ...RS.map((a) => `-a -t ${V}:5201 -r ${a}:5201 -m`),
+    `-A -u ${V}:5201 -s sh`,
+    ...RS.map((a) => `-a -u ${V}:5201 -r ${a}:5201 -m`),
+    `-A -t ${V}:80 -s rr`,
+    ...RS.map((a) => `-a -t ${V}:80 -r ${a}:8080 -m`),
+  ].join('\n');
   writeFileSync(join(tmp, 'rules'), rules);
-  ulvsd = spawn('ip', ['netns', 'exec', bed.director, process.execPath, SCRIPTS.ulvsd, '--rules', join(tmp, 'rules')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  await waitFor(ulvsd, /forwarding/);
+  balancer = inDirector([process.execPath, SCRIPTS.ulvsd, '--rules', join(tmp, 'rules'), '--log-format', 'text']);
+  await waitFor(balancer, /forwarding/);
 }
-async function stopUlvs(): Promise<void> {
-  if (!ulvsd) return;
-  const p = ulvsd;
-  ulvsd = null;
-  const done = new Promise((r) => p.once('exit', r));
-  p.kill('SIGTERM');
-  await done;
+async function startHaproxy(): Promise<void> {
+  run(['ip', 'netns', 'exec', bed.director, 'ip', 'addr', 'add', `${V}/32`, 'dev', 'lo']);
+  const conf = `global
+  nbthread 2
+  maxconn 9000
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend iperf
+  bind ${V}:5201
+  default_backend iperf
+backend iperf
+  balance source
+${RS.map((a, i) => `  server rs${i + 1} ${a}:5201`).join('\n')}
+frontend http
+  bind ${V}:80
+  default_backend http
+backend http
+  balance roundrobin
+${RS.map((a, i) => `  server rs${i + 1} ${a}:8080`).join('\n')}
+`;
+  writeFileSync(join(tmp, 'haproxy.cfg'), conf);
+  run(['haproxy', '-c', '-q', '-f', join(tmp, 'haproxy.cfg')]);
+  const p = inDirector(['haproxy', '-db', '-f', join(tmp, 'haproxy.cfg')]);
+  balancer = p;
+  let said = '';
+  p.stderr!.on('data', (d: Buffer) => (said += d.toString()));
+  p.stdout!.on('data', (d: Buffer) => (said += d.toString()));
+  await new Promise((r) => setTimeout(r, 500));
+  if (p.exitCode !== null) throw new Error(`haproxy exited at start: ${said}`);
 }
 function startNft(): void {
   const map = (port: number | null) => RS.map((a, i) => `${i} : ${a}${port ? ` . ${port}` : ''}`).join(', ');
   const conf = `table ip ulvsbench {
   chain pre {
     type nat hook prerouting priority dstnat; policy accept;
-    ip daddr ${V} tcp dport 5201 dnat to jhash ip saddr mod ${N} map { ${map(null)} }
+    ip daddr ${V} tcp dport 5201 dnat to jhash ip saddr mod ${N} seed 0x5eed map { ${map(null)} }
+    ip daddr ${V} udp dport 5201 dnat to jhash ip saddr mod ${N} seed 0x5eed map { ${map(null)} }
     ip daddr ${V} tcp dport 80 dnat ip addr . port to numgen inc mod ${N} map { ${map(8080)} }
   }
 }\n`;
   writeFileSync(join(tmp, 'nft.conf'), conf);
   run(['ip', 'netns', 'exec', bed.director, 'nft', '-f', join(tmp, 'nft.conf')]);
 }
-function stopNft(): void {
-  tryRun(['ip', 'netns', 'exec', bed.director, 'nft', 'delete', 'table', 'ip', 'ulvsbench']);
+async function start(s: Setup): Promise<void> {
+  if (s === 'ulvs') await startUlvs();
+  else if (s === 'haproxy') await startHaproxy();
+  else if (s === 'nft') startNft();
+}
+async function stop(s: Setup): Promise<void> {
+  const p = balancer;
+  balancer = null;
+  if (p && p.exitCode === null && p.signalCode === null) {
+    const done = new Promise((r) => p.once('exit', r));
+    p.kill('SIGTERM');
+    await done;
+  }
+  if (s === 'nft') tryRun(['ip', 'netns', 'exec', bed.director, 'nft', 'delete', 'table', 'ip', 'ulvsbench']);
+  if (s === 'haproxy') {
+    tryRun(['ip', 'netns', 'exec', bed.director, 'ip', 'addr', 'del', `${V}/32`, 'dev', 'lo']);
+    await clearDirectorTimeWait();
+  }
+}
+/**
+ * HAProxy leaves the director with TIME_WAIT sockets for VIP:80 <- client:port. Until they
+ * expire (60 s), the kernel's early demux attaches them to a client's new SYN from a reused
+ * port, and ip_forward() drops any packet that carries a socket: forwarding set-ups measured
+ * next (ulvs) would lose those SYNs. Destroy them (ss -K, SOCK_DESTROY), else wait them out.
+ */
+async function clearDirectorTimeWait(): Promise<void> {
+  const count = () => run(['ip', 'netns', 'exec', bed.director, 'ss', '-Htan', 'state', 'time-wait']).split('\n').filter((l) => l.trim()).length;
+  tryRun(['ip', 'netns', 'exec', bed.director, 'ss', '-HK', 'state', 'time-wait']);
+  const t0 = Date.now();
+  for (let n = count(); n > 0; n = count()) {
+    if (Date.now() - t0 > 70_000) throw new Error(`${n} TIME_WAIT sockets remain on the director after 70 s`);
+    if (Date.now() - t0 < 1000) log(`    waiting for ${n} TIME_WAIT sockets on the director to expire`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
 }
 
-function iperf(parallel: number): number {
-  const out = run(['ip', 'netns', 'exec', bed.clients[0]!, 'iperf3', '-c', V, '-p', '5201', '-t', '5', '-P', String(parallel), '-J']);
-  const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
-  return j.end.sum_received.bits_per_second;
+/** Busy CPU seconds of the whole machine (all but idle and iowait) from /proc/stat. */
+function machineBusy(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq] = f as [number, number, number, number, number, number, number];
+  return (user + nice + system + irq + softirq) / 100; // USER_HZ = 100; steal is another guest's
 }
-function wrkRate(out: string): number {
+/** CPU seconds (user + system) of the balancer process so far; 0 without one. */
+function balancerCpu(): number {
+  const pid = balancer?.pid;
+  if (!pid) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return 0;
+  }
+}
+
+const target = (s: Setup) => (s === 'none' ? RS[0]! : V);
+const httpUrl = (s: Setup) => (s === 'none' ? `http://${RS[0]}:8080/` : `http://${V}/`);
+
+/** Run iperf3 with -J and return its report; one retry after 2 s (a server still finishing a test refuses). */
+function iperfJson<T>(argv: string[]): T {
+  const once = (): T => {
+    let out: string;
+    try {
+      out = run(argv);
+    } catch (e) {
+      out = (e as { stdout?: string }).stdout ?? '';
+      if (!out.trim().startsWith('{')) throw e;
+    }
+    const j = JSON.parse(out) as T & { error?: string };
+    if (j.error) throw new Error(`${argv.slice(4).join(' ')}: ${j.error}`);
+    return j;
+  };
+  try {
+    return once();
+  } catch (e) {
+    log(`    retrying once: ${(e as Error).message.split('\n')[0]}`);
+    run(['sleep', '2']);
+    return once();
+  }
+}
+function iperf(s: Setup, parallel: number): { bps: number; bytes: number } {
+  const j = iperfJson<{ end: { sum_received: { bits_per_second: number; bytes: number } } }>(['ip', 'netns', 'exec', bed.clients[0]!, 'iperf3', '-c', target(s), '-p', '5201', '-t', String(SECS), '-P', String(parallel), '-J']);
+  return { bps: j.end.sum_received.bits_per_second, bytes: j.end.sum_received.bytes };
+}
+function udpRate(s: Setup): number {
+  const j = iperfJson<{ end: { sum: { packets: number; lost_packets: number; seconds: number } } }>(['ip', 'netns', 'exec', bed.clients[0]!, 'iperf3', '-u', '-c', target(s), '-p', '5201', '-t', String(SECS), '-l', '64', '-b', '0', '-J']);
+  const x = j.end.sum;
+  return (x.packets - x.lost_packets) / x.seconds;
+}
+function wrkParse(out: string): { rate: number; requests: number } {
   const m = /Requests\/sec:\s+([\d.]+)/.exec(out);
+  const n = /(\d+) requests in/.exec(out);
   const errors = /Non-2xx|Socket errors: (.*)/.exec(out);
-  if (errors) log(`  wrk: ${errors[0]}`);
-  return m ? Number(m[1]) : 0;
+  if (errors) log(`    wrk: ${errors[0]}`);
+  return { rate: m ? Number(m[1]) : 0, requests: n ? Number(n[1]) : 0 };
 }
-function wrk(): number {
-  return wrkRate(run(['ip', 'netns', 'exec', bed.clients[0]!, 'wrk', '-t', '2', '-c', '64', '-d', '5s', '-H', 'Connection: close', `http://${V}/`]));
+function wrkOne(s: Setup): { rate: number; requests: number } {
+  return wrkParse(run(['ip', 'netns', 'exec', bed.clients[0]!, 'wrk', '-t', '2', '-c', '64', '-d', `${SECS}s`, '-H', 'Connection: close', httpUrl(s)]));
 }
 /** wrk from both client namespaces at the same time; the sum of their rates. */
-async function wrk2(): Promise<number> {
+async function wrkTwo(s: Setup): Promise<number> {
   const outs = await Promise.all(
     bed.clients.map(
       (ns) =>
         new Promise<string>((resolve) => {
-          const p = spawn('ip', ['netns', 'exec', ns, 'wrk', '-t', '1', '-c', '32', '-d', '5s', '-H', 'Connection: close', `http://${V}/`], { stdio: ['ignore', 'pipe', 'pipe'] });
+          const p = spawn('ip', ['netns', 'exec', ns, 'wrk', '-t', '1', '-c', '32', '-d', `${SECS}s`, '-H', 'Connection: close', httpUrl(s)], { stdio: ['ignore', 'pipe', 'pipe'] });
           let o = '';
           p.stdout!.on('data', (d: Buffer) => (o += d.toString()));
           p.on('exit', () => resolve(o));
         }),
     ),
   );
-  return outs.map(wrkRate).reduce((a, b) => a + b, 0);
+  return outs.map((o) => wrkParse(o).rate).reduce((a, b) => a + b, 0);
 }
 
-const results: Record<string, { ulvs: number[]; nft: number[] }> = {
-  single_stream_bps: { ulvs: [], nft: [] },
-  four_streams_bps: { ulvs: [], nft: [] },
-  http_conns_per_s: { ulvs: [], nft: [] },
-  http_conns_per_s_2_clients: { ulvs: [], nft: [] },
+/** Run f and return its result with the machine's and the balancer's CPU seconds it took. */
+async function metered<T>(f: () => T | Promise<T>): Promise<{ v: T; machine: number; own: number }> {
+  const m0 = machineBusy();
+  const b0 = balancerCpu();
+  const v = await f();
+  return { v, machine: machineBusy() - m0, own: balancerCpu() - b0 };
+}
+
+const samples = new Map<string, number[]>();
+const push = (setup: Setup, metric: string, v: number) => {
+  const k = `${metric}/${setup}`;
+  samples.set(k, [...(samples.get(k) ?? []), v]);
 };
 
+const t0 = Date.now();
 try {
+  log(`building the test bed; ${ROUNDS} rounds x ${RUN_SETUPS.length} set-ups (${RUN_SETUPS.join(', ')}), ${SECS} s per measurement`);
   bed.up();
   for (const c of bed.clients) {
     tryRun(['ip', 'netns', 'exec', c, 'sysctl', '-qw', 'net.ipv4.ip_local_port_range=1024 65000']);
     tryRun(['ip', 'netns', 'exec', c, 'sysctl', '-qw', 'net.ipv4.tcp_tw_reuse=1']);
+    run(['ip', '-n', c, 'route', 'add', '192.0.2.0/24', 'via', LAB.DIRECTOR_PUBLIC]); // for the no-balancer set-up
   }
+  tryRun(['ip', 'netns', 'exec', bed.director, 'sysctl', '-qw', 'net.ipv4.ip_local_port_range=1024 65000']);
   for (const [i, ns] of bed.realServers.entries()) {
     const ip = spawn('ip', ['netns', 'exec', ns, 'iperf3', '-s', '-p', '5201', '--forceflush'], { stdio: ['ignore', 'pipe', 'pipe'] });
     procs.push(ip);
     await waitFor(ip, /Server listening/);
-    const ng = spawn('ip', ['netns', 'exec', ns, 'nginx', '-c', nginxConf(i + 1)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    procs.push(ng);
+    procs.push(spawn('ip', ['netns', 'exec', ns, 'nginx', '-c', nginxConf(i + 1)], { stdio: ['ignore', 'pipe', 'pipe'] }));
   }
   await new Promise((r) => setTimeout(r, 500));
-  for (let rep = 0; rep < 2; rep++) {
-    for (const mode of ['ulvs', 'nft'] as const) {
-      if (mode === 'ulvs') await startUlvs();
-      else startNft();
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const s of RUN_SETUPS) {
+      const ts = Date.now();
+      await start(s);
+      if (process.env['ULVS_BENCH_DEBUG']) log(`    start took ${Date.now() - ts} ms`);
       try {
-        const s1 = iperf(1);
-        const s4 = iperf(4);
-        const c = wrk();
-        const c2 = await wrk2();
-        results['single_stream_bps']![mode].push(s1);
-        results['four_streams_bps']![mode].push(s4);
-        results['http_conns_per_s']![mode].push(c);
-        results['http_conns_per_s_2_clients']![mode].push(c2);
-        log(`  ${mode.padEnd(4)} run ${rep + 1}: 1 stream ${(s1 / 1e9).toFixed(2)} Gbit/s, 4 streams ${(s4 / 1e9).toFixed(2)} Gbit/s, HTTP ${Math.round(c)} conn/s, from 2 clients ${Math.round(c2)} conn/s`);
+        const one = await metered(() => iperf(s, 1));
+        push(s, 'single_stream_bps', one.v.bps);
+        push(s, 'cpu_s_per_gb', one.machine / (one.v.bytes / 1e9));
+        if (s === 'ulvs' || s === 'haproxy') push(s, 'balancer_cpu_s_per_gb', one.own / (one.v.bytes / 1e9));
+        push(s, 'four_streams_bps', iperf(s, 4).bps);
+        const http = await metered(() => wrkOne(s));
+        push(s, 'http_conns_per_s', http.v.rate);
+        push(s, 'cpu_s_per_1000_conns', http.machine / (http.v.requests / 1000));
+        if (s === 'ulvs' || s === 'haproxy') push(s, 'balancer_cpu_s_per_1000_conns', http.own / (http.v.requests / 1000));
+        push(s, 'http_conns_per_s_2_clients', await wrkTwo(s));
+        const tu = Date.now();
+        if (s !== 'haproxy') push(s, 'udp_64b_pps', udpRate(s));
+        if (process.env['ULVS_BENCH_DEBUG']) log(`    udp took ${Date.now() - tu} ms`);
+        const g = (m: string) => samples.get(`${m}/${s}`)!.at(-1)!;
+        log(
+          `  round ${round}/${ROUNDS} ${s.padEnd(7)} 1 stream ${(g('single_stream_bps') / 1e9).toFixed(2)} Gbit/s, 4 streams ${(g('four_streams_bps') / 1e9).toFixed(2)} Gbit/s, ` +
+            `HTTP ${Math.round(g('http_conns_per_s'))} conn/s (2 clients ${Math.round(g('http_conns_per_s_2_clients'))}), ` +
+            `UDP ${s === 'haproxy' ? 'n/a' : `${Math.round(g('udp_64b_pps'))} pkt/s`}  [${Math.round((Date.now() - t0) / 1000)} s]`,
+        );
       } finally {
-        if (mode === 'ulvs') await stopUlvs();
-        else stopNft();
+        await stop(s);
       }
       await new Promise((r) => setTimeout(r, 1000)); // let TIME_WAITs and conntrack settle a little
     }
   }
 } finally {
-  await stopUlvs();
+  await stop('ulvs');
+  await stop('haproxy');
+  await stop('nft');
   for (const p of procs) p.kill('SIGKILL');
   bed.down();
   rmSync(tmp, { recursive: true, force: true });
 }
 
-const best = (xs: number[]) => Math.max(...xs);
-const out: Record<string, unknown> = { bench: 'datapath', date: new Date().toISOString(), node: process.version };
-for (const [k, v] of Object.entries(results)) {
-  out[`${k}_ulvs`] = Math.round(best(v.ulvs));
-  out[`${k}_nft`] = Math.round(best(v.nft));
-  out[`${k}_ratio`] = Number((best(v.ulvs) / best(v.nft)).toFixed(3));
+const figures: Figures = {};
+for (const [k, xs] of samples) {
+  const [metric, setup] = k.split('/') as [string, Setup];
+  (figures[metric] ??= {})[setup] = median(xs);
 }
-out['bar'] = { single_stream_ratio: 0.8, http_conns_ratio: 0.8 };
-console.log(JSON.stringify(out));
+const date = new Date().toISOString();
+const here = dirname(fileURLToPath(import.meta.url)); // dist/bench
+const resultsDir = join(here, '..', '..', 'bench', 'results');
+mkdirSync(resultsDir, { recursive: true });
+const stem = join(resultsDir, date.slice(0, 19).replace(/:/g, '-'));
+const base = stem.slice(resultsDir.length + 1);
+const { markdown, summary } = renderReport(figures, { date, node: process.version, rounds: ROUNDS, seconds: SECS, samples: Object.fromEntries(samples) }, `${base}-`);
+writeFileSync(`${stem}.md`, markdown);
+for (const [metric, f] of Object.entries(figures)) {
+  const png = new Resvg(barChartSvg(metric, f), { font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' } }).render().asPng();
+  writeFileSync(`${stem}-${metric}.png`, png);
+}
+writeFileSync(`${stem}.json`, `${JSON.stringify({ ...summary, samples: Object.fromEntries(samples) }, null, 1)}\n`);
+log(`wrote ${stem}.md, .json and ${Object.keys(figures).length} charts`);
+console.log(JSON.stringify(summary));
