@@ -16,6 +16,8 @@
  * - new HTTP connections per second: wrk `Connection: close` against nginx on the real servers,
  *   round robin (ulvs `rr`, nft `numgen inc`, haproxy `roundrobin`), from one client and from two
  *   client namespaces at once.
+ * - latency p50/p99 of keep-alive HTTP requests at a fixed 2,000 requests/s over 16 connections,
+ *   open loop (src/lab/latency.ts).
  * - small-packet UDP: iperf3 -u with 64-byte datagrams, unlimited rate; the figure is datagrams
  *   per second delivered to the server. HAProxy has no UDP: no figure.
  * - CPU: busy CPU seconds of the whole machine (/proc/stat) per GB moved by the single-stream
@@ -237,6 +239,15 @@ function wrkParse(out: string): { rate: number; requests: number } {
 function wrkOne(s: Setup): { rate: number; requests: number } {
   return wrkParse(run(['ip', 'netns', 'exec', bed.clients[0]!, 'wrk', '-t', '2', '-c', '64', '-d', `${SECS}s`, '-H', 'Connection: close', httpUrl(s)]));
 }
+/** Open-loop keep-alive HTTP latency at 2,000 requests/s over 16 connections (src/lab/latency.ts). */
+function latency(s: Setup): { p50_ms: number; p99_ms: number } {
+  const host = s === 'none' ? RS[0]! : V;
+  const port = s === 'none' ? '8080' : '80';
+  const out = run(['ip', 'netns', 'exec', bed.clients[0]!, process.execPath, LATENCY, '--host', host, '--port', port, '--rate', '2000', '--seconds', String(SECS), '--connections', '16']);
+  const j = JSON.parse(out) as { p50_ms: number; p99_ms: number; errors: number; sent: number };
+  if (j.errors) log(`    latency: ${j.errors} of ${j.sent} requests failed or unanswered`);
+  return j;
+}
 /** wrk from both client namespaces at the same time; the sum of their rates. */
 async function wrkTwo(s: Setup): Promise<number> {
   const outs = await Promise.all(
@@ -267,6 +278,7 @@ const push = (setup: Setup, metric: string, v: number) => {
   samples.set(k, [...(samples.get(k) ?? []), v]);
 };
 
+const LATENCY = join(dirname(SCRIPTS.ulvsd), '..', 'lab', 'latency.js');
 const t0 = Date.now();
 try {
   log(`building the test bed; ${ROUNDS} rounds x ${RUN_SETUPS.length} set-ups (${RUN_SETUPS.join(', ')}), ${SECS} s per measurement`);
@@ -300,6 +312,9 @@ try {
         push(s, 'cpu_s_per_1000_conns', http.machine / (http.v.requests / 1000));
         if (s === 'ulvs' || s === 'haproxy') push(s, 'balancer_cpu_s_per_1000_conns', http.own / (http.v.requests / 1000));
         push(s, 'http_conns_per_s_2_clients', await wrkTwo(s));
+        const lat = latency(s);
+        push(s, 'latency_p50_ms', lat.p50_ms);
+        push(s, 'latency_p99_ms', lat.p99_ms);
         const tu = Date.now();
         if (s !== 'haproxy') push(s, 'udp_64b_pps', udpRate(s));
         if (process.env['ULVS_BENCH_DEBUG']) log(`    udp took ${Date.now() - tu} ms`);
@@ -307,7 +322,7 @@ try {
         log(
           `  round ${round}/${ROUNDS} ${s.padEnd(7)} 1 stream ${(g('single_stream_bps') / 1e9).toFixed(2)} Gbit/s, 4 streams ${(g('four_streams_bps') / 1e9).toFixed(2)} Gbit/s, ` +
             `HTTP ${Math.round(g('http_conns_per_s'))} conn/s (2 clients ${Math.round(g('http_conns_per_s_2_clients'))}), ` +
-            `UDP ${s === 'haproxy' ? 'n/a' : `${Math.round(g('udp_64b_pps'))} pkt/s`}  [${Math.round((Date.now() - t0) / 1000)} s]`,
+            `p50/p99 ${g('latency_p50_ms').toFixed(2)}/${g('latency_p99_ms').toFixed(2)} ms, UDP ${s === 'haproxy' ? 'n/a' : `${Math.round(g('udp_64b_pps'))} pkt/s`}  [${Math.round((Date.now() - t0) / 1000)} s]`,
         );
       } finally {
         await stop(s);

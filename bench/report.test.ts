@@ -16,6 +16,7 @@ test('ratios ulvs/nft and ulvs/haproxy, bars met and not met, n/a for a missing 
       http_conns_per_s: { none: 30000, nft: 20000, haproxy: 8000, ulvs: 12000 },
       udp_64b_pps: { none: 500000, nft: 400000, ulvs: 300000 },
       cpu_s_per_gb: { none: 0.1, nft: 0.12, haproxy: 0.3, ulvs: 0.2 },
+      latency_p99_ms: { none: 1, nft: 2, haproxy: 4, ulvs: 3.2 },
     },
     { date: 'd', node: 'v20', rounds: 3, seconds: 5, samples: { 'single_stream_bps/ulvs': [17.1e9] } },
   );
@@ -29,6 +30,7 @@ test('ratios ulvs/nft and ulvs/haproxy, bars met and not met, n/a for a missing 
   assert.equal(met['http_conns_per_s ulvs/haproxy >= 1.5'], true);
   assert.equal(met['four_streams_bps ulvs/nft >= 0.7'], false, 'a bar without figures is not met');
   assert.equal(met['cpu_s_per_gb better than haproxy'], true, 'lower is better for CPU');
+  assert.equal(met['latency_p99_ms ulvs/nft <= 1.5'], false, '3.2 ms is 1.6 x nft');
   assert.match(markdown, /\| TCP throughput, 1 stream \(Gbit\/s\) \| 20\.00 \| 18\.00 \| 9\.00 \| 17\.10 \| 0\.95 \| 1\.9 \|/);
   assert.match(markdown, /UDP.*\| n\/a \|/);
 });

@@ -28,6 +28,8 @@ export const METRICS: Record<string, MetricInfo> = {
   four_streams_bps: { title: 'TCP throughput, 4 streams', unit: 'Gbit/s', scale: 1e9, digits: 2, higherIsBetter: true },
   http_conns_per_s: { title: 'HTTP connections per second (Connection: close), 1 client', unit: 'conn/s', scale: 1, digits: 0, higherIsBetter: true },
   http_conns_per_s_2_clients: { title: 'HTTP connections per second, 2 clients', unit: 'conn/s', scale: 1, digits: 0, higherIsBetter: true },
+  latency_p50_ms: { title: 'HTTP latency p50 at 2,000 req/s, keep-alive', unit: 'ms', scale: 1, digits: 3, higherIsBetter: false },
+  latency_p99_ms: { title: 'HTTP latency p99 at 2,000 req/s, keep-alive', unit: 'ms', scale: 1, digits: 3, higherIsBetter: false },
   udp_64b_pps: { title: 'UDP, 64-byte datagrams delivered per second', unit: 'pkt/s', scale: 1, digits: 0, higherIsBetter: true },
   cpu_s_per_gb: { title: 'CPU seconds of the whole machine per GB (1 stream)', unit: 's/GB', scale: 1, digits: 3, higherIsBetter: false },
   cpu_s_per_1000_conns: { title: 'CPU seconds of the whole machine per 1,000 HTTP connections', unit: 's', scale: 1, digits: 3, higherIsBetter: false },
@@ -35,13 +37,15 @@ export const METRICS: Record<string, MetricInfo> = {
   balancer_cpu_s_per_1000_conns: { title: "Balancer process's CPU seconds per 1,000 HTTP connections", unit: 's', scale: 1, digits: 3, higherIsBetter: false },
 };
 
-/** The issue's bars: metric, peer, minimum ratio ulvs/peer. */
-export const BARS: { metric: string; peer: Setup; min: number }[] = [
+/** The issue's bars: metric, peer, and the ratio ulvs/peer must be at least min or at most max. */
+export const BARS: { metric: string; peer: Setup; min?: number; max?: number }[] = [
   { metric: 'single_stream_bps', peer: 'nft', min: 0.9 },
   { metric: 'four_streams_bps', peer: 'nft', min: 0.7 },
   { metric: 'http_conns_per_s', peer: 'nft', min: 0.9 },
   { metric: 'http_conns_per_s', peer: 'haproxy', min: 1.5 },
+  { metric: 'latency_p99_ms', peer: 'nft', max: 1.5 },
 ];
+const barText = (b: (typeof BARS)[number]) => (b.min !== undefined ? `>= ${b.min}` : `<= ${b.max}`);
 
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -77,12 +81,12 @@ export function renderReport(figures: Figures, meta: ReportMeta, chartPrefix = '
   }
   const bars = BARS.map((b) => {
     const r = ratio(figures[b.metric]?.ulvs, figures[b.metric]?.[b.peer]);
-    return { ...b, ratio: r, met: r !== null && r >= b.min };
+    return { ...b, ratio: r, met: r !== null && (b.min === undefined || r >= b.min) && (b.max === undefined || r <= b.max) };
   });
   const aboveHaproxy = metrics
     .filter((m) => figures[m]!.haproxy !== undefined && figures[m]!.ulvs !== undefined)
     .map((m) => ({ metric: m, met: METRICS[m]!.higherIsBetter ? figures[m]!.ulvs! > figures[m]!.haproxy! : figures[m]!.ulvs! < figures[m]!.haproxy! }));
-  summary['bars'] = [...bars.map((b) => ({ bar: `${b.metric} ulvs/${b.peer} >= ${b.min}`, ratio: b.ratio, met: b.met })), ...aboveHaproxy.map((a) => ({ bar: `${a.metric} better than haproxy`, met: a.met }))];
+  summary['bars'] = [...bars.map((b) => ({ bar: `${b.metric} ulvs/${b.peer} ${barText(b)}`, ratio: b.ratio, met: b.met })), ...aboveHaproxy.map((a) => ({ bar: `${a.metric} better than haproxy`, met: a.met }))];
 
   const L: string[] = [];
   L.push(`# ulvs side-by-side benchmark, ${meta.date}`, '');
@@ -95,7 +99,7 @@ export function renderReport(figures: Figures, meta: ReportMeta, chartPrefix = '
     L.push(`| ${METRICS[m]!.title} (${METRICS[m]!.unit}) | ${SETUPS.map((s) => fmt(m, f[s])).join(' | ')} | ${r(summary[`${m}_ratio_ulvs_nft`])} | ${r(summary[`${m}_ratio_ulvs_haproxy`])} |`);
   }
   L.push('', '## The bars', '');
-  for (const b of bars) L.push(`- ${b.met ? 'met' : '**not met**'}: ${METRICS[b.metric]!.title}, ulvs/${b.peer} = ${b.ratio ?? 'n/a'} (wanted >= ${b.min})`);
+  for (const b of bars) L.push(`- ${b.met ? 'met' : '**not met**'}: ${METRICS[b.metric]!.title}, ulvs/${b.peer} = ${b.ratio ?? 'n/a'} (wanted ${barText(b)})`);
   for (const a of aboveHaproxy) L.push(`- ${a.met ? 'met' : '**not met**'}: ${METRICS[a.metric]!.title}: ulvs better than HAProxy`);
   L.push('', '## Charts', '');
   for (const m of metrics) L.push(`![${METRICS[m]!.title}](${chartPrefix}${m}.png)`, '');
