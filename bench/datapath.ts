@@ -20,6 +20,8 @@
  *   open loop (src/lab/latency.ts).
  * - small-packet UDP: iperf3 -u with 64-byte datagrams, unlimited rate; the figure is datagrams
  *   per second delivered to the server. HAProxy has no UDP: no figure.
+ * - memory: ulvsd's resident memory after --flows (default 1,000,000) distinct UDP flows
+ *   (src/lab/flood.ts), with the connection count it reports.
  * - CPU: busy CPU seconds of the whole machine (/proc/stat) per GB moved by the single-stream
  *   test and per 1,000 connections of the one-client HTTP test, and the balancer process's own
  *   CPU seconds (ulvsd, haproxy; nft works in softirq context and has no process).
@@ -29,6 +31,7 @@
  * Run as root:   npm run bench   (-- --rounds N --seconds S --setups none,nft,haproxy,ulvs)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { get as httpGet } from 'node:http';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -41,7 +44,7 @@ import { Resvg } from '@resvg/resvg-js';
 import { barChartSvg, median, renderReport, SETUPS, type Figures, type Setup } from './report.js';
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
-const { values: opts } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '5' }, setups: { type: 'string', default: SETUPS.join(',') } } });
+const { values: opts } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '5' }, setups: { type: 'string', default: SETUPS.join(',') }, flows: { type: 'string', default: '1000000' } } });
 const ROUNDS = Number(opts.rounds);
 const SECS = Number(opts.seconds);
 const RUN_SETUPS = opts.setups!.split(',').filter((x): x is Setup => (SETUPS as readonly string[]).includes(x));
@@ -81,7 +84,7 @@ http { access_log off; client_body_temp_path ${d}; proxy_temp_path ${d}; fastcgi
 
 const inDirector = (argv: string[]) => spawn('ip', ['netns', 'exec', bed.director, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
 
-async function startUlvs(): Promise<void> {
+async function startUlvs(extra: string[] = []): Promise<void> {
   const rules = [
     `-A -t ${V}:5201 -s sh`,
     ...RS.map((a) => `-a -t ${V}:5201 -r ${a}:5201 -m`),
@@ -91,7 +94,7 @@ async function startUlvs(): Promise<void> {
     ...RS.map((a) => `-a -t ${V}:80 -r ${a}:8080 -m`),
   ].join('\n');
   writeFileSync(join(tmp, 'rules'), rules);
-  balancer = inDirector([process.execPath, SCRIPTS.ulvsd, '--rules', join(tmp, 'rules'), '--log-format', 'text']);
+  balancer = inDirector([process.execPath, SCRIPTS.ulvsd, '--rules', join(tmp, 'rules'), '--log-format', 'text', ...extra]);
   await waitFor(balancer, /forwarding/);
 }
 async function startHaproxy(): Promise<void> {
@@ -248,6 +251,44 @@ function latency(s: Setup): { p50_ms: number; p99_ms: number } {
   if (j.errors) log(`    latency: ${j.errors} of ${j.sent} requests failed or unanswered`);
   return j;
 }
+/** VmRSS of a process in bytes. */
+function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+/** The tracked-connection count of the running ulvsd (admin API, default socket). */
+function ulvsConnections(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet({ socketPath: '/run/ulvs/ulvs.sock', path: '/v1/snapshot' }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve((JSON.parse(body) as { connections: number }).connections));
+    });
+    req.on('error', reject);
+  });
+}
+/**
+ * The daemon's memory with FLOWS tracked connections: a fresh ulvsd (capacity 2x FLOWS, so no
+ * table-full drops), then FLOWS distinct UDP flows from src/lab/flood.ts in a client namespace;
+ * resident memory before and after, and the connections it then tracks (UDP timeout 300 s).
+ */
+async function memoryWithFlows(): Promise<{ connections: number; rss_before: number; rss_after: number }> {
+  await startUlvs(['--max-conns', String(FLOWS * 2)]);
+  try {
+    const pid = balancer!.pid!;
+    const before = rssBytes(pid);
+    log(`  memory: sending ${FLOWS} UDP flows ...`);
+    const out = run(['ip', 'netns', 'exec', bed.clients[0]!, process.execPath, FLOOD, '--dst', V, '--port', '5201', '--flows', String(FLOWS), '--rate', '50000']);
+    log(`    flood: ${out.trim()}`);
+    await new Promise((r) => setTimeout(r, 1000));
+    const connections = await ulvsConnections();
+    const after = rssBytes(pid);
+    log(`  memory: ${connections} connections tracked, ulvsd RSS ${(before / 2 ** 20).toFixed(1)} MiB -> ${(after / 2 ** 20).toFixed(1)} MiB`);
+    return { connections, rss_before: before, rss_after: after };
+  } finally {
+    await stop('ulvs');
+  }
+}
 /** wrk from both client namespaces at the same time; the sum of their rates. */
 async function wrkTwo(s: Setup): Promise<number> {
   const outs = await Promise.all(
@@ -279,6 +320,9 @@ const push = (setup: Setup, metric: string, v: number) => {
 };
 
 const LATENCY = join(dirname(SCRIPTS.ulvsd), '..', 'lab', 'latency.js');
+const FLOOD = join(dirname(SCRIPTS.ulvsd), '..', 'lab', 'flood.js');
+const FLOWS = Number(opts.flows);
+let memory: Awaited<ReturnType<typeof memoryWithFlows>> | null = null;
 const t0 = Date.now();
 try {
   log(`building the test bed; ${ROUNDS} rounds x ${RUN_SETUPS.length} set-ups (${RUN_SETUPS.join(', ')}), ${SECS} s per measurement`);
@@ -330,6 +374,7 @@ try {
       await new Promise((r) => setTimeout(r, 1000)); // let TIME_WAITs and conntrack settle a little
     }
   }
+  if (FLOWS > 0) memory = await memoryWithFlows();
 } finally {
   await stop('ulvs');
   await stop('haproxy');
@@ -350,7 +395,7 @@ const resultsDir = join(here, '..', '..', 'bench', 'results');
 mkdirSync(resultsDir, { recursive: true });
 const stem = join(resultsDir, date.slice(0, 19).replace(/:/g, '-'));
 const base = stem.slice(resultsDir.length + 1);
-const { markdown, summary } = renderReport(figures, { date, node: process.version, rounds: ROUNDS, seconds: SECS, samples: Object.fromEntries(samples) }, `${base}-`);
+const { markdown, summary } = renderReport(figures, { date, node: process.version, rounds: ROUNDS, seconds: SECS, samples: Object.fromEntries(samples), memory }, `${base}-`);
 writeFileSync(`${stem}.md`, markdown);
 for (const [metric, f] of Object.entries(figures)) {
   const png = new Resvg(barChartSvg(metric, f), { font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' } }).render().asPng();

@@ -41,3 +41,10 @@ test('the chart scales bars to the largest figure and says n/a where there is no
   assert.deepEqual(widths, [580, 290, 145]);
   assert.match(svg, />n\/a</);
 });
+
+test('memory line and summary fields', () => {
+  const { summary, markdown } = renderReport({}, { date: 'd', node: 'v20', rounds: 0, seconds: 5, samples: {}, memory: { connections: 1_000_000, rss_before: 100 * 2 ** 20, rss_after: 150 * 2 ** 20 } });
+  assert.equal(summary['ulvs_rss_mib_with_connections'], 150);
+  assert.equal(summary['ulvs_rss_growth_bytes_per_connection'], 52.4);
+  assert.match(markdown, /1,000,000 tracked connections, resident 150 MiB/);
+});

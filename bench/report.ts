@@ -68,6 +68,8 @@ export interface ReportMeta {
   rounds: number;
   seconds: number;
   samples: Record<string, number[]>;
+  /** ulvsd's resident memory (bytes) before and after the flow flood, and what it tracked */
+  memory?: { connections: number; rss_before: number; rss_after: number } | null;
 }
 
 /** The Markdown page (charts referenced as `<chartPrefix><metric>.png`) and the JSON summary. */
@@ -78,6 +80,13 @@ export function renderReport(figures: Figures, meta: ReportMeta, chartPrefix = '
     for (const s of SETUPS) if (figures[m]![s] !== undefined) summary[`${m}_${s}`] = Number(figures[m]![s]!.toPrecision(6));
     summary[`${m}_ratio_ulvs_nft`] = ratio(figures[m]!.ulvs, figures[m]!.nft);
     summary[`${m}_ratio_ulvs_haproxy`] = ratio(figures[m]!.ulvs, figures[m]!.haproxy);
+  }
+  const mem = meta.memory;
+  if (mem) {
+    summary['ulvs_tracked_connections'] = mem.connections;
+    summary['ulvs_rss_mib_idle'] = Number((mem.rss_before / 2 ** 20).toFixed(1));
+    summary['ulvs_rss_mib_with_connections'] = Number((mem.rss_after / 2 ** 20).toFixed(1));
+    summary['ulvs_rss_growth_bytes_per_connection'] = mem.connections > 0 ? Number(((mem.rss_after - mem.rss_before) / mem.connections).toFixed(1)) : null;
   }
   const bars = BARS.map((b) => {
     const r = ratio(figures[b.metric]?.ulvs, figures[b.metric]?.[b.peer]);
@@ -98,6 +107,11 @@ export function renderReport(figures: Figures, meta: ReportMeta, chartPrefix = '
     const r = (x: unknown) => (x === null || x === undefined ? 'n/a' : String(x));
     L.push(`| ${METRICS[m]!.title} (${METRICS[m]!.unit}) | ${SETUPS.map((s) => fmt(m, f[s])).join(' | ')} | ${r(summary[`${m}_ratio_ulvs_nft`])} | ${r(summary[`${m}_ratio_ulvs_haproxy`])} |`);
   }
+  if (mem)
+    L.push(
+      '',
+      `ulvsd's memory: ${mem.connections.toLocaleString('en-US')} tracked connections, resident ${String(summary['ulvs_rss_mib_with_connections'])} MiB (${String(summary['ulvs_rss_mib_idle'])} MiB before the flows, growth ${String(summary['ulvs_rss_growth_bytes_per_connection'])} bytes per connection; the connection table is preallocated at twice the flow count, and the part of it that start-up touches is resident before the flows).`,
+    );
   L.push('', '## The bars', '');
   for (const b of bars) L.push(`- ${b.met ? 'met' : '**not met**'}: ${METRICS[b.metric]!.title}, ulvs/${b.peer} = ${b.ratio ?? 'n/a'} (wanted ${barText(b)})`);
   for (const a of aboveHaproxy) L.push(`- ${a.met ? 'met' : '**not met**'}: ${METRICS[a.metric]!.title}: ulvs better than HAProxy`);
