@@ -246,19 +246,24 @@ const queues = (() => {
 })();
 const q = queues[0]!;
 
-/** Steering (several workers): key on the client, masked by the coarsest persistence mask. */
+/**
+ * Steering (several workers): without persistent services, key on the client's address and port
+ * (one client's connections spread over the workers); with them, on the client address masked
+ * by the coarsest persistence mask (a client network stays on one worker, so templates are exact).
+ */
 const steeringKey = (r: Rules) => ({
   vips: [...new Set(r.services.map((x) => x.addr >>> 0))],
   mask: r.services.filter((x) => x.persistent).reduce((m, x) => (m & (x.netmask ?? 0xffffffff)) >>> 0, 0xffffffff),
+  flow: !r.services.some((x) => x.persistent),
 });
-let steering = { vips: [] as number[], mask: 0, progFd: -1 };
+let steering = { vips: [] as number[], mask: 0, flow: false, progFd: -1 };
 type Steering = typeof steering;
 /** Load the program a rule set needs (may throw: nothing has changed yet); null if unchanged. */
 function prepareSteering(r: Rules): Steering | null {
   if (WORKERS === 1) return null;
   const k = steeringKey(r);
-  if (steering.progFd >= 0 && k.mask === steering.mask && k.vips.join() === steering.vips.join()) return null;
-  return { ...k, progFd: loadSocketFilter(steeringProgram(k.vips, k.mask)) };
+  if (steering.progFd >= 0 && k.mask === steering.mask && k.flow === steering.flow && k.vips.join() === steering.vips.join()) return null;
+  return { ...k, progFd: loadSocketFilter(steeringProgram(k.vips, k.mask, k.flow)) };
 }
 function commitSteering(next: Steering | null): void {
   if (next === null) return;
@@ -293,7 +298,7 @@ try {
   fail(`routing setup failed: ${(e as Error).message}`);
 }
 
-log(`${plan.dev} up, ${WORKERS} queue${WORKERS > 1 ? 's (steered by client address)' : ''}, offloads ${offloadNames(q.offloads).join(',') || 'none'}; rules ${plan.pref}-${plan.pref + 1}, table ${plan.table}`);
+log(`${plan.dev} up, ${WORKERS} queue${WORKERS > 1 ? `s (steered by client address${steering.flow ? ' and port' : ''})` : ''}, offloads ${offloadNames(q.offloads).join(',') || 'none'}; rules ${plan.pref}-${plan.pref + 1}, table ${plan.table}`);
 for (const s of rules.services)
   log(`VIP ${s.proto === 6 ? 'TCP' : 'UDP'} ${formatIPv4(s.addr)}:${s.port} scheduler ${s.scheduler ?? 'wlc'}${s.persistent ? ` persistent ${s.persistent}` : ''}`, 'startup', { vip: `${formatIPv4(s.addr)}:${s.port}` });
 for (const x of rules.dests)

@@ -67,3 +67,29 @@ describe('two data-path workers', { skip: needsRoot }, () => {
     assert.equal(web.counters[0], CLIENTS * 3, 'connections of both workers are counted');
   });
 });
+
+describe('two data-path workers, no persistent service: steering by client address and port', { skip: needsRoot }, () => {
+  let bed: DirectorBed;
+  const reads = async () => ((await call(bed.socket, 'GET', '/v1/counters')).json.workers as { reads: number }[]).map((w) => w.reads);
+  const flowRules = [`-A -t ${V}:80 -s rr`, ...RS.map((a) => `-a -t ${V}:80 -r ${a}:8080 -m`), `-A -u ${V}:54 -s rr`, `-a -u ${V}:54 -r ${RS[0]}:5999 -m`].join('\n');
+  before(async () => {
+    bed = await new DirectorBed({ rules: flowRules, realServers: 3, httpPort: 8080, ulvsdArgs: ['--workers', '2'] }).start();
+  });
+  after(async () => {
+    await bed?.stop();
+  });
+
+  test("one client's connections spread over both workers and all complete; ICMP errors reach their connection", async () => {
+    assert.match(bed.ulvsdLog, /2 queues \(steered by client address and port\)/);
+    const before = await reads();
+    const r = bed.client(['--requests', '40']);
+    assert.equal(r.filter((x) => x['ok']).length, 40, JSON.stringify(r.filter((x) => !x['ok'])));
+    const grew = (await reads()).map((x, w) => x - before[w]!);
+    assert.ok(grew[0]! >= 6 && grew[1]! >= 6, `both workers carried connections of the one client: ${grew}`);
+    const u = bed.client(['--udp', '54', '--queries', '6', '--connected', '--timeout', '3000']);
+    assert.deepEqual(u.map((x) => x['error']), Array(6).fill('ECONNREFUSED'), JSON.stringify(u));
+    const snap = (await call(bed.socket, 'GET', '/v1/snapshot')).json;
+    const web = snap.services.find((s: { port: number }) => s.port === 80);
+    assert.equal(web.counters[0], 40, 'one connection per request, none created twice by a wrong worker');
+  });
+});

@@ -41,7 +41,8 @@ const I = (code: number, dst = 0, src = 0, off: number | string = 0, imm = 0): I
 // Opcode parts (include/uapi/linux/bpf.h, bpf_common.h)
 const LD = 0x00, ALU = 0x04, JMP = 0x05, JMP32 = 0x06, ALU64 = 0x07;
 const W = 0x00, B = 0x10, ABS = 0x20, IND = 0x40;
-const MOV = 0xb0, AND = 0x50, LSH = 0x60, RSH = 0x70, MUL = 0x20;
+const H = 0x08;
+const MOV = 0xb0, AND = 0x50, LSH = 0x60, RSH = 0x70, MUL = 0x20, ADD = 0x00, XOR = 0xa0;
 const K = 0x00, X = 0x08;
 const JA = 0x00, JEQ = 0x10, EXIT = 0x90;
 
@@ -69,31 +70,82 @@ function assemble(prog: (Insn | string)[]): Buffer {
   return out;
 }
 
-/** The steering program for these VIPs (uint32) and persistence mask. */
-export function steeringProgram(vips: readonly number[], mask: number): Buffer {
+/** r0 = IP header length in bytes (from the version/IHL byte at `at` + register `base`, or absolute). */
+const ihl = (at: number, base?: number): Insn[] => [
+  base === undefined ? I(LD | ABS | B, 0, 0, 0, at) : I(LD | IND | B, 0, base, 0, at),
+  I(ALU | AND | K, 0, 0, 0, 0x0f),
+  I(ALU | LSH | K, 0, 0, 0, 2),
+];
+
+/**
+ * The steering program for these VIPs (uint32). `mask` (the coarsest persistence netmask) keys
+ * on the client address; `flow` (allowed only when no service is persistent) keys on the client
+ * address XOR the client port, so one client's connections spread over the workers while both
+ * directions of each, and ICMP errors about it, still meet in one worker:
+ *   to a VIP, TCP/UDP      source address ^ source port
+ *   to a VIP, ICMP         quoted packet (a reply): destination address ^ destination port
+ *   other, TCP/UDP         destination address ^ destination port (a reply to the client)
+ *   other, ICMP            quoted packet (client -> real server): source address ^ source port
+ */
+export function steeringProgram(vips: readonly number[], mask: number, flow = false): Buffer {
   const p: (Insn | string)[] = [
     I(ALU64 | MOV | X, 6, 1), //                     r6 = ctx (LD_ABS needs it in r6)
     I(LD | ABS | W, 0, 0, 0, 16), //                 r0 = destination address
     I(ALU | MOV | X, 7, 0), //                       r7 = r0
   ];
   for (const v of vips) p.push(I(JMP32 | JEQ | K, 7, 0, 'inbound', v | 0)); // dst is a VIP?
-  p.push(I(ALU | MOV | X, 0, 7)); //                 outbound: key = destination (the client)
-  // Without VIPs the inbound part would be unreachable, which the verifier refuses.
-  if (vips.length > 0)
+  if (!flow) p.push(I(ALU | MOV | X, 0, 7)); //      outbound: key = destination (the client)
+  else
     p.push(
-    I(JMP | JA, 0, 0, 'key'),
-    'inbound',
-    I(LD | ABS | B, 0, 0, 0, 9), //                  r0 = protocol
-    I(JMP | JEQ | K, 0, 0, 'icmp', 1),
-    I(LD | ABS | W, 0, 0, 0, 12), //                 key = source (the client)
-    I(JMP | JA, 0, 0, 'key'),
-    'icmp',
-    I(LD | ABS | B, 0, 0, 0, 0), //                  r0 = version/IHL
-    I(ALU | AND | K, 0, 0, 0, 0x0f),
-    I(ALU | LSH | K, 0, 0, 0, 2), //                 IP header length in bytes
-    I(ALU64 | MOV | X, 8, 0), //                     r8 = it
-    I(LD | IND | W, 0, 8, 0, 8 + 16), //             key = quoted packet's destination (the client)
+      I(LD | ABS | B, 0, 0, 0, 9), //                r0 = protocol
+      I(JMP | JEQ | K, 0, 0, 'out_icmp', 1),
+      ...ihl(0),
+      I(ALU64 | MOV | X, 8, 0), //                   r8 = IP header length
+      I(LD | IND | H, 0, 8, 0, 2), //                r0 = destination port
+      I(ALU | XOR | X, 0, 7), //                     ^ destination address
+      I(JMP | JA, 0, 0, 'key'),
+      'out_icmp',
+      ...ihl(0),
+      I(ALU64 | MOV | X, 8, 0), //                   r8 = outer header length
+      ...ihl(8, 8), //                               r0 = quoted header length
+      I(ALU64 | ADD | X, 0, 8),
+      I(ALU64 | MOV | X, 9, 0), //                   r9 = offset of the quoted L4 header - 8
+      I(LD | IND | W, 0, 8, 0, 8 + 12), //           quoted source address (the client)
+      I(ALU | MOV | X, 7, 0),
+      I(LD | IND | H, 0, 9, 0, 8), //                quoted source port
+      I(ALU | XOR | X, 0, 7),
     );
+  // Without VIPs the inbound part would be unreachable, which the verifier refuses.
+  if (vips.length > 0) {
+    p.push(
+      I(JMP | JA, 0, 0, 'key'),
+      'inbound',
+      I(LD | ABS | B, 0, 0, 0, 9), //                r0 = protocol
+      I(JMP | JEQ | K, 0, 0, 'icmp', 1),
+    );
+    if (!flow) p.push(I(LD | ABS | W, 0, 0, 0, 12)); // key = source (the client)
+    else
+      p.push(
+        ...ihl(0),
+        I(ALU64 | MOV | X, 8, 0),
+        I(LD | ABS | W, 0, 0, 0, 12), //             source address (the client)
+        I(ALU | MOV | X, 7, 0),
+        I(LD | IND | H, 0, 8, 0, 0), //              source port
+        I(ALU | XOR | X, 0, 7),
+      );
+    p.push(I(JMP | JA, 0, 0, 'key'), 'icmp', ...ihl(0), I(ALU64 | MOV | X, 8, 0)); // r8 = IP header length
+    if (!flow) p.push(I(LD | IND | W, 0, 8, 0, 8 + 16)); // key = quoted packet's destination (the client)
+    else
+      p.push(
+        ...ihl(8, 8),
+        I(ALU64 | ADD | X, 0, 8),
+        I(ALU64 | MOV | X, 9, 0),
+        I(LD | IND | W, 0, 8, 0, 8 + 16), //         quoted destination address (the client)
+        I(ALU | MOV | X, 7, 0),
+        I(LD | IND | H, 0, 9, 0, 8 + 2), //          quoted destination port
+        I(ALU | XOR | X, 0, 7),
+      );
+  }
   p.push(
     'key',
     I(ALU | AND | K, 0, 0, 0, mask | 0),
