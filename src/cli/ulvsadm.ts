@@ -9,12 +9,12 @@
  * ipvsadm says it cannot initialise IPVS).
  */
 import { readFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { lookupService } from 'node:dns';
 import { CliError, parseIpvsadm, type Command } from '../control/ipvsadm/parse.js';
 import { formatConnections, formatListing, formatTimeouts, NUMERIC, type ListFormat, type Namer } from '../control/listing.js';
 import type { ConnInfo, DirectorSnapshot, Timeouts } from '../core/director.js';
 import { formatIPv4 } from '../wire/addr.js';
+import { callAdmin, type AdminReply } from '../control/admin-client.js';
 
 const SOCKET = process.env['ULVS_SOCKET'] ?? '/run/ulvs/ulvs.sock';
 const PROG = 'ulvsadm';
@@ -22,31 +22,10 @@ const VERSION = 'ulvsadm 0.1.0 (ipvsadm v1.31 command line; IPVS v1.2.1 behaviou
 
 class Unreachable extends Error {}
 
-interface ApiResult {
-  status: number;
-  body: string;
-  json: unknown;
-}
-function api(method: string, path: string, body?: unknown, text = false): Promise<ApiResult> {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : text ? String(body) : JSON.stringify(body);
-    const req = request({ socketPath: SOCKET, method, path, headers: data !== undefined ? { 'content-length': String(Buffer.byteLength(data)) } : {} }, (res) => {
-      let s = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (s += c));
-      res.on('end', () => {
-        let json: unknown = null;
-        try {
-          json = JSON.parse(s);
-        } catch {
-          /* text */
-        }
-        resolve({ status: res.statusCode ?? 0, body: s, json });
-      });
-    });
-    req.on('error', (e: NodeJS.ErrnoException) => reject(new Unreachable(`cannot reach ulvsd at ${SOCKET} (${e.code ?? e.message}): is it running? (set ULVS_SOCKET for another socket)`)));
-    if (data !== undefined) req.write(data);
-    req.end();
+/** A request to ulvsd; an unreachable socket becomes ipvsadm-style advice. */
+function api(method: string, path: string, body?: object): Promise<AdminReply> {
+  return callAdmin(SOCKET, method, path, body).catch((e: NodeJS.ErrnoException) => {
+    throw new Unreachable(`cannot reach ulvsd at ${SOCKET} (${e.code ?? e.message}): is it running? (set ULVS_SOCKET for another socket)`);
   });
 }
 
@@ -79,7 +58,7 @@ class DirectorError extends Error {
 }
 
 /** Turn an API reply into success or ipvsadm's message + exit status. */
-function check(r: ApiResult, op: string): void {
+function check(r: AdminReply, op: string): void {
   if (r.status < 300) return;
   const err = (r.json as { error?: { code: string; message: string } } | null)?.error;
   const code = err?.code ?? 'internal';
@@ -159,9 +138,9 @@ async function list(c: Command): Promise<string> {
 async function save(c: Command): Promise<string> {
   const r = await api('GET', '/v1/rules');
   check(r, 'save');
-  if (c.options.has('numeric')) return r.body;
+  if (c.options.has('numeric')) return r.text;
   const n = await namer([]);
-  return r.body.replace(/(-[tu]) (\d+\.\d+\.\d+\.\d+):(\d+)|(-r) (\d+\.\d+\.\d+\.\d+):(\d+)/g, (m, f1, a1, p1, f2, a2, p2) =>
+  return r.text.replace(/(-[tu]) (\d+\.\d+\.\d+\.\d+):(\d+)|(-r) (\d+\.\d+\.\d+\.\d+):(\d+)/g, (m, f1, a1, p1, f2, a2, p2) =>
     f1 ? `${f1} ${a1}:${n.port(Number(p1), f1 === '-t' ? 6 : 17)}` : `${f2} ${a2}:${n.port(Number(p2), m.includes('-u') ? 17 : 6)}`,
   );
 }
@@ -309,7 +288,7 @@ async function procText(name: string | undefined): Promise<number> {
   try {
     const r = await api('GET', `/v1/proc/${name}`);
     check(r, 'list');
-    process.stdout.write(r.body);
+    process.stdout.write(r.text);
     return 0;
   } catch (e) {
     process.stderr.write(`${(e as Error).message}\n`);

@@ -8,7 +8,7 @@ import { statSync } from 'node:fs';
 import { DirectorBed } from '../../src/lab/director-bed.js';
 import { LAB } from '../../src/lab/testbed.js';
 import { needsRoot } from '../support/root.js';
-import { call } from '../support/unix-http.js';
+import { callAdmin as call } from '../../src/control/admin-client.js';
 
 const V = LAB.VIP;
 const RS = [0, 1].map(LAB.realServer);

@@ -10,7 +10,7 @@ import { DirectorBed, SCRIPTS } from '../../src/lab/director-bed.js';
 import { run } from '../../src/lab/shell.js';
 import { LAB } from '../../src/lab/testbed.js';
 import { needsRoot } from '../support/root.js';
-import { call } from '../support/unix-http.js';
+import { callAdmin as call } from '../../src/control/admin-client.js';
 
 const V = LAB.VIP;
 const RS = [0, 1].map(LAB.realServer);

@@ -1,7 +1,20 @@
-/** A small HTTP client over a Unix socket (what `curl --unix-socket` does). Test-only. */
+/**
+ * A small HTTP client for ulvsd's admin API on its Unix socket (what `curl --unix-socket`
+ * does), used by ulvsadm, the benchmark and the tests. `json` is the parsed body, or null when
+ * the body is not JSON; `text` is the body as received. Rejects only when the socket cannot be
+ * reached (the error of net.connect).
+ */
 import { request } from 'node:http';
 
-export function call(socketPath: string, method: string, path: string, body?: string | object, headers: Record<string, string> = {}): Promise<{ status: number; json: any; text: string }> {
+export interface AdminReply {
+  status: number;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- shape depends on the endpoint
+  json: any;
+  text: string;
+}
+
+/** One request; an object body is sent as JSON, a string as is. */
+export function callAdmin(socketPath: string, method: string, path: string, body?: string | object, headers: Record<string, string> = {}): Promise<AdminReply> {
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
     const req = request({ socketPath, method, path, headers: { ...(data !== undefined ? { 'content-length': String(Buffer.byteLength(data)) } : {}), ...headers } }, (res) => {
