@@ -15,6 +15,7 @@ import { formatConnections, formatListing, formatTimeouts, NUMERIC, type ListFor
 import type { ConnInfo, DirectorSnapshot, Timeouts } from '../core/director.js';
 import { formatIPv4 } from '../wire/addr.js';
 import { callAdmin, type AdminReply } from '../control/admin-client.js';
+import { schedFlagNames } from '../core/service.js';
 
 const SOCKET = process.env['ULVS_SOCKET'] ?? '/run/ulvs/ulvs.sock';
 const PROG = 'ulvsadm';
@@ -67,13 +68,8 @@ function check(r: AdminReply, op: string): void {
 }
 
 const protoPath = (c: Command) => `${c.proto === 6 ? 'tcp' : 'udp'}/${formatIPv4(c.service!.addr)}/${c.service!.port}`;
-const FLAG_NAMES: Record<string, string[]> = { sh: ['sh-fallback', 'sh-port', 'flag-3'], mh: ['mh-fallback', 'mh-port', 'flag-3'] };
-function flagNames(c: Command): string[] {
-  const names = FLAG_NAMES[c.scheduler ?? 'wlc'] ?? ['flag-1', 'flag-2', 'flag-3'];
-  return [0x8, 0x10, 0x20].flatMap((bit, i) => ((c.schedFlags ?? 0) & bit ? [names[i]!] : []));
-}
 function serviceBody(c: Command) {
-  const b: Record<string, unknown> = { scheduler: c.scheduler ?? 'wlc', persistent: c.persistent ?? 0, schedFlags: flagNames(c), ops: !!c.ops };
+  const b: Record<string, unknown> = { scheduler: c.scheduler ?? 'wlc', persistent: c.persistent ?? 0, schedFlags: schedFlagNames(c.scheduler ?? 'wlc', c.schedFlags ?? 0), ops: !!c.ops };
   if (c.netmask !== undefined) b['netmask'] = formatIPv4(c.netmask);
   return b;
 }

@@ -8,7 +8,7 @@
  * difference (ipvsadm's quirk), then port; real servers by address then port.
  */
 import type { ConnInfo, DestSnapshot, DirectorSnapshot, ServiceSnapshot, StatsSnapshot, Timeouts } from '../core/director.js';
-import { FWD_NAMES, SvcFlag } from '../core/service.js';
+import { FWD_NAMES, schedFlagNames, SvcFlag } from '../core/service.js';
 import { formatIPv4 } from '../wire/addr.js';
 
 const pad = (s: string, w: number) => (s.length >= w ? s : s + ' '.repeat(w - s.length));
@@ -57,11 +57,8 @@ function sortDests(s: ServiceSnapshot): DestSnapshot[] {
 
 function serviceLine(label: string, s: ServiceSnapshot): string {
   let line = `${label} ${s.scheduler}`;
-  const f = s.flags & (SvcFlag.SCHED1 | SvcFlag.SCHED2 | SvcFlag.SCHED3);
-  if (f) {
-    const names = s.scheduler === 'sh' ? ['sh-fallback', 'sh-port', 'flag-3'] : s.scheduler === 'mh' ? ['mh-fallback', 'mh-port', 'flag-3'] : ['flag-1', 'flag-2', 'flag-3'];
-    line += ` (${[SvcFlag.SCHED1, SvcFlag.SCHED2, SvcFlag.SCHED3].flatMap((bit, i) => (f & bit ? [names[i]] : [])).join(',')})`;
-  }
+  const flagNames = schedFlagNames(s.scheduler, s.flags);
+  if (flagNames.length) line += ` (${flagNames.join(',')})`;
   if (s.flags & SvcFlag.PERSISTENT) {
     line += ` persistent ${s.timeout}`;
     if (s.netmask !== 0xffffffff) line += ` mask ${formatIPv4(s.netmask)}`;

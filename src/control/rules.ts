@@ -12,7 +12,7 @@
  */
 import { parseIPv4 } from '../wire/addr.js';
 import type { DestSpec, ServiceSpec } from '../core/director.js';
-import { Fwd, SCHED_FLAG_BITS, SvcFlag, type ServiceKey } from '../core/service.js';
+import { Fwd, schedFlagBit, SvcFlag, type ServiceKey } from '../core/service.js';
 
 export class RulesError extends Error {
   constructor(
@@ -95,7 +95,7 @@ function parseLine(words: string[]): { kind: 'service'; spec: ServiceSpec } | { 
       case '-b':
       case '--sched-flags':
         for (const f of next().split(',')) {
-          const bit = Object.hasOwn(SCHED_FLAG_BITS, f) ? SCHED_FLAG_BITS[f] : undefined;
+          const bit = schedFlagBit(f);
           if (bit === undefined) throw new Error(`invalid scheduler flag \`${f}'`);
           schedFlags |= bit;
         }

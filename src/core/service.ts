@@ -24,6 +24,13 @@ export const SCHED_FLAG_BITS: Readonly<Record<string, number>> = {
   'mh-fallback': SvcFlag.SCHED1,
   'mh-port': SvcFlag.SCHED2,
 };
+/** The bit a scheduler-flag name sets, or undefined (own names only: not `toString` and kin). */
+export const schedFlagBit = (name: string): number | undefined => (Object.hasOwn(SCHED_FLAG_BITS, name) ? SCHED_FLAG_BITS[name] : undefined);
+/** The names ipvsadm shows for a service's scheduler-flag bits, in bit order. */
+export function schedFlagNames(scheduler: string, flags: number): string[] {
+  const names = scheduler === 'sh' || scheduler === 'mh' ? [`${scheduler}-fallback`, `${scheduler}-port`, 'flag-3'] : ['flag-1', 'flag-2', 'flag-3'];
+  return [SvcFlag.SCHED1, SvcFlag.SCHED2, SvcFlag.SCHED3].flatMap((bit, i) => (flags & bit ? [names[i]!] : []));
+}
 
 /** Forwarding methods (conn_flags & 7). Only MASQ is implemented by ulvs today. */
 export const Fwd = { MASQ: 0, LOCALNODE: 1, TUNNEL: 2, DROUTE: 3 } as const;

@@ -10,7 +10,7 @@
  * service port. Validation failures are `fail()`s: message, exit 2.
  */
 import { tryParseIPv4 } from '../../wire/addr.js';
-import { SCHED_FLAG_BITS } from '../../core/service.js';
+import { schedFlagBit } from '../../core/service.js';
 
 export type CommandName =
   | 'add-service'
@@ -431,7 +431,7 @@ export function parseIpvsadm(argv: readonly string[]): Command {
       case 'sched-flags': {
         let f = 0;
         for (const n of v.split(',')) {
-          const bit = Object.hasOwn(SCHED_FLAG_BITS, n) ? SCHED_FLAG_BITS[n] : undefined;
+          const bit = schedFlagBit(n);
           if (bit === undefined) fail(`invalid scheduler flag \`${n}'`);
           f |= bit!;
         }

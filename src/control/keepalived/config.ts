@@ -14,7 +14,7 @@
  * one warning each; unknown keywords inside a virtual_server give a warning, as keepalived's.
  */
 import { tryParseIPv4 } from '../../wire/addr.js';
-import { SCHED_FLAG_BITS } from '../../core/service.js';
+import { schedFlagBit } from '../../core/service.js';
 import { ConfigError, parseConfigFile, type Node, type Pos } from './syntax.js';
 
 export type CheckerType = 'TCP_CHECK' | 'HTTP_GET' | 'SSL_GET' | 'MISC_CHECK' | 'UDP_CHECK' | 'DNS_CHECK';
@@ -376,12 +376,14 @@ function virtualServer(n: Node, keys: { addr: number; port: number }[], warnings
       case 'snmp_name':
         warnings.push(`${x.pos.file}:${x.pos.line}:${x.pos.col}: ${x.key} accepted and ignored by ulvs (no VRRP/alerting)`);
         break;
-      default:
-        if (Object.hasOwn(SCHED_FLAG_BITS, x.key)) {
+      default: {
+        const bit = schedFlagBit(x.key);
+        if (bit !== undefined) {
           if ((x.key.startsWith('sh-') && vs.scheduler !== 'sh') || (x.key.startsWith('mh-') && vs.scheduler !== 'mh'))
             throw new ConfigError(at(x), `${x.key} needs lvs_sched ${x.key.slice(0, 2)} on an earlier line`);
-          vs.schedFlags |= SCHED_FLAG_BITS[x.key]!;
+          vs.schedFlags |= bit;
         } else warnings.push(`${x.pos.file}:${x.pos.line}:${x.pos.col}: unknown keyword ${x.key} in virtual_server, ignored`);
+      }
     }
   }
   vs.delayLoop = inh.delayLoop;
