@@ -31,7 +31,6 @@
  * Run as root:   npm run bench   (-- --rounds N --seconds S --setups none,nft,haproxy,ulvs)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { get as httpGet } from 'node:http';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -40,6 +39,7 @@ import { parseArgs } from 'node:util';
 import { run, tryRun } from '../src/lab/shell.js';
 import { LAB, TestBed } from '../src/lab/testbed.js';
 import { SCRIPTS, waitFor } from '../src/lab/director-bed.js';
+import { callAdmin } from '../src/control/admin-client.js';
 import { Resvg } from '@resvg/resvg-js';
 import { barChartSvg, median, renderReport, SETUPS, type Figures, type Setup } from './report.js';
 
@@ -70,7 +70,7 @@ let balancer: ChildProcess | null = null;
 
 function nginxConf(i: number): string {
   const d = join(tmp, `rs${i}`);
-  run(['mkdir', '-p', d]);
+  mkdirSync(d, { recursive: true });
   const f = join(d, 'nginx.conf');
   writeFileSync(
     f,
@@ -148,7 +148,8 @@ async function start(s: Setup): Promise<void> {
   else if (s === 'haproxy') await startHaproxy();
   else if (s === 'nft') startNft();
 }
-async function stop(s: Setup): Promise<void> {
+/** Stop the balancer process, if any (SIGTERM: ulvsd removes its routing and socket). */
+async function stopBalancer(): Promise<void> {
   const p = balancer;
   balancer = null;
   if (p && p.exitCode === null && p.signalCode === null) {
@@ -156,6 +157,9 @@ async function stop(s: Setup): Promise<void> {
     p.kill('SIGTERM');
     await done;
   }
+}
+async function stop(s: Setup): Promise<void> {
+  await stopBalancer();
   if (s === 'nft') tryRun(['ip', 'netns', 'exec', bed.director, 'nft', 'delete', 'table', 'ip', 'ulvsbench']);
   if (s === 'haproxy') {
     tryRun(['ip', 'netns', 'exec', bed.director, 'ip', 'addr', 'del', `${V}/32`, 'dev', 'lo']);
@@ -246,7 +250,7 @@ function wrkOne(s: Setup): { rate: number; requests: number } {
 function latency(s: Setup): { p50_ms: number; p99_ms: number } {
   const host = s === 'none' ? RS[0]! : V;
   const port = s === 'none' ? '8080' : '80';
-  const out = run(['ip', 'netns', 'exec', bed.clients[0]!, process.execPath, LATENCY, '--host', host, '--port', port, '--rate', '2000', '--seconds', String(SECS), '--connections', '16']);
+  const out = run(['ip', 'netns', 'exec', bed.clients[0]!, process.execPath, SCRIPTS.latency, '--host', host, '--port', port, '--rate', '2000', '--seconds', String(SECS), '--connections', '16']);
   const j = JSON.parse(out) as { p50_ms: number; p99_ms: number; errors: number; sent: number };
   if (j.errors) log(`    latency: ${j.errors} of ${j.sent} requests failed or unanswered`);
   return j;
@@ -257,15 +261,8 @@ function rssBytes(pid: number): number {
   return m ? Number(m[1]) * 1024 : NaN;
 }
 /** The tracked-connection count of the running ulvsd (admin API, default socket). */
-function ulvsConnections(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = httpGet({ socketPath: '/run/ulvs/ulvs.sock', path: '/v1/snapshot' }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve((JSON.parse(body) as { connections: number }).connections));
-    });
-    req.on('error', reject);
-  });
+async function ulvsConnections(): Promise<number> {
+  return ((await callAdmin('/run/ulvs/ulvs.sock', 'GET', '/v1/snapshot')).json as { connections: number }).connections;
 }
 /**
  * The daemon's memory with FLOWS tracked connections: a fresh ulvsd (capacity 2x FLOWS, so no
@@ -278,7 +275,7 @@ async function memoryWithFlows(): Promise<{ connections: number; rss_before: num
     const pid = balancer!.pid!;
     const before = rssBytes(pid);
     log(`  memory: sending ${FLOWS} UDP flows ...`);
-    const out = run(['ip', 'netns', 'exec', bed.clients[0]!, process.execPath, FLOOD, '--dst', V, '--port', '5201', '--flows', String(FLOWS), '--rate', '50000']);
+    const out = run(['ip', 'netns', 'exec', bed.clients[0]!, process.execPath, SCRIPTS.flood, '--dst', V, '--port', '5201', '--flows', String(FLOWS), '--rate', '50000']);
     log(`    flood: ${out.trim()}`);
     await new Promise((r) => setTimeout(r, 1000));
     const connections = await ulvsConnections();
@@ -319,8 +316,6 @@ const push = (setup: Setup, metric: string, v: number) => {
   samples.set(k, [...(samples.get(k) ?? []), v]);
 };
 
-const LATENCY = join(dirname(SCRIPTS.ulvsd), '..', 'lab', 'latency.js');
-const FLOOD = join(dirname(SCRIPTS.ulvsd), '..', 'lab', 'flood.js');
 const FLOWS = Number(opts.flows);
 let memory: Awaited<ReturnType<typeof memoryWithFlows>> | null = null;
 const t0 = Date.now();
@@ -342,9 +337,7 @@ try {
   await new Promise((r) => setTimeout(r, 500));
   for (let round = 1; round <= ROUNDS; round++) {
     for (const s of RUN_SETUPS) {
-      const ts = Date.now();
       await start(s);
-      if (process.env['ULVS_BENCH_DEBUG']) log(`    start took ${Date.now() - ts} ms`);
       try {
         const one = await metered(() => iperf(s, 1));
         push(s, 'single_stream_bps', one.v.bps);
@@ -359,9 +352,7 @@ try {
         const lat = latency(s);
         push(s, 'latency_p50_ms', lat.p50_ms);
         push(s, 'latency_p99_ms', lat.p99_ms);
-        const tu = Date.now();
         if (s !== 'haproxy') push(s, 'udp_64b_pps', udpRate(s));
-        if (process.env['ULVS_BENCH_DEBUG']) log(`    udp took ${Date.now() - tu} ms`);
         const g = (m: string) => samples.get(`${m}/${s}`)!.at(-1)!;
         log(
           `  round ${round}/${ROUNDS} ${s.padEnd(7)} 1 stream ${(g('single_stream_bps') / 1e9).toFixed(2)} Gbit/s, 4 streams ${(g('four_streams_bps') / 1e9).toFixed(2)} Gbit/s, ` +
@@ -376,9 +367,7 @@ try {
   }
   if (FLOWS > 0) memory = await memoryWithFlows();
 } finally {
-  await stop('ulvs');
-  await stop('haproxy');
-  await stop('nft');
+  await stopBalancer(); // nft's table and HAProxy's address go with the director's namespace
   for (const p of procs) p.kill('SIGKILL');
   bed.down();
   rmSync(tmp, { recursive: true, force: true });

@@ -16,6 +16,8 @@ const dist = fileURLToPath(new URL('..', import.meta.url)); // dist/src/
 export const SCRIPTS = {
   servers: join(dist, 'lab', 'servers.js'),
   client: join(dist, 'lab', 'client.js'),
+  latency: join(dist, 'lab', 'latency.js'),
+  flood: join(dist, 'lab', 'flood.js'),
   ulvsd: join(dist, 'cli', 'ulvsd.js'),
 };
 

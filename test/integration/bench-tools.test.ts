@@ -5,7 +5,6 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { DirectorBed, SCRIPTS } from '../../src/lab/director-bed.js';
 import { run } from '../../src/lab/shell.js';
 import { LAB } from '../../src/lab/testbed.js';
@@ -15,7 +14,6 @@ import { callAdmin as call } from '../../src/control/admin-client.js';
 const V = LAB.VIP;
 const RS = [0, 1].map(LAB.realServer);
 const rules = [`-A -u ${V}:5201 -s rr`, ...RS.map((a) => `-a -u ${V}:5201 -r ${a}:5201 -m`), `-A -t ${V}:80 -s rr`, ...RS.map((a) => `-a -t ${V}:80 -r ${a}:8080 -m`)].join('\n');
-const LAB_DIR = join(SCRIPTS.ulvsd, '..', '..', 'lab');
 
 describe('benchmark load tools', { skip: needsRoot }, () => {
   let bed: DirectorBed;
@@ -27,7 +25,7 @@ describe('benchmark load tools', { skip: needsRoot }, () => {
   });
 
   test('flood: 20,000 distinct UDP flows become 20,000 connections', async () => {
-    const out = JSON.parse(run(['ip', 'netns', 'exec', bed.bed.clients[0]!, process.execPath, join(LAB_DIR, 'flood.js'), '--dst', V, '--port', '5201', '--flows', '20000', '--rate', '20000'])) as { sent: number; write_errors: number };
+    const out = JSON.parse(run(['ip', 'netns', 'exec', bed.bed.clients[0]!, process.execPath, SCRIPTS.flood, '--dst', V, '--port', '5201', '--flows', '20000', '--rate', '20000'])) as { sent: number; write_errors: number };
     assert.deepEqual([out.sent, out.write_errors], [20000, 0]);
     let n = 0;
     for (let i = 0; i < 50 && n < 20000; i++) {
@@ -38,7 +36,7 @@ describe('benchmark load tools', { skip: needsRoot }, () => {
   });
 
   test('latency: every request at a fixed rate is answered, quantiles in order', () => {
-    const j = JSON.parse(run(['ip', 'netns', 'exec', bed.bed.clients[0]!, process.execPath, join(LAB_DIR, 'latency.js'), '--host', V, '--port', '80', '--rate', '200', '--seconds', '1', '--connections', '4'])) as Record<string, number>;
+    const j = JSON.parse(run(['ip', 'netns', 'exec', bed.bed.clients[0]!, process.execPath, SCRIPTS.latency, '--host', V, '--port', '80', '--rate', '200', '--seconds', '1', '--connections', '4'])) as Record<string, number>;
     assert.equal(j['sent'], 200);
     assert.equal(j['answered'], 200);
     assert.equal(j['errors'], 0);
