@@ -28,7 +28,12 @@
  * The figure for each set-up is the median of the three rounds. Writes bench/results/<date>.md
  * and .json. Installs iperf3, wrk, nftables, nginx-light, haproxy if missing.
  * Last line: JSON with every figure and the ratios ulvs/nft and ulvs/haproxy.
- * Run as root:   npm run bench   (-- --rounds N --seconds S --setups none,nft,haproxy,ulvs)
+ * Run as root:   npm run bench   (-- --rounds N --seconds S --setups none,nft,haproxy,ulvs
+ *                 --tests stream1,stream4,http,http2,latency,udp --flows N --perf --ulvs-args '...')
+ * --ulvs-args adds arguments to ulvsd's command line (e.g. '--workers 1').
+ * --perf records the whole machine (perf record -a -g) during each one-client HTTP measurement
+ * and writes the top symbols per set-up to bench/results/<date>-perf-<setup>-r<round>.txt (the
+ * recording costs CPU, so figures of a --perf run are not comparable with others).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -43,8 +48,16 @@ import { callAdmin } from '../src/control/admin-client.js';
 import { Resvg } from '@resvg/resvg-js';
 import { barChartSvg, median, renderReport, SETUPS, type Figures, type Setup } from './report.js';
 
+/** the measurements, in the order they run (--tests picks some) */
+const TESTS = ['stream1', 'stream4', 'http', 'http2', 'latency', 'udp'] as const;
 const log = (s: string) => process.stderr.write(`${s}\n`);
-const { values: opts } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '5' }, setups: { type: 'string', default: SETUPS.join(',') }, flows: { type: 'string', default: '1000000' } } });
+const { values: opts } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '5' }, setups: { type: 'string', default: SETUPS.join(',') }, flows: { type: 'string', default: '1000000' }, perf: { type: 'boolean', default: false }, tests: { type: 'string', default: TESTS.join(',') }, 'ulvs-args': { type: 'string', default: '' } } });
+const RUN_TESTS = new Set(opts.tests!.split(','));
+const unknownTests = [...RUN_TESTS].filter((t) => !(TESTS as readonly string[]).includes(t));
+if (unknownTests.length) {
+  log(`unknown --tests ${unknownTests.join(',')}; choose from ${TESTS.join(',')}`);
+  process.exit(2);
+}
 const ROUNDS = Number(opts.rounds);
 const SECS = Number(opts.seconds);
 const RUN_SETUPS = opts.setups!.split(',').filter((x): x is Setup => (SETUPS as readonly string[]).includes(x));
@@ -94,7 +107,8 @@ async function startUlvs(extra: string[] = []): Promise<void> {
     ...RS.map((a) => `-a -t ${V}:80 -r ${a}:8080 -m`),
   ].join('\n');
   writeFileSync(join(tmp, 'rules'), rules);
-  balancer = inDirector([process.execPath, SCRIPTS.ulvsd, '--rules', join(tmp, 'rules'), '--log-format', 'text', ...extra]);
+  const own = opts['ulvs-args']!.split(' ').filter(Boolean);
+  balancer = inDirector([process.execPath, SCRIPTS.ulvsd, '--rules', join(tmp, 'rules'), '--log-format', 'text', ...own, ...extra]);
   await waitFor(balancer, /forwarding/);
 }
 async function startHaproxy(): Promise<void> {
@@ -302,6 +316,24 @@ async function wrkTwo(s: Setup): Promise<number> {
   return outs.map((o) => wrkParse(o).rate).reduce((a, b) => a + b, 0);
 }
 
+const perfReports: [string, string][] = [];
+/** Run f (synchronous) under `perf record -a -g` for its duration; keep the report's top symbols. */
+async function profiled<T>(name: string, f: () => T): Promise<T> {
+  const data = join(tmp, `${name}.perf.data`);
+  const p = spawn('perf', ['record', '-a', '-g', '-F', '499', '-o', data, '--', 'sleep', String(SECS)], { stdio: 'ignore' });
+  const st = spawn('perf', ['stat', '-a', '-x', ',', '-e', 'context-switches,cpu-migrations,syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_poll', '--', 'sleep', String(SECS)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stat = '';
+  st.stderr!.on('data', (d: Buffer) => (stat += d.toString()));
+  const done = Promise.all([new Promise((r) => p.once('exit', r)), new Promise((r) => st.once('exit', r))]);
+  await new Promise((r) => setTimeout(r, 200));
+  const v = f();
+  await done;
+  const report = (sort: string, limit: string) => run(['perf', 'report', '-i', data, '--no-children', '--sort', sort, '--stdio', '-g', 'none', '--percent-limit', limit]).replace(/^#.*\n/gm, '');
+  perfReports.push([name, `perf record -a -g -F 499 during wrk, ${SECS} s\n\nevents (perf stat -a, whole machine):\n${stat.split('\n').filter((l) => /^\d/.test(l)).map((l) => `  ${l.split(',')[2]}: ${l.split(',')[0]}`).join('\n')}\n\nby command:\n${report('comm', '1')}\nby command and symbol:\n${report('comm,sym', '0.4')}`]);
+  if (process.env.ULVS_PERF_KEEP) run(['cp', data, process.env.ULVS_PERF_KEEP]);
+  return v;
+}
+
 /** Run f and return its result with the machine's and the balancer's CPU seconds it took. */
 async function metered<T>(f: () => T | Promise<T>): Promise<{ v: T; machine: number; own: number }> {
   const m0 = machineBusy();
@@ -339,26 +371,38 @@ try {
     for (const s of RUN_SETUPS) {
       await start(s);
       try {
-        const one = await metered(() => iperf(s, 1));
-        push(s, 'single_stream_bps', one.v.bps);
-        push(s, 'cpu_s_per_gb', one.machine / (one.v.bytes / 1e9));
-        if (s === 'ulvs' || s === 'haproxy') push(s, 'balancer_cpu_s_per_gb', one.own / (one.v.bytes / 1e9));
-        push(s, 'four_streams_bps', iperf(s, 4).bps);
-        const http = await metered(() => wrkOne(s));
-        push(s, 'http_conns_per_s', http.v.rate);
-        push(s, 'cpu_s_per_1000_conns', http.machine / (http.v.requests / 1000));
-        if (s === 'ulvs' || s === 'haproxy') push(s, 'balancer_cpu_s_per_1000_conns', http.own / (http.v.requests / 1000));
-        push(s, 'http_conns_per_s_2_clients', await wrkTwo(s));
-        const lat = latency(s);
-        push(s, 'latency_p50_ms', lat.p50_ms);
-        push(s, 'latency_p99_ms', lat.p99_ms);
-        if (s !== 'haproxy') push(s, 'udp_64b_pps', udpRate(s));
-        const g = (m: string) => samples.get(`${m}/${s}`)!.at(-1)!;
-        log(
-          `  round ${round}/${ROUNDS} ${s.padEnd(7)} 1 stream ${(g('single_stream_bps') / 1e9).toFixed(2)} Gbit/s, 4 streams ${(g('four_streams_bps') / 1e9).toFixed(2)} Gbit/s, ` +
-            `HTTP ${Math.round(g('http_conns_per_s'))} conn/s (2 clients ${Math.round(g('http_conns_per_s_2_clients'))}), ` +
-            `p50/p99 ${g('latency_p50_ms').toFixed(2)}/${g('latency_p99_ms').toFixed(2)} ms, UDP ${s === 'haproxy' ? 'n/a' : `${Math.round(g('udp_64b_pps'))} pkt/s`}  [${Math.round((Date.now() - t0) / 1000)} s]`,
-        );
+        if (RUN_TESTS.has('stream1')) {
+          const one = await metered(() => iperf(s, 1));
+          push(s, 'single_stream_bps', one.v.bps);
+          push(s, 'cpu_s_per_gb', one.machine / (one.v.bytes / 1e9));
+          if (s === 'ulvs' || s === 'haproxy') push(s, 'balancer_cpu_s_per_gb', one.own / (one.v.bytes / 1e9));
+        }
+        if (RUN_TESTS.has('stream4')) push(s, 'four_streams_bps', iperf(s, 4).bps);
+        if (RUN_TESTS.has('http')) {
+          const http = await metered(() => (opts.perf ? profiled(`${s}-r${round}`, () => wrkOne(s)) : wrkOne(s)));
+          push(s, 'http_conns_per_s', http.v.rate);
+          push(s, 'cpu_s_per_1000_conns', http.machine / (http.v.requests / 1000));
+          if (s === 'ulvs' || s === 'haproxy') push(s, 'balancer_cpu_s_per_1000_conns', http.own / (http.v.requests / 1000));
+        }
+        if (RUN_TESTS.has('http2')) push(s, 'http_conns_per_s_2_clients', await wrkTwo(s));
+        if (RUN_TESTS.has('latency')) {
+          const lat = latency(s);
+          push(s, 'latency_p50_ms', lat.p50_ms);
+          push(s, 'latency_p99_ms', lat.p99_ms);
+        }
+        if (RUN_TESTS.has('udp') && s !== 'haproxy') push(s, 'udp_64b_pps', udpRate(s));
+        const g = (m: string) => samples.get(`${m}/${s}`)?.at(-1);
+        const f = (m: string, scale: number, unit: string, digits = 0) => (g(m) === undefined ? null : `${(g(m)! / scale).toFixed(digits)} ${unit}`);
+        const parts = [
+          ['1 stream', f('single_stream_bps', 1e9, 'Gbit/s', 2)],
+          ['4 streams', f('four_streams_bps', 1e9, 'Gbit/s', 2)],
+          ['HTTP', f('http_conns_per_s', 1, 'conn/s')],
+          ['HTTP 2 clients', f('http_conns_per_s_2_clients', 1, 'conn/s')],
+          ['p50', f('latency_p50_ms', 1, 'ms', 2)],
+          ['p99', f('latency_p99_ms', 1, 'ms', 2)],
+          ['UDP', f('udp_64b_pps', 1, 'pkt/s')],
+        ].filter(([, v]) => v !== null);
+        log(`  round ${round}/${ROUNDS} ${s.padEnd(7)} ${parts.map(([k, v]) => `${k} ${v}`).join(', ')}  [${Math.round((Date.now() - t0) / 1000)} s]`);
       } finally {
         await stop(s);
       }
@@ -390,6 +434,7 @@ for (const [metric, f] of Object.entries(figures)) {
   const png = new Resvg(barChartSvg(metric, f), { font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' } }).render().asPng();
   writeFileSync(`${stem}-${metric}.png`, png);
 }
+for (const [name, text] of perfReports) writeFileSync(`${stem}-perf-${name}.txt`, text);
 writeFileSync(`${stem}.json`, `${JSON.stringify({ ...summary, samples: Object.fromEntries(samples) }, null, 1)}\n`);
 log(`wrote ${stem}.md, .json and ${Object.keys(figures).length} charts`);
 console.log(JSON.stringify(summary));
