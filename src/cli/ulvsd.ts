@@ -14,8 +14,9 @@
  *
  * Data path: N workers (default: one per core), each with its own TUN queue (IFF_MULTI_QUEUE)
  * and its own engine over a share of the clients: an eBPF steering program sends all packets of
- * a client (both directions, and ICMP errors about its connections) to the same worker, so no
- * state is shared (src/datapath/tun/steering.ts). Listings add the workers' figures up.
+ * a connection (both directions, and ICMP errors about it) to the same worker, and for persistent
+ * services all packets of a client network, so no state is shared (src/datapath/tun/steering.ts).
+ * Listings add the workers' figures up.
  *
  * Start-up refuses clearly when not root, when /dev/net/tun is missing, when the rules do not
  * parse or validate, or when a VIP is a local address. Then it clears what a crashed run may
@@ -54,7 +55,7 @@ import { desiredRules, omegaScripts, rsKey, vsKey } from '../control/keepalived/
 import { HealthMonitor, type ServerHealth } from '../health/monitor.js';
 import { runCheck } from '../health/checks.js';
 import { createLogger } from './log.js';
-import { attachSteering, loadSocketFilter, steeringProgram } from '../datapath/tun/steering.js';
+import { attachSteering, loadSocketFilter, steeringProgram, steeringSpec, type SteeringSpec } from '../datapath/tun/steering.js';
 import { mergeSnapshots } from '../core/snapshot-merge.js';
 import { createServer as createHttpServer } from 'node:http';
 import { createMetrics } from '../metrics/prometheus.js';
@@ -247,29 +248,29 @@ const queues = (() => {
 const q = queues[0]!;
 
 /**
- * Steering (several workers): without persistent services, key on the client's address and port
- * (one client's connections spread over the workers); with them, on the client address masked
- * by the coarsest persistence mask (a client network stays on one worker, so templates are exact).
+ * Steering (several workers), decided per service by the program (steering.ts): connections of
+ * services without persistence key on the client's address and port (one client's connections
+ * spread over the workers); those of persistent services (and of services sharing a real-server
+ * endpoint with one) on the client address under the persistence netmask, so a client network
+ * stays in one worker and templates are exact. A rule change reloads the program only when the
+ * spec changes, and never changes the key of a service whose own grouping stayed the same.
  */
-const steeringKey = (r: Rules) => ({
-  vips: [...new Set(r.services.map((x) => x.addr >>> 0))],
-  mask: r.services.filter((x) => x.persistent).reduce((m, x) => (m & (x.netmask ?? 0xffffffff)) >>> 0, 0xffffffff),
-  flow: !r.services.some((x) => x.persistent),
-});
-let steering = { vips: [] as number[], mask: 0, flow: false, progFd: -1 };
+let steering = { spec: null as SteeringSpec | null, progFd: -1 };
 type Steering = typeof steering;
 /** Load the program a rule set needs (may throw: nothing has changed yet); null if unchanged. */
 function prepareSteering(r: Rules): Steering | null {
   if (WORKERS === 1) return null;
-  const k = steeringKey(r);
-  if (steering.progFd >= 0 && k.mask === steering.mask && k.flow === steering.flow && k.vips.join() === steering.vips.join()) return null;
-  return { ...k, progFd: loadSocketFilter(steeringProgram(k.vips, k.mask, k.flow)) };
+  const spec = steeringSpec(r.services, r.dests);
+  if (steering.progFd >= 0 && JSON.stringify(spec) === JSON.stringify(steering.spec)) return null;
+  return { spec, progFd: loadSocketFilter(steeringProgram(spec)) };
 }
 function commitSteering(next: Steering | null): void {
   if (next === null) return;
   attachSteering(q.fd, next.progFd);
-  if (steering.progFd >= 0) sys.close(steering.progFd);
+  const replaced = steering.progFd >= 0;
+  if (replaced) sys.close(steering.progFd);
   steering = next;
+  if (replaced) log(`steering program replaced: by client network for ${next.spec!.inbound.length} service(s), ${next.spec!.outbound.length} real-server endpoint(s); by client address and port for the rest`, 'config');
 }
 let routing: RoutingState | undefined;
 let cleaned = false;
@@ -298,7 +299,7 @@ try {
   fail(`routing setup failed: ${(e as Error).message}`);
 }
 
-log(`${plan.dev} up, ${WORKERS} queue${WORKERS > 1 ? `s (steered by client address${steering.flow ? ' and port' : ''})` : ''}, offloads ${offloadNames(q.offloads).join(',') || 'none'}; rules ${plan.pref}-${plan.pref + 1}, table ${plan.table}`);
+log(`${plan.dev} up, ${WORKERS} queue${WORKERS > 1 ? `s (steered by client address and port${steering.spec?.inbound.length ? `; by client network for ${steering.spec.inbound.length} service${steering.spec.inbound.length > 1 ? 's' : ''}` : ''})` : ''}, offloads ${offloadNames(q.offloads).join(',') || 'none'}; rules ${plan.pref}-${plan.pref + 1}, table ${plan.table}`);
 for (const s of rules.services)
   log(`VIP ${s.proto === 6 ? 'TCP' : 'UDP'} ${formatIPv4(s.addr)}:${s.port} scheduler ${s.scheduler ?? 'wlc'}${s.persistent ? ` persistent ${s.persistent}` : ''}`, 'startup', { vip: `${formatIPv4(s.addr)}:${s.port}` });
 for (const x of rules.dests)
