@@ -2,7 +2,7 @@
  * ulvsd — the director daemon.
  *
  *   ulvsd --rules FILE | --keepalived FILE  [--socket /run/ulvs/ulvs.sock] [--workers N] [--metrics HOST:PORT]
- *         [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload]
+ *         [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls]
  *
  * --keepalived reads the virtual_server blocks of a keepalived.conf and runs their health
  * checkers (src/health): a failed real server leaves the service (or gets weight 0 with
@@ -16,7 +16,9 @@
  * and its own engine over a share of the clients: an eBPF steering program sends all packets of
  * a connection (both directions, and ICMP errors about it) to the same worker, and for persistent
  * services all packets of a client network, so no state is shared (src/datapath/tun/steering.ts).
- * Listings add the workers' figures up.
+ * Listings add the workers' figures up. Packets move through io_uring (a multishot read into a
+ * ring of buffers, one io_uring_enter per batch; Linux 6.7+) or, with --io syscalls or on older
+ * kernels (auto falls back, with a warning), through a read(2) and a write(2) per packet.
  *
  * Start-up refuses clearly when not root, when /dev/net/tun is missing, when the rules do not
  * parse or validate, or when a VIP is a local address. Then it clears what a crashed run may
@@ -81,11 +83,12 @@ const { values } = parseArgs({
     metrics: { type: 'string' },
     'log-format': { type: 'string', default: 'json' },
     'no-offload': { type: 'boolean', default: false },
+    io: { type: 'string', default: 'auto' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (values.help) {
-  process.stdout.write('usage: ulvsd --rules FILE [--socket PATH] [--workers N] [--metrics HOST:PORT] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload]\n');
+  process.stdout.write('usage: ulvsd --rules FILE [--socket PATH] [--workers N] [--metrics HOST:PORT] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls]\n');
   process.exit(0);
 }
 if (values['log-format'] !== 'json' && values['log-format'] !== 'text') fail('--log-format is json or text', 2);
@@ -97,6 +100,8 @@ if (process.getuid?.() !== 0) fail('must run as root: it creates a TUN device an
 if (!tunAvailable()) fail('/dev/net/tun is missing: load the tun module (modprobe tun)');
 const WORKERS = Number(values.workers);
 if (!Number.isInteger(WORKERS) || WORKERS < 1 || WORKERS > 64) fail('--workers must be 1..64', 2);
+const IO = values.io as 'auto' | 'uring' | 'syscalls';
+if (!['auto', 'uring', 'syscalls'].includes(IO)) fail('--io is auto, uring or syscalls', 2);
 const metricsAt = (() => {
   if (values.metrics === undefined) return null;
   const m = /^(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]|localhost):(\d{1,5})$/.exec(values.metrics);
@@ -315,18 +320,23 @@ interface WorkerHandle {
 }
 let nextId = 1;
 let ready = 0;
+const ioModes: string[] = [];
 let stopped = 0;
 const workers: WorkerHandle[] = queues.map((qq, i) => {
   const { port1, port2 } = new MessageChannel();
   const worker = new Worker(new URL('../datapath/tun/worker.js', import.meta.url), {
-    workerData: { fd: qq.fd, control: port2, seed: randomInt(0, 0x7fffffff), maxConns: Math.floor(Number(values['max-conns']) / WORKERS), ops: diffRules({ services: [], dests: [] }, rules) },
+    workerData: { fd: qq.fd, control: port2, seed: randomInt(0, 0x7fffffff), maxConns: Math.floor(Number(values['max-conns']) / WORKERS), ops: diffRules({ services: [], dests: [] }, rules), io: IO },
     transferList: [port2],
   });
   const h: WorkerHandle = { worker, port: port1, pending: new Map() };
-  port1.on('message', (m: { type: string; id?: number; result?: unknown; error?: { code: string; message: string }; message?: string }) => {
+  port1.on('message', (m: { type: string; id?: number; result?: unknown; error?: { code: string; message: string }; message?: string; io?: string; reason?: string }) => {
+    if (m.type === 'ready' || m.type === 'io') {
+      ioModes[i] = m.io!;
+      if (m.reason) warn(`worker ${i}: packet I/O by read/write system calls: io_uring ${m.reason}`);
+    }
     if (m.type === 'ready') {
       if (++ready === WORKERS) {
-        log(`forwarding with ${WORKERS} worker${WORKERS > 1 ? 's' : ''} (pid ${process.pid}); admin API on ${socketPath}`);
+        log(`forwarding with ${WORKERS} worker${WORKERS > 1 ? 's' : ''} (pid ${process.pid}, packet I/O: ${[...new Set(ioModes)].join(', ')}); admin API on ${socketPath}`);
         daemonReady = true;
         if (kcfg) void applyHealth(); // health results that arrived during start-up
       }
