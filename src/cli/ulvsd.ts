@@ -57,6 +57,7 @@ import { desiredRules, omegaScripts, rsKey, vsKey } from '../control/keepalived/
 import { HealthMonitor, type ServerHealth } from '../health/monitor.js';
 import { runCheck } from '../health/checks.js';
 import { createLogger } from './log.js';
+import { SchedStateSlots } from '../control/sched-slots.js';
 import { attachSteering, loadSocketFilter, steeringProgram, steeringSpec, type SteeringSpec } from '../datapath/tun/steering.js';
 import { mergeSnapshots } from '../core/snapshot-merge.js';
 import { createServer as createHttpServer } from 'node:http';
@@ -318,14 +319,18 @@ interface WorkerHandle {
   port: MessagePort;
   pending: Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>;
 }
+/** rr/wrr cursors shared by the workers' engines, so round robin is exact across workers */
+const schedSlots = new SchedStateSlots(1 << 16);
 let nextId = 1;
 let ready = 0;
 const ioModes: string[] = [];
 let stopped = 0;
+const initialOps = schedSlots.assign(diffRules({ services: [], dests: [] }, rules));
+initialOps.commit();
 const workers: WorkerHandle[] = queues.map((qq, i) => {
   const { port1, port2 } = new MessageChannel();
   const worker = new Worker(new URL('../datapath/tun/worker.js', import.meta.url), {
-    workerData: { fd: qq.fd, control: port2, seed: randomInt(0, 0x7fffffff), maxConns: Math.floor(Number(values['max-conns']) / WORKERS), ops: diffRules({ services: [], dests: [] }, rules), io: IO },
+    workerData: { fd: qq.fd, control: port2, seed: randomInt(0, 0x7fffffff), maxConns: Math.floor(Number(values['max-conns']) / WORKERS), ops: initialOps.ops, io: IO, sharedState: schedSlots.state },
     transferList: [port2],
   });
   const h: WorkerHandle = { worker, port: port1, pending: new Map() };
@@ -407,11 +412,14 @@ function replaceRules(next: Rules): Promise<void> {
     const ops: RuleOp[] = diffRules(rules, next);
     if (ops.length === 0) return;
     const steerNext = prepareSteering(next); // throws: nothing changed
+    const slotted = schedSlots.assign(ops); // throws: nothing changed
     try {
-      await rpcAll('apply', ops);
+      await rpcAll('apply', slotted.ops);
       commitSteering(steerNext);
+      slotted.commit();
     } catch (e) {
       if (steerNext) sys.close(steerNext.progFd);
+      slotted.rollback();
       throw e;
     }
     const nextPlan = planOf(next);

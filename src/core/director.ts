@@ -11,6 +11,7 @@
  * - Control operations validate the whole request first and then apply it, so a rejected
  *   request changes nothing (IpvsError with the errno and ipvsadm's text).
  */
+import { StateSlot, SLOT_INTS } from './sched-state.js';
 import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4, Ipv4Check, Ipv4View, readI32, readU16 } from '../wire/ipv4.js';
 import { TcpCheck, TcpFlag, TcpView } from '../wire/tcp.js';
 import { UdpCheck, UdpView } from '../wire/udp.js';
@@ -86,6 +87,12 @@ export interface DirectorOptions {
   /** uniform uint32 random source for schedulers (twos); default: xorshift from seed */
   random?: () => number;
   sysctl?: Partial<Sysctls>;
+  /**
+   * Scheduler state slots shared with the other engines of one director (an Int32Array over a
+   * SharedArrayBuffer; see sched-state.ts); services name theirs with ServiceSpec.stateSlot.
+   * Without it every service keeps its scheduler state to itself.
+   */
+  sharedState?: Int32Array;
 }
 
 export interface ServiceSpec extends ServiceKey {
@@ -99,6 +106,11 @@ export interface ServiceSpec extends ServiceKey {
   schedFlags?: number;
   /** one-packet scheduling (UDP only) */
   ops?: boolean;
+  /**
+   * Index of this service's slot in DirectorOptions.sharedState (assigned by the control plane,
+   * a fresh one for each new scheduler); ignored without sharedState.
+   */
+  stateSlot?: number;
 }
 
 export interface DestSpec {
@@ -217,6 +229,8 @@ export class Director {
 
   readonly #registry: SchedulerRegistry;
   readonly #schedEnv: SchedulerEnv;
+  /** number of shared scheduler-state slots (0: none shared) */
+  readonly #sharedSlots: number;
   #services: VirtualService[] = [];
   #index: ServiceIndex = new ServiceIndex([]);
   readonly #destById: (RealServer | null)[] = new Array<RealServer | null>(MAX_DEST_ID + 1).fill(null);
@@ -262,6 +276,8 @@ export class Director {
         return (x >>>= 0);
       });
     const sysctl = this.sysctl;
+    const shared = o.sharedState ?? null;
+    this.#sharedSlots = shared === null ? 0 : Math.floor(shared.length / SLOT_INTS);
     this.#schedEnv = {
       random,
       get lblcExpiration() {
@@ -270,6 +286,7 @@ export class Director {
       get lblcrExpiration() {
         return sysctl.lblcrExpiration;
       },
+      stateSlot: (svc) => new StateSlot(shared, svc.stateSlot),
     };
     for (let id = MAX_DEST_ID; id >= 1; id--) this.#freeIds.push(id);
     this.#recomputeTimeoutTicks();
@@ -687,6 +704,7 @@ export class Director {
     svc.flags = v.flags;
     svc.timeout = v.timeout;
     svc.netmask = v.netmask;
+    svc.stateSlot = v.stateSlot;
     svc.sched = v.factory(svc, this.#schedEnv);
     this.#services = [...this.#services, svc];
     this.#index = new ServiceIndex(this.#services);
@@ -701,6 +719,7 @@ export class Director {
     if (v.scheduler !== svc.schedName) {
       svc.sched?.done?.();
       svc.schedName = v.scheduler;
+      svc.stateSlot = v.stateSlot;
       svc.sched = v.factory(svc, this.#schedEnv);
     }
     svc.flags = v.flags;
@@ -749,10 +768,15 @@ export class Director {
     if (typeof scheduler !== 'string' || scheduler.length > 15) throw errors.schedNotFound();
     const factory = this.#registry.get(scheduler);
     if (!factory) throw errors.schedNotFound();
+    let stateSlot = -1;
+    if (this.#sharedSlots > 0 && spec.stateSlot !== undefined) {
+      if (!isInt(spec.stateSlot, 0, this.#sharedSlots - 1)) throw errors.invalid('scheduler state slot');
+      stateSlot = spec.stateSlot;
+    }
     let flags = schedFlags;
     if (persistent > 0) flags |= SvcFlag.PERSISTENT;
     if (spec.ops) flags |= SvcFlag.ONEPACKET;
-    return { scheduler, factory, flags, timeout: persistent, netmask: netmask >>> 0 };
+    return { scheduler, factory, flags, timeout: persistent, netmask: netmask >>> 0, stateSlot };
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@
  * a dry run computes the same answer without committing any state (cursors, caches).
  */
 import type { RealServer, VirtualService } from './service.js';
+import type { StateSlot } from './sched-state.js';
 
 /** The flow being scheduled. One instance is reused by the director for every pick.
  *  Addresses are int32 (uint32 `| 0`, see wire/ipv4.ts readI32); hash with Math.imul / `>>> 0`. */
@@ -45,6 +46,8 @@ export interface SchedulerEnv {
   /** lblc/lblcr entry expiration, seconds (sysctl lblc_expiration, lblcr_expiration) */
   lblcExpiration: number;
   lblcrExpiration: number;
+  /** the service's cursor state, shared by every engine of a director (sched-state.ts) */
+  stateSlot(svc: VirtualService): StateSlot;
 }
 
 export type SchedulerFactory = (svc: VirtualService, env: SchedulerEnv) => Scheduler;

@@ -87,6 +87,8 @@ export class VirtualService {
   netmask = 0xffffffff;
   /** real servers in kernel list order: most recently added first */
   dests: RealServer[] = [];
+  /** scheduler state slot shared between engines (sched-state.ts); -1 = private */
+  stateSlot = -1;
   readonly stats = new Stats();
 
   constructor(proto: number, addr: number, port: number, schedName: string) {

@@ -38,8 +38,8 @@ export class Registry implements SchedulerRegistry {
 /** All 14 IPVS schedulers, in ipvsadm's SCHEDULERS order (twos last). */
 export function defaultRegistry(): Registry {
   return new Registry()
-    .register('rr', () => createRr())
-    .register('wrr', (svc) => createWrr(svc))
+    .register('rr', createRr)
+    .register('wrr', createWrr)
     .register('lc', () => createLc())
     .register('wlc', () => createWlc())
     .register('lblc', createLblc)

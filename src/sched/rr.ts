@@ -1,21 +1,42 @@
 /**
- * rr — round robin (ip_vs_rr.c). A cursor remembers the last pick (-1 = list head); each pick
+ * rr — round robin (ip_vs_rr.c). A cursor remembers the last pick (none = list head); each pick
  * walks on from it and takes the first server that is not overloaded and has weight > 0.
  * At most two passes, and the second one only when the cursor was not at the head. Deleting
  * the server under the cursor moves the cursor to its predecessor.
+ *
+ * The cursor lives in the service's state slot (core/sched-state.ts) as the *identity* of the
+ * last server picked (v0 = 1 when set, v1 = address, v2 = port), not its index, so every engine
+ * sharing the slot reads it the same way whatever moment it applied a list change: adding a
+ * server needs no update, and the update on deletion (cursor on the deleted server -> its
+ * predecessor) is idempotent.
  */
-import type { Scheduler, SchedContext } from '../core/scheduler.js';
+import type { Scheduler, SchedContext, SchedulerEnv } from '../core/scheduler.js';
 import type { RealServer, VirtualService } from '../core/service.js';
 import { usable } from './common.js';
 
-export function createRr(): Scheduler {
-  let cursor = -1;
+export function createRr(svc: VirtualService, env: SchedulerEnv): Scheduler {
+  const st = env.stateSlot(svc);
+  let guess = 0; // where this engine last found the cursor's server
+  /** index of the cursor's server in `ds`, -1 for the head (or a server this list lacks) */
+  const cursorIndex = (ds: RealServer[]): number => {
+    if (st.get(0) === 0) return -1;
+    const addr = st.get(1);
+    const port = st.get(2);
+    const g = ds[guess];
+    if (g !== undefined && (g.addr | 0) === addr && g.port === port) return guess;
+    for (let i = 0; i < ds.length; i++) {
+      const d = ds[i]!;
+      if ((d.addr | 0) === addr && d.port === port) return (guess = i);
+    }
+    return -1;
+  };
   return {
     name: 'rr',
-    pick(svc: VirtualService, ctx: SchedContext): RealServer | null {
-      const ds = svc.dests;
+    pick(s: VirtualService, ctx: SchedContext): RealServer | null {
+      const ds = s.dests;
       const n = ds.length;
-      const last = cursor;
+      const locked = st.lock();
+      const last = cursorIndex(ds);
       let hit = -1;
       for (let i = last + 1; i < n; i++) {
         if (usable(ds[i]!)) {
@@ -31,16 +52,27 @@ export function createRr(): Scheduler {
           }
         }
       }
-      if (hit < 0) return null;
-      if (!ctx.dryRun) cursor = hit;
-      return ds[hit]!;
+      if (hit >= 0 && !ctx.dryRun) {
+        const d = ds[hit]!;
+        st.set(0, 1);
+        st.set(1, d.addr | 0);
+        st.set(2, d.port);
+        guess = hit;
+      }
+      st.unlock(locked);
+      return hit < 0 ? null : ds[hit]!;
     },
-    onDestAdded() {
-      if (cursor >= 0) cursor++; // new servers go to the head; the cursor stays on its server
-    },
-    onDestRemoved(_svc, _d, oldIndex) {
-      if (cursor === oldIndex) cursor = oldIndex - 1;
-      else if (cursor > oldIndex) cursor--;
+    onDestRemoved(s, d, oldIndex) {
+      const locked = st.lock();
+      if (st.get(0) !== 0 && st.get(1) === (d.addr | 0) && st.get(2) === d.port) {
+        const pred = oldIndex > 0 ? s.dests[oldIndex - 1] : undefined;
+        if (pred === undefined) st.set(0, 0);
+        else {
+          st.set(1, pred.addr | 0);
+          st.set(2, pred.port);
+        }
+      }
+      st.unlock(locked);
     },
   };
 }

@@ -333,3 +333,37 @@ test('lblcr: the set grows when its members are overloaded and shrinks after lbl
   // A is not overloaded by the heuristic (no server has 2 * active < weight)
   assert.equal(n.get(h.pick({ now: 13_000 })!), 'A');
 });
+
+test('rr and wrr with state shared by two engines (as two data-path workers): the picks of both, in order, are the one-engine sequence', () => {
+  for (const name of ['rr', 'wrr'] as const) {
+    const state = new Int32Array(new SharedArrayBuffer(4 * 4 * 8));
+    const single = new SchedHarness(name);
+    const engines = [new SchedHarness(name, { shared: { state, slot: 3 } }), new SchedHarness(name, { shared: { state, slot: 3 } })];
+    const all = [single, ...engines];
+    const weights = name === 'rr' ? [1, 1, 1, 1] : [4, 3, 2, 1];
+    const names = all.map((h) => abc(h, weights));
+    // the engines' picks interleaved irregularly; each engine names servers its own way
+    const pattern = [0, 0, 1, 0, 1, 1, 1, 0, 1, 0, 0, 0, 1, 1, 0, 1];
+    const run = (count: number): string => {
+      const want: string[] = [];
+      const got: string[] = [];
+      for (let i = 0; i < count; i++) {
+        want.push(single.sequence(1, names[0]!));
+        const e = pattern[i % pattern.length]!;
+        got.push(engines[e]!.sequence(1, names[e + 1]!));
+      }
+      assert.deepEqual(got, want, name);
+      return want.at(-1)!;
+    };
+    run(23);
+    // list changes applied by every engine (one after the other, as workers do): a weight
+    // change, a deletion of the server under the cursor, an addition
+    const server = (i: number, label: string) => [...names[i]!.keys()].find((d) => names[i]!.get(d) === label)!;
+    all.forEach((h, i) => h.setWeight(server(i, 'B'), 5));
+    const last = run(7);
+    all.forEach((h, i) => h.del(server(i, last))); // the server under the cursor
+    run(9);
+    all.forEach((h, i) => names[i]!.set(h.add('192.0.2.30', 2), 'E'));
+    run(17);
+  }
+});

@@ -5,16 +5,20 @@
  * and the scan restarts; when cw reaches 0 it wraps to mw. Any dest change resets cl to the
  * head and re-derives mw/di, keeping cw where possible (as the kernel does).
  * Example (list order A,B,C, weights 4,3,2): A A B A B C A B C ...
+ *
+ * cl and cw live in the service's state slot (core/sched-state.ts: v0 = 1 once initialised,
+ * v1 = cl, v2 = cw) so engines sharing it keep one sequence; mw and di are derived by each
+ * engine from its own (identical) list. The update on a list change is idempotent (applying it
+ * twice leaves what applying it once does), as every engine applies it.
  */
-import type { Scheduler, SchedContext } from '../core/scheduler.js';
+import type { Scheduler, SchedContext, SchedulerEnv } from '../core/scheduler.js';
 import type { RealServer, VirtualService } from '../core/service.js';
 import { gcd } from './common.js';
 
-export function createWrr(svc: VirtualService): Scheduler {
-  let cl = -1;
+export function createWrr(svc: VirtualService, env: SchedulerEnv): Scheduler {
+  const st = env.stateSlot(svc);
   let di = 1;
   let mw = 0;
-  let cw = 0;
   const derive = () => {
     let g = 0;
     let max = 0;
@@ -26,12 +30,24 @@ export function createWrr(svc: VirtualService): Scheduler {
     mw = max - (di - 1);
   };
   derive();
-  cw = mw;
+  /** the slot's first use: cursor at the head, current weight = mw */
+  const init = () => {
+    if (st.get(0) !== 0) return;
+    st.set(0, 1);
+    st.set(1, -1);
+    st.set(2, mw);
+  };
   const changed = () => {
-    cl = -1;
     derive();
-    if (cw > mw || cw === 0) cw = mw;
-    else if (di > 1) cw = Math.floor(cw / di) * di + 1;
+    const locked = st.lock();
+    if (st.get(0) === 0) init();
+    else {
+      const cw = st.get(2);
+      st.set(1, -1);
+      if (cw > mw || cw === 0) st.set(2, mw);
+      else if (di > 1) st.set(2, Math.floor(cw / di) * di + 1);
+    }
+    st.unlock(locked);
   };
   return {
     name: 'wrr',
@@ -39,7 +55,10 @@ export function createWrr(svc: VirtualService): Scheduler {
       const ds = s.dests;
       const n = ds.length;
       if (mw === 0) return null;
-      let w = cw;
+      const locked = st.lock();
+      init();
+      const cl = st.get(1);
+      let w = st.get(2);
       const last = cl;
       let stop = -2;
       let lastPass = false;
@@ -67,9 +86,10 @@ export function createWrr(svc: VirtualService): Scheduler {
         if (lastPass && restarted && last !== -1) stop = last;
       }
       if (!ctx.dryRun) {
-        cw = w;
-        cl = found >= 0 ? found : i;
+        st.set(2, w);
+        st.set(1, found >= 0 ? found : i);
       }
+      st.unlock(locked);
       return found >= 0 ? ds[found]! : null;
     },
     onDestAdded: changed,

@@ -25,9 +25,9 @@ describe('ulvsadm against ulvsd', { skip: needsRoot }, () => {
   const state = () => adm('-S -n').out;
 
   before(async () => {
-    // One data-path worker: the listing test counts rr's exact split, which IPVS makes with one
-    // cursor; with several workers and no persistent service, each worker keeps its own cursor.
-    bed = await new DirectorBed({ rules: `-A -t ${V}:80 -s rr\n-a -t ${V}:80 -r ${R1}:8080 -m -w 1\n`, realServers: 2, httpPort: 8080, udpPort: 5353, ulvsdArgs: ['--workers', '1'] }).start();
+    // Two data-path workers (one client's connections spread over both): the listing test counts
+    // rr's exact split, which holds because the workers share rr's cursor.
+    bed = await new DirectorBed({ rules: `-A -t ${V}:80 -s rr\n-a -t ${V}:80 -r ${R1}:8080 -m -w 1\n`, realServers: 2, httpPort: 8080, udpPort: 5353, ulvsdArgs: ['--workers', '2'] }).start();
   });
   after(async () => {
     await bed?.stop();

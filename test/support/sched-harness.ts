@@ -8,6 +8,7 @@ import { RealServer, VirtualService } from '../../src/core/service.js';
 import { defaultRegistry } from '../../src/sched/index.js';
 import { parseIPv4 } from '../../src/wire/addr.js';
 import { Prng } from './prng.js';
+import { StateSlot } from '../../src/core/sched-state.js';
 
 export class SchedHarness {
   readonly svc: VirtualService;
@@ -16,11 +17,12 @@ export class SchedHarness {
   #id = 1;
   readonly ctx: SchedContext = { proto: 6, caddr: parseIPv4('198.51.100.2'), cport: 40000, vaddr: parseIPv4('203.0.113.10'), vport: 80, now: 0, dryRun: false };
 
-  constructor(name: string, o: { flags?: number; random?: () => number; expiration?: number } = {}) {
+  /** `shared`: use slot `slot` of `state` for the scheduler's cursor state, as engines of one director do */
+  constructor(name: string, o: { flags?: number; random?: () => number; expiration?: number; shared?: { state: Int32Array; slot: number } } = {}) {
     this.svc = new VirtualService(6, parseIPv4('203.0.113.10'), 80, name);
     this.svc.flags = o.flags ?? 0;
     const prng = new Prng(99);
-    this.env = { random: o.random ?? (() => prng.u32()), lblcExpiration: o.expiration ?? 86400, lblcrExpiration: o.expiration ?? 86400 };
+    this.env = { random: o.random ?? (() => prng.u32()), lblcExpiration: o.expiration ?? 86400, lblcrExpiration: o.expiration ?? 86400, stateSlot: () => new StateSlot(o.shared?.state ?? null, o.shared?.slot ?? -1) };
     const f = defaultRegistry().get(name);
     if (!f) throw new Error(`no scheduler ${name}`);
     this.sched = f(this.svc, this.env);

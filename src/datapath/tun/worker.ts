@@ -31,6 +31,8 @@ export interface WorkerInit {
   maxConns: number;
   /** the initial configuration, as operations on an empty director */
   ops: RuleOp[];
+  /** scheduler state shared by every worker's engine (rr/wrr cursors; core/sched-state.ts) */
+  sharedState: Int32Array;
   /** 'auto' (io_uring where the kernel can, else syscalls), 'uring' or 'syscalls' (see above) */
   io: 'auto' | 'uring' | 'syscalls';
 }
@@ -45,7 +47,7 @@ export type ControlMessage =
 
 const init = workerData as WorkerInit;
 const port = init.control;
-const d = new Director({ schedulers: defaultRegistry(), seed: init.seed, maxConns: init.maxConns });
+const d = new Director({ schedulers: defaultRegistry(), seed: init.seed, maxConns: init.maxConns, sharedState: init.sharedState });
 applyOps(d, init.ops);
 
 /** Data-path counters (the engine's own counters are in d.counters()). */
