@@ -241,6 +241,9 @@ if (existsSync(socketPath)) {
 
 let plan: RoutingPlan = planOf(rules);
 removeRouting(plan); // stale state from a crashed run
+// A crashed run's TUN outlives it briefly (the kernel tears its io_uring down asynchronously,
+// ~100 ms); attaching to a device on its way out would fail later, so wait for it (at most 3 s).
+for (let t = 0; t < 60 && existsSync(`/sys/class/net/${plan.dev}`); t++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
 const queues = (() => {
   const qs: ReturnType<typeof openTunQueue>[] = [];
   try {

@@ -57,6 +57,8 @@ describe('ulvsd life cycle', { skip: needsRoot }, () => {
     const expected = ours().length;
     await bed.stopDirector('SIGKILL');
     assert.equal(ours().length, expected, 'stale rules are left by a crash');
+    // the kernel releases the TUN when it has torn down the dead process's io_uring (~100 ms)
+    for (let t = 0; t < 60 && hasTun(); t++) await new Promise((r) => setTimeout(r, 50));
     assert.equal(hasTun(), false, 'the TUN disappears with the process');
     await bed.startDirector();
     assert.equal(ours().length, expected, 'no duplicates after the restart');
