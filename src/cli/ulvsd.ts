@@ -85,6 +85,7 @@ const { values } = parseArgs({
     'log-format': { type: 'string', default: 'json' },
     'no-offload': { type: 'boolean', default: false },
     io: { type: 'string', default: 'auto' },
+    'busy-poll': { type: 'string', default: '0' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -103,6 +104,8 @@ const WORKERS = Number(values.workers);
 if (!Number.isInteger(WORKERS) || WORKERS < 1 || WORKERS > 64) fail('--workers must be 1..64', 2);
 const IO = values.io as 'auto' | 'uring' | 'syscalls';
 if (!['auto', 'uring', 'syscalls'].includes(IO)) fail('--io is auto, uring or syscalls', 2);
+const BUSY_POLL_US = Number(values['busy-poll']);
+if (!Number.isInteger(BUSY_POLL_US) || BUSY_POLL_US < 0 || BUSY_POLL_US > 1_000_000) fail('--busy-poll is 0..1000000 microseconds', 2);
 const metricsAt = (() => {
   if (values.metrics === undefined) return null;
   const m = /^(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]|localhost):(\d{1,5})$/.exec(values.metrics);
@@ -333,7 +336,7 @@ initialOps.commit();
 const workers: WorkerHandle[] = queues.map((qq, i) => {
   const { port1, port2 } = new MessageChannel();
   const worker = new Worker(new URL('../datapath/tun/worker.js', import.meta.url), {
-    workerData: { fd: qq.fd, control: port2, seed: randomInt(0, 0x7fffffff), maxConns: Math.floor(Number(values['max-conns']) / WORKERS), ops: initialOps.ops, io: IO, sharedState: schedSlots.state },
+    workerData: { fd: qq.fd, control: port2, seed: randomInt(0, 0x7fffffff), maxConns: Math.floor(Number(values['max-conns']) / WORKERS), ops: initialOps.ops, io: IO, busyPollUs: BUSY_POLL_US, sharedState: schedSlots.state },
     transferList: [port2],
   });
   const h: WorkerHandle = { worker, port: port1, pending: new Map() };

@@ -9,6 +9,7 @@
  *                from RIP ipproto icmp lookup T                  errors from the real servers
  *                iif lo ipproto icmp lookup T                    this host's own errors about
  *                                                                forwarded traffic (e.g. PMTU)
+ *   the TUN:     up, txqueuelen 4096
  *   sysctls:     net.ipv4.ip_forward=1; rp_filter=0 on all and <tun> (packets leave the TUN with
  *                the client's or the VIP's address, which strict reverse-path filtering drops);
  *                IPv6 off on <tun> (the data path is IPv4 only for now)
@@ -80,7 +81,9 @@ export function installRouting(p: RoutingPlan): RoutingState {
     state.sysctls.push([k, sysctl(k)]);
     sysctl(k, v);
   }
-  ip(['link', 'set', p.dev, 'up']);
+  // A queue of 4096 packets (TUN's default is 500) rides out a worker descheduled for ~10 ms
+  // at 50,000 packets/s instead of dropping (with 500, one 1,000,000-flow run tracked 999,986).
+  ip(['link', 'set', p.dev, 'txqueuelen', '4096', 'up']);
   ip(['route', 'replace', 'default', 'dev', p.dev, 'table', String(p.table)]);
   for (const r of ruleArgs(p)) ip(['rule', 'add', ...r]);
   return state;

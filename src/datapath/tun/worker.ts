@@ -31,6 +31,8 @@ export interface WorkerInit {
   maxConns: number;
   /** the initial configuration, as operations on an empty director */
   ops: RuleOp[];
+  /** microseconds to keep polling after the last packet before sleeping (io_uring only) */
+  busyPollUs: number;
   /** scheduler state shared by every worker's engine (rr/wrr cursors; core/sched-state.ts) */
   sharedState: Int32Array;
   /** 'auto' (io_uring where the kernel can, else syscalls), 'uring' or 'syscalls' (see above) */
@@ -160,6 +162,8 @@ function loopSyscalls(): void {
   }
 }
 
+/** --busy-poll: keep polling this long (ms) after the last packet before sleeping */
+const BUSY_POLL_MS = init.busyPollUs / 1000;
 const RING_BUFFERS = 64; // 64 x 66 KiB = 4.1 MiB per worker: room for GSO super-packets in flight
 const READ_TAG = 0x10000;
 const WRITE_TAG = 0x20000;
@@ -173,6 +177,7 @@ function loopUring(ring: Uring, bufs: BufferRing): string | null {
   let armed = false;
   let now = 0;
   let writesInFlight = 0;
+  let lastPacket = 0;
   let fatal = 0;
   const complete = (tag: number, res: number, flags: number): void => {
     if (tag === READ_TAG) {
@@ -202,9 +207,15 @@ function loopUring(ring: Uring, bufs: BufferRing): string | null {
   while (running) {
     if (!armed) armed = ring.readMultishot(init.fd, 0, READ_TAG);
     // wait only when nothing is queued or in flight: then the next packet is what we wait for
-    if (!ring.enter(writesInFlight === 0)) return `io_uring_enter: ${sys.strerror(ring.lastErrno)}`;
-    now = Math.floor(performance.now());
-    if (ring.drain(complete) > 0) dp.batches++;
+    // Block only when nothing is in flight and the last packet is older than the busy-poll time
+    // (then the next packet is what we wait for); meanwhile poll without sleeping.
+    const t = performance.now();
+    if (!ring.enter(writesInFlight === 0 && t - lastPacket >= BUSY_POLL_MS)) return `io_uring_enter: ${sys.strerror(ring.lastErrno)}`;
+    now = Math.floor(t);
+    if (ring.drain(complete) > 0) {
+      dp.batches++;
+      lastPacket = performance.now();
+    }
     bufs.publish();
     if (fatal) return fatal === EINVAL && dp.reads === 0 ? 'unsupported' : `read: ${sys.strerror(fatal)}`;
     housekeeping();
