@@ -46,6 +46,7 @@ import { LAB, TestBed } from '../src/lab/testbed.js';
 import { SCRIPTS, waitFor } from '../src/lab/director-bed.js';
 import { callAdmin } from '../src/control/admin-client.js';
 import { Resvg } from '@resvg/resvg-js';
+import { accountingText, parsePerfChildren } from './perf-account.js';
 import { barChartSvg, median, renderReport, SETUPS, type Figures, type Setup } from './report.js';
 
 /** the measurements, in the order they run (--tests picks some) */
@@ -318,7 +319,7 @@ async function wrkTwo(s: Setup): Promise<number> {
 
 const perfReports: [string, string][] = [];
 /** Run f (synchronous) under `perf record -a -g` for its duration; keep the report's top symbols. */
-async function profiled<T>(name: string, f: () => T): Promise<T> {
+async function profiled<T extends { requests: number }>(name: string, f: () => T): Promise<T> {
   const data = join(tmp, `${name}.perf.data`);
   const p = spawn('perf', ['record', '-a', '-g', '-F', '499', '-o', data, '--', 'sleep', String(SECS)], { stdio: 'ignore' });
   const st = spawn('perf', ['stat', '-a', '-x', ',', '-e', 'context-switches,cpu-migrations,syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_poll', '--', 'sleep', String(SECS)], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -329,7 +330,8 @@ async function profiled<T>(name: string, f: () => T): Promise<T> {
   const v = f();
   await done;
   const report = (sort: string, limit: string) => run(['perf', 'report', '-i', data, '--no-children', '--sort', sort, '--stdio', '-g', 'none', '--percent-limit', limit]).replace(/^#.*\n/gm, '');
-  perfReports.push([name, `perf record -a -g -F 499 during wrk, ${SECS} s\n\nevents (perf stat -a, whole machine):\n${stat.split('\n').filter((l) => /^\d/.test(l)).map((l) => `  ${l.split(',')[2]}: ${l.split(',')[0]}`).join('\n')}\n\nby command:\n${report('comm', '1')}\nby command and symbol:\n${report('comm,sym', '0.4')}`]);
+  const children = parsePerfChildren(run(['perf', 'report', '-i', data, '--children', '--sort', 'sym', '--stdio', '-g', 'none']));
+  perfReports.push([name, `perf record -a -g -F 499 during wrk, ${SECS} s\n\n${accountingText(children, v.requests)}\nevents (perf stat -a, whole machine):\n${stat.split('\n').filter((l) => /^\d/.test(l)).map((l) => `  ${l.split(',')[2]}: ${l.split(',')[0]}`).join('\n')}\n\nby command:\n${report('comm', '1')}\nby command and binary (user space vs kernel):\n${report('comm,dso', '0.1')}\nby command and symbol:\n${report('comm,sym', '0.4')}`]);
   if (process.env.ULVS_PERF_KEEP) run(['cp', data, process.env.ULVS_PERF_KEEP]);
   return v;
 }
