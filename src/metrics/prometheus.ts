@@ -132,6 +132,10 @@ export function createMetrics(fetch: () => Promise<MetricsSource>): { registry: 
   dp('ulvs_datapath_write_errors_total', 'write_errors', 'Failed writes to the TUN.');
   dp('ulvs_datapath_gso_packets_total', 'gso_packets', 'GSO super-packets read (offloads in use).');
   dp('ulvs_datapath_csum_partial_total', 'csum_partial', 'Packets read with a partial checksum (NEEDS_CSUM).');
+  dp('ulvs_datapath_read_errors_total', 'read_errors', 'Failed reads from the TUN.');
+  dp('ulvs_datapath_dropped_pass_no_conn_total', 'dropped_pass_no_conn', 'TCP segments to a service without a connection, dropped (the kernel would answer them from a local VIP).');
+  dp('ulvs_datapath_io_batches_total', 'batches', 'io_uring completion batches handled (packets per batch = reads / batches, roughly).');
+  dp('ulvs_datapath_buffer_ring_empty_total', 'no_buffers', 'Times every receive buffer was in use and the multishot read had to be re-armed (packets wait in the TUN queue meanwhile).');
   const gauge = (name: string, help: string, v: () => number) =>
     new Gauge({
       name,

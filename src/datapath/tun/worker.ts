@@ -22,7 +22,7 @@ import { Outcome, PacketFlag, Verdict } from '../../core/verdict.js';
 import { defaultRegistry } from '../../sched/index.js';
 import { VNET_HDR_LEN, vnetGsoType, vnetNeedsCsum } from '../../wire/virtio.js';
 import { EAGAIN, EINTR, POLLIN, sys } from './sys.js';
-import { BufferRing, IORING_CQE_BUFFER_SHIFT, IORING_CQE_F_MORE, Uring } from './uring.js';
+import { BufferRing, IORING_CQE_BUFFER_SHIFT, IORING_CQE_F_BUFFER, IORING_CQE_F_MORE, Uring } from './uring.js';
 
 export interface WorkerInit {
   fd: number;
@@ -190,10 +190,15 @@ function loopUring(ring: Uring, bufs: BufferRing): string | null {
         }
         return;
       }
+      if ((flags & IORING_CQE_F_BUFFER) === 0) return; // nothing read, no buffer taken
       const bid = flags >>> IORING_CQE_BUFFER_SHIFT;
-      if (verdict(data, bid * size, res, now) && ring.write(init.fd, bufs.lo[bid]!, bufs.hi[bid]!, res, WRITE_TAG | bid)) {
-        writesInFlight++;
-        return;
+      if (verdict(data, bid * size, res, now)) {
+        // at most RING_BUFFERS writes are in flight, fewer than the ring's 256 entries
+        if (ring.write(init.fd, bufs.lo[bid]!, bufs.hi[bid]!, res, WRITE_TAG | bid)) {
+          writesInFlight++;
+          return;
+        }
+        dp.write_errors++;
       }
       bufs.recycle(bid);
     } else {
@@ -206,7 +211,6 @@ function loopUring(ring: Uring, bufs: BufferRing): string | null {
   };
   while (running) {
     if (!armed) armed = ring.readMultishot(init.fd, 0, READ_TAG);
-    // wait only when nothing is queued or in flight: then the next packet is what we wait for
     // Block only when nothing is in flight and the last packet is older than the busy-poll time
     // (then the next packet is what we wait for); meanwhile poll without sleeping.
     const t = performance.now();
