@@ -3,6 +3,7 @@
  *
  *   ulvsd --rules FILE | --keepalived FILE  [--socket /run/ulvs/ulvs.sock] [--workers N] [--metrics HOST:PORT]
  *         [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls]
+ *         [--busy-poll US] [--capture tc|rules]
  *
  * --keepalived reads the virtual_server blocks of a keepalived.conf and runs their health
  * checkers (src/health): a failed real server leaves the service (or gets weight 0 with
@@ -49,6 +50,7 @@ import { diffRules, loadRules } from '../control/diff.js';
 import { listServices } from '../control/listing.js';
 import { parseRules, RulesError, type Rules } from '../control/rules.js';
 import { offloadNames, openTunQueue, tunAvailable } from '../datapath/tun/device.js';
+import { installCapture, removeCapture, updateCapture, type CaptureState } from '../datapath/tun/capture.js';
 import { installRouting, isLocalAddress, removeRouting, updateRouting, type RoutingPlan, type RoutingState } from '../datapath/tun/routing.js';
 import { sys } from '../datapath/tun/sys.js';
 import { spawn as spawnProcess } from 'node:child_process';
@@ -86,11 +88,12 @@ const { values } = parseArgs({
     'no-offload': { type: 'boolean', default: false },
     io: { type: 'string', default: 'auto' },
     'busy-poll': { type: 'string', default: '0' },
+    capture: { type: 'string', default: 'tc' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (values.help) {
-  process.stdout.write('usage: ulvsd --rules FILE [--socket PATH] [--workers N] [--metrics HOST:PORT] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls]\n');
+  process.stdout.write('usage: ulvsd --rules FILE [--socket PATH] [--workers N] [--metrics HOST:PORT] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls] [--busy-poll US] [--capture tc|rules]\n');
   process.exit(0);
 }
 if (values['log-format'] !== 'json' && values['log-format'] !== 'text') fail('--log-format is json or text', 2);
@@ -104,6 +107,8 @@ const WORKERS = Number(values.workers);
 if (!Number.isInteger(WORKERS) || WORKERS < 1 || WORKERS > 64) fail('--workers must be 1..64', 2);
 const IO = values.io as 'auto' | 'uring' | 'syscalls';
 if (!['auto', 'uring', 'syscalls'].includes(IO)) fail('--io is auto, uring or syscalls', 2);
+const CAPTURE = values.capture as 'tc' | 'rules';
+if (CAPTURE !== 'tc' && CAPTURE !== 'rules') fail('--capture is tc or rules', 2);
 const BUSY_POLL_US = Number(values['busy-poll']);
 if (!Number.isInteger(BUSY_POLL_US) || BUSY_POLL_US < 0 || BUSY_POLL_US > 1_000_000) fail('--busy-poll is 0..1000000 microseconds', 2);
 const metricsAt = (() => {
@@ -244,6 +249,7 @@ if (existsSync(socketPath)) {
 
 let plan: RoutingPlan = planOf(rules);
 removeRouting(plan); // stale state from a crashed run
+removeCapture(plan.pref);
 // A crashed run's TUN outlives it briefly (the kernel tears its io_uring down asynchronously,
 // ~100 ms); attaching to a device on its way out would fail later, so wait for it (at most 3 s).
 for (let t = 0; t < 60 && existsSync(`/sys/class/net/${plan.dev}`); t++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
@@ -285,10 +291,12 @@ function commitSteering(next: Steering | null): void {
   if (replaced) log(`steering program replaced: by client network for ${next.spec!.inbound.length} service(s), ${next.spec!.outbound.length} real-server endpoint(s); by client address and port for the rest`, 'config');
 }
 let routing: RoutingState | undefined;
+let capture: CaptureState | null = null;
 let cleaned = false;
 const cleanup = () => {
   if (cleaned) return;
   cleaned = true;
+  if (capture) removeCapture(plan.pref, capture);
   removeRouting(plan, routing);
   for (const x of queues) sys.close(x.fd);
   if (steering.progFd >= 0) sys.close(steering.progFd);
@@ -309,6 +317,14 @@ try {
 } catch (e) {
   cleanup();
   fail(`routing setup failed: ${(e as Error).message}`);
+}
+if (CAPTURE === 'tc') {
+  try {
+    capture = installCapture(plan);
+    log(`capture: tc u32 filters on ${capture.devices.join(', ') || 'no interface'} send service traffic into ${plan.dev} before routing (${capture.filters} per interface, tc pref ${capture.pref})`);
+  } catch (e) {
+    warn(`capture by tc unavailable, policy routing alone brings packets to ${plan.dev}: ${(e as Error).message.split('\n')[0]}`);
+  }
 }
 
 log(`${plan.dev} up, ${WORKERS} queue${WORKERS > 1 ? `s (steered by client address and port${steering.spec?.inbound.length ? `; by client network for ${steering.spec.inbound.length} service${steering.spec.inbound.length > 1 ? 's' : ''}` : ''})` : ''}, offloads ${offloadNames(q.offloads).join(',') || 'none'}; rules ${plan.pref}-${plan.pref + 1}, table ${plan.table}`);
@@ -435,6 +451,7 @@ function replaceRules(next: Rules): Promise<void> {
     } catch (e) {
       warn(`routing update failed, policy rules may be out of date: ${(e as Error).message}`);
     }
+    if (capture) updateCapture(capture, nextPlan);
     rules = next;
     plan = nextPlan;
     const count = (k: RuleOp['op']) => ops.filter((o) => o.op === k).length;

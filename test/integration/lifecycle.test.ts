@@ -1,6 +1,7 @@
 /**
- * ulvsd's life cycle: it removes its routing and TUN on SIGTERM, a start after `kill -9` clears
- * the stale state and works, and it refuses clearly when it cannot run correctly.
+ * ulvsd's life cycle: it removes its routing, tc capture filters and TUN on SIGTERM, a start
+ * after `kill -9` clears the stale state and works, and it refuses clearly when it cannot run
+ * correctly.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +17,15 @@ const rules = `-A -t ${LAB.VIP}:80 -s rr\n-a -t ${LAB.VIP}:80 -r ${LAB.realServe
 describe('ulvsd life cycle', { skip: needsRoot }, () => {
   let bed: DirectorBed;
   const ours = () => run(['ip', '-n', bed.bed.director, 'rule']).split('\n').filter((l) => /^420[01]:/.test(l));
+  /** our tc capture filters (u32 nodes at preference 4200/4201) on an interface's ingress */
+  const filters = (dev: string) => {
+    try {
+      return run(['tc', '-n', bed.bed.director, 'filter', 'show', 'dev', dev, 'ingress']).split('\n').filter((l) => /pref 420[01] u32 .*fh \w+::\w+/.test(l)).length;
+    } catch {
+      return 0; // no clsact qdisc
+    }
+  };
+  const qdiscs = (dev: string) => run(['tc', '-n', bed.bed.director, 'qdisc', 'show', 'dev', dev]);
   const hasTun = () => {
     try {
       run(['ip', '-n', bed.bed.director, 'link', 'show', 'ulvs0']);
@@ -42,13 +52,38 @@ describe('ulvsd life cycle', { skip: needsRoot }, () => {
     await bed?.stop();
   });
 
-  test('SIGTERM: exit 0, policy rules, table and TUN removed', async () => {
+  test('service traffic is captured by tc before routing (the filters count what they sent)', () => {
+    assert.match(bed.ulvsdLog, /capture: tc u32 filters on pubbr, br0/);
+    assert.equal(filters('pubbr'), 4, 'service, ICMP to the VIP, real server endpoint, ICMP from it');
+    const r = bed.client(['--requests', '3']);
+    assert.equal(r.filter((x) => x['ok']).length, 3);
+    const sent = (dev: string) => [...run(['tc', '-n', bed.bed.director, '-s', 'filter', 'show', 'dev', dev, 'ingress']).matchAll(/Sent \d+ bytes (\d+) pkt/g)].reduce((a, m) => a + Number(m[1]), 0);
+    assert.ok(sent('pubbr') >= 3 * 5, `requests went through the pubbr filters: ${sent('pubbr')}`);
+    assert.ok(sent('br0') >= 3 * 4, `replies went through the br0 filters: ${sent('br0')}`);
+  });
+
+  test('a reload replaces the capture filters with the new set (added under the other preference first)', async () => {
+    const prefs = () => [...run(['tc', '-n', bed.bed.director, 'filter', 'show', 'dev', 'pubbr', 'ingress']).matchAll(/pref (420[01]) u32 .*fh \w+::\w+/g)].map((m) => m[1]);
+    assert.deepEqual([...new Set(prefs())], ['4200']);
+    await bed.reload(`${rules}-A -t ${LAB.VIP}:81 -s rr\n-a -t ${LAB.VIP}:81 -r ${LAB.realServer(0)}:8081 -m\n`);
+    assert.equal(filters('pubbr'), 6, 'one more service and real-server endpoint');
+    assert.deepEqual([...new Set(prefs())], ['4201']);
+    await bed.reload(rules);
+    assert.equal(filters('pubbr'), 4);
+    assert.deepEqual([...new Set(prefs())], ['4200']);
+    const r = bed.client(['--requests', '2']);
+    assert.equal(r.filter((x) => x['ok']).length, 2);
+  });
+
+  test('SIGTERM: exit 0, policy rules, table, tc filters and TUN removed', async () => {
     assert.ok(ours().length > 0);
     assert.ok(hasTun());
     assert.equal(await bed.stopDirector('SIGTERM'), 0);
     assert.deepEqual(ours(), []);
     assert.equal(run(['ip', '-n', bed.bed.director, 'route', 'show', 'table', '4200']).trim(), '');
     assert.equal(hasTun(), false);
+    assert.equal(filters('pubbr') + filters('br0'), 0, 'capture filters removed');
+    assert.doesNotMatch(qdiscs('pubbr'), /clsact/, 'the clsact qdisc ulvsd added is removed');
     assert.match(bed.ulvsdLog, /stopped, routing removed/);
   });
 
@@ -57,11 +92,13 @@ describe('ulvsd life cycle', { skip: needsRoot }, () => {
     const expected = ours().length;
     await bed.stopDirector('SIGKILL');
     assert.equal(ours().length, expected, 'stale rules are left by a crash');
+    assert.equal(filters('pubbr'), 4, 'and stale capture filters');
     // the kernel releases the TUN when it has torn down the dead process's io_uring (~100 ms)
     for (let t = 0; t < 60 && hasTun(); t++) await new Promise((r) => setTimeout(r, 50));
     assert.equal(hasTun(), false, 'the TUN disappears with the process');
     await bed.startDirector();
     assert.equal(ours().length, expected, 'no duplicates after the restart');
+    assert.equal(filters('pubbr'), 4, 'no duplicate filters after the restart');
     const r = bed.client(['--requests', '3']);
     assert.equal(r.filter((x) => x['ok']).length, 3);
   });

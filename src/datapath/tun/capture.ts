@@ -1,0 +1,137 @@
+/**
+ * Capture before routing (optional, `ulvsd --capture tc`, the default where the kernel has
+ * cls_u32 and act_mirred): tc filters on the ingress of the host's IPv4 interfaces send the
+ * service traffic straight into the TUN, so those packets skip the director's first IP pass
+ * (receive, policy-rule lookup, reverse-path check, forward) and cross its stack once, on the
+ * way out of the TUN. The policy rules of routing.ts stay in place and catch what the filters
+ * do not (packets with IP options, traffic this host originates, interfaces that appear later).
+ *
+ *   tc qdisc add dev IF clsact                                         (if IF has none)
+ *   tc filter add dev IF ingress pref P protocol ip u32
+ *       match u8 0x45 0xff at 0                    IPv4 without options (fixed L4 offset)
+ *       match ip dst VIP/32  match ip protocol 6|17 0xff  match ip dport VPORT 0xffff
+ *       action mirred egress redirect dev <tun>                        each service
+ *   ... match ip dst VIP/32 match ip protocol 1 0xff ...              ICMP to each VIP
+ *   ... match ip src RIP/32 match ip protocol 6|17 0xff match ip sport RPORT 0xffff ...
+ *                                                                      each real server endpoint
+ *   ... match ip src RIP/32 match ip protocol 1 0xff ...              ICMP from each real server
+ *
+ * Every filter carries preference P or P+1 (a change installs the new set under the other one,
+ * then deletes the old), so ours are found and removed exactly (at exit, and at start to clear a
+ * crashed run's); the clsact qdisc is removed only when ulvsd added it and no other
+ * filter remains on it. Measured gain: BENCHMARKS.md.
+ */
+import { execFileSync } from 'node:child_process';
+import { formatIPv4 } from '../../wire/addr.js';
+import type { RoutingPlan } from './routing.js';
+
+const run = (args: string[]) => execFileSync(args[0]!, args.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
+/** The u32 match arguments of each filter a plan needs (deduplicated, in a stable order). */
+export function captureMatches(p: Pick<RoutingPlan, 'services' | 'servers'>): string[][] {
+  const base = ['match', 'u8', '0x45', '0xff', 'at', '0'];
+  const out: string[][] = [];
+  const proto = (n: number) => ['match', 'ip', 'protocol', String(n), '0xff'];
+  for (const s of p.services) out.push([...base, 'match', 'ip', 'dst', `${formatIPv4(s.addr)}/32`, ...proto(s.proto), ...(s.port ? ['match', 'ip', 'dport', String(s.port), '0xffff'] : [])]);
+  for (const v of new Set(p.services.map((s) => s.addr))) out.push([...base, 'match', 'ip', 'dst', `${formatIPv4(v)}/32`, ...proto(1)]);
+  for (const r of p.servers) out.push([...base, 'match', 'ip', 'src', `${formatIPv4(r.addr)}/32`, ...proto(r.proto), ...(r.port ? ['match', 'ip', 'sport', String(r.port), '0xffff'] : [])]);
+  for (const a of new Set(p.servers.map((r) => r.addr))) out.push([...base, 'match', 'ip', 'src', `${formatIPv4(a)}/32`, ...proto(1)]);
+  const seen = new Set<string>();
+  return out.filter((m) => !seen.has(m.join(' ')) && seen.add(m.join(' ')) !== undefined);
+}
+
+/** The interfaces to capture on: every one with an IPv4 address, except loopback and the TUN. */
+export function captureDevices(tun: string): string[] {
+  const out = run(['ip', '-4', '-o', 'addr', 'show']);
+  const devs = out
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/)[1]?.replace(/@.*$/, ''))
+    .filter((d): d is string => !!d && d !== 'lo' && d !== tun);
+  return [...new Set(devs)];
+}
+
+export interface CaptureState {
+  devices: string[];
+  /** the tc preference of the filters now in place (the plan's pref or pref + 1) */
+  pref: number;
+  /** devices on which ulvsd added the clsact qdisc */
+  addedQdisc: string[];
+  filters: number;
+}
+
+function hasClsact(dev: string): boolean {
+  return /qdisc clsact/.test(run(['tc', 'qdisc', 'show', 'dev', dev]));
+}
+
+function addFilters(dev: string, p: RoutingPlan, pref: number): number {
+  const matches = captureMatches(p);
+  for (const m of matches) run(['tc', 'filter', 'add', 'dev', dev, 'ingress', 'pref', String(pref), 'protocol', 'ip', 'u32', ...m, 'action', 'mirred', 'egress', 'redirect', 'dev', p.dev]);
+  return matches.length;
+}
+
+function deleteFilters(dev: string, pref: number): void {
+  try {
+    run(['tc', 'filter', 'del', 'dev', dev, 'ingress', 'pref', String(pref)]);
+  } catch {
+    /* none of ours */
+  }
+}
+
+/** Install the filters; throws (after removing what it added) when tc cannot do it. */
+export function installCapture(p: RoutingPlan): CaptureState {
+  const st: CaptureState = { devices: captureDevices(p.dev), pref: p.pref, addedQdisc: [], filters: 0 };
+  try {
+    for (const dev of st.devices) {
+      if (!hasClsact(dev)) {
+        run(['tc', 'qdisc', 'add', 'dev', dev, 'clsact']);
+        st.addedQdisc.push(dev);
+      }
+      st.filters = addFilters(dev, p, st.pref);
+    }
+    return st;
+  } catch (e) {
+    removeCapture(p.pref, st);
+    throw e;
+  }
+}
+
+/**
+ * Replace the filters for a new plan: the new set goes in under the other preference first, so
+ * a packet always meets a complete set, then the old set is deleted. Never throws: where it
+ * fails, the old filters are kept (and the policy rules still carry what they miss).
+ */
+export function updateCapture(st: CaptureState, to: RoutingPlan): void {
+  const next = st.pref === to.pref ? to.pref + 1 : to.pref;
+  let ok = true;
+  for (const dev of st.devices) {
+    deleteFilters(dev, next);
+    try {
+      st.filters = addFilters(dev, to, next);
+    } catch {
+      ok = false;
+    }
+  }
+  for (const dev of st.devices) deleteFilters(dev, ok ? st.pref : next);
+  if (ok) st.pref = next;
+}
+
+/** Remove our filters (preferences pref and pref + 1) on the given devices, or on every device; never throws. */
+export function removeCapture(pref: number, st?: CaptureState): void {
+  let devs: string[];
+  try {
+    devs = st?.devices ?? captureDevices('');
+  } catch {
+    return;
+  }
+  for (const dev of devs) {
+    deleteFilters(dev, pref);
+    deleteFilters(dev, pref + 1);
+    if (st?.addedQdisc.includes(dev)) {
+      try {
+        if (!/filter/.test(run(['tc', 'filter', 'show', 'dev', dev, 'ingress'])) && !/filter/.test(run(['tc', 'filter', 'show', 'dev', dev, 'egress']))) run(['tc', 'qdisc', 'del', 'dev', dev, 'clsact']);
+      } catch {
+        /* the device may be gone */
+      }
+    }
+  }
+}
