@@ -353,6 +353,22 @@ const push = (setup: Setup, metric: string, v: number) => {
 const FLOWS = Number(opts.flows);
 let memory: Awaited<ReturnType<typeof memoryWithFlows>> | null = null;
 const t0 = Date.now();
+let tornDown = false;
+/** Kill what runs and delete the test bed (the namespaces take ulvsd's routing and nft's table with them). */
+function teardown(): void {
+  if (tornDown) return;
+  tornDown = true;
+  for (const p of [...procs, ...(balancer ? [balancer] : [])]) p.kill('SIGKILL');
+  bed.down();
+  rmSync(tmp, { recursive: true, force: true });
+}
+// Interrupted (Ctrl-C, kill): the signal is handled once the measurement running now returns.
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+  process.on(sig, () => {
+    log(`${sig}: removing the test bed`);
+    teardown();
+    process.exit(130);
+  });
 try {
   log(`building the test bed; ${ROUNDS} rounds x ${RUN_SETUPS.length} set-ups (${RUN_SETUPS.join(', ')}), ${SECS} s per measurement`);
   bed.up();
@@ -414,9 +430,7 @@ try {
   if (FLOWS > 0) memory = await memoryWithFlows();
 } finally {
   await stopBalancer(); // nft's table and HAProxy's address go with the director's namespace
-  for (const p of procs) p.kill('SIGKILL');
-  bed.down();
-  rmSync(tmp, { recursive: true, force: true });
+  teardown();
 }
 
 const figures: Figures = {};

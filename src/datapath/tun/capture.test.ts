@@ -1,12 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { captureMatches } from './capture.js';
+import { captureFilters } from './capture.js';
 import { parseIPv4 as ip } from '../../wire/addr.js';
 
 test('tc capture: one u32 filter per service, per real server endpoint and ICMP; IPv4 without options only; no duplicates', () => {
   const vip = ip('203.0.113.10');
   const rs = ip('192.0.2.11');
-  const m = captureMatches({
+  const f = captureFilters(
+    {
     services: [
       { proto: 6, addr: vip, port: 80 },
       { proto: 17, addr: vip, port: 53 },
@@ -17,16 +18,21 @@ test('tc capture: one u32 filter per service, per real server endpoint and ICMP;
       { proto: 6, addr: rs, port: 8080 },
       { proto: 17, addr: rs, port: 5353 },
     ],
-  }).map((x) => x.join(' ').replace('match u8 0x45 0xff at 0 ', ''));
+    },
+    [ip('192.0.2.1'), ip('198.51.100.1'), ip('192.0.2.1')],
+  );
+  const m = f.map((x) => `${x.action} ${x.match.join(' ').replace('match u8 0x45 0xff at 0 ', '')}`);
   assert.deepEqual(m, [
-    'match ip dst 203.0.113.10/32 match ip protocol 6 0xff match ip dport 80 0xffff',
-    'match ip dst 203.0.113.10/32 match ip protocol 17 0xff match ip dport 53 0xffff',
-    'match ip dst 203.0.113.20/32 match ip protocol 6 0xff',
-    'match ip dst 203.0.113.10/32 match ip protocol 1 0xff',
-    'match ip dst 203.0.113.20/32 match ip protocol 1 0xff',
-    'match ip src 192.0.2.11/32 match ip protocol 6 0xff match ip sport 8080 0xffff',
-    'match ip src 192.0.2.11/32 match ip protocol 17 0xff match ip sport 5353 0xffff',
-    'match ip src 192.0.2.11/32 match ip protocol 1 0xff',
+    'pass match ip dst 192.0.2.1/32',
+    'pass match ip dst 198.51.100.1/32',
+    'redirect match ip dst 203.0.113.10/32 match ip protocol 6 0xff match ip dport 80 0xffff',
+    'redirect match ip dst 203.0.113.10/32 match ip protocol 17 0xff match ip dport 53 0xffff',
+    'redirect match ip dst 203.0.113.20/32 match ip protocol 6 0xff',
+    'redirect match ip dst 203.0.113.10/32 match ip protocol 1 0xff',
+    'redirect match ip dst 203.0.113.20/32 match ip protocol 1 0xff',
+    'redirect match ip src 192.0.2.11/32 match ip protocol 6 0xff match ip sport 8080 0xffff',
+    'redirect match ip src 192.0.2.11/32 match ip protocol 17 0xff match ip sport 5353 0xffff',
+    'redirect match ip src 192.0.2.11/32 match ip protocol 1 0xff',
   ]);
-  for (const x of captureMatches({ services: [{ proto: 6, addr: vip, port: 80 }], servers: [] })) assert.deepEqual(x.slice(0, 6), ['match', 'u8', '0x45', '0xff', 'at', '0']);
+  for (const x of captureFilters({ services: [{ proto: 6, addr: vip, port: 80 }], servers: [] })) assert.deepEqual(x.match.slice(0, 6), ['match', 'u8', '0x45', '0xff', 'at', '0']);
 });

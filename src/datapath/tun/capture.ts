@@ -7,6 +7,9 @@
  * do not (packets with IP options, traffic this host originates, interfaces that appear later).
  *
  *   tc qdisc add dev IF clsact                                         (if IF has none)
+ *   tc filter add dev IF ingress pref P protocol ip u32 match ip dst LOCAL/32 action ok
+ *       for each address of this host first: its own traffic with the real servers (health
+ *       checks, whose replies come from a RIP:port) stays on the normal path
  *   tc filter add dev IF ingress pref P protocol ip u32
  *       match u8 0x45 0xff at 0                    IPv4 without options (fixed L4 offset)
  *       match ip dst VIP/32  match ip protocol 6|17 0xff  match ip dport VPORT 0xffff
@@ -22,22 +25,40 @@
  * filter remains on it. Measured gain: BENCHMARKS.md.
  */
 import { execFileSync } from 'node:child_process';
-import { formatIPv4 } from '../../wire/addr.js';
+import { formatIPv4, parseIPv4 } from '../../wire/addr.js';
 import type { RoutingPlan } from './routing.js';
 
 const run = (args: string[]) => execFileSync(args[0]!, args.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
-/** The u32 match arguments of each filter a plan needs (deduplicated, in a stable order). */
-export function captureMatches(p: Pick<RoutingPlan, 'services' | 'servers'>): string[][] {
+/** One u32 filter: its match arguments and its action. */
+export interface CaptureFilter {
+  match: string[];
+  /** redirect into the TUN, or leave the packet to the normal path */
+  action: 'redirect' | 'pass';
+}
+
+/**
+ * The filters a plan needs, in the order they must be tried (deduplicated): first a pass for
+ * each of `locals` (this host's addresses), then the redirects.
+ */
+export function captureFilters(p: Pick<RoutingPlan, 'services' | 'servers'>, locals: readonly number[] = []): CaptureFilter[] {
   const base = ['match', 'u8', '0x45', '0xff', 'at', '0'];
-  const out: string[][] = [];
+  const out: CaptureFilter[] = [];
   const proto = (n: number) => ['match', 'ip', 'protocol', String(n), '0xff'];
-  for (const s of p.services) out.push([...base, 'match', 'ip', 'dst', `${formatIPv4(s.addr)}/32`, ...proto(s.proto), ...(s.port ? ['match', 'ip', 'dport', String(s.port), '0xffff'] : [])]);
-  for (const v of new Set(p.services.map((s) => s.addr))) out.push([...base, 'match', 'ip', 'dst', `${formatIPv4(v)}/32`, ...proto(1)]);
-  for (const r of p.servers) out.push([...base, 'match', 'ip', 'src', `${formatIPv4(r.addr)}/32`, ...proto(r.proto), ...(r.port ? ['match', 'ip', 'sport', String(r.port), '0xffff'] : [])]);
-  for (const a of new Set(p.servers.map((r) => r.addr))) out.push([...base, 'match', 'ip', 'src', `${formatIPv4(a)}/32`, ...proto(1)]);
+  const redirect = (match: string[]) => out.push({ match: [...base, ...match], action: 'redirect' });
+  for (const a of new Set(locals)) out.push({ match: ['match', 'ip', 'dst', `${formatIPv4(a)}/32`], action: 'pass' });
+  for (const s of p.services) redirect(['match', 'ip', 'dst', `${formatIPv4(s.addr)}/32`, ...proto(s.proto), ...(s.port ? ['match', 'ip', 'dport', String(s.port), '0xffff'] : [])]);
+  for (const v of new Set(p.services.map((s) => s.addr))) redirect(['match', 'ip', 'dst', `${formatIPv4(v)}/32`, ...proto(1)]);
+  for (const r of p.servers) redirect(['match', 'ip', 'src', `${formatIPv4(r.addr)}/32`, ...proto(r.proto), ...(r.port ? ['match', 'ip', 'sport', String(r.port), '0xffff'] : [])]);
+  for (const a of new Set(p.servers.map((r) => r.addr))) redirect(['match', 'ip', 'src', `${formatIPv4(a)}/32`, ...proto(1)]);
   const seen = new Set<string>();
-  return out.filter((m) => !seen.has(m.join(' ')) && seen.add(m.join(' ')) !== undefined);
+  return out.filter((f) => !seen.has(f.match.join(' ')) && seen.add(f.match.join(' ')) !== undefined);
+}
+
+/** This host's IPv4 addresses (loopback's excluded). */
+export function localAddresses(): number[] {
+  const out = run(['ip', '-4', '-o', 'addr', 'show']);
+  return [...out.matchAll(/\binet (\d+\.\d+\.\d+\.\d+)\//g)].map((m) => m[1]!).filter((a) => !a.startsWith('127.')).map(parseIPv4);
 }
 
 /** The interfaces to capture on: every one with an IPv4 address, except loopback and the TUN. */
@@ -64,9 +85,9 @@ function hasClsact(dev: string): boolean {
 }
 
 function addFilters(dev: string, p: RoutingPlan, pref: number): number {
-  const matches = captureMatches(p);
-  for (const m of matches) run(['tc', 'filter', 'add', 'dev', dev, 'ingress', 'pref', String(pref), 'protocol', 'ip', 'u32', ...m, 'action', 'mirred', 'egress', 'redirect', 'dev', p.dev]);
-  return matches.length;
+  const filters = captureFilters(p, localAddresses());
+  for (const f of filters) run(['tc', 'filter', 'add', 'dev', dev, 'ingress', 'pref', String(pref), 'protocol', 'ip', 'u32', ...f.match, 'action', ...(f.action === 'pass' ? ['ok'] : ['mirred', 'egress', 'redirect', 'dev', p.dev])]);
+  return filters.length;
 }
 
 function deleteFilters(dev: string, pref: number): void {
