@@ -11,16 +11,17 @@ import { DirectorBed, SCRIPTS } from '../../src/lab/director-bed.js';
 import { LAB } from '../../src/lab/testbed.js';
 import { CommandError, run } from '../../src/lab/shell.js';
 import { needsRoot } from '../support/root.js';
+import { callAdmin } from '../../src/control/admin-client.js';
 
 const rules = `-A -t ${LAB.VIP}:80 -s rr\n-a -t ${LAB.VIP}:80 -r ${LAB.realServer(0)}:8080 -m\n`;
 
 describe('ulvsd life cycle', { skip: needsRoot }, () => {
   let bed: DirectorBed;
   const ours = () => run(['ip', '-n', bed.bed.director, 'rule']).split('\n').filter((l) => /^420[01]:/.test(l));
-  /** our tc capture filters (u32 nodes at preference 4200/4201) on an interface's ingress */
+  /** our tc capture redirects (u32 nodes at preference 4200/4201, without the local-address passes) on an interface's ingress */
   const filters = (dev: string) => {
     try {
-      return run(['tc', '-n', bed.bed.director, 'filter', 'show', 'dev', dev, 'ingress']).split('\n').filter((l) => /pref 420[01] u32 .*fh \w+::\w+/.test(l)).length;
+      return run(['tc', '-n', bed.bed.director, 'filter', 'show', 'dev', dev, 'ingress']).split('\n').filter((l) => /pref 420[01] u32 .*fh \w+::\w+/.test(l) && !/flowid 1:1/.test(l)).length;
     } catch {
       return 0; // no clsact qdisc
     }
@@ -60,6 +61,14 @@ describe('ulvsd life cycle', { skip: needsRoot }, () => {
     const sent = (dev: string) => [...run(['tc', '-n', bed.bed.director, '-s', 'filter', 'show', 'dev', dev, 'ingress']).matchAll(/Sent \d+ bytes (\d+) pkt/g)].reduce((a, m) => a + Number(m[1]), 0);
     assert.ok(sent('pubbr') >= 3 * 5, `requests went through the pubbr filters: ${sent('pubbr')}`);
     assert.ok(sent('br0') >= 3 * 4, `replies went through the br0 filters: ${sent('br0')}`);
+  });
+
+  test("the director's own connections to a real server's service port (health checks) do not cross the TUN", async () => {
+    const reads = async () => ((await callAdmin(bed.socket, 'GET', '/v1/counters')).json.datapath as { reads: number }).reads;
+    const before = await reads();
+    const out = run(['ip', 'netns', 'exec', bed.bed.director, process.execPath, SCRIPTS.client, '--host', LAB.realServer(0), '--http', '8080', '--requests', '3']);
+    assert.equal(out.split('\n').filter((l) => l.includes('"ok":true')).length, 3, out);
+    assert.equal((await reads()) - before, 0, 'replies from RIP:8080 to this host stayed on the normal path');
   });
 
   test('a reload replaces the capture filters with the new set (added under the other preference first)', async () => {

@@ -7,9 +7,10 @@
  * do not (packets with IP options, traffic this host originates, interfaces that appear later).
  *
  *   tc qdisc add dev IF clsact                                         (if IF has none)
- *   tc filter add dev IF ingress pref P protocol ip u32 match ip dst LOCAL/32 action ok
+ *   tc filter add dev IF ingress pref P protocol ip u32 match ip dst LOCAL/32 classid 1:1
  *       for each address of this host first: its own traffic with the real servers (health
- *       checks, whose replies come from a RIP:port) stays on the normal path
+ *       checks, whose replies come from a RIP:port) stays on the normal path (a match without
+ *       an action ends the classification with TC_ACT_OK; gact may not be built)
  *   tc filter add dev IF ingress pref P protocol ip u32
  *       match u8 0x45 0xff at 0                    IPv4 without options (fixed L4 offset)
  *       match ip dst VIP/32  match ip protocol 6|17 0xff  match ip dport VPORT 0xffff
@@ -86,7 +87,7 @@ function hasClsact(dev: string): boolean {
 
 function addFilters(dev: string, p: RoutingPlan, pref: number): number {
   const filters = captureFilters(p, localAddresses());
-  for (const f of filters) run(['tc', 'filter', 'add', 'dev', dev, 'ingress', 'pref', String(pref), 'protocol', 'ip', 'u32', ...f.match, 'action', ...(f.action === 'pass' ? ['ok'] : ['mirred', 'egress', 'redirect', 'dev', p.dev])]);
+  for (const f of filters) run(['tc', 'filter', 'add', 'dev', dev, 'ingress', 'pref', String(pref), 'protocol', 'ip', 'u32', ...f.match, ...(f.action === 'pass' ? ['classid', '1:1'] : ['action', 'mirred', 'egress', 'redirect', 'dev', p.dev])]);
   return filters.length;
 }
 
