@@ -4,7 +4,7 @@
  * service traffic straight into the TUN, so those packets skip the director's first IP pass
  * (receive, policy-rule lookup, reverse-path check, forward) and cross its stack once, on the
  * way out of the TUN. The policy rules of routing.ts stay in place and catch what the filters
- * do not (packets with IP options, traffic this host originates, interfaces that appear later).
+ * do not (packets with IP options, interfaces that appear later).
  *
  *   tc qdisc add dev IF clsact                                         (if IF has none)
  *   tc filter add dev IF ingress pref P protocol ip u32 match ip dst LOCAL/32 classid 1:1

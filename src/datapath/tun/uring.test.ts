@@ -36,7 +36,7 @@ test('io_uring: multishot read into provided buffers, write from a buffer, ENOBU
     assert.ok(ring.readMultishot(r1, 7, 1));
     const got: { tag: number; res: number; flags: number }[] = [];
     const collect = () => {
-      ring.enter(true);
+      ring.enter(1);
       ring.drain((tag, res, flags) => got.push({ tag, res, flags }));
     };
     collect(); // arms the read; nothing to read yet (times out after 50 ms)

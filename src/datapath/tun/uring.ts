@@ -81,7 +81,7 @@ export class Uring {
 
   /**
    * A ring with `entries` submission slots (power of two) and twice as many completion slots;
-   * enter(true) waits at most `waitMs` for a completion.
+   * enter(n) waits at most `waitMs` for n completions.
    */
   constructor(entries: number, waitMs: number) {
     const p = Buffer.alloc(120); // struct io_uring_params
@@ -161,18 +161,19 @@ export class Uring {
   }
 
   /**
-   * Submit what is queued; with `wait`, also wait (at most waitMs) for one completion. Without
-   * it, completions that deferred task work produces are still collected. Returns false on a
-   * hard error (errno in lastErrno), true otherwise (timeouts and signals included).
+   * Submit what is queued, then wait (at most waitMs) until `waitFor` completions are ready;
+   * with waitFor 0, only collect what deferred task work produces, without sleeping. Returns
+   * false on a hard error (errno in lastErrno), true otherwise (timeouts and signals included).
    */
   lastErrno = 0;
-  enter(wait: boolean): boolean {
+  enter(waitFor: number): boolean {
     Atomics.store(this.#sqTail, 0, this.#tail);
     const submit = this.#pending;
     this.#pending = 0;
-    const r = wait
-      ? enterCall(SYS_io_uring_enter, this.fd, submit, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, this.#arg, 24)
-      : enterCall(SYS_io_uring_enter, this.fd, submit, 0, IORING_ENTER_GETEVENTS, null, 0);
+    const r =
+      waitFor > 0
+        ? enterCall(SYS_io_uring_enter, this.fd, submit, waitFor, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, this.#arg, 24)
+        : enterCall(SYS_io_uring_enter, this.fd, submit, 0, IORING_ENTER_GETEVENTS, null, 0);
     if (r < 0) {
       const e = sys.errno();
       if (e === ETIME || e === EINTR || e === EBUSY) return true;

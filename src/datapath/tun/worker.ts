@@ -211,10 +211,11 @@ function loopUring(ring: Uring, bufs: BufferRing): string | null {
   };
   while (running) {
     if (!armed) armed = ring.readMultishot(init.fd, 0, READ_TAG);
-    // Block only when nothing is in flight and the last packet is older than the busy-poll time
-    // (then the next packet is what we wait for); meanwhile poll without sleeping.
+    // One call submits the batch's writes and sleeps until they have completed (tun writes do
+    // so at once) and the next packet has arrived: wait for writesInFlight + 1 completions.
+    // Within the busy-poll time after the last packet, wait for the writes only (no sleep).
     const t = performance.now();
-    if (!ring.enter(writesInFlight === 0 && t - lastPacket >= BUSY_POLL_MS)) return `io_uring_enter: ${sys.strerror(ring.lastErrno)}`;
+    if (!ring.enter(writesInFlight + (t - lastPacket >= BUSY_POLL_MS ? 1 : 0))) return `io_uring_enter: ${sys.strerror(ring.lastErrno)}`;
     now = Math.floor(t);
     if (ring.drain(complete) > 0) {
       dp.batches++;
