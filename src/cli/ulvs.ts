@@ -11,7 +11,11 @@ const [cmd, sub, ...rest] = process.argv.slice(2);
 const usage = 'usage: ulvs demo | ulvs lab up [-n REAL_SERVERS] | ulvs lab down\n';
 if (cmd === 'demo') process.exit(await demo());
 else if (cmd === 'lab' && sub === 'up') {
-  const n = rest[0] === '-n' ? Number(rest[1]) : 3;
+  const n = rest.length === 0 ? 3 : rest.length === 2 && rest[0] === '-n' && /^\d{1,3}$/.test(rest[1]!) ? Number(rest[1]) : NaN;
+  if (!(n >= 1 && n <= 100)) {
+    process.stderr.write(`ulvs lab up: -n takes a number of real servers from 1 to 100\n${usage}`);
+    process.exit(2);
+  }
   const t = new TestBed({ realServers: n }).up();
   process.stdout.write(`test bed up: director ${t.director}; clients ${t.clients.join(' ')}; real servers ${t.realServers.join(' ')}\nremove with: ulvs lab down\n`);
 } else if (cmd === 'lab' && sub === 'down') {

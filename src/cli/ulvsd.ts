@@ -73,27 +73,35 @@ const fail = (s: string, code = 1): never => {
   process.exit(code);
 };
 
-const { values } = parseArgs({
-  options: {
-    rules: { type: 'string' },
-    keepalived: { type: 'string' },
-    socket: { type: 'string', default: '/run/ulvs/ulvs.sock' },
-    dev: { type: 'string', default: 'ulvs0' },
-    table: { type: 'string', default: '4200' },
-    pref: { type: 'string', default: '4200' },
-    'max-conns': { type: 'string', default: String(1 << 20) },
-    workers: { type: 'string', default: String(availableParallelism()) },
-    metrics: { type: 'string' },
-    'log-format': { type: 'string', default: 'json' },
-    'no-offload': { type: 'boolean', default: false },
-    io: { type: 'string', default: 'auto' },
-    'busy-poll': { type: 'string', default: '0' },
-    capture: { type: 'string', default: 'tc' },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
-});
+const USAGE = 'usage: ulvsd --rules FILE [--socket PATH] [--workers N] [--metrics HOST:PORT] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls] [--busy-poll US] [--capture tc|rules]';
+/** The command line; a word parseArgs refuses (unknown option, missing value) is a usage error, not a crash. */
+const { values } = (() => {
+  try {
+    return parseArgs({
+      options: {
+        rules: { type: 'string' },
+        keepalived: { type: 'string' },
+        socket: { type: 'string', default: '/run/ulvs/ulvs.sock' },
+        dev: { type: 'string', default: 'ulvs0' },
+        table: { type: 'string', default: '4200' },
+        pref: { type: 'string', default: '4200' },
+        'max-conns': { type: 'string', default: String(1 << 20) },
+        workers: { type: 'string', default: String(availableParallelism()) },
+        metrics: { type: 'string' },
+        'log-format': { type: 'string', default: 'json' },
+        'no-offload': { type: 'boolean', default: false },
+        io: { type: 'string', default: 'auto' },
+        'busy-poll': { type: 'string', default: '0' },
+        capture: { type: 'string', default: 'tc' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (e) {
+    return fail(`${(e as Error).message.split('\n')[0]}\n${USAGE}`, 2);
+  }
+})();
 if (values.help) {
-  process.stdout.write('usage: ulvsd --rules FILE [--socket PATH] [--workers N] [--metrics HOST:PORT] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls] [--busy-poll US] [--capture tc|rules]\n');
+  process.stdout.write(`${USAGE}\n`);
   process.exit(0);
 }
 if (values['log-format'] !== 'json' && values['log-format'] !== 'text') fail('--log-format is json or text', 2);

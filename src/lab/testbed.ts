@@ -43,6 +43,12 @@ export class TestBed {
   #up = false;
 
   constructor(o: TestBedOptions = {}) {
+    const count = (x: number | undefined, what: string, max: number) => {
+      if (x !== undefined && !(Number.isInteger(x) && x >= 1 && x <= max)) throw new RangeError(`test bed: ${what} must be an integer from 1 to ${max}, not ${x}`);
+    };
+    count(o.realServers, 'realServers', 100);
+    count(o.clients, 'clients', 100);
+    if (o.rsMtu !== undefined && !(Number.isInteger(o.rsMtu) && o.rsMtu >= 576 && o.rsMtu <= 65535)) throw new RangeError(`test bed: rsMtu must be 576..65535, not ${o.rsMtu}`);
     this.prefix = o.prefix ?? `ulvs-${randomBytes(3).toString('hex')}`;
     this.director = `${this.prefix}-dir`;
     this.clients = Array.from({ length: o.clients ?? 1 }, (_, i) => `${this.prefix}-c${i + 1}`);
