@@ -26,8 +26,8 @@
  * filter remains on it. Measured gain: BENCHMARKS.md.
  */
 import { execFileSync } from 'node:child_process';
-import { formatIPv4, parseIPv4 } from '../../wire/addr.js';
-import type { RoutingPlan } from './routing.js';
+import { formatIPv4 } from '../../wire/addr.js';
+import { hostAddresses, type RoutingPlan } from './routing.js';
 
 const run = (args: string[]) => execFileSync(args[0]!, args.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
@@ -56,20 +56,17 @@ export function captureFilters(p: Pick<RoutingPlan, 'services' | 'servers'>, loc
   return out.filter((f) => !seen.has(f.match.join(' ')) && seen.add(f.match.join(' ')) !== undefined);
 }
 
-/** This host's IPv4 addresses (loopback's excluded). */
-export function localAddresses(): number[] {
-  const out = run(['ip', '-4', '-o', 'addr', 'show']);
-  return [...out.matchAll(/\binet (\d+\.\d+\.\d+\.\d+)\//g)].map((m) => m[1]!).filter((a) => !a.startsWith('127.')).map(parseIPv4);
-}
-
-/** The interfaces to capture on: every one with an IPv4 address, except loopback and the TUN. */
-export function captureDevices(tun: string): string[] {
-  const out = run(['ip', '-4', '-o', 'addr', 'show']);
-  const devs = out
-    .split('\n')
-    .map((l) => l.trim().split(/\s+/)[1]?.replace(/@.*$/, ''))
-    .filter((d): d is string => !!d && d !== 'lo' && d !== tun);
-  return [...new Set(devs)];
+/**
+ * What to capture on and what to let pass, from one listing of the host's addresses: every
+ * interface with an IPv4 address except loopback and the TUN, and the addresses themselves
+ * (loopback's excluded).
+ */
+function hostView(tun: string): { devices: string[]; locals: number[] } {
+  const addrs = hostAddresses();
+  return {
+    devices: [...new Set(addrs.map((a) => a.dev).filter((d) => d !== 'lo' && d !== tun))],
+    locals: addrs.filter((a) => a.addr >>> 24 !== 127).map((a) => a.addr),
+  };
 }
 
 export interface CaptureState {
@@ -85,9 +82,8 @@ function hasClsact(dev: string): boolean {
   return /qdisc clsact/.test(run(['tc', 'qdisc', 'show', 'dev', dev]));
 }
 
-function addFilters(dev: string, p: RoutingPlan, pref: number): number {
-  const filters = captureFilters(p, localAddresses());
-  for (const f of filters) run(['tc', 'filter', 'add', 'dev', dev, 'ingress', 'pref', String(pref), 'protocol', 'ip', 'u32', ...f.match, ...(f.action === 'pass' ? ['classid', '1:1'] : ['action', 'mirred', 'egress', 'redirect', 'dev', p.dev])]);
+function addFilters(dev: string, tun: string, filters: readonly CaptureFilter[], pref: number): number {
+  for (const f of filters) run(['tc', 'filter', 'add', 'dev', dev, 'ingress', 'pref', String(pref), 'protocol', 'ip', 'u32', ...f.match, ...(f.action === 'pass' ? ['classid', '1:1'] : ['action', 'mirred', 'egress', 'redirect', 'dev', tun])]);
   return filters.length;
 }
 
@@ -101,14 +97,16 @@ function deleteFilters(dev: string, pref: number): void {
 
 /** Install the filters; throws (after removing what it added) when tc cannot do it. */
 export function installCapture(p: RoutingPlan): CaptureState {
-  const st: CaptureState = { devices: captureDevices(p.dev), pref: p.pref, addedQdisc: [], filters: 0 };
+  const host = hostView(p.dev);
+  const filters = captureFilters(p, host.locals);
+  const st: CaptureState = { devices: host.devices, pref: p.pref, addedQdisc: [], filters: filters.length };
   try {
     for (const dev of st.devices) {
       if (!hasClsact(dev)) {
         run(['tc', 'qdisc', 'add', 'dev', dev, 'clsact']);
         st.addedQdisc.push(dev);
       }
-      st.filters = addFilters(dev, p, st.pref);
+      addFilters(dev, p.dev, filters, st.pref);
     }
     return st;
   } catch (e) {
@@ -125,23 +123,32 @@ export function installCapture(p: RoutingPlan): CaptureState {
 export function updateCapture(st: CaptureState, to: RoutingPlan): void {
   const next = st.pref === to.pref ? to.pref + 1 : to.pref;
   let ok = true;
-  for (const dev of st.devices) {
+  let filters: CaptureFilter[] = [];
+  try {
+    filters = captureFilters(to, hostView(to.dev).locals);
+  } catch {
+    ok = false;
+  }
+  for (const dev of ok ? st.devices : []) {
     deleteFilters(dev, next);
     try {
-      st.filters = addFilters(dev, to, next);
+      addFilters(dev, to.dev, filters, next);
     } catch {
       ok = false;
     }
   }
   for (const dev of st.devices) deleteFilters(dev, ok ? st.pref : next);
-  if (ok) st.pref = next;
+  if (ok) {
+    st.pref = next;
+    st.filters = filters.length;
+  }
 }
 
 /** Remove our filters (preferences pref and pref + 1) on the given devices, or on every device; never throws. */
 export function removeCapture(pref: number, st?: CaptureState): void {
   let devs: string[];
   try {
-    devs = st?.devices ?? captureDevices('');
+    devs = st?.devices ?? hostView('').devices;
   } catch {
     return;
   }

@@ -19,7 +19,7 @@
  * to clear a crashed run's state) finds exactly ours. Old sysctl values are restored on exit.
  */
 import { execFileSync } from 'node:child_process';
-import { formatIPv4 } from '../../wire/addr.js';
+import { formatIPv4, parseIPv4 } from '../../wire/addr.js';
 
 export interface RoutingPlan {
   dev: string;
@@ -141,8 +141,14 @@ export function removeRouting(p: Pick<RoutingPlan, 'table' | 'pref'>, state?: Ro
   }
 }
 
+/** The IPv4 addresses configured in this namespace (uint32), with their interfaces (`ip -4 -o addr show`). */
+export function hostAddresses(): { dev: string; addr: number }[] {
+  const out: { dev: string; addr: number }[] = [];
+  for (const m of ip(['-4', '-o', 'addr', 'show']).matchAll(/^\d+:\s+(\S+?)(?:@\S+)?\s+inet (\d+\.\d+\.\d+\.\d+)\//gm)) out.push({ dev: m[1]!, addr: parseIPv4(m[2]!) >>> 0 });
+  return out;
+}
+
 /** True when `addr` is configured on an interface of this namespace. */
 export function isLocalAddress(addr: number): boolean {
-  const out = ip(['-4', '-o', 'addr', 'show']);
-  return out.split('\n').some((l) => l.includes(` ${formatIPv4(addr)}/`));
+  return hostAddresses().some((a) => a.addr === addr >>> 0);
 }
