@@ -45,16 +45,18 @@ export function createMetrics(fetch: () => Promise<MetricsSource>): { registry: 
   const registry = new Registry();
   let cur: MetricsSource | null = null;
   const src = () => cur!;
-  const totalCounter = (name: string, help: string, index: number) =>
+  /** An unlabelled counter whose value is read from the scrape's source. */
+  const counter = (name: string, help: string, read: (s: MetricsSource) => number) =>
     new Counter({
       name,
       help,
       registers: [registry],
       collect() {
         this.reset();
-        this.inc(src().snapshot.totals.counters[index]!);
+        this.inc(read(src()));
       },
     });
+  const totalCounter = (name: string, help: string, index: number) => counter(name, help, (s) => s.snapshot.totals.counters[index]!);
   totalCounter('node_ipvs_connections_total', 'Connections scheduled by the director (IPVS: Total Conns).', 0);
   totalCounter('node_ipvs_incoming_packets_total', 'Packets from clients handled by the director.', 1);
   totalCounter('node_ipvs_outgoing_packets_total', 'Packets from real servers handled by the director.', 2);
@@ -117,16 +119,7 @@ export function createMetrics(fetch: () => Promise<MetricsSource>): { registry: 
       for (const e of EVENT_NAMES) this.inc({ event: e }, src().engine[e] ?? 0);
     },
   });
-  const dp = (name: string, key: string, help: string) =>
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(src().datapath[key] ?? 0);
-      },
-    });
+  const dp = (name: string, key: string, help: string) => counter(name, help, (s) => s.datapath[key] ?? 0);
   dp('ulvs_datapath_reads_total', 'reads', 'Packets (or GSO super-packets) read from the TUN.');
   dp('ulvs_datapath_writes_total', 'writes', 'Packets written back to the TUN.');
   dp('ulvs_datapath_write_errors_total', 'write_errors', 'Failed writes to the TUN.');
