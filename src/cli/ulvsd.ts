@@ -3,7 +3,7 @@
  *
  *   ulvsd --rules FILE | --keepalived FILE  [--socket /run/ulvs/ulvs.sock] [--workers N] [--metrics HOST:PORT]
  *         [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls]
- *         [--busy-poll US] [--capture tc|rules]
+ *         [--busy-poll US] [--capture tc|rules] [--fast-path tc|off] [--fast-path-after N] [--fast-path-conns N]
  *
  * --keepalived reads the virtual_server blocks of a keepalived.conf and runs their health
  * checkers (src/health): a failed real server leaves the service (or gets weight 0 with
@@ -20,6 +20,11 @@
  * Listings add the workers' figures up. Packets move through io_uring (a multishot read into a
  * ring of buffers, one io_uring_enter per batch; Linux 6.7+) or, with --io syscalls or on older
  * kernels (auto falls back, with a warning), through a read(2) and a write(2) per packet.
+ * With --fast-path tc (the default where the kernel allows it), established connections are
+ * handed to a tc program after --fast-path-after packets (default 8), at most --fast-path-conns
+ * at once (default 65536): their packets are rewritten in the kernel, while SYN, FIN and RST
+ * still reach the engine, which takes the connection back whenever its state changes, it
+ * expires or the configuration changes (src/datapath/tun/fastpath.ts, src/core/offload.ts).
  *
  * Start-up refuses clearly when not root, when /dev/net/tun is missing, when the rules do not
  * parse or validate, or when a VIP is a local address. Then it clears what a crashed run may
@@ -50,7 +55,10 @@ import { diffRules, loadRules } from '../control/diff.js';
 import { listServices } from '../control/listing.js';
 import { parseRules, RulesError, type Rules } from '../control/rules.js';
 import { offloadNames, openTunQueue, tunAvailable } from '../datapath/tun/device.js';
-import { installCapture, removeCapture, updateCapture, type CaptureState } from '../datapath/tun/capture.js';
+import { captureDevices, installCapture, removeCapture, updateCapture, type CaptureState } from '../datapath/tun/capture.js';
+import { attachFastPath, closeFd, createFastPathMaps, loadFastPath, type FastPathMaps } from '../datapath/tun/fastpath.js';
+import type { WorkerInit } from '../datapath/tun/worker.js';
+import { DEFAULT_OFFLOAD_AFTER } from '../core/offload.js';
 import { installRouting, isLocalAddress, removeRouting, updateRouting, type RoutingPlan, type RoutingState } from '../datapath/tun/routing.js';
 import { sys } from '../datapath/tun/sys.js';
 import { spawn as spawnProcess } from 'node:child_process';
@@ -73,7 +81,7 @@ const fail = (s: string, code = 1): never => {
   process.exit(code);
 };
 
-const USAGE = 'usage: ulvsd --rules FILE [--socket PATH] [--workers N] [--metrics HOST:PORT] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls] [--busy-poll US] [--capture tc|rules]';
+const USAGE = 'usage: ulvsd --rules FILE [--socket PATH] [--workers N] [--metrics HOST:PORT] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls] [--busy-poll US] [--capture tc|rules] [--fast-path tc|off] [--fast-path-after N] [--fast-path-conns N]';
 /** The command line; a word parseArgs refuses (unknown option, missing value) is a usage error, not a crash. */
 const { values } = (() => {
   try {
@@ -93,6 +101,9 @@ const { values } = (() => {
         io: { type: 'string', default: 'auto' },
         'busy-poll': { type: 'string', default: '0' },
         capture: { type: 'string', default: 'tc' },
+        'fast-path': { type: 'string', default: 'tc' },
+        'fast-path-after': { type: 'string', default: String(DEFAULT_OFFLOAD_AFTER) },
+        'fast-path-conns': { type: 'string', default: '65536' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -117,6 +128,12 @@ const IO = values.io as 'auto' | 'uring' | 'syscalls';
 if (!['auto', 'uring', 'syscalls'].includes(IO)) fail('--io is auto, uring or syscalls', 2);
 const CAPTURE = values.capture as 'tc' | 'rules';
 if (CAPTURE !== 'tc' && CAPTURE !== 'rules') fail('--capture is tc or rules', 2);
+const FAST_PATH = values['fast-path'] as 'tc' | 'off';
+if (FAST_PATH !== 'tc' && FAST_PATH !== 'off') fail('--fast-path is tc or off', 2);
+const FAST_PATH_AFTER = Number(values['fast-path-after']);
+if (!Number.isInteger(FAST_PATH_AFTER) || FAST_PATH_AFTER < 1 || FAST_PATH_AFTER > 255) fail('--fast-path-after is 1..255 packets', 2);
+const FAST_PATH_CONNS = Number(values['fast-path-conns']);
+if (!Number.isInteger(FAST_PATH_CONNS) || FAST_PATH_CONNS < 1 || FAST_PATH_CONNS > 1 << 24) fail('--fast-path-conns is 1..16777216', 2);
 const BUSY_POLL_US = Number(values['busy-poll']);
 if (!Number.isInteger(BUSY_POLL_US) || BUSY_POLL_US < 0 || BUSY_POLL_US > 1_000_000) fail('--busy-poll is 0..1000000 microseconds', 2);
 const metricsAt = (() => {
@@ -300,10 +317,13 @@ function commitSteering(next: Steering | null): void {
 }
 let routing: RoutingState | undefined;
 let capture: CaptureState | null = null;
+/** the kernel fast path: maps, program, tcx links (closing the links detaches the program) */
+let fastPath: { maps: FastPathMaps; progFd: number; links: { dev: string; fd: number }[] } | null = null;
 let cleaned = false;
 const cleanup = () => {
   if (cleaned) return;
   cleaned = true;
+  if (fastPath) for (const fd of [...fastPath.links.map((l) => l.fd), fastPath.progFd, fastPath.maps.flowsFd, fastPath.maps.slotsFd]) closeFd(fd);
   if (capture) removeCapture(plan.pref, capture);
   removeRouting(plan, routing);
   for (const x of queues) sys.close(x.fd);
@@ -334,6 +354,21 @@ if (CAPTURE === 'tc') {
     warn(`capture by tc unavailable, policy routing alone brings packets to ${plan.dev}: ${(e as Error).message.split('\n')[0]}`);
   }
 }
+if (FAST_PATH === 'tc') {
+  let maps: FastPathMaps | null = null;
+  let progFd = -1;
+  try {
+    maps = createFastPathMaps(Math.max(WORKERS, FAST_PATH_CONNS));
+    progFd = loadFastPath(maps);
+    const devices = capture?.devices ?? captureDevices(plan.dev);
+    fastPath = { maps, progFd, links: attachFastPath(progFd, devices) };
+    log(`fast path: established connections forwarded by a tc program on ${devices.join(', ') || 'no interface'} after ${FAST_PATH_AFTER} packets, up to ${maps.slots} at once (--fast-path off to keep every packet in user space)`);
+  } catch (e) {
+    if (progFd >= 0) closeFd(progFd);
+    if (maps) for (const fd of [maps.flowsFd, maps.slotsFd]) closeFd(fd);
+    warn(`kernel fast path unavailable, every packet goes through user space: ${(e as Error).message.split('\n')[0]}`);
+  }
+}
 
 log(`${plan.dev} up, ${WORKERS} queue${WORKERS > 1 ? `s (steered by client address and port${steering.spec?.inbound.length ? `; by client network for ${steering.spec.inbound.length} service${steering.spec.inbound.length > 1 ? 's' : ''}` : ''})` : ''}, offloads ${offloadNames(q.offloads).join(',') || 'none'}; rules ${plan.pref}-${plan.pref + 1}, table ${plan.table}`);
 for (const s of rules.services)
@@ -360,7 +395,17 @@ initialOps.commit();
 const workers: WorkerHandle[] = queues.map((qq, i) => {
   const { port1, port2 } = new MessageChannel();
   const worker = new Worker(new URL('../datapath/tun/worker.js', import.meta.url), {
-    workerData: { fd: qq.fd, control: port2, seed: randomInt(0, 0x7fffffff), maxConns: Math.floor(Number(values['max-conns']) / WORKERS), ops: initialOps.ops, io: IO, busyPollUs: BUSY_POLL_US, sharedState: schedSlots.state },
+    workerData: {
+      fd: qq.fd,
+      control: port2,
+      seed: randomInt(0, 0x7fffffff),
+      maxConns: Math.floor(Number(values['max-conns']) / WORKERS),
+      ops: initialOps.ops,
+      io: IO,
+      busyPollUs: BUSY_POLL_US,
+      sharedState: schedSlots.state,
+      ...(fastPath ? { fastPath: fastPathShare(fastPath.maps, i) } : {}),
+    } satisfies WorkerInit,
     transferList: [port2],
   });
   const h: WorkerHandle = { worker, port: port1, pending: new Map() };
@@ -405,6 +450,12 @@ const workers: WorkerHandle[] = queues.map((qq, i) => {
   });
   return h;
 });
+
+/** Worker i's share of the fast path's slots (disjoint ranges: workers never coordinate). */
+function fastPathShare(m: FastPathMaps, i: number): NonNullable<WorkerInit['fastPath']> {
+  const per = Math.floor(m.slots / WORKERS);
+  return { flowsFd: m.flowsFd, slotsFd: m.slotsFd, slots: m.slots, slotBase: i * per, slotCount: per, after: FAST_PATH_AFTER };
+}
 
 function rpc<T>(h: WorkerHandle, call: string, ...args: unknown[]): Promise<T> {
   const id = nextId++;

@@ -28,8 +28,9 @@
  *               template: number of entries it controls (n_control)
  *   wprev/wnext timer-wheel links (WHEEL_SLOTS sentinel heads after the entries)
  *   buckets     chain heads
+ *   seen        packets forwarded in a state that may be offloaded (saturates at 255)
  *
- * Memory per entry: 32 + 4 (ctl) + 8 (wheel) + 4 (bucket) = 48 bytes.
+ * Memory per entry: 32 + 4 (ctl) + 8 (wheel) + 4 (bucket) + 1 (seen) = 49 bytes.
  * Addresses are stored as int32 (the uint32 value `| 0`); every method normalises the addresses
  * it is given, so callers may pass either form; accessors return int32 (`>>> 0` for uint32).
  */
@@ -50,6 +51,8 @@ export const ConnFlag = {
   EXPIRE_LATER: 0x08,
   /** one-packet scheduling: freed right after forwarding */
   ONE_PACKET: 0x10,
+  /** forwarded by the kernel fast path too (core/offload.ts) */
+  OFFLOADED: 0x20,
   /** slot in use */
   LIVE: 0x80,
 } as const;
@@ -76,6 +79,7 @@ export class ConnTable {
   /** the records, STRIDE int32 words per entry (see the layout above) */
   readonly #e: Int32Array;
   readonly ctl: Int32Array;
+  readonly seen: Uint8Array;
   readonly #wprev: Int32Array;
   readonly #wnext: Int32Array;
   readonly #buckets: Int32Array;
@@ -94,6 +98,7 @@ export class ConnTable {
     this.capacity = n;
     this.#e = new Int32Array(n * STRIDE);
     this.ctl = new Int32Array(n);
+    this.seen = new Uint8Array(n);
     this.#wprev = new Int32Array(n + WHEEL_SLOTS);
     this.#wnext = new Int32Array(n + WHEEL_SLOTS);
     let b = 1;
@@ -260,6 +265,7 @@ export class ConnTable {
     e[b + W_META] = proto | ((flags | ConnFlag.LIVE) << 16);
     e[b + W_EXPIRES] = expiresTick;
     this.ctl[i] = (flags & ConnFlag.TEMPLATE) !== 0 ? 0 : -1;
+    this.seen[i] = 0;
     const h = this.bucketOf(proto, caddr | 0, cport);
     e[b + W_HNEXT] = this.#buckets[h]!;
     this.#buckets[h] = i;

@@ -24,6 +24,7 @@ import type { SchedContext, SchedulerEnv, SchedulerRegistry } from './scheduler.
 import { Fwd, FWD_NAMES, RealServer, SVC_SCHED_FLAGS, SvcFlag, VirtualService, type ServiceKey } from './service.js';
 import { ServiceIndex } from './service-index.js';
 import { ESTIMATOR_PERIOD_MS, Stat, Stats } from './stats.js';
+import { DEFAULT_OFFLOAD_AFTER, type OffloadPort } from './offload.js';
 import {
   TCP_DEFAULT_TIMEOUTS,
   TCP_STATE_COUNT,
@@ -226,6 +227,10 @@ export class Director {
   lastOutcome: number = Outcome.PassNoService;
   /** connection used by the last forwarded packet, or -1 */
   lastConn = -1;
+  /** the kernel fast path, when the data path has one (core/offload.ts); null: none */
+  offload: OffloadPort | null = null;
+  /** packets forwarded by the engine in an eligible state before a connection is offered */
+  offloadAfter = DEFAULT_OFFLOAD_AFTER;
 
   readonly #registry: SchedulerRegistry;
   readonly #schedEnv: SchedulerEnv;
@@ -251,6 +256,8 @@ export class Director {
   #icmpId = 0;
   #lastEstimateMs = 0;
   readonly #onDue = (i: number): void => this.#expire(i);
+  /** what a withdrawn connection forwarded in the kernel (OffloadPort.withdraw) */
+  readonly #offloadReport = new Float64Array(5);
 
   constructor(o: DirectorOptions) {
     this.#registry = o.schedulers;
@@ -403,7 +410,10 @@ export class Director {
     natRewrite(buf, off, l4off, l4len, proto, IPV4.DST, 2, conns.daddr(c), conns.dport(c), partial);
     this.lastConn = c;
     if ((conns.flags(c) & ConnFlag.ONE_PACKET) !== 0) this.#expire(c);
-    else conns.rearm(c, this.#nowTick + to);
+    else {
+      conns.rearm(c, this.#nowTick + to);
+      if (this.offload !== null && (conns.flags(c) & ConnFlag.OFFLOADED) === 0) this.#considerOffload(c, proto);
+    }
     return this.#out(Outcome.ForwardIn);
   }
 
@@ -421,7 +431,75 @@ export class Director {
     natRewrite(buf, off, l4off, l4len, proto, IPV4.SRC, 0, conns.vaddr(c), conns.vport(c), partial);
     this.lastConn = c;
     conns.rearm(c, this.#nowTick + to);
+    if (this.offload !== null && (conns.flags(c) & ConnFlag.OFFLOADED) === 0) this.#considerOffload(c, proto);
     return this.#out(Outcome.ForwardOut);
+  }
+
+  /** Offer connection c to the kernel fast path once it has forwarded `offloadAfter` packets in
+   *  an eligible state (TCP ESTABLISHED, or UDP; see core/offload.ts). */
+  #considerOffload(c: number, proto: number): void {
+    const conns = this.conns;
+    if (proto === IPPROTO_TCP && conns.state(c) !== TcpState.ESTABLISHED) return;
+    const n = conns.seen[c]! + 1;
+    if (n < 255) conns.seen[c] = n;
+    if (n < this.offloadAfter) return;
+    if (this.offload!.offer(c)) {
+      conns.setFlags(c, conns.flags(c) | ConnFlag.OFFLOADED);
+      this.events[Event.Offloaded]!++;
+    } else {
+      conns.seen[c] = 0; // try again after as many packets
+      this.events[Event.OffloadRefused]!++;
+    }
+  }
+
+  /** Take connection c back from the kernel fast path and count what it forwarded there. */
+  #withdraw(c: number): void {
+    const conns = this.conns;
+    conns.setFlags(c, conns.flags(c) & ~ConnFlag.OFFLOADED);
+    conns.seen[c] = 0;
+    const r = this.#offloadReport;
+    this.offload!.withdraw(c, r);
+    this.#countOffloaded(c, r[0]!, r[1]!, r[2]!, r[3]!);
+    this.events[Event.OffloadWithdrawn]!++;
+  }
+
+  #countOffloaded(c: number, inPkts: number, inBytes: number, outPkts: number, outBytes: number): void {
+    if (inPkts === 0 && outPkts === 0) return;
+    const d = this.#destById[this.conns.dest(c)]!;
+    for (const st of [d.stats.c, d.svc.stats.c, this.stats.c]) {
+      st[Stat.INPKTS]! += inPkts;
+      st[Stat.INBYTES]! += inBytes;
+      st[Stat.OUTPKTS]! += outPkts;
+      st[Stat.OUTBYTES]! += outBytes;
+    }
+  }
+
+  /**
+   * What the kernel forwarded for offloaded connection c since the last report (the data path
+   * calls this before each tick): counted as IPVS counts packets, and the connection's timer
+   * restarted from its last packet (`lastSeenMs`, the caller's clock; -1 if unknown).
+   */
+  offloadActivity(c: number, inPkts: number, inBytes: number, outPkts: number, outBytes: number, lastSeenMs: number): void {
+    const conns = this.conns;
+    if ((conns.flags(c) & (ConnFlag.LIVE | ConnFlag.OFFLOADED)) !== (ConnFlag.LIVE | ConnFlag.OFFLOADED)) return;
+    this.#countOffloaded(c, inPkts, inBytes, outPkts, outBytes);
+    if (lastSeenMs < 0) return;
+    const to = conns.proto(c) === IPPROTO_TCP ? this.#tcpTimeoutTicks[conns.state(c)]! : this.#udpTimeoutTicks;
+    const t = Math.floor(lastSeenMs / TICK_MS) + to;
+    if (t > conns.expires(c)) conns.rearm(c, t);
+  }
+
+  /** Take every connection back from the kernel fast path (before a configuration change). */
+  withdrawAll(): number {
+    if (this.offload === null) return 0;
+    let n = 0;
+    this.conns.forEach((i) => {
+      if ((this.conns.flags(i) & ConnFlag.OFFLOADED) !== 0) {
+        this.#withdraw(i);
+        n++;
+      }
+    });
+    return n;
   }
 
   /** Count one packet of `bytes` on the server, its service and the totals (ip_vs_in/out_stats). */
@@ -446,6 +524,7 @@ export class Director {
     const table = this.sysctl.secureTcp ? TCP_TABLE_SECURE : TCP_TABLE_NORMAL;
     const next = ev < 0 ? TcpState.CLOSE : table[(dir * 4 + ev) * TCP_STATE_COUNT + cur]!;
     if (next !== cur) {
+      if ((conns.flags(c) & ConnFlag.OFFLOADED) !== 0) this.#withdraw(c); // left ESTABLISHED
       const f = conns.flags(c);
       if ((f & ConnFlag.INACTIVE) === 0) {
         if (!tcpStateIsActive(next)) {
@@ -664,6 +743,7 @@ export class Director {
   #unlink(i: number): void {
     const conns = this.conns;
     const f = conns.flags(i);
+    if ((f & ConnFlag.OFFLOADED) !== 0) this.#withdraw(i);
     const d = this.#destById[conns.dest(i)]!;
     if ((f & ConnFlag.TEMPLATE) !== 0) {
       d.persistConns--;

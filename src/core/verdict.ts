@@ -81,6 +81,10 @@ export const Event = {
   NoDest: 5,
   Rescheduled: 6,
   ExpiredNoDest: 7,
+  /** connections handed to the kernel fast path / taken back / refused (no slot free) */
+  Offloaded: 8,
+  OffloadWithdrawn: 9,
+  OffloadRefused: 10,
 } as const;
 export const EVENT_NAMES = [
   'conns_created',
@@ -91,6 +95,9 @@ export const EVENT_NAMES = [
   'no_dest',
   'rescheduled',
   'expired_nodest',
+  'offloaded',
+  'offload_withdrawn',
+  'offload_refused',
 ] as const;
 
 /** Flag bits the caller passes to `process()` about the packet's buffer. */

@@ -111,7 +111,7 @@ export function createMetrics(fetch: () => Promise<MetricsSource>): { registry: 
   });
   new Counter({
     name: 'ulvs_events_total',
-    help: 'Engine events: connections and templates created and expired, rescheduling, no usable server.',
+    help: 'Engine events: connections and templates created and expired, rescheduling, no usable server, connections handed to the kernel fast path and taken back.',
     labelNames: ['event'],
     registers: [registry],
     collect() {
@@ -128,6 +128,8 @@ export function createMetrics(fetch: () => Promise<MetricsSource>): { registry: 
   dp('ulvs_datapath_read_errors_total', 'read_errors', 'Failed reads from the TUN.');
   dp('ulvs_datapath_dropped_pass_no_conn_total', 'dropped_pass_no_conn', 'TCP segments to a service without a connection, dropped (the kernel would answer them from a local VIP).');
   dp('ulvs_datapath_io_batches_total', 'batches', 'io_uring completion batches handled (packets per batch = reads / batches, roughly).');
+  dp('ulvs_fastpath_update_errors_total', 'fastpath_update_errors', 'Flow entries the kernel fast path refused (not expected: its map has room for every slot).');
+  dp('ulvs_fastpath_delete_errors_total', 'fastpath_delete_errors', 'Flow entries that were already gone when withdrawn.');
   dp('ulvs_datapath_buffer_ring_empty_total', 'no_buffers', 'Times every receive buffer was in use and the multishot read had to be re-armed (packets wait in the TUN queue meanwhile).');
   const gauge = (name: string, help: string, v: () => number) =>
     new Gauge({
@@ -141,6 +143,7 @@ export function createMetrics(fetch: () => Promise<MetricsSource>): { registry: 
   gauge('ulvs_connections', 'Entries in the connection tables (connections and templates).', () => src().snapshot.connections);
   gauge('ulvs_connections_limit', 'Capacity of the connection tables.', () => src().snapshot.capacity);
   gauge('ulvs_workers', 'Data-path workers.', () => src().workers);
+  gauge('ulvs_fastpath_connections', 'Connections forwarded by the kernel fast path now (their packets skip user space; counted in the IPVS figures all the same).', () => src().datapath.fastpath_active ?? 0);
   const pname = (p: number) => (p === 6 ? 'TCP' : 'UDP');
   new Gauge({
     name: 'ulvs_real_server_up',

@@ -69,6 +69,11 @@ function hostView(tun: string): { devices: string[]; locals: number[] } {
   };
 }
 
+/** The interfaces the capture (and the kernel fast path) work on: every IPv4 interface but lo and the TUN. */
+export function captureDevices(tun: string): string[] {
+  return hostView(tun).devices;
+}
+
 export interface CaptureState {
   devices: string[];
   /** the tc preference of the filters now in place (the plan's pref or pref + 1) */

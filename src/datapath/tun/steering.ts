@@ -24,59 +24,12 @@
  * Each worker keeps its own connection table: nothing is shared, nothing is locked.
  *
  * The program is classic LD_ABS/LD_IND loads and compares (socket-filter type), assembled here
- * by hand because the project has no BPF compiler; the verifier's log is reported on failure.
+ * with the assembler of bpf.ts; the verifier's log is reported on failure.
  */
-import koffi from 'koffi';
+import { ABS, ADD, ALU, ALU64, AND, assemble, B, BPF_PROG_TYPE, EXIT, H, I, IND, JA, JEQ, JMP, JMP32, JNE, K, LD, loadProgram, LSH, MOV, MUL, OR, RSH, W, X, XOR, type Asm, type Insn } from './bpf.js';
 import { sys, SysError } from './sys.js';
 
-const libc = koffi.load('libc.so.6');
-const syscall3 = libc.func('long syscall(long number, ...)') as (n: number, ...args: unknown[]) => number;
-const SYS_bpf = 321; // x86-64
-const BPF_PROG_LOAD = 5;
-const BPF_PROG_TYPE_SOCKET_FILTER = 1;
 export const TUNSETSTEERINGEBPF = 0x800454e0;
-
-/** One eBPF instruction: opcode, dst and src registers, offset, immediate. */
-interface Insn {
-  code: number;
-  dst: number;
-  src: number;
-  off: number | string; // a label for jumps
-  imm: number;
-}
-const I = (code: number, dst = 0, src = 0, off: number | string = 0, imm = 0): Insn => ({ code, dst, src, off, imm });
-
-// Opcode parts (include/uapi/linux/bpf.h, bpf_common.h)
-const LD = 0x00, ALU = 0x04, JMP = 0x05, JMP32 = 0x06, ALU64 = 0x07;
-const W = 0x00, B = 0x10, ABS = 0x20, IND = 0x40;
-const H = 0x08;
-const MOV = 0xb0, AND = 0x50, OR = 0x40, LSH = 0x60, RSH = 0x70, MUL = 0x20, ADD = 0x00, XOR = 0xa0;
-const K = 0x00, X = 0x08;
-const JA = 0x00, JEQ = 0x10, JNE = 0x50, EXIT = 0x90;
-
-/** Assemble: resolve labels (strings in `off`) to relative jumps; `labels` maps name -> index. */
-function assemble(prog: (Insn | string)[]): Buffer {
-  const labels = new Map<string, number>();
-  const insns: Insn[] = [];
-  for (const x of prog) {
-    if (typeof x === 'string') labels.set(x, insns.length);
-    else insns.push(x);
-  }
-  const out = Buffer.alloc(insns.length * 8);
-  insns.forEach((x, i) => {
-    let off = x.off;
-    if (typeof off === 'string') {
-      const target = labels.get(off);
-      if (target === undefined) throw new Error(`bpf: unknown label ${off}`);
-      off = target - i - 1;
-    }
-    out[i * 8] = x.code;
-    out[i * 8 + 1] = ((x.src & 15) << 4) | (x.dst & 15);
-    out.writeInt16LE(off, i * 8 + 2);
-    out.writeInt32LE(x.imm | 0, i * 8 + 4);
-  });
-  return out;
-}
 
 /** r0 = IP header length in bytes (from the version/IHL byte at `at` + register `base`, or absolute). */
 const ihl = (at: number, base?: number): Insn[] => [
@@ -175,8 +128,8 @@ const ipField = (q: boolean, off: number, size: number): Insn => (q ? I(LD | IND
 const l4Port = (q: boolean, off: number): Insn => (q ? I(LD | IND | H, 0, 9, 0, 8 + off) : I(LD | IND | H, 0, 8, 0, off));
 
 /** One kind of packet: compute the flow key, then compare the service side with the masked endpoints. */
-function classify(name: string, l: Layout, entries: readonly MaskedEndpoint[]): (Insn | string)[] {
-  const p: (Insn | string)[] = [...ihl(0), I(ALU64 | MOV | X, 8, 0)]; //  r8 = IP header length
+function classify(name: string, l: Layout, entries: readonly MaskedEndpoint[]): Asm {
+  const p: Asm = [...ihl(0), I(ALU64 | MOV | X, 8, 0)]; //  r8 = IP header length
   if (l.quoted) p.push(...ihl(8, 8), I(ALU64 | ADD | X, 0, 8), I(ALU64 | MOV | X, 9, 0)); // r9 = quoted L4 - 8
   p.push(
     l4Port(l.quoted, l.clientPort), //                          flow key: client port
@@ -208,7 +161,7 @@ function classify(name: string, l: Layout, entries: readonly MaskedEndpoint[]): 
 
 /** The steering program for a spec (see the top of this file). */
 export function steeringProgram(spec: SteeringSpec): Buffer {
-  const p: (Insn | string)[] = [
+  const p: Asm = [
     I(ALU64 | MOV | X, 6, 1), //                     r6 = ctx
     I(LD | ABS | W, 0, 0, 0, 16), //                 r0 = destination address
   ];
@@ -236,24 +189,7 @@ export function steeringProgram(spec: SteeringSpec): Buffer {
 
 /** Load a socket-filter program; returns its fd. Throws with the verifier log on failure. */
 export function loadSocketFilter(code: Buffer): number {
-  const license = Buffer.from('GPL\0');
-  const log = Buffer.alloc(64 * 1024);
-  const attr = Buffer.alloc(128);
-  attr.writeUInt32LE(BPF_PROG_TYPE_SOCKET_FILTER, 0);
-  attr.writeUInt32LE(code.length / 8, 4);
-  attr.writeBigUInt64LE(BigInt(koffi.address(code) as bigint), 8);
-  attr.writeBigUInt64LE(BigInt(koffi.address(license) as bigint), 16);
-  attr.writeUInt32LE(1, 24); // log level
-  attr.writeUInt32LE(log.length, 28);
-  attr.writeBigUInt64LE(BigInt(koffi.address(log) as bigint), 32);
-  attr.write('ulvs_steer', 48);
-  const fd = syscall3(SYS_bpf, 'int', BPF_PROG_LOAD, 'void *', attr, 'unsigned int', attr.length);
-  if (fd < 0) {
-    const e = sys.errno();
-    const text = log.toString('utf8', 0, log.indexOf(0) >= 0 ? log.indexOf(0) : log.length).trim();
-    throw new Error(`bpf(BPF_PROG_LOAD): ${sys.strerror(e)}${text ? `\n${text}` : ''}`);
-  }
-  return fd;
+  return loadProgram(BPF_PROG_TYPE.SOCKET_FILTER, code, 'ulvs_steer');
 }
 
 /** Attach (or replace) the steering program of the TUN that `tunFd` is a queue of. */

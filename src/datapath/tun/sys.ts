@@ -19,6 +19,30 @@ export const sys = {
   errno: (): number => koffi.errno(),
 };
 
+const mmap = libc.func('void *mmap(void *addr, unsigned long length, int prot, int flags, int fd, long offset)') as (a: null, len: number, prot: number, flags: number, fd: number, off: number) => unknown;
+export const munmap = libc.func('int munmap(void *addr, unsigned long length)') as (p: unknown, len: number) => number;
+const PROT_RW = 0x3;
+const MAP_SHARED = 0x01;
+const MAP_PRIVATE = 0x02;
+const MAP_ANONYMOUS = 0x20;
+const MAP_POPULATE = 0x8000;
+
+/** An anonymous or file mapping, with a Buffer over it and its address. */
+export interface Mapping {
+  ptr: unknown;
+  addr: bigint;
+  len: number;
+  buf: Buffer;
+}
+/** Map `len` bytes: anonymous memory, or (fd >= 0) a shared mapping of fd at `offset`; populated. */
+export function mapMemory(len: number, fd = -1, offset = 0): Mapping {
+  const flags = fd >= 0 ? MAP_SHARED | MAP_POPULATE : MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE;
+  const ptr = mmap(null, len, PROT_RW, flags, fd, offset);
+  const addr = BigInt(koffi.address(ptr) as bigint);
+  if (addr === 0xffffffffffffffffn || addr === 0n) throw new Error(`mmap ${len} bytes: ${sys.strerror(sys.errno())}`);
+  return { ptr, addr, len, buf: Buffer.from(koffi.view(ptr, len) as ArrayBuffer) };
+}
+
 export const O_RDWR = 0o2;
 export const O_NONBLOCK = 0o4000;
 export const O_CLOEXEC = 0o2000000;

@@ -10,23 +10,16 @@
  * indexes are written with Atomics so the stores are ordered as the kernel expects.
  */
 import koffi from 'koffi';
-import { sys } from './sys.js';
+import { mapMemory, munmap, sys, type Mapping } from './sys.js';
 
 const libc = koffi.load('libc.so.6');
 const syscall = libc.func('long syscall(long number, ...)') as (n: number, ...args: unknown[]) => number;
 /** io_uring_enter through a fixed prototype: a variadic koffi call parses its types on every call */
 const enterCall = libc.func('syscall', 'long', ['long', 'uint', 'uint', 'uint', 'uint', 'void *', 'ulong']) as (n: number, fd: number, submit: number, wait: number, flags: number, arg: Buffer | null, argLen: number) => number;
-const mmap = libc.func('void *mmap(void *addr, unsigned long length, int prot, int flags, int fd, long offset)') as (a: null, len: number, prot: number, flags: number, fd: number, off: number) => unknown;
-const munmap = libc.func('int munmap(void *addr, unsigned long length)') as (p: unknown, len: number) => number;
 
 const SYS_io_uring_setup = 425;
 const SYS_io_uring_enter = 426;
 const SYS_io_uring_register = 427;
-const PROT_RW = 0x3;
-const MAP_SHARED = 0x01;
-const MAP_PRIVATE = 0x02;
-const MAP_ANONYMOUS = 0x20;
-const MAP_POPULATE = 0x8000;
 const IORING_OFF_SQ_RING = 0;
 const IORING_OFF_SQES = 0x10000000;
 const IORING_SETUP_SINGLE_ISSUER = 1 << 12;
@@ -45,21 +38,6 @@ export const IORING_CQE_BUFFER_SHIFT = 16;
 const ETIME = 62;
 const EINTR = 4;
 const EBUSY = 16;
-
-/** An anonymous or file mapping, with a Buffer over it and its address. */
-interface Mapping {
-  ptr: unknown;
-  addr: bigint;
-  len: number;
-  buf: Buffer;
-}
-function mapMemory(len: number, fd = -1, offset = 0): Mapping {
-  const flags = fd >= 0 ? MAP_SHARED | MAP_POPULATE : MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE;
-  const ptr = mmap(null, len, PROT_RW, flags, fd, offset);
-  const addr = BigInt(koffi.address(ptr) as bigint);
-  if (addr === 0xffffffffffffffffn || addr === 0n) throw new Error(`mmap ${len} bytes: ${sys.strerror(sys.errno())}`);
-  return { ptr, addr, len, buf: Buffer.from(koffi.view(ptr, len) as ArrayBuffer) };
-}
 
 export class Uring {
   readonly fd: number;

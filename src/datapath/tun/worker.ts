@@ -22,6 +22,7 @@ import { Outcome, PacketFlag, Verdict } from '../../core/verdict.js';
 import { defaultRegistry } from '../../sched/index.js';
 import { VNET_HDR_LEN, vnetGsoType, vnetNeedsCsum } from '../../wire/virtio.js';
 import { EAGAIN, EINTR, POLLIN, sys } from './sys.js';
+import { Offloader, type OffloaderInit } from './offload.js';
 import { BufferRing, IORING_CQE_BUFFER_SHIFT, IORING_CQE_F_BUFFER, IORING_CQE_F_MORE, Uring } from './uring.js';
 
 export interface WorkerInit {
@@ -37,6 +38,8 @@ export interface WorkerInit {
   sharedState: Int32Array;
   /** 'auto' (io_uring where the kernel can, else syscalls), 'uring' or 'syscalls' (see above) */
   io: 'auto' | 'uring' | 'syscalls';
+  /** the kernel fast path's maps and this worker's slots (fastpath.ts, offload.ts), if enabled */
+  fastPath?: OffloaderInit & { after: number };
 }
 
 /** Requests from the control plane; each is answered with {type: 'reply', id, result | error}. */
@@ -51,6 +54,26 @@ const init = workerData as WorkerInit;
 const port = init.control;
 const d = new Director({ schedulers: defaultRegistry(), seed: init.seed, maxConns: init.maxConns, sharedState: init.sharedState });
 applyOps(d, init.ops);
+const offloader = init.fastPath ? new Offloader(d.conns, init.fastPath) : null;
+if (offloader) {
+  d.offload = offloader;
+  d.offloadAfter = init.fastPath!.after;
+}
+/** the fast path's counters, named fastpath_* among the data-path counters */
+function fastPathCounters(): Record<string, number> {
+  if (offloader === null) return {};
+  const out: Record<string, number> = { fastpath_active: offloader.active };
+  for (const [k, v] of Object.entries(offloader.counters)) out[`fastpath_${k}`] = v;
+  return out;
+}
+/** how often the fast path's counts are folded into the engine (and before any listing), ms */
+const HARVEST_MS = 500;
+let lastHarvest = 0;
+function harvest(now: number): void {
+  if (offloader === null) return;
+  offloader.harvest(d, now, Number(process.hrtime.bigint()));
+  lastHarvest = now;
+}
 
 /** Data-path counters (the engine's own counters are in d.counters()). */
 const dp = { reads: 0, writes: 0, write_errors: 0, gso_packets: 0, csum_partial: 0, dropped_pass_no_conn: 0, read_errors: 0, oversize: 0, batches: 0, no_buffers: 0 };
@@ -93,11 +116,17 @@ function write(b: Buffer, n: number): void {
 function call(msg: Extract<ControlMessage, { type: 'call' }>, now: number): unknown {
   switch (msg.call) {
     case 'apply':
+      // servers may go away or change: the engine decides again for every connection
+      harvest(now);
+      d.withdrawAll();
+      offloader?.flush();
       applyOps(d, msg.args[0]);
       return null;
     case 'snapshot':
+      harvest(now);
       return d.snapshot();
     case 'connections':
+      harvest(now);
       return d.connections(now);
     case 'timeouts':
       return d.timeouts;
@@ -108,7 +137,7 @@ function call(msg: Extract<ControlMessage, { type: 'call' }>, now: number): unkn
       d.zero(msg.args[0]);
       return null;
     case 'counters':
-      return { engine: d.counters(), datapath: { ...dp } };
+      return { engine: d.counters(), datapath: { ...dp, ...fastPathCounters() } };
   }
 }
 
@@ -135,6 +164,7 @@ let running = true;
 function housekeeping(): void {
   const now = Math.floor(performance.now());
   if (now - lastTick >= 100) {
+    if (now - lastHarvest >= HARVEST_MS) harvest(now); // before the timers: activity restarts them
     d.tick(now);
     lastTick = now;
   }
@@ -147,7 +177,9 @@ function loopSyscalls(): void {
     for (let k = 0; k < BATCH; k++) {
       const n = sys.read(init.fd, buf, SLOT);
       if (n > 0) {
-        if (verdict(buf, 0, n, now)) write(buf, n);
+        const fwd = verdict(buf, 0, n, now);
+        offloader?.flush(); // before the packet goes on (offload.ts)
+        if (fwd) write(buf, n);
         continue;
       }
       const e = sys.errno();
@@ -221,6 +253,7 @@ function loopUring(ring: Uring, bufs: BufferRing): string | null {
       dp.batches++;
       lastPacket = performance.now();
     }
+    offloader?.flush(); // before the batch's writes are submitted (offload.ts)
     bufs.publish();
     if (fatal) return fatal === EINVAL && dp.reads === 0 ? 'unsupported' : `read: ${sys.strerror(fatal)}`;
     housekeeping();
@@ -267,6 +300,11 @@ if (refused !== null && init.io === 'uring') port.postMessage({ type: 'error', m
 else if (init.io === 'syscalls' || refused !== null) {
   announce('syscalls', refused ?? undefined);
   loopSyscalls();
+}
+if (offloader) {
+  d.withdrawAll();
+  offloader.flush();
+  offloader.close();
 }
 port.postMessage({ type: 'stopped', engine: d.counters(), datapath: dp });
 port.close();

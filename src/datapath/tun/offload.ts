@@ -1,0 +1,213 @@
+/**
+ * A worker's side of the kernel fast path (fastpath.ts): implements the engine's OffloadPort
+ * (core/offload.ts) over the two maps, and reports what the kernel forwarded.
+ *
+ *   offer(c)     takes a free slot of this worker's range, queues the connection's two flow
+ *                entries (request tuple client -> VIP:vport, reply tuple RIP:rport -> client)
+ *   withdraw(c)  queues the deletion of both entries, reports the slot's counts since the last
+ *                report, frees the slot once the deletion is done
+ *   flush()      carries out what is queued: updates, then deletions (BPF_MAP_*_BATCH, one
+ *                system call each). The worker calls it after each batch of packets and before
+ *                that batch's writes are submitted, so a withdrawal takes effect before the
+ *                packet that caused it (a FIN, say) reaches the other side.
+ *   harvest()    reads the slots (an mmap'd array: no system call) and hands the engine each
+ *                connection's new packets and bytes and the time of its last packet.
+ *
+ * Every worker owns a disjoint range of slots, so workers never coordinate; the flow map is
+ * shared (its keys are tuples, and a connection belongs to exactly one worker).
+ * Nothing here is allocated per packet or per connection.
+ */
+import { ConnTable } from '../../core/conn-table.js';
+import type { OffloadPort } from '../../core/offload.js';
+import { MapOps } from './bpf.js';
+import { FLOW_KEY_SIZE, FLOW_VALUE_SIZE, SLOT_BYTES, SLOT_LAST_NS, SLOT_PKTS, SLOT_SIZE } from './fastpath.js';
+import { mapMemory, munmap, type Mapping } from './sys.js';
+
+/** Connections queued between flushes (each is two flow entries). */
+const QUEUE = 256;
+
+export interface OffloaderInit {
+  flowsFd: number;
+  slotsFd: number;
+  /** slots in the whole array (all workers) */
+  slots: number;
+  /** this worker's range */
+  slotBase: number;
+  slotCount: number;
+}
+
+/** The engine's view of activity: Director.offloadActivity. */
+export interface ActivitySink {
+  offloadActivity(c: number, inPkts: number, inBytes: number, outPkts: number, outBytes: number, lastSeenMs: number): void;
+}
+
+export class Offloader implements OffloadPort {
+  /** counters for the metrics: queued entries written, deleted, failures */
+  readonly counters = { offered: 0, withdrawn: 0, update_errors: 0, delete_errors: 0, harvests: 0 };
+  readonly #conns: ConnTable;
+  readonly #flows: MapOps;
+  readonly #map: Mapping;
+  /** the slot array as u32 halves (little-endian u64s) */
+  readonly #u32: Uint32Array;
+  readonly #base: number;
+  readonly #count: number;
+  /** connection -> slot (this worker's index), -1 none */
+  readonly #slotOf: Int32Array;
+  /** slot -> connection, -1 free */
+  readonly #connOf: Int32Array;
+  /** slot -> counts already reported: packets in, bytes in, packets out, bytes out */
+  readonly #reported: Float64Array;
+  readonly #free: Int32Array;
+  #freeTop = 0;
+  readonly #addKeys = Buffer.alloc(QUEUE * 2 * FLOW_KEY_SIZE);
+  readonly #addValues = Buffer.alloc(QUEUE * 2 * FLOW_VALUE_SIZE);
+  #adds = 0;
+  readonly #delKeys = Buffer.alloc(QUEUE * 2 * FLOW_KEY_SIZE);
+  readonly #delSlots = new Int32Array(QUEUE);
+  #dels = 0;
+
+  constructor(conns: ConnTable, o: OffloaderInit) {
+    this.#conns = conns;
+    this.#flows = new MapOps(o.flowsFd);
+    const page = 4096;
+    this.#map = mapMemory(Math.ceil((o.slots * SLOT_SIZE) / page) * page, o.slotsFd, 0);
+    this.#u32 = new Uint32Array(this.#map.buf.buffer, this.#map.buf.byteOffset, this.#map.len / 4);
+    this.#base = o.slotBase;
+    this.#count = o.slotCount;
+    this.#slotOf = new Int32Array(conns.capacity).fill(-1);
+    this.#connOf = new Int32Array(o.slotCount).fill(-1);
+    this.#reported = new Float64Array(o.slotCount * 4);
+    this.#free = new Int32Array(o.slotCount);
+    for (let i = o.slotCount - 1; i >= 0; i--) this.#free[this.#freeTop++] = i;
+  }
+
+  /** Connections in the fast path now. */
+  get active(): number {
+    return this.#count - this.#freeTop - this.#dels;
+  }
+
+  offer(c: number): boolean {
+    if (this.#freeTop === 0) return false;
+    if (this.#dels > 0) this.flush(); // keep the order: a queued deletion may share a tuple with this entry
+    if (this.#adds === QUEUE) this.flush();
+    const s = this.#free[--this.#freeTop]!;
+    this.#slotOf[c] = s;
+    this.#connOf[s] = c;
+    const w = ((this.#base + s) * SLOT_SIZE) / 4;
+    this.#u32.fill(0, w, w + SLOT_SIZE / 4); // no flow points here: freed slots were deleted first
+    this.#reported.fill(0, s * 4, s * 4 + 4);
+    const t = this.#conns;
+    const proto = t.proto(c);
+    const k = this.#addKeys;
+    const v = this.#addValues;
+    // request: client -> VIP:vport becomes client -> RIP:rport
+    let at = this.#adds * 2;
+    writeKey(k, at * FLOW_KEY_SIZE, t.caddr(c), t.vaddr(c), t.cport(c), t.vport(c), proto);
+    writeValue(v, at * FLOW_VALUE_SIZE, t.daddr(c), t.dport(c), 0, this.#base + s);
+    // reply: RIP:rport -> client becomes VIP:vport -> client
+    at++;
+    writeKey(k, at * FLOW_KEY_SIZE, t.daddr(c), t.caddr(c), t.dport(c), t.cport(c), proto);
+    writeValue(v, at * FLOW_VALUE_SIZE, t.vaddr(c), t.vport(c), 1, this.#base + s);
+    this.#adds++;
+    this.counters.offered++;
+    return true;
+  }
+
+  withdraw(c: number, out: Float64Array): void {
+    const s = this.#slotOf[c]!;
+    out.fill(0);
+    out[4] = -1;
+    if (s < 0) return;
+    this.#report(s, out);
+    this.#slotOf[c] = -1;
+    this.#connOf[s] = -1;
+    if (this.#dels === QUEUE) this.flush();
+    const t = this.#conns;
+    const proto = t.proto(c);
+    const at = this.#dels * 2;
+    writeKey(this.#delKeys, at * FLOW_KEY_SIZE, t.caddr(c), t.vaddr(c), t.cport(c), t.vport(c), proto);
+    writeKey(this.#delKeys, (at + 1) * FLOW_KEY_SIZE, t.daddr(c), t.caddr(c), t.dport(c), t.cport(c), proto);
+    this.#delSlots[this.#dels++] = s;
+    this.counters.withdrawn++;
+  }
+
+  /** Carry out the queued updates, then the queued deletions. Cheap when nothing is queued. */
+  flush(): void {
+    if (this.#adds > 0) {
+      const n = this.#adds * 2;
+      const r = this.#flows.updateBatch(this.#addKeys, this.#addValues, n);
+      if (r.done < n) this.counters.update_errors += n - r.done; // not expected: the map has room for every slot
+      this.#adds = 0;
+    }
+    if (this.#dels > 0) {
+      const n = this.#dels * 2;
+      const done = this.#flows.deleteBatch(this.#delKeys, n, FLOW_KEY_SIZE);
+      if (done < n) this.counters.delete_errors += n - done;
+      for (let i = 0; i < this.#dels; i++) this.#free[this.#freeTop++] = this.#delSlots[i]!;
+      this.#dels = 0;
+    }
+  }
+
+  /**
+   * Report every offloaded connection's new activity to `sink`. `nowMs` is the caller's clock
+   * and `nowNs` CLOCK_MONOTONIC in ns (the program's clock), to place the last packet in time.
+   */
+  harvest(sink: ActivitySink, nowMs: number, nowNs: number): void {
+    this.counters.harvests++;
+    const r = new Float64Array(5); // once per harvest, not per packet
+    for (let s = 0; s < this.#count; s++) {
+      const c = this.#connOf[s]!;
+      if (c < 0) continue;
+      if (!this.#report(s, r)) continue;
+      const lastNs = r[4]!;
+      sink.offloadActivity(c, r[0]!, r[1]!, r[2]!, r[3]!, lastNs > 0 ? nowMs - Math.max(0, nowNs - lastNs) / 1e6 : -1);
+    }
+  }
+
+  /** Counts of slot s since its last report into out[0..3], its last packet (ns) into out[4]; false when nothing new. */
+  #report(s: number, out: Float64Array): boolean {
+    const w = ((this.#base + s) * SLOT_SIZE) / 4;
+    const rep = this.#reported;
+    const pin = this.#u64(w, SLOT_PKTS);
+    const pout = this.#u64(w, SLOT_PKTS + 8);
+    const bin = this.#u64(w, SLOT_BYTES);
+    const bout = this.#u64(w, SLOT_BYTES + 8);
+    out[0] = pin - rep[s * 4]!;
+    out[1] = bin - rep[s * 4 + 1]!;
+    out[2] = pout - rep[s * 4 + 2]!;
+    out[3] = bout - rep[s * 4 + 3]!;
+    out[4] = this.#u64(w, SLOT_LAST_NS);
+    rep[s * 4] = pin;
+    rep[s * 4 + 1] = bin;
+    rep[s * 4 + 2] = pout;
+    rep[s * 4 + 3] = bout;
+    return out[0] !== 0 || out[2] !== 0;
+  }
+
+  /** a little-endian u64 at byte `off` of the slot starting at word w (exact below 2^53) */
+  #u64(w: number, off: number): number {
+    return this.#u32[w + off / 4]! + this.#u32[w + off / 4 + 1]! * 2 ** 32;
+  }
+
+  close(): void {
+    munmap(this.#map.ptr, this.#map.len);
+  }
+}
+
+/** A flow key (fastpath.ts): addresses are int32 or uint32 host values, written in network order. */
+export function writeKey(b: Buffer, o: number, saddr: number, daddr: number, sport: number, dport: number, proto: number): void {
+  b.writeUInt32BE(saddr >>> 0, o);
+  b.writeUInt32BE(daddr >>> 0, o + 4);
+  b.writeUInt16BE(sport, o + 8);
+  b.writeUInt16BE(dport, o + 10);
+  b.writeUInt32LE(proto, o + 12);
+}
+
+/** A flow value (fastpath.ts). */
+export function writeValue(b: Buffer, o: number, addr: number, port: number, dir: number, slot: number): void {
+  b.writeUInt32BE(addr >>> 0, o);
+  b.writeUInt16BE(port, o + 4);
+  b.writeUInt16LE(dir, o + 6);
+  b.writeUInt32LE(slot, o + 8);
+  b.writeUInt32LE(0, o + 12);
+}

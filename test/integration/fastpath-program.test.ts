@@ -1,0 +1,182 @@
+/**
+ * Golden packets for the kernel fast path's program (src/datapath/tun/fastpath.ts), run by the
+ * kernel itself (BPF_PROG_TEST_RUN) inside a namespace that has the routes and neighbours a
+ * director would: input frame -> return value and output frame. Expected frames are built
+ * independently (the packet builder, with the rewritten fields) and their checksums verified
+ * by the slow reference. The counters the program keeps are read back from the slot map.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { openSync, closeSync } from 'node:fs';
+import koffi from 'koffi';
+import { ipv4 } from '../../src/wire/build.js';
+import { parseIPv4 } from '../../src/wire/addr.js';
+import { MapOps, testRun } from '../../src/datapath/tun/bpf.js';
+import { createFastPathMaps, loadFastPath, closeFd, FLOW_KEY_SIZE, FLOW_VALUE_SIZE, SLOT_SIZE, type FastPathMaps } from '../../src/datapath/tun/fastpath.js';
+import { writeKey, writeValue } from '../../src/datapath/tun/offload.js';
+import { run } from '../../src/lab/shell.js';
+import { packetChecksumsOk } from '../support/slow-checksum.js';
+import { needsRoot } from '../support/root.js';
+
+const setns = koffi.load('libc.so.6').func('int setns(int fd, int nstype)') as (fd: number, type: number) => number;
+const CLONE_NEWNET = 0x40000000;
+const NS = `ulvsfp${process.pid}`;
+const CLIENT = '198.51.100.2', VIP = '203.0.113.10', RIP = '192.0.2.11', GHOST = '192.0.2.99';
+const CLIENT_MAC = '02:00:00:00:00:02', RIP_MAC = '02:00:00:00:00:0b', IN_MAC = '02:00:00:00:01:01';
+const mac = (s: string) => Buffer.from(s.split(':').map((x) => parseInt(x, 16)));
+const TCX_NEXT = -1, TC_ACT_REDIRECT = 7;
+
+describe('fast-path program (BPF_PROG_TEST_RUN)', { skip: needsRoot }, () => {
+  let home = -1;
+  let maps: FastPathMaps;
+  let prog = -1;
+  let flows: MapOps;
+  let slots: MapOps;
+  const ifindex: Record<string, number> = {};
+  const macOf: Record<string, Buffer> = {};
+
+  before(() => {
+    run(['ip', 'netns', 'add', NS]);
+    const ip = (...a: string[]) => run(['ip', '-n', NS, ...a]);
+    ip('link', 'add', 'fpa', 'type', 'veth', 'peer', 'name', 'fpb');
+    ip('addr', 'add', '198.51.100.1/24', 'dev', 'fpa');
+    ip('addr', 'add', '192.0.2.1/24', 'dev', 'fpb');
+    for (const d of ['lo', 'fpa', 'fpb']) ip('link', 'set', d, 'up');
+    run(['ip', 'netns', 'exec', NS, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    ip('neigh', 'replace', RIP, 'lladdr', RIP_MAC, 'dev', 'fpb', 'nud', 'permanent');
+    ip('neigh', 'replace', CLIENT, 'lladdr', CLIENT_MAC, 'dev', 'fpa', 'nud', 'permanent');
+    home = openSync('/proc/self/ns/net', 'r');
+    const target = openSync(`/run/netns/${NS}`, 'r');
+    try {
+      assert.equal(setns(target, CLONE_NEWNET), 0, 'setns into the test namespace');
+    } finally {
+      closeSync(target);
+    }
+    for (const d of ['fpa', 'fpb']) {
+      const j = JSON.parse(run(['ip', '-n', NS, '-j', 'link', 'show', d])) as { ifindex: number; address: string }[];
+      ifindex[d] = j[0]!.ifindex;
+      macOf[d] = mac(j[0]!.address);
+    }
+    maps = createFastPathMaps(8);
+    prog = loadFastPath(maps);
+    flows = new MapOps(maps.flowsFd);
+    slots = new MapOps(maps.slotsFd);
+    // connection in slot 3: client:40000 -> VIP:80 is served by RIP:8080 (TCP and UDP alike)
+    const k = Buffer.alloc(FLOW_KEY_SIZE);
+    const v = Buffer.alloc(FLOW_VALUE_SIZE);
+    for (const proto of [6, 17]) {
+      writeKey(k, 0, parseIPv4(CLIENT), parseIPv4(VIP), 40000, 80, proto);
+      writeValue(v, 0, parseIPv4(RIP), 8080, 0, 3);
+      flows.update(k, v);
+      writeKey(k, 0, parseIPv4(RIP), parseIPv4(CLIENT), 8080, 40000, proto);
+      writeValue(v, 0, parseIPv4(VIP), 80, 1, 3);
+      flows.update(k, v);
+    }
+    // a connection whose real server has no neighbour entry: the kernel's slow path must resolve it
+    writeKey(k, 0, parseIPv4(CLIENT), parseIPv4(VIP), 40001, 80, 6);
+    writeValue(v, 0, parseIPv4(GHOST), 8080, 0, 4);
+    flows.update(k, v);
+  });
+  after(() => {
+    if (prog >= 0) closeFd(prog);
+    if (maps) for (const fd of [maps.flowsFd, maps.slotsFd]) closeFd(fd);
+    if (home >= 0) {
+      setns(home, CLONE_NEWNET);
+      closeSync(home);
+    }
+    run(['ip', 'netns', 'del', NS]);
+  });
+
+  const frame = (dst: Buffer, src: Buffer, ip: Buffer, ethertype = 0x0800) => {
+    const h = Buffer.alloc(14);
+    dst.copy(h, 0);
+    src.copy(h, 6);
+    h.writeUInt16BE(ethertype, 12);
+    return Buffer.concat([h, ip]);
+  };
+  const runOn = (dev: string, f: Buffer) => {
+    const ctx = Buffer.alloc(44);
+    ctx.writeUInt32LE(ifindex[dev]!, 36); // ingress_ifindex
+    ctx.writeUInt32LE(ifindex[dev]!, 40); // ifindex
+    return testRun(prog, f, ctx);
+  };
+  const slot = (i: number) => {
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(i);
+    const v = Buffer.alloc(SLOT_SIZE);
+    slots.lookup(key, v);
+    return { pktsIn: Number(v.readBigUInt64LE(0)), pktsOut: Number(v.readBigUInt64LE(8)), bytesIn: Number(v.readBigUInt64LE(16)), bytesOut: Number(v.readBigUInt64LE(24)), last: v.readBigUInt64LE(32) };
+  };
+  const payload = Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+
+  test('request: destination becomes RIP:rport, TTL - 1, Ethernet addresses of the route; redirected', () => {
+    const before = slot(3);
+    const inIp = ipv4({ src: CLIENT, dst: VIP, ttl: 64, id: 7 }).tcp({ sport: 40000, dport: 80, flags: 'PA', seq: 1000, ack: 2000 }).payload(payload).build();
+    const r = runOn('fpa', frame(mac(IN_MAC), mac(CLIENT_MAC), inIp));
+    assert.equal(r.retval, TC_ACT_REDIRECT);
+    const want = frame(mac(RIP_MAC), macOf['fpb']!, ipv4({ src: CLIENT, dst: RIP, ttl: 63, id: 7 }).tcp({ sport: 40000, dport: 8080, flags: 'PA', seq: 1000, ack: 2000 }).payload(payload).build());
+    assert.equal(r.out.toString('hex'), want.toString('hex'));
+    assert.deepEqual(packetChecksumsOk(r.out.subarray(14)), { ip: true, l4: true });
+    const after = slot(3);
+    assert.equal(after.pktsIn - before.pktsIn, 1);
+    assert.equal(after.bytesIn - before.bytesIn, inIp.length, 'IP bytes, as IPVS counts them');
+    assert.equal(after.pktsOut, before.pktsOut);
+    assert.ok(after.last > 0n, 'time of the last packet recorded');
+  });
+
+  test('reply: source becomes VIP:vport, out of the client side', () => {
+    const before = slot(3);
+    const inIp = ipv4({ src: RIP, dst: CLIENT, ttl: 64, id: 9 }).tcp({ sport: 8080, dport: 40000, flags: 'A', seq: 2000, ack: 1027 }).payload(Buffer.alloc(1000, 0x5a)).build();
+    const r = runOn('fpb', frame(macOf['fpb']!, mac(RIP_MAC), inIp));
+    assert.equal(r.retval, TC_ACT_REDIRECT);
+    const want = frame(mac(CLIENT_MAC), macOf['fpa']!, ipv4({ src: VIP, dst: CLIENT, ttl: 63, id: 9 }).tcp({ sport: 80, dport: 40000, flags: 'A', seq: 2000, ack: 1027 }).payload(Buffer.alloc(1000, 0x5a)).build());
+    assert.equal(r.out.toString('hex'), want.toString('hex'));
+    assert.deepEqual(packetChecksumsOk(r.out.subarray(14)), { ip: true, l4: true });
+    const after = slot(3);
+    assert.equal(after.pktsOut - before.pktsOut, 1);
+    assert.equal(after.bytesOut - before.bytesOut, inIp.length);
+  });
+
+  test('UDP: rewritten with a valid checksum; a zero checksum ("none") stays zero', () => {
+    const withSum = ipv4({ src: CLIENT, dst: VIP, ttl: 30 }).udp({ sport: 40000, dport: 80 }).payload('query').build();
+    let r = runOn('fpa', frame(mac(IN_MAC), mac(CLIENT_MAC), withSum));
+    assert.equal(r.retval, TC_ACT_REDIRECT);
+    assert.equal(r.out.subarray(14).toString('hex'), ipv4({ src: CLIENT, dst: RIP, ttl: 29 }).udp({ sport: 40000, dport: 8080 }).payload('query').build().toString('hex'));
+    const none = ipv4({ src: CLIENT, dst: VIP, ttl: 30 }).udp({ sport: 40000, dport: 80, noChecksum: true }).payload('query').build();
+    r = runOn('fpa', frame(mac(IN_MAC), mac(CLIENT_MAC), none));
+    assert.equal(r.retval, TC_ACT_REDIRECT);
+    assert.equal(r.out.readUInt16BE(14 + 20 + 6), 0);
+    assert.equal(r.out.subarray(14).toString('hex'), ipv4({ src: CLIENT, dst: RIP, ttl: 29 }).udp({ sport: 40000, dport: 8080, noChecksum: true }).payload('query').build().toString('hex'));
+  });
+
+  // Everything the engine must see, or the kernel's own path must handle, passes untouched.
+  const untouched: [string, string, () => Buffer][] = [
+    ['SYN (scheduling, state)', 'fpa', () => ipv4({ src: CLIENT, dst: VIP }).tcp({ sport: 40000, dport: 80, flags: 'S' }).build()],
+    ['FIN (state)', 'fpa', () => ipv4({ src: CLIENT, dst: VIP }).tcp({ sport: 40000, dport: 80, flags: 'FA' }).build()],
+    ['RST (state)', 'fpb', () => ipv4({ src: RIP, dst: CLIENT }).tcp({ sport: 8080, dport: 40000, flags: 'R' }).build()],
+    ['IP options', 'fpa', () => ipv4({ src: CLIENT, dst: VIP, options: Uint8Array.of(1, 1, 1, 0) }).tcp({ sport: 40000, dport: 80, flags: 'A' }).build()],
+    ['a fragment', 'fpa', () => ipv4({ src: CLIENT, dst: VIP, flagsFrag: 0x2000 }).udp({ sport: 40000, dport: 80 }).payload('x'.repeat(20)).build()],
+    ['TTL 1 (the kernel sends time-exceeded)', 'fpa', () => ipv4({ src: CLIENT, dst: VIP, ttl: 1 }).tcp({ sport: 40000, dport: 80, flags: 'A' }).build()],
+    ['no flow entry', 'fpa', () => ipv4({ src: CLIENT, dst: VIP }).tcp({ sport: 40002, dport: 80, flags: 'A' }).build()],
+    ['neighbour not resolved', 'fpa', () => ipv4({ src: CLIENT, dst: VIP }).tcp({ sport: 40001, dport: 80, flags: 'A' }).build()],
+    ['ICMP', 'fpa', () => ipv4({ src: CLIENT, dst: VIP }).icmp({ type: 8, code: 0 }).build()],
+    ['truncated TCP header', 'fpa', () => ipv4({ src: CLIENT, dst: VIP }).tcp({ sport: 40000, dport: 80, flags: 'A' }).build().subarray(0, 30)],
+  ];
+  for (const [name, dev, build] of untouched) {
+    test(`passes on untouched: ${name}`, () => {
+      const before = [slot(3), slot(4)];
+      const f = frame(mac(IN_MAC), mac(CLIENT_MAC), build());
+      const r = runOn(dev, f);
+      assert.equal(r.retval, TCX_NEXT);
+      assert.equal(r.out.toString('hex'), f.toString('hex'));
+      assert.deepEqual([slot(3), slot(4)], before, 'nothing counted');
+    });
+  }
+
+  test('passes on untouched: not IPv4 (ARP)', () => {
+    const f = frame(Buffer.alloc(6, 0xff), mac(CLIENT_MAC), Buffer.alloc(28), 0x0806);
+    const r = runOn('fpa', f);
+    assert.equal(r.retval, TCX_NEXT);
+    assert.equal(r.out.toString('hex'), f.toString('hex'));
+  });
+});
