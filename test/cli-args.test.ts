@@ -31,3 +31,17 @@ test('ulvsd: an unknown option or a missing value is a usage error, not a stack 
     assert.doesNotMatch(r.stderr, /at parseArgs|node:internal/);
   }
 });
+
+test('ulvsd: a bad fast-path setting is refused with its range, before anything is set up', () => {
+  const cases: [string[], RegExp][] = [
+    [['--fast-path', 'xdp'], /--fast-path is tc or off/],
+    [['--fast-path-after', '0'], /--fast-path-after is 1..255 packets/],
+    [['--fast-path-after', '2.5'], /--fast-path-after is 1..255 packets/],
+    [['--fast-path-conns', '1e9'], /--fast-path-conns is 1..16777216/],
+  ];
+  for (const [args, msg] of cases) {
+    const r = runBin('ulvsd', ['--rules', '/dev/null', ...args]);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, msg);
+  }
+});

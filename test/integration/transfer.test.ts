@@ -1,8 +1,9 @@
 /**
- * Bulk data through the director: 200 MB each way with identical SHA-256, over the offload
- * path (GSO super-packets counted by the data path), and with a smaller path MTU towards the
- * real servers that only PMTU discovery can handle (the director's own "fragmentation
- * needed" must reach the client translated).
+ * Bulk data through the director's user-space path (`--fast-path off`: every packet crosses the
+ * TUN; the kernel fast path has its own tests in fastpath.test.ts): 200 MB each way with
+ * identical SHA-256, over the offload path (GSO super-packets counted by the data path), and
+ * with a smaller path MTU towards the real servers that only PMTU discovery can handle (the
+ * director's own "fragmentation needed" must reach the client translated).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +18,7 @@ const counter = (dump: string, name: string) => Number(new RegExp(`${name}=(\\d+
 describe('bulk transfers through ulvsd', { skip: needsRoot }, () => {
   let bed: DirectorBed;
   before(async () => {
-    bed = await new DirectorBed({ rules, realServers: 1, httpPort: 8080 }).start();
+    bed = await new DirectorBed({ rules, realServers: 1, httpPort: 8080, ulvsdArgs: ['--fast-path', 'off'] }).start();
   });
   after(async () => {
     await bed?.stop();
@@ -55,7 +56,7 @@ describe('bulk transfers through ulvsd', { skip: needsRoot }, () => {
   });
 
   test('without offloads (plain packets, full checksums) transfers arrive intact too', async () => {
-    const plain = await new DirectorBed({ rules, realServers: 1, httpPort: 8080, ulvsdArgs: ['--no-offload'] }).start();
+    const plain = await new DirectorBed({ rules, realServers: 1, httpPort: 8080, ulvsdArgs: ['--no-offload', '--fast-path', 'off'] }).start();
     try {
       assert.match(plain.ulvsdLog, /offloads none/);
       const [get] = plain.client(['--get-bytes', String(30e6), '--timeout', '20000'], 0, 60_000);
@@ -72,7 +73,7 @@ describe('bulk transfers through ulvsd', { skip: needsRoot }, () => {
   });
 
   test('a smaller MTU on the whole real-server LAN (1280): transfers complete', async () => {
-    const small = await new DirectorBed({ rules, realServers: 1, httpPort: 8080, rsMtu: 1280 }).start();
+    const small = await new DirectorBed({ rules, realServers: 1, httpPort: 8080, rsMtu: 1280, ulvsdArgs: ['--fast-path', 'off'] }).start();
     try {
       const [post] = small.client(['--post-bytes', String(50e6), '--timeout', '20000'], 0, 60_000);
       const [get] = small.client(['--get-bytes', String(50e6), '--timeout', '20000'], 0, 60_000);

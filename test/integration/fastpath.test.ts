@@ -1,0 +1,91 @@
+/**
+ * The kernel fast path under real traffic (ulvsd's default): bulk transfers stay intact while
+ * almost none of their packets cross user space, every byte still shows in ipvsadm's counters,
+ * a connection leaves the fast path at its FIN (so IPVS's states follow), and a busy offloaded
+ * connection is not expired by a timeout shorter than its life (the kernel's record of its last
+ * packet restarts the timer).
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { DirectorBed } from '../../src/lab/director-bed.js';
+import { LAB } from '../../src/lab/testbed.js';
+import { needsRoot } from '../support/root.js';
+
+const ULVSADM = fileURLToPath(new URL('../../src/cli/ulvsadm.js', import.meta.url));
+const V = LAB.VIP;
+const rules = `-A -t ${V}:80 -s rr\n-a -t ${V}:80 -r ${LAB.realServer(0)}:8080 -m\n`;
+const counter = (dump: string, name: string) => Number(new RegExp(`\\b${name}=(\\d+)`).exec(dump)?.[1] ?? 0);
+
+describe('kernel fast path', { skip: needsRoot }, () => {
+  let bed: DirectorBed;
+  const adm = (args: string) => {
+    const r = spawnSync(process.execPath, [ULVSADM, ...args.split(' ')], { env: { ...process.env, ULVS_SOCKET: bed.socket }, encoding: 'utf8' });
+    assert.equal(r.status, 0, `ulvsadm ${args}: ${r.stderr}`);
+    return r.stdout;
+  };
+  before(async () => {
+    bed = await new DirectorBed({ rules, realServers: 1, httpPort: 8080 }).start();
+  });
+  after(async () => {
+    await bed?.stop();
+  });
+
+  test('200 MB each way arrive intact, almost all in the kernel, every byte in the IPVS counters', async () => {
+    assert.match(bed.ulvsdLog, /fast path: established connections forwarded by a tc program/);
+    const before = await bed.dump();
+    const [get] = bed.client(['--get-bytes', String(200e6), '--timeout', '60000'], 0, 120_000);
+    const [post] = bed.client(['--post-bytes', String(200e6), '--timeout', '60000'], 0, 120_000);
+    assert.equal(get?.['ok'], true, JSON.stringify(get));
+    assert.equal(get?.['sha256'], get?.['expected']);
+    assert.equal(post?.['ok'], true, JSON.stringify(post));
+    assert.equal(post?.['sha256'], post?.['expected']);
+    const dump = await bed.dump();
+    const reads = counter(dump, 'reads') - counter(before, 'reads');
+    assert.ok(counter(dump, 'offloaded') - counter(before, 'offloaded') >= 2, 'both connections offloaded');
+    // through user space alone this is > 6,000 GSO super-packets plus the ACKs (transfer.test.ts)
+    assert.ok(reads < 1000, `packets read by ulvsd for 400 MB: ${reads}`);
+    const line = adm(`-L -n --stats --exact -t ${V}:80`).split('\n')[2]!;
+    const [, , conns, inPkts, outPkts, inBytes, outBytes] = line.trim().split(/\s+/).map(Number);
+    assert.equal(conns, 2, line);
+    assert.ok(inBytes! > 200e6 && outBytes! > 200e6, `bytes counted: ${line}`);
+    assert.ok(inPkts! > 1000 && outPkts! > 1000, `packets counted: ${line}`);
+  });
+
+  test('connections leave the fast path at their FIN, and IPVS sees them close', async () => {
+    const dump = await bed.dump();
+    assert.equal(counter(dump, 'fastpath_active'), 0);
+    assert.equal(counter(dump, 'offload_withdrawn'), counter(dump, 'offloaded'));
+    const conns = adm('-L -n -c').split('\n').filter((l) => l.startsWith('TCP'));
+    assert.ok(conns.length >= 2, adm('-L -n -c'));
+    for (const c of conns) assert.doesNotMatch(c, /ESTABLISHED/, 'closed connections are not ESTABLISHED');
+  });
+
+  test('a busy offloaded connection outlives a 2 s ESTABLISHED timeout (kernel activity restarts its timer)', async () => {
+    adm('--set 2 120 300');
+    try {
+      const before = counter(await bed.dump(), 'offloaded');
+      const [r] = await bed.clientAsync(['--streams', '4', '--duration', '5000', '--timeout', '3000']);
+      assert.equal(r?.['ok'], true, JSON.stringify(r));
+      assert.equal(r?.['failures'], 0);
+      assert.equal(r?.['changedSocket'], 0, 'every stream kept its TCP connection');
+      assert.ok(counter(await bed.dump(), 'offloaded') - before >= 4, 'the streams ran in the fast path');
+    } finally {
+      adm('--set 900 120 300');
+    }
+  });
+
+  test('with --fast-path off nothing is offloaded', async () => {
+    const plain = await new DirectorBed({ rules, realServers: 1, httpPort: 8080, ulvsdArgs: ['--fast-path', 'off'] }).start();
+    try {
+      const [get] = plain.client(['--get-bytes', String(20e6), '--timeout', '20000'], 0, 60_000);
+      assert.equal(get?.['ok'], true, JSON.stringify(get));
+      const dump = await plain.dump();
+      assert.equal(counter(dump, 'offloaded'), 0);
+      assert.ok(counter(dump, 'reads') > 300, 'every packet through user space');
+    } finally {
+      await plain.stop();
+    }
+  });
+});
