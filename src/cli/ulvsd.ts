@@ -56,7 +56,7 @@ import { listServices } from '../control/listing.js';
 import { parseRules, RulesError, type Rules } from '../control/rules.js';
 import { offloadNames, openTunQueue, tunAvailable } from '../datapath/tun/device.js';
 import { captureDevices, installCapture, removeCapture, updateCapture, type CaptureState } from '../datapath/tun/capture.js';
-import { attachFastPath, closeFd, createFastPathMaps, loadFastPath, type FastPathMaps } from '../datapath/tun/fastpath.js';
+import { attachFastPath, closeFd, createFastPathMaps, loadFastPath, loadTunOut, type FastPathMaps } from '../datapath/tun/fastpath.js';
 import type { WorkerInit } from '../datapath/tun/worker.js';
 import { DEFAULT_OFFLOAD_AFTER } from '../core/offload.js';
 import { installRouting, isLocalAddress, removeRouting, updateRouting, type RoutingPlan, type RoutingState } from '../datapath/tun/routing.js';
@@ -319,11 +319,14 @@ let routing: RoutingState | undefined;
 let capture: CaptureState | null = null;
 /** the kernel fast path: maps, program, tcx links (closing the links detaches the program) */
 let fastPath: { maps: FastPathMaps; progFd: number; links: { dev: string; fd: number }[] } | null = null;
+/** the TUN's way-out program and its link (fastpath.ts tunOutProgram) */
+let tunOut: { progFd: number; link: number } | null = null;
 let cleaned = false;
 const cleanup = () => {
   if (cleaned) return;
   cleaned = true;
   if (fastPath) for (const fd of [...fastPath.links.map((l) => l.fd), fastPath.progFd, fastPath.maps.flowsFd, fastPath.maps.slotsFd]) closeFd(fd);
+  if (tunOut) for (const fd of [tunOut.link, tunOut.progFd]) closeFd(fd);
   if (capture) removeCapture(plan.pref, capture);
   removeRouting(plan, routing);
   for (const x of queues) sys.close(x.fd);
@@ -367,6 +370,15 @@ if (FAST_PATH === 'tc') {
     if (progFd >= 0) closeFd(progFd);
     if (maps) for (const fd of [maps.flowsFd, maps.slotsFd]) closeFd(fd);
     warn(`kernel fast path unavailable, every packet goes through user space: ${(e as Error).message.split('\n')[0]}`);
+  }
+  let outFd = -1;
+  try {
+    outFd = loadTunOut();
+    tunOut = { progFd: outFd, link: attachFastPath(outFd, [plan.dev])[0]!.fd };
+    log(`fast path: packets leaving ${plan.dev} are sent by a tc program (route lookup, TTL, neighbour output) instead of crossing the IP stack`);
+  } catch (e) {
+    if (outFd >= 0) closeFd(outFd);
+    warn(`packets leaving ${plan.dev} cross the IP stack (tc program unavailable): ${(e as Error).message.split('\n')[0]}`);
   }
 }
 

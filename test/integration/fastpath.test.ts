@@ -3,20 +3,40 @@
  * almost none of their packets cross user space, every byte still shows in ipvsadm's counters,
  * a connection leaves the fast path at its FIN (so IPVS's states follow), and a busy offloaded
  * connection is not expired by a timeout shorter than its life (the kernel's record of its last
- * packet restarts the timer).
+ * packet restarts the timer), and packets leave with the TTL the kernel's forwarding would give
+ * them (the fast path and the tc way out of the TUN both decrement it once).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DirectorBed } from '../../src/lab/director-bed.js';
 import { LAB } from '../../src/lab/testbed.js';
+import { run } from '../../src/lab/shell.js';
 import { needsRoot } from '../support/root.js';
 
 const ULVSADM = fileURLToPath(new URL('../../src/cli/ulvsadm.js', import.meta.url));
 const V = LAB.VIP;
 const rules = `-A -t ${V}:80 -s rr\n-a -t ${V}:80 -r ${LAB.realServer(0)}:8080 -m\n`;
 const counter = (dump: string, name: string) => Number(new RegExp(`\\b${name}=(\\d+)`).exec(dump)?.[1] ?? 0);
+
+const nftMissing = ['/usr/sbin/nft', '/usr/bin/nft'].some((f) => existsSync(f)) ? false : 'needs nft (apt nftables; .ci/run installs it) to count TTLs at a real server';
+
+/** nftables counters in a real server's namespace: TCP packets to port 8080 by TTL. */
+function ttlCounters(ns: string): { read(): { ttl63: number; other: number }; remove(): void } {
+  const nft = (script: string) => run(['ip', 'netns', 'exec', ns, 'nft', '-f', '-'], script);
+  nft('table ip ulvsttl {\n chain seen {\n  type filter hook input priority 0;\n  tcp dport 8080 ip ttl 63 counter\n  tcp dport 8080 ip ttl != 63 counter\n }\n}\n');
+  return {
+    read() {
+      const n = [...run(['ip', 'netns', 'exec', ns, 'nft', 'list', 'table', 'ip', 'ulvsttl']).matchAll(/packets (\d+)/g)].map((m) => Number(m[1]));
+      return { ttl63: n[0] ?? 0, other: n[1] ?? 0 };
+    },
+    remove() {
+      nft('delete table ip ulvsttl\n');
+    },
+  };
+}
 
 describe('kernel fast path', { skip: needsRoot }, () => {
   let bed: DirectorBed;
@@ -76,15 +96,36 @@ describe('kernel fast path', { skip: needsRoot }, () => {
     }
   });
 
-  test('with --fast-path off nothing is offloaded', async () => {
-    const plain = await new DirectorBed({ rules, realServers: 1, httpPort: 8080, ulvsdArgs: ['--fast-path', 'off'] }).start();
+  test('every packet reaches the real server with its TTL decremented once (fast path, and the tc way out of the TUN)', { skip: nftMissing }, async () => {
+    const ttl = ttlCounters(bed.bed.realServers[0]!);
     try {
+      const got = bed.client(['--requests', '5']); // short connections: every packet through ulvsd
+      assert.equal(got.filter((x) => x['ok']).length, 5);
+      const [get] = bed.client(['--get-bytes', String(20e6), '--timeout', '20000'], 0, 60_000); // its ACKs: the fast path
+      assert.equal(get?.['ok'], true, JSON.stringify(get));
+      const c = ttl.read();
+      assert.ok(c.ttl63 > 100, `packets seen with TTL 63: ${c.ttl63}`);
+      assert.equal(c.other, 0, 'no packet with another TTL (the client sends 64)');
+    } finally {
+      ttl.remove();
+    }
+  });
+
+  test('with --fast-path off nothing is offloaded, and the TTL is the same', async () => {
+    const plain = await new DirectorBed({ rules, realServers: 1, httpPort: 8080, ulvsdArgs: ['--fast-path', 'off'] }).start();
+    let ttl: ReturnType<typeof ttlCounters> | undefined;
+    try {
+      if (!nftMissing) ttl = ttlCounters(plain.bed.realServers[0]!);
+      assert.doesNotMatch(plain.ulvsdLog, /fast path/);
       const [get] = plain.client(['--get-bytes', String(20e6), '--timeout', '20000'], 0, 60_000);
       assert.equal(get?.['ok'], true, JSON.stringify(get));
       const dump = await plain.dump();
       assert.equal(counter(dump, 'offloaded'), 0);
       assert.ok(counter(dump, 'reads') > 300, 'every packet through user space');
+      const c = ttl?.read();
+      if (c) assert.ok(c.ttl63 > 100 && c.other === 0, JSON.stringify(c));
     } finally {
+      ttl?.remove();
       await plain.stop();
     }
   });

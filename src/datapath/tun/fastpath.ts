@@ -42,7 +42,7 @@ export const SLOT_SIZE = 40;
 export const SLOT_PKTS = 0, SLOT_BYTES = 16, SLOT_LAST_NS = 32;
 
 // Helpers (include/uapi/linux/bpf.h, enum bpf_func_id)
-const MAP_LOOKUP = 1, KTIME_GET_NS = 5, SKB_STORE_BYTES = 9, L3_CSUM_REPLACE = 10, L4_CSUM_REPLACE = 11, REDIRECT = 23, FIB_LOOKUP = 69;
+const MAP_LOOKUP = 1, KTIME_GET_NS = 5, SKB_STORE_BYTES = 9, L3_CSUM_REPLACE = 10, L4_CSUM_REPLACE = 11, REDIRECT = 23, FIB_LOOKUP = 69, REDIRECT_NEIGH = 152, SKB_CHANGE_HEAD = 43;
 const BPF_F_PSEUDO_HDR = 0x10, BPF_F_MARK_MANGLED_0 = 0x20;
 const TCX_NEXT = -1;
 
@@ -164,6 +164,65 @@ export function fastPathProgram(flowsFd: number, slotsFd: number): Buffer {
     exit(),
   ];
   return assemble(p);
+}
+
+/**
+ * The way out of the TUN (tcx ingress of the TUN itself): a packet ulvsd writes back is an IPv4
+ * packet without a link-layer header that the kernel would receive, route (policy rules
+ * included), pass through the forward hooks and send. This program sends it the way the route
+ * says directly: bpf_fib_lookup (same routing, rules included), TTL - 1 (as forwarding would),
+ * bpf_redirect_neigh to the route's interface and next hop (the neighbour layer adds the
+ * Ethernet header and resolves the address if needed). Anything the lookup cannot forward
+ * directly (local destinations, no route, too big for the next hop, TTL <= 1, IP options)
+ * continues into the stack as before.
+ */
+export function tunOutProgram(): Buffer {
+  const NH = -128; // struct bpf_redir_neigh: family (u32), IPv4 next hop
+  const p: Asm = [
+    mov(6, 1),
+    ...[0, 8, 16, 24, 32, 40, 48, 56].map((o) => st(DW, 10, FIB + o, 0)),
+    ldx(W, 7, 6, SKB_DATA),
+    ldx(W, 8, 6, SKB_DATA_END),
+    mov(1, 7), addi(1, 24), I(JMP | JGT | X, 1, 8, 'next'), //            IP header + ports
+    ldx(B, 0, 7, 0), I(JMP | JNE | K, 0, 0, 'next', 0x45),
+    ldx(B, 0, 7, 8), I(JMP | JLE | K, 0, 0, 'next', 1), //                  TTL would expire here
+    ldx(B, 9, 7, 9), stx(B, 10, FIB_L4, 9),
+    I(JMP | JEQ | K, 9, 0, 'ports', 6),
+    I(JMP | JNE | K, 9, 0, 'addrs', 17),
+    'ports',
+    ldx(H, 1, 7, 20), stx(H, 10, FIB_SPORT, 1),
+    ldx(H, 1, 7, 22), stx(H, 10, FIB_DPORT, 1),
+    'addrs',
+    st(B, 10, FIB_FAMILY, 2),
+    ldx(B, 1, 7, 1), stx(B, 10, FIB_TOS, 1),
+    ldx(W, 1, 7, 12), stx(W, 10, FIB_SRC, 1),
+    ldx(W, 1, 7, 16), stx(W, 10, FIB_DST, 1),
+    ldx(W, 1, 6, SKB_INGRESS_IFINDEX), stx(W, 10, FIB_IFINDEX, 1),
+    ldx(H, 0, 7, 8), stx(W, 10, TTL_OLD, 0), I(ALU64 | SUB | K, 0, 0, 0, 1), stx(W, 10, TTL_NEW, 0),
+    mov(1, 6), mov(2, 10), addi(2, FIB), movi(3, 64), movi(4, 0), call(FIB_LOOKUP),
+    I(JMP | JNE | K, 0, 0, 'next', 0),
+    mov(1, 6), movi(2, 10), ldx(W, 3, 10, TTL_OLD), ldx(W, 4, 10, TTL_NEW), movi(5, 2), call(L3_CSUM_REPLACE),
+    ...storeFromStack(8, TTL_NEW, 2),
+    st(W, 10, NH, 2), ldx(W, 1, 10, FIB_DST), stx(W, 10, NH + 4, 1), //   the lookup left the next hop in ipv4_dst
+    // bpf_redirect_neigh takes an Ethernet frame (it pulls the header and builds the real one):
+    // give the L3 packet a zeroed one first (bpf_skb_change_head exists for this)
+    mov(1, 6), movi(2, ETH), movi(3, 0), call(SKB_CHANGE_HEAD),
+    I(JMP | JNE | K, 0, 0, 'drop', 0),
+    ldx(W, 1, 10, FIB_IFINDEX), mov(2, 10), addi(2, NH), movi(3, 20), movi(4, 0), call(REDIRECT_NEIGH),
+    exit(),
+    'drop', // no room for a header (out of memory): the packet was already changed, so it cannot go on
+    movi(0, 2),
+    exit(),
+    'next',
+    movi(0, TCX_NEXT),
+    exit(),
+  ];
+  return assemble(p);
+}
+
+/** Load the TUN's way-out program (tunOutProgram); returns its fd. */
+export function loadTunOut(): number {
+  return loadProgram(BPF_PROG_TYPE.SCHED_CLS, tunOutProgram(), 'ulvs_tun_out');
 }
 
 export interface FastPathMaps {
