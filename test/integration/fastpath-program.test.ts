@@ -13,7 +13,8 @@ import { ipv4 } from '../../src/wire/build.js';
 import { parseIPv4 } from '../../src/wire/addr.js';
 import { MapOps, testRun } from '../../src/datapath/tun/bpf.js';
 import { createFastPathMaps, loadFastPath, closeFd, FLOW_KEY_SIZE, FLOW_VALUE_SIZE, SLOT_SIZE, type FastPathMaps } from '../../src/datapath/tun/fastpath.js';
-import { writeKey, writeValue } from '../../src/datapath/tun/offload.js';
+import { Offloader, writeKey, writeValue } from '../../src/datapath/tun/offload.js';
+import { ConnTable } from '../../src/core/conn-table.js';
 import { run } from '../../src/lab/shell.js';
 import { packetChecksumsOk } from '../support/slow-checksum.js';
 import { needsRoot } from '../support/root.js';
@@ -178,5 +179,54 @@ describe('fast-path program (BPF_PROG_TEST_RUN)', { skip: needsRoot }, () => {
     const r = runOn('fpa', f);
     assert.equal(r.retval, TCX_NEXT);
     assert.equal(r.out.toString('hex'), f.toString('hex'));
+  });
+
+  test('the worker side (Offloader): entries written and deleted in batches, counts reported once', () => {
+    const conns = new ConnTable({ capacity: 16, seed: 1 });
+    const c = conns.insert(6, parseIPv4(CLIENT), 41000, parseIPv4(VIP), 80, parseIPv4(RIP), 8080, 1, 0, 100, 0);
+    const c2 = conns.insert(6, parseIPv4(CLIENT), 41001, parseIPv4(VIP), 80, parseIPv4(RIP), 8080, 1, 0, 100, 0);
+    const off = new Offloader(conns, { flowsFd: maps.flowsFd, slotsFd: maps.slotsFd, slots: maps.slots, slotBase: 5, slotCount: 2 });
+    const k = Buffer.alloc(FLOW_KEY_SIZE);
+    const v = Buffer.alloc(FLOW_VALUE_SIZE);
+    const has = (sport: number) => {
+      writeKey(k, 0, parseIPv4(CLIENT), parseIPv4(VIP), sport, 80, 6);
+      return flows.lookup(k, v);
+    };
+    try {
+      assert.equal(off.offer(c), true);
+      assert.equal(has(41000), false, 'queued until the flush');
+      off.flush();
+      assert.equal(has(41000), true);
+      assert.equal(v.readUInt32LE(8), 5, 'the first slot of this worker');
+      // the kernel forwards two request packets of it
+      const f = frame(mac(IN_MAC), mac(CLIENT_MAC), ipv4({ src: CLIENT, dst: VIP }).tcp({ sport: 41000, dport: 80, flags: 'A' }).payload('abc').build());
+      assert.equal(runOn('fpa', f).retval, TC_ACT_REDIRECT);
+      assert.equal(runOn('fpa', f).retval, TC_ACT_REDIRECT);
+      const got: number[][] = [];
+      off.harvest({ offloadActivity: (i, ip, ib, op, ob) => got.push([i, ip, ib, op, ob]) }, 1000, Number(process.hrtime.bigint()));
+      assert.deepEqual(got, [[c, 2, 2 * (f.length - 14), 0, 0]]);
+      const out = new Float64Array(5);
+      off.withdraw(c, out);
+      assert.deepEqual([...out.subarray(0, 4)], [0, 0, 0, 0], 'already reported');
+      // offered and withdrawn between two flushes: nothing stays in the kernel
+      assert.equal(off.offer(c2), true);
+      off.withdraw(c2, out);
+      off.flush();
+      assert.equal(has(41000), false);
+      assert.equal(has(41001), false);
+      assert.equal(off.active, 0);
+      assert.deepEqual(off.counters.update_errors + off.counters.delete_errors, 0);
+      // its two slots are free again; a third connection waits for one
+      assert.equal(off.offer(c), true);
+      assert.equal(off.offer(c2), true);
+      const c3 = conns.insert(6, parseIPv4(CLIENT), 41002, parseIPv4(VIP), 80, parseIPv4(RIP), 8080, 1, 0, 100, 0);
+      assert.equal(off.offer(c3), false, 'no slot free: refused');
+      off.flush();
+    } finally {
+      const out = new Float64Array(5);
+      for (const i of [c, c2]) off.withdraw(i, out);
+      off.flush();
+      off.close();
+    }
   });
 });

@@ -65,6 +65,7 @@ export class Offloader implements OffloadPort {
   readonly #delKeys = Buffer.alloc(QUEUE * 2 * FLOW_KEY_SIZE);
   readonly #delSlots = new Int32Array(QUEUE);
   #dels = 0;
+  readonly #scratch = new Float64Array(5);
 
   constructor(conns: ConnTable, o: OffloaderInit) {
     this.#conns = conns;
@@ -88,7 +89,6 @@ export class Offloader implements OffloadPort {
 
   offer(c: number): boolean {
     if (this.#freeTop === 0) return false;
-    if (this.#dels > 0) this.flush(); // keep the order: a queued deletion may share a tuple with this entry
     if (this.#adds === QUEUE) this.flush();
     const s = this.#free[--this.#freeTop]!;
     this.#slotOf[c] = s;
@@ -131,7 +131,13 @@ export class Offloader implements OffloadPort {
     this.counters.withdrawn++;
   }
 
-  /** Carry out the queued updates, then the queued deletions. Cheap when nothing is queued. */
+  /**
+   * Carry out the queued updates, then the queued deletions. Cheap when nothing is queued.
+   * This order is the safe one: a connection offered and withdrawn between two flushes ends up
+   * out of the kernel. The other case, a tuple withdrawn and offered again between two flushes
+   * (a new connection from the same client port), leaves the new one without kernel entries:
+   * its packets simply keep going through the engine.
+   */
   flush(): void {
     if (this.#adds > 0) {
       const n = this.#adds * 2;
@@ -154,7 +160,7 @@ export class Offloader implements OffloadPort {
    */
   harvest(sink: ActivitySink, nowMs: number, nowNs: number): void {
     this.counters.harvests++;
-    const r = new Float64Array(5); // once per harvest, not per packet
+    const r = this.#scratch;
     for (let s = 0; s < this.#count; s++) {
       const c = this.#connOf[s]!;
       if (c < 0) continue;
