@@ -9,6 +9,11 @@
  * Control messages (apply operations, snapshot, stop) arrive on a MessagePort that the loop
  * polls between batches with receiveMessageOnPort, so control work never runs inside a batch.
  *
+ * With the kernel fast path (fastpath.ts), the engine offers established connections to it
+ * through an Offloader (offload.ts): queued map changes are flushed after each batch, before the
+ * batch's writes go out, and the kernel's counts are folded into the engine every 0.5 s and
+ * before any listing, reset or configuration change.
+ *
  * Pass verdicts are written back unchanged (IPVS's "ACCEPT": the kernel routes them; the
  * `iif <tun> lookup main` rule stops them from coming back), except TCP segments to a service
  * without a connection, which the kernel would answer from a local VIP; ulvs has none, so they
@@ -134,6 +139,7 @@ function call(msg: Extract<ControlMessage, { type: 'call' }>, now: number): unkn
       d.setTimeouts(msg.args[0]);
       return null;
     case 'zero':
+      harvest(now); // what the kernel forwarded before the reset is not counted after it
       d.zero(msg.args[0]);
       return null;
     case 'counters':
