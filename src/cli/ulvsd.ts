@@ -55,7 +55,7 @@ import { diffRules, loadRules } from '../control/diff.js';
 import { listServices } from '../control/listing.js';
 import { parseRules, RulesError, type Rules } from '../control/rules.js';
 import { offloadNames, openTunQueue, tunAvailable } from '../datapath/tun/device.js';
-import { captureDevices, installCapture, removeCapture, updateCapture, type CaptureState } from '../datapath/tun/capture.js';
+import { captureDevices, followInterfaces, installCapture, removeCapture, updateCapture, type CaptureState } from '../datapath/tun/capture.js';
 import { attachFastPath, closeFd, createFastPathMaps, loadFastPath, loadTunOut, type FastPathMaps } from '../datapath/tun/fastpath.js';
 import type { WorkerInit } from '../datapath/tun/worker.js';
 import { DEFAULT_OFFLOAD_AFTER } from '../core/offload.js';
@@ -603,6 +603,36 @@ mkdirSync(dirname(socketPath), { recursive: true, mode: 0o700 });
 const admin = createAdminServer(control);
 admin.on('error', (e) => warn(`admin API: ${e.message}`));
 admin.listen(socketPath, () => chmodSync(socketPath, 0o600));
+
+/**
+ * Interfaces that appear after start (a VLAN, a bond brought up later) get the capture filters
+ * and the fast path too: the host's IPv4 interfaces are compared every 2 s (one `ip addr`), and
+ * the change goes through the same serial queue as configuration changes.
+ */
+const FOLLOW_MS = 2000;
+const followWarned = new Set<string>();
+setInterval(() => {
+  if (stopping || (!capture && !fastPath)) return;
+  void serial(async () => {
+    if (stopping) return;
+    const added = capture ? followInterfaces(capture, plan) : null;
+    if (added?.length) log(`capture: tc u32 filters added on ${added.join(', ')}`);
+    if (!fastPath) return;
+    const want = capture?.devices ?? captureDevices(plan.dev);
+    for (const l of fastPath.links.filter((x) => !existsSync(`/sys/class/net/${x.dev}`))) closeFd(l.fd); // detached with its device
+    fastPath.links = fastPath.links.filter((x) => existsSync(`/sys/class/net/${x.dev}`));
+    const missing = want.filter((d) => !fastPath!.links.some((l) => l.dev === d));
+    if (missing.length === 0) return;
+    try {
+      fastPath.links.push(...attachFastPath(fastPath.progFd, missing));
+      log(`fast path: tc program attached on ${missing.join(', ')}`);
+    } catch (e) {
+      const key = missing.join(',');
+      if (!followWarned.has(key)) warn(`fast path not attached on ${missing.join(', ')} (tried again every ${FOLLOW_MS / 1000} s): ${(e as Error).message.split('\n')[0]}`);
+      followWarned.add(key);
+    }
+  });
+}, FOLLOW_MS).unref();
 
 let exitCode = 0;
 let stopping = false;

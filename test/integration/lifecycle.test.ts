@@ -84,6 +84,20 @@ describe('ulvsd life cycle', { skip: needsRoot }, () => {
     assert.equal(r.filter((x) => x['ok']).length, 2);
   });
 
+  test('an interface that appears after start gets the capture filters and the fast path within seconds', async () => {
+    const ip = (...a: string[]) => run(['ip', '-n', bed.bed.director, ...a]);
+    ip('link', 'add', 'ulvsnew0', 'type', 'veth', 'peer', 'name', 'ulvsnew1');
+    ip('addr', 'add', '192.0.2.250/32', 'dev', 'ulvsnew0');
+    ip('link', 'set', 'ulvsnew0', 'up');
+    ip('link', 'set', 'ulvsnew1', 'up');
+    await bed.logged(/capture: tc u32 filters added on ulvsnew0/, 8000);
+    await bed.logged(/fast path: tc program attached on ulvsnew0/, 8000);
+    assert.equal(filters('ulvsnew0'), filters('pubbr'), 'the same set as the other interfaces');
+    assert.equal(filters('pubbr'), 4, 'the others keep theirs');
+    const r = bed.client(['--requests', '3']);
+    assert.equal(r.filter((x) => x['ok']).length, 3, 'service traffic flows through the change');
+  });
+
   test('SIGTERM: exit 0, policy rules, table, tc filters and TUN removed', async () => {
     assert.ok(ours().length > 0);
     assert.ok(hasTun());
@@ -91,7 +105,8 @@ describe('ulvsd life cycle', { skip: needsRoot }, () => {
     assert.deepEqual(ours(), []);
     assert.equal(run(['ip', '-n', bed.bed.director, 'route', 'show', 'table', '4200']).trim(), '');
     assert.equal(hasTun(), false);
-    assert.equal(filters('pubbr') + filters('br0'), 0, 'capture filters removed');
+    assert.equal(filters('pubbr') + filters('br0') + filters('ulvsnew0'), 0, 'capture filters removed, also on the interface added later');
+    run(['ip', '-n', bed.bed.director, 'link', 'del', 'ulvsnew0']);
     assert.doesNotMatch(qdiscs('pubbr'), /clsact/, 'the clsact qdisc ulvsd added is removed');
     assert.match(bed.ulvsdLog, /stopped, routing removed/);
   });

@@ -4,7 +4,8 @@
  * service traffic straight into the TUN, so those packets skip the director's first IP pass
  * (receive, policy-rule lookup, reverse-path check, forward) and cross its stack once, on the
  * way out of the TUN. The policy rules of routing.ts stay in place and catch what the filters
- * do not (packets with IP options, interfaces that appear later).
+ * do not (packets with IP options, and traffic on an interface that appeared since the last
+ * look: ulvsd checks the interfaces every 2 s, followInterfaces).
  *
  *   tc qdisc add dev IF clsact                                         (if IF has none)
  *   tc filter add dev IF ingress pref P protocol ip u32 match ip dst LOCAL/32 classid 1:1
@@ -26,6 +27,7 @@
  * filter remains on it. Measured gain: BENCHMARKS.md.
  */
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { formatIPv4 } from '../../wire/addr.js';
 import { hostAddresses, type RoutingPlan } from './routing.js';
 
@@ -118,6 +120,40 @@ export function installCapture(p: RoutingPlan): CaptureState {
     removeCapture(p.pref, st);
     throw e;
   }
+}
+
+/**
+ * Follow the host's interfaces: when an IPv4 interface has appeared (or lost its last address),
+ * install the whole filter set anew on the current list (updateCapture), a clsact qdisc first
+ * where a new interface has none. Interfaces that still exist keep being managed (so their
+ * filters are removed at exit). Returns the interfaces added, or null when nothing changed.
+ * Never throws (a failure leaves the previous filters; the next call tries again).
+ */
+export function followInterfaces(st: CaptureState, plan: RoutingPlan): string[] | null {
+  let now: string[];
+  try {
+    now = hostView(plan.dev).devices;
+  } catch {
+    return null;
+  }
+  const added = now.filter((d) => !st.devices.includes(d));
+  const kept = st.devices.filter((d) => now.includes(d) || existsSync(`/sys/class/net/${d}`));
+  if (added.length === 0 && kept.length === st.devices.length) return null;
+  const ok: string[] = [];
+  for (const dev of added) {
+    try {
+      if (!hasClsact(dev)) {
+        run(['tc', 'qdisc', 'add', 'dev', dev, 'clsact']);
+        st.addedQdisc.push(dev);
+      }
+      ok.push(dev);
+    } catch {
+      /* went away again, or no tc: try at the next call */
+    }
+  }
+  st.devices = [...kept, ...ok];
+  updateCapture(st, plan);
+  return ok;
 }
 
 /**
