@@ -56,7 +56,7 @@ import { listServices } from '../control/listing.js';
 import { parseRules, RulesError, type Rules } from '../control/rules.js';
 import { offloadNames, openTunQueue, tunAvailable } from '../datapath/tun/device.js';
 import { captureDevices, followInterfaces, installCapture, removeCapture, updateCapture, type CaptureState } from '../datapath/tun/capture.js';
-import { attachFastPath, closeFd, createFastPathMaps, loadFastPath, loadTunOut, type FastPathMaps } from '../datapath/tun/fastpath.js';
+import { closeFd, followFastPath, installFastPath, installTunOut, removeFastPath, type FastPathMaps, type FastPathState } from '../datapath/tun/fastpath.js';
 import type { WorkerInit } from '../datapath/tun/worker.js';
 import { DEFAULT_OFFLOAD_AFTER } from '../core/offload.js';
 import { installRouting, isLocalAddress, removeRouting, updateRouting, type RoutingPlan, type RoutingState } from '../datapath/tun/routing.js';
@@ -318,14 +318,14 @@ function commitSteering(next: Steering | null): void {
 let routing: RoutingState | undefined;
 let capture: CaptureState | null = null;
 /** the kernel fast path: maps, program, tcx links (closing the links detaches the program) */
-let fastPath: { maps: FastPathMaps; progFd: number; links: { dev: string; fd: number }[] } | null = null;
+let fastPath: FastPathState | null = null;
 /** the TUN's way-out program and its link (fastpath.ts tunOutProgram) */
 let tunOut: { progFd: number; link: number } | null = null;
 let cleaned = false;
 const cleanup = () => {
   if (cleaned) return;
   cleaned = true;
-  if (fastPath) for (const fd of [...fastPath.links.map((l) => l.fd), fastPath.progFd, fastPath.maps.flowsFd, fastPath.maps.slotsFd]) closeFd(fd);
+  if (fastPath) removeFastPath(fastPath);
   if (tunOut) for (const fd of [tunOut.link, tunOut.progFd]) closeFd(fd);
   if (capture) removeCapture(plan.pref, capture);
   removeRouting(plan, routing);
@@ -358,26 +358,17 @@ if (CAPTURE === 'tc') {
   }
 }
 if (FAST_PATH === 'tc') {
-  let maps: FastPathMaps | null = null;
-  let progFd = -1;
   try {
-    maps = createFastPathMaps(Math.max(WORKERS, FAST_PATH_CONNS));
-    progFd = loadFastPath(maps);
     const devices = capture?.devices ?? captureDevices(plan.dev);
-    fastPath = { maps, progFd, links: attachFastPath(progFd, devices) };
-    log(`fast path: established connections forwarded by a tc program on ${devices.join(', ') || 'no interface'} after ${FAST_PATH_AFTER} packets, up to ${maps.slots} at once (--fast-path off to keep every packet in user space)`);
+    fastPath = installFastPath(Math.max(WORKERS, FAST_PATH_CONNS), devices);
+    log(`fast path: established connections forwarded by a tc program on ${devices.join(', ') || 'no interface'} after ${FAST_PATH_AFTER} packets, up to ${fastPath.maps.slots} at once (--fast-path off to keep every packet in user space)`);
   } catch (e) {
-    if (progFd >= 0) closeFd(progFd);
-    if (maps) for (const fd of [maps.flowsFd, maps.slotsFd]) closeFd(fd);
     warn(`kernel fast path unavailable, every packet goes through user space: ${(e as Error).message.split('\n')[0]}`);
   }
-  let outFd = -1;
   try {
-    outFd = loadTunOut();
-    tunOut = { progFd: outFd, link: attachFastPath(outFd, [plan.dev])[0]!.fd };
+    tunOut = installTunOut(plan.dev);
     log(`fast path: packets leaving ${plan.dev} are sent by a tc program (route lookup, TTL, neighbour output) instead of crossing the IP stack`);
   } catch (e) {
-    if (outFd >= 0) closeFd(outFd);
     warn(`packets leaving ${plan.dev} cross the IP stack (tc program unavailable): ${(e as Error).message.split('\n')[0]}`);
   }
 }
@@ -619,16 +610,12 @@ setInterval(() => {
     if (added?.length) log(`capture: tc u32 filters added on ${added.join(', ')}`);
     if (!fastPath) return;
     const want = capture?.devices ?? captureDevices(plan.dev);
-    for (const l of fastPath.links.filter((x) => !existsSync(`/sys/class/net/${x.dev}`))) closeFd(l.fd); // detached with its device
-    fastPath.links = fastPath.links.filter((x) => existsSync(`/sys/class/net/${x.dev}`));
-    const missing = want.filter((d) => !fastPath!.links.some((l) => l.dev === d));
-    if (missing.length === 0) return;
     try {
-      fastPath.links.push(...attachFastPath(fastPath.progFd, missing));
-      log(`fast path: tc program attached on ${missing.join(', ')}`);
+      const attached = followFastPath(fastPath, want);
+      if (attached.length) log(`fast path: tc program attached on ${attached.join(', ')}`);
     } catch (e) {
-      const key = missing.join(',');
-      if (!followWarned.has(key)) warn(`fast path not attached on ${missing.join(', ')} (tried again every ${FOLLOW_MS / 1000} s): ${(e as Error).message.split('\n')[0]}`);
+      const key = want.join(',');
+      if (!followWarned.has(key)) warn(`fast path not attached on every interface of ${want.join(', ')} (tried again every ${FOLLOW_MS / 1000} s): ${(e as Error).message.split('\n')[0]}`);
       followWarned.add(key);
     }
   });

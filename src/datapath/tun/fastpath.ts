@@ -31,7 +31,7 @@
  *   slots  array, mmap-able, 40 B per connection: packets[2], bytes[2] (u64 by direction),
  *                            last packet (u64, CLOCK_MONOTONIC ns); bytes are IP bytes
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { sys } from './sys.js';
 import { ADD, ALU64, AND, assemble, attachTcxIngress, B, BPF_F_MMAPABLE, BPF_MAP_TYPE, BPF_PROG_TYPE, call, createMap, DW, exit, H, I, JA, JEQ, JGT, JLE, JMP, JNE, JSET, K, ldMap, ldx, loadProgram, MOV, OR, st, stx, SUB, W, X, xadd64, type Asm } from './bpf.js';
 
@@ -268,4 +268,52 @@ export function attachFastPath(progFd: number, devices: readonly string[]): { de
 
 export function closeFd(fd: number): void {
   if (fd >= 0) sys.close(fd);
+}
+
+/** The fast path as installed: its maps, its program, and a tcx link per interface. */
+export interface FastPathState {
+  maps: FastPathMaps;
+  progFd: number;
+  links: { dev: string; fd: number }[];
+}
+
+/** Create the maps for `slots` connections, load the program, attach it on `devices`. All or nothing (throws). */
+export function installFastPath(slots: number, devices: readonly string[]): FastPathState {
+  const maps = createFastPathMaps(slots);
+  let progFd = -1;
+  try {
+    progFd = loadFastPath(maps);
+    return { maps, progFd, links: attachFastPath(progFd, devices) };
+  } catch (e) {
+    for (const fd of [progFd, maps.flowsFd, maps.slotsFd]) closeFd(fd);
+    throw e;
+  }
+}
+
+/** Attach on the `devices` that lack the program, forget the links of interfaces that are gone.
+ *  Returns the interfaces attached now; throws when attaching fails (nothing changed then). */
+export function followFastPath(st: FastPathState, devices: readonly string[]): string[] {
+  const gone = st.links.filter((l) => !existsSync(`/sys/class/net/${l.dev}`));
+  for (const l of gone) closeFd(l.fd); // the kernel detached it with its interface
+  st.links = st.links.filter((l) => !gone.includes(l));
+  const missing = devices.filter((d) => !st.links.some((l) => l.dev === d));
+  if (missing.length > 0) st.links.push(...attachFastPath(st.progFd, missing));
+  return missing;
+}
+
+/** Detach and free everything. */
+export function removeFastPath(st: FastPathState): void {
+  for (const fd of [...st.links.map((l) => l.fd), st.progFd, st.maps.flowsFd, st.maps.slotsFd]) closeFd(fd);
+  st.links = [];
+}
+
+/** Load the TUN's way-out program and attach it on the TUN; throws (nothing left behind). */
+export function installTunOut(tun: string): { progFd: number; link: number } {
+  const progFd = loadTunOut();
+  try {
+    return { progFd, link: attachFastPath(progFd, [tun])[0]!.fd };
+  } catch (e) {
+    closeFd(progFd);
+    throw e;
+  }
 }
