@@ -23,6 +23,10 @@
  *   bpf_fib_lookup (the host's routing, policy rules included); bpf_redirect to the egress
  *   interface.
  *
+ * Also here: the way out of the TUN (tunOutProgram, on the TUN's own tcx ingress), which sends
+ * the packets ulvsd writes back without a second pass through the IP stack, and the set-up of
+ * both (installFastPath, followFastPath, removeFastPath, installTunOut).
+ *
  * Maps (created by ulvsd, shared by the workers):
  *   flows  hash, key 16 B  = saddr, daddr (network order), sport, dport (network order),
  *                            protocol (1 B), 3 zero bytes: the packet's tuple as it arrives
