@@ -452,7 +452,8 @@ export class Director {
     }
   }
 
-  /** Take connection c back from the kernel fast path and count what it forwarded there. */
+  /** Take connection c back from the kernel fast path: count what it forwarded there, and
+   *  restart the timer from the last packet it forwarded. */
   #withdraw(c: number): void {
     const conns = this.conns;
     conns.setFlags(c, conns.flags(c) & ~ConnFlag.OFFLOADED);
@@ -460,7 +461,18 @@ export class Director {
     const r = this.#offloadReport;
     this.offload!.withdraw(c, r);
     this.#countOffloaded(c, r[0]!, r[1]!, r[2]!, r[3]!);
+    this.#restartFrom(c, r[4]!);
     this.events[Event.OffloadWithdrawn]!++;
+  }
+
+  /** Restart c's timer from a packet the kernel forwarded at `lastSeenMs` (the caller's clock;
+   *  -1: none), when that ends later than the timer now does. */
+  #restartFrom(c: number, lastSeenMs: number): void {
+    if (lastSeenMs < 0) return;
+    const conns = this.conns;
+    const to = conns.proto(c) === IPPROTO_TCP ? this.#tcpTimeoutTicks[conns.state(c)]! : this.#udpTimeoutTicks;
+    const t = Math.floor(lastSeenMs / TICK_MS) + to;
+    if (t > conns.expires(c)) conns.rearm(c, t);
   }
 
   #countOffloaded(c: number, inPkts: number, inBytes: number, outPkts: number, outBytes: number): void {
@@ -483,10 +495,7 @@ export class Director {
     const conns = this.conns;
     if ((conns.flags(c) & (ConnFlag.LIVE | ConnFlag.OFFLOADED)) !== (ConnFlag.LIVE | ConnFlag.OFFLOADED)) return;
     this.#countOffloaded(c, inPkts, inBytes, outPkts, outBytes);
-    if (lastSeenMs < 0) return;
-    const to = conns.proto(c) === IPPROTO_TCP ? this.#tcpTimeoutTicks[conns.state(c)]! : this.#udpTimeoutTicks;
-    const t = Math.floor(lastSeenMs / TICK_MS) + to;
-    if (t > conns.expires(c)) conns.rearm(c, t);
+    this.#restartFrom(c, lastSeenMs);
   }
 
   /** Take every connection back from the kernel fast path (before a configuration change). */
@@ -729,6 +738,12 @@ export class Director {
   /** Timer expiry of entry i (ip_vs_conn_expire). */
   #expire(i: number): void {
     const conns = this.conns;
+    if ((conns.flags(i) & ConnFlag.OFFLOADED) !== 0) {
+      // The kernel may have forwarded packets since its last report: take the connection back
+      // (which restarts the timer from its last packet) and keep it if it is still in use.
+      this.#withdraw(i);
+      if (conns.expires(i) > this.#nowTick) return;
+    }
     const f = conns.flags(i);
     if ((f & ConnFlag.TEMPLATE) !== 0 && conns.ctl[i]! > 0) {
       // still controls connections: keep it, look again in 60 s

@@ -106,6 +106,25 @@ test('kernel activity restarts the timer; without it an offloaded connection exp
   assert.equal(d.counters()['conns_expired'], 1);
 });
 
+test('a timer that runs out while the kernel still forwards the connection keeps it (taken back, restarted from the last packet)', () => {
+  const { d, port } = setup(1);
+  d.setTimeouts({ tcp: 10 });
+  const c = handshake(d, 1000);
+  d.tick(1000);
+  // no report since: the timer says 11 s, but the kernel forwarded a packet at 10.5 s
+  port.report = [3, 300, 0, 0, 10_500];
+  d.tick(11_500);
+  assert.ok(d.conns.flags(c) & 0x80, 'still alive');
+  assert.equal(d.conns.flags(c) & 0x20, 0, 'back in the engine');
+  assert.deepEqual(port.log, [`offer ${c}`, `withdraw ${c}`]);
+  assert.equal(d.counters()['conns_expired'], 0);
+  d.tick(20_000);
+  assert.ok(d.conns.flags(c) & 0x80, 'until 10 s after that packet');
+  d.tick(21_000);
+  assert.equal(d.conns.flags(c) & 0x80, 0, 'then it expires');
+  assert.equal(d.counters()['conns_expired'], 1);
+});
+
 test('a report for a connection that is no longer offloaded is ignored', () => {
   const { d } = setup(1);
   const c = handshake(d, 1000);

@@ -19,7 +19,7 @@ export interface OffloadPort {
   /**
    * Stop the kernel forwarding entry c, and write into `out` what it forwarded since the last
    * report: [request packets, request bytes, reply packets, reply bytes, time of the last
-   * packet (caller's ms clock) or -1].
+   * packet it forwarded (the caller's ms clock, the one passed to process and tick) or -1].
    */
   withdraw(c: number, out: Float64Array): void;
 }

@@ -66,6 +66,9 @@ export class Offloader implements OffloadPort {
   readonly #delSlots = new Int32Array(QUEUE);
   #dels = 0;
   readonly #scratch = new Float64Array(5);
+  /** CLOCK_MONOTONIC (the program's bpf_ktime_get_ns) minus performance.now() (the engine's
+   *  clock), ms: both are monotonic, so the difference is fixed for the life of the thread */
+  readonly #clockOffsetMs = monotonicOffsetMs();
 
   constructor(conns: ConnTable, o: OffloaderInit) {
     this.#conns = conns;
@@ -154,23 +157,21 @@ export class Offloader implements OffloadPort {
     }
   }
 
-  /**
-   * Report every offloaded connection's new activity to `sink`. `nowMs` is the caller's clock
-   * and `nowNs` CLOCK_MONOTONIC in ns (the program's clock), to place the last packet in time.
-   */
-  harvest(sink: ActivitySink, nowMs: number, nowNs: number): void {
+  /** Report every offloaded connection's new activity to `sink`. */
+  harvest(sink: ActivitySink): void {
     this.counters.harvests++;
     const r = this.#scratch;
     for (let s = 0; s < this.#count; s++) {
       const c = this.#connOf[s]!;
       if (c < 0) continue;
-      if (!this.#report(s, r)) continue;
-      const lastNs = r[4]!;
-      sink.offloadActivity(c, r[0]!, r[1]!, r[2]!, r[3]!, lastNs > 0 ? nowMs - Math.max(0, nowNs - lastNs) / 1e6 : -1);
+      if (this.#report(s, r)) sink.offloadActivity(c, r[0]!, r[1]!, r[2]!, r[3]!, r[4]!);
     }
   }
 
-  /** Counts of slot s since its last report into out[0..3], its last packet (ns) into out[4]; false when nothing new. */
+  /**
+   * Counts of slot s since its last report into out[0..3] and the time of its last packet into
+   * out[4] (performance.now()'s clock, ms; -1 for none); false when nothing new.
+   */
   #report(s: number, out: Float64Array): boolean {
     const w = ((this.#base + s) * SLOT_SIZE) / 4;
     const rep = this.#reported;
@@ -182,7 +183,8 @@ export class Offloader implements OffloadPort {
     out[1] = bin - rep[s * 4 + 1]!;
     out[2] = pout - rep[s * 4 + 2]!;
     out[3] = bout - rep[s * 4 + 3]!;
-    out[4] = this.#u64(w, SLOT_LAST_NS);
+    const lastNs = this.#u64(w, SLOT_LAST_NS);
+    out[4] = lastNs > 0 ? lastNs / 1e6 - this.#clockOffsetMs : -1;
     rep[s * 4] = pin;
     rep[s * 4 + 1] = bin;
     rep[s * 4 + 2] = pout;
@@ -198,6 +200,17 @@ export class Offloader implements OffloadPort {
   close(): void {
     munmap(this.#map.ptr, this.#map.len);
   }
+}
+
+/** CLOCK_MONOTONIC minus performance.now(), in ms: the smallest of a few paired readings (a
+ *  reading pair is late by the time between its two calls; the first call also warms them up). */
+function monotonicOffsetMs(): number {
+  let best = Infinity;
+  for (let k = 0; k < 8; k++) {
+    const p = performance.now();
+    best = Math.min(best, Number(process.hrtime.bigint()) / 1e6 - p);
+  }
+  return best;
 }
 
 /** A flow key (fastpath.ts): addresses are int32 or uint32 host values, written in network order. */

@@ -76,7 +76,7 @@ const HARVEST_MS = 500;
 let lastHarvest = 0;
 function harvest(now: number): void {
   if (offloader === null) return;
-  offloader.harvest(d, now, Number(process.hrtime.bigint()));
+  offloader.harvest(d);
   lastHarvest = now;
 }
 
@@ -121,8 +121,8 @@ function write(b: Buffer, n: number): void {
 function call(msg: Extract<ControlMessage, { type: 'call' }>, now: number): unknown {
   switch (msg.call) {
     case 'apply':
-      // servers may go away or change: the engine decides again for every connection
-      harvest(now);
+      // servers may go away or change: the engine decides again for every connection (taking
+      // one back also counts what the kernel forwarded and restarts its timer)
       d.withdrawAll();
       offloader?.flush();
       applyOps(d, msg.args[0]);
