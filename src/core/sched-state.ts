@@ -6,13 +6,16 @@
  * workers. An engine on its own uses a private array: the same code, nothing shared.
  *
  * A slot is four int32: [lock, v0, v1, v2]. A pick holds the slot's spin lock for the few
- * hundred nanoseconds it takes; the lock is never waited for long: after SPIN failed attempts
- * (the holder was descheduled) the pick goes ahead unlocked, which can at worst repeat or skip
- * one server once. Changes of the server list are applied by every engine, so the updates made
+ * hundred nanoseconds it takes. When SPIN attempts fail, the holder was descheduled (on a busy
+ * machine, a worker thread can lose its core for milliseconds): the pick then sleeps in steps
+ * of WAIT_MS, at most MAX_WAIT_MS in all, and only after that goes ahead unlocked, which can at
+ * worst repeat or skip one server once. Changes of the server list are applied by every engine, so the updates made
  * to the slot on such changes must be idempotent (rr.ts, wrr.ts say how theirs are).
  */
 export const SLOT_INTS = 4;
 const SPIN = 1000;
+const WAIT_MS = 0.05;
+const MAX_WAIT_MS = 20;
 
 export class StateSlot {
   readonly #a: Int32Array;
@@ -30,11 +33,16 @@ export class StateSlot {
     }
   }
 
-  /** Take the lock; false when it could not be had in SPIN attempts (go on unlocked). */
+  /** Take the lock; false when it could not be had within MAX_WAIT_MS (go on unlocked). */
   lock(): boolean {
     const a = this.#a;
     const at = this.#at;
     for (let i = 0; i < SPIN; i++) if (Atomics.compareExchange(a, at, 0, 1) === 0) return true;
+    if (!(a.buffer instanceof SharedArrayBuffer)) return false; // private: no other holder to wait for
+    for (let t = 0; t < MAX_WAIT_MS; t += WAIT_MS) {
+      Atomics.wait(a, at, 1, WAIT_MS);
+      if (Atomics.compareExchange(a, at, 0, 1) === 0) return true;
+    }
     return false;
   }
 
