@@ -53,10 +53,12 @@ const TCX_NEXT = -1;
 // __sk_buff fields
 const SKB_LEN = 0, SKB_INGRESS_IFINDEX = 36, SKB_DATA = 76, SKB_DATA_END = 80;
 
+// IPv4 header fields, from the start of the header
+const IPH = { TOS: 1, FRAG: 6, TTL: 8, PROTO: 9, CSUM: 10, SRC: 12, DST: 16, LEN: 20 } as const;
 // Frame offsets (Ethernet + IPv4 without options)
 const ETH = 14;
-const IP_TOS = ETH + 1, IP_FRAG = ETH + 6, IP_TTL = ETH + 8, IP_PROTO = ETH + 9, IP_CSUM = ETH + 10, IP_SRC = ETH + 12, IP_DST = ETH + 16;
-const L4 = ETH + 20;
+const IP_TOS = ETH + IPH.TOS, IP_FRAG = ETH + IPH.FRAG, IP_TTL = ETH + IPH.TTL, IP_PROTO = ETH + IPH.PROTO, IP_CSUM = ETH + IPH.CSUM, IP_SRC = ETH + IPH.SRC, IP_DST = ETH + IPH.DST;
+const L4 = ETH + IPH.LEN;
 const TCP_FLAGS = L4 + 13, TCP_CSUM = L4 + 16, UDP_CSUM = L4 + 6;
 
 // Stack (r10 = frame pointer)
@@ -77,6 +79,14 @@ const movi = (dst: number, imm: number) => I(ALU64 | MOV | K, dst, 0, 0, imm);
 const addi = (dst: number, imm: number) => I(ALU64 | ADD | K, dst, 0, 0, imm);
 /** r1 = ctx, r2 = offset, r3 = fp + from, r4 = len, r5 = 0; bpf_skb_store_bytes */
 const storeFromStack = (offset: number, from: number, len: number): Asm => [mov(1, 6), movi(2, offset), mov(3, 10), addi(3, from), movi(4, len), movi(5, 0), call(SKB_STORE_BYTES)];
+/** Both programs start alike: r6 = ctx, the FIB struct zeroed, r7 = packet data, r8 = its end. */
+const PROLOGUE: Asm = [mov(6, 1), ...[0, 8, 16, 24, 32, 40, 48, 56].map((o) => st(DW, 10, FIB + o, 0)), ldx(W, 7, 6, SKB_DATA), ldx(W, 8, 6, SKB_DATA_END)];
+/** TTL_OLD = the TTL and protocol bytes at `ttlAt` (as loaded: TTL is the low byte), TTL_NEW = that minus one */
+const ttlMinusOne = (ttlAt: number): Asm => [ldx(H, 0, 7, ttlAt), stx(W, 10, TTL_OLD, 0), I(ALU64 | SUB | K, 0, 0, 0, 1), stx(W, 10, TTL_NEW, 0)];
+/** bpf_fib_lookup(ctx, &fib, 64, 0); anything but BPF_FIB_LKUP_RET_SUCCESS -> 'next' (the stack's way) */
+const FIB_LOOKUP_OR_NEXT: Asm = [mov(1, 6), mov(2, 10), addi(2, FIB), movi(3, 64), movi(4, 0), call(FIB_LOOKUP), I(JMP | JNE | K, 0, 0, 'next', 0)];
+/** Write TTL_NEW at `ttlAt`, patching the IP checksum at `csumAt` */
+const writeTtl = (ttlAt: number, csumAt: number): Asm => [mov(1, 6), movi(2, csumAt), ldx(W, 3, 10, TTL_OLD), ldx(W, 4, 10, TTL_NEW), movi(5, 2), call(L3_CSUM_REPLACE), ...storeFromStack(ttlAt, TTL_NEW, 2)];
 
 /**
  * The rewrite and forward of one direction. Registers on entry: r6 ctx, r7 packet data (bounds
@@ -97,9 +107,7 @@ function direction(dir: 0 | 1, slotsFd: number): Asm {
     ldx(H, 1, 8, 4), stx(H, 10, dir === 0 ? FIB_DPORT : FIB_SPORT, 1),
     ldx(W, 1, 7, addrOff), stx(W, 10, OLD_ADDR, 1),
     ldx(H, 1, 7, portOff), stx(W, 10, OLD_PORT, 1),
-    // bpf_fib_lookup(ctx, &fib, 64, 0): anything but BPF_FIB_LKUP_RET_SUCCESS -> the slow path
-    mov(1, 6), mov(2, 10), addi(2, FIB), movi(3, 64), movi(4, 0), call(FIB_LOOKUP),
-    I(JMP | JNE | K, 0, 0, 'next', 0),
+    ...FIB_LOOKUP_OR_NEXT,
     // count: slots[slot].packets[dir] += 1, bytes[dir] += len - 14, last = now
     ldx(W, 1, 8, 8), stx(W, 10, SLOT_IDX, 1),
     ...ldMap(1, slotsFd), mov(2, 10), addi(2, SLOT_IDX), call(MAP_LOOKUP),
@@ -113,11 +121,10 @@ function direction(dir: 0 | 1, slotsFd: number): Asm {
     mov(1, 6), ldx(W, 2, 10, CSUM_OFF), ldx(W, 3, 10, OLD_ADDR), ldx(W, 4, 8, 0), ldx(W, 5, 10, CSUM_FLAGS), I(ALU64 | OR | K, 5, 0, 0, BPF_F_PSEUDO_HDR | 4), call(L4_CSUM_REPLACE),
     mov(1, 6), ldx(W, 2, 10, CSUM_OFF), ldx(W, 3, 10, OLD_PORT), ldx(H, 4, 8, 4), ldx(W, 5, 10, CSUM_FLAGS), I(ALU64 | OR | K, 5, 0, 0, 2), call(L4_CSUM_REPLACE),
     mov(1, 6), movi(2, IP_CSUM), ldx(W, 3, 10, OLD_ADDR), ldx(W, 4, 8, 0), movi(5, 4), call(L3_CSUM_REPLACE),
-    mov(1, 6), movi(2, IP_CSUM), ldx(W, 3, 10, TTL_OLD), ldx(W, 4, 10, TTL_NEW), movi(5, 2), call(L3_CSUM_REPLACE),
     // the new address and port (from the map value), TTL, Ethernet destination and source
     mov(1, 6), movi(2, addrOff), mov(3, 8), movi(4, 4), movi(5, 0), call(SKB_STORE_BYTES),
     mov(1, 6), movi(2, portOff), mov(3, 8), addi(3, 4), movi(4, 2), movi(5, 0), call(SKB_STORE_BYTES),
-    ...storeFromStack(IP_TTL, TTL_NEW, 2),
+    ...writeTtl(IP_TTL, IP_CSUM),
     ...storeFromStack(0, FIB_DMAC, 6),
     ...storeFromStack(6, FIB_SMAC, 6),
     // out of the interface the route chose
@@ -129,10 +136,7 @@ function direction(dir: 0 | 1, slotsFd: number): Asm {
 /** The program, bound to the two maps. */
 export function fastPathProgram(flowsFd: number, slotsFd: number): Buffer {
   const p: Asm = [
-    mov(6, 1),
-    ...[0, 8, 16, 24, 32, 40, 48, 56].map((o) => st(DW, 10, FIB + o, 0)),
-    ldx(W, 7, 6, SKB_DATA),
-    ldx(W, 8, 6, SKB_DATA_END),
+    ...PROLOGUE,
     mov(1, 7), addi(1, L4 + 8), I(JMP | JGT | X, 1, 8, 'next'), //        Ethernet + IP + 8 bytes of L4
     ldx(H, 0, 7, 12), I(JMP | JNE | K, 0, 0, 'next', 0x0008), //          EtherType IPv4 (big-endian 0x0800)
     ldx(B, 0, 7, ETH), I(JMP | JNE | K, 0, 0, 'next', 0x45), //            version 4, no options
@@ -152,7 +156,7 @@ export function fastPathProgram(flowsFd: number, slotsFd: number): Buffer {
     ldx(W, 0, 7, IP_DST), stx(W, 10, KEY + 4, 0),
     ldx(W, 0, 7, L4), stx(W, 10, KEY + 8, 0), //                          both ports
     stx(W, 10, KEY + 12, 9), //                                            protocol, 3 zero bytes
-    ldx(H, 0, 7, IP_TTL), stx(W, 10, TTL_OLD, 0), I(ALU64 | SUB | K, 0, 0, 0, 1), stx(W, 10, TTL_NEW, 0), // TTL is the low byte
+    ...ttlMinusOne(IP_TTL),
     ...ldMap(1, flowsFd), mov(2, 10), addi(2, KEY), call(MAP_LOOKUP),
     I(JMP | JEQ | K, 0, 0, 'next', 0),
     mov(8, 0),
@@ -183,30 +187,25 @@ export function fastPathProgram(flowsFd: number, slotsFd: number): Buffer {
 export function tunOutProgram(): Buffer {
   const NH = -128; // struct bpf_redir_neigh: family (u32), IPv4 next hop
   const p: Asm = [
-    mov(6, 1),
-    ...[0, 8, 16, 24, 32, 40, 48, 56].map((o) => st(DW, 10, FIB + o, 0)),
-    ldx(W, 7, 6, SKB_DATA),
-    ldx(W, 8, 6, SKB_DATA_END),
-    mov(1, 7), addi(1, 24), I(JMP | JGT | X, 1, 8, 'next'), //            IP header + ports
+    ...PROLOGUE,
+    mov(1, 7), addi(1, IPH.LEN + 4), I(JMP | JGT | X, 1, 8, 'next'), //   IP header + ports
     ldx(B, 0, 7, 0), I(JMP | JNE | K, 0, 0, 'next', 0x45),
-    ldx(B, 0, 7, 8), I(JMP | JLE | K, 0, 0, 'next', 1), //                  TTL would expire here
-    ldx(B, 9, 7, 9), stx(B, 10, FIB_L4, 9),
+    ldx(B, 0, 7, IPH.TTL), I(JMP | JLE | K, 0, 0, 'next', 1), //           TTL would expire here
+    ldx(B, 9, 7, IPH.PROTO), stx(B, 10, FIB_L4, 9),
     I(JMP | JEQ | K, 9, 0, 'ports', 6),
     I(JMP | JNE | K, 9, 0, 'addrs', 17),
     'ports',
-    ldx(H, 1, 7, 20), stx(H, 10, FIB_SPORT, 1),
-    ldx(H, 1, 7, 22), stx(H, 10, FIB_DPORT, 1),
+    ldx(H, 1, 7, IPH.LEN), stx(H, 10, FIB_SPORT, 1),
+    ldx(H, 1, 7, IPH.LEN + 2), stx(H, 10, FIB_DPORT, 1),
     'addrs',
     st(B, 10, FIB_FAMILY, 2),
-    ldx(B, 1, 7, 1), stx(B, 10, FIB_TOS, 1),
-    ldx(W, 1, 7, 12), stx(W, 10, FIB_SRC, 1),
-    ldx(W, 1, 7, 16), stx(W, 10, FIB_DST, 1),
+    ldx(B, 1, 7, IPH.TOS), stx(B, 10, FIB_TOS, 1),
+    ldx(W, 1, 7, IPH.SRC), stx(W, 10, FIB_SRC, 1),
+    ldx(W, 1, 7, IPH.DST), stx(W, 10, FIB_DST, 1),
     ldx(W, 1, 6, SKB_INGRESS_IFINDEX), stx(W, 10, FIB_IFINDEX, 1),
-    ldx(H, 0, 7, 8), stx(W, 10, TTL_OLD, 0), I(ALU64 | SUB | K, 0, 0, 0, 1), stx(W, 10, TTL_NEW, 0),
-    mov(1, 6), mov(2, 10), addi(2, FIB), movi(3, 64), movi(4, 0), call(FIB_LOOKUP),
-    I(JMP | JNE | K, 0, 0, 'next', 0),
-    mov(1, 6), movi(2, 10), ldx(W, 3, 10, TTL_OLD), ldx(W, 4, 10, TTL_NEW), movi(5, 2), call(L3_CSUM_REPLACE),
-    ...storeFromStack(8, TTL_NEW, 2),
+    ...ttlMinusOne(IPH.TTL),
+    ...FIB_LOOKUP_OR_NEXT,
+    ...writeTtl(IPH.TTL, IPH.CSUM),
     st(W, 10, NH, 2), ldx(W, 1, 10, FIB_DST), stx(W, 10, NH + 4, 1), //   the lookup left the next hop in ipv4_dst
     // bpf_redirect_neigh takes an Ethernet frame (it pulls the header and builds the real one):
     // give the L3 packet a zeroed one first (bpf_skb_change_head exists for this)
