@@ -85,8 +85,11 @@ export interface CaptureState {
   filters: number;
 }
 
-function hasClsact(dev: string): boolean {
-  return /qdisc clsact/.test(run(['tc', 'qdisc', 'show', 'dev', dev]));
+/** Give `dev` a clsact qdisc unless it has one; remembered in `st` when ulvsd added it (throws). */
+function addClsact(st: CaptureState, dev: string): void {
+  if (/qdisc clsact/.test(run(['tc', 'qdisc', 'show', 'dev', dev]))) return;
+  run(['tc', 'qdisc', 'add', 'dev', dev, 'clsact']);
+  st.addedQdisc.push(dev);
 }
 
 function addFilters(dev: string, tun: string, filters: readonly CaptureFilter[], pref: number): number {
@@ -109,10 +112,7 @@ export function installCapture(p: RoutingPlan): CaptureState {
   const st: CaptureState = { devices: host.devices, pref: p.pref, addedQdisc: [], filters: filters.length };
   try {
     for (const dev of st.devices) {
-      if (!hasClsact(dev)) {
-        run(['tc', 'qdisc', 'add', 'dev', dev, 'clsact']);
-        st.addedQdisc.push(dev);
-      }
+      addClsact(st, dev);
       addFilters(dev, p.dev, filters, st.pref);
     }
     return st;
@@ -142,10 +142,7 @@ export function followInterfaces(st: CaptureState, plan: RoutingPlan): string[] 
   const ok: string[] = [];
   for (const dev of added) {
     try {
-      if (!hasClsact(dev)) {
-        run(['tc', 'qdisc', 'add', 'dev', dev, 'clsact']);
-        st.addedQdisc.push(dev);
-      }
+      addClsact(st, dev);
       ok.push(dev);
     } catch {
       /* went away again, or no tc: try at the next call */

@@ -100,17 +100,10 @@ export class Offloader implements OffloadPort {
     this.#u32.fill(0, w, w + SLOT_SIZE / 4); // no flow points here: freed slots were deleted first
     this.#reported.fill(0, s * 4, s * 4 + 4);
     const t = this.#conns;
-    const proto = t.proto(c);
-    const k = this.#addKeys;
-    const v = this.#addValues;
-    // request: client -> VIP:vport becomes client -> RIP:rport
-    let at = this.#adds * 2;
-    writeKey(k, at * FLOW_KEY_SIZE, t.caddr(c), t.vaddr(c), t.cport(c), t.vport(c), proto);
-    writeValue(v, at * FLOW_VALUE_SIZE, t.daddr(c), t.dport(c), 0, this.#base + s);
-    // reply: RIP:rport -> client becomes VIP:vport -> client
-    at++;
-    writeKey(k, at * FLOW_KEY_SIZE, t.daddr(c), t.caddr(c), t.dport(c), t.cport(c), proto);
-    writeValue(v, at * FLOW_VALUE_SIZE, t.vaddr(c), t.vport(c), 1, this.#base + s);
+    const at = this.#adds * 2;
+    this.#writeKeys(this.#addKeys, at, c);
+    writeValue(this.#addValues, at * FLOW_VALUE_SIZE, t.daddr(c), t.dport(c), 0, this.#base + s); //     to RIP:rport
+    writeValue(this.#addValues, (at + 1) * FLOW_VALUE_SIZE, t.vaddr(c), t.vport(c), 1, this.#base + s); // from VIP:vport
     this.#adds++;
     this.counters.offered++;
     return true;
@@ -125,13 +118,18 @@ export class Offloader implements OffloadPort {
     this.#slotOf[c] = -1;
     this.#connOf[s] = -1;
     if (this.#dels === QUEUE) this.flush();
-    const t = this.#conns;
-    const proto = t.proto(c);
-    const at = this.#dels * 2;
-    writeKey(this.#delKeys, at * FLOW_KEY_SIZE, t.caddr(c), t.vaddr(c), t.cport(c), t.vport(c), proto);
-    writeKey(this.#delKeys, (at + 1) * FLOW_KEY_SIZE, t.daddr(c), t.caddr(c), t.dport(c), t.cport(c), proto);
+    this.#writeKeys(this.#delKeys, this.#dels * 2, c);
     this.#delSlots[this.#dels++] = s;
     this.counters.withdrawn++;
+  }
+
+  /** Entry c's two flow keys at key positions `at` and `at + 1` of `b`: the request as it
+   *  arrives (client -> VIP:vport), then the reply (RIP:rport -> client). */
+  #writeKeys(b: Buffer, at: number, c: number): void {
+    const t = this.#conns;
+    const proto = t.proto(c);
+    writeKey(b, at * FLOW_KEY_SIZE, t.caddr(c), t.vaddr(c), t.cport(c), t.vport(c), proto);
+    writeKey(b, (at + 1) * FLOW_KEY_SIZE, t.daddr(c), t.caddr(c), t.dport(c), t.cport(c), proto);
   }
 
   /**
