@@ -21,7 +21,7 @@
 import os from 'node:os';
 import { Director } from '../src/core/director.js';
 import { defaultRegistry } from '../src/sched/index.js';
-import { natRewrite } from '../src/core/nat.js';
+import { natRewrite, NatSide } from '../src/core/nat.js';
 import { ipv4 } from '../src/wire/build.js';
 import { parseIPv4 } from '../src/wire/addr.js';
 import { IPV4, readI32, readU16, writeU16, writeU32 } from '../src/wire/ipv4.js';
@@ -118,7 +118,7 @@ function established(flows: number, dataBytes: number, rounds: number) {
     for (let k = 0; k < n; k++) {
       const p = order[k]!;
       const o = p * slot;
-      natRewrite(slab, o, o + 20, lens[p]! - 20, 6, IPV4.DST, 2, RS[0]!, 8080, false);
+      natRewrite(slab, o, o + 20, lens[p]! - 20, 6, NatSide.DST, RS[0]!, 8080, false);
     }
     t1 = performance.now();
     if (r >= 2) rewrite.push((n / (t1 - t0)) * 1000);

@@ -16,10 +16,14 @@ import { IPPROTO_TCP, IPV4, readI32, readU16, writeU16, writeU32 } from '../wire
 import { TCP } from '../wire/tcp.js';
 import { UDP } from '../wire/udp.js';
 
-/** Which endpoint to rewrite: byte offsets of the address (in IPv4) and port (in L4). */
+/** Which endpoint to rewrite: byte offsets of its address (in IPv4) and port (in TCP/UDP). */
+export interface NatSide {
+  readonly addr: number;
+  readonly port: number;
+}
 export const NatSide = {
-  DST: { addr: IPV4.DST, port: 2 },
-  SRC: { addr: IPV4.SRC, port: 0 },
+  DST: { addr: IPV4.DST, port: 2 } as NatSide,
+  SRC: { addr: IPV4.SRC, port: 0 } as NatSide,
 } as const;
 
 /**
@@ -27,8 +31,7 @@ export const NatSide = {
  * @param ipOff   offset of the IPv4 header
  * @param l4Off   offset of the TCP/UDP header
  * @param l4Len   IP payload length (total length - header length)
- * @param addrAt  IPV4.SRC or IPV4.DST
- * @param portAt  0 (source port) or 2 (destination port)
+ * @param side    NatSide.DST (requests) or NatSide.SRC (replies)
  */
 export function natRewrite(
   b: Uint8Array,
@@ -36,18 +39,17 @@ export function natRewrite(
   l4Off: number,
   l4Len: number,
   proto: number,
-  addrAt: number,
-  portAt: number,
+  side: NatSide,
   newAddr: number,
   newPort: number,
   partial: boolean,
 ): void {
-  const aOff = ipOff + addrAt;
+  const aOff = ipOff + side.addr;
   const oldAddr = readI32(b, aOff);
   writeU32(b, aOff, newAddr);
   writeU16(b, ipOff + IPV4.CHECKSUM, csumReplace32(readU16(b, ipOff + IPV4.CHECKSUM), oldAddr, newAddr));
 
-  const pOff = l4Off + portAt;
+  const pOff = l4Off + side.port;
   const oldPort = readU16(b, pOff);
   writeU16(b, pOff, newPort);
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { ipv4 } from '../wire/build.js';
 import { CLIENT, director, ip, key, RS1, TCP, UDP, VIP } from '../../test/support/bed.js';
 import type { Director } from './director.js';
-import type { OffloadPort } from './offload.js';
+import { OffloadReport, type OffloadPort } from './offload.js';
 import { Stat } from './stats.js';
 import { TcpState } from './tcp-states.js';
 
@@ -22,24 +22,26 @@ class RecordingPort implements OffloadPort {
     this.log.push(`offer ${c}`);
     return !this.full;
   }
-  withdraw(c: number, out: Float64Array): void {
+  withdraw(c: number, out: OffloadReport): void {
     this.log.push(`withdraw ${c}`);
-    out.set(this.report);
+    [out.inPkts, out.inBytes, out.outPkts, out.outBytes, out.lastSeenMs] = this.report as [number, number, number, number, number];
   }
 }
 
+/** what the kernel forwarded, as the data path reports it */
+function report(inPkts: number, inBytes: number, outPkts: number, outBytes: number, lastSeenMs: number): OffloadReport {
+  return Object.assign(new OffloadReport(), { inPkts, inBytes, outPkts, outBytes, lastSeenMs });
+}
 const tcp = (src: string, sport: number, dst: string, dport: number, flags: string) => ipv4({ src, dst }).tcp({ sport, dport, flags }).build();
 const send = (d: Director, pkt: Buffer, now: number) => d.process(Buffer.from(pkt), 0, pkt.length, now, 0);
 
 function setup(after = 3): { d: Director; port: RecordingPort } {
-  const d = director();
+  const port = new RecordingPort();
+  const d = director({ offload: { port: () => port, after } });
   d.addService({ ...key(TCP, VIP, 80), scheduler: 'rr' });
   d.addDest(key(TCP, VIP, 80), { addr: ip(RS1), port: 8080 });
   d.addService({ ...key(UDP, VIP, 53), scheduler: 'rr' });
   d.addDest(key(UDP, VIP, 53), { addr: ip(RS1), port: 5353 });
-  const port = new RecordingPort();
-  d.offload = port;
-  d.offloadAfter = after;
   return { d, port };
 }
 const req = (flags: string) => tcp(CLIENT, 40000, VIP, 80, flags);
@@ -97,7 +99,7 @@ test('kernel activity restarts the timer; without it an offloaded connection exp
   const c = handshake(d, 1000);
   d.tick(1000);
   // 8 s later the kernel reports a packet at 8,000 ms: the connection lives until 18 s
-  d.offloadActivity(c, 5, 500, 5, 5000, 8000);
+  d.offloadActivity(c, report(5, 500, 5, 5000, 8000));
   d.tick(12_000);
   assert.ok(d.conns.flags(c) & 0x80, 'alive at 12 s thanks to the kernel activity');
   assert.deepEqual(port.log, [`offer ${c}`]);
@@ -131,7 +133,7 @@ test('a report for a connection that is no longer offloaded is ignored', () => {
   send(d, req('R'), 1001); // RST: withdrawn, CLOSE
   const svc = d.getService(key(TCP, VIP, 80))!;
   const before = [...svc.stats.c];
-  d.offloadActivity(c, 100, 100_000, 0, 0, 1001);
+  d.offloadActivity(c, report(100, 100_000, 0, 0, 1001));
   assert.deepEqual([...svc.stats.c], before);
 });
 

@@ -1,7 +1,8 @@
 /**
  * The engine's side of the kernel fast path (datapath/tun/fastpath.ts). The engine decides which
- * connections the kernel may forward without it, and when it must stop; the port (implemented by
- * the data path, datapath/tun/offload.ts) carries that out and reports what the kernel forwarded.
+ * connections the kernel may forward without it, and when it must stop (offload-policy.ts); the
+ * port (implemented by the data path, datapath/tun/offload.ts) carries that out and reports what
+ * the kernel forwarded.
  *
  * Contract, which keeps IPVS's state machine exact:
  *   - only connections whose next packets cannot change their state are offered: TCP in
@@ -13,15 +14,34 @@
  *     packet that caused the withdrawal is sent on (so replies to that packet reach the engine).
  */
 
+/** What the kernel forwarded for one connection since the last report. Reused, never kept. */
+export class OffloadReport {
+  /** request direction (client -> VIP), packets and bytes */
+  inPkts = 0;
+  inBytes = 0;
+  /** reply direction (real server -> client), packets and bytes */
+  outPkts = 0;
+  outBytes = 0;
+  /** time of the last packet the kernel forwarded, on the caller's ms clock (the one given to
+   *  process and tick); -1 when none */
+  lastSeenMs = -1;
+
+  clear(): this {
+    this.inPkts = 0;
+    this.inBytes = 0;
+    this.outPkts = 0;
+    this.outBytes = 0;
+    this.lastSeenMs = -1;
+    return this;
+  }
+}
+
 export interface OffloadPort {
   /** Let the kernel forward both directions of entry c; false when it cannot take more. */
   offer(c: number): boolean;
-  /**
-   * Stop the kernel forwarding entry c, and write into `out` what it forwarded since the last
-   * report: [request packets, request bytes, reply packets, reply bytes, time of the last
-   * packet it forwarded (the caller's ms clock, the one passed to process and tick) or -1].
-   */
-  withdraw(c: number, out: Float64Array): void;
+  /** Stop the kernel forwarding entry c, and fill `out` with what it forwarded since the last
+   *  report (cleared when it had nothing to report). */
+  withdraw(c: number, out: OffloadReport): void;
 }
 
 /** Packets a connection forwards through the engine, in an eligible state, before it is offered. */

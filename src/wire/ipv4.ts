@@ -86,6 +86,22 @@ export class Ipv4View {
     return Ipv4Check.Ok;
   }
 
+  /**
+   * Validate the header of a datagram quoted in an ICMP error (RFC 792: the header and at least
+   * its first 64 data bits): version 4 and a complete header of legal length. The total length
+   * is not checked (the quote is cut short); after Ok every header getter reads inside `len`.
+   */
+  checkQuoted(): Ipv4CheckResult {
+    if (this.len < IPV4_MIN_HEADER) return Ipv4Check.Truncated;
+    const b = this.buf;
+    const o = this.off;
+    if (b[o]! >>> 4 !== 4) return Ipv4Check.BadVersion;
+    const hl = (b[o]! & 15) << 2;
+    if (hl < IPV4_MIN_HEADER) return Ipv4Check.BadHeaderLength;
+    if (hl > this.len) return Ipv4Check.Truncated;
+    return Ipv4Check.Ok;
+  }
+
   get version(): number {
     return this.buf[this.off]! >>> 4;
   }

@@ -15,6 +15,7 @@ import { MapOps, testRun } from '../../src/datapath/tun/bpf.js';
 import { createFastPathMaps, loadFastPath, closeFd, FLOW_KEY_SIZE, FLOW_VALUE_SIZE, SLOT_SIZE, type FastPathMaps } from '../../src/datapath/tun/fastpath.js';
 import { Offloader, writeKey, writeValue } from '../../src/datapath/tun/offload.js';
 import { ConnTable } from '../../src/core/conn-table.js';
+import { OffloadReport } from '../../src/core/offload.js';
 import { run } from '../../src/lab/shell.js';
 import { packetChecksumsOk } from '../support/slow-checksum.js';
 import { needsRoot } from '../support/root.js';
@@ -204,13 +205,13 @@ describe('fast-path program (BPF_PROG_TEST_RUN)', { skip: needsRoot }, () => {
       assert.equal(runOn('fpa', f).retval, TC_ACT_REDIRECT);
       const got: number[][] = [];
       const t0 = performance.now();
-      off.harvest({ offloadActivity: (i, ip, ib, op, ob, last) => got.push([i, ip, ib, op, ob, last]) });
+      off.harvest({ offloadActivity: (i, r) => got.push([i, r.inPkts, r.inBytes, r.outPkts, r.outBytes, r.lastSeenMs]) });
       assert.deepEqual(got.map((x) => x.slice(0, 5)), [[c, 2, 2 * (f.length - 14), 0, 0]]);
       const last = got[0]![5]!;
       assert.ok(last <= t0 && last > t0 - 1000, `last packet on the caller's clock: ${last} vs now ${t0}`);
-      const out = new Float64Array(5);
+      const out = new OffloadReport();
       off.withdraw(c, out);
-      assert.deepEqual([...out.subarray(0, 4)], [0, 0, 0, 0], 'already reported');
+      assert.deepEqual([out.inPkts, out.inBytes, out.outPkts, out.outBytes], [0, 0, 0, 0], 'already reported');
       // offered and withdrawn between two flushes: nothing stays in the kernel
       assert.equal(off.offer(c2), true);
       off.withdraw(c2, out);
@@ -226,7 +227,7 @@ describe('fast-path program (BPF_PROG_TEST_RUN)', { skip: needsRoot }, () => {
       assert.equal(off.offer(c3), false, 'no slot free: refused');
       off.flush();
     } finally {
-      const out = new Float64Array(5);
+      const out = new OffloadReport();
       for (const i of [c, c2]) off.withdraw(i, out);
       off.flush();
       off.close();

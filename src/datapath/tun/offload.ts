@@ -18,7 +18,7 @@
  * Nothing here is allocated per packet or per connection.
  */
 import { ConnTable } from '../../core/conn-table.js';
-import type { OffloadPort } from '../../core/offload.js';
+import { OffloadReport, type OffloadPort } from '../../core/offload.js';
 import { MapOps } from './bpf.js';
 import { FLOW_KEY_SIZE, FLOW_VALUE_SIZE, SLOT_BYTES, SLOT_LAST_NS, SLOT_PKTS, SLOT_SIZE } from './fastpath.js';
 import { mapMemory, munmap, type Mapping } from './sys.js';
@@ -36,9 +36,9 @@ export interface OffloaderInit {
   slotCount: number;
 }
 
-/** The engine's view of activity: Director.offloadActivity. */
+/** The engine's view of activity: Director.offloadActivity (the report is reused: read it now). */
 export interface ActivitySink {
-  offloadActivity(c: number, inPkts: number, inBytes: number, outPkts: number, outBytes: number, lastSeenMs: number): void;
+  offloadActivity(c: number, r: OffloadReport): void;
 }
 
 export class Offloader implements OffloadPort {
@@ -65,7 +65,7 @@ export class Offloader implements OffloadPort {
   readonly #delKeys = Buffer.alloc(QUEUE * 2 * FLOW_KEY_SIZE);
   readonly #delSlots = new Int32Array(QUEUE);
   #dels = 0;
-  readonly #scratch = new Float64Array(5);
+  readonly #scratch = new OffloadReport();
   /** CLOCK_MONOTONIC (the program's bpf_ktime_get_ns) minus performance.now() (the engine's
    *  clock), ms: both are monotonic, so the difference is fixed for the life of the thread */
   readonly #clockOffsetMs = monotonicOffsetMs();
@@ -109,10 +109,9 @@ export class Offloader implements OffloadPort {
     return true;
   }
 
-  withdraw(c: number, out: Float64Array): void {
+  withdraw(c: number, out: OffloadReport): void {
     const s = this.#slotOf[c]!;
-    out.fill(0);
-    out[4] = -1;
+    out.clear();
     if (s < 0) return;
     this.#report(s, out);
     this.#slotOf[c] = -1;
@@ -162,32 +161,32 @@ export class Offloader implements OffloadPort {
     for (let s = 0; s < this.#count; s++) {
       const c = this.#connOf[s]!;
       if (c < 0) continue;
-      if (this.#report(s, r)) sink.offloadActivity(c, r[0]!, r[1]!, r[2]!, r[3]!, r[4]!);
+      if (this.#report(s, r)) sink.offloadActivity(c, r);
     }
   }
 
   /**
-   * Counts of slot s since its last report into out[0..3] and the time of its last packet into
-   * out[4] (performance.now()'s clock, ms; -1 for none); false when nothing new.
+   * Counts of slot s since its last report, and the time of its last packet (performance.now()'s
+   * clock, ms; -1 for none), into out; false when nothing new.
    */
-  #report(s: number, out: Float64Array): boolean {
+  #report(s: number, out: OffloadReport): boolean {
     const w = ((this.#base + s) * SLOT_SIZE) / 4;
     const rep = this.#reported;
     const pin = this.#u64(w, SLOT_PKTS);
     const pout = this.#u64(w, SLOT_PKTS + 8);
     const bin = this.#u64(w, SLOT_BYTES);
     const bout = this.#u64(w, SLOT_BYTES + 8);
-    out[0] = pin - rep[s * 4]!;
-    out[1] = bin - rep[s * 4 + 1]!;
-    out[2] = pout - rep[s * 4 + 2]!;
-    out[3] = bout - rep[s * 4 + 3]!;
+    out.inPkts = pin - rep[s * 4]!;
+    out.inBytes = bin - rep[s * 4 + 1]!;
+    out.outPkts = pout - rep[s * 4 + 2]!;
+    out.outBytes = bout - rep[s * 4 + 3]!;
     const lastNs = this.#u64(w, SLOT_LAST_NS);
-    out[4] = lastNs > 0 ? lastNs / 1e6 - this.#clockOffsetMs : -1;
+    out.lastSeenMs = lastNs > 0 ? lastNs / 1e6 - this.#clockOffsetMs : -1;
     rep[s * 4] = pin;
     rep[s * 4 + 1] = bin;
     rep[s * 4 + 2] = pout;
     rep[s * 4 + 3] = bout;
-    return out[0] !== 0 || out[2] !== 0;
+    return out.inPkts !== 0 || out.outPkts !== 0;
   }
 
   /** a little-endian u64 at byte `off` of the slot starting at word w (exact below 2^53) */

@@ -57,13 +57,16 @@ export type ControlMessage =
 
 const init = workerData as WorkerInit;
 const port = init.control;
-const d = new Director({ schedulers: defaultRegistry(), seed: init.seed, maxConns: init.maxConns, sharedState: init.sharedState });
+let offloader = null as Offloader | null; // set by the Director when it builds its port
+const fastPath = init.fastPath;
+const d = new Director({
+  schedulers: defaultRegistry(),
+  seed: init.seed,
+  maxConns: init.maxConns,
+  sharedState: init.sharedState,
+  ...(fastPath && { offload: { port: (conns) => (offloader = new Offloader(conns, fastPath)), after: fastPath.after } }),
+});
 applyOps(d, init.ops);
-const offloader = init.fastPath ? new Offloader(d.conns, init.fastPath) : null;
-if (offloader) {
-  d.offload = offloader;
-  d.offloadAfter = init.fastPath!.after;
-}
 /** the fast path's counters, named fastpath_* among the data-path counters */
 function fastPathCounters(): Record<string, number> {
   if (offloader === null) return {};

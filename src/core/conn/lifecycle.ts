@@ -1,0 +1,111 @@
+/**
+ * A connection's life (ip_vs_conn.c): creation bound to its server (ip_vs_conn_new,
+ * ip_vs_bind_dest), expiry by timer (ip_vs_conn_expire: templates that still control entries
+ * are kept), and removal (ip_vs_unbind_dest, with the overload flag cleared below the low-water
+ * mark and a deleted server freed with its last reference).
+ */
+import { countConn } from '../accounting.js';
+import { ConnFlag, TICKS_PER_SEC } from '../conn-table.js';
+import type { EngineState } from '../engine-state.js';
+import type { OffloadPolicy } from '../offload-policy.js';
+import type { SchedContext } from '../scheduler.js';
+import type { RealServer } from '../service.js';
+import { Event } from '../verdict.js';
+
+/** Initial timeout of a new connection before its first state transition (ip_vs_conn_new). */
+const NEW_CONN_TIMEOUT_S = 3;
+/** A template that expires while it still controls connections is re-armed for this long. */
+export const EXPIRE_LATER_S = 60;
+
+/** Result of creating an entry: its index, or TableFull. */
+export const TABLE_FULL = -1;
+
+export class ConnLifecycle {
+  readonly #s: EngineState;
+  readonly #offload: OffloadPolicy;
+  /** the timer wheel's callback, bound once */
+  readonly onDue = (i: number): void => this.expire(i);
+
+  constructor(s: EngineState, offload: OffloadPolicy) {
+    this.#s = s;
+    this.#offload = offload;
+  }
+
+  /** A new entry for the flow in ctx to server d (real port dport), controlled by template t
+   *  (-1: none). Returns its index, or TABLE_FULL. */
+  create(d: RealServer, ctx: SchedContext, dport: number, flags: number, t: number): number {
+    const s = this.#s;
+    const conns = s.conns;
+    const c = conns.insert(ctx.proto, ctx.caddr, ctx.cport, ctx.vaddr, ctx.vport, d.addr, dport, d.id, ConnFlag.INACTIVE | flags, s.nowTick + NEW_CONN_TIMEOUT_S * TICKS_PER_SEC, s.nowTick);
+    if (c < 0) return TABLE_FULL;
+    d.inactConns++;
+    checkOverload(d);
+    countConn(d, s.stats);
+    if (t >= 0) {
+      conns.ctl[c] = t;
+      conns.ctl[t]!++;
+    }
+    s.events[Event.ConnsCreated]!++;
+    return c;
+  }
+
+  /** Timer expiry of entry i (ip_vs_conn_expire). */
+  expire(i: number): void {
+    const s = this.#s;
+    const conns = s.conns;
+    if ((conns.flags(i) & ConnFlag.OFFLOADED) !== 0) {
+      // The kernel may have forwarded packets since its last report: take the connection back
+      // (which restarts the timer from its last packet) and keep it if it is still in use.
+      this.#offload.withdraw(i);
+      if (conns.expires(i) > s.nowTick) return;
+    }
+    const f = conns.flags(i);
+    if ((f & ConnFlag.TEMPLATE) !== 0 && conns.ctl[i]! > 0) {
+      // still controls connections: keep it, look again in 60 s
+      conns.setFlags(i, f | ConnFlag.EXPIRE_LATER);
+      conns.rearm(i, s.nowTick + EXPIRE_LATER_S * TICKS_PER_SEC);
+      return;
+    }
+    this.unlink(i);
+  }
+
+  /** Remove entry i now: detach from its template, unbind from its server, free the slot. */
+  unlink(i: number): void {
+    const s = this.#s;
+    const conns = s.conns;
+    const f = conns.flags(i);
+    if ((f & ConnFlag.OFFLOADED) !== 0) this.#offload.withdraw(i);
+    const d = s.dests.byId(conns.dest(i));
+    if ((f & ConnFlag.TEMPLATE) !== 0) s.events[Event.TemplatesExpired]!++;
+    else {
+      const t = conns.ctl[i]!;
+      if (t >= 0) conns.ctl[t]!--;
+      s.events[Event.ConnsExpired]!++;
+    }
+    unbind(d, f);
+    conns.remove(i);
+    if (!d.available && d.refs === 0) s.dests.release(d);
+  }
+}
+
+/**
+ * ip_vs_unbind_dest's accounting for an entry with connection flags f leaving server d: its
+ * counter goes down, and the overload flag clears once below the low-water mark (the lower
+ * threshold, else 3/4 of the upper one).
+ */
+export function unbind(d: RealServer, f: number): void {
+  if ((f & ConnFlag.TEMPLATE) !== 0) d.persistConns--;
+  else if ((f & ConnFlag.INACTIVE) !== 0) d.inactConns--;
+  else d.activeConns--;
+  const n = d.activeConns + d.inactConns;
+  if (d.lThreshold !== 0) {
+    if (n < d.lThreshold) d.overloaded = false;
+  } else if (d.uThreshold !== 0) {
+    if (n * 4 < d.uThreshold * 3) d.overloaded = false;
+  } else d.overloaded = false;
+}
+
+/** ip_vs_bind_dest's overload check: at the upper threshold the server takes no new connections. */
+export function checkOverload(d: RealServer): void {
+  if (d.uThreshold !== 0 && d.activeConns + d.inactConns >= d.uThreshold) d.overloaded = true;
+}

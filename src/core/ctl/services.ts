@@ -1,0 +1,129 @@
+/**
+ * Virtual services (ip_vs_ctl.c: ip_vs_add_service, ip_vs_edit_service, ip_vs_del_service,
+ * ip_vs_flush): each request is validated whole before anything changes, so a refused one
+ * changes nothing (IpvsError with IPVS's errno and ipvsadm's text). After every change the
+ * service index is rebuilt and swapped in whole; the packet path never sees a half-built one.
+ */
+import type { Decider } from '../decide.js';
+import type { DestRegistry } from '../dest-registry.js';
+import { errors, IpvsError } from '../errors.js';
+import { SLOT_INTS } from '../sched-state.js';
+import type { SchedulerEnv, SchedulerRegistry } from '../scheduler.js';
+import { ServiceIndex } from '../service-index.js';
+import { SVC_SCHED_FLAGS, SvcFlag, VirtualService, type ServiceKey } from '../service.js';
+import { MAX_TIMEOUT_S } from '../timeouts.js';
+import { IPPROTO_TCP, IPPROTO_UDP } from '../../wire/ipv4.js';
+import { isIntIn, type ServiceSpec } from './specs.js';
+
+const IPPROTO_SCTP = 132;
+/** IP_VS_SCHEDNAME_MAXLEN - 1 */
+const SCHED_NAME_MAX = 15;
+
+export class ServiceTable {
+  #services: VirtualService[] = [];
+  readonly #registry: SchedulerRegistry;
+  readonly #env: SchedulerEnv;
+  readonly #decider: Decider;
+  readonly #dests: DestRegistry;
+  /** number of shared scheduler-state slots (0: none shared) */
+  readonly #sharedSlots: number;
+
+  constructor(registry: SchedulerRegistry, env: SchedulerEnv, decider: Decider, dests: DestRegistry, shared: Int32Array | null) {
+    this.#registry = registry;
+    this.#env = env;
+    this.#decider = decider;
+    this.#dests = dests;
+    this.#sharedSlots = shared === null ? 0 : Math.floor(shared.length / SLOT_INTS);
+  }
+
+  get list(): readonly VirtualService[] {
+    return this.#services;
+  }
+
+  get(k: ServiceKey): VirtualService | null {
+    return this.#decider.index.get(k.proto, k.addr, k.port);
+  }
+
+  add(spec: ServiceSpec): VirtualService {
+    const v = this.#validate(spec);
+    if (this.get(spec) !== null) throw errors.serviceExists();
+    const svc = new VirtualService(spec.proto, spec.addr, spec.port, v.scheduler);
+    svc.flags = v.flags;
+    svc.timeout = v.timeout;
+    svc.netmask = v.netmask;
+    svc.stateSlot = v.stateSlot;
+    svc.sched = v.factory(svc, this.#env);
+    this.#replace([...this.#services, svc]);
+    return svc;
+  }
+
+  /** ipvsadm -E: replaces scheduler, flags, timeout and netmask (what is not given resets). */
+  edit(spec: ServiceSpec): VirtualService {
+    const svc = this.get(spec);
+    if (svc === null) throw errors.noService();
+    const v = this.#validate(spec);
+    if (v.scheduler !== svc.schedName) {
+      svc.sched?.done?.();
+      svc.schedName = v.scheduler;
+      svc.stateSlot = v.stateSlot;
+      svc.sched = v.factory(svc, this.#env);
+    }
+    svc.flags = v.flags;
+    svc.timeout = v.timeout;
+    svc.netmask = v.netmask;
+    return svc;
+  }
+
+  delete(k: ServiceKey): void {
+    const svc = this.get(k);
+    if (svc === null) throw errors.noService();
+    this.#drop(svc);
+    this.#replace(this.#services.filter((s) => s !== svc));
+  }
+
+  /** ipvsadm -C: delete every service (connections stay and expire; their packets drop). */
+  clear(): void {
+    for (const s of this.#services) this.#drop(s);
+    this.#replace([]);
+  }
+
+  #replace(list: VirtualService[]): void {
+    this.#services = list;
+    this.#decider.index = new ServiceIndex(list);
+  }
+
+  #drop(svc: VirtualService): void {
+    svc.sched?.done?.();
+    svc.sched = null;
+    for (const d of svc.dests) this.#dests.retire(d);
+    svc.dests = [];
+  }
+
+  #validate(spec: ServiceSpec) {
+    if (spec.proto !== IPPROTO_TCP && spec.proto !== IPPROTO_UDP)
+      throw spec.proto === IPPROTO_SCTP ? errors.notSupported('SCTP') : errors.invalid(`protocol ${String(spec.proto)}`);
+    if (!isIntIn(spec.addr, 0, 0xffffffff)) throw errors.invalid('virtual address');
+    if (!isIntIn(spec.port, 0, 65535)) throw errors.invalid('virtual port');
+    const persistent = spec.persistent ?? 0;
+    if (!isIntIn(persistent, 0, MAX_TIMEOUT_S)) throw errors.invalid('persistence timeout must be 1..2678400 seconds');
+    if (spec.port === 0 && persistent === 0) throw new IpvsError('EINVAL', 'Zero port specified for non-persistent service');
+    const netmask = spec.netmask ?? 0xffffffff;
+    if (!isIntIn(netmask, 0, 0xffffffff)) throw errors.invalid('netmask');
+    const schedFlags = spec.schedFlags ?? 0;
+    if (!isIntIn(schedFlags, 0, 0xffff) || (schedFlags & ~SVC_SCHED_FLAGS) !== 0) throw errors.invalid('scheduler flags');
+    if (spec.ops && spec.proto !== IPPROTO_UDP) throw new IpvsError('EINVAL', 'One-Packet Scheduling is only for UDP virtual services');
+    const scheduler = spec.scheduler ?? 'wlc';
+    if (typeof scheduler !== 'string' || scheduler.length > SCHED_NAME_MAX) throw errors.schedNotFound();
+    const factory = this.#registry.get(scheduler);
+    if (!factory) throw errors.schedNotFound();
+    let stateSlot = -1;
+    if (this.#sharedSlots > 0 && spec.stateSlot !== undefined) {
+      if (!isIntIn(spec.stateSlot, 0, this.#sharedSlots - 1)) throw errors.invalid('scheduler state slot');
+      stateSlot = spec.stateSlot;
+    }
+    let flags = schedFlags;
+    if (persistent > 0) flags |= SvcFlag.PERSISTENT;
+    if (spec.ops) flags |= SvcFlag.ONEPACKET;
+    return { scheduler, factory, flags, timeout: persistent, netmask: netmask >>> 0, stateSlot };
+  }
+}

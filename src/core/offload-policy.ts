@@ -1,0 +1,102 @@
+/**
+ * When a connection goes to the kernel fast path and when it comes back (the contract is in
+ * offload.ts): offered after `after` packets forwarded by the engine in an offloadable state,
+ * withdrawn before a state change, at expiry and before configuration changes; what the kernel
+ * forwarded meanwhile is counted as IPVS counts packets, and restarts the connection's timer.
+ */
+import { countTraffic } from './accounting.js';
+import { ConnFlag, TICK_MS } from './conn-table.js';
+import type { EngineState } from './engine-state.js';
+import { OffloadReport, type OffloadPort } from './offload.js';
+import type { LeaveHook, ProtoOps, ProtoTable } from './proto/ops.js';
+import { Event } from './verdict.js';
+
+export class OffloadPolicy implements LeaveHook {
+  readonly #s: EngineState;
+  readonly #protos: ProtoTable;
+  readonly #port: OffloadPort | null;
+  readonly #after: number;
+  readonly #report = new OffloadReport();
+
+  constructor(s: EngineState, protos: ProtoTable, port: OffloadPort | null, after: number) {
+    this.#s = s;
+    this.#protos = protos;
+    this.#port = port;
+    this.#after = after;
+  }
+
+  get enabled(): boolean {
+    return this.#port !== null;
+  }
+
+  /** After the engine forwarded a packet of entry c: offer it once it has been offloadable for
+   *  `after` packets (a refusal starts the count again). */
+  consider(c: number, ops: ProtoOps): void {
+    const port = this.#port;
+    const conns = this.#s.conns;
+    if (port === null || (conns.flags(c) & ConnFlag.OFFLOADED) !== 0 || !ops.offloadable(c)) return;
+    const n = conns.seen[c]! + 1;
+    if (n < 255) conns.seen[c] = n;
+    if (n < this.#after) return;
+    if (port.offer(c)) {
+      conns.setFlags(c, conns.flags(c) | ConnFlag.OFFLOADED);
+      this.#s.events[Event.Offloaded]!++;
+    } else {
+      conns.seen[c] = 0;
+      this.#s.events[Event.OffloadRefused]!++;
+    }
+  }
+
+  beforeStateChange(c: number): void {
+    if ((this.#s.conns.flags(c) & ConnFlag.OFFLOADED) !== 0) this.withdraw(c);
+  }
+
+  /** Take entry c back: count what the kernel forwarded and restart its timer from the last
+   *  packet the kernel saw. c must be offloaded. */
+  withdraw(c: number): void {
+    const s = this.#s;
+    const conns = s.conns;
+    conns.setFlags(c, conns.flags(c) & ~ConnFlag.OFFLOADED);
+    conns.seen[c] = 0;
+    const r = this.#report.clear();
+    this.#port!.withdraw(c, r);
+    this.#count(c, r);
+    this.#restartFrom(c, r.lastSeenMs);
+    s.events[Event.OffloadWithdrawn]!++;
+  }
+
+  /** What the kernel forwarded for offloaded entry c since the last report (harvest). */
+  activity(c: number, r: OffloadReport): void {
+    const f = this.#s.conns.flags(c);
+    if ((f & (ConnFlag.LIVE | ConnFlag.OFFLOADED)) !== (ConnFlag.LIVE | ConnFlag.OFFLOADED)) return;
+    this.#count(c, r);
+    this.#restartFrom(c, r.lastSeenMs);
+  }
+
+  /** Take every connection back (before a configuration change); returns how many. */
+  withdrawAll(): number {
+    if (this.#port === null) return 0;
+    const conns = this.#s.conns;
+    let n = 0;
+    conns.forEach((i) => {
+      if ((conns.flags(i) & ConnFlag.OFFLOADED) !== 0) {
+        this.withdraw(i);
+        n++;
+      }
+    });
+    return n;
+  }
+
+  #count(c: number, r: OffloadReport): void {
+    if (r.inPkts === 0 && r.outPkts === 0) return;
+    countTraffic(this.#s.dests.byId(this.#s.conns.dest(c)), this.#s.stats, r.inPkts, r.inBytes, r.outPkts, r.outBytes);
+  }
+
+  /** Restart c's timer from a packet forwarded at `lastSeenMs` (-1: none) when that ends later. */
+  #restartFrom(c: number, lastSeenMs: number): void {
+    if (lastSeenMs < 0) return;
+    const conns = this.#s.conns;
+    const t = Math.floor(lastSeenMs / TICK_MS) + this.#protos.of(conns.proto(c))!.timeoutTicks(c);
+    if (t > conns.expires(c)) conns.rearm(c, t);
+  }
+}
