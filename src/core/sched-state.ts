@@ -5,21 +5,33 @@
  * SharedArrayBuffer that every worker's engine sees, the sequence of picks is IPVS's across all
  * workers. An engine on its own uses a private array: the same code, nothing shared.
  *
- * A slot is four int32: [lock, v0, v1, v2]. A pick holds the slot's spin lock for the few
- * hundred nanoseconds it takes. When SPIN attempts fail, the holder was descheduled (on a busy
- * machine, a worker thread can lose its core for milliseconds): the pick then sleeps in steps
- * of WAIT_MS, at most MAX_WAIT_MS in all, and only after that goes ahead unlocked, which can at
- * worst repeat or skip one server once. Changes of the server list are applied by every engine, so the updates made
- * to the slot on such changes must be idempotent (rr.ts, wrr.ts say how theirs are).
+ * A slot is four int32: [version, v0, v1, v2]. Updates are optimistic, never blocking (a data-path
+ * thread must never sleep on another one, which a lock would make it do when the holder loses
+ * its core):
+ *   const ver = slot.begin();            // an even version: nobody is writing
+ *   ...read get(0..2), compute the pick...
+ *   if (!slot.commit(ver, a, b, c)) retry // someone committed since `ver`: read again
+ * `commit` claims the slot by a compare-and-swap of the version to odd, writes the three values
+ * and publishes the next even version: three stores, the only window in which another thread
+ * waits (spinning). So every committed pick was computed from the state the previous commit left,
+ * and the picks of all workers form one IPVS sequence.
+ * Two bounded fallbacks, each at worst repeating one server once and never blocking: a writer
+ * descheduled inside its three stores (begin() gives up after SPIN reads and returns -1: compute
+ * without committing), and a pick that loses MAX_ATTEMPTS races in a row (answer uncommitted).
+ * `unsynced` counts both. Updates made on server-list changes are applied by every engine, so
+ * they must be idempotent (rr.ts, wrr.ts say how theirs are).
  */
 export const SLOT_INTS = 4;
-const SPIN = 1000;
-const WAIT_MS = 0.05;
-const MAX_WAIT_MS = 20;
+/** reads of an odd version before begin() gives up on a (descheduled) writer */
+const SPIN = 1 << 16;
+/** lost commit races before a pick answers without committing */
+export const MAX_ATTEMPTS = 64;
 
 export class StateSlot {
   readonly #a: Int32Array;
   readonly #at: number;
+  /** picks and updates that went ahead without committing (see the fallbacks above) */
+  unsynced = 0;
 
   /** slot `index` of `a` (a private 4-int32 array when index is -1) */
   constructor(a: Int32Array | null, index: number) {
@@ -33,29 +45,44 @@ export class StateSlot {
     }
   }
 
-  /** Take the lock; false when it could not be had within MAX_WAIT_MS (go on unlocked). */
-  lock(): boolean {
+  /** Start reading: the (even) version to commit against, or -1 when a writer stayed mid-write
+   *  for SPIN reads (then read anyway, and do not commit). */
+  begin(): number {
     const a = this.#a;
     const at = this.#at;
-    for (let i = 0; i < SPIN; i++) if (Atomics.compareExchange(a, at, 0, 1) === 0) return true;
-    if (!(a.buffer instanceof SharedArrayBuffer)) return false; // private: no other holder to wait for
-    for (let t = 0; t < MAX_WAIT_MS; t += WAIT_MS) {
-      Atomics.wait(a, at, 1, WAIT_MS);
-      if (Atomics.compareExchange(a, at, 0, 1) === 0) return true;
+    for (let i = 0; i < SPIN; i++) {
+      const v = Atomics.load(a, at);
+      if ((v & 1) === 0) return v;
     }
-    return false;
+    this.unsynced++;
+    return -1;
   }
 
-  unlock(locked: boolean): void {
-    if (locked) Atomics.store(this.#a, this.#at, 0);
-  }
-
-  /** value i (0..2); call between lock() and unlock() */
+  /** value i (0..2), as of the version begin() returned (valid only if commit succeeds) */
   get(i: number): number {
-    return this.#a[this.#at + 1 + i]!;
+    return Atomics.load(this.#a, this.#at + 1 + i);
   }
 
-  set(i: number, v: number): void {
-    this.#a[this.#at + 1 + i] = v;
+  /** Store v0..v2 if nothing was committed since `version` (from begin); false: begin again. */
+  commit(version: number, v0: number, v1: number, v2: number): boolean {
+    if (version < 0) return false;
+    const a = this.#a;
+    const at = this.#at;
+    if (Atomics.compareExchange(a, at, version, version + 1) !== version) return false;
+    Atomics.store(a, at + 1, v0);
+    Atomics.store(a, at + 2, v1);
+    Atomics.store(a, at + 3, v2);
+    Atomics.store(a, at, (version + 2) & 0x7ffffffe);
+    return true;
+  }
+
+  /** True while nothing was committed since `version` (a read-only check needs no commit). */
+  unchangedSince(version: number): boolean {
+    return version >= 0 && Atomics.load(this.#a, this.#at) === version;
+  }
+
+  /** Count a pick that answered without committing (lost MAX_ATTEMPTS races or begin gave up). */
+  gaveUp(): void {
+    this.unsynced++;
   }
 }

@@ -2,7 +2,6 @@
  * Virtual services and real servers (ipvs-spec §1). Built and mutated by the control plane
  * (Director's control methods); the packet path only reads them and updates counters.
  */
-import type { Scheduler } from './scheduler.js';
 import { Stats } from './stats.js';
 
 /** Service flags (uapi ip_vs.h). */
@@ -112,4 +111,34 @@ export interface ServiceKey {
 
 export function serviceKeyOf(s: VirtualService): ServiceKey {
   return { proto: s.proto, addr: s.addr, port: s.port };
+}
+
+/** The flow being scheduled. One instance is reused by the director for every pick.
+ *  Addresses are int32 (uint32 `| 0`, see wire/ipv4.ts readI32); hash with Math.imul / `>>> 0`. */
+export interface SchedContext {
+  proto: number;
+  /** client address / port (packet source) */
+  caddr: number;
+  cport: number;
+  /** virtual address / port (packet destination) */
+  vaddr: number;
+  vport: number;
+  /** caller's clock in ms (monotonic) */
+  now: number;
+  dryRun: boolean;
+}
+
+export interface Scheduler {
+  readonly name: string;
+  pick(svc: VirtualService, ctx: SchedContext): RealServer | null;
+  /** a dest was inserted at svc.dests[0] (kernel order: newest first) */
+  onDestAdded?(svc: VirtualService, dest: RealServer): void;
+  /** a dest was removed; it used to be at index `oldIndex` */
+  onDestRemoved?(svc: VirtualService, dest: RealServer, oldIndex: number): void;
+  /** weight / thresholds of a dest changed */
+  onDestUpdated?(svc: VirtualService, dest: RealServer): void;
+  /** periodic housekeeping (lblc/lblcr garbage collection) */
+  tick?(now: number): void;
+  /** release per-service state */
+  done?(): void;
 }

@@ -9,7 +9,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import { spawn } from 'node:child_process';
-import type { CheckerConfig } from '../control/keepalived/config.js';
+import type { CheckerSpec } from './checker-spec.js';
 import { formatIPv4 } from '../wire/addr.js';
 
 export interface CheckResult {
@@ -21,7 +21,7 @@ export interface CheckResult {
 
 const ms = (s: number) => Math.max(1, Math.round(s * 1000));
 
-function tcpCheck(c: CheckerConfig): Promise<CheckResult> {
+function tcpCheck(c: CheckerSpec): Promise<CheckResult> {
   return new Promise((resolve) => {
     const s = connect({ host: formatIPv4(c.connectIp), port: c.connectPort });
     const done = (r: CheckResult) => {
@@ -35,7 +35,7 @@ function tcpCheck(c: CheckerConfig): Promise<CheckResult> {
   });
 }
 
-async function httpCheck(c: CheckerConfig): Promise<CheckResult> {
+async function httpCheck(c: CheckerSpec): Promise<CheckResult> {
   for (const u of c.urls) {
     const r = await new Promise<CheckResult>((resolve) => {
       const req = (c.type === 'SSL_GET' ? httpsRequest : httpRequest)(
@@ -78,7 +78,7 @@ async function httpCheck(c: CheckerConfig): Promise<CheckResult> {
   return { ok: true, reason: `${c.urls.length} URL(s) ok` };
 }
 
-function miscCheck(c: CheckerConfig): Promise<CheckResult> {
+function miscCheck(c: CheckerSpec): Promise<CheckResult> {
   return new Promise((resolve) => {
     const p = spawn('/bin/sh', ['-c', c.miscPath!], { stdio: 'ignore' });
     const t = setTimeout(() => {
@@ -115,7 +115,7 @@ function dnsQuery(name: string, type: string): { id: number; msg: Buffer } {
   return { id, msg: Buffer.concat([head, q, tail]) };
 }
 
-function udpCheck(c: CheckerConfig): Promise<CheckResult> {
+function udpCheck(c: CheckerSpec): Promise<CheckResult> {
   return new Promise((resolve) => {
     const s = createSocket('udp4');
     const dns = c.type === 'DNS_CHECK' ? dnsQuery(c.dnsName, c.dnsType) : null;
@@ -138,7 +138,7 @@ function udpCheck(c: CheckerConfig): Promise<CheckResult> {
   });
 }
 
-export function runCheck(c: CheckerConfig): Promise<CheckResult> {
+export function runCheck(c: CheckerSpec): Promise<CheckResult> {
   switch (c.type) {
     case 'TCP_CHECK':
       return tcpCheck(c);

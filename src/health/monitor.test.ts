@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HealthMonitor, type ServerHealth } from './monitor.js';
-import type { CheckerConfig } from '../control/keepalived/config.js';
+import type { CheckerSpec } from './checker-spec.js';
 import type { CheckResult } from './checks.js';
 
 class FakeClock {
@@ -33,7 +33,7 @@ class FakeClock {
   }
 }
 
-const checker = (o: Partial<CheckerConfig> = {}): CheckerConfig => ({ type: 'TCP_CHECK', connectIp: 1, connectPort: 80, connectTimeout: 1, retry: 2, delayBeforeRetry: 1, delayLoop: 5, warmup: 0, alpha: false, urls: [], miscTimeout: 5, miscDynamic: false, requireReply: false, dnsType: 'A', dnsName: '.', pos: { file: 'x', line: 1, col: 1 }, ...o });
+const checker = (o: Partial<CheckerSpec> = {}): CheckerSpec => ({ type: 'TCP_CHECK', connectIp: 1, connectPort: 80, connectTimeout: 1, retry: 2, delayBeforeRetry: 1, delayLoop: 5, warmup: 0, alpha: false, urls: [], miscTimeout: 5, miscDynamic: false, requireReply: false, dnsType: 'A', dnsName: '.', ...o });
 
 test('an up checker is retried `retry` times before it goes down; the first success brings it back', async () => {
   const clock = new FakeClock();

@@ -10,7 +10,7 @@
  *   and exit 0 returns it to the configured weight.
  * Time and the check function are injected, so the logic is tested with a fake clock.
  */
-import type { CheckerConfig } from '../control/keepalived/config.js';
+import type { CheckerSpec } from './checker-spec.js';
 import type { CheckResult } from './checks.js';
 
 export interface ServerHealth {
@@ -26,7 +26,7 @@ export interface Clock {
 }
 
 interface CheckerState {
-  c: CheckerConfig;
+  c: CheckerSpec;
   up: boolean;
   retriesLeft: number;
   timer: unknown;
@@ -37,13 +37,13 @@ export class HealthMonitor {
   #stopped = false;
 
   constructor(
-    readonly run: (c: CheckerConfig) => Promise<CheckResult>,
+    readonly run: (c: CheckerSpec) => Promise<CheckResult>,
     readonly onChange: (key: string, h: ServerHealth) => void,
     readonly clock: Clock = { setTimeout: (f, ms) => setTimeout(f, ms).unref(), clearTimeout: (t) => clearTimeout(t as NodeJS.Timeout) },
   ) {}
 
   /** Start watching a server (key: any stable identity). `previous` keeps a known state on reload. */
-  add(key: string, checkers: CheckerConfig[], alpha: boolean, previous?: ServerHealth): ServerHealth {
+  add(key: string, checkers: CheckerSpec[], alpha: boolean, previous?: ServerHealth): ServerHealth {
     const states: CheckerState[] = checkers.map((c) => ({ c, up: previous ? previous.alive : !(c.alpha || alpha), retriesLeft: c.retry, timer: null }));
     const health: ServerHealth = previous ?? { alive: states.every((s) => s.up), reason: states.length ? (states.every((s) => s.up) ? 'not checked yet' : 'alpha: down until a check passes') : 'no checker' };
     this.#servers.set(key, { checkers: states, health });

@@ -12,6 +12,7 @@
  */
 import type { Scheduler, SchedContext, SchedulerEnv } from '../core/scheduler.js';
 import type { RealServer, VirtualService } from '../core/service.js';
+import { MAX_ATTEMPTS } from '../core/sched-state.js';
 import { usable } from './common.js';
 
 export function createRr(svc: VirtualService, env: SchedulerEnv): Scheduler {
@@ -30,49 +31,46 @@ export function createRr(svc: VirtualService, env: SchedulerEnv): Scheduler {
     }
     return -1;
   };
+  /** the first usable server after index `last` (-1: the head), wrapping once; -1 for none */
+  const scan = (ds: RealServer[], last: number): number => {
+    const n = ds.length;
+    for (let i = last + 1; i < n; i++) if (usable(ds[i]!)) return i;
+    if (last >= 0) for (let i = 0; i <= last && i < n; i++) if (usable(ds[i]!)) return i;
+    return -1;
+  };
   return {
     name: 'rr',
     pick(s: VirtualService, ctx: SchedContext): RealServer | null {
       const ds = s.dests;
-      const n = ds.length;
-      const locked = st.lock();
-      const last = cursorIndex(ds);
-      let hit = -1;
-      for (let i = last + 1; i < n; i++) {
-        if (usable(ds[i]!)) {
-          hit = i;
-          break;
-        }
-      }
-      if (hit < 0 && last >= 0) {
-        for (let i = 0; i <= last && i < n; i++) {
-          if (usable(ds[i]!)) {
-            hit = i;
-            break;
-          }
-        }
-      }
-      if (hit >= 0 && !ctx.dryRun) {
+      for (let attempt = 1; ; attempt++) {
+        const ver = st.begin();
+        const hit = scan(ds, cursorIndex(ds));
+        if (hit < 0) return null;
         const d = ds[hit]!;
-        st.set(0, 1);
-        st.set(1, d.addr | 0);
-        st.set(2, d.port);
-        guess = hit;
+        if (ctx.dryRun) return d;
+        if (st.commit(ver, 1, d.addr | 0, d.port)) {
+          guess = hit;
+          return d;
+        }
+        if (ver < 0) return d; // a writer stalled mid-write: answer without moving the cursor
+        if (attempt === MAX_ATTEMPTS) {
+          st.gaveUp();
+          return d;
+        }
       }
-      st.unlock(locked);
-      return hit < 0 ? null : ds[hit]!;
     },
     onDestRemoved(s, d, oldIndex) {
-      const locked = st.lock();
-      if (st.get(0) !== 0 && st.get(1) === (d.addr | 0) && st.get(2) === d.port) {
-        const pred = oldIndex > 0 ? s.dests[oldIndex - 1] : undefined;
-        if (pred === undefined) st.set(0, 0);
-        else {
-          st.set(1, pred.addr | 0);
-          st.set(2, pred.port);
+      // cursor on the deleted server -> its predecessor (idempotent: every engine applies it)
+      for (let attempt = 1; ; attempt++) {
+        const ver = st.begin();
+        if (st.get(0) === 0 || st.get(1) !== (d.addr | 0) || st.get(2) !== d.port) {
+          if (st.unchangedSince(ver) || ver < 0 || attempt === MAX_ATTEMPTS) return;
+          continue;
         }
+        const pred = oldIndex > 0 ? s.dests[oldIndex - 1] : undefined;
+        const done = pred === undefined ? st.commit(ver, 0, 0, 0) : st.commit(ver, 1, pred.addr | 0, pred.port);
+        if (done || ver < 0 || attempt === MAX_ATTEMPTS) return;
       }
-      st.unlock(locked);
     },
   };
 }

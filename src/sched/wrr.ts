@@ -7,12 +7,13 @@
  * Example (list order A,B,C, weights 4,3,2): A A B A B C A B C ...
  *
  * cl and cw live in the service's state slot (core/sched-state.ts: v0 = 1 once initialised,
- * v1 = cl, v2 = cw) so engines sharing it keep one sequence; mw and di are derived by each
+ * v1 = cl, v2 = cw; a pick commits both or retries) so engines sharing it keep one sequence; mw and di are derived by each
  * engine from its own (identical) list. The update on a list change is idempotent (applying it
  * twice leaves what applying it once does), as every engine applies it.
  */
 import type { Scheduler, SchedContext, SchedulerEnv } from '../core/scheduler.js';
 import type { RealServer, VirtualService } from '../core/service.js';
+import { MAX_ATTEMPTS } from '../core/sched-state.js';
 import { gcd } from './common.js';
 
 export function createWrr(svc: VirtualService, env: SchedulerEnv): Scheduler {
@@ -30,24 +31,18 @@ export function createWrr(svc: VirtualService, env: SchedulerEnv): Scheduler {
     mw = max - (di - 1);
   };
   derive();
-  /** the slot's first use: cursor at the head, current weight = mw */
-  const init = () => {
-    if (st.get(0) !== 0) return;
-    st.set(0, 1);
-    st.set(1, -1);
-    st.set(2, mw);
+  /** cw after a list change (kept in range; on the gcd grid when the gcd is above 1) */
+  const cwAfterChange = (cw: number): number => {
+    if (cw > mw || cw === 0) return mw;
+    return di > 1 ? Math.floor(cw / di) * di + 1 : cw;
   };
   const changed = () => {
     derive();
-    const locked = st.lock();
-    if (st.get(0) === 0) init();
-    else {
-      const cw = st.get(2);
-      st.set(1, -1);
-      if (cw > mw || cw === 0) st.set(2, mw);
-      else if (di > 1) st.set(2, Math.floor(cw / di) * di + 1);
+    for (let attempt = 1; ; attempt++) {
+      const ver = st.begin();
+      const cw = st.get(0) === 0 ? mw : cwAfterChange(st.get(2));
+      if (st.commit(ver, 1, -1, cw) || ver < 0 || attempt === MAX_ATTEMPTS) return;
     }
-    st.unlock(locked);
   };
   return {
     name: 'wrr',
@@ -55,42 +50,45 @@ export function createWrr(svc: VirtualService, env: SchedulerEnv): Scheduler {
       const ds = s.dests;
       const n = ds.length;
       if (mw === 0) return null;
-      const locked = st.lock();
-      init();
-      const cl = st.get(1);
-      let w = st.get(2);
-      const last = cl;
-      let stop = -2;
-      let lastPass = false;
-      let restarted = false;
-      let i = cl;
-      let found = -1;
-      for (;;) {
-        for (i = i + 1; i < n; i++) {
-          const d = ds[i]!;
-          if (!d.overloaded && d.weight >= w) {
-            found = i;
-            break;
+      for (let attempt = 1; ; attempt++) {
+        const ver = st.begin();
+        // the slot's first use: cursor at the head, current weight = mw
+        const fresh = st.get(0) === 0;
+        const cl = fresh ? -1 : st.get(1);
+        let w = fresh ? mw : st.get(2);
+        const last = cl;
+        let stop = -2;
+        let lastPass = false;
+        let restarted = false;
+        let i = cl;
+        let found = -1;
+        for (;;) {
+          for (i = i + 1; i < n; i++) {
+            const d = ds[i]!;
+            if (!d.overloaded && d.weight >= w) {
+              found = i;
+              break;
+            }
+            if (i === stop) break;
           }
-          if (i === stop) break;
+          if (found >= 0 || (i < n && i === stop)) break;
+          i = -1; // back at the head
+          w -= di;
+          if (w <= 0) {
+            w = mw;
+            if (lastPass || last === -1) break;
+            restarted = true;
+          }
+          lastPass = w <= di;
+          if (lastPass && restarted && last !== -1) stop = last;
         }
-        if (found >= 0 || (i < n && i === stop)) break;
-        i = -1; // back at the head
-        w -= di;
-        if (w <= 0) {
-          w = mw;
-          if (lastPass || last === -1) break;
-          restarted = true;
+        const picked = found >= 0 ? ds[found]! : null;
+        if (ctx.dryRun || st.commit(ver, 1, found >= 0 ? found : i, w) || ver < 0) return picked;
+        if (attempt === MAX_ATTEMPTS) {
+          st.gaveUp();
+          return picked;
         }
-        lastPass = w <= di;
-        if (lastPass && restarted && last !== -1) stop = last;
       }
-      if (!ctx.dryRun) {
-        st.set(2, w);
-        st.set(1, found >= 0 ? found : i);
-      }
-      st.unlock(locked);
-      return found >= 0 ? ds[found]! : null;
     },
     onDestAdded: changed,
     onDestRemoved: changed,

@@ -14,6 +14,8 @@ export class SchedHarness {
   readonly svc: VirtualService;
   readonly sched: Scheduler;
   readonly env: SchedulerEnv;
+  /** the state slots handed to the scheduler (their `unsynced` counters) */
+  readonly slots: StateSlot[] = [];
   #id = 1;
   readonly ctx: SchedContext = { proto: 6, caddr: parseIPv4('198.51.100.2'), cport: 40000, vaddr: parseIPv4('203.0.113.10'), vport: 80, now: 0, dryRun: false };
 
@@ -22,7 +24,16 @@ export class SchedHarness {
     this.svc = new VirtualService(6, parseIPv4('203.0.113.10'), 80, name);
     this.svc.flags = o.flags ?? 0;
     const prng = new Prng(99);
-    this.env = { random: o.random ?? (() => prng.u32()), lblcExpiration: o.expiration ?? 86400, lblcrExpiration: o.expiration ?? 86400, stateSlot: () => new StateSlot(o.shared?.state ?? null, o.shared?.slot ?? -1) };
+    this.env = {
+      random: o.random ?? (() => prng.u32()),
+      lblcExpiration: o.expiration ?? 86400,
+      lblcrExpiration: o.expiration ?? 86400,
+      stateSlot: () => {
+        const slot = new StateSlot(o.shared?.state ?? null, o.shared?.slot ?? -1);
+        this.slots.push(slot);
+        return slot;
+      },
+    };
     const f = defaultRegistry().get(name);
     if (!f) throw new Error(`no scheduler ${name}`);
     this.sched = f(this.svc, this.env);

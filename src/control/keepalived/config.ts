@@ -16,32 +16,12 @@
 import { tryParseIPv4 } from '../../wire/addr.js';
 import { schedFlagBit } from '../../core/service.js';
 import { ConfigError, parseConfigFile, type Node, type Pos } from './syntax.js';
+import type { CheckerSpec, CheckerType } from '../../health/checker-spec.js';
 
-export type CheckerType = 'TCP_CHECK' | 'HTTP_GET' | 'SSL_GET' | 'MISC_CHECK' | 'UDP_CHECK' | 'DNS_CHECK';
+export type { CheckerType } from '../../health/checker-spec.js';
 
-export interface CheckerConfig {
-  type: CheckerType;
-  connectIp: number;
-  connectPort: number;
-  /** seconds */
-  connectTimeout: number;
-  retry: number;
-  delayBeforeRetry: number;
-  delayLoop: number;
-  warmup: number;
-  alpha: boolean;
-  /** HTTP_GET / SSL_GET */
-  urls: { path: string; digest?: string; statusCodes: [number, number][] }[];
-  virtualhost?: string;
-  /** MISC_CHECK */
-  miscPath?: string;
-  miscTimeout: number;
-  miscDynamic: boolean;
-  /** UDP_CHECK payload (hex) and DNS_CHECK query */
-  payload?: string;
-  requireReply: boolean;
-  dnsType: string;
-  dnsName: string;
+/** A checker as keepalived.conf declares it: what health/ runs, and where it was written. */
+export interface CheckerConfig extends CheckerSpec {
   pos: Pos;
 }
 
