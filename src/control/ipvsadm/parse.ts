@@ -11,85 +11,9 @@
  */
 import { tryParseIPv4 } from '../../wire/addr.js';
 import { schedFlagBit } from '../../core/service.js';
+import { COMMANDS, MATRIX, OPT, OPTIONS, SHORT, type CommandName, type OptName } from './options.js';
 
-export type CommandName =
-  | 'add-service'
-  | 'edit-service'
-  | 'delete-service'
-  | 'flush'
-  | 'list'
-  | 'add-server'
-  | 'delete-server'
-  | 'edit-server'
-  | 'set'
-  | 'start-daemon'
-  | 'stop-daemon'
-  | 'restore'
-  | 'save'
-  | 'zero'
-  | 'help'
-  | 'version';
-
-/** ipvsadm's option names, in its optnames[] order (error messages use them). */
-export const OPT = [
-  'numeric',
-  'connection',
-  'service-address',
-  'scheduler',
-  'persistent',
-  'netmask',
-  'real-server',
-  'forwarding-method',
-  'weight',
-  'u-threshold',
-  'l-threshold',
-  'mcast-interface',
-  'timeout',
-  'daemon',
-  'stats',
-  'rate',
-  'thresholds',
-  'persistent-conn',
-  'nosort',
-  'syncid',
-  'exact',
-  'ops',
-  'pe',
-  'sched-flags',
-  'mcast-group',
-  'mcast-port',
-  'mcast-ttl',
-  'sync-maxlen',
-  'tun-info',
-  'tun-type',
-  'tun-port',
-  'tun-nocsum',
-  'tun-csum',
-  'tun-remcsum',
-] as const;
-export type OptName = (typeof OPT)[number];
-
-// commands_v_options: '+' required, 'x' illegal, '1' at most one of the group, ' ' optional.
-const row = (req: OptName[], opt: OptName[] = [], one: OptName[] = []): string =>
-  OPT.map((o) => (req.includes(o) ? '+' : one.includes(o) ? '1' : opt.includes(o) ? ' ' : 'x')).join('');
-const SVC_OPTS: OptName[] = ['scheduler', 'persistent', 'netmask', 'ops', 'pe', 'sched-flags'];
-const SRV_OPTS: OptName[] = ['forwarding-method', 'weight', 'u-threshold', 'l-threshold', 'tun-type', 'tun-port', 'tun-nocsum', 'tun-csum', 'tun-remcsum'];
-const MATRIX: Partial<Record<CommandName, string>> = {
-  'add-service': row(['service-address'], SVC_OPTS),
-  'edit-service': row(['service-address'], SVC_OPTS),
-  'delete-service': row(['service-address']),
-  flush: row([]),
-  list: row([], ['numeric', 'stats', 'rate', 'thresholds', 'persistent-conn', 'nosort', 'syncid', 'exact', 'tun-info'], ['connection', 'service-address', 'timeout', 'daemon']),
-  'add-server': row(['service-address', 'real-server'], SRV_OPTS),
-  'edit-server': row(['service-address', 'real-server'], SRV_OPTS),
-  'delete-server': row(['service-address', 'real-server']),
-  set: row([]),
-  'start-daemon': row([], ['mcast-interface', 'syncid', 'mcast-group', 'mcast-port', 'mcast-ttl', 'sync-maxlen']),
-  'stop-daemon': row([], ['syncid']),
-  restore: row([]),
-  save: row([], ['numeric']),
-  zero: row([], ['service-address']),
-};
+export type { CommandName, OptName } from './options.js';
 
 export class CliError extends Error {
   constructor(
@@ -133,131 +57,36 @@ export interface Command {
   lThreshold?: number;
   timeouts?: [number, number, number];
   daemonState?: string;
-  list?: { numeric: boolean; connection: boolean; timeout: boolean; daemon: boolean; stats: boolean; rate: boolean; thresholds: boolean; persistentConn: boolean; nosort: boolean; exact: boolean; tunInfo: boolean };
+  list?: ListOptions;
 }
 
-const COMMANDS: Record<string, CommandName> = {
-  '-A': 'add-service',
-  '--add-service': 'add-service',
-  '-E': 'edit-service',
-  '--edit-service': 'edit-service',
-  '-D': 'delete-service',
-  '--delete-service': 'delete-service',
-  '-C': 'flush',
-  '--clear': 'flush',
-  '-L': 'list',
-  '-l': 'list',
-  '--list': 'list',
-  '-a': 'add-server',
-  '--add-server': 'add-server',
-  '-e': 'edit-server',
-  '--edit-server': 'edit-server',
-  '-d': 'delete-server',
-  '--delete-server': 'delete-server',
-  '--set': 'set',
-  '--start-daemon': 'start-daemon',
-  '--stop-daemon': 'stop-daemon',
-  '-R': 'restore',
-  '--restore': 'restore',
-  '-S': 'save',
-  '--save': 'save',
-  '-Z': 'zero',
-  '--zero': 'zero',
-  '-h': 'help',
-  '--help': 'help',
-  '-v': 'version',
-  '--version': 'version',
-};
-
-/** Options: long name -> [short letter or '', takes a value: 'no' | 'yes' | 'optional'] */
-const OPTIONS: Record<string, [string, 'no' | 'yes' | 'optional']> = {
-  'tcp-service': ['t', 'yes'],
-  'udp-service': ['u', 'yes'],
-  'sctp-service': ['', 'yes'],
-  'fwmark-service': ['f', 'yes'],
-  scheduler: ['s', 'yes'],
-  persistent: ['p', 'optional'],
-  netmask: ['M', 'yes'],
-  'real-server': ['r', 'yes'],
-  masquerading: ['m', 'no'],
-  ipip: ['i', 'no'],
-  gatewaying: ['g', 'no'],
-  weight: ['w', 'yes'],
-  'u-threshold': ['x', 'yes'],
-  'l-threshold': ['y', 'yes'],
-  numeric: ['n', 'no'],
-  connection: ['c', 'no'],
-  'mcast-interface': ['', 'yes'],
-  syncid: ['', 'yes'],
-  timeout: ['', 'no'],
-  daemon: ['', 'no'],
-  stats: ['', 'no'],
-  rate: ['', 'no'],
-  thresholds: ['', 'no'],
-  'persistent-conn': ['', 'no'],
-  'tun-info': ['', 'no'],
-  nosort: ['', 'no'],
-  sort: ['', 'no'],
-  exact: ['X', 'no'],
-  ipv6: ['6', 'no'],
-  ops: ['o', 'no'],
-  pe: ['', 'yes'],
-  'sched-flags': ['b', 'yes'],
-  'mcast-group': ['', 'yes'],
-  'mcast-port': ['', 'yes'],
-  'mcast-ttl': ['', 'yes'],
-  'sync-maxlen': ['', 'yes'],
-  'tun-type': ['', 'yes'],
-  'tun-port': ['', 'yes'],
-  'tun-nocsum': ['', 'no'],
-  'tun-csum': ['', 'no'],
-  'tun-remcsum': ['', 'no'],
-};
-const SHORT: Record<string, string> = Object.fromEntries(
-  Object.entries(OPTIONS)
-    .filter(([, [s]]) => s)
-    .map(([l, [s]]) => [s, l]),
-);
-const OPT_OF: Record<string, OptName> = {
-  'tcp-service': 'service-address',
-  'udp-service': 'service-address',
-  'sctp-service': 'service-address',
-  'fwmark-service': 'service-address',
-  scheduler: 'scheduler',
-  persistent: 'persistent',
-  netmask: 'netmask',
-  'real-server': 'real-server',
-  masquerading: 'forwarding-method',
-  ipip: 'forwarding-method',
-  gatewaying: 'forwarding-method',
-  weight: 'weight',
-  'u-threshold': 'u-threshold',
-  'l-threshold': 'l-threshold',
+/** -L's display options */
+export interface ListOptions {
+  numeric: boolean;
+  connection: boolean;
+  timeout: boolean;
+  daemon: boolean;
+  stats: boolean;
+  rate: boolean;
+  thresholds: boolean;
+  persistentConn: boolean;
+  nosort: boolean;
+  exact: boolean;
+  tunInfo: boolean;
+}
+/** option -> the ListOptions field it sets */
+const LIST_FLAGS: Readonly<Record<string, keyof ListOptions>> = {
   numeric: 'numeric',
   connection: 'connection',
-  'mcast-interface': 'mcast-interface',
-  syncid: 'syncid',
   timeout: 'timeout',
   daemon: 'daemon',
   stats: 'stats',
   rate: 'rate',
   thresholds: 'thresholds',
-  'persistent-conn': 'persistent-conn',
-  'tun-info': 'tun-info',
+  'persistent-conn': 'persistentConn',
   nosort: 'nosort',
   exact: 'exact',
-  ops: 'ops',
-  pe: 'pe',
-  'sched-flags': 'sched-flags',
-  'mcast-group': 'mcast-group',
-  'mcast-port': 'mcast-port',
-  'mcast-ttl': 'mcast-ttl',
-  'sync-maxlen': 'sync-maxlen',
-  'tun-type': 'tun-type',
-  'tun-port': 'tun-port',
-  'tun-nocsum': 'tun-nocsum',
-  'tun-csum': 'tun-csum',
-  'tun-remcsum': 'tun-remcsum',
+  'tun-info': 'tunInfo',
 };
 
 /** Well-known ports for service names (a subset of /etc/services; numbers always work). */
@@ -290,11 +119,15 @@ function integer(v: string, lo: number, hi: number, msg: string): number {
   return n;
 }
 
-/** Parse one ipvsadm invocation (without the program name). */
-export function parseIpvsadm(argv: readonly string[]): Command {
-  if (argv.length === 0) return finish({ name: 'list', options: new Set() }, {});
-  // Expand bundles and --opt=value into a flat list of [flag, value?]
-  const items: { flag: string; value?: string }[] = [];
+/** One option or command as given, with its value if it took one. */
+interface Item {
+  flag: string;
+  value?: string;
+}
+
+/** Expand bundles (-Lnc) and --opt=value into a flat list of flags with values, and the rest. */
+function tokenize(argv: readonly string[]): { items: Item[]; positional: string[] } {
+  const items: Item[] = [];
   const positional: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const w = argv[i]!;
@@ -305,14 +138,14 @@ export function parseIpvsadm(argv: readonly string[]): Command {
         items.push({ flag: `--${name}`, ...(eq >= 0 ? { value: w.slice(eq + 1) } : {}) });
         continue;
       }
-      const spec = OPTIONS[name];
+      const spec = Object.hasOwn(OPTIONS, name) ? OPTIONS[name] : undefined;
       if (!spec) throw new CliError(`${w}: unknown option`, 255, true);
       if (eq >= 0) items.push({ flag: name, value: w.slice(eq + 1) });
-      else if (spec[1] === 'yes') {
+      else if (spec.value === 'yes') {
         const v = argv[++i];
         if (v === undefined) throw new CliError(`${w}: missing argument`, 255, true);
         items.push({ flag: name, value: v });
-      } else if (spec[1] === 'optional' && argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('-')) items.push({ flag: name, value: argv[++i]! });
+      } else if (spec.value === 'optional' && argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('-')) items.push({ flag: name, value: argv[++i]! });
       else items.push({ flag: name });
     } else if (w.startsWith('-') && w.length > 1) {
       for (let k = 1; k < w.length; k++) {
@@ -321,9 +154,9 @@ export function parseIpvsadm(argv: readonly string[]): Command {
           items.push({ flag: `-${ch}` });
           continue;
         }
-        const long = SHORT[ch];
+        const long = Object.hasOwn(SHORT, ch) ? SHORT[ch] : undefined;
         if (!long) throw new CliError(`-${ch}: unknown option`, 255, true);
-        const kind = OPTIONS[long]![1];
+        const kind = OPTIONS[long]!.value;
         const rest = w.slice(k + 1);
         if (kind === 'yes') {
           if (rest) items.push({ flag: long, value: rest });
@@ -346,6 +179,13 @@ export function parseIpvsadm(argv: readonly string[]): Command {
     } else positional.push(w);
   }
 
+  return { items, positional };
+}
+
+/** Parse one ipvsadm invocation (without the program name). */
+export function parseIpvsadm(argv: readonly string[]): Command {
+  if (argv.length === 0) return finish({ name: 'list', options: new Set() }, {});
+  const { items, positional } = tokenize(argv);
   const first = items[0];
   if (!first || !Object.hasOwn(COMMANDS, first.flag)) throw new CliError('', 255, true);
   const cmd: Command = { name: COMMANDS[first.flag]!, options: new Set() };
@@ -359,15 +199,14 @@ export function parseIpvsadm(argv: readonly string[]): Command {
     if (st !== 'master' && st !== 'backup') fail(`illegal ${cmd.name} parameter specified`);
     cmd.daemonState = st!;
   }
-  const seen = new Set<string>();
   const set = (o: OptName) => {
     if (cmd.options.has(o)) fail(`multiple '${o}' options specified`);
     cmd.options.add(o);
   };
-  const list = { numeric: false, connection: false, timeout: false, daemon: false, stats: false, rate: false, thresholds: false, persistentConn: false, nosort: false, exact: false, tunInfo: false };
+  const list: Partial<ListOptions> = {};
   for (const it of items.slice(1)) {
     if (Object.hasOwn(COMMANDS, it.flag)) fail(`invalid option \`${it.flag}'`);
-    const o = OPT_OF[it.flag];
+    const o = OPTIONS[it.flag]?.opt;
     if (it.flag === 'sort') continue;
     if (it.flag === 'ipv6') {
       if (cmd.proto !== 0) fail('-6 used before -f');
@@ -375,8 +214,12 @@ export function parseIpvsadm(argv: readonly string[]): Command {
       throw new CliError('IPv6 services are not supported by ulvs yet', 2);
     }
     if (o) set(o);
-    seen.add(it.flag);
     const v = it.value ?? '';
+    const listFlag = Object.hasOwn(LIST_FLAGS, it.flag) ? LIST_FLAGS[it.flag]! : undefined;
+    if (listFlag) {
+      list[listFlag] = true;
+      continue;
+    }
     switch (it.flag) {
       case 'tcp-service':
       case 'udp-service':
@@ -439,39 +282,6 @@ export function parseIpvsadm(argv: readonly string[]): Command {
         cmd.schedFlagNames = v.split(',');
         break;
       }
-      case 'numeric':
-        list.numeric = true;
-        break;
-      case 'connection':
-        list.connection = true;
-        break;
-      case 'timeout':
-        list.timeout = true;
-        break;
-      case 'daemon':
-        list.daemon = true;
-        break;
-      case 'stats':
-        list.stats = true;
-        break;
-      case 'rate':
-        list.rate = true;
-        break;
-      case 'thresholds':
-        list.thresholds = true;
-        break;
-      case 'persistent-conn':
-        list.persistentConn = true;
-        break;
-      case 'tun-info':
-        list.tunInfo = true;
-        break;
-      case 'nosort':
-        list.nosort = true;
-        break;
-      case 'exact':
-        list.exact = true;
-        break;
       case 'syncid':
         integer(v, 0, 255, 'illegal syncid specified');
         break;
@@ -484,7 +294,7 @@ export function parseIpvsadm(argv: readonly string[]): Command {
   return finish(cmd, list);
 }
 
-function finish(cmd: Command, list: Partial<NonNullable<Command['list']>>): Command {
+function finish(cmd: Command, list: Partial<ListOptions>): Command {
   const row = MATRIX[cmd.name];
   if (row) {
     let last = -1;

@@ -13,17 +13,14 @@
  * of its checkers. Sections ulvs does not act on (global_defs, vrrp_*, ...) are skipped with
  * one warning each; unknown keywords inside a virtual_server give a warning, as keepalived's.
  */
-import { tryParseIPv4 } from '../../wire/addr.js';
 import { schedFlagBit } from '../../core/service.js';
+import { defaultRegistry } from '../../sched/index.js';
 import { ConfigError, parseConfigFile, type Node, type Pos } from './syntax.js';
-import type { CheckerSpec, CheckerType } from '../../health/checker-spec.js';
+import { at, inherit, intArg, ipArg, one, portArg, scriptArg, type Inherited } from './args.js';
+import { checker, CHECKERS, UNSUPPORTED_CHECKERS, type CheckerConfig } from './checkers.js';
 
+export type { CheckerConfig } from './checkers.js';
 export type { CheckerType } from '../../health/checker-spec.js';
-
-/** A checker as keepalived.conf declares it: what health/ runs, and where it was written. */
-export interface CheckerConfig extends CheckerSpec {
-  pos: Pos;
-}
 
 export interface RealServerConfig {
   addr: number;
@@ -68,185 +65,9 @@ export interface KeepalivedConfig {
   files: string[];
 }
 
-const SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'fo', 'ovf', 'mh', 'twos'];
+/** the schedulers ulvs has (the one registry src/sched keeps) */
+const SCHEDULERS = defaultRegistry().names();
 const SKIPPED = /^(global_defs|vrrp_\w+|static_\w+|linkbeat_use_polling|net_namespace\w*|SSL|bfd_instance|garp_group|track_\w+|instance|use_\w+)$/;
-
-const at = (n: Node) => n.pos;
-function one(n: Node, what = 'a value'): string {
-  if (n.args.length < 1) throw new ConfigError(at(n), `${n.key} needs ${what}`);
-  return n.args[0]!;
-}
-function ipArg(n: Node, s: string | undefined): number {
-  const a = s === undefined ? -1 : tryParseIPv4(s);
-  if (a < 0) throw new ConfigError(at(n), `${n.key}: ${JSON.stringify(s ?? '')} is not an IPv4 address (IPv6 is not supported by ulvs yet)`);
-  return a;
-}
-function portArg(n: Node, s: string | undefined, dflt: number | null): number {
-  if (s === undefined) {
-    if (dflt === null) throw new ConfigError(at(n), `${n.key} needs a port`);
-    return dflt;
-  }
-  if (!/^\d{1,5}$/.test(s) || Number(s) > 65535) throw new ConfigError(at(n), `${n.key}: bad port ${JSON.stringify(s)}`);
-  return Number(s);
-}
-function intArg(n: Node, lo: number, hi: number): number {
-  const s = one(n, 'a number');
-  if (!/^-?\d+$/.test(s) || Number(s) < lo || Number(s) > hi) throw new ConfigError(at(n), `${n.key}: ${JSON.stringify(s)} is not an integer in ${lo}..${hi}`);
-  return Number(s);
-}
-/** <TIMER>: seconds, fractions allowed. */
-function timerArg(n: Node): number {
-  const s = one(n, 'a time in seconds');
-  if (!/^\d+(\.\d+)?$/.test(s)) throw new ConfigError(at(n), `${n.key}: ${JSON.stringify(s)} is not a time in seconds`);
-  return Number(s);
-}
-/** A script: its arguments joined back into one command line. */
-const scriptArg = (n: Node) => n.args.join(' ');
-
-/** Options that flow down virtual_server -> real_server -> checker. */
-interface Inherited {
-  connectTimeout: number;
-  retry: number | null;
-  delayBeforeRetry: number | null;
-  delayLoop: number;
-  warmup: number | null;
-  alpha: boolean;
-  inhibitOnFailure: boolean;
-  virtualhost?: string;
-}
-
-/** Apply an inheritable option; true if `n` was one. */
-function inherit(n: Node, o: Inherited): boolean {
-  switch (n.key) {
-    case 'connect_timeout':
-      o.connectTimeout = timerArg(n);
-      return true;
-    case 'retry':
-    case 'nb_get_retry':
-      o.retry = intArg(n, 0, 1000000);
-      return true;
-    case 'delay_before_retry':
-      o.delayBeforeRetry = timerArg(n);
-      return true;
-    case 'delay_loop':
-      o.delayLoop = timerArg(n);
-      return true;
-    case 'warmup':
-      o.warmup = timerArg(n);
-      return true;
-    case 'alpha':
-      o.alpha = n.args[0] === undefined || /^(on|true|yes)$/.test(n.args[0]);
-      return true;
-    case 'inhibit_on_failure':
-      o.inhibitOnFailure = n.args[0] === undefined || /^(on|true|yes)$/.test(n.args[0]);
-      return true;
-    case 'virtualhost':
-      o.virtualhost = one(n);
-      return true;
-  }
-  return false;
-}
-
-function statusCodes(n: Node): [number, number][] {
-  if (n.args.length === 0) throw new ConfigError(at(n), 'status_code needs codes (200, 200-299 ...)');
-  return n.args.map((s) => {
-    const m = /^(\d{3})(?:-(\d{3}))?$/.exec(s);
-    if (!m) throw new ConfigError(at(n), `status_code: bad code ${JSON.stringify(s)}`);
-    return [Number(m[1]), Number(m[2] ?? m[1])] as [number, number];
-  });
-}
-
-function checker(n: Node, rs: { addr: number; port: number }, up: Inherited, warnings: string[]): CheckerConfig {
-  const type = n.key as CheckerType;
-  const o: Inherited = { ...up };
-  const c: CheckerConfig = {
-    type,
-    connectIp: rs.addr,
-    connectPort: rs.port,
-    connectTimeout: 0,
-    retry: 0,
-    delayBeforeRetry: 0,
-    delayLoop: 0,
-    warmup: 0,
-    alpha: false,
-    urls: [],
-    miscTimeout: 0,
-    miscDynamic: false,
-    requireReply: false,
-    dnsType: 'SOA',
-    dnsName: '.',
-    pos: n.pos,
-  };
-  let miscTimeout: number | null = null;
-  for (const x of n.children ?? []) {
-    if (inherit(x, o)) continue;
-    switch (x.key) {
-      case 'connect_ip':
-        c.connectIp = ipArg(x, x.args[0]);
-        break;
-      case 'connect_port':
-        c.connectPort = portArg(x, x.args[0], null);
-        break;
-      case 'url': {
-        const u: CheckerConfig['urls'][number] = { path: '/', statusCodes: [] };
-        for (const y of x.children ?? []) {
-          if (y.key === 'path') u.path = one(y);
-          else if (y.key === 'digest') u.digest = one(y).toLowerCase();
-          else if (y.key === 'status_code') u.statusCodes = statusCodes(y);
-          else warnings.push(`${y.pos.file}:${y.pos.line}:${y.pos.col}: url keyword ${y.key} is not supported by ulvs, ignored`);
-        }
-        c.urls.push(u);
-        break;
-      }
-      case 'misc_path':
-        c.miscPath = scriptArg(x);
-        break;
-      case 'misc_timeout':
-        miscTimeout = timerArg(x);
-        break;
-      case 'misc_dynamic':
-        c.miscDynamic = true;
-        break;
-      case 'payload':
-        c.payload = one(x);
-        break;
-      case 'require_reply':
-        c.requireReply = true;
-        break;
-      case 'type':
-        c.dnsType = one(x).toUpperCase();
-        break;
-      case 'name':
-        c.dnsName = one(x);
-        break;
-      case 'http_protocol':
-      case 'fast_recovery':
-      case 'enable_sni':
-      case 'sni_name':
-      case 'log_all_failures':
-      case 'user':
-        warnings.push(`${x.pos.file}:${x.pos.line}:${x.pos.col}: ${x.key} accepted and ignored by ulvs`);
-        break;
-      default:
-        warnings.push(`${x.pos.file}:${x.pos.line}:${x.pos.col}: unknown keyword ${x.key} in ${type}, ignored`);
-    }
-  }
-  if (type === 'MISC_CHECK' && !c.miscPath) throw new ConfigError(at(n), 'MISC_CHECK needs misc_path');
-  if ((type === 'HTTP_GET' || type === 'SSL_GET') && c.urls.length === 0) throw new ConfigError(at(n), `${type} needs at least one url { path ... }`);
-  for (const u of c.urls) if (u.statusCodes.length === 0) u.statusCodes = [[200, 299]]; // keepalived's default
-  c.connectTimeout = o.connectTimeout;
-  c.retry = o.retry ?? (type === 'MISC_CHECK' ? 0 : type === 'DNS_CHECK' ? 3 : 1);
-  c.delayLoop = o.delayLoop;
-  c.delayBeforeRetry = o.delayBeforeRetry ?? (type === 'HTTP_GET' || type === 'SSL_GET' ? 3 : type === 'DNS_CHECK' ? o.delayLoop : 1);
-  c.warmup = o.warmup ?? 0;
-  c.alpha = o.alpha;
-  c.miscTimeout = miscTimeout ?? o.delayLoop;
-  if (o.virtualhost !== undefined) c.virtualhost = o.virtualhost;
-  return c;
-}
-
-const CHECKERS = new Set(['TCP_CHECK', 'HTTP_GET', 'SSL_GET', 'MISC_CHECK', 'UDP_CHECK', 'DNS_CHECK']);
-const UNSUPPORTED_CHECKERS = new Set(['SMTP_CHECK', 'BFD_CHECK', 'PING_CHECK', 'FILE_CHECK']);
 
 function realServer(n: Node, vs: VirtualServerConfig, up: Inherited, vsWeight: number, warnings: string[]): RealServerConfig {
   const addr = ipArg(n, n.args[0]);
