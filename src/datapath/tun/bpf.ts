@@ -11,10 +11,7 @@
  */
 import koffi from 'koffi';
 import { sys } from './sys.js';
-
-const libc = koffi.load('libc.so.6');
-const syscall3 = libc.func('long syscall(long number, ...)') as (n: number, ...args: unknown[]) => number;
-const SYS_bpf = 321; // x86-64
+import { ENOENT, syscall as syscall3, syscalls } from './syscalls.js';
 
 /** bpf(2) commands */
 export const BPF_CMD = {
@@ -101,7 +98,7 @@ const addr = (b: Buffer): bigint => BigInt(koffi.address(b) as bigint);
 
 /** bpf(cmd, attr); returns the result (fd or 0) or throws with errno's text. */
 export function bpfCall(cmd: number, attr: Buffer, what: string): number {
-  const r = syscall3(SYS_bpf, 'int', cmd, 'void *', attr, 'unsigned int', attr.length);
+  const r = syscall3(syscalls().bpf, 'int', cmd, 'void *', attr, 'unsigned int', attr.length);
   if (r < 0) throw new BpfError(what, sys.errno());
   return r;
 }
@@ -131,7 +128,7 @@ export function loadProgram(type: number, code: Buffer, name: string): number {
   attr.writeUInt32LE(log.length, 28);
   attr.writeBigUInt64LE(addr(log), 32);
   attr.write(name.slice(0, 15), 48);
-  const fd = syscall3(SYS_bpf, 'int', BPF_CMD.PROG_LOAD, 'void *', attr, 'unsigned int', attr.length);
+  const fd = syscall3(syscalls().bpf, 'int', BPF_CMD.PROG_LOAD, 'void *', attr, 'unsigned int', attr.length);
   if (fd < 0) {
     const e = sys.errno();
     const end = log.indexOf(0);
@@ -179,10 +176,10 @@ export class MapOps {
     a.writeBigUInt64LE(addr(key), 8);
     if (value) a.writeBigUInt64LE(addr(value), 16);
     a.writeBigUInt64LE(BigInt(flags), 24);
-    const r = syscall3(SYS_bpf, 'int', cmd, 'void *', a, 'unsigned int', a.length);
+    const r = syscall3(syscalls().bpf, 'int', cmd, 'void *', a, 'unsigned int', a.length);
     if (r >= 0) return true;
     const e = sys.errno();
-    if (absentOk && e === 2 /* ENOENT */) return false;
+    if (absentOk && e === ENOENT) return false;
     throw new BpfError(cmd === BPF_CMD.MAP_UPDATE_ELEM ? 'BPF_MAP_UPDATE_ELEM' : cmd === BPF_CMD.MAP_DELETE_ELEM ? 'BPF_MAP_DELETE_ELEM' : 'BPF_MAP_LOOKUP_ELEM', e);
   }
 
@@ -210,7 +207,7 @@ export class MapOps {
     if (values) a.writeBigUInt64LE(addr(values), 24);
     a.writeUInt32LE(count, 32);
     a.writeUInt32LE(this.fd, 36);
-    const r = syscall3(SYS_bpf, 'int', cmd, 'void *', a, 'unsigned int', a.length);
+    const r = syscall3(syscalls().bpf, 'int', cmd, 'void *', a, 'unsigned int', a.length);
     const done = a.readUInt32LE(32);
     if (r >= 0) return { done, errno: 0 };
     return { done, errno: sys.errno() };
