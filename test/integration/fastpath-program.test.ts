@@ -1,5 +1,5 @@
 /**
- * Golden packets for the kernel fast path's program (src/datapath/tun/fastpath.ts), run by the
+ * Golden packets for the kernel fast path's program (bpf/fastpath.bpf.c, loaded as ulvsd loads it), run by the
  * kernel itself (BPF_PROG_TEST_RUN) inside a namespace that has the routes and neighbours a
  * director would: input frame -> return value and output frame. Expected frames are built
  * independently (the packet builder, with the rewritten fields) and their checksums verified
@@ -8,18 +8,18 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openSync, closeSync } from 'node:fs';
-import koffi from 'koffi';
 import { ipv4 } from '../../src/wire/build.js';
 import { parseIPv4 } from '../../src/wire/addr.js';
 import { MapOps, testRun } from '../../src/datapath/tun/bpf.js';
-import { createFastPathMaps, loadFastPath, closeFd, FLOW_KEY_SIZE, FLOW_VALUE_SIZE, SLOT_SIZE, type FastPathMaps } from '../../src/datapath/tun/fastpath.js';
+import { loadFastPath, closeFd, FLOW_KEY_SIZE, FLOW_VALUE_SIZE, SLOT_SIZE, type FastPathMaps } from '../../src/datapath/tun/fastpath.js';
 import { Offloader, writeKey, writeValue } from '../../src/datapath/tun/offload.js';
 import { ConnTable } from '../../src/core/conn-table.js';
 import { run } from '../../src/lab/shell.js';
 import { packetChecksumsOk } from '../support/slow-checksum.js';
 import { needsRoot } from '../support/root.js';
+import { libc } from '../../src/datapath/tun/syscalls.js';
 
-const setns = koffi.load('libc.so.6').func('int setns(int fd, int nstype)') as (fd: number, type: number) => number;
+const setns = libc.func('int setns(int fd, int nstype)') as (fd: number, type: number) => number;
 const CLONE_NEWNET = 0x40000000;
 const NS = `ulvsfp${process.pid}`;
 const CLIENT = '198.51.100.2', VIP = '203.0.113.10', RIP = '192.0.2.11', GHOST = '192.0.2.99';
@@ -58,8 +58,7 @@ describe('fast-path program (BPF_PROG_TEST_RUN)', { skip: needsRoot }, () => {
       ifindex[d] = j[0]!.ifindex;
       macOf[d] = mac(j[0]!.address);
     }
-    maps = createFastPathMaps(8);
-    prog = loadFastPath(maps);
+    ({ maps, progFd: prog } = loadFastPath(8));
     flows = new MapOps(maps.flowsFd);
     slots = new MapOps(maps.slotsFd);
     // connection in slot 3: client:40000 -> VIP:80 is served by RIP:8080 (TCP and UDP alike)
