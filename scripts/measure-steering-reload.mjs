@@ -47,7 +47,7 @@ if (m.steeringProgram) {
     detail = `generated program: ${code.length / 8} instructions${failed}`;
   }
 } else {
-  const st = m.SteeringMap.create();
+  const st = new m.SteeringMap();
   try {
     st.apply(st.prepare(m.steeringSpec(before.services, before.dests)));
     for (let r = 0; r < REPEAT; r++) {
