@@ -316,7 +316,7 @@ let routing: RoutingState | undefined;
 let capture: CaptureState | null = null;
 /** the kernel fast path: maps, program, tcx links (closing the links detaches the program) */
 let fastPath: FastPathState | null = null;
-/** the TUN's way-out program and its link (fastpath.ts tunOutProgram) */
+/** the TUN's way-out program (bpf/tun_out.bpf.c) and its link */
 let tunOut: { progFd: number; link: number } | null = null;
 let cleaned = false;
 const cleanup = () => {

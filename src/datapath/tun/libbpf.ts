@@ -18,7 +18,7 @@ import { sys } from './sys.js';
 export const BPF_DIR = new URL('../../../../bpf/', import.meta.url);
 
 interface Lib {
-  openMem: (buf: Buffer, size: number, opts: null) => unknown;
+  openMem: (buf: Buffer, size: number, opts: Buffer) => unknown;
   load: (obj: unknown) => number;
   close: (obj: unknown) => void;
   findProg: (obj: unknown, name: string) => unknown;
@@ -26,13 +26,14 @@ interface Lib {
   progFd: (p: unknown) => number;
   insnCnt: (p: unknown) => number;
   setLogBuf: (p: unknown, buf: Buffer, size: number) => number;
-  setLogLevel: (p: unknown, level: number) => number;
   mapFd: (m: unknown) => number;
   setMaxEntries: (m: unknown, n: number) => number;
   reuseFd: (m: unknown, fd: number) => number;
   messages: string[];
 }
 let lib: Lib | null = null;
+/** buffers whose address a call holds (the object name of bpf_object__open_mem), referenced from here during the call */
+const held = new Set<Buffer>();
 const fcntl = libc.func('int fcntl(int fd, int cmd, ...)') as (fd: number, cmd: number, ...args: unknown[]) => number;
 const F_DUPFD_CLOEXEC = 1030; // include/uapi/linux/fcntl.h
 
@@ -54,7 +55,6 @@ function libbpf(): Lib {
     progFd: so.func('int bpf_program__fd(void *prog)'),
     insnCnt: so.func('size_t bpf_program__insn_cnt(void *prog)'),
     setLogBuf: so.func('int bpf_program__set_log_buf(void *prog, void *buf, size_t size)'),
-    setLogLevel: so.func('int bpf_program__set_log_level(void *prog, uint32_t level)'),
     mapFd: so.func('int bpf_map__fd(void *map)'),
     setMaxEntries: so.func('int bpf_map__set_max_entries(void *map, uint32_t n)'),
     reuseFd: so.func('int bpf_map__reuse_fd(void *map, int fd)'),
@@ -99,15 +99,22 @@ export function loadObject(file: string, prog: string, mapNames: readonly string
   const l = libbpf();
   const elf = readFileSync(new URL(file, BPF_DIR));
   l.messages.length = 0;
-  const obj = l.openMem(elf, elf.length, null);
+  // struct bpf_object_open_opts up to object_name (sz, then the name; later fields are zero
+  // for libbpf when sz ends before them): names the object in libbpf's messages
+  const name = Buffer.from(`${file}\0`);
+  held.add(name);
+  const opts = Buffer.alloc(16);
+  opts.writeBigUInt64LE(16n, 0);
+  opts.writeBigUInt64LE(BigInt(koffi.address(name) as bigint), 8);
+  const obj = l.openMem(elf, elf.length, opts);
+  held.delete(name); // libbpf has copied it
   if (!obj) throw new Error(`libbpf: cannot open bpf/${file}: ${sys.strerror(sys.errno())}${l.messages.length ? `\n${l.messages.join('\n')}` : ''}`);
   const owned: number[] = [];
   try {
     const p = l.findProg(obj, prog);
     if (!p) throw new Error(`libbpf: no program ${prog} in bpf/${file}`);
     const log = Buffer.alloc(256 * 1024);
-    l.setLogBuf(p, log, log.length);
-    l.setLogLevel(p, 1);
+    l.setLogBuf(p, log, log.length); // log level 0: libbpf loads again with level 1 on a failure
     const map = (name: string) => {
       const m = l.findMap(obj, name);
       if (!m) throw new Error(`libbpf: no map ${name} in bpf/${file}`);
