@@ -4,7 +4,8 @@
 # headers (Debian: clang libbpf-dev); `npm ci` and `npm test` use the committed objects and
 # need neither. The output is byte-for-byte reproducible with the same compiler: fixed flags,
 # sources named relative to bpf/, and the DWARF (which records the build directory) stripped;
-# the BTF that libbpf needs for the .maps definitions stays.
+# the BTF that libbpf needs for the .maps definitions stays. bpfel: little-endian, as x86-64
+# and arm64 are (one object for both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLANG=${CLANG:-clang}
@@ -15,7 +16,7 @@ ARCH_INC=/usr/include/$(uname -m)-linux-gnu
   cd bpf
   for src in *.bpf.c; do
     obj=${src%.c}.o
-    "$CLANG" -O2 -g -target bpf -mcpu=v3 -std=gnu11 -Wall -Werror -fdebug-prefix-map="$PWD"=. -I"$ARCH_INC" -c "$src" -o "$obj"
+    "$CLANG" -O2 -g -target bpfel -mcpu=v3 -std=gnu11 -Wall -Werror -fdebug-prefix-map="$PWD"=. -I"$ARCH_INC" -c "$src" -o "$obj"
     "$STRIP" --strip-debug --remove-section=.comment "$obj"
   done
 )
