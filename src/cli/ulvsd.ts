@@ -68,7 +68,7 @@ import { HealthMonitor, type ServerHealth } from '../health/monitor.js';
 import { runCheck } from '../health/checks.js';
 import { createLogger } from './log.js';
 import { SchedStateSlots } from '../control/sched-slots.js';
-import { attachSteering, loadSocketFilter, steeringProgram, steeringSpec, type SteeringSpec } from '../datapath/tun/steering.js';
+import { attachSteering, SteeringMap, steeringSpec, type SteeringPlan } from '../datapath/tun/steering.js';
 import { mergeSnapshots } from '../core/snapshot-merge.js';
 import { createServer as createHttpServer } from 'node:http';
 import { createMetrics } from '../metrics/prometheus.js';
@@ -295,31 +295,28 @@ const q = queues[0]!;
  * services without persistence key on the client's address and port (one client's connections
  * spread over the workers); those of persistent services (and of services sharing a real-server
  * endpoint with one) on the client address under the persistence netmask, so a client network
- * stays in one worker and templates are exact. A rule change reloads the program only when the
- * spec changes, and never changes the key of a service whose own grouping stayed the same.
+ * stays in one worker and templates are exact. A rule change writes only the changed entries of
+ * the program's map (never a reload), and never changes the key of a service whose own grouping
+ * stayed the same.
  */
-let steering = { spec: null as SteeringSpec | null, progFd: -1 };
-type Steering = typeof steering;
-/** Load the program a rule set needs (may throw: nothing has changed yet); null if unchanged. */
-function prepareSteering(r: Rules): Steering | null {
+const steering = new SteeringMap();
+/** The map change a rule set needs (may throw: nothing has changed yet); null if unchanged. */
+function prepareSteering(r: Rules): SteeringPlan | null {
   if (WORKERS === 1) return null;
-  const spec = steeringSpec(r.services, r.dests);
-  if (steering.progFd >= 0 && JSON.stringify(spec) === JSON.stringify(steering.spec)) return null;
-  return { spec, progFd: loadSocketFilter(steeringProgram(spec)) };
+  return steering.prepare(steeringSpec(r.services, r.dests));
 }
-function commitSteering(next: Steering | null): void {
+function commitSteering(next: SteeringPlan | null): void {
   if (next === null) return;
-  attachSteering(q.fd, next.progFd);
-  const replaced = steering.progFd >= 0;
-  if (replaced) sys.close(steering.progFd);
-  steering = next;
-  if (replaced) log(`steering program replaced: by client network for ${next.spec!.inbound.length} service(s), ${next.spec!.outbound.length} real-server endpoint(s); by client address and port for the rest`, 'config');
+  const replaced = steering.spec !== null;
+  steering.apply(next);
+  if (!replaced) attachSteering(q.fd, steering.progFd);
+  else log(`steering map updated: by client network for ${next.spec.inbound.length} service(s), ${next.spec.outbound.length} real-server endpoint(s); by client address and port for the rest`, 'config');
 }
 let routing: RoutingState | undefined;
 let capture: CaptureState | null = null;
 /** the kernel fast path: maps, program, tcx links (closing the links detaches the program) */
 let fastPath: FastPathState | null = null;
-/** the TUN's way-out program and its link (fastpath.ts tunOutProgram) */
+/** the TUN's way-out program (bpf/tun_out.bpf.c) and its link */
 let tunOut: { progFd: number; link: number } | null = null;
 let cleaned = false;
 const cleanup = () => {
@@ -330,7 +327,7 @@ const cleanup = () => {
   if (capture) removeCapture(plan.pref, capture);
   removeRouting(plan, routing);
   for (const x of queues) sys.close(x.fd);
-  if (steering.progFd >= 0) sys.close(steering.progFd);
+  steering.close();
   try {
     unlinkSync(socketPath);
   } catch {
@@ -502,7 +499,6 @@ function replaceRules(next: Rules): Promise<void> {
       commitSteering(steerNext);
       slotted.commit();
     } catch (e) {
-      if (steerNext) sys.close(steerNext.progFd);
       slotted.rollback();
       throw e;
     }

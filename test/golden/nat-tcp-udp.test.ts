@@ -1,12 +1,14 @@
 /**
  * Golden tables for the design's six VS/NAT steps: a whole TCP connection (handshake, data,
  * FIN both ways, RST), UDP request/response, port mapping 80 -> 8080 and 53 -> 5353, UDP
- * checksum 0, and NEEDS_CSUM partial checksums.
+ * checksum 0, NEEDS_CSUM partial checksums, and the established-connection packets shared with
+ * the kernel fast path's tests (test/support/golden-cases.ts).
  */
 import { test } from 'node:test';
 import { ipv4 } from '../../src/wire/build.js';
 import { CLIENT, director, key, ip, RS1, TCP, UDP, VIP } from '../support/bed.js';
 import { runGolden } from '../support/golden.js';
+import { FLOW_CASES } from '../support/golden-cases.js';
 
 const C = CLIENT;
 const req = 'GET / HTTP/1.0\r\nHost: x\r\n\r\n';
@@ -116,5 +118,20 @@ test('IP options are carried over untouched', () => {
   const opts = Uint8Array.from([0x01, 0x01, 0x01, 0x00]); // NOP NOP NOP EOL
   runGolden(d, [
     { name: 'SYN with IP options', input: ipv4({ src: C, dst: VIP, options: opts }).tcp({ sport: 1, dport: 80, flags: 'S' }).build(), output: ipv4({ src: C, dst: RS1, options: opts }).tcp({ sport: 1, dport: 8080, flags: 'S' }).build(), verdict: 'forward', outcome: 'forward_in' },
+  ]);
+});
+
+test('established connection: the shared golden packets (the kernel fast path runs the same table)', () => {
+  const d = director();
+  for (const proto of [TCP, UDP]) {
+    const k = key(proto, VIP, 80);
+    d.addService({ ...k, scheduler: 'rr' });
+    d.addDest(k, { addr: ip(RS1), port: 8080 });
+  }
+  runGolden(d, [
+    { name: 'SYN', input: cli('S', 999, 0), output: toRs('S', 999, 0), verdict: 'forward', outcome: 'forward_in', state: 'SYN_RECV' },
+    { name: 'SYN-ACK', input: fromRs('SA', 1999, 1000), output: toCli('SA', 1999, 1000), verdict: 'forward', outcome: 'forward_out', state: 'SYN_RECV' },
+    { name: 'ACK', input: cli('A', 1000, 2000), output: toRs('A', 1000, 2000), verdict: 'forward', outcome: 'forward_in', state: 'ESTABLISHED' },
+    ...FLOW_CASES.map((c) => ({ name: c.name, input: c.input, output: c.output(64), verdict: 'forward' as const, outcome: c.dir === 'request' ? ('forward_in' as const) : ('forward_out' as const), state: c.proto === TCP ? 'ESTABLISHED' : undefined })), // (runGolden finds a state by address and ports, not protocol: the TCP one here)
   ]);
 });

@@ -1,29 +1,31 @@
 /**
- * Golden packets for the kernel fast path's program (src/datapath/tun/fastpath.ts), run by the
+ * Golden packets for the kernel fast path's program (bpf/fastpath.bpf.c, loaded as ulvsd loads it), run by the
  * kernel itself (BPF_PROG_TEST_RUN) inside a namespace that has the routes and neighbours a
- * director would: input frame -> return value and output frame. Expected frames are built
- * independently (the packet builder, with the rewritten fields) and their checksums verified
- * by the slow reference. The counters the program keeps are read back from the slot map.
+ * director would: input frame -> return value and output frame. The rewrites are the golden
+ * packets the engine's tests use too (test/support/golden-cases.ts); checksums are verified by
+ * the slow reference. The counters the program keeps are read back from the slot map.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openSync, closeSync } from 'node:fs';
-import koffi from 'koffi';
 import { ipv4 } from '../../src/wire/build.js';
 import { parseIPv4 } from '../../src/wire/addr.js';
 import { MapOps, testRun } from '../../src/datapath/tun/bpf.js';
-import { createFastPathMaps, loadFastPath, closeFd, FLOW_KEY_SIZE, FLOW_VALUE_SIZE, SLOT_SIZE, type FastPathMaps } from '../../src/datapath/tun/fastpath.js';
+import { loadFastPath, closeFd, FLOW_KEY_SIZE, FLOW_VALUE_SIZE, SLOT_SIZE, type FastPathMaps } from '../../src/datapath/tun/fastpath.js';
 import { Offloader, writeKey, writeValue } from '../../src/datapath/tun/offload.js';
 import { ConnTable } from '../../src/core/conn-table.js';
 import { OffloadReport } from '../../src/core/offload.js';
 import { run } from '../../src/lab/shell.js';
 import { packetChecksumsOk } from '../support/slow-checksum.js';
+import { FLOW, FLOW_CASES } from '../support/golden-cases.js';
 import { needsRoot } from '../support/root.js';
+import { libc } from '../../src/datapath/tun/syscalls.js';
 
-const setns = koffi.load('libc.so.6').func('int setns(int fd, int nstype)') as (fd: number, type: number) => number;
+const setns = libc.func('int setns(int fd, int nstype)') as (fd: number, type: number) => number;
 const CLONE_NEWNET = 0x40000000;
 const NS = `ulvsfp${process.pid}`;
-const CLIENT = '198.51.100.2', VIP = '203.0.113.10', RIP = '192.0.2.11', GHOST = '192.0.2.99';
+const { client: CLIENT, vip: VIP, rip: RIP } = FLOW;
+const GHOST = '192.0.2.99';
 const CLIENT_MAC = '02:00:00:00:00:02', RIP_MAC = '02:00:00:00:00:0b', IN_MAC = '02:00:00:00:01:01';
 const mac = (s: string) => Buffer.from(s.split(':').map((x) => parseInt(x, 16)));
 const TCX_NEXT = -1, TC_ACT_REDIRECT = 7;
@@ -59,8 +61,7 @@ describe('fast-path program (BPF_PROG_TEST_RUN)', { skip: needsRoot }, () => {
       ifindex[d] = j[0]!.ifindex;
       macOf[d] = mac(j[0]!.address);
     }
-    maps = createFastPathMaps(8);
-    prog = loadFastPath(maps);
+    ({ maps, progFd: prog } = loadFastPath(8));
     flows = new MapOps(maps.flowsFd);
     slots = new MapOps(maps.slotsFd);
     // connection in slot 3: client:40000 -> VIP:80 is served by RIP:8080 (TCP and UDP alike)
@@ -109,43 +110,32 @@ describe('fast-path program (BPF_PROG_TEST_RUN)', { skip: needsRoot }, () => {
     slots.lookup(key, v);
     return { pktsIn: Number(v.readBigUInt64LE(0)), pktsOut: Number(v.readBigUInt64LE(8)), bytesIn: Number(v.readBigUInt64LE(16)), bytesOut: Number(v.readBigUInt64LE(24)), last: v.readBigUInt64LE(32) };
   };
-  const payload = Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
 
-  test('request: destination becomes RIP:rport, TTL - 1, Ethernet addresses of the route; redirected', () => {
-    const before = slot(3);
-    const inIp = ipv4({ src: CLIENT, dst: VIP, ttl: 64, id: 7 }).tcp({ sport: 40000, dport: 80, flags: 'PA', seq: 1000, ack: 2000 }).payload(payload).build();
-    const r = runOn('fpa', frame(mac(IN_MAC), mac(CLIENT_MAC), inIp));
-    assert.equal(r.retval, TC_ACT_REDIRECT);
-    const want = frame(mac(RIP_MAC), macOf['fpb']!, ipv4({ src: CLIENT, dst: RIP, ttl: 63, id: 7 }).tcp({ sport: 40000, dport: 8080, flags: 'PA', seq: 1000, ack: 2000 }).payload(payload).build());
-    assert.equal(r.out.toString('hex'), want.toString('hex'));
-    assert.deepEqual(packetChecksumsOk(r.out.subarray(14)), { ip: true, l4: true });
-    const after = slot(3);
-    assert.equal(after.pktsIn - before.pktsIn, 1);
-    assert.equal(after.bytesIn - before.bytesIn, inIp.length, 'IP bytes, as IPVS counts them');
-    assert.equal(after.pktsOut, before.pktsOut);
-    assert.ok(after.last > 0n, 'time of the last packet recorded');
-  });
+  // The golden packets of an established connection, shared with the engine's golden tests
+  // (test/support/golden-cases.ts): the program's output is the engine's, with TTL - 1, in a
+  // frame with the route's Ethernet addresses, out of the route's interface.
+  for (const c of FLOW_CASES) {
+    test(`golden: ${c.name}; TTL - 1, Ethernet addresses of the route; redirected, counted`, () => {
+      const request = c.dir === 'request';
+      const before = slot(3);
+      const f = request ? frame(mac(IN_MAC), mac(CLIENT_MAC), c.input) : frame(macOf['fpb']!, mac(RIP_MAC), c.input);
+      const r = runOn(request ? 'fpa' : 'fpb', f);
+      assert.equal(r.retval, TC_ACT_REDIRECT);
+      const want = request ? frame(mac(RIP_MAC), macOf['fpb']!, c.output(63)) : frame(mac(CLIENT_MAC), macOf['fpa']!, c.output(63));
+      assert.equal(r.out.toString('hex'), want.toString('hex'));
+      assert.deepEqual(packetChecksumsOk(r.out.subarray(14)), { ip: true, l4: true });
+      const after = slot(3);
+      const [pk, by, otherPk] = request ? (['pktsIn', 'bytesIn', 'pktsOut'] as const) : (['pktsOut', 'bytesOut', 'pktsIn'] as const);
+      assert.equal(after[pk] - before[pk], 1);
+      assert.equal(after[by] - before[by], c.input.length, 'IP bytes, as IPVS counts them');
+      assert.equal(after[otherPk], before[otherPk]);
+      assert.ok(after.last > 0n, 'time of the last packet recorded');
+    });
+  }
 
-  test('reply: source becomes VIP:vport, out of the client side', () => {
-    const before = slot(3);
-    const inIp = ipv4({ src: RIP, dst: CLIENT, ttl: 64, id: 9 }).tcp({ sport: 8080, dport: 40000, flags: 'A', seq: 2000, ack: 1027 }).payload(Buffer.alloc(1000, 0x5a)).build();
-    const r = runOn('fpb', frame(macOf['fpb']!, mac(RIP_MAC), inIp));
-    assert.equal(r.retval, TC_ACT_REDIRECT);
-    const want = frame(mac(CLIENT_MAC), macOf['fpa']!, ipv4({ src: VIP, dst: CLIENT, ttl: 63, id: 9 }).tcp({ sport: 80, dport: 40000, flags: 'A', seq: 2000, ack: 1027 }).payload(Buffer.alloc(1000, 0x5a)).build());
-    assert.equal(r.out.toString('hex'), want.toString('hex'));
-    assert.deepEqual(packetChecksumsOk(r.out.subarray(14)), { ip: true, l4: true });
-    const after = slot(3);
-    assert.equal(after.pktsOut - before.pktsOut, 1);
-    assert.equal(after.bytesOut - before.bytesOut, inIp.length);
-  });
-
-  test('UDP: rewritten with a valid checksum; a zero checksum ("none") stays zero', () => {
-    const withSum = ipv4({ src: CLIENT, dst: VIP, ttl: 30 }).udp({ sport: 40000, dport: 80 }).payload('query').build();
-    let r = runOn('fpa', frame(mac(IN_MAC), mac(CLIENT_MAC), withSum));
-    assert.equal(r.retval, TC_ACT_REDIRECT);
-    assert.equal(r.out.subarray(14).toString('hex'), ipv4({ src: CLIENT, dst: RIP, ttl: 29 }).udp({ sport: 40000, dport: 8080 }).payload('query').build().toString('hex'));
+  test('UDP: a zero checksum ("none") stays zero (the engine writes a full one instead: not a shared case)', () => {
     const none = ipv4({ src: CLIENT, dst: VIP, ttl: 30 }).udp({ sport: 40000, dport: 80, noChecksum: true }).payload('query').build();
-    r = runOn('fpa', frame(mac(IN_MAC), mac(CLIENT_MAC), none));
+    const r = runOn('fpa', frame(mac(IN_MAC), mac(CLIENT_MAC), none));
     assert.equal(r.retval, TC_ACT_REDIRECT);
     assert.equal(r.out.readUInt16BE(14 + 20 + 6), 0);
     assert.equal(r.out.subarray(14).toString('hex'), ipv4({ src: CLIENT, dst: RIP, ttl: 29 }).udp({ sport: 40000, dport: 8080, noChecksum: true }).payload('query').build().toString('hex'));

@@ -118,7 +118,7 @@ describe('two data-path workers: reloads that add and remove persistent services
       const streams = bed.clientAsync(['--streams', '40', '--duration', '5000', '--timeout', '2500']);
       await new Promise((r) => setTimeout(r, 1500));
       assert.match(await bed.reload(next.join('\n')), applied);
-      await bed.logged(/steering program replaced/);
+      await bed.logged(/steering map updated/);
       const [r] = await streams;
       assert.equal(r?.['ok'], true, JSON.stringify(r));
       assert.equal(r?.['changedSocket'], 0, 'every stream kept its TCP connection');

@@ -21,6 +21,7 @@ import { ConnTable } from '../../core/conn-table.js';
 import { OffloadReport, type OffloadPort } from '../../core/offload.js';
 import { MapOps } from './bpf.js';
 import { FLOW_KEY_SIZE, FLOW_VALUE_SIZE, SLOT_BYTES, SLOT_LAST_NS, SLOT_PKTS, SLOT_SIZE } from './fastpath.js';
+import { FLOW_DIR, FLOW_KEY, FLOW_VALUE } from './layouts.gen.js';
 import { mapMemory, munmap, type Mapping } from './sys.js';
 
 /** Connections queued between flushes (each is two flow entries). */
@@ -102,8 +103,8 @@ export class Offloader implements OffloadPort {
     const t = this.#conns;
     const at = this.#adds * 2;
     this.#writeKeys(this.#addKeys, at, c);
-    writeValue(this.#addValues, at * FLOW_VALUE_SIZE, t.daddr(c), t.dport(c), 0, this.#base + s); //     to RIP:rport
-    writeValue(this.#addValues, (at + 1) * FLOW_VALUE_SIZE, t.vaddr(c), t.vport(c), 1, this.#base + s); // from VIP:vport
+    writeValue(this.#addValues, at * FLOW_VALUE_SIZE, t.daddr(c), t.dport(c), FLOW_DIR.FLOW_REQUEST, this.#base + s); //  to RIP:rport
+    writeValue(this.#addValues, (at + 1) * FLOW_VALUE_SIZE, t.vaddr(c), t.vport(c), FLOW_DIR.FLOW_REPLY, this.#base + s); // from VIP:vport
     this.#adds++;
     this.counters.offered++;
     return true;
@@ -210,20 +211,26 @@ function monotonicOffsetMs(): number {
   return best;
 }
 
-/** A flow key (fastpath.ts): addresses are int32 or uint32 host values, written in network order. */
+/** A struct flow_key (bpf/ulvs_maps.h) at byte o of b: addresses are int32 or uint32 host
+ *  values, written with the ports in network order; the padding is zeroed. */
 export function writeKey(b: Buffer, o: number, saddr: number, daddr: number, sport: number, dport: number, proto: number): void {
-  b.writeUInt32BE(saddr >>> 0, o);
-  b.writeUInt32BE(daddr >>> 0, o + 4);
-  b.writeUInt16BE(sport, o + 8);
-  b.writeUInt16BE(dport, o + 10);
-  b.writeUInt32LE(proto, o + 12);
+  const f = FLOW_KEY.off;
+  b.writeUInt32BE(saddr >>> 0, o + f.saddr);
+  b.writeUInt32BE(daddr >>> 0, o + f.daddr);
+  b.writeUInt16BE(sport, o + f.sport);
+  b.writeUInt16BE(dport, o + f.dport);
+  b[o + f.proto] = proto;
+  b.fill(0, o + f.pad, o + f.pad + FLOW_KEY.width.pad);
 }
 
-/** A flow value (fastpath.ts). */
+/** A struct flow_value (bpf/ulvs_maps.h) at byte o of b: the new address and port (network
+ *  order), the direction (FLOW_DIR) and the slot (host order); the padding is zeroed. */
 export function writeValue(b: Buffer, o: number, addr: number, port: number, dir: number, slot: number): void {
-  b.writeUInt32BE(addr >>> 0, o);
-  b.writeUInt16BE(port, o + 4);
-  b.writeUInt16LE(dir, o + 6);
-  b.writeUInt32LE(slot, o + 8);
-  b.writeUInt32LE(0, o + 12);
+  const f = FLOW_VALUE.off;
+  b.writeUInt32BE(addr >>> 0, o + f.addr);
+  b.writeUInt16BE(port, o + f.port);
+  b[o + f.dir] = dir;
+  b[o + f.pad] = 0;
+  b.writeUInt32LE(slot, o + f.slot);
+  b.writeUInt32LE(0, o + f.pad2);
 }

@@ -23,20 +23,19 @@
  * persistent member keys every member on the address under the group's coarsest netmask.
  * Each worker keeps its own connection table: nothing is shared, nothing is locked.
  *
- * The program is classic LD_ABS/LD_IND loads and compares (socket-filter type), assembled here
- * with the assembler of bpf.ts; the verifier's log is reported on failure.
+ * The program is fixed (bpf/steer.bpf.c, loaded once); the spec lives in its hash map
+ * (struct steer_key -> struct steer_value, bpf/ulvs_maps.h): the VIPs, and the endpoints that
+ * key on the masked client address. A rule change writes the difference into the map
+ * (SteeringMap.prepare, then apply): the program is never regenerated nor reloaded. An endpoint
+ * with its exact port wins over a port-0 (every port) entry of the same address, as in IPVS's
+ * service lookup.
  */
-import { ABS, ADD, ALU, ALU64, AND, assemble, B, BPF_PROG_TYPE, EXIT, H, I, IND, JA, JEQ, JMP, JMP32, JNE, K, LD, loadProgram, LSH, MOV, MUL, OR, RSH, W, X, XOR, type Asm, type Insn } from './bpf.js';
+import { BpfError, MapOps } from './bpf.js';
+import { loadObject } from './libbpf.js';
+import { STEER_KEY, STEER_SIDE, STEER_VALUE } from './layouts.gen.js';
 import { sys, SysError } from './sys.js';
 
 export const TUNSETSTEERINGEBPF = 0x800454e0;
-
-/** r0 = IP header length in bytes (from the version/IHL byte at `at` + register `base`, or absolute). */
-const ihl = (at: number, base?: number): Insn[] => [
-  base === undefined ? I(LD | ABS | B, 0, 0, 0, at) : I(LD | IND | B, 0, base, 0, at),
-  I(ALU | AND | K, 0, 0, 0, 0x0f),
-  I(ALU | LSH | K, 0, 0, 0, 2),
-];
 
 /** A service endpoint whose packets key on the masked client address. port 0 = every port. */
 export interface MaskedEndpoint {
@@ -108,88 +107,107 @@ export function steeringSpec(services: readonly SpecService[], dests: readonly {
   return { vips: [...new Set(services.map((x) => x.addr >>> 0))].sort((a, b) => a - b), inbound: inbound.sort(byKey), outbound: [...outbound.values()].sort(byKey) };
 }
 
+/** Entries the map can hold: VIPs plus masked service and real-server endpoints. */
+export const STEER_MAX_ENTRIES = 65536;
+
+/** A struct steer_key (bpf/ulvs_maps.h): address and port in network order. */
+export function steerKey(side: number, proto: number, addr: number, port: number): Buffer {
+  const k = Buffer.alloc(STEER_KEY.size);
+  k.writeUInt32BE(addr >>> 0, STEER_KEY.off.addr);
+  k.writeUInt16BE(port, STEER_KEY.off.port);
+  k[STEER_KEY.off.proto] = proto;
+  k[STEER_KEY.off.side] = side;
+  return k;
+}
+
+/** A struct steer_value: the netmask in host order. */
+export function steerValue(mask: number): Buffer {
+  const v = Buffer.alloc(STEER_VALUE.size);
+  v.writeUInt32LE(mask >>> 0, STEER_VALUE.off.mask);
+  return v;
+}
+
+/** The map contents a spec asks for: key bytes (hex) -> [key, value]. */
+export function steeringEntries(spec: SteeringSpec): Map<string, [Buffer, Buffer]> {
+  const out = new Map<string, [Buffer, Buffer]>();
+  const put = (k: Buffer, v: Buffer) => out.set(k.toString('hex'), [k, v]);
+  for (const vip of spec.vips) put(steerKey(STEER_SIDE.STEER_VIP, 0, vip, 0), steerValue(0));
+  for (const e of spec.inbound) put(steerKey(STEER_SIDE.STEER_SERVICE, e.proto, e.addr, e.port), steerValue(e.mask));
+  for (const e of spec.outbound) put(steerKey(STEER_SIDE.STEER_REAL, e.proto, e.addr, e.port), steerValue(e.mask));
+  return out;
+}
+
+/** What one rule change writes into the map (SteeringMap.prepare). */
+export interface SteeringPlan {
+  spec: SteeringSpec;
+  /** entries to write (new, or with another mask), then keys to delete */
+  updates: number;
+  deletes: number;
+  keys: Buffer;
+  values: Buffer;
+  deleteKeys: Buffer;
+  entries: Map<string, [Buffer, Buffer]>;
+}
+
 /**
- * Where one kind of packet carries its fields. `abs` offsets are from the IP header; `l4` from
- * the (outer or quoted) L4 header; `ip` offsets with `quoted` are inside the quoted IP header.
- * Registers: r6 = ctx (LD_ABS/LD_IND need it there), r8 = outer IP header length, r9 = offset of
- * the quoted L4 header minus 8 (ICMP only), r7 = the flow key.
+ * The steering program and its map, loaded on the first prepare(). A rule change is two steps,
+ * as the control plane needs them: prepare(spec) computes the difference to the map's contents
+ * (throws, changing nothing, when the map cannot hold the spec), apply(plan) writes it (new and
+ * changed entries first, then deletions; one bpf(2) batch call each).
  */
-interface Layout {
-  quoted: boolean;
-  clientAddr: number; // IP header offset (12 source, 16 destination)
-  clientPort: number; // L4 offset (0 source, 2 destination)
-  serviceAddr: number;
-  servicePort: number;
-}
+export class SteeringMap {
+  progFd = -1;
+  mapFd = -1;
+  /** instructions of the loaded program */
+  instructions = 0;
+  /** the spec the map holds now; null before the first apply */
+  spec: SteeringSpec | null = null;
+  #entries = new Map<string, [Buffer, Buffer]>();
+  #ops: MapOps | null = null;
 
-/** Load a field of the (outer or quoted) IP header into r0. */
-const ipField = (q: boolean, off: number, size: number): Insn => (q ? I(LD | IND | size, 0, 8, 0, 8 + off) : I(LD | ABS | size, 0, 0, 0, off));
-/** Load a port of the (outer or quoted) L4 header into r0. */
-const l4Port = (q: boolean, off: number): Insn => (q ? I(LD | IND | H, 0, 9, 0, 8 + off) : I(LD | IND | H, 0, 8, 0, off));
-
-/** One kind of packet: compute the flow key, then compare the service side with the masked endpoints. */
-function classify(name: string, l: Layout, entries: readonly MaskedEndpoint[]): Asm {
-  const p: Asm = [...ihl(0), I(ALU64 | MOV | X, 8, 0)]; //  r8 = IP header length
-  if (l.quoted) p.push(...ihl(8, 8), I(ALU64 | ADD | X, 0, 8), I(ALU64 | MOV | X, 9, 0)); // r9 = quoted L4 - 8
-  p.push(
-    l4Port(l.quoted, l.clientPort), //                          flow key: client port
-    I(ALU | MOV | X, 7, 0),
-    ipField(l.quoted, l.clientAddr, W), //                       ^ client address
-    I(ALU | XOR | X, 7, 0),
-  );
-  if (entries.length > 0) {
-    p.push(
-      l4Port(l.quoted, l.servicePort), //                        r9 = protocol << 16 | service port
-      I(ALU | MOV | X, 9, 0),
-      ipField(l.quoted, 9, B),
-      I(ALU | LSH | K, 0, 0, 0, 16),
-      I(ALU | OR | X, 9, 0),
-      ipField(l.quoted, l.serviceAddr, W), //                    r0 = service address
-    );
-    entries.forEach((e, i) => {
-      const next = `${name}_n${i}`;
-      p.push(I(JMP32 | JNE | K, 0, 0, next, e.addr | 0));
-      if (e.port !== 0) p.push(I(JMP32 | JEQ | K, 9, 0, `${name}_m${i}`, ((e.proto << 16) | e.port) | 0));
-      else p.push(I(ALU | MOV | X, 1, 9), I(ALU | RSH | K, 1, 0, 0, 16), I(JMP32 | JEQ | K, 1, 0, `${name}_m${i}`, e.proto));
-      p.push(next);
-    });
+  /** entries in the map */
+  get size(): number {
+    return this.#entries.size;
   }
-  p.push(I(ALU | MOV | X, 0, 7), I(JMP | JA, 0, 0, 'key')); //   no masked endpoint: the flow key
-  entries.forEach((e, i) => p.push(`${name}_m${i}`, ipField(l.quoted, l.clientAddr, W), I(ALU | AND | K, 0, 0, 0, e.mask | 0), I(JMP | JA, 0, 0, 'key')));
-  return p;
-}
 
-/** The steering program for a spec (see the top of this file). */
-export function steeringProgram(spec: SteeringSpec): Buffer {
-  const p: Asm = [
-    I(ALU64 | MOV | X, 6, 1), //                     r6 = ctx
-    I(LD | ABS | W, 0, 0, 0, 16), //                 r0 = destination address
-  ];
-  for (const v of spec.vips) p.push(I(JMP32 | JEQ | K, 0, 0, 'inbound', v | 0));
-  p.push(
-    I(LD | ABS | B, 0, 0, 0, 9),
-    I(JMP | JEQ | K, 0, 0, 'out_icmp', 1),
-    ...classify('out', { quoted: false, clientAddr: 16, clientPort: 2, serviceAddr: 12, servicePort: 0 }, spec.outbound),
-    'out_icmp',
-    ...classify('oicmp', { quoted: true, clientAddr: 12, clientPort: 0, serviceAddr: 16, servicePort: 2 }, spec.outbound),
-  );
-  // Without VIPs the inbound part would be unreachable, which the verifier refuses.
-  if (spec.vips.length > 0)
-    p.push(
-      'inbound',
-      I(LD | ABS | B, 0, 0, 0, 9),
-      I(JMP | JEQ | K, 0, 0, 'in_icmp', 1),
-      ...classify('in', { quoted: false, clientAddr: 12, clientPort: 0, serviceAddr: 16, servicePort: 2 }, spec.inbound),
-      'in_icmp',
-      ...classify('iicmp', { quoted: true, clientAddr: 16, clientPort: 2, serviceAddr: 12, servicePort: 0 }, spec.inbound),
-    );
-  p.push('key', I(ALU | MUL | K, 0, 0, 0, 0x9e3779b1 | 0), I(ALU | RSH | K, 0, 0, 0, 16), I(JMP | EXIT));
-  return assemble(p);
-}
+  /** The difference from the map's contents to `spec`, or null when there is none. */
+  prepare(spec: SteeringSpec): SteeringPlan | null {
+    const next = steeringEntries(spec);
+    if (next.size > STEER_MAX_ENTRIES) throw new Error(`steering: ${next.size} entries (VIPs and endpoints keyed by client network) exceed the map's ${STEER_MAX_ENTRIES}`);
+    this.#load();
+    const upd: [Buffer, Buffer][] = [];
+    for (const [h, kv] of next) if (!this.#entries.get(h)?.[1].equals(kv[1])) upd.push(kv);
+    const del = [...this.#entries].filter(([h]) => !next.has(h)).map(([, kv]) => kv[0]);
+    if (upd.length === 0 && del.length === 0 && this.spec !== null) return null;
+    return { spec, updates: upd.length, deletes: del.length, keys: Buffer.concat(upd.map((x) => x[0])), values: Buffer.concat(upd.map((x) => x[1])), deleteKeys: Buffer.concat(del), entries: next };
+  }
 
-/** Load a socket-filter program; returns its fd. Throws with the verifier log on failure. */
-export function loadSocketFilter(code: Buffer): number {
-  return loadProgram(BPF_PROG_TYPE.SOCKET_FILTER, code, 'ulvs_steer');
+  /** Write a prepared difference. Throws if the kernel refuses an update (the map is then partly written). */
+  apply(plan: SteeringPlan): void {
+    const ops = this.#ops!;
+    const r = ops.updateBatch(plan.keys, plan.values, plan.updates);
+    if (r.done < plan.updates) throw new BpfError('BPF_MAP_UPDATE_BATCH steering', r.errno);
+    ops.deleteBatch(plan.deleteKeys, plan.deletes, STEER_KEY.size);
+    this.#entries = plan.entries;
+    this.spec = plan.spec;
+  }
+
+  #load(): void {
+    if (this.#ops) return;
+    const o = loadObject('steer.bpf.o', 'ulvs_steer', ['ulvs_steer_map'], { maxEntries: { ulvs_steer_map: STEER_MAX_ENTRIES } });
+    this.progFd = o.progFd;
+    this.mapFd = o.maps.ulvs_steer_map!;
+    this.instructions = o.insns;
+    this.#ops = new MapOps(this.mapFd);
+  }
+
+  close(): void {
+    for (const fd of [this.progFd, this.mapFd]) if (fd >= 0) sys.close(fd);
+    this.progFd = this.mapFd = -1;
+    this.#ops = null;
+    this.#entries = new Map();
+    this.spec = null;
+  }
 }
 
 /** Attach (or replace) the steering program of the TUN that `tunFd` is a queue of. */

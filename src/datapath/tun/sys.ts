@@ -2,11 +2,11 @@
  * The few Linux system calls the TUN data path needs, reached through koffi (FFI, no compiler
  * needed; the package ships prebuilt binaries). Only thin wrappers live here: every decision is
  * made in TypeScript by the callers. Constants from include/uapi/linux/if_tun.h and
- * asm-generic/fcntl.h, x86-64 / arm64 values.
+ * asm-generic/fcntl.h, x86-64 / arm64 values (identical on both). libc, system call numbers and
+ * errno values live in syscalls.ts.
  */
 import koffi from 'koffi';
-
-const libc = koffi.load('libc.so.6');
+import { errno, libc } from './syscalls.js';
 export const sys = {
   open: libc.func('int open(const char *path, int flags)') as (path: string, flags: number) => number,
   close: libc.func('int close(int fd)') as (fd: number) => number,
@@ -16,7 +16,7 @@ export const sys = {
   write: libc.func('long write(int fd, const void *buf, unsigned long count)') as (fd: number, buf: Buffer, n: number) => number,
   poll: libc.func('int poll(void *fds, unsigned long nfds, int timeout)') as (fds: Buffer, n: number, timeoutMs: number) => number,
   strerror: libc.func('const char *strerror(int errnum)') as (e: number) => string,
-  errno: (): number => koffi.errno(),
+  errno,
 };
 
 const mmap = libc.func('void *mmap(void *addr, unsigned long length, int prot, int flags, int fd, long offset)') as (a: null, len: number, prot: number, flags: number, fd: number, off: number) => unknown;
@@ -46,8 +46,7 @@ export function mapMemory(len: number, fd = -1, offset = 0): Mapping {
 export const O_RDWR = 0o2;
 export const O_NONBLOCK = 0o4000;
 export const O_CLOEXEC = 0o2000000;
-export const EAGAIN = 11;
-export const EINTR = 4;
+export { EAGAIN, EINTR } from './syscalls.js';
 export const POLLIN = 0x1;
 
 export const TUNSETIFF = 0x400454ca;

@@ -1,12 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import koffi from 'koffi';
 import { sys } from './sys.js';
+import { libc } from './syscalls.js';
 import { BufferRing, IORING_CQE_BUFFER_SHIFT, IORING_CQE_F_BUFFER, IORING_CQE_F_MORE, Uring } from './uring.js';
 
 // The mechanics of the ring on pipes (no TUN or root needed): a multishot read into provided
 // buffers, a write from one of them, running out of buffers, and re-arming.
-const libc = koffi.load('libc.so.6');
 const pipe2 = libc.func('int pipe2(_Out_ int *fds, int flags)') as (fds: number[], flags: number) => number;
 const O_NONBLOCK = 0o4000;
 

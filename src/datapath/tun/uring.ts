@@ -11,15 +11,11 @@
  */
 import koffi from 'koffi';
 import { mapMemory, munmap, sys, type Mapping } from './sys.js';
+import { EBUSY, EINTR, ETIME, libc, syscall, syscalls } from './syscalls.js';
 
-const libc = koffi.load('libc.so.6');
-const syscall = libc.func('long syscall(long number, ...)') as (n: number, ...args: unknown[]) => number;
 /** io_uring_enter through a fixed prototype: a variadic koffi call parses its types on every call */
 const enterCall = libc.func('syscall', 'long', ['long', 'uint', 'uint', 'uint', 'uint', 'void *', 'ulong']) as (n: number, fd: number, submit: number, wait: number, flags: number, arg: Buffer | null, argLen: number) => number;
 
-const SYS_io_uring_setup = 425;
-const SYS_io_uring_enter = 426;
-const SYS_io_uring_register = 427;
 const IORING_OFF_SQ_RING = 0;
 const IORING_OFF_SQES = 0x10000000;
 const IORING_SETUP_SINGLE_ISSUER = 1 << 12;
@@ -35,12 +31,11 @@ export const IOSQE_BUFFER_SELECT = 1 << 5;
 export const IORING_CQE_F_BUFFER = 1 << 0;
 export const IORING_CQE_F_MORE = 1 << 1;
 export const IORING_CQE_BUFFER_SHIFT = 16;
-const ETIME = 62;
-const EINTR = 4;
-const EBUSY = 16;
 
 export class Uring {
   readonly fd: number;
+  /** io_uring_enter's number, looked up once */
+  readonly #nrEnter = syscalls().io_uring_enter;
   readonly #maps: Mapping[] = [];
   readonly #sqes: Buffer;
   readonly #sqMask: number;
@@ -64,7 +59,7 @@ export class Uring {
   constructor(entries: number, waitMs: number) {
     const p = Buffer.alloc(120); // struct io_uring_params
     p.writeUInt32LE(IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, 8);
-    const fd = syscall(SYS_io_uring_setup, 'unsigned int', entries, 'void *', p);
+    const fd = syscall(syscalls().io_uring_setup, 'unsigned int', entries, 'void *', p);
     if (fd < 0) throw new Error(`io_uring_setup: ${sys.strerror(sys.errno())}`);
     this.fd = fd;
     try {
@@ -150,8 +145,8 @@ export class Uring {
     this.#pending = 0;
     const r =
       waitFor > 0
-        ? enterCall(SYS_io_uring_enter, this.fd, submit, waitFor, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, this.#arg, 24)
-        : enterCall(SYS_io_uring_enter, this.fd, submit, 0, IORING_ENTER_GETEVENTS, null, 0);
+        ? enterCall(this.#nrEnter, this.fd, submit, waitFor, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, this.#arg, 24)
+        : enterCall(this.#nrEnter, this.fd, submit, 0, IORING_ENTER_GETEVENTS, null, 0);
     if (r < 0) {
       const e = sys.errno();
       if (e === ETIME || e === EINTR || e === EBUSY) return true;
@@ -191,7 +186,7 @@ export class Uring {
     reg.writeBigUInt64LE(ring.ringAddr, 0);
     reg.writeUInt32LE(ring.count, 8);
     reg.writeUInt16LE(bgid, 12);
-    const r = syscall(SYS_io_uring_register, 'unsigned int', this.fd, 'unsigned int', IORING_REGISTER_PBUF_RING, 'void *', reg, 'unsigned int', 1);
+    const r = syscall(syscalls().io_uring_register, 'unsigned int', this.fd, 'unsigned int', IORING_REGISTER_PBUF_RING, 'void *', reg, 'unsigned int', 1);
     if (r < 0) throw new Error(`io_uring_register(PBUF_RING): ${sys.strerror(sys.errno())}`);
   }
 }

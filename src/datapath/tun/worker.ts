@@ -26,7 +26,8 @@ import { applyOps, type RuleOp } from '../../core/ops.js';
 import { Outcome, PacketFlag, Verdict } from '../../core/verdict.js';
 import { defaultRegistry } from '../../sched/index.js';
 import { VNET_HDR_LEN, vnetGsoType, vnetNeedsCsum } from '../../wire/virtio.js';
-import { EAGAIN, EINTR, POLLIN, sys } from './sys.js';
+import { POLLIN, sys } from './sys.js';
+import { EAGAIN, EINTR, EINVAL, ENOBUFS } from './syscalls.js';
 import { Offloader, type OffloaderInit } from './offload.js';
 import { BufferRing, IORING_CQE_BUFFER_SHIFT, IORING_CQE_F_BUFFER, IORING_CQE_F_MORE, Uring } from './uring.js';
 
@@ -208,8 +209,6 @@ const BUSY_POLL_MS = init.busyPollUs / 1000;
 const RING_BUFFERS = 64; // 64 x 66 KiB = 4.1 MiB per worker: room for GSO super-packets in flight
 const READ_TAG = 0x10000;
 const WRITE_TAG = 0x20000;
-const ENOBUFS = 105;
-const EINVAL = 22;
 
 /** Runs until stopped; returns an error text, or 'unsupported' when multishot reads are refused before any packet. */
 function loopUring(ring: Uring, bufs: BufferRing): string | null {

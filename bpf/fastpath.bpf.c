@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: (MIT OR GPL-2.0)
+/*
+ * The kernel fast path for established flows, at the tcx ingress of the director's interfaces
+ * (src/datapath/tun/fastpath.ts explains when ulvs offers a connection to it). A packet whose
+ * tuple is in the flow map is rewritten as core/nat.ts would (request: destination := RIP:rport;
+ * reply: source := VIP:vport), its TTL decremented as forwarding would, its Ethernet addresses
+ * taken from the kernel's route lookup (bpf_fib_lookup, policy rules included), counted in its
+ * slot, and redirected out of the route's interface. The checksum helpers handle
+ * CHECKSUM_PARTIAL and GSO packets.
+ *
+ * Everything else returns TCX_NEXT (the tc capture and the TUN take it): not IPv4, IP options,
+ * fragments, TTL <= 1, protocols other than TCP and UDP, TCP SYN/FIN/RST (they can change
+ * IPVS's TCP state), no flow entry, and whatever the route lookup cannot forward directly
+ * (unresolved neighbour, too big for the next hop, local destination).
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "ulvs_maps.h"
+#include "ulvs_net.h"
+
+/* Sized by the loader (bpf_map__set_max_entries) before the load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2);
+	__type(key, struct flow_key);
+	__type(value, struct flow_value);
+} ulvs_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct slot);
+} ulvs_slots SEC(".maps");
+
+/* Frame offsets: Ethernet, then IPv4 without options (checked), then L4. */
+#define IP_OFF ETH_HLEN
+#define L4_OFF (ETH_HLEN + sizeof(struct iphdr))
+#define IP_FIELD(f) (IP_OFF + offsetof(struct iphdr, f))
+
+/* What the rewrite needs of the packet, read before the first helper that changes it. */
+struct pkt {
+	__be32 saddr, daddr;
+	__be16 sport, dport;
+	__u8 proto, tos, ttl;
+	__u32 csum_off;		/* frame offset of the L4 checksum */
+	__u64 csum_flags;	/* BPF_F_MARK_MANGLED_0 for UDP: a zero checksum ("none") stays zero */
+};
+
+/* Rewrite and forward one direction (reply: 0 request, 1 reply; a constant at each call). */
+static __always_inline int forward(struct __sk_buff *skb, const struct pkt *p, const struct flow_value *v, const int reply)
+{
+	struct bpf_fib_lookup fib = {};
+	__be32 old_addr = reply ? p->saddr : p->daddr;
+	__be16 old_port = reply ? p->sport : p->dport;
+	__u32 addr_off = reply ? IP_FIELD(saddr) : IP_FIELD(daddr);
+	__u32 port_off = L4_OFF + (reply ? 0 : 2);	/* source port, destination port */
+
+	/* the route after the rewrite: request client -> RIP:rport, reply VIP:vport -> client */
+	fib.family = AF_INET;
+	fib.l4_protocol = p->proto;
+	fib.ifindex = skb->ingress_ifindex;
+	fib.tos = p->tos;
+	fib.ipv4_src = reply ? v->addr : p->saddr;
+	fib.ipv4_dst = reply ? p->daddr : v->addr;
+	fib.sport = reply ? v->port : p->sport;
+	fib.dport = reply ? p->dport : v->port;
+	if (bpf_fib_lookup(skb, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+		return TCX_NEXT;
+
+	struct slot *s = bpf_map_lookup_elem(&ulvs_slots, &v->slot);
+	if (s) {
+		__sync_fetch_and_add(&s->packets[reply], 1);
+		__sync_fetch_and_add(&s->bytes[reply], skb->len - ETH_HLEN);
+		s->last_ns = bpf_ktime_get_ns();
+	}
+
+	/* L4 checksum: the address (pseudo-header) and the port; IP checksum: the address */
+	bpf_l4_csum_replace(skb, p->csum_off, old_addr, v->addr, p->csum_flags | BPF_F_PSEUDO_HDR | sizeof(v->addr));
+	bpf_l4_csum_replace(skb, p->csum_off, old_port, v->port, p->csum_flags | sizeof(v->port));
+	bpf_l3_csum_replace(skb, IP_FIELD(check), old_addr, v->addr, sizeof(v->addr));
+	bpf_skb_store_bytes(skb, addr_off, &v->addr, sizeof(v->addr), 0);
+	bpf_skb_store_bytes(skb, port_off, &v->port, sizeof(v->port), 0);
+	ttl_decrement(skb, IP_FIELD(ttl), IP_FIELD(check), p->ttl, p->proto);
+	bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_dest), fib.dmac, ETH_ALEN, 0);
+	bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_source), fib.smac, ETH_ALEN, 0);
+	return bpf_redirect(fib.ifindex, 0);
+}
+
+SEC("tc")
+int ulvs_fastpath(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *iph = (void *)(eth + 1);
+	struct pkt p;
+
+	if ((void *)iph + sizeof(*iph) + sizeof(struct udphdr) > data_end)
+		return TCX_NEXT;
+	if (eth->h_proto != bpf_htons(ETH_P_IP) || iph->version != 4 || iph->ihl != 5)
+		return TCX_NEXT;
+	if (iph->frag_off & bpf_htons(IP_MF | IP_OFFSET))
+		return TCX_NEXT;
+	if (iph->ttl <= 1)
+		return TCX_NEXT;	/* the kernel sends the time-exceeded error */
+	if (iph->protocol == IPPROTO_TCP) {
+		struct tcphdr *th = (void *)(iph + 1);
+
+		if ((void *)(th + 1) > data_end || th->syn || th->fin || th->rst)
+			return TCX_NEXT;
+		p.csum_off = L4_OFF + offsetof(struct tcphdr, check);
+		p.csum_flags = 0;
+	} else if (iph->protocol == IPPROTO_UDP) {
+		p.csum_off = L4_OFF + offsetof(struct udphdr, check);
+		p.csum_flags = BPF_F_MARK_MANGLED_0;
+	} else {
+		return TCX_NEXT;
+	}
+	struct udphdr *ports = (void *)(iph + 1);	/* TCP and UDP start alike */
+	p.saddr = iph->saddr;
+	p.daddr = iph->daddr;
+	p.sport = ports->source;
+	p.dport = ports->dest;
+	p.proto = iph->protocol;
+	p.tos = iph->tos;
+	p.ttl = iph->ttl;
+
+	struct flow_key key = { .saddr = p.saddr, .daddr = p.daddr, .sport = p.sport, .dport = p.dport, .proto = p.proto };
+	struct flow_value *v = bpf_map_lookup_elem(&ulvs_flows, &key);
+	if (!v)
+		return TCX_NEXT;
+	if (v->dir == FLOW_REPLY)
+		return forward(skb, &p, v, 1);
+	return forward(skb, &p, v, 0);
+}
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";	/* bpf_fib_lookup is GPL-only */

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: (MIT OR GPL-2.0) */
+/*
+ * The contract between the eBPF programs and ulvs's TypeScript: every structure a program and
+ * the TypeScript side both read or write. The TypeScript offsets and sizes are generated from
+ * these definitions (via the BTF of the compiled objects: scripts/gen-layouts.mjs writes
+ * src/datapath/tun/layouts.gen.ts), never written by hand.
+ *
+ * Byte order: fields typed __be* are in network order, as in the packet; the rest are in the
+ * host's order.
+ */
+#ifndef ULVS_MAPS_H
+#define ULVS_MAPS_H
+
+#include <linux/types.h>
+
+/* ---- fast path (fastpath.bpf.c; written by src/datapath/tun/offload.ts) ---------------- */
+
+/* Key of the flow map: a packet's tuple as it arrives at the director. */
+struct flow_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;		/* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 pad[3];		/* zero */
+};
+
+/* What to do with a packet of that tuple. */
+enum flow_dir {
+	FLOW_REQUEST = 0,	/* client -> VIP:vport: destination := addr:port */
+	FLOW_REPLY = 1,		/* RIP:rport -> client: source := addr:port */
+};
+
+struct flow_value {
+	__be32 addr;		/* the new address */
+	__be16 port;		/* the new port */
+	__u8 dir;		/* enum flow_dir */
+	__u8 pad;		/* zero */
+	__u32 slot;		/* index into the slot map */
+	__u32 pad2;		/* zero */
+};
+
+/* Per-connection counters, one array element per offloaded connection; the array is
+ * mmap'd by the workers. Index [dir] is enum flow_dir. */
+struct slot {
+	__u64 packets[2];
+	__u64 bytes[2];		/* IP bytes (frame length minus the Ethernet header) */
+	__u64 last_ns;		/* CLOCK_MONOTONIC (bpf_ktime_get_ns) of the last packet, 0 none */
+};
+
+/* ---- queue steering (steer.bpf.c; written by src/datapath/tun/steering.ts) ------------ */
+
+enum steer_side {
+	STEER_VIP = 0,		/* addr is a VIP (port and proto 0): packets to it are requests */
+	STEER_SERVICE = 1,	/* addr:port is a service (VIP:vport), seen in requests */
+	STEER_REAL = 2,		/* addr:port is a real server (RIP:rport), seen in replies */
+};
+
+struct steer_key {
+	__be32 addr;
+	__be16 port;		/* 0: every port of addr (a port-0 service) */
+	__u8 proto;
+	__u8 side;		/* enum steer_side */
+};
+
+struct steer_value {
+	__u32 mask;		/* the client address (host order) is ANDed with this: the netmask */
+	__u32 pad;		/* zero */
+};
+
+#endif
