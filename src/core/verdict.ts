@@ -66,10 +66,31 @@ export const OUTCOME_NAMES = [
   'drop_icmp_malformed',
 ] as const;
 
-/** The verdict each outcome implies (index = Outcome code). */
-export const OUTCOME_VERDICT: readonly VerdictCode[] = OUTCOME_NAMES.map((n) =>
-  n.startsWith('forward') ? Verdict.Forward : n.startsWith('pass') ? Verdict.Pass : n.startsWith('icmp') ? Verdict.Icmp : Verdict.Drop,
-);
+/** The verdict each outcome implies, written out (index = Outcome code; a test checks every
+ *  outcome has one and that the names agree, so a rename cannot silently change a verdict). */
+export const OUTCOME_VERDICT: readonly VerdictCode[] = [
+  Verdict.Forward, // forward_in
+  Verdict.Forward, // forward_out
+  Verdict.Forward, // forward_icmp_in
+  Verdict.Forward, // forward_icmp_out
+  Verdict.Icmp, // icmp_unreach_sent
+  Verdict.Pass, // pass_no_service
+  Verdict.Pass, // pass_no_conn
+  Verdict.Pass, // pass_protocol
+  Verdict.Pass, // pass_icmp
+  Verdict.Drop, // drop_truncated
+  Verdict.Drop, // drop_bad_version
+  Verdict.Drop, // drop_bad_header_length
+  Verdict.Drop, // drop_bad_total_length
+  Verdict.Drop, // drop_bad_ip_checksum
+  Verdict.Drop, // drop_fragment
+  Verdict.Drop, // drop_bad_tcp_header
+  Verdict.Drop, // drop_bad_udp_length
+  Verdict.Drop, // drop_conn_table_full
+  Verdict.Drop, // drop_dest_unavailable
+  Verdict.Drop, // drop_icmp_rate_limited
+  Verdict.Drop, // drop_icmp_malformed
+];
 
 /** Event counters (not one per packet). */
 export const Event = {
