@@ -45,13 +45,12 @@ import { parseArgs } from 'node:util';
 import { availableParallelism } from 'node:os';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { randomInt } from 'node:crypto';
-import { Director, type ConnInfo, type DirectorSnapshot, type Timeouts } from '../core/director.js';
+import type { ConnInfo, DirectorSnapshot, Timeouts } from '../core/director.js';
 import { IpvsError } from '../core/errors.js';
-import type { RuleOp } from '../core/ops.js';
 import { FWD_NAMES, type ServiceKey } from '../core/service.js';
-import { defaultRegistry } from '../sched/index.js';
-import { createAdminServer, type ControlPlane } from '../control/admin.js';
-import { diffRules, loadRules } from '../control/diff.js';
+import { createAdminServer, type AdminControlPlane } from '../control/admin.js';
+import { diffRules } from '../control/diff.js';
+import { ControlPlane, validateOnScratch } from '../daemon/control-plane.js';
 import { listServices } from '../control/listing.js';
 import { parseRules, RulesError, type Rules } from '../control/rules.js';
 import { offloadNames, openTunQueue, tunAvailable } from '../datapath/tun/device.js';
@@ -145,7 +144,7 @@ const metricsAt = (() => {
 
 /** Validate a complete rule set; throws an Error whose message is for the operator. */
 function validate(r: Rules): void {
-  loadRules(new Director({ schedulers: defaultRegistry(), maxConns: 16 }), r);
+  validateOnScratch(r);
   for (const s of r.services) {
     if (isLocalAddress(s.addr)) throw new IpvsError('EINVAL', `VIP ${formatIPv4(s.addr)} is a local address here; ulvs needs the VIP routed through this host, not assigned to it`);
   }
@@ -230,8 +229,19 @@ function onHealth(key: string, h: ServerHealth): void {
   if (daemonReady) void applyHealth(); // before that, the reconciliation at start-up covers it
 }
 let daemonReady = false;
+/** Bring the rules to what health and quorum want now (evaluated inside the serial section). */
 async function applyHealth(): Promise<void> {
-  const { rules: next, changes } = healthRules();
+  try {
+    await cp.mutate(() => {
+      const { rules: next, changes } = healthRules();
+      logQuorum(changes);
+      return next;
+    });
+  } catch (e) {
+    warn(`health change not applied: ${(e as Error).message}`, 'health');
+  }
+}
+function logQuorum(changes: ReturnType<typeof desiredRules>['changes']): void {
   for (const c of changes) {
     log(
       `quorum ${c.up ? 'gained' : 'lost'} for ${formatIPv4(c.vs.addr)}:${c.vs.port} (alive weight ${c.weight}, quorum ${c.vs.quorum}, hysteresis ${c.vs.hysteresis})${!c.up && c.vs.sorryServer ? `: sorry server ${formatIPv4(c.vs.sorryServer.addr)}:${c.vs.sorryServer.port || c.vs.port} takes over` : ''}`,
@@ -239,11 +249,6 @@ async function applyHealth(): Promise<void> {
       { service: `${formatIPv4(c.vs.addr)}:${c.vs.port}`, state: c.up ? 'up' : 'down', aliveWeight: c.weight },
     );
     runScript(c.up ? c.vs.quorumUp : c.vs.quorumDown);
-  }
-  try {
-    await replaceRules(next);
-  } catch (e) {
-    warn(`health change not applied: ${(e as Error).message}`, 'health');
   }
 }
 
@@ -483,43 +488,32 @@ async function counters(): Promise<Record<string, Record<string, number>> & { wo
 // ------------------------------------------------------------------------------------------
 // The control plane: every change validated whole, then applied as a difference, one at a time
 
-let queue: Promise<unknown> = Promise.resolve();
-function serial<T>(f: () => Promise<T>): Promise<T> {
-  const run = queue.then(f, f);
-  queue = run.catch(() => undefined);
-  return run;
-}
-
-function replaceRules(next: Rules): Promise<void> {
-  return serial(async () => {
-    validate(next); // throws: nothing changed
-    const ops: RuleOp[] = diffRules(rules, next);
-    if (ops.length === 0) return;
-    const steerNext = prepareSteering(next); // throws: nothing changed
-    const slotted = schedSlots.assign(ops); // throws: nothing changed
-    try {
-      await rpcAll('apply', slotted.ops);
-      commitSteering(steerNext);
-      slotted.commit();
-    } catch (e) {
-      if (steerNext) sys.close(steerNext.progFd);
-      slotted.rollback();
-      throw e;
-    }
-    const nextPlan = planOf(next);
-    let routes = { added: 0, removed: 0 };
-    try {
-      routes = updateRouting(plan, nextPlan);
-    } catch (e) {
-      warn(`routing update failed, policy rules may be out of date: ${(e as Error).message}`);
-    }
-    if (capture) updateCapture(capture, nextPlan);
-    rules = next;
-    plan = nextPlan;
-    const count = (k: RuleOp['op']) => ops.filter((o) => o.op === k).length;
-    log(`applied: services +${count('addService')} -${count('deleteService')} ~${count('editService')}, real servers +${count('addDest')} -${count('deleteDest')} ~${count('editDest')}; routing rules +${routes.added} -${routes.removed}`, 'config');
-  });
-}
+const cp = new ControlPlane(
+  rules,
+  {
+    validate,
+    stageSteering: (next) => {
+      const staged = prepareSteering(next);
+      return staged && { commit: () => commitSteering(staged), discard: () => sys.close(staged.progFd) };
+    },
+    applyOps: async (ops) => void (await rpcAll('apply', ops)),
+    route: (next) => {
+      const nextPlan = planOf(next);
+      let routes = { added: 0, removed: 0 };
+      try {
+        routes = updateRouting(plan, nextPlan);
+      } catch (e) {
+        warn(`routing update failed, policy rules may be out of date: ${(e as Error).message}`);
+      }
+      if (capture) updateCapture(capture, nextPlan);
+      plan = nextPlan;
+      return routes;
+    },
+    log: (s) => log(s, 'config'),
+  },
+  schedSlots,
+);
+const serial = <T>(f: () => Promise<T>): Promise<T> => cp.serial(f);
 
 async function reload(): Promise<string> {
   if (values.keepalived) {
@@ -528,15 +522,15 @@ async function reload(): Promise<string> {
     validate(next);
     watch(cfg);
     await applyHealth();
-  } else await replaceRules(readRules(values.rules!));
+  } else await cp.replace(readRules(values.rules!));
   const msg = `reloaded ${values.keepalived ?? values.rules}`;
   log(msg);
   return msg;
 }
 
-const control: ControlPlane = {
-  rules: () => rules,
-  replaceRules,
+const control: AdminControlPlane = {
+  rules: () => cp.rules(),
+  mutate: async (fn) => void (await cp.mutate(fn)),
   snapshot: async () => mergeSnapshots(await rpcAll<DirectorSnapshot>('snapshot')),
   connections: async () => (await rpcAll<ConnInfo[]>('connections')).flat(),
   timeouts: () => rpc<Timeouts>(workers[0]!, 'timeouts'),
