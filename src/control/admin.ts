@@ -57,7 +57,8 @@ export interface AdminControlPlane {
   timeouts(): Promise<Timeouts>;
   setTimeouts(t: Partial<Timeouts>): Promise<void>;
   zero(service?: ServiceKey): Promise<void>;
-  counters(): Promise<Record<string, Record<string, number>>>;
+  /** engine and data-path counters, sent as JSON as they are */
+  counters(): Promise<object>;
   reload(): Promise<string>;
 }
 
