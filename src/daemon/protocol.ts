@@ -55,8 +55,12 @@ export interface Calls {
 }
 export type CallName = keyof Calls;
 
-/** One call; `call` and `args` agree (a union over the call names, not a string and unknown[]). */
-export type CallMessage = { [K in CallName]: { type: 'call'; id: number; call: K; args: Calls[K]['args'] } }[CallName];
+/** A call of one of the names K; `call` and `args` agree (a union over the names, not a string and unknown[]). */
+export type CallMessageOf<K extends CallName> = { [P in K]: { type: 'call'; id: number; call: P; args: Calls[P]['args'] } }[K];
+export type CallMessage = CallMessageOf<CallName>;
+
+/** What answers the calls, one function per name (the worker's side of `Calls`). */
+export type CallHandlers = { [K in CallName]: (args: Calls[K]['args'], now: number) => Calls[K]['result'] };
 
 export type ToWorker = { type: 'stop' } | CallMessage;
 

@@ -15,7 +15,7 @@ import { IpvsError } from '../core/errors.js';
 import type { RuleOp } from '../core/ops.js';
 import type { ServiceKey } from '../core/service.js';
 import { mergeSnapshots } from '../core/snapshot-merge.js';
-import type { CallName, Calls, FromWorker, ToWorker, WorkerInit } from './protocol.js';
+import type { CallMessageOf, CallName, Calls, FromWorker, ToWorker, WorkerInit } from './protocol.js';
 
 export interface PoolEvents {
   /** a worker's note, for the log (warn) */
@@ -114,8 +114,7 @@ export class WorkerPool {
         // the reply with this id answers this call, so its result is this call's (protocol.ts)
         else resolve(m.result as Calls[K]['result']);
       });
-      // `call` and `args` agree by this method's signature; TS cannot correlate them through K
-      const msg = { type: 'call', id, call, args } as Extract<ToWorker, { call: K }>;
+      const msg: CallMessageOf<K> = { type: 'call', id, call, args };
       h.port.postMessage(msg);
     });
   }

@@ -28,7 +28,7 @@ import { applyOps } from '../../core/ops.js';
 import { Outcome, PacketFlag, Verdict } from '../../core/verdict.js';
 import { defaultRegistry } from '../../sched/index.js';
 import { VNET_HDR_LEN, vnetGsoType, vnetNeedsCsum } from '../../wire/virtio.js';
-import type { CallMessage, Calls, CallName, FromWorker, IoMode, ToWorker, WorkerInit } from '../../daemon/protocol.js';
+import type { CallHandlers, CallMessageOf, Calls, CallName, FromWorker, IoMode, ToWorker, WorkerInit } from '../../daemon/protocol.js';
 import { EAGAIN, EINTR, POLLIN, sys } from './sys.js';
 import { Offloader } from './offload.js';
 import { BufferRing, IORING_CQE_BUFFER_SHIFT, IORING_CQE_F_BUFFER, IORING_CQE_F_MORE, Uring } from './uring.js';
@@ -147,34 +147,39 @@ export class PacketWorker {
     else this.dp.write_errors++;
   }
 
-  private call(msg: CallMessage, now: number): Calls[CallName]['result'] {
-    const d = this.d;
-    switch (msg.call) {
-      case 'apply':
-        // servers may go away or change: the engine decides again for every connection (taking
-        // one back also counts what the kernel forwarded and restarts its timer)
-        d.withdrawAll();
-        this.offloader?.flush();
-        applyOps(d, msg.args[0]);
-        return null;
-      case 'snapshot':
-        this.harvest(now);
-        return d.snapshot();
-      case 'connections':
-        this.harvest(now);
-        return d.connections(now);
-      case 'timeouts':
-        return d.timeouts;
-      case 'setTimeouts':
-        d.setTimeouts(msg.args[0]);
-        return null;
-      case 'zero':
-        this.harvest(now); // what the kernel forwarded before the reset is not counted after it
-        d.zero(msg.args[0]);
-        return null;
-      case 'counters':
-        return { engine: d.counters(), datapath: { ...this.dp, ...this.fastPathCounters() } };
-    }
+  /** The answers to the control plane's calls (protocol.ts Calls), each typed by its call. */
+  private readonly handlers: CallHandlers = {
+    apply: ([ops]) => {
+      // servers may go away or change: the engine decides again for every connection (taking
+      // one back also counts what the kernel forwarded and restarts its timer)
+      this.d.withdrawAll();
+      this.offloader?.flush();
+      applyOps(this.d, ops);
+      return null;
+    },
+    snapshot: (_, now) => {
+      this.harvest(now);
+      return this.d.snapshot();
+    },
+    connections: (_, now) => {
+      this.harvest(now);
+      return this.d.connections(now);
+    },
+    timeouts: () => this.d.timeouts,
+    setTimeouts: ([t]) => {
+      this.d.setTimeouts(t);
+      return null;
+    },
+    zero: ([service], now) => {
+      this.harvest(now); // what the kernel forwarded before the reset is not counted after it
+      this.d.zero(service);
+      return null;
+    },
+    counters: () => ({ engine: this.d.counters(), datapath: { ...this.dp, ...this.fastPathCounters() } }),
+  };
+
+  private call<K extends CallName>(msg: CallMessageOf<K>, now: number): Calls[K]['result'] {
+    return this.handlers[msg.call](msg.args, now);
   }
 
   /** Answer the control messages waiting; false once told to stop. */
