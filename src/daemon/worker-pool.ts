@@ -58,20 +58,23 @@ export class WorkerPool {
   #stopping = false;
   readonly #io: string[] = [];
 
-  /** One worker per TUN queue fd; `init(i)` gives worker i everything but its fd and port. */
-  constructor(fds: number[], init: (i: number) => Omit<WorkerInit, 'fd' | 'control'>, events: PoolEvents) {
+  /**
+   * One worker per TUN queue fd; `init(i)` gives worker i everything but its fd and port.
+   * `script`: the worker's module (a test passes one that speaks the protocol without a TUN).
+   */
+  constructor(fds: number[], init: (i: number) => Omit<WorkerInit, 'fd' | 'control'>, events: PoolEvents, script: URL = new URL('../datapath/tun/worker.js', import.meta.url)) {
     this.#events = events;
-    this.#workers = fds.map((fd, i) => this.#spawn(i, { ...init(i), fd }));
+    this.#workers = fds.map((fd, i) => this.#spawn(script, i, { ...init(i), fd }));
   }
 
   get size(): number {
     return this.#workers.length;
   }
 
-  #spawn(i: number, init: Omit<WorkerInit, 'control'>): Handle {
+  #spawn(script: URL, i: number, init: Omit<WorkerInit, 'control'>): Handle {
     const { port1, port2 } = new MessageChannel();
     const workerData: WorkerInit = { ...init, control: port2 };
-    const worker = new Worker(new URL('../datapath/tun/worker.js', import.meta.url), { workerData, transferList: [port2] });
+    const worker = new Worker(script, { workerData, transferList: [port2] });
     const h: Handle = { worker, port: port1, pending: new Map() };
     port1.on('message', (m: FromWorker) => this.#onMessage(i, h, m));
     worker.on('error', (e) => this.#events.died(`worker ${i} failed: ${e.stack ?? e.message}`));
