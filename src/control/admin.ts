@@ -22,9 +22,13 @@
  *   GET    /v1/snapshot                                   the engine's snapshot as is (numeric
  *                                                         addresses; what ulvsadm formats)
  *
- * Every configuration change builds the complete new rule set, which the control plane
- * validates whole on a scratch engine before applying only the difference: a rejected request
- * changes nothing. Errors: {"error": {"code", "message"}} with a stable code: an IPVS errno
+ * Every configuration change is a mutation of the *current* rules (rule-edits.ts), evaluated by
+ * the control plane inside its serial section, so concurrent requests never lose one another's
+ * changes; the control plane validates the resulting set whole on a scratch engine before
+ * applying only the difference: a rejected request changes nothing. A request is first checked
+ * against the rules as they are when it arrives (so a missing service is reported before a bad
+ * body, as before), then again inside the mutation, where a request that lost a race gets its
+ * own error (EEXIST, ESRCH, ENOENT) exactly as if it had come after the winner. Errors: {"error": {"code", "message"}} with a stable code: an IPVS errno
  * (EEXIST 409, ESRCH/ENOENT 404, EINVAL/ERANGE/EOPNOTSUPP 400) or bad_json, body_too_large
  * (413), validation (400, unknown fields and wrong types included), not_found, bad_method.
  */
@@ -35,19 +39,26 @@ import { IpvsError } from '../core/errors.js';
 import { Fwd, FWD_NAMES, SCHED_FLAG_BITS, SvcFlag, type ServiceKey } from '../core/service.js';
 import { formatIPv4, tryParseIPv4 } from '../wire/addr.js';
 import { formatRules, type Rules } from './rules.js';
+import * as edit from './rule-edits.js';
 import { procIpVs, procIpVsConn, procIpVsStats } from '../metrics/proc.js';
 
-/** What the daemon offers the API. All configuration changes go through replaceRules. */
-export interface ControlPlane {
+/** What the daemon offers the API. All configuration changes go through mutate. */
+export interface AdminControlPlane {
+  /** the rules in force now */
   rules(): Rules;
-  /** validate `next` whole, apply the difference; throws IpvsError/Error and changes nothing */
-  replaceRules(next: Rules): Promise<void>;
+  /**
+   * Run `fn` on the rules current inside the serial section, validate its result whole, apply
+   * the difference. Throws what `fn` throws, or the validation's IpvsError/Error; either way
+   * nothing changed.
+   */
+  mutate(fn: (current: Rules) => Rules): Promise<void>;
   snapshot(): Promise<DirectorSnapshot>;
   connections(): Promise<ConnInfo[]>;
   timeouts(): Promise<Timeouts>;
   setTimeouts(t: Partial<Timeouts>): Promise<void>;
   zero(service?: ServiceKey): Promise<void>;
-  counters(): Promise<Record<string, Record<string, number>>>;
+  /** engine and data-path counters, sent as JSON as they are */
+  counters(): Promise<object>;
   reload(): Promise<string>;
 }
 
@@ -96,7 +107,9 @@ const ZeroBody = z.object({ service: z.object({ protocol: protoName, address: ad
 
 const METHOD: Record<string, number> = { masq: Fwd.MASQ, route: Fwd.DROUTE, tunnel: Fwd.TUNNEL };
 const PROTO: Record<string, number> = { tcp: 6, udp: 17 };
-const keyEq = (a: ServiceKey, b: ServiceKey) => a.proto === b.proto && a.addr >>> 0 === b.addr >>> 0 && a.port === b.port;
+const keyEq = edit.sameService;
+/** The status of an IpvsError: a request's own refusal (EEXIST 409, ESRCH/ENOENT 404, else 400). */
+const statusOf = (e: IpvsError) => (e.code === 'EEXIST' ? 409 : e.code === 'ESRCH' || e.code === 'ENOENT' ? 404 : 400);
 
 function parseBody<S extends z.ZodTypeAny>(schema: S, raw: unknown): z.output<S> {
   const r = schema.safeParse(raw);
@@ -170,11 +183,22 @@ function serviceKeyFrom(proto: string, vip: string, p: string): ServiceKey {
   return { proto: PROTO[proto]!, addr: a, port: Number(p) };
 }
 
-export function createAdminServer(cp: ControlPlane): Server {
-  /** Apply a complete new rule set; its validation errors are the client's: 400, errno as code. */
-  const apply = async (next: Rules): Promise<void> => {
+export function createAdminServer(cp: AdminControlPlane): Server {
+  /**
+   * Apply `fn` to the current rules. Its own refusals keep their status (409/404: the request
+   * lost a race, or came after the change it needed undone); an IpvsError from validating the
+   * result is the client's: 400, errno as code.
+   */
+  const apply = async (fn: (current: Rules) => Rules): Promise<void> => {
+    const own = (cur: Rules): Rules => {
+      try {
+        return fn(cur);
+      } catch (e) {
+        throw e instanceof IpvsError ? new HttpError(statusOf(e), e.code, e.message) : e;
+      }
+    };
     try {
-      await cp.replaceRules(next);
+      await cp.mutate(own);
     } catch (e) {
       if (e instanceof IpvsError) throw new HttpError(400, e.code, e.message);
       throw e;
@@ -197,21 +221,21 @@ export function createAdminServer(cp: ControlPlane): Server {
     if (res1 === 'services' && rest.length === 0) {
       if (m === 'GET') return send(200, servicesJson(await cp.snapshot()));
       if (m === 'DELETE') {
-        await apply({ services: [], dests: [] });
+        await apply(() => ({ services: [], dests: [] }));
         return send(200, { ok: true });
       }
       if (m === 'POST') {
         const b = parseBody(ServiceBody, await readJson(req));
         const key = { proto: PROTO[b.protocol]!, addr: tryParseIPv4(b.address), port: b.port };
-        if (rules.services.some((s) => keyEq(s, key))) throw new IpvsError('EEXIST', 'Service already exists');
-        await apply({ services: [...rules.services, serviceSpec(key, b)], dests: rules.dests });
+        if (edit.hasService(rules, key)) throw new IpvsError('EEXIST', 'Service already exists');
+        await apply((cur) => edit.addService(cur, serviceSpec(key, b)));
         return send(201, { ok: true });
       }
       throw bad();
     }
     if (res1 === 'services' && rest.length >= 3) {
       const key = serviceKeyFrom(rest[0]!, rest[1]!, rest[2]!);
-      const exists = rules.services.some((s) => keyEq(s, key));
+      const exists = edit.hasService(rules, key);
       if (rest.length === 3) {
         if (m === 'GET') {
           const snap = await cp.snapshot();
@@ -222,11 +246,11 @@ export function createAdminServer(cp: ControlPlane): Server {
         if (!exists && (m === 'PUT' || m === 'DELETE')) throw new IpvsError('ESRCH', 'No such service');
         if (m === 'PUT') {
           const b = parseBody(ServiceEditBody, await readJson(req));
-          await apply({ services: rules.services.map((s) => (keyEq(s, key) ? serviceSpec(key, b) : s)), dests: rules.dests });
+          await apply((cur) => edit.editService(cur, serviceSpec(key, b)));
           return send(200, { ok: true });
         }
         if (m === 'DELETE') {
-          await apply({ services: rules.services.filter((s) => !keyEq(s, key)), dests: rules.dests.filter((x) => !keyEq(x.service, key)) });
+          await apply((cur) => edit.deleteService(cur, key));
           return send(200, { ok: true });
         }
         throw bad();
@@ -236,22 +260,21 @@ export function createAdminServer(cp: ControlPlane): Server {
         if (rest.length === 4 && m === 'POST') {
           const b = parseBody(ServerBody, await readJson(req));
           const d = destSpec(tryParseIPv4(b.address), b.port ?? key.port, b);
-          if (rules.dests.some((x) => keyEq(x.service, key) && x.dest.addr >>> 0 === d.addr >>> 0 && x.dest.port === d.port)) throw new IpvsError('EEXIST', 'Destination already exists');
-          await apply({ services: rules.services, dests: [...rules.dests, { service: key, dest: d }] });
+          if (edit.hasDest(rules, key, d.addr, d.port)) throw new IpvsError('EEXIST', 'Destination already exists');
+          await apply((cur) => edit.addDest(cur, key, d));
           return send(201, { ok: true });
         }
         if (rest.length === 6) {
           const a = tryParseIPv4(rest[4]!);
           const p = /^\d{1,5}$/.test(rest[5]!) ? Number(rest[5]) : -1;
-          const match = (x: Rules['dests'][number]) => keyEq(x.service, key) && x.dest.addr >>> 0 === a >>> 0 && x.dest.port === p;
-          if (a < 0 || p < 0 || !rules.dests.some(match)) throw new IpvsError('ENOENT', 'No such destination');
+          if (a < 0 || p < 0 || !edit.hasDest(rules, key, a, p)) throw new IpvsError('ENOENT', 'No such destination');
           if (m === 'PUT') {
             const b = parseBody(ServerEditBody, await readJson(req));
-            await apply({ services: rules.services, dests: rules.dests.map((x) => (match(x) ? { service: key, dest: destSpec(a, p, b) } : x)) });
+            await apply((cur) => edit.editDest(cur, key, destSpec(a, p, b)));
             return send(200, { ok: true });
           }
           if (m === 'DELETE') {
-            await apply({ services: rules.services, dests: rules.dests.filter((x) => !match(x)) });
+            await apply((cur) => edit.deleteDest(cur, key, a, p));
             return send(200, { ok: true });
           }
           throw bad();
@@ -277,7 +300,7 @@ export function createAdminServer(cp: ControlPlane): Server {
       const b = parseBody(ZeroBody, await readJson(req));
       if (b.service) {
         const key = { proto: PROTO[b.service.protocol]!, addr: tryParseIPv4(b.service.address), port: b.service.port };
-        if (!rules.services.some((s) => keyEq(s, key))) throw new IpvsError('ESRCH', 'No such service');
+        if (!edit.hasService(rules, key)) throw new IpvsError('ESRCH', 'No such service');
         await cp.zero(key);
       } else await cp.zero();
       return send(200, { ok: true });
@@ -293,7 +316,7 @@ export function createAdminServer(cp: ControlPlane): Server {
           if (e instanceof HttpError) throw e;
           throw new HttpError(400, 'validation', (e as Error).message);
         }
-        await apply(next);
+        await apply(() => next);
         return send(200, { ok: true });
       }
       throw bad();
@@ -325,7 +348,7 @@ export function createAdminServer(cp: ControlPlane): Server {
         code = e.code;
       } else if (e instanceof IpvsError) {
         code = e.code;
-        status = e.code === 'EEXIST' ? 409 : e.code === 'ESRCH' || e.code === 'ENOENT' ? 404 : 400;
+        status = statusOf(e);
       }
       if (!res.headersSent) {
         res.writeHead(status, { 'content-type': 'application/json', connection: 'close' });

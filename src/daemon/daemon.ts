@@ -1,0 +1,309 @@
+/**
+ * The director daemon, assembled: rules (a file, or keepalived.conf with health checks), the
+ * kernel set-up, the data-path workers, the control plane, the admin API on a Unix socket
+ * (mode 0600) and, with --metrics, the HTTP texts.
+ *
+ *   start()   refuses clearly (DaemonError: message and exit status) when not root, when
+ *             /dev/net/tun is missing, when the rules do not parse or validate (2), when a VIP is a
+ *             local address, or when another ulvsd serves the socket; whatever it built before
+ *             a refusal is removed again. Resolves once everything is set up; the workers
+ *             report `forwarding with N workers` when they are.
+ *   stop(code)  close the APIs, run keepalived's omega scripts, stop the workers; once they
+ *             have stopped (at most 3 s), remove everything and exit(code) (exit(code || 1) when
+ *             the workers did not stop in time).
+ *   reload()  re-read the rules file or keepalived.conf; a refused one leaves the rules running.
+ *   dump()    the ipvsadm-style listings and the counters (SIGUSR1).
+ *   crash(e)  an uncaught exception: log it, remove everything, exit(1).
+ *
+ * Every configuration change (API, SIGHUP reload, health) goes through ControlPlane.mutate.
+ * `exit` is how the daemon ends the process (process.exit in ulvsd; a test may pass another).
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { connect } from 'node:net';
+import { dirname } from 'node:path';
+import { randomInt } from 'node:crypto';
+import { IpvsError } from '../core/errors.js';
+import { createAdminServer, type AdminControlPlane } from '../control/admin.js';
+import { diffRules } from '../control/diff.js';
+import { listServices } from '../control/listing.js';
+import { parseRules, RulesError, type Rules } from '../control/rules.js';
+import { SchedStateSlots } from '../control/sched-slots.js';
+import { tunAvailable } from '../datapath/tun/device.js';
+import { ControlPlane, validateOnScratch } from './control-plane.js';
+import { Health } from './health.js';
+import { createMetricsServer } from './http.js';
+import { checkHost, KernelSetup, SetupError } from './kernel-setup.js';
+import type { DaemonLog } from './log.js';
+import type { DaemonOptions } from './options.js';
+import { WorkerPool } from './worker-pool.js';
+
+/** A start-up refusal: ulvsd prints `ulvsd: <message>` on stderr and exits with `code`. */
+export class DaemonError extends Error {
+  constructor(
+    message: string,
+    readonly code: number,
+  ) {
+    super(message);
+  }
+}
+
+/** How often the host's interfaces are compared for capture and fast path (one `ip addr`), ms. */
+const FOLLOW_MS = 2000;
+
+/** Check a complete rule set: on a scratch engine, then against this host. */
+function validate(r: Rules): void {
+  validateOnScratch(r);
+  checkHost(r);
+}
+
+/** Read, parse and validate the rules file; throws an Error for the operator. */
+export function readRules(file: string): Rules {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`cannot read rules file: ${(e as Error).message}`);
+  }
+  let r: Rules;
+  try {
+    r = parseRules(text, file);
+  } catch (e) {
+    throw new Error(e instanceof RulesError ? e.message : String(e));
+  }
+  try {
+    validate(r);
+  } catch (e) {
+    throw new Error(e instanceof IpvsError && e.code !== 'EINVAL' ? `rules rejected: ${e.message}` : (e as Error).message);
+  }
+  return r;
+}
+
+/** True when a process accepts connections on the Unix socket at `path`. */
+function socketLive(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = connect(path, () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.on('error', () => resolve(false));
+  });
+}
+
+export class Daemon {
+  readonly #o: DaemonOptions;
+  readonly #log: DaemonLog;
+  readonly #exit: (code: number) => void;
+  #health: Health | null = null;
+  #kernel: KernelSetup | null = null;
+  #pool: WorkerPool | null = null;
+  #control: ControlPlane | null = null;
+  #admin: Server | null = null;
+  #metrics: Server | null = null;
+  #ready = false;
+  #stopping = false;
+  #cleaned = false;
+  #exitCode = 0;
+
+  constructor(o: DaemonOptions, log: DaemonLog, exit: (code: number) => void) {
+    this.#o = o;
+    this.#log = log;
+    this.#exit = exit;
+  }
+
+  /** The control plane (after start). */
+  get control(): ControlPlane {
+    if (!this.#control) throw new Error('ulvsd: not started');
+    return this.#control;
+  }
+
+  async start(): Promise<void> {
+    const o = this.#o;
+    const log = this.#log;
+    if (process.getuid?.() !== 0) throw new DaemonError('must run as root: it creates a TUN device and policy routes', 1);
+    if (!tunAvailable()) throw new DaemonError('/dev/net/tun is missing: load the tun module (modprobe tun)', 1);
+    const rules = this.#loadRules();
+
+    // Admin socket: refuse to start over a live daemon's socket; replace a stale one.
+    if (existsSync(o.socket)) {
+      if (await socketLive(o.socket)) throw new DaemonError(`another ulvsd is serving ${o.socket}`, 1);
+      unlinkSync(o.socket);
+    }
+
+    const kernel = new KernelSetup(o, rules, log);
+    this.#kernel = kernel;
+    try {
+      kernel.install(rules);
+    } catch (e) {
+      this.#cleanup();
+      if (e instanceof SetupError) throw new DaemonError(e.message, 1);
+      throw e;
+    }
+
+    /** rr/wrr cursors shared by the workers' engines, so round robin is exact across workers */
+    const slots = new SchedStateSlots(1 << 16);
+    const initial = slots.assign(diffRules({ services: [], dests: [] }, rules));
+    initial.commit();
+    const pool = new WorkerPool(
+      kernel.queues.map((q) => q.fd),
+      (i) => {
+        const fastPath = kernel.fastPathShare(i);
+        return { seed: randomInt(0, 0x7fffffff), maxConns: Math.floor(o.maxConns / o.workers), ops: initial.ops, io: o.io, busyPollUs: o.busyPollUs, sharedState: slots.state, ...(fastPath ? { fastPath } : {}) };
+      },
+      {
+        warn: (msg) => log.warn(msg),
+        ready: (io) => {
+          log.info(`forwarding with ${o.workers} worker${o.workers > 1 ? 's' : ''} (pid ${process.pid}, packet I/O: ${io.join(', ')}); admin API on ${o.socket}`);
+          this.#ready = true;
+          if (this.#health) void this.#applyHealth(); // health results that arrived during start-up
+        },
+        fatal: (msg) => {
+          log.warn(msg);
+          this.stop(1);
+        },
+        died: (msg) => {
+          if (this.#cleaned) return;
+          log.warn(msg);
+          this.#cleanup();
+          this.#exit(1);
+        },
+        stopped: () => {
+          this.#cleanup();
+          log.info('stopped, routing removed');
+          this.#exit(this.#exitCode);
+        },
+      },
+    );
+    this.#pool = pool;
+    const cp = new ControlPlane(rules, { validate, stageSteering: (r) => kernel.stageSteering(r), applyOps: (ops) => pool.apply(ops), route: (r) => kernel.route(r), log: (s) => log.info(s, 'config') }, slots);
+    this.#control = cp;
+
+    if (o.metrics) {
+      const at = o.metrics;
+      const health = this.#health;
+      const server = createMetricsServer({ workers: o.workers, snapshot: () => pool.snapshot(), connections: () => pool.connections(), counters: () => pool.counters(), ...(health ? { health: () => health.states() } : {}) });
+      this.#metrics = server;
+      server.on('error', (e) => {
+        log.warn(`metrics listener ${at.text}: ${e.message}`);
+        this.stop(1);
+      });
+      server.listen(at.port, at.host, () => log.info(`metrics on http://${at.text}/metrics`));
+    }
+
+    mkdirSync(dirname(o.socket), { recursive: true, mode: 0o700 });
+    const backend: AdminControlPlane = {
+      rules: () => cp.rules(),
+      mutate: async (fn) => void (await cp.mutate(fn)),
+      snapshot: () => pool.snapshot(),
+      connections: () => pool.connections(),
+      timeouts: () => pool.timeouts(),
+      setTimeouts: (t) => cp.serial(() => pool.setTimeouts(t)),
+      zero: (k) => cp.serial(() => pool.zero(k)),
+      counters: () => pool.counters(),
+      reload: () => this.reload(),
+    };
+    const admin = createAdminServer(backend);
+    this.#admin = admin;
+    admin.on('error', (e) => log.warn(`admin API: ${e.message}`));
+    admin.listen(o.socket, () => chmodSync(o.socket, 0o600));
+
+    // Interfaces that appear after start (a VLAN, a bond brought up later) get the capture
+    // filters and the fast path too; the change goes through the same serial queue.
+    setInterval(() => {
+      if (this.#stopping || !kernel.following) return;
+      void cp.serial(() => {
+        if (!this.#stopping) kernel.follow(FOLLOW_MS);
+      });
+    }, FOLLOW_MS).unref();
+  }
+
+  /** The initial rules; a refusal is a DaemonError with exit status 2. */
+  #loadRules(): Rules {
+    const { source } = this.#o;
+    try {
+      if (source.kind === 'rules') return readRules(source.file);
+      const health = new Health(source.file, this.#log, () => {
+        if (this.#ready) void this.#applyHealth(); // before that, the reconciliation at start-up covers it
+      });
+      this.#health = health;
+      health.watch(health.read());
+      const rules = health.desired().rules;
+      validate(rules);
+      return rules;
+    } catch (e) {
+      this.#health?.stop();
+      throw new DaemonError((e as Error).message, 2);
+    }
+  }
+
+  /** Bring the rules to what health and quorum want now (evaluated inside the serial section). */
+  async #applyHealth(): Promise<void> {
+    try {
+      await this.control.mutate(this.#health!.mutation());
+    } catch (e) {
+      this.#log.warn(`health change not applied: ${(e as Error).message}`, 'health');
+    }
+  }
+
+  async reload(): Promise<string> {
+    const { source } = this.#o;
+    const health = this.#health;
+    if (health) {
+      const cfg = health.read(); // throws: running configuration unchanged
+      validate(health.desiredFor(cfg));
+      health.watch(cfg);
+      await this.#applyHealth();
+    } else await this.control.replace(readRules(source.file));
+    const msg = `reloaded ${source.file}`;
+    this.#log.info(msg);
+    return msg;
+  }
+
+  async dump(): Promise<string> {
+    const pool = this.#pool!;
+    const snap = await pool.snapshot();
+    const c = await pool.counters();
+    const nonzero = (o: Record<string, number>) =>
+      Object.entries(o)
+        .filter(([, v]) => v !== 0)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ');
+    return `${listServices(snap, 'default')}${listServices(snap, 'stats')}ulvsd: connections ${snap.connections}; engine ${nonzero(c.engine)}; datapath ${nonzero(c.datapath)}\nulvsd: end of dump\n`;
+  }
+
+  get stopping(): boolean {
+    return this.#stopping;
+  }
+
+  stop(code: number): void {
+    this.#exitCode = code;
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#admin?.close();
+    this.#metrics?.close();
+    this.#health?.stop();
+    this.#pool?.stop();
+    setTimeout(() => {
+      this.#cleanup();
+      this.#exit(code || 1);
+    }, 3000).unref();
+  }
+
+  crash(e: Error): void {
+    this.#log.warn(e.stack ?? e.message);
+    this.#cleanup();
+    this.#exit(1);
+  }
+
+  /** Remove what the kernel set-up installed and the admin socket; idempotent, never throws. */
+  #cleanup(): void {
+    if (this.#cleaned) return;
+    this.#cleaned = true;
+    this.#kernel?.remove();
+    try {
+      unlinkSync(this.#o.socket);
+    } catch {
+      /* not created yet */
+    }
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * --metrics: Prometheus text at /metrics (node_exporter's node_ipvs_* families and ulvs's own)
+ * and the /proc/net/ip_vs, ip_vs_stats and ip_vs_conn texts at the same paths, over HTTP.
+ * Control work on the daemon's thread, never in a worker's loop. GET only; anything else is 404
+ * with the list of paths; a failing source is 500 with its message.
+ */
+import { createServer, type Server } from 'node:http';
+import type { ConnInfo, DirectorSnapshot } from '../core/director.js';
+import { createMetrics } from '../metrics/prometheus.js';
+import { procIpVs, procIpVsConn, procIpVsStats } from '../metrics/proc.js';
+import type { HealthStates } from './health.js';
+import type { PoolCounters } from './worker-pool.js';
+
+/** Where the texts come from (the worker pool, and health in keepalived mode). */
+export interface MetricsSource {
+  workers: number;
+  snapshot(): Promise<DirectorSnapshot>;
+  connections(): Promise<ConnInfo[]>;
+  counters(): Promise<PoolCounters>;
+  /** keepalived mode only */
+  health?: () => HealthStates;
+}
+
+export function createMetricsServer(src: MetricsSource): Server {
+  const metrics = createMetrics(async () => {
+    const [snapshot, c] = await Promise.all([src.snapshot(), src.counters()]);
+    return { snapshot, engine: c.engine, datapath: c.datapath, workers: src.workers, ...(src.health ? src.health() : {}) };
+  });
+  return createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const text = async (): Promise<[string, string] | null> => {
+      if (path === '/metrics') return [metrics.registry.contentType, await metrics.scrape()];
+      if (path === '/proc/net/ip_vs') return ['text/plain', procIpVs(await src.snapshot())];
+      if (path === '/proc/net/ip_vs_stats') return ['text/plain', procIpVsStats((await src.snapshot()).totals)];
+      if (path === '/proc/net/ip_vs_conn') return ['text/plain', procIpVsConn(await src.connections())];
+      return null;
+    };
+    text().then(
+      (r) => {
+        if (r === null || req.method !== 'GET') {
+          res.writeHead(404, { 'content-type': 'text/plain' });
+          res.end('not found: /metrics, /proc/net/ip_vs, /proc/net/ip_vs_stats, /proc/net/ip_vs_conn\n');
+          return;
+        }
+        res.writeHead(200, { 'content-type': r[0] });
+        res.end(r[1]);
+      },
+      (e: Error) => {
+        res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end(`${e.message}\n`);
+      },
+    );
+  });
+}

@@ -1,0 +1,212 @@
+/**
+ * What ulvsd sets up in the kernel, over the functions of datapath/tun/{device,routing,capture,
+ * fastpath,steering}.ts: the TUN queues, policy routing, tc capture, the fast path and the TUN's
+ * way-out program, and the steering program that spreads connections over the workers.
+ *
+ *   install(rules)   clear a crashed run's leftovers, open the queues, then steering and routing
+ *                    (throws SetupError: the caller calls remove()), then capture, fast path and
+ *                    tun-out (each optional: a warning when unavailable)
+ *   stageSteering / route   a rule change (ControlTargets of control-plane.ts)
+ *   follow()         interfaces that appeared since: capture filters and fast path on them too
+ *   remove()         everything installed, in reverse; idempotent, never throws
+ *
+ * Steering (several workers), decided per service by the program (steering.ts): connections of
+ * services without persistence key on the client's address and port (one client's connections
+ * spread over the workers); those of persistent services (and of services sharing a real-server
+ * endpoint with one) on the client address under the persistence netmask, so a client network
+ * stays in one worker and templates are exact. The program is fixed (bpf/steer.bpf.c); a rule
+ * change writes only the changed entries of its map, never reloads it, and never changes the key
+ * of a service whose own grouping stayed the same.
+ */
+import { existsSync } from 'node:fs';
+import { IpvsError } from '../core/errors.js';
+import { FWD_NAMES } from '../core/service.js';
+import type { Rules } from '../control/rules.js';
+import { offloadNames, openTunQueue } from '../datapath/tun/device.js';
+import { captureDevices, followInterfaces, installCapture, removeCapture, updateCapture, type CaptureState } from '../datapath/tun/capture.js';
+import { closeFd, followFastPath, installFastPath, installTunOut, removeFastPath, type FastPathState } from '../datapath/tun/fastpath.js';
+import { installRouting, isLocalAddress, removeRouting, updateRouting, type RoutingPlan, type RoutingState } from '../datapath/tun/routing.js';
+import { attachSteering, SteeringMap, steeringSpec } from '../datapath/tun/steering.js';
+import { sys } from '../datapath/tun/sys.js';
+import { formatIPv4 } from '../wire/addr.js';
+import type { Staged } from './control-plane.js';
+import type { DaemonOptions } from './options.js';
+import type { WorkerInit } from './protocol.js';
+import type { DaemonLog } from './log.js';
+
+/** A refusal at start-up: the daemon prints it and exits 1. */
+export class SetupError extends Error {}
+
+type KernelOptions = Pick<DaemonOptions, 'dev' | 'table' | 'pref' | 'workers' | 'offload' | 'capture' | 'fastPath' | 'fastPathAfter' | 'fastPathConns'>;
+
+/** Refuse a rule set this host cannot serve: a VIP must be routed through it, not local. */
+export function checkHost(r: Rules): void {
+  for (const s of r.services) {
+    if (isLocalAddress(s.addr)) throw new IpvsError('EINVAL', `VIP ${formatIPv4(s.addr)} is a local address here; ulvs needs the VIP routed through this host, not assigned to it`);
+  }
+}
+
+export class KernelSetup {
+  plan: RoutingPlan;
+  queues: ReturnType<typeof openTunQueue>[] = [];
+  readonly #steering = new SteeringMap();
+  #routing: RoutingState | undefined;
+  #capture: CaptureState | null = null;
+  /** the kernel fast path: maps, program, tcx links (closing the links detaches the program) */
+  #fastPath: FastPathState | null = null;
+  /** the TUN's way-out program (bpf/tun_out.bpf.c) and its link */
+  #tunOut: { progFd: number; link: number } | null = null;
+  #removed = false;
+  readonly #followWarned = new Set<string>();
+
+  constructor(
+    readonly o: KernelOptions,
+    rules: Rules,
+    readonly log: DaemonLog,
+  ) {
+    this.plan = this.planOf(rules);
+  }
+
+  planOf(r: Rules): RoutingPlan {
+    return {
+      dev: this.o.dev,
+      table: this.o.table,
+      pref: this.o.pref,
+      services: r.services.map((s) => ({ proto: s.proto, addr: s.addr, port: s.port })),
+      servers: r.dests.map((x) => ({ proto: x.service.proto, addr: x.dest.addr, port: x.dest.port })),
+    };
+  }
+
+  /** See the file header. Throws SetupError with the operator's message. */
+  install(rules: Rules): void {
+    const { plan, o, log } = this;
+    removeRouting(plan); // stale state from a crashed run
+    removeCapture(plan.pref);
+    // A crashed run's TUN outlives it briefly (the kernel tears its io_uring down asynchronously,
+    // ~100 ms); attaching to a device on its way out would fail later, so wait for it (at most 3 s).
+    for (let t = 0; t < 60 && existsSync(`/sys/class/net/${plan.dev}`); t++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+    try {
+      for (let i = 0; i < o.workers; i++) this.queues.push(openTunQueue(plan.dev, { multiQueue: o.workers > 1, offload: o.offload }));
+    } catch (e) {
+      for (const x of this.queues) sys.close(x.fd);
+      this.queues = [];
+      throw new SetupError(`cannot open TUN ${plan.dev}: ${(e as Error).message}`);
+    }
+    try {
+      this.stageSteering(rules)?.commit();
+    } catch (e) {
+      throw new SetupError(`steering program for ${o.workers} workers failed (run with --workers 1 to do without): ${(e as Error).message}`);
+    }
+    try {
+      this.#routing = installRouting(plan);
+    } catch (e) {
+      throw new SetupError(`routing setup failed: ${(e as Error).message}`);
+    }
+    if (o.capture === 'tc') {
+      try {
+        this.#capture = installCapture(plan);
+        log.info(`capture: tc u32 filters on ${this.#capture.devices.join(', ') || 'no interface'} send service traffic into ${plan.dev} before routing (${this.#capture.filters} per interface, tc pref ${this.#capture.pref})`);
+      } catch (e) {
+        log.warn(`capture by tc unavailable, policy routing alone brings packets to ${plan.dev}: ${(e as Error).message.split('\n')[0]}`);
+      }
+    }
+    if (o.fastPath === 'tc') this.#installFastPath();
+    const spec = this.#steering.spec;
+    const W = o.workers;
+    log.info(`${plan.dev} up, ${W} queue${W > 1 ? `s (steered by client address and port${spec?.inbound.length ? `; by client network for ${spec.inbound.length} service${spec.inbound.length > 1 ? 's' : ''}` : ''})` : ''}, offloads ${offloadNames(this.queues[0]!.offloads).join(',') || 'none'}; rules ${plan.pref}-${plan.pref + 1}, table ${plan.table}`);
+    for (const s of rules.services)
+      log.info(`VIP ${s.proto === 6 ? 'TCP' : 'UDP'} ${formatIPv4(s.addr)}:${s.port} scheduler ${s.scheduler ?? 'wlc'}${s.persistent ? ` persistent ${s.persistent}` : ''}`, 'startup', { vip: `${formatIPv4(s.addr)}:${s.port}` });
+    for (const x of rules.dests)
+      log.info(`  real server ${formatIPv4(x.dest.addr)}:${x.dest.port} for ${formatIPv4(x.service.addr)}:${x.service.port} (${FWD_NAMES[x.dest.fwd ?? 0]}, weight ${x.dest.weight ?? 1})`, 'startup', { server: `${formatIPv4(x.dest.addr)}:${x.dest.port}` });
+  }
+
+  #installFastPath(): void {
+    const { plan, o, log } = this;
+    try {
+      const devices = this.#capture?.devices ?? captureDevices(plan.dev);
+      this.#fastPath = installFastPath(Math.max(o.workers, o.fastPathConns), devices);
+      log.info(`fast path: established connections forwarded by a tc program on ${devices.join(', ') || 'no interface'} after ${o.fastPathAfter} packets, up to ${this.#fastPath.maps.slots} at once (--fast-path off to keep every packet in user space)`);
+    } catch (e) {
+      log.warn(`kernel fast path unavailable, every packet goes through user space: ${(e as Error).message.split('\n')[0]}`);
+    }
+    try {
+      this.#tunOut = installTunOut(plan.dev);
+      log.info(`fast path: packets leaving ${plan.dev} are sent by a tc program (route lookup, TTL, neighbour output) instead of crossing the IP stack`);
+    } catch (e) {
+      log.warn(`packets leaving ${plan.dev} cross the IP stack (tc program unavailable): ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+
+  /** Worker i's share of the fast path's slots (disjoint ranges: workers never coordinate); undefined without it. */
+  fastPathShare(i: number): WorkerInit['fastPath'] {
+    const m = this.#fastPath?.maps;
+    if (!m) return undefined;
+    const per = Math.floor(m.slots / this.o.workers);
+    return { flowsFd: m.flowsFd, slotsFd: m.slotsFd, slots: m.slots, slotBase: i * per, slotCount: per, after: this.o.fastPathAfter };
+  }
+
+  /** The steering map change `r` needs, computed, not written (may throw: nothing has changed);
+   *  null if unchanged. The program is loaded by the first one and attached at its commit. */
+  stageSteering(r: Rules): Staged | null {
+    if (this.o.workers === 1) return null;
+    const plan = this.#steering.prepare(steeringSpec(r.services, r.dests));
+    if (plan === null) return null;
+    return {
+      commit: () => {
+        const first = this.#steering.spec === null;
+        this.#steering.apply(plan);
+        if (first) attachSteering(this.queues[0]!.fd, this.#steering.progFd);
+        else this.log.info(`steering map updated: by client network for ${plan.spec.inbound.length} service(s), ${plan.spec.outbound.length} real-server endpoint(s); by client address and port for the rest`, 'config');
+      },
+      discard: () => {},
+    };
+  }
+
+  /** Policy rules and capture filters for the rules just applied; never throws. */
+  route(next: Rules): { added: number; removed: number } {
+    const nextPlan = this.planOf(next);
+    let routes = { added: 0, removed: 0 };
+    try {
+      routes = updateRouting(this.plan, nextPlan);
+    } catch (e) {
+      this.log.warn(`routing update failed, policy rules may be out of date: ${(e as Error).message}`);
+    }
+    if (this.#capture) updateCapture(this.#capture, nextPlan);
+    this.plan = nextPlan;
+    return routes;
+  }
+
+  /** Whether follow() has anything to follow (capture or fast path installed). */
+  get following(): boolean {
+    return this.#capture !== null || this.#fastPath !== null;
+  }
+
+  /** Capture filters and the fast path on interfaces that appeared since the last call; never throws. */
+  follow(everyMs: number): void {
+    const { log } = this;
+    const added = this.#capture ? followInterfaces(this.#capture, this.plan) : null;
+    if (added?.length) log.info(`capture: tc u32 filters added on ${added.join(', ')}`);
+    if (!this.#fastPath) return;
+    const want = this.#capture?.devices ?? captureDevices(this.plan.dev);
+    try {
+      const attached = followFastPath(this.#fastPath, want);
+      if (attached.length) log.info(`fast path: tc program attached on ${attached.join(', ')}`);
+    } catch (e) {
+      const key = want.join(',');
+      if (!this.#followWarned.has(key)) log.warn(`fast path not attached on every interface of ${want.join(', ')} (tried again every ${everyMs / 1000} s): ${(e as Error).message.split('\n')[0]}`);
+      this.#followWarned.add(key);
+    }
+  }
+
+  /** Remove everything installed (fast path, tun-out, capture, routing, queues, steering). */
+  remove(): void {
+    if (this.#removed) return;
+    this.#removed = true;
+    if (this.#fastPath) removeFastPath(this.#fastPath);
+    if (this.#tunOut) for (const fd of [this.#tunOut.link, this.#tunOut.progFd]) closeFd(fd);
+    if (this.#capture) removeCapture(this.plan.pref, this.#capture);
+    removeRouting(this.plan, this.#routing);
+    for (const x of this.queues) sys.close(x.fd);
+    this.#steering.close();
+  }
+}

@@ -1,0 +1,110 @@
+/** ulvsd's command line without a process: defaults, every refusal with its message, exit status 2. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseOptions, UsageError, USAGE } from './options.js';
+
+const parse = (...argv: string[]) => {
+  const r = parseOptions(argv, 3);
+  assert.equal(r.help, false);
+  return (r as Extract<typeof r, { help: false }>).options;
+};
+const refused = (argv: string[], msg: RegExp) =>
+  assert.throws(
+    () => parseOptions(argv, 3),
+    (e: unknown) => e instanceof UsageError && e.code === 2 && msg.test(e.message),
+    `${argv.join(' ')} refused with ${msg}`,
+  );
+
+test('defaults', () => {
+  assert.deepEqual(parse('--rules', '/etc/ulvs.rules'), {
+    source: { kind: 'rules', file: '/etc/ulvs.rules' },
+    socket: '/run/ulvs/ulvs.sock',
+    dev: 'ulvs0',
+    table: 4200,
+    pref: 4200,
+    maxConns: 1 << 20,
+    workers: 3,
+    metrics: null,
+    logFormat: 'json',
+    offload: true,
+    io: 'auto',
+    busyPollUs: 0,
+    capture: 'tc',
+    fastPath: 'tc',
+    fastPathAfter: 8,
+    fastPathConns: 65536,
+  });
+});
+
+test('every option read', () => {
+  const o = parse(
+    ...['--keepalived', 'k.conf', '--socket', '/tmp/s', '--dev', 'lb0', '--table', '7', '--pref', '99', '--max-conns', '1000', '--workers', '2'],
+    ...['--metrics', '[::1]:9640', '--log-format', 'text', '--no-offload', '--io', 'syscalls', '--busy-poll', '50', '--capture', 'rules'],
+    ...['--fast-path', 'off', '--fast-path-after', '3', '--fast-path-conns', '100'],
+  );
+  assert.deepEqual(o, {
+    source: { kind: 'keepalived', file: 'k.conf' },
+    socket: '/tmp/s',
+    dev: 'lb0',
+    table: 7,
+    pref: 99,
+    maxConns: 1000,
+    workers: 2,
+    metrics: { host: '::1', port: 9640, text: '[::1]:9640' },
+    logFormat: 'text',
+    offload: false,
+    io: 'syscalls',
+    busyPollUs: 50,
+    capture: 'rules',
+    fastPath: 'off',
+    fastPathAfter: 3,
+    fastPathConns: 100,
+  });
+  assert.deepEqual(parse('--rules', 'r', '--metrics', 'localhost:1').metrics, { host: 'localhost', port: 1, text: 'localhost:1' });
+});
+
+test('--help, -h', () => {
+  assert.deepEqual(parseOptions(['--help'], 1), { help: true });
+  assert.deepEqual(parseOptions(['-h'], 1), { help: true });
+});
+
+test('unknown options and missing values: the first line of the reason, then the usage', () => {
+  for (const argv of [['--bogus'], ['--rules'], ['--rules', 'r', '--workers'], ['stray'], ['--rules', 'r', '--busy-poll', '-5']]) {
+    assert.throws(
+      () => parseOptions(argv, 1),
+      (e: unknown) => e instanceof UsageError && e.code === 2 && e.message.endsWith(`\n${USAGE}`) && e.message.split('\n').length === 2,
+      argv.join(' '),
+    );
+  }
+});
+
+test('bad values, each with its range', () => {
+  refused([], /^give one of --rules FILE \(ipvsadm -S format\) or --keepalived FILE \(keepalived\.conf\)$/);
+  refused(['--rules', 'r', '--keepalived', 'k'], /^give one of --rules FILE/);
+  const cases: [string[], RegExp][] = [
+    [['--log-format', 'xml'], /^--log-format is json or text$/],
+    [['--workers', '0'], /^--workers must be 1\.\.64$/],
+    [['--workers', '65'], /^--workers must be 1\.\.64$/],
+    [['--workers', '1.5'], /^--workers must be 1\.\.64$/],
+    [['--workers', ''], /^--workers must be 1\.\.64$/],
+    [['--io', 'epoll'], /^--io is auto, uring or syscalls$/],
+    [['--capture', 'nft'], /^--capture is tc or rules$/],
+    [['--fast-path', 'xdp'], /^--fast-path is tc or off$/],
+    [['--fast-path-after', '0'], /^--fast-path-after is 1\.\.255 packets$/],
+    [['--fast-path-after', '2.5'], /^--fast-path-after is 1\.\.255 packets$/],
+    [['--fast-path-conns', '1e9'], /^--fast-path-conns is 1\.\.16777216$/],
+    [['--busy-poll=-5'], /^--busy-poll is 0\.\.1000000 microseconds$/],
+    [['--metrics', '9640'], /^--metrics wants HOST:PORT, e\.g\. 127\.0\.0\.1:9640, not "9640"$/],
+    [['--metrics', '127.0.0.1:70000'], /^--metrics wants HOST:PORT/],
+    [['--table', 'main'], /^--table is a routing table number/],
+    [['--pref', '0'], /^--pref is a rule preference/],
+    [['--max-conns', '2', '--workers', '4'], /^--max-conns is 4\.\.2147483647 \(at least one per worker\)$/],
+  ];
+  for (const [argv, msg] of cases) refused(['--rules', 'r', ...argv], msg);
+});
+
+test('the first refusal in the order ulvsd always checked is the one reported', () => {
+  refused(['--rules', 'r', '--workers', '0', '--io', 'x', '--fast-path', 'x'], /^--workers/);
+  refused(['--rules', 'r', '--io', 'x', '--fast-path', 'x'], /^--io/);
+  refused(['--log-format', 'x', '--workers', '0'], /^--log-format/);
+});

@@ -1,0 +1,111 @@
+/**
+ * ulvsd's command line, parsed and validated without side effects:
+ *
+ *   parseOptions(argv, cores) -> { options } | { help } ; throws UsageError (exit status 2)
+ *
+ * A word parseArgs refuses (unknown option, missing value) is a usage error carrying the first
+ * line of its message and the usage text, never a stack trace. Environment checks (root,
+ * /dev/net/tun) are the daemon's, after these.
+ */
+import { parseArgs } from 'node:util';
+import { DEFAULT_OFFLOAD_AFTER } from '../core/offload.js';
+
+export const USAGE =
+  'usage: ulvsd --rules FILE [--socket PATH] [--workers N] [--metrics HOST:PORT] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls] [--busy-poll US] [--capture tc|rules] [--fast-path tc|off] [--fast-path-after N] [--fast-path-conns N]';
+
+/** A command line ulvsd refuses: print `ulvsd: <message>` and exit with `code` (2). */
+export class UsageError extends Error {
+  readonly code = 2;
+}
+
+export interface DaemonOptions {
+  /** the configuration: an ipvsadm -S rules file, or a keepalived.conf */
+  source: { kind: 'rules' | 'keepalived'; file: string };
+  /** admin API Unix socket */
+  socket: string;
+  /** TUN device name, policy-routing table and rule preference */
+  dev: string;
+  table: number;
+  pref: number;
+  /** connection table size, shared out among the workers */
+  maxConns: number;
+  workers: number;
+  /** Prometheus and /proc texts over HTTP; `text` is the option as given (for log lines) */
+  metrics: { host: string; port: number; text: string } | null;
+  logFormat: 'json' | 'text';
+  /** TUN offloads (checksum, TSO/USO) */
+  offload: boolean;
+  io: 'auto' | 'uring' | 'syscalls';
+  busyPollUs: number;
+  capture: 'tc' | 'rules';
+  fastPath: 'tc' | 'off';
+  fastPathAfter: number;
+  fastPathConns: number;
+}
+
+const int = (s: string, lo: number, hi: number, msg: string): number => {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < lo || n > hi || s.trim() === '') throw new UsageError(msg);
+  return n;
+};
+const oneOf = <T extends string>(s: string, allowed: readonly T[], msg: string): T => {
+  if (!(allowed as readonly string[]).includes(s)) throw new UsageError(msg);
+  return s as T;
+};
+
+/** `cores`: the default number of workers (os.availableParallelism()). */
+export function parseOptions(argv: string[], cores: number): { help: true } | { help: false; options: DaemonOptions } {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        rules: { type: 'string' },
+        keepalived: { type: 'string' },
+        socket: { type: 'string', default: '/run/ulvs/ulvs.sock' },
+        dev: { type: 'string', default: 'ulvs0' },
+        table: { type: 'string', default: '4200' },
+        pref: { type: 'string', default: '4200' },
+        'max-conns': { type: 'string', default: String(1 << 20) },
+        workers: { type: 'string', default: String(cores) },
+        metrics: { type: 'string' },
+        'log-format': { type: 'string', default: 'json' },
+        'no-offload': { type: 'boolean', default: false },
+        io: { type: 'string', default: 'auto' },
+        'busy-poll': { type: 'string', default: '0' },
+        capture: { type: 'string', default: 'tc' },
+        'fast-path': { type: 'string', default: 'tc' },
+        'fast-path-after': { type: 'string', default: String(DEFAULT_OFFLOAD_AFTER) },
+        'fast-path-conns': { type: 'string', default: '65536' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message.split('\n')[0]}\n${USAGE}`);
+  }
+  if (values.help) return { help: true };
+  const logFormat = oneOf(values['log-format'], ['json', 'text'] as const, '--log-format is json or text');
+  if (!values.rules === !values.keepalived) throw new UsageError('give one of --rules FILE (ipvsadm -S format) or --keepalived FILE (keepalived.conf)');
+  // checked in this order (the first refusal is the one reported)
+  const workers = int(values.workers, 1, 64, '--workers must be 1..64');
+  const io = oneOf(values.io, ['auto', 'uring', 'syscalls'] as const, '--io is auto, uring or syscalls');
+  const capture = oneOf(values.capture, ['tc', 'rules'] as const, '--capture is tc or rules');
+  const fastPath = oneOf(values['fast-path'], ['tc', 'off'] as const, '--fast-path is tc or off');
+  const fastPathAfter = int(values['fast-path-after'], 1, 255, '--fast-path-after is 1..255 packets');
+  const fastPathConns = int(values['fast-path-conns'], 1, 1 << 24, '--fast-path-conns is 1..16777216');
+  const busyPollUs = int(values['busy-poll'], 0, 1_000_000, '--busy-poll is 0..1000000 microseconds');
+  const metrics = metricsAt(values.metrics);
+  const table = int(values.table, 1, 0xfffffffe, '--table is a routing table number, 1..4294967294');
+  const pref = int(values.pref, 1, 0xfffffffe, '--pref is a rule preference, 1..4294967294');
+  const maxConns = int(values['max-conns'], workers, 2 ** 31 - 1, `--max-conns is ${workers}..2147483647 (at least one per worker)`);
+  const source = values.rules !== undefined ? { kind: 'rules' as const, file: values.rules } : { kind: 'keepalived' as const, file: values.keepalived! };
+  const options: DaemonOptions = { source, socket: values.socket, dev: values.dev, table, pref, maxConns, workers, metrics, logFormat, offload: !values['no-offload'], io, busyPollUs, capture, fastPath, fastPathAfter, fastPathConns };
+  return { help: false, options };
+}
+
+function metricsAt(s: string | undefined): DaemonOptions['metrics'] {
+  if (s === undefined) return null;
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]|localhost):(\d{1,5})$/.exec(s);
+  if (!m || Number(m[2]) > 65535) throw new UsageError(`--metrics wants HOST:PORT, e.g. 127.0.0.1:9640, not ${JSON.stringify(s)}`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), text: s };
+}

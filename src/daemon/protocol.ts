@@ -1,0 +1,72 @@
+/**
+ * The one message protocol between the control plane (worker-pool.ts) and a data-path worker
+ * (datapath/tun/worker.ts). Both sides import these types; neither casts.
+ *
+ *   control -> worker   WorkerInit (workerData, once), then ToWorker on the MessagePort
+ *   worker -> control   FromWorker on the same port
+ *
+ * Every `call` is answered by exactly one `reply` with its id: `result` (typed by `Calls`), or
+ * `error` (the code and message of what the worker threw; the worker applied nothing). After
+ * `stop` the worker leaves its loop, gives back its fast-path connections and sends `stopped`
+ * once. `ready` comes once, when the worker forwards; `io` when it changed its packet I/O later.
+ * `error` is fatal: the worker's loop has ended.
+ */
+import type { MessagePort } from 'node:worker_threads';
+import type { ConnInfo, DirectorSnapshot, Timeouts } from '../core/director.js';
+import type { RuleOp } from '../core/ops.js';
+import type { ServiceKey } from '../core/service.js';
+import type { OffloaderInit } from '../datapath/tun/offload.js';
+
+export type IoMode = 'uring' | 'syscalls';
+
+export interface WorkerInit {
+  fd: number;
+  control: MessagePort;
+  seed: number;
+  maxConns: number;
+  /** the initial configuration, as operations on an empty director */
+  ops: RuleOp[];
+  /** microseconds to keep polling after the last packet before sleeping (io_uring only) */
+  busyPollUs: number;
+  /** scheduler state shared by every worker's engine (rr/wrr cursors; core/sched-state.ts) */
+  sharedState: Int32Array;
+  /** 'auto' (io_uring where the kernel can, else syscalls), 'uring' or 'syscalls' */
+  io: 'auto' | IoMode;
+  /** the kernel fast path's maps and this worker's slots (fastpath.ts, offload.ts), if enabled */
+  fastPath?: OffloaderInit & { after: number };
+}
+
+/** A worker's counters: its engine's (Director.counters) and its data path's (reads, writes, fastpath_*...). */
+export interface WorkerCounters {
+  engine: Record<string, number>;
+  datapath: Record<string, number>;
+}
+
+/** The calls a worker answers: arguments and result of each. */
+export interface Calls {
+  /** apply operations validated by the control plane (all or nothing per worker) */
+  apply: { args: [ops: RuleOp[]]; result: null };
+  snapshot: { args: []; result: DirectorSnapshot };
+  connections: { args: []; result: ConnInfo[] };
+  timeouts: { args: []; result: Timeouts };
+  setTimeouts: { args: [t: Partial<Timeouts>]; result: null };
+  zero: { args: [service?: ServiceKey]; result: null };
+  counters: { args: []; result: WorkerCounters };
+}
+export type CallName = keyof Calls;
+
+/** A call of one of the names K; `call` and `args` agree (a union over the names, not a string and unknown[]). */
+export type CallMessageOf<K extends CallName> = { [P in K]: { type: 'call'; id: number; call: P; args: Calls[P]['args'] } }[K];
+export type CallMessage = CallMessageOf<CallName>;
+
+/** What answers the calls, one function per name (the worker's side of `Calls`). */
+export type CallHandlers = { [K in CallName]: (args: Calls[K]['args'], now: number) => Calls[K]['result'] };
+
+export type ToWorker = { type: 'stop' } | CallMessage;
+
+export type FromWorker =
+  | { type: 'ready' | 'io'; io: IoMode; reason?: string }
+  | { type: 'reply'; id: number; result: Calls[CallName]['result'] }
+  | { type: 'reply'; id: number; error: { code: string; message: string } }
+  | { type: 'error'; message: string }
+  | { type: 'stopped'; engine: Record<string, number>; datapath: Record<string, number> };

@@ -1,0 +1,51 @@
+/**
+ * The worker pool over the typed protocol, without root: workers that speak protocol.ts without
+ * a TUN (test/support/fake-worker.ts). Calls reach every worker, errors come back as IpvsError
+ * with the worker's code, counters add up, life-cycle events come once each.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { IpvsError } from '../core/errors.js';
+import { WorkerPool, type PoolEvents } from './worker-pool.js';
+
+const FAKE = new URL('../../test/support/fake-worker.js', import.meta.url);
+
+function pool(fds: number[], seeds: number[] = fds.map(() => 1)) {
+  const seen: string[] = [];
+  let resolveReady: (io: string[]) => void;
+  const ready = new Promise<string[]>((r) => (resolveReady = r));
+  let resolveStopped: () => void;
+  const stopped = new Promise<void>((r) => (resolveStopped = r));
+  let resolveDied: (m: string) => void;
+  const died = new Promise<string>((r) => (resolveDied = r));
+  const events: PoolEvents = {
+    warn: (m) => seen.push(`warn ${m}`),
+    ready: (io) => (seen.push('ready'), resolveReady(io)),
+    fatal: (m) => seen.push(`fatal ${m}`),
+    died: (m) => (seen.push(`died ${m}`), resolveDied(m)),
+    stopped: () => (seen.push('stopped'), resolveStopped()),
+  };
+  const p = new WorkerPool(fds, (i) => ({ seed: seeds[i]!, maxConns: 16, ops: [], io: 'syscalls', busyPollUs: 0, sharedState: new Int32Array(new SharedArrayBuffer(64)) }), events, FAKE);
+  return { p, seen, ready, stopped, died };
+}
+
+test('calls on every worker, summed counters, a refusal as IpvsError, then a clean stop', async () => {
+  const { p, seen, ready, stopped } = pool([5, 7]);
+  assert.deepEqual(await ready, ['syscalls']);
+  await p.apply([{ op: 'addService', spec: { proto: 6, addr: 1, port: 80 } }]);
+  const c = await p.counters();
+  assert.deepEqual(c, { engine: { calls: 4, applied: 2 }, datapath: { reads: 12 }, workers: [{ reads: 5 }, { reads: 7 }] });
+  await assert.rejects(p.apply([{ op: 'addService', spec: { proto: 6, addr: 1, port: 1 } }]), (e: unknown) => e instanceof IpvsError && e.code === 'EEXIST' && e.message === 'Service already exists');
+  await assert.rejects(p.timeouts(), { code: 'internal', message: 'no timeouts here' });
+  p.stop();
+  await stopped;
+  await new Promise((r) => setTimeout(r, 50)); // the threads exit after `stopped`: expected, not `died`
+  assert.deepEqual(seen, ['ready', 'stopped']);
+});
+
+test('a worker that exits unasked is reported once as died', async () => {
+  const { p, seen, died } = pool([3, 4], [1, 13]);
+  assert.equal(await died, 'worker 1 exited');
+  p.stop();
+  assert.deepEqual(seen.filter((s) => s.startsWith('died')), ['died worker 1 exited']);
+});

@@ -1,0 +1,159 @@
+/**
+ * The data-path workers (datapath/tun/worker.ts), one per TUN queue, and typed calls into them
+ * over the protocol of protocol.ts. Calls to every worker run side by side; listings and
+ * counters add the workers' figures up.
+ *
+ * Contract: `call` resolves with the worker's result or rejects with an IpvsError carrying the
+ * worker's code and message. Life-cycle news goes to `PoolEvents`, each at most once per
+ * worker: `ready` once every worker forwards, `fatal` when a worker's loop ended with an error,
+ * `died` when a thread crashed or exited without being told to stop, `stopped` once every
+ * worker has answered `stop()`.
+ */
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import type { ConnInfo, DirectorSnapshot, Timeouts } from '../core/director.js';
+import { IpvsError } from '../core/errors.js';
+import type { RuleOp } from '../core/ops.js';
+import type { ServiceKey } from '../core/service.js';
+import { mergeSnapshots } from '../core/snapshot-merge.js';
+import type { CallMessageOf, CallName, Calls, FromWorker, ToWorker, WorkerInit } from './protocol.js';
+
+export interface PoolEvents {
+  /** a worker's note, for the log (warn) */
+  warn(msg: string): void;
+  /** every worker forwards; `io` lists the packet I/O modes in use */
+  ready(io: string[]): void;
+  /** a worker's loop ended with an error; the daemon cannot forward on that queue any more */
+  fatal(msg: string): void;
+  /** a worker thread failed or exited unasked */
+  died(msg: string): void;
+  /** every worker has stopped after stop() */
+  stopped(): void;
+}
+
+/** Summed counters: engine and data path over all workers, and each worker's data path. */
+export interface PoolCounters {
+  engine: Record<string, number>;
+  datapath: Record<string, number>;
+  workers: Record<string, number>[];
+}
+
+interface Handle {
+  worker: Worker;
+  port: MessagePort;
+  pending: Map<number, (m: Extract<FromWorker, { type: 'reply' }>) => void>;
+}
+
+const sum = (xs: Record<string, number>[]) =>
+  xs.reduce<Record<string, number>>((a, x) => {
+    for (const [k, v] of Object.entries(x)) a[k] = (a[k] ?? 0) + v;
+    return a;
+  }, {});
+
+export class WorkerPool {
+  readonly #workers: Handle[];
+  readonly #events: PoolEvents;
+  #nextId = 1;
+  #ready = 0;
+  #stoppedCount = 0;
+  #stopping = false;
+  readonly #io: string[] = [];
+
+  /**
+   * One worker per TUN queue fd; `init(i)` gives worker i everything but its fd and port.
+   * `script`: the worker's module (a test passes one that speaks the protocol without a TUN).
+   */
+  constructor(fds: number[], init: (i: number) => Omit<WorkerInit, 'fd' | 'control'>, events: PoolEvents, script: URL = new URL('../datapath/tun/worker.js', import.meta.url)) {
+    this.#events = events;
+    this.#workers = fds.map((fd, i) => this.#spawn(script, i, { ...init(i), fd }));
+  }
+
+  get size(): number {
+    return this.#workers.length;
+  }
+
+  #spawn(script: URL, i: number, init: Omit<WorkerInit, 'control'>): Handle {
+    const { port1, port2 } = new MessageChannel();
+    const workerData: WorkerInit = { ...init, control: port2 };
+    const worker = new Worker(script, { workerData, transferList: [port2] });
+    const h: Handle = { worker, port: port1, pending: new Map() };
+    port1.on('message', (m: FromWorker) => this.#onMessage(i, h, m));
+    worker.on('error', (e) => this.#events.died(`worker ${i} failed: ${e.stack ?? e.message}`));
+    worker.on('exit', () => {
+      if (!this.#stopping) this.#events.died(`worker ${i} exited`);
+    });
+    return h;
+  }
+
+  #onMessage(i: number, h: Handle, m: FromWorker): void {
+    switch (m.type) {
+      case 'ready':
+      case 'io':
+        this.#io[i] = m.io;
+        if (m.reason) this.#events.warn(`worker ${i}: packet I/O by read/write system calls: io_uring ${m.reason}`);
+        if (m.type === 'ready' && ++this.#ready === this.#workers.length) this.#events.ready([...new Set(this.#io)]);
+        return;
+      case 'reply': {
+        const settle = h.pending.get(m.id);
+        h.pending.delete(m.id);
+        settle?.(m);
+        return;
+      }
+      case 'error':
+        this.#events.fatal(`data path error (worker ${i}): ${m.message}`);
+        return;
+      case 'stopped':
+        if (++this.#stoppedCount === this.#workers.length) this.#events.stopped();
+        return;
+    }
+  }
+
+  /** One call on worker i. */
+  call<K extends CallName>(i: number, call: K, ...args: Calls[K]['args']): Promise<Calls[K]['result']> {
+    const h = this.#workers[i]!;
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      h.pending.set(id, (m) => {
+        if ('error' in m) reject(new IpvsError(m.error.code, m.error.message));
+        // the reply with this id answers this call, so its result is this call's (protocol.ts)
+        else resolve(m.result as Calls[K]['result']);
+      });
+      const msg: CallMessageOf<K> = { type: 'call', id, call, args };
+      h.port.postMessage(msg);
+    });
+  }
+
+  /** The same call on every worker (configuration changes, listings, counters). */
+  all<K extends CallName>(call: K, ...args: Calls[K]['args']): Promise<Calls[K]['result'][]> {
+    return Promise.all(this.#workers.map((_, i) => this.call(i, call, ...args)));
+  }
+
+  async apply(ops: RuleOp[]): Promise<void> {
+    await this.all('apply', ops);
+  }
+  async snapshot(): Promise<DirectorSnapshot> {
+    return mergeSnapshots(await this.all('snapshot'));
+  }
+  async connections(): Promise<ConnInfo[]> {
+    return (await this.all('connections')).flat();
+  }
+  timeouts(): Promise<Timeouts> {
+    return this.call(0, 'timeouts');
+  }
+  async setTimeouts(t: Partial<Timeouts>): Promise<void> {
+    await this.all('setTimeouts', t);
+  }
+  async zero(k?: ServiceKey): Promise<void> {
+    await this.all('zero', k);
+  }
+  async counters(): Promise<PoolCounters> {
+    const cs = await this.all('counters');
+    return { engine: sum(cs.map((c) => c.engine)), datapath: sum(cs.map((c) => c.datapath)), workers: cs.map((c) => c.datapath) };
+  }
+
+  /** Tell every worker to stop; `stopped` follows once all have. Exits from now on are expected. */
+  stop(): void {
+    this.#stopping = true;
+    const stop: ToWorker = { type: 'stop' };
+    for (const h of this.#workers) h.port.postMessage(stop);
+  }
+}
