@@ -42,7 +42,7 @@ import { availableParallelism } from 'node:os';
 import { Daemon, DaemonError } from '../daemon/daemon.js';
 import { daemonLog } from '../daemon/log.js';
 import { parseOptions, UsageError, USAGE } from '../daemon/options.js';
-import { createLogger } from './log.js';
+import { createLogger } from '../daemon/logger.js';
 
 /** Start-up refusals: plain text on stderr, then exit. */
 const fail = (e: Error, code: number): never => {

@@ -31,7 +31,7 @@ import { sys } from '../datapath/tun/sys.js';
 import { formatIPv4 } from '../wire/addr.js';
 import type { Staged } from './control-plane.js';
 import type { DaemonOptions } from './options.js';
-import type { WorkerInit } from './protocol.js';
+import type { WorkerInit } from '../datapath/tun/worker-protocol.js';
 import type { DaemonLog } from './log.js';
 
 /** A refusal at start-up: the daemon prints it and exits 1. */

@@ -1,8 +1,8 @@
 /**
- * The daemon modules' view of the log (src/cli/log.ts does the writing and rate limiting):
+ * The daemon modules' view of the log (logger.ts does the writing and rate limiting):
  * `info` and `warn` with a kind (default `daemon`, never rate-limited) and structured fields.
  */
-import type { Logger } from '../cli/log.js';
+import type { Logger } from './logger.js';
 
 export interface DaemonLog {
   info(msg: string, kind?: string, fields?: Record<string, unknown>): void;

@@ -15,7 +15,7 @@ import { IpvsError } from '../core/errors.js';
 import type { RuleOp } from '../core/ops.js';
 import type { ServiceKey } from '../core/service.js';
 import { mergeSnapshots } from '../core/snapshot-merge.js';
-import type { CallMessageOf, CallName, Calls, FromWorker, ToWorker, WorkerInit } from './protocol.js';
+import type { CallMessageOf, CallName, Calls, FromWorker, ToWorker, WorkerInit } from '../datapath/tun/worker-protocol.js';
 
 export interface PoolEvents {
   /** a worker's note, for the log (warn) */

@@ -5,7 +5,7 @@
  * A worker whose seed is 13 exits at once, unasked.
  */
 import { workerData } from 'node:worker_threads';
-import type { CallMessage, CallName, Calls, FromWorker, ToWorker, WorkerInit } from '../../src/daemon/protocol.js';
+import type { CallMessage, CallName, Calls, FromWorker, ToWorker, WorkerInit } from '../../src/datapath/tun/worker-protocol.js';
 import type { RuleOp } from '../../src/core/ops.js';
 
 const init = workerData as WorkerInit;

@@ -19,7 +19,7 @@
  * without a connection, which the kernel would answer from a local VIP; ulvs has none, so they
  * are dropped and counted (pass_no_conn).
  *
- * The messages both ways are typed once, in src/daemon/protocol.ts. All state is one
+ * The messages both ways are typed once, in worker-protocol.ts. All state is one
  * PacketWorker per thread; this module only constructs it from workerData and runs it.
  */
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
@@ -28,13 +28,13 @@ import { applyOps } from '../../core/ops.js';
 import { Outcome, PacketFlag, Verdict } from '../../core/verdict.js';
 import { defaultRegistry } from '../../sched/index.js';
 import { VNET_HDR_LEN, vnetGsoType, vnetNeedsCsum } from '../../wire/virtio.js';
-import type { CallHandlers, CallMessageOf, Calls, CallName, FromWorker, IoMode, ToWorker, WorkerInit } from '../../daemon/protocol.js';
+import type { CallHandlers, CallMessageOf, Calls, CallName, FromWorker, IoMode, ToWorker, WorkerInit } from './worker-protocol.js';
 import { POLLIN, sys } from './sys.js';
 import { EAGAIN, EINTR, EINVAL, ENOBUFS } from './syscalls.js';
 import { Offloader } from './offload.js';
 import { BufferRing, IORING_CQE_BUFFER_SHIFT, IORING_CQE_F_BUFFER, IORING_CQE_F_MORE, Uring } from './uring.js';
 
-export type { WorkerInit } from '../../daemon/protocol.js';
+export type { WorkerInit } from './worker-protocol.js';
 
 /** how often the fast path's counts are folded into the engine (and before any listing), ms */
 const HARVEST_MS = 500;

@@ -1,6 +1,6 @@
 /**
- * The one message protocol between the control plane (worker-pool.ts) and a data-path worker
- * (datapath/tun/worker.ts). Both sides import these types; neither casts.
+ * The one message protocol between the control plane (daemon/worker-pool.ts) and a data-path worker
+ * (worker.ts). Both sides import these types; neither casts.
  *
  *   control -> worker   WorkerInit (workerData, once), then ToWorker on the MessagePort
  *   worker -> control   FromWorker on the same port
@@ -12,10 +12,10 @@
  * `error` is fatal: the worker's loop has ended.
  */
 import type { MessagePort } from 'node:worker_threads';
-import type { ConnInfo, DirectorSnapshot, Timeouts } from '../core/director.js';
-import type { RuleOp } from '../core/ops.js';
-import type { ServiceKey } from '../core/service.js';
-import type { OffloaderInit } from '../datapath/tun/offload.js';
+import type { ConnInfo, DirectorSnapshot, Timeouts } from '../../core/director.js';
+import type { RuleOp } from '../../core/ops.js';
+import type { ServiceKey } from '../../core/service.js';
+import type { OffloaderInit } from './offload.js';
 
 export type IoMode = 'uring' | 'syscalls';
 
