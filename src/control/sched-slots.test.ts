@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SchedStateSlots } from './sched-slots.js';
+import { SLOT_INTS } from '../core/sched-state.js';
 import type { RuleOp } from '../core/ops.js';
 
 const svc = (port: number, scheduler = 'rr') => ({ proto: 6, addr: 0xcb00710a, port, scheduler });
@@ -14,7 +15,7 @@ test('scheduler state slots: fresh zeroed slot per new scheduler, kept across ed
   ]);
   assert.deepEqual(a.ops.map(slotOf), [0, 1]);
   a.commit();
-  s.state[1] = 7; // slot 0 in use by :80
+  s.state[0 * SLOT_INTS] = 7; // slot 0 in use by :80
   const e = s.assign([{ op: 'editService', spec: { ...svc(80), persistent: 60 } }]);
   assert.deepEqual(e.ops.map(slotOf), [0], 'same scheduler: same slot');
   e.commit();
@@ -24,7 +25,7 @@ test('scheduler state slots: fresh zeroed slot per new scheduler, kept across ed
   c.commit(); // slot 0 released
   const d = s.assign([{ op: 'addService', spec: svc(82) }]);
   assert.deepEqual(d.ops.map(slotOf), [0]);
-  assert.equal(s.state[1], 0, 'a reused slot starts zeroed');
+  assert.equal(s.state[0 * SLOT_INTS], 0, 'a reused slot starts zeroed');
   d.rollback();
   const del = s.assign([{ op: 'deleteService', service: svc(81) }]);
   del.commit();

@@ -38,6 +38,10 @@ export const FWD_NAMES = ['Masq', 'Local', 'Tunnel', 'Route'] as const;
 export class RealServer {
   /** small integer id stored in the connection table (1..65535; 0 = none) */
   id: number;
+  /** its place in the order servers were added to its service (1, 2, ...): the same in every
+   *  engine of a director, which all apply the same operations in the same order (rr's shared
+   *  cursor names a server by it) */
+  seq = 0;
   svc: VirtualService;
   readonly addr: number;
   readonly port: number;
@@ -88,6 +92,8 @@ export class VirtualService {
   dests: RealServer[] = [];
   /** scheduler state slot shared between engines (sched-state.ts); -1 = private */
   stateSlot = -1;
+  /** servers added so far (RealServer.seq of the last) */
+  added = 0;
   readonly stats = new Stats();
 
   constructor(proto: number, addr: number, port: number, schedName: string) {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const here = fileURLToPath(new URL('./log.js', import.meta.url));
+const here = fileURLToPath(new URL('./logger.js', import.meta.url));
 
 test('JSON lines with level, kind, fields; a burst beyond 20 of one kind is held back and counted', () => {
   const script = `

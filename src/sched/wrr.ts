@@ -6,14 +6,18 @@
  * head and re-derives mw/di, keeping cw where possible (as the kernel does).
  * Example (list order A,B,C, weights 4,3,2): A A B A B C A B C ...
  *
- * cl and cw live in the service's state slot (core/sched-state.ts: v0 = 1 once initialised,
- * v1 = cl, v2 = cw; a pick commits both or retries) so engines sharing it keep one sequence; mw and di are derived by each
+ * cl and cw live in the service's state slot (core/sched-state.ts) as one int32,
+ * (cl + 1) << 16 | cw (cl < 65535 servers, cw <= 65535; 0 = unset: head and cw = mw), so a pick
+ * commits both at once or retries so engines sharing it keep one sequence; mw and di are derived by each
  * engine from its own (identical) list. The update on a list change is idempotent (applying it
  * twice leaves what applying it once does), as every engine applies it.
  */
 import type { Scheduler, SchedContext, SchedulerEnv } from '../core/scheduler.js';
 import type { RealServer, VirtualService } from '../core/service.js';
 import { MAX_ATTEMPTS } from '../core/sched-state.js';
+
+/** the slot's one int32 for cursor cl (-1 = head) and current weight cw */
+const pack = (cl: number, cw: number): number => ((cl + 1) << 16) | cw;
 import { gcd } from './common.js';
 
 export function createWrr(svc: VirtualService, env: SchedulerEnv): Scheduler {
@@ -38,10 +42,9 @@ export function createWrr(svc: VirtualService, env: SchedulerEnv): Scheduler {
   };
   const changed = () => {
     derive();
-    for (let attempt = 1; ; attempt++) {
-      const ver = st.begin();
-      const cw = st.get(0) === 0 ? mw : cwAfterChange(st.get(2));
-      if (st.commit(ver, 1, -1, cw) || ver < 0 || attempt === MAX_ATTEMPTS) return;
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+      const seen = st.load();
+      if (st.swap(seen, pack(-1, cwAfterChange(seen & 0xffff)))) return;
     }
   };
   return {
@@ -51,11 +54,9 @@ export function createWrr(svc: VirtualService, env: SchedulerEnv): Scheduler {
       const n = ds.length;
       if (mw === 0) return null;
       for (let attempt = 1; ; attempt++) {
-        const ver = st.begin();
-        // the slot's first use: cursor at the head, current weight = mw
-        const fresh = st.get(0) === 0;
-        const cl = fresh ? -1 : st.get(1);
-        let w = fresh ? mw : st.get(2);
+        const seen = st.load();
+        const cl = (seen >>> 16) - 1;
+        let w = seen & 0xffff || mw; // unset: the head, and cw = mw
         const last = cl;
         let stop = -2;
         let lastPass = false;
@@ -83,7 +84,7 @@ export function createWrr(svc: VirtualService, env: SchedulerEnv): Scheduler {
           if (lastPass && restarted && last !== -1) stop = last;
         }
         const picked = found >= 0 ? ds[found]! : null;
-        if (ctx.dryRun || st.commit(ver, 1, found >= 0 ? found : i, w) || ver < 0) return picked;
+        if (ctx.dryRun || st.swap(seen, pack(found >= 0 ? found : i, w))) return picked;
         if (attempt === MAX_ATTEMPTS) {
           st.gaveUp();
           return picked;

@@ -42,6 +42,7 @@ export class SchedHarness {
 
   add(addr: string, weight = 1, port = 80, thresholds: { u?: number; l?: number } = {}): RealServer {
     const d = new RealServer(this.#id++, this.svc, parseIPv4(addr), port);
+    d.seq = ++this.svc.added;
     d.weight = weight;
     d.lastWeight = weight > 0 ? weight : 0;
     d.uThreshold = thresholds.u ?? 0;

@@ -40,6 +40,7 @@ export class DestTable {
       d.lastWeight = 0;
       this.#reg.register(d);
     }
+    d.seq = ++svc.added;
     update(d, v);
     svc.dests = [d, ...svc.dests];
     svc.sched?.onDestAdded?.(svc, d);
