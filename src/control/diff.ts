@@ -8,7 +8,7 @@
  */
 export { applyOps, type RuleOp };
 import type { DestSpec, Director, ServiceSpec } from '../core/director.js';
-import { applyOps, type RuleOp } from '../core/ops.js';
+import { applyOps, type RuleOp } from '../core/rule-ops.js';
 import type { ServiceKey } from '../core/service.js';
 import type { Rules } from './rules.js';
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SchedStateSlots } from './sched-slots.js';
 import { SLOT_INTS } from '../core/sched-state.js';
-import type { RuleOp } from '../core/ops.js';
+import type { RuleOp } from '../core/rule-ops.js';
 
 const svc = (port: number, scheduler = 'rr') => ({ proto: 6, addr: 0xcb00710a, port, scheduler });
 const slotOf = (o: RuleOp) => ('spec' in o && 'stateSlot' in o.spec ? o.spec.stateSlot : undefined);

@@ -8,7 +8,7 @@
  *   await applyEverywhere(t.ops); t.commit();   // or t.rollback() when applying failed
  */
 import { SLOT_INTS } from '../core/sched-state.js';
-import type { RuleOp } from '../core/ops.js';
+import type { RuleOp } from '../core/rule-ops.js';
 import type { ServiceKey } from '../core/service.js';
 
 const keyOf = (k: ServiceKey) => `${k.proto}/${k.addr >>> 0}/${k.port}`;

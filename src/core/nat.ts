@@ -16,15 +16,13 @@ import { IPPROTO_TCP, IPV4, readI32, readU16, writeU16, writeU32 } from '../wire
 import { TCP } from '../wire/tcp.js';
 import { UDP } from '../wire/udp.js';
 
-/** Which endpoint to rewrite: byte offsets of its address (in IPv4) and port (in TCP/UDP). */
-export interface NatSide {
-  readonly addr: number;
-  readonly port: number;
-}
-export const NatSide = {
-  DST: { addr: IPV4.DST, port: 2 } as NatSide,
-  SRC: { addr: IPV4.SRC, port: 0 } as NatSide,
-} as const;
+/** Which endpoint to rewrite: the destination (requests) or the source (replies). A small
+ *  integer, not an object of offsets: the offsets below are then constants V8 folds in. */
+export const NatSide = { DST: 0, SRC: 1 } as const;
+export type NatSideCode = (typeof NatSide)[keyof typeof NatSide];
+/** byte offset of the destination / source port in a TCP or UDP header */
+const DST_PORT = 2;
+const SRC_PORT = 0;
 
 /**
  * Rewrite one endpoint of a TCP or UDP packet.
@@ -39,17 +37,18 @@ export function natRewrite(
   l4Off: number,
   l4Len: number,
   proto: number,
-  side: NatSide,
+  side: NatSideCode,
   newAddr: number,
   newPort: number,
   partial: boolean,
 ): void {
-  const aOff = ipOff + side.addr;
+  const dst = side === NatSide.DST;
+  const aOff = ipOff + (dst ? IPV4.DST : IPV4.SRC);
   const oldAddr = readI32(b, aOff);
   writeU32(b, aOff, newAddr);
   writeU16(b, ipOff + IPV4.CHECKSUM, csumReplace32(readU16(b, ipOff + IPV4.CHECKSUM), oldAddr, newAddr));
 
-  const pOff = l4Off + side.port;
+  const pOff = l4Off + (dst ? DST_PORT : SRC_PORT);
   const oldPort = readU16(b, pOff);
   writeU16(b, pOff, newPort);
 

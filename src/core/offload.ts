@@ -1,7 +1,7 @@
 /**
  * The engine's side of the kernel fast path (datapath/tun/fastpath.ts). The engine decides which
  * connections the kernel may forward without it, and when it must stop (offload-policy.ts); the
- * port (implemented by the data path, datapath/tun/offload.ts) carries that out and reports what
+ * port (implemented by the data path, datapath/tun/offloader.ts) carries that out and reports what
  * the kernel forwarded.
  *
  * Contract, which keeps IPVS's state machine exact:

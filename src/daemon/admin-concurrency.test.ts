@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { Director } from '../core/director.js';
-import { applyOps } from '../core/ops.js';
+import { applyOps } from '../core/rule-ops.js';
 import { defaultRegistry } from '../sched/index.js';
 import { createAdminServer, type AdminControlPlane } from '../control/admin.js';
 import { callAdmin } from '../control/admin-client.js';

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { IpvsError } from '../core/errors.js';
-import type { RuleOp } from '../core/ops.js';
+import type { RuleOp } from '../core/rule-ops.js';
 import { addDest, addService } from '../control/rule-edits.js';
 import { parseRules, type Rules } from '../control/rules.js';
 import { SchedStateSlots } from '../control/sched-slots.js';

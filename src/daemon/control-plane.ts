@@ -19,7 +19,7 @@
  * worker-pool.ts), so a unit test drives this class with fakes.
  */
 import { Director } from '../core/director.js';
-import type { RuleOp } from '../core/ops.js';
+import type { RuleOp } from '../core/rule-ops.js';
 import { defaultRegistry } from '../sched/index.js';
 import { diffRules, loadRules } from '../control/diff.js';
 import type { Rules } from '../control/rules.js';

@@ -12,7 +12,7 @@
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { ConnInfo, DirectorSnapshot, Timeouts } from '../core/director.js';
 import { IpvsError } from '../core/errors.js';
-import type { RuleOp } from '../core/ops.js';
+import type { RuleOp } from '../core/rule-ops.js';
 import type { ServiceKey } from '../core/service.js';
 import { mergeSnapshots } from '../core/snapshot-merge.js';
 import type { CallMessageOf, CallName, Calls, FromWorker, ToWorker, WorkerInit } from '../datapath/tun/worker-protocol.js';

@@ -12,7 +12,7 @@ import { ipv4 } from '../../src/wire/build.js';
 import { parseIPv4 } from '../../src/wire/addr.js';
 import { MapOps, testRun } from '../../src/datapath/tun/bpf.js';
 import { loadFastPath, closeFd, FLOW_KEY_SIZE, FLOW_VALUE_SIZE, SLOT_SIZE, type FastPathMaps } from '../../src/datapath/tun/fastpath.js';
-import { Offloader, writeKey, writeValue } from '../../src/datapath/tun/offload.js';
+import { Offloader, writeKey, writeValue } from '../../src/datapath/tun/offloader.js';
 import { ConnTable } from '../../src/core/conn-table.js';
 import { OffloadReport } from '../../src/core/offload.js';
 import { run } from '../../src/lab/shell.js';

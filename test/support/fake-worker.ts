@@ -6,7 +6,7 @@
  */
 import { workerData } from 'node:worker_threads';
 import type { CallMessage, CallName, Calls, FromWorker, ToWorker, WorkerInit } from '../../src/datapath/tun/worker-protocol.js';
-import type { RuleOp } from '../../src/core/ops.js';
+import type { RuleOp } from '../../src/core/rule-ops.js';
 
 const init = workerData as WorkerInit;
 const port = init.control;

@@ -13,7 +13,7 @@
  *     lookup cannot forward directly (unresolved neighbour, too big for the next hop, local);
  *   - per connection, the program counts packets and bytes by direction and the time of the
  *     last packet; the worker folds them into the IPVS counters and connection timers
- *     (offload.ts), so `ipvsadm -L --stats` and the timeouts see every packet.
+ *     (offloader.ts), so `ipvsadm -L --stats` and the timeouts see every packet.
  * A miss returns TCX_NEXT: the packet goes on to the tc capture (capture.ts) and the TUN.
  *
  * What the program does to a hit (the same rewrite as core/nat.ts, with the kernel's checksum

@@ -14,7 +14,7 @@ test('layouts.gen.ts is what the committed objects and bpf/ulvs_maps.h give (run
   assert.equal(renderLayouts(root), src('layouts.gen.ts'));
 });
 
-test('the writers (offload.ts, steering.ts) match the field widths they assume', () => {
+test('the writers (offloader.ts, steering.ts) match the field widths they assume', () => {
   // writeKey / writeValue / steerKey / steerValue use these widths and byte orders
   assert.deepEqual(FLOW_KEY.width, { saddr: 4, daddr: 4, sport: 2, dport: 2, proto: 1, pad: 3 });
   assert.deepEqual(FLOW_VALUE.width, { addr: 4, port: 2, dir: 1, pad: 1, slot: 4, pad2: 4 });

@@ -13,9 +13,9 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { ConnInfo, DirectorSnapshot, Timeouts } from '../../core/director.js';
-import type { RuleOp } from '../../core/ops.js';
+import type { RuleOp } from '../../core/rule-ops.js';
 import type { ServiceKey } from '../../core/service.js';
-import type { OffloaderInit } from './offload.js';
+import type { OffloaderInit } from './offloader.js';
 
 export type IoMode = 'uring' | 'syscalls';
 
@@ -32,7 +32,7 @@ export interface WorkerInit {
   sharedState: Int32Array;
   /** 'auto' (io_uring where the kernel can, else syscalls), 'uring' or 'syscalls' */
   io: 'auto' | IoMode;
-  /** the kernel fast path's maps and this worker's slots (fastpath.ts, offload.ts), if enabled */
+  /** the kernel fast path's maps and this worker's slots (fastpath.ts, offloader.ts), if enabled */
   fastPath?: OffloaderInit & { after: number };
 }
 

@@ -10,7 +10,7 @@
  * polls between batches with receiveMessageOnPort, so control work never runs inside a batch.
  *
  * With the kernel fast path (fastpath.ts), the engine offers established connections to it
- * through an Offloader (offload.ts): queued map changes are flushed after each batch, before the
+ * through an Offloader (offloader.ts): queued map changes are flushed after each batch, before the
  * batch's writes go out, and the kernel's counts are folded into the engine every 0.5 s and
  * before any listing, reset or configuration change.
  *
@@ -24,14 +24,14 @@
  */
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { Director } from '../../core/director.js';
-import { applyOps } from '../../core/ops.js';
+import { applyOps } from '../../core/rule-ops.js';
 import { Outcome, PacketFlag, Verdict } from '../../core/verdict.js';
 import { defaultRegistry } from '../../sched/index.js';
 import { VNET_HDR_LEN, vnetGsoType, vnetNeedsCsum } from '../../wire/virtio.js';
 import type { CallHandlers, CallMessageOf, Calls, CallName, FromWorker, IoMode, ToWorker, WorkerInit } from './worker-protocol.js';
 import { POLLIN, sys } from './sys.js';
 import { EAGAIN, EINTR, EINVAL, ENOBUFS } from './syscalls.js';
-import { Offloader } from './offload.js';
+import { Offloader } from './offloader.js';
 import { BufferRing, IORING_CQE_BUFFER_SHIFT, IORING_CQE_F_BUFFER, IORING_CQE_F_MORE, Uring } from './uring.js';
 
 export type { WorkerInit } from './worker-protocol.js';
@@ -220,7 +220,7 @@ export class PacketWorker {
         const n = sys.read(fd, buf, SLOT);
         if (n > 0) {
           const fwd = this.verdict(buf, 0, n, now);
-          this.offloader?.flush(); // before the packet goes on (offload.ts)
+          this.offloader?.flush(); // before the packet goes on (offloader.ts)
           if (fwd) this.write(buf, n);
           continue;
         }
@@ -289,7 +289,7 @@ export class PacketWorker {
         dp.batches++;
         lastPacket = performance.now();
       }
-      this.offloader?.flush(); // before the batch's writes are submitted (offload.ts)
+      this.offloader?.flush(); // before the batch's writes are submitted (offloader.ts)
       bufs.publish();
       if (fatal) return fatal === EINVAL && dp.reads === 0 ? 'unsupported' : `read: ${sys.strerror(fatal)}`;
       this.housekeeping();
