@@ -281,3 +281,17 @@ test('explain: says which server a flow would get and why, and commits nothing',
   send(d, tcp(CLIENT2, 9, 'S', VIP, 443), 0);
   assert.equal(d.explain({ ...q, caddr: ip(CLIENT2), cport: 10, vport: 443 }, 0).path, 'template');
 });
+
+test('strayTcp: a TCP segment without a connection passes by default, and is a counted drop with strayTcp drop', () => {
+  for (const [stray, verdict, outcome] of [
+    ['pass', Verdict.Pass, 'pass_no_conn'],
+    ['drop', Verdict.Drop, 'drop_no_conn'],
+  ] as const) {
+    const d = director({ strayTcp: stray });
+    d.addService({ ...k80, scheduler: 'rr' });
+    d.addDest(k80, { addr: ip(RS1), port: 8080 });
+    assert.equal(send(d, tcp(CLIENT, 9, 'A'), 0).v, verdict, stray);
+    assert.equal(d.counters()[outcome], 1, stray);
+    assert.equal(d.explain({ proto: TCP, caddr: ip(CLIENT), cport: 9, vaddr: ip(VIP), vport: 80, syn: false }, 0).verdict, stray);
+  }
+});

@@ -75,6 +75,12 @@ export interface DirectorOptions {
    * Without it every service keeps its scheduler state to itself.
    */
   sharedState?: Int32Array;
+  /**
+   * A TCP segment for a service that may not open a connection (no SYN) and has none: 'pass'
+   * (default) hands it to the host stack, which answers with a reset where the VIP is local;
+   * 'drop' discards it (DropNoConn), for a data path where passing means routing it onward.
+   */
+  strayTcp?: 'pass' | 'drop';
   /** The kernel fast path (core/offload.ts): a port made for this engine's connection table,
    *  and the packets a connection forwards here first (default DEFAULT_OFFLOAD_AFTER). */
   offload?: { port: (conns: ConnTable) => OffloadPort; after?: number };
@@ -105,6 +111,8 @@ export class Director {
   readonly #services: ServiceTable;
   readonly #dests: DestTable;
   readonly #explainer: Explainer;
+  /** outcome of a stray TCP segment (DirectorOptions.strayTcp) */
+  readonly #stray: OutcomeCode;
   /** the scheduling context, reused for every new flow */
   readonly #ctx: SchedContext = { proto: 0, caddr: 0, cport: 0, vaddr: 0, vport: 0, now: 0, dryRun: false };
   #lastEstimateMs = 0;
@@ -112,6 +120,7 @@ export class Director {
   constructor(o: DirectorOptions) {
     const seed = (o.seed ?? 0x5eed) >>> 0;
     const s = (this.#s = new EngineState(o.maxConns ?? 1 << 20, seed, o.sysctl));
+    this.#stray = o.strayTcp === 'drop' ? Outcome.DropNoConn : Outcome.PassNoConn;
     const port = o.offload ? o.offload.port(s.conns) : null;
     this.#offload = new OffloadPolicy(s, this.#protos, port, o.offload?.after ?? DEFAULT_OFFLOAD_AFTER);
     this.#protos.register(new TcpOps(s, this.#offload));
@@ -137,7 +146,7 @@ export class Director {
     };
     this.#services = new ServiceTable(o.schedulers, env, this.#decider, s.dests, shared !== null && shared.length >= SLOT_INTS ? shared : null);
     this.#dests = new DestTable(this.#services, s.dests);
-    this.#explainer = new Explainer(s, this.#protos, this.#decider, this.#scheduling);
+    this.#explainer = new Explainer(s, this.#protos, this.#decider, this.#scheduling, this.#stray === Outcome.DropNoConn);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -170,7 +179,7 @@ export class Director {
       this.#life.unlink(dec.conn); // ip_vs_conn_expire_now
     }
     if (dec.path === Path.NoService) return this.#out(Outcome.PassNoService);
-    if (dec.path === Path.NotOpener) return this.#out(Outcome.PassNoConn);
+    if (dec.path === Path.NotOpener) return this.#out(this.#stray);
     const ctx = this.#ctx; //                                                   2 schedule
     ctx.proto = m.proto;
     ctx.caddr = m.saddr;

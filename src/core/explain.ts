@@ -50,8 +50,11 @@ export class Explainer {
   readonly #protos: ProtoTable;
   readonly #decider: Decider;
   readonly #scheduling: Scheduling;
+  /** stray TCP segments are dropped, not passed (DirectorOptions.strayTcp) */
+  readonly #dropStray: boolean;
 
-  constructor(s: EngineState, protos: ProtoTable, decider: Decider, scheduling: Scheduling) {
+  constructor(s: EngineState, protos: ProtoTable, decider: Decider, scheduling: Scheduling, dropStray: boolean) {
+    this.#dropStray = dropStray;
     this.#s = s;
     this.#protos = protos;
     this.#decider = decider;
@@ -80,7 +83,13 @@ export class Explainer {
     const svc = dec.svc;
     if (svc === null) return { ...noService(), ...(expires && { expires }) };
     if (dec.path === Path.NotOpener)
-      return { verdict: 'pass', path: 'not-syn', service: serviceLabel(svc), reason: 'TCP segment without SYN and no connection: not scheduled (sloppy_tcp=0)', ...(expires && { expires }) };
+      return {
+        verdict: this.#dropStray ? 'drop' : 'pass',
+        path: 'not-syn',
+        service: serviceLabel(svc),
+        reason: `TCP segment without SYN and no connection: not scheduled (sloppy_tcp=0); ${this.#dropStray ? 'dropped' : 'the host stack gets it'}`,
+        ...(expires && { expires }),
+      };
     return { ...this.#schedule(svc, q, now, dec.expire === Expire.None ? -1 : c), ...(expires && { expires }) };
   }
 

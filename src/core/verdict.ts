@@ -38,6 +38,8 @@ export const Outcome = {
   DropDestUnavailable: 18,
   DropIcmpRateLimited: 19,
   DropIcmpMalformed: 20,
+  /** a TCP segment that may not open a connection, for a service, without one (strayTcp: 'drop') */
+  DropNoConn: 21,
 } as const;
 export type OutcomeCode = (typeof Outcome)[keyof typeof Outcome];
 
@@ -64,6 +66,7 @@ export const OUTCOME_NAMES = [
   'drop_dest_unavailable',
   'drop_icmp_rate_limited',
   'drop_icmp_malformed',
+  'drop_no_conn',
 ] as const;
 
 /** The verdict each outcome implies, written out (index = Outcome code; a test checks every
@@ -90,6 +93,7 @@ export const OUTCOME_VERDICT: readonly VerdictCode[] = [
   Verdict.Drop, // drop_dest_unavailable
   Verdict.Drop, // drop_icmp_rate_limited
   Verdict.Drop, // drop_icmp_malformed
+  Verdict.Drop, // drop_no_conn
 ];
 
 /** Event counters (not one per packet). */

@@ -126,7 +126,8 @@ export function createMetrics(fetch: () => Promise<MetricsSource>): { registry: 
   dp('ulvs_datapath_gso_packets_total', 'gso_packets', 'GSO super-packets read (offloads in use).');
   dp('ulvs_datapath_csum_partial_total', 'csum_partial', 'Packets read with a partial checksum (NEEDS_CSUM).');
   dp('ulvs_datapath_read_errors_total', 'read_errors', 'Failed reads from the TUN.');
-  dp('ulvs_datapath_dropped_pass_no_conn_total', 'dropped_pass_no_conn', 'TCP segments to a service without a connection, dropped (the kernel would answer them from a local VIP).');
+  counter('ulvs_datapath_dropped_pass_no_conn_total', 'TCP segments to a service without a connection, dropped (the kernel would answer them from a local VIP); also ulvs_packets_total{outcome="drop_no_conn"}.', (s) => s.engine['drop_no_conn'] ?? 0);
+  dp('ulvs_datapath_short_reads_total', 'short_reads', 'Reads too short to hold a virtio header and an IPv4 header, dropped.');
   dp('ulvs_datapath_io_batches_total', 'batches', 'io_uring completion batches handled (packets per batch = reads / batches, roughly).');
   dp('ulvs_fastpath_update_errors_total', 'fastpath_update_errors', 'Flow entries the kernel fast path refused (not expected: its map has room for every slot).');
   dp('ulvs_fastpath_delete_errors_total', 'fastpath_delete_errors', 'Flow entries that were already gone when withdrawn.');

@@ -16,8 +16,8 @@
  *
  * Pass verdicts are written back unchanged (IPVS's "ACCEPT": the kernel routes them; the
  * `iif <tun> lookup main` rule stops them from coming back), except TCP segments to a service
- * without a connection, which the kernel would answer from a local VIP; ulvs has none, so they
- * are dropped and counted (pass_no_conn).
+ * without a connection, which the kernel would answer from a local VIP; ulvs has none, so the
+ * engine drops them itself (DirectorOptions.strayTcp = 'drop', outcome drop_no_conn).
  *
  * The messages both ways are typed once, in worker-protocol.ts. All state is one
  * PacketWorker per thread; this module only constructs it from workerData and runs it.
@@ -25,7 +25,7 @@
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { Director } from '../../core/director.js';
 import { applyOps } from '../../core/rule-ops.js';
-import { Outcome, PacketFlag, Verdict } from '../../core/verdict.js';
+import { PacketFlag, Verdict } from '../../core/verdict.js';
 import { defaultRegistry } from '../../sched/index.js';
 import { VNET_HDR_LEN, vnetGsoType, vnetNeedsCsum } from '../../wire/virtio.js';
 import type { CallHandlers, CallMessageOf, Calls, CallName, FromWorker, IoMode, ToWorker, WorkerInit } from './worker-protocol.js';
@@ -46,7 +46,7 @@ const WRITE_TAG = 0x20000;
 
 /** Data-path counters (the engine's own counters are in Director.counters()). */
 function newCounters() {
-  return { reads: 0, writes: 0, write_errors: 0, gso_packets: 0, csum_partial: 0, dropped_pass_no_conn: 0, read_errors: 0, oversize: 0, batches: 0, no_buffers: 0 };
+  return { reads: 0, writes: 0, write_errors: 0, gso_packets: 0, csum_partial: 0, short_reads: 0, read_errors: 0, oversize: 0, batches: 0, no_buffers: 0 };
 }
 
 export class PacketWorker {
@@ -77,6 +77,9 @@ export class PacketWorker {
       seed: init.seed,
       maxConns: init.maxConns,
       sharedState: init.sharedState,
+      // a passed packet is written back and routed onward, not delivered: a stray TCP segment
+      // (the kernel would reset it from a local VIP) is dropped instead, and counted
+      strayTcp: 'drop',
       ...(fastPath && { offload: { port: (conns) => (offloader = new Offloader(conns, fastPath)), after: fastPath.after } }),
     });
     this.offloader = offloader;
@@ -129,7 +132,10 @@ export class PacketWorker {
     const dp = this.dp;
     const d = this.d;
     dp.reads++;
-    if (n < VNET_HDR_LEN + 20) return false;
+    if (n < VNET_HDR_LEN + 20) {
+      dp.short_reads++;
+      return false;
+    }
     const partial = vnetNeedsCsum(b, at);
     if (partial) dp.csum_partial++;
     if (vnetGsoType(b, at) !== 0) dp.gso_packets++;
@@ -138,11 +144,9 @@ export class PacketWorker {
     if (v === Verdict.Icmp) {
       d.icmpOut.copy(this.icmpBuf, VNET_HDR_LEN, 0, d.icmpLen);
       this.write(this.icmpBuf, VNET_HDR_LEN + d.icmpLen);
-    } else if (v === Verdict.Pass) {
-      if (d.lastOutcome === Outcome.PassNoConn) dp.dropped_pass_no_conn++;
-      else return true;
+      return false;
     }
-    return false;
+    return v === Verdict.Pass; // written back: the kernel routes it on (stray TCP is dropped: strayTcp)
   }
 
   private write(b: Buffer, n: number): void {
