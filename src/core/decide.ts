@@ -36,6 +36,8 @@ export const Expire = {
 } as const;
 export type ExpireCode = (typeof Expire)[keyof typeof Expire];
 
+/** The decision for one packet. Each path sets what it uses: every path `conn`; NoService,
+ *  NotOpener and Schedule also `expire` and `svc`. */
 export class Decision {
   path: PathCode = Path.NoService;
   /** the connection found (-1: none) */
@@ -64,35 +66,36 @@ export class Decider {
     const s = this.#s;
     const conns = s.conns;
     const r = this.#d;
-    r.expire = Expire.None;
-    r.svc = null;
     // Inbound lookup first (client -> VIP), then the reply lookup (RS -> client), as IPVS's
     // hooks do. Deciding the direction from the service index first was tried: no measurable
     // gain at 1M flows (memory latency dominates) and no clear one at 10k (BENCHMARKS.md).
+    // The fields a path does not use are left as they are (callers read only its own).
     let c = conns.findIn(ops.proto, saddr, sport, daddr, dport);
-    r.conn = c;
+    let expire: ExpireCode = Expire.None;
     if (c >= 0) {
       const d = s.dests.byId(conns.dest(c));
       const sys = s.sysctl;
-      if (ops.isNewConn(tflags) && sys.connReuseMode !== 0 && ((sys.expireNodestConn && d.weight === 0) || ops.newConnExpected(c))) r.expire = Expire.Reuse;
-      else if (!d.available) {
-        if (!sys.expireNodestConn) {
-          r.path = Path.DestUnavailable;
-          return r;
-        }
-        r.expire = Expire.NoDest;
-      } else {
+      if (ops.isNewConn(tflags) && sys.connReuseMode !== 0 && ((sys.expireNodestConn && d.weight === 0) || ops.newConnExpected(c))) expire = Expire.Reuse;
+      else if (d.available) {
         r.path = Path.Connection;
+        r.conn = c;
+        return r;
+      } else if (sys.expireNodestConn) expire = Expire.NoDest;
+      else {
+        r.path = Path.DestUnavailable;
+        r.conn = c;
         return r;
       }
     } else {
       c = conns.findOut(ops.proto, daddr, dport, saddr, sport);
       if (c >= 0) {
-        r.conn = c;
         r.path = Path.Reply;
+        r.conn = c;
         return r;
       }
     }
+    r.conn = c;
+    r.expire = expire;
     const svc = this.index.find(ops.proto, daddr, dport);
     r.svc = svc;
     if (svc === null) r.path = Path.NoService;

@@ -19,11 +19,14 @@ export class Forwarder {
   readonly #s: EngineState;
   readonly #life: ConnLifecycle;
   readonly #offload: OffloadPolicy;
+  /** a kernel fast path exists (fixed for the engine's life) */
+  readonly #offloading: boolean;
 
   constructor(s: EngineState, life: ConnLifecycle, offload: OffloadPolicy) {
     this.#s = s;
     this.#life = life;
     this.#offload = offload;
+    this.#offloading = offload.enabled;
   }
 
   /** A request (client -> VIP) of connection c. */
@@ -38,7 +41,7 @@ export class Forwarder {
     if ((conns.flags(c) & ConnFlag.ONE_PACKET) !== 0) this.#life.expire(c);
     else {
       conns.rearm(c, s.nowTick + to);
-      if (this.#offload.enabled) this.#offload.consider(c, ops);
+      if (this.#offloading) this.#offload.consider(c, ops);
     }
     return Outcome.ForwardIn;
   }
@@ -53,7 +56,7 @@ export class Forwarder {
     natReply(m, conns, c);
     s.lastConn = c;
     conns.rearm(c, s.nowTick + to);
-    if (this.#offload.enabled) this.#offload.consider(c, ops);
+    if (this.#offloading) this.#offload.consider(c, ops);
     return Outcome.ForwardOut;
   }
 }
