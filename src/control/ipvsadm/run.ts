@@ -15,8 +15,11 @@ import { formatConnections, formatListing, formatTimeouts, NUMERIC, type ListFor
 import type { ConnInfo, DirectorSnapshot, Timeouts } from '../../core/director.js';
 import { schedFlagNames } from '../../core/service.js';
 import { formatIPv4 } from '../../wire/addr.js';
-import { CliError, parseIpvsadm, type Command } from './parse.js';
+import { CliError, parseIpvsadm, type Command, type OptName } from './parse.js';
 import { usage, VERSION } from './usage.js';
+
+/** ipvsadm's options for tunnelling servers */
+const TUNNEL_OPTIONS: readonly OptName[] = ['tun-type', 'tun-port', 'tun-nocsum', 'tun-csum', 'tun-remcsum'];
 
 /** One request to the daemon's admin API. */
 export type AdminCall = (method: string, path: string, body?: object) => Promise<AdminReply>;
@@ -152,7 +155,7 @@ export function ipvsadmRunner(api: AdminCall, io: Io): { execute(c: Command): Pr
     if (c.proto === 0) throw new DirectorError('firewall-mark services (-f) are not supported by ulvs', 2);
     if (c.proto === 132) throw new DirectorError('SCTP services are not supported by ulvs', 2);
     if (c.pe !== undefined) throw new DirectorError(`persistence engines (--pe ${c.pe}) are not supported by ulvs`, 2);
-    if (['tun-type', 'tun-port', 'tun-nocsum', 'tun-csum', 'tun-remcsum'].some((o) => c.options.has(o as never)))
+    if (TUNNEL_OPTIONS.some((o) => c.options.has(o)))
       throw new DirectorError('tunnel options: IP-in-IP servers are not supported by ulvs yet', 2);
     switch (c.name) {
       case 'help':
