@@ -8,7 +8,7 @@
  * difference (ipvsadm's quirk), then port; real servers by address then port.
  */
 import type { ConnInfo, DestSnapshot, DirectorSnapshot, ServiceSnapshot, StatsSnapshot, Timeouts } from '../core/director.js';
-import { FWD_NAMES, schedFlagNames, SvcFlag } from '../core/service.js';
+import { Fwd, FWD_NAMES, schedFlagNames, SvcFlag, TunType } from '../core/service.js';
 import { formatIPv4 } from '../wire/addr.js';
 
 const pad = (s: string, w: number) => (s.length >= w ? s : s + ' '.repeat(w - s.length));
@@ -113,8 +113,8 @@ export function formatListing(d: DirectorSnapshot, o: ListOptions = {}): string 
         case 'persistent-conn':
           out.push(`  -> ${pad(a, 28)} ${pad(String(x.weight), 9)} ${pad(String(x.persistConns), 11)} ${pad(String(x.activeConns), 10)} ${pad(String(x.inactConns), 10)}`);
           break;
-        case 'tun-info': // ulvs has no tunnel servers yet: every server shows "n/a"
-          out.push(`  -> ${pad(a, 28)} ${pad(FWD_NAMES[x.fwd]!, 7)} ${pad('n/a', 13)} ${pad(String(x.weight), 6)} ${pad(String(x.activeConns), 10)} ${pad(String(x.inactConns), 10)}`);
+        case 'tun-info':
+          out.push(`  -> ${pad(a, 28)} ${pad(FWD_NAMES[x.fwd]!, 7)} ${pad(tunnelInfo(x), 13)} ${pad(String(x.weight), 6)} ${pad(String(x.activeConns), 10)} ${pad(String(x.inactConns), 10)}`);
           break;
       }
     }
@@ -149,4 +149,14 @@ export function formatConnections(conns: readonly ConnInfo[], names: Namer = NUM
 
 export function formatTimeouts(t: Timeouts): string {
   return `Timeout (tcp tcpfin udp): ${t.tcp} ${t.tcpfin} ${t.udp}\n`;
+}
+
+/** ipvsadm's TunnelInfo column: `ipip`, `gue:PORT:-c|+c|r+c`, `gre:-c|+c`, or `n/a` for a
+ *  server that is not tunnelled. */
+export function tunnelInfo(d: Pick<DestSnapshot, 'fwd' | 'tunType' | 'tunPort' | 'tunFlags'>): string {
+  if (d.fwd !== Fwd.TUNNEL) return 'n/a';
+  const csum = ['-c', '+c', 'r+c'][d.tunFlags] ?? '-c';
+  if (d.tunType === TunType.GUE) return `gue:${d.tunPort}:${csum}`;
+  if (d.tunType === TunType.GRE) return `gre:${csum}`;
+  return 'ipip';
 }

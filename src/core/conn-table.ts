@@ -21,7 +21,7 @@
  *   word 2  daddr                      real server address
  *   word 3  cport << 16 | vport
  *   word 4  dport << 16 | dest         dest = RealServer id (1..65535)
- *   word 5  proto | state << 8 | flags << 16
+ *   word 5  proto | state << 8 | flags << 16   (flags: 16 bits, ConnFlag)
  *   word 6  expires                    tick of the caller's clock
  *   word 7  hash-chain next (or free-list next)
  *   ctl[i]      normal entry: index of its controlling template, or -1;
@@ -55,7 +55,14 @@ export const ConnFlag = {
   OFFLOADED: 0x20,
   /** slot in use */
   LIVE: 0x80,
+  /** no reply seen (IP_VS_CONN_F_NOOUTPUT): set for DR and TUN, whose replies bypass the
+   *  director; TCP then moves by the input-only table */
+  NOOUTPUT: 0x100,
+  /** the forwarding method (Fwd.*) bound at creation, in bits 9-10 (FWD_SHIFT) */
+  FWD_MASK: 0x600,
 } as const;
+/** shift of the forwarding method within the connection flags */
+export const FWD_SHIFT = 9;
 
 export interface ConnTableOptions {
   capacity: number;
@@ -144,7 +151,7 @@ export class ConnTable {
     return (this.#e[i * STRIDE + W_META]! >>> 8) & 0xff;
   }
   flags(i: number): number {
-    return (this.#e[i * STRIDE + W_META]! >>> 16) & 0xff;
+    return (this.#e[i * STRIDE + W_META]! >>> 16) & 0xffff;
   }
   expires(i: number): number {
     return this.#e[i * STRIDE + W_EXPIRES]! >>> 0;

@@ -4,6 +4,7 @@
  * nothing, so the packet path (director.ts) and `explain` (explain.ts) run the same code: the
  * packet path then carries the decision out, explain describes it.
  */
+import { ConnFlag } from './conn-table.js';
 import type { EngineState } from './engine-state.js';
 import type { ProtoOps } from './proto/ops.js';
 import type { ServiceIndex } from './service-index.js';
@@ -88,13 +89,14 @@ export class Decider {
       }
     } else {
       c = conns.findOut(ops.proto, daddr, dport, saddr, sport);
-      if (c >= 0) {
+      // only masqueraded connections have replies to rewrite (ip_vs_out ignores the others)
+      if (c >= 0 && (conns.flags(c) & ConnFlag.FWD_MASK) === 0) {
         r.path = Path.Reply;
         r.conn = c;
         return r;
       }
     }
-    r.conn = c;
+    r.conn = expire === Expire.None ? -1 : c;
     r.expire = expire;
     const svc = this.index.find(ops.proto, daddr, dport);
     r.svc = svc;

@@ -36,7 +36,10 @@ export class Forwarder {
     const d = s.dests.byId(conns.dest(c));
     countPacket(d, s.stats, Stat.INPKTS, Stat.INBYTES, m.total);
     const to = ops.transition(c, TcpDir.INPUT, m.tflags, d);
-    natRequest(m, conns, c); // the only method today; DR and TUN take their slot here (d.fwd)
+    // the connection's method, bound at creation: NAT rewrites here; DR and TUN leave the packet
+    // as it is (the data path sends it to the real server's link-layer address, or
+    // encapsulated, from the entry's method and daddr)
+    if ((conns.flags(c) & ConnFlag.FWD_MASK) === 0) natRequest(m, conns, c);
     s.lastConn = c;
     if ((conns.flags(c) & ConnFlag.ONE_PACKET) !== 0) this.#life.expire(c);
     else {

@@ -34,7 +34,8 @@ export class OffloadPolicy implements LeaveHook {
   consider(c: number, ops: ProtoOps): void {
     const port = this.#port;
     const conns = this.#s.conns;
-    if (port === null || (conns.flags(c) & ConnFlag.OFFLOADED) !== 0 || !ops.offloadable(c)) return;
+    // the kernel fast path rewrites as NAT: only masqueraded connections go there for now
+    if (port === null || (conns.flags(c) & (ConnFlag.OFFLOADED | ConnFlag.FWD_MASK)) !== 0 || !ops.offloadable(c)) return;
     const n = conns.seen[c]! + 1;
     if (n < 255) conns.seen[c] = n;
     if (n < this.#after) return;

@@ -31,9 +31,16 @@ export function schedFlagNames(scheduler: string, flags: number): string[] {
   return [SvcFlag.SCHED1, SvcFlag.SCHED2, SvcFlag.SCHED3].flatMap((bit, i) => (flags & bit ? [names[i]!] : []));
 }
 
-/** Forwarding methods (conn_flags & 7). Only MASQ is implemented by ulvs today. */
+/** Forwarding methods (conn_flags & 7): masquerading (NAT), tunnelling, direct routing.
+ *  LOCALNODE is IPVS's "the real server is this host"; ulvs does not implement it. */
 export const Fwd = { MASQ: 0, LOCALNODE: 1, TUNNEL: 2, DROUTE: 3 } as const;
 export const FWD_NAMES = ['Masq', 'Local', 'Tunnel', 'Route'] as const;
+/** Tunnel types of a tunnelling server (IP_VS_CONN_F_TUNNEL_TYPE_*) and ipvsadm's names. */
+export const TunType = { IPIP: 0, GUE: 1, GRE: 2 } as const;
+export const TUN_TYPE_NAMES = ['ipip', 'gue', 'gre'] as const;
+/** Checksum mode of a GUE/GRE tunnel (IP_VS_TUNNEL_ENCAP_FLAG_*: 0 none, 1 csum, 2 remcsum). */
+export const TunFlags = { NOCSUM: 0, CSUM: 1, REMCSUM: 2 } as const;
+export const TUN_FLAG_NAMES = ['nocsum', 'csum', 'remcsum'] as const;
 
 export class RealServer {
   /** small integer id stored in the connection table (1..65535; 0 = none) */
@@ -46,6 +53,10 @@ export class RealServer {
   readonly addr: number;
   readonly port: number;
   fwd: number = Fwd.MASQ;
+  /** Fwd.TUNNEL: TunType, the GUE destination port (0 otherwise), TunFlags */
+  tunType = 0;
+  tunPort = 0;
+  tunFlags = 0;
   /** 0..65535; 0 = quiesced (no new connections) */
   weight = 1;
   /** last non-zero weight (mh builds its table from it) */

@@ -31,6 +31,7 @@ import { parseRules, RulesError, type Rules } from '../control/rules.js';
 import { SchedStateSlots } from '../control/sched-slots.js';
 import { tunAvailable } from '../datapath/tun/device.js';
 import { ControlPlane, validateOnScratch } from './control-plane.js';
+import { checkDataPath } from './data-path-limits.js';
 import { Health } from './health.js';
 import { createMetricsServer } from './http.js';
 import { checkHost, KernelSetup, SetupError } from './kernel-setup.js';
@@ -55,6 +56,7 @@ const FOLLOW_MS = 2000;
 function validate(r: Rules): void {
   validateOnScratch(r);
   checkHost(r);
+  checkDataPath(r);
 }
 
 /** Read, parse and validate the rules file; throws an Error for the operator. */

@@ -5,11 +5,11 @@
  * mark and a deleted server freed with its last reference).
  */
 import { countConn } from '../accounting.js';
-import { ConnFlag, TICKS_PER_SEC } from '../conn-table.js';
+import { ConnFlag, FWD_SHIFT, TICKS_PER_SEC } from '../conn-table.js';
 import type { EngineState } from '../engine-state.js';
 import type { OffloadPolicy } from '../offload-policy.js';
 import type { SchedContext } from '../scheduler.js';
-import type { RealServer } from '../service.js';
+import { Fwd, type RealServer } from '../service.js';
 import { Event } from '../verdict.js';
 
 /** Initial timeout of a new connection before its first state transition (ip_vs_conn_new). */
@@ -32,11 +32,14 @@ export class ConnLifecycle {
   }
 
   /** A new entry for the flow in ctx to server d (real port dport), controlled by template t
-   *  (-1: none). Returns its index, or TABLE_FULL. */
+   *  (-1: none). Returns its index, or TABLE_FULL. The entry keeps d's forwarding method from
+   *  now on (ip_vs_bind_xmit: a later -e changes new connections only); DR and TUN entries
+   *  never see replies (NOOUTPUT). */
   create(d: RealServer, ctx: SchedContext, dport: number, flags: number, t: number): number {
     const s = this.#s;
     const conns = s.conns;
-    const c = conns.insert(ctx.proto, ctx.caddr, ctx.cport, ctx.vaddr, ctx.vport, d.addr, dport, d.id, ConnFlag.INACTIVE | flags, s.nowTick + NEW_CONN_TIMEOUT_S * TICKS_PER_SEC, s.nowTick);
+    const method = (d.fwd << FWD_SHIFT) | (d.fwd === Fwd.MASQ ? 0 : ConnFlag.NOOUTPUT);
+    const c = conns.insert(ctx.proto, ctx.caddr, ctx.cport, ctx.vaddr, ctx.vport, d.addr, dport, d.id, ConnFlag.INACTIVE | method | flags, s.nowTick + NEW_CONN_TIMEOUT_S * TICKS_PER_SEC, s.nowTick);
     if (c < 0) return TABLE_FULL;
     d.inactConns++;
     checkOverload(d);

@@ -34,6 +34,10 @@ export interface DestSnapshot extends StatsSnapshot {
   addr: number;
   port: number;
   fwd: number;
+  /** Fwd.TUNNEL: TunType, GUE port, TunFlags (0 otherwise) */
+  tunType: number;
+  tunPort: number;
+  tunFlags: number;
   weight: number;
   uThreshold: number;
   lThreshold: number;
@@ -107,6 +111,9 @@ export function snapshotOf(s: EngineState, services: readonly VirtualService[]):
         addr: d.addr,
         port: d.port,
         fwd: d.fwd,
+        tunType: d.tunType,
+        tunPort: d.tunPort,
+        tunFlags: d.tunFlags,
         weight: d.weight,
         uThreshold: d.uThreshold,
         lThreshold: d.lThreshold,

@@ -27,8 +27,12 @@ export interface DestSpec {
   port: number;
   /** default 1 */
   weight?: number;
-  /** default Fwd.MASQ (the only method implemented) */
+  /** Fwd.MASQ (default), Fwd.DROUTE or Fwd.TUNNEL; DR and TUN servers take the service port */
   fwd?: number;
+  /** Fwd.TUNNEL only: TunType (default IPIP), GUE's UDP port (required for GUE), TunFlags */
+  tunType?: number;
+  tunPort?: number;
+  tunFlags?: number;
   uThreshold?: number;
   lThreshold?: number;
 }

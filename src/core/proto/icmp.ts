@@ -7,6 +7,7 @@
  * Anything else ICMP (echo, errors about other traffic, garbage quotes) passes to the stack.
  */
 import { countPacket } from '../accounting.js';
+import { ConnFlag } from '../conn-table.js';
 import type { EngineState } from '../engine-state.js';
 import { icmpTranslate } from '../icmp.js';
 import type { PacketMeta } from '../packet-meta.js';
@@ -49,7 +50,7 @@ export class IcmpErrors {
     const s = this.#s;
     const conns = s.conns;
     let c = conns.findOut(eproto, esrc, esport, edst, edport);
-    if (c >= 0) {
+    if (c >= 0 && (conns.flags(c) & ConnFlag.FWD_MASK) === 0) {
       countPacket(s.dests.byId(conns.dest(c)), s.stats, Stat.OUTPKTS, Stat.OUTBYTES, m.total);
       icmpTranslate(buf, m.off, m.l4off, m.l4len, eOff, eHl, true, conns.vaddr(c), conns.vport(c));
       s.lastConn = c;
@@ -60,7 +61,8 @@ export class IcmpErrors {
       const d = s.dests.byId(conns.dest(c));
       if (!d.available) return Outcome.DropDestUnavailable;
       countPacket(d, s.stats, Stat.INPKTS, Stat.INBYTES, m.total);
-      icmpTranslate(buf, m.off, m.l4off, m.l4len, eOff, eHl, false, conns.daddr(c), conns.dport(c));
+      // NAT: the error is rewritten for the real server; DR/TUN: sent on unchanged (ip_vs_icmp_xmit)
+      if ((conns.flags(c) & ConnFlag.FWD_MASK) === 0) icmpTranslate(buf, m.off, m.l4off, m.l4len, eOff, eHl, false, conns.daddr(c), conns.dport(c));
       s.lastConn = c;
       return Outcome.ForwardIcmpIn;
     }

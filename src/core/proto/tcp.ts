@@ -5,7 +5,7 @@
 import { ConnFlag } from '../conn-table.js';
 import type { EngineState } from '../engine-state.js';
 import type { RealServer, VirtualService } from '../service.js';
-import { TCP_STATE_COUNT, TCP_STATE_NAMES, TCP_TABLE_NORMAL, TCP_TABLE_SECURE, TcpState, tcpEvent, tcpStateIsActive } from '../tcp-states.js';
+import { TCP_STATE_COUNT, TCP_STATE_NAMES, TCP_TABLE_NORMAL, TCP_TABLE_SECURE, TcpDir, TcpState, tcpEvent, tcpStateIsActive } from '../tcp-states.js';
 import { IPPROTO_TCP } from '../../wire/ipv4.js';
 import { TcpFlag } from '../../wire/tcp.js';
 import type { LeaveHook, ProtoOps } from './ops.js';
@@ -38,10 +38,16 @@ export class TcpOps implements ProtoOps {
     return st === TcpState.TIME_WAIT || st === TcpState.CLOSE;
   }
 
-  /** set_tcp_state: the next state from the table; a segment with no SYN/FIN/ACK/RST closes. */
+  /** set_tcp_state: the next state from the table; a segment with no SYN/FIN/ACK/RST closes.
+   *  An entry that has seen no reply (NOOUTPUT: DR, TUN) moves by the input-only table; a reply
+   *  clears the flag. */
   transition(c: number, dir: number, tflags: number, d: RealServer): number {
     const s = this.#s;
     const conns = s.conns;
+    if ((conns.flags(c) & ConnFlag.NOOUTPUT) !== 0) {
+      if (dir === TcpDir.OUTPUT) conns.setFlags(c, conns.flags(c) & ~ConnFlag.NOOUTPUT);
+      else dir = TcpDir.INPUT_ONLY;
+    }
     const cur = conns.state(c);
     const ev = tcpEvent(tflags);
     const table = s.sysctl.secureTcp ? TCP_TABLE_SECURE : TCP_TABLE_NORMAL;
