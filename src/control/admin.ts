@@ -36,7 +36,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { z } from 'zod';
 import type { ConnInfo, DestSpec, DirectorSnapshot, ServiceSpec, Timeouts } from '../core/director.js';
 import { IpvsError } from '../core/errors.js';
-import { Fwd, FWD_NAMES, SCHED_FLAG_BITS, SvcFlag, type ServiceKey } from '../core/service.js';
+import { Fwd, FWD_NAMES, SCHED_FLAG_BITS, SvcFlag, TUN_FLAG_NAMES, TUN_TYPE_NAMES, type ServiceKey } from '../core/service.js';
 import { formatIPv4, tryParseIPv4 } from '../wire/addr.js';
 import { formatRules, type Rules } from './rules.js';
 import * as edit from './rule-edits.js';
@@ -97,6 +97,10 @@ const ServerBody = z
     port: port.optional(),
     weight: z.number().int().min(0).max(65535).default(1),
     method: z.enum(['masq', 'route', 'tunnel']).default('masq'),
+    /** method 'tunnel': ipvsadm's --tun-type, --tun-port, --tun-nocsum|csum|remcsum */
+    tunType: z.enum(['ipip', 'gue', 'gre']).default('ipip'),
+    tunPort: z.number().int().min(0).max(65535).default(0),
+    tunCsum: z.enum(['nocsum', 'csum', 'remcsum']).default('nocsum'),
     uThreshold: z.number().int().min(0).max(0x7fffffff).default(0),
     lThreshold: z.number().int().min(0).max(0x7fffffff).default(0),
   })
@@ -126,7 +130,17 @@ function serviceSpec(key: ServiceKey, b: z.infer<typeof ServiceEditBody>): Servi
   return spec;
 }
 function destSpec(addrN: number, portN: number, b: z.infer<typeof ServerEditBody>): DestSpec {
-  return { addr: addrN, port: portN, weight: b.weight, fwd: METHOD[b.method]!, uThreshold: b.uThreshold, lThreshold: b.lThreshold };
+  return {
+    addr: addrN,
+    port: portN,
+    weight: b.weight,
+    fwd: METHOD[b.method]!,
+    tunType: TUN_TYPE_NAMES.indexOf(b.tunType),
+    tunPort: b.tunPort,
+    tunFlags: TUN_FLAG_NAMES.indexOf(b.tunCsum),
+    uThreshold: b.uThreshold,
+    lThreshold: b.lThreshold,
+  };
 }
 
 /** JSON form of a snapshot: addresses as text, names instead of flag bits. */
@@ -145,6 +159,7 @@ export function servicesJson(s: DirectorSnapshot) {
       address: formatIPv4(d.addr),
       port: d.port,
       method: (FWD_NAMES[d.fwd] ?? 'Masq').toLowerCase(),
+      ...(d.fwd === Fwd.TUNNEL && { tunType: TUN_TYPE_NAMES[d.tunType], tunPort: d.tunPort, tunCsum: TUN_FLAG_NAMES[d.tunFlags] }),
       weight: d.weight,
       uThreshold: d.uThreshold,
       lThreshold: d.lThreshold,

@@ -22,7 +22,13 @@ const svcSame = (a: ServiceSpec, b: ServiceSpec) =>
   (a.schedFlags ?? 0) === (b.schedFlags ?? 0) &&
   !!a.ops === !!b.ops;
 const destSame = (a: DestSpec, b: DestSpec) =>
-  (a.weight ?? 1) === (b.weight ?? 1) && (a.fwd ?? 0) === (b.fwd ?? 0) && (a.uThreshold ?? 0) === (b.uThreshold ?? 0) && (a.lThreshold ?? 0) === (b.lThreshold ?? 0);
+  (a.weight ?? 1) === (b.weight ?? 1) &&
+  (a.fwd ?? 0) === (b.fwd ?? 0) &&
+  (a.tunType ?? 0) === (b.tunType ?? 0) &&
+  (a.tunPort ?? 0) === (b.tunPort ?? 0) &&
+  (a.tunFlags ?? 0) === (b.tunFlags ?? 0) &&
+  (a.uThreshold ?? 0) === (b.uThreshold ?? 0) &&
+  (a.lThreshold ?? 0) === (b.lThreshold ?? 0);
 
 export function diffRules(from: Rules, to: Rules): RuleOp[] {
   const ops: RuleOp[] = [];

@@ -97,6 +97,30 @@ test('--tun-info layout', () => {
   const t = formatListing({ ...snap, services: [snap.services[1]!] }, { format: 'tun-info' }).split('\n');
   assert.equal(t[2], '  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn');
   assert.equal(t[4], '  -> 192.168.10.1:80              Masq    n/a           1      3          12        ');
+  const tun = formatListing(
+    {
+      ...snap,
+      services: [
+        {
+          ...snap.services[1]!,
+          dests: [
+            dest('192.168.20.1', 80, { fwd: 2, weight: 3 }),
+            dest('192.168.20.2', 80, { fwd: 2, tunType: 1, tunPort: 6080, tunFlags: 1 }),
+            dest('192.168.20.3', 80, { fwd: 2, tunType: 2, tunFlags: 0 }),
+            dest('192.168.20.4', 80, { fwd: 3 }),
+          ],
+        },
+      ],
+    },
+    { format: 'tun-info' },
+  ).split('\n');
+  // ipvs-spec §6.7's sample, and gre and DR
+  assert.deepEqual(tun.slice(4, 8), [
+    '  -> 192.168.20.1:80              Tunnel  ipip          3      0          0         ',
+    '  -> 192.168.20.2:80              Tunnel  gue:6080:+c   1      0          0         ',
+    '  -> 192.168.20.3:80              Tunnel  gre:-c        1      0          0         ',
+    '  -> 192.168.20.4:80              Route   n/a           1      0          0         ',
+  ]);
 });
 
 test('largenum thresholds (K < 10^9, M < 10^11, G < 10^14, T) and exact widths', () => {

@@ -12,7 +12,7 @@
  */
 import { parseIPv4 } from '../wire/addr.js';
 import type { DestSpec, ServiceSpec } from '../core/director.js';
-import { Fwd, schedFlagBit, SvcFlag, type ServiceKey } from '../core/service.js';
+import { Fwd, schedFlagBit, SvcFlag, TUN_FLAG_NAMES, TUN_TYPE_NAMES, TunFlags, TunType, type ServiceKey } from '../core/service.js';
 
 export class RulesError extends Error {
   constructor(
@@ -54,6 +54,9 @@ function parseLine(words: string[]): { kind: 'service'; spec: ServiceSpec } | { 
   let ops = false;
   let rs: { addr: number; port: number | null } | null = null;
   let fwd: number = Fwd.DROUTE; // ipvsadm's default method
+  let tunType: number = TunType.IPIP;
+  let tunPort = 0;
+  let tunFlags: number = TunFlags.NOCSUM;
   let weight = 1;
   let u = 0;
   let l = 0;
@@ -120,6 +123,20 @@ function parseLine(words: string[]): { kind: 'service'; spec: ServiceSpec } | { 
       case '--ipip':
         fwd = Fwd.TUNNEL;
         break;
+      case '--tun-type': {
+        const t = TUN_TYPE_NAMES.indexOf(next() as (typeof TUN_TYPE_NAMES)[number]);
+        if (t < 0) throw new Error('illegal tunnel type specified');
+        tunType = t;
+        break;
+      }
+      case '--tun-port':
+        tunPort = int(next(), 1, 65535, 'tunnel port');
+        break;
+      case '--tun-nocsum':
+      case '--tun-csum':
+      case '--tun-remcsum':
+        tunFlags = TUN_FLAG_NAMES.indexOf(w.slice(6) as (typeof TUN_FLAG_NAMES)[number]);
+        break;
       case '-w':
       case '--weight':
         weight = int(next(), 0, 65535, 'weight');
@@ -145,7 +162,7 @@ function parseLine(words: string[]): { kind: 'service'; spec: ServiceSpec } | { 
     return { kind: 'service', spec };
   }
   if (!rs) throw new Error("You need to supply the 'real-server' option for the 'add-server' command");
-  return { kind: 'dest', service: { proto: svc.proto, addr: svc.addr, port: svc.port }, dest: { addr: rs.addr, port: rs.port ?? svc.port, weight, fwd, uThreshold: u, lThreshold: l } };
+  return { kind: 'dest', service: { proto: svc.proto, addr: svc.addr, port: svc.port }, dest: { addr: rs.addr, port: fwd === Fwd.MASQ ? (rs.port ?? svc.port) : svc.port, weight, fwd, tunType, tunPort, tunFlags, uThreshold: u, lThreshold: l } };
 }
 
 export function parseRules(text: string, file = '<rules>'): Rules {
@@ -193,8 +210,18 @@ export function formatRules(r: Rules): string {
     const ds = r.dests.filter((x) => x.service.proto === s.proto && x.service.addr >>> 0 === s.addr >>> 0 && x.service.port === s.port).sort((a, b) => diff32(a.dest.addr >>> 0, b.dest.addr >>> 0) || a.dest.port - b.dest.port);
     for (const x of ds) {
       const m = x.dest.fwd === Fwd.MASQ ? '-m' : x.dest.fwd === Fwd.TUNNEL ? '-i' : '-g';
-      out.push(`-a ${svc} -r ${ep(x.dest.addr >>> 0, x.dest.port)} ${m} -w ${x.dest.weight ?? 1}`);
+      out.push(`-a ${svc} -r ${ep(x.dest.addr >>> 0, x.dest.port)} ${m} -w ${x.dest.weight ?? 1}${x.dest.fwd === Fwd.TUNNEL ? tunnelRule(x.dest) : ''}`);
     }
   }
   return out.length ? `${out.join('\n')}\n` : '';
+}
+
+/** ipvsadm -S's tunnel options of a -i server: ` --tun-type ipip`, ` --tun-type gue --tun-port P
+ *  --tun-<csum mode>`, ` --tun-type gre --tun-<csum mode>`. */
+function tunnelRule(d: DestSpec): string {
+  const type = d.tunType ?? TunType.IPIP;
+  const csum = ` --tun-${TUN_FLAG_NAMES[d.tunFlags ?? 0]}`;
+  if (type === TunType.GUE) return ` --tun-type gue --tun-port ${d.tunPort ?? 0}${csum}`;
+  if (type === TunType.GRE) return ` --tun-type gre${csum}`;
+  return ' --tun-type ipip';
 }

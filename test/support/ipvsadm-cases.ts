@@ -54,5 +54,14 @@ export const INVALID_COMMAND_LINES: [string, string, number][] = [
   ['-L --nosuch', '--nosuch: unknown option', 255],
   ['-A -t', '-t: missing argument', 255],
   ['-R -n', "Illegal 'numeric' option with the 'restore' command", 2],
+  // tunnel options (ipvsadm 1.31: only with -i, per tunnel type)
+  ['-a -t 1.2.3.4:80 -r 5.6.7.8 -m --tun-type ipip', 'Tunnel options conflict with forward method', 2],
+  ['-a -t 1.2.3.4:80 -r 5.6.7.8 --tun-type gue --tun-port 6080', 'Tunnel options conflict with forward method', 2],
+  ['-a -t 1.2.3.4:80 -r 5.6.7.8 -i --tun-type gue', "You need to supply the 'tun-port' option for the 'gue' tunnel type", 2],
+  ['-a -t 1.2.3.4:80 -r 5.6.7.8 -i --tun-port 6080', "Illegal 'tun-port' option with the 'ipip' tunnel type", 2],
+  ['-a -t 1.2.3.4:80 -r 5.6.7.8 -i --tun-type gre --tun-remcsum', "Illegal 'tun-remcsum' option with the 'gre' tunnel type", 2],
+  ['-a -t 1.2.3.4:80 -r 5.6.7.8 -i --tun-type gue --tun-port 6080 --tun-csum --tun-remcsum', "The option 'tun-remcsum' conflicts with the 'tun-csum' option in the 'gue' tunnel type", 2],
+  ['-a -t 1.2.3.4:80 -r 5.6.7.8 -i --tun-type vxlan', 'illegal tunnel type specified', 2],
+  ['-a -t 1.2.3.4:80 -r 5.6.7.8 -i --tun-type gue --tun-port 0', 'illegal tunnel port specified', 2],
 ];
 

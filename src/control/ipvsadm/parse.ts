@@ -52,6 +52,10 @@ export interface Command {
   server?: Endpoint;
   /** 'masq' | 'route' | 'tunnel' (ipvsadm's default: route) */
   method?: 'masq' | 'route' | 'tunnel';
+  /** -i servers: --tun-type (default ipip), --tun-port, --tun-nocsum|--tun-csum|--tun-remcsum */
+  tunType?: 'ipip' | 'gue' | 'gre';
+  tunPort?: number;
+  tunCsum?: 'nocsum' | 'csum' | 'remcsum';
   weight?: number;
   uThreshold?: number;
   lThreshold?: number;
@@ -282,11 +286,23 @@ export function parseIpvsadm(argv: readonly string[]): Command {
         cmd.schedFlagNames = v.split(',');
         break;
       }
+      case 'tun-type':
+        if (v !== 'ipip' && v !== 'gue' && v !== 'gre') fail('illegal tunnel type specified');
+        cmd.tunType = v as Command['tunType'];
+        break;
+      case 'tun-port':
+        cmd.tunPort = integer(v, 1, 65535, 'illegal tunnel port specified');
+        break;
+      case 'tun-nocsum':
+      case 'tun-csum':
+      case 'tun-remcsum':
+        cmd.tunCsum = it.flag.slice(4) as Command['tunCsum'];
+        break;
       case 'syncid':
         integer(v, 0, 255, 'illegal syncid specified');
         break;
       default:
-        break; // daemon and tunnel options: checked by the matrix, rejected later if used
+        break; // daemon options: checked by the matrix, rejected later if used
     }
   }
   if (positional.length > 0) fail(`unexpected argument ${positional[0]}`);
@@ -324,8 +340,33 @@ function finish(cmd: Command, list: Partial<ListOptions>): Command {
     }
     cmd.scheduler = sched;
   }
-  if ((cmd.name === 'add-server' || cmd.name === 'edit-server') && cmd.proto !== 0 && cmd.method !== 'masq' && cmd.service && cmd.server) {
-    cmd.server.port = cmd.service.port; // DR/TUN: the server port is the service port
+  if (cmd.name === 'add-server' || cmd.name === 'edit-server') {
+    if (cmd.proto !== 0 && cmd.method !== 'masq' && cmd.service && cmd.server) cmd.server.port = cmd.service.port; // DR/TUN: the server port is the service port
+    checkTunnelOptions(cmd);
   }
   return cmd;
+}
+
+/** Tunnel options: only with -i, and as each tunnel type allows (ipvsadm's tunnel_opt_check:
+ *  ipip takes none, gue needs --tun-port and one checksum mode at most, gre one of
+ *  nocsum/csum). The messages are ipvsadm's. */
+function checkTunnelOptions(cmd: Command): void {
+  const given = (['tun-type', 'tun-port', 'tun-nocsum', 'tun-csum', 'tun-remcsum'] as const).filter((o) => cmd.options.has(o));
+  if (given.length === 0) return;
+  if (cmd.method !== 'tunnel') fail('Tunnel options conflict with forward method');
+  const type = cmd.tunType ?? 'ipip';
+  // per option: '+' required, 'x' illegal, '1' at most one of them
+  const rules: Record<string, string> = { ipip: 'xxxx', gue: '+111', gre: 'x11x' };
+  const opts = ['tun-port', 'tun-nocsum', 'tun-csum', 'tun-remcsum'] as const;
+  let one: string | null = null;
+  opts.forEach((o, j) => {
+    const rule = rules[type]![j]!;
+    if (!cmd.options.has(o)) {
+      if (rule === '+') fail(`You need to supply the '${o}' option for the '${type}' tunnel type`);
+    } else if (rule === 'x') fail(`Illegal '${o}' option with the '${type}' tunnel type`);
+    else if (rule === '1') {
+      if (one !== null) fail(`The option '${o}' conflicts with the '${one}' option in the '${type}' tunnel type`);
+      one = o;
+    }
+  });
 }

@@ -15,11 +15,8 @@ import { formatConnections, formatListing, formatTimeouts, NUMERIC, type ListFor
 import type { ConnInfo, DirectorSnapshot, Timeouts } from '../../core/director.js';
 import { schedFlagNames } from '../../core/service.js';
 import { formatIPv4 } from '../../wire/addr.js';
-import { CliError, parseIpvsadm, type Command, type OptName } from './parse.js';
+import { CliError, parseIpvsadm, type Command } from './parse.js';
 import { usage, VERSION } from './usage.js';
-
-/** ipvsadm's options for tunnelling servers */
-const TUNNEL_OPTIONS: readonly OptName[] = ['tun-type', 'tun-port', 'tun-nocsum', 'tun-csum', 'tun-remcsum'];
 
 /** One request to the daemon's admin API. */
 export type AdminCall = (method: string, path: string, body?: object) => Promise<AdminReply>;
@@ -80,7 +77,9 @@ function serviceBody(c: Command) {
   return b;
 }
 function serverBody(c: Command) {
-  return { weight: c.weight ?? 1, method: c.method ?? 'route', uThreshold: c.uThreshold ?? 0, lThreshold: c.lThreshold ?? 0 };
+  const method = c.method ?? 'route';
+  const tunnel = method === 'tunnel' ? { tunType: c.tunType ?? 'ipip', tunPort: c.tunPort ?? 0, tunCsum: c.tunCsum ?? 'nocsum' } : {};
+  return { weight: c.weight ?? 1, method, ...tunnel, uThreshold: c.uThreshold ?? 0, lThreshold: c.lThreshold ?? 0 };
 }
 
 /** Names for -L without -n: services from /etc/services, hosts by reverse lookup (1 s each). */
@@ -155,8 +154,6 @@ export function ipvsadmRunner(api: AdminCall, io: Io): { execute(c: Command): Pr
     if (c.proto === 0) throw new DirectorError('firewall-mark services (-f) are not supported by ulvs', 2);
     if (c.proto === 132) throw new DirectorError('SCTP services are not supported by ulvs', 2);
     if (c.pe !== undefined) throw new DirectorError(`persistence engines (--pe ${c.pe}) are not supported by ulvs`, 2);
-    if (TUNNEL_OPTIONS.some((o) => c.options.has(o)))
-      throw new DirectorError('tunnel options: IP-in-IP servers are not supported by ulvs yet', 2);
     switch (c.name) {
       case 'help':
         return usage();

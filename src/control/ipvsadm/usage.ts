@@ -13,7 +13,7 @@ Usage:
   ${PROG} -C
   ${PROG} -R
   ${PROG} -S [-n]
-  ${PROG} -a|e -t|u service-address -r server-address -m [-w weight] [-x upper] [-y lower]
+  ${PROG} -a|e -t|u service-address -r server-address [-g|-i|-m] [-w weight] [-x upper] [-y lower]
   ${PROG} -d -t|u service-address -r server-address
   ${PROG} -L|l [-t|u service-address] [options]
   ${PROG} -Z [-t|u service-address]
@@ -45,8 +45,12 @@ Options:
   --ops          -o                   one-packet scheduling (UDP)
   --real-server  -r server-address    host[:port]; the service port when none is given
   --masquerading -m                   VS/NAT, the method ulvs implements
-  --gatewaying   -g                   direct routing: ipvsadm's default, not supported by ulvs yet
-  --ipip         -i                   tunnelling: not supported by ulvs yet
+  --gatewaying   -g                   direct routing (ipvsadm's default); ulvsd's data path does not
+                                      carry it yet and refuses such servers
+  --ipip         -i                   tunnelling; likewise refused by ulvsd's data path for now
+  --tun-type     type                 ipip|gue|gre (default ipip), with -i
+  --tun-port     port                 the gue tunnel's UDP port
+  --tun-nocsum, --tun-csum, --tun-remcsum   tunnel checksum mode (gue; gre: the first two)
   --weight       -w weight            0..65535; 0 quiesces the server (default 1)
   --u-threshold  -x n                 upper connection threshold
   --l-threshold  -y n                 lower connection threshold

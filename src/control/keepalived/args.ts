@@ -3,6 +3,7 @@
  * position) and the options that flow down virtual_server -> real_server -> checker.
  */
 import { tryParseIPv4 } from '../../wire/addr.js';
+import { Fwd, TUN_FLAG_NAMES, TUN_TYPE_NAMES, TunFlags, TunType } from '../../core/service.js';
 import { ConfigError, type Node } from './syntax.js';
 
 export const at = (n: Node) => n.pos;
@@ -81,3 +82,41 @@ export function inherit(n: Node, o: Inherited): boolean {
   return false;
 }
 
+/** A forwarding method as keepalived writes it (Fwd.* and, for TUN, the tunnel). */
+export interface MethodConfig {
+  fwd: number;
+  tunType: number;
+  tunPort: number;
+  tunFlags: number;
+}
+export const NAT_METHOD: MethodConfig = { fwd: Fwd.MASQ, tunType: TunType.IPIP, tunPort: 0, tunFlags: TunFlags.NOCSUM };
+
+/** `lvs_method` / `lb_kind`: NAT | DR | TUN [type ipip|gue port N|gre] [nocsum|csum|remcsum]
+ *  (keepalived.conf(5)); whether the tunnel options fit the type is the engine's check. */
+export function methodArg(n: Node): MethodConfig {
+  const kind = one(n, 'NAT, DR or TUN').toUpperCase();
+  const bad = (why: string): never => {
+    throw new ConfigError(at(n), `${n.key} ${n.args.join(' ')}: ${why}`);
+  };
+  if (kind === 'NAT' || kind === 'DR') {
+    if (n.args.length > 1) bad(`${kind} takes no options`);
+    return { ...NAT_METHOD, fwd: kind === 'NAT' ? Fwd.MASQ : Fwd.DROUTE };
+  }
+  if (kind !== 'TUN') return bad('the method is NAT, DR or TUN');
+  const m: MethodConfig = { ...NAT_METHOD, fwd: Fwd.TUNNEL };
+  const rest = n.args.slice(1);
+  for (let i = 0; i < rest.length; i++) {
+    const w = rest[i]!.toLowerCase();
+    if (w === 'type') {
+      const t = TUN_TYPE_NAMES.indexOf((rest[++i] ?? '').toLowerCase() as (typeof TUN_TYPE_NAMES)[number]);
+      if (t < 0) bad('type is ipip, gue or gre');
+      m.tunType = t;
+    } else if (w === 'port') {
+      const p = rest[++i] ?? '';
+      if (!/^\d{1,5}$/.test(p) || Number(p) < 1 || Number(p) > 65535) bad(`bad tunnel port ${JSON.stringify(p)}`);
+      m.tunPort = Number(p);
+    } else if ((TUN_FLAG_NAMES as readonly string[]).includes(w)) m.tunFlags = TUN_FLAG_NAMES.indexOf(w as (typeof TUN_FLAG_NAMES)[number]);
+    else bad(`unknown tunnel option ${JSON.stringify(rest[i])}`);
+  }
+  return m;
+}

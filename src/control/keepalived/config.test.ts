@@ -121,7 +121,9 @@ test('includes (relative, glob, braces), groups, UDP, flags', () => {
 test('errors name the file, line and column; nothing is half-loaded', () => {
   const cases: [Record<string, string>, RegExp][] = [
     [{ 'keepalived.conf': 'virtual_server 203.0.113.10 80 {\n  lb_algo nosuch\n}\n' }, /keepalived\.conf:2:3: lb_algo: unknown scheduler "nosuch"/],
-    [{ 'keepalived.conf': 'virtual_server 203.0.113.10 80 {\n  lb_kind DR\n}\n' }, /keepalived\.conf:2:3: lb_kind DR: only NAT is supported by ulvs yet/],
+    [{ 'keepalived.conf': 'virtual_server 203.0.113.10 80 {\n  lb_kind FOO\n}\n' }, /keepalived\.conf:2:3: lb_kind FOO: the method is NAT, DR or TUN/],
+    [{ 'keepalived.conf': 'virtual_server 203.0.113.10 80 {\n  lvs_method TUN type vxlan\n}\n' }, /keepalived\.conf:2:3: lvs_method TUN type vxlan: type is ipip, gue or gre/],
+    [{ 'keepalived.conf': 'virtual_server 203.0.113.10 80 {\n  lvs_method DR csum\n}\n' }, /keepalived\.conf:2:3: lvs_method DR csum: DR takes no options/],
     [{ 'keepalived.conf': 'virtual_server 203.0.113.10 80 {\n  real_server 192.0.2.11 8080 {\n' }, /keepalived\.conf:2:31: block opened here is not closed/],
     [{ 'keepalived.conf': 'virtual_server 203.0.113.10 80 {\n}\n}\n' }, /keepalived\.conf:3:1: unexpected '}'/],
     [{ 'keepalived.conf': 'virtual_server 203.0.113.300 80 {\n}\n' }, /keepalived\.conf:1:1: virtual_server: "203\.0\.113\.300" is not an IPv4 address/],
@@ -146,4 +148,17 @@ test('a keyword named like an Object.prototype member is an unknown keyword, not
   const cfg = loadKeepalived('/k.conf', () => 'virtual_server 203.0.113.10 80 {\n  toString\n  constructor\n}\n');
   assert.equal(cfg.services[0]!.schedFlags, 0);
   assert.deepEqual(cfg.warnings, ['/k.conf:2:3: unknown keyword toString in virtual_server, ignored', '/k.conf:3:3: unknown keyword constructor in virtual_server, ignored']);
+});
+
+test('lvs_method / lb_kind: NAT, DR, TUN with its tunnel options; a real server may override its virtual server', () => {
+  const c = loadKeepalived('/k.conf', (p) =>
+    p === '/k.conf'
+      ? 'virtual_server 203.0.113.10 80 {\n lvs_method DR\n real_server 192.0.2.11 80 {\n }\n real_server 192.0.2.12 80 {\n  lvs_method TUN type gue port 6080 csum\n }\n real_server 192.0.2.13 80 {\n  lb_kind NAT\n }\n}\n'
+      : '',
+  );
+  const v = c.services[0]!;
+  assert.deepEqual(v.method, { fwd: 3, tunType: 0, tunPort: 0, tunFlags: 0 });
+  assert.equal(v.realServers[0]!.method, undefined);
+  assert.deepEqual(v.realServers[1]!.method, { fwd: 2, tunType: 1, tunPort: 6080, tunFlags: 1 });
+  assert.deepEqual(v.realServers[2]!.method, { fwd: 0, tunType: 0, tunPort: 0, tunFlags: 0 });
 });

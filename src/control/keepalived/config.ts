@@ -2,7 +2,7 @@
  * The `virtual_server` part of keepalived.conf (ecosystem.md §1.2-1.4) as ulvs's model.
  *
  * Read: virtual_server IP PORT / group NAME (with virtual_server_group), lvs_sched|lb_algo,
- * lvs_method|lb_kind (NAT; DR/TUN refused clearly), persistence_timeout [s] (bare = 360),
+ * lvs_method|lb_kind (NAT, DR, TUN with keepalived's tunnel options), persistence_timeout [s] (bare = 360),
  * persistence_granularity, protocol (TCP|UDP), delay_loop, quorum, hysteresis, quorum_up,
  * quorum_down, alpha, omega, sorry_server, sorry_server_inhibit, inhibit_on_failure,
  * connect_timeout, retry, delay_before_retry, warmup, virtualhost, weight, ops, scheduler
@@ -16,7 +16,7 @@
 import { schedFlagBit } from '../../core/service.js';
 import { defaultRegistry } from '../../sched/index.js';
 import { ConfigError, parseConfigFile, type Node, type Pos } from './syntax.js';
-import { at, inherit, intArg, ipArg, one, portArg, scriptArg, type Inherited } from './args.js';
+import { at, inherit, intArg, ipArg, methodArg, NAT_METHOD, one, portArg, scriptArg, type Inherited, type MethodConfig } from './args.js';
 import { checker, CHECKERS, UNSUPPORTED_CHECKERS, type CheckerConfig } from './checkers.js';
 
 export type { CheckerConfig } from './checkers.js';
@@ -32,6 +32,8 @@ export interface RealServerConfig {
   alpha: boolean;
   notifyUp?: string;
   notifyDown?: string;
+  /** lvs_method of this real server (default: its virtual server's) */
+  method?: MethodConfig;
   checkers: CheckerConfig[];
   pos: Pos;
 }
@@ -41,6 +43,8 @@ export interface VirtualServerConfig {
   addr: number;
   port: number;
   scheduler: string;
+  /** lvs_method / lb_kind (default NAT) */
+  method: MethodConfig;
   schedFlags: number;
   ops: boolean;
   persistent: number;
@@ -98,7 +102,7 @@ function realServer(n: Node, vs: VirtualServerConfig, up: Inherited, vsWeight: n
           break;
         case 'lvs_method':
         case 'lb_kind':
-          if (one(x).toUpperCase() !== 'NAT') throw new ConfigError(at(x), `${x.key} ${x.args.join(' ')}: only NAT is supported by ulvs yet`);
+          rs.method = methodArg(x);
           break;
         default:
           warnings.push(`${x.pos.file}:${x.pos.line}:${x.pos.col}: unknown keyword ${x.key} in real_server, ignored`);
@@ -112,7 +116,7 @@ function realServer(n: Node, vs: VirtualServerConfig, up: Inherited, vsWeight: n
 
 function virtualServer(n: Node, keys: { addr: number; port: number }[], warnings: string[]): VirtualServerConfig[] {
   const inh: Inherited = { connectTimeout: 5, retry: null, delayBeforeRetry: null, delayLoop: 60, warmup: null, alpha: false, inhibitOnFailure: false };
-  const vs: VirtualServerConfig = { proto: 6, addr: 0, port: 0, scheduler: 'wlc', schedFlags: 0, ops: false, persistent: 0, delayLoop: 60, quorum: 1, hysteresis: 0, alpha: false, omega: false, sorryServerInhibit: false, inhibitOnFailure: false, realServers: [], pos: n.pos };
+  const vs: VirtualServerConfig = { proto: 6, addr: 0, port: 0, scheduler: 'wlc', method: NAT_METHOD, schedFlags: 0, ops: false, persistent: 0, delayLoop: 60, quorum: 1, hysteresis: 0, alpha: false, omega: false, sorryServerInhibit: false, inhibitOnFailure: false, realServers: [], pos: n.pos };
   let vsWeight = 1;
   const rsNodes: Node[] = [];
   for (const x of n.children ?? []) {
@@ -127,7 +131,7 @@ function virtualServer(n: Node, keys: { addr: number; port: number }[], warnings
       }
       case 'lvs_method':
       case 'lb_kind':
-        if (one(x).toUpperCase() !== 'NAT') throw new ConfigError(at(x), `${x.key} ${x.args.join(' ')}: only NAT is supported by ulvs yet (DR and TUN are planned)`);
+        vs.method = methodArg(x);
         break;
       case 'protocol': {
         const p = one(x).toUpperCase();

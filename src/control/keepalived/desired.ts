@@ -39,7 +39,11 @@ export function desiredRules(cfg: KeepalivedConfig, health: (key: string) => Ser
     const up = prev === undefined ? sum >= v.quorum : prev ? sum >= v.quorum - v.hysteresis : sum >= v.quorum + v.hysteresis;
     if (prev !== undefined && prev !== up) changes.push({ vs: v, up, weight: sum });
     quorum.set(k, up);
-    const dest = (addr: number, port: number, weight: number, r?: RealServerConfig): DestSpec => ({ addr, port, weight, fwd: 0, uThreshold: r?.uThreshold ?? 0, lThreshold: r?.lThreshold ?? 0 });
+    // a real server's own lvs_method, else its virtual server's (the sorry server: NAT)
+    const dest = (addr: number, port: number, weight: number, r?: RealServerConfig): DestSpec => {
+      const m = r ? (r.method ?? v.method) : { fwd: 0, tunType: 0, tunPort: 0, tunFlags: 0 };
+      return { addr, port: m.fwd === 0 ? port : v.port, weight, fwd: m.fwd, tunType: m.tunType, tunPort: m.tunPort, tunFlags: m.tunFlags, uThreshold: r?.uThreshold ?? 0, lThreshold: r?.lThreshold ?? 0 };
+    };
     if (!up && v.sorryServer) {
       rules.dests.push({ service: key, dest: dest(v.sorryServer.addr, v.sorryServer.port || v.port, 1) });
       continue;
