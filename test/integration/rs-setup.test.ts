@@ -155,6 +155,23 @@ describe('ulvs rs-setup on a real server namespace', { skip: needsRoot }, () => 
     assert.equal(fdById('prog', id), null, `program ${id} no longer exists`);
   });
 
+  test('GUE: rs-setup tun --tun-type gue --tun-port 6080 decapsulates IPVS\'s GUE to that port only', async () => {
+    const gue = (sport: number, dport: number) => {
+      const inner = ipv4({ src: CLIENT, dst: VIP, ttl: 63 }).udp({ sport, dport: 7 }).payload(`gue ${sport}`).build();
+      // UDP checksum 0 (IPVS's default, --tun-nocsum); GUE header version 0, C 0, hlen 0, ctype 4
+      return ipv4({ src: DIP, dst: RIP, ttl: 64 }).udp({ sport: 50000, dport, noChecksum: true }).payload(Buffer.concat([Buffer.from([0, 4, 0, 0]), inner])).build().toString('hex');
+    };
+    assert.match(rsUlvs('tun', '--tun-type', 'gue', '--tun-port', '6080', VIP), /GUE on UDP port 6080/);
+    try {
+      assert.equal(send(40006, 'raw', gue(40006, 6081), RIP), null, 'control: another port is not decapsulated');
+      assert.deepEqual(send(40007, 'raw', gue(40007, 6080), RIP), { from: `${VIP}:7`, data: 'echo:gue 40007' });
+      assert.deepEqual(await heardFrom(40007), [`got ${CLIENT}:40007 gue 40007`]);
+      assert.deepEqual(await heardFrom(40006), []);
+    } finally {
+      rsUlvs('--remove');
+    }
+  });
+
   test('(b) rs-setup dr: ARP for the VIP is not answered; a frame to the real server\'s MAC for the VIP is accepted', async () => {
     // control: the VIP on lo without the sysctls is answered by ARP
     run(['ip', '-n', RS, 'addr', 'add', `${VIP}/32`, 'dev', 'lo']);
