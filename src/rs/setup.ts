@@ -195,7 +195,13 @@ export function remove(say: Say): boolean {
   const state = JSON.parse(readFileSync(path, 'utf8')) as RsState;
   if (state.decap) {
     for (const d of state.decap.devs) {
-      const gone = !detachDecap(state.decap.progId, d.ifindex);
+      let gone: boolean;
+      try {
+        gone = !detachDecap(state.decap.progId, d.ifindex);
+      } catch (e) {
+        say(`${d.name}: ${(e as Error).message} (interface gone? the program goes with it)`);
+        continue;
+      }
       say(gone ? `${DECAP_PROG} (program id ${state.decap.progId}) was no longer attached to ${d.name}` : `detached ${DECAP_PROG} (program id ${state.decap.progId}) from ${d.name}`);
     }
   }
