@@ -68,4 +68,20 @@ struct steer_value {
 	__u32 pad;		/* zero */
 };
 
+/* ---- real-server decapsulation (rs_decap.bpf.c; set up by src/rs/decap.ts) ------------- */
+
+/* Index into the program's counter array (one __u64 per index, packets since the load). */
+enum rs_counter {
+	RS_DECAP = 0,		/* tunnel packet for a VIP: outer headers removed, inner packet went on */
+	RS_MALFORMED = 1,	/* tunnel packet for this host with inconsistent headers: dropped */
+	RS_NOT_VIP = 2,		/* well-formed tunnel packet whose inner destination is no VIP: untouched */
+	RS_COUNTERS = 3,	/* number of counters */
+};
+
+/* The program's settings: the one element of an array map. */
+struct rs_config {
+	__be16 gue_port;	/* UDP destination port of GUE (network order); 0: GUE off */
+	__u16 pad;		/* zero */
+};
+
 #endif

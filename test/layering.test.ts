@@ -35,8 +35,9 @@ const ALLOWED: Record<string, string[]> = {
   control: ['wire', 'core', 'sched', 'health', 'metrics', 'control'],
   datapath: ['wire', 'core', 'sched', 'datapath'],
   lab: ['wire', 'datapath', 'lab'],
+  rs: ['wire', 'datapath', 'rs'],
   daemon: ['wire', 'core', 'sched', 'health', 'metrics', 'control', 'datapath', 'lab', 'daemon'],
-  cli: ['wire', 'core', 'sched', 'health', 'metrics', 'control', 'datapath', 'lab', 'daemon', 'cli'],
+  cli: ['wire', 'core', 'sched', 'health', 'metrics', 'control', 'datapath', 'lab', 'rs', 'daemon', 'cli'],
 };
 /** Folders whose code runs on a data-path thread: they may never sleep it. */
 const DATA_PATH = ['wire', 'core', 'sched', 'datapath'];

@@ -3,14 +3,19 @@
  *   ulvs demo          run the demo (root)
  *   ulvs lab up [-n N] build a test bed and leave it up (prints its names)
  *   ulvs lab down      remove every test bed (namespaces named ulvs-*)
+ *   ulvs rs-setup ...  prepare this host as a DR/TUN real server, or undo it (src/rs/setup.ts)
  */
 import { demo } from './demo.js';
 import { removeLabs, TestBed } from '../lab/testbed.js';
+import { runRsSetup } from '../rs/setup.js';
 
 const [cmd, sub, ...rest] = process.argv.slice(2);
-const usage = 'usage: ulvs demo | ulvs lab up [-n REAL_SERVERS] | ulvs lab down\n';
+const usage = 'usage: ulvs demo | ulvs lab up [-n REAL_SERVERS] | ulvs lab down | ulvs rs-setup dr|tun VIP... | ulvs rs-setup --remove|--status\n';
 if (cmd === 'demo') process.exit(await demo());
-else if (cmd === 'lab' && sub === 'up') {
+else if (cmd === 'rs-setup') {
+  const say = (stream: NodeJS.WriteStream) => (line: string) => stream.write(`${line}\n`);
+  process.exit(runRsSetup(process.argv.slice(3), say(process.stdout), say(process.stderr), process.getuid?.() === 0));
+} else if (cmd === 'lab' && sub === 'up') {
   const n = rest.length === 0 ? 3 : rest.length === 2 && rest[0] === '-n' && /^\d{1,3}$/.test(rest[1]!) ? Number(rest[1]) : NaN;
   if (!(n >= 1 && n <= 100)) {
     process.stderr.write(`ulvs lab up: -n takes a number of real servers from 1 to 100\n${usage}`);

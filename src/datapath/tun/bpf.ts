@@ -1,7 +1,8 @@
 /**
  * The bpf(2) commands ulvs makes itself, through koffi: map element operations for the
  * Offloader and the steering map (buffers reused, no allocation per call), the tcx link that
- * attaches a program (libbpf 1.1 has no call for it), and BPF_PROG_TEST_RUN for the tests.
+ * attaches a program (libbpf 1.1 has no call for it), the link-less tcx attachment that outlives
+ * the process (ulvs rs-setup) with its query and detach, and BPF_PROG_TEST_RUN for the tests.
  * Programs and maps are created by libbpf from the compiled objects (libbpf.ts). Every number
  * here comes from include/uapi/linux/bpf.h; the system call number from syscalls.ts.
  */
@@ -14,7 +15,14 @@ export const BPF_CMD = {
   MAP_LOOKUP_ELEM: 1,
   MAP_UPDATE_ELEM: 2,
   MAP_DELETE_ELEM: 3,
+  MAP_GET_NEXT_KEY: 4,
+  PROG_ATTACH: 8,
+  PROG_DETACH: 9,
   PROG_TEST_RUN: 10,
+  PROG_GET_FD_BY_ID: 13,
+  MAP_GET_FD_BY_ID: 14,
+  OBJ_GET_INFO_BY_FD: 15,
+  PROG_QUERY: 16,
   MAP_UPDATE_BATCH: 26,
   MAP_DELETE_BATCH: 27,
   LINK_CREATE: 28,
@@ -60,6 +68,19 @@ export class MapOps {
   /** false when the key was absent */
   delete(key: Buffer): boolean {
     return this.#elemCall(BPF_CMD.MAP_DELETE_ELEM, key, null, 0, true);
+  }
+
+  /** the key after `key` (the first key when null) into `next`; false at the end (not for the hot path) */
+  nextKey(key: Buffer | null, next: Buffer): boolean {
+    const a = Buffer.alloc(32);
+    a.writeUInt32LE(this.fd, 0);
+    if (key) a.writeBigUInt64LE(addr(key), 8);
+    a.writeBigUInt64LE(addr(next), 16);
+    const r = syscall3(this.#nr, 'int', BPF_CMD.MAP_GET_NEXT_KEY, 'void *', a, 'unsigned int', a.length);
+    if (r >= 0) return true;
+    const e = sys.errno();
+    if (e === ENOENT) return false;
+    throw new BpfError('BPF_MAP_GET_NEXT_KEY', e);
   }
 
   #elemCall(cmd: number, key: Buffer, value: Buffer | null, flags: number, absentOk: boolean): boolean {
@@ -115,6 +136,81 @@ export function attachTcxIngress(progFd: number, ifindex: number): number {
   attr.writeUInt32LE(ifindex, 4);
   attr.writeUInt32LE(BPF_TCX_INGRESS, 8);
   return bpfCall(BPF_CMD.LINK_CREATE, attr, `BPF_LINK_CREATE tcx ingress ifindex ${ifindex}`);
+}
+
+/**
+ * Attach a SCHED_CLS program at the tcx ingress of an interface without a link (BPF_PROG_ATTACH,
+ * tcx since Linux 6.6): the device holds the program until progDetachTcxIngress or until the
+ * device goes away, whatever happens to this process and its mount namespace. Appended after
+ * the programs already there (no ordering flags).
+ */
+export function progAttachTcxIngress(progFd: number, ifindex: number): void {
+  const attr = Buffer.alloc(32);
+  attr.writeUInt32LE(ifindex, 0); // target_ifindex
+  attr.writeUInt32LE(progFd, 4); // attach_bpf_fd
+  attr.writeUInt32LE(BPF_TCX_INGRESS, 8); // attach_type
+  bpfCall(BPF_CMD.PROG_ATTACH, attr, `BPF_PROG_ATTACH tcx ingress ifindex ${ifindex}`);
+}
+
+/** Detach the program `progFd` from the tcx ingress of an interface (attached by progAttachTcxIngress). */
+export function progDetachTcxIngress(progFd: number, ifindex: number): void {
+  const attr = Buffer.alloc(32);
+  attr.writeUInt32LE(ifindex, 0);
+  attr.writeUInt32LE(progFd, 4);
+  attr.writeUInt32LE(BPF_TCX_INGRESS, 8);
+  bpfCall(BPF_CMD.PROG_DETACH, attr, `BPF_PROG_DETACH tcx ingress ifindex ${ifindex}`);
+}
+
+/** The ids of the programs at the tcx ingress of an interface, in the order they run (at most 64). */
+export function tcxIngressProgIds(ifindex: number): number[] {
+  const ids = Buffer.alloc(64 * 4);
+  const attr = Buffer.alloc(64);
+  attr.writeUInt32LE(ifindex, 0); // target_ifindex
+  attr.writeUInt32LE(BPF_TCX_INGRESS, 4); // attach_type
+  attr.writeBigUInt64LE(addr(ids), 16); // prog_ids
+  attr.writeUInt32LE(64, 24); // count
+  bpfCall(BPF_CMD.PROG_QUERY, attr, `BPF_PROG_QUERY tcx ingress ifindex ${ifindex}`);
+  const n = Math.min(attr.readUInt32LE(24), 64);
+  return Array.from({ length: n }, (_, i) => ids.readUInt32LE(i * 4));
+}
+
+/** An fd for the program (or map) with this id; null when no such object exists (any more). */
+export function fdById(kind: 'prog' | 'map', id: number): number | null {
+  const attr = Buffer.alloc(16);
+  attr.writeUInt32LE(id, 0);
+  const r = syscall3(syscalls().bpf, 'int', kind === 'prog' ? BPF_CMD.PROG_GET_FD_BY_ID : BPF_CMD.MAP_GET_FD_BY_ID, 'void *', attr, 'unsigned int', attr.length);
+  if (r >= 0) return r;
+  const e = sys.errno();
+  if (e === ENOENT) return null;
+  throw new BpfError(kind === 'prog' ? 'BPF_PROG_GET_FD_BY_ID' : 'BPF_MAP_GET_FD_BY_ID', e);
+}
+
+/** A program's id, name (as loaded: at most 15 bytes) and the ids of the maps it uses (struct bpf_prog_info). */
+export function progInfo(progFd: number): { id: number; name: string; mapIds: number[] } {
+  const mapIds = Buffer.alloc(64 * 4);
+  const info = Buffer.alloc(228); // struct bpf_prog_info up to and including name (offset 64, 16 bytes) and beyond
+  info.writeUInt32LE(64, 52); // nr_map_ids
+  info.writeBigUInt64LE(addr(mapIds), 56); // map_ids
+  const attr = Buffer.alloc(16);
+  attr.writeUInt32LE(progFd, 0); // bpf_fd
+  attr.writeUInt32LE(info.length, 4); // info_len
+  attr.writeBigUInt64LE(addr(info), 8); // info
+  bpfCall(BPF_CMD.OBJ_GET_INFO_BY_FD, attr, 'BPF_OBJ_GET_INFO_BY_FD');
+  const name = info.subarray(64, 80);
+  const n = Math.min(info.readUInt32LE(52), 64);
+  return { id: info.readUInt32LE(4), name: name.toString('latin1', 0, name.indexOf(0) >= 0 ? name.indexOf(0) : 16), mapIds: Array.from({ length: n }, (_, i) => mapIds.readUInt32LE(i * 4)) };
+}
+
+/** A map's id and name (struct bpf_map_info: id at 4, name at 24, 16 bytes). */
+export function mapInfo(mapFd: number): { id: number; name: string } {
+  const info = Buffer.alloc(88);
+  const attr = Buffer.alloc(16);
+  attr.writeUInt32LE(mapFd, 0);
+  attr.writeUInt32LE(info.length, 4);
+  attr.writeBigUInt64LE(addr(info), 8);
+  bpfCall(BPF_CMD.OBJ_GET_INFO_BY_FD, attr, 'BPF_OBJ_GET_INFO_BY_FD');
+  const name = info.subarray(24, 40);
+  return { id: info.readUInt32LE(4), name: name.toString('latin1', 0, name.indexOf(0) >= 0 ? name.indexOf(0) : 16) };
 }
 
 /**

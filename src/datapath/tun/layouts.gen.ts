@@ -17,8 +17,14 @@ export const STEER_KEY = { size: 8, off: { addr: 0, port: 4, proto: 6, side: 7 }
 /** struct steer_value (bpf/steer.bpf.o) */
 export const STEER_VALUE = { size: 8, off: { mask: 0, pad: 4 }, width: { mask: 4, pad: 4 } } as const;
 
+/** struct rs_config (bpf/rs_decap.bpf.o) */
+export const RS_CONFIG = { size: 4, off: { gue_port: 0, pad: 2 }, width: { gue_port: 2, pad: 2 } } as const;
+
 /** enum flow_dir */
 export const FLOW_DIR = { FLOW_REQUEST: 0, FLOW_REPLY: 1 } as const;
 
 /** enum steer_side */
 export const STEER_SIDE = { STEER_VIP: 0, STEER_SERVICE: 1, STEER_REAL: 2 } as const;
+
+/** enum rs_counter */
+export const RS_COUNTER = { RS_DECAP: 0, RS_MALFORMED: 1, RS_NOT_VIP: 2, RS_COUNTERS: 3 } as const;

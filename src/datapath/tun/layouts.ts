@@ -14,11 +14,13 @@ const STRUCTS: [string, string, string][] = [
   ['slot', 'fastpath.bpf.o', 'SLOT'],
   ['steer_key', 'steer.bpf.o', 'STEER_KEY'],
   ['steer_value', 'steer.bpf.o', 'STEER_VALUE'],
+  ['rs_config', 'rs_decap.bpf.o', 'RS_CONFIG'],
 ];
 /** C enum -> the TypeScript name */
 const ENUMS: [string, string][] = [
   ['flow_dir', 'FLOW_DIR'],
   ['steer_side', 'STEER_SIDE'],
+  ['rs_counter', 'RS_COUNTER'],
 ];
 
 /** `enum name { A = 0, B = 1 }` of a header, every value written out. */
