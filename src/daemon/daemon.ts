@@ -5,7 +5,8 @@
  *
  *   start()   refuses clearly (DaemonError: message and exit status) when not root, when
  *             /dev/net/tun is missing, when the rules do not parse or validate (2), when a VIP is a
- *             local address without the tc capture (1; kernel-setup.ts checkHost), or when another
+ *             local address without the tc capture (kernel-setup.ts checkHost: 2 with --capture rules,
+ *             1 when tc turned out unavailable), or when another
  *             ulvsd serves the socket; whatever it built before a refusal is removed again.
  *             Resolves once everything is set up; the workers report `forwarding with N workers`
  *             when they are.
