@@ -42,7 +42,7 @@ import { createMetricsServer } from './http.js';
 import { checkHost, KernelSetup, SetupError } from './kernel-setup.js';
 import type { DaemonLog } from './log.js';
 import type { DaemonOptions } from './options.js';
-import { LocalAddresses } from './local-vips.js';
+import { LocalAddresses, type LocalChange } from './local-vips.js';
 import { WorkerPool } from './worker-pool.js';
 import { formatIPv4 } from '../wire/addr.js';
 
@@ -147,7 +147,8 @@ export class Daemon {
     try {
       kernel.install(rules);
       checkHost(rules, kernel.capturing); // tc may have been unavailable
-      this.#pollLocal(rules);
+      const ch = this.#pollLocal(rules);
+      if (ch) this.#logLocal(ch); // the workers start with this list
     } catch (e) {
       this.#cleanup();
       if (e instanceof SetupError || e instanceof IpvsError) throw new DaemonError(e.message, 1);
@@ -229,22 +230,27 @@ export class Daemon {
       void cp.serial(async () => {
         if (this.#stopping) return;
         if (kernel.following) kernel.follow(FOLLOW_MS);
-        if (this.#pollLocal(cp.rules())) await pool.setLocalAddresses(this.#local.addrs).catch((e: Error) => log.warn(`local addresses not given to the workers: ${e.message}`));
+        const ch = this.#pollLocal(cp.rules());
+        if (ch?.addrsChanged) await pool.setLocalAddresses(this.#local.addrs).catch((e: Error) => log.warn(`local addresses not given to the workers: ${e.message}`));
+        if (ch) this.#logLocal(ch); // after the workers have the list: the log says it is in effect
       });
     }, FOLLOW_MS).unref();
   }
 
-  /** Read the host's addresses again and log the VIPs that became local or stopped being local;
-   *  true when the address list changed (the workers need it). Never throws. */
-  #pollLocal(r: Rules): boolean {
-    const log = this.#log;
-    let ch;
+  /** Read the host's addresses again (local-vips.ts); null when they cannot be listed (logged).
+   *  Never throws. */
+  #pollLocal(r: Rules): LocalChange | null {
     try {
-      ch = this.#local.poll(vipsOf(r));
+      return this.#local.poll(vipsOf(r));
     } catch (e) {
-      log.warn(`cannot list this host's addresses: ${(e as Error).message.split('\n')[0]}`);
-      return false;
+      this.#log.warn(`cannot list this host's addresses: ${(e as Error).message.split('\n')[0]}`);
+      return null;
     }
+  }
+
+  /** Log the VIPs that became local or stopped being local. */
+  #logLocal(ch: LocalChange): void {
+    const log = this.#log;
     const tc = this.#kernel?.capturing ?? false;
     for (const v of ch.appeared) {
       const vip = formatIPv4(v);
@@ -252,7 +258,6 @@ export class Daemon {
       else log.warn(`VIP ${vip} became a local address, but service traffic is not captured by tc: the kernel delivers it to this host's stack instead of the real servers (a local VIP needs --capture tc)`, 'daemon', { vip });
     }
     for (const v of ch.gone) log.info(`VIP ${formatIPv4(v)} is no longer a local address; service continues for traffic routed to this host`, 'daemon', { vip: formatIPv4(v) });
-    return ch.addrsChanged;
   }
 
   /** The initial rules; a refusal is a DaemonError with exit status 2. */
