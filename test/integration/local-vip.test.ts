@@ -4,8 +4,9 @@
  * answers, no local socket sees them), other ports reach local sockets, pings are answered by
  * the director, NAT works, with the fast path (VIP on lo) and through the IP stack (VIP on the
  * outside interface, --fast-path off: the replies with a local source cross the stack's input).
- * The VIP may appear and disappear while ulvsd runs. Controls: with ulvsd stopped the local
- * stack resets the same probes (so they can fail), and --capture rules refuses a local VIP.
+ * The VIP may appear and disappear while ulvsd runs. Controls: with ulvsd stopped, or with
+ * --capture rules and the VIP added later (a warning), the local stack resets the same probes
+ * (so they can fail); --capture rules refuses a local VIP at start.
  *
  * Services: VIP:80 -> rs1, rs2 :8080 (HTTP); VIP:81 -> 192.0.2.99:8080, an address nobody has
  * (the SYN is forwarded into an unanswered ARP: silence, never a reset).
@@ -110,6 +111,25 @@ describe('local VIP', { skip: needsRoot }, () => {
     });
 
     test('NAT, no reset on service ports, local listener, ping, stray ACK reset', () => localVipWorks(bed));
+  });
+
+  describe('control: --capture rules, VIP added after start', () => {
+    let bed: DirectorBed;
+    before(async () => {
+      bed = await new DirectorBed({ rules, realServers: 2, httpPort: 8080, ulvsdArgs: ['--capture', 'rules'] }).start();
+    });
+    after(async () => {
+      await bed?.stop();
+    });
+
+    test('ulvsd warns, and the local stack answers the service ports with a reset (what the capture prevents)', async () => {
+      const c = bed.bed.clients[0]!;
+      assert.equal(bed.client(['--requests', '2']).filter((x) => x['ok']).length, 2, 'served while the VIP is not local');
+      vipOn('lo')(bed.bed);
+      await bed.logged(/VIP 203\.0\.113\.10 became a local address, but service traffic is not captured by tc/, 6000);
+      assert.equal(tcpConnect(c, V, 81), 'refused', 'the local table delivered the SYN to the local stack');
+      assert.ok(bed.ulvsd!.exitCode === null, 'ulvsd still runs');
+    });
   });
 
   describe('added after start and removed while traffic runs', () => {
