@@ -301,3 +301,18 @@ test('strayTcp: a TCP segment without a connection passes by default, and is a c
     assert.equal(d.explain({ proto: TCP, caddr: ip(CLIENT), cport: 9, vaddr: ip(VIP), vport: 80, syn: false }, 0).verdict, stray);
   }
 });
+
+test("strayTcp 'local': a stray segment passes only to an address set by setLocalAddresses, and explain agrees", () => {
+  const d = director({ strayTcp: 'local' });
+  d.addService({ ...k80, scheduler: 'rr' });
+  d.addDest(k80, { addr: ip(RS1), port: 8080 });
+  const q = { proto: TCP, caddr: ip(CLIENT), cport: 9, vaddr: ip(VIP), vport: 80, syn: false };
+  assert.equal(send(d, tcp(CLIENT, 9, 'A'), 0).v, Verdict.Drop, 'not local: dropped');
+  assert.equal(d.explain(q, 0).verdict, 'drop');
+  d.setLocalAddresses([ip(VIP)]);
+  assert.equal(send(d, tcp(CLIENT, 9, 'A'), 0).v, Verdict.Pass, 'local: the host stack gets it');
+  assert.equal(d.explain(q, 0).verdict, 'pass');
+  d.setLocalAddresses([]);
+  assert.equal(send(d, tcp(CLIENT, 9, 'A'), 0).v, Verdict.Drop, 'no longer local');
+  assert.deepEqual([d.counters()['pass_no_conn'], d.counters()['drop_no_conn']], [1, 2]);
+});

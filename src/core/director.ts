@@ -78,9 +78,12 @@ export interface DirectorOptions {
   /**
    * A TCP segment for a service that may not open a connection (no SYN) and has none: 'pass'
    * (default) hands it to the host stack, which answers with a reset where the VIP is local;
-   * 'drop' discards it (DropNoConn), for a data path where passing means routing it onward.
+   * 'drop' discards it (DropNoConn), for a data path where passing means routing it onward;
+   * 'local' passes it when its destination is one of the addresses last given to
+   * `setLocalAddresses` (a VIP assigned to the host: its stack answers with a reset, as with
+   * IPVS) and drops it otherwise.
    */
-  strayTcp?: 'pass' | 'drop';
+  strayTcp?: 'pass' | 'drop' | 'local';
   /** The kernel fast path (core/offload.ts): a port made for this engine's connection table,
    *  and the packets a connection forwards here first (default DEFAULT_OFFLOAD_AFTER). */
   offload?: { port: (conns: ConnTable) => OffloadPort; after?: number };
@@ -111,8 +114,11 @@ export class Director {
   readonly #services: ServiceTable;
   readonly #dests: DestTable;
   readonly #explainer: Explainer;
-  /** outcome of a stray TCP segment (DirectorOptions.strayTcp) */
+  /** outcome of a stray TCP segment (DirectorOptions.strayTcp; 'local': by #localAddrs) */
   readonly #stray: OutcomeCode;
+  readonly #strayLocal: boolean;
+  /** strayTcp 'local': the destinations whose stray segments pass (setLocalAddresses) */
+  #localAddrs = new Set<number>();
   /** the scheduling context, reused for every new flow */
   readonly #ctx: SchedContext = { proto: 0, caddr: 0, cport: 0, vaddr: 0, vport: 0, now: 0, dryRun: false };
   #lastEstimateMs = 0;
@@ -120,7 +126,8 @@ export class Director {
   constructor(o: DirectorOptions) {
     const seed = (o.seed ?? 0x5eed) >>> 0;
     const s = (this.#s = new EngineState(o.maxConns ?? 1 << 20, seed, o.sysctl));
-    this.#stray = o.strayTcp === 'drop' ? Outcome.DropNoConn : Outcome.PassNoConn;
+    this.#stray = o.strayTcp === 'drop' || o.strayTcp === 'local' ? Outcome.DropNoConn : Outcome.PassNoConn;
+    this.#strayLocal = o.strayTcp === 'local';
     const port = o.offload ? o.offload.port(s.conns) : null;
     this.#offload = new OffloadPolicy(s, this.#protos, port, o.offload?.after ?? DEFAULT_OFFLOAD_AFTER);
     this.#protos.register(new TcpOps(s, this.#offload));
@@ -146,7 +153,7 @@ export class Director {
     };
     this.#services = new ServiceTable(o.schedulers, env, this.#decider, s.dests, shared !== null && shared.length >= SLOT_INTS ? shared : null);
     this.#dests = new DestTable(this.#services, s.dests);
-    this.#explainer = new Explainer(s, this.#protos, this.#decider, this.#scheduling, this.#stray === Outcome.DropNoConn);
+    this.#explainer = new Explainer(s, this.#protos, this.#decider, this.#scheduling, (vaddr) => this.#strayOutcome(vaddr) === Outcome.DropNoConn);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -179,7 +186,7 @@ export class Director {
       this.#life.unlink(dec.conn); // ip_vs_conn_expire_now
     }
     if (dec.path === Path.NoService) return this.#out(Outcome.PassNoService);
-    if (dec.path === Path.NotOpener) return this.#out(this.#stray);
+    if (dec.path === Path.NotOpener) return this.#out(this.#strayOutcome(m.daddr));
     const ctx = this.#ctx; //                                                   2 schedule
     ctx.proto = m.proto;
     ctx.caddr = m.saddr;
@@ -192,6 +199,16 @@ export class Director {
     if (c === Opened.NoDest) return this.#out(this.#noDest.answer(m));
     if (c === Opened.TableFull) return this.#out(Outcome.DropConnTableFull);
     return this.#out(this.#forward.request(m, ops, c)); //                      3-4, 6
+  }
+
+  #strayOutcome(vaddr: number): OutcomeCode {
+    return this.#strayLocal && this.#localAddrs.has(vaddr >>> 0) ? Outcome.PassNoConn : this.#stray;
+  }
+
+  /** strayTcp 'local': the host's addresses (uint32) whose stray TCP segments pass from now on
+   *  (replaces the previous set; ignored with the other strayTcp modes). */
+  setLocalAddresses(addrs: readonly number[]): void {
+    this.#localAddrs = new Set(addrs.map((a) => a >>> 0));
   }
 
   #out(o: OutcomeCode): VerdictCode {

@@ -50,10 +50,10 @@ export class Explainer {
   readonly #protos: ProtoTable;
   readonly #decider: Decider;
   readonly #scheduling: Scheduling;
-  /** stray TCP segments are dropped, not passed (DirectorOptions.strayTcp) */
-  readonly #dropStray: boolean;
+  /** whether a stray TCP segment to this VIP is dropped, not passed (DirectorOptions.strayTcp) */
+  readonly #dropStray: (vaddr: number) => boolean;
 
-  constructor(s: EngineState, protos: ProtoTable, decider: Decider, scheduling: Scheduling, dropStray: boolean) {
+  constructor(s: EngineState, protos: ProtoTable, decider: Decider, scheduling: Scheduling, dropStray: (vaddr: number) => boolean) {
     this.#dropStray = dropStray;
     this.#s = s;
     this.#protos = protos;
@@ -82,14 +82,16 @@ export class Explainer {
     const expires = dec.expire === Expire.None ? undefined : this.#expiryNote(c, dec.expire, ops.stateName(c));
     const svc = dec.svc;
     if (svc === null) return { ...noService(), ...(expires && { expires }) };
-    if (dec.path === Path.NotOpener)
+    if (dec.path === Path.NotOpener) {
+      const drop = this.#dropStray(q.vaddr);
       return {
-        verdict: this.#dropStray ? 'drop' : 'pass',
+        verdict: drop ? 'drop' : 'pass',
         path: 'not-syn',
         service: serviceLabel(svc),
-        reason: `TCP segment without SYN and no connection: not scheduled (sloppy_tcp=0); ${this.#dropStray ? 'dropped' : 'the host stack gets it'}`,
+        reason: `TCP segment without SYN and no connection: not scheduled (sloppy_tcp=0); ${drop ? 'dropped' : 'the host stack gets it'}`,
         ...(expires && { expires }),
       };
+    }
     return { ...this.#schedule(svc, q, now, dec.expire === Expire.None ? -1 : c), ...(expires && { expires }) };
   }
 

@@ -5,9 +5,15 @@
  *
  *   start()   refuses clearly (DaemonError: message and exit status) when not root, when
  *             /dev/net/tun is missing, when the rules do not parse or validate (2), when a VIP is a
- *             local address, or when another ulvsd serves the socket; whatever it built before
- *             a refusal is removed again. Resolves once everything is set up; the workers
- *             report `forwarding with N workers` when they are.
+ *             local address without the tc capture (kernel-setup.ts checkHost: 2 with --capture rules,
+ *             1 when tc turned out unavailable), or when another
+ *             ulvsd serves the socket; whatever it built before a refusal is removed again.
+ *             Resolves once everything is set up; the workers report `forwarding with N workers`
+ *             when they are.
+ *
+ * A VIP may be a local address at start or become one (or stop being one) while ulvsd runs:
+ * every 2 s the host's addresses are read again (local-vips.ts); a change is logged and the
+ * engines get the new list (stray TCP to a local VIP goes to the host stack, which resets it).
  *   stop(code)  close the APIs, run keepalived's omega scripts, stop the workers; once they
  *             have stopped (at most 3 s), remove everything and exit(code) (exit(code || 1) when
  *             the workers did not stop in time).
@@ -37,7 +43,9 @@ import { createMetricsServer } from './http.js';
 import { checkHost, KernelSetup, SetupError } from './kernel-setup.js';
 import type { DaemonLog } from './log.js';
 import type { DaemonOptions } from './options.js';
+import { LocalAddresses, type LocalChange } from './local-vips.js';
 import { WorkerPool } from './worker-pool.js';
+import { formatIPv4 } from '../wire/addr.js';
 
 /** A start-up refusal: ulvsd prints `ulvsd: <message>` on stderr and exits with `code`. */
 export class DaemonError extends Error {
@@ -52,15 +60,18 @@ export class DaemonError extends Error {
 /** How often the host's interfaces are compared for capture and fast path (one `ip addr`), ms. */
 const FOLLOW_MS = 2000;
 
-/** Check a complete rule set: on a scratch engine, then against this host. */
-function validate(r: Rules): void {
+/** Check a complete rule set: on a scratch engine, then against this host (`tc`: the capture
+ *  filters are, or at start will be, installed). */
+function validate(r: Rules, tc: boolean): void {
   validateOnScratch(r);
-  checkHost(r);
+  checkHost(r, tc);
   checkDataPath(r);
 }
 
+const vipsOf = (r: Rules) => r.services.map((s) => s.addr);
+
 /** Read, parse and validate the rules file; throws an Error for the operator. */
-export function readRules(file: string): Rules {
+export function readRules(file: string, tc: boolean): Rules {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -74,7 +85,7 @@ export function readRules(file: string): Rules {
     throw new Error(e instanceof RulesError ? e.message : String(e));
   }
   try {
-    validate(r);
+    validate(r, tc);
   } catch (e) {
     throw new Error(e instanceof IpvsError && e.code !== 'EINVAL' ? `rules rejected: ${e.message}` : (e as Error).message);
   }
@@ -98,6 +109,7 @@ export class Daemon {
   readonly #exit: (code: number) => void;
   #health: Health | null = null;
   #kernel: KernelSetup | null = null;
+  readonly #local = new LocalAddresses();
   #pool: WorkerPool | null = null;
   #control: ControlPlane | null = null;
   #admin: Server | null = null;
@@ -136,9 +148,12 @@ export class Daemon {
     this.#kernel = kernel;
     try {
       kernel.install(rules);
+      checkHost(rules, kernel.capturing); // tc may have been unavailable
+      const ch = this.#pollLocal(rules);
+      if (ch) this.#logLocal(ch); // the workers start with this list
     } catch (e) {
       this.#cleanup();
-      if (e instanceof SetupError) throw new DaemonError(e.message, 1);
+      if (e instanceof SetupError || e instanceof IpvsError) throw new DaemonError(e.message, 1);
       throw e;
     }
 
@@ -150,7 +165,7 @@ export class Daemon {
       kernel.queues.map((q) => q.fd),
       (i) => {
         const fastPath = kernel.fastPathShare(i);
-        return { seed: randomInt(0, 0x7fffffff), maxConns: Math.floor(o.maxConns / o.workers), ops: initial.ops, io: o.io, busyPollUs: o.busyPollUs, sharedState: slots.state, ...(fastPath ? { fastPath } : {}) };
+        return { seed: randomInt(0, 0x7fffffff), maxConns: Math.floor(o.maxConns / o.workers), ops: initial.ops, io: o.io, busyPollUs: o.busyPollUs, localAddrs: this.#local.addrs, sharedState: slots.state, ...(fastPath ? { fastPath } : {}) };
       },
       {
         warn: (msg) => log.warn(msg),
@@ -177,7 +192,7 @@ export class Daemon {
       },
     );
     this.#pool = pool;
-    const cp = new ControlPlane(rules, { validate, stageSteering: (r) => kernel.stageSteering(r), applyOps: (ops) => pool.apply(ops), route: (r) => kernel.route(r), log: (s) => log.info(s, 'config') }, slots);
+    const cp = new ControlPlane(rules, { validate: (r) => validate(r, kernel.capturing), stageSteering: (r) => kernel.stageSteering(r), applyOps: (ops) => pool.apply(ops), route: (r) => kernel.route(r), log: (s) => log.info(s, 'config') }, slots);
     this.#control = cp;
 
     if (o.metrics) {
@@ -210,27 +225,56 @@ export class Daemon {
     admin.listen(o.socket, () => chmodSync(o.socket, 0o600));
 
     // Interfaces that appear after start (a VLAN, a bond brought up later) get the capture
-    // filters and the fast path too; the change goes through the same serial queue.
+    // filters and the fast path too, and VIPs that become local or stop being local are noticed;
+    // the changes go through the same serial queue.
     setInterval(() => {
-      if (this.#stopping || !kernel.following) return;
-      void cp.serial(() => {
-        if (!this.#stopping) kernel.follow(FOLLOW_MS);
+      if (this.#stopping) return;
+      void cp.serial(async () => {
+        if (this.#stopping) return;
+        if (kernel.following) kernel.follow(FOLLOW_MS);
+        const ch = this.#pollLocal(cp.rules());
+        if (ch?.addrsChanged) await pool.setLocalAddresses(this.#local.addrs).catch((e: Error) => log.warn(`local addresses not given to the workers: ${e.message}`));
+        if (ch) this.#logLocal(ch); // after the workers have the list: the log says it is in effect
       });
     }, FOLLOW_MS).unref();
+  }
+
+  /** Read the host's addresses again (local-vips.ts); null when they cannot be listed (logged).
+   *  Never throws. */
+  #pollLocal(r: Rules): LocalChange | null {
+    try {
+      return this.#local.poll(vipsOf(r));
+    } catch (e) {
+      this.#log.warn(`cannot list this host's addresses: ${(e as Error).message.split('\n')[0]}`);
+      return null;
+    }
+  }
+
+  /** Log the VIPs that became local or stopped being local. */
+  #logLocal(ch: LocalChange): void {
+    const log = this.#log;
+    const tc = this.#kernel?.capturing ?? false;
+    for (const v of ch.appeared) {
+      const vip = formatIPv4(v);
+      if (tc) log.info(`VIP ${vip} is a local address: its service ports are captured by tc before the local stack, its other ports and pings reach this host`, 'daemon', { vip });
+      else log.warn(`VIP ${vip} became a local address, but service traffic is not captured by tc: the kernel delivers it to this host's stack instead of the real servers (a local VIP needs --capture tc)`, 'daemon', { vip });
+    }
+    for (const v of ch.gone) log.info(`VIP ${formatIPv4(v)} is no longer a local address; service continues for traffic routed to this host`, 'daemon', { vip: formatIPv4(v) });
   }
 
   /** The initial rules; a refusal is a DaemonError with exit status 2. */
   #loadRules(): Rules {
     const { source } = this.#o;
     try {
-      if (source.kind === 'rules') return readRules(source.file);
+      const tc = this.#o.capture === 'tc'; // checked again once the capture is in place
+      if (source.kind === 'rules') return readRules(source.file, tc);
       const health = new Health(source.file, this.#log, () => {
         if (this.#ready) void this.#applyHealth(); // before that, the reconciliation at start-up covers it
       });
       this.#health = health;
       health.watch(health.read());
       const rules = health.desired().rules;
-      validate(rules);
+      validate(rules, tc);
       return rules;
     } catch (e) {
       this.#health?.stop();
@@ -252,10 +296,10 @@ export class Daemon {
     const health = this.#health;
     if (health) {
       const cfg = health.read(); // throws: running configuration unchanged
-      validate(health.desiredFor(cfg));
+      validate(health.desiredFor(cfg), this.#kernel?.capturing ?? false);
       health.watch(cfg);
       await this.#applyHealth();
-    } else await this.control.replace(readRules(source.file));
+    } else await this.control.replace(readRules(source.file, this.#kernel?.capturing ?? false));
     const msg = `reloaded ${source.file}`;
     this.#log.info(msg);
     return msg;

@@ -39,10 +39,18 @@ export class SetupError extends Error {}
 
 type KernelOptions = Pick<DaemonOptions, 'dev' | 'table' | 'pref' | 'workers' | 'offload' | 'capture' | 'fastPath' | 'fastPathAfter' | 'fastPathConns'>;
 
-/** Refuse a rule set this host cannot serve: a VIP must be routed through it, not local. */
-export function checkHost(r: Rules): void {
+/**
+ * Refuse a rule set this host cannot serve. A VIP may be a local address (keepalived's VRRP
+ * puts it there) only while the tc capture is installed (`capturedByTc`): the capture filters
+ * take its service ports before the IP stack, whereas the policy rules alone come after the
+ * kernel's `local` table (rule 0), which would deliver them to this host's sockets (a reset, no
+ * service). A VIP that becomes local later without the capture gets a warning (daemon.ts).
+ */
+export function checkHost(r: Rules, capturedByTc: boolean): void {
+  if (capturedByTc) return;
   for (const s of r.services) {
-    if (isLocalAddress(s.addr)) throw new IpvsError('EINVAL', `VIP ${formatIPv4(s.addr)} is a local address here; ulvs needs the VIP routed through this host, not assigned to it`);
+    if (isLocalAddress(s.addr))
+      throw new IpvsError('EINVAL', `VIP ${formatIPv4(s.addr)} is a local address here and service traffic is not captured by tc (--capture rules, or tc unavailable): the kernel's local table would deliver it to this host before ulvs's policy rules; a local VIP needs --capture tc`);
   }
 }
 
@@ -174,6 +182,11 @@ export class KernelSetup {
     if (this.#capture) updateCapture(this.#capture, nextPlan);
     this.plan = nextPlan;
     return routes;
+  }
+
+  /** Whether the tc capture filters are installed (a local VIP needs them: checkHost). */
+  get capturing(): boolean {
+    return this.#capture !== null;
   }
 
   /** Whether follow() has anything to follow (capture or fast path installed). */

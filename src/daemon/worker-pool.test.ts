@@ -25,7 +25,7 @@ function pool(fds: number[], seeds: number[] = fds.map(() => 1)) {
     died: (m) => (seen.push(`died ${m}`), resolveDied(m)),
     stopped: () => (seen.push('stopped'), resolveStopped()),
   };
-  const p = new WorkerPool(fds, (i) => ({ seed: seeds[i]!, maxConns: 16, ops: [], io: 'syscalls', busyPollUs: 0, sharedState: new Int32Array(new SharedArrayBuffer(64)) }), events, FAKE);
+  const p = new WorkerPool(fds, (i) => ({ seed: seeds[i]!, maxConns: 16, ops: [], io: 'syscalls', busyPollUs: 0, localAddrs: [], sharedState: new Int32Array(new SharedArrayBuffer(64)) }), events, FAKE);
   return { p, seen, ready, stopped, died };
 }
 

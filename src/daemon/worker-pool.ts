@@ -150,6 +150,10 @@ export class WorkerPool {
     return { engine: sum(cs.map((c) => c.engine)), datapath: sum(cs.map((c) => c.datapath)), workers: cs.map((c) => c.datapath) };
   }
 
+  async setLocalAddresses(addrs: number[]): Promise<void> {
+    await this.all('setLocalAddresses', addrs);
+  }
+
   /** Tell every worker to stop; `stopped` follows once all have. Exits from now on are expected. */
   stop(): void {
     this.#stopping = true;

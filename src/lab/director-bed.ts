@@ -58,6 +58,8 @@ export interface DirectorBedOptions extends TestBedOptions {
   httpsPort?: number;
   dnsPort?: number;
   ulvsdArgs?: string[];
+  /** run in the built test bed before ulvsd starts (e.g. give the director the VIP) */
+  beforeDirector?: (bed: TestBed) => void;
 }
 
 export class DirectorBed {
@@ -84,6 +86,7 @@ export class DirectorBed {
     try {
       await Promise.all(this.bed.realServers.map((_, i) => this.startServer(i)));
       writeFileSync(this.rulesFile, this.o.keepalived ?? this.o.rules ?? '');
+      this.o.beforeDirector?.(this.bed);
       await this.startDirector();
       return this;
     } catch (e) {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { captureFilters } from './capture.js';
 import { parseIPv4 as ip } from '../../wire/addr.js';
 
-test('tc capture: one u32 filter per service, per real server endpoint and ICMP; IPv4 without options only; no duplicates', () => {
+test('tc capture: one u32 filter per service, per real server endpoint and ICMP; IPv4 without options only; no duplicates; a local VIP gets no pass, pings to a VIP pass', () => {
   const vip = ip('203.0.113.10');
   const rs = ip('192.0.2.11');
   const f = captureFilters(
@@ -19,7 +19,7 @@ test('tc capture: one u32 filter per service, per real server endpoint and ICMP;
       { proto: 17, addr: rs, port: 5353 },
     ],
     },
-    [ip('192.0.2.1'), ip('198.51.100.1'), ip('192.0.2.1')],
+    [ip('192.0.2.1'), ip('198.51.100.1'), ip('192.0.2.1'), vip],
   );
   const m = f.map((x) => `${x.action} ${x.match.join(' ').replace('match u8 0x45 0xff at 0 ', '')}`);
   assert.deepEqual(m, [
@@ -28,6 +28,8 @@ test('tc capture: one u32 filter per service, per real server endpoint and ICMP;
     'redirect match ip dst 203.0.113.10/32 match ip protocol 6 0xff match ip dport 80 0xffff',
     'redirect match ip dst 203.0.113.10/32 match ip protocol 17 0xff match ip dport 53 0xffff',
     'redirect match ip dst 203.0.113.20/32 match ip protocol 6 0xff',
+    'pass match ip dst 203.0.113.10/32 match ip protocol 1 0xff match u8 8 0xff at 20',
+    'pass match ip dst 203.0.113.20/32 match ip protocol 1 0xff match u8 8 0xff at 20',
     'redirect match ip dst 203.0.113.10/32 match ip protocol 1 0xff',
     'redirect match ip dst 203.0.113.20/32 match ip protocol 1 0xff',
     'redirect match ip src 192.0.2.11/32 match ip protocol 6 0xff match ip sport 8080 0xffff',

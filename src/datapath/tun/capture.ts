@@ -9,14 +9,23 @@
  *
  *   tc qdisc add dev IF clsact                                         (if IF has none)
  *   tc filter add dev IF ingress pref P protocol ip u32 match ip dst LOCAL/32 classid 1:1
- *       for each address of this host first: its own traffic with the real servers (health
- *       checks, whose replies come from a RIP:port) stays on the normal path (a match without
- *       an action ends the classification with TC_ACT_OK; gact may not be built)
+ *       for each address of this host first, VIPs excepted: its own traffic with the real
+ *       servers (health checks, whose replies come from a RIP:port) stays on the normal path (a
+ *       match without an action ends the classification with TC_ACT_OK; gact may not be built)
  *   tc filter add dev IF ingress pref P protocol ip u32
  *       match u8 0x45 0xff at 0                    IPv4 without options (fixed L4 offset)
  *       match ip dst VIP/32  match ip protocol 6|17 0xff  match ip dport VPORT 0xffff
  *       action mirred egress redirect dev <tun>                        each service
- *   ... match ip dst VIP/32 match ip protocol 1 0xff ...              ICMP to each VIP
+ *   ... match ip dst VIP/32 match ip protocol 1 0xff match u8 8 0xff at 20 classid 1:1
+ *                                                                      echo requests to each VIP
+ *                                                                      pass (a local VIP answers)
+ *   ... match ip dst VIP/32 match ip protocol 1 0xff ...              other ICMP to each VIP
+ *
+ * A local VIP (assigned to this host, e.g. by keepalived, at any time) changes nothing here:
+ * the filters run before the IP stack, so its service ports never reach a local socket (no
+ * reset without a listener), its other ports and pings do. The policy rules cannot stand in for
+ * them with a local VIP (the kernel's `local` table, rule 0, delivers it first): the daemon
+ * refuses a local VIP without the filters (kernel-setup.ts).
  *   ... match ip src RIP/32 match ip protocol 6|17 0xff match ip sport RPORT 0xffff ...
  *                                                                      each real server endpoint
  *   ... match ip src RIP/32 match ip protocol 1 0xff ...              ICMP from each real server
@@ -42,16 +51,20 @@ export interface CaptureFilter {
 
 /**
  * The filters a plan needs, in the order they must be tried (deduplicated): first a pass for
- * each of `locals` (this host's addresses), then the redirects.
+ * each of `locals` (this host's addresses) that is not a VIP, then the redirects (and the
+ * passes of echo requests to the VIPs, before the VIPs' ICMP redirects).
  */
 export function captureFilters(p: Pick<RoutingPlan, 'services' | 'servers'>, locals: readonly number[] = []): CaptureFilter[] {
   const base = ['match', 'u8', '0x45', '0xff', 'at', '0'];
   const out: CaptureFilter[] = [];
   const proto = (n: number) => ['match', 'ip', 'protocol', String(n), '0xff'];
   const redirect = (match: string[]) => out.push({ match: [...base, ...match], action: 'redirect' });
-  for (const a of new Set(locals)) out.push({ match: ['match', 'ip', 'dst', `${formatIPv4(a)}/32`], action: 'pass' });
+  const vips = new Set(p.services.map((s) => s.addr >>> 0));
+  // a VIP that is also local must still be captured: it gets no pass
+  for (const a of new Set(locals)) if (!vips.has(a >>> 0)) out.push({ match: ['match', 'ip', 'dst', `${formatIPv4(a)}/32`], action: 'pass' });
   for (const s of p.services) redirect(['match', 'ip', 'dst', `${formatIPv4(s.addr)}/32`, ...proto(s.proto), ...(s.port ? ['match', 'ip', 'dport', String(s.port), '0xffff'] : [])]);
-  for (const v of new Set(p.services.map((s) => s.addr))) redirect(['match', 'ip', 'dst', `${formatIPv4(v)}/32`, ...proto(1)]);
+  for (const v of vips) out.push({ match: [...base, 'match', 'ip', 'dst', `${formatIPv4(v)}/32`, ...proto(1), 'match', 'u8', '8', '0xff', 'at', '20'], action: 'pass' });
+  for (const v of vips) redirect(['match', 'ip', 'dst', `${formatIPv4(v)}/32`, ...proto(1)]);
   for (const r of p.servers) redirect(['match', 'ip', 'src', `${formatIPv4(r.addr)}/32`, ...proto(r.proto), ...(r.port ? ['match', 'ip', 'sport', String(r.port), '0xffff'] : [])]);
   for (const a of new Set(p.servers.map((r) => r.addr))) redirect(['match', 'ip', 'src', `${formatIPv4(a)}/32`, ...proto(1)]);
   const seen = new Set<string>();

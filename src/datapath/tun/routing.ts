@@ -12,7 +12,8 @@
  *   the TUN:     up, txqueuelen 4096
  *   sysctls:     net.ipv4.ip_forward=1; rp_filter=0 on all and <tun> (packets leave the TUN with
  *                the client's or the VIP's address, which strict reverse-path filtering drops);
- *                accept_local=1 on <tun> (skips the reverse-path lookup, see below);
+ *                accept_local=1 on <tun> (a reply written back from a local VIP has a local
+ *                source, a martian without it; it also skips the reverse-path lookup, see below);
  *                IPv6 off on <tun> (the data path is IPv4 only for now)
  *
  * Every rule carries the preference P or P+1, so `removeRouting` (at exit, and before a start,
@@ -78,10 +79,12 @@ export function installRouting(p: RoutingPlan): RoutingState {
     ['net.ipv4.conf.all.rp_filter', '0'],
     [`net.ipv4.conf.${p.dev}.rp_filter`, '0'],
     [`net.ipv6.conf.${p.dev}.disable_ipv6`, '1'], // the IPv4-only engine would count its ND traffic as drops
-    // With policy rules in the table set, every packet routed in from the TUN gets a reverse-path
-    // route lookup (walking all the rules again) unless accept_local is set; ulvs writes packets
-    // whose source is a client or a VIP, never a local address, so the check buys nothing
-    // (measured: CPU per connection -3 %, BENCHMARKS.md).
+    // Required for a local VIP: NAT replies written back carry the VIP as source, which the
+    // stack drops as a martian (local source) unless accept_local is set (fib_validate_source;
+    // the way-out program's bpf_fib_lookup does not check the source, the stack's input does
+    // whenever the packet goes that way: --fast-path off, or a lookup the program leaves to it).
+    // It also spares every packet from the TUN a reverse-path route lookup (walking all the
+    // rules again; measured: CPU per connection -3 %, BENCHMARKS.md).
     [`net.ipv4.conf.${p.dev}.accept_local`, '1'],
   ] as const) {
     state.sysctls.push([k, sysctl(k)]);

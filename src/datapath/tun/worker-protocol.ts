@@ -32,6 +32,9 @@ export interface WorkerInit {
   sharedState: Int32Array;
   /** 'auto' (io_uring where the kernel can, else syscalls), 'uring' or 'syscalls' */
   io: 'auto' | IoMode;
+  /** this host's IPv4 addresses (uint32) at start: a stray TCP segment to one of them goes to
+   *  the host stack (strayTcp 'local'); later changes come by the call setLocalAddresses */
+  localAddrs: number[];
   /** the kernel fast path's maps and this worker's slots (fastpath.ts, offloader.ts), if enabled */
   fastPath?: OffloaderInit & { after: number };
 }
@@ -52,6 +55,8 @@ export interface Calls {
   setTimeouts: { args: [t: Partial<Timeouts>]; result: null };
   zero: { args: [service?: ServiceKey]; result: null };
   counters: { args: []; result: WorkerCounters };
+  /** this host's IPv4 addresses now (uint32; replaces the previous list; see WorkerInit.localAddrs) */
+  setLocalAddresses: { args: [addrs: number[]]; result: null };
 }
 export type CallName = keyof Calls;
 

@@ -15,9 +15,13 @@
  * before any listing, reset or configuration change.
  *
  * Pass verdicts are written back unchanged (IPVS's "ACCEPT": the kernel routes them; the
- * `iif <tun> lookup main` rule stops them from coming back), except TCP segments to a service
- * without a connection, which the kernel would answer from a local VIP; ulvs has none, so the
- * engine drops them itself (DirectorOptions.strayTcp = 'drop', outcome drop_no_conn).
+ * `iif <tun> lookup main` rule stops them from coming back). TCP segments to a service without
+ * a connection (stray TCP) follow DirectorOptions.strayTcp = 'local': to a VIP that is a local
+ * address now (the daemon keeps the engine's list current, setLocalAddresses) they are written
+ * back, and the kernel delivers them to its own stack, which answers with a reset as it would
+ * under IPVS (the way-out program finds the destination local and leaves it to the stack);
+ * to any other VIP they are dropped (outcome drop_no_conn), since routing them on could send
+ * them back to this host.
  *
  * The messages both ways are typed once, in worker-protocol.ts. All state is one
  * PacketWorker per thread; this module only constructs it from workerData and runs it.
@@ -77,12 +81,13 @@ export class PacketWorker {
       seed: init.seed,
       maxConns: init.maxConns,
       sharedState: init.sharedState,
-      // a passed packet is written back and routed onward, not delivered: a stray TCP segment
-      // (the kernel would reset it from a local VIP) is dropped instead, and counted
-      strayTcp: 'drop',
+      // a passed packet is written back and routed onward: a stray TCP segment passes only
+      // to a local VIP (delivered to the host stack, which resets it), else it is dropped
+      strayTcp: 'local',
       ...(fastPath && { offload: { port: (conns) => (offloader = new Offloader(conns, fastPath)), after: fastPath.after } }),
     });
     this.offloader = offloader;
+    this.d.setLocalAddresses(init.localAddrs);
     applyOps(this.d, init.ops);
     this.pfd.writeInt32LE(init.fd, 0);
     this.pfd.writeInt16LE(POLLIN, 4);
@@ -146,7 +151,7 @@ export class PacketWorker {
       this.write(this.icmpBuf, VNET_HDR_LEN + d.icmpLen);
       return false;
     }
-    return v === Verdict.Pass; // written back: the kernel routes it on (stray TCP is dropped: strayTcp)
+    return v === Verdict.Pass; // written back: the kernel routes or delivers it (stray TCP: strayTcp 'local')
   }
 
   private write(b: Buffer, n: number): void {
@@ -183,6 +188,10 @@ export class PacketWorker {
       return null;
     },
     counters: () => ({ engine: this.d.counters(), datapath: { ...this.dp, ...this.fastPathCounters() } }),
+    setLocalAddresses: ([addrs]) => {
+      this.d.setLocalAddresses(addrs);
+      return null;
+    },
   };
 
   private call<K extends CallName>(msg: CallMessageOf<K>, now: number): Calls[K]['result'] {
