@@ -117,7 +117,7 @@ export class Director {
   /** outcome of a stray TCP segment (DirectorOptions.strayTcp; 'local': by #localAddrs) */
   readonly #stray: OutcomeCode;
   readonly #strayLocal: boolean;
-  /** strayTcp 'local': the destinations whose stray segments pass (setLocalAddresses) */
+  /** strayTcp 'local': the destinations whose stray segments pass (setLocalAddresses), int32 */
   #localAddrs = new Set<number>();
   /** the scheduling context, reused for every new flow */
   readonly #ctx: SchedContext = { proto: 0, caddr: 0, cport: 0, vaddr: 0, vport: 0, now: 0, dryRun: false };
@@ -202,13 +202,13 @@ export class Director {
   }
 
   #strayOutcome(vaddr: number): OutcomeCode {
-    return this.#strayLocal && this.#localAddrs.has(vaddr >>> 0) ? Outcome.PassNoConn : this.#stray;
+    return this.#strayLocal && this.#localAddrs.has(vaddr | 0) ? Outcome.PassNoConn : this.#stray; // int32 keys: no boxing per packet
   }
 
   /** strayTcp 'local': the host's addresses (uint32) whose stray TCP segments pass from now on
    *  (replaces the previous set; ignored with the other strayTcp modes). */
   setLocalAddresses(addrs: readonly number[]): void {
-    this.#localAddrs = new Set(addrs.map((a) => a >>> 0));
+    this.#localAddrs = new Set(addrs.map((a) => a | 0));
   }
 
   #out(o: OutcomeCode): VerdictCode {
