@@ -151,7 +151,10 @@ describe('local VIP', { skip: needsRoot }, () => {
       const during = bed.client(['--requests', '4']);
       assert.equal(during.filter((x) => x['ok']).length, 4, JSON.stringify(during));
       notReset(tcpConnect(c, V, 81), 'service ports captured, no reset');
-      assert.equal(strayAck(c, LAB.client(0), V, 80), 'rst', 'local now: the host stack resets a stray ACK');
+      // the probe sends one ACK; on a loaded machine give it three tries, as a client would resend
+      let stray = strayAck(c, LAB.client(0), V, 80);
+      for (let i = 0; i < 2 && stray !== 'rst'; i++) stray = strayAck(c, LAB.client(0), V, 80);
+      assert.equal(stray, 'rst', 'local now: the host stack resets a stray ACK');
       await listen(bed);
       assert.equal(tcpConnect(c, V, 2222), 'connected director');
       assert.equal(ping(c, V), 'reply');
