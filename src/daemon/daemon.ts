@@ -31,7 +31,7 @@ import { parseRules, RulesError, type Rules } from '../control/rules.js';
 import { SchedStateSlots } from '../control/sched-slots.js';
 import { tunAvailable } from '../datapath/tun/device.js';
 import { ControlPlane, validateOnScratch } from './control-plane.js';
-import { checkDataPath } from './data-path-limits.js';
+import { checkDataPath, type DataPathCaps } from './data-path-limits.js';
 import { Health } from './health.js';
 import { createMetricsServer } from './http.js';
 import { checkHost, KernelSetup, SetupError } from './kernel-setup.js';
@@ -52,11 +52,18 @@ export class DaemonError extends Error {
 /** How often the host's interfaces are compared for capture and fast path (one `ip addr`), ms. */
 const FOLLOW_MS = 2000;
 
+/**
+ * What the data path can carry, for validate(): direct routing needs the flow map and the TUN's
+ * way-out program (--fast-path tc). Set from the options before the first rules are read, and
+ * from what KernelSetup installed once it has (a failed install makes DR unavailable).
+ */
+const caps: DataPathCaps = { dr: null };
+
 /** Check a complete rule set: on a scratch engine, then against this host. */
 function validate(r: Rules): void {
   validateOnScratch(r);
   checkHost(r);
-  checkDataPath(r);
+  checkDataPath(r, caps);
 }
 
 /** Read, parse and validate the rules file; throws an Error for the operator. */
@@ -124,6 +131,7 @@ export class Daemon {
     const log = this.#log;
     if (process.getuid?.() !== 0) throw new DaemonError('must run as root: it creates a TUN device and policy routes', 1);
     if (!tunAvailable()) throw new DaemonError('/dev/net/tun is missing: load the tun module (modprobe tun)', 1);
+    caps.dr = o.fastPath === 'tc' ? null : 'it needs the kernel fast path (--fast-path tc): its flow map tells the way out of the TUN where each connection goes';
     const rules = this.#loadRules();
 
     // Admin socket: refuse to start over a live daemon's socket; replace a stale one.
@@ -136,6 +144,12 @@ export class Daemon {
     this.#kernel = kernel;
     try {
       kernel.install(rules);
+      caps.dr = kernel.drUnavailable;
+      try {
+        checkDataPath(rules, caps); // DR servers need what was just installed
+      } catch (e) {
+        throw new SetupError((e as Error).message);
+      }
     } catch (e) {
       this.#cleanup();
       if (e instanceof SetupError) throw new DaemonError(e.message, 1);
