@@ -90,7 +90,7 @@ describe('direct routing (-g)', { skip: needsRoot }, () => {
     }
   });
 
-  test('100 MB each way arrive intact, almost all in the kernel fast path, counted by IPVS', async () => {
+  test('100 MB each way arrive intact, almost all in the kernel fast path, counted by IPVS', async (t) => {
     const before = await bed.dump();
     downloadAndUpload(bed, 100e6, 60_000);
     const dump = await bed.dump();
@@ -98,8 +98,10 @@ describe('direct routing (-g)', { skip: needsRoot }, () => {
     assert.ok(counter(dump, 'offloaded') - counter(before, 'offloaded') >= 2, 'both connections offloaded');
     // a DR director sees one direction only: 100 MB of upload alone is > 70,000 MTU-sized packets
     assert.ok(reads < 1000, `packets read by ulvsd for 200 MB: ${reads}`);
+    t.diagnostic(`packets read by ulvsd for 100 MB each way: ${reads}`);
     const line = adm(`-L -n --stats --exact -t ${V}:80`).stdout.split('\n')[2]!;
     const [, , , inPkts, outPkts, inBytes, outBytes] = line.trim().split(/\s+/).map(Number);
+    t.diagnostic(`IPVS counters: ${line.trim()}`);
     assert.ok(inBytes! > 100e6 && inPkts! > 1000, `request bytes counted: ${line}`);
     assert.equal(outPkts, 0, 'no replies cross ulvs');
     assert.equal(outBytes, 0);
