@@ -6,7 +6,10 @@
  * reply: source := VIP:vport), its TTL decremented as forwarding would, its Ethernet addresses
  * taken from the kernel's route lookup (bpf_fib_lookup, policy rules included), counted in its
  * slot, and redirected out of the route's interface. The checksum helpers handle
- * CHECKSUM_PARTIAL and GSO packets.
+ * CHECKSUM_PARTIAL and GSO packets. A request of an offloaded direct-routing connection
+ * (FLOW_DR) is not rewritten: TTL - 1, Ethernet addresses of the route to its real server (which
+ * must be the next hop itself: on a directly connected network), counted, redirected.
+ * FLOW_DR_ROUTE entries are for the TUN's way out only (tun_out.bpf.c): TCX_NEXT.
  *
  * Everything else returns TCX_NEXT (the tc capture and the TUN take it): not IPv4, IP options,
  * fragments, TTL <= 1, protocols other than TCP and UDP, TCP SYN/FIN/RST (they can change
@@ -95,6 +98,27 @@ static __always_inline int forward(struct __sk_buff *skb, const struct pkt *p, c
 	return bpf_redirect(fib.ifindex, 0);
 }
 
+/* A request of an offloaded direct-routing connection: to the link-layer address of RIP (v->addr),
+ * the IP header unchanged but for TTL - 1 (IPVS's ip_vs_dr_xmit). An unresolved neighbour or a
+ * real server no longer on-link: TCX_NEXT (ulvsd and the TUN's way out take it). */
+static __always_inline int forward_dr(struct __sk_buff *skb, const struct pkt *p, const struct flow_value *v)
+{
+	struct bpf_fib_lookup fib = {};
+
+	if (dr_route(skb, &fib, p->saddr, v->addr, p->proto, p->tos, p->sport, p->dport, 0) != BPF_FIB_LKUP_RET_SUCCESS)
+		return TCX_NEXT;
+	struct slot *s = bpf_map_lookup_elem(&ulvs_slots, &v->slot);
+	if (s) {
+		__sync_fetch_and_add(&s->packets[0], 1);
+		__sync_fetch_and_add(&s->bytes[0], skb->len - ETH_HLEN);
+		s->last_ns = bpf_ktime_get_ns();
+	}
+	ttl_decrement(skb, IP_FIELD(ttl), IP_FIELD(check), p->ttl, p->proto);
+	bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_dest), fib.dmac, ETH_ALEN, 0);
+	bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_source), fib.smac, ETH_ALEN, 0);
+	return bpf_redirect(fib.ifindex, 0);
+}
+
 SEC("tc")
 int ulvs_fastpath(struct __sk_buff *skb)
 {
@@ -140,6 +164,10 @@ int ulvs_fastpath(struct __sk_buff *skb)
 		return TCX_NEXT;
 	if (v->dir == FLOW_REPLY)
 		return forward(skb, &p, v, 1);
+	if (v->dir == FLOW_DR)
+		return forward_dr(skb, &p, v);
+	if (v->dir != FLOW_REQUEST)
+		return TCX_NEXT;	/* FLOW_DR_ROUTE: the engine handles the connection */
 	return forward(skb, &p, v, 0);
 }
 

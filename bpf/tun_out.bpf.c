@@ -2,13 +2,24 @@
 /*
  * The way out of the TUN, at the TUN's own tcx ingress. A packet ulvsd writes back is an IPv4
  * packet without a link-layer header that the kernel would receive, route (policy rules
- * included), pass through the forward hooks and send. This program sends it the way the route
- * says, directly: bpf_fib_lookup (the same routing, rules included), TTL - 1 (as forwarding
- * would), then bpf_redirect_neigh to the route's interface and next hop (the neighbour layer
- * writes the Ethernet header and resolves the next hop if needed).
+ * included), pass through the forward hooks and send. This program sends it directly:
  *
- * Anything the lookup cannot forward directly (local destinations, no route, too big for the
- * next hop), TTL <= 1 and IP options return TCX_NEXT: the packet continues into the stack.
+ *   - a request of a direct-routing connection (its tuple is in the flow map as FLOW_DR_ROUTE
+ *     or FLOW_DR: ulvsd writes the entry before it writes the connection's first packet back)
+ *     goes, unchanged but for TTL - 1, to the link-layer address of the real server
+ *     (bpf_redirect_neigh with the real server as next hop, out of the interface of the route
+ *     to it), as IPVS's ip_vs_dr_xmit does. It is dropped when the real server is not on a
+ *     directly connected network (ulvsd refuses such servers; the route changed since) or the
+ *     packet is too big for that interface (no ICMP "fragmentation needed" yet);
+ *   - anything else is routed by its destination: bpf_fib_lookup (the same routing, rules
+ *     included), TTL - 1 (as forwarding would), then bpf_redirect_neigh to the route's interface
+ *     and next hop (the neighbour layer writes the Ethernet header and resolves the next hop).
+ *
+ * What the lookup cannot forward directly (local destinations, no route, too big for the next
+ * hop), TTL <= 1 and IP options return TCX_NEXT: the packet continues into the stack.
+ *
+ * GSO super-packets (ulvsd writes TCP segments of up to 64 KiB back) are fine on both ways: the
+ * lookup's MTU check passes GSO packets whose segments fit, and the egress device segments them.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -17,10 +28,31 @@
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include "ulvs_maps.h"
 #include "ulvs_net.h"
+
+/* The fast path's flow map (fastpath.bpf.c): ulvsd loads this program with that map's fd
+ * (datapath/tun/fastpath.ts loadTunOut), so this definition only gives its types. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2);
+	__type(key, struct flow_key);
+	__type(value, struct flow_value);
+} ulvs_flows SEC(".maps");
 
 /* Offsets from the start of the packet: the IP header, no link-layer header. */
 #define IP_FIELD(f) offsetof(struct iphdr, f)
+
+/* bpf_redirect_neigh takes an Ethernet frame (it pulls the header and builds the real one):
+ * give the L3 packet a zeroed one first, as bpf_skb_change_head exists for. */
+static __always_inline int send_to(struct __sk_buff *skb, __u32 ifindex, __be32 nexthop)
+{
+	struct bpf_redir_neigh nh = { .nh_family = AF_INET, .ipv4_nh = nexthop };
+
+	if (bpf_skb_change_head(skb, ETH_HLEN, 0))
+		return TC_ACT_SHOT;	/* out of memory; the TTL is already changed: cannot go on */
+	return bpf_redirect_neigh(ifindex, &nh, sizeof(nh), 0);
+}
 
 SEC("tc")
 int ulvs_tun_out(struct __sk_buff *skb)
@@ -38,12 +70,27 @@ int ulvs_tun_out(struct __sk_buff *skb)
 	if (iph->ttl <= 1)
 		return TCX_NEXT;	/* the kernel sends the time-exceeded error */
 	__u8 ttl = iph->ttl, proto = iph->protocol;
+	__be16 sport = 0, dport = 0;
+
+	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
+		sport = ports[0];
+		dport = ports[1];
+		struct flow_key key = { .saddr = iph->saddr, .daddr = iph->daddr, .sport = sport, .dport = dport, .proto = proto };
+		struct flow_value *v = bpf_map_lookup_elem(&ulvs_flows, &key);
+
+		if (v && (v->dir == FLOW_DR_ROUTE || v->dir == FLOW_DR)) {
+			__be32 rip = v->addr;
+
+			if (dr_route(skb, &fib, iph->saddr, rip, proto, iph->tos, sport, dport, BPF_FIB_LOOKUP_SKIP_NEIGH) != BPF_FIB_LKUP_RET_SUCCESS)
+				return TC_ACT_SHOT;	/* routing it by the VIP would not reach RIP */
+			ttl_decrement(skb, IP_FIELD(ttl), IP_FIELD(check), ttl, proto);
+			return send_to(skb, fib.ifindex, rip);
+		}
+	}
 
 	fib.l4_protocol = proto;
-	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
-		fib.sport = ports[0];
-		fib.dport = ports[1];
-	}
+	fib.sport = sport;
+	fib.dport = dport;
 	fib.family = AF_INET;
 	fib.tos = iph->tos;
 	fib.ipv4_src = iph->saddr;
@@ -52,14 +99,8 @@ int ulvs_tun_out(struct __sk_buff *skb)
 	if (bpf_fib_lookup(skb, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
 		return TCX_NEXT;
 	ttl_decrement(skb, IP_FIELD(ttl), IP_FIELD(check), ttl, proto);
-
 	/* the lookup left the next hop (gateway or destination) in ipv4_dst */
-	struct bpf_redir_neigh nh = { .nh_family = AF_INET, .ipv4_nh = fib.ipv4_dst };
-	/* bpf_redirect_neigh takes an Ethernet frame (it pulls the header and builds the real
-	 * one): give the L3 packet a zeroed one first, as bpf_skb_change_head exists for */
-	if (bpf_skb_change_head(skb, ETH_HLEN, 0))
-		return TC_ACT_SHOT;	/* out of memory; the TTL is already changed: cannot go on */
-	return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
+	return send_to(skb, fib.ifindex, fib.ipv4_dst);
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";	/* bpf_fib_lookup is GPL-only */

@@ -13,7 +13,7 @@
 
 #include <linux/types.h>
 
-/* ---- fast path (fastpath.bpf.c; written by src/datapath/tun/offload.ts) ---------------- */
+/* ---- fast path (fastpath.bpf.c, tun_out.bpf.c; written by src/datapath/tun/offloader.ts) -- */
 
 /* Key of the flow map: a packet's tuple as it arrives at the director. */
 struct flow_key {
@@ -29,14 +29,22 @@ struct flow_key {
 enum flow_dir {
 	FLOW_REQUEST = 0,	/* client -> VIP:vport: destination := addr:port */
 	FLOW_REPLY = 1,		/* RIP:rport -> client: source := addr:port */
+	/* Direct routing (VS/DR): the request tuple of a DR connection; addr is the real server
+	 * (RIP), port is unused (zero). The packet is sent unchanged but for TTL - 1 to the link-layer
+	 * address of RIP, which must be on a directly connected network. */
+	FLOW_DR_ROUTE = 2,	/* written at the connection's creation, removed after it ends: the
+				 * TUN's way out (tun_out.bpf.c) sends what ulvsd writes back; the NIC
+				 * fast path ignores it (the engine sees every packet) */
+	FLOW_DR = 3,		/* offloaded: as FLOW_DR_ROUTE, and the NIC fast path forwards the
+				 * connection's packets itself, counting them in slot */
 };
 
 struct flow_value {
-	__be32 addr;		/* the new address */
+	__be32 addr;		/* the new address (FLOW_DR*: the real server's) */
 	__be16 port;		/* the new port */
 	__u8 dir;		/* enum flow_dir */
 	__u8 pad;		/* zero */
-	__u32 slot;		/* index into the slot map */
+	__u32 slot;		/* index into the slot map (FLOW_DR_ROUTE: unused, zero) */
 	__u32 pad2;		/* zero */
 };
 

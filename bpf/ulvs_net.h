@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: (MIT OR GPL-2.0) */
-/* What the tc programs share that the UAPI headers lack, and the TTL decrement they both do. */
+/* What the tc programs share that the UAPI headers lack, the TTL decrement they both do, and the
+ * route of a direct-routing packet. */
 #ifndef ULVS_NET_H
 #define ULVS_NET_H
 
@@ -14,6 +15,30 @@
 /* include/net/ip.h (not UAPI): the fragment bits of frag_off */
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
+
+/*
+ * The route of a direct-routing packet (VS/DR) from `saddr` arriving on `ifindex` to the real
+ * server `rip` (the packet's own destination, the VIP, plays no part: IPVS's KNOWN_NH route).
+ * Fills fib (egress ifindex; MACs unless `flags` has BPF_FIB_LOOKUP_SKIP_NEIGH) and returns
+ * bpf_fib_lookup's status; a route through a gateway is BPF_FIB_LKUP_RET_NOT_FWDED (DR needs
+ * the real server on a directly connected network: the frame would go to the gateway, which
+ * would route it by the VIP).
+ */
+static __always_inline long dr_route(struct __sk_buff *skb, struct bpf_fib_lookup *fib, __be32 saddr, __be32 rip, __u8 proto, __u8 tos, __be16 sport, __be16 dport, __u32 flags)
+{
+	fib->family = AF_INET;
+	fib->l4_protocol = proto;
+	fib->sport = sport;
+	fib->dport = dport;
+	fib->tos = tos;
+	fib->ipv4_src = saddr;
+	fib->ipv4_dst = rip;
+	fib->ifindex = skb->ingress_ifindex;
+	long rc = bpf_fib_lookup(skb, fib, sizeof(*fib), flags);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS && fib->ipv4_dst != rip)
+		return BPF_FIB_LKUP_RET_NOT_FWDED;	/* the next hop is a gateway */
+	return rc;
+}
 
 /*
  * TTL := ttl - 1 at frame offset ttl_off, patching the IP checksum at csum_off: the checksum

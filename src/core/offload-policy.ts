@@ -5,11 +5,15 @@
  * forwarded meanwhile is counted as IPVS counts packets, and restarts the connection's timer.
  */
 import { countTraffic } from './accounting.js';
-import { ConnFlag, TICK_MS } from './conn-table.js';
+import { ConnFlag, FWD_SHIFT, TICK_MS } from './conn-table.js';
 import type { EngineState } from './engine-state.js';
 import { OffloadReport, type OffloadPort } from './offload.js';
 import type { LeaveHook, ProtoOps, ProtoTable } from './proto/ops.js';
+import { Fwd } from './service.js';
 import { Event } from './verdict.js';
+
+/** The connection flags' method bits of a direct-routing entry. */
+const DR_BITS = Fwd.DROUTE << FWD_SHIFT;
 
 export class OffloadPolicy implements LeaveHook {
   readonly #s: EngineState;
@@ -34,8 +38,9 @@ export class OffloadPolicy implements LeaveHook {
   consider(c: number, ops: ProtoOps): void {
     const port = this.#port;
     const conns = this.#s.conns;
-    // the kernel fast path rewrites as NAT: only masqueraded connections go there for now
-    if (port === null || (conns.flags(c) & (ConnFlag.OFFLOADED | ConnFlag.FWD_MASK)) !== 0 || !ops.offloadable(c)) return;
+    // the kernel fast path rewrites as NAT or sends as DR: no tunnelled connections yet
+    const f = conns.flags(c);
+    if (port === null || (f & ConnFlag.OFFLOADED) !== 0 || ((f & ConnFlag.FWD_MASK) !== 0 && (f & ConnFlag.FWD_MASK) !== DR_BITS) || !ops.offloadable(c)) return;
     const n = conns.seen[c]! + 1;
     if (n < 255) conns.seen[c] = n;
     if (n < this.#after) return;
@@ -46,6 +51,16 @@ export class OffloadPolicy implements LeaveHook {
       conns.seen[c] = 0;
       this.#s.events[Event.OffloadRefused]!++;
     }
+  }
+
+  /** Entry c was just created: a direct-routing one is announced to the port (offload.ts). */
+  created(c: number): void {
+    if (this.#port !== null && (this.#s.conns.flags(c) & ConnFlag.FWD_MASK) === DR_BITS) this.#port.route(c);
+  }
+
+  /** Entry c is about to be removed (withdrawn already): a direct-routing one is announced. */
+  removed(c: number): void {
+    if (this.#port !== null && (this.#s.conns.flags(c) & (ConnFlag.FWD_MASK | ConnFlag.TEMPLATE)) === DR_BITS) this.#port.unroute(c);
   }
 
   beforeStateChange(c: number): void {

@@ -9,6 +9,7 @@ import { ipv4 } from '../wire/build.js';
 import { CLIENT, director, ip, key, RS1, TCP, UDP, VIP } from '../../test/support/bed.js';
 import type { Director } from './director.js';
 import { OffloadReport, type OffloadPort } from './offload.js';
+import { Fwd } from './service.js';
 import { Stat } from './stats.js';
 import { TcpState } from './tcp-states.js';
 
@@ -25,6 +26,12 @@ class RecordingPort implements OffloadPort {
   withdraw(c: number, out: OffloadReport): void {
     this.log.push(`withdraw ${c}`);
     [out.inPkts, out.inBytes, out.outPkts, out.outBytes, out.lastSeenMs] = this.report as [number, number, number, number, number];
+  }
+  route(c: number): void {
+    this.log.push(`route ${c}`);
+  }
+  unroute(c: number): void {
+    this.log.push(`unroute ${c}`);
   }
 }
 
@@ -187,4 +194,40 @@ test('without a port nothing changes (the flag and counters stay clear)', () => 
   for (let i = 0; i < 20; i++) send(d, req('PA'), 1001);
   assert.equal(d.conns.flags(c) & 0x20, 0);
   assert.equal(d.counters()['offloaded'], 0);
+});
+
+test('direct routing: announced at creation, offered in ESTABLISHED (requests only), unrouted at expiry after its withdrawal; tunnelling never', () => {
+  const port = new RecordingPort();
+  const d = director({ offload: { port: () => port, after: 2 } });
+  d.addService({ ...key(TCP, VIP, 80), scheduler: 'rr' });
+  d.addDest(key(TCP, VIP, 80), { addr: ip(RS1), port: 80, fwd: Fwd.DROUTE });
+  d.setTimeouts({ tcp: 10 });
+  const r = (flags: string) => tcp(CLIENT, 40001, VIP, 80, flags);
+  send(d, r('S'), 1000);
+  const c = d.lastConn;
+  assert.deepEqual(port.log, [`route ${c}`], 'the data path learns the real server before the SYN is sent');
+  send(d, r('A'), 1000);
+  assert.equal(d.conns.state(c), TcpState.ESTABLISHED);
+  send(d, r('A'), 1000);
+  assert.deepEqual(port.log, [`route ${c}`, `offer ${c}`]);
+  d.tick(1000);
+  d.tick(12_000);
+  assert.deepEqual(port.log, [`route ${c}`, `offer ${c}`, `withdraw ${c}`, `unroute ${c}`], 'expired: withdrawn, then unrouted');
+
+  const tun = new RecordingPort();
+  const t = director({ offload: { port: () => tun, after: 1 } });
+  t.addService({ ...key(TCP, VIP, 80), scheduler: 'rr' });
+  t.addDest(key(TCP, VIP, 80), { addr: ip(RS1), port: 80, fwd: Fwd.TUNNEL });
+  for (const f of ['S', 'A', 'A', 'A']) send(t, r(f), 1000);
+  assert.deepEqual(tun.log, [], 'a tunnelled connection is neither routed nor offered');
+});
+
+test('a one-packet DR connection is routed, then unrouted after its packet (the port defers the deletion)', () => {
+  const port = new RecordingPort();
+  const d = director({ offload: { port: () => port, after: 2 } });
+  d.addService({ ...key(UDP, VIP, 53), scheduler: 'rr', ops: true });
+  d.addDest(key(UDP, VIP, 53), { addr: ip(RS1), port: 53, fwd: Fwd.DROUTE });
+  send(d, ipv4({ src: CLIENT, dst: VIP }).udp({ sport: 5000, dport: 53 }).build(), 1000);
+  const c = d.lastConn;
+  assert.deepEqual(port.log, [`route ${c}`, `unroute ${c}`]);
 });

@@ -5,13 +5,17 @@
  * the kernel forwarded.
  *
  * Contract, which keeps IPVS's state machine exact:
+ *   - masqueraded and direct-routing connections are offered (tunnelled ones are not yet);
  *   - only connections whose next packets cannot change their state are offered: TCP in
  *     ESTABLISHED (the fast path hands SYN, FIN and RST up; every other segment leaves
  *     ESTABLISHED as it is) and UDP; never templates or one-packet connections;
  *   - an entry is withdrawn before anything that depends on it: its state changes, it expires,
  *     or the configuration changes (a deleted or unavailable server must stop receiving);
  *   - the port must have stopped the kernel from forwarding a withdrawn connection before the
- *     packet that caused the withdrawal is sent on (so replies to that packet reach the engine).
+ *     packet that caused the withdrawal is sent on (so replies to that packet reach the engine);
+ *   - a direct-routing connection is announced to the port at its creation (route) and at its
+ *     removal (unroute), whether offered or not: the engine leaves its packets unchanged, so the
+ *     data path learns from the port which real server's link-layer address they go to.
  */
 
 /** What the kernel forwarded for one connection since the last report. Reused, never kept. */
@@ -37,11 +41,20 @@ export class OffloadReport {
 }
 
 export interface OffloadPort {
-  /** Let the kernel forward both directions of entry c; false when it cannot take more. */
+  /** Let the kernel forward both directions of entry c (direct routing: its requests, the only
+   *  direction there is); false when it cannot take more. */
   offer(c: number): boolean;
   /** Stop the kernel forwarding entry c, and fill `out` with what it forwarded since the last
    *  report (cleared when it had nothing to report). */
   withdraw(c: number, out: OffloadReport): void;
+  /** Direct-routing entry c was just created: the packets of its request tuple that the engine
+   *  forwards (before and after any offer) must reach its real server, daddr(c), from the first
+   *  one, which the data path sends after this call returns. */
+  route(c: number): void;
+  /** Direct-routing entry c is being removed (its fields are still readable): stop routing its
+   *  tuple, after the packets already forwarded have gone (a one-packet connection is removed
+   *  before its only packet is sent). Not offered any more (withdrawn first). */
+  unroute(c: number): void;
 }
 
 /** Packets a connection forwards through the engine, in an eligible state, before it is offered. */

@@ -37,7 +37,7 @@ import { parseRules, RulesError, type Rules } from '../control/rules.js';
 import { SchedStateSlots } from '../control/sched-slots.js';
 import { tunAvailable } from '../datapath/tun/device.js';
 import { ControlPlane, validateOnScratch } from './control-plane.js';
-import { checkDataPath } from './data-path-limits.js';
+import { checkDataPath, type DataPathCaps } from './data-path-limits.js';
 import { Health } from './health.js';
 import { createMetricsServer } from './http.js';
 import { checkHost, KernelSetup, SetupError } from './kernel-setup.js';
@@ -61,17 +61,17 @@ export class DaemonError extends Error {
 const FOLLOW_MS = 2000;
 
 /** Check a complete rule set: on a scratch engine, then against this host (`tc`: the capture
- *  filters are, or at start will be, installed). */
-function validate(r: Rules, tc: boolean): void {
+ *  filters are, or at start will be, installed; `caps`: what the data path can carry). */
+function validate(r: Rules, tc: boolean, caps: DataPathCaps): void {
   validateOnScratch(r);
   checkHost(r, tc);
-  checkDataPath(r);
+  checkDataPath(r, caps);
 }
 
 const vipsOf = (r: Rules) => r.services.map((s) => s.addr);
 
 /** Read, parse and validate the rules file; throws an Error for the operator. */
-export function readRules(file: string, tc: boolean): Rules {
+export function readRules(file: string, tc: boolean, caps: DataPathCaps): Rules {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -85,7 +85,7 @@ export function readRules(file: string, tc: boolean): Rules {
     throw new Error(e instanceof RulesError ? e.message : String(e));
   }
   try {
-    validate(r, tc);
+    validate(r, tc, caps);
   } catch (e) {
     throw new Error(e instanceof IpvsError && e.code !== 'EINVAL' ? `rules rejected: ${e.message}` : (e as Error).message);
   }
@@ -105,6 +105,9 @@ function socketLive(path: string): Promise<boolean> {
 
 export class Daemon {
   readonly #o: DaemonOptions;
+  /** what the data path can carry (direct routing needs the fast path's flow map and the TUN's
+   *  way-out program): set from the options at start, then from what KernelSetup installed */
+  readonly #caps: DataPathCaps = { dr: null };
   readonly #log: DaemonLog;
   readonly #exit: (code: number) => void;
   #health: Health | null = null;
@@ -136,6 +139,7 @@ export class Daemon {
     const log = this.#log;
     if (process.getuid?.() !== 0) throw new DaemonError('must run as root: it creates a TUN device and policy routes', 1);
     if (!tunAvailable()) throw new DaemonError('/dev/net/tun is missing: load the tun module (modprobe tun)', 1);
+    this.#caps.dr = o.fastPath === 'tc' ? null : 'it needs the kernel fast path (--fast-path tc): its flow map tells the way out of the TUN where each connection goes';
     const rules = this.#loadRules();
 
     // Admin socket: refuse to start over a live daemon's socket; replace a stale one.
@@ -149,6 +153,12 @@ export class Daemon {
     try {
       kernel.install(rules);
       checkHost(rules, kernel.capturing); // tc may have been unavailable
+      this.#caps.dr = kernel.drUnavailable;
+      try {
+        checkDataPath(rules, this.#caps); // DR servers need what was just installed
+      } catch (e) {
+        throw new SetupError((e as Error).message);
+      }
       const ch = this.#pollLocal(rules);
       if (ch) this.#logLocal(ch); // the workers start with this list
     } catch (e) {
@@ -192,7 +202,7 @@ export class Daemon {
       },
     );
     this.#pool = pool;
-    const cp = new ControlPlane(rules, { validate: (r) => validate(r, kernel.capturing), stageSteering: (r) => kernel.stageSteering(r), applyOps: (ops) => pool.apply(ops), route: (r) => kernel.route(r), log: (s) => log.info(s, 'config') }, slots);
+    const cp = new ControlPlane(rules, { validate: (r) => validate(r, kernel.capturing, this.#caps), stageSteering: (r) => kernel.stageSteering(r), applyOps: (ops) => pool.apply(ops), route: (r) => kernel.route(r), log: (s) => log.info(s, 'config') }, slots);
     this.#control = cp;
 
     if (o.metrics) {
@@ -267,14 +277,14 @@ export class Daemon {
     const { source } = this.#o;
     try {
       const tc = this.#o.capture === 'tc'; // checked again once the capture is in place
-      if (source.kind === 'rules') return readRules(source.file, tc);
+      if (source.kind === 'rules') return readRules(source.file, tc, this.#caps);
       const health = new Health(source.file, this.#log, () => {
         if (this.#ready) void this.#applyHealth(); // before that, the reconciliation at start-up covers it
       });
       this.#health = health;
       health.watch(health.read());
       const rules = health.desired().rules;
-      validate(rules, tc);
+      validate(rules, tc, this.#caps);
       return rules;
     } catch (e) {
       this.#health?.stop();
@@ -296,10 +306,10 @@ export class Daemon {
     const health = this.#health;
     if (health) {
       const cfg = health.read(); // throws: running configuration unchanged
-      validate(health.desiredFor(cfg), this.#kernel?.capturing ?? false);
+      validate(health.desiredFor(cfg), this.#kernel?.capturing ?? false, this.#caps);
       health.watch(cfg);
       await this.#applyHealth();
-    } else await this.control.replace(readRules(source.file, this.#kernel?.capturing ?? false));
+    } else await this.control.replace(readRules(source.file, this.#kernel?.capturing ?? false, this.#caps));
     const msg = `reloaded ${source.file}`;
     this.#log.info(msg);
     return msg;

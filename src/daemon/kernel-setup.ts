@@ -138,11 +138,19 @@ export class KernelSetup {
       log.warn(`kernel fast path unavailable, every packet goes through user space: ${(e as Error).message.split('\n')[0]}`);
     }
     try {
-      this.#tunOut = installTunOut(plan.dev);
+      this.#tunOut = installTunOut(plan.dev, this.#fastPath?.maps.flowsFd ?? -1);
       log.info(`fast path: packets leaving ${plan.dev} are sent by a tc program (route lookup, TTL, neighbour output) instead of crossing the IP stack`);
     } catch (e) {
       log.warn(`packets leaving ${plan.dev} cross the IP stack (tc program unavailable): ${(e as Error).message.split('\n')[0]}`);
     }
+  }
+
+  /** Why direct-routing servers cannot be carried (null: they can): the TUN's way out sends
+   *  them by the entries the workers write into the fast path's flow map, so both must be installed. */
+  get drUnavailable(): string | null {
+    if (this.o.fastPath !== 'tc') return 'it needs the kernel fast path (--fast-path tc): its flow map tells the way out of the TUN where each connection goes';
+    if (this.#fastPath === null || this.#tunOut === null) return `the kernel fast path or the way out of ${this.plan.dev} could not be installed (see the warnings at start)`;
+    return null;
   }
 
   /** Worker i's share of the fast path's slots (disjoint ranges: workers never coordinate); undefined without it. */

@@ -13,7 +13,8 @@ import { parseIPv4 } from '../../src/wire/addr.js';
 import { MapOps, testRun } from '../../src/datapath/tun/bpf.js';
 import { loadFastPath, closeFd, FLOW_KEY_SIZE, FLOW_VALUE_SIZE, SLOT_SIZE, type FastPathMaps } from '../../src/datapath/tun/fastpath.js';
 import { Offloader, writeKey, writeValue } from '../../src/datapath/tun/offloader.js';
-import { ConnTable } from '../../src/core/conn-table.js';
+import { ConnFlag, ConnTable, FWD_SHIFT } from '../../src/core/conn-table.js';
+import { FLOW_DIR, FLOW_VALUE } from '../../src/datapath/tun/layouts.gen.js';
 import { OffloadReport } from '../../src/core/offload.js';
 import { run } from '../../src/lab/shell.js';
 import { packetChecksumsOk } from '../support/slow-checksum.js';
@@ -170,6 +171,93 @@ describe('fast-path program (BPF_PROG_TEST_RUN)', { skip: needsRoot }, () => {
     const r = runOn('fpa', f);
     assert.equal(r.retval, TCX_NEXT);
     assert.equal(r.out.toString('hex'), f.toString('hex'));
+  });
+
+  // Direct routing: the request leaves as it came but for TTL - 1, to the real server's MAC.
+  const drFlow = (sport: number, rip: string, dir: number, slotNo: number) => {
+    const k = Buffer.alloc(FLOW_KEY_SIZE);
+    const v = Buffer.alloc(FLOW_VALUE_SIZE);
+    writeKey(k, 0, parseIPv4(CLIENT), parseIPv4(VIP), sport, 80, 6);
+    writeValue(v, 0, parseIPv4(rip), 0, dir, slotNo);
+    flows.update(k, v);
+  };
+  const drPacket = (sport: number, ttl = 64) => ipv4({ src: CLIENT, dst: VIP, ttl }).tcp({ sport, dport: 80, flags: 'A' }).payload('direct').build();
+
+  test('direct routing (FLOW_DR): IP header unchanged but TTL - 1, to the real server\'s MAC; counted as a request', () => {
+    drFlow(40020, RIP, FLOW_DIR.FLOW_DR, 7);
+    const before = slot(7);
+    const r = runOn('fpa', frame(mac(IN_MAC), mac(CLIENT_MAC), drPacket(40020)));
+    assert.equal(r.retval, TC_ACT_REDIRECT);
+    assert.equal(r.out.toString('hex'), frame(mac(RIP_MAC), macOf['fpb']!, drPacket(40020, 63)).toString('hex'));
+    assert.deepEqual(packetChecksumsOk(r.out.subarray(14)), { ip: true, l4: true });
+    assert.equal(slot(7).pktsIn - before.pktsIn, 1);
+    assert.equal(slot(7).pktsOut, before.pktsOut);
+  });
+
+  test('direct routing passes on untouched: FLOW_DR_ROUTE (the engine\'s), an unresolved or off-link real server', () => {
+    drFlow(40021, RIP, FLOW_DIR.FLOW_DR_ROUTE, 0);
+    drFlow(40022, GHOST, FLOW_DIR.FLOW_DR, 7);
+    run(['ip', '-n', NS, 'route', 'add', '192.0.2.128/25', 'via', RIP]);
+    drFlow(40023, '192.0.2.200', FLOW_DIR.FLOW_DR, 7);
+    try {
+      for (const sport of [40021, 40022, 40023]) {
+        const before = slot(7);
+        const f = frame(mac(IN_MAC), mac(CLIENT_MAC), drPacket(sport));
+        const r = runOn('fpa', f);
+        assert.equal(r.retval, TCX_NEXT, `port ${sport}`);
+        assert.equal(r.out.toString('hex'), f.toString('hex'));
+        assert.deepEqual(slot(7), before);
+      }
+    } finally {
+      run(['ip', '-n', NS, 'route', 'del', '192.0.2.128/25']);
+    }
+  });
+
+  test('the worker side of direct routing: routed at creation, offered, withdrawn back to routed, unrouted one flush late', () => {
+    const conns = new ConnTable({ capacity: 16, seed: 1 });
+    const DR = (3 << FWD_SHIFT) | ConnFlag.NOOUTPUT;
+    const c = conns.insert(6, parseIPv4(CLIENT), 42000, parseIPv4(VIP), 80, parseIPv4(RIP), 80, 1, DR, 100, 0);
+    const off = new Offloader(conns, { flowsFd: maps.flowsFd, slotsFd: maps.slotsFd, slots: maps.slots, slotBase: 7, slotCount: 1 });
+    const k = Buffer.alloc(FLOW_KEY_SIZE);
+    const v = Buffer.alloc(FLOW_VALUE_SIZE);
+    writeKey(k, 0, parseIPv4(CLIENT), parseIPv4(VIP), 42000, 80, 6);
+    const dir = () => (flows.lookup(k, v) ? v[FLOW_VALUE.off.dir] : -1);
+    try {
+      off.route(c);
+      off.flush();
+      assert.equal(dir(), FLOW_DIR.FLOW_DR_ROUTE);
+      assert.equal(v.readUInt32BE(0), parseIPv4(RIP) >>> 0, 'the real server');
+      assert.equal(off.offer(c), true);
+      off.flush();
+      assert.equal(dir(), FLOW_DIR.FLOW_DR);
+      assert.equal(v.readUInt32LE(FLOW_VALUE.off.slot), 7);
+      off.withdraw(c, new OffloadReport());
+      off.flush();
+      assert.equal(dir(), FLOW_DIR.FLOW_DR_ROUTE, 'withdrawn: back to the way out only');
+      assert.equal(off.active, 0);
+      off.unroute(c);
+      conns.remove(c);
+      off.flush();
+      assert.equal(dir(), FLOW_DIR.FLOW_DR_ROUTE, 'kept until the packets written meanwhile are gone');
+      off.flush();
+      assert.equal(dir(), -1, 'deleted at the next flush');
+      // a new connection on the same tuple before the deferred deletion keeps its entry
+      const c2 = conns.insert(6, parseIPv4(CLIENT), 42000, parseIPv4(VIP), 80, parseIPv4(RIP), 80, 1, DR, 100, 0);
+      off.route(c2);
+      off.flush();
+      off.unroute(c2);
+      conns.remove(c2);
+      const c3 = conns.insert(6, parseIPv4(CLIENT), 42000, parseIPv4(VIP), 80, parseIPv4(RIP), 80, 1, DR, 100, 0);
+      off.route(c3);
+      off.flush();
+      off.flush();
+      assert.equal(dir(), FLOW_DIR.FLOW_DR_ROUTE, 'the new connection\'s entry stays');
+      off.unroute(c3);
+      off.flush();
+      off.flush();
+    } finally {
+      off.close();
+    }
   });
 
   test('the worker side (Offloader): entries written and deleted in batches, counts reported once', () => {

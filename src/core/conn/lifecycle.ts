@@ -49,6 +49,7 @@ export class ConnLifecycle {
       conns.ctl[t]!++;
     }
     s.events[Event.ConnsCreated]!++;
+    this.#offload.created(c);
     return c;
   }
 
@@ -86,6 +87,7 @@ export class ConnLifecycle {
       s.events[Event.ConnsExpired]!++;
     }
     unbind(d, f);
+    this.#offload.removed(i);
     conns.remove(i);
     if (!d.available && d.refs === 0) s.dests.release(d);
   }

@@ -29,7 +29,8 @@
  *
  * Maps (created from the object's definitions by ulvsd, shared by the workers; layouts in
  * bpf/ulvs_maps.h, seen from TypeScript through layouts.gen.ts):
- *   ulvs_flows  hash, struct flow_key -> struct flow_value: two entries per connection
+ *   ulvs_flows  hash, struct flow_key -> struct flow_value: two entries per NAT connection, one
+ *               per DR connection (also read by the TUN's way out: tun_out.bpf.c)
  *   ulvs_slots  array, mmap-able, struct slot per connection: packets and bytes by direction,
  *               time of the last packet
  */
@@ -45,9 +46,13 @@ export const SLOT_SIZE = SLOT.size;
 /** byte offsets in a slot: packets[2], bytes[2] (u64 by direction), last packet (u64 ns) */
 export const SLOT_PKTS = SLOT.off.packets, SLOT_BYTES = SLOT.off.bytes, SLOT_LAST_NS = SLOT.off.last_ns;
 
-/** Load the TUN's way-out program (bpf/tun_out.bpf.c); returns its fd. */
-export function loadTunOut(): number {
-  return loadObject('tun_out.bpf.o', 'ulvs_tun_out', []).progFd;
+/**
+ * Load the TUN's way-out program (bpf/tun_out.bpf.c) with the fast path's flow map (its
+ * FLOW_DR* entries say where direct-routing packets go); returns its fd. Without that map
+ * (flowsFd < 0) the program gets an empty map of its own: it routes every packet.
+ */
+export function loadTunOut(flowsFd: number): number {
+  return loadObject('tun_out.bpf.o', 'ulvs_tun_out', [], flowsFd >= 0 ? { reuse: { ulvs_flows: flowsFd } } : {}).progFd;
 }
 
 export interface FastPathMaps {
@@ -121,9 +126,9 @@ export function removeFastPath(st: FastPathState): void {
   st.links = [];
 }
 
-/** Load the TUN's way-out program and attach it on the TUN; throws (nothing left behind). */
-export function installTunOut(tun: string): { progFd: number; link: number } {
-  const progFd = loadTunOut();
+/** Load the TUN's way-out program (see loadTunOut) and attach it on the TUN; throws (nothing left behind). */
+export function installTunOut(tun: string, flowsFd: number): { progFd: number; link: number } {
+  const progFd = loadTunOut(flowsFd);
   try {
     return { progFd, link: attachFastPath(progFd, [tun])[0]!.fd };
   } catch (e) {

@@ -2,14 +2,22 @@
  * A worker's side of the kernel fast path (fastpath.ts): implements the engine's OffloadPort
  * (core/offload.ts) over the two maps, and reports what the kernel forwarded.
  *
- *   offer(c)     takes a free slot of this worker's range, queues the connection's two flow
- *                entries (request tuple client -> VIP:vport, reply tuple RIP:rport -> client)
- *   withdraw(c)  queues the deletion of both entries, reports the slot's counts since the last
- *                report, frees the slot once the deletion is done
- *   flush()      carries out what is queued: updates, then deletions (BPF_MAP_*_BATCH, one
- *                system call each). The worker calls it after each batch of packets and before
- *                that batch's writes are submitted, so a withdrawal takes effect before the
- *                packet that caused it (a FIN, say) reaches the other side.
+ *   offer(c)     takes a free slot of this worker's range, queues the connection's flow entries:
+ *                NAT, two (request tuple client -> VIP:vport, reply tuple RIP:rport -> client);
+ *                direct routing, one (the request tuple, FLOW_DR)
+ *   withdraw(c)  queues the deletion of a NAT connection's entries (a DR connection's entry goes
+ *                back to FLOW_DR_ROUTE), reports the slot's counts since the last report, frees
+ *                the slot once the map change is done
+ *   route(c)     queues a DR connection's request tuple as FLOW_DR_ROUTE: the TUN's way out
+ *                (tun_out.bpf.c) sends the packets ulvsd writes back to its real server
+ *   unroute(c)   queues the deletion of that entry, carried out one flush later (after the
+ *                packets written back meanwhile have left), and not at all if a live DR
+ *                connection of this engine has the tuple again by then
+ *   flush()      carries out what is queued: deferred deletions, updates in the order they were
+ *                queued, then deletions (BPF_MAP_*_BATCH, one system call each). The worker calls
+ *                it after each batch of packets and before that batch's writes are submitted, so
+ *                a DR entry exists before its first packet is written and a withdrawal takes
+ *                effect before the packet that caused it (a FIN, say) reaches the other side.
  *   harvest()    reads the slots (an mmap'd array: no system call) and hands the engine each
  *                connection's new packets and bytes and the time of its last packet.
  *
@@ -17,15 +25,20 @@
  * shared (its keys are tuples, and a connection belongs to exactly one worker).
  * Nothing here is allocated per packet or per connection.
  */
-import { ConnTable } from '../../core/conn-table.js';
+import { ConnFlag, ConnTable, FWD_SHIFT } from '../../core/conn-table.js';
+import { Fwd } from '../../core/service.js';
 import { OffloadReport, type OffloadPort } from '../../core/offload.js';
 import { MapOps } from './bpf.js';
 import { FLOW_KEY_SIZE, FLOW_VALUE_SIZE, SLOT_BYTES, SLOT_LAST_NS, SLOT_PKTS, SLOT_SIZE } from './fastpath.js';
 import { FLOW_DIR, FLOW_KEY, FLOW_VALUE } from './layouts.gen.js';
 import { mapMemory, munmap, type Mapping } from './sys.js';
 
-/** Connections queued between flushes (each is two flow entries). */
+/** Connections queued between flushes (each is at most two flow entries). */
 const QUEUE = 256;
+/** DR entries whose deletion waits for the next flush (more in one batch: deleted one flush
+ *  earlier, i.e. possibly before that batch's writes) */
+const UNROUTES = 1024;
+const DR_BITS = Fwd.DROUTE << FWD_SHIFT;
 
 export interface OffloaderInit {
   flowsFd: number;
@@ -66,6 +79,14 @@ export class Offloader implements OffloadPort {
   readonly #delKeys = Buffer.alloc(QUEUE * 2 * FLOW_KEY_SIZE);
   readonly #delSlots = new Int32Array(QUEUE);
   #dels = 0;
+  /** slots of DR connections withdrawn (their entry updated, not deleted): freed at the flush */
+  readonly #relSlots = new Int32Array(QUEUE);
+  #rels = 0;
+  /** unrouted DR tuples (proto, caddr, cport, vaddr, vport): [0] queued since the last flush,
+   *  [1] queued before it, deleted at the next flush */
+  readonly #unr = [new Float64Array(UNROUTES * 5), new Float64Array(UNROUTES * 5)] as const;
+  readonly #unrN = [0, 0];
+  readonly #unrKeys = Buffer.alloc(UNROUTES * FLOW_KEY_SIZE);
   readonly #scratch = new OffloadReport();
   /** CLOCK_MONOTONIC (the program's bpf_ktime_get_ns) minus performance.now() (the engine's
    *  clock), ms: both are monotonic, so the difference is fixed for the life of the thread */
@@ -88,12 +109,17 @@ export class Offloader implements OffloadPort {
 
   /** Connections in the fast path now. */
   get active(): number {
-    return this.#count - this.#freeTop - this.#dels;
+    return this.#count - this.#freeTop - this.#dels - this.#rels;
+  }
+
+  /** Whether entry c is a direct-routing connection. */
+  #dr(c: number): boolean {
+    return (this.#conns.flags(c) & ConnFlag.FWD_MASK) === DR_BITS;
   }
 
   offer(c: number): boolean {
     if (this.#freeTop === 0) return false;
-    if (this.#adds === QUEUE) this.flush();
+    if (this.#adds + 2 > QUEUE * 2) this.#write();
     const s = this.#free[--this.#freeTop]!;
     this.#slotOf[c] = s;
     this.#connOf[s] = c;
@@ -101,13 +127,64 @@ export class Offloader implements OffloadPort {
     this.#u32.fill(0, w, w + SLOT_SIZE / 4); // no flow points here: freed slots were deleted first
     this.#reported.fill(0, s * 4, s * 4 + 4);
     const t = this.#conns;
-    const at = this.#adds * 2;
-    this.#writeKeys(this.#addKeys, at, c);
-    writeValue(this.#addValues, at * FLOW_VALUE_SIZE, t.daddr(c), t.dport(c), FLOW_DIR.FLOW_REQUEST, this.#base + s); //  to RIP:rport
-    writeValue(this.#addValues, (at + 1) * FLOW_VALUE_SIZE, t.vaddr(c), t.vport(c), FLOW_DIR.FLOW_REPLY, this.#base + s); // from VIP:vport
-    this.#adds++;
+    const at = this.#adds;
+    if (this.#dr(c)) {
+      this.#queueDr(c, FLOW_DIR.FLOW_DR, this.#base + s);
+    } else {
+      this.#writeKeys(this.#addKeys, at, c);
+      writeValue(this.#addValues, at * FLOW_VALUE_SIZE, t.daddr(c), t.dport(c), FLOW_DIR.FLOW_REQUEST, this.#base + s); //  to RIP:rport
+      writeValue(this.#addValues, (at + 1) * FLOW_VALUE_SIZE, t.vaddr(c), t.vport(c), FLOW_DIR.FLOW_REPLY, this.#base + s); // from VIP:vport
+      this.#adds += 2;
+    }
     this.counters.offered++;
     return true;
+  }
+
+  /** Queue DR entry c's request tuple -> (RIP, dir, slot) as the next update. */
+  #queueDr(c: number, dir: number, slot: number): void {
+    if (this.#adds + 1 > QUEUE * 2) this.#write();
+    const t = this.#conns;
+    writeKey(this.#addKeys, this.#adds * FLOW_KEY_SIZE, t.caddr(c), t.vaddr(c), t.cport(c), t.vport(c), t.proto(c));
+    writeValue(this.#addValues, this.#adds * FLOW_VALUE_SIZE, t.daddr(c), 0, dir, slot);
+    this.#adds++;
+  }
+
+  route(c: number): void {
+    this.#queueDr(c, FLOW_DIR.FLOW_DR_ROUTE, 0);
+  }
+
+  unroute(c: number): void {
+    if (this.#unrN[0] === UNROUTES) this.#advanceUnroutes();
+    const t = this.#conns;
+    const u = this.#unr[0];
+    const o = this.#unrN[0]++ * 5;
+    u[o] = t.proto(c);
+    u[o + 1] = t.caddr(c);
+    u[o + 2] = t.cport(c);
+    u[o + 3] = t.vaddr(c);
+    u[o + 4] = t.vport(c);
+  }
+
+  /** Delete the tuples unrouted before the last flush (unless a live DR entry has one again),
+   *  then make the ones unrouted since the next flush's. */
+  #advanceUnroutes(): void {
+    const old = this.#unr[1];
+    const t = this.#conns;
+    let n = 0;
+    for (let i = 0; i < this.#unrN[1]; i++) {
+      const o = i * 5;
+      const again = t.findIn(old[o]!, old[o + 1]!, old[o + 2]!, old[o + 3]!, old[o + 4]!);
+      if (again >= 0 && this.#dr(again)) continue; // a new DR connection on the tuple: its entry stays
+      writeKey(this.#unrKeys, n++ * FLOW_KEY_SIZE, old[o + 1]!, old[o + 3]!, old[o + 2]!, old[o + 4]!, old[o]!);
+    }
+    if (n > 0) {
+      const done = this.#flows.deleteBatch(this.#unrKeys, n, FLOW_KEY_SIZE);
+      if (done < n) this.counters.delete_errors += n - done;
+    }
+    const now = this.#unr[0];
+    for (let i = 0; i < this.#unrN[0] * 5; i++) old[i] = now[i]!;
+    this.#unrN[1] = this.#unrN[0];
+    this.#unrN[0] = 0;
   }
 
   withdraw(c: number, out: OffloadReport): void {
@@ -117,7 +194,15 @@ export class Offloader implements OffloadPort {
     this.#report(s, out);
     this.#slotOf[c] = -1;
     this.#connOf[s] = -1;
-    if (this.#dels === QUEUE) this.flush();
+    if (this.#dr(c)) {
+      // back to the way out only; the slot is free once the kernel has stopped counting in it
+      if (this.#rels === QUEUE) this.#write();
+      this.#queueDr(c, FLOW_DIR.FLOW_DR_ROUTE, 0);
+      this.#relSlots[this.#rels++] = s;
+      this.counters.withdrawn++;
+      return;
+    }
+    if (this.#dels === QUEUE) this.#write();
     this.#writeKeys(this.#delKeys, this.#dels * 2, c);
     this.#delSlots[this.#dels++] = s;
     this.counters.withdrawn++;
@@ -133,18 +218,29 @@ export class Offloader implements OffloadPort {
   }
 
   /**
-   * Carry out the queued updates, then the queued deletions. Cheap when nothing is queued.
-   * This order is the safe one: a connection offered and withdrawn between two flushes ends up
-   * out of the kernel. The other case, a tuple withdrawn and offered again between two flushes
-   * (a new connection from the same client port), leaves the new one without kernel entries:
-   * its packets simply keep going through the engine.
+   * At a batch boundary: delete the DR tuples unrouted before the previous flush, then carry out
+   * the queued updates and deletions (#write). Cheap when nothing is queued.
    */
   flush(): void {
+    if (this.#unrN[0] > 0 || this.#unrN[1] > 0) this.#advanceUnroutes();
+    this.#write();
+  }
+
+  /**
+   * Carry out the queued updates in their order, then the queued deletions. This order is the
+   * safe one: a connection offered and withdrawn between two flushes ends up out of the kernel
+   * (a DR one back at FLOW_DR_ROUTE). The other case, a NAT tuple withdrawn and offered again
+   * between two flushes (a new connection from the same client port), leaves the new one
+   * without kernel entries: its packets simply keep going through the engine.
+   */
+  #write(): void {
     if (this.#adds > 0) {
-      const n = this.#adds * 2;
+      const n = this.#adds;
       const r = this.#flows.updateBatch(this.#addKeys, this.#addValues, n);
       if (r.done < n) this.counters.update_errors += n - r.done; // not expected: the map has room for every slot
       this.#adds = 0;
+      for (let i = 0; i < this.#rels; i++) this.#free[this.#freeTop++] = this.#relSlots[i]!;
+      this.#rels = 0;
     }
     if (this.#dels > 0) {
       const n = this.#dels * 2;

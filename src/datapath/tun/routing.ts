@@ -155,3 +155,21 @@ export function hostAddresses(): { dev: string; addr: number }[] {
 export function isLocalAddress(addr: number): boolean {
   return hostAddresses().some((a) => a.addr === addr >>> 0);
 }
+
+/** How this host reaches `addr` (`ip -j route get`): on a directly connected network of `dev`,
+ *  through a gateway, as a local address, or not at all (`error`: ip's message). */
+export type RouteTo = { kind: 'onlink'; dev: string } | { kind: 'gateway'; via: string; dev: string } | { kind: 'local' } | { kind: 'none'; error: string };
+
+export function routeTo(addr: number): RouteTo {
+  let r: { type?: string; gateway?: string; dev?: string }[];
+  try {
+    r = JSON.parse(ip(['-j', '-4', 'route', 'get', formatIPv4(addr >>> 0)])) as typeof r;
+  } catch (e) {
+    const err = (e as { stderr?: string }).stderr?.trim() || (e as Error).message;
+    return { kind: 'none', error: err };
+  }
+  const x = r[0] ?? {};
+  if (x.type === 'local') return { kind: 'local' };
+  if (x.gateway) return { kind: 'gateway', via: x.gateway, dev: x.dev ?? '?' };
+  return { kind: 'onlink', dev: x.dev ?? '?' };
+}
