@@ -1,6 +1,6 @@
 /**
  * ulvs — tools around the director:
- *   ulvs demo          run the demo (root)
+ *   ulvs demo [--method nat|dr]  run the demo (root; VS/NAT by default, or VS/DR)
  *   ulvs lab up [-n N] build a test bed and leave it up (prints its names)
  *   ulvs lab down      remove every test bed (namespaces named ulvs-*)
  *   ulvs rs-setup ...  prepare this host as a DR/TUN real server, or undo it (src/rs/setup.ts)
@@ -10,8 +10,8 @@ import { removeLabs, TestBed } from '../lab/testbed.js';
 import { runRsSetup } from '../rs/setup.js';
 
 const [cmd, sub, ...rest] = process.argv.slice(2);
-const usage = 'usage: ulvs demo | ulvs lab up [-n REAL_SERVERS] | ulvs lab down | ulvs rs-setup dr|tun VIP... | ulvs rs-setup --remove|--status\n';
-if (cmd === 'demo') process.exit(await demo());
+const usage = 'usage: ulvs demo [--method nat|dr] | ulvs lab up [-n REAL_SERVERS] | ulvs lab down | ulvs rs-setup dr|tun VIP... | ulvs rs-setup --remove|--status\n';
+if (cmd === 'demo') process.exit(await demo(process.argv.slice(3)));
 else if (cmd === 'rs-setup') {
   const say = (stream: NodeJS.WriteStream) => (line: string) => stream.write(`${line}\n`);
   process.exit(runRsSetup(process.argv.slice(3), say(process.stdout), say(process.stderr), process.getuid?.() === 0));
