@@ -5,7 +5,7 @@
  *   ulvs lab down      remove every test bed (namespaces named ulvs-*)
  *   ulvs rs-setup ...  prepare this host as a DR/TUN real server, or undo it (src/rs/setup.ts)
  */
-import { demo } from './demo.js';
+import { demo } from '../lab/demo.js';
 import { removeLabs, TestBed } from '../lab/testbed.js';
 import { runRsSetup } from '../rs/setup.js';
 

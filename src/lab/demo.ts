@@ -15,11 +15,11 @@
  * the ipvsadm-style listing with statistics (Forward Masq or Route), and tears everything down.
  */
 import { fileURLToPath } from 'node:url';
-import { DirectorBed } from '../lab/director-bed.js';
-import { run, tryRun } from '../lab/shell.js';
-import { LAB } from '../lab/testbed.js';
+import { DirectorBed } from './director-bed.js';
+import { run, tryRun } from './shell.js';
+import { LAB } from './testbed.js';
 
-const ULVS = fileURLToPath(new URL('./ulvs.js', import.meta.url));
+const ULVS = fileURLToPath(new URL('../cli/ulvs.js', import.meta.url));
 
 export async function demo(args: string[] = []): Promise<number> {
   const method = args.length === 0 ? 'nat' : args.length === 2 && args[0] === '--method' ? args[1] : args.length === 1 && args[0]!.startsWith('--method=') ? args[0]!.slice(9) : undefined;
