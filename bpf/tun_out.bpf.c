@@ -16,7 +16,7 @@
  *     director's address on the route to RIP, destination RIP, protocol 4; IPVS's
  *     ip_vs_tunnel_xmit) to the link-layer address of RIP. bpf_skb_adjust_room at the MAC layer
  *     inserts the room in front of the IP header (a TUN's skb has no MAC header: offset 0) and
- *     keeps GSO super-packets GSO (SKB_GSO_IPXIP4). Dropped and counted (ulvs_tun_out_stats)
+ *     keeps GSO super-packets GSO (SKB_GSO_IPXIP4). Dropped and counted (ulvs_tun_stats)
  *     when RIP is not on-link, or the packet plus 20 is too big for the interface (IPVS would
  *     answer "fragmentation needed" with DF, or fragment the outer packet without it: neither yet);
  *   - anything else is routed by its destination: bpf_fib_lookup (the same routing, rules
@@ -54,11 +54,11 @@ struct {
 	__uint(max_entries, TUN_OUT_COUNTERS);
 	__type(key, __u32);
 	__type(value, __u64);
-} ulvs_tun_out_stats SEC(".maps");
+} ulvs_tun_stats SEC(".maps");
 
 static __always_inline void count(__u32 what)
 {
-	__u64 *n = bpf_map_lookup_elem(&ulvs_tun_out_stats, &what);
+	__u64 *n = bpf_map_lookup_elem(&ulvs_tun_stats, &what);
 
 	if (n)
 		__sync_fetch_and_add(n, 1);

@@ -64,7 +64,7 @@ struct slot {
 };
 
 /* Counters of the TUN's way out (tun_out.bpf.c), one __u64 per index in its array map
- * ulvs_tun_out_stats: packets since the load. */
+ * ulvs_tun_stats: packets since the load. */
 enum tun_out_counter {
 	TUN_OUT_ENCAP = 0,	/* tunnelled (FLOW_TUN_ROUTE/FLOW_TUN) and sent */
 	TUN_OUT_TOO_BIG = 1,	/* tunnelled packet larger than the route's MTU minus 20: dropped

@@ -28,3 +28,6 @@ export const STEER_SIDE = { STEER_VIP: 0, STEER_SERVICE: 1, STEER_REAL: 2 } as c
 
 /** enum rs_counter */
 export const RS_COUNTER = { RS_DECAP: 0, RS_MALFORMED: 1, RS_NOT_VIP: 2, RS_COUNTERS: 3 } as const;
+
+/** enum tun_out_counter */
+export const TUN_OUT_COUNTER = { TUN_OUT_ENCAP: 0, TUN_OUT_TOO_BIG: 1, TUN_OUT_NO_ROUTE: 2, TUN_OUT_COUNTERS: 3 } as const;
