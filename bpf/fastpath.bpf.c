@@ -9,7 +9,12 @@
  * CHECKSUM_PARTIAL and GSO packets. A request of an offloaded direct-routing connection
  * (FLOW_DR) is not rewritten: TTL - 1, Ethernet addresses of the route to its real server (which
  * must be the next hop itself: on a directly connected network), counted, redirected.
- * FLOW_DR_ROUTE entries are for the TUN's way out only (tun_out.bpf.c): TCX_NEXT.
+ * An offloaded IP-in-IP tunnelled connection (FLOW_TUN): TTL - 1, an outer IPv4 header inserted
+ * after the Ethernet header (ulvs_net.h ipip_encap, as the TUN's way out does), Ethernet
+ * addresses of the route to its real server (on-link), counted, redirected; a packet too big
+ * for that interface with the outer header goes to ulvsd (TCX_NEXT; the way out drops and
+ * counts it). FLOW_DR_ROUTE and FLOW_TUN_ROUTE entries are for the TUN's way out only
+ * (tun_out.bpf.c): TCX_NEXT.
  *
  * Everything else returns TCX_NEXT (the tc capture and the TUN take it): not IPv4, IP options,
  * fragments, TTL <= 1, protocols other than TCP and UDP, TCP SYN/FIN/RST (they can change
@@ -54,6 +59,7 @@ struct pkt {
 	__be32 saddr, daddr;
 	__be16 sport, dport;
 	__u8 proto, tos, ttl;
+	__be16 frag_off, tot_len;
 	__u32 csum_off;		/* frame offset of the L4 checksum */
 	__u64 csum_flags;	/* BPF_F_MARK_MANGLED_0 for UDP: a zero checksum ("none") stays zero */
 };
@@ -119,6 +125,32 @@ static __always_inline int forward_dr(struct __sk_buff *skb, const struct pkt *p
 	return bpf_redirect(fib.ifindex, 0);
 }
 
+/* A request of an offloaded IPIP connection to RIP (v->addr): TTL - 1, then the outer header
+ * after the Ethernet header. Not on-link, unresolved, too big: TCX_NEXT (ulvsd and the way out). */
+static __always_inline int forward_tun(struct __sk_buff *skb, const struct pkt *p, const struct flow_value *v)
+{
+	struct bpf_fib_lookup fib = {};
+	struct ipip_inner in = { .tos = p->tos, .ttl = p->ttl - 1, .frag_off = p->frag_off, .tot_len = bpf_ntohs(p->tot_len) };
+	__u32 mtu = 0;
+
+	if (tun_route(skb, &fib, v->addr, p->tos, 0) != BPF_FIB_LKUP_RET_SUCCESS)
+		return TCX_NEXT;
+	if (bpf_check_mtu(skb, fib.ifindex, &mtu, 20, 0))
+		return TCX_NEXT;
+	ttl_decrement(skb, IP_FIELD(ttl), IP_FIELD(check), p->ttl, p->proto);
+	if (ipip_encap(skb, ETH_HLEN, fib.ipv4_src, v->addr, &in))
+		return TC_ACT_SHOT;	/* the TTL is already changed: cannot go on */
+	struct slot *s = bpf_map_lookup_elem(&ulvs_slots, &v->slot);
+	if (s) {
+		__sync_fetch_and_add(&s->packets[0], 1);
+		__sync_fetch_and_add(&s->bytes[0], skb->len - ETH_HLEN - 20);
+		s->last_ns = bpf_ktime_get_ns();
+	}
+	bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_dest), fib.dmac, ETH_ALEN, 0);
+	bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_source), fib.smac, ETH_ALEN, 0);
+	return bpf_redirect(fib.ifindex, 0);
+}
+
 SEC("tc")
 int ulvs_fastpath(struct __sk_buff *skb)
 {
@@ -157,6 +189,8 @@ int ulvs_fastpath(struct __sk_buff *skb)
 	p.proto = iph->protocol;
 	p.tos = iph->tos;
 	p.ttl = iph->ttl;
+	p.frag_off = iph->frag_off;
+	p.tot_len = iph->tot_len;
 
 	struct flow_key key = { .saddr = p.saddr, .daddr = p.daddr, .sport = p.sport, .dport = p.dport, .proto = p.proto };
 	struct flow_value *v = bpf_map_lookup_elem(&ulvs_flows, &key);
@@ -166,8 +200,10 @@ int ulvs_fastpath(struct __sk_buff *skb)
 		return forward(skb, &p, v, 1);
 	if (v->dir == FLOW_DR)
 		return forward_dr(skb, &p, v);
+	if (v->dir == FLOW_TUN)
+		return forward_tun(skb, &p, v);
 	if (v->dir != FLOW_REQUEST)
-		return TCX_NEXT;	/* FLOW_DR_ROUTE: the engine handles the connection */
+		return TCX_NEXT;	/* FLOW_*_ROUTE: the engine handles the connection */
 	return forward(skb, &p, v, 0);
 }
 

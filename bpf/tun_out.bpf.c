@@ -11,6 +11,14 @@
  *     to it), as IPVS's ip_vs_dr_xmit does. It is dropped when the real server is not on a
  *     directly connected network (ulvsd refuses such servers; the route changed since) or the
  *     packet is too big for that interface (no ICMP "fragmentation needed" yet);
+ *   - a request of an IP-in-IP tunnelled connection (FLOW_TUN_ROUTE or FLOW_TUN, written as
+ *     for DR) goes, TTL - 1, inside an outer IPv4 header (ulvs_net.h ipip_encap: source the
+ *     director's address on the route to RIP, destination RIP, protocol 4; IPVS's
+ *     ip_vs_tunnel_xmit) to the link-layer address of RIP. bpf_skb_adjust_room at the MAC layer
+ *     inserts the room in front of the IP header (a TUN's skb has no MAC header: offset 0) and
+ *     keeps GSO super-packets GSO (SKB_GSO_IPXIP4). Dropped and counted (ulvs_tun_stats)
+ *     when RIP is not on-link, or the packet plus 20 is too big for the interface (IPVS would
+ *     answer "fragmentation needed" with DF, or fragment the outer packet without it: neither yet);
  *   - anything else is routed by its destination: bpf_fib_lookup (the same routing, rules
  *     included), TTL - 1 (as forwarding would), then bpf_redirect_neigh to the route's interface
  *     and next hop (the neighbour layer writes the Ethernet header and resolves the next hop).
@@ -39,6 +47,22 @@ struct {
 	__type(key, struct flow_key);
 	__type(value, struct flow_value);
 } ulvs_flows SEC(".maps");
+
+/* enum tun_out_counter (ulvs_maps.h): read by tests and tools, by the program's map ids */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TUN_OUT_COUNTERS);
+	__type(key, __u32);
+	__type(value, __u64);
+} ulvs_tun_stats SEC(".maps");
+
+static __always_inline void count(__u32 what)
+{
+	__u64 *n = bpf_map_lookup_elem(&ulvs_tun_stats, &what);
+
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
 
 /* Offsets from the start of the packet: the IP header, no link-layer header. */
 #define IP_FIELD(f) offsetof(struct iphdr, f)
@@ -81,9 +105,31 @@ int ulvs_tun_out(struct __sk_buff *skb)
 		if (v && (v->dir == FLOW_DR_ROUTE || v->dir == FLOW_DR)) {
 			__be32 rip = v->addr;
 
-			if (dr_route(skb, &fib, iph->saddr, rip, proto, iph->tos, sport, dport, BPF_FIB_LOOKUP_SKIP_NEIGH) != BPF_FIB_LKUP_RET_SUCCESS)
+			if (dr_route(skb, &fib, iph->saddr, rip, proto, iph->tos, sport, dport, BPF_FIB_LOOKUP_SKIP_NEIGH) != BPF_FIB_LKUP_RET_SUCCESS) {
+				count(TUN_OUT_NO_ROUTE);
 				return TC_ACT_SHOT;	/* routing it by the VIP would not reach RIP */
+			}
 			ttl_decrement(skb, IP_FIELD(ttl), IP_FIELD(check), ttl, proto);
+			return send_to(skb, fib.ifindex, rip);
+		}
+		if (v && (v->dir == FLOW_TUN_ROUTE || v->dir == FLOW_TUN)) {
+			__be32 rip = v->addr;
+			struct ipip_inner in = { .tos = iph->tos, .ttl = ttl - 1, .frag_off = iph->frag_off, .tot_len = bpf_ntohs(iph->tot_len) };
+			__u32 mtu = 0;
+
+			if (tun_route(skb, &fib, rip, iph->tos, BPF_FIB_LOOKUP_SKIP_NEIGH) != BPF_FIB_LKUP_RET_SUCCESS) {
+				count(TUN_OUT_NO_ROUTE);
+				return TC_ACT_SHOT;
+			}
+			/* the frame to come: Ethernet + outer header + this packet (GSO: each segment) */
+			if (bpf_check_mtu(skb, fib.ifindex, &mtu, ETH_HLEN + 20, 0)) {
+				count(TUN_OUT_TOO_BIG);
+				return TC_ACT_SHOT;
+			}
+			ttl_decrement(skb, IP_FIELD(ttl), IP_FIELD(check), ttl, proto);
+			if (ipip_encap(skb, 0, fib.ipv4_src, rip, &in))
+				return TC_ACT_SHOT;
+			count(TUN_OUT_ENCAP);
 			return send_to(skb, fib.ifindex, rip);
 		}
 	}

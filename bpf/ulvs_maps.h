@@ -37,6 +37,13 @@ enum flow_dir {
 				 * fast path ignores it (the engine sees every packet) */
 	FLOW_DR = 3,		/* offloaded: as FLOW_DR_ROUTE, and the NIC fast path forwards the
 				 * connection's packets itself, counting them in slot */
+	/* IP-in-IP tunnelling (VS/TUN, ipip): as FLOW_DR_ROUTE and FLOW_DR (addr is RIP, port
+	 * unused), but the packet (TTL - 1) is sent inside an outer IPv4 header: source the
+	 * director's address on the route to RIP (the kernel's choice, BPF_FIB_LOOKUP_SRC), destination
+	 * RIP, protocol 4, TTL the inner one, TOS the inner one (ECN encapsulated), DF the inner one,
+	 * a fresh id. RIP must be on a directly connected network, as for DR. */
+	FLOW_TUN_ROUTE = 4,	/* the TUN's way out only (as FLOW_DR_ROUTE) */
+	FLOW_TUN = 5,		/* offloaded: the NIC fast path encapsulates too (as FLOW_DR) */
 };
 
 struct flow_value {
@@ -54,6 +61,16 @@ struct slot {
 	__u64 packets[2];
 	__u64 bytes[2];		/* IP bytes (frame length minus the Ethernet header) */
 	__u64 last_ns;		/* CLOCK_MONOTONIC (bpf_ktime_get_ns) of the last packet, 0 none */
+};
+
+/* Counters of the TUN's way out (tun_out.bpf.c), one __u64 per index in its array map
+ * ulvs_tun_stats: packets since the load. */
+enum tun_out_counter {
+	TUN_OUT_ENCAP = 0,	/* tunnelled (FLOW_TUN_ROUTE/FLOW_TUN) and sent */
+	TUN_OUT_TOO_BIG = 1,	/* tunnelled packet larger than the route's MTU minus 20: dropped
+				 * (no ICMP "fragmentation needed", no outer fragmentation yet) */
+	TUN_OUT_NO_ROUTE = 2,	/* DR or tunnelled packet whose real server is not on-link: dropped */
+	TUN_OUT_COUNTERS = 3,	/* number of counters */
 };
 
 /* ---- queue steering (steer.bpf.c; written by src/datapath/tun/steering.ts) ------------ */

@@ -41,6 +41,77 @@ static __always_inline long dr_route(struct __sk_buff *skb, struct bpf_fib_looku
 }
 
 /*
+ * The route of a tunnelled packet (VS/TUN) to the real server `rip`: the outer packet's, from
+ * this host. Fills fib (egress ifindex; ipv4_src: the source the kernel would choose on that route,
+ * BPF_FIB_LOOKUP_SRC, as IPVS's route lookup does; MACs unless `flags` has
+ * BPF_FIB_LOOKUP_SKIP_NEIGH); a route through a gateway is BPF_FIB_LKUP_RET_NOT_FWDED (ulvs
+ * requires the real server on a directly connected network for now, as for DR).
+ */
+static __always_inline long tun_route(struct __sk_buff *skb, struct bpf_fib_lookup *fib, __be32 rip, __u8 tos, __u32 flags)
+{
+	fib->family = AF_INET;
+	fib->l4_protocol = 4;	/* IPPROTO_IPIP */
+	fib->tos = tos;
+	fib->ipv4_src = 0;
+	fib->ipv4_dst = rip;
+	fib->ifindex = skb->ingress_ifindex;
+	long rc = bpf_fib_lookup(skb, fib, sizeof(*fib), flags | BPF_FIB_LOOKUP_SRC);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS && fib->ipv4_dst != rip)
+		return BPF_FIB_LKUP_RET_NOT_FWDED;
+	return rc;
+}
+
+/* What the outer header copies from the inner one. */
+struct ipip_inner {
+	__u8 tos, ttl;		/* ttl: the inner TTL after the decrement */
+	__be16 frag_off;	/* only IP_DF is copied */
+	__u16 tot_len;		/* host order */
+};
+
+/*
+ * IPIP encapsulation (IPVS's ip_vs_tunnel_xmit): 20 bytes of room at the MAC layer (after the
+ * link-layer header: frame offset `off`, 0 on the TUN, ETH_HLEN at a NIC), the skb marked as
+ * encapsulated (GSO super-packets stay GSO: SKB_GSO_IPXIP4, segment size reduced by 20), then
+ * the outer header written with its checksum. Returns 0, or nonzero when the kernel refused.
+ */
+static __always_inline int ipip_encap(struct __sk_buff *skb, __u32 off, __be32 saddr, __be32 daddr, const struct ipip_inner *in)
+{
+	__u8 ecn = in->tos & 3;
+	__u32 len = in->tot_len + 20;
+	struct {
+		__u8 vihl, tos;
+		__be16 tot_len, id, frag_off;
+		__u8 ttl, protocol;
+		__u16 check;
+		__be32 saddr, daddr;
+	} o = {
+		.vihl = 0x45,
+		/* INET_ECN_encapsulate: the inner ECN bits, but CE becomes ECT(0) */
+		.tos = (in->tos & ~3) | (ecn == 3 ? 2 : ecn),
+		/* a GSO super-packet can exceed 64 KiB with the outer header: segmentation rewrites it */
+		.tot_len = bpf_htons(len > 0xffff ? 0xffff : len),
+		.id = (__be16)bpf_get_prandom_u32(),
+		.frag_off = in->frag_off & bpf_htons(0x4000),	/* IP_DF */
+		.ttl = in->ttl,
+		.protocol = 4,	/* IPPROTO_IPIP */
+		.saddr = saddr,
+		.daddr = daddr,
+	};
+	__u16 *w = (__u16 *)&o;
+	__u32 sum = 0;
+
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		sum += w[i];
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	o.check = (__u16)~sum;
+	if (bpf_skb_adjust_room(skb, sizeof(o), BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4))
+		return -1;
+	return bpf_skb_store_bytes(skb, off, &o, sizeof(o), 0) ? -1 : 0;
+}
+
+/*
  * TTL := ttl - 1 at frame offset ttl_off, patching the IP checksum at csum_off: the checksum
  * covers TTL and protocol as one 16-bit word (RFC 1071), so that word is what changes.
  */

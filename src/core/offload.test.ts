@@ -196,7 +196,7 @@ test('without a port nothing changes (the flag and counters stay clear)', () => 
   assert.equal(d.counters()['offloaded'], 0);
 });
 
-test('direct routing: announced at creation, offered in ESTABLISHED (requests only), unrouted at expiry after its withdrawal; tunnelling never', () => {
+test('direct routing: announced at creation, offered in ESTABLISHED (requests only), unrouted at expiry after its withdrawal; IPIP tunnelling alike, GUE and GRE never', () => {
   const port = new RecordingPort();
   const d = director({ offload: { port: () => port, after: 2 } });
   d.addService({ ...key(TCP, VIP, 80), scheduler: 'rr' });
@@ -218,8 +218,24 @@ test('direct routing: announced at creation, offered in ESTABLISHED (requests on
   const t = director({ offload: { port: () => tun, after: 1 } });
   t.addService({ ...key(TCP, VIP, 80), scheduler: 'rr' });
   t.addDest(key(TCP, VIP, 80), { addr: ip(RS1), port: 80, fwd: Fwd.TUNNEL });
-  for (const f of ['S', 'A', 'A', 'A']) send(t, r(f), 1000);
-  assert.deepEqual(tun.log, [], 'a tunnelled connection is neither routed nor offered');
+  t.setTimeouts({ tcp: 10 });
+  send(t, r('S'), 1000);
+  const tc = t.lastConn;
+  assert.deepEqual(tun.log, [`route ${tc}`], 'an IPIP connection is routed at creation');
+  for (const f of ['A', 'A']) send(t, r(f), 1000);
+  assert.deepEqual(tun.log, [`route ${tc}`, `offer ${tc}`], 'and offered once established');
+  t.tick(1000);
+  t.tick(12_000);
+  assert.deepEqual(tun.log, [`route ${tc}`, `offer ${tc}`, `withdraw ${tc}`, `unroute ${tc}`]);
+
+  for (const [tunType, tunPort] of [[1, 6080], [2, 0]] as const) {
+    const other = new RecordingPort();
+    const g = director({ offload: { port: () => other, after: 1 } });
+    g.addService({ ...key(TCP, VIP, 80), scheduler: 'rr' });
+    g.addDest(key(TCP, VIP, 80), { addr: ip(RS1), port: 80, fwd: Fwd.TUNNEL, tunType, tunPort });
+    for (const f of ['S', 'A', 'A', 'A']) send(g, r(f), 1000);
+    assert.deepEqual(other.log, [], `a tun-type ${tunType} connection is neither routed nor offered`);
+  }
 });
 
 test('a one-packet DR connection is routed, then unrouted after its packet (the port defers the deletion)', () => {

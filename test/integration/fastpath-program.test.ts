@@ -213,6 +213,102 @@ describe('fast-path program (BPF_PROG_TEST_RUN)', { skip: needsRoot }, () => {
     }
   });
 
+  // IP-in-IP tunnelling: the request, TTL - 1, inside an outer header (fpb's address -> RIP).
+  // (The flow map holds 16 entries: each test deletes its own.)
+  const dropFlow = (sport: number) => {
+    const k = Buffer.alloc(FLOW_KEY_SIZE);
+    writeKey(k, 0, parseIPv4(CLIENT), parseIPv4(VIP), sport, 80, 6);
+    flows.delete(k);
+  };
+  /** the IPv4 header checksum over 20 bytes is right */
+  const ipCsumOk = (h: Buffer) => {
+    let sum = 0;
+    for (let i = 0; i < 20; i += 2) sum += h.readUInt16BE(i);
+    while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+    return sum === 0xffff;
+  };
+  for (const [name, tos, flagsFrag, outerTos, outerDf] of [
+    ['DF, DSCP and ECT(1) copied', 0xb9, 0x4000, 0xb9, 0x4000],
+    ['ECN CE becomes ECT(0) outside (INET_ECN_encapsulate), no DF', 0x0b, 0x0000, 0x0a, 0x0000],
+  ] as const) {
+    test(`IPIP (FLOW_TUN): outer header fpb's address -> RIP, proto 4, TTL inner, ${name}, checksum right; inner byte-identical but TTL - 1; counted`, () => {
+      drFlow(40030, RIP, FLOW_DIR.FLOW_TUN, 6);
+      const before = slot(6);
+      const inner = (ttl: number) => ipv4({ src: CLIENT, dst: VIP, ttl, tos, flagsFrag, id: 0x1234 }).tcp({ sport: 40030, dport: 80, flags: 'A' }).payload('tunnelled').build();
+      const r = runOn('fpa', frame(mac(IN_MAC), mac(CLIENT_MAC), inner(64)));
+      assert.equal(r.retval, TC_ACT_REDIRECT);
+      assert.equal(r.out.subarray(0, 14).toString('hex'), frame(mac(RIP_MAC), macOf['fpb']!, Buffer.alloc(0)).toString('hex'), 'Ethernet: to RIP\'s MAC from fpb');
+      const o = r.out.subarray(14, 34);
+      assert.equal(o[0], 0x45);
+      assert.equal(o[1], outerTos, 'TOS');
+      assert.equal(o.readUInt16BE(2), 20 + inner(64).length, 'total length');
+      assert.equal(o.readUInt16BE(6), outerDf, 'DF copied, no fragment');
+      assert.equal(o[8], 63, 'TTL: the inner one after the decrement');
+      assert.equal(o[9], 4, 'protocol IPIP');
+      assert.ok(ipCsumOk(o), 'outer checksum');
+      assert.equal(o.subarray(12, 16).toString('hex'), 'c0000201', 'source: fpb\'s address (the route to RIP)');
+      assert.equal(o.subarray(16, 20).toString('hex'), Buffer.from(RIP.split('.').map(Number)).toString('hex'), 'destination RIP');
+      assert.equal(r.out.subarray(34).toString('hex'), inner(63).toString('hex'), 'inner packet: TTL - 1 (checksum patched), the rest unchanged');
+      assert.deepEqual(packetChecksumsOk(r.out.subarray(34)), { ip: true, l4: true });
+      assert.equal(slot(6).pktsIn - before.pktsIn, 1);
+      assert.equal(slot(6).bytesIn - before.bytesIn, inner(64).length, 'inner IP bytes, as IPVS counts them');
+      dropFlow(40030);
+    });
+  }
+
+  test('IPIP passes on untouched: FLOW_TUN_ROUTE (the engine\'s), off-link real server, too big for fpb with the outer header', () => {
+    drFlow(40031, RIP, FLOW_DIR.FLOW_TUN_ROUTE, 0);
+    drFlow(40032, RIP, FLOW_DIR.FLOW_TUN, 6);
+    run(['ip', '-n', NS, 'route', 'add', '192.0.2.128/25', 'via', RIP]);
+    drFlow(40033, '192.0.2.200', FLOW_DIR.FLOW_TUN, 6);
+    try {
+      for (const [sport, size] of [[40031, 0], [40032, 1500 - 40], [40033, 0]] as const) {
+        const before = slot(6);
+        const f = frame(mac(IN_MAC), mac(CLIENT_MAC), ipv4({ src: CLIENT, dst: VIP, ttl: 64 }).tcp({ sport, dport: 80, flags: 'A' }).payload(Buffer.alloc(size, 7)).build());
+        const r = runOn('fpa', f);
+        assert.equal(r.retval, TCX_NEXT, `port ${sport}`);
+        assert.equal(r.out.toString('hex'), f.toString('hex'));
+        assert.deepEqual(slot(6), before);
+      }
+      // 20 bytes less fits
+      const f = frame(mac(IN_MAC), mac(CLIENT_MAC), ipv4({ src: CLIENT, dst: VIP, ttl: 64 }).tcp({ sport: 40032, dport: 80, flags: 'A' }).payload(Buffer.alloc(1480 - 40, 7)).build());
+      assert.equal(runOn('fpa', f).retval, TC_ACT_REDIRECT, '1480 + 20 fits');
+    } finally {
+      run(['ip', '-n', NS, 'route', 'del', '192.0.2.128/25']);
+      for (const sport of [40031, 40032, 40033]) dropFlow(sport);
+    }
+  });
+
+  test('the worker side of tunnelling: FLOW_TUN_ROUTE at creation, FLOW_TUN offered, back at withdrawal', () => {
+    const conns = new ConnTable({ capacity: 16, seed: 1 });
+    const TUN = (2 << FWD_SHIFT) | ConnFlag.NOOUTPUT;
+    const c = conns.insert(6, parseIPv4(CLIENT), 42100, parseIPv4(VIP), 80, parseIPv4(RIP), 80, 1, TUN, 100, 0);
+    const off = new Offloader(conns, { flowsFd: maps.flowsFd, slotsFd: maps.slotsFd, slots: maps.slots, slotBase: 6, slotCount: 1 });
+    const k = Buffer.alloc(FLOW_KEY_SIZE);
+    const v = Buffer.alloc(FLOW_VALUE_SIZE);
+    writeKey(k, 0, parseIPv4(CLIENT), parseIPv4(VIP), 42100, 80, 6);
+    const dir = () => (flows.lookup(k, v) ? v[FLOW_VALUE.off.dir] : -1);
+    try {
+      off.route(c);
+      off.flush();
+      assert.equal(dir(), FLOW_DIR.FLOW_TUN_ROUTE);
+      assert.equal(v.readUInt32BE(0), parseIPv4(RIP) >>> 0, 'the real server');
+      assert.equal(off.offer(c), true);
+      off.flush();
+      assert.equal(dir(), FLOW_DIR.FLOW_TUN);
+      off.withdraw(c, new OffloadReport());
+      off.flush();
+      assert.equal(dir(), FLOW_DIR.FLOW_TUN_ROUTE);
+      off.unroute(c);
+      conns.remove(c);
+      off.flush();
+      off.flush();
+      assert.equal(dir(), -1);
+    } finally {
+      off.close();
+    }
+  });
+
   test('the worker side of direct routing: routed at creation, offered, withdrawn back to routed, unrouted one flush late', () => {
     const conns = new ConnTable({ capacity: 16, seed: 1 });
     const DR = (3 << FWD_SHIFT) | ConnFlag.NOOUTPUT;

@@ -47,7 +47,7 @@ describe('ulvsadm against ulvsd', { skip: needsRoot }, () => {
       { cmd: `-E -t ${V}:99`, code: 255, err: /^No such service\n$/, state: base },
       { cmd: `-Z -t ${V}:99`, code: 255, err: /^No such service\n$/, state: base },
       { cmd: `-a -t ${V}:80 -r ${LAB.DIP}:8080`, code: 255, err: /^Direct routing needs the real server on a directly connected network of the director: it is an address of this host/, state: base },
-      { cmd: `-a -t ${V}:80 -r ${R2}:8080 -i`, code: 255, err: /tunnelling .* not supported by ulvs yet/, state: base },
+      { cmd: `-a -t ${V}:80 -r ${R2}:8080 -i --tun-type gre`, code: 255, err: /GRE tunnelling .* not supported by ulvs yet/, state: base },
       { cmd: `-a -t ${V}:80 -r ${R2}:8080 -m -x 5 -y 9`, code: 255, err: /^Numerical result out of range\n$/, state: base },
       { cmd: `-A -f 7`, code: 2, err: /firewall-mark services \(-f\) are not supported/, state: base },
       { cmd: '--start-daemon master', code: 2, err: /not supported/ },

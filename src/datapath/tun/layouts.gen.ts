@@ -21,10 +21,13 @@ export const STEER_VALUE = { size: 8, off: { mask: 0, pad: 4 }, width: { mask: 4
 export const RS_CONFIG = { size: 4, off: { gue_port: 0, pad: 2 }, width: { gue_port: 2, pad: 2 } } as const;
 
 /** enum flow_dir */
-export const FLOW_DIR = { FLOW_REQUEST: 0, FLOW_REPLY: 1, FLOW_DR_ROUTE: 2, FLOW_DR: 3 } as const;
+export const FLOW_DIR = { FLOW_REQUEST: 0, FLOW_REPLY: 1, FLOW_DR_ROUTE: 2, FLOW_DR: 3, FLOW_TUN_ROUTE: 4, FLOW_TUN: 5 } as const;
 
 /** enum steer_side */
 export const STEER_SIDE = { STEER_VIP: 0, STEER_SERVICE: 1, STEER_REAL: 2 } as const;
 
 /** enum rs_counter */
 export const RS_COUNTER = { RS_DECAP: 0, RS_MALFORMED: 1, RS_NOT_VIP: 2, RS_COUNTERS: 3 } as const;
+
+/** enum tun_out_counter */
+export const TUN_OUT_COUNTER = { TUN_OUT_ENCAP: 0, TUN_OUT_TOO_BIG: 1, TUN_OUT_NO_ROUTE: 2, TUN_OUT_COUNTERS: 3 } as const;

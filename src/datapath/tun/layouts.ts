@@ -21,6 +21,7 @@ const ENUMS: [string, string][] = [
   ['flow_dir', 'FLOW_DIR'],
   ['steer_side', 'STEER_SIDE'],
   ['rs_counter', 'RS_COUNTER'],
+  ['tun_out_counter', 'TUN_OUT_COUNTER'],
 ];
 
 /** `enum name { A = 0, B = 1 }` of a header, every value written out. */

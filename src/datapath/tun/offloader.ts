@@ -4,11 +4,12 @@
  *
  *   offer(c)     takes a free slot of this worker's range, queues the connection's flow entries:
  *                NAT, two (request tuple client -> VIP:vport, reply tuple RIP:rport -> client);
- *                direct routing, one (the request tuple, FLOW_DR)
+ *                direct routing, one (the request tuple, FLOW_DR); IPIP tunnelling likewise (FLOW_TUN)
  *   withdraw(c)  queues the deletion of a NAT connection's entries (a DR connection's entry goes
  *                back to FLOW_DR_ROUTE), reports the slot's counts since the last report, frees
  *                the slot once the map change is done
- *   route(c)     queues a DR connection's request tuple as FLOW_DR_ROUTE: the TUN's way out
+ *   route(c)     queues a DR (tunnelled: the engine routes IPIP only) connection's request tuple
+ *                as FLOW_DR_ROUTE (FLOW_TUN_ROUTE): the TUN's way out
  *                (tun_out.bpf.c) sends the packets ulvsd writes back to its real server
  *   unroute(c)   queues the deletion of that entry, carried out one flush later (after the
  *                packets written back meanwhile have left), and not at all if a live DR
@@ -39,6 +40,7 @@ const QUEUE = 256;
  *  earlier, i.e. possibly before that batch's writes) */
 const UNROUTES = 1024;
 const DR_BITS = Fwd.DROUTE << FWD_SHIFT;
+const TUN_BITS = Fwd.TUNNEL << FWD_SHIFT;
 
 export interface OffloaderInit {
   flowsFd: number;
@@ -112,9 +114,17 @@ export class Offloader implements OffloadPort {
     return this.#count - this.#freeTop - this.#dels - this.#rels;
   }
 
-  /** Whether entry c is a direct-routing connection. */
+  /** Whether entry c is a direct-routing or (IPIP) tunnelled connection: one flow entry, the
+   *  request tuple, which the TUN's way out reads too. */
   #dr(c: number): boolean {
-    return (this.#conns.flags(c) & ConnFlag.FWD_MASK) === DR_BITS;
+    const m = this.#conns.flags(c) & ConnFlag.FWD_MASK;
+    return m === DR_BITS || m === TUN_BITS;
+  }
+
+  /** The flow direction of DR/TUN entry c: offloaded (FLOW_DR, FLOW_TUN) or the way out only. */
+  #dirOf(c: number, offloaded: boolean): number {
+    const tun = (this.#conns.flags(c) & ConnFlag.FWD_MASK) === TUN_BITS;
+    return offloaded ? (tun ? FLOW_DIR.FLOW_TUN : FLOW_DIR.FLOW_DR) : tun ? FLOW_DIR.FLOW_TUN_ROUTE : FLOW_DIR.FLOW_DR_ROUTE;
   }
 
   offer(c: number): boolean {
@@ -129,7 +139,7 @@ export class Offloader implements OffloadPort {
     const t = this.#conns;
     const at = this.#adds;
     if (this.#dr(c)) {
-      this.#queueDr(c, FLOW_DIR.FLOW_DR, this.#base + s);
+      this.#queueDr(c, this.#dirOf(c, true), this.#base + s);
     } else {
       this.#writeKeys(this.#addKeys, at, c);
       writeValue(this.#addValues, at * FLOW_VALUE_SIZE, t.daddr(c), t.dport(c), FLOW_DIR.FLOW_REQUEST, this.#base + s); //  to RIP:rport
@@ -150,7 +160,7 @@ export class Offloader implements OffloadPort {
   }
 
   route(c: number): void {
-    this.#queueDr(c, FLOW_DIR.FLOW_DR_ROUTE, 0);
+    this.#queueDr(c, this.#dirOf(c, false), 0);
   }
 
   unroute(c: number): void {
@@ -197,7 +207,7 @@ export class Offloader implements OffloadPort {
     if (this.#dr(c)) {
       // back to the way out only; the slot is free once the kernel has stopped counting in it
       if (this.#rels === QUEUE) this.#write();
-      this.#queueDr(c, FLOW_DIR.FLOW_DR_ROUTE, 0);
+      this.#queueDr(c, this.#dirOf(c, false), 0);
       this.#relSlots[this.#rels++] = s;
       this.counters.withdrawn++;
       return;
