@@ -39,9 +39,10 @@ export class Forwarder {
     // the connection's method, bound at creation: NAT rewrites here; DR and TUN leave the packet
     // as it is (the data path sends it to the real server's link-layer address, or
     // encapsulated, from the entry's method and daddr)
-    if ((conns.flags(c) & ConnFlag.FWD_MASK) === 0) natRequest(m, conns, c);
+    const f = conns.flags(c); // after the transition, which changes neither bit read here
+    if ((f & ConnFlag.FWD_MASK) === 0) natRequest(m, conns, c);
     s.lastConn = c;
-    if ((conns.flags(c) & ConnFlag.ONE_PACKET) !== 0) this.#life.expire(c);
+    if ((f & ConnFlag.ONE_PACKET) !== 0) this.#life.expire(c);
     else {
       conns.rearm(c, s.nowTick + to);
       if (this.#offloading) this.#offload.consider(c, ops);

@@ -72,34 +72,34 @@ export class Ipv4View {
     return this;
   }
 
-  /** Validate lengths and version; see the module contract. */
+  /** Validate lengths and version; see the module contract. Written out in full: it runs for
+   *  every packet, and a shared helper with checkQuoted measured as a call V8 did not inline. */
   check(): Ipv4CheckResult {
-    const r = this.#checkHeaderStart();
-    if (r !== Ipv4Check.Ok) return r;
-    const tl = this.totalLength;
-    if (tl < this.headerLength) return Ipv4Check.BadTotalLength;
+    if (this.len < IPV4_MIN_HEADER) return Ipv4Check.Truncated;
+    const b = this.buf;
+    const o = this.off;
+    if (b[o]! >>> 4 !== 4) return Ipv4Check.BadVersion;
+    const hl = (b[o]! & 15) << 2;
+    if (hl < IPV4_MIN_HEADER) return Ipv4Check.BadHeaderLength;
+    const tl = (b[o + 2]! << 8) | b[o + 3]!;
+    if (tl < hl) return Ipv4Check.BadTotalLength;
     if (tl > this.len) return Ipv4Check.Truncated;
     return Ipv4Check.Ok;
   }
 
   /**
    * Validate the header of a datagram quoted in an ICMP error (RFC 792: the header and at least
-   * its first 64 data bits): version 4 and a complete header of legal length. The total length
-   * is not checked (the quote is cut short); after Ok every header getter reads inside `len`.
+   * its first 64 data bits): version 4 and a complete header of legal length, as check() but
+   * without the total length (the quote is cut short); after Ok every header getter reads
+   * inside `len`.
    */
   checkQuoted(): Ipv4CheckResult {
-    const r = this.#checkHeaderStart();
-    if (r !== Ipv4Check.Ok) return r;
-    return this.headerLength > this.len ? Ipv4Check.Truncated : Ipv4Check.Ok;
-  }
-
-  /** What both checks start with: 20 bytes, version 4, IHL >= 5. */
-  #checkHeaderStart(): Ipv4CheckResult {
     if (this.len < IPV4_MIN_HEADER) return Ipv4Check.Truncated;
     const b0 = this.buf[this.off]!;
     if (b0 >>> 4 !== 4) return Ipv4Check.BadVersion;
-    if ((b0 & 15) << 2 < IPV4_MIN_HEADER) return Ipv4Check.BadHeaderLength;
-    return Ipv4Check.Ok;
+    const hl = (b0 & 15) << 2;
+    if (hl < IPV4_MIN_HEADER) return Ipv4Check.BadHeaderLength;
+    return hl > this.len ? Ipv4Check.Truncated : Ipv4Check.Ok;
   }
 
   get version(): number {
