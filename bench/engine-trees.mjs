@@ -2,7 +2,8 @@
 /**
  * The engine of several builds of the tree side by side (a refactoring's steps):
  *
- *   node bench/engine-trees.mjs [--processes N] TREE_A TREE_B ...   (each tree built: TREE/dist/...)
+ *   node bench/engine-trees.mjs [--processes N] [--v8 'FLAGS'] TREE_A TREE_B ...
+ *                                                        (each tree built: TREE/dist/...)
  *
  * Each measurement runs in its own process (two trees in one process disturb each other: the one
  * loaded second is placed differently in memory, up to 40 % on new connections here), pinned to
@@ -13,7 +14,8 @@
  *                out each, 200 rounds (the first 50 not counted), packets restored between rounds
  *   new_conns    200,000 SYNs from distinct clients, 50 rounds (the first 10 not counted), the
  *                table emptied between rounds by an untimed tick
- * Last line: JSON. Addresses are documentation ranges; nothing is sent anywhere.
+ * --v8 passes V8 flags to every measuring process (the same for all trees), e.g. the ones ulvsd
+ * runs with, to see what inlining budgets do. Last line: JSON. Addresses are documentation ranges; nothing is sent anywhere.
  */
 import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
@@ -88,9 +90,11 @@ async function child(root, mode) {
 
 function parent(argv) {
   let processes = 6;
+  let v8 = [];
   const trees = [];
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--processes') processes = Number(argv[++i]);
+    else if (argv[i] === '--v8') v8 = argv[++i].split(/\s+/).filter(Boolean);
     else trees.push(argv[i]);
   }
   if (trees.length < 1 || !(processes >= 1)) {
@@ -99,12 +103,12 @@ function parent(argv) {
   }
   const self = fileURLToPath(import.meta.url);
   const pin = spawnSync('taskset', ['-c', '0', 'true']).status === 0 ? ['taskset', '-c', String(availableParallelism() - 1)] : [];
-  const out = { bench: 'engine-trees', processes, trees: {} };
+  const out = { bench: 'engine-trees', processes, v8, trees: {} };
   for (const mode of ['established', 'new_conns']) {
     const rates = new Map(trees.map((t) => [t, []]));
     for (let i = 0; i < processes; i++) {
       for (const t of trees) {
-        const cmd = [...pin, process.execPath, self, '--child', t, mode];
+        const cmd = [...pin, process.execPath, ...v8, self, '--child', t, mode];
         const r = spawnSync(cmd[0], cmd.slice(1), { encoding: 'utf8' });
         if (r.status !== 0) throw new Error(`${t} ${mode}: ${r.stderr}`);
         rates.get(t).push(JSON.parse(r.stdout.trim().split('\n').pop()).rate);
