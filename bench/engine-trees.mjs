@@ -14,8 +14,9 @@
  *                out each, 200 rounds (the first 50 not counted), packets restored between rounds
  *   new_conns    200,000 SYNs from distinct clients, 50 rounds (the first 10 not counted), the
  *                table emptied between rounds by an untimed tick
- * --v8 passes V8 flags to every measuring process (the same for all trees), e.g. the ones ulvsd
- * runs with, to see what inlining budgets do. Last line: JSON. Addresses are documentation ranges; nothing is sent anywhere.
+ * --v8 passes V8 flags to every measuring process, the same for all trees (e.g. inlining
+ * budgets, to see what they do). Last line: JSON. Addresses are documentation ranges; nothing
+ * is sent anywhere.
  */
 import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
