@@ -32,14 +32,8 @@
 #include <bpf/bpf_endian.h>
 #include "ulvs_maps.h"
 #include "ulvs_net.h"
+#include "ulvs_flow_map.h"
 
-/* Sized by the loader (bpf_map__set_max_entries) before the load. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 2);
-	__type(key, struct flow_key);
-	__type(value, struct flow_value);
-} ulvs_flows SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -67,26 +67,12 @@ struct {
 	__type(value, __u64);
 } ulvs_rs_counters SEC(".maps");
 
-static __always_inline void count(__u32 which)
-{
-	__u64 *c = bpf_map_lookup_elem(&ulvs_rs_counters, &which);
-
-	if (c)
-		__sync_fetch_and_add(c, 1);
-}
+#define count(which) count_in(&ulvs_rs_counters, which)
 
 /* RFC 1071: the one's-complement sum of a header whose checksum is right is 0xffff. */
 static __always_inline int ip_csum_ok(const struct iphdr *iph)
 {
-	const __u16 *w = (const void *)iph;
-	__u32 sum = 0;
-
-#pragma unroll
-	for (int i = 0; i < 10; i++)
-		sum += w[i];
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return sum == 0xffff;
+	return ipv4_header_sum(iph) == 0xffff;
 }
 
 SEC("tc")

@@ -38,15 +38,8 @@
 #include <bpf/bpf_endian.h>
 #include "ulvs_maps.h"
 #include "ulvs_net.h"
+#include "ulvs_flow_map.h"
 
-/* The fast path's flow map (fastpath.bpf.c): ulvsd loads this program with that map's fd
- * (datapath/tun/fastpath.ts loadTunOut), so this definition only gives its types. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 2);
-	__type(key, struct flow_key);
-	__type(value, struct flow_value);
-} ulvs_flows SEC(".maps");
 
 /* enum tun_out_counter (ulvs_maps.h): read by tests and tools, by the program's map ids */
 struct {
@@ -56,13 +49,7 @@ struct {
 	__type(value, __u64);
 } ulvs_tun_stats SEC(".maps");
 
-static __always_inline void count(__u32 what)
-{
-	__u64 *n = bpf_map_lookup_elem(&ulvs_tun_stats, &what);
-
-	if (n)
-		__sync_fetch_and_add(n, 1);
-}
+#define count(what) count_in(&ulvs_tun_stats, what)
 
 /* Offsets from the start of the packet: the IP header, no link-layer header. */
 #define IP_FIELD(f) offsetof(struct iphdr, f)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (MIT OR GPL-2.0) */
-/* What the tc programs share that the UAPI headers lack, the TTL decrement they both do, and the
- * route of a direct-routing packet. */
+/* What the tc programs share: what the UAPI headers lack, a counter increment, the TTL
+ * decrement, the routes of direct-routing and tunnelled packets, IPIP encapsulation. */
 #ifndef ULVS_NET_H
 #define ULVS_NET_H
 
@@ -15,6 +15,30 @@
 /* include/net/ip.h (not UAPI): the fragment bits of frag_off */
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
+
+/* RFC 1071: the folded one's-complement sum of a 20-byte IPv4 header (no options): 0xffff
+ * when its checksum is right; ~sum is the checksum to write when the check field is 0. */
+static __always_inline __u16 ipv4_header_sum(const void *hdr)
+{
+	const __u16 *w = hdr;
+	__u32 sum = 0;
+
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		sum += w[i];
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return sum;
+}
+
+/* Add one to element `which` of a per-program counter array (BPF_MAP_TYPE_ARRAY of __u64). */
+static __always_inline void count_in(void *counters, __u32 which)
+{
+	__u64 *n = bpf_map_lookup_elem(counters, &which);
+
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
 
 /*
  * The route of a direct-routing packet (VS/DR) from `saddr` arriving on `ifindex` to the real
@@ -97,15 +121,7 @@ static __always_inline int ipip_encap(struct __sk_buff *skb, __u32 off, __be32 s
 		.saddr = saddr,
 		.daddr = daddr,
 	};
-	__u16 *w = (__u16 *)&o;
-	__u32 sum = 0;
-
-#pragma unroll
-	for (int i = 0; i < 10; i++)
-		sum += w[i];
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	o.check = (__u16)~sum;
+	o.check = (__u16)~ipv4_header_sum(&o);
 	if (bpf_skb_adjust_room(skb, sizeof(o), BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4))
 		return -1;
 	return bpf_skb_store_bytes(skb, off, &o, sizeof(o), 0) ? -1 : 0;
