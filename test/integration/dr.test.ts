@@ -12,19 +12,17 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DirectorBed } from '../../src/lab/director-bed.js';
 import { LAB } from '../../src/lab/testbed.js';
 import { run } from '../../src/lab/shell.js';
 import { needsRoot } from '../support/root.js';
-import { assertOneWayTransfer } from '../support/one-way.js';
+import { assertArrivals, assertOneWayTransfer, nftMissing } from '../support/one-way.js';
 
 const ULVSADM = fileURLToPath(new URL('../../src/cli/ulvsadm.js', import.meta.url));
 const V = LAB.VIP;
 const RS = [0, 1, 2].map(LAB.realServer);
 const rules = `-A -t ${V}:80 -s rr\n${RS.map((r) => `-a -t ${V}:80 -r ${r}:80 -g -w 1\n`).join('')}`;
-const nftMissing = ['/usr/sbin/nft', '/usr/bin/nft'].some((f) => existsSync(f)) ? false : 'needs nft (apt nftables) to look at packets at a real server';
 
 /** A real server's DR set-up: the VIP on lo (/32), ARP for it neither answered nor used. */
 function realServerSetup(ns: string): void {
@@ -33,22 +31,6 @@ function realServerSetup(ns: string): void {
     run(['ip', 'netns', 'exec', ns, 'sysctl', '-qw', `net.ipv4.conf.${k}.arp_announce=2`]);
   }
   run(['ip', '-n', ns, 'addr', 'add', `${V}/32`, 'dev', 'lo']);
-}
-
-/** nftables counters at a real server's input: requests as DR must deliver them (destination
- *  VIP:80 from the client, TTL 63: one less than the client's 64), and anything else to port 80. */
-function arrivals(ns: string): { read(): { dr: number; other: number }; remove(): void } {
-  const nft = (script: string) => run(['ip', 'netns', 'exec', ns, 'nft', '-f', '-'], script);
-  nft(`table ip ulvsdr {\n chain seen {\n  type filter hook input priority 0;\n  ip saddr ${LAB.client(0)} ip daddr ${V} tcp dport 80 ip ttl 63 counter\n  tcp dport 80 counter\n }\n}\n`);
-  return {
-    read() {
-      const n = [...run(['ip', 'netns', 'exec', ns, 'nft', 'list', 'table', 'ip', 'ulvsdr']).matchAll(/packets (\d+)/g)].map((m) => Number(m[1]));
-      return { dr: n[0] ?? 0, other: (n[1] ?? 0) - (n[0] ?? 0) };
-    },
-    remove() {
-      nft('delete table ip ulvsdr\n');
-    },
-  };
 }
 
 describe('direct routing (-g)', { skip: needsRoot }, () => {
@@ -73,20 +55,7 @@ describe('direct routing (-g)', { skip: needsRoot }, () => {
   });
 
   test('packets arrive at the real server addressed to the VIP, ports unchanged, TTL one less', { skip: nftMissing }, () => {
-    const seen = bed.bed.realServers.map(arrivals);
-    try {
-      const got = bed.client(['--requests', '6', '--timeout', '3000']);
-      assert.equal(got.filter((x) => x['ok']).length, 6);
-      const [get] = bed.client(['--get-bytes', String(5e6), '--timeout', '20000'], 0, 60_000); // its ACKs: the fast path
-      assert.equal(get?.['ok'], true, JSON.stringify(get));
-      const c = seen.map((s) => s.read());
-      for (const [i, x] of c.entries()) {
-        assert.ok(x.dr >= 10, `real server ${i + 1}: DR packets ${JSON.stringify(x)}`);
-        assert.equal(x.other, 0, `real server ${i + 1}: no packet with another address, port or TTL`);
-      }
-    } finally {
-      for (const s of seen) s.remove();
-    }
+    assertArrivals(bed, 'DR packets');
   });
 
   test('100 MB each way arrive intact, almost all in the kernel fast path, counted by IPVS', async (t) => {

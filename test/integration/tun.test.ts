@@ -19,38 +19,20 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DirectorBed } from '../../src/lab/director-bed.js';
 import { LAB } from '../../src/lab/testbed.js';
 import { run } from '../../src/lab/shell.js';
 import { needsRoot } from '../support/root.js';
-import { assertOneWayTransfer } from '../support/one-way.js';
+import { assertArrivals, assertOneWayTransfer, nftMissing } from '../support/one-way.js';
 
 const ULVSADM = fileURLToPath(new URL('../../src/cli/ulvsadm.js', import.meta.url));
 const ULVS = fileURLToPath(new URL('../../../bin/ulvs', import.meta.url)); // from dist/test/integration
 const V = LAB.VIP;
 const RS = [0, 1, 2].map(LAB.realServer);
 const rules = `-A -t ${V}:80 -s rr\n${RS.map((r) => `-a -t ${V}:80 -r ${r}:80 -i -w 1\n`).join('')}`;
-const nftMissing = ['/usr/sbin/nft', '/usr/bin/nft'].some((f) => existsSync(f)) ? false : 'needs nft (apt nftables) to look at packets at a real server';
 
 const rsSetup = (ns: string, ...args: string[]) => run(['ip', 'netns', 'exec', ns, process.execPath, ULVS, 'rs-setup', ...args]);
-
-/** nftables counters at a real server's input, after decapsulation: requests from the client to
- *  VIP:80 with TTL 63 (one less than the client's 64), and anything else to port 80. */
-function arrivals(ns: string): { read(): { tun: number; other: number }; remove(): void } {
-  const nft = (script: string) => run(['ip', 'netns', 'exec', ns, 'nft', '-f', '-'], script);
-  nft(`table ip ulvstun {\n chain seen {\n  type filter hook input priority 0;\n  ip saddr ${LAB.client(0)} ip daddr ${V} tcp dport 80 ip ttl 63 counter\n  tcp dport 80 counter\n }\n}\n`);
-  return {
-    read() {
-      const n = [...run(['ip', 'netns', 'exec', ns, 'nft', 'list', 'table', 'ip', 'ulvstun']).matchAll(/packets (\d+)/g)].map((m) => Number(m[1]));
-      return { tun: n[0] ?? 0, other: (n[1] ?? 0) - (n[0] ?? 0) };
-    },
-    remove() {
-      nft('delete table ip ulvstun\n');
-    },
-  };
-}
 
 /** The decapsulator's counters at a real server (ulvs rs-setup --status). */
 function decapsulated(ns: string): number {
@@ -58,22 +40,33 @@ function decapsulated(ns: string): number {
   return Number(m?.[1] ?? 0);
 }
 
+/** A bed whose real servers are prepared for tunnelling (ulvs's own decapsulator). */
+async function startTunBed(o: { rsMtu?: number } = {}): Promise<DirectorBed> {
+  const bed = await new DirectorBed({ rules, realServers: 3, httpPort: 80, ...o }).start();
+  for (const ns of bed.bed.realServers) rsSetup(ns, 'tun', '--decap', 'bpf', V);
+  return bed;
+}
+
+/** Undo rs-setup on every real server, then remove the bed. */
+async function stopTunBed(bed: DirectorBed | undefined): Promise<void> {
+  for (const ns of bed?.bed.realServers ?? []) {
+    try {
+      rsSetup(ns, '--remove');
+    } catch {
+      // the namespace goes with the bed anyway; the state file is per namespace
+    }
+  }
+  await bed?.stop();
+}
+
 describe('IP-in-IP tunnelling (-i)', { skip: needsRoot }, () => {
   let bed: DirectorBed;
   const adm = (args: string) => spawnSync(process.execPath, [ULVSADM, ...args.split(' ')], { env: { ...process.env, ULVS_SOCKET: bed.socket }, encoding: 'utf8' });
   before(async () => {
-    bed = await new DirectorBed({ rules, realServers: 3, httpPort: 80, rsMtu: 1520 }).start();
-    for (const ns of bed.bed.realServers) rsSetup(ns, 'tun', '--decap', 'bpf', V);
+    bed = await startTunBed({ rsMtu: 1520 });
   });
   after(async () => {
-    for (const ns of bed?.bed.realServers ?? []) {
-      try {
-        rsSetup(ns, '--remove');
-      } catch {
-        // the namespace goes with the bed anyway; the state file is per namespace
-      }
-    }
-    await bed?.stop();
+    await stopTunBed(bed);
   });
 
   test('HTTP requests are answered by the three servers in turn (rr), the client address intact', () => {
@@ -89,20 +82,7 @@ describe('IP-in-IP tunnelling (-i)', { skip: needsRoot }, () => {
   });
 
   test('the inner packets arrive at the real server addressed to the VIP from the client, TTL one less', { skip: nftMissing }, () => {
-    const seen = bed.bed.realServers.map(arrivals);
-    try {
-      const got = bed.client(['--requests', '6', '--timeout', '3000']);
-      assert.equal(got.filter((x) => x['ok']).length, 6);
-      const [get] = bed.client(['--get-bytes', String(5e6), '--timeout', '20000'], 0, 60_000); // its ACKs: the fast path
-      assert.equal(get?.['ok'], true, JSON.stringify(get));
-      const c = seen.map((s) => s.read());
-      for (const [i, x] of c.entries()) {
-        assert.ok(x.tun >= 10, `real server ${i + 1}: tunnelled packets ${JSON.stringify(x)}`);
-        assert.equal(x.other, 0, `real server ${i + 1}: no packet with another address, port or TTL`);
-      }
-    } finally {
-      for (const s of seen) s.remove();
-    }
+    assertArrivals(bed, 'tunnelled packets');
   });
 
   test('100 MB each way arrive intact (SHA-256), almost all requests tunnelled by the kernel fast path', async (t) => {
@@ -151,18 +131,10 @@ describe('IP-in-IP tunnelling (-i)', { skip: needsRoot }, () => {
 describe('IP-in-IP tunnelling on a 1500-byte real-server network (no PMTU discovery yet)', { skip: needsRoot }, () => {
   let bed: DirectorBed;
   before(async () => {
-    bed = await new DirectorBed({ rules, realServers: 3, httpPort: 80 }).start();
-    for (const ns of bed.bed.realServers) rsSetup(ns, 'tun', '--decap', 'bpf', V);
+    bed = await startTunBed();
   });
   after(async () => {
-    for (const ns of bed?.bed.realServers ?? []) {
-      try {
-        rsSetup(ns, '--remove');
-      } catch {
-        // as above
-      }
-    }
-    await bed?.stop();
+    await stopTunBed(bed);
   });
 
   test('small requests and a download work; MTU-sized DF segments (+ 20 > 1500) are dropped and counted, not sent broken', () => {
