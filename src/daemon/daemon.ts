@@ -38,6 +38,7 @@ import { SchedStateSlots } from '../control/sched-slots.js';
 import { tunAvailable } from '../datapath/tun/device.js';
 import { ControlPlane, validateOnScratch } from './control-plane.js';
 import { checkDataPath, type DataPathCaps } from './data-path-limits.js';
+import { hostAddresses, type HostAddress } from '../datapath/tun/routing.js';
 import { Health } from './health.js';
 import { createMetricsServer } from './http.js';
 import { checkHost, KernelSetup, SetupError } from './kernel-setup.js';
@@ -241,23 +242,32 @@ export class Daemon {
       if (this.#stopping) return;
       void cp.serial(async () => {
         if (this.#stopping) return;
-        if (kernel.following) kernel.follow(FOLLOW_MS);
-        const ch = this.#pollLocal(cp.rules());
+        // one listing of the host's addresses serves both (each would run `ip addr` itself)
+        const host = this.#hostAddresses();
+        if (kernel.following) kernel.follow(FOLLOW_MS, host ?? undefined);
+        const ch = host === null ? null : this.#pollLocal(cp.rules(), host);
         if (ch?.addrsChanged) await pool.setLocalAddresses(this.#local.addrs).catch((e: Error) => log.warn(`local addresses not given to the workers: ${e.message}`));
         if (ch) this.#logLocal(ch); // after the workers have the list: the log says it is in effect
       });
     }, FOLLOW_MS).unref();
   }
 
-  /** Read the host's addresses again (local-vips.ts); null when they cannot be listed (logged).
+  /** The host's addresses (routing.ts hostAddresses); null when they cannot be listed (logged).
    *  Never throws. */
-  #pollLocal(r: Rules): LocalChange | null {
+  #hostAddresses(): HostAddress[] | null {
     try {
-      return this.#local.poll(vipsOf(r));
+      return hostAddresses();
     } catch (e) {
       this.#log.warn(`cannot list this host's addresses: ${(e as Error).message.split('\n')[0]}`);
       return null;
     }
+  }
+
+  /** Which VIPs are local now (local-vips.ts), from `host`, else from a listing of its own;
+   *  null when that cannot be made (logged). Never throws. */
+  #pollLocal(r: Rules, host?: HostAddress[]): LocalChange | null {
+    const addrs = host ?? this.#hostAddresses();
+    return addrs === null ? null : this.#local.poll(vipsOf(r), addrs.map((a) => a.addr));
   }
 
   /** Log the VIPs that became local or stopped being local. */

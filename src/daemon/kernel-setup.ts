@@ -25,7 +25,7 @@ import type { Rules } from '../control/rules.js';
 import { offloadNames, openTunQueue } from '../datapath/tun/device.js';
 import { captureDevices, followInterfaces, installCapture, removeCapture, updateCapture, type CaptureState } from '../datapath/tun/capture.js';
 import { closeFd, followFastPath, installFastPath, installTunOut, removeFastPath, type FastPathState } from '../datapath/tun/fastpath.js';
-import { installRouting, isLocalAddress, removeRouting, updateRouting, type RoutingPlan, type RoutingState } from '../datapath/tun/routing.js';
+import { installRouting, isLocalAddress, removeRouting, updateRouting, type HostAddress, type RoutingPlan, type RoutingState } from '../datapath/tun/routing.js';
 import { attachSteering, SteeringMap, steeringSpec } from '../datapath/tun/steering.js';
 import { sys } from '../datapath/tun/sys.js';
 import { formatIPv4 } from '../wire/addr.js';
@@ -202,13 +202,14 @@ export class KernelSetup {
     return this.#capture !== null || this.#fastPath !== null;
   }
 
-  /** Capture filters and the fast path on interfaces that appeared since the last call; never throws. */
-  follow(everyMs: number): void {
+  /** Capture filters and the fast path on interfaces that appeared since the last call (`addrs`:
+   *  the host's addresses, when the caller has just listed them); never throws. */
+  follow(everyMs: number, addrs?: HostAddress[]): void {
     const { log } = this;
-    const added = this.#capture ? followInterfaces(this.#capture, this.plan) : null;
+    const added = this.#capture ? followInterfaces(this.#capture, this.plan, addrs) : null;
     if (added?.length) log.info(`capture: tc u32 filters added on ${added.join(', ')}`);
     if (!this.#fastPath) return;
-    const want = this.#capture?.devices ?? captureDevices(this.plan.dev);
+    const want = this.#capture?.devices ?? captureDevices(this.plan.dev, addrs);
     try {
       const attached = followFastPath(this.#fastPath, want);
       if (attached.length) log.info(`fast path: tc program attached on ${attached.join(', ')}`);

@@ -5,8 +5,8 @@
  * what depends on it is where stray TCP segments go (core/director.ts strayTcp 'local': the
  * engines get the host's address list) and what the log says.
  *
- *   poll(vips)   read the host's IPv4 addresses (one `ip -4 -o addr`, through `read`) and report
- *                what changed since the previous call: whether the address list changed, and
+ *   poll(vips, addrs?)  the host's IPv4 addresses (`addrs`, else one `ip -4 -o addr` through
+ *                `read`), and what changed since the previous call: whether the address list changed, and
  *                which of `vips` became local or stopped being local. Throws when the read does.
  *   addrs        the address list of the last poll (uint32, sorted)
  */
@@ -36,8 +36,8 @@ export class LocalAddresses {
     return [...this.#local];
   }
 
-  poll(vips: Iterable<number>): LocalChange {
-    const addrs = [...new Set(this.read().map((a) => a >>> 0))].sort((a, b) => a - b);
+  poll(vips: Iterable<number>, host: number[] = this.read()): LocalChange {
+    const addrs = [...new Set(host.map((a) => a >>> 0))].sort((a, b) => a - b);
     const addrsChanged = addrs.length !== this.#addrs.length || addrs.some((a, i) => a !== this.#addrs[i]);
     const have = new Set(addrs);
     const local = new Set([...vips].map((v) => v >>> 0).filter((v) => have.has(v)));

@@ -38,7 +38,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { formatIPv4 } from '../../wire/addr.js';
-import { hostAddresses, type RoutingPlan } from './routing.js';
+import { hostAddresses, type HostAddress, type RoutingPlan } from './routing.js';
 
 const run = (args: string[]) => execFileSync(args[0]!, args.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
@@ -76,17 +76,17 @@ export function captureFilters(p: Pick<RoutingPlan, 'services' | 'servers'>, loc
  * interface with an IPv4 address except loopback and the TUN, and the addresses themselves
  * (loopback's excluded).
  */
-function hostView(tun: string): { devices: string[]; locals: number[] } {
-  const addrs = hostAddresses();
+function hostView(tun: string, addrs: HostAddress[] = hostAddresses()): { devices: string[]; locals: number[] } {
   return {
     devices: [...new Set(addrs.map((a) => a.dev).filter((d) => d !== 'lo' && d !== tun))],
     locals: addrs.filter((a) => a.addr >>> 24 !== 127).map((a) => a.addr),
   };
 }
 
-/** The interfaces the capture (and the kernel fast path) work on: every IPv4 interface but lo and the TUN. */
-export function captureDevices(tun: string): string[] {
-  return hostView(tun).devices;
+/** The interfaces the capture (and the kernel fast path) work on: every IPv4 interface but lo
+ *  and the TUN (from `addrs` when the caller has just listed them). */
+export function captureDevices(tun: string, addrs?: HostAddress[]): string[] {
+  return hostView(tun, addrs).devices;
 }
 
 export interface CaptureState {
@@ -142,10 +142,10 @@ export function installCapture(p: RoutingPlan): CaptureState {
  * filters are removed at exit). Returns the interfaces added, or null when nothing changed.
  * Never throws (a failure leaves the previous filters; the next call tries again).
  */
-export function followInterfaces(st: CaptureState, plan: RoutingPlan): string[] | null {
+export function followInterfaces(st: CaptureState, plan: RoutingPlan, addrs?: HostAddress[]): string[] | null {
   let now: string[];
   try {
-    now = hostView(plan.dev).devices;
+    now = hostView(plan.dev, addrs).devices;
   } catch {
     return null;
   }

@@ -144,9 +144,15 @@ export function removeRouting(p: Pick<RoutingPlan, 'table' | 'pref'>, state?: Ro
   }
 }
 
-/** The IPv4 addresses configured in this namespace (uint32), with their interfaces (`ip -4 -o addr show`). */
-export function hostAddresses(): { dev: string; addr: number }[] {
-  const out: { dev: string; addr: number }[] = [];
+/** An IPv4 address configured on interface `dev` (uint32). */
+export interface HostAddress {
+  dev: string;
+  addr: number;
+}
+
+/** The IPv4 addresses configured in this namespace, with their interfaces (`ip -4 -o addr show`). */
+export function hostAddresses(): HostAddress[] {
+  const out: HostAddress[] = [];
   for (const m of ip(['-4', '-o', 'addr', 'show']).matchAll(/^\d+:\s+(\S+?)(?:@\S+)?\s+inet (\d+\.\d+\.\d+\.\d+)\//gm)) out.push({ dev: m[1]!, addr: parseIPv4(m[2]!) >>> 0 });
   return out;
 }
