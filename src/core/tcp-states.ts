@@ -2,8 +2,8 @@
  * IPVS's TCP connection state machine as literal tables (ipvs-spec §3, from
  * net/netfilter/ipvs/ip_vs_proto_tcp.c `tcp_states` and `tcp_states_dos`).
  *
- * next = TABLE[direction][event][current]. Events per packet, in priority order:
- * RST -> rst, SYN -> syn (SYN+ACK too), FIN -> fin, ACK -> ack; a segment with none of these
+ * next = TABLE[direction][event][current], read by core/proto/tcp.ts (transition). Events per
+ * packet, in priority order: RST -> rst, SYN -> syn (SYN+ACK too), FIN -> fin, ACK -> ack; a segment with none of these
  * four flags moves the connection to CLOSE from any state.
  */
 
@@ -109,13 +109,6 @@ export function tcpEvent(flags: number): number {
   if (flags & 0x01) return TcpEvent.FIN;
   if (flags & 0x10) return TcpEvent.ACK;
   return -1;
-}
-
-/** Next state; `table` is TCP_TABLE_NORMAL or TCP_TABLE_SECURE. */
-export function tcpNextState(table: Uint8Array, dir: number, flags: number, cur: number): number {
-  const ev = tcpEvent(flags);
-  if (ev < 0) return TcpState.CLOSE;
-  return table[(dir * 4 + ev) * TCP_STATE_COUNT + cur]!;
 }
 
 /** UDP has one state, printed "UDP"; templates print NONE or ASSURED. */
