@@ -162,3 +162,73 @@ describe('DR: the reply path to the client carries 1280; the error to the VIP re
     assert.match(learnt, /mtu 1280/, `the server's route to the client carries the learnt MTU: ${learnt}`);
   });
 });
+
+/**
+ * A router's error arriving at the director's interface (not made by the director itself), for
+ * a non-local VIP and for a VIP that is a local address of the director: the tc capture takes
+ * it into the TUN, the engine passes it on, the way out sends it to the DR server. The client
+ * plays the router: it opens a UDP "connection" (one datagram from a fixed port), then sends
+ * "fragmentation needed" (MTU 1200) to the VIP quoting the server's reply VIP:53 -> itself
+ * (python3 raw socket). Control: the same error quoting a port with no connection does not
+ * reach the server.
+ */
+const PY_ERROR = `
+import socket, struct, sys
+vip, client, sport, send = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == '1'
+def csum(b):
+    if len(b) % 2: b += b'\\0'
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while s > 0xffff: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+if send:
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind((client, sport))
+    u.sendto(b'hello', (vip, 53))
+ip = bytearray(struct.pack('!BBHHHBBH4s4s', 0x45, 0, 33, 1, 0x4000, 60, 17, 0, socket.inet_aton(vip), socket.inet_aton(client)))
+ip[10:12] = struct.pack('!H', csum(bytes(ip)))
+quote = bytes(ip) + struct.pack('!HHHH', 53, sport, 13, 0) + b'hello'
+icmp = bytearray(struct.pack('!BBHHH', 3, 4, 0, 0, 1200) + quote)
+icmp[2:4] = struct.pack('!H', csum(bytes(icmp)))
+r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+r.sendto(bytes(icmp), (vip, 0))
+`;
+
+for (const local of [false, true]) {
+  describe(`DR: a router's "fragmentation needed" to a ${local ? 'local' : 'non-local'} VIP is captured and reaches the real server`, { skip }, () => {
+    let bed: DirectorBed;
+    let seen: ReturnType<typeof fragNeededSeen>;
+    before(async () => {
+      bed = await new DirectorBed({
+        rules: `-A -u ${V}:53 -s rr\n-a -u ${V}:53 -r ${RS}:53 -g -w 1\n`,
+        realServers: 1,
+        udpPort: 53,
+        prefix: prefix(),
+        beforeDirector: local ? (b) => run(['ip', '-n', b.director, 'addr', 'add', `${V}/32`, 'dev', 'lo']) : undefined,
+      }).start();
+      drServer(bed.bed.realServers[0]!);
+      seen = fragNeededSeen(bed.bed.realServers[0]!, 1200);
+      seen.install(false);
+    });
+    after(async () => {
+      await bed?.stop();
+    });
+    const error = (sport: number, open: boolean) => run(['ip', 'netns', 'exec', bed.bed.clients[0]!, '/usr/bin/python3', '-c', PY_ERROR, V, LAB.client(0), String(sport), open ? '1' : '0']);
+
+    test('control: an error quoting no connection is not passed on', async () => {
+      const before = wayOutCounters(bed);
+      error(40998, false);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(seen.count(), 0);
+      assert.equal(wayOutCounters(bed).TUN_OUT_ICMP_TO_DR, before.TUN_OUT_ICMP_TO_DR);
+    });
+
+    test('an error quoting a connection\'s reply reaches its real server, counted', async () => {
+      const before = wayOutCounters(bed);
+      error(40999, true);
+      const t0 = Date.now();
+      while (seen.count() === 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 100));
+      assert.equal(seen.count(), 1, 'the real server received it');
+      assert.equal(wayOutCounters(bed).TUN_OUT_ICMP_TO_DR - before.TUN_OUT_ICMP_TO_DR, 1);
+    });
+  });
+}
