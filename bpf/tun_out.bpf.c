@@ -60,6 +60,7 @@
 #include "ulvs_maps.h"
 #include "ulvs_net.h"
 #include "ulvs_flow_map.h"
+#include "ulvs_icmp_error.h"
 
 
 /* enum tun_out_counter (ulvs_maps.h): read by tests and tools, by the program's map ids */
@@ -72,54 +73,8 @@ struct {
 
 #define count(what) count_in(&ulvs_tun_stats, what)
 
-/* Bytes of the offending packet an ICMP error quotes at most: its IPv4 header and 512 bytes
- * more (bpf_csum_diff sums at most 512 bytes at once). */
-#define QUOTE_MAX 532
-/* ICMP budget per CPU: one error costs 1 ms of credit, at most 50 ms banked */
-#define ICMP_COST_NS 1000000ULL
-#define ICMP_BURST 50
-
-/* This program's own per-CPU state. */
-struct scratch {
-	__u64 credit_ns;	/* the ICMP budget (token bucket, in nanoseconds of credit) */
-	__u64 last_ns;		/* bpf_ktime_get_ns at the last refill */
-	__u8 quote[QUOTE_MAX + 4];	/* the quoted bytes, zero-padded to a multiple of 4 */
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct scratch);
-} ulvs_tun_scratch SEC(".maps");
-
 /* Offsets from the start of the IP header. */
 #define IP_FIELD(f) offsetof(struct iphdr, f)
-
-/* The IPv4 and ICMP headers of a "fragmentation needed" error, in network order. */
-struct frag_needed {
-	__u8 vihl, tos;
-	__be16 tot_len, id, frag_off;
-	__u8 ttl, protocol;
-	__u16 check;
-	__be32 saddr, daddr;
-	__u8 type, code;
-	__u16 icmp_check;
-	__be16 unused, mtu;
-};
-
-/* What an ICMP error quotes, read from its ICMP header on (offset 20 of the packet). */
-struct icmp_quote {
-	__u8 type, code;
-	__u16 check;
-	__u32 rest;
-	__u8 vihl, tos;
-	__be16 tot_len, id, frag_off;
-	__u8 ttl, protocol;
-	__u16 ip_check;
-	__be32 saddr, daddr;
-	__be16 sport, dport;
-};
 
 /* What the answer needs of the packet, read before the first helper that changes it. */
 struct pkt {
@@ -138,32 +93,6 @@ static __always_inline int send_to(struct __sk_buff *skb, const __u32 off, __u32
 	if (!off && bpf_skb_change_head(skb, ETH_HLEN, 0))
 		return TC_ACT_SHOT;	/* out of memory; the packet is already changed: cannot go on */
 	return bpf_redirect_neigh(ifindex, &nh, sizeof(nh), 0);
-}
-
-/* RFC 1071 end-around carry of a 32/64-bit partial sum down to 16 bits. */
-static __always_inline __u16 fold(__u64 sum)
-{
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (sum & 0xffff) + (sum >> 16);
-}
-
-/* Spend one error of this CPU's budget; 0 when it is spent. */
-static __always_inline int icmp_budget(struct scratch *s)
-{
-	__u64 now = bpf_ktime_get_ns();
-	__u64 credit = s->credit_ns + (now - s->last_ns);
-
-	s->last_ns = now;
-	if (credit > ICMP_BURST * ICMP_COST_NS)
-		credit = ICMP_BURST * ICMP_COST_NS;
-	if (credit < ICMP_COST_NS) {
-		s->credit_ns = credit;
-		return 0;
-	}
-	s->credit_ns = credit - ICMP_COST_NS;
-	return 1;
 }
 
 /*
