@@ -181,7 +181,8 @@ describe('DR: the reply path to the client carries 1280; the error to the VIP re
 /**
  * A router's error arriving at the director's interface (not made by the director itself), for
  * a non-local VIP and for a VIP that is a local address of the director: the tc capture takes
- * it into the TUN, the engine passes it on, the way out sends it to the DR server. The client
+ * it into the TUN, the engine passes it on, the way out sends it to the DR server (or, for a
+ * tunnelled server, encapsulated: the server's decapsulator hands it to its stack). The client
  * plays the router: it opens a UDP "connection" (one datagram from a fixed port), then sends
  * "fragmentation needed" (MTU 1200) to the VIP quoting the server's reply VIP:53 -> itself
  * (python3 raw socket). Control: the same error quoting a port with no connection does not
@@ -208,23 +209,33 @@ r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
 r.sendto(bytes(icmp), (vip, 0))
 `;
 
-for (const local of [false, true]) {
-  describe(`DR: a router's "fragmentation needed" to a ${local ? 'local' : 'non-local'} VIP is captured and reaches the real server`, { skip }, () => {
+for (const [method, local] of [['DR', false], ['DR', true], ['TUN', false]] as const) {
+  const counter = method === 'DR' ? 'TUN_OUT_ICMP_TO_DR' : 'TUN_OUT_ICMP_TO_TUN';
+  describe(`${method}: a router's "fragmentation needed" to a ${local ? 'local' : 'non-local'} VIP is captured and reaches the real server`, { skip }, () => {
     let bed: DirectorBed;
     let seen: ReturnType<typeof fragNeededSeen>;
     before(async () => {
       bed = await new DirectorBed({
-        rules: `-A -u ${V}:53 -s rr\n-a -u ${V}:53 -r ${RS}:53 -g -w 1\n`,
+        rules: `-A -u ${V}:53 -s rr\n-a -u ${V}:53 -r ${RS}:53 ${method === 'DR' ? '-g' : '-i'} -w 1\n`,
         realServers: 1,
         udpPort: 53,
         prefix: prefix(),
         beforeDirector: local ? (b) => run(['ip', '-n', b.director, 'addr', 'add', `${V}/32`, 'dev', 'lo']) : undefined,
       }).start();
-      drServer(bed.bed.realServers[0]!);
-      seen = fragNeededSeen(bed.bed.realServers[0]!, 1200);
+      const ns = bed.bed.realServers[0]!;
+      if (method === 'DR') drServer(ns);
+      else run(['ip', 'netns', 'exec', ns, process.execPath, ULVS, 'rs-setup', 'tun', '--decap', 'bpf', V]);
+      seen = fragNeededSeen(ns, 1200);
       seen.install(false);
     });
     after(async () => {
+      if (method === 'TUN') {
+        try {
+          run(['ip', 'netns', 'exec', bed.bed.realServers[0]!, process.execPath, ULVS, 'rs-setup', '--remove']);
+        } catch {
+          /* the namespace goes with the bed */
+        }
+      }
       await bed?.stop();
     });
     const error = (sport: number, open: boolean) => run(['ip', 'netns', 'exec', bed.bed.clients[0]!, '/usr/bin/python3', '-c', PY_ERROR, V, LAB.client(0), String(sport), open ? '1' : '0']);
@@ -234,7 +245,7 @@ for (const local of [false, true]) {
       error(40998, false);
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(seen.count(), 0);
-      assert.equal(wayOutCounters(bed).TUN_OUT_ICMP_TO_DR, before.TUN_OUT_ICMP_TO_DR);
+      assert.equal(wayOutCounters(bed)[counter], before[counter]);
     });
 
     test('an error quoting a connection\'s reply reaches its real server, counted', async () => {
@@ -243,7 +254,7 @@ for (const local of [false, true]) {
       const t0 = Date.now();
       while (seen.count() === 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 100));
       assert.equal(seen.count(), 1, 'the real server received it');
-      assert.equal(wayOutCounters(bed).TUN_OUT_ICMP_TO_DR - before.TUN_OUT_ICMP_TO_DR, 1);
+      assert.equal(wayOutCounters(bed)[counter] - before[counter], 1);
     });
   });
 }
