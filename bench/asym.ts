@@ -135,7 +135,7 @@ export async function runAsym(o: AsymOptions): Promise<{ result: AsymResult; sum
       for (const s of order) {
         try {
           current = await startSetup(s, bed, o.ulvsArgs);
-          if (s === 'ulvs-tun' && round === 1) r.notes.push(`ulvs-tun: the real servers decapsulate with ${/decapsulation by ulvs eBPF/.test(rsSetup(bed, bed.realServers[0]!, ['--status'])) ? "ulvs's eBPF program (rs-setup's fallback: this kernel has no ipip module)" : 'the kernel (tunl0)'}`);
+          if (s === 'ulvs-tun' && !r.notes.some((n) => n.startsWith('ulvs-tun'))) r.notes.push(`ulvs-tun: the real servers decapsulate with ${/decapsulation by ulvs eBPF/.test(rsSetup(bed, bed.realServers[0]!, ['--status'])) ? "ulvs's eBPF program (rs-setup's fallback: this kernel has no ipip module)" : 'the kernel (tunl0)'}`);
           o.beforeLoad?.(s, bed);
           const r0 = bed.returnedBytes();
           const p0 = bed.directorPackets();
