@@ -13,8 +13,9 @@
  *   - the director's process CPU (ulvsd: utime + stime of all its threads; nft-dr has no
  *     process: 0) per GB and per 1,000 connections. The director's kernel work cannot be timed
  *     apart here (softirq time is charged to whichever task runs, in any namespace; the kernel
- *     is built without IRQ time accounting), so it is counted instead: packets (skbs) the
- *     director received on its veth ports, per GB and per connection;
+ *     is built without IRQ time accounting; tracing programs, which could time the director's
+ *     receive calls, are refused on this machine), so it is counted instead: packets (skbs)
+ *     the director received on its veth ports, per GB and per connection;
  *   - busy CPU of the whole machine (/proc/stat: client, director, servers, all on the same
  *     cores, and whatever else runs) per GB and per 1,000 connections;
  *   - the share of the client's bytes that came by the direct-return links, and the set-up's
