@@ -13,8 +13,8 @@ const viaDirector: RoundTraffic = { ...direct, directShare: 0 };
 const good: [AsymSetup, RoundTraffic, PathCounters][] = [
   ['ulvs', viaDirector, { ...none, ulvsConns: 100, ulvsInPkts: 4000, ulvsOutPkts: 3000 }],
   ['ulvs-nofp', viaDirector, { ...none, ulvsConns: 101, ulvsInPkts: 4000, ulvsOutPkts: 3000 }],
+  ['ulvs-dr-fwd', viaDirector, { ...none, ulvsConns: 97, ulvsInPkts: 4000, ulvsOutPkts: 0 }], // 3 SYNs reused connections in FIN_WAIT
   ['ulvs-dr', direct, { ...none, ulvsConns: 100, ulvsInPkts: 4000, ulvsOutPkts: 0 }],
-  ['ulvs-dr-fwd', viaDirector, { ...none, ulvsConns: 100, ulvsInPkts: 4000, ulvsOutPkts: 0 }],
   ['ulvs-tun', direct, { ...none, ulvsConns: 100, ulvsInPkts: 4000, ulvsOutPkts: 0, decapsulated: 4000 }],
   ['nft-dr', direct, { ...none, nftPackets: 3500 }],
 ];
@@ -35,7 +35,9 @@ test('each other path is caught', () => {
   caught('ulvs', {}, { ulvsOutPkts: 0 }, /NAT, yet no reply packet crossed ulvs/);
   caught('ulvs-dr', {}, { ulvsOutPkts: 5 }, /5 reply packets crossed ulvs/);
   caught('ulvs-tun', {}, { ulvsOutPkts: 5 }, /5 reply packets crossed ulvs/);
-  caught('ulvs-dr', {}, { ulvsConns: 99 }, /ulvs scheduled 99 connections for 100 completed requests/); // another balancer did the rest
+  caught('ulvs-dr', {}, { ulvsConns: 0 }, /ulvs scheduled 0 connections for 100 completed requests/);
+  caught('ulvs-dr', {}, { ulvsInPkts: 99 }, /ulvs carried 99 packets for 100 completed requests/); // another balancer did the rest
+  caught('ulvs-tun', {}, { ulvsInPkts: null }, /ulvs carried null packets/);
   caught('ulvs-tun', {}, { decapsulated: 0 }, /decapsulated 0 IPIP packets for 100 connections/); // e.g. forwarded by DR instead
   caught('ulvs-tun', {}, { decapsulated: null }, /decapsulated null/);
   caught('nft-dr', {}, { nftPackets: 99 }, /the nftables fwd rule matched 99 packets for 100 connections/);

@@ -6,7 +6,13 @@
  *                   set-up names: >= 99 % of the client's bytes by the direct-return links for
  *                   the direct-return set-ups (the rest is their TCP handshakes' L2 headers,
  *                   which in fact make it > 100 %), < 1 % for the others
- *   ulvs (all)      ulvs scheduled at least one connection per completed request
+ *   ulvs (all)      ulvs scheduled connections and carried at least one packet per completed
+ *                   request (the first packets of every connection cross ulvs before the fast
+ *                   path takes over, and are counted at once). Not one connection per request:
+ *                   a SYN reusing the ports of a connection ulvs still holds in FIN_WAIT (DR sees
+ *                   one direction only) is carried on that connection, as IPVS does with
+ *                   conn_reuse_mode 1 (is_new_conn_expected), and the client reuses ports
+ *                   quickly (tcp_tw_reuse)
  *   ulvs NAT        replies crossed ulvs (out-packets > 0)
  *   ulvs DR, TUN    no reply crossed ulvs (out-packets = 0)
  *   ulvs TUN        the real servers decapsulated at least one IPIP packet per completed
@@ -33,7 +39,8 @@ export function pathProblem(s: AsymSetup, t: RoundTraffic, c: PathCounters): str
     if (!((c.nftPackets ?? 0) >= t.requests)) return `the nftables fwd rule matched ${c.nftPackets} packets for ${t.requests} connections`;
     return null;
   }
-  if (!((c.ulvsConns ?? 0) >= t.requests)) return `ulvs scheduled ${c.ulvsConns} connections for ${t.requests} completed requests`;
+  if (!((c.ulvsConns ?? 0) > 0)) return `ulvs scheduled ${c.ulvsConns} connections for ${t.requests} completed requests`;
+  if (!((c.ulvsInPkts ?? 0) >= t.requests)) return `ulvs carried ${c.ulvsInPkts} packets for ${t.requests} completed requests`;
   const nat = s === 'ulvs' || s === 'ulvs-nofp';
   if (nat && !((c.ulvsOutPkts ?? 0) > 0)) return 'NAT, yet no reply packet crossed ulvs';
   if (!nat && c.ulvsOutPkts !== 0) return `${c.ulvsOutPkts} reply packets crossed ulvs, which ${s} must not see`;
