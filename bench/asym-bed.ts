@@ -16,11 +16,12 @@
  * Every name is under the bed's per-run prefix; `down()` removes everything and never throws.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, tryRun } from '../src/lab/shell.js';
 import { LAB, TestBed } from '../src/lab/testbed.js';
+import { statePathOf } from '../src/rs/setup.js';
 
 const POLICY_TABLE = '4201';
 /** nginx's file: 1 MiB */
@@ -54,10 +55,36 @@ export class AsymBed {
     return run(['ip', 'netns', 'exec', ns, ...argv], input);
   }
 
-  /** Build the bed and start nginx on every real server; on failure everything built is removed. */
-  async up(): Promise<void> {
+  /** Where `ulvs rs-setup` keeps its record for real server namespace `ns`. */
+  rsRecord(ns: string): string {
+    return statePathOf(statSync(`/run/netns/${ns}`).ino);
+  }
+
+  /**
+   * Delete rs-setup records that name this bed's real-server namespaces before anything here
+   * was set up, and return their paths. The kernel reuses a deleted namespace's inode number,
+   * so a record left by a run that deleted its namespace without `rs-setup --remove` names a
+   * fresh namespace, where rs-setup then refuses to set up ("already set up"). Call only while
+   * no rs-setup of this bed is in force.
+   */
+  dropStaleRsRecords(): string[] {
+    const stale: string[] = [];
+    for (const r of this.realServers) {
+      const f = this.rsRecord(r);
+      if (existsSync(f)) {
+        unlinkSync(f);
+        stale.push(f);
+      }
+    }
+    return stale;
+  }
+
+  /** Build the bed and start nginx on every real server (on failure everything built is removed); returns dropStaleRsRecords()'s list. */
+  async up(): Promise<string[]> {
+    let stale: string[] = [];
     try {
       this.bed.up();
+      stale = this.dropStaleRsRecords();
       const www = join(this.tmp, 'www');
       mkdirSync(www);
       writeFileSync(join(www, '1m'), Buffer.alloc(REPLY_BYTES, 0x61), { mode: 0o644 });
@@ -82,6 +109,7 @@ export class AsymBed {
         this.procs.push(spawn('ip', ['netns', 'exec', r, 'nginx', '-c', this.#nginxConf(i, www)], { stdio: ['ignore', 'pipe', 'pipe'] }));
       }
       await this.#nginxListening();
+      return stale;
     } catch (e) {
       this.down();
       throw e;

@@ -11,13 +11,15 @@
  * `beforeLoad`): DR without its direct-return rule (the replies still arrive, through the
  * director: a wrong path, not a dead one), TUN with the real servers' decapsulators removed, the
  * nftables chain flushed. Each of those set-ups is reported failed for its own reason, ulvs NAT
- * in the same run still succeeds, and the bed is gone afterwards either way.
+ * in the same run still succeeds, and the bed is gone afterwards either way. Also: a stale
+ * rs-setup record for one of the bed's new namespaces (the kernel reuses inode numbers) is
+ * deleted by the bed (AsymBed.dropStaleRsRecords), so it cannot make the TUN set-up fail.
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { runAsym } from '../../bench/asym.js';
 import type { AsymBed } from '../../bench/asym-bed.js';
 import { rsSetup, type AsymSetup } from '../../bench/asym-setups.js';
@@ -47,7 +49,15 @@ describe('asymmetric benchmark set-ups', { skip }, () => {
       beforeLoad: (s, bed) => {
         if (!seen.namespaces.length) {
           seen.namespaces = bed.bed.namespaces;
-          seen.records = bed.realServers.map((ns) => `/run/ulvs/rs-setup-${statSync(`/run/netns/${ns}`).ino}.json`);
+          seen.records = bed.realServers.map((ns) => bed.rsRecord(ns));
+          if (s !== 'ulvs-tun') {
+            // a stale record (a deleted namespace's, whose inode number the kernel gave to one of
+            // ours) is deleted, or rs-setup would refuse the TUN set-up; none: nothing deleted
+            mkdirSync(dirname(seen.records[1]!), { recursive: true });
+            writeFileSync(seen.records[1]!, '{"stale": true}\n');
+            assert.deepEqual(bed.dropStaleRsRecords(), [seen.records[1]]);
+            assert.deepEqual(bed.dropStaleRsRecords(), []);
+          }
         }
         breakPath?.(s, bed);
       },
