@@ -9,8 +9,9 @@
  *     it in place; refuses a path that exists and is not a FIFO;
  *   - opens it O_RDWR|O_NONBLOCK too: it never sees end-of-file when keepalived restarts, and
  *     what keepalived wrote before ulvsd started is read first, in order;
- *   - every second compares the path's inode with the one it holds and reopens when the FIFO
- *     was replaced or removed (a keepalived that created it exited, another made a new one).
+ *   - every second compares the path's device and inode with those of the FIFO it holds (an
+ *     inode number cannot be reused while it is open) and reopens when the FIFO was replaced
+ *     or removed (a keepalived that created it exited, another made a new one).
  * Lines are handed to `onLine` without their newline; a line longer than 4 KiB is cut and
  * handed over as it is (the parser counts it as malformed).
  */
@@ -23,6 +24,8 @@ const MAX_LINE = 4096;
 const CHECK_MS = 1000;
 
 export class FifoError extends Error {}
+
+const identity = (st: { dev: number; ino: number }) => `${st.dev}/${st.ino}`;
 
 /** Create `path` as a FIFO if nothing is there; throw FifoError if something else is. */
 export function ensureFifo(path: string): void {
@@ -42,7 +45,8 @@ export function ensureFifo(path: string): void {
 
 export class NotifyFifoReader {
   #sock: Socket | null = null;
-  #ino = -1;
+  /** device and inode of the FIFO we hold (unique while we hold it open) */
+  #id = '';
   #partial = '';
   #timer: NodeJS.Timeout | null = null;
   #stopped = false;
@@ -74,7 +78,7 @@ export class NotifyFifoReader {
     } catch (e) {
       throw new FifoError(`cannot open the notify FIFO ${this.path}: ${(e as Error).message}`);
     }
-    this.#ino = fstatSync(fd).ino;
+    this.#id = identity(fstatSync(fd));
     const s = new Socket({ fd, readable: true, writable: false });
     s.setEncoding('utf8');
     s.on('data', (d: string) => this.#data(d));
@@ -101,17 +105,17 @@ export class NotifyFifoReader {
   /** Reopen when the path no longer names the FIFO we hold. Never throws. */
   #check(): void {
     if (this.#stopped) return;
-    let ino = -1;
+    let id = '';
     try {
-      ino = statSync(this.path).ino;
+      id = identity(statSync(this.path));
     } catch {
       /* removed */
     }
-    if (ino === this.#ino && this.#sock) return;
+    if (id === this.#id && this.#sock) return;
     this.#close();
     try {
       this.#open();
-      this.log.info(`notify FIFO ${this.path} was ${ino === -1 ? 'removed' : 'replaced'}: reopened`, 'vrrp');
+      this.log.info(`notify FIFO ${this.path} was ${id === '' ? 'removed' : 'replaced'}: reopened`, 'vrrp');
     } catch (e) {
       this.log.warn(`${(e as Error).message}; retrying every ${CHECK_MS / 1000} s`, 'vrrp');
     }
