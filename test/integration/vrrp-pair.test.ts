@@ -68,6 +68,11 @@ describe('HA pair: keepalived VRRP moves VIP and DIP, ulvsd follows the roles', 
     const servers = new Set(probe.lines.map((l) => l['server']).filter(Boolean));
     probe.proc.kill('SIGKILL');
     assert.deepEqual([...servers].sort(), ['rs1', 'rs2'], 'both real servers answer through d1');
+    // SIGHUP re-reads keepalived.conf: the states keepalived reported stay
+    const before = pair.logs[1]!.length;
+    pair.ulvsd[1]!.kill('SIGHUP');
+    for (let t0 = Date.now(); !/reloaded/.test(pair.logs[1]!.slice(before)); await sleep(50)) assert.ok(Date.now() - t0 < 10_000, pair.logs[1]!.slice(before));
+    assert.deepEqual((await pair.vrrp(1))!.instances.map((i) => i.state), ['BACKUP', 'BACKUP']);
   });
 
   test('d1 cut off: d2 takes over VIP and DIP, its ulvsd reports MASTER, new connections work; d1 back: it preempts', async () => {
