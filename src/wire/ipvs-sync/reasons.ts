@@ -11,7 +11,8 @@
 export const SyncReason = {
   Ok: 0,
   // --- whole message (header) ---
-  /** datagram shorter than a v0 header (4 bytes): "message header too short" */
+  /** datagram shorter than a v0 header (4 bytes): "message header too short" (also: the
+   *  window given to the decoder does not lie inside its buffer) */
   DropTooShort: 1,
   /** header size field differs from the datagram length: "bogus message size" */
   DropSizeMismatch: 2,
