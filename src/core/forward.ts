@@ -42,12 +42,13 @@ export class Forwarder {
     const f = conns.flags(c); // after the transition, which changes neither bit read here
     if ((f & ConnFlag.FWD_MASK) === 0) natRequest(m, conns, c);
     s.lastConn = c;
-    if ((f & ConnFlag.ONE_PACKET) === 0) conns.rearm(c, s.nowTick + to);
     // a running sync master hears of every inbound packet, after the state moved (ip_vs_in)
-    const sync = s.sync;
-    if (sync !== null) sync.inbound(c);
+    if (s.sync !== null) s.sync.inbound(c);
     if ((f & ConnFlag.ONE_PACKET) !== 0) this.#life.expire(c);
-    else if (this.#offloading) this.#offload.consider(c, ops);
+    else {
+      conns.rearm(c, s.nowTick + to);
+      if (this.#offloading) this.#offload.consider(c, ops);
+    }
     return Outcome.ForwardIn;
   }
 
