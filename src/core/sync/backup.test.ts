@@ -94,6 +94,7 @@ test('backup: the applied table equals the master\'s, packets of those flows go 
   const fresh = configure(director({ seed: 2 }), false);
   applyAll(b, cap.datagrams, T0);
   assert.deepEqual(table(b), table(m));
+  assert.ok(b.connections(T0).every((c) => c.synced === true) && m.connections(T0).every((c) => c.synced === undefined), 'Origin: SYNC on the backup, LOCAL on the master');
   for (const f of FLOWS) {
     const pkt = tcp(f.client, f.cport, 'PA', VIP, f.vport);
     const r = send(b, pkt, T0 + 1000);

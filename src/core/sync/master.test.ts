@@ -11,6 +11,7 @@ import { capture, dstOf, records, send, tcp, udp } from '../../../test/support/s
 import type { Director } from '../director.js';
 import type { Sysctls } from '../sysctl.js';
 import { OffloadReport } from '../offload.js';
+import { Fwd } from '../service.js';
 
 const k80 = key(TCP, VIP, 80);
 
@@ -179,4 +180,20 @@ test('the kernel fast path\'s packets count: a harvest that crosses packet 53 an
   d.offloadActivity(c, r);
   d.sync.flush();
   assert.equal(records(cap.datagrams).length, 2);
+});
+
+test('flags as a kernel sends them: a DR template carries its server\'s method, INACTIVE and NOOUTPUT; a DR connection NOOUTPUT', () => {
+  const d = director();
+  const k81 = key(TCP, VIP, 81);
+  d.addService({ ...k81, scheduler: 'rr', persistent: 60 });
+  d.addDest(k81, { addr: ip(RS1), port: 81, fwd: Fwd.DROUTE });
+  const cap = capture();
+  d.sync.startMaster({ syncid: 1, maxlen: 1472 }, cap.sink);
+  send(d, tcp(CLIENT, 40000, 'S', VIP, 81), 1000);
+  send(d, tcp(CLIENT, 40000, 'A', VIP, 81), 1000);
+  send(d, tcp(CLIENT, 40000, 'PA', VIP, 81), 1000);
+  d.sync.flush();
+  const rs = records(cap.datagrams);
+  assert.deepEqual([...new Set(rs.filter((r) => r.flags & 0x1000).map((r) => r.flags))], [0x1183], 'TEMPLATE | INACTIVE | NOOUTPUT | DROUTE');
+  assert.deepEqual(rs.filter((r) => !(r.flags & 0x1000)).map((r) => [r.flags, r.state, r.rs]), [[0x0083, 1, `${RS1}:81`]], 'NOOUTPUT | DROUTE, ESTABLISHED');
 });
