@@ -8,6 +8,7 @@ import { formatIPv4, formatIPv6 } from '../addr.js';
 import { SyncDecoder } from './decode.js';
 import { readV1Record } from './decode-v1.js';
 import { Append, SyncMessageWriter } from './message-writer.js';
+import { syncMaxlen } from './maxlen.js';
 import { SyncRecord } from './record.js';
 import { SyncReason } from './reasons.js';
 import { REFERENCE_VECTOR, recordOf, V0_TWO, V1_FOUR, V1_IPV6, type RecordFields } from '../../../test/support/sync-vectors.js';
@@ -142,4 +143,17 @@ test('writer: v0 refuses IPv6; v1 refuses PE data over 255 bytes', () => {
   r.peDataLen = 256;
   assert.equal(w.append(r), Append.Unencodable);
   assert.equal(w.count, 0);
+});
+
+test('sync_maxlen as start_sync_thread sets it', () => {
+  assert.equal(syncMaxlen('master', 0, 9000), 1472, 'a master never goes above 1500');
+  assert.equal(syncMaxlen('master', 0, 1280), 1472);
+  assert.equal(syncMaxlen('master', 0, 1500, true), 1452);
+  assert.equal(syncMaxlen('backup', 0, 9000), 8972);
+  assert.equal(syncMaxlen('backup', 0, 1280), 1472, 'a backup reads at least 1500 - 28');
+  assert.equal(syncMaxlen('backup', 0, 70000), 65507);
+  assert.equal(syncMaxlen('master', 1, 1500), 1);
+  assert.equal(syncMaxlen('backup', 100, 1500), 1024);
+  assert.equal(syncMaxlen('master', 70000, 1500), 65507);
+  assert.equal(syncMaxlen('master', 70000, 1500, true), 65487);
 });
