@@ -18,7 +18,7 @@
  *    the record's, so a backup that becomes master announces from there.
  * Records ulvs cannot carry are left out and counted (ApplySkip): IPv6, SCTP/AH/ESP, firewall
  * marks, LOCALNODE/BYPASS methods for an unbound entry, zero addresses, templates with a client
- * port, a full table. Synced connections are not linked to their template (as the kernel).
+ * port, connections without one (NO_CPORT), a full table. Synced connections are not linked to their template (as the kernel).
  */
 import { ConnFlag, FWD_SHIFT } from '../conn-flags.js';
 import { TICKS_PER_SEC } from '../conn-table.js';
@@ -58,6 +58,9 @@ export const ApplyCounter = {
   SkipTableFull: 13,
   /** sequence data not kept (store full) */
   SeqNotKept: 14,
+  /** a connection without client port (IP_VS_CONN_F_NO_CPORT: the FTP helper's data
+   *  connections, matched on any client port; ulvs has no FTP helper) */
+  SkipNoCport: 15,
 } as const;
 export const APPLY_COUNTER_NAMES = Object.keys(ApplyCounter);
 
@@ -105,6 +108,7 @@ export class SyncApplier {
     if (r.fwmark !== 0) return this.#skip(ApplyCounter.SkipFwmark);
     if ((r.caddr === 0 && !template) || r.vaddr === 0 || r.daddr === 0) return this.#skip(ApplyCounter.SkipZeroAddress);
     if (template && r.cport !== 0) return this.#skip(ApplyCounter.SkipTemplateCport);
+    if ((k & KFlag.NO_CPORT) !== 0 && !template) return this.#skip(ApplyCounter.SkipNoCport);
     let c: number;
     if (!template) {
       c = conns.findIn(r.protocol, r.caddr, r.cport, r.vaddr, r.vport);
@@ -130,8 +134,11 @@ export class SyncApplier {
   /** An existing entry: INACTIVE (and SEQ) from the record; an unbound one tries to bind. */
   #update(c: number, k: number): void {
     const conns = this.#s.conns;
+    conns.setFlags(c, conns.flags(c) | ConnFlag.SYNCED);
+    this.counters[ApplyCounter.Updated]!++;
     const f = conns.flags(c);
-    const d = this.#s.dests.byId(conns.dest(c));
+    const d = this.#s.dests.maybeById(conns.dest(c)); // a template's server may be gone (persist.ts)
+    if (d === null) return;
     if ((f & ConnFlag.TEMPLATE) === 0) {
       const wasInactive = (f & ConnFlag.INACTIVE) !== 0;
       const inactive = (k & KFlag.INACTIVE) !== 0;
@@ -146,8 +153,6 @@ export class SyncApplier {
         conns.setFlags(c, (f & ~ConnFlag.INACTIVE) | (inactive ? ConnFlag.INACTIVE : 0));
       }
     }
-    conns.setFlags(c, conns.flags(c) | ConnFlag.SYNCED);
-    this.counters[ApplyCounter.Updated]!++;
     if (d.id === UNBOUND_DEST_ID) this.#tryBind(c);
   }
 

@@ -203,11 +203,12 @@ test('backup: replaced and late records, records ulvs cannot carry', () => {
     { ...base, daddr: '0.0.0.0', cport: 2 },
     { ...base, vport: 9999, flags: 0x1, cport: 3 }, // unbound LOCALNODE
     { ...base, flags: 0x1000, cport: 4, state: 0 }, // template with a client port
+    { ...base, flags: 0x800, cport: 0 }, // NO_CPORT (FTP data)
   ]);
   assert.equal(b.conns.count, before, 'none of them entered the table');
-  assert.deepEqual(['SkipIpv6', 'SkipProtocol', 'SkipFwmark', 'SkipZeroAddress', 'SkipMethod', 'SkipTemplateCport'].map((k) => c()[`sync_apply_${k}`]), [1, 1, 1, 1, 1, 1]);
-  assert.equal(b.sync.lastSkipped, 6);
-  assert.equal(c()['sync_rx_SkipByVisitor'], 6);
+  assert.deepEqual(['SkipIpv6', 'SkipProtocol', 'SkipFwmark', 'SkipZeroAddress', 'SkipMethod', 'SkipTemplateCport', 'SkipNoCport'].map((k) => c()[`sync_apply_${k}`]), [1, 1, 1, 1, 1, 1, 1]);
+  assert.equal(b.sync.lastSkipped, 7);
+  assert.equal(c()['sync_rx_SkipByVisitor'], 7);
   one([{ ...base, cport: 5, timeout: 0xffffffff }]);
   assert.equal(c()['sync_apply_TimeoutCapped'], 1, 'a 136-year timeout is capped at 31 days');
 });

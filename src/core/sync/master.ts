@@ -25,7 +25,7 @@ import { SyncConnState } from './conn-state.js';
 import { fillRecord, recordState, timeoutTicksOf } from './conn-record.js';
 import type { SyncHook } from './hook.js';
 import type { SeqStore } from './seq-store.js';
-import { syncNeeded } from './sender-policy.js';
+import { syncNeeded, type TimeoutSource } from './sender-policy.js';
 
 /** A partly filled datagram is handed over once its first record is this old, ms. */
 export const FLUSH_MS = 2000;
@@ -45,7 +45,7 @@ export interface SyncMasterConfig {
 export const MasterCounter = { Records: 0, Datagrams: 1, DatagramsDropped: 2, Unencodable: 3 } as const;
 export const MASTER_COUNTER_NAMES = Object.keys(MasterCounter);
 
-export class SyncMaster implements SyncHook {
+export class SyncMaster implements SyncHook, TimeoutSource {
   readonly #s: EngineState;
   readonly #protos: ProtoTable;
   readonly #seq: SeqStore;
@@ -105,6 +105,11 @@ export class SyncMaster implements SyncHook {
     this.#syncConn(c, pkts);
   }
 
+  /** the policy's TimeoutSource: entry c's current timeout, ticks */
+  timeoutTicks(c: number): number {
+    return timeoutTicksOf(this.#s, this.#protos, c);
+  }
+
   keptAlive(c: number): void {
     this.#syncConn(c, this.#s.sysctl.syncThreshold);
   }
@@ -118,7 +123,7 @@ export class SyncMaster implements SyncHook {
       const f = conns.flags(c);
       if ((f & ConnFlag.ONE_PACKET) !== 0) {
         if (v0) return; // v0 considers nothing more
-      } else if (syncNeeded(conns, this.#st, c, pkts, recordState(s, c), timeoutTicksOf(s, this.#protos, c), s.nowTick, s.sysctl)) this.#append(c);
+      } else if (syncNeeded(conns, this.#st, c, pkts, recordState(s, c), s.nowTick, s.sysctl, this)) this.#append(c);
       else if (v0) return;
       const t = (f & ConnFlag.TEMPLATE) !== 0 ? -1 : conns.ctl[c]!;
       if (t < 0) return;

@@ -32,25 +32,38 @@ const RETRY_SHIFT = 6;
 /** the refresh rule never filters below this much movement of the expiry: 10 s */
 const MIN_DIFF_TICKS = 10 * TICKS_PER_SEC;
 
+/** Where the policy gets an entry's current timeout, ticks, when it needs it (the common case,
+ *  a packet the period rule does not select, never asks). */
+export interface TimeoutSource {
+  timeoutTicks(c: number): number;
+}
+
 /**
  * Should entry c be announced now? `pkts` is its inbound packet count (a template: its own count;
- * an entry whose controller was just announced: T), `timeoutTicks` its current timeout, `state`
- * the state a record would carry. Updates st when it answers true.
+ * an entry whose controller was just announced: T), `state` the state a record would carry.
+ * Updates st when it answers true. The period rule is tested before the refresh rule (the kernel
+ * tests it after): the answer is the same, since the refresh rule only ever says no or counts a
+ * retry that is kept only when announcing, and the common packet costs no timeout lookup.
  */
-export function syncNeeded(conns: ConnTable, st: SyncConnState, c: number, pkts: number, state: number, timeoutTicks: number, nowTick: number, sys: Sysctls): boolean {
+export function syncNeeded(conns: ConnTable, st: SyncConnState, c: number, pkts: number, state: number, nowTick: number, sys: Sysctls, timeouts: TimeoutSource): boolean {
   const f = conns.flags(c);
   const template = (f & ConnFlag.TEMPLATE) !== 0;
   const meta = st.meta[c]!;
-  const n = (nowTick + timeoutTicks) >>> 0;
-  let retries = 0;
   if (!template) {
     if (sys.syncPersistMode && conns.ctl[c]! >= 0) return false; // in_persistence
     if (conns.proto(c) === IPPROTO_TCP) {
       if (((1 << state) & TCP_SYNC_STATES) === 0) return false;
-      if (state !== (meta & STATE_BITS) && state !== TcpState.ESTABLISHED) return announce(st, c, n, state, 0); // forced
+      if (state !== (meta & STATE_BITS) && state !== TcpState.ESTABLISHED) return announce(st, c, (nowTick + timeouts.timeoutTicks(c)) >>> 0, state, 0); // forced
     }
   }
   const R = sys.syncRefreshPeriod * TICKS_PER_SEC;
+  const P = sys.syncPeriod;
+  if (P > 0) {
+    if (!template && pkts % P !== sys.syncThreshold) return false;
+  } else if (R === 0 && pkts !== sys.syncThreshold) return false;
+  const timeoutTicks = timeouts.timeoutTicks(c);
+  const n = (nowTick + timeoutTicks) >>> 0;
+  let retries = 0;
   if (R > 0) {
     const orig = st.endTick[c]!;
     const diff = Math.abs((n - orig) | 0);
@@ -61,10 +74,6 @@ export function syncNeeded(conns: ConnTable, st: SyncConnState, c: number, pkts:
       retries = done + 1;
     }
   }
-  const P = sys.syncPeriod;
-  if (P > 0) {
-    if (!template && pkts % P !== sys.syncThreshold) return false;
-  } else if (R === 0 && pkts !== sys.syncThreshold) return false;
   return announce(st, c, n, state, retries);
 }
 
