@@ -14,6 +14,9 @@
  *                out each, 200 rounds (the first 50 not counted), packets restored between rounds
  *   new_conns    200,000 SYNs from distinct clients, 50 rounds (the first 10 not counted), the
  *                table emptied between rounds by an untimed tick
+ * A tree given as TREE+sync is that tree with a connection-sync master running in the engine
+ * (core/sync, default sync_threshold 3 50; its datagrams go to a sink that discards them), to
+ * measure what announcing connections costs the packet path.
  * --v8 passes V8 flags to every measuring process, the same for all trees (e.g. inlining
  * budgets, to see what they do). Last line: JSON. Addresses are documentation ranges; nothing
  * is sent anywhere.
@@ -27,11 +30,13 @@ const SERVERS = [0xc000020b, 0xc000020c, 0xc000020d]; // 192.0.2.11-13
 const dotted = (a) => `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
-async function child(root, mode) {
+async function child(tree, mode) {
+  const [root, variant] = tree.split('+');
   const { Director } = await import(`${root}/dist/src/core/director.js`);
   const { defaultRegistry } = await import(`${root}/dist/src/sched/index.js`);
   const { ipv4 } = await import(`${root}/dist/src/wire/build.js`);
   const d = new Director({ schedulers: defaultRegistry(), seed: 1, maxConns: 1 << 20 });
+  if (variant === 'sync') d.sync.startMaster({ syncid: 1, maxlen: 1472 }, () => true);
   const k = { proto: 6, addr: VIP, port: 80 };
   d.addService({ ...k, scheduler: 'wlc' });
   for (const a of SERVERS) d.addDest(k, { addr: a, port: 8080 });

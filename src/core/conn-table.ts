@@ -29,11 +29,15 @@
  *   wprev/wnext timer-wheel links (WHEEL_SLOTS sentinel heads after the entries)
  *   buckets     chain heads
  *   seen        packets forwarded in a state that may be offloaded (saturates at 255)
+ *   sync        per-entry state of connection synchronisation (core/sync/conn-state.ts), null
+ *               until a sync master first starts: +9 bytes per entry from then on
  *
  * Memory per entry: 32 + 4 (ctl) + 8 (wheel) + 4 (bucket) + 1 (seen) = 49 bytes.
  * Addresses are stored as int32 (the uint32 value `| 0`); every method normalises the addresses
  * it is given, so callers may pass either form; accessors return int32 (`>>> 0` for uint32).
  */
+import { ConnFlag } from './conn-flags.js';
+import type { SyncConnState } from './sync/conn-state.js';
 
 export const TICK_MS = 125;
 export const TICKS_PER_SEC = 1000 / TICK_MS;
@@ -41,28 +45,7 @@ export const WHEEL_BITS = 13;
 export const WHEEL_SLOTS = 1 << WHEEL_BITS; // 8192 ticks = 1024 s per revolution
 const WHEEL_MASK = WHEEL_SLOTS - 1;
 
-export const ConnFlag = {
-  /** counted in the dest's inactive counter (else active) */
-  INACTIVE: 0x01,
-  TEMPLATE: 0x02,
-  /** template state ASSURED */
-  ASSURED: 0x04,
-  /** template kept past its timeout because it still controlled entries: timeout is 60 s */
-  EXPIRE_LATER: 0x08,
-  /** one-packet scheduling: freed right after forwarding */
-  ONE_PACKET: 0x10,
-  /** forwarded by the kernel fast path too (core/offload.ts) */
-  OFFLOADED: 0x20,
-  /** slot in use */
-  LIVE: 0x80,
-  /** no reply seen (IP_VS_CONN_F_NOOUTPUT): set for DR and TUN, whose replies bypass the
-   *  director; TCP then moves by the input-only table */
-  NOOUTPUT: 0x100,
-  /** the forwarding method (Fwd.*) bound at creation, in bits 9-10 (FWD_SHIFT) */
-  FWD_MASK: 0x600,
-} as const;
-/** shift of the forwarding method within the connection flags */
-export const FWD_SHIFT = 9;
+export { ConnFlag, FWD_SHIFT } from './conn-flags.js';
 
 export interface ConnTableOptions {
   capacity: number;
@@ -87,6 +70,7 @@ export class ConnTable {
   readonly #e: Int32Array;
   readonly ctl: Int32Array;
   readonly seen: Uint8Array;
+  sync: SyncConnState | null = null;
   readonly #wprev: Int32Array;
   readonly #wnext: Int32Array;
   readonly #buckets: Int32Array;
@@ -273,6 +257,7 @@ export class ConnTable {
     e[b + W_EXPIRES] = expiresTick;
     this.ctl[i] = (flags & ConnFlag.TEMPLATE) !== 0 ? 0 : -1;
     this.seen[i] = 0;
+    if (this.sync !== null) this.sync.reset(i, nowTick);
     const h = this.bucketOf(proto, caddr | 0, cport);
     e[b + W_HNEXT] = this.#buckets[h]!;
     this.#buckets[h] = i;
@@ -307,6 +292,12 @@ export class ConnTable {
     const b = i * STRIDE;
     this.#e[b + W_PORTS] = (this.#e[b + W_PORTS]! & ~0xffff) | vport;
     this.#e[b + W_DPORT_DEST] = (dport << 16) | (this.#e[b + W_DPORT_DEST]! & 0xffff);
+  }
+
+  /** Bind entry i to another server id (a synced entry finding its server: core/sync/apply.ts). */
+  setDest(i: number, dest: number): void {
+    const k = i * STRIDE + W_DPORT_DEST;
+    this.#e[k] = (this.#e[k]! & ~0xffff) | dest;
   }
 
   /** Set a new expiry. Extending is O(1) with no list work; shortening re-queues the entry. */

@@ -1,5 +1,5 @@
 /**
- * Real servers by id, and the trash (ipvs-spec §1.3, ip_vs_ctl.c's dest trash).
+ * Real servers by id (and id 0, the stand-in for synced entries without a server here), and the trash (ipvs-spec §1.3, ip_vs_ctl.c's dest trash).
  *
  * The connection table stores a server as a 16-bit id (1..65535; 0 = none), so every entry
  * can find its server in O(1) without holding a reference. A server deleted while connections
@@ -7,17 +7,26 @@
  * counters until the last reference goes (then the id is freed), and re-adding the same server
  * to the same service revives it (ip_vs_trash_get_dest).
  */
-import type { RealServer, VirtualService } from './service.js';
+import { RealServer, VirtualService } from './service.js';
 
 export const MAX_DEST_ID = 65535;
+/** Id 0: the stand-in server of entries a sync message created for a real server this director
+ *  does not have (ip_vs_proc_conn keeps them "unbound but still handled": their packets still go
+ *  to the entry's own daddr:dport). It belongs to no service, is always available, never takes a
+ *  new connection or a template's clients (Persistence.usable), and counts those entries. */
+export const UNBOUND_DEST_ID = 0;
 
 export class DestRegistry {
   readonly #byId: (RealServer | null)[] = new Array<RealServer | null>(MAX_DEST_ID + 1).fill(null);
   readonly #freeIds: number[] = [];
   #trash: RealServer[] = [];
 
+  /** the server of unbound synced entries (UNBOUND_DEST_ID) */
+  readonly unbound = new RealServer(UNBOUND_DEST_ID, new VirtualService(0, 0, 0, 'none'), 0, 0);
+
   constructor() {
     for (let id = MAX_DEST_ID; id >= 1; id--) this.#freeIds.push(id);
+    this.#byId[UNBOUND_DEST_ID] = this.unbound;
   }
 
   /** The server with this id; the caller holds a live connection or template naming it. */

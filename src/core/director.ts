@@ -12,6 +12,7 @@
  *   proto/icmp.ts       ICMP errors about connections (ip_vs_in_icmp)
  *   no-dest.ts          ICMP port unreachable when no server is usable (ip_vs_leave)
  *   ctl/*.ts         services, servers, listings (ip_vs_ctl.c);  explain.ts: decisions, dry run
+ *   sync/*.ts        connection synchronisation, master and backup (ip_vs_sync.c; docs/sync.md)
  *
  * Rules (design in docs/architecture.md):
  * - No I/O, no clock, no Math.random: time (`now`, monotonic ms), the hash seed and the random
@@ -46,6 +47,7 @@ import type { SchedContext, SchedulerEnv, SchedulerRegistry } from './scheduler.
 import { ServiceIndex } from './service-index.js';
 import type { RealServer, ServiceKey, VirtualService } from './service.js';
 import { ESTIMATOR_PERIOD_MS, type Stats } from './stats.js';
+import { SyncControl } from './sync/control.js';
 import type { Sysctls } from './sysctl.js';
 import type { Timeouts } from './timeouts.js';
 import { Event, EVENT_NAMES, Outcome, OUTCOME_NAMES, OUTCOME_VERDICT, type OutcomeCode, type VerdictCode } from './verdict.js';
@@ -114,6 +116,8 @@ export class Director {
   readonly #services: ServiceTable;
   readonly #dests: DestTable;
   readonly #explainer: Explainer;
+  /** connection synchronisation: the master's sink and the backup's receive() (sync/control.ts) */
+  readonly sync: SyncControl;
   /** outcome of a stray TCP segment (DirectorOptions.strayTcp; 'local': by #localAddrs) */
   readonly #stray: OutcomeCode;
   readonly #strayLocal: boolean;
@@ -153,6 +157,7 @@ export class Director {
     };
     this.#services = new ServiceTable(o.schedulers, env, this.#decider, s.dests, shared !== null && shared.length >= SLOT_INTS ? shared : null);
     this.#dests = new DestTable(this.#services, s.dests);
+    this.sync = new SyncControl(s, this.#protos, this.#life, this.#offload, this.#decider);
     this.#explainer = new Explainer(s, this.#protos, this.#decider, this.#scheduling, (vaddr) => this.#strayOutcome(vaddr) === Outcome.DropNoConn);
   }
 
@@ -255,6 +260,7 @@ export class Director {
     }
     if (now - this.#lastEstimateMs >= ESTIMATOR_PERIOD_MS) this.#lastEstimateMs = now;
     for (const v of this.#services.list) v.sched?.tick?.(now);
+    this.sync.tick(now);
   }
 
   // ---------------------------------------------------------------------------------------------

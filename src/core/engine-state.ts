@@ -6,6 +6,7 @@
 import { ConnTable, TICK_MS } from './conn-table.js';
 import { DestRegistry } from './dest-registry.js';
 import { Stats } from './stats.js';
+import type { SyncHook } from './sync/hook.js';
 import { defaultSysctls, type Sysctls } from './sysctl.js';
 import { TimeoutTable } from './timeouts.js';
 import { EVENT_NAMES, Outcome, OUTCOME_NAMES, type OutcomeCode } from './verdict.js';
@@ -28,6 +29,8 @@ export class EngineState {
   lastOutcome: OutcomeCode = Outcome.PassNoService;
   /** connection used by the last forwarded packet, or -1 */
   lastConn = -1;
+  /** the running sync master (core/sync/master.ts), or null */
+  sync: SyncHook | null = null;
 
   constructor(capacity: number, seed: number, sysctl?: Partial<Sysctls>) {
     this.conns = new ConnTable({ capacity, seed });

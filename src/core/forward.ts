@@ -42,6 +42,8 @@ export class Forwarder {
     const f = conns.flags(c); // after the transition, which changes neither bit read here
     if ((f & ConnFlag.FWD_MASK) === 0) natRequest(m, conns, c);
     s.lastConn = c;
+    // a running sync master hears of every inbound packet, after the state moved (ip_vs_in)
+    if (s.sync !== null) s.sync.inbound(c);
     if ((f & ConnFlag.ONE_PACKET) !== 0) this.#life.expire(c);
     else {
       conns.rearm(c, s.nowTick + to);

@@ -86,6 +86,7 @@ export class OffloadPolicy implements LeaveHook {
     this.#port!.withdraw(c, r);
     this.#count(c, r);
     this.#restartFrom(c, r.lastSeenMs);
+    if (s.sync !== null && r.inPkts > 0) s.sync.inboundBulk(c, r.inPkts);
     s.events[Event.OffloadWithdrawn]!++;
   }
 
@@ -95,6 +96,8 @@ export class OffloadPolicy implements LeaveHook {
     if ((f & (ConnFlag.LIVE | ConnFlag.OFFLOADED)) !== (ConnFlag.LIVE | ConnFlag.OFFLOADED)) return;
     this.#count(c, r);
     this.#restartFrom(c, r.lastSeenMs);
+    const sync = this.#s.sync;
+    if (sync !== null && r.inPkts > 0) sync.inboundBulk(c, r.inPkts);
   }
 
   /** Take every connection back (before a configuration change); returns how many. */

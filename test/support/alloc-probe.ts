@@ -1,6 +1,8 @@
 /**
  * Run as a child process (see test/no-alloc.test.ts) with a tiny young generation:
- *   node --max-semi-space-size=1 dist/test/support/alloc-probe.js
+ *   node --max-semi-space-size=1 dist/test/support/alloc-probe.js [PACKETS [sync]]
+ * With `sync`, a connection-sync master runs (core/sync, sync_threshold 3 50) and its
+ * datagrams go to a sink that drops them: announcing connections must not allocate either.
  * Establishes 1,000 TCP flows, warms the JIT, then forwards PACKETS established-flow packets
  * (half client -> VIP, half RS -> client) and reports the garbage collections seen and the
  * heap growth. Any allocation per packet (even 16 bytes) would fill the 1 MiB semi-space
@@ -18,6 +20,8 @@ const d = new Director({ schedulers: defaultRegistry(), maxConns: 1 << 14, seed:
 const k = { proto: 6, addr: parseIPv4('203.0.113.10'), port: 80 };
 d.addService({ ...k, scheduler: 'wlc' });
 for (const rs of ['192.0.2.11', '192.0.2.12', '192.0.2.13']) d.addDest(k, { addr: parseIPv4(rs), port: 8080 });
+let datagrams = 0;
+if (process.argv[3] === 'sync') d.sync.startMaster({ syncid: 1, maxlen: 1472 }, () => (datagrams++, true));
 
 // One slab: pristine copies of an inbound data packet and an outbound ACK per flow, and a work
 // area at the end. Copies use copyWithin (no allocation; Buffer.copy with an offset allocates
@@ -70,4 +74,4 @@ for (let k = 0; k < 3; k++) {
 }
 obs.disconnect();
 const last = rounds[rounds.length - 1]!;
-console.log(JSON.stringify({ packets: PACKETS, ...last, rounds, forwardIn: d.outcomes[0], forwardOut: d.outcomes[1] }));
+console.log(JSON.stringify({ packets: PACKETS, ...last, rounds, forwardIn: d.outcomes[0], forwardOut: d.outcomes[1], datagrams }));

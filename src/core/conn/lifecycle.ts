@@ -68,6 +68,7 @@ export class ConnLifecycle {
       // still controls connections: keep it, look again in 60 s
       conns.setFlags(i, f | ConnFlag.EXPIRE_LATER);
       conns.rearm(i, s.nowTick + EXPIRE_LATER_S * TICKS_PER_SEC);
+      if (s.sync !== null) s.sync.keptAlive(i);
       return;
     }
     this.unlink(i);

@@ -5,6 +5,7 @@
  * expire_quiescent_template) quiesced no longer binds; it is invalidated and a new one made.
  */
 import { ConnFlag, TICKS_PER_SEC } from '../conn-table.js';
+import { UNBOUND_DEST_ID } from '../dest-registry.js';
 import type { EngineState } from '../engine-state.js';
 import type { RealServer, VirtualService } from '../service.js';
 import { Event } from '../verdict.js';
@@ -34,7 +35,7 @@ export class Persistence {
   /** ip_vs_check_template: the template's server still takes connections. */
   usable(t: number): boolean {
     const d = this.#s.dests.maybeById(this.#s.conns.dest(t));
-    if (d === null || !d.available) return false;
+    if (d === null || d.id === UNBOUND_DEST_ID || !d.available) return false; // a synced template without its server here
     return !(this.#s.sysctl.expireQuiescentTemplate && d.weight === 0);
   }
 

@@ -22,6 +22,9 @@ export interface ConnInfo {
   state: string;
   /** ms until expiry (>= 0) */
   expiresInMs: number;
+  /** created or updated by a sync message (Origin SYNC in /proc/net/ip_vs_conn_sync); absent
+   *  for entries this director made (Origin LOCAL) */
+  synced?: true;
 }
 
 export interface StatsSnapshot {
@@ -87,6 +90,7 @@ export function listConnections(s: EngineState, protos: ProtoTable, now: number)
       dport: c.dport(i),
       state,
       expiresInMs: Math.max(0, (c.expires(i) - nowTick) * TICK_MS),
+      ...((c.flags(i) & ConnFlag.SYNCED) !== 0 ? { synced: true as const } : {}),
     });
   });
   return out;
