@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_OFFLOAD_AFTER } from '../core/offload.js';
 
 export const USAGE =
-  'usage: ulvsd --rules FILE [--socket PATH] [--workers N] [--metrics HOST:PORT] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls] [--busy-poll US] [--capture tc|rules] [--fast-path tc|off] [--fast-path-after N] [--fast-path-conns N]';
+  'usage: ulvsd --rules FILE [--socket PATH] [--workers N] [--metrics HOST:PORT] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls] [--busy-poll US] [--capture tc|rules] [--fast-path tc|off] [--fast-path-after N] [--fast-path-conns N] [--state-dir /run/ulvs] [--keep-state]';
 
 /** A command line ulvsd refuses: print `ulvsd: <message>` and exit with `code` (2). */
 export class UsageError extends Error {
@@ -41,6 +41,12 @@ export interface DaemonOptions {
   fastPath: 'tc' | 'off';
   fastPathAfter: number;
   fastPathConns: number;
+  /** where a stopping ulvsd leaves its connections and the record of its kernel side for the
+   *  next start (README "Restarts and upgrades") */
+  stateDir: string;
+  /** SIGTERM/SIGINT hand over to the next process (as SIGUSR2 always does) instead of removing
+   *  everything */
+  keepState: boolean;
 }
 
 const int = (s: string, lo: number, hi: number, msg: string): number => {
@@ -77,6 +83,8 @@ export function parseOptions(argv: string[], cores: number): { help: true } | { 
         'fast-path': { type: 'string', default: 'tc' },
         'fast-path-after': { type: 'string', default: String(DEFAULT_OFFLOAD_AFTER) },
         'fast-path-conns': { type: 'string', default: '65536' },
+        'state-dir': { type: 'string', default: '/run/ulvs' },
+        'keep-state': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     }));
@@ -99,7 +107,7 @@ export function parseOptions(argv: string[], cores: number): { help: true } | { 
   const pref = int(values.pref, 1, 0xfffffffe, '--pref is a rule preference, 1..4294967294');
   const maxConns = int(values['max-conns'], workers, 2 ** 31 - 1, `--max-conns is ${workers}..2147483647 (at least one per worker)`);
   const source = values.rules !== undefined ? { kind: 'rules' as const, file: values.rules } : { kind: 'keepalived' as const, file: values.keepalived! };
-  const options: DaemonOptions = { source, socket: values.socket, dev: values.dev, table, pref, maxConns, workers, metrics, logFormat, offload: !values['no-offload'], io, busyPollUs, capture, fastPath, fastPathAfter, fastPathConns };
+  const options: DaemonOptions = { source, socket: values.socket, dev: values.dev, table, pref, maxConns, workers, metrics, logFormat, offload: !values['no-offload'], io, busyPollUs, capture, fastPath, fastPathAfter, fastPathConns, stateDir: values['state-dir'], keepState: values['keep-state'] };
   return { help: false, options };
 }
 
