@@ -213,11 +213,16 @@ export class KernelSetup {
     try {
       const devices = this.#capture?.devices ?? captureDevices(plan.dev);
       if (prior) {
-        this.#fastPath = adoptFastPath(prior, slots, devices);
+        let why = `its maps are gone or hold ${prior.slots} slots, not ${slots}`;
+        try {
+          this.#fastPath = adoptFastPath(prior, slots, devices);
+        } catch (e) {
+          why = (e as Error).message.split('\n')[0]!; // e.g. an upgrade whose maps have another layout
+        }
         if (this.#fastPath) this.#fastPathAdopted = true;
         else {
           dropPriorFastPath(prior);
-          log.warn(`the previous fast path cannot be taken over (its maps are gone or hold ${prior.slots} slots, not ${slots}): its connections go back through the engine`);
+          log.warn(`the previous fast path cannot be taken over (${why}): its connections go back through the engine`);
         }
       }
       this.#fastPath ??= installFastPath(slots, devices);

@@ -6,7 +6,7 @@
  *     cycles of ulvsd run with --keep-state: after each start every connection makes progress,
  *     and at the end every byte sent has come back, none reset, none mismatched;
  *   - the same with --fast-path off (every packet through the engine: the state file alone
- *     carries the connections) over SIGUSR2 restarts;
+ *     carries the connections) over SIGUSR2 restarts, and with direct routing;
  *   - kill -9: the offloaded connections go on (the fast path stays attached, the next start
  *     rebuilds them from the flow map), the ones not yet offloaded are lost: the documented bound;
  *   - control: SIGTERM without --keep-state (a final stop, the behaviour before hand-over) and a
@@ -26,10 +26,20 @@ import { randomBytes } from 'node:crypto';
 import { DirectorBed, SCRIPTS, waitFor } from '../../src/lab/director-bed.js';
 import { LAB } from '../../src/lab/testbed.js';
 import { callAdmin } from '../../src/control/admin-client.js';
+import { run } from '../../src/lab/shell.js';
 import { needsRoot } from '../support/root.js';
 
 const PORT = 9000;
-const rules = `-A -t ${LAB.VIP}:${PORT} -s rr\n${[0, 1, 2].map((i) => `-a -t ${LAB.VIP}:${PORT} -r ${LAB.realServer(i)}:${PORT} -m\n`).join('')}`;
+const rulesFor = (method: '-m' | '-g') => `-A -t ${LAB.VIP}:${PORT} -s rr\n${[0, 1, 2].map((i) => `-a -t ${LAB.VIP}:${PORT} -r ${LAB.realServer(i)}:${PORT} ${method}\n`).join('')}`;
+
+/** A real server's DR set-up (as dr.test.ts): the VIP on lo (/32), ARP for it neither answered nor used. */
+function drRealServer(ns: string): void {
+  for (const k of ['all', 'eth0', 'lo']) {
+    run(['ip', 'netns', 'exec', ns, 'sysctl', '-qw', `net.ipv4.conf.${k}.arp_ignore=1`]);
+    run(['ip', 'netns', 'exec', ns, 'sysctl', '-qw', `net.ipv4.conf.${k}.arp_announce=2`]);
+  }
+  run(['ip', '-n', ns, 'addr', 'add', `${LAB.VIP}/32`, 'dev', 'lo']);
+}
 
 type Line = Record<string, unknown> & { event: string };
 
@@ -84,11 +94,12 @@ interface Bed {
   procs: ChildProcess[];
 }
 
-async function startBed(ulvsdArgs: string[]): Promise<Bed> {
-  const bed = new DirectorBed({ rules, realServers: 3, httpPort: 8080, ulvsdArgs, prefix: `h7-${randomBytes(2).toString('hex')}` });
+async function startBed(ulvsdArgs: string[], method: '-m' | '-g' = '-m'): Promise<Bed> {
+  const bed = new DirectorBed({ rules: rulesFor(method), realServers: 3, httpPort: 8080, ulvsdArgs, prefix: `h7-${randomBytes(2).toString('hex')}` });
   await bed.start();
   const procs: ChildProcess[] = [];
   try {
+    if (method === '-g') for (const ns of bed.bed.realServers) drRealServer(ns);
     for (const ns of bed.bed.realServers) {
       const p = spawn('ip', ['netns', 'exec', ns, process.execPath, SCRIPTS.stream, '--serve', String(PORT)], { stdio: ['ignore', 'pipe', 'pipe'] });
       procs.push(p);
@@ -168,6 +179,25 @@ describe('restarts keep established connections', { skip: needsRoot }, () => {
     const fin = await client.next('final', 'SIGUSR2');
     assert.deepEqual({ errors: fin.errors, mismatches: fin.mismatches, lost: fin.lost }, { errors: 0, mismatches: 0, lost: 0 }, JSON.stringify(fin));
     t.diagnostic(`3 restarts, no fast path: gap ${summary(gaps)} ms; longest time without an echo ${summary(stalls)} ms`);
+    await stopBed(b);
+    beds.pop();
+  });
+
+  test('direct routing: 100 streaming connections survive 3 SIGTERM + start cycles (--keep-state), 0 lost bytes', async (t: TestContext) => {
+    const b = await startBed(['--keep-state'], '-g');
+    beds.push(b);
+    const client = new StreamClient(b.bed.bed.clients[0]!, 100);
+    await client.next('established', null);
+    await sleep(1000);
+    const gaps: number[] = [];
+    for (let k = 0; k < 3; k++) {
+      gaps.push((await restart(b.bed, 'SIGTERM')).gapMs);
+      assert.equal((await client.progressed((await client.status()).perConn, 30_000)).n, 100, `restart ${k + 1}`);
+    }
+    assert.match(b.bed.ulvsdLog, /hand-over: 100 entries taken over \(\d+ still in the kernel fast path\)/);
+    const fin = await client.next('final', 'SIGUSR2');
+    assert.deepEqual({ errors: fin.errors, mismatches: fin.mismatches, lost: fin.lost }, { errors: 0, mismatches: 0, lost: 0 }, JSON.stringify(fin));
+    t.diagnostic(`DR, 3 restarts: gap ${summary(gaps)} ms`);
     await stopBed(b);
     beds.pop();
   });
