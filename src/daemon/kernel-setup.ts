@@ -106,7 +106,7 @@ export class KernelSetup {
       try {
         this.#openQueues();
       } catch (e) {
-        // another queue layout (--workers 1 <-> N): the device must be made again
+        // not a TUN with our flags (e.g. made by an older ulvsd): the device must be made again
         log.warn(`cannot reopen ${plan.dev} as left by the previous process (${(e as Error).message}): made anew, connections that were not offloaded will stall until their retransmissions`);
         adopt = false;
       }
@@ -167,10 +167,12 @@ export class KernelSetup {
     return adopt;
   }
 
-  /** Open the workers' queues (all or none; throws). */
+  /** Open the workers' queues (all or none; throws). Always a multi-queue device, also for one
+   *  worker: the persistent TUN is reopened by the next process, whose worker count may differ
+   *  (TUNSETIFF refuses a change of IFF_MULTI_QUEUE on an existing device). */
   #openQueues(): void {
     try {
-      for (let i = 0; i < this.o.workers; i++) this.queues.push(openTunQueue(this.plan.dev, { multiQueue: this.o.workers > 1, offload: this.o.offload }));
+      for (let i = 0; i < this.o.workers; i++) this.queues.push(openTunQueue(this.plan.dev, { multiQueue: true, offload: this.o.offload }));
     } catch (e) {
       for (const x of this.queues) sys.close(x.fd);
       this.queues = [];

@@ -161,15 +161,17 @@ describe('restarts keep established connections', { skip: needsRoot }, () => {
     beds.pop();
   });
 
-  test('--fast-path off: every packet through the engine, the state file alone carries 100 connections over 3 SIGUSR2 restarts', async (t: TestContext) => {
-    const b = await startBed(['--fast-path', 'off']);
+  test('--fast-path off: every packet through the engine, the state file alone carries 100 connections over 3 SIGUSR2 restarts, with 2, then 3, 1 and 2 workers', async (t: TestContext) => {
+    const args = ['--fast-path', 'off', '--workers', '2'];
+    const b = await startBed(args);
     beds.push(b);
     const client = new StreamClient(b.bed.bed.clients[0]!, 100, ['--every-ms', '100']);
     await client.next('established', null);
     await sleep(500);
     const gaps: number[] = [];
     const stalls: number[] = [];
-    for (let k = 0; k < 3; k++) {
+    for (const [k, workers] of ['3', '1', '2'].entries()) {
+      args[3] = workers; // each connection must land in the worker the steering now sends it to
       gaps.push((await restart(b.bed, 'SIGUSR2')).gapMs);
       const p = await client.progressed((await client.status()).perConn, 30_000);
       assert.equal(p.n, 100, `restart ${k + 1}`);
@@ -178,7 +180,7 @@ describe('restarts keep established connections', { skip: needsRoot }, () => {
     assert.match(b.bed.ulvsdLog, /hand-over: 100 entries taken over \(0 still in the kernel fast path\)/);
     const fin = await client.next('final', 'SIGUSR2');
     assert.deepEqual({ errors: fin.errors, mismatches: fin.mismatches, lost: fin.lost }, { errors: 0, mismatches: 0, lost: 0 }, JSON.stringify(fin));
-    t.diagnostic(`3 restarts, no fast path: gap ${summary(gaps)} ms; longest time without an echo ${summary(stalls)} ms`);
+    t.diagnostic(`3 restarts, no fast path, 2 -> 3 -> 1 -> 2 workers: gap ${summary(gaps)} ms; longest time without an echo ${summary(stalls)} ms`);
     await stopBed(b);
     beds.pop();
   });
