@@ -23,6 +23,8 @@ import { after, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { DirectorBed, SCRIPTS, waitFor } from '../../src/lab/director-bed.js';
 import { LAB } from '../../src/lab/testbed.js';
 import { callAdmin } from '../../src/control/admin-client.js';
@@ -228,6 +230,34 @@ describe('restarts keep established connections', { skip: needsRoot }, () => {
     assert.deepEqual({ errors: fin.errors, mismatches: fin.mismatches, lost: fin.lost }, { errors: 0, mismatches: 0, lost: 0 }, JSON.stringify(fin));
     t.diagnostic(`kill -9 and start: gap ${r.gapMs} ms; longest time without an echo for the offloaded connections ${pf.maxStallMs} ms`);
     slow.p.kill('SIGKILL');
+    await stopBed(b);
+    beds.pop();
+  });
+
+  test('a damaged state file: refused with its reason, counted, the start goes on with an empty table and serves new connections', async () => {
+    const b = await startBed(['--fast-path', 'off']); // nothing to rebuild from the kernel: the file is all there is
+    beds.push(b);
+    const client = new StreamClient(b.bed.bed.clients[0]!, 20);
+    await client.next('established', null);
+    await b.bed.stopDirector('SIGUSR2');
+    const ino = /\[(\d+)\]/.exec(run(['ip', 'netns', 'exec', b.bed.bed.director, 'readlink', '/proc/self/ns/net']))![1];
+    const file = join(b.bed.dir, `ulvs0.net${ino}.conns`);
+    const bytes = readFileSync(file);
+    assert.equal(bytes.readUInt32LE(12), 20, 'the file holds the 20 connections');
+    bytes[bytes.length - 5]! ^= 0x01; // one bit in the last record
+    writeFileSync(file, bytes);
+    await b.bed.startDirector();
+    assert.match(b.bed.ulvsdLog, /hand-over: \S+ refused, starting with an empty connection table: records checksum mismatch/);
+    assert.equal(existsSync(file), false, 'used (and removed) once');
+    assert.equal((await counters(b.bed)).datapath.handover_files_refused, 1);
+    await sleep(1000);
+    const p = await client.progressed((await client.status()).perConn, 5_000);
+    assert.equal(p.n, 0, 'no connection was taken over: none of the 20 goes on');
+    const fresh = new StreamClient(b.bed.bed.clients[0]!, 5);
+    await fresh.next('established', null);
+    assert.equal((await fresh.progressed((await fresh.status()).perConn, 10_000)).n, 5, 'new connections are served');
+    client.p.kill('SIGKILL');
+    fresh.p.kill('SIGKILL');
     await stopBed(b);
     beds.pop();
   });

@@ -26,6 +26,9 @@
  * The programs are C (bpf/fastpath.bpf.c, bpf/tun_out.bpf.c), compiled by `npm run bpf` into the
  * committed objects and loaded with libbpf (libbpf.ts). Also here: the set-up of both
  * (installFastPath, followFastPath, removeFastPath, installTunOut).
+ * The fast path is attached link-less (it outlives ulvsd: a restart or a crash does not stop the
+ * offloaded connections, and the next start takes it over, adoptFastPath); the TUN's way-out
+ * program with a link (it goes with the process, and the TUN has no traffic without one).
  *
  * Maps (created from the object's definitions by ulvsd, shared by the workers; layouts in
  * bpf/ulvs_maps.h, seen from TypeScript through layouts.gen.ts):
@@ -76,7 +79,7 @@ export function loadFastPath(slots: number): { maps: FastPathMaps; progFd: numbe
  * program: closing a link's fd detaches it, and the kernel closes them when ulvsd exits).
  * All or nothing: on a failure the links made so far are closed and the error is thrown.
  */
-export function attachFastPath(progFd: number, devices: readonly string[]): { dev: string; fd: number }[] {
+export function attachLinked(progFd: number, devices: readonly string[]): { dev: string; fd: number }[] {
   const links: { dev: string; fd: number }[] = [];
   try {
     for (const dev of devices) links.push({ dev, fd: attachTcxIngress(progFd, ifindexOf(dev)) });
@@ -218,7 +221,7 @@ export function fastPathIds(st: FastPathState): { progId: number; flowsId: numbe
 export function installTunOut(tun: string, flowsFd: number): { progFd: number; link: number } {
   const progFd = loadTunOut(flowsFd);
   try {
-    return { progFd, link: attachFastPath(progFd, [tun])[0]!.fd };
+    return { progFd, link: attachLinked(progFd, [tun])[0]!.fd };
   } catch (e) {
     closeFd(progFd);
     throw e;

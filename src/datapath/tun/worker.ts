@@ -23,6 +23,11 @@
  * to any other VIP they are dropped (outcome drop_no_conn), since routing them on could send
  * them back to this host.
  *
+ * Restarts (core/conn/handover.ts): connections handed over by the previous process arrive
+ * with WorkerInit and are imported before the first packet is read; a `stop` for a hand-over
+ * folds the kernel's counts in once more and sends the table as records with `stopped`,
+ * leaving the offloaded connections in the kernel (any other stop takes them back first).
+ *
  * The messages both ways are typed once, in worker-protocol.ts. All state is one
  * PacketWorker per thread; this module only constructs it from workerData and runs it.
  */
