@@ -68,7 +68,7 @@ export class KernelSetup {
   readonly #steering = new SteeringMap();
   #routing: RoutingState | undefined;
   #capture: CaptureState | null = null;
-  /** the kernel fast path: maps, program, tcx links (closing the links detaches the program) */
+  /** the kernel fast path: maps, program, the interfaces it is attached on (link-less: it stays when ulvsd exits; remove() detaches it unless keeping) */
   #fastPath: FastPathState | null = null;
   /** the TUN's way-out program (bpf/tun_out.bpf.c) and its link */
   #tunOut: { progFd: number; link: number } | null = null;
