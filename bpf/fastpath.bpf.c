@@ -11,10 +11,13 @@
  * must be the next hop itself: on a directly connected network), counted, redirected.
  * An offloaded IP-in-IP tunnelled connection (FLOW_TUN): TTL - 1, an outer IPv4 header inserted
  * after the Ethernet header (ulvs_net.h ipip_encap, as the TUN's way out does), Ethernet
- * addresses of the route to its real server (on-link), counted, redirected; a packet too big
- * for that interface with the outer header goes to ulvsd (TCX_NEXT; the way out drops and
- * counts it). FLOW_DR_ROUTE and FLOW_TUN_ROUTE entries are for the TUN's way out only
- * (tun_out.bpf.c): TCX_NEXT.
+ * addresses of the route to its real server (on-link), counted, redirected. A DR or tunnelled
+ * packet too big for the route to its real server (the route's MTU, ulvs_net.h dr_route and
+ * tun_route; with the outer header for a tunnel; a GSO super-packet by its segments) goes to
+ * ulvsd (TCX_NEXT), which writes it back into the TUN, whose way out (tun_out.bpf.c) answers
+ * it with ICMP "fragmentation needed" as IPVS does, so path MTU discovery works for
+ * established connections too. FLOW_DR_ROUTE and FLOW_TUN_ROUTE entries are for the TUN's way
+ * out only: TCX_NEXT.
  *
  * Everything else returns TCX_NEXT (the tc capture and the TUN take it): not IPv4, IP options,
  * fragments, TTL <= 1, protocols other than TCP and UDP, TCP SYN/FIN/RST (they can change
@@ -105,7 +108,9 @@ static __always_inline int forward_dr(struct __sk_buff *skb, const struct pkt *p
 {
 	struct bpf_fib_lookup fib = {};
 
-	if (dr_route(skb, &fib, p->saddr, v->addr, p->proto, p->tos, p->sport, p->dport, 0) != BPF_FIB_LKUP_RET_SUCCESS)
+	__u32 need = wire_len(skb, L4_OFF, p->proto, bpf_ntohs(p->tot_len));
+
+	if (dr_route(skb, &fib, p->saddr, v->addr, p->proto, p->tos, p->sport, p->dport, 0, need) != BPF_FIB_LKUP_RET_SUCCESS)
 		return TCX_NEXT;
 	struct slot *s = bpf_map_lookup_elem(&ulvs_slots, &v->slot);
 	if (s) {
@@ -125,11 +130,11 @@ static __always_inline int forward_tun(struct __sk_buff *skb, const struct pkt *
 {
 	struct bpf_fib_lookup fib = {};
 	struct ipip_inner in = { .tos = p->tos, .ttl = p->ttl - 1, .frag_off = p->frag_off, .tot_len = bpf_ntohs(p->tot_len) };
-	__u32 mtu = 0;
+	/* the outer packet: this one plus the tunnel headers; a GSO super-packet's segments keep
+	 * their size (the encapsulation lowers gso_size by the overhead) */
+	__u32 need = skb->gso_size ? wire_len(skb, L4_OFF, p->proto, 0) : bpf_ntohs(p->tot_len) + tun_overhead(v);
 
-	if (tun_route(skb, &fib, v->addr, p->tos, 0) != BPF_FIB_LKUP_RET_SUCCESS)
-		return TCX_NEXT;
-	if (bpf_check_mtu(skb, fib.ifindex, &mtu, 20, 0))
+	if (tun_route(skb, &fib, v->addr, p->tos, 0, need) != BPF_FIB_LKUP_RET_SUCCESS)
 		return TCX_NEXT;
 	ttl_decrement(skb, IP_FIELD(ttl), IP_FIELD(check), p->ttl, p->proto);
 	if (ipip_encap(skb, ETH_HLEN, fib.ipv4_src, v->addr, &in))

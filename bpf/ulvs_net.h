@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: (MIT OR GPL-2.0) */
 /* What the tc programs share: what the UAPI headers lack, a counter increment, the TTL
- * decrement, the routes of direct-routing and tunnelled packets, IPIP encapsulation. */
+ * decrement, the routes of direct-routing and tunnelled packets with their MTU check, the
+ * tunnel overhead, IPIP encapsulation. */
 #ifndef ULVS_NET_H
 #define ULVS_NET_H
 
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include "ulvs_maps.h"
 
 /* include/linux/socket.h (not UAPI) */
 #define AF_INET 2
@@ -15,6 +17,7 @@
 /* include/net/ip.h (not UAPI): the fragment bits of frag_off */
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
+#define IP_DF 0x4000
 
 /* RFC 1071: the folded one's-complement sum of a 20-byte IPv4 header (no options): 0xffff
  * when its checksum is right; ~sum is the checksum to write when the check field is 0. */
@@ -41,16 +44,51 @@ static __always_inline void count_in(void *counters, __u32 which)
 }
 
 /*
+ * Bytes a tunnelled packet grows by on its way to the real server; the tunnel's MTU is the
+ * route's minus this (IPVS __ip_vs_get_out_rt: the route MTU minus the tunnel headers).
+ * IPIP, the only tunnel type here so far: the outer IPv4 header, 20 bytes. `v` is the flow
+ * entry of the connection (where a per-server tunnel type would come from).
+ */
+static __always_inline __u32 tun_overhead(const struct flow_value *v)
+{
+	(void)v;
+	return 20;
+}
+
+/*
+ * The IP length one packet of this skb puts on the wire (bytes, the IPv4 header included):
+ * tot_len, or for a GSO super-packet (gso_size set) one segment: the IPv4 header (20, no
+ * options here), the TCP header (its data offset, read at frame offset l4_off) or UDP's 8,
+ * and gso_size payload bytes. The route's MTU must hold this, as the kernel's forwarding
+ * checks segments (ip_forward: skb_gso_validate_network_len).
+ */
+static __always_inline __u32 wire_len(struct __sk_buff *skb, __u32 l4_off, __u8 proto, __u32 tot_len)
+{
+	__u32 gso = skb->gso_size;
+	__u8 doff = 5 << 4;
+
+	if (!gso)
+		return tot_len;
+	if (proto == 6 && bpf_skb_load_bytes(skb, l4_off + 12, &doff, 1))
+		return tot_len;	/* IPPROTO_TCP; unreadable: no better answer */
+	return 20 + (proto == 6 ? (doff >> 4) * 4 : 8) + gso;
+}
+
+/*
  * The route of a direct-routing packet (VS/DR) from `saddr` arriving on `ifindex` to the real
  * server `rip` (the packet's own destination, the VIP, plays no part: IPVS's KNOWN_NH route).
  * Fills fib (egress ifindex; MACs unless `flags` has BPF_FIB_LOOKUP_SKIP_NEIGH) and returns
  * bpf_fib_lookup's status; a route through a gateway is BPF_FIB_LKUP_RET_NOT_FWDED (DR needs
  * the real server on a directly connected network: the frame would go to the gateway, which
- * would route it by the VIP).
+ * would route it by the VIP). `need` (bytes, 1..65535) is the IP length that must fit the
+ * route's MTU (wire_len): larger is BPF_FIB_LKUP_RET_FRAG_NEEDED with that MTU in
+ * fib->mtu_result (the route's, ip_mtu_from_fib_result: a locked route MTU, a learned path
+ * MTU, else the device's), checked before the nexthop, so fib->ifindex is not set then.
  */
-static __always_inline long dr_route(struct __sk_buff *skb, struct bpf_fib_lookup *fib, __be32 saddr, __be32 rip, __u8 proto, __u8 tos, __be16 sport, __be16 dport, __u32 flags)
+static __always_inline long dr_route(struct __sk_buff *skb, struct bpf_fib_lookup *fib, __be32 saddr, __be32 rip, __u8 proto, __u8 tos, __be16 sport, __be16 dport, __u32 flags, __u32 need)
 {
 	fib->family = AF_INET;
+	fib->tot_len = need;
 	fib->l4_protocol = proto;
 	fib->sport = sport;
 	fib->dport = dport;
@@ -69,11 +107,13 @@ static __always_inline long dr_route(struct __sk_buff *skb, struct bpf_fib_looku
  * this host. Fills fib (egress ifindex; ipv4_src: the source the kernel would choose on that route,
  * BPF_FIB_LOOKUP_SRC, as IPVS's route lookup does; MACs unless `flags` has
  * BPF_FIB_LOOKUP_SKIP_NEIGH); a route through a gateway is BPF_FIB_LKUP_RET_NOT_FWDED (ulvs
- * requires the real server on a directly connected network for now, as for DR).
+ * requires the real server on a directly connected network for now, as for DR). `need`: the
+ * outer IP length that must fit, as for dr_route (FRAG_NEEDED, fib->mtu_result).
  */
-static __always_inline long tun_route(struct __sk_buff *skb, struct bpf_fib_lookup *fib, __be32 rip, __u8 tos, __u32 flags)
+static __always_inline long tun_route(struct __sk_buff *skb, struct bpf_fib_lookup *fib, __be32 rip, __u8 tos, __u32 flags, __u32 need)
 {
 	fib->family = AF_INET;
+	fib->tot_len = need;
 	fib->l4_protocol = 4;	/* IPPROTO_IPIP */
 	fib->tos = tos;
 	fib->ipv4_src = 0;
