@@ -22,6 +22,7 @@
  * - Control operations validate the whole request first and then apply it, so a rejected
  *   request changes nothing (IpvsError with the errno and ipvsadm's text).
  */
+import { exportConns, importConns, type ImportResult } from './conn/handover.js';
 import { ConnLifecycle } from './conn/lifecycle.js';
 import { Persistence } from './conn/persist.js';
 import type { ConnTable } from './conn-table.js';
@@ -275,6 +276,20 @@ export class Director {
   /** Take every connection back from the kernel fast path (before a configuration change). */
   withdrawAll(): number {
     return this.#offload.withdrawAll();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Restarts (conn/handover.ts)
+
+  /** Every live entry as hand-over records (templates first), with its kernel fast path slot.
+   *  Call after the last harvest; the engine is not changed. */
+  exportConns(now: number): { buf: Buffer; count: number } {
+    return exportConns(this.#s, now, this.#offload.slots);
+  }
+
+  /** Insert the previous process's records, bound to the servers of the current rules. */
+  importConns(buf: Buffer, count: number, now: number): ImportResult {
+    return importConns(this.#s, this.#offload, (proto, addr, port) => this.#services.get({ proto, addr, port }), buf, count, now);
   }
 
   // ---------------------------------------------------------------------------------------------

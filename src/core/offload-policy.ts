@@ -71,6 +71,22 @@ export class OffloadPolicy implements LeaveHook {
     if (this.#port !== null && (this.#s.conns.flags(c) & ConnFlag.TEMPLATE) === 0 && this.#routed(c)) this.#port.unroute(c);
   }
 
+  /** A connection imported from the previous process (conn/handover.ts) that the kernel forwarded
+   *  through `slot`: the port takes it over (OffloadPort.adopt); true when it stays offloaded. */
+  adopt(c: number, slot: number, reported: Float64Array): boolean {
+    const port = this.#port;
+    if (port === null || port.adopt === undefined || !port.adopt(c, slot, reported)) return false;
+    const conns = this.#s.conns;
+    conns.setFlags(c, conns.flags(c) | ConnFlag.OFFLOADED);
+    return true;
+  }
+
+  /** The port's record of where the kernel keeps entry c (OffloadPort.slotOf), for an export. */
+  get slots(): { slotOf(c: number, reported: Float64Array): number } | null {
+    const port = this.#port;
+    return port?.slotOf ? { slotOf: (c, r) => port.slotOf!(c, r) } : null;
+  }
+
   beforeStateChange(c: number): void {
     if ((this.#s.conns.flags(c) & ConnFlag.OFFLOADED) !== 0) this.withdraw(c);
   }

@@ -55,6 +55,14 @@ export interface OffloadPort {
    *  tuple, after the packets already forwarded have gone (a one-packet connection is removed
    *  before its only packet is sent). Not offered any more (withdrawn first). */
   unroute(c: number): void;
+  /** Restart (core/conn/handover.ts): entry c was forwarded by the kernel through `slot` (whole
+   *  slot array) in the previous process, which had counted `reported` (packets in, bytes in,
+   *  packets out, bytes out) of it. Take it over: true when the kernel goes on forwarding c (in
+   *  that slot, or in another of this port's), false when its kernel entries are gone (c's
+   *  packets come to the engine). Optional: a port without it gets none. */
+  adopt?(c: number, slot: number, reported: Float64Array): boolean;
+  /** Entry c's slot (whole slot array) and the counts already reported from it; -1 when none. */
+  slotOf?(c: number, reported: Float64Array): number;
 }
 
 /** Packets a connection forwards through the engine, in an eligible state, before it is offered. */

@@ -50,6 +50,9 @@ export interface OffloaderInit {
   /** this worker's range */
   slotBase: number;
   slotCount: number;
+  /** the maps were made by this process (no counts of a previous one in the slots: adopt()
+   *  starts from zero), rather than taken over from the previous process */
+  freshMaps?: boolean;
 }
 
 /** The engine's view of activity: Director.offloadActivity (the report is reused: read it now). */
@@ -74,7 +77,10 @@ export class Offloader implements OffloadPort {
   /** slot -> counts already reported: packets in, bytes in, packets out, bytes out */
   readonly #reported: Float64Array;
   readonly #free: Int32Array;
+  /** slot -> its position in #free, -1 when in use (adopt() takes a given slot out) */
+  readonly #freePos: Int32Array;
   #freeTop = 0;
+  readonly #freshMaps: boolean;
   readonly #addKeys = Buffer.alloc(QUEUE * 2 * FLOW_KEY_SIZE);
   readonly #addValues = Buffer.alloc(QUEUE * 2 * FLOW_VALUE_SIZE);
   #adds = 0;
@@ -106,7 +112,52 @@ export class Offloader implements OffloadPort {
     this.#connOf = new Int32Array(o.slotCount).fill(-1);
     this.#reported = new Float64Array(o.slotCount * 4);
     this.#free = new Int32Array(o.slotCount);
-    for (let i = o.slotCount - 1; i >= 0; i--) this.#free[this.#freeTop++] = i;
+    this.#freePos = new Int32Array(o.slotCount);
+    for (let i = o.slotCount - 1; i >= 0; i--) this.#pushFree(i);
+    this.#freshMaps = o.freshMaps ?? true;
+  }
+
+  #pushFree(s: number): void {
+    this.#freePos[s] = this.#freeTop;
+    this.#free[this.#freeTop++] = s;
+  }
+  #popFree(): number {
+    const s = this.#free[--this.#freeTop]!;
+    this.#freePos[s] = -1;
+    return s;
+  }
+
+  /** Restart (OffloadPort.adopt): keep c in `slot` when that slot is this worker's and free,
+   *  with the previous process's `reported` counts (zero when the maps are new); else offer it
+   *  a slot of its own. Its flow entries are written again either way (the same tuples, now
+   *  pointing at the slot it has). False when no slot is free: its entries are deleted. */
+  adopt(c: number, slot: number, reported: Float64Array): boolean {
+    const s = slot - this.#base;
+    if (s < 0 || s >= this.#count || this.#freePos[s]! < 0) {
+      if (this.offer(c)) return true;
+      if (!this.#dr(c)) {
+        if (this.#dels === QUEUE) this.#write();
+        this.#writeKeys(this.#delKeys, this.#dels * 2, c);
+        this.#delSlots[this.#dels++] = -1; // no slot to free
+      } else this.route(c);
+      return false;
+    }
+    const i = this.#freePos[s]!; // take s out of the free stack
+    const last = this.#free[--this.#freeTop]!;
+    this.#free[i] = last;
+    this.#freePos[last] = i;
+    this.#freePos[s] = -1;
+    this.#take(c, s);
+    if (!this.#freshMaps) for (let k = 0; k < 4; k++) this.#reported[s * 4 + k] = reported[k]!;
+    return true;
+  }
+
+  /** Entry c's slot (whole array) and the counts reported from it so far (OffloadPort.slotOf). */
+  slotOf(c: number, reported: Float64Array): number {
+    const s = this.#slotOf[c]!;
+    if (s < 0) return -1;
+    for (let k = 0; k < 4; k++) reported[k] = this.#reported[s * 4 + k]!;
+    return this.#base + s;
   }
 
   /** Connections in the fast path now. */
@@ -129,13 +180,19 @@ export class Offloader implements OffloadPort {
 
   offer(c: number): boolean {
     if (this.#freeTop === 0) return false;
-    if (this.#adds + 2 > QUEUE * 2) this.#write();
-    const s = this.#free[--this.#freeTop]!;
-    this.#slotOf[c] = s;
-    this.#connOf[s] = c;
+    const s = this.#popFree();
     const w = ((this.#base + s) * SLOT_SIZE) / 4;
     this.#u32.fill(0, w, w + SLOT_SIZE / 4); // no flow points here: freed slots were deleted first
     this.#reported.fill(0, s * 4, s * 4 + 4);
+    this.#take(c, s);
+    return true;
+  }
+
+  /** Give c slot s and queue its flow entries. */
+  #take(c: number, s: number): void {
+    if (this.#adds + 2 > QUEUE * 2) this.#write();
+    this.#slotOf[c] = s;
+    this.#connOf[s] = c;
     const t = this.#conns;
     const at = this.#adds;
     if (this.#dr(c)) {
@@ -147,7 +204,6 @@ export class Offloader implements OffloadPort {
       this.#adds += 2;
     }
     this.counters.offered++;
-    return true;
   }
 
   /** Queue DR entry c's request tuple -> (RIP, dir, slot) as the next update. */
@@ -249,14 +305,14 @@ export class Offloader implements OffloadPort {
       const r = this.#flows.updateBatch(this.#addKeys, this.#addValues, n);
       if (r.done < n) this.counters.update_errors += n - r.done; // not expected: the map has room for every slot
       this.#adds = 0;
-      for (let i = 0; i < this.#rels; i++) this.#free[this.#freeTop++] = this.#relSlots[i]!;
+      for (let i = 0; i < this.#rels; i++) this.#pushFree(this.#relSlots[i]!);
       this.#rels = 0;
     }
     if (this.#dels > 0) {
       const n = this.#dels * 2;
       const done = this.#flows.deleteBatch(this.#delKeys, n, FLOW_KEY_SIZE);
       if (done < n) this.counters.delete_errors += n - done;
-      for (let i = 0; i < this.#dels; i++) this.#free[this.#freeTop++] = this.#delSlots[i]!;
+      for (let i = 0; i < this.#dels; i++) if (this.#delSlots[i]! >= 0) this.#pushFree(this.#delSlots[i]!);
       this.#dels = 0;
     }
   }
