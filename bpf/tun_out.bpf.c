@@ -11,14 +11,17 @@
  *     to it), as IPVS's ip_vs_dr_xmit does. It is dropped when the real server is not on a
  *     directly connected network (ulvsd refuses such servers; the route changed since) or the
  *     packet is too big for that interface (no ICMP "fragmentation needed" yet);
- *   - a request of an IP-in-IP tunnelled connection (FLOW_TUN_ROUTE or FLOW_TUN, written as
- *     for DR) goes, TTL - 1, inside an outer IPv4 header (ulvs_net.h ipip_encap: source the
- *     director's address on the route to RIP, destination RIP, protocol 4; IPVS's
- *     ip_vs_tunnel_xmit) to the link-layer address of RIP. bpf_skb_adjust_room at the MAC layer
- *     inserts the room in front of the IP header (a TUN's skb has no MAC header: offset 0) and
- *     keeps GSO super-packets GSO (SKB_GSO_IPXIP4). Dropped and counted (ulvs_tun_stats)
- *     when RIP is not on-link, or the packet plus 20 is too big for the interface (IPVS would
- *     answer "fragmentation needed" with DF, or fragment the outer packet without it: neither yet);
+ *   - a request of a tunnelled connection (FLOW_TUN_ROUTE or FLOW_TUN, written as for DR, with
+ *     the server's tunnel type and GUE port) goes, TTL - 1, inside outer headers (ulvs_net.h
+ *     tun_encap: IPv4 from the director's address on the route to RIP to RIP, then nothing
+ *     (IPIP), UDP + GUE, or GRE; IPVS's ip_vs_tunnel_xmit, ipvs_gue_encap, ipvs_gre_encap) to
+ *     the next hop of the route to RIP: RIP itself or a gateway (the outer packet is an
+ *     ordinary routed one). bpf_skb_adjust_room at the MAC layer inserts the room in front of
+ *     the IP header (a TUN's skb has no MAC header: offset 0) and keeps GSO super-packets GSO.
+ *     Dropped and counted (ulvs_tun_stats) when there is no route to RIP, or the packet plus
+ *     the tunnel's overhead (tun_overhead: 20, 32, 24) is too big for the interface (IPVS
+ *     would answer "fragmentation needed" with DF, or fragment the outer packet without it:
+ *     neither yet);
  *   - anything else is routed by its destination: bpf_fib_lookup (the same routing, rules
  *     included), TTL - 1 (as forwarding would), then bpf_redirect_neigh to the route's interface
  *     and next hop (the neighbour layer writes the Ethernet header and resolves the next hop).
@@ -101,23 +104,24 @@ int ulvs_tun_out(struct __sk_buff *skb)
 		}
 		if (v && (v->dir == FLOW_TUN_ROUTE || v->dir == FLOW_TUN)) {
 			__be32 rip = v->addr;
-			struct ipip_inner in = { .tos = iph->tos, .ttl = ttl - 1, .frag_off = iph->frag_off, .tot_len = bpf_ntohs(iph->tot_len) };
+			struct tun_inner in = { .tos = iph->tos, .ttl = ttl - 1, .frag_off = iph->frag_off, .tot_len = bpf_ntohs(iph->tot_len), .tun_type = v->tun_type, .tun_port = v->port };
 			__u32 mtu = 0;
 
-			if (tun_route(skb, &fib, rip, iph->tos, BPF_FIB_LOOKUP_SKIP_NEIGH) != BPF_FIB_LKUP_RET_SUCCESS) {
+			if (tun_route(skb, &fib, rip, in.tun_type, iph->tos, BPF_FIB_LOOKUP_SKIP_NEIGH) != BPF_FIB_LKUP_RET_SUCCESS) {
 				count(TUN_OUT_NO_ROUTE);
 				return TC_ACT_SHOT;
 			}
-			/* the frame to come: Ethernet + outer header + this packet (GSO: each segment) */
-			if (bpf_check_mtu(skb, fib.ifindex, &mtu, ETH_HLEN + 20, 0)) {
+			/* the frame to come: Ethernet + outer headers + this packet (GSO: each segment) */
+			if (bpf_check_mtu(skb, fib.ifindex, &mtu, ETH_HLEN + tun_overhead(in.tun_type), 0)) {
 				count(TUN_OUT_TOO_BIG);
 				return TC_ACT_SHOT;
 			}
 			ttl_decrement(skb, IP_FIELD(ttl), IP_FIELD(check), ttl, proto);
-			if (ipip_encap(skb, 0, fib.ipv4_src, rip, &in))
+			if (tun_encap(skb, 0, fib.ipv4_src, rip, &in))
 				return TC_ACT_SHOT;
 			count(TUN_OUT_ENCAP);
-			return send_to(skb, fib.ifindex, rip);
+			/* the lookup left the next hop (RIP or the gateway to it) in ipv4_dst */
+			return send_to(skb, fib.ifindex, fib.ipv4_dst);
 		}
 	}
 

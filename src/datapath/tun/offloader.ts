@@ -4,12 +4,13 @@
  *
  *   offer(c)     takes a free slot of this worker's range, queues the connection's flow entries:
  *                NAT, two (request tuple client -> VIP:vport, reply tuple RIP:rport -> client);
- *                direct routing, one (the request tuple, FLOW_DR); IPIP tunnelling likewise (FLOW_TUN)
+ *                direct routing, one (the request tuple, FLOW_DR); tunnelling likewise (FLOW_TUN,
+ *                with its real server's tunnel type and GUE port)
  *   withdraw(c)  queues the deletion of a NAT connection's entries (a DR connection's entry goes
  *                back to FLOW_DR_ROUTE), reports the slot's counts since the last report, frees
  *                the slot once the map change is done
- *   route(c)     queues a DR (tunnelled: the engine routes IPIP only) connection's request tuple
- *                as FLOW_DR_ROUTE (FLOW_TUN_ROUTE): the TUN's way out
+ *   route(c)     queues a DR (tunnelled) connection's request tuple as FLOW_DR_ROUTE
+ *                (FLOW_TUN_ROUTE, with the tunnel type and port): the TUN's way out
  *                (tun_out.bpf.c) sends the packets ulvsd writes back to its real server
  *   unroute(c)   queues the deletion of that entry, carried out one flush later (after the
  *                packets written back meanwhile have left), and not at all if a live DR
@@ -27,7 +28,7 @@
  * Nothing here is allocated per packet or per connection.
  */
 import { ConnFlag, ConnTable, FWD_SHIFT } from '../../core/conn-table.js';
-import { Fwd } from '../../core/service.js';
+import { Fwd, TunType } from '../../core/service.js';
 import { OffloadReport, type OffloadPort } from '../../core/offload.js';
 import { MapOps } from './bpf.js';
 import { FLOW_KEY_SIZE, FLOW_VALUE_SIZE, SLOT_BYTES, SLOT_LAST_NS, SLOT_PKTS, SLOT_SIZE } from './fastpath.js';
@@ -52,6 +53,15 @@ export interface OffloaderInit {
   slotCount: number;
 }
 
+/** The real servers by id (core/dest-registry.ts): a tunnelled connection's entry carries its
+ *  server's tunnel type (TunType, the values of enum tun_type) and GUE port. */
+export interface TunnelSource {
+  byId(id: number): { tunType: number; tunPort: number };
+}
+
+/** Without a registry (tests of NAT and DR): every tunnelled connection is IPIP. */
+const IPIP_ONLY: TunnelSource = { byId: () => ({ tunType: TunType.IPIP, tunPort: 0 }) };
+
 /** The engine's view of activity: Director.offloadActivity (the report is reused: read it now). */
 export interface ActivitySink {
   offloadActivity(c: number, r: OffloadReport): void;
@@ -61,6 +71,7 @@ export class Offloader implements OffloadPort {
   /** counters for the metrics: queued entries written, deleted, failures */
   readonly counters = { offered: 0, withdrawn: 0, update_errors: 0, delete_errors: 0, harvests: 0 };
   readonly #conns: ConnTable;
+  readonly #dests: TunnelSource;
   readonly #flows: MapOps;
   readonly #map: Mapping;
   /** the slot array as u32 halves (little-endian u64s) */
@@ -94,8 +105,9 @@ export class Offloader implements OffloadPort {
    *  clock), ms: both are monotonic, so the difference is fixed for the life of the thread */
   readonly #clockOffsetMs = monotonicOffsetMs();
 
-  constructor(conns: ConnTable, o: OffloaderInit) {
+  constructor(conns: ConnTable, o: OffloaderInit, dests: TunnelSource = IPIP_ONLY) {
     this.#conns = conns;
+    this.#dests = dests;
     this.#flows = new MapOps(o.flowsFd);
     const page = 4096;
     this.#map = mapMemory(Math.ceil((o.slots * SLOT_SIZE) / page) * page, o.slotsFd, 0);
@@ -114,8 +126,8 @@ export class Offloader implements OffloadPort {
     return this.#count - this.#freeTop - this.#dels - this.#rels;
   }
 
-  /** Whether entry c is a direct-routing or (IPIP) tunnelled connection: one flow entry, the
-   *  request tuple, which the TUN's way out reads too. */
+  /** Whether entry c is a direct-routing or tunnelled connection: one flow entry, the request
+   *  tuple, which the TUN's way out reads too. */
   #dr(c: number): boolean {
     const m = this.#conns.flags(c) & ConnFlag.FWD_MASK;
     return m === DR_BITS || m === TUN_BITS;
@@ -150,12 +162,17 @@ export class Offloader implements OffloadPort {
     return true;
   }
 
-  /** Queue DR entry c's request tuple -> (RIP, dir, slot) as the next update. */
+  /** Queue DR/TUN entry c's request tuple -> (RIP, dir, slot; a tunnel's type and GUE port)
+   *  as the next update. */
   #queueDr(c: number, dir: number, slot: number): void {
     if (this.#adds + 1 > QUEUE * 2) this.#write();
     const t = this.#conns;
     writeKey(this.#addKeys, this.#adds * FLOW_KEY_SIZE, t.caddr(c), t.vaddr(c), t.cport(c), t.vport(c), t.proto(c));
-    writeValue(this.#addValues, this.#adds * FLOW_VALUE_SIZE, t.daddr(c), 0, dir, slot);
+    const o = this.#adds * FLOW_VALUE_SIZE;
+    if (dir === FLOW_DIR.FLOW_TUN || dir === FLOW_DIR.FLOW_TUN_ROUTE) {
+      const d = this.#dests.byId(t.dest(c));
+      writeValue(this.#addValues, o, t.daddr(c), d.tunPort, dir, slot, d.tunType);
+    } else writeValue(this.#addValues, o, t.daddr(c), 0, dir, slot, 0);
     this.#adds++;
   }
 
@@ -330,13 +347,14 @@ export function writeKey(b: Buffer, o: number, saddr: number, daddr: number, spo
 }
 
 /** A struct flow_value (bpf/ulvs_maps.h) at byte o of b: the new address and port (network
- *  order), the direction (FLOW_DIR) and the slot (host order); the padding is zeroed. */
-export function writeValue(b: Buffer, o: number, addr: number, port: number, dir: number, slot: number): void {
+ *  order; a tunnel's: GUE's port), the direction (FLOW_DIR), the slot (host order) and the
+ *  tunnel type (TUN_TYPE, FLOW_TUN* only; 0 otherwise); the padding is zeroed. */
+export function writeValue(b: Buffer, o: number, addr: number, port: number, dir: number, slot: number, tunType = 0): void {
   const f = FLOW_VALUE.off;
   b.writeUInt32BE(addr >>> 0, o + f.addr);
   b.writeUInt16BE(port, o + f.port);
   b[o + f.dir] = dir;
-  b[o + f.pad] = 0;
+  b[o + f.tun_type] = tunType;
   b.writeUInt32LE(slot, o + f.slot);
   b.writeUInt32LE(0, o + f.pad2);
 }

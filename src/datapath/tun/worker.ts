@@ -84,7 +84,7 @@ export class PacketWorker {
       // a passed packet is written back and routed onward: a stray TCP segment passes only
       // to a local VIP (delivered to the host stack, which resets it), else it is dropped
       strayTcp: 'local',
-      ...(fastPath && { offload: { port: (conns) => (offloader = new Offloader(conns, fastPath)), after: fastPath.after } }),
+      ...(fastPath && { offload: { port: (conns, dests) => (offloader = new Offloader(conns, fastPath, dests)), after: fastPath.after } }),
     });
     this.offloader = offloader;
     this.d.setLocalAddresses(init.localAddrs);
