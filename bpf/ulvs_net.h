@@ -139,11 +139,13 @@ struct tun_outer {
  * tun_overhead bytes of room at the MAC layer (after the link-layer header: frame offset `off`,
  * 0 on the TUN, ETH_HLEN at a NIC), then the outer headers written, the IPv4 header with its
  * checksum. The skb is marked as encapsulated so GSO super-packets stay GSO (segment size
- * reduced by the overhead): IPIP as SKB_GSO_IPXIP4; GUE as SKB_GSO_UDP_TUNNEL and GRE as
- * SKB_GSO_GRE, with the GUE/GRE header counted as the inner "MAC" header
- * (BPF_F_ADJ_ROOM_ENCAP_L2(4)) so the inner network header is the inner IP header and the
- * segmentation (skb_udp_tunnel_segment, gre_gso_segment) copies the tunnel header into every
- * segment. The GUE source port is udp_flow_src_port's: the skb's flow hash (of the inner
+ * reduced by the overhead; the inner network header stays the inner IP header): IPIP as
+ * SKB_GSO_IPXIP4; GUE as SKB_GSO_UDP_TUNNEL with the GUE header counted as the inner "MAC"
+ * header (BPF_F_ADJ_ROOM_ENCAP_L2(4)): skb_udp_tunnel_segment takes the UDP header as the
+ * tunnel header and carries the GUE header with the inner one into every segment; GRE as
+ * SKB_GSO_GRE without ENCAP_L2: gre_gso_segment needs the tunnel header (inner MAC header
+ * minus transport header) to be the GRE header itself, at least 4 bytes, or it drops the
+ * packet (with ENCAP_L2(4) it would be 0). The GUE source port is udp_flow_src_port's: the skb's flow hash (of the inner
  * packet), its upper half folded in, scaled into [GUE_SPORT_MIN, GUE_SPORT_MAX). Returns 0, or
  * nonzero when the kernel refused.
  */
@@ -182,7 +184,7 @@ static __always_inline int tun_encap(struct __sk_buff *skb, __u32 off, __be32 sa
 	}
 	if (type == TUN_GRE) {
 		o.gre.proto = bpf_htons(0x0800);	/* ETH_P_IP */
-		if (bpf_skb_adjust_room(skb, 20 + 4, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_GRE | BPF_F_ADJ_ROOM_ENCAP_L2(4)))
+		if (bpf_skb_adjust_room(skb, 20 + 4, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_GRE))
 			return -1;
 		return bpf_skb_store_bytes(skb, off, &o, 20 + 4, 0) ? -1 : 0;
 	}
