@@ -29,8 +29,10 @@ import { attachTcxIngress, fdById, mapInfo, MapOps, progInfo, testRun } from '..
 import { closeFd, FLOW_KEY_SIZE, FLOW_VALUE_SIZE, loadFastPath, loadTunOut, SLOT_SIZE, type FastPathMaps } from '../../src/datapath/tun/fastpath.js';
 import { openTunQueue, type TunQueue } from '../../src/datapath/tun/device.js';
 import { sys } from '../../src/datapath/tun/sys.js';
-import { writeKey, writeValue } from '../../src/datapath/tun/offloader.js';
-import { FLOW_DIR, TUN_OUT_COUNTER, TUN_TYPE } from '../../src/datapath/tun/layouts.gen.js';
+import { Offloader, writeKey, writeValue } from '../../src/datapath/tun/offloader.js';
+import { FLOW_DIR, FLOW_VALUE, TUN_OUT_COUNTER, TUN_TYPE } from '../../src/datapath/tun/layouts.gen.js';
+import { ConnFlag, ConnTable, FWD_SHIFT } from '../../src/core/conn-table.js';
+import { OffloadReport } from '../../src/core/offload.js';
 import { libc } from '../../src/datapath/tun/syscalls.js';
 import { run } from '../../src/lab/shell.js';
 import { packetChecksumsOk, slowSum } from '../support/slow-checksum.js';
@@ -46,22 +48,24 @@ const TCX_NEXT = -1, TC_ACT_REDIRECT = 7;
 /** the kernel's default ip_local_port_range, which udp_flow_src_port scales the hash into */
 const SPORT_MIN = 32768, SPORT_MAX = 60999;
 const hex = (s: string) => Buffer.from(s, 'hex');
-/** Prints the hex of the first tunnel frame (IPv4 protocol 4, 17 or 47) arriving at an
- *  interface, or 'none' after the timeout; argv: interface, seconds. */
+/** Prints the hex of the first N tunnel frames (IPv4 protocol 4, 17 or 47) arriving at an
+ *  interface, one a line, then 'end' (also after the timeout); argv: interface, seconds, N. */
 const CAPTURE = `
 import socket, sys
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
 s.bind((sys.argv[1], 0))
 s.settimeout(float(sys.argv[2]))
 print('ready', flush=True)
+n = int(sys.argv[3])
 try:
-    while True:
+    while n > 0:
         f, a = s.recvfrom(70000)
         if a[2] != socket.PACKET_OUTGOING and len(f) > 23 and f[12:14] == b'\\x08\\x00' and f[23] in (4, 17, 47):
             print(f.hex(), flush=True)
-            break
+            n -= 1
 except socket.timeout:
-    print('none', flush=True)
+    pass
+print('end', flush=True)
 `;
 
 /** The client's request (TCP ACK with data) as it reaches the director. */
@@ -111,14 +115,14 @@ describe('tunnel encapsulation: GUE and GRE in the fast path and the TUN\'s way 
     } finally {
       closeSync(target);
     }
-    tun = openTunQueue('t1', { multiQueue: false, offload: false });
+    tun = openTunQueue('t1', { multiQueue: false, offload: true }); // GSO packets may be written
     ip('link', 'set', 't1', 'up');
     for (const d of ['fpa', 'fpb', 't1']) {
       const j = JSON.parse(run(['ip', '-n', NS, '-j', 'link', 'show', d])) as { ifindex: number; address?: string }[];
       ifindex[d] = j[0]!.ifindex;
       if (d === 'fpb') fpbMac = Buffer.from(j[0]!.address!.replace(/:/g, ''), 'hex');
     }
-    ({ maps, progFd: fast } = loadFastPath(8));
+    ({ maps, progFd: fast } = loadFastPath(64));
     // as installTunOut does, by ifindex (this process's /sys is the first namespace's)
     out = loadTunOut(maps.flowsFd);
     outLink = attachTcxIngress(out, ifindex['t1']!);
@@ -156,11 +160,13 @@ describe('tunnel encapsulation: GUE and GRE in the fast path and the TUN\'s way 
     ctx.writeUInt32LE(ifindex['fpa']!, 40); // ifindex
     return testRun(fast, frame(ip), ctx);
   };
-  /** The way out: `ip` written into t1 (behind an empty virtio_net_hdr, as the worker writes a
-   *  packet without offloads); resolves to the tunnel frame fpb sent (read at fpa), or null
-   *  when none came within `seconds`. */
-  const runOut = async (ip: Buffer, seconds = 2): Promise<Buffer | null> => {
-    const cap = spawn('ip', ['netns', 'exec', NS, '/usr/bin/python3', '-c', CAPTURE, 'fpa', String(seconds)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /** The way out: `ip` written into t1 behind a virtio_net_hdr (`vnet`: none, as the worker
+   *  writes a packet without offloads); resolves to the tunnel frame fpb sent (read at fpa), or
+   *  null when none came within `seconds`. */
+  const runOut = async (ip: Buffer, seconds = 2): Promise<Buffer | null> => (await runOutFrames(ip, 1, seconds))[0] ?? null;
+  /** As runOut, up to `frames` frames (a GSO packet leaves as several). */
+  const runOutFrames = async (ip: Buffer, frames: number, seconds = 2, vnet = Buffer.alloc(10)): Promise<Buffer[]> => {
+    const cap = spawn('ip', ['netns', 'exec', NS, '/usr/bin/python3', '-c', CAPTURE, 'fpa', String(seconds), String(frames)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let text = '';
     const ready = new Promise<void>((resolve, reject) => {
       cap.stdout.on('data', (d: Buffer) => {
@@ -171,11 +177,12 @@ describe('tunnel encapsulation: GUE and GRE in the fast path and the TUN\'s way 
     });
     const done = new Promise<void>((resolve) => cap.on('exit', () => resolve()));
     await ready;
-    const w = Buffer.concat([Buffer.alloc(10), ip]);
+    const w = Buffer.concat([vnet, ip]);
     assert.equal(sys.write(tun!.fd, w, w.length), w.length, 'written into the TUN');
     await done;
-    const line = text.split('\n')[1]!.trim();
-    return line === 'none' ? null : hex(line);
+    const lines = text.trim().split('\n');
+    assert.equal(lines.at(-1), 'end', text);
+    return lines.slice(1, -1).map(hex);
   };
   const slotIn = (i: number) => {
     const k = Buffer.alloc(4), v = Buffer.alloc(SLOT_SIZE);
@@ -298,5 +305,89 @@ describe('tunnel encapsulation: GUE and GRE in the fast path and the TUN\'s way 
     const before = stat(TUN_OUT_COUNTER.TUN_OUT_NO_ROUTE);
     assert.equal(await runOut(inner(41300, 64), 0.5), null);
     assert.equal(stat(TUN_OUT_COUNTER.TUN_OUT_NO_ROUTE) - before, 1);
+  });
+
+  // A GSO super-packet written into the TUN (as ulvsd writes bulk TCP back: virtio_net_hdr with
+  // NEEDS_CSUM and GSO_TCPV4) is encapsulated whole, its segment size reduced by the overhead
+  // (bpf_skb_adjust_room without FIXED_GSO, so the segments still fit the MTU); fpb, told to
+  // take no GSO packet (gso_max_size 1500), segments it in software (skb_udp_tunnel_segment,
+  // gre_gso_segment), which needs the inner headers' offsets right: every segment must be a
+  // complete tunnel packet.
+  for (const [name, type, port, overhead] of [
+    ['GUE', TUN_TYPE.TUN_GUE, GUE_PORT, 32],
+    ['GRE', TUN_TYPE.TUN_GRE, 0, 24],
+  ] as const)
+    test(`${name}: a 3000-byte GSO packet (MSS 1000) through the way out leaves as 4 complete ${name} packets of MSS 1000 - ${overhead} when the link segments in software`, async () => {
+      const sp = sport++, mss = 1000, ack = 2000, seg = mss - overhead, n = Math.ceil((3 * mss) / seg);
+      tunFlow(sp, RIP, FLOW_DIR.FLOW_TUN_ROUTE, type, port, 0);
+      const payload = Buffer.from(Array.from({ length: 3 * mss }, (_, i) => (i * 7) & 255));
+      const segment = (i: number, ttl: number, id: number) =>
+        ipv4({ src: CLIENT, dst: VIP, ttl, tos: 0, flagsFrag: 0x4000, id }).tcp({ sport: sp, dport: 80, flags: i === n - 1 ? 'PA' : 'A', seq: 1000 + i * seg, ack }).payload(payload.subarray(i * seg, (i + 1) * seg)).build();
+      const whole = ipv4({ src: CLIENT, dst: VIP, ttl: 64, tos: 0, flagsFrag: 0x4000, id: 0x100 }).tcp({ sport: sp, dport: 80, flags: 'PA', seq: 1000, ack }).payload(payload).build();
+      // NEEDS_CSUM: the TCP checksum field holds the pseudo-header sum (as a sending socket leaves it)
+      const pseudo = Buffer.alloc(12);
+      whole.copy(pseudo, 0, 12, 20);
+      pseudo[9] = 6;
+      pseudo.writeUInt16BE(whole.length - 20, 10);
+      whole.writeUInt16BE(slowSum(pseudo), 36);
+      const vnet = Buffer.alloc(10);
+      vnet[0] = 1; // VIRTIO_NET_HDR_F_NEEDS_CSUM
+      vnet[1] = 1; // VIRTIO_NET_HDR_GSO_TCPV4
+      vnet.writeUInt16LE(40, 2); // hdr_len
+      vnet.writeUInt16LE(mss, 4); // gso_size
+      vnet.writeUInt16LE(20, 6); // csum_start
+      vnet.writeUInt16LE(16, 8); // csum_offset
+      run(['ip', '-n', NS, 'link', 'set', 'fpb', 'gso_max_segs', '1', 'gso_max_size', '1500']);
+      try {
+        const frames = await runOutFrames(whole, n + 1, 2, vnet);
+        assert.equal(frames.length, n, `${n} segments, nothing more`);
+        for (const [i, f] of frames.entries()) {
+          const outer = f.subarray(14);
+          assert.equal(outer.length, overhead + 40 + Math.min(seg, 3 * mss - i * seg), `segment ${i}: its share in the tunnel`);
+          assert.ok(outer.length <= 1500, 'fits the link');
+          assert.equal(outer.readUInt16BE(2), outer.length, 'outer total length rewritten per segment');
+          const got = outer.subarray(overhead);
+          const want = segment(i, 63, got.readUInt16BE(4));
+          // the inner TCP checksum is left partial (CHECKSUM_PARTIAL through veth) or complete
+          const c = got.readUInt16BE(36);
+          const p = Buffer.alloc(12);
+          want.copy(p, 0, 12, 20);
+          p[9] = 6;
+          p.writeUInt16BE(want.length - 20, 10);
+          assert.ok(c === want.readUInt16BE(36) || c === slowSum(p), `segment ${i}: TCP checksum ${c.toString(16)} complete or the pseudo-header sum`);
+          got.writeUInt16BE(want.readUInt16BE(36), 36);
+          checkOuter(name === 'GUE' ? 'gue' : 'gre', RIP, outer, want);
+        }
+      } finally {
+        run(['ip', '-n', NS, 'link', 'set', 'fpb', 'gso_max_segs', '65535', 'gso_max_size', '65536']);
+      }
+    });
+
+  test('the worker writes a tunnelled connection\'s type and GUE port, from its real server, into both its entries', () => {
+    const conns = new ConnTable({ capacity: 16, seed: 1 });
+    const TUN = (2 << FWD_SHIFT) | ConnFlag.NOOUTPUT;
+    const c = conns.insert(6, parseIPv4(CLIENT), 42300, parseIPv4(VIP), 80, parseIPv4(RIP), 80, 7, TUN, 100, 0);
+    const asked: number[] = [];
+    const off = new Offloader(conns, { flowsFd: maps.flowsFd, slotsFd: maps.slotsFd, slots: maps.slots, slotBase: 6, slotCount: 1 }, { byId: (id) => (asked.push(id), { tunType: TUN_TYPE.TUN_GUE, tunPort: GUE_PORT }) });
+    const k = Buffer.alloc(FLOW_KEY_SIZE), v = Buffer.alloc(FLOW_VALUE_SIZE);
+    writeKey(k, 0, parseIPv4(CLIENT), parseIPv4(VIP), 42300, 80, 6);
+    const entry = () => (flows.lookup(k, v) ? [v[FLOW_VALUE.off.dir], v[FLOW_VALUE.off.tun_type], v.readUInt16BE(FLOW_VALUE.off.port)] : null);
+    try {
+      off.route(c);
+      off.flush();
+      assert.deepEqual(entry(), [FLOW_DIR.FLOW_TUN_ROUTE, TUN_TYPE.TUN_GUE, GUE_PORT]);
+      assert.equal(off.offer(c), true);
+      off.flush();
+      assert.deepEqual(entry(), [FLOW_DIR.FLOW_TUN, TUN_TYPE.TUN_GUE, GUE_PORT]);
+      assert.ok(asked.every((id) => id === 7) && asked.length > 0, 'asked for the connection\'s own server');
+      off.withdraw(c, new OffloadReport());
+      off.unroute(c);
+      conns.remove(c);
+      off.flush();
+      off.flush();
+      assert.equal(entry(), null);
+    } finally {
+      off.close();
+    }
   });
 });

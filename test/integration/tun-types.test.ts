@@ -89,15 +89,17 @@ for (const t of TYPES)
       await assertOneWayTransfer(bed, adm, `${V}:80`, ctx);
     });
 
-    test('GSO super-packets segmented in software on the way to the servers (gso_max_segs 1): 30 MB up arrive intact', () => {
+    // (the bridge br0 segments encapsulated super-packets in software already; the ports are
+    // made to as well, whatever the bridge's features)
+    test('GSO super-packets segmented in software on the way to the servers (ports with gso_max_size 1500): 30 MB up arrive intact', () => {
       const ports = bed.bed.realServers.map((_, i) => `rsp${i + 1}`);
-      for (const p of ports) run(['ip', '-n', bed.bed.director, 'link', 'set', p, 'gso_max_segs', '1']);
+      for (const p of ports) run(['ip', '-n', bed.bed.director, 'link', 'set', p, 'gso_max_size', '1500']);
       try {
         const [post] = bed.client(['--post-bytes', String(30e6), '--timeout', '30000'], 0, 90_000);
         assert.equal(post?.['ok'], true, JSON.stringify(post));
         assert.equal(post?.['sha256'], post?.['expected']);
       } finally {
-        for (const p of ports) run(['ip', '-n', bed.bed.director, 'link', 'set', p, 'gso_max_segs', '65535']);
+        for (const p of ports) run(['ip', '-n', bed.bed.director, 'link', 'set', p, 'gso_max_size', '65536']);
       }
     });
 
