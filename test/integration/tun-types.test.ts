@@ -37,6 +37,17 @@ const MTU = 1540;
 const rsSetup = (ns: string, ...args: string[]) => run(['ip', 'netns', 'exec', ns, process.execPath, ULVS, 'rs-setup', ...args]);
 /** The decapsulator's count at a real server (ulvs rs-setup --status). */
 const decapsulated = (ns: string) => Number(/decapsulated (\d+)/.exec(rsSetup(ns, '--status'))?.[1] ?? 0);
+/** Undo rs-setup in each namespace (its record lives in /run/ulvs, keyed by the namespace's
+ *  inode, which a later namespace may reuse: a record left behind would refuse that one). */
+const rsRemove = (namespaces: readonly string[]) => {
+  for (const ns of namespaces) {
+    try {
+      rsSetup(ns, '--remove');
+    } catch {
+      // not set up (a failed start), or the namespace is gone
+    }
+  }
+};
 const admIn = (bed: DirectorBed) => (args: string) => spawnSync(process.execPath, [ULVSADM, ...args.split(' ')], { env: { ...process.env, ULVS_SOCKET: bed.socket }, encoding: 'utf8' });
 /** How many answers each server gave (the client's JSON lines), in first-seen order. */
 const spread = (got: Record<string, unknown>[]) => {
@@ -61,7 +72,8 @@ for (const t of TYPES)
       for (const ns of bed.bed.realServers) rsSetup(ns, 'tun', ...t.rs, V);
     });
     after(async () => {
-      await bed?.stop(); // the namespaces go, and with them the decapsulators and rs-setup's changes
+      rsRemove(bed?.bed.realServers ?? []);
+      await bed?.stop();
     });
 
     test('ulvsd started with these servers and lists them with their tunnel', () => {
@@ -174,6 +186,7 @@ describe('a tunnelled server behind a router (the outer packet is routed)', { sk
   });
   after(async () => {
     server?.kill('SIGKILL');
+    rsRemove([...(bed?.bed.realServers ?? []), ...(extra ? [extra.far] : [])]);
     await bed?.stop();
     for (const ns of [`${prefix}-rt`, `${prefix}-far`]) {
       tryRun(['ip', 'netns', 'pids', ns]) && run(['ip', 'netns', 'pids', ns]).split(/\s+/).filter(Boolean).forEach((p) => tryRun(['kill', '-9', p]));
