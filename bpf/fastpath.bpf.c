@@ -12,9 +12,13 @@
  * An offloaded tunnelled connection (FLOW_TUN, of the type and GUE port in its entry): TTL - 1,
  * the outer headers (IPIP, GUE or GRE) inserted after the Ethernet header (ulvs_net.h tun_encap,
  * as the TUN's way out does), Ethernet addresses of the route to its real server (the server
- * or the gateway to it), counted, redirected; a packet too big for that interface with the
- * tunnel's overhead (tun_overhead) goes to ulvsd (TCX_NEXT; the way out drops and counts it). FLOW_DR_ROUTE and FLOW_TUN_ROUTE entries are for the TUN's way out only
- * (tun_out.bpf.c): TCX_NEXT.
+ * or the gateway to it), counted, redirected. A DR or tunnelled packet too big for the route to
+ * its real server (the route's MTU, ulvs_net.h dr_route and tun_route; with the outer headers
+ * for a tunnel, tun_overhead; a GSO super-packet by its segments) goes to ulvsd (TCX_NEXT),
+ * which writes it back into the TUN, whose way out (tun_out.bpf.c) answers it with ICMP
+ * "fragmentation needed" as IPVS does, so path MTU discovery works for established
+ * connections too. FLOW_DR_ROUTE and FLOW_TUN_ROUTE entries are for the TUN's way out only:
+ * TCX_NEXT.
  *
  * Everything else returns TCX_NEXT (the tc capture and the TUN take it): not IPv4, IP options,
  * fragments, TTL <= 1, protocols other than TCP and UDP, TCP SYN/FIN/RST (they can change
@@ -105,7 +109,9 @@ static __always_inline int forward_dr(struct __sk_buff *skb, const struct pkt *p
 {
 	struct bpf_fib_lookup fib = {};
 
-	if (dr_route(skb, &fib, p->saddr, v->addr, p->proto, p->tos, p->sport, p->dport, 0) != BPF_FIB_LKUP_RET_SUCCESS)
+	__u32 need = wire_len(skb, L4_OFF, p->proto, bpf_ntohs(p->tot_len));
+
+	if (dr_route(skb, &fib, p->saddr, v->addr, p->proto, p->tos, p->sport, p->dport, 0, need) != BPF_FIB_LKUP_RET_SUCCESS)
 		return TCX_NEXT;
 	struct slot *s = bpf_map_lookup_elem(&ulvs_slots, &v->slot);
 	if (s) {
@@ -126,12 +132,12 @@ static __always_inline int forward_tun(struct __sk_buff *skb, const struct pkt *
 {
 	struct bpf_fib_lookup fib = {};
 	struct tun_inner in = { .tos = p->tos, .ttl = p->ttl - 1, .frag_off = p->frag_off, .tot_len = bpf_ntohs(p->tot_len), .tun_type = v->tun_type, .tun_port = v->port };
-	__u32 mtu = 0;
 	__u32 bytes = skb->len - ETH_HLEN;	/* the inner packet's, as IPVS counts them */
+	/* the outer packet: this one plus the tunnel headers; a GSO super-packet's segments keep
+	 * their size (the encapsulation lowers gso_size by the overhead) */
+	__u32 need = skb->gso_size ? wire_len(skb, L4_OFF, p->proto, 0) : bpf_ntohs(p->tot_len) + tun_overhead(v);
 
-	if (tun_route(skb, &fib, v->addr, in.tun_type, p->tos, 0) != BPF_FIB_LKUP_RET_SUCCESS)
-		return TCX_NEXT;
-	if (bpf_check_mtu(skb, fib.ifindex, &mtu, tun_overhead(in.tun_type), 0))
+	if (tun_route(skb, &fib, v->addr, in.tun_type, p->tos, 0, need) != BPF_FIB_LKUP_RET_SUCCESS)
 		return TCX_NEXT;
 	ttl_decrement(skb, IP_FIELD(ttl), IP_FIELD(check), p->ttl, p->proto);
 	if (tun_encap(skb, ETH_HLEN, fib.ipv4_src, v->addr, &in))

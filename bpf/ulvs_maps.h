@@ -81,15 +81,27 @@ struct slot {
 };
 
 /* Counters of the TUN's way out (tun_out.bpf.c), one __u64 per index in its array map
- * ulvs_tun_stats: packets since the load. */
+ * ulvs_tun_stats: packets since the load. A DR or tunnelled packet too big for the route to
+ * its real server counts in TUN_OUT_TOO_BIG and in exactly one of the five after it. */
 enum tun_out_counter {
 	TUN_OUT_ENCAP = 0,	/* tunnelled (FLOW_TUN_ROUTE/FLOW_TUN) and sent */
-	TUN_OUT_TOO_BIG = 1,	/* tunnelled packet larger than the interface's MTU minus the
-				 * tunnel's overhead (tun_overhead): dropped (no ICMP "fragmentation
-				 * needed", no outer fragmentation yet) */
+	TUN_OUT_TOO_BIG = 1,	/* DR or tunnelled packet larger than the route's MTU (a tunnelled
+				 * one with the outer header; GSO: a segment): never sent */
 	TUN_OUT_NO_ROUTE = 2,	/* DR packet whose real server is not on-link, tunnelled packet
 				 * without a route to its real server: dropped */
-	TUN_OUT_COUNTERS = 3,	/* number of counters */
+	TUN_OUT_FRAG_NEEDED = 3,	/* too big with DF: replaced by ICMP "fragmentation needed"
+					 * (type 3 code 4) to the client, sent */
+	TUN_OUT_TOO_BIG_NO_DF = 4,	/* too big without DF: dropped (no fragmentation) */
+	TUN_OUT_TOO_BIG_ICMP = 5,	/* too big, an ICMP message or a non-first fragment:
+					 * dropped, never answered with an ICMP error */
+	TUN_OUT_ICMP_RATE_LIMITED = 6,	/* too big with DF, but this CPU's ICMP budget is spent:
+					 * dropped without an answer */
+	TUN_OUT_ICMP_UNSENT = 7,	/* too big with DF, the answer could not be built or has no
+					 * route to the client: dropped */
+	TUN_OUT_ICMP_TO_DR = 8,		/* ICMP error about a DR connection (quoting VIP:vport ->
+					 * client) sent on to its real server, TTL - 1 */
+	TUN_OUT_ICMP_TO_TUN = 9,	/* the same about a tunnelled connection: encapsulated, sent */
+	TUN_OUT_COUNTERS = 10,	/* number of counters */
 };
 
 /* ---- queue steering (steer.bpf.c; written by src/datapath/tun/steering.ts) ------------ */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (MIT OR GPL-2.0) */
 /* What the tc programs share: what the UAPI headers lack, a counter increment, the TTL
- * decrement, the routes of direct-routing and tunnelled packets, tunnel encapsulation (IPIP,
- * GUE, GRE) and its overhead. */
+ * decrement, the routes of direct-routing and tunnelled packets with their MTU check, tunnel
+ * encapsulation (IPIP, GUE, GRE) and its overhead. */
 #ifndef ULVS_NET_H
 #define ULVS_NET_H
 
@@ -17,6 +17,7 @@
 /* include/net/ip.h (not UAPI): the fragment bits of frag_off */
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
+#define IP_DF 0x4000
 
 /* RFC 1071: the folded one's-complement sum of a 20-byte IPv4 header (no options): 0xffff
  * when its checksum is right; ~sum is the checksum to write when the check field is 0. */
@@ -43,16 +44,58 @@ static __always_inline void count_in(void *counters, __u32 which)
 }
 
 /*
+ * Bytes a tunnel of type `tun_type` (enum tun_type, ulvs_maps.h) puts in front of the inner
+ * packet: outer IPv4 header 20; GUE: + UDP 8 + GUE 4; GRE: + 4. The one place the sizes live.
+ */
+static __always_inline __u32 tun_type_overhead(__u8 tun_type)
+{
+	return tun_type == TUN_GUE ? 20 + 8 + 4 : tun_type == TUN_GRE ? 20 + 4 : 20;
+}
+
+/*
+ * Bytes a tunnelled packet grows by on its way to the real server, by the tunnel type of its
+ * flow entry `v` (20 IPIP, 32 GUE, 24 GRE); the tunnel's MTU is the route's minus this (IPVS
+ * __ip_vs_get_out_rt: the route MTU minus the tunnel headers).
+ */
+static __always_inline __u32 tun_overhead(const struct flow_value *v)
+{
+	return tun_type_overhead(v->tun_type);
+}
+
+/*
+ * The IP length one packet of this skb puts on the wire (bytes, the IPv4 header included):
+ * tot_len, or for a GSO super-packet (gso_size set) one segment: the IPv4 header (20, no
+ * options here), the TCP header (its data offset, read at frame offset l4_off) or UDP's 8,
+ * and gso_size payload bytes. The route's MTU must hold this, as the kernel's forwarding
+ * checks segments (ip_forward: skb_gso_validate_network_len).
+ */
+static __always_inline __u32 wire_len(struct __sk_buff *skb, __u32 l4_off, __u8 proto, __u32 tot_len)
+{
+	__u32 gso = skb->gso_size;
+	__u8 doff = 5 << 4;
+
+	if (!gso)
+		return tot_len;
+	if (proto == 6 && bpf_skb_load_bytes(skb, l4_off + 12, &doff, 1))
+		return tot_len;	/* IPPROTO_TCP; unreadable: no better answer */
+	return 20 + (proto == 6 ? (doff >> 4) * 4 : 8) + gso;
+}
+
+/*
  * The route of a direct-routing packet (VS/DR) from `saddr` arriving on `ifindex` to the real
  * server `rip` (the packet's own destination, the VIP, plays no part: IPVS's KNOWN_NH route).
  * Fills fib (egress ifindex; MACs unless `flags` has BPF_FIB_LOOKUP_SKIP_NEIGH) and returns
  * bpf_fib_lookup's status; a route through a gateway is BPF_FIB_LKUP_RET_NOT_FWDED (DR needs
  * the real server on a directly connected network: the frame would go to the gateway, which
- * would route it by the VIP).
+ * would route it by the VIP). `need` (bytes, 1..65535) is the IP length that must fit the
+ * route's MTU (wire_len): larger is BPF_FIB_LKUP_RET_FRAG_NEEDED with that MTU in
+ * fib->mtu_result (the route's, ip_mtu_from_fib_result: a locked route MTU, a learned path
+ * MTU, else the device's), checked before the nexthop, so fib->ifindex is not set then.
  */
-static __always_inline long dr_route(struct __sk_buff *skb, struct bpf_fib_lookup *fib, __be32 saddr, __be32 rip, __u8 proto, __u8 tos, __be16 sport, __be16 dport, __u32 flags)
+static __always_inline long dr_route(struct __sk_buff *skb, struct bpf_fib_lookup *fib, __be32 saddr, __be32 rip, __u8 proto, __u8 tos, __be16 sport, __be16 dport, __u32 flags, __u32 need)
 {
 	fib->family = AF_INET;
+	fib->tot_len = need;
 	fib->l4_protocol = proto;
 	fib->sport = sport;
 	fib->dport = dport;
@@ -72,16 +115,6 @@ static __always_inline long dr_route(struct __sk_buff *skb, struct bpf_fib_looku
 #define GUE_SPORT_MIN 32768
 #define GUE_SPORT_MAX 60999
 
-/*
- * Bytes a tunnel of type `tun_type` (enum tun_type, ulvs_maps.h) puts in front of the inner
- * packet: outer IPv4 header 20, GUE + UDP 8 + 4, GRE 4 (IPVS's __ip_vs_get_out_rt subtracts
- * the same from the route's MTU for the tunnel's MTU). The one place the sizes live.
- */
-static __always_inline __u32 tun_overhead(__u8 tun_type)
-{
-	return tun_type == TUN_GUE ? 20 + 8 + 4 : tun_type == TUN_GRE ? 20 + 4 : 20;
-}
-
 /* The IP protocol of the outer header of a tunnel type. */
 static __always_inline __u8 tun_protocol(__u8 tun_type)
 {
@@ -94,11 +127,13 @@ static __always_inline __u8 tun_protocol(__u8 tun_type)
  * RIP itself or the gateway to it; ipv4_src: the source the kernel would choose on that route,
  * BPF_FIB_LOOKUP_SRC, as IPVS's route lookup does; MACs of the next hop unless `flags` has
  * BPF_FIB_LOOKUP_SKIP_NEIGH) and returns bpf_fib_lookup's status. The outer packet is an
- * ordinary routed packet: a real server behind a gateway is fine (unlike DR).
+ * ordinary routed packet: a real server behind a gateway is fine (unlike DR). `need`: the
+ * outer IP length that must fit, as for dr_route (FRAG_NEEDED, fib->mtu_result).
  */
-static __always_inline long tun_route(struct __sk_buff *skb, struct bpf_fib_lookup *fib, __be32 rip, __u8 tun_type, __u8 tos, __u32 flags)
+static __always_inline long tun_route(struct __sk_buff *skb, struct bpf_fib_lookup *fib, __be32 rip, __u8 tun_type, __u8 tos, __u32 flags, __u32 need)
 {
 	fib->family = AF_INET;
+	fib->tot_len = need;
 	fib->l4_protocol = tun_protocol(tun_type);
 	fib->tos = tos;
 	fib->ipv4_src = 0;
@@ -153,7 +188,7 @@ static __always_inline int tun_encap(struct __sk_buff *skb, __u32 off, __be32 sa
 {
 	__u8 ecn = in->tos & 3;
 	__u8 type = in->tun_type;
-	__u32 len = in->tot_len + tun_overhead(type);
+	__u32 len = in->tot_len + tun_type_overhead(type);
 	/* a GSO super-packet can exceed 64 KiB with the outer headers: segmentation rewrites the
 	 * lengths; the UDP length stays consistent with the outer total length */
 	__u16 tot = len > 0xffff ? 0xffff : len;

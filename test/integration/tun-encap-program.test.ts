@@ -48,8 +48,9 @@ const TCX_NEXT = -1, TC_ACT_REDIRECT = 7;
 /** the kernel's default ip_local_port_range, which udp_flow_src_port scales the hash into */
 const SPORT_MIN = 32768, SPORT_MAX = 60999;
 const hex = (s: string) => Buffer.from(s, 'hex');
-/** Prints the hex of the first N tunnel frames (IPv4 protocol 4, 17 or 47) arriving at an
- *  interface, one a line, then 'end' (also after the timeout); argv: interface, seconds, N. */
+/** Prints the hex of the first N IPv4 frames of the given protocols (default the tunnels' 4,
+ *  17, 47) arriving at an interface, one a line, then 'end' (also after the timeout); argv:
+ *  interface, seconds, N, protocols (comma-separated). */
 const CAPTURE = `
 import socket, sys
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
@@ -57,10 +58,11 @@ s.bind((sys.argv[1], 0))
 s.settimeout(float(sys.argv[2]))
 print('ready', flush=True)
 n = int(sys.argv[3])
+protos = [int(x) for x in sys.argv[4].split(',')]
 try:
     while n > 0:
         f, a = s.recvfrom(70000)
-        if a[2] != socket.PACKET_OUTGOING and len(f) > 23 and f[12:14] == b'\\x08\\x00' and f[23] in (4, 17, 47):
+        if a[2] != socket.PACKET_OUTGOING and len(f) > 23 and f[12:14] == b'\\x08\\x00' and f[23] in protos:
             print(f.hex(), flush=True)
             n -= 1
 except socket.timeout:
@@ -106,6 +108,7 @@ describe('tunnel encapsulation: GUE and GRE in the fast path and the TUN\'s way 
     for (const d of ['lo', 'fpa', 'fpb']) ip('link', 'set', d, 'up');
     run(['ip', 'netns', 'exec', NS, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
     ip('neigh', 'replace', RIP, 'lladdr', RIP_MAC.replace(/(..)(?!$)/g, '$1:'), 'dev', 'fpb', 'nud', 'permanent');
+    ip('neigh', 'replace', CLIENT, 'lladdr', CLIENT_MAC.replace(/(..)(?!$)/g, '$1:'), 'dev', 'fpa', 'nud', 'permanent');
     ip('neigh', 'replace', GW, 'lladdr', GW_MAC.replace(/(..)(?!$)/g, '$1:'), 'dev', 'fpb', 'nud', 'permanent');
     ip('route', 'add', '192.0.2.192/26', 'via', GW);
     home = openSync('/proc/self/ns/net', 'r');
@@ -165,8 +168,8 @@ describe('tunnel encapsulation: GUE and GRE in the fast path and the TUN\'s way 
    *  null when none came within `seconds`. */
   const runOut = async (ip: Buffer, seconds = 2): Promise<Buffer | null> => (await runOutFrames(ip, 1, seconds))[0] ?? null;
   /** As runOut, up to `frames` frames (a GSO packet leaves as several). */
-  const runOutFrames = async (ip: Buffer, frames: number, seconds = 2, vnet = Buffer.alloc(10)): Promise<Buffer[]> => {
-    const cap = spawn('ip', ['netns', 'exec', NS, '/usr/bin/python3', '-c', CAPTURE, 'fpa', String(seconds), String(frames)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const runOutFrames = async (ip: Buffer, frames: number, seconds = 2, vnet = Buffer.alloc(10), at = 'fpa', protos = '4,17,47'): Promise<Buffer[]> => {
+    const cap = spawn('ip', ['netns', 'exec', NS, '/usr/bin/python3', '-c', CAPTURE, at, String(seconds), String(frames), protos], { stdio: ['ignore', 'pipe', 'pipe'] });
     let text = '';
     const ready = new Promise<void>((resolve, reject) => {
       cap.stdout.on('data', (d: Buffer) => {
@@ -263,7 +266,7 @@ describe('tunnel encapsulation: GUE and GRE in the fast path and the TUN\'s way 
     ['GRE', TUN_TYPE.TUN_GRE, 0, 1476, 1477],
     ['GUE', TUN_TYPE.TUN_GUE, GUE_PORT, 1468, 1469],
   ] as const)
-    test(`${name}: ${fits} bytes + ${1500 - fits} of tunnel fit a 1500-byte link, ${tooBig} do not (fast path: to ulvsd untouched; way out: dropped, counted)`, async () => {
+    test(`${name}: ${fits} bytes + ${1500 - fits} of tunnel fit a 1500-byte link, ${tooBig} do not (fast path: to ulvsd untouched; way out: not sent, the client told MTU ${fits})`, async () => {
       const sp = sport++;
       tunFlow(sp, RIP, FLOW_DIR.FLOW_TUN, type, port, 5);
       assert.equal(runFast(inner(sp, 64, { size: fits })).retval, TC_ACT_REDIRECT);
@@ -275,7 +278,11 @@ describe('tunnel encapsulation: GUE and GRE in the fast path and the TUN\'s way 
       const sent = await runOut(inner(sp, 64, { size: fits }));
       assert.equal(sent?.length, 14 + 1500, 'a full-size frame');
       const before = stat(TUN_OUT_COUNTER.TUN_OUT_TOO_BIG);
-      assert.equal(await runOut(big, 0.5), null, 'nothing sent');
+      // the answer (tun_out's ICMP "fragmentation needed", DF set) leaves fpa for the client: read at fpb
+      const [icmp] = await runOutFrames(big, 1, 2, Buffer.alloc(10), 'fpb', '1');
+      assert.ok(icmp, 'an ICMP error to the client');
+      assert.equal(icmp.readUInt16BE(14 + 20), 0x0304, 'destination unreachable, fragmentation needed');
+      assert.equal(icmp.readUInt16BE(14 + 20 + 6), fits, 'next-hop MTU: the route\'s minus the tunnel overhead (tun_overhead)');
       assert.equal(stat(TUN_OUT_COUNTER.TUN_OUT_TOO_BIG) - before, 1);
     });
 

@@ -10,8 +10,9 @@
  * decapsulation program, bpf/rs_decap.bpf.c). Their replies go to their default gateway, the
  * director (or the router, then the director), and never cross ulvs.
  *
- * MTU: GUE adds 32 bytes, GRE 24, and ulvs does not answer "fragmentation needed" yet (it drops
- * and counts): the real servers' networks have an MTU of 1540 (the client's stays 1500).
+ * MTU: GUE adds 32 bytes, GRE 24; the real servers' networks have an MTU of 1540 (the client's
+ * stays 1500), so full-size segments fit without path MTU discovery (which the way out answers,
+ * with the route's MTU minus the overhead: tun-encap-program.test.ts).
  *
  * Controls: a server whose decapsulator is removed loses exactly its share of the requests; a
  * direct-routing server behind the router is refused with nothing changed (only tunnels may be
