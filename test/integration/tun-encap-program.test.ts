@@ -48,6 +48,8 @@ const TCX_NEXT = -1, TC_ACT_REDIRECT = 7;
 /** the kernel's default ip_local_port_range, which udp_flow_src_port scales the hash into */
 const SPORT_MIN = 32768, SPORT_MAX = 60999;
 const hex = (s: string) => Buffer.from(s, 'hex');
+/** The folded sum of a TCP/IPv4 packet's pseudo-header (addresses, protocol 6, TCP length). */
+const pseudoSum = (ip: Buffer) => slowSum(Buffer.concat([ip.subarray(12, 20), Buffer.from([0, 6, (ip.length - 20) >> 8, (ip.length - 20) & 255])]));
 /** Prints the hex of the first N IPv4 frames of the given protocols (default the tunnels' 4,
  *  17, 47) arriving at an interface, one a line, then 'end' (also after the timeout); argv:
  *  interface, seconds, N, protocols (comma-separated). */
@@ -332,11 +334,7 @@ describe('tunnel encapsulation: GUE and GRE in the fast path and the TUN\'s way 
         ipv4({ src: CLIENT, dst: VIP, ttl, tos: 0, flagsFrag: 0x4000, id }).tcp({ sport: sp, dport: 80, flags: i === n - 1 ? 'PA' : 'A', seq: 1000 + i * seg, ack }).payload(payload.subarray(i * seg, (i + 1) * seg)).build();
       const whole = ipv4({ src: CLIENT, dst: VIP, ttl: 64, tos: 0, flagsFrag: 0x4000, id: 0x100 }).tcp({ sport: sp, dport: 80, flags: 'PA', seq: 1000, ack }).payload(payload).build();
       // NEEDS_CSUM: the TCP checksum field holds the pseudo-header sum (as a sending socket leaves it)
-      const pseudo = Buffer.alloc(12);
-      whole.copy(pseudo, 0, 12, 20);
-      pseudo[9] = 6;
-      pseudo.writeUInt16BE(whole.length - 20, 10);
-      whole.writeUInt16BE(slowSum(pseudo), 36);
+      whole.writeUInt16BE(pseudoSum(whole), 36);
       const vnet = Buffer.alloc(10);
       vnet[0] = 1; // VIRTIO_NET_HDR_F_NEEDS_CSUM
       vnet[1] = 1; // VIRTIO_NET_HDR_GSO_TCPV4
@@ -357,11 +355,7 @@ describe('tunnel encapsulation: GUE and GRE in the fast path and the TUN\'s way 
           const want = segment(i, 63, got.readUInt16BE(4));
           // the inner TCP checksum is left partial (CHECKSUM_PARTIAL through veth) or complete
           const c = got.readUInt16BE(36);
-          const p = Buffer.alloc(12);
-          want.copy(p, 0, 12, 20);
-          p[9] = 6;
-          p.writeUInt16BE(want.length - 20, 10);
-          assert.ok(c === want.readUInt16BE(36) || c === slowSum(p), `segment ${i}: TCP checksum ${c.toString(16)} complete or the pseudo-header sum`);
+          assert.ok(c === want.readUInt16BE(36) || c === pseudoSum(want), `segment ${i}: TCP checksum ${c.toString(16)} complete or the pseudo-header sum`);
           got.writeUInt16BE(want.readUInt16BE(36), 36);
           checkOuter(name === 'GUE' ? 'gue' : 'gre', RIP, outer, want);
         }
@@ -370,12 +364,13 @@ describe('tunnel encapsulation: GUE and GRE in the fast path and the TUN\'s way 
       }
     });
 
-  test('the worker writes a tunnelled connection\'s type and GUE port, from its real server, into both its entries', () => {
+  test('the worker writes a tunnelled connection\'s type and GUE port, from its real server, into both its entries, and again after the server is edited', () => {
     const conns = new ConnTable({ capacity: 16, seed: 1 });
     const TUN = (2 << FWD_SHIFT) | ConnFlag.NOOUTPUT;
     const c = conns.insert(6, parseIPv4(CLIENT), 42300, parseIPv4(VIP), 80, parseIPv4(RIP), 80, 7, TUN, 100, 0);
     const asked: number[] = [];
-    const off = new Offloader(conns, { flowsFd: maps.flowsFd, slotsFd: maps.slotsFd, slots: maps.slots, slotBase: 6, slotCount: 1 }, { byId: (id) => (asked.push(id), { tunType: TUN_TYPE.TUN_GUE, tunPort: GUE_PORT }) });
+    let server: { tunType: number; tunPort: number } = { tunType: TUN_TYPE.TUN_GUE, tunPort: GUE_PORT };
+    const off = new Offloader(conns, { flowsFd: maps.flowsFd, slotsFd: maps.slotsFd, slots: maps.slots, slotBase: 6, slotCount: 1 }, { byId: (id) => (asked.push(id), server) });
     const k = Buffer.alloc(FLOW_KEY_SIZE), v = Buffer.alloc(FLOW_VALUE_SIZE);
     writeKey(k, 0, parseIPv4(CLIENT), parseIPv4(VIP), 42300, 80, 6);
     const entry = () => (flows.lookup(k, v) ? [v[FLOW_VALUE.off.dir], v[FLOW_VALUE.off.tun_type], v.readUInt16BE(FLOW_VALUE.off.port)] : null);
@@ -388,6 +383,11 @@ describe('tunnel encapsulation: GUE and GRE in the fast path and the TUN\'s way 
       assert.deepEqual(entry(), [FLOW_DIR.FLOW_TUN, TUN_TYPE.TUN_GUE, GUE_PORT]);
       assert.ok(asked.every((id) => id === 7) && asked.length > 0, 'asked for the connection\'s own server');
       off.withdraw(c, new OffloadReport());
+      // the server is edited to GRE (ipvsadm -e): after the change its connections follow
+      server = { tunType: TUN_TYPE.TUN_GRE, tunPort: 0 };
+      assert.equal(off.retunnel(), 1);
+      off.flush();
+      assert.deepEqual(entry(), [FLOW_DIR.FLOW_TUN_ROUTE, TUN_TYPE.TUN_GRE, 0]);
       off.unroute(c);
       conns.remove(c);
       off.flush();

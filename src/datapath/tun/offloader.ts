@@ -12,6 +12,9 @@
  *   route(c)     queues a DR (tunnelled) connection's request tuple as FLOW_DR_ROUTE
  *                (FLOW_TUN_ROUTE, with the tunnel type and port): the TUN's way out
  *                (tun_out.bpf.c) sends the packets ulvsd writes back to its real server
+ *   retunnel()   after a configuration change: queues every tunnelled connection's entry again
+ *                with its server's tunnel type and port now (IPVS's ip_vs_tunnel_xmit reads the
+ *                server's type for every packet, so an edited server's connections follow it)
  *   unroute(c)   queues the deletion of that entry, carried out one flush later (after the
  *                packets written back meanwhile have left), and not at all if a live DR
  *                connection of this engine has the tuple again by then
@@ -178,6 +181,20 @@ export class Offloader implements OffloadPort {
 
   route(c: number): void {
     this.#queueDr(c, this.#dirOf(c, false), 0);
+  }
+
+  /** Re-queue the way-out entry of every live tunnelled connection (none is offloaded: called
+   *  after withdrawAll, before the next flush) with its server's current tunnel; returns how
+   *  many. O(connections), as the withdrawal before a change is. */
+  retunnel(): number {
+    const t = this.#conns;
+    let n = 0;
+    t.forEach((c) => {
+      if ((t.flags(c) & (ConnFlag.FWD_MASK | ConnFlag.TEMPLATE)) !== TUN_BITS || this.#slotOf[c]! >= 0) return;
+      this.#queueDr(c, FLOW_DIR.FLOW_TUN_ROUTE, 0);
+      n++;
+    });
+    return n;
   }
 
   unroute(c: number): void {

@@ -167,6 +167,8 @@ export class PacketWorker {
       this.d.withdrawAll();
       this.offloader?.flush();
       applyOps(this.d, ops);
+      // an edited tunnelling server's connections take its new tunnel type and port
+      if (this.offloader && this.offloader.retunnel() > 0) this.offloader.flush();
       return null;
     },
     snapshot: (_, now) => {
