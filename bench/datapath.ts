@@ -30,9 +30,11 @@
  * Last line: JSON with every figure and the ratios ulvs/nft and ulvs/haproxy.
  * Run as root:   npm run bench   (-- --rounds N --seconds S --setups none,nft,haproxy,ulvs
  *                 --tests stream1,stream4,http,http2,latency,udp --flows N --perf --ulvs-args '...')
- * --tests asym (alone): small requests, 1 MiB replies through ulvs NAT and DR (bench/asym.ts;
- * set-ups ulvs, ulvs-dr, ulvs-dr-fwd).
+ * --tests asym (alone): small requests, 1 MiB replies through ulvs NAT, DR and TUN and the
+ * nftables netdev DR peer (bench/asym.ts; set-ups ulvs, ulvs-nofp, ulvs-dr, ulvs-dr-fwd,
+ * ulvs-tun, nft-dr).
  * --ulvs-args adds arguments to ulvsd's command line (e.g. '--workers 1').
+ * --prefix names the test bed's namespaces (default ulvs-<random>).
  * --perf records the whole machine (perf record -a -g) during each one-client HTTP measurement
  * and writes the top symbols per set-up to bench/results/<date>-perf-<setup>-r<round>.txt (the
  * recording costs CPU, so figures of a --perf run are not comparable with others).
@@ -54,14 +56,14 @@ import { barChartSvg, median, renderReport, SETUPS, type Figures, type Setup } f
 /** the measurements, in the order they run (--tests picks some) */
 const TESTS = ['stream1', 'stream4', 'http', 'http2', 'latency', 'udp'] as const;
 const log = (s: string) => process.stderr.write(`${s}\n`);
-const { values: opts } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '5' }, setups: { type: 'string', default: SETUPS.join(',') }, flows: { type: 'string', default: '1000000' }, perf: { type: 'boolean', default: false }, tests: { type: 'string', default: TESTS.join(',') }, 'ulvs-args': { type: 'string', default: '' } } });
+const { values: opts } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '5' }, setups: { type: 'string', default: SETUPS.join(',') }, flows: { type: 'string', default: '1000000' }, perf: { type: 'boolean', default: false }, tests: { type: 'string', default: TESTS.join(',') }, 'ulvs-args': { type: 'string', default: '' }, prefix: { type: 'string' } } });
 const RUN_TESTS = new Set(opts.tests!.split(','));
 if (RUN_TESTS.has('asym')) {
-  // the asymmetric test (bench/asym.ts) has its own bed and set-ups: ulvs (NAT), ulvs-dr, ulvs-dr-fwd
+  // the asymmetric test (bench/asym.ts) has its own bed and set-ups (bench/asym-setups.ts)
   if (RUN_TESTS.size > 1) throw new Error('--tests asym runs on its own');
   const { ASYM_SETUPS, runAsym } = await import('./asym.js');
   const setups = process.argv.some((a) => a.startsWith('--setups')) ? opts.setups!.split(',') : [...ASYM_SETUPS];
-  await runAsym({ rounds: Number(opts.rounds), seconds: Number(opts.seconds), setups, resultsDir: join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results'), ulvsArgs: opts['ulvs-args']!.split(' ').filter(Boolean) });
+  await runAsym({ rounds: Number(opts.rounds), seconds: Number(opts.seconds), setups, resultsDir: join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results'), ulvsArgs: opts['ulvs-args']!.split(' ').filter(Boolean), ...(opts.prefix && { prefix: opts.prefix }) });
   process.exit(0);
 }
 const unknownTests = [...RUN_TESTS].filter((t) => !(TESTS as readonly string[]).includes(t));
@@ -87,7 +89,7 @@ const V = LAB.VIP;
 const N = 3;
 const RS = Array.from({ length: N }, (_, i) => LAB.realServer(i));
 const tmp = mkdtempSync(join(tmpdir(), 'ulvs-bench-'));
-const bed = new TestBed({ realServers: N, clients: 2 });
+const bed = new TestBed({ realServers: N, clients: 2, ...(opts.prefix && { prefix: opts.prefix }) });
 const procs: ChildProcess[] = [];
 /** the balancer process of the current set-up (ulvsd, haproxy), or null */
 let balancer: ChildProcess | null = null;

@@ -1,14 +1,18 @@
 /**
  * ulvsd — the director daemon.
  *
- *   ulvsd --rules FILE | --keepalived FILE  [--socket /run/ulvs/ulvs.sock] [--workers N] [--metrics HOST:PORT]
+ *   ulvsd --rules FILE | --keepalived FILE [--config-id ulvs]  [--socket /run/ulvs/ulvs.sock] [--workers N] [--metrics HOST:PORT]
  *         [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls]
  *         [--busy-poll US] [--capture tc|rules] [--fast-path tc|off] [--fast-path-after N] [--fast-path-conns N]
  *
  * --keepalived reads the virtual_server blocks of a keepalived.conf and runs their health
  * checkers (src/health): a failed real server leaves the service (or gets weight 0 with
  * inhibit_on_failure), quorum and the sorry server behave as keepalived's; every health
- * transition is logged with its reason and applied through the same change path.
+ * transition is logged with its reason and applied through the same change path. Its
+ * conditional lines (@ID, @^ID) are decided for --config-id (default `ulvs`). With
+ * `notify_fifo PATH` in global_defs, ulvsd follows keepalived's VRRP states from that FIFO
+ * (GET /v1/vrrp, ulvs_vrrp_* metrics) and derives the sync daemon's role from the instance
+ * `@ulvs lvs_sync_daemon IFACE INSTANCE` names (src/daemon/vrrp-follower.ts).
  *
  * --metrics serves Prometheus text at /metrics (node_exporter's node_ipvs_* families and
  * ulvs's own) and the /proc/net/ip_vs, ip_vs_stats and ip_vs_conn texts at the same paths.

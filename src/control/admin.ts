@@ -21,6 +21,8 @@
  *   GET    /v1/proc/{ip_vs|ip_vs_stats|ip_vs_conn}        the kernel's /proc/net texts, exact
  *   GET    /v1/snapshot                                   the engine's snapshot as is (numeric
  *                                                         addresses; what ulvsadm formats)
+ *   GET    /v1/vrrp                                       keepalived's VRRP states as ulvsd follows
+ *                                                         them, the sync daemon's role (404 if none)
  *
  * Every configuration change is a mutation of the *current* rules (rule-edits.ts), evaluated by
  * the control plane inside its serial section, so concurrent requests never lose one another's
@@ -60,6 +62,8 @@ export interface AdminControlPlane {
   /** engine and data-path counters, sent as JSON as they are */
   counters(): Promise<object>;
   reload(): Promise<string>;
+  /** keepalived mode with a notify FIFO: the VRRP states and sync role (daemon/vrrp-roles.ts), else null */
+  vrrp?: () => object | null;
 }
 
 export const MAX_BODY = 1 << 20;
@@ -345,6 +349,11 @@ export function createAdminServer(cp: AdminControlPlane): Server {
     }
     if (res1 === 'counters' && rest.length === 0 && m === 'GET') return send(200, await cp.counters());
     if (res1 === 'snapshot' && rest.length === 0 && m === 'GET') return send(200, await cp.snapshot());
+    if (res1 === 'vrrp' && rest.length === 0 && m === 'GET') {
+      const v = cp.vrrp?.() ?? null;
+      if (v === null) throw new HttpError(404, 'not_found', 'ulvsd follows no VRRP: it needs --keepalived FILE with notify_fifo PATH in global_defs');
+      return send(200, v);
+    }
     if (res1 === 'proc' && rest.length === 1 && m === 'GET') {
       if (rest[0] === 'ip_vs') return send(200, procIpVs(await cp.snapshot()));
       if (rest[0] === 'ip_vs_stats') return send(200, procIpVsStats((await cp.snapshot()).totals));

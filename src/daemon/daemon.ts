@@ -46,6 +46,7 @@ import type { DaemonLog } from './log.js';
 import type { DaemonOptions } from './options.js';
 import { LocalAddresses, type LocalChange } from './local-vips.js';
 import { WorkerPool } from './worker-pool.js';
+import { VrrpFollower } from './vrrp-follower.js';
 import { formatIPv4 } from '../wire/addr.js';
 
 /** A start-up refusal: ulvsd prints `ulvsd: <message>` on stderr and exits with `code`. */
@@ -112,6 +113,8 @@ export class Daemon {
   readonly #log: DaemonLog;
   readonly #exit: (code: number) => void;
   #health: Health | null = null;
+  /** keepalived mode with a notify FIFO: the VRRP states and the sync daemon's role */
+  #vrrp: VrrpFollower | null = null;
   #kernel: KernelSetup | null = null;
   readonly #local = new LocalAddresses();
   #pool: WorkerPool | null = null;
@@ -209,7 +212,8 @@ export class Daemon {
     if (o.metrics) {
       const at = o.metrics;
       const health = this.#health;
-      const server = createMetricsServer({ workers: o.workers, snapshot: () => pool.snapshot(), connections: () => pool.connections(), counters: () => pool.counters(), ...(health ? { health: () => health.states() } : {}) });
+      const vrrp = this.#vrrp;
+      const server = createMetricsServer({ workers: o.workers, snapshot: () => pool.snapshot(), connections: () => pool.connections(), counters: () => pool.counters(), ...(health ? { health: () => health.states() } : {}), ...(vrrp ? { vrrp: () => vrrp.status() } : {}) });
       this.#metrics = server;
       server.on('error', (e) => {
         log.warn(`metrics listener ${at.text}: ${e.message}`);
@@ -229,6 +233,7 @@ export class Daemon {
       zero: (k) => cp.serial(() => pool.zero(k)),
       counters: () => pool.counters(),
       reload: () => this.reload(),
+      vrrp: () => this.#vrrp?.status() ?? null,
     };
     const admin = createAdminServer(backend);
     this.#admin = admin;
@@ -288,13 +293,20 @@ export class Daemon {
     try {
       const tc = this.#o.capture === 'tc'; // checked again once the capture is in place
       if (source.kind === 'rules') return readRules(source.file, tc, this.#caps);
-      const health = new Health(source.file, this.#log, () => {
-        if (this.#ready) void this.#applyHealth(); // before that, the reconciliation at start-up covers it
-      });
+      const health = new Health(
+        source.file,
+        this.#log,
+        () => {
+          if (this.#ready) void this.#applyHealth(); // before that, the reconciliation at start-up covers it
+        },
+        this.#o.configId,
+      );
       this.#health = health;
-      health.watch(health.read());
+      const cfg = health.read();
+      health.watch(cfg);
       const rules = health.desired().rules;
       validate(rules, tc, this.#caps);
+      this.#vrrp = VrrpFollower.start(cfg.vrrp, this.#log); // the notify FIFO: created if missing, opened
       return rules;
     } catch (e) {
       this.#health?.stop();
@@ -317,6 +329,9 @@ export class Daemon {
     if (health) {
       const cfg = health.read(); // throws: running configuration unchanged
       validate(health.desiredFor(cfg), this.#kernel?.capturing ?? false, this.#caps);
+      if (this.#vrrp && cfg.vrrp.notifyFifo !== null) this.#vrrp.reload(cfg.vrrp, this.#log); // throws: unchanged
+      else if (!this.#vrrp) this.#vrrp = VrrpFollower.start(cfg.vrrp, this.#log);
+      else this.#log.warn('notify_fifo was removed from the configuration: ulvsd keeps following the FIFO it has open until it restarts', 'vrrp');
       health.watch(cfg);
       await this.#applyHealth();
     } else await this.control.replace(readRules(source.file, this.#kernel?.capturing ?? false, this.#caps));
@@ -365,6 +380,7 @@ export class Daemon {
   #cleanup(): void {
     if (this.#cleaned) return;
     this.#cleaned = true;
+    this.#vrrp?.stop();
     this.#kernel?.remove();
     try {
       unlinkSync(this.#o.socket);

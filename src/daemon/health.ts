@@ -32,11 +32,13 @@ export class Health {
     readonly file: string,
     readonly log: DaemonLog,
     readonly onChange: () => void,
+    /** decides the conditional lines (@ID, @^ID) */
+    readonly configId?: string,
   ) {}
 
   /** Read and check the configuration (throws: nothing changes), logging its warnings. */
   read(): KeepalivedConfig {
-    const cfg = loadKeepalived(this.file);
+    const cfg = loadKeepalived(this.file, undefined, this.configId);
     for (const w of cfg.warnings) this.log.warn(`keepalived.conf: ${w}`, 'config');
     return cfg;
   }

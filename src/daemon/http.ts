@@ -6,7 +6,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { ConnInfo, DirectorSnapshot } from '../core/director.js';
-import { createMetrics } from '../metrics/prometheus.js';
+import { createMetrics, type VrrpMetrics } from '../metrics/prometheus.js';
 import { procIpVs, procIpVsConn, procIpVsStats } from '../metrics/proc.js';
 import type { HealthStates } from './health.js';
 import type { PoolCounters } from './worker-pool.js';
@@ -19,12 +19,14 @@ export interface MetricsSource {
   counters(): Promise<PoolCounters>;
   /** keepalived mode only */
   health?: () => HealthStates;
+  /** keepalived mode with a notify FIFO */
+  vrrp?: () => VrrpMetrics;
 }
 
 export function createMetricsServer(src: MetricsSource): Server {
   const metrics = createMetrics(async () => {
     const [snapshot, c] = await Promise.all([src.snapshot(), src.counters()]);
-    return { snapshot, engine: c.engine, datapath: c.datapath, workers: src.workers, ...(src.health ? src.health() : {}) };
+    return { snapshot, engine: c.engine, datapath: c.datapath, workers: src.workers, ...(src.health ? src.health() : {}), ...(src.vrrp ? { vrrp: src.vrrp() } : {}) };
   });
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];

@@ -18,6 +18,7 @@ const refused = (argv: string[], msg: RegExp) =>
 test('defaults', () => {
   assert.deepEqual(parse('--rules', '/etc/ulvs.rules'), {
     source: { kind: 'rules', file: '/etc/ulvs.rules' },
+    configId: 'ulvs',
     socket: '/run/ulvs/ulvs.sock',
     dev: 'ulvs0',
     table: 4200,
@@ -38,12 +39,13 @@ test('defaults', () => {
 
 test('every option read', () => {
   const o = parse(
-    ...['--keepalived', 'k.conf', '--socket', '/tmp/s', '--dev', 'lb0', '--table', '7', '--pref', '99', '--max-conns', '1000', '--workers', '2'],
+    ...['--keepalived', 'k.conf', '--config-id', 'lb1', '--socket', '/tmp/s', '--dev', 'lb0', '--table', '7', '--pref', '99', '--max-conns', '1000', '--workers', '2'],
     ...['--metrics', '[::1]:9640', '--log-format', 'text', '--no-offload', '--io', 'syscalls', '--busy-poll', '50', '--capture', 'rules'],
     ...['--fast-path', 'off', '--fast-path-after', '3', '--fast-path-conns', '100'],
   );
   assert.deepEqual(o, {
     source: { kind: 'keepalived', file: 'k.conf' },
+    configId: 'lb1',
     socket: '/tmp/s',
     dev: 'lb0',
     table: 7,
@@ -101,6 +103,9 @@ test('bad values, each with its range', () => {
     [['--max-conns', '2', '--workers', '4'], /^--max-conns is 4\.\.2147483647 \(at least one per worker\)$/],
   ];
   for (const [argv, msg] of cases) refused(['--rules', 'r', ...argv], msg);
+  refused(['--rules', 'r', '--config-id', 'lb1'], /^--config-id applies to --keepalived FILE only/);
+  refused(['--keepalived', 'k', '--config-id', ''], /^--config-id is one word without blanks/);
+  refused(['--keepalived', 'k', '--config-id', 'a b'], /^--config-id is one word without blanks/);
 });
 
 test('the first refusal in the order ulvsd always checked is the one reported', () => {

@@ -9,9 +9,10 @@
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_OFFLOAD_AFTER } from '../core/offload.js';
+import { DEFAULT_CONFIG_ID } from '../control/keepalived/conditional.js';
 
 export const USAGE =
-  'usage: ulvsd --rules FILE [--socket PATH] [--workers N] [--metrics HOST:PORT] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls] [--busy-poll US] [--capture tc|rules] [--fast-path tc|off] [--fast-path-after N] [--fast-path-conns N]';
+  'usage: ulvsd --rules FILE | --keepalived FILE [--config-id ulvs] [--socket PATH] [--workers N] [--metrics HOST:PORT] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls] [--busy-poll US] [--capture tc|rules] [--fast-path tc|off] [--fast-path-after N] [--fast-path-conns N]';
 
 /** A command line ulvsd refuses: print `ulvsd: <message>` and exit with `code` (2). */
 export class UsageError extends Error {
@@ -21,6 +22,8 @@ export class UsageError extends Error {
 export interface DaemonOptions {
   /** the configuration: an ipvsadm -S rules file, or a keepalived.conf */
   source: { kind: 'rules' | 'keepalived'; file: string };
+  /** keepalived.conf's conditional lines (@ID, @^ID) are decided for this id (keepalived's -i) */
+  configId: string;
   /** admin API Unix socket */
   socket: string;
   /** TUN device name, policy-routing table and rule preference */
@@ -62,6 +65,7 @@ export function parseOptions(argv: string[], cores: number): { help: true } | { 
       options: {
         rules: { type: 'string' },
         keepalived: { type: 'string' },
+        'config-id': { type: 'string' },
         socket: { type: 'string', default: '/run/ulvs/ulvs.sock' },
         dev: { type: 'string', default: 'ulvs0' },
         table: { type: 'string', default: '4200' },
@@ -98,8 +102,11 @@ export function parseOptions(argv: string[], cores: number): { help: true } | { 
   const table = int(values.table, 1, 0xfffffffe, '--table is a routing table number, 1..4294967294');
   const pref = int(values.pref, 1, 0xfffffffe, '--pref is a rule preference, 1..4294967294');
   const maxConns = int(values['max-conns'], workers, 2 ** 31 - 1, `--max-conns is ${workers}..2147483647 (at least one per worker)`);
+  const configId = values['config-id'] ?? DEFAULT_CONFIG_ID;
+  if (values['config-id'] !== undefined && values.keepalived === undefined) throw new UsageError('--config-id applies to --keepalived FILE only (it decides keepalived.conf\'s @ID lines)');
+  if (!/^[^\s]+$/.test(configId)) throw new UsageError('--config-id is one word without blanks (the ID of keepalived.conf\'s @ID lines)');
   const source = values.rules !== undefined ? { kind: 'rules' as const, file: values.rules } : { kind: 'keepalived' as const, file: values.keepalived! };
-  const options: DaemonOptions = { source, socket: values.socket, dev: values.dev, table, pref, maxConns, workers, metrics, logFormat, offload: !values['no-offload'], io, busyPollUs, capture, fastPath, fastPathAfter, fastPathConns };
+  const options: DaemonOptions = { source, configId, socket: values.socket, dev: values.dev, table, pref, maxConns, workers, metrics, logFormat, offload: !values['no-offload'], io, busyPollUs, capture, fastPath, fastPathAfter, fastPathConns };
   return { help: false, options };
 }
 

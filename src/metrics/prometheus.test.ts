@@ -62,3 +62,28 @@ test('/metrics: node_exporter ipvs families and ulvs families, parsed by prometh
   assert.equal(fam['ulvs_connections_limit']!.samples[0]![2], d.conns.capacity);
   assert.equal(fam['ulvs_backend_bytes']!.samples.find((s) => s[1]['remote_address'] === RS1 && s[1]['direction'] === 'in')![2], 140);
 });
+
+test('/metrics: VRRP states, sync role and notify-line counters (keepalived mode), parsed by prometheus_client', { skip: parserMissing }, async () => {
+  const d = director();
+  const vrrp = {
+    instances: [{ name: 'VI_EXT', state: 'MASTER' }, { name: 'VI_INT', state: null }],
+    groups: [{ name: 'G_NAT', state: 'FAULT' }],
+    syncDaemon: { role: 'master' },
+    counters: { lines: 9, transitions: 5, events: 1, ignored: 1, malformed: 2, unknownNames: 1, roleChanges: 2 },
+  };
+  const m = createMetrics(async () => ({ snapshot: d.snapshot(), engine: d.counters(), datapath: {}, workers: 1, vrrp }));
+  const r = spawnSync(PY, ['-c', PARSE], { input: await m.scrape(), encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const fam = JSON.parse(r.stdout) as Record<string, { type: string; samples: [string, Record<string, string>, number][] }>;
+  const on = (f: string) => fam[f]!.samples.filter((s) => s[2] === 1).map((s) => s[1]);
+  assert.deepEqual(on('ulvs_vrrp_state'), [{ kind: 'instance', name: 'VI_EXT', state: 'MASTER' }, { kind: 'instance', name: 'VI_INT', state: 'UNKNOWN' }, { kind: 'group', name: 'G_NAT', state: 'FAULT' }]);
+  assert.equal(fam['ulvs_vrrp_state']!.samples.length, 18, 'one series per state for each of 3');
+  assert.deepEqual(on('ulvs_sync_role'), [{ role: 'master' }]);
+  const lines = Object.fromEntries(fam['ulvs_vrrp_notify_lines']!.samples.filter((s) => s[0].endsWith('_total')).map((s) => [s[1]['result'], s[2]]));
+  assert.deepEqual(lines, { state: 4, event: 1, ignored: 1, malformed: 2, unknown_name: 1 });
+  assert.equal(fam['ulvs_vrrp_transitions']!.samples[0]![2], 5);
+  assert.equal(fam['ulvs_sync_role_changes']!.samples[0]![2], 2);
+  // without keepalived's VRRP the families are empty
+  const none = createMetrics(async () => ({ snapshot: d.snapshot(), engine: d.counters(), datapath: {}, workers: 1 }));
+  assert.doesNotMatch(await none.scrape(), /^ulvs_vrrp_state\{/m);
+});

@@ -20,7 +20,18 @@ export interface MetricsSource {
   /** keepalived mode: health of each real server, and quorum of each service */
   health?: { proto: number; vaddr: number; vport: number; raddr: number; rport: number; up: boolean }[];
   quorum?: { proto: number; vaddr: number; vport: number; up: boolean }[];
+  /** keepalived mode with a notify FIFO: VRRP states as keepalived reported them, the sync role */
+  vrrp?: VrrpMetrics;
 }
+
+/** What ulvsd follows of keepalived's VRRP (daemon/vrrp-roles.ts VrrpStatus has this shape). */
+export interface VrrpMetrics {
+  instances: { name: string; state: string | null }[];
+  groups: { name: string; state: string | null }[];
+  syncDaemon: { role: string } | null;
+  counters: { lines: number; transitions: number; events: number; ignored: number; malformed: number; unknownNames: number; roleChanges: number };
+}
+const VRRP_STATE_NAMES = ['MASTER', 'BACKUP', 'FAULT', 'STOP', 'DELETED', 'UNKNOWN'] as const;
 
 const BACKEND_LABELS = ['local_address', 'local_port', 'remote_address', 'remote_port', 'proto', 'local_mark'] as const;
 
@@ -167,6 +178,45 @@ export function createMetrics(fetch: () => Promise<MetricsSource>): { registry: 
       for (const q of src().quorum ?? []) this.set({ local_address: formatIPv4(q.vaddr), local_port: String(q.vport), proto: pname(q.proto) }, q.up ? 1 : 0);
     },
   });
+
+  new Gauge({
+    name: 'ulvs_vrrp_state',
+    help: 'VRRP state of a keepalived instance or sync group as its notify FIFO reported it (1 for the current state; UNKNOWN before the first report).',
+    labelNames: ['kind', 'name', 'state'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const v = src().vrrp;
+      for (const [kind, list] of [['instance', v?.instances ?? []], ['group', v?.groups ?? []]] as const)
+        for (const e of list) for (const st of VRRP_STATE_NAMES) this.set({ kind, name: e.name, state: st }, (e.state ?? 'UNKNOWN') === st ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'ulvs_sync_role',
+    help: 'Role of the connection sync daemon as lvs_sync_daemon derives it from VRRP (1 for the current role).',
+    labelNames: ['role'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const role = src().vrrp?.syncDaemon?.role;
+      if (role !== undefined) for (const r of ['master', 'backup', 'both']) this.set({ role: r }, r === role ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: 'ulvs_vrrp_notify_lines_total',
+    help: 'Lines read from keepalived\'s notify FIFO, by what became of them.',
+    labelNames: ['result'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const c = src().vrrp?.counters;
+      if (!c) return;
+      const state = c.lines - c.events - c.ignored - c.malformed - c.unknownNames;
+      for (const [result, n] of [['state', state], ['event', c.events], ['ignored', c.ignored], ['malformed', c.malformed], ['unknown_name', c.unknownNames]] as const) this.inc({ result }, n);
+    },
+  });
+  counter('ulvs_vrrp_transitions_total', 'VRRP state changes of instances and sync groups reported by keepalived.', (s) => s.vrrp?.counters.transitions ?? 0);
+  counter('ulvs_sync_role_changes_total', 'Role changes handed to the connection sync daemon.', (s) => s.vrrp?.counters.roleChanges ?? 0);
 
   // Scrapes are serialised: each one fills `cur`, renders, and clears it.
   let chain: Promise<unknown> = Promise.resolve();

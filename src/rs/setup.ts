@@ -53,9 +53,14 @@ export interface RsState {
 
 type Say = (line: string) => void;
 
+/** The state file of the network namespace with inode number `netnsInode` (stat of /proc/PID/ns/net or /run/netns/NAME). */
+export function statePathOf(netnsInode: number): string {
+  return `${STATE_DIR}/rs-setup-${netnsInode}.json`;
+}
+
 /** The state file of the network namespace this process is in. */
 export function statePath(): string {
-  return `${STATE_DIR}/rs-setup-${statSync('/proc/self/ns/net').ino}.json`;
+  return statePathOf(statSync('/proc/self/ns/net').ino);
 }
 
 function run(argv: string[]): string {

@@ -125,7 +125,7 @@ virtual_server ${V} 83 {
   });
 
   test('start-up: warnings for skipped sections; HTTP_GET status and digest; MISC dynamic weight', async () => {
-    await bed.logged(/keepalived\.conf: .*global_defs is not used by ulvs, skipped/);
+    await bed.logged(/keepalived\.conf: .*global_defs: left to keepalived: router_id/);
     await until('HTTP checks on :83 and the MISC weight on :82', () => {
       const s = saved();
       return !s.includes(`:83 -r ${R1}:`) && s.includes(`:83 -r ${R2}:8080 -m -w 1`) && !s.includes(`:83 -r ${R3}:`) && s.includes(`:82 -r ${R3}:8080 -m -w 3`);

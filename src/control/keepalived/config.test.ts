@@ -26,8 +26,10 @@ const FULL = `
 global_defs {
    router_id LVS_1
 }
-vrrp_instance VI_1 {  # skipped with a warning
+vrrp_instance VI_1 {  # read by vrrp.ts; without notify_fifo, a warning
     state MASTER
+    interface eth0
+    virtual_router_id 51
     virtual_ipaddress { 203.0.113.10/24 }
 }
 virtual_server 203.0.113.10 80 {
@@ -93,9 +95,10 @@ test('a full configuration: aliases, defaults, inheritance, checkers, skipped se
   assert.deepEqual([tcp!.connectPort, tcp!.connectTimeout, tcp!.connectIp], [9100, 2, ip('192.0.2.11')]);
   const misc = b!.checkers[0]!;
   assert.deepEqual([b!.weight, misc.type, misc.miscPath, misc.miscDynamic, misc.retry, misc.miscTimeout], [1, 'MISC_CHECK', '/usr/local/bin/check 192.0.2.12 8080', true, 2, 5]);
-  assert.equal(c.warnings.filter((w) => /global_defs is not used by ulvs, skipped/.test(w)).length, 1);
-  assert.equal(c.warnings.filter((w) => /vrrp_instance is not used by ulvs, skipped/.test(w)).length, 1);
-  assert.ok(c.warnings.some((w) => /keepalived\.conf:24:5: ha_suspend accepted and ignored/.test(w)), c.warnings.join('\n'));
+  assert.equal(c.warnings.filter((w) => /global_defs: left to keepalived: router_id$/.test(w)).length, 1);
+  assert.equal(c.warnings.filter((w) => /vrrp instances without notify_fifo in global_defs: ulvsd does not follow their states/.test(w)).length, 1);
+  assert.deepEqual(c.vrrp.instances.map((v) => [v.name, v.interface, v.vrid, v.state, v.vips]), [['VI_1', 'eth0', 51, 'MASTER', [{ addr: '203.0.113.10/24' }]]]);
+  assert.ok(c.warnings.some((w) => /keepalived\.conf:26:5: ha_suspend accepted and ignored/.test(w)), c.warnings.join('\n'));
 });
 
 test('includes (relative, glob, braces), groups, UDP, flags', () => {
@@ -132,7 +135,7 @@ test('errors name the file, line and column; nothing is half-loaded', () => {
     [{ 'keepalived.conf': 'virtual_server 203.0.113.10 80 {\n sh-port\n lvs_sched sh\n}\n' }, /keepalived\.conf:2:2: sh-port needs lvs_sched sh on an earlier line/],
     [{ 'keepalived.conf': 'virtual_server 203.0.113.10 {\n lvs_sched rr\n}\n' }, /keepalived\.conf:1:1: the port may only be omitted for a persistent service/],
     [{ 'keepalived.conf': 'virtual_server 203.0.113.10 80 {\n}\nvirtual_server 203.0.113.10 80 {\n}\n' }, /keepalived\.conf:3:1: this virtual server is defined twice/],
-    [{ 'keepalived.conf': '@lb1 virtual_server 203.0.113.10 80 {\n}\n' }, /keepalived\.conf:1:1: conditional configuration lines \(@lb1\) are not supported/],
+    [{ 'keepalived.conf': '@lb1 virtual_server 203.0.113.10 80 {\n}\n' }, /keepalived\.conf:2:1: unexpected '}'/], // the conditional drops the line, not the block
     [{ 'keepalived.conf': 'virtual_server $VIP 80 {\n}\n' }, /keepalived\.conf:1:16: parameter substitution \(\$VIP\) is not supported/],
     [{ 'keepalived.conf': 'includer missing/*.conf\n' }, /keepalived\.conf:1:10: includer: nothing matches missing\/\*\.conf/],
     [{ 'keepalived.conf': 'include self.conf\n', 'self.conf': 'include keepalived.conf\n' }, /include loop/],

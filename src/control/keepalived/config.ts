@@ -10,14 +10,17 @@
  * inherited options; checkers TCP_CHECK, HTTP_GET, SSL_GET (url path/digest/status_code),
  * MISC_CHECK (misc_path, misc_timeout, misc_dynamic), UDP_CHECK, DNS_CHECK.
  * Inheritance: a virtual_server option is the default of its real_servers, a real_server's
- * of its checkers. Sections ulvs does not act on (global_defs, vrrp_*, ...) are skipped with
- * one warning each; unknown keywords inside a virtual_server give a warning, as keepalived's.
+ * of its checkers. The VRRP sections and global_defs are read by vrrp.ts (what ulvsd follows of
+ * keepalived's VRRP); other sections ulvs does not act on (static_*, ...) are skipped with one
+ * warning each; unknown keywords inside a virtual_server give a warning, as keepalived's.
+ * Conditional lines are applied for `configId` (conditional.ts; ulvsd's default `ulvs`).
  */
 import { schedFlagBit } from '../../core/service.js';
 import { defaultRegistry } from '../../sched/index.js';
 import { ConfigError, parseConfigFile, type Node, type Pos } from './syntax.js';
 import { at, inherit, intArg, ipArg, methodArg, NAT_METHOD, one, portArg, scriptArg, type Inherited, type MethodConfig } from './args.js';
 import { checker, CHECKERS, UNSUPPORTED_CHECKERS, type CheckerConfig } from './checkers.js';
+import { readVrrp, type VrrpConfig } from './vrrp.js';
 
 export type { CheckerConfig } from './checkers.js';
 export type { CheckerType } from '../../health/checker-spec.js';
@@ -65,13 +68,17 @@ export interface VirtualServerConfig {
 
 export interface KeepalivedConfig {
   services: VirtualServerConfig[];
+  /** vrrp_instance, vrrp_sync_group, lvs_sync_daemon and the notify FIFO */
+  vrrp: VrrpConfig;
   warnings: string[];
   files: string[];
 }
 
 /** the schedulers ulvs has (the one registry src/sched keeps) */
 const SCHEDULERS = defaultRegistry().names();
-const SKIPPED = /^(global_defs|vrrp_\w+|static_\w+|linkbeat_use_polling|net_namespace\w*|SSL|bfd_instance|garp_group|track_\w+|instance|use_\w+)$/;
+/** read by vrrp.ts */
+const VRRP_SECTIONS = new Set(['global_defs', 'vrrp_instance', 'vrrp_sync_group', 'vrrp_script', 'vrrp_track_process']);
+const SKIPPED = /^(vrrp_\w+|static_\w+|linkbeat_use_polling|net_namespace\w*|SSL|bfd_instance|garp_group|track_\w+|instance|use_\w+)$/;
 
 function realServer(n: Node, vs: VirtualServerConfig, up: Inherited, vsWeight: number, warnings: string[]): RealServerConfig {
   const addr = ipArg(n, n.args[0]);
@@ -202,9 +209,10 @@ function virtualServer(n: Node, keys: { addr: number; port: number }[], warnings
   });
 }
 
-export function loadKeepalived(path: string, readFile?: (p: string) => string): KeepalivedConfig {
-  const { nodes, files } = parseConfigFile(path, readFile);
+export function loadKeepalived(path: string, readFile?: (p: string) => string, configId?: string): KeepalivedConfig {
+  const { nodes, files } = parseConfigFile(path, readFile, configId);
   const warnings: string[] = [];
+  const vrrp = readVrrp(nodes, warnings);
   const groups = new Map<string, { addr: number; port: number }[]>();
   for (const n of nodes) {
     if (n.key !== 'virtual_server_group') continue;
@@ -232,7 +240,7 @@ export function loadKeepalived(path: string, readFile?: (p: string) => string): 
       } else if (n.args[0] === 'fwmark') throw new ConfigError(at(n), 'fwmark virtual servers are not supported by ulvs');
       else keys = [{ addr: ipArg(n, n.args[0]), port: portArg(n, n.args[1], 0) }];
       services.push(...virtualServer(n, keys, warnings));
-    } else if (n.key === 'virtual_server_group') continue;
+    } else if (n.key === 'virtual_server_group' || VRRP_SECTIONS.has(n.key)) continue;
     else if (!skipped.has(n.key)) {
       skipped.add(n.key);
       warnings.push(`${n.pos.file}:${n.pos.line}:${n.pos.col}: ${n.key} ${SKIPPED.test(n.key) ? 'is not used by ulvs' : 'is not a keyword ulvs knows'}, skipped`);
@@ -244,5 +252,5 @@ export function loadKeepalived(path: string, readFile?: (p: string) => string): 
     if (seen.has(k)) throw new ConfigError(s.pos, 'this virtual server is defined twice');
     seen.add(k);
   }
-  return { services, warnings, files };
+  return { services, vrrp, warnings, files };
 }

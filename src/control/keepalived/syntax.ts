@@ -3,11 +3,13 @@
  * Comments start with `#` or `!` anywhere outside quotes; strings may be quoted with " or '
  * (quotes stripped, inner spaces kept, \n \t \\ \" \' escapes); `include PATTERN` splices other
  * files (glob `*`, `?` and `{a,b}`; relative to the including file; cycles refused). Every
- * node keeps its file, line and column; errors name them. Parameter substitution
- * ($NAME) and conditional lines (@id) are recognised and refused clearly.
+ * node keeps its file, line and column; errors name them. Conditional lines (`@ID line`,
+ * `@^ID line`) are applied for a config id as keepalived does (conditional.ts); parameter
+ * substitution ($NAME) is recognised and refused clearly.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { applyConditional, ConditionalError, DEFAULT_CONFIG_ID } from './conditional.js';
 
 export interface Pos {
   file: string;
@@ -21,6 +23,8 @@ export interface Node {
   /** null for a plain statement, [] or more for a block */
   children: Node[] | null;
   pos: Pos;
+  /** the statement came from a conditional line (`@ID ...` or `@^ID ...`) that was kept */
+  conditional?: true;
 }
 
 export class ConfigError extends Error {
@@ -32,13 +36,21 @@ export class ConfigError extends Error {
   }
 }
 
-type Tok = { t: 'word' | '{' | '}' | 'nl'; v: string; pos: Pos };
+type Tok = { t: 'word' | '{' | '}' | 'nl'; v: string; pos: Pos; conditional?: true };
 
-function lex(text: string, file: string): Tok[] {
+function lex(text: string, file: string, configId: string): Tok[] {
   const out: Tok[] = [];
-  text.split('\n').forEach((line, li) => {
+  text.split('\n').forEach((raw, li) => {
     let i = 0;
     const at = (c: number): Pos => ({ file, line: li + 1, col: c + 1 });
+    let line: string;
+    try {
+      line = applyConditional(raw, configId);
+    } catch (e) {
+      if (e instanceof ConditionalError) throw new ConfigError(at(e.col - 1), e.message);
+      throw e;
+    }
+    const first = out.length;
     while (i < line.length) {
       const ch = line[i]!;
       if (ch === ' ' || ch === '\t' || ch === '\r') {
@@ -79,10 +91,10 @@ function lex(text: string, file: string): Tok[] {
         if (rest) out.push({ t: 'word', v: rest.replace(/^["']|["']$/g, ''), pos: at(line.indexOf(rest, i)) });
         break;
       }
-      if (start === 0 && w.startsWith('@')) throw new ConfigError(at(start), `conditional configuration lines (${w}) are not supported by ulvs`);
       if (/^\$\{?[A-Za-z_]/.test(w)) throw new ConfigError(at(start), `parameter substitution (${w}) is not supported by ulvs`);
       out.push({ t: 'word', v: w, pos: at(start) });
     }
+    if (line !== raw && out.length > first) out[first]!.conditional = true;
     out.push({ t: 'nl', v: '', pos: at(line.length) });
   });
   return out;
@@ -110,8 +122,8 @@ export interface ParseResult {
   files: string[];
 }
 
-/** Parse a configuration file (and what it includes). */
-export function parseConfigFile(path: string, readFile: (p: string) => string = (p) => readFileSync(p, 'utf8')): ParseResult {
+/** Parse a configuration file (and what it includes); `configId` decides the conditional lines. */
+export function parseConfigFile(path: string, readFile: (p: string) => string = (p) => readFileSync(p, 'utf8'), configId: string = DEFAULT_CONFIG_ID): ParseResult {
   const files: string[] = [];
   const expand = (file: string, stack: string[]): Tok[] => {
     const abs = resolve(file);
@@ -124,7 +136,7 @@ export function parseConfigFile(path: string, readFile: (p: string) => string = 
     } catch (e) {
       throw new Error(`cannot read ${file}: ${(e as Error).message}`);
     }
-    const toks = lex(text, file);
+    const toks = lex(text, file, configId);
     const out: Tok[] = [];
     for (let i = 0; i < toks.length; i++) {
       const tk = toks[i]!;
@@ -161,7 +173,7 @@ export function parseConfigFile(path: string, readFile: (p: string) => string = 
     if (tk.t === 'word') {
       if (cur) cur.args.push(tk.v);
       else {
-        cur = { key: tk.v, args: [], children: null, pos: tk.pos };
+        cur = { key: tk.v, args: [], children: null, pos: tk.pos, ...(tk.conditional ? { conditional: true as const } : {}) };
         top.list.push(cur);
       }
     } else if (tk.t === 'nl') {

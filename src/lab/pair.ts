@@ -1,0 +1,185 @@
+/**
+ * A running HA pair on the PairNet (pair-bed.ts): real-server programs, and per director
+ * ulvsd (--keepalived, its own admin socket) and keepalived -P, both given the director's
+ * keepalived.conf (pair-config.ts). Used by `ulvs lab up --pair` and the VRRP integration test.
+ *
+ *   start()            build, start everything; resolves when both ulvsd forward (keepalived
+ *                      then decides who is MASTER: waitRole). On failure everything is removed.
+ *   vrrp(i)            director i's GET /v1/vrrp (null when its ulvsd does not answer)
+ *   waitRole(i, s)     until director i's ulvsd reports sync group G_NAT in state s
+ *   killUlvsd(i) / startUlvsd(i), setLinks(i, up), holds(i, addr)
+ *   stop()             kill everything, delete the namespaces and files (idempotent)
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { SCRIPTS, waitFor } from './director-bed.js';
+import { pairKeepalivedConf } from './pair-config.js';
+import { PAIR, PairNet } from './pair-bed.js';
+
+export interface PairOptions {
+  prefix?: string;
+  /** how keepalived sees a dead ulvsd (pair-config.ts); default 'script' */
+  track?: 'script' | 'none';
+}
+
+const ULVSADM = SCRIPTS.ulvsd.replace(/ulvsd\.js$/, 'ulvsadm.js');
+
+export class Pair {
+  readonly net: PairNet;
+  readonly track: 'script' | 'none';
+  readonly ulvsd: (ChildProcess | null)[] = [null, null];
+  readonly keepalived: (ChildProcess | null)[] = [null, null];
+  readonly logs: string[] = ['', ''];
+  readonly procs: ChildProcess[] = [];
+
+  constructor(o: PairOptions = {}) {
+    this.net = new PairNet(o.prefix);
+    this.track = o.track ?? 'script';
+  }
+
+  socket(i: number): string {
+    return join(this.net.dir, `d${i + 1}.sock`);
+  }
+  conf(i: number): string {
+    return join(this.net.dir, `d${i + 1}.keepalived.conf`);
+  }
+
+  async start(): Promise<this> {
+    this.net.up();
+    try {
+      await Promise.all(this.net.realServers.map((ns, i) => this.#spawnReady(ns, [process.execPath, SCRIPTS.servers, '--name', `rs${i + 1}`, '--http', String(PAIR.RPORT)], /ready/)));
+      for (const i of [0, 1]) {
+        const conf = pairKeepalivedConf({
+          priority: PAIR.priority(i),
+          vip: PAIR.VIP,
+          dip: PAIR.DIP,
+          dipPrefix: PAIR.DIP_PREFIX,
+          outside: 'o0',
+          inside: 'i0',
+          fifo: join(this.net.dir, `d${i + 1}.fifo`),
+          aliveCheck: ['/usr/bin/env', `ULVS_SOCKET=${this.socket(i)}`, process.execPath, ULVSADM, '-L', '--timeout'],
+          track: this.track,
+          realServers: this.net.realServers.map((_, k) => PAIR.realServer(k)),
+          vport: PAIR.VPORT,
+          rport: PAIR.RPORT,
+          vrids: PAIR.VRIDS,
+        });
+        writeFileSync(this.conf(i), conf);
+      }
+      await Promise.all([0, 1].map((i) => this.startUlvsd(i)));
+      for (const i of [0, 1]) this.startKeepalived(i);
+      return this;
+    } catch (e) {
+      this.stop();
+      throw e;
+    }
+  }
+
+  #spawn(ns: string, argv: string[], log?: number): ChildProcess {
+    const p = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.procs.push(p);
+    if (log !== undefined) {
+      p.stdout!.on('data', (d: Buffer) => (this.logs[log] += d.toString()));
+      p.stderr!.on('data', (d: Buffer) => (this.logs[log] += d.toString()));
+    }
+    return p;
+  }
+
+  async #spawnReady(ns: string, argv: string[], re: RegExp): Promise<ChildProcess> {
+    const p = this.#spawn(ns, argv);
+    await waitFor(p, re, 20_000);
+    return p;
+  }
+
+  /** Start director i's ulvsd; resolves when it forwards. */
+  async startUlvsd(i: number): Promise<void> {
+    const p = this.#spawn(this.net.directors[i]!, [process.execPath, SCRIPTS.ulvsd, '--keepalived', this.conf(i), '--socket', this.socket(i), '--workers', '1', '--log-format', 'text'], i);
+    this.ulvsd[i] = p;
+    await waitFor(p, /forwarding/, 30_000);
+  }
+
+  startKeepalived(i: number): void {
+    const d = `d${i + 1}`;
+    const dir = this.net.dir;
+    // -i: keepalived's config id (default: the host name), not `ulvs`, so it skips the @ulvs lines
+    this.keepalived[i] = this.#spawn(this.net.directors[i]!, ['keepalived', '-P', '-n', '-l', '-D', '-i', d, '-f', this.conf(i), '-p', join(dir, `${d}.keepalived.pid`), '-r', join(dir, `${d}.vrrp.pid`)], i);
+  }
+
+  /** SIGKILL director i's ulvsd; resolves when it is gone. */
+  async killUlvsd(i: number): Promise<void> {
+    const p = this.ulvsd[i];
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const gone = new Promise((r) => p.once('exit', r));
+    // `ip netns exec` runs node as its child's image (exec), so this pid is ulvsd's
+    p.kill('SIGKILL');
+    await gone;
+  }
+
+  /** Director i's GET /v1/vrrp, or null when its ulvsd does not answer. */
+  vrrp(i: number): Promise<VrrpView | null> {
+    return new Promise((resolve) => {
+      const req = request({ socketPath: this.socket(i), path: '/v1/vrrp', timeout: 2000 }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => {
+          try {
+            resolve(res.statusCode === 200 ? (JSON.parse(body) as VrrpView) : null);
+          } catch {
+            resolve(null);
+          }
+        });
+      });
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => resolve(null));
+      req.end();
+    });
+  }
+
+  /** Resolve when director i's ulvsd reports group G_NAT in `state`; reject after `ms`. */
+  async waitRole(i: number, state: string, ms = 30_000): Promise<number> {
+    const t0 = Date.now();
+    for (;;) {
+      const v = await this.vrrp(i);
+      if (v?.groups.find((g) => g.name === 'G_NAT')?.state === state) return Date.now() - t0;
+      if (Date.now() - t0 > ms) throw new Error(`director ${i + 1}: G_NAT not ${state} within ${ms} ms (ulvsd says ${JSON.stringify(v?.groups)}):\n${this.logs[i]!.slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** Resolve when director i holds (or, with `held` false, no longer holds) `addr`. */
+  async waitAddr(i: number, addr: string, held = true, ms = 30_000): Promise<number> {
+    const t0 = Date.now();
+    while (this.net.holds(i, addr) !== held) {
+      if (Date.now() - t0 > ms) throw new Error(`director ${i + 1} ${held ? 'never got' : 'kept'} ${addr} within ${ms} ms:\n${this.logs[i]!.slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return Date.now() - t0;
+  }
+
+  /** Start the probe (probe.ts) in the client namespace: it prints a line per answered connection. */
+  probe(): { lines: Record<string, unknown>[]; proc: ChildProcess } {
+    const proc = this.#spawn(this.net.client, [process.execPath, SCRIPTS.ulvsd.replace(/cli\/ulvsd\.js$/, 'lab/probe.js'), '--host', PAIR.VIP, '--port', String(PAIR.VPORT)]);
+    const lines: Record<string, unknown>[] = [];
+    let buf = '';
+    proc.stdout!.on('data', (d: Buffer) => {
+      const parts = (buf + d.toString()).split('\n');
+      buf = parts.pop()!;
+      for (const l of parts) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+    });
+    return { lines, proc };
+  }
+
+  stop(): void {
+    for (const p of this.procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    this.net.down();
+  }
+}
+
+export interface VrrpView {
+  instances: { name: string; state: string | null; priority: number | null; group: string | null }[];
+  groups: { name: string; state: string | null }[];
+  syncDaemon: { interface: string; instance: string | null; syncId: number; role: string } | null;
+  counters: Record<string, number>;
+}
