@@ -12,7 +12,7 @@
  *     decapsulated packet, or a DR packet, arrives with the client's source on an interface its
  *     route back may not use; 0 and 2 are left as they are;
  *   - tun: the kernel's tunl0 (ipip module) set up, where it exists or `modprobe ipip` makes it;
- *     otherwise (or --decap bpf, or GUE) ulvs's decapsulation program (decap.ts) at the tcx
+ *     otherwise (or --decap bpf, or GUE, or GRE) ulvs's decapsulation program (decap.ts) at the tcx
  *     ingress of the interfaces, which stays attached after this command ends.
  *
  * The record is a JSON file per network namespace (/run/ulvs/rs-setup-<netns inode>.json:
@@ -39,7 +39,7 @@ interface SysctlChange {
 export interface RsState {
   version: 1;
   mode: 'dr' | 'tun';
-  tunType: 'ipip' | 'gue';
+  tunType: 'ipip' | 'gue' | 'gre';
   tunPort: number;
   vips: string[];
   /** VIPs this command added to lo (the others were there before) */
@@ -159,14 +159,14 @@ export function setup(cmd: Extract<RsCommand, { action: 'setup' }>, say: Say): R
       say(`tunl0 ${wasUp ? 'was already up' : 'set up'}: the kernel decapsulates IPIP from any peer`);
     }
     if (useBpf) {
-      const { progFd, progId } = loadDecap(cmd.vips, cmd.tunPort);
+      const { progFd, progId } = loadDecap(cmd.vips, cmd.tunPort, cmd.tunType === 'gre');
       state.decap = { progId, devs: [] };
       try {
         for (const d of devs) {
           attachDecap(progFd, d.ifindex);
           state.decap.devs.push({ name: d.ifname, ifindex: d.ifindex });
           undo.push(() => detachDecap(progId, d.ifindex));
-          say(`attached ${DECAP_PROG} (program id ${progId}; ${cmd.tunType === 'gue' ? `GUE on UDP port ${cmd.tunPort}` : 'IPIP'} for ${cmd.vips.join(' ')}) at the tcx ingress of ${d.ifname}`);
+          say(`attached ${DECAP_PROG} (program id ${progId}; ${cmd.tunType === 'gue' ? `GUE on UDP port ${cmd.tunPort}` : cmd.tunType === 'gre' ? 'GRE' : 'IPIP'} for ${cmd.vips.join(' ')}) at the tcx ingress of ${d.ifname}`);
         }
       } finally {
         closeFd(progFd); // the attachments hold the program from here on
@@ -250,7 +250,7 @@ export function status(say: Say): void {
   if (attached.length === 0) say('no decapsulation program attached');
   for (const { id, dev } of attached) {
     const r = readDecap(id);
-    if (r) say(`${dev}: ${DECAP_PROG} program id ${id}, VIPs ${r.vips.sort().join(' ')}${r.guePort ? `, GUE port ${r.guePort}` : ''}: decapsulated ${r.counters.decapsulated}, dropped as malformed ${r.counters.malformed}, inner destination not a VIP ${r.counters.notVip}`);
+    if (r) say(`${dev}: ${DECAP_PROG} program id ${id}, VIPs ${r.vips.sort().join(' ')}${r.guePort ? `, GUE port ${r.guePort}` : ''}${r.gre ? ', GRE' : ''}: decapsulated ${r.counters.decapsulated}, dropped as malformed ${r.counters.malformed}, inner destination not a VIP ${r.counters.notVip}, variant not handled ${r.counters.unhandled}`);
   }
 }
 

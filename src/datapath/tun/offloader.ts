@@ -4,13 +4,17 @@
  *
  *   offer(c)     takes a free slot of this worker's range, queues the connection's flow entries:
  *                NAT, two (request tuple client -> VIP:vport, reply tuple RIP:rport -> client);
- *                direct routing, one (the request tuple, FLOW_DR); IPIP tunnelling likewise (FLOW_TUN)
+ *                direct routing, one (the request tuple, FLOW_DR); tunnelling likewise (FLOW_TUN,
+ *                with its real server's tunnel type and GUE port)
  *   withdraw(c)  queues the deletion of a NAT connection's entries (a DR connection's entry goes
  *                back to FLOW_DR_ROUTE), reports the slot's counts since the last report, frees
  *                the slot once the map change is done
- *   route(c)     queues a DR (tunnelled: the engine routes IPIP only) connection's request tuple
- *                as FLOW_DR_ROUTE (FLOW_TUN_ROUTE): the TUN's way out
+ *   route(c)     queues a DR (tunnelled) connection's request tuple as FLOW_DR_ROUTE
+ *                (FLOW_TUN_ROUTE, with the tunnel type and port): the TUN's way out
  *                (tun_out.bpf.c) sends the packets ulvsd writes back to its real server
+ *   retunnel()   after a configuration change: queues every tunnelled connection's entry again
+ *                with its server's tunnel type and port now (IPVS's ip_vs_tunnel_xmit reads the
+ *                server's type for every packet, so an edited server's connections follow it)
  *   unroute(c)   queues the deletion of that entry, carried out one flush later (after the
  *                packets written back meanwhile have left), and not at all if a live DR
  *                connection of this engine has the tuple again by then
@@ -27,7 +31,7 @@
  * Nothing here is allocated per packet or per connection.
  */
 import { ConnFlag, ConnTable, FWD_SHIFT } from '../../core/conn-table.js';
-import { Fwd } from '../../core/service.js';
+import { Fwd, TunType } from '../../core/service.js';
 import { OffloadReport, type OffloadPort } from '../../core/offload.js';
 import { MapOps } from './bpf.js';
 import { FLOW_KEY_SIZE, FLOW_VALUE_SIZE, SLOT_BYTES, SLOT_LAST_NS, SLOT_PKTS, SLOT_SIZE } from './fastpath.js';
@@ -55,6 +59,15 @@ export interface OffloaderInit {
   freshMaps?: boolean;
 }
 
+/** The real servers by id (core/dest-registry.ts): a tunnelled connection's entry carries its
+ *  server's tunnel type (TunType, the values of enum tun_type) and GUE port. */
+export interface TunnelSource {
+  byId(id: number): { tunType: number; tunPort: number };
+}
+
+/** Without a registry (tests of NAT and DR): every tunnelled connection is IPIP. */
+const IPIP_ONLY: TunnelSource = { byId: () => ({ tunType: TunType.IPIP, tunPort: 0 }) };
+
 /** The engine's view of activity: Director.offloadActivity (the report is reused: read it now). */
 export interface ActivitySink {
   offloadActivity(c: number, r: OffloadReport): void;
@@ -64,6 +77,7 @@ export class Offloader implements OffloadPort {
   /** counters for the metrics: queued entries written, deleted, failures */
   readonly counters = { offered: 0, withdrawn: 0, update_errors: 0, delete_errors: 0, harvests: 0 };
   readonly #conns: ConnTable;
+  readonly #dests: TunnelSource;
   readonly #flows: MapOps;
   readonly #map: Mapping;
   /** the slot array as u32 halves (little-endian u64s) */
@@ -100,8 +114,9 @@ export class Offloader implements OffloadPort {
    *  clock), ms: both are monotonic, so the difference is fixed for the life of the thread */
   readonly #clockOffsetMs = monotonicOffsetMs();
 
-  constructor(conns: ConnTable, o: OffloaderInit) {
+  constructor(conns: ConnTable, o: OffloaderInit, dests: TunnelSource = IPIP_ONLY) {
     this.#conns = conns;
+    this.#dests = dests;
     this.#flows = new MapOps(o.flowsFd);
     const page = 4096;
     this.#map = mapMemory(Math.ceil((o.slots * SLOT_SIZE) / page) * page, o.slotsFd, 0);
@@ -165,8 +180,8 @@ export class Offloader implements OffloadPort {
     return this.#count - this.#freeTop - this.#dels - this.#rels;
   }
 
-  /** Whether entry c is a direct-routing or (IPIP) tunnelled connection: one flow entry, the
-   *  request tuple, which the TUN's way out reads too. */
+  /** Whether entry c is a direct-routing or tunnelled connection: one flow entry, the request
+   *  tuple, which the TUN's way out reads too. */
   #dr(c: number): boolean {
     const m = this.#conns.flags(c) & ConnFlag.FWD_MASK;
     return m === DR_BITS || m === TUN_BITS;
@@ -206,17 +221,36 @@ export class Offloader implements OffloadPort {
     this.counters.offered++;
   }
 
-  /** Queue DR entry c's request tuple -> (RIP, dir, slot) as the next update. */
+  /** Queue DR/TUN entry c's request tuple -> (RIP, dir, slot; a tunnel's type and GUE port)
+   *  as the next update. */
   #queueDr(c: number, dir: number, slot: number): void {
     if (this.#adds + 1 > QUEUE * 2) this.#write();
     const t = this.#conns;
     writeKey(this.#addKeys, this.#adds * FLOW_KEY_SIZE, t.caddr(c), t.vaddr(c), t.cport(c), t.vport(c), t.proto(c));
-    writeValue(this.#addValues, this.#adds * FLOW_VALUE_SIZE, t.daddr(c), 0, dir, slot);
+    const o = this.#adds * FLOW_VALUE_SIZE;
+    if (dir === FLOW_DIR.FLOW_TUN || dir === FLOW_DIR.FLOW_TUN_ROUTE) {
+      const d = this.#dests.byId(t.dest(c));
+      writeValue(this.#addValues, o, t.daddr(c), d.tunPort, dir, slot, d.tunType);
+    } else writeValue(this.#addValues, o, t.daddr(c), 0, dir, slot, 0);
     this.#adds++;
   }
 
   route(c: number): void {
     this.#queueDr(c, this.#dirOf(c, false), 0);
+  }
+
+  /** Re-queue the way-out entry of every live tunnelled connection (none is offloaded: called
+   *  after withdrawAll, before the next flush) with its server's current tunnel; returns how
+   *  many. O(connections), as the withdrawal before a change is. */
+  retunnel(): number {
+    const t = this.#conns;
+    let n = 0;
+    t.forEach((c) => {
+      if ((t.flags(c) & (ConnFlag.FWD_MASK | ConnFlag.TEMPLATE)) !== TUN_BITS || this.#slotOf[c]! >= 0) return;
+      this.#queueDr(c, FLOW_DIR.FLOW_TUN_ROUTE, 0);
+      n++;
+    });
+    return n;
   }
 
   unroute(c: number): void {
@@ -386,13 +420,14 @@ export function writeKey(b: Buffer, o: number, saddr: number, daddr: number, spo
 }
 
 /** A struct flow_value (bpf/ulvs_maps.h) at byte o of b: the new address and port (network
- *  order), the direction (FLOW_DIR) and the slot (host order); the padding is zeroed. */
-export function writeValue(b: Buffer, o: number, addr: number, port: number, dir: number, slot: number): void {
+ *  order; a tunnel's: GUE's port), the direction (FLOW_DIR), the slot (host order) and the
+ *  tunnel type (TUN_TYPE, FLOW_TUN* only; 0 otherwise); the padding is zeroed. */
+export function writeValue(b: Buffer, o: number, addr: number, port: number, dir: number, slot: number, tunType = 0): void {
   const f = FLOW_VALUE.off;
   b.writeUInt32BE(addr >>> 0, o + f.addr);
   b.writeUInt16BE(port, o + f.port);
   b[o + f.dir] = dir;
-  b[o + f.pad] = 0;
+  b[o + f.tun_type] = tunType;
   b.writeUInt32LE(slot, o + f.slot);
   b.writeUInt32LE(0, o + f.pad2);
 }

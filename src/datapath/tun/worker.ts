@@ -94,7 +94,7 @@ export class PacketWorker {
       // a passed packet is written back and routed onward: a stray TCP segment passes only
       // to a local VIP (delivered to the host stack, which resets it), else it is dropped
       strayTcp: 'local',
-      ...(fastPath && { offload: { port: (conns) => (offloader = new Offloader(conns, fastPath)), after: fastPath.after } }),
+      ...(fastPath && { offload: { port: (conns, dests) => (offloader = new Offloader(conns, fastPath, dests)), after: fastPath.after } }),
     });
     this.offloader = offloader;
     this.d.setLocalAddresses(init.localAddrs);
@@ -190,6 +190,8 @@ export class PacketWorker {
       this.d.withdrawAll();
       this.offloader?.flush();
       applyOps(this.d, ops);
+      // an edited tunnelling server's connections take its new tunnel type and port
+      if (this.offloader && this.offloader.retunnel() > 0) this.offloader.flush();
       return null;
     },
     snapshot: (_, now) => {
