@@ -20,6 +20,12 @@
  * connections too. FLOW_DR_ROUTE and FLOW_TUN_ROUTE entries are for the TUN's way out only:
  * TCX_NEXT.
  *
+ * A frame for another host's MAC (PACKET_OTHERHOST: a bridge or switch flooding it, e.g. to
+ * the other director of a VRRP pair while its MAC is unlearnt) returns TC_ACT_OK: it skips
+ * the tc capture filters too (tcx runs before them; so do any other classic tc ingress
+ * filters on the interface), so neither path forwards it; the IP layer drops it as it does any
+ * other-host frame. IPVS never sees such frames either (ip_rcv drops them before its hooks).
+ *
  * Everything else returns TCX_NEXT (the tc capture and the TUN take it): not IPv4, IP options,
  * fragments, TTL <= 1, protocols other than TCP and UDP, TCP SYN/FIN/RST (they can change
  * IPVS's TCP state), no flow entry, and whatever the route lookup cannot forward directly
@@ -27,6 +33,7 @@
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <linux/in.h>
 #include <linux/ip.h>
 #include <linux/tcp.h>
@@ -162,6 +169,8 @@ int ulvs_fastpath(struct __sk_buff *skb)
 	struct iphdr *iph = (void *)(eth + 1);
 	struct pkt p;
 
+	if (skb->pkt_type == PACKET_OTHERHOST)
+		return TC_ACT_OK;	/* another host's frame: not ours to forward (header comment) */
 	if ((void *)iph + sizeof(*iph) + sizeof(struct udphdr) > data_end)
 		return TCX_NEXT;
 	if (eth->h_proto != bpf_htons(ETH_P_IP) || iph->version != 4 || iph->ihl != 5)

@@ -105,6 +105,7 @@ describe('tunnel encapsulation: GUE and GRE in the fast path and the TUN\'s way 
     run(['ip', 'netns', 'add', NS]);
     const ip = (...a: string[]) => run(['ip', '-n', NS, ...a]);
     ip('link', 'add', 'fpa', 'type', 'veth', 'peer', 'name', 'fpb');
+    ip('link', 'set', 'fpa', 'address', IN_MAC.replace(/(..)(?!$)/g, '$1:')); // PACKET_HOST frames
     ip('addr', 'add', '198.51.100.1/24', 'dev', 'fpa');
     ip('addr', 'add', `${DIP}/24`, 'dev', 'fpb');
     for (const d of ['lo', 'fpa', 'fpb']) ip('link', 'set', d, 'up');
