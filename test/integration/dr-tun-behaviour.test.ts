@@ -172,6 +172,39 @@ for (const method of ['dr', 'tun'] as Method[]) {
       await closeAndSettle(c);
     });
 
+    test('a server re-added after its deletion is revived (IPVS trash): its stalled connection goes on and completes byte-exact', async () => {
+      t.setRules(rulesFor('rr', [0, 1, 2].map((i) => ({ i, flag: f() }))));
+      const c = await holdClient({ thenBytes: 30e6 });
+      const old = await c.open(3);
+      assertAllAnswered(old, 3);
+      const id = old.conns.find((x) => x.server === 'rs1')!.id;
+      const paused = await c.finish([id], 1e6);
+      assert.equal(paused[0]?.ev, 'paused', JSON.stringify(paused));
+      t.ok(`-d -t ${LAB.VIP}:80 -r ${RS[0]}:80`);
+      const [stalled] = await c.resume([id], 3000);
+      assert.equal(stalled?.ev, 'stalled', `deleted: dropped (${JSON.stringify(stalled)})`);
+      t.ok(`-a -t ${LAB.VIP}:80 -r ${RS[0]}:80 ${f()} -w 1`);
+      assert.equal(t.conns()[RS[0]!]?.active, 1, 'revived with its established connection');
+      const [end] = await c.take((e) => e['id'] === id && e['ev'] === 'done', 1, 90_000);
+      assert.equal(end?.['ok'], true, `the connection recovered (TCP retransmits) and completed: ${JSON.stringify(end)}`);
+      await closeAndSettle(c);
+    });
+
+    test('a server switched to masquerading (-e ... -m) while a connection streams: that connection keeps its method and completes', async () => {
+      t.setRules(rulesFor('rr', [0, 1, 2].map((i) => ({ i, flag: f() }))));
+      const c = await holdClient({ thenBytes: 30e6 });
+      const old = await c.open(3);
+      assertAllAnswered(old, 3);
+      const id = old.conns.find((x) => x.server === 'rs1')!.id;
+      const paused = await c.finish([id], 1e6);
+      assert.equal(paused[0]?.ev, 'paused', JSON.stringify(paused));
+      t.ok(`-e -t ${LAB.VIP}:80 -r ${RS[0]}:80 -m -w 1`);
+      assert.equal(t.conns()[RS[0]!]?.method, 'Masq');
+      const [end] = await c.resume([id], 10_000);
+      assert.ok(end?.ev === 'done' && end.ok, `the ${method} connection completed byte-exact: ${JSON.stringify(end)}`);
+      await closeAndSettle(c);
+    });
+
     test('a server deleted while its connections stream: their packets are dropped (expire_nodest_conn=0), new connections go to the others', async () => {
       t.setRules(rulesFor('rr', [0, 1, 2].map((i) => ({ i, flag: f() }))));
       const c = await holdClient({ thenBytes: 40e6 });
