@@ -17,6 +17,7 @@
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { rmSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DirectorBed } from '../../src/lab/director-bed.js';
 import { run, tryRun } from '../../src/lab/shell.js';
@@ -87,7 +88,13 @@ export class DrTunBed {
     const t = new DrTunBed(o);
     try {
       await t.db.start();
-      for (const ns of t.db.bed.realServers) t.rsSetup(ns);
+      for (const ns of t.db.bed.realServers) {
+        // This namespace is new, so a record at its inode number is a dead namespace's: ulvs
+        // discards those that carry a namespace cookie, but older ulvs wrote none (other
+        // worktrees' tests on this machine, killed before their --remove, leave such records).
+        rmSync(`/run/ulvs/rs-setup-${statSync(`/run/netns/${ns}`).ino}.json`, { force: true });
+        t.rsSetup(ns);
+      }
     } catch (e) {
       await t.stop();
       throw e;
