@@ -12,8 +12,9 @@
  * director as the servers' gateway, their replies (source VIP) would be dropped by the director's
  * kernel as martians (a local source arriving from outside): one more reason for the router.
  *
- * TUN: the real servers' network has an MTU of 1520 (the outer header's 20 bytes; ulvs does not
- * send "fragmentation needed" for the tunnel yet), as tun.test.ts does.
+ * TUN: the real servers' network has an MTU of 1520, room for the outer header's 20 bytes, so
+ * full-size segments from the client pass without path MTU discovery (dr-tun-pmtu.test.ts covers
+ * that); the wire test relies on it to match every frame one to one.
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -22,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { DirectorBed } from '../../src/lab/director-bed.js';
 import { run, tryRun } from '../../src/lab/shell.js';
 import { LAB, type TestBed } from '../../src/lab/testbed.js';
+import { statePathOf } from '../../src/rs/setup.js';
 
 const ULVSADM = fileURLToPath(new URL('../../src/cli/ulvsadm.js', import.meta.url));
 const ULVS = fileURLToPath(new URL('../../../bin/ulvs', import.meta.url)); // from dist/test/support
@@ -92,7 +94,7 @@ export class DrTunBed {
         // This namespace is new, so a record at its inode number is a dead namespace's: ulvs
         // discards those that carry a namespace cookie, but older ulvs wrote none (other
         // worktrees' tests on this machine, killed before their --remove, leave such records).
-        rmSync(`/run/ulvs/rs-setup-${statSync(`/run/netns/${ns}`).ino}.json`, { force: true });
+        rmSync(statePathOf(statSync(`/run/netns/${ns}`).ino), { force: true });
         t.rsSetup(ns);
       }
     } catch (e) {
