@@ -34,7 +34,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { needsRoot } from '../support/root.js';
@@ -47,6 +47,8 @@ import { LAB } from '../../src/lab/testbed.js';
 import { parseIPv4 } from '../../src/wire/addr.js';
 
 const AFTER = 5;
+/** tcpdump and ethtool (apt; .ci/run installs them) */
+const toolsMissing = ['/usr/bin/tcpdump', '/usr/sbin/tcpdump'].some(existsSync) && ['/usr/sbin/ethtool', '/sbin/ethtool'].some(existsSync) ? false : 'needs tcpdump and ethtool (apt)';
 const ETH = 14;
 const u16 = (b: Uint8Array, o: number) => (b[o]! << 8) | b[o + 1]!;
 const u32 = (b: Uint8Array, o: number) => ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
@@ -111,7 +113,7 @@ const same = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every(
 const clientPacketIn = (frame: Uint8Array, method: Method) => ipOf(frame, method === 'tun' ? ETH + 20 : ETH);
 
 for (const method of ['dr', 'tun'] as Method[]) {
-  describe(`${method === 'dr' ? 'direct routing' : 'IPIP tunnelling'} on the wire: server frames against client frames, engine path and fast path`, { skip: needsRoot }, () => {
+  describe(`${method === 'dr' ? 'direct routing' : 'IPIP tunnelling'} on the wire: server frames against client frames, engine path and fast path`, { skip: needsRoot || toolsMissing }, () => {
     let t: DrTunBed;
     let dir: string;
     before(async () => {
