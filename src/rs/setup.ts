@@ -23,6 +23,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { closeFd } from '../datapath/tun/fastpath.js';
 import { attachDecap, detachDecap, DECAP_PROG, findDecap, loadDecap, readDecap } from './decap.js';
+import { netnsCookie } from './netns-cookie.js';
 import { parseRsSetup, RS_USAGE, UsageError, type RsCommand } from './options.js';
 
 export const STATE_DIR = '/run/ulvs';
@@ -49,6 +50,10 @@ export interface RsState {
   decap: { progId: number; devs: { name: string; ifindex: number }[] } | null;
   /** tunl0 used for IPIP; whether it was up before */
   tunl0: { wasUp: boolean } | null;
+  /** the namespace's cookie (netns-cookie.ts): the record's file is named by the namespace's
+   *  inode number, which a new namespace reuses once this one is gone; absent in older records
+   *  and where the kernel has no cookie */
+  netnsCookie?: string | null;
 }
 
 type Say = (line: string) => void;
@@ -61,6 +66,28 @@ export function statePathOf(netnsInode: number): string {
 /** The state file of the network namespace this process is in. */
 export function statePath(): string {
   return statePathOf(statSync('/proc/self/ns/net').ino);
+}
+
+/**
+ * The record at `path` if it belongs to this network namespace, else null. A record whose
+ * namespace cookie is not this namespace's was left by a namespace that no longer exists (a
+ * real server's container removed without --remove) and whose inode number this namespace got:
+ * what it says was done there, not here, so nothing of it is undone; it is deleted, and said so.
+ */
+function readRecord(path: string, say: Say, discard = true): RsState | null {
+  if (!existsSync(path)) return null;
+  const state = JSON.parse(readFileSync(path, 'utf8')) as RsState;
+  const here = netnsCookie();
+  if (state.netnsCookie && here && state.netnsCookie !== here) {
+    const why = `it was left by a network namespace that no longer exists (namespace cookie ${state.netnsCookie}, this one's is ${here}; the inode number was reused)`;
+    if (!discard) say(`the record ${path} is not this namespace's: ${why}; set-up or --remove discards it`);
+    else {
+      unlinkSync(path);
+      say(`discarded the record ${path}: ${why}; nothing of it is undone here`);
+    }
+    return null;
+  }
+  return state;
 }
 
 function run(argv: string[]): string {
@@ -104,7 +131,7 @@ function tunl0Available(): boolean {
 /** Set up; returns the record. Throws (after undoing its own steps) on failure. */
 export function setup(cmd: Extract<RsCommand, { action: 'setup' }>, say: Say): RsState {
   const path = statePath();
-  if (existsSync(path)) throw new Error(`already set up (record ${path}): run ulvs rs-setup --remove first`);
+  if (readRecord(path, say)) throw new Error(`already set up (record ${path}): run ulvs rs-setup --remove first`);
   const all = links();
   const ether = all.filter((l) => l.link_type === 'ether');
   const devs = cmd.devs.length === 0 ? ether : cmd.devs.map((n) => {
@@ -121,7 +148,7 @@ export function setup(cmd: Extract<RsCommand, { action: 'setup' }>, say: Say): R
   const useBpf = cmd.mode === 'tun' && !useTunl0;
   if (useBpf && devs.length === 0) throw new Error('no Ethernet interface to attach the decapsulation program to');
 
-  const state: RsState = { version: 1, mode: cmd.mode, tunType: cmd.tunType, tunPort: cmd.tunPort, vips: cmd.vips, addedVips: [], sysctls: [], decap: null, tunl0: null };
+  const state: RsState = { version: 1, mode: cmd.mode, tunType: cmd.tunType, tunPort: cmd.tunPort, vips: cmd.vips, addedVips: [], sysctls: [], decap: null, tunl0: null, netnsCookie: netnsCookie() };
   const undo: (() => void)[] = [];
   try {
     for (const vip of cmd.vips) {
@@ -193,11 +220,11 @@ export function setup(cmd: Extract<RsCommand, { action: 'setup' }>, say: Say): R
 /** Undo what the record says was done, in reverse order; false when there is no record. */
 export function remove(say: Say): boolean {
   const path = statePath();
-  if (!existsSync(path)) {
+  const state = readRecord(path, say);
+  if (!state) {
     say(`nothing to remove: no record ${path}`);
     return false;
   }
-  const state = JSON.parse(readFileSync(path, 'utf8')) as RsState;
   if (state.decap) {
     for (const d of state.decap.devs) {
       let gone: boolean;
@@ -240,8 +267,8 @@ export function remove(say: Say): boolean {
 /** What is set up, and the decapsulation program's counters as the kernel has them. */
 export function status(say: Say): void {
   const path = statePath();
-  const state = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as RsState) : null;
-  if (!state) say(`not set up (no record ${path})`);
+  const state = readRecord(path, say, false);
+  if (!state) say(`not set up (no record of this namespace at ${path})`);
   else {
     say(`${state.mode}${state.mode === 'tun' ? ` (${state.tunType}${state.tunType === 'gue' ? ` port ${state.tunPort}` : ''}, decapsulation by ${state.tunl0 ? 'tunl0' : 'ulvs eBPF'})` : ''} for ${state.vips.join(' ')}; record ${path}`);
     for (const s of state.sysctls) say(`  ${sysctlName(s.conf, s.name)} = ${s.now} (was ${s.old})`);

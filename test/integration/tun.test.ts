@@ -84,7 +84,7 @@ describe('IP-in-IP tunnelling (-i)', { skip: needsRoot }, () => {
     assertArrivals(bed, 'tunnelled packets');
   });
 
-  test('100 MB each way arrive intact (SHA-256), almost all requests tunnelled by the kernel fast path', async (t) => {
+  test('200 MB each way arrive intact (SHA-256), almost all requests tunnelled by the kernel fast path', async (t) => {
     await assertOneWayTransfer(bed, adm, `${V}:80`, t);
   });
 
