@@ -34,7 +34,8 @@
  * but it also lowers its own route's PMTU (ipv4_update_pmtu), after which its transmitter
  * answers oversize packets itself with the full overhead subtracted. ulvs cannot update the
  * host's route from here, so the relayed value must be right on its own: with 20 a GUE client
- * would send packets 12 bytes too big again, forever. A value below 68 after the subtraction
+ * sends packets 12 bytes too big again (tried in tun-router-pmtu.test.ts: the 20 MB GUE upload
+ * then crawled, about 60 s instead of under one). A value below 68 after the subtraction
  * (a router reporting 0, RFC 1191's old routers) is not relayed. The director's route MTU is
  * not lowered: every client learns it from the router through this relay.
  *
