@@ -26,9 +26,16 @@
  * filters on the interface), so neither path forwards it; the IP layer drops it as it does any
  * other-host frame. IPVS never sees such frames either (ip_rcv drops them before its hooks).
  *
+ * An ICMP error from a router between the director and a tunnelled real server about one of
+ * the director's own outer packets (IPIP, GUE, GRE; addressed to this host, which would
+ * ignore it) is relayed to the client, rewritten in place: "fragmentation needed" with the
+ * MTU minus the tunnel overhead, so path MTU discovery works through such a router (IPVS's
+ * ip_vs_in_icmp; ulvs_tun_icmp.h says what is recognised, counted and sent). For every other
+ * packet this costs one compare (IP protocol 1).
+ *
  * Everything else returns TCX_NEXT (the tc capture and the TUN take it): not IPv4, IP options,
- * fragments, TTL <= 1, protocols other than TCP and UDP, TCP SYN/FIN/RST (they can change
- * IPVS's TCP state), no flow entry, and whatever the route lookup cannot forward directly
+ * fragments, TTL <= 1, protocols other than TCP and UDP (ICMP: but for the relay), TCP
+ * SYN/FIN/RST (they can change IPVS's TCP state), no flow entry, and whatever the route lookup cannot forward directly
  * (unresolved neighbour, too big for the next hop, local destination).
  */
 #include <linux/bpf.h>
@@ -44,6 +51,7 @@
 #include "ulvs_maps.h"
 #include "ulvs_net.h"
 #include "ulvs_flow_map.h"
+#include "ulvs_tun_icmp.h"
 
 
 struct {
@@ -177,6 +185,8 @@ int ulvs_fastpath(struct __sk_buff *skb)
 		return TCX_NEXT;
 	if (iph->frag_off & bpf_htons(IP_MF | IP_OFFSET))
 		return TCX_NEXT;
+	if (iph->protocol == IPPROTO_ICMP)
+		return tun_icmp_relay(skb);	/* an error about our tunnel packets? (ulvs_tun_icmp.h) */
 	if (iph->ttl <= 1)
 		return TCX_NEXT;	/* the kernel sends the time-exceeded error */
 	if (iph->protocol == IPPROTO_TCP) {

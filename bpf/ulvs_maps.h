@@ -104,6 +104,30 @@ enum tun_out_counter {
 	TUN_OUT_COUNTERS = 10,	/* number of counters */
 };
 
+/* Counters of the NIC fast path (fastpath.bpf.c), one __u64 per index in its array map
+ * ulvs_fast_stats: packets since the load. Only ICMP errors about the director's own tunnel
+ * packets are counted (bpf/ulvs_tun_icmp.h): one that quotes an outer packet of ours (quoted
+ * source = its destination, quoted protocol IPIP, or GUE/GRE with the headers ulvs writes)
+ * counts in exactly one of these. */
+enum fast_counter {
+	FAST_ICMP_FRAG_NEEDED = 0,	/* "fragmentation needed" about a tunnelled connection's packet
+					 * with DF: rewritten into one to the client (MTU minus the
+					 * tunnel overhead), sent */
+	FAST_ICMP_RELAYED = 1,		/* another destination-unreachable or a time-exceeded error
+					 * about a tunnelled connection's packet: relayed to the client */
+	FAST_ICMP_NO_FLOW = 2,		/* the inner tuple has no FLOW_TUN/FLOW_TUN_ROUTE entry with
+					 * that real server, tunnel type and GUE port: left to the host */
+	FAST_ICMP_UNREADABLE = 3,	/* the quote ends before the inner IPv4 header and 8 bytes, or
+					 * the inner packet is no TCP/UDP first fragment without IP
+					 * options: left to the host */
+	FAST_ICMP_NOT_RELAYED = 4,	/* "fragmentation needed" whose inner packet had no DF, or whose
+					 * MTU minus the overhead is below 68: left to the host */
+	FAST_ICMP_RATE_LIMITED = 5,	/* this CPU's ICMP budget is spent: dropped */
+	FAST_ICMP_UNSENT = 6,		/* no route to the client, or the kernel refused the rewrite:
+					 * left to the host before the rewrite, dropped after it */
+	FAST_COUNTERS = 7,		/* number of counters */
+};
+
 /* ---- queue steering (steer.bpf.c; written by src/datapath/tun/steering.ts) ------------ */
 
 enum steer_side {

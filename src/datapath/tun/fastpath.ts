@@ -36,6 +36,10 @@
  *               per DR connection (also read by the TUN's way out: tun_out.bpf.c)
  *   ulvs_slots  array, mmap-able, struct slot per connection: packets and bytes by direction,
  *               time of the last packet
+ * and the program's own, which a restart does not take over (a new program starts them afresh):
+ *   ulvs_fast_stats   array of __u64 by enum fast_counter: the relay of routers' ICMP errors
+ *                     about the director's tunnel packets (bpf/ulvs_tun_icmp.h)
+ *   ulvs_tun_scratch  per-CPU: that relay's ICMP budget
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { sys } from './sys.js';

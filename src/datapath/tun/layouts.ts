@@ -23,6 +23,7 @@ const ENUMS: [string, string][] = [
   ['rs_counter', 'RS_COUNTER'],
   ['tun_type', 'TUN_TYPE'],
   ['tun_out_counter', 'TUN_OUT_COUNTER'],
+  ['fast_counter', 'FAST_COUNTER'],
 ];
 
 /** `enum name { A = 0, B = 1 }` of a header, every value written out. */
