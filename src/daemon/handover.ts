@@ -25,7 +25,7 @@ import { TcpState } from '../core/tcp-states.js';
 import type { Rules } from '../control/rules.js';
 import { deleteFlows, readFlows, readSlotCounts, type FlowEntry } from '../datapath/tun/flow-dump.js';
 import { FLOW_DIR, FLOW_KEY } from '../datapath/tun/layouts.gen.js';
-import { writeKey } from '../datapath/tun/offloader.js';
+import { writeKey } from '../datapath/tun/flow-entry.js';
 import { queueOf, steeringSpec } from '../datapath/tun/steering.js';
 import type { HandoverBatch } from '../datapath/tun/worker-protocol.js';
 import { concatBatches, splitRecords, takeStateFile, writeStateFile, type RecordBatch } from './conn-state-file.js';

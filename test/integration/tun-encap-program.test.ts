@@ -29,7 +29,8 @@ import { attachTcxIngress, fdById, mapInfo, MapOps, progInfo, testRun } from '..
 import { closeFd, FLOW_KEY_SIZE, FLOW_VALUE_SIZE, loadFastPath, loadTunOut, SLOT_SIZE, type FastPathMaps } from '../../src/datapath/tun/fastpath.js';
 import { openTunQueue, type TunQueue } from '../../src/datapath/tun/device.js';
 import { sys } from '../../src/datapath/tun/sys.js';
-import { Offloader, writeKey, writeValue } from '../../src/datapath/tun/offloader.js';
+import { Offloader } from '../../src/datapath/tun/offloader.js';
+import { writeKey, writeValue } from '../../src/datapath/tun/flow-entry.js';
 import { FLOW_DIR, FLOW_VALUE, TUN_OUT_COUNTER, TUN_TYPE } from '../../src/datapath/tun/layouts.gen.js';
 import { ConnFlag, ConnTable, FWD_SHIFT } from '../../src/core/conn-table.js';
 import { OffloadReport } from '../../src/core/offload.js';

@@ -24,7 +24,7 @@ import { ipv4 } from '../../src/wire/build.js';
 import { parseIPv4 } from '../../src/wire/addr.js';
 import { fdById, mapInfo, MapOps, progInfo, testRun } from '../../src/datapath/tun/bpf.js';
 import { closeFd, FLOW_KEY_SIZE, FLOW_VALUE_SIZE, loadFastPath, type FastPathMaps } from '../../src/datapath/tun/fastpath.js';
-import { writeKey, writeValue } from '../../src/datapath/tun/offloader.js';
+import { writeKey, writeValue } from '../../src/datapath/tun/flow-entry.js';
 import { FAST_COUNTER, FLOW_DIR, TUN_TYPE } from '../../src/datapath/tun/layouts.gen.js';
 import { run } from '../../src/lab/shell.js';
 import { libc } from '../../src/datapath/tun/syscalls.js';

@@ -20,7 +20,7 @@ import { parseIPv4 } from '../../src/wire/addr.js';
 import { MapOps, testRun } from '../../src/datapath/tun/bpf.js';
 import { closeFd, FLOW_KEY_SIZE, FLOW_VALUE_SIZE } from '../../src/datapath/tun/fastpath.js';
 import { loadObject } from '../../src/datapath/tun/libbpf.js';
-import { writeKey, writeValue } from '../../src/datapath/tun/offloader.js';
+import { writeKey, writeValue } from '../../src/datapath/tun/flow-entry.js';
 import { FLOW_DIR, TUN_OUT_COUNTER } from '../../src/datapath/tun/layouts.gen.js';
 import { run } from '../../src/lab/shell.js';
 import { packetChecksumsOk, slowChecksum } from '../support/slow-checksum.js';

@@ -35,7 +35,9 @@ import { Fwd, TunType } from '../../core/service.js';
 import { OffloadReport, type OffloadPort } from '../../core/offload.js';
 import { MapOps } from './bpf.js';
 import { FLOW_KEY_SIZE, FLOW_VALUE_SIZE, SLOT_BYTES, SLOT_LAST_NS, SLOT_PKTS, SLOT_SIZE } from './fastpath.js';
-import { FLOW_DIR, FLOW_KEY, FLOW_VALUE } from './layouts.gen.js';
+import { writeKey, writeValue } from './flow-entry.js';
+import { FLOW_DIR } from './layouts.gen.js';
+import { monotonicOffsetMs } from './sys.js';
 import { mapMemory, munmap, type Mapping } from './sys.js';
 
 /** Connections queued between flushes (each is at most two flow entries). */
@@ -396,38 +398,3 @@ export class Offloader implements OffloadPort {
   }
 }
 
-/** CLOCK_MONOTONIC minus performance.now(), in ms: the smallest of a few paired readings (a
- *  reading pair is late by the time between its two calls; the first call also warms them up). */
-function monotonicOffsetMs(): number {
-  let best = Infinity;
-  for (let k = 0; k < 8; k++) {
-    const p = performance.now();
-    best = Math.min(best, Number(process.hrtime.bigint()) / 1e6 - p);
-  }
-  return best;
-}
-
-/** A struct flow_key (bpf/ulvs_maps.h) at byte o of b: addresses are int32 or uint32 host
- *  values, written with the ports in network order; the padding is zeroed. */
-export function writeKey(b: Buffer, o: number, saddr: number, daddr: number, sport: number, dport: number, proto: number): void {
-  const f = FLOW_KEY.off;
-  b.writeUInt32BE(saddr >>> 0, o + f.saddr);
-  b.writeUInt32BE(daddr >>> 0, o + f.daddr);
-  b.writeUInt16BE(sport, o + f.sport);
-  b.writeUInt16BE(dport, o + f.dport);
-  b[o + f.proto] = proto;
-  b.fill(0, o + f.pad, o + f.pad + FLOW_KEY.width.pad);
-}
-
-/** A struct flow_value (bpf/ulvs_maps.h) at byte o of b: the new address and port (network
- *  order; a tunnel's: GUE's port), the direction (FLOW_DIR), the slot (host order) and the
- *  tunnel type (TUN_TYPE, FLOW_TUN* only; 0 otherwise); the padding is zeroed. */
-export function writeValue(b: Buffer, o: number, addr: number, port: number, dir: number, slot: number, tunType = 0): void {
-  const f = FLOW_VALUE.off;
-  b.writeUInt32BE(addr >>> 0, o + f.addr);
-  b.writeUInt16BE(port, o + f.port);
-  b[o + f.dir] = dir;
-  b[o + f.tun_type] = tunType;
-  b.writeUInt32LE(slot, o + f.slot);
-  b.writeUInt32LE(0, o + f.pad2);
-}

@@ -66,3 +66,14 @@ export class SysError extends Error {
     super(`${call}: ${sys.strerror(errno)} (errno ${errno})`);
   }
 }
+
+/** CLOCK_MONOTONIC minus performance.now(), in ms: the smallest of a few paired readings (a
+ *  reading pair is late by the time between its two calls; the first call also warms them up). */
+export function monotonicOffsetMs(): number {
+  let best = Infinity;
+  for (let k = 0; k < 8; k++) {
+    const p = performance.now();
+    best = Math.min(best, Number(process.hrtime.bigint()) / 1e6 - p);
+  }
+  return best;
+}

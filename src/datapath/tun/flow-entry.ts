@@ -1,0 +1,31 @@
+/**
+ * The flow map's element encoding (struct flow_key, struct flow_value in bpf/ulvs_maps.h; field
+ * offsets from layouts.gen.ts): what the offloader, the restart hand-over and the program
+ * tests write. Addresses are int32 or uint32 host values, ports host numbers.
+ */
+import { FLOW_KEY, FLOW_VALUE } from './layouts.gen.js';
+
+/** A struct flow_key (bpf/ulvs_maps.h) at byte o of b: addresses are int32 or uint32 host
+ *  values, written with the ports in network order; the padding is zeroed. */
+export function writeKey(b: Buffer, o: number, saddr: number, daddr: number, sport: number, dport: number, proto: number): void {
+  const f = FLOW_KEY.off;
+  b.writeUInt32BE(saddr >>> 0, o + f.saddr);
+  b.writeUInt32BE(daddr >>> 0, o + f.daddr);
+  b.writeUInt16BE(sport, o + f.sport);
+  b.writeUInt16BE(dport, o + f.dport);
+  b[o + f.proto] = proto;
+  b.fill(0, o + f.pad, o + f.pad + FLOW_KEY.width.pad);
+}
+
+/** A struct flow_value (bpf/ulvs_maps.h) at byte o of b: the new address and port (network
+ *  order; a tunnel's: GUE's port), the direction (FLOW_DIR), the slot (host order) and the
+ *  tunnel type (TUN_TYPE, FLOW_TUN* only; 0 otherwise); the padding is zeroed. */
+export function writeValue(b: Buffer, o: number, addr: number, port: number, dir: number, slot: number, tunType = 0): void {
+  const f = FLOW_VALUE.off;
+  b.writeUInt32BE(addr >>> 0, o + f.addr);
+  b.writeUInt16BE(port, o + f.port);
+  b[o + f.dir] = dir;
+  b[o + f.tun_type] = tunType;
+  b.writeUInt32LE(slot, o + f.slot);
+  b.writeUInt32LE(0, o + f.pad2);
+}
