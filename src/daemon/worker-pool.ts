@@ -28,12 +28,16 @@ export interface PoolEvents {
   died(msg: string): void;
   /** every worker has stopped after stop() */
   stopped(): void;
+  /** a finished datagram of worker i's sync master (daemon/sync-daemon.ts sends it) */
+  syncDatagram?(i: number, datagram: Uint8Array): void;
 }
 
 /** Summed counters: engine and data path over all workers, and each worker's data path. */
 export interface PoolCounters {
   engine: Record<string, number>;
   datapath: Record<string, number>;
+  /** the engines' connection-sync counters, summed */
+  sync: Record<string, number>;
   workers: Record<string, number>[];
 }
 
@@ -101,6 +105,9 @@ export class WorkerPool {
       case 'error':
         this.#events.fatal(`data path error (worker ${i}): ${m.message}`);
         return;
+      case 'sync':
+        this.#events.syncDatagram?.(i, m.datagram);
+        return;
       case 'stopped':
         if (++this.#stoppedCount === this.#workers.length) this.#events.stopped();
         return;
@@ -147,7 +154,7 @@ export class WorkerPool {
   }
   async counters(): Promise<PoolCounters> {
     const cs = await this.all('counters');
-    return { engine: sum(cs.map((c) => c.engine)), datapath: sum(cs.map((c) => c.datapath)), workers: cs.map((c) => c.datapath) };
+    return { engine: sum(cs.map((c) => c.engine)), datapath: sum(cs.map((c) => c.datapath)), sync: sum(cs.map((c) => c.sync)), workers: cs.map((c) => c.datapath) };
   }
 
   async setLocalAddresses(addrs: number[]): Promise<void> {

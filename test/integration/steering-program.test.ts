@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { testRun } from '../../src/datapath/tun/bpf.js';
-import { SteeringMap, steeringSpec, type SteeringSpec } from '../../src/datapath/tun/steering.js';
+import { queueOf, SteeringMap, steeringSpec, type SteeringSpec } from '../../src/datapath/tun/steering.js';
 import { needsRoot } from '../support/root.js';
 import { api, dest, dests, dns, hash, icmpError, ip, seg, services, shop, svc, TCP, UDP, VIP, web } from '../support/steering-fixtures.js';
 
@@ -47,6 +47,21 @@ describe('steering program (BPF_PROG_TEST_RUN)', { skip: needsRoot }, () => {
         assert.equal(run(icmpError('192.0.2.1', client, forwarded)), q, `${name}: ICMP error from this host`);
         assert.equal(run(icmpError('198.51.100.1', VIP, seg(s.proto, VIP, s.port, client, cport))), q, `${name}: ICMP error from the client side`);
       }
+  });
+
+  test("queueOf (placing handed-over connections) picks the queue the kernel's program picks, for 1..5 queues", () => {
+    const spec = steeringSpec(services, dests);
+    const run = steer(spec);
+    let n = 0;
+    for (const s of [web, shop, api, dns])
+      for (let k = 0; k < 50; k++) {
+        const client = `198.51.${100 + (k % 3)}.${(k * 37) % 250}`;
+        const cport = 1024 + k * 1237;
+        const h = run(seg(s.proto, client, cport, VIP, s.port));
+        for (let q = 1; q <= 5; q++) assert.equal(queueOf(spec, q, s.proto, ip(client), cport, ip(VIP), s.port), h % q, `${client}:${cport} -> ${s.port}, ${q} queues`);
+        n++;
+      }
+    assert.equal(n, 200);
   });
 
   test('flow key for services without persistence, client network for persistent ones', () => {

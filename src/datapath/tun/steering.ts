@@ -216,3 +216,17 @@ export function attachSteering(tunFd: number, progFd: number): void {
   arg.writeInt32LE(progFd, 0);
   if (sys.ioctlPtr(tunFd, TUNSETSTEERINGEBPF, arg) < 0) throw new SysError('TUNSETSTEERINGEBPF', sys.errno());
 }
+
+/**
+ * The queue (worker) the steering program sends a connection's packets to, computed as the
+ * program does (bpf/steer.bpf.c, then the TUN's `% numqueues`): the key is the client address
+ * under the netmask of a masked service endpoint (exact port, else port 0), else the client
+ * address ^ client port. Used to place connections handed over by a previous process.
+ */
+export function queueOf(spec: SteeringSpec, queues: number, proto: number, caddr: number, cport: number, vaddr: number, vport: number): number {
+  if (queues <= 1) return 0;
+  const find = (port: number) => spec.inbound.find((e) => e.proto === proto && e.addr === vaddr >>> 0 && e.port === port);
+  const m = find(vport) ?? (vport !== 0 ? find(0) : undefined);
+  const key = m ? (caddr & m.mask) >>> 0 : ((caddr ^ cport) >>> 0);
+  return ((Math.imul(key, 0x9e3779b1) >>> 0) >>> 16) % queues;
+}
