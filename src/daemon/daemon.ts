@@ -391,6 +391,7 @@ export class Daemon {
     if (this.#cleaned) return;
     this.#cleaned = true;
     this.#vrrp?.stop();
+    this.#syncRole.close();
     this.#sync?.close();
     this.#kernel?.remove();
     rmSync(this.#o.socket, { force: true }); // absent when not created yet

@@ -12,7 +12,8 @@
  * The settings are the `@ulvs lvs_sync_daemon` line's (interface, id, maxlen, port, ttl, group).
  * A role may arrive before the data path runs (the FIFO is opened first): it is kept and carried
  * out once `attach` gives the daemon. Role changes run one after another; a refusal (say the
- * interface has no address yet) is logged and counted, and the next role change tries again.
+ * interface has no address yet) is logged and counted, and tried again every RETRY_MS until it
+ * succeeds or another role arrives.
  */
 import type { LvsSyncDaemonConfig } from '../control/keepalived/vrrp.js';
 import type { SyncDaemonStart, SyncState } from '../control/daemon-listing.js';
@@ -26,12 +27,16 @@ export interface RoleTarget {
   stop(state: SyncState): Promise<void>;
 }
 
+/** how often a refused role change is tried again, ms */
+const RETRY_MS = 2000;
+
 export class SyncRoleDriver implements SyncRoleHook {
   #target: RoleTarget | null = null;
   #role: SyncRole | null = null;
   #queue: Promise<void> = Promise.resolve();
   readonly changes: Record<SyncRole, number> = { master: 0, backup: 0, both: 0 };
   failures = 0;
+  #closed = false;
 
   constructor(
     readonly log: DaemonLog,
@@ -52,6 +57,11 @@ export class SyncRoleDriver implements SyncRoleHook {
     this.#carryOut();
   }
 
+  /** No more role changes (ulvsd stopping). */
+  close(): void {
+    this.#closed = true;
+  }
+
   /** Resolves when every role change given so far has been carried out (or refused). */
   settled(): Promise<void> {
     return this.#queue;
@@ -65,7 +75,7 @@ export class SyncRoleDriver implements SyncRoleHook {
   }
 
   async #apply(t: RoleTarget, role: SyncRole): Promise<void> {
-    if (role !== this.#role) return; // a later change superseded it
+    if (role !== this.#role || this.#closed) return; // a later change superseded it
     const d = this.config();
     if (!d) return;
     const want = new Set<SyncState>(role === 'both' ? ['master', 'backup'] : [role]);
@@ -76,7 +86,10 @@ export class SyncRoleDriver implements SyncRoleHook {
       for (const s of want) if (!running.has(s)) await t.start({ state: s, iface: d.interface, syncid: d.syncId, maxlen: d.maxlen ?? 0, group: d.group, port: d.port, ttl: d.ttl });
     } catch (e) {
       this.failures++;
-      this.log.warn(`sync daemon role ${role} not carried out: ${(e as Error).message}`, 'vrrp');
+      if (this.failures <= 3 || this.failures % 30 === 0) this.log.warn(`sync daemon role ${role} not carried out (${this.failures} refusals so far; tried again every ${RETRY_MS / 1000} s): ${(e as Error).message}`, 'vrrp');
+      setTimeout(() => {
+        if (this.#role === role && !this.#closed) this.#queue = this.#queue.then(() => this.#apply(t, role));
+      }, RETRY_MS).unref();
     }
   }
 }

@@ -36,6 +36,8 @@ export interface PairConfigOptions {
   rport: number;
   /** VRRP router ids of the outside and inside instances; the inside one is the sync id */
   vrids: [number, number];
+  /** false: no `@ulvs lvs_sync_daemon` line (no connection sync; the failover test's control) */
+  sync?: boolean;
 }
 
 export function pairKeepalivedConf(o: PairConfigOptions): string {
@@ -59,8 +61,9 @@ export function pairKeepalivedConf(o: PairConfigOptions): string {
     `  router_id ulvs_${o.priority}`,
     '  script_user root',
     `  notify_fifo ${o.fifo}`,
-    '  # read by ulvsd only (config id ulvs); keepalived skips it: its own lvs_sync_daemon drives the kernel\'s daemon',
-    `  @ulvs lvs_sync_daemon ${o.inside} VI_INT id ${o.vrids[1]}`,
+    ...(o.sync === false
+      ? []
+      : ['  # read by ulvsd only (config id ulvs); keepalived skips it: its own lvs_sync_daemon drives the kernel\'s daemon', `  @ulvs lvs_sync_daemon ${o.inside} VI_INT id ${o.vrids[1]}`]),
     '}',
     ...(o.track === 'script'
       ? ['vrrp_script ULVSD_ALIVE {', `  script "${o.aliveCheck.join(' ')}"`, '  interval 1', '  timeout 2', '  fall 1', '  rise 1', '  init_fail', '}']
