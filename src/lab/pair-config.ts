@@ -38,6 +38,9 @@ export interface PairConfigOptions {
   vrids: [number, number];
   /** false: no `@ulvs lvs_sync_daemon` line (no connection sync; the failover test's control) */
   sync?: boolean;
+  /** keepalived's preempt_delay (s): how long a returning preferred director waits before it
+   *  takes MASTER back; room for the master's re-announcements (ha-failover.test's failback) */
+  preemptDelay?: number;
 }
 
 export function pairKeepalivedConf(o: PairConfigOptions): string {
@@ -49,6 +52,7 @@ export function pairKeepalivedConf(o: PairConfigOptions): string {
     `  virtual_router_id ${vrid}`,
     `  priority ${o.priority}`,
     '  advert_int 1',
+    ...(o.preemptDelay ? [`  preempt_delay ${o.preemptDelay}`] : []),
     '  virtual_ipaddress {',
     `    ${addr} dev ${iface}`,
     '  }',

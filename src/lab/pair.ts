@@ -28,6 +28,8 @@ export interface PairOptions {
   /** the real servers' program on RPORT: HTTP (servers.ts, default) or the echo server of
    *  stream.ts (long-lived connections, ha-failover.test) */
   servers?: 'http' | 'echo';
+  /** keepalived's preempt_delay in seconds (pair-config.ts); default none */
+  preemptDelay?: number;
 }
 
 const ULVSADM = SCRIPTS.ulvsd.replace(/ulvsd\.js$/, 'ulvsadm.js');
@@ -46,6 +48,7 @@ export class Pair {
   readonly track: 'script' | 'none';
   readonly sync: boolean;
   readonly servers: 'http' | 'echo';
+  readonly preemptDelay: number;
   readonly ulvsd: (ChildProcess | null)[] = [null, null];
   readonly keepalived: (ChildProcess | null)[] = [null, null];
   readonly logs: string[] = ['', ''];
@@ -56,6 +59,7 @@ export class Pair {
     this.track = o.track ?? 'script';
     this.sync = o.sync ?? true;
     this.servers = o.servers ?? 'http';
+    this.preemptDelay = o.preemptDelay ?? 0;
   }
 
   socket(i: number): string {
@@ -86,6 +90,7 @@ export class Pair {
           rport: PAIR.RPORT,
           vrids: PAIR.VRIDS,
           sync: this.sync,
+          preemptDelay: this.preemptDelay,
         });
         writeFileSync(this.conf(i), conf);
       }
