@@ -131,6 +131,22 @@ describe('HA pair with connection sync: failover keeps connections', { skip }, (
     console.log(`# master: ${c1['sync_daemon_tx_datagrams']} datagrams, ${c1['sync_daemon_tx_bytes']} bytes of UDP payload for ${N} connections (${(c1['sync_daemon_tx_bytes']! / N).toFixed(1)} B/connection); backup: ${c2.syncDaemon['sync_daemon_rx_datagrams']} datagrams, ${c2.sync['sync_apply_Created']} created, ${c2.sync['sync_apply_Updated']} updated`);
     assert.ok(c2.sync['sync_apply_Created']! >= N);
     assert.equal(c2.syncDaemon['sync_daemon_rx_Ok'], c2.syncDaemon['sync_daemon_rx_datagrams'], 'every datagram read whole');
+    // hostile datagrams to the group from a real server's namespace: counted by reason, nothing applied
+    const bad = ['00', '0034ffff01010000', '0007000801010000', '0034000c0101000000060024'].map((h) => `Buffer.from('${h}', 'hex')`);
+    const js = `const s = require('dgram').createSocket('udp4'); let n = 0; for (const b of [${bad.join(',')}]) s.send(b, ${8848}, '224.0.0.81', () => { if (++n === ${bad.length}) s.close(); });`;
+    const sent = spawnSync('ip', ['netns', 'exec', pair.net.realServers[0]!, process.execPath, '-e', js], { encoding: 'utf8' });
+    assert.equal(sent.status, 0, sent.stderr);
+    const want = { sync_daemon_rx_DropTooShort: 1, sync_daemon_rx_DropSizeMismatch: 1, sync_daemon_rx_DropSyncId: 1, sync_daemon_rx_DropRecordTruncated: 1 };
+    let got: Record<string, number> = {};
+    for (let t0 = Date.now(); ; await sleep(100)) {
+      const c = (await pair.api<{ syncDaemon: Record<string, number> }>(1, '/v1/counters'))!.syncDaemon;
+      got = Object.fromEntries(Object.keys(want).map((k) => [k, (c[k] ?? 0) - (c2.syncDaemon[k] ?? 0)]));
+      if (c['sync_daemon_rx_datagrams']! - c2.syncDaemon['sync_daemon_rx_datagrams']! >= bad.length) break;
+      assert.ok(Date.now() - t0 < 5000, `the backup counted ${JSON.stringify(got)}`);
+    }
+    // 1 byte; size field 0xffff; syncid 7 (the backup's is 52); one record announced, 4 bytes of it
+    assert.deepEqual(got, want);
+    assert.equal(listed(pair, 1), N, 'nothing applied from them; the backup still runs');
   });
 
   test("d1's links cut: at least 198 of 200 go on through d2, byte-exact", async () => {
