@@ -83,13 +83,14 @@ async function packets(pair: Pair, i: number): Promise<number> {
 
 /**
  * Around an event (cut, kill): the baseline just before, then `runMs` of traffic with a status
+ * (25 s: a connection's TCP retransmission backoff may hold it several seconds after the takeover)
  * every ~100 ms. Per connection the longest time without an echo across the event (the
  * client's maxStallMs counts an open gap up to now, and a closed one whole, so the maximum over
  * the polls is the gap): its median is the interruption a connection saw (the takeover time as
  * the application sees it, including the 100 ms between messages). Survivors: connections that
  * received in the last 5 s, stalled less than 2 s there, and got more than before the event.
  */
-async function across(s: Stream, event: () => Promise<void> | void, runMs = 15_000): Promise<{ gapMedian: number; gapMax: number; survivors: number; errors: number; mismatches: number; samples: string[] }> {
+async function across(s: Stream, event: () => Promise<void> | void, runMs = 25_000): Promise<{ at: number; gapMedian: number; gapMax: number; survivors: number; errors: number; mismatches: number; samples: string[] }> {
   const before = await status(s);
   const t0 = Date.now();
   await event();
@@ -105,7 +106,7 @@ async function across(s: Stream, event: () => Promise<void> | void, runMs = 15_0
   const end = await status(s);
   const survivors = end.perConn.filter((r, k) => r > mid.perConn[k]! && end.maxStallMs[k]! < 2000 && r > before.perConn[k]!).length;
   const sorted = [...gap].sort((a, b) => a - b);
-  return { gapMedian: sorted[sorted.length >> 1]!, gapMax: sorted[sorted.length - 1]!, survivors, errors: end.errors, mismatches: end.mismatches, samples: end.errorSamples };
+  return { at: t0, gapMedian: sorted[sorted.length >> 1]!, gapMax: sorted[sorted.length - 1]!, survivors, errors: end.errors, mismatches: end.mismatches, samples: end.errorSamples };
 }
 
 describe('HA pair with connection sync: failover keeps connections', { skip }, () => {
@@ -157,7 +158,8 @@ describe('HA pair with connection sync: failover keeps connections', { skip }, (
     const r = await across(s, () => pair.net.setLinks(0, false));
     const forwarded = (await packets(pair, 1)) - p2;
     pair.net.setFlood(1, true);
-    console.log(`# cut (no unicast flooding to d2): longest time without an echo per connection: median ${r.gapMedian} ms, max ${r.gapMax} ms; ${r.survivors}/${N} survive; errors ${r.errors} ${JSON.stringify(r.samples)}; d2 counted ${forwarded} packets after the cut`);
+    const master = ((await pair.vrrp(1))!.groups.find((g) => g.name === 'G_NAT') as { since?: number }).since! - r.at;
+    console.log(`# cut (no unicast flooding to d2): d2's G_NAT MASTER ${master} ms after the cut; longest time without an echo per connection: median ${r.gapMedian} ms, max ${r.gapMax} ms; ${r.survivors}/${N} survive; errors ${r.errors} ${JSON.stringify(r.samples)}; d2 counted ${forwarded} packets after the cut`);
     assert.equal((await pair.vrrp(1))!.syncDaemon!.role, 'master');
     assert.ok(forwarded > N * 20, 'd2 carried the connections after the cut');
     assert.equal(r.mismatches, 0, 'every echoed byte in place');
@@ -199,7 +201,8 @@ describe('HA pair with connection sync: kill -9 of keepalived and ulvsd on the m
     const p2 = await packets(pair, 1);
     const r = await across(s, () => Promise.all([pair.killKeepalived(0), pair.killUlvsd(0)]).then(() => undefined));
     const forwarded = (await packets(pair, 1)) - p2;
-    console.log(`# kill -9: longest time without an echo per connection: median ${r.gapMedian} ms, max ${r.gapMax} ms; ${r.survivors}/${N} survive; errors ${r.errors} ${JSON.stringify(r.samples)}; d2 counted ${forwarded} packets after`);
+    const master = ((await pair.vrrp(1))!.groups.find((g) => g.name === 'G_NAT') as { since?: number }).since! - r.at;
+    console.log(`# kill -9: d2's G_NAT MASTER ${master} ms after the kill; longest time without an echo per connection: median ${r.gapMedian} ms, max ${r.gapMax} ms; ${r.survivors}/${N} survive; errors ${r.errors} ${JSON.stringify(r.samples)}; d2 counted ${forwarded} packets after`);
     assert.ok(forwarded > N * 20, 'd2 carried the connections after the kill');
     assert.equal(r.mismatches, 0);
     assert.ok(r.survivors >= N - 2, `${r.survivors} of ${N} survived`);
