@@ -9,15 +9,22 @@
  * CHECKSUM_PARTIAL and GSO packets. A request of an offloaded direct-routing connection
  * (FLOW_DR) is not rewritten: TTL - 1, Ethernet addresses of the route to its real server (which
  * must be the next hop itself: on a directly connected network), counted, redirected.
- * An offloaded IP-in-IP tunnelled connection (FLOW_TUN): TTL - 1, an outer IPv4 header inserted
- * after the Ethernet header (ulvs_net.h ipip_encap, as the TUN's way out does), Ethernet
- * addresses of the route to its real server (on-link), counted, redirected. A DR or tunnelled
- * packet too big for the route to its real server (the route's MTU, ulvs_net.h dr_route and
- * tun_route; with the outer header for a tunnel; a GSO super-packet by its segments) goes to
- * ulvsd (TCX_NEXT), which writes it back into the TUN, whose way out (tun_out.bpf.c) answers
- * it with ICMP "fragmentation needed" as IPVS does, so path MTU discovery works for
- * established connections too. FLOW_DR_ROUTE and FLOW_TUN_ROUTE entries are for the TUN's way
- * out only: TCX_NEXT.
+ * An offloaded tunnelled connection (FLOW_TUN, of the type and GUE port in its entry): TTL - 1,
+ * the outer headers (IPIP, GUE or GRE) inserted after the Ethernet header (ulvs_net.h tun_encap,
+ * as the TUN's way out does), Ethernet addresses of the route to its real server (the server
+ * or the gateway to it), counted, redirected. A DR or tunnelled packet too big for the route to
+ * its real server (the route's MTU, ulvs_net.h dr_route and tun_route; with the outer headers
+ * for a tunnel, tun_overhead; a GSO super-packet by its segments) goes to ulvsd (TCX_NEXT),
+ * which writes it back into the TUN, whose way out (tun_out.bpf.c) answers it with ICMP
+ * "fragmentation needed" as IPVS does, so path MTU discovery works for established
+ * connections too. FLOW_DR_ROUTE and FLOW_TUN_ROUTE entries are for the TUN's way out only:
+ * TCX_NEXT.
+ *
+ * A frame for another host's MAC (PACKET_OTHERHOST: a bridge or switch flooding it, e.g. to
+ * the other director of a VRRP pair while its MAC is unlearnt) returns TC_ACT_OK: it skips
+ * the tc capture filters too (tcx runs before them; so do any other classic tc ingress
+ * filters on the interface), so neither path forwards it; the IP layer drops it as it does any
+ * other-host frame. IPVS never sees such frames either (ip_rcv drops them before its hooks).
  *
  * Everything else returns TCX_NEXT (the tc capture and the TUN take it): not IPv4, IP options,
  * fragments, TTL <= 1, protocols other than TCP and UDP, TCP SYN/FIN/RST (they can change
@@ -26,6 +33,7 @@
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <linux/in.h>
 #include <linux/ip.h>
 #include <linux/tcp.h>
@@ -124,25 +132,27 @@ static __always_inline int forward_dr(struct __sk_buff *skb, const struct pkt *p
 	return bpf_redirect(fib.ifindex, 0);
 }
 
-/* A request of an offloaded IPIP connection to RIP (v->addr): TTL - 1, then the outer header
- * after the Ethernet header. Not on-link, unresolved, too big: TCX_NEXT (ulvsd and the way out). */
+/* A request of an offloaded tunnelled connection to RIP (v->addr): TTL - 1, then the outer
+ * headers after the Ethernet header, to the next hop of the route to RIP. No route, unresolved
+ * next hop, too big: TCX_NEXT (ulvsd and the way out). */
 static __always_inline int forward_tun(struct __sk_buff *skb, const struct pkt *p, const struct flow_value *v)
 {
 	struct bpf_fib_lookup fib = {};
-	struct ipip_inner in = { .tos = p->tos, .ttl = p->ttl - 1, .frag_off = p->frag_off, .tot_len = bpf_ntohs(p->tot_len) };
+	struct tun_inner in = { .tos = p->tos, .ttl = p->ttl - 1, .frag_off = p->frag_off, .tot_len = bpf_ntohs(p->tot_len), .tun_type = v->tun_type, .tun_port = v->port };
+	__u32 bytes = skb->len - ETH_HLEN;	/* the inner packet's, as IPVS counts them */
 	/* the outer packet: this one plus the tunnel headers; a GSO super-packet's segments keep
 	 * their size (the encapsulation lowers gso_size by the overhead) */
 	__u32 need = skb->gso_size ? wire_len(skb, L4_OFF, p->proto, 0) : bpf_ntohs(p->tot_len) + tun_overhead(v);
 
-	if (tun_route(skb, &fib, v->addr, p->tos, 0, need) != BPF_FIB_LKUP_RET_SUCCESS)
+	if (tun_route(skb, &fib, v->addr, in.tun_type, p->tos, 0, need) != BPF_FIB_LKUP_RET_SUCCESS)
 		return TCX_NEXT;
 	ttl_decrement(skb, IP_FIELD(ttl), IP_FIELD(check), p->ttl, p->proto);
-	if (ipip_encap(skb, ETH_HLEN, fib.ipv4_src, v->addr, &in))
+	if (tun_encap(skb, ETH_HLEN, fib.ipv4_src, v->addr, &in))
 		return TC_ACT_SHOT;	/* the TTL is already changed: cannot go on */
 	struct slot *s = bpf_map_lookup_elem(&ulvs_slots, &v->slot);
 	if (s) {
 		__sync_fetch_and_add(&s->packets[0], 1);
-		__sync_fetch_and_add(&s->bytes[0], skb->len - ETH_HLEN - 20);
+		__sync_fetch_and_add(&s->bytes[0], bytes);
 		s->last_ns = bpf_ktime_get_ns();
 	}
 	bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_dest), fib.dmac, ETH_ALEN, 0);
@@ -159,6 +169,8 @@ int ulvs_fastpath(struct __sk_buff *skb)
 	struct iphdr *iph = (void *)(eth + 1);
 	struct pkt p;
 
+	if (skb->pkt_type == PACKET_OTHERHOST)
+		return TC_ACT_OK;	/* another host's frame: not ours to forward (header comment) */
 	if ((void *)iph + sizeof(*iph) + sizeof(struct udphdr) > data_end)
 		return TCX_NEXT;
 	if (eth->h_proto != bpf_htons(ETH_P_IP) || iph->version != 4 || iph->ihl != 5)

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (MIT OR GPL-2.0)
 /*
  * Tunnel decapsulation on a real server, at the tcx ingress of its Ethernet interfaces, for
- * kernels without the ipip (or fou) module: `ulvs rs-setup tun` attaches it (src/rs/decap.ts).
+ * kernels without the ipip (or fou, or ip_gre) module: `ulvs rs-setup tun` attaches it
+ * (src/rs/decap.ts).
  * A director in IPVS's TUN mode sends the client's packet inside an outer IPv4 header to the
  * real server's address (docs: /work/shared/reference/dr-tun-local-vip.md §2.1-2.2):
  *
@@ -9,6 +10,9 @@
  *   GUE   outer IPv4 (protocol 17) | UDP (destination port = the configured port) |
  *         GUE header, 4 bytes: version 0, C 0, hlen 0 (no options), proto/ctype 4, flags |
  *         inner IPv4 packet
+ *   GRE   outer IPv4 (protocol 47) | GRE header, 4 bytes: no flags (C, K, S 0), version 0,
+ *         protocol 0x0800 | inner IPv4 packet (what IPVS's ipvs_gre_encap sends without
+ *         --tun-csum; only when the config enables GRE)
  *
  * A tunnel packet addressed to this host (the frame was for this interface's MAC: pkt_type
  * PACKET_HOST; outer header without options, not a fragment, checksum right, total length
@@ -23,8 +27,10 @@
  * Returns: TCX_NEXT for everything it does not drop (decapsulated or untouched), so programs
  * after it and the stack see the packet; TC_ACT_SHOT for a tunnel packet addressed to this host
  * whose headers do not fit together (the kernel would drop it too). Untouched: not IPv4, not for
- * this host, outer options or fragments, other protocols and ports, GUE variants IPVS does not
- * send, and an inner destination that is not a VIP. Counters: enum rs_counter (ulvs_maps.h).
+ * this host, outer options or fragments, other protocols and ports, an inner destination that
+ * is not a VIP (counted), and GUE and GRE variants this program does not decapsulate (GUE with
+ * options, C set or IPv6 inside; GRE with checksum, key, sequence number, another version or
+ * protocol: counted as unhandled). Counters: enum rs_counter (ulvs_maps.h).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -42,6 +48,7 @@
 /* include/uapi/linux/if_packet.h: the frame was addressed to this interface */
 #define PACKET_HOST 0
 #define GUE_HLEN 4
+#define GRE_HLEN 4
 /* the longest header chain read: Ethernet, outer IPv4, UDP, GUE, inner IPv4 */
 #define MAX_HDR (ETH_HLEN + 20 + 8 + GUE_HLEN + 20)
 
@@ -103,6 +110,13 @@ int ulvs_rs_decap(struct __sk_buff *skb)
 		if (!cfg || cfg->gue_port == 0 || (void *)(udp + 1) > data_end || udp->dest != cfg->gue_port)
 			return TCX_NEXT;
 		hdr = sizeof(struct iphdr) + sizeof(struct udphdr) + GUE_HLEN;
+	} else if (outer->protocol == IPPROTO_GRE) {
+		__u32 zero = 0;
+		struct rs_config *cfg = bpf_map_lookup_elem(&ulvs_rs_config, &zero);
+
+		if (!cfg || !cfg->gre)
+			return TCX_NEXT;
+		hdr = sizeof(struct iphdr) + GRE_HLEN;
 	} else {
 		return TCX_NEXT;
 	}
@@ -123,8 +137,20 @@ int ulvs_rs_decap(struct __sk_buff *skb)
 		if (ulen < sizeof(struct udphdr) + GUE_HLEN + sizeof(struct iphdr) || ulen > tot - sizeof(struct iphdr))
 			goto malformed;
 		/* what IPVS sends without remote checksum offload: version 0, C 0, hlen 0, IPv4 inside */
-		if (gue[0] != 0 || gue[1] != IPPROTO_IPIP)
+		if (gue[0] != 0 || gue[1] != IPPROTO_IPIP) {
+			count(RS_UNHANDLED);
 			return TCX_NEXT;
+		}
+	} else if (outer->protocol == IPPROTO_GRE) {
+		__be16 *gre = (void *)(outer + 1);
+
+		if ((void *)(gre + 2) > data_end)
+			goto malformed;
+		/* flags and version all 0 (no checksum, key or sequence number), IPv4 inside */
+		if (gre[0] != 0 || gre[1] != bpf_htons(ETH_P_IP)) {
+			count(RS_UNHANDLED);
+			return TCX_NEXT;
+		}
 	}
 	struct iphdr *inner = (void *)outer + hdr;
 

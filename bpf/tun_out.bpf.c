@@ -10,13 +10,15 @@
  *     (bpf_redirect_neigh with the real server as next hop, out of the interface of the route
  *     to it), as IPVS's ip_vs_dr_xmit does. It is dropped when the real server is not on a
  *     directly connected network (ulvsd refuses such servers; the route changed since);
- *   - a request of an IP-in-IP tunnelled connection (FLOW_TUN_ROUTE or FLOW_TUN, written as
- *     for DR) goes, TTL - 1, inside an outer IPv4 header (ulvs_net.h ipip_encap: source the
- *     director's address on the route to RIP, destination RIP, protocol 4; IPVS's
- *     ip_vs_tunnel_xmit) to the link-layer address of RIP. bpf_skb_adjust_room at the MAC layer
- *     inserts the room in front of the IP header (a TUN's skb has no MAC header: offset 0) and
- *     keeps GSO super-packets GSO (SKB_GSO_IPXIP4, segments shrunk by the overhead). Dropped
- *     and counted when RIP is not on-link;
+ *   - a request of a tunnelled connection (FLOW_TUN_ROUTE or FLOW_TUN, written as for DR, with
+ *     the server's tunnel type and GUE port) goes, TTL - 1, inside outer headers (ulvs_net.h
+ *     tun_encap: IPv4 from the director's address on the route to RIP to RIP, then nothing
+ *     (IPIP), UDP + GUE, or GRE; IPVS's ip_vs_tunnel_xmit, ipvs_gue_encap, ipvs_gre_encap) to
+ *     the next hop of the route to RIP: RIP itself or a gateway (the outer packet is an
+ *     ordinary routed one). bpf_skb_adjust_room at the MAC layer inserts the room in front of
+ *     the IP header (a TUN's skb has no MAC header: offset 0) and keeps GSO super-packets GSO
+ *     (segments shrunk by the overhead, tun_overhead: 20, 32, 24). Dropped and counted when
+ *     there is no route to RIP;
  *   - path MTU (IPVS's __ip_vs_get_out_rt and ensure_mtu_is_adequate): a DR or tunnelled
  *     packet longer than the route to its real server carries (the route's MTU as the
  *     kernel's forwarding sees it, ip_mtu_from_fib_result; a tunnelled packet with its outer
@@ -208,14 +210,15 @@ static __always_inline int to_dr_server(struct __sk_buff *skb, const __u32 off, 
 	return send_to(skb, off, fib.ifindex, v->addr);
 }
 
-/* A packet of a tunnelled connection, encapsulated to RIP (v->addr); `need`: the outer IP
- * length the route must carry. Returns the verdict; *sent is set when it went. */
+/* A packet of a tunnelled connection, encapsulated (the entry's tunnel type and GUE port) to
+ * RIP (v->addr), sent to the next hop of the route to RIP (RIP or a gateway); `need`: the
+ * outer IP length the route must carry. Returns the verdict; *sent is set when it went. */
 static __always_inline int to_tun_server(struct __sk_buff *skb, const __u32 off, const struct pkt *p, const struct flow_value *v, __u32 need, int *sent)
 {
 	struct bpf_fib_lookup fib = {};
-	struct ipip_inner in = { .tos = p->tos, .ttl = p->ttl - 1, .frag_off = p->frag_off, .tot_len = p->tot_len };
+	struct tun_inner in = { .tos = p->tos, .ttl = p->ttl - 1, .frag_off = p->frag_off, .tot_len = p->tot_len, .tun_type = v->tun_type, .tun_port = v->port };
 	__u32 oh = tun_overhead(v);
-	long rc = tun_route(skb, &fib, v->addr, p->tos, BPF_FIB_LOOKUP_SKIP_NEIGH, need);
+	long rc = tun_route(skb, &fib, v->addr, in.tun_type, p->tos, BPF_FIB_LOOKUP_SKIP_NEIGH, need);
 
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
 		return too_big(skb, off, p, fib.mtu_result > oh ? fib.mtu_result - oh : 0);
@@ -224,10 +227,11 @@ static __always_inline int to_tun_server(struct __sk_buff *skb, const __u32 off,
 		return TC_ACT_SHOT;
 	}
 	TTL_DECREMENT(skb, off, p);
-	if (ipip_encap(skb, off, fib.ipv4_src, v->addr, &in))
+	if (tun_encap(skb, off, fib.ipv4_src, v->addr, &in))
 		return TC_ACT_SHOT;
 	*sent = 1;
-	return send_to(skb, off, fib.ifindex, v->addr);
+	/* the lookup left the next hop (RIP or the gateway to it) in ipv4_dst */
+	return send_to(skb, off, fib.ifindex, fib.ipv4_dst);
 }
 
 /*

@@ -37,21 +37,38 @@ enum flow_dir {
 				 * fast path ignores it (the engine sees every packet) */
 	FLOW_DR = 3,		/* offloaded: as FLOW_DR_ROUTE, and the NIC fast path forwards the
 				 * connection's packets itself, counting them in slot */
-	/* IP-in-IP tunnelling (VS/TUN, ipip): as FLOW_DR_ROUTE and FLOW_DR (addr is RIP, port
-	 * unused), but the packet (TTL - 1) is sent inside an outer IPv4 header: source the
-	 * director's address on the route to RIP (the kernel's choice, BPF_FIB_LOOKUP_SRC), destination
-	 * RIP, protocol 4, TTL the inner one, TOS the inner one (ECN encapsulated), DF the inner one,
-	 * a fresh id. RIP must be on a directly connected network, as for DR. */
+	/* Tunnelling (VS/TUN): as FLOW_DR_ROUTE and FLOW_DR (addr is RIP), but the packet (TTL - 1)
+	 * is sent inside an outer IPv4 header of the type tun_type says (enum tun_type; port is
+	 * GUE's UDP destination port, zero for the other types): source the director's address on
+	 * the route to RIP (the kernel's choice, BPF_FIB_LOOKUP_SRC), destination RIP, TTL the inner
+	 * one, TOS the inner one (ECN encapsulated), DF the inner one, a fresh id (IPVS's
+	 * ip_vs_tunnel_xmit). The outer packet is routed: RIP may be behind a gateway. */
 	FLOW_TUN_ROUTE = 4,	/* the TUN's way out only (as FLOW_DR_ROUTE) */
 	FLOW_TUN = 5,		/* offloaded: the NIC fast path encapsulates too (as FLOW_DR) */
 };
 
+/* IPVS's tunnel types (IP_VS_CONN_F_TUNNEL_TYPE_*: ipvsadm's --tun-type, core/service.ts
+ * TunType): what follows the outer IPv4 header (ulvs_net.h tun_encap, tun_overhead):
+ *   TUN_IPIP  protocol 4, then the inner packet                                  20 bytes
+ *   TUN_GUE   protocol 17: UDP (source a flow hash in the local port range, destination the
+ *             server's --tun-port, checksum 0) and the 4-byte GUE header (version 0, C 0,
+ *             hlen 0, proto/ctype 4, flags 0): ipvs_gue_encap without checksum   32 bytes
+ *   TUN_GRE   protocol 47: the 4-byte GRE header (no flags, version 0, protocol 0x0800):
+ *             ipvs_gre_encap without checksum                                    24 bytes
+ * The checksum variants (--tun-csum, --tun-remcsum) are not carried: ulvsd refuses them. */
+enum tun_type {
+	TUN_IPIP = 0,
+	TUN_GUE = 1,
+	TUN_GRE = 2,
+};
+
 struct flow_value {
-	__be32 addr;		/* the new address (FLOW_DR*: the real server's) */
-	__be16 port;		/* the new port */
+	__be32 addr;		/* the new address (FLOW_DR*, FLOW_TUN*: the real server's) */
+	__be16 port;		/* the new port (FLOW_DR*: zero; FLOW_TUN*: GUE's UDP destination
+				 * port, zero for the other tunnel types) */
 	__u8 dir;		/* enum flow_dir */
-	__u8 pad;		/* zero */
-	__u32 slot;		/* index into the slot map (FLOW_DR_ROUTE: unused, zero) */
+	__u8 tun_type;		/* FLOW_TUN*: enum tun_type; otherwise zero */
+	__u32 slot;		/* index into the slot map (FLOW_*_ROUTE: unused, zero) */
 	__u32 pad2;		/* zero */
 };
 
@@ -70,7 +87,8 @@ enum tun_out_counter {
 	TUN_OUT_ENCAP = 0,	/* tunnelled (FLOW_TUN_ROUTE/FLOW_TUN) and sent */
 	TUN_OUT_TOO_BIG = 1,	/* DR or tunnelled packet larger than the route's MTU (a tunnelled
 				 * one with the outer header; GSO: a segment): never sent */
-	TUN_OUT_NO_ROUTE = 2,	/* DR or tunnelled packet whose real server is not on-link: dropped */
+	TUN_OUT_NO_ROUTE = 2,	/* DR packet whose real server is not on-link, tunnelled packet
+				 * without a route to its real server: dropped */
 	TUN_OUT_FRAG_NEEDED = 3,	/* too big with DF: replaced by ICMP "fragmentation needed"
 					 * (type 3 code 4) to the client, sent */
 	TUN_OUT_TOO_BIG_NO_DF = 4,	/* too big without DF: dropped (no fragmentation) */
@@ -113,13 +131,18 @@ enum rs_counter {
 	RS_DECAP = 0,		/* tunnel packet for a VIP: outer headers removed, inner packet went on */
 	RS_MALFORMED = 1,	/* tunnel packet for this host with inconsistent headers: dropped */
 	RS_NOT_VIP = 2,		/* well-formed tunnel packet whose inner destination is no VIP: untouched */
-	RS_COUNTERS = 3,	/* number of counters */
+	RS_UNHANDLED = 3,	/* tunnel packet for this host in a variant the program does not
+				 * decapsulate (GRE with checksum, key, sequence number, another
+				 * version or protocol; GUE with options, C set or another inner
+				 * protocol): untouched (a kernel without the modules drops it) */
+	RS_COUNTERS = 4,	/* number of counters */
 };
 
 /* The program's settings: the one element of an array map. */
 struct rs_config {
 	__be16 gue_port;	/* UDP destination port of GUE (network order); 0: GUE off */
-	__u16 pad;		/* zero */
+	__u8 gre;		/* 1: decapsulate GRE (IP protocol 47); 0: GRE off */
+	__u8 pad;		/* zero */
 };
 
 #endif

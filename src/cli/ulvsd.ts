@@ -39,8 +39,11 @@
  * Every configuration change (API, SIGHUP reload, health) goes one way: a mutation of the
  * current rules, evaluated inside the control plane's serial section, validated whole on a
  * scratch engine; only the difference goes to the workers, then the policy rules are adjusted
- * (new ones first). A refused change changes nothing. Signals: SIGINT/SIGTERM stop and remove everything; SIGHUP re-reads the rules file;
- * SIGUSR1 prints the ipvsadm-style listings and the counters.
+ * (new ones first). A refused change changes nothing. Signals: SIGINT/SIGTERM stop and remove
+ * everything (with --keep-state: hand over as SIGUSR2 does); SIGUSR2 stops for a restart or an
+ * upgrade, leaving the connections in --state-dir and the TUN, routing, capture and fast path in
+ * the kernel for the next start; SIGHUP re-reads the rules file; SIGUSR1 prints the ipvsadm-style
+ * listings and the counters.
  */
 import { availableParallelism } from 'node:os';
 import { Daemon, DaemonError } from '../daemon/daemon.js';
@@ -74,8 +77,11 @@ try {
   throw e;
 }
 
-process.on('SIGINT', () => daemon.stop(0));
-process.on('SIGTERM', () => daemon.stop(0));
+// SIGTERM/SIGINT: a final stop (everything removed), or a hand-over with --keep-state;
+// SIGUSR2: always a hand-over (a restart or an in-place upgrade: README "Restarts and upgrades")
+process.on('SIGINT', () => daemon.stop(0, parsed.options.keepState));
+process.on('SIGTERM', () => daemon.stop(0, parsed.options.keepState));
+process.on('SIGUSR2', () => daemon.stop(0, true));
 process.on('SIGHUP', () => {
   if (daemon.stopping) return;
   daemon.reload().catch((e: Error) => log.warn(`reload refused, running rules unchanged: ${e.message}`));

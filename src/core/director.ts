@@ -22,9 +22,11 @@
  * - Control operations validate the whole request first and then apply it, so a rejected
  *   request changes nothing (IpvsError with the errno and ipvsadm's text).
  */
+import { exportConns, importConns, type ImportResult } from './conn/handover.js';
 import { ConnLifecycle } from './conn/lifecycle.js';
 import { Persistence } from './conn/persist.js';
 import type { ConnTable } from './conn-table.js';
+import type { DestRegistry } from './dest-registry.js';
 import { DestTable } from './ctl/dests.js';
 import { listConnections, snapshotOf, type ConnInfo, type DirectorSnapshot } from './ctl/listings.js';
 import { ServiceTable } from './ctl/services.js';
@@ -86,9 +88,10 @@ export interface DirectorOptions {
    * IPVS) and drops it otherwise.
    */
   strayTcp?: 'pass' | 'drop' | 'local';
-  /** The kernel fast path (core/offload.ts): a port made for this engine's connection table,
-   *  and the packets a connection forwards here first (default DEFAULT_OFFLOAD_AFTER). */
-  offload?: { port: (conns: ConnTable) => OffloadPort; after?: number };
+  /** The kernel fast path (core/offload.ts): a port made for this engine's connection table
+   *  (and its real servers, whose tunnel a tunnelled connection's entry names), and the packets
+   *  a connection forwards here first (default DEFAULT_OFFLOAD_AFTER). */
+  offload?: { port: (conns: ConnTable, dests: DestRegistry) => OffloadPort; after?: number };
 }
 
 /** xorshift32 from a seed: the default random source (the core never calls Math.random). */
@@ -132,7 +135,7 @@ export class Director {
     const s = (this.#s = new EngineState(o.maxConns ?? 1 << 20, seed, o.sysctl));
     this.#stray = o.strayTcp === 'drop' || o.strayTcp === 'local' ? Outcome.DropNoConn : Outcome.PassNoConn;
     this.#strayLocal = o.strayTcp === 'local';
-    const port = o.offload ? o.offload.port(s.conns) : null;
+    const port = o.offload ? o.offload.port(s.conns, s.dests) : null;
     this.#offload = new OffloadPolicy(s, this.#protos, port, o.offload?.after ?? DEFAULT_OFFLOAD_AFTER);
     this.#protos.register(new TcpOps(s, this.#offload));
     this.#protos.register(new UdpOps(s));
@@ -275,6 +278,20 @@ export class Director {
   /** Take every connection back from the kernel fast path (before a configuration change). */
   withdrawAll(): number {
     return this.#offload.withdrawAll();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Restarts (conn/handover.ts)
+
+  /** Every live entry as hand-over records (templates first), with its kernel fast path slot.
+   *  Call after the last harvest; the engine is not changed. */
+  exportConns(now: number): { buf: Buffer; count: number } {
+    return exportConns(this.#s, now, this.#offload.slots);
+  }
+
+  /** Insert the previous process's records, bound to the servers of the current rules. */
+  importConns(buf: Buffer, count: number, now: number): ImportResult {
+    return importConns(this.#s, this.#offload, (proto, addr, port) => this.#services.get({ proto, addr, port }), buf, count, now);
   }
 
   // ---------------------------------------------------------------------------------------------

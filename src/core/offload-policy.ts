@@ -9,7 +9,7 @@ import { ConnFlag, FWD_SHIFT, TICK_MS } from './conn-table.js';
 import type { EngineState } from './engine-state.js';
 import { OffloadReport, type OffloadPort } from './offload.js';
 import type { LeaveHook, ProtoOps, ProtoTable } from './proto/ops.js';
-import { Fwd, TunType } from './service.js';
+import { Fwd } from './service.js';
 import { Event } from './verdict.js';
 
 /** The connection flags' method bits of a direct-routing and a tunnelling entry. */
@@ -39,7 +39,7 @@ export class OffloadPolicy implements LeaveHook {
   consider(c: number, ops: ProtoOps): void {
     const port = this.#port;
     const conns = this.#s.conns;
-    // the kernel fast path rewrites as NAT, sends as DR or in IPIP: not GUE/GRE, not local
+    // the kernel fast path rewrites as NAT, sends as DR or through a tunnel (every type)
     const f = conns.flags(c);
     if (port === null || (f & ConnFlag.OFFLOADED) !== 0 || ((f & ConnFlag.FWD_MASK) !== 0 && !this.#routed(c)) || !ops.offloadable(c)) return;
     const n = conns.seen[c]! + 1;
@@ -54,21 +54,37 @@ export class OffloadPolicy implements LeaveHook {
     }
   }
 
-  /** Whether entry c is sent by the port's way out (route/unroute): direct routing, and IP-in-IP
-   *  tunnelling (its server's tunnel type; GUE and GRE are refused before they get here). */
+  /** Whether entry c is sent by the port's way out (route/unroute): direct routing and
+   *  tunnelling (the port reads the server's tunnel type and port itself). */
   #routed(c: number): boolean {
     const m = this.#s.conns.flags(c) & ConnFlag.FWD_MASK;
-    return m === DR_BITS || (m === TUN_BITS && this.#s.dests.byId(this.#s.conns.dest(c)).tunType === TunType.IPIP);
+    return m === DR_BITS || m === TUN_BITS;
   }
 
-  /** Entry c was just created: a direct-routing or IPIP one is announced to the port (offload.ts). */
+  /** Entry c was just created: a direct-routing or tunnelled one is announced to the port (offload.ts). */
   created(c: number): void {
     if (this.#port !== null && (this.#s.conns.flags(c) & ConnFlag.TEMPLATE) === 0 && this.#routed(c)) this.#port.route(c);
   }
 
-  /** Entry c is about to be removed (withdrawn already): a direct-routing or IPIP one is announced. */
+  /** Entry c is about to be removed (withdrawn already): a direct-routing or tunnelled one is announced. */
   removed(c: number): void {
     if (this.#port !== null && (this.#s.conns.flags(c) & ConnFlag.TEMPLATE) === 0 && this.#routed(c)) this.#port.unroute(c);
+  }
+
+  /** A connection imported from the previous process (conn/handover.ts) that the kernel forwarded
+   *  through `slot`: the port takes it over (OffloadPort.adopt); true when it stays offloaded. */
+  adopt(c: number, slot: number, reported: Float64Array): boolean {
+    const port = this.#port;
+    if (port === null || port.adopt === undefined || !port.adopt(c, slot, reported)) return false;
+    const conns = this.#s.conns;
+    conns.setFlags(c, conns.flags(c) | ConnFlag.OFFLOADED);
+    return true;
+  }
+
+  /** The port's record of where the kernel keeps entry c (OffloadPort.slotOf), for an export. */
+  get slots(): { slotOf(c: number, reported: Float64Array): number } | null {
+    const port = this.#port;
+    return port?.slotOf ? { slotOf: (c, r) => port.slotOf!(c, r) } : null;
   }
 
   beforeStateChange(c: number): void {

@@ -196,7 +196,7 @@ test('without a port nothing changes (the flag and counters stay clear)', () => 
   assert.equal(d.counters()['offloaded'], 0);
 });
 
-test('direct routing: announced at creation, offered in ESTABLISHED (requests only), unrouted at expiry after its withdrawal; IPIP tunnelling alike, GUE and GRE never', () => {
+test('direct routing: announced at creation, offered in ESTABLISHED (requests only), unrouted at expiry after its withdrawal; tunnelling alike, of every type', () => {
   const port = new RecordingPort();
   const d = director({ offload: { port: () => port, after: 2 } });
   d.addService({ ...key(TCP, VIP, 80), scheduler: 'rr' });
@@ -233,8 +233,9 @@ test('direct routing: announced at creation, offered in ESTABLISHED (requests on
     const g = director({ offload: { port: () => other, after: 1 } });
     g.addService({ ...key(TCP, VIP, 80), scheduler: 'rr' });
     g.addDest(key(TCP, VIP, 80), { addr: ip(RS1), port: 80, fwd: Fwd.TUNNEL, tunType, tunPort });
-    for (const f of ['S', 'A', 'A', 'A']) send(g, r(f), 1000);
-    assert.deepEqual(other.log, [], `a tun-type ${tunType} connection is neither routed nor offered`);
+    for (const f of ['S', 'A', 'A']) send(g, r(f), 1000);
+    const gc = g.lastConn;
+    assert.deepEqual(other.log, [`route ${gc}`, `offer ${gc}`], `a tun-type ${tunType} connection is routed and offered as IPIP is (the port reads the type)`);
   }
 });
 

@@ -5,7 +5,7 @@
  * the kernel forwarded.
  *
  * Contract, which keeps IPVS's state machine exact:
- *   - masqueraded and direct-routing connections are offered (tunnelled ones are not yet);
+ *   - masqueraded, direct-routing and tunnelled connections are offered;
  *   - only connections whose next packets cannot change their state are offered: TCP in
  *     ESTABLISHED (the fast path hands SYN, FIN and RST up; every other segment leaves
  *     ESTABLISHED as it is) and UDP; never templates or one-packet connections;
@@ -13,9 +13,10 @@
  *     or the configuration changes (a deleted or unavailable server must stop receiving);
  *   - the port must have stopped the kernel from forwarding a withdrawn connection before the
  *     packet that caused the withdrawal is sent on (so replies to that packet reach the engine);
- *   - a direct-routing connection is announced to the port at its creation (route) and at its
- *     removal (unroute), whether offered or not: the engine leaves its packets unchanged, so the
- *     data path learns from the port which real server's link-layer address they go to.
+ *   - a direct-routing or tunnelled connection is announced to the port at its creation (route)
+ *     and at its removal (unroute), whether offered or not: the engine leaves its packets
+ *     unchanged, so the data path learns from the port which real server they go to (and
+ *     through which tunnel: the port reads the server's type and port from the registry).
  */
 
 /** What the kernel forwarded for one connection since the last report. Reused, never kept. */
@@ -47,14 +48,22 @@ export interface OffloadPort {
   /** Stop the kernel forwarding entry c, and fill `out` with what it forwarded since the last
    *  report (cleared when it had nothing to report). */
   withdraw(c: number, out: OffloadReport): void;
-  /** Direct-routing entry c was just created: the packets of its request tuple that the engine
+  /** Direct-routing or tunnelled entry c was just created: the packets of its request tuple that the engine
    *  forwards (before and after any offer) must reach its real server, daddr(c), from the first
    *  one, which the data path sends after this call returns. */
   route(c: number): void;
-  /** Direct-routing entry c is being removed (its fields are still readable): stop routing its
+  /** Direct-routing or tunnelled entry c is being removed (its fields are still readable): stop routing its
    *  tuple, after the packets already forwarded have gone (a one-packet connection is removed
    *  before its only packet is sent). Not offered any more (withdrawn first). */
   unroute(c: number): void;
+  /** Restart (core/conn/handover.ts): entry c was forwarded by the kernel through `slot` (whole
+   *  slot array) in the previous process, which had counted `reported` (packets in, bytes in,
+   *  packets out, bytes out) of it. Take it over: true when the kernel goes on forwarding c (in
+   *  that slot, or in another of this port's), false when its kernel entries are gone (c's
+   *  packets come to the engine). Optional: a port without it gets none. */
+  adopt?(c: number, slot: number, reported: Float64Array): boolean;
+  /** Entry c's slot (whole slot array) and the counts already reported from it; -1 when none. */
+  slotOf?(c: number, reported: Float64Array): number;
 }
 
 /** Packets a connection forwards through the engine, in an eligible state, before it is offered. */

@@ -14,9 +14,11 @@
  * A VIP may be a local address at start or become one (or stop being one) while ulvsd runs:
  * every 2 s the host's addresses are read again (local-vips.ts); a change is logged and the
  * engines get the new list (stray TCP to a local VIP goes to the host stack, which resets it).
- *   stop(code)  close the APIs, run keepalived's omega scripts, stop the workers; once they
- *             have stopped (at most 3 s), remove everything and exit(code) (exit(code || 1) when
- *             the workers did not stop in time).
+ *   stop(code, handover)  close the APIs, run keepalived's omega scripts, stop the workers; once
+ *             they have stopped (at most 3 s), remove everything and exit(code) (exit(code || 1)
+ *             when the workers did not stop in time). With `handover` (a restart or an upgrade:
+ *             SIGUSR2, or SIGTERM with --keep-state) the workers' connections go to the state
+ *             file and the kernel side stays for the next start (handover.ts, kept-state.ts).
  *   reload()  re-read the rules file or keepalived.conf; a refused one leaves the rules running.
  *   dump()    the ipvsadm-style listings and the counters (SIGUSR1).
  *   crash(e)  an uncaught exception: log it, remove everything, exit(1).
@@ -46,7 +48,9 @@ import { checkHost, KernelSetup, SetupError } from './kernel-setup.js';
 import type { DaemonLog } from './log.js';
 import type { DaemonOptions } from './options.js';
 import { LocalAddresses, type LocalChange } from './local-vips.js';
-import { WorkerPool } from './worker-pool.js';
+import { importSummary, loadHandover, newHandoverCounters, saveHandover } from './handover.js';
+import { readKept, statePaths } from './kept-state.js';
+import { WorkerPool, type PoolCounters } from './worker-pool.js';
 import { VrrpFollower } from './vrrp-follower.js';
 import { SyncDaemon, syncDaemonFor } from './sync-daemon.js';
 import { SyncRoleDriver } from './sync-role.js';
@@ -131,12 +135,16 @@ export class Daemon {
   #stopping = false;
   #cleaned = false;
   #exitCode = 0;
+  #handover = false;
+  readonly #handoverCounters = newHandoverCounters();
+  readonly #paths: { kernel: string; conns: string };
 
   constructor(o: DaemonOptions, log: DaemonLog, exit: (code: number) => void) {
     this.#o = o;
     this.#log = log;
     this.#exit = exit;
     this.#syncRole = new SyncRoleDriver(log, () => this.#health?.syncDaemon ?? null);
+    this.#paths = statePaths(o.stateDir, o.dev);
   }
 
   /** The control plane (after start). */
@@ -159,10 +167,10 @@ export class Daemon {
       unlinkSync(o.socket);
     }
 
-    const kernel = new KernelSetup(o, rules, log);
+    const kernel = new KernelSetup(o, rules, log, this.#paths.kernel);
     this.#kernel = kernel;
     try {
-      kernel.install(rules);
+      kernel.install(rules, readKept(this.#paths.kernel));
       checkHost(rules, kernel.capturing); // tc may have been unavailable
       this.#caps.dr = kernel.drUnavailable;
       try {
@@ -182,15 +190,18 @@ export class Daemon {
     const slots = new SchedStateSlots(1 << 16);
     const initial = slots.assign(diffRules({ services: [], dests: [] }, rules));
     initial.commit();
+    const handover = loadHandover({ connsPath: this.#paths.conns, rules, workers: o.workers, adoptedMaps: kernel.fastPathAdopted ? kernel.fastPathMaps : null, counters: this.#handoverCounters, log });
     const pool = new WorkerPool(
       kernel.queues.map((q) => q.fd),
       (i) => {
         const fastPath = kernel.fastPathShare(i);
-        return { seed: randomInt(0, 0x7fffffff), maxConns: Math.floor(o.maxConns / o.workers), ops: initial.ops, io: o.io, busyPollUs: o.busyPollUs, localAddrs: this.#local.addrs, sharedState: slots.state, ...(fastPath ? { fastPath } : {}) };
+        return { seed: randomInt(0, 0x7fffffff), maxConns: Math.floor(o.maxConns / o.workers), ops: initial.ops, io: o.io, busyPollUs: o.busyPollUs, localAddrs: this.#local.addrs, sharedState: slots.state, ...(fastPath ? { fastPath } : {}), ...(handover?.[i]?.count ? { handover: handover[i] } : {}) };
       },
       {
         warn: (msg) => log.warn(msg),
         ready: (io) => {
+          const taken = importSummary(pool.imported);
+          if (taken) log.info(taken);
           log.info(`forwarding with ${o.workers} worker${o.workers > 1 ? 's' : ''} (pid ${process.pid}, packet I/O: ${io.join(', ')}); admin API on ${o.socket}`);
           this.#ready = true;
           if (this.#health) void this.#applyHealth(); // health results that arrived during start-up
@@ -206,9 +217,14 @@ export class Daemon {
           this.#exit(1);
         },
         syncDatagram: (_i, dg) => this.#sync?.send(dg),
-        stopped: () => {
-          this.#cleanup();
-          log.info('stopped, routing removed');
+        stopped: (batches) => {
+          if (this.#handover) {
+            if (batches) saveHandover(this.#paths.conns, batches, o.dev, this.#handoverCounters, log);
+            this.#cleanup(true);
+          } else {
+            this.#cleanup();
+            log.info('stopped, routing removed');
+          }
           this.#exit(this.#exitCode);
         },
       },
@@ -224,7 +240,7 @@ export class Daemon {
       const at = o.metrics;
       const health = this.#health;
       const vrrp = this.#vrrp;
-      const server = createMetricsServer({ workers: o.workers, snapshot: () => pool.snapshot(), connections: () => pool.connections(), counters: async () => ({ ...(await pool.counters()), syncDaemon: sync.counters() }), ...(health ? { health: () => health.states() } : {}), ...(vrrp ? { vrrp: () => vrrp.status() } : {}) });
+      const server = createMetricsServer({ workers: o.workers, snapshot: () => pool.snapshot(), connections: () => pool.connections(), counters: async () => ({ ...(await this.#counters(pool)), syncDaemon: sync.counters() }), ...(health ? { health: () => health.states() } : {}), ...(vrrp ? { vrrp: () => vrrp.status() } : {}) });
       this.#metrics = server;
       server.on('error', (e) => {
         log.warn(`metrics listener ${at.text}: ${e.message}`);
@@ -242,7 +258,7 @@ export class Daemon {
       timeouts: () => pool.timeouts(),
       setTimeouts: (t) => cp.serial(() => pool.setTimeouts(t)),
       zero: (k) => cp.serial(() => pool.zero(k)),
-      counters: async () => ({ ...(await pool.counters()), syncDaemon: sync.counters() }),
+      counters: async () => ({ ...(await this.#counters(pool)), syncDaemon: sync.counters() }),
       reload: () => this.reload(),
       vrrp: () => this.#vrrp?.status() ?? null,
       daemons: sync,
@@ -267,6 +283,12 @@ export class Daemon {
         if (ch) this.#logLocal(ch); // after the workers have the list: the log says it is in effect
       });
     }, FOLLOW_MS).unref();
+  }
+
+  /** The workers' counters, with what this start found of the previous process (handover_*). */
+  async #counters(pool: WorkerPool): Promise<PoolCounters> {
+    const c = await pool.counters();
+    return { ...c, datapath: { ...c.datapath, ...this.#handoverCounters } };
   }
 
   /** The host's addresses (routing.ts hostAddresses); null when they cannot be listed (logged). Never throws. */
@@ -366,16 +388,18 @@ export class Daemon {
     return this.#stopping;
   }
 
-  stop(code: number): void {
+  /** See the file header; `handover`: leave the connections and the kernel side to the next start. */
+  stop(code: number, handover = false): void {
     this.#exitCode = code;
     if (this.#stopping) return;
     this.#stopping = true;
+    this.#handover = handover;
     this.#admin?.close();
     this.#metrics?.close();
     this.#health?.stop();
-    this.#pool?.stop();
+    this.#pool?.stop(handover);
     setTimeout(() => {
-      this.#cleanup();
+      this.#cleanup(handover); // a hand-over without the file: the next start rebuilds from the kernel
       this.#exit(code || 1);
     }, 3000).unref();
   }
@@ -386,14 +410,15 @@ export class Daemon {
     this.#exit(1);
   }
 
-  /** Remove what the kernel set-up installed and the admin socket; idempotent, never throws. */
-  #cleanup(): void {
+  /** Remove what the kernel set-up installed (`keep`: close this process's fds only) and the
+   *  admin socket; idempotent, never throws. */
+  #cleanup(keep = false): void {
     if (this.#cleaned) return;
     this.#cleaned = true;
     this.#vrrp?.stop();
     this.#syncRole.close();
     this.#sync?.close();
-    this.#kernel?.remove();
+    this.#kernel?.remove(keep);
     rmSync(this.#o.socket, { force: true }); // absent when not created yet
   }
 }

@@ -3,12 +3,18 @@
  * fastpath,steering}.ts: the TUN queues, policy routing, tc capture, the fast path and the TUN's
  * way-out program, and the steering program that spreads connections over the workers.
  *
- *   install(rules)   clear a crashed run's leftovers, open the queues, then steering and routing
+ *   install(rules, prior)  open the queues of the (persistent) TUN, then steering and routing
  *                    (throws SetupError: the caller calls remove()), then capture, fast path and
- *                    tun-out (each optional: a warning when unavailable)
+ *                    tun-out (each optional: a warning when unavailable). With `prior` (what the
+ *                    previous process left, kept-state.ts) and its TUN still there, everything is
+ *                    taken over by difference, without a moment where a packet meets no rule;
+ *                    without, a crashed run's leftovers are cleared first.
  *   stageSteering / route   a rule change (ControlTargets of control-plane.ts)
  *   follow()         interfaces that appeared since: capture filters and fast path on them too
- *   remove()         everything installed, in reverse; idempotent, never throws
+ *   remove(keep)     keep: close this process's fds only (a hand-over: TUN, routing, capture and
+ *                    the fast path stay for the next process); else everything installed, in
+ *                    reverse. Idempotent, never throws.
+ * What is in place is recorded in the kept-state file after every change (kept-state.ts).
  *
  * Steering (several workers), decided per service by the program (steering.ts): connections of
  * services without persistence key on the client's address and port (one client's connections
@@ -19,13 +25,15 @@
  * of a service whose own grouping stayed the same.
  */
 import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { IpvsError } from '../core/errors.js';
 import { FWD_NAMES } from '../core/service.js';
 import type { Rules } from '../control/rules.js';
-import { offloadNames, openTunQueue } from '../datapath/tun/device.js';
+import { offloadNames, openTunQueue, setPersist } from '../datapath/tun/device.js';
 import { captureDevices, followInterfaces, installCapture, removeCapture, updateCapture, type CaptureState } from '../datapath/tun/capture.js';
-import { closeFd, followFastPath, installFastPath, installTunOut, removeFastPath, type FastPathState } from '../datapath/tun/fastpath.js';
-import { installRouting, isLocalAddress, removeRouting, updateRouting, type HostAddress, type RoutingPlan, type RoutingState } from '../datapath/tun/routing.js';
+import { adoptFastPath, closeFd, dropPriorFastPath, fastPathIds, followFastPath, installFastPath, installTunOut, removeFastPath, type FastPathState, type PriorFastPath } from '../datapath/tun/fastpath.js';
+import { adoptRouting, installRouting, isLocalAddress, removeRouting, updateRouting, type HostAddress, type RoutingPlan, type RoutingState } from '../datapath/tun/routing.js';
+import { removeKept, writeKept, type KeptKernel } from './kept-state.js';
 import { attachSteering, SteeringMap, steeringSpec } from '../datapath/tun/steering.js';
 import { sys } from '../datapath/tun/sys.js';
 import { formatIPv4 } from '../wire/addr.js';
@@ -60,17 +68,21 @@ export class KernelSetup {
   readonly #steering = new SteeringMap();
   #routing: RoutingState | undefined;
   #capture: CaptureState | null = null;
-  /** the kernel fast path: maps, program, tcx links (closing the links detaches the program) */
+  /** the kernel fast path: maps, program, the interfaces it is attached on (link-less: it stays when ulvsd exits; remove() detaches it unless keeping) */
   #fastPath: FastPathState | null = null;
   /** the TUN's way-out program (bpf/tun_out.bpf.c) and its link */
   #tunOut: { progFd: number; link: number } | null = null;
   #removed = false;
+  /** the fast path's maps were taken over from the previous process (not made by this one) */
+  #fastPathAdopted = false;
   readonly #followWarned = new Set<string>();
 
+  /** `keptPath`: where what is in place is recorded for the next process (kept-state.ts); null: nowhere */
   constructor(
     readonly o: KernelOptions,
     rules: Rules,
     readonly log: DaemonLog,
+    readonly keptPath: string | null = null,
   ) {
     this.plan = this.planOf(rules);
   }
@@ -85,20 +97,38 @@ export class KernelSetup {
     };
   }
 
-  /** See the file header. Throws SetupError with the operator's message. */
-  install(rules: Rules): void {
+  /** See the file header. Throws SetupError with the operator's message. Returns whether the
+   *  previous process's kernel side was taken over. */
+  install(rules: Rules, prior: KeptKernel | null = null): boolean {
     const { plan, o, log } = this;
-    removeRouting(plan); // stale state from a crashed run
-    removeCapture(plan.pref);
-    // A crashed run's TUN outlives it briefly (the kernel tears its io_uring down asynchronously,
-    // ~100 ms); attaching to a device on its way out would fail later, so wait for it (at most 3 s).
-    for (let t = 0; t < 60 && existsSync(`/sys/class/net/${plan.dev}`); t++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+    let adopt = prior !== null && existsSync(`/sys/class/net/${plan.dev}`);
+    if (adopt) {
+      try {
+        this.#openQueues();
+      } catch (e) {
+        // not a TUN with our flags (e.g. made by an older ulvsd): the device must be made again
+        log.warn(`cannot reopen ${plan.dev} as left by the previous process (${(e as Error).message}): made anew, connections that were not offloaded will stall until their retransmissions`);
+        adopt = false;
+      }
+    }
+    if (!adopt) {
+      if (prior?.fastPath) dropPriorFastPath(prior.fastPath);
+      removeRouting(prior?.routing.plan ?? plan); // stale state from a crashed run
+      removeCapture(prior?.capture?.pref ?? plan.pref);
+      if (existsSync(`/sys/class/net/${plan.dev}`) && prior !== null) deleteLink(plan.dev); // persistent, left by the previous run
+      // A crashed run's TUN outlives it briefly (the kernel tears its io_uring down asynchronously,
+      // ~100 ms); attaching to a device on its way out would fail later, so wait for it (at most 3 s).
+      for (let t = 0; t < 60 && existsSync(`/sys/class/net/${plan.dev}`); t++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+      try {
+        this.#openQueues();
+      } catch (e) {
+        throw new SetupError(`cannot open TUN ${plan.dev}: ${(e as Error).message}`);
+      }
+    }
     try {
-      for (let i = 0; i < o.workers; i++) this.queues.push(openTunQueue(plan.dev, { multiQueue: o.workers > 1, offload: o.offload }));
+      setPersist(this.queues[0]!.fd, true);
     } catch (e) {
-      for (const x of this.queues) sys.close(x.fd);
-      this.queues = [];
-      throw new SetupError(`cannot open TUN ${plan.dev}: ${(e as Error).message}`);
+      log.warn(`${plan.dev} cannot be made persistent, a restart will lose the connections that are not offloaded: ${(e as Error).message}`);
     }
     try {
       this.stageSteering(rules)?.commit();
@@ -106,34 +136,99 @@ export class KernelSetup {
       throw new SetupError(`steering program for ${o.workers} workers failed (run with --workers 1 to do without): ${(e as Error).message}`);
     }
     try {
-      this.#routing = installRouting(plan);
+      this.#routing = adopt ? adoptRouting(prior!.routing.plan, plan, prior!.routing.sysctls) : installRouting(plan);
     } catch (e) {
       throw new SetupError(`routing setup failed: ${(e as Error).message}`);
     }
+    const priorCapture = adopt ? prior!.capture : null;
     if (o.capture === 'tc') {
       try {
-        this.#capture = installCapture(plan);
+        if (priorCapture) {
+          const st: CaptureState = { ...priorCapture, filters: 0 };
+          updateCapture(st, plan); // the new set under the other preference, then the old one deleted
+          followInterfaces(st, plan);
+          this.#capture = st;
+        } else this.#capture = installCapture(plan);
         log.info(`capture: tc u32 filters on ${this.#capture.devices.join(', ') || 'no interface'} send service traffic into ${plan.dev} before routing (${this.#capture.filters} per interface, tc pref ${this.#capture.pref})`);
       } catch (e) {
         log.warn(`capture by tc unavailable, policy routing alone brings packets to ${plan.dev}: ${(e as Error).message.split('\n')[0]}`);
       }
-    }
-    if (o.fastPath === 'tc') this.#installFastPath();
+    } else if (priorCapture) removeCapture(priorCapture.pref, { ...priorCapture, filters: 0 });
+    if (o.fastPath === 'tc') this.#installFastPath(adopt ? prior!.fastPath : null);
+    else if (adopt && prior!.fastPath) dropPriorFastPath(prior!.fastPath);
+    this.#record();
     const spec = this.#steering.spec;
     const W = o.workers;
-    log.info(`${plan.dev} up, ${W} queue${W > 1 ? `s (steered by client address and port${spec?.inbound.length ? `; by client network for ${spec.inbound.length} service${spec.inbound.length > 1 ? 's' : ''}` : ''})` : ''}, offloads ${offloadNames(this.queues[0]!.offloads).join(',') || 'none'}; rules ${plan.pref}-${plan.pref + 1}, table ${plan.table}`);
+    log.info(`${plan.dev} ${adopt ? 'taken over from the previous process' : 'up'}, ${W} queue${W > 1 ? `s (steered by client address and port${spec?.inbound.length ? `; by client network for ${spec.inbound.length} service${spec.inbound.length > 1 ? 's' : ''}` : ''})` : ''}, offloads ${offloadNames(this.queues[0]!.offloads).join(',') || 'none'}; rules ${plan.pref}-${plan.pref + 1}, table ${plan.table}`);
     for (const s of rules.services)
       log.info(`VIP ${s.proto === 6 ? 'TCP' : 'UDP'} ${formatIPv4(s.addr)}:${s.port} scheduler ${s.scheduler ?? 'wlc'}${s.persistent ? ` persistent ${s.persistent}` : ''}`, 'startup', { vip: `${formatIPv4(s.addr)}:${s.port}` });
     for (const x of rules.dests)
       log.info(`  real server ${formatIPv4(x.dest.addr)}:${x.dest.port} for ${formatIPv4(x.service.addr)}:${x.service.port} (${FWD_NAMES[x.dest.fwd ?? 0]}, weight ${x.dest.weight ?? 1})`, 'startup', { server: `${formatIPv4(x.dest.addr)}:${x.dest.port}` });
+    return adopt;
   }
 
-  #installFastPath(): void {
+  /** Open the workers' queues (all or none; throws). Always a multi-queue device, also for one
+   *  worker: the persistent TUN is reopened by the next process, whose worker count may differ
+   *  (TUNSETIFF refuses a change of IFF_MULTI_QUEUE on an existing device). */
+  #openQueues(): void {
+    try {
+      for (let i = 0; i < this.o.workers; i++) this.queues.push(openTunQueue(this.plan.dev, { multiQueue: true, offload: this.o.offload }));
+    } catch (e) {
+      for (const x of this.queues) sys.close(x.fd);
+      this.queues = [];
+      throw e;
+    }
+  }
+
+  /** Record what is in place for the next process (kept-state.ts); never throws. */
+  #record(): void {
+    if (this.keptPath === null || this.#removed) return;
+    const fp = this.#fastPath;
+    try {
+      const c = this.#capture;
+      writeKept(this.keptPath, {
+        version: 1,
+        pid: process.pid,
+        workers: this.o.workers,
+        routing: { plan: this.plan, sysctls: this.#routing?.sysctls ?? [] },
+        capture: c ? { pref: c.pref, devices: c.devices, addedQdisc: c.addedQdisc } : null,
+        fastPath: fp ? { ...fastPathIds(fp), slots: fp.maps.slots, attached: fp.attached } : null,
+      });
+    } catch (e) {
+      this.log.warn(`cannot record the kernel state for the next start in ${this.keptPath}: ${(e as Error).message}`);
+    }
+  }
+
+  /** The fast path's maps taken over from the previous process (its offloaded connections are in them). */
+  get fastPathAdopted(): boolean {
+    return this.#fastPathAdopted;
+  }
+
+  /** The fast path's maps (null without it). */
+  get fastPathMaps(): { flowsFd: number; slotsFd: number } | null {
+    return this.#fastPath?.maps ?? null;
+  }
+
+  #installFastPath(prior: PriorFastPath | null): void {
     const { plan, o, log } = this;
+    const slots = Math.max(o.workers, o.fastPathConns);
     try {
       const devices = this.#capture?.devices ?? captureDevices(plan.dev);
-      this.#fastPath = installFastPath(Math.max(o.workers, o.fastPathConns), devices);
-      log.info(`fast path: established connections forwarded by a tc program on ${devices.join(', ') || 'no interface'} after ${o.fastPathAfter} packets, up to ${this.#fastPath.maps.slots} at once (--fast-path off to keep every packet in user space)`);
+      if (prior) {
+        let why = `its maps are gone or hold ${prior.slots} slots, not ${slots}`;
+        try {
+          this.#fastPath = adoptFastPath(prior, slots, devices);
+        } catch (e) {
+          why = (e as Error).message.split('\n')[0]!; // e.g. an upgrade whose maps have another layout
+        }
+        if (this.#fastPath) this.#fastPathAdopted = true;
+        else {
+          dropPriorFastPath(prior);
+          log.warn(`the previous fast path cannot be taken over (${why}): its connections go back through the engine`);
+        }
+      }
+      this.#fastPath ??= installFastPath(slots, devices);
+      log.info(`fast path: established connections forwarded by a tc program on ${devices.join(', ') || 'no interface'} after ${o.fastPathAfter} packets, up to ${this.#fastPath.maps.slots} at once${this.#fastPathAdopted ? ', maps taken over from the previous process' : ''} (--fast-path off to keep every packet in user space)`);
     } catch (e) {
       log.warn(`kernel fast path unavailable, every packet goes through user space: ${(e as Error).message.split('\n')[0]}`);
     }
@@ -158,7 +253,7 @@ export class KernelSetup {
     const m = this.#fastPath?.maps;
     if (!m) return undefined;
     const per = Math.floor(m.slots / this.o.workers);
-    return { flowsFd: m.flowsFd, slotsFd: m.slotsFd, slots: m.slots, slotBase: i * per, slotCount: per, after: this.o.fastPathAfter };
+    return { flowsFd: m.flowsFd, slotsFd: m.slotsFd, slots: m.slots, slotBase: i * per, slotCount: per, after: this.o.fastPathAfter, freshMaps: !this.#fastPathAdopted };
   }
 
   /** The steering map change `r` needs, computed, not written (may throw: nothing has changed);
@@ -189,6 +284,7 @@ export class KernelSetup {
     }
     if (this.#capture) updateCapture(this.#capture, nextPlan);
     this.plan = nextPlan;
+    this.#record();
     return routes;
   }
 
@@ -208,11 +304,13 @@ export class KernelSetup {
     const { log } = this;
     const added = this.#capture ? followInterfaces(this.#capture, this.plan, addrs) : null;
     if (added?.length) log.info(`capture: tc u32 filters added on ${added.join(', ')}`);
+    if (added !== null) this.#record();
     if (!this.#fastPath) return;
     const want = this.#capture?.devices ?? captureDevices(this.plan.dev, addrs);
     try {
       const attached = followFastPath(this.#fastPath, want);
       if (attached.length) log.info(`fast path: tc program attached on ${attached.join(', ')}`);
+      if (attached.length) this.#record();
     } catch (e) {
       const key = want.join(',');
       if (!this.#followWarned.has(key)) log.warn(`fast path not attached on every interface of ${want.join(', ')} (tried again every ${everyMs / 1000} s): ${(e as Error).message.split('\n')[0]}`);
@@ -220,15 +318,33 @@ export class KernelSetup {
     }
   }
 
-  /** Remove everything installed (fast path, tun-out, capture, routing, queues, steering). */
-  remove(): void {
+  /** Remove everything installed (fast path, tun-out, capture, routing, queues, steering), or,
+   *  with `keep` (a hand-over), only close this process's fds (see the file header). */
+  remove(keep = false): void {
     if (this.#removed) return;
     this.#removed = true;
-    if (this.#fastPath) removeFastPath(this.#fastPath);
+    if (this.#fastPath) removeFastPath(this.#fastPath, keep);
     if (this.#tunOut) for (const fd of [this.#tunOut.link, this.#tunOut.progFd]) closeFd(fd);
-    if (this.#capture) removeCapture(this.plan.pref, this.#capture);
-    removeRouting(this.plan, this.#routing);
+    if (!keep) {
+      if (this.#capture) removeCapture(this.plan.pref, this.#capture);
+      removeRouting(this.plan, this.#routing);
+      try {
+        if (this.queues[0]) setPersist(this.queues[0].fd, false); // the TUN goes with its last queue
+      } catch {
+        /* not persistent */
+      }
+      if (this.keptPath !== null) removeKept(this.keptPath);
+    }
     for (const x of this.queues) sys.close(x.fd);
     this.#steering.close();
+  }
+}
+
+/** Delete a network interface; never throws. */
+function deleteLink(dev: string): void {
+  try {
+    execFileSync('ip', ['link', 'del', dev], { stdio: 'ignore' });
+  } catch {
+    /* gone already */
   }
 }

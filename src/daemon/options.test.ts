@@ -34,6 +34,8 @@ test('defaults', () => {
     fastPath: 'tc',
     fastPathAfter: 8,
     fastPathConns: 65536,
+    stateDir: '/run/ulvs',
+    keepState: false,
   });
 });
 
@@ -41,7 +43,7 @@ test('every option read', () => {
   const o = parse(
     ...['--keepalived', 'k.conf', '--config-id', 'lb1', '--socket', '/tmp/s', '--dev', 'lb0', '--table', '7', '--pref', '99', '--max-conns', '1000', '--workers', '2'],
     ...['--metrics', '[::1]:9640', '--log-format', 'text', '--no-offload', '--io', 'syscalls', '--busy-poll', '50', '--capture', 'rules'],
-    ...['--fast-path', 'off', '--fast-path-after', '3', '--fast-path-conns', '100'],
+    ...['--fast-path', 'off', '--fast-path-after', '3', '--fast-path-conns', '100', '--state-dir', '/tmp/st', '--keep-state'],
   );
   assert.deepEqual(o, {
     source: { kind: 'keepalived', file: 'k.conf' },
@@ -61,6 +63,8 @@ test('every option read', () => {
     fastPath: 'off',
     fastPathAfter: 3,
     fastPathConns: 100,
+    stateDir: '/tmp/st',
+    keepState: true,
   });
   assert.deepEqual(parse('--rules', 'r', '--metrics', 'localhost:1').metrics, { host: 'localhost', port: 1, text: 'localhost:1' });
 });

@@ -12,7 +12,7 @@ import { DEFAULT_OFFLOAD_AFTER } from '../core/offload.js';
 import { DEFAULT_CONFIG_ID } from '../control/keepalived/conditional.js';
 
 export const USAGE =
-  'usage: ulvsd --rules FILE | --keepalived FILE [--config-id ulvs] [--socket PATH] [--workers N] [--metrics HOST:PORT] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls] [--busy-poll US] [--capture tc|rules] [--fast-path tc|off] [--fast-path-after N] [--fast-path-conns N]';
+  'usage: ulvsd --rules FILE | --keepalived FILE [--config-id ulvs] [--socket PATH] [--workers N] [--metrics HOST:PORT] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls] [--busy-poll US] [--capture tc|rules] [--fast-path tc|off] [--fast-path-after N] [--fast-path-conns N] [--state-dir /run/ulvs] [--keep-state]';
 
 /** A command line ulvsd refuses: print `ulvsd: <message>` and exit with `code` (2). */
 export class UsageError extends Error {
@@ -44,6 +44,12 @@ export interface DaemonOptions {
   fastPath: 'tc' | 'off';
   fastPathAfter: number;
   fastPathConns: number;
+  /** where a stopping ulvsd leaves its connections and the record of its kernel side for the
+   *  next start (README "Restarts and upgrades") */
+  stateDir: string;
+  /** SIGTERM/SIGINT hand over to the next process (as SIGUSR2 always does) instead of removing
+   *  everything */
+  keepState: boolean;
 }
 
 const int = (s: string, lo: number, hi: number, msg: string): number => {
@@ -81,6 +87,8 @@ export function parseOptions(argv: string[], cores: number): { help: true } | { 
         'fast-path': { type: 'string', default: 'tc' },
         'fast-path-after': { type: 'string', default: String(DEFAULT_OFFLOAD_AFTER) },
         'fast-path-conns': { type: 'string', default: '65536' },
+        'state-dir': { type: 'string', default: '/run/ulvs' },
+        'keep-state': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     }));
@@ -106,7 +114,7 @@ export function parseOptions(argv: string[], cores: number): { help: true } | { 
   if (values['config-id'] !== undefined && values.keepalived === undefined) throw new UsageError('--config-id applies to --keepalived FILE only (it decides keepalived.conf\'s @ID lines)');
   if (!/^[^\s]+$/.test(configId)) throw new UsageError('--config-id is one word without blanks (the ID of keepalived.conf\'s @ID lines)');
   const source = values.rules !== undefined ? { kind: 'rules' as const, file: values.rules } : { kind: 'keepalived' as const, file: values.keepalived! };
-  const options: DaemonOptions = { source, configId, socket: values.socket, dev: values.dev, table, pref, maxConns, workers, metrics, logFormat, offload: !values['no-offload'], io, busyPollUs, capture, fastPath, fastPathAfter, fastPathConns };
+  const options: DaemonOptions = { source, configId, socket: values.socket, dev: values.dev, table, pref, maxConns, workers, metrics, logFormat, offload: !values['no-offload'], io, busyPollUs, capture, fastPath, fastPathAfter, fastPathConns, stateDir: values['state-dir'], keepState: values['keep-state'] };
   return { help: false, options };
 }
 

@@ -15,7 +15,8 @@ import { IpvsError } from '../core/errors.js';
 import type { RuleOp } from '../core/rule-ops.js';
 import type { ServiceKey } from '../core/service.js';
 import { mergeSnapshots } from '../core/snapshot-merge.js';
-import type { CallMessageOf, CallName, Calls, FromWorker, ToWorker, WorkerInit } from '../datapath/tun/worker-protocol.js';
+import type { ImportResult } from '../core/conn/handover.js';
+import type { CallMessageOf, CallName, Calls, FromWorker, HandoverBatch, ToWorker, WorkerInit } from '../datapath/tun/worker-protocol.js';
 
 export interface PoolEvents {
   /** a worker's note, for the log (warn) */
@@ -26,8 +27,9 @@ export interface PoolEvents {
   fatal(msg: string): void;
   /** a worker thread failed or exited unasked */
   died(msg: string): void;
-  /** every worker has stopped after stop() */
-  stopped(): void;
+  /** every worker has stopped after stop(); with stop(true), each worker's table as hand-over
+   *  records (worker order) */
+  stopped(handover: HandoverBatch[] | null): void;
   /** a finished datagram of worker i's sync master (daemon/sync-daemon.ts sends it) */
   syncDatagram?(i: number, datagram: Uint8Array): void;
 }
@@ -61,6 +63,9 @@ export class WorkerPool {
   #stoppedCount = 0;
   #stopping = false;
   readonly #io: string[] = [];
+  readonly #handover: HandoverBatch[] = [];
+  /** what each worker imported of the previous process's connections (with `ready`) */
+  readonly imported: ImportResult[] = [];
 
   /**
    * One worker per TUN queue fd; `init(i)` gives worker i everything but its fd and port.
@@ -94,6 +99,7 @@ export class WorkerPool {
       case 'io':
         this.#io[i] = m.io;
         if (m.reason) this.#events.warn(`worker ${i}: packet I/O by read/write system calls: io_uring ${m.reason}`);
+        if (m.type === 'ready' && m.imported) this.imported[i] = m.imported;
         if (m.type === 'ready' && ++this.#ready === this.#workers.length) this.#events.ready([...new Set(this.#io)]);
         return;
       case 'reply': {
@@ -109,7 +115,8 @@ export class WorkerPool {
         this.#events.syncDatagram?.(i, m.datagram);
         return;
       case 'stopped':
-        if (++this.#stoppedCount === this.#workers.length) this.#events.stopped();
+        if (m.handover) this.#handover[i] = m.handover;
+        if (++this.#stoppedCount === this.#workers.length) this.#events.stopped(this.#handover.length === this.#workers.length ? this.#handover : null);
         return;
     }
   }
@@ -161,10 +168,11 @@ export class WorkerPool {
     await this.all('setLocalAddresses', addrs);
   }
 
-  /** Tell every worker to stop; `stopped` follows once all have. Exits from now on are expected. */
-  stop(): void {
+  /** Tell every worker to stop (`handover`: for the next process, worker-protocol.ts); `stopped`
+   *  follows once all have. Exits from now on are expected. */
+  stop(handover = false): void {
     this.#stopping = true;
-    const stop: ToWorker = { type: 'stop' };
+    const stop: ToWorker = { type: 'stop', handover };
     for (const h of this.#workers) h.port.postMessage(stop);
   }
 }

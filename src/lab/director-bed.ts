@@ -18,6 +18,7 @@ export const SCRIPTS = {
   client: join(dist, 'lab', 'client.js'),
   latency: join(dist, 'lab', 'latency.js'),
   flood: join(dist, 'lab', 'flood.js'),
+  stream: join(dist, 'lab', 'stream.js'),
   ulvsd: join(dist, 'cli', 'ulvsd.js'),
 };
 
@@ -130,7 +131,8 @@ export class DirectorBed {
 
   async startDirector(): Promise<string> {
     const source = this.o.keepalived !== undefined ? '--keepalived' : '--rules';
-    const args = [source, this.rulesFile, '--socket', this.socket, ...(this.o.ulvsdArgs ?? [])];
+    // the state directory is the bed's own: beds run side by side, each with its own ulvs0
+    const args = [source, this.rulesFile, '--socket', this.socket, '--state-dir', this.dir, ...(this.o.ulvsdArgs ?? [])];
     const p = spawn('ip', ['netns', 'exec', this.bed.director, process.execPath, SCRIPTS.ulvsd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.ulvsd = p;
     p.stdout!.on('data', (d: Buffer) => (this.ulvsdLog += d.toString()));

@@ -1,6 +1,6 @@
 /**
  * The real server's own tunnel decapsulation (bpf/rs_decap.bpf.c, what it accepts is described
- * there): load it with its VIPs and GUE port, attach it at the tcx ingress of interfaces, find
+ * there): load it with its VIPs, GUE port and whether it takes GRE, attach it at the tcx ingress of interfaces, find
  * it again from a later command, read its counters, detach it.
  *
  * Persistence: the program is attached without a link (BPF_PROG_ATTACH on tcx), so the device
@@ -27,22 +27,25 @@ export interface DecapCounters {
   decapsulated: number;
   malformed: number;
   notVip: number;
+  /** GUE or GRE variants it does not decapsulate (checksums, keys, options, IPv6 inside) */
+  unhandled: number;
 }
 
 /** VIP 'a.b.c.d' -> 4 bytes in network order */
 const vipKey = (vip: string): Buffer => Buffer.from(vip.split('.').map(Number));
 
 /**
- * Load the program with `vips` in its VIP map and `guePort` (0: GUE off) in its config.
- * Returns the program's fd and id; the caller attaches it and closes the fd.
+ * Load the program with `vips` in its VIP map, `guePort` (0: GUE off) and `gre` (GRE on) in its
+ * config. Returns the program's fd and id; the caller attaches it and closes the fd.
  */
-export function loadDecap(vips: readonly string[], guePort: number): { progFd: number; progId: number } {
+export function loadDecap(vips: readonly string[], guePort: number, gre = false): { progFd: number; progId: number } {
   const l = loadObject(DECAP_OBJECT, DECAP_PROG, ['ulvs_rs_vips', 'ulvs_rs_config']);
   try {
     const set = new MapOps(l.maps['ulvs_rs_vips']!);
     for (const v of vips) set.update(vipKey(v), Buffer.of(1));
     const cfg = Buffer.alloc(RS_CONFIG.size);
     cfg.writeUInt16BE(guePort, RS_CONFIG.off.gue_port); // network order
+    cfg[RS_CONFIG.off.gre] = gre ? 1 : 0;
     new MapOps(l.maps['ulvs_rs_config']!).update(Buffer.alloc(4), cfg);
     return { progFd: l.progFd, progId: progInfo(l.progFd).id };
   } catch (e) {
@@ -85,8 +88,8 @@ export function detachDecap(progId: number, ifindex: number): boolean {
   }
 }
 
-/** The program's counters and VIPs, or null when the program no longer exists. */
-export function readDecap(progId: number): { counters: DecapCounters; vips: string[]; guePort: number } | null {
+/** The program's counters, VIPs and tunnels, or null when the program no longer exists. */
+export function readDecap(progId: number): { counters: DecapCounters; vips: string[]; guePort: number; gre: boolean } | null {
   const fd = fdById('prog', progId);
   if (fd === null) return null;
   const maps: Record<string, number> = {};
@@ -107,9 +110,10 @@ export function readDecap(progId: number): { counters: DecapCounters; vips: stri
     const cfg = Buffer.alloc(RS_CONFIG.size);
     new MapOps(cfgFd).lookup(Buffer.alloc(4), cfg);
     return {
-      counters: { decapsulated: at(RS_COUNTER.RS_DECAP), malformed: at(RS_COUNTER.RS_MALFORMED), notVip: at(RS_COUNTER.RS_NOT_VIP) },
+      counters: { decapsulated: at(RS_COUNTER.RS_DECAP), malformed: at(RS_COUNTER.RS_MALFORMED), notVip: at(RS_COUNTER.RS_NOT_VIP), unhandled: at(RS_COUNTER.RS_UNHANDLED) },
       vips: mapKeys(vipsFd).map((k) => [...k].join('.')),
       guePort: cfg.readUInt16BE(RS_CONFIG.off.gue_port),
+      gre: cfg[RS_CONFIG.off.gre] === 1,
     };
   } finally {
     closeFd(fd);

@@ -5,6 +5,7 @@ import { isIPv4, parseRsSetup, UsageError } from './options.js';
 test('rs-setup command lines that parse', () => {
   assert.deepEqual(parseRsSetup(['dr', '203.0.113.10', '203.0.113.11', '203.0.113.10']), { action: 'setup', mode: 'dr', tunType: 'ipip', tunPort: 0, decap: 'auto', devs: [], vips: ['203.0.113.10', '203.0.113.11'] });
   assert.deepEqual(parseRsSetup(['tun', '--tun-type', 'gue', '--tun-port', '6080', '--dev', 'eth0', '203.0.113.10']), { action: 'setup', mode: 'tun', tunType: 'gue', tunPort: 6080, decap: 'auto', devs: ['eth0'], vips: ['203.0.113.10'] });
+  assert.deepEqual(parseRsSetup(['tun', '--tun-type', 'gre', '203.0.113.10']), { action: 'setup', mode: 'tun', tunType: 'gre', tunPort: 0, decap: 'auto', devs: [], vips: ['203.0.113.10'] });
   assert.deepEqual(parseRsSetup(['tun', '--decap', 'bpf', '203.0.113.10']), { action: 'setup', mode: 'tun', tunType: 'ipip', tunPort: 0, decap: 'bpf', devs: [], vips: ['203.0.113.10'] });
   assert.deepEqual(parseRsSetup(['--remove']), { action: 'remove' });
   assert.deepEqual(parseRsSetup(['--status']), { action: 'status' });
@@ -20,7 +21,9 @@ test('rs-setup refuses bad input with a message that names the problem', () => {
     [['dr', 'vip.example'], /not an IPv4 address/],
     [['dr', '127.0.0.1'], /cannot be a VIP/],
     [['dr', '224.0.0.1'], /cannot be a VIP/],
-    [['tun', '--tun-type', 'gre', '203.0.113.10'], /unknown tunnel type 'gre'/],
+    [['tun', '--tun-type', 'vxlan', '203.0.113.10'], /unknown tunnel type 'vxlan': ipip, gue or gre/],
+    [['tun', '--tun-type', 'gre', '--tun-port', '6080', '203.0.113.10'], /gue only/],
+    [['tun', '--tun-type', 'gre', '--decap', 'tunl0', '203.0.113.10'], /ipip only; GRE uses the eBPF program/],
     [['tun', '--tun-type', 'gue', '203.0.113.10'], /needs --tun-port/],
     [['tun', '--tun-port', '6080', '203.0.113.10'], /gue only/],
     [['tun', '--tun-type', 'gue', '--tun-port', '70000', '203.0.113.10'], /not a port number/],

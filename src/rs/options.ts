@@ -3,19 +3,20 @@
  * the CLI turns into exit status 2 before anything is changed.
  *
  *   ulvs rs-setup dr VIP [VIP...]
- *   ulvs rs-setup tun [--tun-type ipip|gue] [--tun-port N] [--decap auto|tunl0|bpf] VIP [VIP...]
+ *   ulvs rs-setup tun [--tun-type ipip|gue|gre] [--tun-port N] [--decap auto|tunl0|bpf] VIP [VIP...]
  *   ulvs rs-setup --remove | --status
  *   common: --dev IFACE (repeatable; default: every Ethernet interface)
  *
  * --tun-type and --tun-port follow ipvsadm's spelling (dest options of the director): ipip is
  * the default, gue needs --tun-port. --decap chooses the decapsulator for ipip: the kernel's
  * tunl0 where the ipip module is available (auto, the default) or ulvs's eBPF program (bpf);
- * GUE is always the eBPF program (the kernel's way, `ip fou add`, needs the fou module).
+ * GUE and GRE are always the eBPF program (the kernel's ways, `ip fou add` and gre0, need the
+ * fou and ip_gre modules).
  */
 export class UsageError extends Error {}
 
 export const RS_USAGE = `usage: ulvs rs-setup dr [--dev IFACE]... VIP [VIP...]
-       ulvs rs-setup tun [--tun-type ipip|gue] [--tun-port PORT] [--decap auto|tunl0|bpf] [--dev IFACE]... VIP [VIP...]
+       ulvs rs-setup tun [--tun-type ipip|gue|gre] [--tun-port PORT] [--decap auto|tunl0|bpf] [--dev IFACE]... VIP [VIP...]
        ulvs rs-setup --remove
        ulvs rs-setup --status
 Prepares this host (its network namespace) as an LVS real server for direct routing or
@@ -25,7 +26,7 @@ and for tun a decapsulator (tunl0, or ulvs's eBPF program at the interfaces' tcx
 `;
 
 export type RsCommand =
-  | { action: 'setup'; mode: 'dr' | 'tun'; tunType: 'ipip' | 'gue'; tunPort: number; decap: 'auto' | 'tunl0' | 'bpf'; devs: string[]; vips: string[] }
+  | { action: 'setup'; mode: 'dr' | 'tun'; tunType: 'ipip' | 'gue' | 'gre'; tunPort: number; decap: 'auto' | 'tunl0' | 'bpf'; devs: string[]; vips: string[] }
   | { action: 'remove' }
   | { action: 'status' };
 
@@ -44,7 +45,7 @@ export function parseRsSetup(argv: readonly string[]): RsCommand {
   if (argv.includes('--remove') || argv.includes('--status')) throw new UsageError('--remove and --status take no other arguments');
   const [mode, ...rest] = argv;
   if (mode !== 'dr' && mode !== 'tun') throw new UsageError(mode === undefined ? 'say dr or tun (or --remove, --status)' : `unknown forwarding method '${mode}': dr or tun`);
-  let tunType: 'ipip' | 'gue' | undefined;
+  let tunType: 'ipip' | 'gue' | 'gre' | undefined;
   let tunPort: number | undefined;
   let decap: 'auto' | 'tunl0' | 'bpf' | undefined;
   const devs: string[] = [];
@@ -58,7 +59,7 @@ export function parseRsSetup(argv: readonly string[]): RsCommand {
     };
     if (a === '--tun-type') {
       const v = value();
-      if (v !== 'ipip' && v !== 'gue') throw new UsageError(`unknown tunnel type '${v}': ipip or gue (gre is not supported)`);
+      if (v !== 'ipip' && v !== 'gue' && v !== 'gre') throw new UsageError(`unknown tunnel type '${v}': ipip, gue or gre`);
       tunType = v;
     } else if (a === '--tun-port') {
       const v = value();
@@ -84,7 +85,7 @@ export function parseRsSetup(argv: readonly string[]): RsCommand {
   if (mode === 'dr' && (tunType !== undefined || tunPort !== undefined || decap !== undefined)) throw new UsageError('--tun-type, --tun-port and --decap are for tun only');
   const type = tunType ?? 'ipip';
   if (type === 'gue' && tunPort === undefined) throw new UsageError('--tun-type gue needs --tun-port PORT (the director\'s GUE port)');
-  if (type === 'ipip' && tunPort !== undefined) throw new UsageError('--tun-port is for --tun-type gue only');
-  if (type === 'gue' && decap === 'tunl0') throw new UsageError('--decap tunl0 decapsulates ipip only; GUE uses the eBPF program');
+  if (type !== 'gue' && tunPort !== undefined) throw new UsageError('--tun-port is for --tun-type gue only');
+  if (type !== 'ipip' && decap === 'tunl0') throw new UsageError(`--decap tunl0 decapsulates ipip only; ${type.toUpperCase()} uses the eBPF program`);
   return { action: 'setup', mode, tunType: type, tunPort: tunPort ?? 0, decap: decap ?? 'auto', devs, vips };
 }

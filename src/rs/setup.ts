@@ -12,7 +12,7 @@
  *     decapsulated packet, or a DR packet, arrives with the client's source on an interface its
  *     route back may not use; 0 and 2 are left as they are;
  *   - tun: the kernel's tunl0 (ipip module) set up, where it exists or `modprobe ipip` makes it;
- *     otherwise (or --decap bpf, or GUE) ulvs's decapsulation program (decap.ts) at the tcx
+ *     otherwise (or --decap bpf, or GUE, or GRE) ulvs's decapsulation program (decap.ts) at the tcx
  *     ingress of the interfaces, which stays attached after this command ends.
  *
  * The record is a JSON file per network namespace (/run/ulvs/rs-setup-<netns inode>.json:
@@ -23,6 +23,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { closeFd } from '../datapath/tun/fastpath.js';
 import { attachDecap, detachDecap, DECAP_PROG, findDecap, loadDecap, readDecap } from './decap.js';
+import { netnsCookie } from './netns-cookie.js';
 import { parseRsSetup, RS_USAGE, UsageError, type RsCommand } from './options.js';
 
 export const STATE_DIR = '/run/ulvs';
@@ -39,7 +40,7 @@ interface SysctlChange {
 export interface RsState {
   version: 1;
   mode: 'dr' | 'tun';
-  tunType: 'ipip' | 'gue';
+  tunType: 'ipip' | 'gue' | 'gre';
   tunPort: number;
   vips: string[];
   /** VIPs this command added to lo (the others were there before) */
@@ -49,6 +50,10 @@ export interface RsState {
   decap: { progId: number; devs: { name: string; ifindex: number }[] } | null;
   /** tunl0 used for IPIP; whether it was up before */
   tunl0: { wasUp: boolean } | null;
+  /** the namespace's cookie (netns-cookie.ts): the record's file is named by the namespace's
+   *  inode number, which a new namespace reuses once this one is gone; absent in older records
+   *  and where the kernel has no cookie */
+  netnsCookie?: string | null;
 }
 
 type Say = (line: string) => void;
@@ -61,6 +66,28 @@ export function statePathOf(netnsInode: number): string {
 /** The state file of the network namespace this process is in. */
 export function statePath(): string {
   return statePathOf(statSync('/proc/self/ns/net').ino);
+}
+
+/**
+ * The record at `path` if it belongs to this network namespace, else null. A record whose
+ * namespace cookie is not this namespace's was left by a namespace that no longer exists (a
+ * real server's container removed without --remove) and whose inode number this namespace got:
+ * what it says was done there, not here, so nothing of it is undone; it is deleted, and said so.
+ */
+function readRecord(path: string, say: Say, discard = true): RsState | null {
+  if (!existsSync(path)) return null;
+  const state = JSON.parse(readFileSync(path, 'utf8')) as RsState;
+  const here = netnsCookie();
+  if (state.netnsCookie && here && state.netnsCookie !== here) {
+    const why = `it was left by a network namespace that no longer exists (namespace cookie ${state.netnsCookie}, this one's is ${here}; the inode number was reused)`;
+    if (!discard) say(`the record ${path} is not this namespace's: ${why}; set-up or --remove discards it`);
+    else {
+      unlinkSync(path);
+      say(`discarded the record ${path}: ${why}; nothing of it is undone here`);
+    }
+    return null;
+  }
+  return state;
 }
 
 function run(argv: string[]): string {
@@ -104,7 +131,7 @@ function tunl0Available(): boolean {
 /** Set up; returns the record. Throws (after undoing its own steps) on failure. */
 export function setup(cmd: Extract<RsCommand, { action: 'setup' }>, say: Say): RsState {
   const path = statePath();
-  if (existsSync(path)) throw new Error(`already set up (record ${path}): run ulvs rs-setup --remove first`);
+  if (readRecord(path, say)) throw new Error(`already set up (record ${path}): run ulvs rs-setup --remove first`);
   const all = links();
   const ether = all.filter((l) => l.link_type === 'ether');
   const devs = cmd.devs.length === 0 ? ether : cmd.devs.map((n) => {
@@ -121,7 +148,7 @@ export function setup(cmd: Extract<RsCommand, { action: 'setup' }>, say: Say): R
   const useBpf = cmd.mode === 'tun' && !useTunl0;
   if (useBpf && devs.length === 0) throw new Error('no Ethernet interface to attach the decapsulation program to');
 
-  const state: RsState = { version: 1, mode: cmd.mode, tunType: cmd.tunType, tunPort: cmd.tunPort, vips: cmd.vips, addedVips: [], sysctls: [], decap: null, tunl0: null };
+  const state: RsState = { version: 1, mode: cmd.mode, tunType: cmd.tunType, tunPort: cmd.tunPort, vips: cmd.vips, addedVips: [], sysctls: [], decap: null, tunl0: null, netnsCookie: netnsCookie() };
   const undo: (() => void)[] = [];
   try {
     for (const vip of cmd.vips) {
@@ -159,14 +186,14 @@ export function setup(cmd: Extract<RsCommand, { action: 'setup' }>, say: Say): R
       say(`tunl0 ${wasUp ? 'was already up' : 'set up'}: the kernel decapsulates IPIP from any peer`);
     }
     if (useBpf) {
-      const { progFd, progId } = loadDecap(cmd.vips, cmd.tunPort);
+      const { progFd, progId } = loadDecap(cmd.vips, cmd.tunPort, cmd.tunType === 'gre');
       state.decap = { progId, devs: [] };
       try {
         for (const d of devs) {
           attachDecap(progFd, d.ifindex);
           state.decap.devs.push({ name: d.ifname, ifindex: d.ifindex });
           undo.push(() => detachDecap(progId, d.ifindex));
-          say(`attached ${DECAP_PROG} (program id ${progId}; ${cmd.tunType === 'gue' ? `GUE on UDP port ${cmd.tunPort}` : 'IPIP'} for ${cmd.vips.join(' ')}) at the tcx ingress of ${d.ifname}`);
+          say(`attached ${DECAP_PROG} (program id ${progId}; ${cmd.tunType === 'gue' ? `GUE on UDP port ${cmd.tunPort}` : cmd.tunType === 'gre' ? 'GRE' : 'IPIP'} for ${cmd.vips.join(' ')}) at the tcx ingress of ${d.ifname}`);
         }
       } finally {
         closeFd(progFd); // the attachments hold the program from here on
@@ -193,11 +220,11 @@ export function setup(cmd: Extract<RsCommand, { action: 'setup' }>, say: Say): R
 /** Undo what the record says was done, in reverse order; false when there is no record. */
 export function remove(say: Say): boolean {
   const path = statePath();
-  if (!existsSync(path)) {
+  const state = readRecord(path, say);
+  if (!state) {
     say(`nothing to remove: no record ${path}`);
     return false;
   }
-  const state = JSON.parse(readFileSync(path, 'utf8')) as RsState;
   if (state.decap) {
     for (const d of state.decap.devs) {
       let gone: boolean;
@@ -240,8 +267,8 @@ export function remove(say: Say): boolean {
 /** What is set up, and the decapsulation program's counters as the kernel has them. */
 export function status(say: Say): void {
   const path = statePath();
-  const state = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as RsState) : null;
-  if (!state) say(`not set up (no record ${path})`);
+  const state = readRecord(path, say, false);
+  if (!state) say(`not set up (no record of this namespace at ${path})`);
   else {
     say(`${state.mode}${state.mode === 'tun' ? ` (${state.tunType}${state.tunType === 'gue' ? ` port ${state.tunPort}` : ''}, decapsulation by ${state.tunl0 ? 'tunl0' : 'ulvs eBPF'})` : ''} for ${state.vips.join(' ')}; record ${path}`);
     for (const s of state.sysctls) say(`  ${sysctlName(s.conf, s.name)} = ${s.now} (was ${s.old})`);
@@ -250,7 +277,7 @@ export function status(say: Say): void {
   if (attached.length === 0) say('no decapsulation program attached');
   for (const { id, dev } of attached) {
     const r = readDecap(id);
-    if (r) say(`${dev}: ${DECAP_PROG} program id ${id}, VIPs ${r.vips.sort().join(' ')}${r.guePort ? `, GUE port ${r.guePort}` : ''}: decapsulated ${r.counters.decapsulated}, dropped as malformed ${r.counters.malformed}, inner destination not a VIP ${r.counters.notVip}`);
+    if (r) say(`${dev}: ${DECAP_PROG} program id ${id}, VIPs ${r.vips.sort().join(' ')}${r.guePort ? `, GUE port ${r.guePort}` : ''}${r.gre ? ', GRE' : ''}: decapsulated ${r.counters.decapsulated}, dropped as malformed ${r.counters.malformed}, inner destination not a VIP ${r.counters.notVip}, variant not handled ${r.counters.unhandled}`);
   }
 }
 

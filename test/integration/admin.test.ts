@@ -67,7 +67,7 @@ describe('admin API', { skip: needsRoot }, () => {
       ['POST', `/v1/services/tcp/${V}/80/servers`, { address: RS[0], port: 8080 }, 409, 'EEXIST'],
       ['POST', `/v1/services/tcp/${V}/80/servers`, { address: RS[0], port: 9090, weight: 70000 }, 400, 'validation'],
       ['POST', `/v1/services/tcp/${V}/80/servers`, { address: LAB.DIP, port: 80, method: 'route' }, 400, 'ENETUNREACH'],
-      ['POST', `/v1/services/tcp/${V}/80/servers`, { address: RS[0], port: 80, method: 'tunnel', tunType: 'gre' }, 400, 'EOPNOTSUPP'],
+      ['POST', `/v1/services/tcp/${V}/80/servers`, { address: RS[0], port: 80, method: 'tunnel', tunType: 'gre', tunCsum: 'csum' }, 400, 'EOPNOTSUPP'],
       ['POST', `/v1/services/tcp/${V}/80/servers`, { address: RS[0], port: 9090, method: 'route' }, 400, 'EINVAL'],
       ['POST', `/v1/services/tcp/${V}/80/servers`, { address: RS[0], port: 9090, uThreshold: 1, lThreshold: 5 }, 400, 'ERANGE'],
       ['POST', `/v1/services/tcp/${V}/99/servers`, { address: RS[0] }, 404, 'ESRCH'],

@@ -58,7 +58,7 @@ describe('direct routing (-g)', { skip: needsRoot }, () => {
     assertArrivals(bed, 'DR packets');
   });
 
-  test('100 MB each way arrive intact, almost all in the kernel fast path, counted by IPVS', async (t) => {
+  test('200 MB each way arrive intact, almost all in the kernel fast path, counted by IPVS', async (t) => {
     await assertOneWayTransfer(bed, adm, `${V}:80`, t);
   });
 

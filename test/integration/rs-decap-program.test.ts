@@ -22,31 +22,39 @@ const frame = (ip: Buffer, dst = HOST_MAC) => Buffer.concat([dst, PEER_MAC, Buff
 const inner = (dst = VIP) => ipv4({ src: CLIENT, dst, ttl: 63 }).udp({ sport: 40000, dport: 7 }).payload('hello through the tunnel').build();
 const ipip = (payload: Buffer, o: { flagsFrag?: number; protocol?: number } = {}) => ipv4({ src: DIRECTOR, dst: RIP, ttl: 64, ...o }).raw(4).payload(payload).build();
 /** IPVS's GUE: UDP to the port, 4-byte header version 0, C 0, hlen 0, proto/ctype 4, flags 0 */
-const gue = (payload: Buffer, port = GUE_PORT, ctype = 4) =>
-  ipv4({ src: DIRECTOR, dst: RIP, ttl: 64 }).udp({ sport: 50000, dport: port, noChecksum: true }).payload(Buffer.concat([Buffer.from([0, ctype, 0, 0]), payload])).build();
+const gue = (payload: Buffer, port = GUE_PORT, ctype = 4, first = 0) =>
+  ipv4({ src: DIRECTOR, dst: RIP, ttl: 64 }).udp({ sport: 50000, dport: port, noChecksum: true }).payload(Buffer.concat([Buffer.from([first, ctype, 0, 0]), payload])).build();
+/** IPVS's GRE without checksum: 4-byte header, flags and version 0, protocol 0x0800 (or as given) */
+const gre = (payload: Buffer, flags = 0, proto = 0x0800) => {
+  const h = Buffer.alloc(4);
+  h.writeUInt16BE(flags, 0);
+  h.writeUInt16BE(proto, 2);
+  return ipv4({ src: DIRECTOR, dst: RIP, ttl: 64 }).raw(47).payload(Buffer.concat([h, payload])).build();
+};
 
 describe('real-server decapsulation program (BPF_PROG_TEST_RUN)', { skip: needsRoot }, () => {
   let prog = -1, id = 0;
   before(() => {
-    ({ progFd: prog, progId: id } = loadDecap([VIP, '203.0.113.11'], GUE_PORT));
+    ({ progFd: prog, progId: id } = loadDecap([VIP, '203.0.113.11'], GUE_PORT, true));
   });
   after(() => {
     if (prog >= 0) closeFd(prog);
   });
   const counters = (): DecapCounters => readDecap(id)!.counters;
-  const delta = (a: DecapCounters, b: DecapCounters) => ({ decapsulated: b.decapsulated - a.decapsulated, malformed: b.malformed - a.malformed, notVip: b.notVip - a.notVip });
+  const delta = (a: DecapCounters, b: DecapCounters) => ({ decapsulated: b.decapsulated - a.decapsulated, malformed: b.malformed - a.malformed, notVip: b.notVip - a.notVip, unhandled: b.unhandled - a.unhandled });
   const expectRun = (input: Buffer, retval: number, out: Buffer, change: Partial<DecapCounters>) => {
     const before = counters();
     const r = testRun(prog, input);
     assert.equal(r.retval, retval, 'return value');
     assert.equal(r.out.toString('hex'), out.toString('hex'));
-    assert.deepEqual(delta(before, counters()), { decapsulated: 0, malformed: 0, notVip: 0, ...change });
+    assert.deepEqual(delta(before, counters()), { decapsulated: 0, malformed: 0, notVip: 0, unhandled: 0, ...change });
   };
 
-  test('the VIPs and the GUE port are in its maps', () => {
+  test('the VIPs, the GUE port and GRE on are in its maps', () => {
     const s = readDecap(id)!;
     assert.deepEqual(s.vips.sort(), [VIP, '203.0.113.11']);
     assert.equal(s.guePort, GUE_PORT);
+    assert.equal(s.gre, true);
   });
 
   test('IPIP to a VIP -> exactly the inner packet in the same Ethernet header; counted', () => {
@@ -55,6 +63,15 @@ describe('real-server decapsulation program (BPF_PROG_TEST_RUN)', { skip: needsR
 
   test('GUE (IPVS header, configured port) to a VIP -> exactly the inner packet; counted', () => {
     expectRun(frame(gue(inner())), TCX_NEXT, frame(inner()), { decapsulated: 1 });
+  });
+
+  test('GRE (IPVS header: no flags, protocol 0x0800) to a VIP -> exactly the inner packet; counted', () => {
+    expectRun(frame(gre(inner())), TCX_NEXT, frame(inner()), { decapsulated: 1 });
+  });
+
+  test('a TCP segment inside GRE, Ethernet padding after the packet stays after it', () => {
+    const seg = ipv4({ src: CLIENT, dst: VIP, ttl: 63 }).tcp({ sport: 40000, dport: 80, flags: 'A' }).payload('x').build();
+    expectRun(frame(Buffer.concat([gre(seg), Buffer.alloc(6)])), TCX_NEXT, frame(Buffer.concat([seg, Buffer.alloc(6)])), { decapsulated: 1 });
   });
 
   test('a TCP SYN inside IPIP, Ethernet padding after the packet stays after it', () => {
@@ -70,7 +87,15 @@ describe('real-server decapsulation program (BPF_PROG_TEST_RUN)', { skip: needsR
     ['IPIP in a frame for another MAC (PACKET_OTHERHOST)', () => frame(ipip(inner()), OTHER_MAC), {}],
     ['IPIP in an outer fragment (MF)', () => frame(ipip(inner(), { flagsFrag: 0x2000 })), {}],
     ['UDP to another port than the GUE port', () => frame(gue(inner(), GUE_PORT + 1)), {}],
-    ['GUE carrying IPv6 (ctype 41): not decapsulated here', () => frame(gue(inner(), GUE_PORT, 41)), {}],
+    ['GUE carrying IPv6 (ctype 41): not decapsulated here (counted)', () => frame(gue(inner(), GUE_PORT, 41)), { unhandled: 1 }],
+    ['GUE with C set or options (hlen 1): not decapsulated here (counted)', () => frame(gue(inner(), GUE_PORT, 4, 0x81)), { unhandled: 1 }],
+    ['GRE whose inner destination is not a VIP (counted)', () => frame(gre(inner(OTHER))), { notVip: 1 }],
+    ['GRE with a checksum (C bit, --tun-csum): not decapsulated here (counted)', () => frame(gre(Buffer.concat([Buffer.alloc(4), inner()]), 0x8000)), { unhandled: 1 }],
+    ['GRE with a key (K bit) (counted)', () => frame(gre(Buffer.concat([Buffer.alloc(4), inner()]), 0x2000)), { unhandled: 1 }],
+    ['GRE with a sequence number (S bit) (counted)', () => frame(gre(Buffer.concat([Buffer.alloc(4), inner()]), 0x1000)), { unhandled: 1 }],
+    ['GRE version 1 (PPTP) (counted)', () => frame(gre(inner(), 0x0001)), { unhandled: 1 }],
+    ['GRE carrying another protocol (0x86dd) (counted)', () => frame(gre(inner(), 0, 0x86dd)), { unhandled: 1 }],
+    ['GRE in a frame for another MAC (PACKET_OTHERHOST)', () => frame(gre(inner()), OTHER_MAC), {}],
     // (a frame cut inside the outer header cannot be run: BPF_PROG_TEST_RUN refuses an IPv4
     // frame shorter than Ethernet + 20 bytes with EINVAL; the program passes such a frame on)
     ['IPIP with outer IP options (IPVS sends none)', () => frame(ipv4({ src: DIRECTOR, dst: RIP, options: Uint8Array.of(1, 1, 1, 0) }).raw(4).payload(inner()).build()), {}],
@@ -92,6 +117,12 @@ describe('real-server decapsulation program (BPF_PROG_TEST_RUN)', { skip: needsR
       return frame(p);
     }],
     ['IPIP whose outer total length exceeds the frame', () => frame(ipip(inner()).subarray(0, 50))],
+    ['GRE that is only the outer and GRE headers (total length 24)', () => frame(ipv4({ src: DIRECTOR, dst: RIP }).raw(47).payload(Buffer.from([0, 0, 8, 0])).build())],
+    ['GRE whose inner header is not IPv4', () => {
+      const i = inner();
+      i[0] = 0x65;
+      return frame(gre(i));
+    }],
     ['IPIP whose inner header is not IPv4', () => {
       const i = inner();
       i[0] = 0x65;
@@ -104,6 +135,20 @@ describe('real-server decapsulation program (BPF_PROG_TEST_RUN)', { skip: needsR
       const before = counters();
       const r = testRun(prog, f);
       assert.equal(r.retval, TC_ACT_SHOT);
-      assert.deepEqual(delta(before, counters()), { decapsulated: 0, malformed: 1, notVip: 0 });
+      assert.deepEqual(delta(before, counters()), { decapsulated: 0, malformed: 1, notVip: 0, unhandled: 0 });
     });
+
+  test('control: loaded without GRE (rs-setup tun --tun-type ipip or gue), GRE passes untouched and uncounted', () => {
+    const off = loadDecap([VIP], GUE_PORT);
+    try {
+      assert.equal(readDecap(off.progId)!.gre, false);
+      const f = frame(gre(inner()));
+      const r = testRun(off.progFd, f);
+      assert.equal(r.retval, TCX_NEXT);
+      assert.equal(r.out.toString('hex'), f.toString('hex'));
+      assert.deepEqual(readDecap(off.progId)!.counters, { decapsulated: 0, malformed: 0, notVip: 0, unhandled: 0 });
+    } finally {
+      closeFd(off.progFd);
+    }
+  });
 });

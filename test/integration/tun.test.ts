@@ -84,27 +84,8 @@ describe('IP-in-IP tunnelling (-i)', { skip: needsRoot }, () => {
     assertArrivals(bed, 'tunnelled packets');
   });
 
-  test('100 MB each way arrive intact (SHA-256), almost all requests tunnelled by the kernel fast path', async (t) => {
+  test('200 MB each way arrive intact (SHA-256), almost all requests tunnelled by the kernel fast path', async (t) => {
     await assertOneWayTransfer(bed, adm, `${V}:80`, t);
-  });
-
-  test('GUE and GRE servers are refused with nothing changed; a server off-link too', () => {
-    const state = adm('-S -n').stdout;
-    const gue = adm(`-a -t ${V}:80 -r 192.0.2.50:80 -i --tun-type gue --tun-port 6080`);
-    assert.equal(gue.status, 255);
-    assert.match(gue.stderr, /GUE tunnelling \(--tun-type gue\) is not supported by ulvs yet/);
-    const gre = adm(`-a -t ${V}:80 -r 192.0.2.50:80 -i --tun-type gre`);
-    assert.equal(gre.status, 255);
-    assert.match(gre.stderr, /GRE tunnelling \(--tun-type gre\) is not supported by ulvs yet/);
-    run(['ip', '-n', bed.bed.director, 'route', 'add', '192.0.2.128/25', 'via', RS[0]!]);
-    try {
-      const gw = adm(`-a -t ${V}:80 -r 192.0.2.200:80 -i`);
-      assert.equal(gw.status, 255);
-      assert.match(gw.stderr, /IP-in-IP tunnelling \(in ulvs, for now\) needs the real server on a directly connected network/);
-    } finally {
-      run(['ip', '-n', bed.bed.director, 'route', 'del', '192.0.2.128/25']);
-    }
-    assert.equal(adm('-S -n').stdout, state);
   });
 
   test('control: without the decapsulator a real server gets nothing it can use (the requests to it fail)', () => {

@@ -2,8 +2,9 @@
  * Open (a queue of) a Linux TUN device: IFF_TUN | IFF_NO_PI | IFF_VNET_HDR [| IFF_MULTI_QUEUE],
  * non-blocking, then TUNSETOFFLOAD with the richest set the kernel accepts (CSUM + TSO4 + TSO6,
  * plus USO4/USO6 where supported), so bulk TCP arrives as GSO super-packets with partial
- * checksums. The device is not persistent: it disappears when the last queue is closed,
- * including after a crash.
+ * checksums. ulvsd makes it persistent (setPersist) so that it, and the routes and rules that
+ * point at it, outlive a restart or a crash; a final stop makes it non-persistent again and it
+ * disappears with its last queue.
  */
 import { existsSync } from 'node:fs';
 import { IFF_MULTI_QUEUE, IFF_NO_PI, IFF_TUN, IFF_VNET_HDR, O_CLOEXEC, O_NONBLOCK, O_RDWR, sys, SysError, TUN_F, TUNSETIFF, TUNSETOFFLOAD } from './sys.js';
@@ -41,6 +42,16 @@ export function openTunQueue(name: string, o: { multiQueue: boolean; offload: bo
     }
   }
   return { fd, name, offloads };
+}
+
+/** TUNSETPERSIST (_IOW('T', 203, int)): a persistent TUN outlives its last queue, keeping its
+ *  name, addresses, routes and the rules that point at it; packets routed into it while no queue
+ *  is open are dropped (TCP retransmits them). */
+export const TUNSETPERSIST = 0x400454cb;
+
+/** Make the TUN that `fd` is a queue of persistent (or not: it then goes with its last queue). */
+export function setPersist(fd: number, on: boolean): void {
+  if (sys.ioctlInt(fd, TUNSETPERSIST, on ? 1 : 0) < 0) throw new SysError(`TUNSETPERSIST ${on ? 1 : 0}`, sys.errno());
 }
 
 export function offloadNames(bits: number): string[] {

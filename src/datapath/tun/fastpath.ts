@@ -26,6 +26,9 @@
  * The programs are C (bpf/fastpath.bpf.c, bpf/tun_out.bpf.c), compiled by `npm run bpf` into the
  * committed objects and loaded with libbpf (libbpf.ts). Also here: the set-up of both
  * (installFastPath, followFastPath, removeFastPath, installTunOut).
+ * The fast path is attached link-less (it outlives ulvsd: a restart or a crash does not stop the
+ * offloaded connections, and the next start takes it over, adoptFastPath); the TUN's way-out
+ * program with a link (it goes with the process, and the TUN has no traffic without one).
  *
  * Maps (created from the object's definitions by ulvsd, shared by the workers; layouts in
  * bpf/ulvs_maps.h, seen from TypeScript through layouts.gen.ts):
@@ -36,7 +39,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { sys } from './sys.js';
-import { attachTcxIngress } from './bpf.js';
+import { attachTcxIngress, fdById, mapInfo, progAttachTcxIngress, progDetachTcxIngress, progInfo } from './bpf.js';
 import { loadObject } from './libbpf.js';
 import { FLOW_KEY, FLOW_VALUE, SLOT } from './layouts.gen.js';
 
@@ -72,14 +75,14 @@ export function loadFastPath(slots: number): { maps: FastPathMaps; progFd: numbe
 }
 
 /**
- * Attach the program at the tcx ingress of each device; returns the links (closing a link's fd
- * detaches it, and the kernel closes them if ulvsd dies, so nothing outlives the daemon).
+ * Attach a program at the tcx ingress of each device with a link per device (the TUN's way-out
+ * program: closing a link's fd detaches it, and the kernel closes them when ulvsd exits).
  * All or nothing: on a failure the links made so far are closed and the error is thrown.
  */
-export function attachFastPath(progFd: number, devices: readonly string[]): { dev: string; fd: number }[] {
+export function attachLinked(progFd: number, devices: readonly string[]): { dev: string; fd: number }[] {
   const links: { dev: string; fd: number }[] = [];
   try {
-    for (const dev of devices) links.push({ dev, fd: attachTcxIngress(progFd, Number(readFileSync(`/sys/class/net/${dev}/ifindex`, 'utf8'))) });
+    for (const dev of devices) links.push({ dev, fd: attachTcxIngress(progFd, ifindexOf(dev)) });
     return links;
   } catch (e) {
     for (const l of links) closeFd(l.fd);
@@ -87,50 +90,138 @@ export function attachFastPath(progFd: number, devices: readonly string[]): { de
   }
 }
 
+export const ifindexOf = (dev: string): number => Number(readFileSync(`/sys/class/net/${dev}/ifindex`, 'utf8'));
+
 export function closeFd(fd: number): void {
   if (fd >= 0) sys.close(fd);
 }
 
-/** The fast path as installed: its maps, its program, and a tcx link per interface. */
+/** An interface the fast path is attached on (link-less: the interface holds the program). */
+export interface Attached {
+  dev: string;
+  ifindex: number;
+}
+
+/**
+ * The fast path as installed: its maps, its program, and the interfaces it is attached on. The
+ * attachment is link-less (BPF_PROG_ATTACH): it outlives ulvsd, so offloaded connections keep
+ * flowing while ulvsd restarts or after it was killed; the next start takes the program's maps
+ * over (adoptFastPath) and a final stop detaches it (removeFastPath).
+ */
 export interface FastPathState {
   maps: FastPathMaps;
   progFd: number;
-  links: { dev: string; fd: number }[];
+  attached: Attached[];
+}
+
+/** Attach on each device, all or nothing (throws after detaching what it attached). */
+function attachKept(progFd: number, devices: readonly string[]): Attached[] {
+  const done: Attached[] = [];
+  try {
+    for (const dev of devices) {
+      const ifindex = ifindexOf(dev);
+      progAttachTcxIngress(progFd, ifindex);
+      done.push({ dev, ifindex });
+    }
+    return done;
+  } catch (e) {
+    detachAll(progFd, done);
+    throw e;
+  }
+}
+
+/** Detach progFd from the interfaces that still exist; never throws. */
+function detachAll(progFd: number, at: readonly Attached[]): void {
+  for (const a of at) {
+    try {
+      progDetachTcxIngress(progFd, a.ifindex);
+    } catch {
+      /* the interface went away, and the program with it */
+    }
+  }
 }
 
 /** Create the maps for `slots` connections, load the program, attach it on `devices`. All or nothing (throws). */
 export function installFastPath(slots: number, devices: readonly string[]): FastPathState {
   const { maps, progFd } = loadFastPath(slots);
   try {
-    return { maps, progFd, links: attachFastPath(progFd, devices) };
+    return { maps, progFd, attached: attachKept(progFd, devices) };
   } catch (e) {
     for (const fd of [progFd, maps.flowsFd, maps.slotsFd]) closeFd(fd);
     throw e;
   }
 }
 
-/** Attach on the `devices` that lack the program, forget the links of interfaces that are gone.
+/** What a previous ulvsd left attached (daemon/kept-state.ts records it at start). */
+export interface PriorFastPath {
+  progId: number;
+  flowsId: number;
+  slotsId: number;
+  slots: number;
+  attached: Attached[];
+}
+
+/**
+ * Take over a previous process's fast path: its maps (by id), a newly loaded program (this
+ * binary's) attached on `devices` after the old one, then the old one detached, so every packet
+ * meets one of the two. Returns null (nothing changed) when the maps are gone or of another size
+ * (`slots`): the caller then removes the prior one (dropPriorFastPath) and installs anew.
+ */
+export function adoptFastPath(prior: PriorFastPath, slots: number, devices: readonly string[]): FastPathState | null {
+  if (prior.slots !== slots) return null;
+  const flowsFd = fdById('map', prior.flowsId);
+  const slotsFd = fdById('map', prior.slotsId);
+  const ok = flowsFd !== null && slotsFd !== null && mapInfo(flowsFd).name === 'ulvs_flows' && mapInfo(slotsFd).name === 'ulvs_slots';
+  if (!ok) {
+    for (const fd of [flowsFd, slotsFd]) if (fd !== null) closeFd(fd);
+    return null;
+  }
+  let progFd = -1;
+  try {
+    progFd = loadObject('fastpath.bpf.o', 'ulvs_fastpath', [], { reuse: { ulvs_flows: flowsFd, ulvs_slots: slotsFd } }).progFd;
+    const attached = attachKept(progFd, devices);
+    dropPriorFastPath(prior);
+    return { maps: { flowsFd, slotsFd, slots }, progFd, attached };
+  } catch (e) {
+    for (const fd of [progFd, flowsFd, slotsFd]) closeFd(fd);
+    throw e;
+  }
+}
+
+/** Detach a previous process's program (by id) from where it was attached; never throws. */
+export function dropPriorFastPath(prior: Pick<PriorFastPath, 'progId' | 'attached'>): void {
+  const fd = fdById('prog', prior.progId);
+  if (fd === null) return;
+  if (progInfo(fd).name.startsWith('ulvs_fastpath')) detachAll(fd, prior.attached);
+  closeFd(fd);
+}
+
+/** Attach on the `devices` that lack the program, forget interfaces that are gone.
  *  Returns the interfaces attached now; throws when attaching fails (nothing changed then). */
 export function followFastPath(st: FastPathState, devices: readonly string[]): string[] {
-  const gone = st.links.filter((l) => !existsSync(`/sys/class/net/${l.dev}`));
-  for (const l of gone) closeFd(l.fd); // the kernel detached it with its interface
-  st.links = st.links.filter((l) => !gone.includes(l));
-  const missing = devices.filter((d) => !st.links.some((l) => l.dev === d));
-  if (missing.length > 0) st.links.push(...attachFastPath(st.progFd, missing));
+  st.attached = st.attached.filter((a) => existsSync(`/sys/class/net/${a.dev}`)); // the kernel detached it with its interface
+  const missing = devices.filter((d) => !st.attached.some((a) => a.dev === d));
+  if (missing.length > 0) st.attached.push(...attachKept(st.progFd, missing));
   return missing;
 }
 
-/** Detach and free everything. */
-export function removeFastPath(st: FastPathState): void {
-  for (const fd of [...st.links.map((l) => l.fd), st.progFd, st.maps.flowsFd, st.maps.slotsFd]) closeFd(fd);
-  st.links = [];
+/** Close the fds; unless `keep`, detach the program first (a final stop), which frees it and its maps. */
+export function removeFastPath(st: FastPathState, keep = false): void {
+  if (!keep) detachAll(st.progFd, st.attached);
+  for (const fd of [st.progFd, st.maps.flowsFd, st.maps.slotsFd]) closeFd(fd);
+  st.attached = [];
+}
+
+/** The program's id, its maps' ids (recorded so the next start can find them). */
+export function fastPathIds(st: FastPathState): { progId: number; flowsId: number; slotsId: number } {
+  return { progId: progInfo(st.progFd).id, flowsId: mapInfo(st.maps.flowsFd).id, slotsId: mapInfo(st.maps.slotsFd).id };
 }
 
 /** Load the TUN's way-out program (see loadTunOut) and attach it on the TUN; throws (nothing left behind). */
 export function installTunOut(tun: string, flowsFd: number): { progFd: number; link: number } {
   const progFd = loadTunOut(flowsFd);
   try {
-    return { progFd, link: attachFastPath(progFd, [tun])[0]!.fd };
+    return { progFd, link: attachLinked(progFd, [tun])[0]!.fd };
   } catch (e) {
     closeFd(progFd);
     throw e;

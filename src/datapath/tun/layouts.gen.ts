@@ -6,7 +6,7 @@
 export const FLOW_KEY = { size: 16, off: { saddr: 0, daddr: 4, sport: 8, dport: 10, proto: 12, pad: 13 }, width: { saddr: 4, daddr: 4, sport: 2, dport: 2, proto: 1, pad: 3 } } as const;
 
 /** struct flow_value (bpf/fastpath.bpf.o) */
-export const FLOW_VALUE = { size: 16, off: { addr: 0, port: 4, dir: 6, pad: 7, slot: 8, pad2: 12 }, width: { addr: 4, port: 2, dir: 1, pad: 1, slot: 4, pad2: 4 } } as const;
+export const FLOW_VALUE = { size: 16, off: { addr: 0, port: 4, dir: 6, tun_type: 7, slot: 8, pad2: 12 }, width: { addr: 4, port: 2, dir: 1, tun_type: 1, slot: 4, pad2: 4 } } as const;
 
 /** struct slot (bpf/fastpath.bpf.o) */
 export const SLOT = { size: 40, off: { packets: 0, bytes: 16, last_ns: 32 }, width: { packets: 16, bytes: 16, last_ns: 8 } } as const;
@@ -18,7 +18,7 @@ export const STEER_KEY = { size: 8, off: { addr: 0, port: 4, proto: 6, side: 7 }
 export const STEER_VALUE = { size: 8, off: { mask: 0, pad: 4 }, width: { mask: 4, pad: 4 } } as const;
 
 /** struct rs_config (bpf/rs_decap.bpf.o) */
-export const RS_CONFIG = { size: 4, off: { gue_port: 0, pad: 2 }, width: { gue_port: 2, pad: 2 } } as const;
+export const RS_CONFIG = { size: 4, off: { gue_port: 0, gre: 2, pad: 3 }, width: { gue_port: 2, gre: 1, pad: 1 } } as const;
 
 /** enum flow_dir */
 export const FLOW_DIR = { FLOW_REQUEST: 0, FLOW_REPLY: 1, FLOW_DR_ROUTE: 2, FLOW_DR: 3, FLOW_TUN_ROUTE: 4, FLOW_TUN: 5 } as const;
@@ -27,7 +27,10 @@ export const FLOW_DIR = { FLOW_REQUEST: 0, FLOW_REPLY: 1, FLOW_DR_ROUTE: 2, FLOW
 export const STEER_SIDE = { STEER_VIP: 0, STEER_SERVICE: 1, STEER_REAL: 2 } as const;
 
 /** enum rs_counter */
-export const RS_COUNTER = { RS_DECAP: 0, RS_MALFORMED: 1, RS_NOT_VIP: 2, RS_COUNTERS: 3 } as const;
+export const RS_COUNTER = { RS_DECAP: 0, RS_MALFORMED: 1, RS_NOT_VIP: 2, RS_UNHANDLED: 3, RS_COUNTERS: 4 } as const;
+
+/** enum tun_type */
+export const TUN_TYPE = { TUN_IPIP: 0, TUN_GUE: 1, TUN_GRE: 2 } as const;
 
 /** enum tun_out_counter */
 export const TUN_OUT_COUNTER = { TUN_OUT_ENCAP: 0, TUN_OUT_TOO_BIG: 1, TUN_OUT_NO_ROUTE: 2, TUN_OUT_FRAG_NEEDED: 3, TUN_OUT_TOO_BIG_NO_DF: 4, TUN_OUT_TOO_BIG_ICMP: 5, TUN_OUT_ICMP_RATE_LIMITED: 6, TUN_OUT_ICMP_UNSENT: 7, TUN_OUT_ICMP_TO_DR: 8, TUN_OUT_ICMP_TO_TUN: 9, TUN_OUT_COUNTERS: 10 } as const;

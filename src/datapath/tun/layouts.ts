@@ -21,6 +21,7 @@ const ENUMS: [string, string][] = [
   ['flow_dir', 'FLOW_DIR'],
   ['steer_side', 'STEER_SIDE'],
   ['rs_counter', 'RS_COUNTER'],
+  ['tun_type', 'TUN_TYPE'],
   ['tun_out_counter', 'TUN_OUT_COUNTER'],
 ];
 

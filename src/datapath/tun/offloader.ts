@@ -4,13 +4,17 @@
  *
  *   offer(c)     takes a free slot of this worker's range, queues the connection's flow entries:
  *                NAT, two (request tuple client -> VIP:vport, reply tuple RIP:rport -> client);
- *                direct routing, one (the request tuple, FLOW_DR); IPIP tunnelling likewise (FLOW_TUN)
+ *                direct routing, one (the request tuple, FLOW_DR); tunnelling likewise (FLOW_TUN,
+ *                with its real server's tunnel type and GUE port)
  *   withdraw(c)  queues the deletion of a NAT connection's entries (a DR connection's entry goes
  *                back to FLOW_DR_ROUTE), reports the slot's counts since the last report, frees
  *                the slot once the map change is done
- *   route(c)     queues a DR (tunnelled: the engine routes IPIP only) connection's request tuple
- *                as FLOW_DR_ROUTE (FLOW_TUN_ROUTE): the TUN's way out
+ *   route(c)     queues a DR (tunnelled) connection's request tuple as FLOW_DR_ROUTE
+ *                (FLOW_TUN_ROUTE, with the tunnel type and port): the TUN's way out
  *                (tun_out.bpf.c) sends the packets ulvsd writes back to its real server
+ *   retunnel()   after a configuration change: queues every tunnelled connection's entry again
+ *                with its server's tunnel type and port now (IPVS's ip_vs_tunnel_xmit reads the
+ *                server's type for every packet, so an edited server's connections follow it)
  *   unroute(c)   queues the deletion of that entry, carried out one flush later (after the
  *                packets written back meanwhile have left), and not at all if a live DR
  *                connection of this engine has the tuple again by then
@@ -27,7 +31,7 @@
  * Nothing here is allocated per packet or per connection.
  */
 import { ConnFlag, ConnTable, FWD_SHIFT } from '../../core/conn-table.js';
-import { Fwd } from '../../core/service.js';
+import { Fwd, TunType } from '../../core/service.js';
 import { OffloadReport, type OffloadPort } from '../../core/offload.js';
 import { MapOps } from './bpf.js';
 import { FLOW_KEY_SIZE, FLOW_VALUE_SIZE, SLOT_BYTES, SLOT_LAST_NS, SLOT_PKTS, SLOT_SIZE } from './fastpath.js';
@@ -50,7 +54,19 @@ export interface OffloaderInit {
   /** this worker's range */
   slotBase: number;
   slotCount: number;
+  /** the maps were made by this process (no counts of a previous one in the slots: adopt()
+   *  starts from zero), rather than taken over from the previous process */
+  freshMaps?: boolean;
 }
+
+/** The real servers by id (core/dest-registry.ts): a tunnelled connection's entry carries its
+ *  server's tunnel type (TunType, the values of enum tun_type) and GUE port. */
+export interface TunnelSource {
+  byId(id: number): { tunType: number; tunPort: number };
+}
+
+/** Without a registry (tests of NAT and DR): every tunnelled connection is IPIP. */
+const IPIP_ONLY: TunnelSource = { byId: () => ({ tunType: TunType.IPIP, tunPort: 0 }) };
 
 /** The engine's view of activity: Director.offloadActivity (the report is reused: read it now). */
 export interface ActivitySink {
@@ -61,6 +77,7 @@ export class Offloader implements OffloadPort {
   /** counters for the metrics: queued entries written, deleted, failures */
   readonly counters = { offered: 0, withdrawn: 0, update_errors: 0, delete_errors: 0, harvests: 0 };
   readonly #conns: ConnTable;
+  readonly #dests: TunnelSource;
   readonly #flows: MapOps;
   readonly #map: Mapping;
   /** the slot array as u32 halves (little-endian u64s) */
@@ -74,7 +91,10 @@ export class Offloader implements OffloadPort {
   /** slot -> counts already reported: packets in, bytes in, packets out, bytes out */
   readonly #reported: Float64Array;
   readonly #free: Int32Array;
+  /** slot -> its position in #free, -1 when in use (adopt() takes a given slot out) */
+  readonly #freePos: Int32Array;
   #freeTop = 0;
+  readonly #freshMaps: boolean;
   readonly #addKeys = Buffer.alloc(QUEUE * 2 * FLOW_KEY_SIZE);
   readonly #addValues = Buffer.alloc(QUEUE * 2 * FLOW_VALUE_SIZE);
   #adds = 0;
@@ -94,8 +114,9 @@ export class Offloader implements OffloadPort {
    *  clock), ms: both are monotonic, so the difference is fixed for the life of the thread */
   readonly #clockOffsetMs = monotonicOffsetMs();
 
-  constructor(conns: ConnTable, o: OffloaderInit) {
+  constructor(conns: ConnTable, o: OffloaderInit, dests: TunnelSource = IPIP_ONLY) {
     this.#conns = conns;
+    this.#dests = dests;
     this.#flows = new MapOps(o.flowsFd);
     const page = 4096;
     this.#map = mapMemory(Math.ceil((o.slots * SLOT_SIZE) / page) * page, o.slotsFd, 0);
@@ -106,7 +127,52 @@ export class Offloader implements OffloadPort {
     this.#connOf = new Int32Array(o.slotCount).fill(-1);
     this.#reported = new Float64Array(o.slotCount * 4);
     this.#free = new Int32Array(o.slotCount);
-    for (let i = o.slotCount - 1; i >= 0; i--) this.#free[this.#freeTop++] = i;
+    this.#freePos = new Int32Array(o.slotCount);
+    for (let i = o.slotCount - 1; i >= 0; i--) this.#pushFree(i);
+    this.#freshMaps = o.freshMaps ?? true;
+  }
+
+  #pushFree(s: number): void {
+    this.#freePos[s] = this.#freeTop;
+    this.#free[this.#freeTop++] = s;
+  }
+  #popFree(): number {
+    const s = this.#free[--this.#freeTop]!;
+    this.#freePos[s] = -1;
+    return s;
+  }
+
+  /** Restart (OffloadPort.adopt): keep c in `slot` when that slot is this worker's and free,
+   *  with the previous process's `reported` counts (zero when the maps are new); else offer it
+   *  a slot of its own. Its flow entries are written again either way (the same tuples, now
+   *  pointing at the slot it has). False when no slot is free: its entries are deleted. */
+  adopt(c: number, slot: number, reported: Float64Array): boolean {
+    const s = slot - this.#base;
+    if (s < 0 || s >= this.#count || this.#freePos[s]! < 0) {
+      if (this.offer(c)) return true;
+      if (!this.#dr(c)) {
+        if (this.#dels === QUEUE) this.#write();
+        this.#writeKeys(this.#delKeys, this.#dels * 2, c);
+        this.#delSlots[this.#dels++] = -1; // no slot to free
+      } else this.route(c);
+      return false;
+    }
+    const i = this.#freePos[s]!; // take s out of the free stack
+    const last = this.#free[--this.#freeTop]!;
+    this.#free[i] = last;
+    this.#freePos[last] = i;
+    this.#freePos[s] = -1;
+    this.#take(c, s);
+    if (!this.#freshMaps) for (let k = 0; k < 4; k++) this.#reported[s * 4 + k] = reported[k]!;
+    return true;
+  }
+
+  /** Entry c's slot (whole array) and the counts reported from it so far (OffloadPort.slotOf). */
+  slotOf(c: number, reported: Float64Array): number {
+    const s = this.#slotOf[c]!;
+    if (s < 0) return -1;
+    for (let k = 0; k < 4; k++) reported[k] = this.#reported[s * 4 + k]!;
+    return this.#base + s;
   }
 
   /** Connections in the fast path now. */
@@ -114,8 +180,8 @@ export class Offloader implements OffloadPort {
     return this.#count - this.#freeTop - this.#dels - this.#rels;
   }
 
-  /** Whether entry c is a direct-routing or (IPIP) tunnelled connection: one flow entry, the
-   *  request tuple, which the TUN's way out reads too. */
+  /** Whether entry c is a direct-routing or tunnelled connection: one flow entry, the request
+   *  tuple, which the TUN's way out reads too. */
   #dr(c: number): boolean {
     const m = this.#conns.flags(c) & ConnFlag.FWD_MASK;
     return m === DR_BITS || m === TUN_BITS;
@@ -129,13 +195,19 @@ export class Offloader implements OffloadPort {
 
   offer(c: number): boolean {
     if (this.#freeTop === 0) return false;
-    if (this.#adds + 2 > QUEUE * 2) this.#write();
-    const s = this.#free[--this.#freeTop]!;
-    this.#slotOf[c] = s;
-    this.#connOf[s] = c;
+    const s = this.#popFree();
     const w = ((this.#base + s) * SLOT_SIZE) / 4;
     this.#u32.fill(0, w, w + SLOT_SIZE / 4); // no flow points here: freed slots were deleted first
     this.#reported.fill(0, s * 4, s * 4 + 4);
+    this.#take(c, s);
+    return true;
+  }
+
+  /** Give c slot s and queue its flow entries. */
+  #take(c: number, s: number): void {
+    if (this.#adds + 2 > QUEUE * 2) this.#write();
+    this.#slotOf[c] = s;
+    this.#connOf[s] = c;
     const t = this.#conns;
     const at = this.#adds;
     if (this.#dr(c)) {
@@ -147,20 +219,38 @@ export class Offloader implements OffloadPort {
       this.#adds += 2;
     }
     this.counters.offered++;
-    return true;
   }
 
-  /** Queue DR entry c's request tuple -> (RIP, dir, slot) as the next update. */
+  /** Queue DR/TUN entry c's request tuple -> (RIP, dir, slot; a tunnel's type and GUE port)
+   *  as the next update. */
   #queueDr(c: number, dir: number, slot: number): void {
     if (this.#adds + 1 > QUEUE * 2) this.#write();
     const t = this.#conns;
     writeKey(this.#addKeys, this.#adds * FLOW_KEY_SIZE, t.caddr(c), t.vaddr(c), t.cport(c), t.vport(c), t.proto(c));
-    writeValue(this.#addValues, this.#adds * FLOW_VALUE_SIZE, t.daddr(c), 0, dir, slot);
+    const o = this.#adds * FLOW_VALUE_SIZE;
+    if (dir === FLOW_DIR.FLOW_TUN || dir === FLOW_DIR.FLOW_TUN_ROUTE) {
+      const d = this.#dests.byId(t.dest(c));
+      writeValue(this.#addValues, o, t.daddr(c), d.tunPort, dir, slot, d.tunType);
+    } else writeValue(this.#addValues, o, t.daddr(c), 0, dir, slot, 0);
     this.#adds++;
   }
 
   route(c: number): void {
     this.#queueDr(c, this.#dirOf(c, false), 0);
+  }
+
+  /** Re-queue the way-out entry of every live tunnelled connection (none is offloaded: called
+   *  after withdrawAll, before the next flush) with its server's current tunnel; returns how
+   *  many. O(connections), as the withdrawal before a change is. */
+  retunnel(): number {
+    const t = this.#conns;
+    let n = 0;
+    t.forEach((c) => {
+      if ((t.flags(c) & (ConnFlag.FWD_MASK | ConnFlag.TEMPLATE)) !== TUN_BITS || this.#slotOf[c]! >= 0) return;
+      this.#queueDr(c, FLOW_DIR.FLOW_TUN_ROUTE, 0);
+      n++;
+    });
+    return n;
   }
 
   unroute(c: number): void {
@@ -249,14 +339,14 @@ export class Offloader implements OffloadPort {
       const r = this.#flows.updateBatch(this.#addKeys, this.#addValues, n);
       if (r.done < n) this.counters.update_errors += n - r.done; // not expected: the map has room for every slot
       this.#adds = 0;
-      for (let i = 0; i < this.#rels; i++) this.#free[this.#freeTop++] = this.#relSlots[i]!;
+      for (let i = 0; i < this.#rels; i++) this.#pushFree(this.#relSlots[i]!);
       this.#rels = 0;
     }
     if (this.#dels > 0) {
       const n = this.#dels * 2;
       const done = this.#flows.deleteBatch(this.#delKeys, n, FLOW_KEY_SIZE);
       if (done < n) this.counters.delete_errors += n - done;
-      for (let i = 0; i < this.#dels; i++) this.#free[this.#freeTop++] = this.#delSlots[i]!;
+      for (let i = 0; i < this.#dels; i++) if (this.#delSlots[i]! >= 0) this.#pushFree(this.#delSlots[i]!);
       this.#dels = 0;
     }
   }
@@ -330,13 +420,14 @@ export function writeKey(b: Buffer, o: number, saddr: number, daddr: number, spo
 }
 
 /** A struct flow_value (bpf/ulvs_maps.h) at byte o of b: the new address and port (network
- *  order), the direction (FLOW_DIR) and the slot (host order); the padding is zeroed. */
-export function writeValue(b: Buffer, o: number, addr: number, port: number, dir: number, slot: number): void {
+ *  order; a tunnel's: GUE's port), the direction (FLOW_DIR), the slot (host order) and the
+ *  tunnel type (TUN_TYPE, FLOW_TUN* only; 0 otherwise); the padding is zeroed. */
+export function writeValue(b: Buffer, o: number, addr: number, port: number, dir: number, slot: number, tunType = 0): void {
   const f = FLOW_VALUE.off;
   b.writeUInt32BE(addr >>> 0, o + f.addr);
   b.writeUInt16BE(port, o + f.port);
   b[o + f.dir] = dir;
-  b[o + f.pad] = 0;
+  b[o + f.tun_type] = tunType;
   b.writeUInt32LE(slot, o + f.slot);
   b.writeUInt32LE(0, o + f.pad2);
 }

@@ -36,6 +36,7 @@ export interface RoutingState {
 }
 
 const ip = (args: string[]) => execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const ipRun = ip;
 const protoName = (p: number) => (p === 6 ? 'tcp' : 'udp');
 
 function sysctl(name: string, value?: string): string {
@@ -72,9 +73,9 @@ export function ruleArgs(p: RoutingPlan): string[][] {
   return rules.filter((r) => !seen.has(r.join(' ')) && seen.add(r.join(' ')) !== undefined);
 }
 
-export function installRouting(p: RoutingPlan): RoutingState {
-  const state: RoutingState = { sysctls: [] };
-  for (const [k, v] of [
+/** The sysctls a plan sets, and their values. */
+const planSysctls = (p: RoutingPlan) =>
+  [
     ['net.ipv4.ip_forward', '1'],
     ['net.ipv4.conf.all.rp_filter', '0'],
     [`net.ipv4.conf.${p.dev}.rp_filter`, '0'],
@@ -86,7 +87,11 @@ export function installRouting(p: RoutingPlan): RoutingState {
     // It also spares every packet from the TUN a reverse-path route lookup (walking all the
     // rules again; measured: CPU per connection -3 %, BENCHMARKS.md).
     [`net.ipv4.conf.${p.dev}.accept_local`, '1'],
-  ] as const) {
+  ] as const;
+
+export function installRouting(p: RoutingPlan): RoutingState {
+  const state: RoutingState = { sysctls: [] };
+  for (const [k, v] of planSysctls(p)) {
     state.sysctls.push([k, sysctl(k)]);
     sysctl(k, v);
   }
@@ -98,9 +103,33 @@ export function installRouting(p: RoutingPlan): RoutingState {
   return state;
 }
 
+/**
+ * Take over the routing a previous process left (`from`, in force now) for the plan `to`: the
+ * sysctls set again (the values from before the first run, `original`, are kept for the final
+ * stop), the TUN up and its table's route replaced, the rules changed by difference
+ * (updateRouting, tolerant of a rule already there or already gone), never removed and added
+ * again: a real server's reply that met no rule would leave untranslated.
+ */
+export function adoptRouting(from: RoutingPlan, to: RoutingPlan, original: [string, string][]): RoutingState {
+  for (const [k, v] of planSysctls(to)) sysctl(k, v);
+  ip(['link', 'set', to.dev, 'txqueuelen', '4096', 'up']);
+  ip(['route', 'replace', 'default', 'dev', to.dev, 'table', String(to.table)]);
+  updateRouting(from, to, true);
+  return { sysctls: original };
+}
+
 /** Move from one plan to another without a gap: add the new rules first, then delete the
  *  rules that are no longer wanted (matched by their exact selectors). */
-export function updateRouting(from: RoutingPlan, to: RoutingPlan): { added: number; removed: number } {
+export function updateRouting(from: RoutingPlan, to: RoutingPlan, tolerant = false): { added: number; removed: number } {
+  const ip = tolerant
+    ? (a: string[]) => {
+        try {
+          return ipRun(a);
+        } catch {
+          return ''; // already there (add) or already gone (del)
+        }
+      }
+    : ipRun;
   const key = (r: string[]) => r.join(' ');
   const old = new Map(ruleArgs(from).map((r) => [key(r), r]));
   const want = new Map(ruleArgs(to).map((r) => [key(r), r]));

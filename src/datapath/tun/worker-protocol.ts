@@ -13,6 +13,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { ConnInfo, DirectorSnapshot, Timeouts } from '../../core/director.js';
+import type { ImportResult } from '../../core/conn/handover.js';
 import type { RuleOp } from '../../core/rule-ops.js';
 import type { ServiceKey } from '../../core/service.js';
 import type { OffloaderInit } from './offloader.js';
@@ -37,6 +38,15 @@ export interface WorkerInit {
   localAddrs: number[];
   /** the kernel fast path's maps and this worker's slots (fastpath.ts, offloader.ts), if enabled */
   fastPath?: OffloaderInit & { after: number };
+  /** connections handed over by the previous process (core/conn/handover.ts records), imported
+   *  before the first packet is read */
+  handover?: HandoverBatch;
+}
+
+/** Hand-over records (core/conn/handover.ts): `count` records in `buf`. */
+export interface HandoverBatch {
+  buf: Uint8Array;
+  count: number;
 }
 
 /** A worker's counters: its engine's (Director.counters) and its data path's (reads, writes, fastpath_*...). */
@@ -83,13 +93,15 @@ export type CallMessage = CallMessageOf<CallName>;
 /** What answers the calls, one function per name (the worker's side of `Calls`). */
 export type CallHandlers = { [K in CallName]: (args: Calls[K]['args'], now: number) => Calls[K]['result'] };
 
-export type ToWorker = { type: 'stop' } | CallMessage;
+/** `stop` with `handover`: leave the offloaded connections in the kernel and send the table as
+ *  records with `stopped` (a restart); without: take everything back from the kernel first. */
+export type ToWorker = { type: 'stop'; handover?: boolean } | CallMessage;
 
 export type FromWorker =
-  | { type: 'ready' | 'io'; io: IoMode; reason?: string }
+  | { type: 'ready' | 'io'; io: IoMode; reason?: string; imported?: ImportResult }
   | { type: 'reply'; id: number; result: Calls[CallName]['result'] }
   | { type: 'reply'; id: number; error: { code: string; message: string } }
   | { type: 'error'; message: string }
   /** a finished sync datagram of this worker's master (a copy), for the daemon's socket */
   | { type: 'sync'; datagram: Uint8Array }
-  | { type: 'stopped'; engine: Record<string, number>; datapath: Record<string, number> };
+  | { type: 'stopped'; engine: Record<string, number>; datapath: Record<string, number>; handover?: HandoverBatch };

@@ -23,6 +23,11 @@
  * to any other VIP they are dropped (outcome drop_no_conn), since routing them on could send
  * them back to this host.
  *
+ * Restarts (core/conn/handover.ts): connections handed over by the previous process arrive
+ * with WorkerInit and are imported before the first packet is read; a `stop` for a hand-over
+ * folds the kernel's counts in once more and sends the table as records with `stopped`,
+ * leaving the offloaded connections in the kernel (any other stop takes them back first).
+ *
  * The messages both ways are typed once, in worker-protocol.ts. All state is one
  * PacketWorker per thread; this module only constructs it from workerData and runs it.
  */
@@ -32,7 +37,8 @@ import { applyOps } from '../../core/rule-ops.js';
 import { PacketFlag, Verdict } from '../../core/verdict.js';
 import { defaultRegistry } from '../../sched/index.js';
 import { VNET_HDR_LEN, vnetGsoType, vnetNeedsCsum } from '../../wire/virtio.js';
-import type { CallHandlers, CallMessageOf, Calls, CallName, FromWorker, IoMode, ToWorker, WorkerInit } from './worker-protocol.js';
+import type { ImportResult } from '../../core/conn/handover.js';
+import type { CallHandlers, CallMessageOf, Calls, CallName, FromWorker, HandoverBatch, IoMode, ToWorker, WorkerInit } from './worker-protocol.js';
 import { POLLIN, sys } from './sys.js';
 import { EAGAIN, EINTR, EINVAL, ENOBUFS } from './syscalls.js';
 import { Offloader } from './offloader.js';
@@ -69,6 +75,10 @@ export class PacketWorker {
   private lastTick = 0;
   private running = true;
   private readySent = false;
+  /** told to stop for a hand-over (worker-protocol.ts ToWorker) */
+  private handover = false;
+  /** what the import of the previous process's connections did (reported with `ready`) */
+  private imported: ImportResult | undefined;
 
   constructor(private readonly init: WorkerInit) {
     this.fd = init.fd;
@@ -84,11 +94,16 @@ export class PacketWorker {
       // a passed packet is written back and routed onward: a stray TCP segment passes only
       // to a local VIP (delivered to the host stack, which resets it), else it is dropped
       strayTcp: 'local',
-      ...(fastPath && { offload: { port: (conns) => (offloader = new Offloader(conns, fastPath)), after: fastPath.after } }),
+      ...(fastPath && { offload: { port: (conns, dests) => (offloader = new Offloader(conns, fastPath, dests)), after: fastPath.after } }),
     });
     this.offloader = offloader;
     this.d.setLocalAddresses(init.localAddrs);
     applyOps(this.d, init.ops);
+    if (init.handover) {
+      const h = init.handover;
+      this.imported = this.d.importConns(Buffer.from(h.buf.buffer, h.buf.byteOffset, h.buf.byteLength), h.count, Math.floor(performance.now()));
+      (this.offloader as Offloader | null)?.flush(); // the flow entries of the connections taken over, before any packet
+    }
     this.pfd.writeInt32LE(init.fd, 0);
     this.pfd.writeInt16LE(POLLIN, 4);
   }
@@ -106,12 +121,20 @@ export class PacketWorker {
       this.announce('syscalls', refused ?? undefined);
       this.loopSyscalls();
     }
-    if (this.offloader) {
+    let handover: HandoverBatch | undefined;
+    if (this.handover) {
+      // the kernel goes on forwarding what it has; the next process takes the slots over
+      const now = Math.floor(performance.now());
+      this.harvest(now);
+      this.offloader?.flush();
+      const x = this.d.exportConns(now);
+      handover = { buf: x.buf, count: x.count };
+    } else if (this.offloader) {
       this.d.withdrawAll();
       this.offloader.flush();
-      this.offloader.close();
     }
-    this.send({ type: 'stopped', engine: this.d.counters(), datapath: this.dp });
+    this.offloader?.close();
+    this.send({ type: 'stopped', engine: this.d.counters(), datapath: this.dp, ...(handover ? { handover } : {}) });
     this.port.close();
   }
 
@@ -167,6 +190,8 @@ export class PacketWorker {
       this.d.withdrawAll();
       this.offloader?.flush();
       applyOps(this.d, ops);
+      // an edited tunnelling server's connections take its new tunnel type and port
+      if (this.offloader && this.offloader.retunnel() > 0) this.offloader.flush();
       return null;
     },
     snapshot: (_, now) => {
@@ -227,7 +252,10 @@ export class PacketWorker {
       const m = receiveMessageOnPort(this.port);
       if (m === undefined) return true;
       const msg = m.message as ToWorker; // the port carries only ToWorker (protocol.ts)
-      if (msg.type === 'stop') return false;
+      if (msg.type === 'stop') {
+        this.handover = msg.handover === true;
+        return false;
+      }
       try {
         this.send({ type: 'reply', id: msg.id, result: this.call(msg, now) });
       } catch (e) {
@@ -349,7 +377,7 @@ export class PacketWorker {
 
   /** Tell the control plane how this worker moves packets (the first time: that it is ready). */
   private announce(io: IoMode, reason?: string): void {
-    this.send({ type: this.readySent ? 'io' : 'ready', io, ...(reason ? { reason } : {}) });
+    this.send({ type: this.readySent ? 'io' : 'ready', io, ...(reason ? { reason } : {}), ...(!this.readySent && this.imported ? { imported: this.imported } : {}) });
     this.readySent = true;
   }
 
