@@ -30,6 +30,8 @@ export interface PairOptions {
   servers?: 'http' | 'echo';
   /** keepalived's preempt_delay in seconds (pair-config.ts); default none */
   preemptDelay?: number;
+  /** ulvsd's data-path workers per director; default 1 */
+  workers?: number;
 }
 
 const ULVSADM = SCRIPTS.ulvsd.replace(/ulvsd\.js$/, 'ulvsadm.js');
@@ -49,6 +51,7 @@ export class Pair {
   readonly sync: boolean;
   readonly servers: 'http' | 'echo';
   readonly preemptDelay: number;
+  readonly workers: number;
   readonly ulvsd: (ChildProcess | null)[] = [null, null];
   readonly keepalived: (ChildProcess | null)[] = [null, null];
   readonly logs: string[] = ['', ''];
@@ -60,6 +63,7 @@ export class Pair {
     this.sync = o.sync ?? true;
     this.servers = o.servers ?? 'http';
     this.preemptDelay = o.preemptDelay ?? 0;
+    this.workers = o.workers ?? 1;
   }
 
   socket(i: number): string {
@@ -121,7 +125,7 @@ export class Pair {
 
   /** Start director i's ulvsd; resolves when it forwards. */
   async startUlvsd(i: number): Promise<void> {
-    const p = this.#spawn(this.net.directors[i]!, [process.execPath, SCRIPTS.ulvsd, '--keepalived', this.conf(i), '--socket', this.socket(i), '--workers', '1', '--log-format', 'text'], i);
+    const p = this.#spawn(this.net.directors[i]!, [process.execPath, SCRIPTS.ulvsd, '--keepalived', this.conf(i), '--socket', this.socket(i), '--workers', String(this.workers), '--log-format', 'text'], i);
     this.ulvsd[i] = p;
     await waitFor(p, /forwarding/, 30_000);
   }

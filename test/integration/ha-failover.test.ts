@@ -1,6 +1,7 @@
 /**
  * Failover without dropping connections (issue 13, ha-scaleout.md §6(a)): the HA pair bed
- * (src/lab/pair.ts: keepalived -P + ulvsd on d1 and d2, `@ulvs lvs_sync_daemon i0 VI_INT id 52`)
+ * (src/lab/pair.ts: keepalived -P + ulvsd on d1 and d2, `@ulvs lvs_sync_daemon i0 VI_INT id 52`;
+ * two data-path workers per director in the first pair, one in the others)
  * with the echo server of stream.ts on both real servers, and 200 long-lived TCP connections
  * through the VIP (NAT), each writing 64 bytes every 100 ms and checking every echoed byte.
  *
@@ -112,7 +113,9 @@ async function across(s: Stream, event: () => Promise<void> | void, runMs = 25_0
 describe('HA pair with connection sync: failover keeps connections', { skip }, () => {
   // preempt_delay: the returning d1 waits 15 s before taking MASTER back, time for d2's master to
   // re-announce (every sync_period = 50 packets) the connections opened while d1 was away
-  const pair = new Pair({ prefix: prefix(), servers: 'echo', preemptDelay: 15 });
+  // two data-path workers per director: each synced record must reach the worker whose queue
+  // the connection's packets are steered to (sync-router.ts), or its packets find no entry
+  const pair = new Pair({ prefix: prefix(), servers: 'echo', preemptDelay: 15, workers: 2 });
   let s: Stream;
   after(() => pair.stop());
 
