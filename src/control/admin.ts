@@ -23,6 +23,8 @@
  *                                                         addresses; what ulvsadm formats)
  *   GET    /v1/vrrp                                       keepalived's VRRP states as ulvsd follows
  *                                                         them, the sync daemon's role (404 if none)
+ *   GET|POST /v1/daemon, DELETE /v1/daemon/{master|backup}  sync daemons (-L --daemon,
+ *                                                         --start-daemon, --stop-daemon)
  *
  * Every configuration change is a mutation of the *current* rules (rule-edits.ts), evaluated by
  * the control plane inside its serial section, so concurrent requests never lose one another's
@@ -43,6 +45,7 @@ import { formatIPv4, tryParseIPv4 } from '../wire/addr.js';
 import { formatRules, type Rules } from './rules.js';
 import * as edit from './rule-edits.js';
 import { procIpVs, procIpVsConn, procIpVsStats } from '../metrics/proc.js';
+import { DaemonBody, type AdminDaemons } from './daemon-listing.js';
 
 /** What the daemon offers the API. All configuration changes go through mutate. */
 export interface AdminControlPlane {
@@ -64,6 +67,8 @@ export interface AdminControlPlane {
   reload(): Promise<string>;
   /** keepalived mode with a notify FIFO: the VRRP states and sync role (daemon/vrrp-roles.ts), else null */
   vrrp?: () => object | null;
+  /** the connection-sync daemons (daemon/sync-daemon.ts) */
+  daemons?: AdminDaemons;
 }
 
 export const MAX_BODY = 1 << 20;
@@ -353,6 +358,16 @@ export function createAdminServer(cp: AdminControlPlane): Server {
       const v = cp.vrrp?.() ?? null;
       if (v === null) throw new HttpError(404, 'not_found', 'ulvsd follows no VRRP: it needs --keepalived FILE with notify_fifo PATH in global_defs');
       return send(200, v);
+    }
+    if (res1 === 'daemon' && cp.daemons) {
+      if (rest.length === 0 && m === 'GET') return send(200, cp.daemons.status());
+      if (rest.length === 0 && m === 'POST') {
+        await cp.daemons.start(parseBody(DaemonBody, await readJson(req)));
+        return send(201, { ok: true, daemons: cp.daemons.status() });
+      }
+      if (rest.length !== 1 || (rest[0] !== 'master' && rest[0] !== 'backup') || m !== 'DELETE') throw bad();
+      await cp.daemons.stop(rest[0]);
+      return send(200, { ok: true });
     }
     if (res1 === 'proc' && rest.length === 1 && m === 'GET') {
       if (rest[0] === 'ip_vs') return send(200, procIpVs(await cp.snapshot()));

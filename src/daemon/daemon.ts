@@ -24,9 +24,10 @@
  *   crash(e)  an uncaught exception: log it, remove everything, exit(1).
  *
  * Every configuration change (API, SIGHUP reload, health) goes through ControlPlane.mutate.
- * `exit` is how the daemon ends the process (process.exit in ulvsd; a test may pass another).
+ * The connection-sync daemon (sync-daemon.ts) is started by the API or, in keepalived mode, by
+ * the VRRP role (sync-role.ts). `exit` ends the process (process.exit; a test may pass another).
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
@@ -51,6 +52,8 @@ import { importSummary, loadHandover, newHandoverCounters, saveHandover } from '
 import { readKept, statePaths } from './kept-state.js';
 import { WorkerPool, type PoolCounters } from './worker-pool.js';
 import { VrrpFollower } from './vrrp-follower.js';
+import { SyncDaemon, syncDaemonFor } from './sync-daemon.js';
+import { SyncRoleDriver } from './sync-role.js';
 import { formatIPv4 } from '../wire/addr.js';
 
 /** A start-up refusal: ulvsd prints `ulvsd: <message>` on stderr and exits with `code`. */
@@ -119,6 +122,9 @@ export class Daemon {
   #health: Health | null = null;
   /** keepalived mode with a notify FIFO: the VRRP states and the sync daemon's role */
   #vrrp: VrrpFollower | null = null;
+  /** the connection-sync daemon (after start), and in keepalived mode the VRRP role driving it */
+  #sync: SyncDaemon | null = null;
+  readonly #syncRole: SyncRoleDriver;
   #kernel: KernelSetup | null = null;
   readonly #local = new LocalAddresses();
   #pool: WorkerPool | null = null;
@@ -137,6 +143,7 @@ export class Daemon {
     this.#o = o;
     this.#log = log;
     this.#exit = exit;
+    this.#syncRole = new SyncRoleDriver(log, () => this.#health?.syncDaemon ?? null);
     this.#paths = statePaths(o.stateDir, o.dev);
   }
 
@@ -209,6 +216,7 @@ export class Daemon {
           this.#cleanup();
           this.#exit(1);
         },
+        syncDatagram: (_i, dg) => this.#sync?.send(dg),
         stopped: (batches) => {
           if (this.#handover) {
             if (batches) saveHandover(this.#paths.conns, batches, o.dev, this.#handoverCounters, log);
@@ -224,12 +232,15 @@ export class Daemon {
     this.#pool = pool;
     const cp = new ControlPlane(rules, { validate: (r) => validate(r, kernel.capturing, this.#caps), stageSteering: (r) => kernel.stageSteering(r), applyOps: (ops) => pool.apply(ops), route: (r) => kernel.route(r), log: (s) => log.info(s, 'config') }, slots);
     this.#control = cp;
+    const sync = syncDaemonFor(pool, () => cp.rules(), (m) => log.warn(m, 'sync'));
+    this.#sync = sync;
+    this.#syncRole.attach(sync);
 
     if (o.metrics) {
       const at = o.metrics;
       const health = this.#health;
       const vrrp = this.#vrrp;
-      const server = createMetricsServer({ workers: o.workers, snapshot: () => pool.snapshot(), connections: () => pool.connections(), counters: () => this.#counters(pool), ...(health ? { health: () => health.states() } : {}), ...(vrrp ? { vrrp: () => vrrp.status() } : {}) });
+      const server = createMetricsServer({ workers: o.workers, snapshot: () => pool.snapshot(), connections: () => pool.connections(), counters: async () => ({ ...(await this.#counters(pool)), syncDaemon: sync.counters() }), ...(health ? { health: () => health.states() } : {}), ...(vrrp ? { vrrp: () => vrrp.status() } : {}) });
       this.#metrics = server;
       server.on('error', (e) => {
         log.warn(`metrics listener ${at.text}: ${e.message}`);
@@ -247,9 +258,10 @@ export class Daemon {
       timeouts: () => pool.timeouts(),
       setTimeouts: (t) => cp.serial(() => pool.setTimeouts(t)),
       zero: (k) => cp.serial(() => pool.zero(k)),
-      counters: () => this.#counters(pool),
+      counters: async () => ({ ...(await this.#counters(pool)), syncDaemon: sync.counters() }),
       reload: () => this.reload(),
       vrrp: () => this.#vrrp?.status() ?? null,
+      daemons: sync,
     };
     const admin = createAdminServer(backend);
     this.#admin = admin;
@@ -279,8 +291,7 @@ export class Daemon {
     return { ...c, datapath: { ...c.datapath, ...this.#handoverCounters } };
   }
 
-  /** The host's addresses (routing.ts hostAddresses); null when they cannot be listed (logged).
-   *  Never throws. */
+  /** The host's addresses (routing.ts hostAddresses); null when they cannot be listed (logged). Never throws. */
   #hostAddresses(): HostAddress[] | null {
     try {
       return hostAddresses();
@@ -290,8 +301,7 @@ export class Daemon {
     }
   }
 
-  /** Which VIPs are local now (local-vips.ts), from `host`, else from a listing of its own;
-   *  null when that cannot be made (logged). Never throws. */
+  /** Which VIPs are local now (local-vips.ts), from `host`, else its own listing; null when that fails (logged). */
   #pollLocal(r: Rules, host?: HostAddress[]): LocalChange | null {
     const addrs = host ?? this.#hostAddresses();
     return addrs === null ? null : this.#local.poll(vipsOf(r), addrs.map((a) => a.addr));
@@ -309,7 +319,7 @@ export class Daemon {
     for (const v of ch.gone) log.info(`VIP ${formatIPv4(v)} is no longer a local address; service continues for traffic routed to this host`, 'daemon', { vip: formatIPv4(v) });
   }
 
-  /** The initial rules; a refusal is a DaemonError with exit status 2. */
+  /** The initial rules; a refusal is a DaemonError with status 2. */
   #loadRules(): Rules {
     const { source } = this.#o;
     try {
@@ -328,7 +338,7 @@ export class Daemon {
       health.watch(cfg);
       const rules = health.desired().rules;
       validate(rules, tc, this.#caps);
-      this.#vrrp = VrrpFollower.start(cfg.vrrp, this.#log); // the notify FIFO: created if missing, opened
+      this.#vrrp = VrrpFollower.start(cfg.vrrp, this.#log, this.#syncRole); // the notify FIFO: created if missing, opened
       return rules;
     } catch (e) {
       this.#health?.stop();
@@ -352,7 +362,7 @@ export class Daemon {
       const cfg = health.read(); // throws: running configuration unchanged
       validate(health.desiredFor(cfg), this.#kernel?.capturing ?? false, this.#caps);
       if (this.#vrrp && cfg.vrrp.notifyFifo !== null) this.#vrrp.reload(cfg.vrrp, this.#log); // throws: unchanged
-      else if (!this.#vrrp) this.#vrrp = VrrpFollower.start(cfg.vrrp, this.#log);
+      else if (!this.#vrrp) this.#vrrp = VrrpFollower.start(cfg.vrrp, this.#log, this.#syncRole);
       else this.#log.warn('notify_fifo was removed from the configuration: ulvsd keeps following the FIFO it has open until it restarts', 'vrrp');
       health.watch(cfg);
       await this.#applyHealth();
@@ -406,11 +416,9 @@ export class Daemon {
     if (this.#cleaned) return;
     this.#cleaned = true;
     this.#vrrp?.stop();
+    this.#syncRole.close();
+    this.#sync?.close();
     this.#kernel?.remove(keep);
-    try {
-      unlinkSync(this.#o.socket);
-    } catch {
-      /* not created yet */
-    }
+    rmSync(this.#o.socket, { force: true }); // absent when not created yet
   }
 }

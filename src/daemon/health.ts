@@ -36,6 +36,11 @@ export class Health {
     readonly configId?: string,
   ) {}
 
+  /** The `@ulvs lvs_sync_daemon` line of the configuration watched now, if any. */
+  get syncDaemon(): KeepalivedConfig['vrrp']['syncDaemon'] {
+    return this.#cfg?.vrrp.syncDaemon ?? null;
+  }
+
   /** Read and check the configuration (throws: nothing changes), logging its warnings. */
   read(): KeepalivedConfig {
     const cfg = loadKeepalived(this.file, undefined, this.configId);

@@ -16,7 +16,8 @@ export interface MetricsSource {
   workers: number;
   snapshot(): Promise<DirectorSnapshot>;
   connections(): Promise<ConnInfo[]>;
-  counters(): Promise<PoolCounters>;
+  /** the pool's counters, with the sync daemon's (sync-daemon.ts counters) */
+  counters(): Promise<PoolCounters & { syncDaemon?: Record<string, number> }>;
   /** keepalived mode only */
   health?: () => HealthStates;
   /** keepalived mode with a notify FIFO */
@@ -26,7 +27,7 @@ export interface MetricsSource {
 export function createMetricsServer(src: MetricsSource): Server {
   const metrics = createMetrics(async () => {
     const [snapshot, c] = await Promise.all([src.snapshot(), src.counters()]);
-    return { snapshot, engine: c.engine, datapath: c.datapath, workers: src.workers, ...(src.health ? src.health() : {}), ...(src.vrrp ? { vrrp: src.vrrp() } : {}) };
+    return { snapshot, engine: c.engine, datapath: c.datapath, sync: { ...c.sync, ...(c.syncDaemon ?? {}) }, workers: src.workers, ...(src.health ? src.health() : {}), ...(src.vrrp ? { vrrp: src.vrrp() } : {}) };
   });
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];

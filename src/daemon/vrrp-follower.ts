@@ -50,7 +50,8 @@ export class VrrpFollower {
 
   status(): VrrpStatus & { roleChangesByRole?: Record<string, number> } {
     const s = this.roles.status();
-    return this.hook instanceof LoggingSyncRoleHook ? { ...s, roleChangesByRole: { ...this.hook.changes } } : s;
+    const changes = (this.hook as { changes?: Record<string, number> }).changes; // LoggingSyncRoleHook, SyncRoleDriver
+    return changes ? { ...s, roleChangesByRole: { ...changes } } : s;
   }
 
   stop(): void {

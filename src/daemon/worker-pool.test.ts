@@ -34,7 +34,7 @@ test('calls on every worker, summed counters, a refusal as IpvsError, then a cle
   assert.deepEqual(await ready, ['syscalls']);
   await p.apply([{ op: 'addService', spec: { proto: 6, addr: 1, port: 80 } }]);
   const c = await p.counters();
-  assert.deepEqual(c, { engine: { calls: 4, applied: 2 }, datapath: { reads: 12 }, workers: [{ reads: 5 }, { reads: 7 }] });
+  assert.deepEqual(c, { engine: { calls: 4, applied: 2 }, datapath: { reads: 12 }, sync: { sync_tx_Datagrams: 2 }, workers: [{ reads: 5 }, { reads: 7 }] });
   await assert.rejects(p.apply([{ op: 'addService', spec: { proto: 6, addr: 1, port: 1 } }]), (e: unknown) => e instanceof IpvsError && e.code === 'EEXIST' && e.message === 'Service already exists');
   await assert.rejects(p.timeouts(), { code: 'internal', message: 'no timeouts here' });
   p.stop();

@@ -30,12 +30,16 @@ export interface PoolEvents {
   /** every worker has stopped after stop(); with stop(true), each worker's table as hand-over
    *  records (worker order) */
   stopped(handover: HandoverBatch[] | null): void;
+  /** a finished datagram of worker i's sync master (daemon/sync-daemon.ts sends it) */
+  syncDatagram?(i: number, datagram: Uint8Array): void;
 }
 
 /** Summed counters: engine and data path over all workers, and each worker's data path. */
 export interface PoolCounters {
   engine: Record<string, number>;
   datapath: Record<string, number>;
+  /** the engines' connection-sync counters, summed */
+  sync: Record<string, number>;
   workers: Record<string, number>[];
 }
 
@@ -107,6 +111,9 @@ export class WorkerPool {
       case 'error':
         this.#events.fatal(`data path error (worker ${i}): ${m.message}`);
         return;
+      case 'sync':
+        this.#events.syncDatagram?.(i, m.datagram);
+        return;
       case 'stopped':
         if (m.handover) this.#handover[i] = m.handover;
         if (++this.#stoppedCount === this.#workers.length) this.#events.stopped(this.#handover.length === this.#workers.length ? this.#handover : null);
@@ -154,7 +161,7 @@ export class WorkerPool {
   }
   async counters(): Promise<PoolCounters> {
     const cs = await this.all('counters');
-    return { engine: sum(cs.map((c) => c.engine)), datapath: sum(cs.map((c) => c.datapath)), workers: cs.map((c) => c.datapath) };
+    return { engine: sum(cs.map((c) => c.engine)), datapath: sum(cs.map((c) => c.datapath)), sync: sum(cs.map((c) => c.sync)), workers: cs.map((c) => c.datapath) };
   }
 
   async setLocalAddresses(addrs: number[]): Promise<void> {

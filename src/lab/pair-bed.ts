@@ -113,6 +113,13 @@ export class PairNet {
     for (const l of ['o0', 'i0']) this.ip(this.directors[i]!, ['link', 'set', l, up ? 'up' : 'down']);
   }
 
+  /** Whether the bridges flood unknown unicast to director i's ports (`bridge link set ... flood`).
+   *  Off, director i receives only frames addressed to it, broadcasts and multicast (VRRP, sync)
+   *  — as behind a switch that still knows a lost director's MAC. */
+  setFlood(i: number, on: boolean): void {
+    for (const port of [`d${i + 1}o`, `d${i + 1}i`]) run(['bridge', '-n', this.sw, 'link', 'set', 'dev', port, 'flood', on ? 'on' : 'off']);
+  }
+
   /** Kill what runs in the namespaces, delete them and the directory. Idempotent; never throws. */
   down(): void {
     for (const ns of this.namespaces) {

@@ -36,6 +36,11 @@ export interface PairConfigOptions {
   rport: number;
   /** VRRP router ids of the outside and inside instances; the inside one is the sync id */
   vrids: [number, number];
+  /** false: no `@ulvs lvs_sync_daemon` line (no connection sync; the failover test's control) */
+  sync?: boolean;
+  /** keepalived's preempt_delay (s): how long a returning preferred director waits before it
+   *  takes MASTER back; room for the master's re-announcements (ha-failover.test's failback) */
+  preemptDelay?: number;
 }
 
 export function pairKeepalivedConf(o: PairConfigOptions): string {
@@ -47,6 +52,7 @@ export function pairKeepalivedConf(o: PairConfigOptions): string {
     `  virtual_router_id ${vrid}`,
     `  priority ${o.priority}`,
     '  advert_int 1',
+    ...(o.preemptDelay ? [`  preempt_delay ${o.preemptDelay}`] : []),
     '  virtual_ipaddress {',
     `    ${addr} dev ${iface}`,
     '  }',
@@ -59,8 +65,9 @@ export function pairKeepalivedConf(o: PairConfigOptions): string {
     `  router_id ulvs_${o.priority}`,
     '  script_user root',
     `  notify_fifo ${o.fifo}`,
-    '  # read by ulvsd only (config id ulvs); keepalived skips it: its own lvs_sync_daemon drives the kernel\'s daemon',
-    `  @ulvs lvs_sync_daemon ${o.inside} VI_INT id ${o.vrids[1]}`,
+    ...(o.sync === false
+      ? []
+      : ['  # read by ulvsd only (config id ulvs); keepalived skips it: its own lvs_sync_daemon drives the kernel\'s daemon', `  @ulvs lvs_sync_daemon ${o.inside} VI_INT id ${o.vrids[1]}`]),
     '}',
     ...(o.track === 'script'
       ? ['vrrp_script ULVSD_ALIVE {', `  script "${o.aliveCheck.join(' ')}"`, '  interval 1', '  timeout 2', '  fall 1', '  rise 1', '  init_fail', '}']

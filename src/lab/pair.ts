@@ -10,25 +10,48 @@
  *   killUlvsd(i) / startUlvsd(i), setLinks(i, up), holds(i, addr)
  *   stop()             kill everything, delete the namespaces and files (idempotent)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { SCRIPTS, waitFor } from './director-bed.js';
 import { pairKeepalivedConf } from './pair-config.js';
 import { PAIR, PairNet } from './pair-bed.js';
+import { run, tryRun } from './shell.js';
 
 export interface PairOptions {
   prefix?: string;
   /** how keepalived sees a dead ulvsd (pair-config.ts); default 'script' */
   track?: 'script' | 'none';
+  /** connection sync (`@ulvs lvs_sync_daemon` in keepalived.conf); default true */
+  sync?: boolean;
+  /** the real servers' program on RPORT: HTTP (servers.ts, default) or the echo server of
+   *  stream.ts (long-lived connections, ha-failover.test) */
+  servers?: 'http' | 'echo';
+  /** keepalived's preempt_delay in seconds (pair-config.ts); default none */
+  preemptDelay?: number;
+  /** ulvsd's data-path workers per director; default 1 */
+  workers?: number;
 }
 
 const ULVSADM = SCRIPTS.ulvsd.replace(/ulvsd\.js$/, 'ulvsadm.js');
+/** a process's command name, '' when it is gone */
+const comm = (pid: string): string => {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+};
+const STREAM = SCRIPTS.ulvsd.replace(/cli\/ulvsd\.js$/, 'lab/stream.js');
 
 export class Pair {
   readonly net: PairNet;
   readonly track: 'script' | 'none';
+  readonly sync: boolean;
+  readonly servers: 'http' | 'echo';
+  readonly preemptDelay: number;
+  readonly workers: number;
   readonly ulvsd: (ChildProcess | null)[] = [null, null];
   readonly keepalived: (ChildProcess | null)[] = [null, null];
   readonly logs: string[] = ['', ''];
@@ -37,6 +60,10 @@ export class Pair {
   constructor(o: PairOptions = {}) {
     this.net = new PairNet(o.prefix);
     this.track = o.track ?? 'script';
+    this.sync = o.sync ?? true;
+    this.servers = o.servers ?? 'http';
+    this.preemptDelay = o.preemptDelay ?? 0;
+    this.workers = o.workers ?? 1;
   }
 
   socket(i: number): string {
@@ -49,7 +76,8 @@ export class Pair {
   async start(): Promise<this> {
     this.net.up();
     try {
-      await Promise.all(this.net.realServers.map((ns, i) => this.#spawnReady(ns, [process.execPath, SCRIPTS.servers, '--name', `rs${i + 1}`, '--http', String(PAIR.RPORT)], /ready/)));
+      const program = (i: number) => (this.servers === 'echo' ? [STREAM, '--serve', String(PAIR.RPORT)] : [SCRIPTS.servers, '--name', `rs${i + 1}`, '--http', String(PAIR.RPORT)]);
+      await Promise.all(this.net.realServers.map((ns, i) => this.#spawnReady(ns, [process.execPath, ...program(i)], /ready/)));
       for (const i of [0, 1]) {
         const conf = pairKeepalivedConf({
           priority: PAIR.priority(i),
@@ -65,6 +93,8 @@ export class Pair {
           vport: PAIR.VPORT,
           rport: PAIR.RPORT,
           vrids: PAIR.VRIDS,
+          sync: this.sync,
+          preemptDelay: this.preemptDelay,
         });
         writeFileSync(this.conf(i), conf);
       }
@@ -95,7 +125,7 @@ export class Pair {
 
   /** Start director i's ulvsd; resolves when it forwards. */
   async startUlvsd(i: number): Promise<void> {
-    const p = this.#spawn(this.net.directors[i]!, [process.execPath, SCRIPTS.ulvsd, '--keepalived', this.conf(i), '--socket', this.socket(i), '--workers', '1', '--log-format', 'text'], i);
+    const p = this.#spawn(this.net.directors[i]!, [process.execPath, SCRIPTS.ulvsd, '--keepalived', this.conf(i), '--socket', this.socket(i), '--workers', String(this.workers), '--log-format', 'text'], i);
     this.ulvsd[i] = p;
     await waitFor(p, /forwarding/, 30_000);
   }
@@ -117,15 +147,52 @@ export class Pair {
     await gone;
   }
 
+  /** SIGKILL every keepalived process of director i (parent and VRRP child); resolves when gone. */
+  async killKeepalived(i: number): Promise<void> {
+    const ns = this.net.directors[i]!;
+    const mine = () =>
+      run(['ip', 'netns', 'pids', ns])
+        .split(/\s+/)
+        .filter((p) => p && comm(p) === 'keepalived');
+    for (const p of mine()) tryRun(['kill', '-9', p]);
+    for (let t0 = Date.now(); mine().length > 0; await new Promise((r) => setTimeout(r, 20))) if (Date.now() - t0 > 5000) throw new Error(`keepalived of director ${i + 1} did not die`);
+  }
+
+  /** ulvsadm ARGS against director i's ulvsd: stdout (throws with stderr on a non-zero exit). */
+  adm(i: number, args: string[]): string {
+    const r = spawnSync(process.execPath, [ULVSADM, ...args], { env: { ...process.env, ULVS_SOCKET: this.socket(i) }, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`ulvsadm ${args.join(' ')} on director ${i + 1}: exit ${r.status}: ${r.stderr}`);
+    return r.stdout;
+  }
+
+  /** Start stream.ts's checking client in the client namespace: `conns` connections to the VIP,
+   *  each writing `chunk` bytes every `everyMs`. `lines` collects its JSON lines. */
+  stream(conns: number, chunk: number, everyMs: number): { lines: Record<string, unknown>[]; proc: ChildProcess } {
+    const proc = this.#spawn(this.net.client, [process.execPath, STREAM, '--connect', `${PAIR.VIP}:${PAIR.VPORT}`, '--conns', String(conns), '--chunk', String(chunk), '--every-ms', String(everyMs), '--drain-ms', '5000']);
+    const lines: Record<string, unknown>[] = [];
+    let buf = '';
+    proc.stdout!.on('data', (d: Buffer) => {
+      const parts = (buf + d.toString()).split('\n');
+      buf = parts.pop()!;
+      for (const l of parts) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+    });
+    return { lines, proc };
+  }
+
   /** Director i's GET /v1/vrrp, or null when its ulvsd does not answer. */
   vrrp(i: number): Promise<VrrpView | null> {
+    return this.api<VrrpView>(i, '/v1/vrrp');
+  }
+
+  /** GET `path` of director i's admin API as JSON, or null when its ulvsd does not answer 200. */
+  api<T>(i: number, path: string): Promise<T | null> {
     return new Promise((resolve) => {
-      const req = request({ socketPath: this.socket(i), path: '/v1/vrrp', timeout: 2000 }, (res) => {
+      const req = request({ socketPath: this.socket(i), path, timeout: 2000 }, (res) => {
         let body = '';
         res.on('data', (c: Buffer) => (body += c.toString()));
         res.on('end', () => {
           try {
-            resolve(res.statusCode === 200 ? (JSON.parse(body) as VrrpView) : null);
+            resolve(res.statusCode === 200 ? (JSON.parse(body) as T) : null);
           } catch {
             resolve(null);
           }

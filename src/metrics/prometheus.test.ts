@@ -87,3 +87,19 @@ test('/metrics: VRRP states, sync role and notify-line counters (keepalived mode
   const none = createMetrics(async () => ({ snapshot: d.snapshot(), engine: d.counters(), datapath: {}, workers: 1 }));
   assert.doesNotMatch(await none.scrape(), /^ulvs_vrrp_state\{/m);
 });
+
+test('/metrics: connection-sync families from the engines\' and the daemon\'s counters, parsed by prometheus_client', { skip: parserMissing }, async () => {
+  const d = director();
+  const sync = { sync_tx_Records: 40, sync_daemon_tx_datagrams: 2, sync_daemon_tx_bytes: 1448, sync_daemon_tx_dropped_queue: 1, sync_daemon_tx_errors: 0, sync_daemon_rx_Ok: 7, sync_daemon_rx_DropSyncId: 3, sync_daemon_rx_own: 1, sync_daemon_rx_SkipBadState: 4, sync_daemon_rx_RecordsRouted: 9, sync_apply_Created: 5, sync_apply_Updated: 2, sync_apply_SkipIpv6: 1 };
+  const m = createMetrics(async () => ({ snapshot: d.snapshot(), engine: d.counters(), datapath: {}, workers: 1, sync }));
+  const r = spawnSync(PY, ['-c', PARSE], { input: await m.scrape(), encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const fam = JSON.parse(r.stdout) as Record<string, { samples: [string, Record<string, string>, number][] }>;
+  const by = (f: string, l: string) => Object.fromEntries(fam[f]!.samples.filter((s) => s[0].endsWith('_total')).map((s) => [s[1][l], s[2]]));
+  assert.deepEqual(by('ulvs_sync_sent_datagrams', 'result'), { sent: 2, dropped: 1, failed: 0 });
+  assert.equal(fam['ulvs_sync_sent_records']!.samples[0]![2], 40);
+  assert.equal(fam['ulvs_sync_sent_bytes']!.samples[0]![2], 1448);
+  assert.deepEqual(by('ulvs_sync_received_datagrams', 'result'), { Ok: 7, DropSyncId: 3, own: 1 });
+  assert.deepEqual(by('ulvs_sync_received_records_skipped', 'reason'), { SkipBadState: 4, SkipIpv6: 1 });
+  assert.deepEqual(by('ulvs_sync_entries', 'action'), { Created: 5, Updated: 2 });
+});

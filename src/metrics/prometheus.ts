@@ -22,6 +22,8 @@ export interface MetricsSource {
   quorum?: { proto: number; vaddr: number; vport: number; up: boolean }[];
   /** keepalived mode with a notify FIFO: VRRP states as keepalived reported them, the sync role */
   vrrp?: VrrpMetrics;
+  /** connection sync: the engines' sync_* counters and the daemon's sync_daemon_* counters by name */
+  sync?: Record<string, number>;
 }
 
 /** What ulvsd follows of keepalived's VRRP (daemon/vrrp-roles.ts VrrpStatus has this shape). */
@@ -217,6 +219,40 @@ export function createMetrics(fetch: () => Promise<MetricsSource>): { registry: 
   });
   counter('ulvs_vrrp_transitions_total', 'VRRP state changes of instances and sync groups reported by keepalived.', (s) => s.vrrp?.counters.transitions ?? 0);
   counter('ulvs_sync_role_changes_total', 'Role changes handed to the connection sync daemon.', (s) => s.vrrp?.counters.roleChanges ?? 0);
+
+  /** A counter family whose samples come from sync counters: label value -> counter name(s). */
+  const syncFamily = (name: string, help: string, label: string, pick: (c: Record<string, number>) => [string, number][]) =>
+    new Counter({
+      name,
+      help,
+      labelNames: [label],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const c = src().sync;
+        if (c) for (const [v, n] of pick(c)) this.inc({ [label]: v }, n);
+      },
+    });
+  const byPrefix = (c: Record<string, number>, prefix: string, keep: (k: string) => boolean = () => true): [string, number][] =>
+    Object.entries(c)
+      .filter(([k]) => k.startsWith(prefix) && keep(k.slice(prefix.length)))
+      .map(([k, n]) => [k.slice(prefix.length), n]);
+  syncFamily('ulvs_sync_sent_datagrams_total', 'Sync datagrams of the master: sent, dropped (queue full), failed (send error).', 'result', (c) => [
+    ['sent', c['sync_daemon_tx_datagrams'] ?? 0],
+    ['dropped', c['sync_daemon_tx_dropped_queue'] ?? 0],
+    ['failed', c['sync_daemon_tx_errors'] ?? 0],
+  ]);
+  counter('ulvs_sync_sent_records_total', 'Connection records the engines put into sync datagrams.', (s) => s.sync?.['sync_tx_Records'] ?? 0);
+  counter('ulvs_sync_sent_bytes_total', 'UDP payload bytes of sync datagrams sent.', (s) => s.sync?.['sync_daemon_tx_bytes'] ?? 0);
+  syncFamily('ulvs_sync_received_datagrams_total', 'Sync datagrams received by the backup, by verdict (Ok, the kernel\'s drop reasons, own: from this host).', 'result', (c) => [
+    ...byPrefix(c, 'sync_daemon_rx_', (k) => k === 'Ok' || k.startsWith('Drop')),
+    ['own', c['sync_daemon_rx_own'] ?? 0],
+  ]);
+  syncFamily('ulvs_sync_received_records_skipped_total', 'Received records left out, by reason (decoder and apply).', 'reason', (c) => [
+    ...byPrefix(c, 'sync_daemon_rx_', (k) => k.startsWith('Skip')),
+    ...byPrefix(c, 'sync_apply_', (k) => k.startsWith('Skip')),
+  ]);
+  syncFamily('ulvs_sync_entries_total', 'What received records did to the connection table (created, updated, bound, replaced, ...).', 'action', (c) => byPrefix(c, 'sync_apply_', (k) => !k.startsWith('Skip')));
 
   // Scrapes are serialised: each one fills `cur`, renders, and clears it.
   let chain: Promise<unknown> = Promise.resolve();

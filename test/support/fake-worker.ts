@@ -21,7 +21,7 @@ function answer(msg: CallMessage): Calls[CallName]['result'] {
       applied.push(...msg.args[0]);
       return null;
     case 'counters':
-      return { engine: { calls, applied: applied.length }, datapath: { reads: init.fd } };
+      return { engine: { calls, applied: applied.length }, datapath: { reads: init.fd }, sync: { sync_tx_Datagrams: 1 } };
     default:
       throw Object.assign(new Error(`no ${msg.call} here`), { code: 'internal' });
   }

@@ -61,6 +61,8 @@ export interface Command {
   lThreshold?: number;
   timeouts?: [number, number, number];
   daemonState?: string;
+  /** --start-daemon / --stop-daemon options (ipvsadm's ce->daemon) */
+  daemon?: { iface?: string; syncid?: number; maxlen?: number; group?: string; port?: number; ttl?: number };
   list?: ListOptions;
 }
 
@@ -299,10 +301,29 @@ export function parseIpvsadm(argv: readonly string[]): Command {
         cmd.tunCsum = it.flag.slice(4) as Command['tunCsum'];
         break;
       case 'syncid':
-        integer(v, 0, 255, 'illegal syncid specified');
+        (cmd.daemon ??= {}).syncid = integer(v, 0, 255, 'illegal syncid specified');
         break;
+      case 'mcast-interface':
+        (cmd.daemon ??= {}).iface = v.slice(0, 15); // ipvsadm copies IP_VS_IFNAME_MAXLEN - 1 bytes
+        break;
+      case 'sync-maxlen':
+        (cmd.daemon ??= {}).maxlen = integer(v, 1, 65535 - 20 - 8, 'illegal sync-maxlen specified');
+        break;
+      case 'mcast-port':
+        (cmd.daemon ??= {}).port = integer(v, 1, 65535, 'illegal mcast-port specified');
+        break;
+      case 'mcast-ttl':
+        (cmd.daemon ??= {}).ttl = integer(v, 1, 255, 'illegal mcast-ttl specified');
+        break;
+      case 'mcast-group': {
+        if (v.includes(':')) throw new CliError('IPv6 sync groups are not supported by ulvs yet', 2);
+        const g = tryParseIPv4(v);
+        if (g < 0 || g >>> 28 !== 0xe) fail(`invalid IPv4 mcast-group \`${v}'`);
+        (cmd.daemon ??= {}).group = v;
+        break;
+      }
       default:
-        break; // daemon options: checked by the matrix, rejected later if used
+        break; // other options: checked by the matrix
     }
   }
   if (positional.length > 0) fail(`unexpected argument ${positional[0]}`);

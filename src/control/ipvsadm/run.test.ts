@@ -46,3 +46,23 @@ test('-R runs every line, prints a refusal and goes on; the status is the last l
   assert.deepEqual(f.err, ['Service already exists\n']);
   assert.equal(f.calls.length, 2);
 });
+
+test('--start-daemon / --stop-daemon / -L --daemon: the requests, the defaults, ipvsadm 1.31 lines and messages', async () => {
+  const st = [
+    { state: 'backup', iface: 'i0', syncid: 52, maxlen: 1472, group: '224.0.0.81', port: 8848, ttl: 1, addr: '192.0.2.3' },
+    { state: 'master', iface: 'i0', syncid: 52, maxlen: 1472, group: '224.0.0.81', port: 8848, ttl: 1, addr: '192.0.2.3' },
+  ];
+  const f = fake([reply(201, {}), reply(201, {}), reply(200, st), reply(409, { error: { code: 'EEXIST', message: 'x' } }), reply(404, { error: { code: 'ESRCH', message: 'x' } })]);
+  await f.runner.execute(parseIpvsadm(argv('--start-daemon master --mcast-interface i0 --syncid 52')));
+  await f.runner.execute(parseIpvsadm(argv('--start-daemon backup --mcast-interface i0 --syncid 52 --sync-maxlen 9000 --mcast-group 239.1.2.3 --mcast-port 9000 --mcast-ttl 4')));
+  assert.equal(await f.runner.execute(parseIpvsadm(argv('-L --daemon'))), 'master sync daemon (mcast=i0, syncid=52, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\nbackup sync daemon (mcast=i0, syncid=52, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n');
+  await assert.rejects(f.runner.execute(parseIpvsadm(argv('--start-daemon master'))), (e: unknown) => e instanceof DirectorError && e.message === 'Daemon has already run' && e.exit === 255);
+  await assert.rejects(f.runner.execute(parseIpvsadm(argv('--stop-daemon backup'))), (e: unknown) => e instanceof DirectorError && e.message === 'No daemon is running');
+  assert.deepEqual(f.calls, [
+    'POST /v1/daemon {"state":"master","iface":"i0","syncid":52,"maxlen":0,"group":"224.0.0.81","port":8848,"ttl":1}',
+    'POST /v1/daemon {"state":"backup","iface":"i0","syncid":52,"maxlen":9000,"group":"239.1.2.3","port":9000,"ttl":4}',
+    'GET /v1/daemon',
+    'POST /v1/daemon {"state":"master","iface":"eth0","syncid":0,"maxlen":0,"group":"224.0.0.81","port":8848,"ttl":1}',
+    'DELETE /v1/daemon/backup',
+  ]);
+});

@@ -14,6 +14,7 @@ import type { AdminReply } from '../admin-client.js';
 import { formatConnections, formatListing, formatTimeouts, NUMERIC, type ListFormat, type Namer } from '../listing.js';
 import type { ConnInfo, DirectorSnapshot, Timeouts } from '../../core/director.js';
 import { schedFlagNames } from '../../core/service.js';
+import { formatDaemons, type SyncDaemonStatus } from '../daemon-listing.js';
 import { formatIPv4 } from '../../wire/addr.js';
 import { CliError, parseIpvsadm, type Command } from './parse.js';
 import { usage, VERSION } from './usage.js';
@@ -41,6 +42,8 @@ const BY_OP: Record<string, Record<string, string>> = {
   'add-server': { ESRCH: 'Service not defined', EEXIST: 'Destination already exists' },
   'edit-server': { ESRCH: 'Service not defined', ENOENT: 'No such destination' },
   'delete-server': { ESRCH: 'Service not defined', ENOENT: 'No such destination' },
+  'start-daemon': { EEXIST: 'Daemon has already run' },
+  'stop-daemon': { ESRCH: 'No daemon is running' },
 };
 const ANY: Record<string, string> = {
   EPERM: 'Permission denied (you must be root)',
@@ -49,6 +52,8 @@ const ANY: Record<string, string> = {
   ENOMEM: 'Memory allocation problem',
   ERANGE: 'Numerical result out of range',
   EAFNOSUPPORT: 'Operation not supported with specified address family',
+  ENODEV: 'No such device',
+  EADDRNOTAVAIL: 'Cannot assign requested address',
 };
 
 /** An error the director returned, as ipvsadm prints it, with ipvsadm's exit status. */
@@ -115,7 +120,11 @@ async function namer(addrs: number[]): Promise<Namer> {
 export function ipvsadmRunner(api: AdminCall, io: Io): { execute(c: Command): Promise<string>; procText(name: string | undefined): Promise<number> } {
   async function list(c: Command): Promise<string> {
     const l = c.list!;
-    if (l.daemon) return ''; // no connection-sync daemons in ulvs
+    if (l.daemon) {
+      const r = await api('GET', '/v1/daemon');
+      check(r, 'list');
+      return formatDaemons(r.json as SyncDaemonStatus[]);
+    }
     if (l.timeout) {
       const r = await api('GET', '/v1/timeouts');
       check(r, 'list');
@@ -192,9 +201,14 @@ export function ipvsadmRunner(api: AdminCall, io: Io): { execute(c: Command): Pr
         check(await api('PUT', '/v1/timeouts', { tcp, tcpfin, udp }), c.name);
         return '';
       }
-      case 'start-daemon':
+      case 'start-daemon': {
+        const d = c.daemon ?? {};
+        check(await api('POST', '/v1/daemon', { state: c.daemonState, iface: d.iface ?? 'eth0', syncid: d.syncid ?? 0, maxlen: d.maxlen ?? 0, group: d.group ?? '224.0.0.81', port: d.port ?? 8848, ttl: d.ttl ?? 1 }), c.name);
+        return '';
+      }
       case 'stop-daemon':
-        throw new DirectorError('connection synchronisation daemons are not supported by ulvs yet', 2);
+        check(await api('DELETE', `/v1/daemon/${c.daemonState}`), c.name);
+        return '';
       case 'restore':
         return restore();
     }

@@ -53,6 +53,15 @@ export interface HandoverBatch {
 export interface WorkerCounters {
   engine: Record<string, number>;
   datapath: Record<string, number>;
+  /** the engine's connection-sync counters (SyncControl.counters: sync_rx_*, sync_apply_*, sync_tx_*) */
+  sync: Record<string, number>;
+}
+
+/** The engine's sync master settings (core/sync/master.ts SyncMasterConfig). */
+export interface WorkerSyncMaster {
+  syncid: number;
+  /** UDP payload bytes per datagram (wire/ipvs-sync/maxlen.ts) */
+  maxlen: number;
 }
 
 /** The calls a worker answers: arguments and result of each. */
@@ -67,6 +76,13 @@ export interface Calls {
   counters: { args: []; result: WorkerCounters };
   /** this host's IPv4 addresses now (uint32; replaces the previous list; see WorkerInit.localAddrs) */
   setLocalAddresses: { args: [addrs: number[]]; result: null };
+  /** start the engine's sync master: its datagrams come back as FromWorker `sync` messages */
+  syncStartMaster: { args: [cfg: WorkerSyncMaster]; result: null };
+  /** stop it (the datagram being filled is dropped, as the kernel does) */
+  syncStopMaster: { args: []; result: null };
+  /** backup: received datagrams holding only records whose connections this worker's queue
+   *  gets (daemon/sync-router.ts); each applied as SyncControl.receive; result: records taken */
+  syncReceive: { args: [datagrams: Uint8Array[], ownSyncId: number]; result: number };
 }
 export type CallName = keyof Calls;
 
@@ -86,4 +102,6 @@ export type FromWorker =
   | { type: 'reply'; id: number; result: Calls[CallName]['result'] }
   | { type: 'reply'; id: number; error: { code: string; message: string } }
   | { type: 'error'; message: string }
+  /** a finished sync datagram of this worker's master (a copy), for the daemon's socket */
+  | { type: 'sync'; datagram: Uint8Array }
   | { type: 'stopped'; engine: Record<string, number>; datapath: Record<string, number>; handover?: HandoverBatch };

@@ -212,10 +212,33 @@ export class PacketWorker {
       this.d.zero(service);
       return null;
     },
-    counters: () => ({ engine: this.d.counters(), datapath: { ...this.dp, ...this.fastPathCounters() } }),
+    counters: () => ({ engine: this.d.counters(), datapath: { ...this.dp, ...this.fastPathCounters() }, sync: this.d.sync.counters() }),
     setLocalAddresses: ([addrs]) => {
       this.d.setLocalAddresses(addrs);
       return null;
+    },
+    // The worker's loop never returns to its event loop (it blocks in io_uring_enter or poll),
+    // so it cannot own a Node socket: each finished datagram is copied and posted to the main
+    // thread, whose one socket sends it (daemon/sync-daemon.ts). A datagram holds up to ~40
+    // records, so this is one copy per ~40 announced connections, never one per packet.
+    syncStartMaster: ([cfg]) => {
+      this.d.sync.startMaster(cfg, (bytes, length) => {
+        this.send({ type: 'sync', datagram: bytes.slice(0, length) });
+        return true;
+      });
+      return null;
+    },
+    syncStopMaster: () => {
+      this.d.sync.stopMaster();
+      return null;
+    },
+    syncReceive: ([datagrams, ownSyncId], now) => {
+      let taken = 0;
+      for (const g of datagrams) {
+        this.d.sync.receive(g, 0, g.length, ownSyncId, now);
+        taken += this.d.sync.lastTaken;
+      }
+      return taken;
     },
   };
 
