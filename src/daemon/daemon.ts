@@ -27,13 +27,11 @@
  * The connection-sync daemon (sync-daemon.ts) is started by the API or, in keepalived mode, by
  * the VRRP role (sync-role.ts). `exit` ends the process (process.exit; a test may pass another).
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { connect } from 'node:net';
-import { dirname } from 'node:path';
 import { randomInt } from 'node:crypto';
 import { IpvsError } from '../core/errors.js';
-import { createAdminServer, type AdminControlPlane } from '../control/admin.js';
 import { diffRules } from '../control/diff.js';
 import { listServices } from '../control/listing.js';
 import { parseRules, RulesError, type Rules } from '../control/rules.js';
@@ -43,7 +41,7 @@ import { ControlPlane, validateOnScratch } from './control-plane.js';
 import { checkDataPath, type DataPathCaps } from './data-path-limits.js';
 import { hostAddresses, type HostAddress } from '../datapath/tun/routing.js';
 import { Health } from './health.js';
-import { createMetricsServer } from './http.js';
+import { startApiServers } from './api-servers.js';
 import { checkHost, KernelSetup, SetupError } from './kernel-setup.js';
 import type { DaemonLog } from './log.js';
 import type { DaemonOptions } from './options.js';
@@ -236,37 +234,9 @@ export class Daemon {
     this.#sync = sync;
     this.#syncRole.attach(sync);
 
-    if (o.metrics) {
-      const at = o.metrics;
-      const health = this.#health;
-      const vrrp = this.#vrrp;
-      const server = createMetricsServer({ workers: o.workers, snapshot: () => pool.snapshot(), connections: () => pool.connections(), counters: async () => ({ ...(await this.#counters(pool)), syncDaemon: sync.counters() }), ...(health ? { health: () => health.states() } : {}), ...(vrrp ? { vrrp: () => vrrp.status() } : {}) });
-      this.#metrics = server;
-      server.on('error', (e) => {
-        log.warn(`metrics listener ${at.text}: ${e.message}`);
-        this.stop(1);
-      });
-      server.listen(at.port, at.host, () => log.info(`metrics on http://${at.text}/metrics`));
-    }
-
-    mkdirSync(dirname(o.socket), { recursive: true, mode: 0o700 });
-    const backend: AdminControlPlane = {
-      rules: () => cp.rules(),
-      mutate: async (fn) => void (await cp.mutate(fn)),
-      snapshot: () => pool.snapshot(),
-      connections: () => pool.connections(),
-      timeouts: () => pool.timeouts(),
-      setTimeouts: (t) => cp.serial(() => pool.setTimeouts(t)),
-      zero: (k) => cp.serial(() => pool.zero(k)),
-      counters: async () => ({ ...(await this.#counters(pool)), syncDaemon: sync.counters() }),
-      reload: () => this.reload(),
-      vrrp: () => this.#vrrp?.status() ?? null,
-      daemons: sync,
-    };
-    const admin = createAdminServer(backend);
-    this.#admin = admin;
-    admin.on('error', (e) => log.warn(`admin API: ${e.message}`));
-    admin.listen(o.socket, () => chmodSync(o.socket, 0o600));
+    const servers = startApiServers({ o, log, cp, pool, sync, health: this.#health, vrrp: () => this.#vrrp, counters: () => this.#counters(pool), reload: () => this.reload(), onMetricsError: () => this.stop(1) });
+    this.#metrics = servers.metrics;
+    this.#admin = servers.admin;
 
     // Interfaces that appear after start (a VLAN, a bond brought up later) get the capture
     // filters and the fast path too, and VIPs that become local or stop being local are noticed;

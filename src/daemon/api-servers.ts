@@ -1,0 +1,70 @@
+/**
+ * ulvsd's two listeners, assembled over the running daemon's parts:
+ *   the admin API (control/admin.ts) on a Unix socket, mode 0600, its directory made 0700;
+ *   with --metrics HOST:PORT, the Prometheus and JSON texts (http.ts).
+ * Both read through the control plane and the worker pool; neither changes anything but
+ * through ControlPlane (mutate, serial). A listener error on the metrics port is fatal (the
+ * operator asked for it: `onMetricsError` stops the daemon); one on the admin socket is logged.
+ */
+import { chmodSync, mkdirSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { dirname } from 'node:path';
+import { createAdminServer, type AdminControlPlane } from '../control/admin.js';
+import type { ControlPlane } from './control-plane.js';
+import type { Health } from './health.js';
+import { createMetricsServer } from './http.js';
+import type { DaemonLog } from './log.js';
+import type { DaemonOptions } from './options.js';
+import type { SyncDaemon } from './sync-daemon.js';
+import type { VrrpFollower } from './vrrp-follower.js';
+import type { PoolCounters, WorkerPool } from './worker-pool.js';
+
+export interface ApiParts {
+  o: Pick<DaemonOptions, 'socket' | 'metrics' | 'workers'>;
+  log: DaemonLog;
+  cp: ControlPlane;
+  pool: WorkerPool;
+  sync: SyncDaemon;
+  health: Health | null;
+  vrrp: () => VrrpFollower | null;
+  /** the workers' counters with the daemon's own (hand-over) */
+  counters: () => Promise<PoolCounters>;
+  reload: () => Promise<string>;
+  onMetricsError: () => void;
+}
+
+/** Start the metrics listener (if asked for) and the admin API; returns both servers. */
+export function startApiServers(p: ApiParts): { metrics: Server | null; admin: Server } {
+  const { o, log, cp, pool, sync, health } = p;
+  const counters = async () => ({ ...(await p.counters()), syncDaemon: sync.counters() });
+  let metrics: Server | null = null;
+  if (o.metrics) {
+    const at = o.metrics;
+    const vrrp = p.vrrp();
+    metrics = createMetricsServer({ workers: o.workers, snapshot: () => pool.snapshot(), connections: () => pool.connections(), counters, ...(health ? { health: () => health.states() } : {}), ...(vrrp ? { vrrp: () => vrrp.status() } : {}) });
+    metrics.on('error', (e) => {
+      log.warn(`metrics listener ${at.text}: ${e.message}`);
+      p.onMetricsError();
+    });
+    metrics.listen(at.port, at.host, () => log.info(`metrics on http://${at.text}/metrics`));
+  }
+
+  mkdirSync(dirname(o.socket), { recursive: true, mode: 0o700 });
+  const backend: AdminControlPlane = {
+    rules: () => cp.rules(),
+    mutate: async (fn) => void (await cp.mutate(fn)),
+    snapshot: () => pool.snapshot(),
+    connections: () => pool.connections(),
+    timeouts: () => pool.timeouts(),
+    setTimeouts: (t) => cp.serial(() => pool.setTimeouts(t)),
+    zero: (k) => cp.serial(() => pool.zero(k)),
+    counters,
+    reload: p.reload,
+    vrrp: () => p.vrrp()?.status() ?? null,
+    daemons: sync,
+  };
+  const admin = createAdminServer(backend);
+  admin.on('error', (e) => log.warn(`admin API: ${e.message}`));
+  admin.listen(o.socket, () => chmodSync(o.socket, 0o600));
+  return { metrics, admin };
+}
