@@ -8,17 +8,9 @@ import { tryParseIPv4 } from '../wire/addr.js';
 
 export type SyncState = 'master' | 'backup';
 
-/** One running daemon. */
-export interface SyncDaemonStatus {
-  state: SyncState;
-  iface: string;
-  syncid: number;
-  /** the effective sync_maxlen (UDP payload bytes) */
-  maxlen: number;
-  group: string;
-  port: number;
-  ttl: number;
-  /** the interface address: the master's source, the address whose messages the backup ignores */
+/** One running daemon: its configuration with the effective sync_maxlen (UDP payload bytes) and
+ *  the interface address (the master's source, the address whose messages the backup ignores). */
+export interface SyncDaemonStatus extends SyncDaemonStart {
   addr: string;
 }
 

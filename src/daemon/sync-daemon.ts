@@ -30,7 +30,7 @@ import { IpvsError } from '../core/errors.js';
 import { formatIPv4, tryParseIPv4 } from '../wire/addr.js';
 import { syncMaxlen } from '../wire/ipvs-sync/maxlen.js';
 import { SYNC_REASON_NAMES, SyncReason } from '../wire/ipvs-sync/reasons.js';
-import type { SyncDaemonStatus, SyncState } from '../control/daemon-listing.js';
+import type { SyncDaemonStart, SyncDaemonStatus, SyncState } from '../control/daemon-listing.js';
 import { SyncRouter, type WorkerOf } from './sync-router.js';
 import type { Rules } from '../control/rules.js';
 import { hostAddresses } from '../datapath/tun/routing.js';
@@ -39,16 +39,8 @@ import type { WorkerPool } from './worker-pool.js';
 
 export type { SyncDaemonStatus, SyncState };
 
-export interface SyncDaemonConfig {
-  state: SyncState;
-  iface: string;
-  syncid: number;
-  /** 0: from the interface's MTU (maxlen.ts) */
-  maxlen: number;
-  group: string;
-  port: number;
-  ttl: number;
-}
+/** A daemon's configuration: what --start-daemon gives (maxlen 0: from the interface's MTU, maxlen.ts). */
+export type SyncDaemonConfig = SyncDaemonStart;
 
 /** What the daemon needs from the rest of ulvsd. */
 export interface SyncDaemonDeps {
