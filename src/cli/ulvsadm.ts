@@ -2,22 +2,22 @@
  * ulvsadm — ipvsadm 1.31's command line for a running ulvsd: parse as ipvsadm does
  * (control/ipvsadm/parse.ts), run it against the admin API on ulvsd's Unix socket
  * ($ULVS_SOCKET, default /run/ulvs/ulvs.sock; control/ipvsadm/run.ts), print, and exit with
- * ipvsadm's status. Wiring only.
+ * ipvsadm's status. Also ulvs's own `--proc NAME` and `--sysctl [NAME[=VALUE]...]`. Wiring only.
  */
 import { readFileSync } from 'node:fs';
 import { callAdmin } from '../control/admin-client.js';
 import { CliError, parseIpvsadm } from '../control/ipvsadm/parse.js';
 import { DirectorError, ipvsadmRunner, Unreachable } from '../control/ipvsadm/run.js';
 import { PROG } from '../control/ipvsadm/usage.js';
+import { sysctlCommand } from '../control/sysctl-cli.js';
 
 const SOCKET = process.env['ULVS_SOCKET'] ?? '/run/ulvs/ulvs.sock';
-const runner = ipvsadmRunner(
-  (method, path, body) =>
-    callAdmin(SOCKET, method, path, body).catch((e: NodeJS.ErrnoException) => {
-      throw new Unreachable(`cannot reach ulvsd at ${SOCKET} (${e.code ?? e.message}): is it running? (set ULVS_SOCKET for another socket)`);
-    }),
-  { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), stdin: () => readFileSync(0, 'utf8') },
-);
+const api = (method: string, path: string, body?: object) =>
+  callAdmin(SOCKET, method, path, body).catch((e: NodeJS.ErrnoException) => {
+    throw new Unreachable(`cannot reach ulvsd at ${SOCKET} (${e.code ?? e.message}): is it running? (set ULVS_SOCKET for another socket)`);
+  });
+const io = { out: (s: string) => void process.stdout.write(s), err: (s: string) => void process.stderr.write(s), stdin: () => readFileSync(0, 'utf8') };
+const runner = ipvsadmRunner(api, io);
 
 /** The exit status for an error, after printing what ipvsadm prints for it. */
 function report(e: unknown): number {
@@ -40,6 +40,8 @@ function report(e: unknown): number {
 async function main(): Promise<number> {
   if (process.argv[2] === '--proc') return runner.procText(process.argv[3]);
   try {
+    // ulvs's own, before ipvsadm's parser (ipvsadm has no such option): control/sysctl-cli.ts
+    if (process.argv[2] === '--sysctl') return await sysctlCommand(process.argv.slice(3), api, io);
     process.stdout.write(await runner.execute(parseIpvsadm(process.argv.slice(2))));
     return 0;
   } catch (e) {

@@ -13,6 +13,7 @@
  *   DELETE /v1/services/{..}/servers/{addr}/{port}        delete it              (ipvsadm -d)
  *   GET    /v1/connections                                the connection table   (ipvsadm -Lc)
  *   GET    /v1/timeouts    PUT /v1/timeouts               tcp tcpfin udp         (ipvsadm --set)
+ *   GET    /v1/sysctl      PUT /v1/sysctl {name: value}   net.ipv4.vs.* (control/sysctl-api.ts)
  *   POST   /v1/zero        body {} or {service: {...}}    zero counters          (ipvsadm -Z)
  *   GET    /v1/rules       PUT /v1/rules (text/plain)     save / restore, ipvsadm -S format
  *   POST   /v1/reload                                     re-read the rules file (as SIGHUP);
@@ -46,6 +47,7 @@ import { formatRules, type Rules } from './rules.js';
 import * as edit from './rule-edits.js';
 import { procIpVs, procIpVsConn, procIpVsStats } from '../metrics/proc.js';
 import { DaemonBody, type AdminDaemons } from './daemon-listing.js';
+import { sysctlRequest, SysctlBody, type AdminSysctls } from './sysctl-api.js';
 
 /** What the daemon offers the API. All configuration changes go through mutate. */
 export interface AdminControlPlane {
@@ -69,6 +71,7 @@ export interface AdminControlPlane {
   vrrp?: () => object | null;
   /** the connection-sync daemons (daemon/sync-daemon.ts) */
   daemons?: AdminDaemons;
+  sysctls?: AdminSysctls;
 }
 
 export const MAX_BODY = 1 << 20;
@@ -139,17 +142,8 @@ function serviceSpec(key: ServiceKey, b: z.infer<typeof ServiceEditBody>): Servi
   return spec;
 }
 function destSpec(addrN: number, portN: number, b: z.infer<typeof ServerEditBody>): DestSpec {
-  return {
-    addr: addrN,
-    port: portN,
-    weight: b.weight,
-    fwd: METHOD[b.method]!,
-    tunType: TUN_TYPE_NAMES.indexOf(b.tunType),
-    tunPort: b.tunPort,
-    tunFlags: TUN_FLAG_NAMES.indexOf(b.tunCsum),
-    uThreshold: b.uThreshold,
-    lThreshold: b.lThreshold,
-  };
+  const tun = { tunType: TUN_TYPE_NAMES.indexOf(b.tunType), tunPort: b.tunPort, tunFlags: TUN_FLAG_NAMES.indexOf(b.tunCsum) };
+  return { addr: addrN, port: portN, weight: b.weight, fwd: METHOD[b.method]!, ...tun, uThreshold: b.uThreshold, lThreshold: b.lThreshold };
 }
 
 /** JSON form of a snapshot: addresses as text, names instead of flag bits. */
@@ -369,6 +363,7 @@ export function createAdminServer(cp: AdminControlPlane): Server {
       await cp.daemons.stop(rest[0]);
       return send(200, { ok: true });
     }
+    if (res1 === 'sysctl' && rest.length === 0 && cp.sysctls && (m === 'GET' || m === 'PUT')) return send(200, await sysctlRequest(cp.sysctls, m === 'PUT' ? parseBody(SysctlBody, await readJson(req)) : null));
     if (res1 === 'proc' && rest.length === 1 && m === 'GET') {
       if (rest[0] === 'ip_vs') return send(200, procIpVs(await cp.snapshot()));
       if (rest[0] === 'ip_vs_stats') return send(200, procIpVsStats((await cp.snapshot()).totals));

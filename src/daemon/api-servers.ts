@@ -62,6 +62,7 @@ export function startApiServers(p: ApiParts): { metrics: Server | null; admin: S
     reload: p.reload,
     vrrp: () => p.vrrp()?.status() ?? null,
     daemons: sync,
+    sysctls: { values: () => pool.sysctls(), set: (p) => cp.serial(() => pool.setSysctls(p)) },
   };
   const admin = createAdminServer(backend);
   admin.on('error', (e) => log.warn(`admin API: ${e.message}`));

@@ -36,14 +36,24 @@ test('defaults', () => {
     fastPathConns: 65536,
     stateDir: '/run/ulvs',
     keepState: false,
+    sysctl: {},
   });
+});
+
+test('--sysctl NAME=VALUE, repeatable, the kernel\'s checks, the last of one name wins', () => {
+  const o = parse('--rules', 'r', '--sysctl', 'sync_refresh_period=10', '--sysctl', 'net.ipv4.vs.sync_threshold=3 0', '--sysctl', 'sync_retries=1', '--sysctl', 'sync_retries=2');
+  assert.deepEqual(o.sysctl, { syncRefreshPeriod: 10, syncThreshold: 3, syncPeriod: 0, syncRetries: 2 });
+  refused(['--rules', 'r', '--sysctl', 'sync_retries=4'], /^--sysctl: sysctl sync_retries: is 0\.\.3, not 4$/);
+  refused(['--rules', 'r', '--sysctl', 'sync_threshold=50 50'], /--sysctl: sysctl sync_threshold: the threshold is below the period/);
+  refused(['--rules', 'r', '--sysctl', 'sync_qlen_max=10'], /--sysctl: unknown sysctl "sync_qlen_max"/);
+  refused(['--rules', 'r', '--sysctl', 'sync_version'], /--sysctl: sysctl wants name=value/);
 });
 
 test('every option read', () => {
   const o = parse(
     ...['--keepalived', 'k.conf', '--config-id', 'lb1', '--socket', '/tmp/s', '--dev', 'lb0', '--table', '7', '--pref', '99', '--max-conns', '1000', '--workers', '2'],
     ...['--metrics', '[::1]:9640', '--log-format', 'text', '--no-offload', '--io', 'syscalls', '--busy-poll', '50', '--capture', 'rules'],
-    ...['--fast-path', 'off', '--fast-path-after', '3', '--fast-path-conns', '100', '--state-dir', '/tmp/st', '--keep-state'],
+    ...['--fast-path', 'off', '--fast-path-after', '3', '--fast-path-conns', '100', '--state-dir', '/tmp/st', '--keep-state', '--sysctl', 'sync_version=0'],
   );
   assert.deepEqual(o, {
     source: { kind: 'keepalived', file: 'k.conf' },
@@ -65,6 +75,7 @@ test('every option read', () => {
     fastPathConns: 100,
     stateDir: '/tmp/st',
     keepState: true,
+    sysctl: { syncVersion: 0 },
   });
   assert.deepEqual(parse('--rules', 'r', '--metrics', 'localhost:1').metrics, { host: 'localhost', port: 1, text: 'localhost:1' });
 });

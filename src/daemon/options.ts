@@ -10,9 +10,11 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_OFFLOAD_AFTER } from '../core/offload.js';
 import { DEFAULT_CONFIG_ID } from '../control/keepalived/conditional.js';
+import { parseSysctlAssignment, parseSysctls } from '../core/sysctl-names.js';
+import type { Sysctls } from '../core/sysctl.js';
 
 export const USAGE =
-  'usage: ulvsd --rules FILE | --keepalived FILE [--config-id ulvs] [--socket PATH] [--workers N] [--metrics HOST:PORT] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls] [--busy-poll US] [--capture tc|rules] [--fast-path tc|off] [--fast-path-after N] [--fast-path-conns N] [--state-dir /run/ulvs] [--keep-state]';
+  'usage: ulvsd --rules FILE | --keepalived FILE [--config-id ulvs] [--socket PATH] [--workers N] [--metrics HOST:PORT] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls] [--busy-poll US] [--capture tc|rules] [--fast-path tc|off] [--fast-path-after N] [--fast-path-conns N] [--state-dir /run/ulvs] [--keep-state] [--sysctl NAME=VALUE ...]';
 
 /** A command line ulvsd refuses: print `ulvsd: <message>` and exit with `code` (2). */
 export class UsageError extends Error {
@@ -50,6 +52,9 @@ export interface DaemonOptions {
   /** SIGTERM/SIGINT hand over to the next process (as SIGUSR2 always does) instead of removing
    *  everything */
   keepState: boolean;
+  /** net.ipv4.vs.* values at start (--sysctl NAME=VALUE, repeatable; core/sysctl-names.ts), over
+   *  IPVS's defaults; the admin API's PUT /v1/sysctl changes them later */
+  sysctl: Partial<Sysctls>;
 }
 
 const int = (s: string, lo: number, hi: number, msg: string): number => {
@@ -89,6 +94,7 @@ export function parseOptions(argv: string[], cores: number): { help: true } | { 
         'fast-path-conns': { type: 'string', default: '65536' },
         'state-dir': { type: 'string', default: '/run/ulvs' },
         'keep-state': { type: 'boolean', default: false },
+        sysctl: { type: 'string', multiple: true, default: [] },
         help: { type: 'boolean', short: 'h', default: false },
       },
     }));
@@ -113,8 +119,9 @@ export function parseOptions(argv: string[], cores: number): { help: true } | { 
   const configId = values['config-id'] ?? DEFAULT_CONFIG_ID;
   if (values['config-id'] !== undefined && values.keepalived === undefined) throw new UsageError('--config-id applies to --keepalived FILE only (it decides keepalived.conf\'s @ID lines)');
   if (!/^[^\s]+$/.test(configId)) throw new UsageError('--config-id is one word without blanks (the ID of keepalived.conf\'s @ID lines)');
+  const sysctl = sysctlsOf(values.sysctl);
   const source = values.rules !== undefined ? { kind: 'rules' as const, file: values.rules } : { kind: 'keepalived' as const, file: values.keepalived! };
-  const options: DaemonOptions = { source, configId, socket: values.socket, dev: values.dev, table, pref, maxConns, workers, metrics, logFormat, offload: !values['no-offload'], io, busyPollUs, capture, fastPath, fastPathAfter, fastPathConns, stateDir: values['state-dir'], keepState: values['keep-state'] };
+  const options: DaemonOptions = { source, configId, socket: values.socket, dev: values.dev, table, pref, maxConns, workers, metrics, logFormat, offload: !values['no-offload'], io, busyPollUs, capture, fastPath, fastPathAfter, fastPathConns, stateDir: values['state-dir'], keepState: values['keep-state'], sysctl };
   return { help: false, options };
 }
 
@@ -123,4 +130,18 @@ function metricsAt(s: string | undefined): DaemonOptions['metrics'] {
   const m = /^(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]|localhost):(\d{1,5})$/.exec(s);
   if (!m || Number(m[2]) > 65535) throw new UsageError(`--metrics wants HOST:PORT, e.g. 127.0.0.1:9640, not ${JSON.stringify(s)}`);
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), text: s };
+}
+
+/** --sysctl NAME=VALUE, each checked (a later one for the same name wins, as sysctl -w does). */
+function sysctlsOf(list: string[]): Partial<Sysctls> {
+  try {
+    const named: Record<string, string> = {};
+    for (const a of list) {
+      const [k, v] = parseSysctlAssignment(a);
+      named[k] = v;
+    }
+    return parseSysctls(named);
+  } catch (e) {
+    throw new UsageError(`--sysctl: ${(e as Error).message}`);
+  }
 }

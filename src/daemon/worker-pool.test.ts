@@ -6,11 +6,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { IpvsError } from '../core/errors.js';
+import type { Sysctls } from '../core/sysctl.js';
 import { WorkerPool, type PoolEvents } from './worker-pool.js';
 
 const FAKE = new URL('../../test/support/fake-worker.js', import.meta.url);
 
-function pool(fds: number[], seeds: number[] = fds.map(() => 1)) {
+function pool(fds: number[], seeds: number[] = fds.map(() => 1), sysctl: Partial<Sysctls> = {}) {
   const seen: string[] = [];
   let resolveReady: (io: string[]) => void;
   const ready = new Promise<string[]>((r) => (resolveReady = r));
@@ -25,7 +26,7 @@ function pool(fds: number[], seeds: number[] = fds.map(() => 1)) {
     died: (m) => (seen.push(`died ${m}`), resolveDied(m)),
     stopped: () => (seen.push('stopped'), resolveStopped()),
   };
-  const p = new WorkerPool(fds, (i) => ({ seed: seeds[i]!, maxConns: 16, ops: [], io: 'syscalls', busyPollUs: 0, localAddrs: [], sharedState: new Int32Array(new SharedArrayBuffer(64)) }), events, FAKE);
+  const p = new WorkerPool(fds, (i) => ({ seed: seeds[i]!, maxConns: 16, ops: [], io: 'syscalls', busyPollUs: 0, localAddrs: [], sysctl, sharedState: new Int32Array(new SharedArrayBuffer(64)) }), events, FAKE);
   return { p, seen, ready, stopped, died };
 }
 
@@ -48,4 +49,19 @@ test('a worker that exits unasked is reported once as died', async () => {
   assert.equal(await died, 'worker 1 exited');
   p.stop();
   assert.deepEqual(seen.filter((s) => s.startsWith('died')), ['died worker 1 exited']);
+});
+
+test('sysctls: start values from WorkerInit, a change reaches every worker, a refused one none', async () => {
+  const { p, ready, stopped } = pool([5, 7], [1, 1], { syncRefreshPeriod: 10 });
+  await ready;
+  const each = () => Promise.all([p.call(0, 'sysctls'), p.call(1, 'sysctls')]);
+  assert.deepEqual((await each()).map((s) => s.syncRefreshPeriod), [10, 10]);
+  await p.setSysctls({ syncRetries: 2, syncThreshold: 3, syncPeriod: 0 });
+  assert.deepEqual((await each()).map((s) => [s.syncRetries, s.syncThreshold, s.syncPeriod]), [[2, 3, 0], [2, 3, 0]]);
+  // the engine's own check (a caller that skipped the control plane's): refused whole, by both
+  await assert.rejects(p.setSysctls({ syncRetries: 1, syncThreshold: 9, syncPeriod: 5 }), (e: unknown) => e instanceof IpvsError && e.code === 'EINVAL' && /sync_threshold/.test(e.message));
+  assert.deepEqual((await each()).map((s) => [s.syncRetries, s.syncThreshold, s.syncPeriod]), [[2, 3, 0], [2, 3, 0]]);
+  assert.deepEqual(await p.sysctls(), (await each())[0]);
+  p.stop();
+  await stopped;
 });

@@ -10,7 +10,7 @@
  * worker has answered `stop()`.
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import type { ConnInfo, DirectorSnapshot, Timeouts } from '../core/director.js';
+import type { ConnInfo, DirectorSnapshot, Sysctls, Timeouts } from '../core/director.js';
 import { IpvsError } from '../core/errors.js';
 import type { RuleOp } from '../core/rule-ops.js';
 import type { ServiceKey } from '../core/service.js';
@@ -155,6 +155,13 @@ export class WorkerPool {
   }
   async setTimeouts(t: Partial<Timeouts>): Promise<void> {
     await this.all('setTimeouts', t);
+  }
+  sysctls(): Promise<Sysctls> {
+    return this.call(0, 'sysctls');
+  }
+  /** every worker's engine; values validated before (core/sysctl-names.ts), so none refuses */
+  async setSysctls(s: Partial<Sysctls>): Promise<void> {
+    await this.all('setSysctls', s);
   }
   async zero(k?: ServiceKey): Promise<void> {
     await this.all('zero', k);

@@ -32,6 +32,8 @@ export interface PairOptions {
   preemptDelay?: number;
   /** ulvsd's data-path workers per director; default 1 */
   workers?: number;
+  /** ulvsd --sysctl NAME=VALUE on both directors (net.ipv4.vs.* at start); default none */
+  sysctls?: string[];
 }
 
 const ULVSADM = SCRIPTS.ulvsd.replace(/ulvsd\.js$/, 'ulvsadm.js');
@@ -52,6 +54,7 @@ export class Pair {
   readonly servers: 'http' | 'echo';
   readonly preemptDelay: number;
   readonly workers: number;
+  readonly sysctls: string[];
   readonly ulvsd: (ChildProcess | null)[] = [null, null];
   readonly keepalived: (ChildProcess | null)[] = [null, null];
   readonly logs: string[] = ['', ''];
@@ -64,6 +67,7 @@ export class Pair {
     this.servers = o.servers ?? 'http';
     this.preemptDelay = o.preemptDelay ?? 0;
     this.workers = o.workers ?? 1;
+    this.sysctls = o.sysctls ?? [];
   }
 
   socket(i: number): string {
@@ -125,7 +129,7 @@ export class Pair {
 
   /** Start director i's ulvsd; resolves when it forwards. */
   async startUlvsd(i: number): Promise<void> {
-    const p = this.#spawn(this.net.directors[i]!, [process.execPath, SCRIPTS.ulvsd, '--keepalived', this.conf(i), '--socket', this.socket(i), '--workers', String(this.workers), '--log-format', 'text'], i);
+    const p = this.#spawn(this.net.directors[i]!, [process.execPath, SCRIPTS.ulvsd, '--keepalived', this.conf(i), '--socket', this.socket(i), '--workers', String(this.workers), '--log-format', 'text', ...this.sysctls.flatMap((a) => ['--sysctl', a])], i);
     this.ulvsd[i] = p;
     await waitFor(p, /forwarding/, 30_000);
   }

@@ -1,17 +1,22 @@
 /**
  * A data-path worker that speaks protocol.ts without a TUN or an engine (worker-pool.test.ts):
  * ready at once; `apply` records the operations and refuses any addService on port 1 with
- * EEXIST; `counters` reports engine {calls} and datapath {reads: fd}; `stop` answers `stopped`.
+ * EEXIST; `counters` reports engine {calls} and datapath {reads: fd}; `sysctls`/`setSysctls` keep an
+ * engine's sysctls (start values from WorkerInit.sysctl); `stop` answers `stopped`.
  * A worker whose seed is 13 exits at once, unasked.
  */
 import { workerData } from 'node:worker_threads';
 import type { CallMessage, CallName, Calls, FromWorker, ToWorker, WorkerInit } from '../../src/datapath/tun/worker-protocol.js';
 import type { RuleOp } from '../../src/core/rule-ops.js';
+import { defaultSysctls } from '../../src/core/sysctl.js';
+import { applySysctls } from '../../src/core/sysctl-names.js';
 
 const init = workerData as WorkerInit;
 const port = init.control;
 const send = (m: FromWorker) => port.postMessage(m);
 const applied: RuleOp[] = [];
+/** the engine's sysctls: init.sysctl over the defaults, changed by setSysctls as an engine's */
+const sysctl = defaultSysctls(init.sysctl);
 let calls = 0;
 
 function answer(msg: CallMessage): Calls[CallName]['result'] {
@@ -19,6 +24,11 @@ function answer(msg: CallMessage): Calls[CallName]['result'] {
     case 'apply':
       if (msg.args[0].some((o) => o.op === 'addService' && o.spec.port === 1)) throw Object.assign(new Error('Service already exists'), { code: 'EEXIST' });
       applied.push(...msg.args[0]);
+      return null;
+    case 'sysctls':
+      return { ...sysctl };
+    case 'setSysctls':
+      applySysctls(sysctl, msg.args[0]);
       return null;
     case 'counters':
       return { engine: { calls, applied: applied.length }, datapath: { reads: init.fd }, sync: { sync_tx_Datagrams: 1 } };

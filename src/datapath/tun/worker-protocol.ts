@@ -12,7 +12,7 @@
  * `error` is fatal: the worker's loop has ended.
  */
 import type { MessagePort } from 'node:worker_threads';
-import type { ConnInfo, DirectorSnapshot, Timeouts } from '../../core/director.js';
+import type { ConnInfo, DirectorSnapshot, Sysctls, Timeouts } from '../../core/director.js';
 import type { ImportResult } from '../../core/conn/handover.js';
 import type { RuleOp } from '../../core/rule-ops.js';
 import type { ServiceKey } from '../../core/service.js';
@@ -36,6 +36,8 @@ export interface WorkerInit {
   /** this host's IPv4 addresses (uint32) at start: a stray TCP segment to one of them goes to
    *  the host stack (strayTcp 'local'); later changes come by the call setLocalAddresses */
   localAddrs: number[];
+  /** the engine's sysctls at start (ulvsd --sysctl), over IPVS's defaults */
+  sysctl?: Partial<Sysctls>;
   /** the kernel fast path's maps and this worker's slots (fastpath.ts, offloader.ts), if enabled */
   fastPath?: OffloaderInit & { after: number };
   /** connections handed over by the previous process (core/conn/handover.ts records), imported
@@ -72,6 +74,10 @@ export interface Calls {
   connections: { args: []; result: ConnInfo[] };
   timeouts: { args: []; result: Timeouts };
   setTimeouts: { args: [t: Partial<Timeouts>]; result: null };
+  /** the engine's sysctls (core/sysctl.ts) */
+  sysctls: { args: []; result: Sysctls };
+  /** change some (validated by the control plane, checked again by the engine: all or nothing) */
+  setSysctls: { args: [s: Partial<Sysctls>]; result: null };
   zero: { args: [service?: ServiceKey]; result: null };
   counters: { args: []; result: WorkerCounters };
   /** this host's IPv4 addresses now (uint32; replaces the previous list; see WorkerInit.localAddrs) */

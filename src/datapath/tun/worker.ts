@@ -34,6 +34,7 @@
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { Director } from '../../core/director.js';
 import { applyOps } from '../../core/rule-ops.js';
+import { applySysctls } from '../../core/sysctl-names.js';
 import { PacketFlag, Verdict } from '../../core/verdict.js';
 import { defaultRegistry } from '../../sched/index.js';
 import { VNET_HDR_LEN, vnetGsoType, vnetNeedsCsum } from '../../wire/virtio.js';
@@ -94,6 +95,7 @@ export class PacketWorker {
       // a passed packet is written back and routed onward: a stray TCP segment passes only
       // to a local VIP (delivered to the host stack, which resets it), else it is dropped
       strayTcp: 'local',
+      ...(init.sysctl && { sysctl: init.sysctl }),
       ...(fastPath && { offload: { port: (conns, dests) => (offloader = new Offloader(conns, fastPath, dests)), after: fastPath.after } }),
     });
     this.offloader = offloader;
@@ -203,10 +205,9 @@ export class PacketWorker {
       return this.d.connections(now);
     },
     timeouts: () => this.d.timeouts,
-    setTimeouts: ([t]) => {
-      this.d.setTimeouts(t);
-      return null;
-    },
+    setTimeouts: ([t]) => (this.d.setTimeouts(t), null),
+    sysctls: () => ({ ...this.d.sysctl }),
+    setSysctls: ([s]) => (applySysctls(this.d.sysctl, s), null),
     zero: ([service], now) => {
       this.harvest(now); // what the kernel forwarded before the reset is not counted after it
       this.d.zero(service);

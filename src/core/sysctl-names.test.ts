@@ -1,0 +1,107 @@
+/** The IPVS names of the engine's sysctls: every name's accepted and refused values (the
+ *  kernel's checks, ip_vs_ctl.c), all or nothing, the GET form read back by PUT. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { IpvsError } from './errors.js';
+import { defaultSysctls } from './sysctl.js';
+import { applySysctls, ipvsSysctls, IPVS_SYSCTL_NAMES, parseSysctlAssignment, parseSysctls, parseSysctlValue } from './sysctl-names.js';
+
+const refused = (name: string, v: unknown, msg: RegExp) =>
+  assert.throws(() => parseSysctlValue(name, v), (e: unknown) => e instanceof IpvsError && e.code === 'EINVAL' && msg.test(e.message), `${name}=${JSON.stringify(v)}`);
+
+test('the defaults under IPVS names (ipvs-sysctl.rst)', () => {
+  assert.deepEqual(ipvsSysctls(defaultSysctls()), {
+    conn_reuse_mode: 1,
+    expire_nodest_conn: 0,
+    sloppy_tcp: 0,
+    expire_quiescent_template: 0,
+    sync_threshold: '3 50',
+    sync_refresh_period: 0,
+    sync_retries: 0,
+    sync_version: 1,
+    sync_persist_mode: 0,
+    secure_tcp: 0,
+    lblc_expiration: 86400,
+    lblcr_expiration: 86400,
+  });
+});
+
+test('booleans: 0 or 1, as a number or its text', () => {
+  const keys = { expire_nodest_conn: 'expireNodestConn', sloppy_tcp: 'sloppyTcp', expire_quiescent_template: 'expireQuiescentTemplate', sync_persist_mode: 'syncPersistMode' };
+  for (const [name, key] of Object.entries(keys)) {
+    assert.deepEqual(parseSysctlValue(name, 1), { [key]: true });
+    assert.deepEqual(parseSysctlValue(name, '0'), { [key]: false });
+    refused(name, 2, new RegExp(`^sysctl ${name}: is 0 or 1, not 2$`));
+    refused(name, -1, /is 0 or 1/);
+    refused(name, true, /wants an integer, not true/);
+    refused(name, '1.5', /wants an integer/);
+  }
+});
+
+test('sync_threshold "T P": T, P >= 0, T < P unless P is 0 (proc_do_sync_threshold)', () => {
+  assert.deepEqual(parseSysctlValue('sync_threshold', '3 50'), { syncThreshold: 3, syncPeriod: 50 });
+  assert.deepEqual(parseSysctlValue('sync_threshold', '3\t0'), { syncThreshold: 3, syncPeriod: 0 });
+  assert.deepEqual(parseSysctlValue('sync_threshold', '0,1'), { syncThreshold: 0, syncPeriod: 1 });
+  assert.deepEqual(parseSysctlValue('sync_threshold', [7, 0]), { syncThreshold: 7, syncPeriod: 0 });
+  assert.deepEqual(parseSysctlValue('sync_threshold', '0 0'), { syncThreshold: 0, syncPeriod: 0 });
+  refused('sync_threshold', '50 50', /threshold is below the period/);
+  refused('sync_threshold', '51 50', /threshold is below the period/);
+  refused('sync_threshold', '-1 50', />= 0/);
+  refused('sync_threshold', '3 -1', />= 0/);
+  refused('sync_threshold', '3', /two integers/);
+  refused('sync_threshold', '3 50 7', /two integers/);
+  refused('sync_threshold', 3, /wants "T P"/);
+  refused('sync_threshold', 'a b', /wants an integer/);
+});
+
+test('sync_version 0|1, sync_retries 0..3, seconds 0..2147483, secure_tcp 0|3, conn_reuse_mode any int', () => {
+  assert.deepEqual(parseSysctlValue('sync_version', 0), { syncVersion: 0 });
+  refused('sync_version', 2, /^sysctl sync_version: is 0\.\.1, not 2$/);
+  for (let r = 0; r <= 3; r++) assert.deepEqual(parseSysctlValue('sync_retries', r), { syncRetries: r });
+  refused('sync_retries', 4, /is 0\.\.3, not 4/);
+  refused('sync_retries', -1, /is 0\.\.3/);
+  for (const [name, key] of Object.entries({ sync_refresh_period: 'syncRefreshPeriod', lblc_expiration: 'lblcExpiration', lblcr_expiration: 'lblcrExpiration' })) {
+    assert.deepEqual(parseSysctlValue(name, 10), { [key]: 10 });
+    assert.deepEqual(parseSysctlValue(name, '2147483'), { [key]: 2147483 });
+    refused(name, 2147484, /0\.\.2147483 seconds/);
+    refused(name, -5, /0\.\.2147483 seconds/);
+  }
+  assert.deepEqual(parseSysctlValue('secure_tcp', 3), { secureTcp: true });
+  assert.deepEqual(parseSysctlValue('secure_tcp', 0), { secureTcp: false });
+  refused('secure_tcp', 1, /memory pressure/);
+  refused('secure_tcp', 4, /is 0\.\.3/);
+  assert.deepEqual(parseSysctlValue('conn_reuse_mode', 2), { connReuseMode: 2 });
+  assert.deepEqual(parseSysctlValue('conn_reuse_mode', 0), { connReuseMode: 0 });
+  refused('conn_reuse_mode', 2 ** 31, /wants an integer/);
+});
+
+test('unknown names, the kernel\'s ones ulvs does not carry included, are refused naming them', () => {
+  for (const n of ['sync_qlen_max', 'am_droprate', 'sync_period', 'nonsense', '__proto__', 'constructor']) refused(n, 1, new RegExp(`^unknown sysctl "${n}" \\(ulvs has: conn_reuse_mode, `));
+});
+
+test('all or nothing: one bad value refuses the whole set; the GET form is accepted back', () => {
+  assert.throws(() => parseSysctls({ sync_refresh_period: 10, sync_retries: 9 }), /sync_retries/);
+  assert.throws(() => parseSysctls({ sync_refresh_period: 10, nope: 1 }), /unknown sysctl "nope"/);
+  const s = defaultSysctls();
+  const changed = parseSysctls({ sync_refresh_period: 10, sync_threshold: '3 0', secure_tcp: 3 });
+  applySysctls(s, changed);
+  assert.deepEqual(parseSysctls(ipvsSysctls(s)), { ...s });
+  assert.equal(IPVS_SYSCTL_NAMES.length, Object.keys(ipvsSysctls(s)).length);
+});
+
+test('applySysctls checks the whole result and changes nothing if refused; in place otherwise', () => {
+  const s = defaultSysctls();
+  const same = s;
+  assert.throws(() => applySysctls(s, { syncRefreshPeriod: 10, syncThreshold: 60 }), /sync_threshold: the threshold is below the period/);
+  assert.deepEqual(s, defaultSysctls());
+  applySysctls(s, { syncRefreshPeriod: 10, syncPeriod: 0 });
+  assert.equal(same.syncRefreshPeriod, 10);
+  assert.equal(same.syncPeriod, 0);
+});
+
+test('name=value assignments', () => {
+  assert.deepEqual(parseSysctlAssignment('sync_threshold=3 0'), ['sync_threshold', '3 0']);
+  assert.deepEqual(parseSysctlAssignment('net.ipv4.vs.sync_retries = 2'), ['sync_retries', '2']);
+  assert.throws(() => parseSysctlAssignment('sync_retries'), /wants name=value/);
+  assert.throws(() => parseSysctlAssignment('sync_retries=x'), /sync_retries: wants an integer/);
+});
