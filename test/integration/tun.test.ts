@@ -24,6 +24,7 @@ import { LAB } from '../../src/lab/testbed.js';
 import { run } from '../../src/lab/shell.js';
 import { needsRoot } from '../support/root.js';
 import { assertArrivals, assertOneWayTransfer, nftMissing } from '../support/one-way.js';
+import { wayOutCounters } from '../support/way-out-stats.js';
 
 const ULVSADM = fileURLToPath(new URL('../../src/cli/ulvsadm.js', import.meta.url));
 const ULVS = fileURLToPath(new URL('../../../bin/ulvs', import.meta.url)); // from dist/test/integration
@@ -120,47 +121,16 @@ describe('IP-in-IP tunnelling on a 1500-byte real-server network', { skip: needs
   test('MTU-sized DF segments (+ 20 > 1500) are answered with "fragmentation needed" (1480), not sent broken; the upload completes', () => {
     const got = bed.client(['--requests', '3', '--timeout', '3000']);
     assert.equal(got.filter((x) => x['ok']).length, 3, JSON.stringify(got));
-    const before = wayOutStats(bed);
+    const before = wayOutCounters(bed);
     // one MSS per packet (as a NIC without GRO delivers; veth would carry TSO super-packets,
     // whose segments the encapsulation shrinks by 20, but any lone full-size segment sticks)
     run(['ip', '-n', bed.bed.clients[0]!, 'link', 'set', 'eth0', 'gso_max_segs', '1']);
     const [post] = bed.client(['--post-bytes', String(1e6), '--timeout', '5000'], 0, 30_000);
     assert.equal(post?.['ok'], true, JSON.stringify(post));
     assert.equal(post?.['sha256'], post?.['expected']);
-    const after = wayOutStats(bed);
-    assert.ok(after.tooBig - before.tooBig > 0, `way-out counters: ${JSON.stringify({ before, after })}`);
-    assert.ok(after.encap > 0);
+    const after = wayOutCounters(bed);
+    assert.ok(after.TUN_OUT_TOO_BIG - before.TUN_OUT_TOO_BIG > 0, `way-out counters: ${JSON.stringify({ before, after })}`);
+    assert.ok(after.TUN_OUT_ENCAP > 0);
     assert.match(run(['ip', '-n', bed.bed.clients[0]!, 'route', 'get', V]), /mtu 1480/, 'the client learnt the tunnel MTU');
   });
 });
-
-/** The TUN's way-out program's counters (enum tun_out_counter): the program at the tcx ingress
- *  of this bed's TUN (ulvs0 in the director's namespace), its map ulvs_tun_stats. */
-function wayOutStats(bed: DirectorBed): { encap: number; tooBig: number; noRoute: number } {
-  const out = spawnSync('ip', ['netns', 'exec', bed.bed.director, process.execPath, '--input-type=module', '-e', STATS_SCRIPT], { encoding: 'utf8', env: { ...process.env, ULVS_DIST: fileURLToPath(new URL('../../', import.meta.url)) } });
-  assert.equal(out.status, 0, out.stderr);
-  return JSON.parse(out.stdout) as { encap: number; tooBig: number; noRoute: number };
-}
-
-const STATS_SCRIPT = `
-import { readFileSync } from 'node:fs';
-const dist = process.env.ULVS_DIST;
-const bpf = await import(dist + 'src/datapath/tun/bpf.js');
-const { TUN_OUT_COUNTER } = await import(dist + 'src/datapath/tun/layouts.gen.js');
-const tot = { encap: 0, tooBig: 0, noRoute: 0 };
-for (const id of bpf.tcxIngressProgIds(Number(readFileSync('/sys/class/net/ulvs0/ifindex', 'utf8')))) {
-  const fd = bpf.fdById('prog', id);
-  if (fd === null) continue;
-  for (const m of bpf.progInfo(fd).mapIds) {
-    const mfd = bpf.fdById('map', m);
-    if (mfd === null || bpf.mapInfo(mfd).name !== 'ulvs_tun_stats') continue;
-    const ops = new bpf.MapOps(mfd);
-    const k = Buffer.alloc(4), v = Buffer.alloc(8);
-    const get = (i) => { k.writeUInt32LE(i); return ops.lookup(k, v) ? Number(v.readBigUInt64LE()) : 0; };
-    tot.encap += get(TUN_OUT_COUNTER.TUN_OUT_ENCAP);
-    tot.tooBig += get(TUN_OUT_COUNTER.TUN_OUT_TOO_BIG);
-    tot.noRoute += get(TUN_OUT_COUNTER.TUN_OUT_NO_ROUTE);
-  }
-}
-process.stdout.write(JSON.stringify(tot));
-`;
