@@ -173,14 +173,7 @@ export class Pair {
    *  each writing `chunk` bytes every `everyMs`. `lines` collects its JSON lines. */
   stream(conns: number, chunk: number, everyMs: number): { lines: Record<string, unknown>[]; proc: ChildProcess } {
     const proc = this.#spawn(this.net.client, [process.execPath, STREAM, '--connect', `${PAIR.VIP}:${PAIR.VPORT}`, '--conns', String(conns), '--chunk', String(chunk), '--every-ms', String(everyMs), '--drain-ms', '5000']);
-    const lines: Record<string, unknown>[] = [];
-    let buf = '';
-    proc.stdout!.on('data', (d: Buffer) => {
-      const parts = (buf + d.toString()).split('\n');
-      buf = parts.pop()!;
-      for (const l of parts) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-    });
-    return { lines, proc };
+    return { lines: jsonLines(proc), proc };
   }
 
   /** Director i's GET /v1/vrrp, or null when its ulvsd does not answer. */
@@ -232,14 +225,7 @@ export class Pair {
   /** Start the probe (probe.ts) in the client namespace: it prints a line per answered connection. */
   probe(): { lines: Record<string, unknown>[]; proc: ChildProcess } {
     const proc = this.#spawn(this.net.client, [process.execPath, SCRIPTS.ulvsd.replace(/cli\/ulvsd\.js$/, 'lab/probe.js'), '--host', PAIR.VIP, '--port', String(PAIR.VPORT)]);
-    const lines: Record<string, unknown>[] = [];
-    let buf = '';
-    proc.stdout!.on('data', (d: Buffer) => {
-      const parts = (buf + d.toString()).split('\n');
-      buf = parts.pop()!;
-      for (const l of parts) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-    });
-    return { lines, proc };
+    return { lines: jsonLines(proc), proc };
   }
 
   stop(): void {
@@ -253,4 +239,17 @@ export interface VrrpView {
   groups: { name: string; state: string | null }[];
   syncDaemon: { interface: string; instance: string | null; syncId: number; role: string } | null;
   counters: Record<string, number>;
+}
+
+/** The JSON lines `proc` prints on stdout, collected as they arrive (a line split across reads
+ *  is joined first). */
+function jsonLines(proc: ChildProcess): Record<string, unknown>[] {
+  const lines: Record<string, unknown>[] = [];
+  let buf = '';
+  proc.stdout!.on('data', (d: Buffer) => {
+    const parts = (buf + d.toString()).split('\n');
+    buf = parts.pop()!;
+    for (const l of parts) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+  });
+  return lines;
 }
