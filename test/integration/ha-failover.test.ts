@@ -25,10 +25,10 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import type { ChildProcess } from 'node:child_process';
 import { Pair } from '../../src/lab/pair.js';
 import { PAIR } from '../../src/lab/pair-bed.js';
 import { needsRoot } from '../support/root.js';
+import { streamStatus, type Stream, type StreamStatus } from '../support/stream-status.js';
 
 const keepalived = spawnSync('keepalived', ['--version']).status === 0;
 const skip = needsRoot || (keepalived ? false : 'keepalived is not installed (apt-get install keepalived)');
@@ -38,26 +38,6 @@ const N = 200;
 const CHUNK = 64;
 const EVERY_MS = 100;
 
-interface Status {
-  established: number;
-  errors: number;
-  errorSamples: string[];
-  mismatches: number;
-  perConn: number[];
-  maxStallMs: number[];
-}
-type Stream = { lines: Record<string, unknown>[]; proc: ChildProcess };
-
-/** Ask the client for a status line (SIGUSR1) and return it. */
-async function status(s: Stream): Promise<Status> {
-  const from = s.lines.length;
-  s.proc.kill('SIGUSR1');
-  for (let t0 = Date.now(); ; await sleep(20)) {
-    const l = s.lines.slice(from).find((x) => x['event'] === 'status');
-    if (l) return l as unknown as Status;
-    if (Date.now() - t0 > 10_000) throw new Error('the stream client gave no status');
-  }
-}
 
 async function established(s: Stream, n: number): Promise<void> {
   for (let t0 = Date.now(); !s.lines.some((l) => l['event'] === 'established'); await sleep(50)) if (Date.now() - t0 > 30_000) throw new Error(`${n} connections not established in 30 s: ${JSON.stringify(s.lines.slice(-3))}`);
@@ -93,19 +73,19 @@ async function packets(pair: Pair, i: number): Promise<number> {
  * received in the last 5 s, stalled less than 2 s there, and got more than before the event.
  */
 async function across(s: Stream, event: () => Promise<void> | void, runMs = 25_000): Promise<{ at: number; gapMedian: number; gapMax: number; survivors: number; errors: number; mismatches: number; samples: string[] }> {
-  const before = await status(s);
+  const before = await streamStatus(s);
   const t0 = Date.now();
   await event();
   const gap = new Array<number>(before.perConn.length).fill(0);
-  const note = (st: Status) => st.maxStallMs.forEach((g, k) => (gap[k] = Math.max(gap[k]!, g)));
+  const note = (st: StreamStatus) => st.maxStallMs.forEach((g, k) => (gap[k] = Math.max(gap[k]!, g)));
   while (Date.now() - t0 < runMs - 5000) {
-    note(await status(s));
+    note(await streamStatus(s));
     await sleep(100);
   }
-  const mid = await status(s);
+  const mid = await streamStatus(s);
   note(mid);
   await sleep(5000);
-  const end = await status(s);
+  const end = await streamStatus(s);
   const survivors = end.perConn.filter((r, k) => r > mid.perConn[k]! && end.maxStallMs[k]! < 2000 && r > before.perConn[k]!).length;
   const sorted = [...gap].sort((a, b) => a - b);
   return { at: t0, gapMedian: sorted[sorted.length >> 1]!, gapMax: sorted[sorted.length - 1]!, survivors, errors: end.errors, mismatches: end.mismatches, samples: end.errorSamples };

@@ -37,11 +37,11 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import type { ChildProcess } from 'node:child_process';
 import { Pair } from '../../src/lab/pair.js';
 import { PAIR } from '../../src/lab/pair-bed.js';
 import { callAdmin } from '../../src/control/admin-client.js';
 import { needsRoot } from '../support/root.js';
+import { streamStatus } from '../support/stream-status.js';
 
 const keepalived = spawnSync('keepalived', ['--version']).status === 0;
 const skip = needsRoot || (keepalived ? false : 'keepalived is not installed (apt-get install keepalived)');
@@ -54,23 +54,6 @@ const CUT_AT_MS = 66_000;
 const CHECK_AT_MS = 86_000;
 const COMMON = ['sync_threshold=3 0'];
 
-type Stream = { lines: Record<string, unknown>[]; proc: ChildProcess };
-interface Status {
-  errors: number;
-  errorSamples: string[];
-  mismatches: number;
-  perConn: number[];
-}
-
-async function status(s: Stream): Promise<Status> {
-  const from = s.lines.length;
-  s.proc.kill('SIGUSR1');
-  for (let t0 = Date.now(); ; await sleep(20)) {
-    const l = s.lines.slice(from).find((x) => x['event'] === 'status');
-    if (l) return l as unknown as Status;
-    if (Date.now() - t0 > 10_000) throw new Error('the stream client gave no status');
-  }
-}
 
 /** Connections of the VIP director i holds in state ESTABLISHED and not yet expired. Not from
  *  `ulvsadm -L -c`: the listing also shows an entry past its expiry that the engine has not yet
@@ -111,7 +94,7 @@ async function run(pair: Pair, refresh: number | null): Promise<Outcome> {
   const s = pair.stream(N, CHUNK, EVERY_MS);
   const t0 = Date.now();
   await sleep(CUT_AT_MS - (Date.now() - t0));
-  const before = await status(s);
+  const before = await streamStatus(s);
   const listedBeforeCut = await listed(pair, 1);
   const masterTx = (await pair.api<{ syncDaemon: Record<string, number> }>(0, '/v1/counters'))!.syncDaemon['sync_daemon_tx_datagrams'] ?? 0;
   // d2 gets only frames addressed to it (ha-failover.test: its tc capture would otherwise take
@@ -119,7 +102,7 @@ async function run(pair: Pair, refresh: number | null): Promise<Outcome> {
   pair.net.setFlood(1, false);
   pair.net.setLinks(0, false);
   await sleep(CHECK_AT_MS - (Date.now() - t0));
-  const end = await status(s);
+  const end = await streamStatus(s);
   s.proc.kill('SIGKILL');
   return {
     listedBeforeCut,
