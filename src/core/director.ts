@@ -178,9 +178,14 @@ export class Director {
     s.lastConn = -1;
     const m = this.#meta;
     if (!m.parse(buf, off, len, pflags)) return this.#out(m.stop); //         1 receive
-    if (m.proto === IPPROTO_ICMP) return this.#out(this.#icmp.handle(m));
+    // backup_only with the backup daemon running: requests pass to the host stack unchanged
+    // (ip_vs_in_hook returns NF_ACCEPT); replies of known connections are still translated, as
+    // the kernel's out-hook does not look at backup_only
+    const serve = !s.backupOnly;
+    if (m.proto === IPPROTO_ICMP) return this.#out(this.#icmp.handle(m, serve));
     const ops = this.#protos.of(m.proto)!; //                                   TCP or UDP
     const dec = this.#decider.decide(ops, m.saddr, m.sport, m.daddr, m.dport, m.tflags); // 2 look up
+    if (!serve && dec.path !== Path.Reply) return this.#out(Outcome.PassBackupOnly);
     switch (dec.path) {
       case Path.Connection:
         return this.#out(this.#forward.request(m, ops, dec.conn)); //           3-4, 6
@@ -312,6 +317,11 @@ export class Director {
   get stats(): Stats {
     return this.#s.stats;
   }
+  /** backup_only in force: the backup daemon runs and the sysctl is set (requests pass) */
+  get backupOnly(): boolean {
+    return this.#s.backupOnly;
+  }
+
   get sysctl(): Sysctls {
     return this.#s.sysctl;
   }

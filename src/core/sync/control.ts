@@ -61,6 +61,15 @@ export class SyncControl {
     return this.#master !== null;
   }
 
+  /** The daemon's backup role runs (the kernel's sync_state & IP_VS_STATE_BACKUP): with the
+   *  backup_only sysctl, the engine then serves no virtual service (Director.process). */
+  get backupRunning(): boolean {
+    return this.#s.backupRunning;
+  }
+  set backupRunning(v: boolean) {
+    this.#s.backupRunning = v;
+  }
+
   /** records waiting in the master's current datagram (0 when stopped) */
   get pending(): number {
     return this.#master?.pending ?? 0;

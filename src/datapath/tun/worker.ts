@@ -207,7 +207,7 @@ export class PacketWorker {
     timeouts: () => this.d.timeouts,
     setTimeouts: ([t]) => (this.d.setTimeouts(t), null),
     sysctls: () => ({ ...this.d.sysctl }),
-    setSysctls: ([s]) => (applySysctls(this.d.sysctl, s), null),
+    setSysctls: ([s]) => this.bypassing(() => applySysctls(this.d.sysctl, s)),
     zero: ([service], now) => {
       this.harvest(now); // what the kernel forwarded before the reset is not counted after it
       this.d.zero(service);
@@ -233,6 +233,10 @@ export class PacketWorker {
       this.d.sync.stopMaster();
       return null;
     },
+    syncBackupRunning: ([running]) =>
+      this.bypassing(() => {
+        this.d.sync.backupRunning = running;
+      }),
     syncReceive: ([datagrams, ownSyncId], now) => {
       let taken = 0;
       for (const g of datagrams) {
@@ -242,6 +246,18 @@ export class PacketWorker {
       return taken;
     },
   };
+
+  /** Run a change; if it put backup_only in force, take every connection back from the kernel
+   *  fast path (which would forward their requests without the engine). */
+  private bypassing(change: () => void): null {
+    const was = this.d.backupOnly;
+    change();
+    if (!was && this.d.backupOnly) {
+      this.d.withdrawAll();
+      this.offloader?.flush();
+    }
+    return null;
+  }
 
   private call<K extends CallName>(msg: CallMessageOf<K>, now: number): Calls[K]['result'] {
     return this.handlers[msg.call](msg.args, now);
