@@ -304,6 +304,11 @@ export class SyncDaemon {
     });
   }
 
+  /** the descriptors of each role's sockets, port order (diagnostics and tests: getsockopt) */
+  fds(): { master: number[]; backup: number[] } {
+    return { master: this.#master?.socks.map((s) => s.fd) ?? [], backup: this.#backup?.socks.map((s) => s.fd) ?? [] };
+  }
+
   status(): SyncDaemonStatus[] {
     return [this.#master?.status, this.#backup?.status].filter((s): s is SyncDaemonStatus => s !== undefined);
   }
