@@ -6,7 +6,8 @@
  *     plain?: true   also a socket as ulvs made it before (dgram: group:port, address reuse, joined
  *                    on iface's address, no SO_BINDTODEVICE): the control of the device filter
  *     joinOn?: IF    another socket joins the group on IF (another program's membership) }
- * Prints one JSON line: { fds options, counters, plainReceived } and exits.
+ * Prints `started` once its sockets are open, then one JSON line { options (per socket, port
+ * order), counters, plainReceived } after listenMs, and exits.
  */
 import { createSocket } from 'node:dgram';
 import { SyncDaemon } from '../../src/daemon/sync-daemon.js';
@@ -55,6 +56,7 @@ if (a.joinOn) {
 }
 
 await d.start({ state: a.role, iface: a.iface, syncid: 0, maxlen: 0, group: GROUP, port: PORT, ttl: 1 });
+console.log('started');
 const fds = d.fds()[a.role];
 const options = fds.map((fd) => ({ pmtudisc: socketIntOption(fd, 'pmtudisc'), sndbuf: socketIntOption(fd, 'sndbuf'), rcvbuf: socketIntOption(fd, 'rcvbuf'), device: boundDevice(fd) }));
 for (const s of a.sends ?? []) for (let i = 0; i < s.count; i++) d.send(new Uint8Array(s.size).fill(0x5a), s.worker);
