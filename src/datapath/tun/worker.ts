@@ -196,12 +196,16 @@ export class PacketWorker {
       if (this.offloader && this.offloader.retunnel() > 0) this.offloader.flush();
       return null;
     },
+    // a listing first counts what the kernel forwarded (activity restarts timers), then lets
+    // the timers collect what expired meanwhile, so counts and lists hold live entries only
     snapshot: (_, now) => {
       this.harvest(now);
+      this.d.tick(now);
       return this.d.snapshot();
     },
     connections: (_, now) => {
       this.harvest(now);
+      this.d.tick(now);
       return this.d.connections(now);
     },
     timeouts: () => this.d.timeouts,
