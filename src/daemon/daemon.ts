@@ -337,6 +337,7 @@ export class Daemon {
       else if (!this.#vrrp) this.#vrrp = VrrpFollower.start(cfg.vrrp, this.#log, this.#syncRole);
       else this.#log.warn('notify_fifo was removed from the configuration: ulvsd keeps following the FIFO it has open until it restarts', 'vrrp');
       health.watch(cfg);
+      this.#syncRole.reconfigure(); // a changed lvs_sync_daemon line: at once, in the current role
       await this.#applyHealth();
     } else await this.control.replace(readRules(source.file, this.#kernel?.capturing ?? false, this.#caps));
     const msg = `reloaded ${source.file}`;
