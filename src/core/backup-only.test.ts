@@ -8,6 +8,8 @@ import { ipv4 } from '../wire/build.js';
 import { CLIENT, director, ip, key, RS1, TCP, VIP } from '../../test/support/bed.js';
 import { applySysctls } from './sysctl-names.js';
 import { Outcome, Verdict } from './verdict.js';
+import type { OffloadPort } from './offload.js';
+import { Fwd } from './service.js';
 import type { Director } from './director.js';
 
 const k80 = key(TCP, VIP, 80);
@@ -33,7 +35,7 @@ test('backup_only with the backup running: requests pass unchanged, nothing is c
   const d = engine();
   applySysctls(d.sysctl, { backupOnly: true });
   d.sync.backupRunning = true;
-  assert.equal(d.backupOnly, true);
+  assert.equal(d.sync.backupOnly, true);
   const r = send(d, syn(40000));
   assert.equal(r.v, Verdict.Pass);
   assert.ok(r.same, 'the packet is not rewritten');
@@ -53,7 +55,7 @@ test('either condition alone serves: the sysctl without a backup daemon, a backu
     const d = engine();
     applySysctls(d.sysctl, { backupOnly: sysctl });
     d.sync.backupRunning = running;
-    assert.equal(d.backupOnly, false);
+    assert.equal(d.sync.backupOnly, false);
     assert.equal(send(d, syn(40001)).v, Verdict.Forward, `sysctl ${sysctl} backup ${running}`);
   }
 });
@@ -77,4 +79,37 @@ test('an existing connection: its requests pass, its replies are still translate
   const icmp2 = send(d, frag(40002));
   assert.equal(icmp2.v, Verdict.Forward);
   assert.equal(icmp2.out.readUInt32BE(16) >>> 0, ip(RS1) >>> 0);
+});
+
+test('backup_only and the kernel fast path: connections withdrawn, DR way-out entries dropped at once and put back after', () => {
+  const log: string[] = [];
+  const port: OffloadPort = {
+    offer: (c) => (log.push(`offer ${c}`), true),
+    withdraw: (c, out) => (log.push(`withdraw ${c}`), out.clear()),
+    route: (c) => log.push(`route ${c}`),
+    unroute: (c) => log.push(`unroute ${c}`),
+    dropRoutes: (cs) => log.push(`drop ${cs.join(',')}`),
+  };
+  const d = director({ offload: { port: () => port, after: 2 } });
+  const k = key(TCP, VIP, 80);
+  d.addService({ ...k, scheduler: 'rr' });
+  d.addDest(k, { addr: ip(RS1), port: 80, fwd: Fwd.DROUTE });
+  const r = (sport: number, flags: string) => ipv4({ src: CLIENT, dst: VIP }).tcp({ sport, dport: 80, flags }).build();
+  send(d, r(41000, 'S'));
+  const c = d.lastConn;
+  send(d, r(41000, 'A'));
+  send(d, r(41000, 'A'));
+  assert.deepEqual(log, [`route ${c}`, `offer ${c}`]);
+  applySysctls(d.sysctl, { backupOnly: true });
+  d.sync.backupRunning = true;
+  d.sync.suspendRoutes(true); // what the worker does when backupOnly changes
+  assert.deepEqual(log.slice(2), [`withdraw ${c}`, `drop ${c}`], 'taken back from the kernel, its way-out entry gone');
+  assert.equal(send(d, r(41000, 'A')).v, Verdict.Pass, 'its packets pass to the host stack');
+  d.sync.suspendRoutes(true);
+  assert.equal(log.length, 4, 'suspending twice does nothing');
+  d.sync.backupRunning = false;
+  d.sync.suspendRoutes(false);
+  assert.deepEqual(log.slice(4), [`route ${c}`], 'routed again when backup_only ends');
+  // control: served again, through the engine
+  assert.equal(send(d, r(41000, 'A')).v, Verdict.Forward);
 });

@@ -178,10 +178,7 @@ export class Director {
     s.lastConn = -1;
     const m = this.#meta;
     if (!m.parse(buf, off, len, pflags)) return this.#out(m.stop); //         1 receive
-    // backup_only with the backup daemon running: requests pass to the host stack unchanged
-    // (ip_vs_in_hook returns NF_ACCEPT); replies of known connections are still translated, as
-    // the kernel's out-hook does not look at backup_only
-    const serve = !s.backupOnly;
+    const serve = !s.backupOnly; // backup_only: requests pass, replies translated (SyncControl)
     if (m.proto === IPPROTO_ICMP) return this.#out(this.#icmp.handle(m, serve));
     const ops = this.#protos.of(m.proto)!; //                                   TCP or UDP
     const dec = this.#decider.decide(ops, m.saddr, m.sport, m.daddr, m.dport, m.tflags); // 2 look up
@@ -317,11 +314,6 @@ export class Director {
   get stats(): Stats {
     return this.#s.stats;
   }
-  /** backup_only in force: the backup daemon runs and the sysctl is set (requests pass) */
-  get backupOnly(): boolean {
-    return this.#s.backupOnly;
-  }
-
   get sysctl(): Sysctls {
     return this.#s.sysctl;
   }
