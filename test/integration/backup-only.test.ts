@@ -12,6 +12,16 @@
  *   control 3:    backup running, backup_only 0    -> rs1/rs2 answer
  * The bypass check fails on a ulvsd that ignores the sysctl (the rs answer instead: what the
  * controls show).
+ *
+ * Direct routing (the case backup_only exists for: a backup holding synced DR connections must
+ * not send their packets on): VIP:80 -g rs1 (the VIP on rs1's lo; not on the director, whose
+ * stack would take rs1's replies from the VIP as martians). An established connection held
+ * open through the backup daemon's start:
+ *   control: backup running with backup_only 0 -> it downloads its 200 kB, byte-exact;
+ *   backup_only 1 -> its packets reach the director's own stack, which does not deliver them
+ *   to rs1 (no route for the VIP there), so its download fails or never ends; without dropping the way-out entry (Offloader.dropRoutes) the way-out program would
+ *   still send them to rs1 and it would complete (checked by taking the drop out);
+ *   backup_only 0 again -> a new connection is served.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,6 +32,8 @@ import { DirectorBed, waitFor } from '../../src/lab/director-bed.js';
 import { LAB } from '../../src/lab/testbed.js';
 import { needsRoot } from '../support/root.js';
 import { LISTENER, tcpConnect } from '../support/probes.js';
+import { HeldConns } from '../support/held-conns.js';
+import { run } from '../../src/lab/shell.js';
 
 const ULVSADM = fileURLToPath(new URL('../../src/cli/ulvsadm.js', import.meta.url));
 const V = LAB.VIP;
@@ -82,5 +94,63 @@ describe('backup_only: a director running a sync backup serves no virtual servic
     adm('--sysctl', 'backup_only=0');
     assert.deepEqual(answers(), new Set(['connected rs1', 'connected rs2']));
     adm('--stop-daemon', 'backup');
+  });
+});
+
+describe('backup_only with direct routing: held connections are not sent on', { skip: needsRoot }, () => {
+  let bed: DirectorBed;
+  let held: HeldConns;
+  const adm = (...args: string[]) => {
+    const r = spawnSync(process.execPath, [ULVSADM, ...args], { env: { ...process.env, ULVS_SOCKET: bed.socket }, encoding: 'utf8' });
+    assert.equal(r.status, 0, `ulvsadm ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  before(async () => {
+    const dr = `-A -t ${V}:80 -s rr\n-a -t ${V}:80 -r ${LAB.realServer(0)}:80 -g\n`;
+    bed = await new DirectorBed({ prefix: `hC-${randomBytes(2).toString('hex')}`, rules: dr, realServers: 1, clients: 1, httpPort: 80 }).start();
+    const rs = bed.bed.realServers[0]!;
+    for (const k of ['all', 'eth0', 'lo']) {
+      run(['ip', 'netns', 'exec', rs, 'sysctl', '-qw', `net.ipv4.conf.${k}.arp_ignore=1`]);
+      run(['ip', 'netns', 'exec', rs, 'sysctl', '-qw', `net.ipv4.conf.${k}.arp_announce=2`]);
+    }
+    run(['ip', '-n', rs, 'addr', 'add', `${V}/32`, 'dev', 'lo']);
+    held = await new HeldConns(bed.bed.clients[0]!, { thenBytes: 200_000 }).ready();
+  });
+  after(async () => {
+    await held?.close();
+    await bed?.stop();
+  });
+
+  test('control: a connection held while the backup starts (backup_only 0) completes', async () => {
+    const { conns, failed } = await held.open(1);
+    assert.deepEqual(failed, []);
+    assert.equal(conns[0]!.server, 'rs1');
+    adm('--start-daemon', 'backup', '--mcast-interface', 'pubbr');
+    const [end] = await held.finish([conns[0]!.id], 0, 30_000);
+    assert.equal(end!.ok, true, JSON.stringify(end));
+    adm('--stop-daemon', 'backup');
+  });
+
+  test('backup_only 1: a connection held while the backup starts is not sent to rs1 any more', async () => {
+    const { conns, failed } = await held.open(1);
+    assert.deepEqual(failed, []);
+    adm('--sysctl', 'backup_only=1');
+    adm('--start-daemon', 'backup', '--mcast-interface', 'pubbr');
+    // its packets go to the director's stack, which has no route for them (or resets them):
+    // the download either fails or never ends
+    const end = await held.finish([conns[0]!.id], 0, 15_000).then(
+      ([e]) => e!,
+      (e: Error) => ({ ok: false, error: e.message.slice(0, 80) }),
+    );
+    assert.equal(end.ok, false, `the connection went on to rs1: ${JSON.stringify(end)}`);
+  });
+
+  test('backup stopped: new connections are served again', async () => {
+    adm('--stop-daemon', 'backup');
+    const { conns, failed } = await held.open(1);
+    assert.deepEqual(failed, []);
+    assert.equal(conns[0]!.server, 'rs1');
+    const [end] = await held.finish([conns[0]!.id], 0, 30_000);
+    assert.equal(end!.ok, true, JSON.stringify(end));
   });
 });
