@@ -115,6 +115,8 @@ export const Event = {
   Offloaded: 8,
   OffloadWithdrawn: 9,
   OffloadRefused: 10,
+  /** a half-open TCP entry removed to make room for a new connection (conn/lifecycle.ts) */
+  EmbryonicEvicted: 11,
 } as const;
 export const EVENT_NAMES = [
   'conns_created',
@@ -128,6 +130,7 @@ export const EVENT_NAMES = [
   'offloaded',
   'offload_withdrawn',
   'offload_refused',
+  'embryonic_evicted',
 ] as const;
 
 /** Flag bits the caller passes to `process()` about the packet's buffer. */
