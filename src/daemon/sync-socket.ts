@@ -35,7 +35,6 @@ const SO_BINDTODEVICE = 25;
 const IPPROTO_IP = 0;
 const IP_MTU_DISCOVER = 10;
 const IP_PMTUDISC_DONT = 0;
-const IP_MTU_DISCOVER_GET = IP_MTU_DISCOVER;
 
 const socketCall = libc.func('int socket(int domain, int type, int protocol)') as (d: number, t: number, p: number) => number;
 const setsockopt = libc.func('int setsockopt(int fd, int level, int name, const void *val, uint32_t len)') as (fd: number, level: number, name: number, val: Buffer, len: number) => number;
@@ -114,7 +113,7 @@ export async function openSyncSocket(s: SyncSocketSpec): Promise<SyncSocket> {
 
 /** Read back an int socket option of a dgram socket's descriptor (tests: what the kernel holds). */
 export function socketIntOption(fd: number, which: 'pmtudisc' | 'sndbuf' | 'rcvbuf'): number {
-  const [level, name] = which === 'pmtudisc' ? [IPPROTO_IP, IP_MTU_DISCOVER_GET] : [SOL_SOCKET, which === 'sndbuf' ? SO_SNDBUF : SO_RCVBUF];
+  const [level, name] = which === 'pmtudisc' ? [IPPROTO_IP, IP_MTU_DISCOVER] : [SOL_SOCKET, which === 'sndbuf' ? SO_SNDBUF : SO_RCVBUF];
   const b = Buffer.alloc(4);
   const len = [4];
   if (getsockopt(fd, level, name, b, len) !== 0) throw new Error(`getsockopt: ${sys.strerror(errno())}`);
