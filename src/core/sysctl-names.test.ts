@@ -27,11 +27,12 @@ test('the defaults under IPVS names (ipvs-sysctl.rst)', () => {
     lblc_expiration: 86400,
     lblcr_expiration: 86400,
     backup_only: 0,
+    evict_embryonic: 1,
   });
 });
 
 test('booleans: 0 or 1, as a number or its text', () => {
-  const keys = { expire_nodest_conn: 'expireNodestConn', sloppy_tcp: 'sloppyTcp', expire_quiescent_template: 'expireQuiescentTemplate', sync_persist_mode: 'syncPersistMode', backup_only: 'backupOnly' };
+  const keys = { expire_nodest_conn: 'expireNodestConn', sloppy_tcp: 'sloppyTcp', expire_quiescent_template: 'expireQuiescentTemplate', sync_persist_mode: 'syncPersistMode', backup_only: 'backupOnly', evict_embryonic: 'evictEmbryonic' };
   for (const [name, key] of Object.entries(keys)) {
     assert.deepEqual(parseSysctlValue(name, 1), { [key]: true });
     assert.deepEqual(parseSysctlValue(name, '0'), { [key]: false });

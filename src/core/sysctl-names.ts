@@ -26,6 +26,8 @@
  *   sync_sock_size      proc_dointvec: any int (used only when > 0)
  *   sync_ports          proc_do_sync_ports: >= 1 and a power of 2 (start_sync_thread clamps to 64)
  *   backup_only         proc_dointvec, used as a boolean; ulvs takes 0 or 1 only
+ *   evict_embryonic     ulvs's own (no kernel counterpart), 0 or 1, default 1: a full table
+ *                       evicts a half-open TCP entry for a new connection (conn/lifecycle.ts)
  * Names of the kernel's table that ulvs does not carry (am_droprate, drop_entry, cache_bypass,
  * ...) are refused as unknown. No I/O.
  */
@@ -79,7 +81,7 @@ interface Entry {
   parse(name: string, v: unknown): Partial<Sysctls>;
   show(s: Sysctls): IpvsSysctlValue;
 }
-const flag = (key: 'expireNodestConn' | 'expireQuiescentTemplate' | 'sloppyTcp' | 'syncPersistMode' | 'backupOnly'): Entry => ({
+const flag = (key: 'expireNodestConn' | 'expireQuiescentTemplate' | 'sloppyTcp' | 'syncPersistMode' | 'backupOnly' | 'evictEmbryonic'): Entry => ({
   parse: (n, v) => ({ [key]: bool(n, v) }),
   show: (s) => (s[key] ? 1 : 0),
 });
@@ -120,6 +122,8 @@ const TABLE: Record<string, Entry> = {
   lblc_expiration: seconds('lblcExpiration'),
   lblcr_expiration: seconds('lblcrExpiration'),
   backup_only: flag('backupOnly'),
+  // ulvs's own (no such sysctl in the kernel): core/sysctl.ts evictEmbryonic
+  evict_embryonic: flag('evictEmbryonic'),
 };
 
 export const IPVS_SYSCTL_NAMES: readonly string[] = Object.keys(TABLE);

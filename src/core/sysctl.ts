@@ -44,6 +44,10 @@ export interface Sysctls {
   /** backup_only: while the backup daemon runs, virtual services are not served: requests pass
    *  to the host stack unchanged (ip_vs_in_hook, ip_vs_forward_icmp: sysctl_backup_only) */
   backupOnly: boolean;
+  /** evict_embryonic (ulvs's own, not the kernel's): a full connection table makes room for a
+   *  new connection by removing the half-open TCP entry queued soonest (conn/lifecycle.ts); the
+   *  kernel's nearest rule is drop_entry's random drops under memory pressure */
+  evictEmbryonic: boolean;
 }
 
 export function defaultSysctls(overrides?: Partial<Sysctls>): Sysctls {
@@ -65,6 +69,7 @@ export function defaultSysctls(overrides?: Partial<Sysctls>): Sysctls {
     syncSockSize: 0,
     syncPorts: 1,
     backupOnly: false,
+    evictEmbryonic: true,
     ...overrides,
   };
 }

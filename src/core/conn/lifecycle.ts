@@ -49,7 +49,7 @@ export class ConnLifecycle {
     const f = ConnFlag.INACTIVE | method | flags;
     const expires = s.nowTick + NEW_CONN_TIMEOUT_S * TICKS_PER_SEC;
     let c = conns.insert(ctx.proto, ctx.caddr, ctx.cport, ctx.vaddr, ctx.vport, d.addr, dport, d.id, f, expires, s.nowTick);
-    if (c < 0 && this.#evictEmbryonic()) c = conns.insert(ctx.proto, ctx.caddr, ctx.cport, ctx.vaddr, ctx.vport, d.addr, dport, d.id, f, expires, s.nowTick);
+    if (c < 0 && s.sysctl.evictEmbryonic && this.#evictEmbryonic()) c = conns.insert(ctx.proto, ctx.caddr, ctx.cport, ctx.vaddr, ctx.vport, d.addr, dport, d.id, f, expires, s.nowTick);
     if (c < 0) return TABLE_FULL;
     d.inactConns++;
     checkOverload(d);
