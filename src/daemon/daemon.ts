@@ -47,7 +47,7 @@ import type { DaemonLog } from './log.js';
 import type { DaemonOptions } from './options.js';
 import { LocalAddresses, type LocalChange } from './local-vips.js';
 import { importSummary, loadHandover, newHandoverCounters, saveHandover } from './handover.js';
-import { readKept, statePaths } from './kept-state.js';
+import { statePaths, takeKept, type StatePaths } from './kept-state.js';
 import { WorkerPool, type PoolCounters } from './worker-pool.js';
 import { VrrpFollower } from './vrrp-follower.js';
 import { SyncDaemon, syncDaemonFor } from './sync-daemon.js';
@@ -135,7 +135,7 @@ export class Daemon {
   #exitCode = 0;
   #handover = false;
   readonly #handoverCounters = newHandoverCounters();
-  readonly #paths: { kernel: string; conns: string };
+  readonly #paths: StatePaths;
 
   constructor(o: DaemonOptions, log: DaemonLog, exit: (code: number) => void) {
     this.#o = o;
@@ -168,7 +168,7 @@ export class Daemon {
     const kernel = new KernelSetup(o, rules, log, this.#paths.kernel);
     this.#kernel = kernel;
     try {
-      kernel.install(rules, readKept(this.#paths.kernel));
+      kernel.install(rules, takeKept(this.#paths, this.#handoverCounters, log));
       checkHost(rules, kernel.capturing); // tc may have been unavailable
       this.#caps.dr = kernel.drUnavailable;
       try {

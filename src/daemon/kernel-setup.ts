@@ -33,7 +33,7 @@ import { offloadNames, openTunQueue, setPersist } from '../datapath/tun/device.j
 import { captureDevices, followInterfaces, installCapture, removeCapture, updateCapture, type CaptureState } from '../datapath/tun/capture.js';
 import { adoptFastPath, closeFd, dropPriorFastPath, fastPathIds, followFastPath, installFastPath, installTunOut, removeFastPath, type FastPathState, type PriorFastPath } from '../datapath/tun/fastpath.js';
 import { adoptRouting, installRouting, isLocalAddress, removeRouting, updateRouting, type HostAddress, type RoutingPlan, type RoutingState } from '../datapath/tun/routing.js';
-import { removeKept, writeKept, type KeptKernel } from './kept-state.js';
+import { ownNetnsCookie, removeKept, writeKept, type KeptKernel } from './kept-state.js';
 import { attachSteering, SteeringMap, steeringSpec } from '../datapath/tun/steering.js';
 import { sys } from '../datapath/tun/sys.js';
 import { formatIPv4 } from '../wire/addr.js';
@@ -190,6 +190,7 @@ export class KernelSetup {
         version: 1,
         pid: process.pid,
         workers: this.o.workers,
+        netnsCookie: ownNetnsCookie(),
         routing: { plan: this.plan, sysctls: this.#routing?.sysctls ?? [] },
         capture: c ? { pref: c.pref, devices: c.devices, addedQdisc: c.addedQdisc } : null,
         fastPath: fp ? { ...fastPathIds(fp), slots: fp.maps.slots, attached: fp.attached } : null,
