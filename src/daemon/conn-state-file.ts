@@ -57,7 +57,7 @@ export function decodeState(b: Buffer): RecordBatch & { writtenAtMs: number } {
   if (b.toString('latin1', 0, 8) !== STATE_MAGIC) throw new StateFileError('not a ulvs connection state file (magic)');
   if (crc32(b.subarray(0, 28)) !== b.readUInt32LE(28)) throw new StateFileError('header checksum mismatch');
   const version = b.readUInt16LE(8);
-  if (version !== STATE_VERSION) throw new StateFileError(`version ${version}, this ulvsd reads version ${STATE_VERSION}`);
+  if (version !== STATE_VERSION) throw new StateFileError(`version ${version}, this ulvsd reads version ${STATE_VERSION}${version > STATE_VERSION ? ' (written by a newer ulvsd)' : ''}`);
   if (b.readUInt16LE(10) !== HANDOVER_RECORD_SIZE) throw new StateFileError(`record size ${b.readUInt16LE(10)}, expected ${HANDOVER_RECORD_SIZE}`);
   const count = b.readUInt32LE(12);
   const want = STATE_HEADER_SIZE + count * HANDOVER_RECORD_SIZE;
@@ -69,12 +69,13 @@ export function decodeState(b: Buffer): RecordBatch & { writtenAtMs: number } {
   return { buf, count, writtenAtMs: b.readDoubleLE(20) };
 }
 
-/** Write the file atomically (temporary name, fsync, rename). Throws the system's error. */
-export function writeStateFile(path: string, records: RecordBatch, writtenAtMs = Date.now()): void {
+/** Write `bytes` to `path` atomically (temporary name, fsync, rename; mode 0600): a reader
+ *  sees the old file, the new one, or none. Throws the system's error. */
+export function writeAtomically(path: string, bytes: Buffer): void {
   const tmp = `${path}.tmp`;
   const fd = openSync(tmp, 'w', 0o600);
   try {
-    writeSync(fd, encodeState(records, writtenAtMs));
+    writeSync(fd, bytes);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
@@ -82,11 +83,20 @@ export function writeStateFile(path: string, records: RecordBatch, writtenAtMs =
   renameSync(tmp, path);
 }
 
+/** Write the file atomically (writeAtomically). Throws the system's error. */
+export function writeStateFile(path: string, records: RecordBatch, writtenAtMs = Date.now()): void {
+  writeAtomically(path, encodeState(records, writtenAtMs));
+}
+
 /** What a start found: no file, a file refused (why), or the records. */
 export type TakenState = { kind: 'none' } | { kind: 'refused'; reason: string } | ({ kind: 'records' } & RecordBatch & { writtenAtMs: number });
 
-/** Read and remove the file (used once, whatever its content). Never throws. */
-export function takeStateFile(path: string): TakenState {
+/**
+ * Read and remove the file at `path` (a state file is used once, whatever its content) and
+ * decode it: 'none' when absent, 'refused' with the reason when unreadable or when `decode`
+ * throws (StateFileError's message), else `decode`'s result. Never throws.
+ */
+export function takeFile<T>(path: string, decode: (b: Buffer) => T): { kind: 'none' } | { kind: 'refused'; reason: string } | { kind: 'ok'; value: T } {
   let b: Buffer;
   try {
     b = readFileSync(path);
@@ -100,11 +110,16 @@ export function takeStateFile(path: string): TakenState {
     /* gone already: it was read */
   }
   try {
-    return { kind: 'records', ...decodeState(b) };
+    return { kind: 'ok', value: decode(b) };
   } catch (e) {
-    if (e instanceof StateFileError) return { kind: 'refused', reason: e.message };
-    return { kind: 'refused', reason: String(e) };
+    return { kind: 'refused', reason: e instanceof StateFileError ? e.message : String(e) };
   }
+}
+
+/** Read and remove the connection state file (takeFile). Never throws. */
+export function takeStateFile(path: string): TakenState {
+  const t = takeFile(path, decodeState);
+  return t.kind === 'ok' ? { kind: 'records', ...t.value } : t;
 }
 
 /** One batch of the workers' batches (each with its own template indexes), in order. */

@@ -47,6 +47,7 @@ import type { DaemonLog } from './log.js';
 import type { DaemonOptions } from './options.js';
 import { LocalAddresses, type LocalChange } from './local-vips.js';
 import { importSummary, loadHandover, newHandoverCounters, saveHandover } from './handover.js';
+import { loadCarry, saveCarry } from './carry-handover.js';
 import { statePaths, takeKept, type StatePaths } from './kept-state.js';
 import { WorkerPool, type PoolCounters } from './worker-pool.js';
 import { VrrpFollower } from './vrrp-follower.js';
@@ -189,11 +190,12 @@ export class Daemon {
     const initial = slots.assign(diffRules({ services: [], dests: [] }, rules));
     initial.commit();
     const handover = loadHandover({ connsPath: this.#paths.conns, rules, workers: o.workers, adoptedMaps: kernel.fastPathAdopted ? kernel.fastPathMaps : null, counters: this.#handoverCounters, log });
+    const carry = loadCarry({ path: this.#paths.carry, ops: initial.ops, sharedState: slots.state, counters: this.#handoverCounters, log });
     const pool = new WorkerPool(
       kernel.queues.map((q) => q.fd),
       (i) => {
         const fastPath = kernel.fastPathShare(i);
-        return { seed: randomInt(0, 0x7fffffff), maxConns: Math.floor(o.maxConns / o.workers), ops: initial.ops, io: o.io, busyPollUs: o.busyPollUs, localAddrs: this.#local.addrs, sysctl: o.sysctl, sharedState: slots.state, ...(fastPath ? { fastPath } : {}), ...(handover?.[i]?.count ? { handover: handover[i] } : {}) };
+        return { seed: randomInt(0, 0x7fffffff), maxConns: Math.floor(o.maxConns / o.workers), ops: initial.ops, io: o.io, busyPollUs: o.busyPollUs, localAddrs: this.#local.addrs, sysctl: o.sysctl, sharedState: slots.state, ...(fastPath ? { fastPath } : {}), ...(handover?.[i]?.count ? { handover: handover[i] } : {}), ...(i === 0 && carry ? { carry } : {}) };
       },
       {
         warn: (msg) => log.warn(msg),
@@ -215,9 +217,10 @@ export class Daemon {
           this.#exit(1);
         },
         syncDatagram: (_i, dg) => this.#sync?.send(dg),
-        stopped: (batches) => {
+        stopped: (batches, carries) => {
           if (this.#handover) {
             if (batches) saveHandover(this.#paths.conns, batches, o.dev, this.#handoverCounters, log);
+            saveCarry(this.#paths.carry, carries, log);
             this.#cleanup(true);
           } else {
             this.#cleanup();

@@ -23,13 +23,12 @@
  * to any other VIP they are dropped (outcome drop_no_conn), since routing them on could send
  * them back to this host.
  *
- * Restarts (core/conn/handover.ts): connections handed over by the previous process arrive
- * with WorkerInit and are imported before the first packet is read; a `stop` for a hand-over
- * folds the kernel's counts in once more and sends the table as records with `stopped`,
- * leaving the offloaded connections in the kernel (any other stop takes them back first).
- *
- * The messages both ways are typed once, in worker-protocol.ts. All state is one
- * PacketWorker per thread; this module only constructs it from workerData and runs it.
+ * Restarts (core/conn/handover.ts, core/carry-over.ts): connections and counters handed over
+ * by the previous process arrive with WorkerInit and are imported before the first packet is
+ * read; a `stop` for a hand-over folds the kernel's counts in once more and sends the table as
+ * records and the carry-over with `stopped`, leaving the offloaded connections in the kernel
+ * (any other stop takes them back first). The messages both ways are typed once, in
+ * worker-protocol.ts; all state is one PacketWorker per thread, constructed from workerData.
  */
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { Director } from '../../core/director.js';
@@ -39,6 +38,7 @@ import { PacketFlag, Verdict } from '../../core/verdict.js';
 import { defaultRegistry } from '../../sched/index.js';
 import { VNET_HDR_LEN, vnetGsoType, vnetNeedsCsum } from '../../wire/virtio.js';
 import type { ImportResult } from '../../core/conn/handover.js';
+import { exportCarry, importCarry } from '../../core/carry-over.js';
 import type { CallHandlers, CallMessageOf, Calls, CallName, FromWorker, HandoverBatch, IoMode, ToWorker, WorkerInit } from './worker-protocol.js';
 import { POLLIN, sys } from './sys.js';
 import { EAGAIN, EINTR, EINVAL, ENOBUFS } from './syscalls.js';
@@ -101,6 +101,7 @@ export class PacketWorker {
     this.offloader = offloader;
     this.d.setLocalAddresses(init.localAddrs);
     applyOps(this.d, init.ops);
+    if (init.carry) importCarry(this.d, init.carry);
     if (init.handover) {
       const h = init.handover;
       this.imported = this.d.importConns(Buffer.from(h.buf.buffer, h.buf.byteOffset, h.buf.byteLength), h.count, Math.floor(performance.now()));
@@ -136,7 +137,7 @@ export class PacketWorker {
       this.offloader.flush();
     }
     this.offloader?.close();
-    this.send({ type: 'stopped', engine: this.d.counters(), datapath: this.dp, ...(handover ? { handover } : {}) });
+    this.send({ type: 'stopped', engine: this.d.counters(), datapath: this.dp, ...(handover ? { handover, carry: exportCarry(this.d) } : {}) });
     this.port.close();
   }
 

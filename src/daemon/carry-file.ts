@@ -1,0 +1,106 @@
+/**
+ * The carry-over file a stopping ulvsd leaves beside the connection state file (README
+ * "Restarts and upgrades"): `<state dir>/<dev>.net<inode>.carry`, the counters, rate
+ * estimators and scheduler cursors of core/carry-over.ts. Written and taken as the connection
+ * file is (conn-state-file.ts writeAtomically, takeFile: removed once read).
+ *
+ * Layout: a 32-byte little-endian header, then the carry as JSON (UTF-8): the services and
+ * servers are named by identity and the counters by name, so another build reads what it knows
+ * and ignores the rest.
+ *
+ *   off size  field
+ *     0  8    magic          "ULVSCARY"
+ *     8  2    version        1 (a reader refuses any other: a newer writer may mean otherwise)
+ *    10  2    reserved       0
+ *    12  4    body length    bytes of JSON that follow
+ *    16  4    body CRC       CRC-32 (IEEE, zlib's) of the body
+ *    20  8    written at     float64, Unix time in ms
+ *    28  4    header CRC     CRC-32 of bytes 0..27
+ *    32  ...  body
+ *
+ * Anything else (another magic or version, a length or checksum that does not match, JSON that
+ * is not a carry: a missing field, a negative or non-finite count, an address out of range) is
+ * refused whole with the reason, and the start goes on from zero. Nothing here throws past
+ * decodeCarry's StateFileError.
+ */
+import { crc32 } from 'node:zlib';
+import { z } from 'zod';
+import type { EngineCarry } from '../core/carry-over.js';
+import { STAT_COUNT } from '../core/stats.js';
+import { StateFileError, takeFile, writeAtomically } from './conn-state-file.js';
+
+export const CARRY_MAGIC = 'ULVSCARY';
+export const CARRY_VERSION = 1;
+const HEADER = 32;
+
+const count = z.number().finite().nonnegative();
+const u32 = z.number().int().min(0).max(0xffffffff);
+const port = z.number().int().min(0).max(0xffff);
+/** estimates may be negative for a moment (the estimator's floor of a negative step), never non-finite */
+const stats = z.object({ c: z.array(count).length(STAT_COUNT), last: z.array(count).length(STAT_COUNT), est: z.array(z.number().finite()).length(STAT_COUNT) });
+const carrySchema = z.object({
+  totals: stats,
+  services: z.array(
+    z.object({
+      proto: z.union([z.literal(6), z.literal(17)]),
+      addr: u32,
+      port,
+      stats,
+      dests: z.array(z.object({ addr: u32, port, stats })),
+      cursor: z.object({ scheduler: z.string().max(32), server: z.object({ addr: u32, port }).nullable(), weight: z.number().int().min(0).max(0xffff) }).nullable(),
+    }),
+  ),
+  counters: z.record(count),
+});
+
+/** The file's bytes for `c`, stamped `writtenAtMs`. */
+export function encodeCarry(c: EngineCarry, writtenAtMs: number): Buffer {
+  const body = Buffer.from(JSON.stringify(c), 'utf8');
+  const h = Buffer.alloc(HEADER);
+  h.write(CARRY_MAGIC, 0, 'latin1');
+  h.writeUInt16LE(CARRY_VERSION, 8);
+  h.writeUInt32LE(body.length, 12);
+  h.writeUInt32LE(crc32(body), 16);
+  h.writeDoubleLE(writtenAtMs, 20);
+  h.writeUInt32LE(crc32(h.subarray(0, 28)), 28);
+  return Buffer.concat([h, body]);
+}
+
+/** The carry of a file's bytes; throws StateFileError with the reason. */
+export function decodeCarry(b: Buffer): { carry: EngineCarry; writtenAtMs: number } {
+  if (b.length < HEADER) throw new StateFileError(`${b.length} bytes, shorter than the ${HEADER}-byte header`);
+  if (b.toString('latin1', 0, 8) !== CARRY_MAGIC) throw new StateFileError('not a ulvs carry-over file (magic)');
+  if (crc32(b.subarray(0, 28)) !== b.readUInt32LE(28)) throw new StateFileError('header checksum mismatch');
+  const version = b.readUInt16LE(8);
+  if (version !== CARRY_VERSION) throw new StateFileError(`version ${version}, this ulvsd reads version ${CARRY_VERSION}${version > CARRY_VERSION ? ' (written by a newer ulvsd)' : ''}`);
+  const len = b.readUInt32LE(12);
+  if (b.length !== HEADER + len) throw new StateFileError(`${b.length} bytes for a ${len}-byte body, expected ${HEADER + len} (truncated or padded)`);
+  const body = b.subarray(HEADER);
+  if (crc32(body) !== b.readUInt32LE(16)) throw new StateFileError('body checksum mismatch');
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString('utf8'));
+  } catch (e) {
+    throw new StateFileError(`body is not JSON: ${(e as Error).message}`);
+  }
+  const r = carrySchema.safeParse(json);
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    throw new StateFileError(`body: ${i.path.join('.') || '(root)'}: ${i.message}`);
+  }
+  return { carry: r.data, writtenAtMs: b.readDoubleLE(20) };
+}
+
+/** Write the file atomically (conn-state-file.ts writeAtomically). Throws the system's error. */
+export function writeCarryFile(path: string, c: EngineCarry, writtenAtMs = Date.now()): void {
+  writeAtomically(path, encodeCarry(c, writtenAtMs));
+}
+
+/** What a start found: no file, a file refused (why), or the carry. */
+export type TakenCarry = { kind: 'none' } | { kind: 'refused'; reason: string } | { kind: 'carry'; carry: EngineCarry; writtenAtMs: number };
+
+/** Read and remove the file (used once, whatever its content). Never throws. */
+export function takeCarryFile(path: string): TakenCarry {
+  const t = takeFile(path, decodeCarry);
+  return t.kind === 'ok' ? { kind: 'carry', ...t.value } : t;
+}
