@@ -5,6 +5,7 @@ import { CLIENT, director, ip, key, RS1, RS2, RS3, TCP, VIP } from '../../test/s
 import { exportCarry, importCarry, mergeCarries, restoreCursors } from './carry-over.js';
 import type { Director } from './director.js';
 import { mergeSnapshots } from './snapshot-merge.js';
+import { keepingSlots } from './sched-state.js';
 
 const k80 = key(TCP, VIP, 80);
 const k81 = key(TCP, VIP, 81);
@@ -109,4 +110,30 @@ test('a cursor on a server the new rules lack starts at the head; another schedu
   const lacking = { ...carry, services: carry.services.map((s) => ({ ...s, cursor: s.cursor && { ...s.cursor, server: { addr: ip('192.0.2.99') >>> 0, port: 8080 } } })) };
   assert.equal(restoreCursors(next, lacking), 1, 'rr set (to the head), wrr -> wlc skipped');
   assert.equal(connect(next, 80), next.getService(k80)!.dests[0]!.addr >>> 0, 'the head');
+});
+
+test('as ulvsd starts: cursors set on a scratch engine first, then the workers built; keepingSlots keeps the cursors through their start-up operations', () => {
+  const old = engines(1);
+  for (let i = 0; i < 11; i++) connect(old[0]!, 81);
+  const carry = exportCarry(old[0]!);
+  const wouldBe = Array.from({ length: 6 }, () => connect(old[0]!, 81));
+  const start = (keep: boolean) => {
+    const shared = new Int32Array(new SharedArrayBuffer(16));
+    restoreCursors(engines(1, shared)[0]!, carry);
+    let w: Director[] = [];
+    if (keep) keepingSlots(shared, () => (w = engines(2, shared)));
+    else w = engines(2, shared);
+    return Array.from({ length: 6 }, (_, i) => connect(w[i % 2]!, 81));
+  };
+  assert.deepEqual(start(true), wouldBe);
+  // control: the workers' server additions move wrr's cursor back to the head
+  assert.notDeepEqual(start(false), wouldBe);
+});
+
+test('keepingSlots: a fresh slot (0) keeps what the start-up operations made of it', () => {
+  const shared = new Int32Array(new SharedArrayBuffer(16));
+  let d: Director[] = [];
+  keepingSlots(shared, () => (d = engines(1, shared)));
+  const plain = engines(1);
+  assert.deepEqual(Array.from({ length: 6 }, () => connect(d[0]!, 81)), Array.from({ length: 6 }, () => connect(plain[0]!, 81)));
 });

@@ -35,6 +35,7 @@ import { Director } from '../../core/director.js';
 import { applyOps } from '../../core/rule-ops.js';
 import { applySysctls } from '../../core/sysctl-names.js';
 import { PacketFlag, Verdict } from '../../core/verdict.js';
+import { keepingSlots } from '../../core/sched-state.js';
 import { defaultRegistry } from '../../sched/index.js';
 import { VNET_HDR_LEN, vnetGsoType, vnetNeedsCsum } from '../../wire/virtio.js';
 import type { ImportResult } from '../../core/conn/handover.js';
@@ -56,9 +57,7 @@ const READ_TAG = 0x10000;
 const WRITE_TAG = 0x20000;
 
 /** Data-path counters (the engine's own counters are in Director.counters()). */
-function newCounters() {
-  return { reads: 0, writes: 0, write_errors: 0, gso_packets: 0, csum_partial: 0, short_reads: 0, read_errors: 0, oversize: 0, batches: 0, no_buffers: 0 };
-}
+const newCounters = () => ({ reads: 0, writes: 0, write_errors: 0, gso_packets: 0, csum_partial: 0, short_reads: 0, read_errors: 0, oversize: 0, batches: 0, no_buffers: 0 });
 
 export class PacketWorker {
   private readonly fd: number;
@@ -100,7 +99,7 @@ export class PacketWorker {
     });
     this.offloader = offloader;
     this.d.setLocalAddresses(init.localAddrs);
-    applyOps(this.d, init.ops);
+    keepingSlots(init.sharedState, () => applyOps(this.d, init.ops)); // the cursors set by the control plane stay
     if (init.carry) importCarry(this.d, init.carry);
     if (init.handover) {
       const h = init.handover;
