@@ -35,6 +35,8 @@ test('round trip', () => {
   const d = decodeCarry(encodeCarry(carry(), 1234.5));
   assert.deepEqual(d.carry, carry());
   assert.equal(d.writtenAtMs, 1234.5);
+  assert.match(d.writer, /^ulvsd \d+\.\d+\.\d+/, 'the writing build, from package.json');
+  assert.equal(decodeCarry(encodeCarry(carry(), 1, 'ulvsd 9.9.9')).writer, 'ulvsd 9.9.9');
 });
 
 test('damage anywhere is refused whole, with a reason', () => {

@@ -4,9 +4,10 @@
  * estimators and scheduler cursors of core/carry-over.ts. Written and taken as the connection
  * file is (conn-state-file.ts writeAtomically, takeFile: removed once read).
  *
- * Layout: a 32-byte little-endian header, then the carry as JSON (UTF-8): the services and
- * servers are named by identity and the counters by name, so another build reads what it knows
- * and ignores the rest.
+ * Layout: a 32-byte little-endian header, then the carry as JSON (UTF-8) with a `writer` field
+ * ("ulvsd 0.1.0", version.ts: which build wrote it, for the log); the services and servers are
+ * named by identity and the counters by name, so another build reads what it knows and ignores
+ * the rest.
  *
  *   off size  field
  *     0  8    magic          "ULVSCARY"
@@ -28,6 +29,7 @@ import { z } from 'zod';
 import type { EngineCarry } from '../core/carry-over.js';
 import { STAT_COUNT } from '../core/stats.js';
 import { StateFileError, takeFile, writeAtomically } from './conn-state-file.js';
+import { ulvsVersion } from './version.js';
 
 export const CARRY_MAGIC = 'ULVSCARY';
 export const CARRY_VERSION = 1;
@@ -39,6 +41,7 @@ const port = z.number().int().min(0).max(0xffff);
 /** estimates may be negative for a moment (the estimator's floor of a negative step), never non-finite */
 const stats = z.object({ c: z.array(count).length(STAT_COUNT), last: z.array(count).length(STAT_COUNT), est: z.array(z.number().finite()).length(STAT_COUNT) });
 const carrySchema = z.object({
+  writer: z.string().max(80).optional(),
   totals: stats,
   services: z.array(
     z.object({
@@ -53,9 +56,9 @@ const carrySchema = z.object({
   counters: z.record(count),
 });
 
-/** The file's bytes for `c`, stamped `writtenAtMs`. */
-export function encodeCarry(c: EngineCarry, writtenAtMs: number): Buffer {
-  const body = Buffer.from(JSON.stringify(c), 'utf8');
+/** The file's bytes for `c`, stamped `writtenAtMs` and `writer`. */
+export function encodeCarry(c: EngineCarry, writtenAtMs: number, writer = `ulvsd ${ulvsVersion()}`): Buffer {
+  const body = Buffer.from(JSON.stringify({ writer, ...c }), 'utf8');
   const h = Buffer.alloc(HEADER);
   h.write(CARRY_MAGIC, 0, 'latin1');
   h.writeUInt16LE(CARRY_VERSION, 8);
@@ -67,7 +70,7 @@ export function encodeCarry(c: EngineCarry, writtenAtMs: number): Buffer {
 }
 
 /** The carry of a file's bytes; throws StateFileError with the reason. */
-export function decodeCarry(b: Buffer): { carry: EngineCarry; writtenAtMs: number } {
+export function decodeCarry(b: Buffer): { carry: EngineCarry; writtenAtMs: number; writer: string } {
   if (b.length < HEADER) throw new StateFileError(`${b.length} bytes, shorter than the ${HEADER}-byte header`);
   if (b.toString('latin1', 0, 8) !== CARRY_MAGIC) throw new StateFileError('not a ulvs carry-over file (magic)');
   if (crc32(b.subarray(0, 28)) !== b.readUInt32LE(28)) throw new StateFileError('header checksum mismatch');
@@ -88,7 +91,8 @@ export function decodeCarry(b: Buffer): { carry: EngineCarry; writtenAtMs: numbe
     const i = r.error.issues[0]!;
     throw new StateFileError(`body: ${i.path.join('.') || '(root)'}: ${i.message}`);
   }
-  return { carry: r.data, writtenAtMs: b.readDoubleLE(20) };
+  const { writer, ...carry } = r.data;
+  return { carry, writtenAtMs: b.readDoubleLE(20), writer: writer ?? 'an unnamed ulvsd' };
 }
 
 /** Write the file atomically (conn-state-file.ts writeAtomically). Throws the system's error. */
@@ -97,7 +101,7 @@ export function writeCarryFile(path: string, c: EngineCarry, writtenAtMs = Date.
 }
 
 /** What a start found: no file, a file refused (why), or the carry. */
-export type TakenCarry = { kind: 'none' } | { kind: 'refused'; reason: string } | { kind: 'carry'; carry: EngineCarry; writtenAtMs: number };
+export type TakenCarry = { kind: 'none' } | { kind: 'refused'; reason: string } | { kind: 'carry'; carry: EngineCarry; writtenAtMs: number; writer: string };
 
 /** Read and remove the file (used once, whatever its content). Never throws. */
 export function takeCarryFile(path: string): TakenCarry {

@@ -58,6 +58,6 @@ export function loadCarry(x: CarryInput): EngineCarry | null {
   } catch (e) {
     x.log.warn(`hand-over: scheduler cursors not restored (they start at the head): ${(e as Error).message}`);
   }
-  x.log.info(`hand-over: counters and rate estimators of ${t.carry.services.length} services and ${cursors} scheduler cursors from ${x.path}, written ${Math.max(0, Date.now() - t.writtenAtMs)} ms ago`);
+  x.log.info(`hand-over: counters and rate estimators of ${t.carry.services.length} services and ${cursors} scheduler cursors from ${x.path}, written by ${t.writer} ${Math.max(0, Date.now() - t.writtenAtMs)} ms ago`);
   return t.carry;
 }

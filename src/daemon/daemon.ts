@@ -48,6 +48,7 @@ import type { DaemonOptions } from './options.js';
 import { LocalAddresses, type LocalChange } from './local-vips.js';
 import { importSummary, loadHandover, newHandoverCounters, saveHandover } from './handover.js';
 import { loadCarry, saveCarry } from './carry-handover.js';
+import { ulvsVersion } from './version.js';
 import { statePaths, takeKept, type StatePaths } from './kept-state.js';
 import { WorkerPool, type PoolCounters } from './worker-pool.js';
 import { VrrpFollower } from './vrrp-follower.js';
@@ -202,7 +203,7 @@ export class Daemon {
         ready: (io) => {
           const taken = importSummary(pool.imported);
           if (taken) log.info(taken);
-          log.info(`forwarding with ${o.workers} worker${o.workers > 1 ? 's' : ''} (pid ${process.pid}, packet I/O: ${io.join(', ')}); admin API on ${o.socket}`);
+          log.info(`forwarding with ${o.workers} worker${o.workers > 1 ? 's' : ''} (ulvsd ${ulvsVersion()}, pid ${process.pid}, packet I/O: ${io.join(', ')}); admin API on ${o.socket}`);
           this.#ready = true;
           if (this.#health) void this.#applyHealth(); // health results that arrived during start-up
         },

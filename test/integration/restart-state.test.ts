@@ -9,6 +9,12 @@
  *     hand-over stop of this very director left, which is what the kernel's reuse of the inode
  *     looks like to the next start. Control: the same record with its own cookie, one restart
  *     earlier, hands every connection over (so "not taken over" is the cookie's doing).
+ *   - a connection file and a carry file of a newer format version (a roll-back after an upgrade
+ *     that changed the format): each refused with a message that says so, counted
+ *     (handover_files_refused), not misread: no connection is taken over and the counters start
+ *     from zero. The files are what a hand-over stop wrote, with the version field raised and
+ *     the header checksum made right again. Control: the same files unchanged, one restart
+ *     earlier, are taken.
  *   - counters, rates, the engine's counters and the rr/wrr cursors go on across a SIGUSR2
  *     restart that also changes the worker count (2 -> 3): every counter of every service and
  *     server is at least what it was (connections exactly), the rates are not zero, the outcome
@@ -21,6 +27,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import type { DirectorBed } from '../../src/lab/director-bed.js';
 import { callAdmin } from '../../src/control/admin-client.js';
 import { run } from '../../src/lab/shell.js';
@@ -48,7 +55,7 @@ const servers = (bed: DirectorBed, port: number, n: number) => bed.client(['--ht
 /** Every counter of every service and server, by name (service port, server address). */
 const countersOf = (s: DirectorSnapshot): Record<string, number[]> => Object.fromEntries(s.services.flatMap((v) => [[`:${v.port}`, v.counters], ...v.dests.map((d) => [`:${v.port} ${d.addr >>> 0}`, d.counters])]));
 
-describe('restart state: stale records, counters and cursors', { skip: needsRoot }, () => {
+describe('restart state: stale records, newer formats, counters and cursors', { skip: needsRoot }, () => {
   const beds: Bed[] = [];
   after(async () => {
     for (const b of beds) await stopBed(b);
@@ -136,6 +143,40 @@ describe('restart state: stale records, counters and cursors', { skip: needsRoot
     assert.deepEqual(rrCtl, rr.slice(0, 3), 'control: rr starts again at the head');
     assert.notDeepEqual(rrCtl, [rr[1], rr[2], rr[0]], 'control: which is not where it was');
     t.diagnostic(`rr ${rr} | after ${rrNext} | control ${rrCtl}; wrr ${wrr} | after ${wrrNext}`);
+    await stopBed(b);
+    beds.pop();
+  });
+
+  test('connection and carry files of a newer format version are refused with a clear message and counted, not misread; unchanged they are taken (control)', async () => {
+    const b = await startBed(['--fast-path', 'off'], '-m', 'hB');
+    beds.push(b);
+    const files = stateFiles(b.bed);
+    const client = new StreamClient(b.bed.bed.clients[0]!, 20, ['--every-ms', '100']);
+    await client.next('established', null);
+    await sleep(500);
+    await restart(b.bed, 'SIGUSR2'); // control: the files as written are taken
+    assert.match(b.bed.ulvsdLog, /hand-over: 20 entries from .* scheduler cursors from/s);
+    assert.equal((await client.progressed((await client.status()).perConn, 20_000)).n, 20, 'control: taken over');
+    const conns = (await snapshot(b.bed)).services[0]!.counters[0]!;
+    assert.ok(conns >= 20, 'control: the counters came along');
+
+    await b.bed.stopDirector('SIGUSR2');
+    for (const f of [files.conns, files.carry]) {
+      const bytes = readFileSync(f);
+      bytes.writeUInt16LE(bytes.readUInt16LE(8) + 1, 8); // the format version, one ahead
+      bytes.writeUInt32LE(crc32(bytes.subarray(0, 28)), 28);
+      writeFileSync(f, bytes);
+    }
+    const from = b.bed.ulvsdLog.length;
+    await b.bed.startDirector();
+    const log = b.bed.ulvsdLog.slice(from);
+    assert.match(log, /hand-over: \S+\.conns refused, starting with an empty connection table: version 2, this ulvsd reads version 1 \(written by a newer ulvsd\)/);
+    assert.match(log, /hand-over: \S+\.carry refused, counters and scheduler cursors start from zero: version 2, this ulvsd reads version 1 \(written by a newer ulvsd\)/);
+    assert.equal((await counters(b.bed)).datapath.handover_files_refused, 2);
+    assert.equal((await snapshot(b.bed)).services[0]!.counters[0], 0, 'counters from zero');
+    await sleep(1000);
+    assert.equal((await client.progressed((await client.status()).perConn, 5_000)).n, 0, 'no connection taken from the refused file');
+    client.p.kill('SIGKILL');
     await stopBed(b);
     beds.pop();
   });

@@ -74,9 +74,10 @@ export interface Bed {
   procs: ChildProcess[];
 }
 
-/** A bed whose namespaces and links are named `<prefix>-<random>`; `rules` replaces rulesFor(method). */
-export async function startBed(ulvsdArgs: string[], method: '-m' | '-g' = '-m', prefix = 'h7', rules?: string): Promise<Bed> {
-  const bed = new DirectorBed({ rules: rules ?? rulesFor(method), realServers: 3, httpPort: 8080, ulvsdArgs, prefix: `${prefix}-${randomBytes(2).toString('hex')}` });
+/** A bed whose namespaces and links are named `<prefix>-<random>`; `rules` replaces rulesFor(method);
+ *  `ulvsdScript`: the first ulvsd started is that build's (an upgrade from it). */
+export async function startBed(ulvsdArgs: string[], method: '-m' | '-g' = '-m', prefix = 'h7', rules?: string, ulvsdScript?: string): Promise<Bed> {
+  const bed = new DirectorBed({ rules: rules ?? rulesFor(method), realServers: 3, httpPort: 8080, ulvsdArgs, prefix: `${prefix}-${randomBytes(2).toString('hex')}`, ...(ulvsdScript && { ulvsdScript }) });
   await bed.start();
   const procs: ChildProcess[] = [];
   try {
