@@ -16,10 +16,8 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-
 import { fileURLToPath } from 'node:url';
-import type { DirectorBed } from '../../src/lab/director-bed.js';
-import { waitFor } from '../../src/lab/director-bed.js';
+import { waitFor, type DirectorBed } from '../../src/lab/director-bed.js';
 import { callAdmin } from '../../src/control/admin-client.js';
 import { run } from '../../src/lab/shell.js';
 import { needsRoot } from '../support/root.js';
