@@ -18,9 +18,11 @@ const carry = (): EngineCarry => ({
   counters: { forward: 12, drop_no_conn: 1 },
 });
 
+const fileBody = (c = carry()) => ({ carry: c, health: {} });
+
 /** `c` as a file whose header and checksums are right, whatever its body */
 const withBody = (body: string, version = 1): Buffer => {
-  const b = encodeCarry(carry(), 1);
+  const b = encodeCarry(fileBody(), 1);
   const json = Buffer.from(body);
   const h = Buffer.from(b.subarray(0, 32));
   h.writeUInt16LE(version, 8);
@@ -32,15 +34,18 @@ const withBody = (body: string, version = 1): Buffer => {
 const refuse = (b: Buffer, re: RegExp) => assert.throws(() => decodeCarry(b), (e: unknown) => e instanceof StateFileError && re.test((e as Error).message), re.source);
 
 test('round trip', () => {
-  const d = decodeCarry(encodeCarry(carry(), 1234.5));
+  const d = decodeCarry(encodeCarry(fileBody(), 1234.5));
   assert.deepEqual(d.carry, carry());
+  assert.deepEqual(d.health, {});
+  const h = { '6/1/80>2/8080': { alive: true, reason: 'TCP_CHECK: ok' }, '6/1/80>3/8080': { alive: false, reason: 'alpha', dynamicWeight: 3 } };
+  assert.deepEqual(decodeCarry(encodeCarry({ carry: carry(), health: h }, 1)).health, h);
   assert.equal(d.writtenAtMs, 1234.5);
   assert.match(d.writer, /^ulvsd \d+\.\d+\.\d+/, 'the writing build, from package.json');
-  assert.equal(decodeCarry(encodeCarry(carry(), 1, 'ulvsd 9.9.9')).writer, 'ulvsd 9.9.9');
+  assert.equal(decodeCarry(encodeCarry(fileBody(), 1, 'ulvsd 9.9.9')).writer, 'ulvsd 9.9.9');
 });
 
 test('damage anywhere is refused whole, with a reason', () => {
-  const good = encodeCarry(carry(), 1);
+  const good = encodeCarry(fileBody(), 1);
   refuse(good.subarray(0, 20), /shorter than the 32-byte header/);
   refuse(good.subarray(0, good.length - 1), /truncated/);
   refuse(Buffer.concat([good, Buffer.alloc(1)]), /padded/);
@@ -61,6 +66,7 @@ test('damage anywhere is refused whole, with a reason', () => {
   const p = carry();
   p.services[0]!.addr = 2 ** 32;
   refuse(withBody(JSON.stringify(p)), /body: services.0.addr/);
+  refuse(withBody(JSON.stringify({ ...carry(), health: { k: { alive: 'yes', reason: '' } } })), /body: health.k.alive/);
   // control: the same helper with the good body is accepted
   assert.deepEqual(decodeCarry(withBody(JSON.stringify(carry()))).carry, carry());
 });
@@ -70,7 +76,7 @@ test('taken once: read, removed; a refused file is removed too; none when absent
   try {
     const path = join(dir, 'ulvs0.net1.carry');
     assert.deepEqual(takeCarryFile(path), { kind: 'none' });
-    writeCarryFile(path, carry(), 5);
+    writeCarryFile(path, fileBody(), 5);
     const t = takeCarryFile(path);
     assert.equal(t.kind, 'carry');
     assert.equal(existsSync(path), false);

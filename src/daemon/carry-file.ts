@@ -5,9 +5,10 @@
  * file is (conn-state-file.ts writeAtomically, takeFile: removed once read).
  *
  * Layout: a 32-byte little-endian header, then the carry as JSON (UTF-8) with a `writer` field
- * ("ulvsd 0.1.0", version.ts: which build wrote it, for the log); the services and servers are
- * named by identity and the counters by name, so another build reads what it knows and ignores
- * the rest.
+ * ("ulvsd 0.1.0", version.ts: which build wrote it, for the log) and, in keepalived mode, a
+ * `health` field: each real server's health by its key (control/keepalived/desired.ts rsKey),
+ * so a server that was up starts up (health.ts). The services and servers are named by
+ * identity and the counters by name, so another build reads what it knows and ignores the rest.
  *
  *   off size  field
  *     0  8    magic          "ULVSCARY"
@@ -27,6 +28,7 @@
 import { crc32 } from 'node:zlib';
 import { z } from 'zod';
 import type { EngineCarry } from '../core/carry-over.js';
+import type { ServerHealth } from '../health/monitor.js';
 import { STAT_COUNT } from '../core/stats.js';
 import { StateFileError, takeFile, writeAtomically } from './conn-state-file.js';
 import { ulvsVersion } from './version.js';
@@ -40,8 +42,10 @@ const u32 = z.number().int().min(0).max(0xffffffff);
 const port = z.number().int().min(0).max(0xffff);
 /** estimates may be negative for a moment (the estimator's floor of a negative step), never non-finite */
 const stats = z.object({ c: z.array(count).length(STAT_COUNT), last: z.array(count).length(STAT_COUNT), est: z.array(z.number().finite()).length(STAT_COUNT) });
+const health = z.object({ alive: z.boolean(), reason: z.string().max(1000), dynamicWeight: z.number().int().min(0).max(0xffff).optional() });
 const carrySchema = z.object({
   writer: z.string().max(80).optional(),
+  health: z.record(health).optional(),
   totals: stats,
   services: z.array(
     z.object({
@@ -56,9 +60,15 @@ const carrySchema = z.object({
   counters: z.record(count),
 });
 
-/** The file's bytes for `c`, stamped `writtenAtMs` and `writer`. */
-export function encodeCarry(c: EngineCarry, writtenAtMs: number, writer = `ulvsd ${ulvsVersion()}`): Buffer {
-  const body = Buffer.from(JSON.stringify({ writer, ...c }), 'utf8');
+/** What the file holds: the engines' carry and, in keepalived mode, the servers' health by key. */
+export interface CarryFileBody {
+  carry: EngineCarry;
+  health: Record<string, ServerHealth>;
+}
+
+/** The file's bytes for `b`, stamped `writtenAtMs` and `writer`. */
+export function encodeCarry(b: CarryFileBody, writtenAtMs: number, writer = `ulvsd ${ulvsVersion()}`): Buffer {
+  const body = Buffer.from(JSON.stringify({ writer, health: b.health, ...b.carry }), 'utf8');
   const h = Buffer.alloc(HEADER);
   h.write(CARRY_MAGIC, 0, 'latin1');
   h.writeUInt16LE(CARRY_VERSION, 8);
@@ -70,7 +80,7 @@ export function encodeCarry(c: EngineCarry, writtenAtMs: number, writer = `ulvsd
 }
 
 /** The carry of a file's bytes; throws StateFileError with the reason. */
-export function decodeCarry(b: Buffer): { carry: EngineCarry; writtenAtMs: number; writer: string } {
+export function decodeCarry(b: Buffer): CarryFileBody & { writtenAtMs: number; writer: string } {
   if (b.length < HEADER) throw new StateFileError(`${b.length} bytes, shorter than the ${HEADER}-byte header`);
   if (b.toString('latin1', 0, 8) !== CARRY_MAGIC) throw new StateFileError('not a ulvs carry-over file (magic)');
   if (crc32(b.subarray(0, 28)) !== b.readUInt32LE(28)) throw new StateFileError('header checksum mismatch');
@@ -91,17 +101,17 @@ export function decodeCarry(b: Buffer): { carry: EngineCarry; writtenAtMs: numbe
     const i = r.error.issues[0]!;
     throw new StateFileError(`body: ${i.path.join('.') || '(root)'}: ${i.message}`);
   }
-  const { writer, ...carry } = r.data;
-  return { carry, writtenAtMs: b.readDoubleLE(20), writer: writer ?? 'an unnamed ulvsd' };
+  const { writer, health, ...carry } = r.data;
+  return { carry, health: health ?? {}, writtenAtMs: b.readDoubleLE(20), writer: writer ?? 'an unnamed ulvsd' };
 }
 
 /** Write the file atomically (conn-state-file.ts writeAtomically). Throws the system's error. */
-export function writeCarryFile(path: string, c: EngineCarry, writtenAtMs = Date.now()): void {
-  writeAtomically(path, encodeCarry(c, writtenAtMs));
+export function writeCarryFile(path: string, b: CarryFileBody, writtenAtMs = Date.now()): void {
+  writeAtomically(path, encodeCarry(b, writtenAtMs));
 }
 
 /** What a start found: no file, a file refused (why), or the carry. */
-export type TakenCarry = { kind: 'none' } | { kind: 'refused'; reason: string } | { kind: 'carry'; carry: EngineCarry; writtenAtMs: number; writer: string };
+export type TakenCarry = { kind: 'none' } | { kind: 'refused'; reason: string } | ({ kind: 'carry'; writtenAtMs: number; writer: string } & CarryFileBody);
 
 /** Read and remove the file (used once, whatever its content). Never throws. */
 export function takeCarryFile(path: string): TakenCarry {

@@ -47,7 +47,7 @@ import type { DaemonLog } from './log.js';
 import type { DaemonOptions } from './options.js';
 import { LocalAddresses, type LocalChange } from './local-vips.js';
 import { importSummary, loadHandover, newHandoverCounters, saveHandover } from './handover.js';
-import { loadCarry, saveCarry } from './carry-handover.js';
+import { restoreCarried, saveCarry, takeCarry, type Carried } from './carry-handover.js';
 import { ulvsVersion } from './version.js';
 import { statePaths, takeKept, type StatePaths } from './kept-state.js';
 import { WorkerPool, type PoolCounters } from './worker-pool.js';
@@ -159,7 +159,9 @@ export class Daemon {
     if (process.getuid?.() !== 0) throw new DaemonError('must run as root: it creates a TUN device and policy routes', 1);
     if (!tunAvailable()) throw new DaemonError('/dev/net/tun is missing: load the tun module (modprobe tun)', 1);
     this.#caps.dr = o.fastPath === 'tc' ? null : 'it needs the kernel fast path (--fast-path tc): its flow map tells the way out of the TUN where each connection goes';
-    const rules = this.#loadRules();
+    const kept = takeKept(this.#paths, this.#handoverCounters, log); // a stale record goes first, with the files beside it
+    const carried = takeCarry(this.#paths.carry, this.#handoverCounters, log);
+    const rules = this.#loadRules(carried);
 
     // Admin socket: refuse to start over a live daemon's socket; replace a stale one.
     if (existsSync(o.socket)) {
@@ -170,7 +172,7 @@ export class Daemon {
     const kernel = new KernelSetup(o, rules, log, this.#paths.kernel);
     this.#kernel = kernel;
     try {
-      kernel.install(rules, takeKept(this.#paths, this.#handoverCounters, log));
+      kernel.install(rules, kept);
       checkHost(rules, kernel.capturing); // tc may have been unavailable
       this.#caps.dr = kernel.drUnavailable;
       try {
@@ -191,7 +193,7 @@ export class Daemon {
     const initial = slots.assign(diffRules({ services: [], dests: [] }, rules));
     initial.commit();
     const handover = loadHandover({ connsPath: this.#paths.conns, rules, workers: o.workers, adoptedMaps: kernel.fastPathAdopted ? kernel.fastPathMaps : null, counters: this.#handoverCounters, log });
-    const carry = loadCarry({ path: this.#paths.carry, ops: initial.ops, sharedState: slots.state, counters: this.#handoverCounters, log });
+    const carry = carried && restoreCarried(carried, { ops: initial.ops, sharedState: slots.state, log });
     const pool = new WorkerPool(
       kernel.queues.map((q) => q.fd),
       (i) => {
@@ -221,7 +223,7 @@ export class Daemon {
         stopped: (batches, carries) => {
           if (this.#handover) {
             if (batches) saveHandover(this.#paths.conns, batches, o.dev, this.#handoverCounters, log);
-            saveCarry(this.#paths.carry, carries, log);
+            saveCarry(this.#paths.carry, carries, this.#health?.byKey() ?? {}, log);
             this.#cleanup(true);
           } else {
             this.#cleanup();
@@ -293,8 +295,8 @@ export class Daemon {
     for (const v of ch.gone) log.info(`VIP ${formatIPv4(v)} is no longer a local address; service continues for traffic routed to this host`, 'daemon', { vip: formatIPv4(v) });
   }
 
-  /** The initial rules; a refusal is a DaemonError with status 2. */
-  #loadRules(): Rules {
+  /** The initial rules (keepalived mode: with the health `carried` over); a refusal is a DaemonError with status 2. */
+  #loadRules(carried: Carried | null): Rules {
     const { source } = this.#o;
     try {
       const tc = this.#o.capture === 'tc'; // checked again once the capture is in place
@@ -309,7 +311,7 @@ export class Daemon {
       );
       this.#health = health;
       const cfg = health.read();
-      health.watch(cfg);
+      health.watch(cfg, carried?.health);
       const rules = health.desired().rules;
       validate(rules, tc, this.#caps);
       this.#vrrp = VrrpFollower.start(cfg.vrrp, this.#log, this.#syncRole); // the notify FIFO: created if missing, opened

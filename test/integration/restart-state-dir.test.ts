@@ -53,7 +53,7 @@ describe('restart with another --state-dir', { skip: needsRoot }, () => {
 
   test('the fast path the previous ulvsd left is found and taken over; control: one a live process holds is left alone', async (t) => {
     const args: string[] = [];
-    const b = await startBed(args, '-m', 'hB');
+    const b = await startBed(args, { prefix: 'hB' });
     beds.push(b);
     const dirs = [mkdtempSync('/tmp/hB-statedir-'), mkdtempSync('/tmp/hB-statedir-')];
     cleanup.push(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));

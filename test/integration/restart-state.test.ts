@@ -62,7 +62,7 @@ describe('restart state: stale records, newer formats, counters and cursors', { 
   });
 
   test('a kept-state record with another namespace cookie is ignored, counted and removed; with its own cookie it is used (control)', async () => {
-    const b = await startBed(['--fast-path', 'off'], '-m', 'hB'); // the state file alone carries the connections
+    const b = await startBed(['--fast-path', 'off'], { prefix: 'hB' }); // the state file alone carries the connections
     beds.push(b);
     const files = stateFiles(b.bed);
     const client = new StreamClient(b.bed.bed.clients[0]!, 20, ['--every-ms', '100']);
@@ -100,7 +100,7 @@ describe('restart state: stale records, newer formats, counters and cursors', { 
 
   test('counters, rates and the rr/wrr cursors go on across a SIGUSR2 restart from 2 to 3 workers; control: without the carry file they start again', async (t) => {
     const args = ['--workers', '2'];
-    const b = await startBed(args, '-m', 'hB', RULES);
+    const b = await startBed(args, { prefix: 'hB', rules: RULES });
     beds.push(b);
     const files = stateFiles(b.bed);
     const rr = servers(b.bed, 80, 4);
@@ -148,7 +148,7 @@ describe('restart state: stale records, newer formats, counters and cursors', { 
   });
 
   test('connection and carry files of a newer format version are refused with a clear message and counted, not misread; unchanged they are taken (control)', async () => {
-    const b = await startBed(['--fast-path', 'off'], '-m', 'hB');
+    const b = await startBed(['--fast-path', 'off'], { prefix: 'hB' });
     beds.push(b);
     const files = stateFiles(b.bed);
     const client = new StreamClient(b.bed.bed.clients[0]!, 20, ['--every-ms', '100']);

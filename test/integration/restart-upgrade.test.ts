@@ -60,7 +60,7 @@ describe('in-place upgrade to another build and back', { skip: needsRoot }, () =
 
   test('old -> new -> old with 100 streaming connections (fast path on, 2 -> 1 -> 2 workers): 0 lost bytes, each process reports its build', async (t) => {
     const args = ['--keep-state', '--workers', '2'];
-    const b = await startBed(args, '-m', 'hB', undefined, old);
+    const b = await startBed(args, { prefix: 'hB', ulvsdScript: old });
     beds.push(b);
     const logs: string[] = [b.bed.ulvsdLog];
     const client = new StreamClient(b.bed.bed.clients[0]!, 100);

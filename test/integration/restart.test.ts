@@ -89,7 +89,7 @@ describe('restarts keep established connections', { skip: needsRoot }, () => {
   });
 
   test('direct routing: 100 streaming connections survive 3 SIGTERM + start cycles (--keep-state), 0 lost bytes', async (t: TestContext) => {
-    const b = await startBed(['--keep-state'], '-g');
+    const b = await startBed(['--keep-state'], { method: '-g' });
     beds.push(b);
     const client = new StreamClient(b.bed.bed.clients[0]!, 100);
     await client.next('established', null);

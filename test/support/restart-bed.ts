@@ -74,14 +74,27 @@ export interface Bed {
   procs: ChildProcess[];
 }
 
-/** A bed whose namespaces and links are named `<prefix>-<random>`; `rules` replaces rulesFor(method);
- *  `ulvsdScript`: the first ulvsd started is that build's (an upgrade from it). */
-export async function startBed(ulvsdArgs: string[], method: '-m' | '-g' = '-m', prefix = 'h7', rules?: string, ulvsdScript?: string): Promise<Bed> {
-  const bed = new DirectorBed({ rules: rules ?? rulesFor(method), realServers: 3, httpPort: 8080, ulvsdArgs, prefix: `${prefix}-${randomBytes(2).toString('hex')}`, ...(ulvsdScript && { ulvsdScript }) });
+export interface BedOptions {
+  /** the real servers' forwarding method in rulesFor (default NAT) */
+  method?: '-m' | '-g';
+  /** namespaces and links are named `<prefix>-<random>` (default h7) */
+  prefix?: string;
+  /** rules (ipvsadm -S) instead of rulesFor(method) */
+  rules?: string;
+  /** or a keepalived.conf (ulvsd --keepalived) */
+  keepalived?: string;
+  /** the first ulvsd started is that build's (an upgrade from it) */
+  ulvsdScript?: string;
+}
+
+/** The bed, ulvsd started with `ulvsdArgs` (an array a test may change before a restart). */
+export async function startBed(ulvsdArgs: string[], o: BedOptions = {}): Promise<Bed> {
+  const source = o.keepalived !== undefined ? { keepalived: o.keepalived } : { rules: o.rules ?? rulesFor(o.method ?? '-m') };
+  const bed = new DirectorBed({ ...source, realServers: 3, httpPort: 8080, ulvsdArgs, prefix: `${o.prefix ?? 'h7'}-${randomBytes(2).toString('hex')}`, ...(o.ulvsdScript && { ulvsdScript: o.ulvsdScript }) });
   await bed.start();
   const procs: ChildProcess[] = [];
   try {
-    if (method === '-g') for (const ns of bed.bed.realServers) drRealServer(ns);
+    if (o.method === '-g') for (const ns of bed.bed.realServers) drRealServer(ns);
     for (const ns of bed.bed.realServers) {
       const p = spawn('ip', ['netns', 'exec', ns, process.execPath, SCRIPTS.stream, '--serve', String(PORT)], { stdio: ['ignore', 'pipe', 'pipe'] });
       procs.push(p);
