@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { EngineCarry } from '../core/carry-over.js';
 import { decodeCarry, encodeCarry, takeCarryFile, writeCarryFile } from './carry-file.js';
-import { StateFileError } from './conn-state-file.js';
+import { StateFileError } from './state-file.js';
 
 const stats = (n: number) => ({ c: [n, 2 * n, 3 * n, 40 * n, 50 * n], last: [n, 2 * n, 3 * n, 40 * n, 50 * n], est: [512 * n, 0, 1, 2, 3] });
 const carry = (): EngineCarry => ({

@@ -2,7 +2,7 @@
  * The carry-over file a stopping ulvsd leaves beside the connection state file (README
  * "Restarts and upgrades"): `<state dir>/<dev>.net<inode>.carry`, the counters, rate
  * estimators and scheduler cursors of core/carry-over.ts. Written and taken as the connection
- * file is (conn-state-file.ts writeAtomically, takeFile: removed once read).
+ * file is (state-file.ts: the header, writeAtomically, takeFile: removed once read).
  *
  * Layout: a 32-byte little-endian header, then the carry as JSON (UTF-8) with a `writer` field
  * ("ulvsd 0.1.0", version.ts: which build wrote it, for the log) and, in keepalived mode, a
@@ -25,17 +25,15 @@
  * refused whole with the reason, and the start goes on from zero. Nothing here throws past
  * decodeCarry's StateFileError.
  */
-import { crc32 } from 'node:zlib';
 import { z } from 'zod';
 import type { EngineCarry } from '../core/carry-over.js';
 import type { ServerHealth } from '../health/monitor.js';
 import { STAT_COUNT } from '../core/stats.js';
-import { StateFileError, takeFile, writeAtomically } from './conn-state-file.js';
+import { readHeader, STATE_HEADER_SIZE, StateFileError, takeFile, withHeader, writeAtomically } from './state-file.js';
 import { ulvsVersion } from './version.js';
 
 export const CARRY_MAGIC = 'ULVSCARY';
 export const CARRY_VERSION = 1;
-const HEADER = 32;
 
 const count = z.number().finite().nonnegative();
 const u32 = z.number().int().min(0).max(0xffffffff);
@@ -69,27 +67,15 @@ export interface CarryFileBody {
 /** The file's bytes for `b`, stamped `writtenAtMs` and `writer`. */
 export function encodeCarry(b: CarryFileBody, writtenAtMs: number, writer = `ulvsd ${ulvsVersion()}`): Buffer {
   const body = Buffer.from(JSON.stringify({ writer, health: b.health, ...b.carry }), 'utf8');
-  const h = Buffer.alloc(HEADER);
-  h.write(CARRY_MAGIC, 0, 'latin1');
-  h.writeUInt16LE(CARRY_VERSION, 8);
-  h.writeUInt32LE(body.length, 12);
-  h.writeUInt32LE(crc32(body), 16);
-  h.writeDoubleLE(writtenAtMs, 20);
-  h.writeUInt32LE(crc32(h.subarray(0, 28)), 28);
-  return Buffer.concat([h, body]);
+  return withHeader({ magic: CARRY_MAGIC, version: CARRY_VERSION, word: 0, count: body.length }, body, writtenAtMs);
 }
 
 /** The carry of a file's bytes; throws StateFileError with the reason. */
 export function decodeCarry(b: Buffer): CarryFileBody & { writtenAtMs: number; writer: string } {
-  if (b.length < HEADER) throw new StateFileError(`${b.length} bytes, shorter than the ${HEADER}-byte header`);
-  if (b.toString('latin1', 0, 8) !== CARRY_MAGIC) throw new StateFileError('not a ulvs carry-over file (magic)');
-  if (crc32(b.subarray(0, 28)) !== b.readUInt32LE(28)) throw new StateFileError('header checksum mismatch');
-  const version = b.readUInt16LE(8);
-  if (version !== CARRY_VERSION) throw new StateFileError(`version ${version}, this ulvsd reads version ${CARRY_VERSION}${version > CARRY_VERSION ? ' (written by a newer ulvsd)' : ''}`);
-  const len = b.readUInt32LE(12);
-  if (b.length !== HEADER + len) throw new StateFileError(`${b.length} bytes for a ${len}-byte body, expected ${HEADER + len} (truncated or padded)`);
-  const body = b.subarray(HEADER);
-  if (crc32(body) !== b.readUInt32LE(16)) throw new StateFileError('body checksum mismatch');
+  const h = readHeader(b, CARRY_MAGIC, CARRY_VERSION, 'carry-over file');
+  if (b.length !== STATE_HEADER_SIZE + h.count) throw new StateFileError(`${b.length} bytes for a ${h.count}-byte body, expected ${STATE_HEADER_SIZE + h.count} (truncated or padded)`);
+  if (!h.bodyOk) throw new StateFileError('body checksum mismatch');
+  const body = h.body;
   let json: unknown;
   try {
     json = JSON.parse(body.toString('utf8'));
@@ -102,10 +88,10 @@ export function decodeCarry(b: Buffer): CarryFileBody & { writtenAtMs: number; w
     throw new StateFileError(`body: ${i.path.join('.') || '(root)'}: ${i.message}`);
   }
   const { writer, health, ...carry } = r.data;
-  return { carry, health: health ?? {}, writtenAtMs: b.readDoubleLE(20), writer: writer ?? 'an unnamed ulvsd' };
+  return { carry, health: health ?? {}, writtenAtMs: h.writtenAtMs, writer: writer ?? 'an unnamed ulvsd' };
 }
 
-/** Write the file atomically (conn-state-file.ts writeAtomically). Throws the system's error. */
+/** Write the file atomically (state-file.ts writeAtomically). Throws the system's error. */
 export function writeCarryFile(path: string, b: CarryFileBody, writtenAtMs = Date.now()): void {
   writeAtomically(path, encodeCarry(b, writtenAtMs));
 }

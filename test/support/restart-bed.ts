@@ -121,3 +121,14 @@ export async function restart(bed: DirectorBed, signal: NodeJS.Signals, script?:
   return { exitMs: Math.round(t1 - t0), gapMs: Math.round(performance.now() - t0) };
 }
 
+
+/** How many of `n` new streaming connections make progress (the director serves new clients). */
+export async function newConnectionsServed(bed: DirectorBed, n = 5): Promise<number> {
+  const fresh = new StreamClient(bed.bed.clients[0]!, n);
+  try {
+    await fresh.next('established', null);
+    return (await fresh.progressed((await fresh.status()).perConn, 10_000)).n;
+  } finally {
+    fresh.p.kill('SIGKILL');
+  }
+}
