@@ -71,7 +71,7 @@ test('damage anywhere is refused whole, with a reason', () => {
   assert.deepEqual(decodeCarry(withBody(JSON.stringify(carry()))).carry, carry());
 });
 
-test('taken once: read, removed; a refused file is removed too; none when absent', () => {
+test('taken: a usable file is read and left for the caller to remove once used; a refused file is removed; none when absent', () => {
   const dir = mkdtempSync('/tmp/hB-carry-');
   try {
     const path = join(dir, 'ulvs0.net1.carry');
@@ -79,7 +79,7 @@ test('taken once: read, removed; a refused file is removed too; none when absent
     writeCarryFile(path, fileBody(), 5);
     const t = takeCarryFile(path);
     assert.equal(t.kind, 'carry');
-    assert.equal(existsSync(path), false);
+    assert.equal(existsSync(path), true, 'kept until used (carry-handover.ts restoreCarried removes it)');
     writeFileSync(path, 'junk');
     assert.deepEqual(takeCarryFile(path), { kind: 'refused', reason: '4 bytes, shorter than the 32-byte header' });
     assert.equal(existsSync(path), false);

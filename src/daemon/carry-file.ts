@@ -99,8 +99,9 @@ export function writeCarryFile(path: string, b: CarryFileBody, writtenAtMs = Dat
 /** What a start found: no file, a file refused (why), or the carry. */
 export type TakenCarry = { kind: 'none' } | { kind: 'refused'; reason: string } | ({ kind: 'carry'; writtenAtMs: number; writer: string } & CarryFileBody);
 
-/** Read and remove the file (used once, whatever its content). Never throws. */
+/** Read the file; a refused one is removed, a usable one is left for the caller to remove
+ *  once used (state-file.ts takeFile, removeStateFile). Never throws. */
 export function takeCarryFile(path: string): TakenCarry {
-  const t = takeFile(path, decodeCarry);
+  const t = takeFile(path, decodeCarry, true);
   return t.kind === 'ok' ? { kind: 'carry', ...t.value } : t;
 }

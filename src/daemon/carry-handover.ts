@@ -7,12 +7,14 @@
  *                      health at the stop; never throws (a failure is logged: the next start
  *                      begins from zero, its servers as keepalived starts them)
  *   takeCarry(...)     a start, before the rules are made (the health decides which servers are
- *                      in them): the file taken (removed once read); a refused one is logged
- *                      and counted in handover_files_refused
- *   restoreCursors(...) then, before any worker starts: the cursors set in the shared scheduler
- *                      slots by a scratch engine given the workers' own start-up operations (so
- *                      its services have the workers' slots and server order); returns the carry
- *                      for one worker to add to its engine
+ *                      in them): the file read; a refused one is removed, logged and counted in
+ *                      handover_files_refused
+ *   restoreCarried(...) then, once the kernel side is in place and before any worker starts:
+ *                      the cursors set in the shared scheduler slots by a scratch engine given
+ *                      the workers' own start-up operations (so its services have the workers'
+ *                      slots and server order), and the file removed (a start refused before
+ *                      this point leaves it to the next); returns the carry for one worker to
+ *                      add to its engine
  */
 import { mergeCarries, restoreCursors, type EngineCarry } from '../core/carry-over.js';
 import { Director } from '../core/director.js';
@@ -22,6 +24,7 @@ import { defaultRegistry } from '../sched/index.js';
 import { takeCarryFile, writeCarryFile } from './carry-file.js';
 import type { HandoverCounters } from './handover.js';
 import type { DaemonLog } from './log.js';
+import { removeStateFile } from './state-file.js';
 
 /** Write the workers' carries (summed) and the servers' health for the next start; never throws. */
 export function saveCarry(path: string, carries: readonly EngineCarry[], health: Record<string, ServerHealth>, log: DaemonLog): void {
@@ -67,6 +70,7 @@ export interface CursorTarget {
 
 /** Set the carried cursors in the shared slots (see the header); the carry for one worker. Never throws. */
 export function restoreCarried(c: Carried, x: CursorTarget): EngineCarry {
+  removeStateFile(c.path); // used from here on
   let cursors = 0;
   try {
     const scratch = new Director({ schedulers: defaultRegistry(), maxConns: 16, sharedState: x.sharedState });

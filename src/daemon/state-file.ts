@@ -72,9 +72,11 @@ export function writeAtomically(path: string, bytes: Buffer): void {
 /**
  * Read and remove the file at `path` (a state file is used once, whatever its content) and
  * decode it: 'none' when absent, 'refused' with the reason when unreadable or when `decode`
- * throws (StateFileError's message), else `decode`'s result. Never throws.
+ * throws (StateFileError's message), else `decode`'s result. `keepUsable`: a file that decodes
+ * is left in place for the caller to remove once it is used (removeStateFile), so a start
+ * refused before that point leaves it to the next one. Never throws.
  */
-export function takeFile<T>(path: string, decode: (b: Buffer) => T): { kind: 'none' } | { kind: 'refused'; reason: string } | { kind: 'ok'; value: T } {
+export function takeFile<T>(path: string, decode: (b: Buffer) => T, keepUsable = false): { kind: 'none' } | { kind: 'refused'; reason: string } | { kind: 'ok'; value: T } {
   let b: Buffer;
   try {
     b = readFileSync(path);
@@ -82,14 +84,21 @@ export function takeFile<T>(path: string, decode: (b: Buffer) => T): { kind: 'no
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'none' };
     return { kind: 'refused', reason: `cannot read: ${(e as Error).message}` };
   }
+  let r: { kind: 'refused'; reason: string } | { kind: 'ok'; value: T };
+  try {
+    r = { kind: 'ok', value: decode(b) };
+  } catch (e) {
+    r = { kind: 'refused', reason: e instanceof StateFileError ? e.message : String(e) };
+  }
+  if (r.kind === 'refused' || !keepUsable) removeStateFile(path);
+  return r;
+}
+
+/** Remove a state file; never throws (absent: nothing to do). */
+export function removeStateFile(path: string): void {
   try {
     unlinkSync(path);
   } catch {
-    /* gone already: it was read */
-  }
-  try {
-    return { kind: 'ok', value: decode(b) };
-  } catch (e) {
-    return { kind: 'refused', reason: e instanceof StateFileError ? e.message : String(e) };
+    /* gone already */
   }
 }

@@ -113,6 +113,7 @@ describe('restart state: stale records, newer formats, counters and cursors', { 
     args[1] = '3';
     await restart(b.bed, 'SIGUSR2');
     assert.match(b.bed.ulvsdLog, /counters and rate estimators of 3 services and 3 scheduler cursors from/);
+    assert.equal(existsSync(files.carry), false, 'used once: removed');
     const after = await snapshot(b.bed);
     const [cb, ca] = [countersOf(before), countersOf(after)];
     assert.deepEqual(Object.keys(ca), Object.keys(cb));
