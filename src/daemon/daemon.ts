@@ -47,7 +47,9 @@ import type { DaemonLog } from './log.js';
 import type { DaemonOptions } from './options.js';
 import { LocalAddresses, type LocalChange } from './local-vips.js';
 import { importSummary, loadHandover, newHandoverCounters, saveHandover } from './handover.js';
-import { readKept, statePaths } from './kept-state.js';
+import { restoreCarried, saveCarry, takeCarry, type Carried } from './carry-handover.js';
+import { ulvsVersion } from './version.js';
+import { statePaths, takeKept, type StatePaths } from './kept-state.js';
 import { WorkerPool, type PoolCounters } from './worker-pool.js';
 import { VrrpFollower } from './vrrp-follower.js';
 import { SyncDaemon, syncDaemonFor } from './sync-daemon.js';
@@ -136,7 +138,7 @@ export class Daemon {
   #exitCode = 0;
   #handover = false;
   readonly #handoverCounters = newHandoverCounters();
-  readonly #paths: { kernel: string; conns: string };
+  readonly #paths: StatePaths;
 
   constructor(o: DaemonOptions, log: DaemonLog, exit: (code: number) => void) {
     this.#o = o;
@@ -158,7 +160,9 @@ export class Daemon {
     if (process.getuid?.() !== 0) throw new DaemonError('must run as root: it creates a TUN device and policy routes', 1);
     if (!tunAvailable()) throw new DaemonError('/dev/net/tun is missing: load the tun module (modprobe tun)', 1);
     this.#caps.dr = o.fastPath === 'tc' ? null : 'it needs the kernel fast path (--fast-path tc): its flow map tells the way out of the TUN where each connection goes';
-    const rules = this.#loadRules();
+    const kept = takeKept(this.#paths, this.#handoverCounters, log); // a stale record goes first, with the files beside it
+    const carried = takeCarry(this.#paths.carry, this.#handoverCounters, log);
+    const rules = this.#loadRules(carried);
 
     // Admin socket: refuse to start over a live daemon's socket; replace a stale one.
     if (existsSync(o.socket)) {
@@ -169,7 +173,7 @@ export class Daemon {
     const kernel = new KernelSetup(o, rules, log, this.#paths.kernel);
     this.#kernel = kernel;
     try {
-      kernel.install(rules, readKept(this.#paths.kernel));
+      kernel.install(rules, kept);
       checkHost(rules, kernel.capturing); // tc may have been unavailable
       this.#caps.dr = kernel.drUnavailable;
       try {
@@ -191,18 +195,19 @@ export class Daemon {
     initial.commit();
     const handover = loadHandover({ connsPath: this.#paths.conns, rules, workers: o.workers, adoptedMaps: kernel.fastPathAdopted ? kernel.fastPathMaps : null, counters: this.#handoverCounters, log });
     const sysctl = { syncQlenMax: defaultSyncQlenMax(), ...o.sysctl }; // the kernel's default needs the machine's memory
+    const carry = carried && restoreCarried(carried, { ops: initial.ops, sharedState: slots.state, log });
     const pool = new WorkerPool(
       kernel.queues.map((q) => q.fd),
       (i) => {
         const fastPath = kernel.fastPathShare(i);
-        return { seed: randomInt(0, 0x7fffffff), maxConns: Math.floor(o.maxConns / o.workers), ops: initial.ops, io: o.io, busyPollUs: o.busyPollUs, localAddrs: this.#local.addrs, sysctl, sharedState: slots.state, ...(fastPath ? { fastPath } : {}), ...(handover?.[i]?.count ? { handover: handover[i] } : {}) };
+        return { seed: randomInt(0, 0x7fffffff), maxConns: Math.floor(o.maxConns / o.workers), ops: initial.ops, io: o.io, busyPollUs: o.busyPollUs, localAddrs: this.#local.addrs, sysctl, sharedState: slots.state, ...(fastPath ? { fastPath } : {}), ...(handover?.[i]?.count ? { handover: handover[i] } : {}), ...(i === 0 && carry ? { carry } : {}) };
       },
       {
         warn: (msg) => log.warn(msg),
         ready: (io) => {
           const taken = importSummary(pool.imported);
           if (taken) log.info(taken);
-          log.info(`forwarding with ${o.workers} worker${o.workers > 1 ? 's' : ''} (pid ${process.pid}, packet I/O: ${io.join(', ')}); admin API on ${o.socket}`);
+          log.info(`forwarding with ${o.workers} worker${o.workers > 1 ? 's' : ''} (ulvsd ${ulvsVersion()}, pid ${process.pid}, packet I/O: ${io.join(', ')}); admin API on ${o.socket}`);
           this.#ready = true;
           if (this.#health) void this.#applyHealth(); // health results that arrived during start-up
         },
@@ -217,9 +222,10 @@ export class Daemon {
           this.#exit(1);
         },
         syncDatagram: (i, dg) => this.#sync?.send(dg, i),
-        stopped: (batches) => {
+        stopped: (batches, carries) => {
           if (this.#handover) {
             if (batches) saveHandover(this.#paths.conns, batches, o.dev, this.#handoverCounters, log);
+            saveCarry(this.#paths.carry, carries, this.#health?.byKey() ?? {}, log);
             this.#cleanup(true);
           } else {
             this.#cleanup();
@@ -291,8 +297,8 @@ export class Daemon {
     for (const v of ch.gone) log.info(`VIP ${formatIPv4(v)} is no longer a local address; service continues for traffic routed to this host`, 'daemon', { vip: formatIPv4(v) });
   }
 
-  /** The initial rules; a refusal is a DaemonError with status 2. */
-  #loadRules(): Rules {
+  /** The initial rules (keepalived mode: with the health `carried` over); a refusal is a DaemonError with status 2. */
+  #loadRules(carried: Carried | null): Rules {
     const { source } = this.#o;
     try {
       const tc = this.#o.capture === 'tc'; // checked again once the capture is in place
@@ -307,7 +313,7 @@ export class Daemon {
       );
       this.#health = health;
       const cfg = health.read();
-      health.watch(cfg);
+      health.watch(cfg, carried?.health);
       const rules = health.desired().rules;
       validate(rules, tc, this.#caps);
       this.#vrrp = VrrpFollower.start(cfg.vrrp, this.#log, this.#syncRole); // the notify FIFO: created if missing, opened

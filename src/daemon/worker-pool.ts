@@ -17,6 +17,7 @@ import type { ServiceKey } from '../core/service.js';
 import { mergeSnapshots } from '../core/snapshot-merge.js';
 import { defaultSysctls } from '../core/sysctl.js';
 import type { ImportResult } from '../core/conn/handover.js';
+import type { EngineCarry } from '../core/carry-over.js';
 import type { CallMessageOf, CallName, Calls, FromWorker, HandoverBatch, ToWorker, WorkerInit } from '../datapath/tun/worker-protocol.js';
 
 export interface PoolEvents {
@@ -29,8 +30,8 @@ export interface PoolEvents {
   /** a worker thread failed or exited unasked */
   died(msg: string): void;
   /** every worker has stopped after stop(); with stop(true), each worker's table as hand-over
-   *  records (worker order) */
-  stopped(handover: HandoverBatch[] | null): void;
+   *  records and its carry-over (worker order) */
+  stopped(handover: HandoverBatch[] | null, carries: EngineCarry[]): void;
   /** a finished datagram of worker i's sync master (daemon/sync-daemon.ts sends it) */
   syncDatagram?(i: number, datagram: Uint8Array): void;
 }
@@ -65,6 +66,7 @@ export class WorkerPool {
   #stopping = false;
   readonly #io: string[] = [];
   readonly #handover: HandoverBatch[] = [];
+  readonly #carries: EngineCarry[] = [];
   /** what each worker imported of the previous process's connections (with `ready`) */
   readonly imported: ImportResult[] = [];
   /** the sysctls every engine holds, kept here for the main thread's readers (the sync
@@ -122,7 +124,8 @@ export class WorkerPool {
         return;
       case 'stopped':
         if (m.handover) this.#handover[i] = m.handover;
-        if (++this.#stoppedCount === this.#workers.length) this.#events.stopped(this.#handover.length === this.#workers.length ? this.#handover : null);
+        if (m.carry) this.#carries.push(m.carry);
+        if (++this.#stoppedCount === this.#workers.length) this.#events.stopped(this.#handover.length === this.#workers.length ? this.#handover : null, this.#carries);
         return;
     }
   }

@@ -23,22 +23,23 @@
  * to any other VIP they are dropped (outcome drop_no_conn), since routing them on could send
  * them back to this host.
  *
- * Restarts (core/conn/handover.ts): connections handed over by the previous process arrive
- * with WorkerInit and are imported before the first packet is read; a `stop` for a hand-over
- * folds the kernel's counts in once more and sends the table as records with `stopped`,
- * leaving the offloaded connections in the kernel (any other stop takes them back first).
- *
- * The messages both ways are typed once, in worker-protocol.ts. All state is one
- * PacketWorker per thread; this module only constructs it from workerData and runs it.
+ * Restarts (core/conn/handover.ts, core/carry-over.ts): connections and counters handed over
+ * by the previous process arrive with WorkerInit and are imported before the first packet is
+ * read; a `stop` for a hand-over folds the kernel's counts in once more and sends the table as
+ * records and the carry-over with `stopped`, leaving the offloaded connections in the kernel
+ * (any other stop takes them back first). The messages both ways are typed once, in
+ * worker-protocol.ts; all state is one PacketWorker per thread, constructed from workerData.
  */
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { Director } from '../../core/director.js';
 import { applyOps } from '../../core/rule-ops.js';
 import { applySysctls } from '../../core/sysctl-names.js';
 import { PacketFlag, Verdict } from '../../core/verdict.js';
+import { keepingSlots } from '../../core/sched-state.js';
 import { defaultRegistry } from '../../sched/index.js';
 import { VNET_HDR_LEN, vnetGsoType, vnetNeedsCsum } from '../../wire/virtio.js';
 import type { ImportResult } from '../../core/conn/handover.js';
+import { exportCarry, importCarry } from '../../core/carry-over.js';
 import type { CallHandlers, CallMessageOf, Calls, CallName, FromWorker, HandoverBatch, IoMode, ToWorker, WorkerInit } from './worker-protocol.js';
 import { POLLIN, sys } from './sys.js';
 import { EAGAIN, EINTR, EINVAL, ENOBUFS } from './syscalls.js';
@@ -57,9 +58,7 @@ const READ_TAG = 0x10000;
 const WRITE_TAG = 0x20000;
 
 /** Data-path counters (the engine's own counters are in Director.counters()). */
-function newCounters() {
-  return { reads: 0, writes: 0, write_errors: 0, gso_packets: 0, csum_partial: 0, short_reads: 0, read_errors: 0, oversize: 0, batches: 0, no_buffers: 0 };
-}
+const newCounters = () => ({ reads: 0, writes: 0, write_errors: 0, gso_packets: 0, csum_partial: 0, short_reads: 0, read_errors: 0, oversize: 0, batches: 0, no_buffers: 0 });
 
 export class PacketWorker {
   private readonly fd: number;
@@ -101,7 +100,8 @@ export class PacketWorker {
     });
     this.offloader = offloader;
     this.d.setLocalAddresses(init.localAddrs);
-    applyOps(this.d, init.ops);
+    keepingSlots(init.sharedState, () => applyOps(this.d, init.ops)); // the cursors set by the control plane stay
+    if (init.carry) importCarry(this.d, init.carry);
     if (init.handover) {
       const h = init.handover;
       this.imported = this.d.importConns(Buffer.from(h.buf.buffer, h.buf.byteOffset, h.buf.byteLength), h.count, Math.floor(performance.now()));
@@ -137,7 +137,7 @@ export class PacketWorker {
       this.offloader.flush();
     }
     this.offloader?.close();
-    this.send({ type: 'stopped', engine: this.d.counters(), datapath: this.dp, ...(handover ? { handover } : {}) });
+    this.send({ type: 'stopped', engine: this.d.counters(), datapath: this.dp, ...(handover ? { handover, carry: exportCarry(this.d) } : {}) });
     this.port.close();
   }
 
