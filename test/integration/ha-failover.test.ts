@@ -28,7 +28,8 @@ import { randomBytes } from 'node:crypto';
 import { Pair } from '../../src/lab/pair.js';
 import { PAIR } from '../../src/lab/pair-bed.js';
 import { needsRoot } from '../support/root.js';
-import { streamStatus, type Stream, type StreamStatus } from '../support/stream-status.js';
+import { across, established, fastPathWindow, listed, packets, waitListed } from '../support/ha-pair-checks.js';
+import type { Stream } from '../support/stream-status.js';
 
 const keepalived = spawnSync('keepalived', ['--version']).status === 0;
 const skip = needsRoot || (keepalived ? false : 'keepalived is not installed (apt-get install keepalived)');
@@ -37,59 +38,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const N = 200;
 const CHUNK = 64;
 const EVERY_MS = 100;
-
-
-async function established(s: Stream, n: number): Promise<void> {
-  for (let t0 = Date.now(); !s.lines.some((l) => l['event'] === 'established'); await sleep(50)) if (Date.now() - t0 > 30_000) throw new Error(`${n} connections not established in 30 s: ${JSON.stringify(s.lines.slice(-3))}`);
-}
-
-
-/** Connections of the VIP in director i's `ulvsadm -L -c -n` in state ESTABLISHED. */
-const listed = (pair: Pair, i: number) => pair.adm(i, ['-L', '-c', '-n']).split('\n').filter((l) => l.includes('ESTABLISHED') && l.includes(`${PAIR.VIP}:${PAIR.VPORT}`)).length;
-
-async function waitListed(pair: Pair, i: number, n: number, ms = 20_000): Promise<number> {
-  const t0 = Date.now();
-  for (;;) {
-    const k = listed(pair, i);
-    if (k >= n) return Date.now() - t0;
-    if (Date.now() - t0 > ms) throw new Error(`director ${i + 1} lists ${k} of ${n} connections after ${ms} ms`);
-    await sleep(250);
-  }
-}
-
-/** Packets director i's engines counted (both directions, fast path included). */
-async function packets(pair: Pair, i: number): Promise<number> {
-  const s = await pair.api<{ totals: { counters: number[] } }>(i, '/v1/snapshot');
-  return s ? s.totals.counters[1]! + s.totals.counters[2]! : -1; // Stat.INPKTS, Stat.OUTPKTS
-}
-
-/**
- * Around an event (cut, kill): the baseline just before, then `runMs` of traffic with a status
- * (25 s: a connection's TCP retransmission backoff may hold it several seconds after the takeover)
- * every ~100 ms. Per connection the longest time without an echo across the event (the
- * client's maxStallMs counts an open gap up to now, and a closed one whole, so the maximum over
- * the polls is the gap): its median is the interruption a connection saw (the takeover time as
- * the application sees it, including the 100 ms between messages). Survivors: connections that
- * received in the last 5 s, stalled less than 2 s there, and got more than before the event.
- */
-async function across(s: Stream, event: () => Promise<void> | void, runMs = 25_000): Promise<{ at: number; gapMedian: number; gapMax: number; survivors: number; errors: number; mismatches: number; samples: string[] }> {
-  const before = await streamStatus(s);
-  const t0 = Date.now();
-  await event();
-  const gap = new Array<number>(before.perConn.length).fill(0);
-  const note = (st: StreamStatus) => st.maxStallMs.forEach((g, k) => (gap[k] = Math.max(gap[k]!, g)));
-  while (Date.now() - t0 < runMs - 5000) {
-    note(await streamStatus(s));
-    await sleep(100);
-  }
-  const mid = await streamStatus(s);
-  note(mid);
-  await sleep(5000);
-  const end = await streamStatus(s);
-  const survivors = end.perConn.filter((r, k) => r > mid.perConn[k]! && end.maxStallMs[k]! < 2000 && r > before.perConn[k]!).length;
-  const sorted = [...gap].sort((a, b) => a - b);
-  return { at: t0, gapMedian: sorted[sorted.length >> 1]!, gapMax: sorted[sorted.length - 1]!, survivors, errors: end.errors, mismatches: end.mismatches, samples: end.errorSamples };
-}
 
 describe('HA pair with connection sync: failover keeps connections', { skip }, () => {
   // preempt_delay: the returning d1 waits 15 s before taking MASTER back, time for d2's master to
@@ -148,6 +96,15 @@ describe('HA pair with connection sync: failover keeps connections', { skip }, (
     assert.ok(forwarded > N * 20, 'd2 carried the connections after the cut');
     assert.equal(r.mismatches, 0, 'every echoed byte in place');
     assert.ok(r.survivors >= N - 2, `${r.survivors} of ${N} survived`);
+    // d2's kernel fast path carries the synced connections (their entries were offloaded by d2's
+    // engine after their first packets through it): the flow map holds a request and a reply
+    // entry per connection, their slots count the traffic, and d2's workers read (about) none
+    // of it. Each connection exchanges >= 20 packets a second (10 writes, 10 echoes).
+    const w = await fastPathWindow(pair, 1);
+    console.log(`# d2's fast path after the cut: flow entries by flow_dir ${JSON.stringify(w.byDir)}; in 3 s its slots counted ${w.slotPackets} packets, its workers read ${w.reads} from the TUN`);
+    assert.ok(w.byDir[0]! >= N - 2 && w.byDir[1]! >= N - 2, `d2's flow map: ${JSON.stringify(w.byDir)} (request, reply, ...) for ${N} connections; TUN reads in 3 s: ${w.reads}`);
+    assert.ok(w.slotPackets > N * 10, `d2's fast path counted ${w.slotPackets} packets in 3 s`);
+    assert.ok(w.reads < N, `d2's workers read ${w.reads} packets in 3 s: not offloaded`);
   });
 
   test('failback: connections opened on d2 and the first 200 go on when d1 preempts', async () => {
