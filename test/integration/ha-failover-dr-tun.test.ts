@@ -23,8 +23,12 @@
  *   about none alive: a mid-stream segment finds no connection on d2, is no SYN, so ulvsd
  *   schedules nothing and passes it to d2's own stack (it holds the VIP now, with no listener on
  *   port 80), which answers RST: the connections end reset (printed: errors and d2's
- *   pass_no_conn count). The survival check of 2 can fail. (DR only: TUN's packets reach d2
- *   the same way, and a connection-less segment meets the same fate; run by hand: see below.)
+ *   pass_no_conn count). The survival check of 2 can fail. Automated for DR only: TUN's requests
+ *   reach d2 the same way; the TUN pair without sync, run by hand (12:15 UTC): the backup listed
+ *   0, and 0 of 200 survived, 200 ECONNRESET, d2 passed 200 segments to its stack, created none.
+ * The fast-path checks of 2 can fail too: with `--fast-path off` on the backup (Pair option
+ * ulvsdArgs, NAT pair run by hand, ha-failover.test.ts) the flow map is empty, the slots count
+ * nothing and the backup's workers read every packet.
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
