@@ -2,8 +2,10 @@
  * Checks of the HA pair's failover tests (ha-failover.test.ts, ha-failover-dr.test.ts) on a
  * running Pair (src/lab/pair.ts) and the stream client's connections (stream-status.ts):
  * established, listed / waitListed (a director's `ulvsadm -L -c -n`), packets (its engines'
- * counters) and across (survival of the connections across an event). Test-only.
+ * counters), across (survival of the connections across an event), cutD1 (the takeover by
+ * link cut) and assertFastPathCarries (a director's NIC fast path carries them). Test-only.
  */
+import assert from 'node:assert/strict';
 import type { Pair } from '../../src/lab/pair.js';
 import { PAIR } from '../../src/lab/pair-bed.js';
 import { flowMapView } from './flow-map-view.js';
@@ -96,4 +98,35 @@ export async function fastPathWindow(pair: Pair, i: number, ms = 3000): Promise<
   const r1 = await tunReads(pair, i);
   const f1 = flowMapView(ns, PAIR.client);
   return { byDir: f1.clientByDir, slotPackets: f1.clientSlotPackets - f0.clientSlotPackets, reads: r1 - r0 };
+}
+
+/**
+ * d1's links cut, with unicast flooding to d2 off meanwhile (else the bridge floods d1's frames
+ * to d2 once d1's port is down, and ulvsd's tc capture takes them before d2 is MASTER): the
+ * connections across the cut, the packets d2's engines counted meanwhile (fast path included),
+ * and how long after the cut d2's sync group G_NAT became MASTER (ms).
+ */
+export async function cutD1(pair: Pair, s: Stream): Promise<Across & { forwarded: number; masterMs: number }> {
+  pair.net.setFlood(1, false);
+  const p2 = await packets(pair, 1);
+  const r = await across(s, () => pair.net.setLinks(0, false));
+  const forwarded = (await packets(pair, 1)) - p2;
+  pair.net.setFlood(1, true);
+  const g = (await pair.vrrp(1))?.groups.find((x) => x.name === 'G_NAT') as { since?: number } | undefined;
+  return { ...r, forwarded, masterMs: (g?.since ?? NaN) - r.at };
+}
+
+/**
+ * Director i's NIC fast path carries the `n` connections of the pair's client (fastPathWindow):
+ * at least n - 2 flow entries of each enum flow_dir in `dirs`, more than 10 n packets counted in
+ * their slots in 3 s (each connection sends >= 10 a second), fewer than n read by its workers
+ * from the TUN meanwhile. Prints what it saw, prefixed by `label`.
+ */
+export async function assertFastPathCarries(pair: Pair, i: number, n: number, dirs: number[], label: string): Promise<void> {
+  const w = await fastPathWindow(pair, i);
+  const d = `d${i + 1}`;
+  console.log(`# ${label}${d}'s fast path: flow entries by flow_dir ${JSON.stringify(w.byDir)}; in 3 s its slots counted ${w.slotPackets} packets, its workers read ${w.reads} from the TUN`);
+  for (const k of dirs) assert.ok(w.byDir[k]! >= n - 2, `${d}'s flow map: ${JSON.stringify(w.byDir)} by flow_dir for ${n} connections; TUN reads in 3 s: ${w.reads}`);
+  assert.ok(w.slotPackets > n * 10, `${d}'s fast path counted ${w.slotPackets} packets in 3 s`);
+  assert.ok(w.reads < n, `${d}'s workers read ${w.reads} packets in 3 s: not offloaded`);
 }
