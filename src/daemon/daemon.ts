@@ -52,6 +52,7 @@ import { WorkerPool, type PoolCounters } from './worker-pool.js';
 import { VrrpFollower } from './vrrp-follower.js';
 import { SyncDaemon, syncDaemonFor } from './sync-daemon.js';
 import { SyncRoleDriver } from './sync-role.js';
+import { defaultSyncQlenMax } from './sync-defaults.js';
 import { formatIPv4 } from '../wire/addr.js';
 
 /** A start-up refusal: ulvsd prints `ulvsd: <message>` on stderr and exits with `code`. */
@@ -189,11 +190,12 @@ export class Daemon {
     const initial = slots.assign(diffRules({ services: [], dests: [] }, rules));
     initial.commit();
     const handover = loadHandover({ connsPath: this.#paths.conns, rules, workers: o.workers, adoptedMaps: kernel.fastPathAdopted ? kernel.fastPathMaps : null, counters: this.#handoverCounters, log });
+    const sysctl = { syncQlenMax: defaultSyncQlenMax(), ...o.sysctl }; // the kernel's default needs the machine's memory
     const pool = new WorkerPool(
       kernel.queues.map((q) => q.fd),
       (i) => {
         const fastPath = kernel.fastPathShare(i);
-        return { seed: randomInt(0, 0x7fffffff), maxConns: Math.floor(o.maxConns / o.workers), ops: initial.ops, io: o.io, busyPollUs: o.busyPollUs, localAddrs: this.#local.addrs, sysctl: o.sysctl, sharedState: slots.state, ...(fastPath ? { fastPath } : {}), ...(handover?.[i]?.count ? { handover: handover[i] } : {}) };
+        return { seed: randomInt(0, 0x7fffffff), maxConns: Math.floor(o.maxConns / o.workers), ops: initial.ops, io: o.io, busyPollUs: o.busyPollUs, localAddrs: this.#local.addrs, sysctl, sharedState: slots.state, ...(fastPath ? { fastPath } : {}), ...(handover?.[i]?.count ? { handover: handover[i] } : {}) };
       },
       {
         warn: (msg) => log.warn(msg),
@@ -214,7 +216,7 @@ export class Daemon {
           this.#cleanup();
           this.#exit(1);
         },
-        syncDatagram: (_i, dg) => this.#sync?.send(dg),
+        syncDatagram: (i, dg) => this.#sync?.send(dg, i),
         stopped: (batches) => {
           if (this.#handover) {
             if (batches) saveHandover(this.#paths.conns, batches, o.dev, this.#handoverCounters, log);
@@ -335,6 +337,7 @@ export class Daemon {
       else if (!this.#vrrp) this.#vrrp = VrrpFollower.start(cfg.vrrp, this.#log, this.#syncRole);
       else this.#log.warn('notify_fifo was removed from the configuration: ulvsd keeps following the FIFO it has open until it restarts', 'vrrp');
       health.watch(cfg);
+      this.#syncRole.reconfigure(); // a changed lvs_sync_daemon line: at once, in the current role
       await this.#applyHealth();
     } else await this.control.replace(readRules(source.file, this.#kernel?.capturing ?? false, this.#caps));
     const msg = `reloaded ${source.file}`;

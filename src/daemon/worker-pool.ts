@@ -15,6 +15,7 @@ import { IpvsError } from '../core/errors.js';
 import type { RuleOp } from '../core/rule-ops.js';
 import type { ServiceKey } from '../core/service.js';
 import { mergeSnapshots } from '../core/snapshot-merge.js';
+import { defaultSysctls } from '../core/sysctl.js';
 import type { ImportResult } from '../core/conn/handover.js';
 import type { CallMessageOf, CallName, Calls, FromWorker, HandoverBatch, ToWorker, WorkerInit } from '../datapath/tun/worker-protocol.js';
 
@@ -66,6 +67,9 @@ export class WorkerPool {
   readonly #handover: HandoverBatch[] = [];
   /** what each worker imported of the previous process's connections (with `ready`) */
   readonly imported: ImportResult[] = [];
+  /** the sysctls every engine holds, kept here for the main thread's readers (the sync
+   *  daemon's sync_qlen_max per datagram): the start values, then each setSysctls */
+  readonly sysctlNow: Sysctls;
 
   /**
    * One worker per TUN queue fd; `init(i)` gives worker i everything but its fd and port.
@@ -73,7 +77,9 @@ export class WorkerPool {
    */
   constructor(fds: number[], init: (i: number) => Omit<WorkerInit, 'fd' | 'control'>, events: PoolEvents, script: URL = new URL('../datapath/tun/worker.js', import.meta.url)) {
     this.#events = events;
-    this.#workers = fds.map((fd, i) => this.#spawn(script, i, { ...init(i), fd }));
+    const inits = fds.map((_, i) => init(i));
+    this.sysctlNow = defaultSysctls(inits[0]?.sysctl);
+    this.#workers = fds.map((fd, i) => this.#spawn(script, i, { ...inits[i]!, fd }));
   }
 
   get size(): number {
@@ -162,6 +168,7 @@ export class WorkerPool {
   /** every worker's engine; values validated before (core/sysctl-names.ts), so none refuses */
   async setSysctls(s: Partial<Sysctls>): Promise<void> {
     await this.all('setSysctls', s);
+    Object.assign(this.sysctlNow, s);
   }
   async zero(k?: ServiceKey): Promise<void> {
     await this.all('zero', k);

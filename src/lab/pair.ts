@@ -25,9 +25,10 @@ export interface PairOptions {
   track?: 'script' | 'none';
   /** connection sync (`@ulvs lvs_sync_daemon` in keepalived.conf); default true */
   sync?: boolean;
-  /** the real servers' program on RPORT: HTTP (servers.ts, default) or the echo server of
-   *  stream.ts (long-lived connections, ha-failover.test) */
-  servers?: 'http' | 'echo';
+  /** the real servers' program on `rport` (RPORT, VPORT for DR/TUN): HTTP (servers.ts, default) or the echo server of
+   *  stream.ts (long-lived connections, ha-failover.test), or none (the caller starts its own:
+   *  bench/sync-cost.ts runs nginx) */
+  servers?: 'http' | 'echo' | 'none';
   /** keepalived's preempt_delay in seconds (pair-config.ts); default none */
   preemptDelay?: number;
   /** ulvsd's data-path workers per director; default 1 */
@@ -58,7 +59,7 @@ export class Pair {
   readonly net: PairNet;
   readonly track: 'script' | 'none';
   readonly sync: boolean;
-  readonly servers: 'http' | 'echo';
+  readonly servers: 'http' | 'echo' | 'none';
   readonly preemptDelay: number;
   readonly workers: number;
   readonly sysctls: string[];
@@ -98,7 +99,7 @@ export class Pair {
     try {
       if (this.method !== 'nat') for (const ns of this.net.realServers) this.#rsSetup(ns, this.method === 'dr' ? ['dr', PAIR.VIP] : ['tun', '--decap', 'bpf', PAIR.VIP]);
       const program = (i: number) => (this.servers === 'echo' ? [STREAM, '--serve', String(this.rport)] : [SCRIPTS.servers, '--name', `rs${i + 1}`, '--http', String(this.rport)]);
-      await Promise.all(this.net.realServers.map((ns, i) => this.#spawnReady(ns, [process.execPath, ...program(i)], /ready/)));
+      if (this.servers !== 'none') await Promise.all(this.net.realServers.map((ns, i) => this.#spawnReady(ns, [process.execPath, ...program(i)], /ready/)));
       for (const i of [0, 1]) {
         const conf = pairKeepalivedConf({
           priority: PAIR.priority(i),

@@ -89,6 +89,9 @@ export interface Calls {
   /** backup: received datagrams holding only records whose connections this worker's queue
    *  gets (daemon/sync-router.ts); each applied as SyncControl.receive; result: records taken */
   syncReceive: { args: [datagrams: Uint8Array[], ownSyncId: number]; result: number };
+  /** the daemon's backup role started (true) or stopped: with backup_only the engine then
+   *  serves no virtual service, and takes its connections back from the kernel fast path */
+  syncBackupRunning: { args: [running: boolean]; result: null };
 }
 export type CallName = keyof Calls;
 

@@ -43,6 +43,7 @@ import type { CallHandlers, CallMessageOf, Calls, CallName, FromWorker, Handover
 import { POLLIN, sys } from './sys.js';
 import { EAGAIN, EINTR, EINVAL, ENOBUFS } from './syscalls.js';
 import { Offloader } from './offloader.js';
+import { syncCalls } from './worker-sync.js';
 import { BufferRing, IORING_CQE_BUFFER_SHIFT, IORING_CQE_F_BUFFER, IORING_CQE_F_MORE, Uring } from './uring.js';
 
 export type { WorkerInit } from './worker-protocol.js';
@@ -193,21 +194,25 @@ export class PacketWorker {
       this.offloader?.flush();
       applyOps(this.d, ops);
       // an edited tunnelling server's connections take its new tunnel type and port
-      if (this.offloader && this.offloader.retunnel() > 0) this.offloader.flush();
+      if (this.offloader && !this.d.sync.backupOnly && this.offloader.retunnel() > 0) this.offloader.flush(); // backup_only: no way-out entries
       return null;
     },
+    // a listing first counts what the kernel forwarded (activity restarts timers), then lets
+    // the timers collect what expired meanwhile, so counts and lists hold live entries only
     snapshot: (_, now) => {
       this.harvest(now);
+      this.d.tick(now);
       return this.d.snapshot();
     },
     connections: (_, now) => {
       this.harvest(now);
+      this.d.tick(now);
       return this.d.connections(now);
     },
     timeouts: () => this.d.timeouts,
     setTimeouts: ([t]) => (this.d.setTimeouts(t), null),
     sysctls: () => ({ ...this.d.sysctl }),
-    setSysctls: ([s]) => (applySysctls(this.d.sysctl, s), null),
+    setSysctls: ([s]) => this.bypassing(() => applySysctls(this.d.sysctl, s)),
     zero: ([service], now) => {
       this.harvest(now); // what the kernel forwarded before the reset is not counted after it
       this.d.zero(service);
@@ -218,30 +223,20 @@ export class PacketWorker {
       this.d.setLocalAddresses(addrs);
       return null;
     },
-    // The worker's loop never returns to its event loop (it blocks in io_uring_enter or poll),
-    // so it cannot own a Node socket: each finished datagram is copied and posted to the main
-    // thread, whose one socket sends it (daemon/sync-daemon.ts). A datagram holds up to ~40
-    // records, so this is one copy per ~40 announced connections, never one per packet.
-    syncStartMaster: ([cfg]) => {
-      this.d.sync.startMaster(cfg, (bytes, length) => {
-        this.send({ type: 'sync', datagram: bytes.slice(0, length) });
-        return true;
-      });
-      return null;
-    },
-    syncStopMaster: () => {
-      this.d.sync.stopMaster();
-      return null;
-    },
-    syncReceive: ([datagrams, ownSyncId], now) => {
-      let taken = 0;
-      for (const g of datagrams) {
-        this.d.sync.receive(g, 0, g.length, ownSyncId, now);
-        taken += this.d.sync.lastTaken;
-      }
-      return taken;
-    },
+    ...syncCalls(() => this.d, (m) => this.send(m), (change) => this.bypassing(change)),
   };
+
+  /** Run a change; if it put backup_only in force or ended it (worker-sync.ts), the engine
+   *  takes its connections back / stops or resumes routing DR and tunnelled tuples; flushed. */
+  private bypassing(change: () => void): null {
+    const was = this.d.sync.backupOnly;
+    change();
+    if (was !== this.d.sync.backupOnly) {
+      this.d.sync.suspendRoutes(this.d.sync.backupOnly);
+      this.offloader?.flush();
+    }
+    return null;
+  }
 
   private call<K extends CallName>(msg: CallMessageOf<K>, now: number): Calls[K]['result'] {
     return this.handlers[msg.call](msg.args, now);
