@@ -25,9 +25,9 @@ export interface PairOptions {
   track?: 'script' | 'none';
   /** connection sync (`@ulvs lvs_sync_daemon` in keepalived.conf); default true */
   sync?: boolean;
-  /** the real servers' program on `rport` (RPORT, VPORT for DR/TUN): HTTP (servers.ts, default) or the echo server of
-   *  stream.ts (long-lived connections, ha-failover.test), or none (the caller starts its own:
-   *  bench/sync-cost.ts runs nginx) */
+  /** the real servers' program on `rport` (RPORT; VPORT for DR/TUN): HTTP (servers.ts,
+   *  default) or the echo server of stream.ts (long-lived connections, ha-failover.test), or
+   *  none (the caller starts its own: bench/sync-cost.ts runs nginx) */
   servers?: 'http' | 'echo' | 'none';
   /** keepalived's preempt_delay in seconds (pair-config.ts); default none */
   preemptDelay?: number;
