@@ -2,7 +2,7 @@
  * ulvs — tools around the director:
  *   ulvs demo [--method nat|dr]  run the demo (root; VS/NAT by default, or VS/DR)
  *   ulvs lab up [-n N] build a test bed and leave it up (prints its names)
- *   ulvs lab up --pair [--no-track] [--prefix ulvs-NAME]
+ *   ulvs lab up --pair [--no-track] [--method nat|dr|tun] [--prefix ulvs-NAME]
  *                      an HA pair (keepalived -P + ulvsd on two directors), in the foreground
  *                      until Ctrl-C (src/lab/pair-cli.ts)
  *   ulvs lab down [--prefix P]  remove every test bed (namespaces named ulvs-*), or those named P-*
@@ -14,7 +14,7 @@ import { labPair } from '../lab/pair-cli.js';
 import { runRsSetup } from '../rs/setup.js';
 
 const [cmd, sub, ...rest] = process.argv.slice(2);
-const usage = 'usage: ulvs demo [--method nat|dr] | ulvs lab up [-n REAL_SERVERS] | ulvs lab up --pair [--no-track] [--prefix ulvs-NAME] | ulvs lab down [--prefix P] | ulvs rs-setup dr|tun VIP... | ulvs rs-setup --remove|--status\n';
+const usage = 'usage: ulvs demo [--method nat|dr] | ulvs lab up [-n REAL_SERVERS] | ulvs lab up --pair [--no-track] [--method nat|dr|tun] [--prefix ulvs-NAME] | ulvs lab down [--prefix P] | ulvs rs-setup dr|tun VIP... | ulvs rs-setup --remove|--status\n';
 if (cmd === 'demo') process.exit(await demo(process.argv.slice(3)));
 else if (cmd === 'rs-setup') {
   const say = (stream: NodeJS.WriteStream) => (line: string) => stream.write(`${line}\n`);

@@ -10,6 +10,13 @@
  *   VRRP sync group G_NAT: VI_EXT (vrid 51, 203.0.113.10/32 on o0), VI_INT (vrid 52, 192.0.2.1/24 on i0);
  *   d1 priority 150, d2 100 (d1 preempts when it comes back).
  *
+ * With a reply router (direct routing and tunnelling, whose replies leave the real servers with
+ * the VIP as source and must not cross a director): one more namespace <p>-gw, 192.0.2.254 on
+ * the inside bridge and 198.51.100.254 on the outside one, forwarding, is the real servers'
+ * default gateway instead of the DIP, as the upstream router of a real DR network. Through the
+ * master instead, the replies would be dropped as martians (source VIP, a local address of the
+ * master, arriving from outside: fib_validate_source), and a takeover would move them too.
+ *
  * Every name starts with the prefix; `up()` removes what it built when it fails, `down()`
  * kills what runs in the namespaces, deletes them and the temporary directory, and may be
  * called twice. Processes: real-server programs (HTTP on 8080), per director ulvsd (started
@@ -34,6 +41,9 @@ export const PAIR = {
   VRIDS: [51, 52] as [number, number],
   VPORT: 80,
   RPORT: 8080,
+  /** the reply router's addresses on the inside and the outside bridge */
+  ROUTER_IN: '192.0.2.254',
+  ROUTER_OUT: '198.51.100.254',
 } as const;
 
 /** The network of the pair: namespaces, bridges, links and addresses; no processes. */
@@ -43,20 +53,23 @@ export class PairNet {
   readonly client: string;
   readonly directors: [string, string];
   readonly realServers: string[];
+  /** the reply router's namespace, null without one */
+  readonly router: string | null;
   readonly dir: string;
 
-  constructor(prefix = `ulvs-${randomBytes(3).toString('hex')}`, realServers = 2) {
+  constructor(prefix = `ulvs-${randomBytes(3).toString('hex')}`, realServers = 2, replyRouter = false) {
     if (!/^[a-z0-9-]{1,20}$/.test(prefix)) throw new RangeError(`pair bed: the prefix is 1..20 of a-z 0-9 -, not ${JSON.stringify(prefix)}`);
     this.prefix = prefix;
     this.sw = `${prefix}-sw`;
     this.client = `${prefix}-c1`;
     this.directors = [`${prefix}-d1`, `${prefix}-d2`];
     this.realServers = Array.from({ length: realServers }, (_, i) => `${prefix}-rs${i + 1}`);
+    this.router = replyRouter ? `${prefix}-gw` : null;
     this.dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
   }
 
   get namespaces(): string[] {
-    return [this.sw, this.client, ...this.directors, ...this.realServers];
+    return [this.sw, this.client, ...this.directors, ...this.realServers, ...(this.router ? [this.router] : [])];
   }
 
   ip(ns: string, args: string[]): string {
@@ -91,10 +104,19 @@ export class PairNet {
         this.ip(d, ['addr', 'add', `${PAIR.inside(i)}/24`, 'dev', 'i0']);
         run(['ip', 'netns', 'exec', d, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
       });
+      if (this.router) {
+        this.#plug(this.router, 'o0', 'out', 'gwo');
+        this.#plug(this.router, 'i0', 'in', 'gwi');
+        this.ip(this.router, ['addr', 'add', `${PAIR.ROUTER_OUT}/24`, 'dev', 'o0']);
+        this.ip(this.router, ['addr', 'add', `${PAIR.ROUTER_IN}/24`, 'dev', 'i0']);
+        // rp_filter off: the replies' source, the VIP, has no route here (a namespace inherits
+        // the host's rp_filter, which may be strict)
+        for (const k of ['net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0', 'net.ipv4.conf.i0.rp_filter=0']) run(['ip', 'netns', 'exec', this.router, 'sysctl', '-qw', k]);
+      }
       this.realServers.forEach((r, i) => {
         this.#plug(r, 'eth0', 'in', `rs${i + 1}`);
         this.ip(r, ['addr', 'add', `${PAIR.realServer(i)}/24`, 'dev', 'eth0']);
-        this.ip(r, ['route', 'add', 'default', 'via', PAIR.DIP]);
+        this.ip(r, ['route', 'add', 'default', 'via', this.router ? PAIR.ROUTER_IN : PAIR.DIP]);
       });
       return this;
     } catch (e) {

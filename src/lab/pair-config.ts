@@ -33,7 +33,10 @@ export interface PairConfigOptions {
   track: 'script' | 'none';
   realServers: string[];
   vport: number;
+  /** the real servers' port (direct routing and tunnelling keep vport: give vport) */
   rport: number;
+  /** the forwarding method, keepalived's lb_kind (default NAT); TUN is IP-in-IP */
+  method?: 'nat' | 'dr' | 'tun';
   /** VRRP router ids of the outside and inside instances; the inside one is the sync id */
   vrids: [number, number];
   /** false: no `@ulvs lvs_sync_daemon` line (no connection sync; the failover test's control) */
@@ -82,7 +85,7 @@ export function pairKeepalivedConf(o: PairConfigOptions): string {
     ...instance('VI_INT', o.inside, o.vrids[1], `${o.dip}/${o.dipPrefix}`),
     `virtual_server ${o.vip} ${o.vport} {`,
     '  lb_algo rr',
-    '  lb_kind NAT',
+    `  lb_kind ${(o.method ?? 'nat').toUpperCase()}`,
     '  protocol TCP',
     ...o.realServers.flatMap((rs) => [`  real_server ${rs} ${o.rport} {`, '    TCP_CHECK {', '      connect_timeout 2', '    }', '  }']),
     '}',

@@ -25,9 +25,9 @@ export interface PairOptions {
   track?: 'script' | 'none';
   /** connection sync (`@ulvs lvs_sync_daemon` in keepalived.conf); default true */
   sync?: boolean;
-  /** the real servers' program on RPORT: HTTP (servers.ts, default) or the echo server of
-   *  stream.ts (long-lived connections, ha-failover.test), or none (the caller starts its own:
-   *  bench/sync-cost.ts runs nginx) */
+  /** the real servers' program on `rport` (RPORT; VPORT for DR/TUN): HTTP (servers.ts,
+   *  default) or the echo server of stream.ts (long-lived connections, ha-failover.test), or
+   *  none (the caller starts its own: bench/sync-cost.ts runs nginx) */
   servers?: 'http' | 'echo' | 'none';
   /** keepalived's preempt_delay in seconds (pair-config.ts); default none */
   preemptDelay?: number;
@@ -35,6 +35,12 @@ export interface PairOptions {
   workers?: number;
   /** ulvsd --sysctl NAME=VALUE on both directors (net.ipv4.vs.* at start); default none */
   sysctls?: string[];
+  /** the forwarding method (keepalived's lb_kind); default nat. dr and tun: the real servers
+   *  listen on VPORT, are prepared by `ulvs rs-setup dr|tun --decap bpf VIP` (undone at stop),
+   *  and answer through the bed's reply router (pair-bed.ts), not a director */
+  method?: 'nat' | 'dr' | 'tun';
+  /** more ulvsd arguments, per director (e.g. `--fast-path off` on the backup: a control) */
+  ulvsdArgs?: [string[], string[]];
 }
 
 const ULVSADM = SCRIPTS.ulvsd.replace(/ulvsd\.js$/, 'ulvsadm.js');
@@ -47,6 +53,7 @@ const comm = (pid: string): string => {
   }
 };
 const STREAM = SCRIPTS.ulvsd.replace(/cli\/ulvsd\.js$/, 'lab/stream.js');
+const ULVS = SCRIPTS.ulvsd.replace(/ulvsd\.js$/, 'ulvs.js');
 
 export class Pair {
   readonly net: PairNet;
@@ -56,19 +63,28 @@ export class Pair {
   readonly preemptDelay: number;
   readonly workers: number;
   readonly sysctls: string[];
+  readonly ulvsdArgs: [string[], string[]];
+  readonly method: 'nat' | 'dr' | 'tun';
+  /** the real servers' port: RPORT for NAT, VPORT for DR and TUN (they keep the port) */
+  readonly rport: number;
   readonly ulvsd: (ChildProcess | null)[] = [null, null];
   readonly keepalived: (ChildProcess | null)[] = [null, null];
   readonly logs: string[] = ['', ''];
   readonly procs: ChildProcess[] = [];
+  /** real-server namespaces prepared by rs-setup */
+  readonly #prepared: string[] = [];
 
   constructor(o: PairOptions = {}) {
-    this.net = new PairNet(o.prefix);
+    this.method = o.method ?? 'nat';
+    this.rport = this.method === 'nat' ? PAIR.RPORT : PAIR.VPORT;
+    this.net = new PairNet(o.prefix, 2, this.method !== 'nat');
     this.track = o.track ?? 'script';
     this.sync = o.sync ?? true;
     this.servers = o.servers ?? 'http';
     this.preemptDelay = o.preemptDelay ?? 0;
     this.workers = o.workers ?? 1;
     this.sysctls = o.sysctls ?? [];
+    this.ulvsdArgs = o.ulvsdArgs ?? [[], []];
   }
 
   socket(i: number): string {
@@ -81,7 +97,8 @@ export class Pair {
   async start(): Promise<this> {
     this.net.up();
     try {
-      const program = (i: number) => (this.servers === 'echo' ? [STREAM, '--serve', String(PAIR.RPORT)] : [SCRIPTS.servers, '--name', `rs${i + 1}`, '--http', String(PAIR.RPORT)]);
+      if (this.method !== 'nat') for (const ns of this.net.realServers) this.#rsSetup(ns, this.method === 'dr' ? ['dr', PAIR.VIP] : ['tun', '--decap', 'bpf', PAIR.VIP]);
+      const program = (i: number) => (this.servers === 'echo' ? [STREAM, '--serve', String(this.rport)] : [SCRIPTS.servers, '--name', `rs${i + 1}`, '--http', String(this.rport)]);
       if (this.servers !== 'none') await Promise.all(this.net.realServers.map((ns, i) => this.#spawnReady(ns, [process.execPath, ...program(i)], /ready/)));
       for (const i of [0, 1]) {
         const conf = pairKeepalivedConf({
@@ -96,7 +113,8 @@ export class Pair {
           track: this.track,
           realServers: this.net.realServers.map((_, k) => PAIR.realServer(k)),
           vport: PAIR.VPORT,
-          rport: PAIR.RPORT,
+          rport: this.rport,
+          method: this.method,
           vrids: PAIR.VRIDS,
           sync: this.sync,
           preemptDelay: this.preemptDelay,
@@ -130,7 +148,7 @@ export class Pair {
 
   /** Start director i's ulvsd; resolves when it forwards. */
   async startUlvsd(i: number): Promise<void> {
-    const p = this.#spawn(this.net.directors[i]!, [process.execPath, SCRIPTS.ulvsd, '--keepalived', this.conf(i), '--socket', this.socket(i), '--workers', String(this.workers), '--log-format', 'text', ...this.sysctls.flatMap((a) => ['--sysctl', a])], i);
+    const p = this.#spawn(this.net.directors[i]!, [process.execPath, SCRIPTS.ulvsd, '--keepalived', this.conf(i), '--socket', this.socket(i), '--workers', String(this.workers), '--log-format', 'text', ...this.sysctls.flatMap((a) => ['--sysctl', a]), ...this.ulvsdArgs[i]!], i);
     this.ulvsd[i] = p;
     await waitFor(p, /forwarding/, 30_000);
   }
@@ -229,8 +247,16 @@ export class Pair {
     return { lines: jsonLines(proc), proc };
   }
 
+  /** `ulvs rs-setup ARGS` in real-server namespace ns; recorded for stop()'s --remove. */
+  #rsSetup(ns: string, args: string[]): void {
+    this.#prepared.push(ns);
+    run(['ip', 'netns', 'exec', ns, process.execPath, ULVS, 'rs-setup', ...args]);
+  }
+
   stop(): void {
     for (const p of this.procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    // rs-setup's record of each namespace goes with --remove (the namespace itself goes below)
+    for (const ns of this.#prepared.splice(0)) tryRun(['ip', 'netns', 'exec', ns, process.execPath, ULVS, 'rs-setup', '--remove']);
     this.net.down();
   }
 }

@@ -11,9 +11,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadKeepalived } from './config.js';
-import { pairKeepalivedConf } from '../../lab/pair-config.js';
+import { pairKeepalivedConf, type PairConfigOptions } from '../../lab/pair-config.js';
+import { Fwd, TunType } from '../../core/service.js';
 
-const GOLDEN = pairKeepalivedConf({
+const GOLDEN_OPTIONS: PairConfigOptions = {
   priority: 150,
   vip: '203.0.113.10',
   dip: '192.0.2.1',
@@ -27,7 +28,8 @@ const GOLDEN = pairKeepalivedConf({
   vport: 80,
   rport: 8080,
   vrids: [51, 52],
-});
+};
+const GOLDEN = pairKeepalivedConf(GOLDEN_OPTIONS);
 const load = (text: string, id?: string) => loadKeepalived('/k.conf', () => text, id);
 const GLOBAL = (line: string) => `global_defs {\n  notify_fifo /run/f\n  ${line}\n}\nvrrp_instance VI_INT {\n  interface i0\n  virtual_router_id 52\n}\n`;
 
@@ -49,6 +51,18 @@ test('the golden pair config: instances, sync group, lvs_sync_daemon for config 
   assert.deepEqual(c.warnings, ['/k.conf:2:1: global_defs: left to keepalived: router_id, script_user']);
   // keepalived's view (any other config id): no lvs_sync_daemon
   assert.equal(load(GOLDEN, 'd1').vrrp.syncDaemon, null);
+});
+
+test('the pair config\'s method: lb_kind NAT by default, DR and TUN (IP-in-IP) when asked, servers on the given port', () => {
+  const method = (m?: 'nat' | 'dr' | 'tun', rport = 8080) => {
+    const c = load(pairKeepalivedConf({ ...GOLDEN_OPTIONS, ...(m ? { method: m } : {}), rport }));
+    return [c.services[0]!.method.fwd, c.services[0]!.method.tunType, c.services[0]!.realServers.map((r) => r.port)];
+  };
+  assert.deepEqual(method(), [Fwd.MASQ, TunType.IPIP, [8080, 8080]]);
+  assert.deepEqual(method('nat'), [Fwd.MASQ, TunType.IPIP, [8080, 8080]]);
+  assert.deepEqual(method('dr', 80), [Fwd.DROUTE, TunType.IPIP, [80, 80]]);
+  assert.deepEqual(method('tun', 80), [Fwd.TUNNEL, TunType.IPIP, [80, 80]]);
+  assert.match(pairKeepalivedConf({ ...GOLDEN_OPTIONS, method: 'dr' }), /\n {2}lb_kind DR\n/);
 });
 
 test('lvs_sync_daemon: keepalived\'s forms, defaults and ranges', () => {
