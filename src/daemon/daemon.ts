@@ -7,7 +7,8 @@
  *             /dev/net/tun is missing, when the rules do not parse or validate (2), when a VIP is a
  *             local address without the tc capture (kernel-setup.ts checkHost: 2 with --capture rules,
  *             1 when tc turned out unavailable), or when another
- *             ulvsd serves the socket; whatever it built before a refusal is removed again.
+ *             ulvsd serves the socket or uses its TUN device, routing table or rule preferences in
+ *             this network namespace (start-guard.ts); whatever it built before a refusal is removed again.
  *             Resolves once everything is set up; the workers report `forwarding with N workers`
  *             when they are.
  *
@@ -27,9 +28,8 @@
  * The connection-sync daemon (sync-daemon.ts) is started by the API or, in keepalived mode, by
  * the VRRP role (sync-role.ts). `exit` ends the process (process.exit; a test may pass another).
  */
-import { existsSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
-import { connect } from 'node:net';
 import { randomInt } from 'node:crypto';
 import { IpvsError } from '../core/errors.js';
 import { diffRules } from '../control/diff.js';
@@ -53,6 +53,8 @@ import { VrrpFollower } from './vrrp-follower.js';
 import { SyncDaemon, syncDaemonFor } from './sync-daemon.js';
 import { SyncRoleDriver } from './sync-role.js';
 import { formatIPv4 } from '../wire/addr.js';
+import { ClaimError, type Claims } from './netns-claims.js';
+import { guardStart, restoreFor } from './start-guard.js';
 
 /** A start-up refusal: ulvsd prints `ulvsd: <message>` on stderr and exits with `code`. */
 export class DaemonError extends Error {
@@ -99,17 +101,6 @@ export function readRules(file: string, tc: boolean, caps: DataPathCaps): Rules 
   return r;
 }
 
-/** True when a process accepts connections on the Unix socket at `path`. */
-function socketLive(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const c = connect(path, () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.on('error', () => resolve(false));
-  });
-}
-
 export class Daemon {
   readonly #o: DaemonOptions;
   /** what the data path can carry (direct routing needs the fast path's flow map and the TUN's
@@ -124,6 +115,8 @@ export class Daemon {
   #sync: SyncDaemon | null = null;
   readonly #syncRole: SyncRoleDriver;
   #kernel: KernelSetup | null = null;
+  /** this process's TUN, table and preferences in the namespace (netns-claims.ts) */
+  #claims: Claims | null = null;
   readonly #local = new LocalAddresses();
   #pool: WorkerPool | null = null;
   #control: ControlPlane | null = null;
@@ -159,10 +152,11 @@ export class Daemon {
     this.#caps.dr = o.fastPath === 'tc' ? null : 'it needs the kernel fast path (--fast-path tc): its flow map tells the way out of the TUN where each connection goes';
     const rules = this.#loadRules();
 
-    // Admin socket: refuse to start over a live daemon's socket; replace a stale one.
-    if (existsSync(o.socket)) {
-      if (await socketLive(o.socket)) throw new DaemonError(`another ulvsd is serving ${o.socket}`, 1);
-      unlinkSync(o.socket);
+    // Alone with the TUN, table, preferences and admin socket in this namespace (start-guard.ts)
+    try {
+      this.#claims = await guardStart(o);
+    } catch (e) {
+      throw e instanceof ClaimError ? new DaemonError(e.message, 1) : e;
     }
 
     const kernel = new KernelSetup(o, rules, log, this.#paths.kernel);
@@ -388,7 +382,9 @@ export class Daemon {
     this.#vrrp?.stop();
     this.#syncRole.close();
     this.#sync?.close();
-    this.#kernel?.remove(keep);
+    const claims = this.#claims;
+    this.#kernel?.remove(keep, claims && !keep ? restoreFor(claims) : undefined);
     rmSync(this.#o.socket, { force: true }); // absent when not created yet
+    claims?.release(!keep); // last: nothing of ours is left for another ulvsd to meet
   }
 }

@@ -116,6 +116,8 @@ export function parseOptions(argv: string[], cores: number): { help: true } | { 
   const table = int(values.table, 1, 0xfffffffe, '--table is a routing table number, 1..4294967294');
   const pref = int(values.pref, 1, 0xfffffffe, '--pref is a rule preference, 1..4294967294');
   const maxConns = int(values['max-conns'], workers, 2 ** 31 - 1, `--max-conns is ${workers}..2147483647 (at least one per worker)`);
+  // the kernel's dev_valid_name (IFNAMSIZ 16 with its NUL); the name is also part of state and claim file names
+  if (!/^[^\s/:]{1,15}$/.test(values.dev) || values.dev === '.' || values.dev === '..') throw new UsageError('--dev is an interface name: 1..15 characters, no blank, "/" or ":", not "." or ".."');
   const configId = values['config-id'] ?? DEFAULT_CONFIG_ID;
   if (values['config-id'] !== undefined && values.keepalived === undefined) throw new UsageError('--config-id applies to --keepalived FILE only (it decides keepalived.conf\'s @ID lines)');
   if (!/^[^\s]+$/.test(configId)) throw new UsageError('--config-id is one word without blanks (the ID of keepalived.conf\'s @ID lines)');

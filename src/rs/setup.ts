@@ -23,7 +23,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { closeFd } from '../datapath/tun/fastpath.js';
 import { attachDecap, detachDecap, DECAP_PROG, findDecap, loadDecap, readDecap } from './decap.js';
-import { netnsCookie } from './netns-cookie.js';
+import { netnsCookie } from '../datapath/tun/netns-cookie.js';
 import { parseRsSetup, RS_USAGE, UsageError, type RsCommand } from './options.js';
 
 export const STATE_DIR = '/run/ulvs';

@@ -7,7 +7,7 @@
  * namespace and seems to belong to the new one. Constants from include/uapi/linux/socket.h,
  * asm-generic/socket.h (x86-64 and arm64 alike).
  */
-import { libc } from '../datapath/tun/syscalls.js';
+import { libc } from './syscalls.js';
 
 const AF_INET = 2;
 const SOCK_DGRAM = 2;
