@@ -5,7 +5,8 @@
  *                             another live ulvsd in this network namespace uses the same TUN
  *                             device, routing table or rule preferences (netns-claims.ts; the
  *                             message names its pid and admin socket), or serves the admin
- *                             socket `o.socket`. A stale socket file (nobody accepting) is removed.
+ *                             socket `o.socket`, or when that path is not a safe place for it
+ *                             (admin-socket.ts). A stale socket (nobody accepting) is removed.
  *   restoreFor(claims)        what the final stop gives kernel-setup.ts remove(): the sysctls to
  *                             restore, without the namespace's shared ones while another ulvsd
  *                             still runs here.
@@ -18,6 +19,7 @@ import { connect } from 'node:net';
 import { namespaceSysctls } from '../datapath/tun/routing.js';
 import { ClaimError, CLAIMS_DIR, takeClaims, type Claims } from './netns-claims.js';
 import type { DaemonOptions } from './options.js';
+import { checkSocketPlace } from './admin-socket.js';
 
 /** True when a process accepts connections on the Unix socket at `path`. */
 function socketLive(path: string): Promise<boolean> {
@@ -32,6 +34,11 @@ function socketLive(path: string): Promise<boolean> {
 
 /** See the file header. `dir`: where the claims live (tests give their own). */
 export async function guardStart(o: Pick<DaemonOptions, 'dev' | 'table' | 'pref' | 'socket'>, dir = CLAIMS_DIR): Promise<Claims> {
+  try {
+    checkSocketPlace(o.socket);
+  } catch (e) {
+    throw new ClaimError((e as Error).message);
+  }
   const claims = takeClaims({ dev: o.dev, table: o.table, pref: o.pref, socket: o.socket, sharedSysctls: namespaceSysctls() }, dir);
   try {
     if (existsSync(o.socket)) {
