@@ -150,13 +150,20 @@ export class Daemon {
     if (process.getuid?.() !== 0) throw new DaemonError('must run as root: it creates a TUN device and policy routes', 1);
     if (!tunAvailable()) throw new DaemonError('/dev/net/tun is missing: load the tun module (modprobe tun)', 1);
     this.#caps.dr = o.fastPath === 'tc' ? null : 'it needs the kernel fast path (--fast-path tc): its flow map tells the way out of the TUN where each connection goes';
-    const rules = this.#loadRules();
-
-    // Alone with the TUN, table, preferences and admin socket in this namespace (start-guard.ts)
+    // Alone with the TUN, table, preferences and admin socket in this namespace (start-guard.ts),
+    // before anything else (keepalived mode opens the notify FIFO while loading the rules)
+    let claims: Claims;
     try {
-      this.#claims = await guardStart(o);
+      claims = this.#claims = await guardStart(o);
     } catch (e) {
       throw e instanceof ClaimError ? new DaemonError(e.message, 1) : e;
+    }
+    let rules: Rules;
+    try {
+      rules = this.#loadRules();
+    } catch (e) {
+      claims.release(false); // nothing was changed: what the presence file holds stays right
+      throw e;
     }
 
     const kernel = new KernelSetup(o, rules, log, this.#paths.kernel);
