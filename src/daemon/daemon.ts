@@ -154,7 +154,7 @@ export class Daemon {
     // before anything else (keepalived mode opens the notify FIFO while loading the rules)
     let claims: Claims;
     try {
-      claims = this.#claims = await guardStart(o);
+      claims = this.#claims = await guardStart(o, (m) => log.info(m));
     } catch (e) {
       throw e instanceof ClaimError ? new DaemonError(e.message, 1) : e;
     }
@@ -364,6 +364,7 @@ export class Daemon {
     this.#exitCode = code;
     if (this.#stopping) return;
     this.#stopping = true;
+    this.#claims?.markStopping(); // a start meanwhile waits for this one to finish
     this.#handover = handover;
     this.#admin?.close();
     this.#metrics?.close();

@@ -87,3 +87,37 @@ test('a hand-over keeps the first start\'s values for the next process', withDir
   assert.deepEqual(a2.sysctlsToRestore([['net.ipv4.ip_forward', '1']], ['net.ipv4.ip_forward']), [['net.ipv4.ip_forward', 'before-first']]);
   a2.release(true);
 }));
+
+/** A child process holding the claims of want() (as a ulvsd would), marked stopping; it exits after `exitMs` (0: never). */
+async function stoppingHolder(dir: string, exitMs: number) {
+  const mod = new URL('./netns-claims.js', import.meta.url).href;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', `const m = await import(${JSON.stringify(mod)}); const c = m.takeClaims({ dev: 'hD0', table: 4200, pref: 4200, socket: '/run/hD/old.sock', sharedSysctls: [] }, ${JSON.stringify(dir)}); c.markStopping(); console.log('held'); ${exitMs ? `setTimeout(() => process.exit(0), ${exitMs});` : ''} setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => d.toString().includes('held') && resolve());
+    child.on('exit', (c) => reject(new Error(`child exited ${c}`)));
+  });
+  return child;
+}
+
+test('a start while the holder is stopping (a hand-over) waits for its exit, then takes over', withDir(async (dir) => {
+  const child = await stoppingHolder(dir, 700);
+  try {
+    let waited = 0;
+    const t0 = Date.now();
+    const c = takeClaims(want(), dir, 10_000, (pid) => (waited = pid));
+    assert.equal(waited, child.pid, 'told whom it waited for');
+    assert.ok(Date.now() - t0 >= 300, 'it did wait');
+    c.release(false);
+  } finally {
+    child.kill('SIGKILL');
+  }
+}));
+
+test('a holder stopping for longer than the wait: refused, saying so', withDir(async (dir) => {
+  const child = await stoppingHolder(dir, 0);
+  try {
+    assert.throws(() => takeClaims(want(), dir, 300), new RegExp(`another ulvsd \\(pid ${child.pid}, admin socket /run/hD/old\\.sock, stopping for over 0\\.3 s\\) uses TUN device hD0`));
+  } finally {
+    child.kill('SIGKILL');
+  }
+}));

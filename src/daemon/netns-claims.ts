@@ -5,6 +5,9 @@
  *
  *   takeClaims(want, dir)  -> Claims; throws ClaimError naming the holder (pid, admin socket)
  *                             of every resource another live ulvsd holds, and takes none then
+ *   claims.markStopping()  a stop has begun: a start meanwhile waits (up to STOPPING_WAIT_MS)
+ *                             for this process to finish instead of being refused, so
+ *                             `kill -USR2 $pid && ulvsd ...` (README) hands over in order
  *   claims.release(final)  drop the claims (idempotent, never throws); `final`: this is a
  *                             final stop, see the shared sysctls below
  *
@@ -60,6 +63,11 @@ export interface ClaimWant {
 interface Holder {
   pid: number;
   socket: string;
+  dev?: string;
+  table?: number;
+  pref?: number;
+  /** a hand-over or final stop has begun: a new start waits for the exit */
+  stopping?: boolean;
 }
 
 /** The resources of `w`, each as the file-name part and the words of the message. */
@@ -131,9 +139,23 @@ export class Claims {
   /** sysctlsToRestore found this process the last ulvsd in the namespace */
   #last = false;
 
-  constructor(held: { path: string; fd: number }[], present: { path: string; fd: number }) {
+  readonly #me: Holder;
+
+  constructor(held: { path: string; fd: number }[], present: { path: string; fd: number }, me: Holder) {
     this.#held = held;
     this.#present = present;
+    this.#me = me;
+  }
+
+  /** Say in every claim that this ulvsd is stopping (a start meanwhile waits: takeClaims). Never throws. */
+  markStopping(): void {
+    for (const h of this.#held) {
+      try {
+        rewrite(h.fd, `${JSON.stringify({ ...this.#me, stopping: true })}\n`);
+      } catch {
+        /* the claim still holds; a start is refused instead of waiting */
+      }
+    }
   }
 
   /**
@@ -186,12 +208,12 @@ export class Claims {
   }
 }
 
-/** Take every claim of `w` in `dir` (see the file header); all or none. */
-export function takeClaims(w: ClaimWant, dir = CLAIMS_DIR): Claims {
-  const cookie = netnsCookie();
-  if (cookie === null) throw new ClaimError('this kernel gives network namespaces no cookie (Linux 5.14+ needed): cannot tell another ulvsd in this namespace from one elsewhere');
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const base = join(dir, `net${cookie}`);
+/** How long a start waits for holders that are stopping (a hand-over writes its connections,
+ *  then exits: workers stop within 3 s, daemon.ts), ms. */
+export const STOPPING_WAIT_MS = 10_000;
+
+/** One try at every claim of `w`: all of them held, or none and who holds what. */
+function tryClaims(w: ClaimWant, base: string): { held: { path: string; fd: number }[] } | { busy: { holder: Holder | null; what: string[] }[] } {
   const held: { path: string; fd: number }[] = [];
   const busy = new Map<string, { holder: Holder | null; what: string[] }>();
   try {
@@ -206,23 +228,54 @@ export function takeClaims(w: ClaimWant, dir = CLAIMS_DIR): Claims {
         busy.set(k, e);
       } else held.push({ path, fd });
     }
-    if (busy.size) {
-      const who = [...busy.values()].map((b) => `${b.holder ? `another ulvsd (pid ${b.holder.pid}, admin socket ${b.holder.socket})` : 'another ulvsd (starting: pid not yet known)'} uses ${b.what.join(', ')}`);
+  } catch (e) {
+    for (const h of held) closeSync(h.fd);
+    throw e;
+  }
+  if (busy.size === 0) return { held };
+  for (const h of held) {
+    try {
+      unlinkSync(h.path); // while locked, as release() does
+    } catch {
+      /* gone */
+    }
+    closeSync(h.fd);
+  }
+  return { busy: [...busy.values()] };
+}
+
+/**
+ * Take every claim of `w` in `dir` (see the file header); all or none. While every holder of
+ * a busy claim says it is stopping (Claims.markStopping: a hand-over, `kill -USR2 && ulvsd`),
+ * wait for it up to `waitMs`; `waited` is told the holder's pid once.
+ */
+export function takeClaims(w: ClaimWant, dir = CLAIMS_DIR, waitMs = STOPPING_WAIT_MS, waited: (pid: number) => void = () => {}): Claims {
+  const cookie = netnsCookie();
+  if (cookie === null) throw new ClaimError('this kernel gives network namespaces no cookie (Linux 5.14+ needed): cannot tell another ulvsd in this namespace from one elsewhere');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const base = join(dir, `net${cookie}`);
+  const t0 = Date.now();
+  let told = false;
+  for (;;) {
+    const r = tryClaims(w, base);
+    if ('held' in r) {
+      const me: Holder = { pid: process.pid, socket: w.socket, dev: w.dev, table: w.table, pref: w.pref };
+      try {
+        for (const h of r.held) rewrite(h.fd, `${JSON.stringify(me)}\n`);
+        return new Claims(r.held, presence(`${base}.present.lock`, w.sharedSysctls), me);
+      } catch (e) {
+        for (const h of r.held) closeSync(h.fd);
+        throw e;
+      }
+    }
+    const stopping = r.busy.every((b) => b.holder?.stopping === true);
+    if (!stopping || Date.now() - t0 > waitMs) {
+      const who = r.busy.map((b) => `${b.holder ? `another ulvsd (pid ${b.holder.pid}, admin socket ${b.holder.socket}${b.holder.stopping ? `, stopping for over ${waitMs / 1000} s` : ''})` : 'another ulvsd (starting: pid not yet known)'} uses ${b.what.join(', ')}`);
       throw new ClaimError(`${who.join('; ')} in this network namespace: give this one its own --dev, --table and --pref (each director its own device, table and two preferences P, P+1), or stop the other first`);
     }
-    const me = JSON.stringify({ pid: process.pid, socket: w.socket, dev: w.dev, table: w.table, pref: w.pref }) + '\n';
-    for (const h of held) rewrite(h.fd, me);
-    return new Claims(held, presence(`${base}.present.lock`, w.sharedSysctls));
-  } catch (e) {
-    for (const h of held) {
-      try {
-        unlinkSync(h.path);
-      } catch {
-        /* gone */
-      }
-      closeSync(h.fd);
-    }
-    throw e;
+    if (!told) waited(r.busy[0]!.holder!.pid);
+    told = true;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50); // at start: nothing else to run yet
   }
 }
 

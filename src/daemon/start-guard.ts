@@ -17,7 +17,7 @@
 import { existsSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { namespaceSysctls } from '../datapath/tun/routing.js';
-import { ClaimError, CLAIMS_DIR, takeClaims, type Claims } from './netns-claims.js';
+import { ClaimError, CLAIMS_DIR, STOPPING_WAIT_MS, takeClaims, type Claims } from './netns-claims.js';
 import type { DaemonOptions } from './options.js';
 import { checkSocketPlace } from './admin-socket.js';
 
@@ -33,13 +33,13 @@ function socketLive(path: string): Promise<boolean> {
 }
 
 /** See the file header. `dir`: where the claims live (tests give their own). */
-export async function guardStart(o: Pick<DaemonOptions, 'dev' | 'table' | 'pref' | 'socket'>, dir = CLAIMS_DIR): Promise<Claims> {
+export async function guardStart(o: Pick<DaemonOptions, 'dev' | 'table' | 'pref' | 'socket'>, log: (msg: string) => void, dir = CLAIMS_DIR): Promise<Claims> {
   try {
     checkSocketPlace(o.socket);
   } catch (e) {
     throw new ClaimError((e as Error).message);
   }
-  const claims = takeClaims({ dev: o.dev, table: o.table, pref: o.pref, socket: o.socket, sharedSysctls: namespaceSysctls() }, dir);
+  const claims = takeClaims({ dev: o.dev, table: o.table, pref: o.pref, socket: o.socket, sharedSysctls: namespaceSysctls() }, dir, STOPPING_WAIT_MS, (pid) => log(`ulvsd pid ${pid} is stopping: waiting for it to finish (at most ${STOPPING_WAIT_MS / 1000} s)`));
   try {
     if (existsSync(o.socket)) {
       if (await socketLive(o.socket)) throw new ClaimError(`another ulvsd is serving ${o.socket} (give this one its own --socket)`);

@@ -8,6 +8,8 @@
  *     forwarding; stopping the first leaves the second forwarding (net.ipv4.ip_forward, set
  *     back to 0 by the last one only), and the last one restores the value from before the
  *     first start;
+ *   - `kill -USR2` and a start at once: the new one waits for the old one's hand-over (its
+ *     claims say it is stopping) and takes the kernel side over;
  *   - control, what happened before the claims: the second started with an empty claims
  *     directory (its own mount namespace: it cannot see the first's claims) on the same
  *     device, table and preferences. It starts, and its stop deletes rules P and P+1 and
@@ -19,7 +21,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { DirectorBed, SCRIPTS, waitFor } from '../../src/lab/director-bed.js';
@@ -145,6 +147,34 @@ describe('two ulvsd in one network namespace', { skip: needsRoot }, () => {
     await stopSecond();
     assert.equal(sysctl('net.ipv4.ip_forward'), ipForwardBefore, 'the last one set it back to the value before the first start');
     await bed.startDirector(); // for the control
+    assert.equal(ok(80), 3);
+  });
+
+  test('kill -USR2 and a start at once (README "Restarts and upgrades"): the new ulvsd waits for the hand-over, then takes over and forwards', async () => {
+    const old = bed.ulvsd!;
+    const oldPid = old.pid!;
+    const oldExit = new Promise((r) => old.once('exit', r));
+    old.kill('SIGUSR2');
+    // start once the old one's claims say it is stopping (the signal handled), without waiting
+    // for its exit, as the README's `kill -USR2 $(pidof ulvsd) && ulvsd ...` does
+    const t0 = Date.now();
+    const marked = () => readdirSync(CLAIMS_DIR).some((f) => f.endsWith('.dev-ulvs0.lock') && readFileSync(join(CLAIMS_DIR, f), 'utf8').includes(`"pid":${oldPid},`) && readFileSync(join(CLAIMS_DIR, f), 'utf8').includes('"stopping":true'));
+    while (!marked()) {
+      assert.ok(Date.now() - t0 < 5000, 'the old ulvsd marked its claims stopping');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    // held there (SIGSTOP) until the new one says it waits: its hand-over is otherwise over
+    // (100 ms) before a new node process gets to its claims, and nothing would be shown
+    old.kill('SIGSTOP');
+    const started = bed.startDirector();
+    try {
+      await bed.logged(new RegExp(`ulvsd pid ${oldPid} is stopping: waiting for it to finish`), 8000);
+    } finally {
+      old.kill('SIGCONT');
+    }
+    await started;
+    await oldExit;
+    assert.match(bed.ulvsdLog, /ulvs0 taken over from the previous process/);
     assert.equal(ok(80), 3);
   });
 
