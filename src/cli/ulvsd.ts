@@ -1,7 +1,7 @@
 /**
  * ulvsd — the director daemon.
  *
- *   ulvsd --rules FILE | --keepalived FILE [--config-id ulvs]  [--socket /run/ulvs/ulvs.sock] [--workers N] [--metrics HOST:PORT [--metrics-public]]
+ *   ulvsd --rules FILE | --keepalived FILE [--config-id ulvs]  [--socket /run/ulvs/ulvs.sock] [--workers N] [--metrics HOST:PORT]
  *         [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls]
  *         [--busy-poll US] [--capture tc|rules] [--fast-path tc|off] [--fast-path-after N] [--fast-path-conns N]
  *
