@@ -117,6 +117,9 @@ export function parseOptions(argv: string[], cores: number): { help: true } | { 
   const metrics = metricsAt(values.metrics, values['metrics-public']);
   const table = int(values.table, 1, 0xfffffffe, '--table is a routing table number, 1..4294967294');
   const pref = int(values.pref, 1, 0xfffffffe, '--pref is a rule preference, 1..4294967294');
+  // ulvsd flushes its table and deletes every rule at P and P+1 when it stops: never the kernel's own
+  if (table >= 253 && table <= 255) throw new UsageError(`--table ${table} is the kernel's ${['default', 'main', 'local'][table - 253]} table: ulvsd flushes its table at stop; give another number`);
+  if (pref >= 32765 && pref <= 32767) throw new UsageError(`--pref ${pref}: ulvsd uses ${pref} and ${pref + 1} and deletes its rules there at stop, and 32766 and 32767 hold the kernel's main and default rules; give another preference`);
   const maxConns = int(values['max-conns'], workers, 2 ** 31 - 1, `--max-conns is ${workers}..2147483647 (at least one per worker)`);
   // the kernel's dev_valid_name (IFNAMSIZ 16 with its NUL); the name is also part of state and claim file names
   if (!/^[^\s/:]{1,15}$/.test(values.dev) || values.dev === '.' || values.dev === '..') throw new UsageError('--dev is an interface name: 1..15 characters, no blank, "/" or ":", not "." or ".."');
