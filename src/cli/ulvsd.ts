@@ -1,6 +1,7 @@
 /**
  * ulvsd — the director daemon.
  *
+ *   ulvsd --version
  *   ulvsd --rules FILE | --keepalived FILE [--config-id ulvs]  [--socket /run/ulvs/ulvs.sock] [--workers N] [--metrics HOST:PORT]
  *         [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls]
  *         [--busy-poll US] [--capture tc|rules] [--fast-path tc|off] [--fast-path-after N] [--fast-path-conns N]
@@ -52,6 +53,7 @@ import { Daemon, DaemonError } from '../daemon/daemon.js';
 import { daemonLog } from '../daemon/log.js';
 import { parseOptions, UsageError, USAGE } from '../daemon/options.js';
 import { createLogger } from '../daemon/logger.js';
+import { ulvsVersion } from '../daemon/version.js';
 
 /** Start-up refusals: plain text on stderr, then exit. */
 const fail = (e: Error, code: number): never => {
@@ -59,6 +61,10 @@ const fail = (e: Error, code: number): never => {
   process.exit(code);
 };
 
+if (process.argv[2] === '--version') {
+  process.stdout.write(`ulvsd ${ulvsVersion()}\n`);
+  process.exit(0);
+}
 const parsed = (() => {
   try {
     return parseOptions(process.argv.slice(2), availableParallelism());

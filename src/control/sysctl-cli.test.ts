@@ -34,7 +34,7 @@ async function run(args: string[], f = fake()) {
 test('--sysctl lists every sysctl as sysctl(8) prints them', async () => {
   const r = await run([]);
   assert.equal(r.code, 0);
-  assert.equal(r.out.split('\n').length - 1, 12);
+  assert.equal(r.out.split('\n').length - 1, 17);
   assert.match(r.out, /^net\.ipv4\.vs\.conn_reuse_mode = 1\n/);
   assert.match(r.out, /\nnet\.ipv4\.vs\.sync_threshold = 3\t50\n/);
   assert.deepEqual(r.calls, ['GET /v1/sysctl']);
@@ -52,9 +52,9 @@ test('--sysctl NAME prints that one; NAME=VALUE sets them in one PUT', async () 
 test('refusals: exit 2, the sysctl named, nothing sent or nothing changed', async () => {
   const a = await run(['sync_refresh_period=10', 'sync_retries=7']);
   assert.deepEqual([a.code, a.err, a.calls], [2, 'ulvsadm --sysctl: sysctl sync_retries: is 0..3, not 7\n', []]);
-  const b = await run(['sync_qlen_max']);
+  const b = await run(['cache_bypass']);
   assert.equal(b.code, 2);
-  assert.match(b.err, /unknown sysctl "sync_qlen_max"/);
+  assert.match(b.err, /unknown sysctl "cache_bypass"/);
   // checked here before asking (the same checks as the API's): no request
   const c = await run(['sync_threshold=9 5']);
   assert.equal(c.code, 2);

@@ -47,11 +47,8 @@ const WHEEL_MASK = WHEEL_SLOTS - 1;
 
 export { ConnFlag, FWD_SHIFT } from './conn-flags.js';
 
-export interface ConnTableOptions {
-  capacity: number;
-  /** 32-bit hash seed (inject a random one in production) */
-  seed: number;
-}
+/** capacity: entries; seed: 32-bit hash seed (inject a random one in production) */
+export interface ConnTableOptions { capacity: number; seed: number }
 
 const STRIDE = 8;
 const W_CADDR = 0;
@@ -377,6 +374,22 @@ export class ConnTable {
     }
     if (this.#wheelTick < nowTick) this.#wheelTick = nowTick; // skipped a full revolution or more
     return examined;
+  }
+
+  /** The first entry with `pick(i)`, in queue order from the next slot due (a lazily extended
+   *  entry sits at its earlier tick), within `maxSlots` slots and `maxEntries` entries; else -1. */
+  soonest(maxSlots: number, maxEntries: number, pick: (i: number) => boolean): number {
+    if (!this.#wheelStarted) return -1;
+    const n = this.capacity;
+    let seen = 0;
+    for (let s = 1; s <= maxSlots && s <= WHEEL_SLOTS; s++) {
+      const head = n + ((this.#wheelTick + s) & WHEEL_MASK);
+      for (let i = this.#wnext[head]!; i !== head; i = this.#wnext[i]!) {
+        if (pick(i)) return i;
+        if (++seen >= maxEntries) return -1;
+      }
+    }
+    return -1;
   }
 
   /** Visit every live entry (control plane: listings, flush). */

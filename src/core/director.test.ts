@@ -218,10 +218,12 @@ test('the connection table limit is a counted drop', () => {
   const d = director({ maxConns: 3 });
   d.addService({ ...k80, scheduler: 'rr' });
   d.addDest(k80, { addr: ip(RS1), port: 8080 });
+  // established entries (half-open ones would be evicted for the new SYN: conn/evict.test.ts)
   for (let p = 1; p <= 3; p++) assert.equal(send(d, tcp(CLIENT, p, 'S'), 0).v, Verdict.Forward);
+  for (let p = 1; p <= 3; p++) assert.equal(send(d, tcp(CLIENT, p, 'A'), 0).v, Verdict.Forward);
   assert.equal(send(d, tcp(CLIENT, 4, 'S'), 0).v, Verdict.Drop);
   assert.equal(d.counters()['drop_conn_table_full'], 1);
-  assert.equal(send(d, tcp(CLIENT, 1, 'A'), 0).v, Verdict.Forward, 'existing flows are unaffected');
+  assert.equal(send(d, tcp(CLIENT, 1, 'PA'), 0).v, Verdict.Forward, 'existing flows are unaffected');
   // persistence needs two entries (template + conn): a full table refuses both cleanly
   const p = director({ maxConns: 1 });
   p.addService({ ...k80, scheduler: 'rr', persistent: 60 });

@@ -178,9 +178,11 @@ export class Director {
     s.lastConn = -1;
     const m = this.#meta;
     if (!m.parse(buf, off, len, pflags)) return this.#out(m.stop); //         1 receive
-    if (m.proto === IPPROTO_ICMP) return this.#out(this.#icmp.handle(m));
+    const serve = !s.backupOnly; // backup_only: requests pass, replies translated (SyncControl)
+    if (m.proto === IPPROTO_ICMP) return this.#out(this.#icmp.handle(m, serve));
     const ops = this.#protos.of(m.proto)!; //                                   TCP or UDP
     const dec = this.#decider.decide(ops, m.saddr, m.sport, m.daddr, m.dport, m.tflags); // 2 look up
+    if (!serve && dec.path !== Path.Reply) return this.#out(Outcome.PassBackupOnly);
     switch (dec.path) {
       case Path.Connection:
         return this.#out(this.#forward.request(m, ops, dec.conn)); //           3-4, 6

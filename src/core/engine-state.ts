@@ -31,6 +31,13 @@ export class EngineState {
   lastConn = -1;
   /** the running sync master (core/sync/master.ts), or null */
   sync: SyncHook | null = null;
+  /** the sync daemon's backup role runs (sync_state & IP_VS_STATE_BACKUP; SyncControl sets it) */
+  backupRunning = false;
+
+  /** backup_only in force (sysctl_backup_only): requests are not served */
+  get backupOnly(): boolean {
+    return this.backupRunning && this.sysctl.backupOnly;
+  }
 
   constructor(capacity: number, seed: number, sysctl?: Partial<Sysctls>) {
     this.conns = new ConnTable({ capacity, seed });

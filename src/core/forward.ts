@@ -62,7 +62,9 @@ export class Forwarder {
     natReply(m, conns, c);
     s.lastConn = c;
     conns.rearm(c, s.nowTick + to);
-    if (this.#offloading) this.#offload.consider(c, ops);
+    // backup_only: replies are translated, but nothing goes to the kernel fast path, which
+    // would forward the connection's requests too
+    if (this.#offloading && !s.backupOnly) this.#offload.consider(c, ops);
     return Outcome.ForwardOut;
   }
 }

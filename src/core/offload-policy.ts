@@ -17,6 +17,8 @@ const DR_BITS = Fwd.DROUTE << FWD_SHIFT;
 const TUN_BITS = Fwd.TUNNEL << FWD_SHIFT;
 
 export class OffloadPolicy implements LeaveHook {
+  /** backup_only in force: direct-routing and tunnelled tuples are not routed (setRoutesSuspended) */
+  #routesOff = false;
   readonly #s: EngineState;
   readonly #protos: ProtoTable;
   readonly #port: OffloadPort | null;
@@ -63,12 +65,32 @@ export class OffloadPolicy implements LeaveHook {
 
   /** Entry c was just created: a direct-routing or tunnelled one is announced to the port (offload.ts). */
   created(c: number): void {
-    if (this.#port !== null && (this.#s.conns.flags(c) & ConnFlag.TEMPLATE) === 0 && this.#routed(c)) this.#port.route(c);
+    if (this.#port !== null && !this.#routesOff && (this.#s.conns.flags(c) & ConnFlag.TEMPLATE) === 0 && this.#routed(c)) this.#port.route(c);
   }
 
   /** Entry c is about to be removed (withdrawn already): a direct-routing or tunnelled one is announced. */
   removed(c: number): void {
-    if (this.#port !== null && (this.#s.conns.flags(c) & ConnFlag.TEMPLATE) === 0 && this.#routed(c)) this.#port.unroute(c);
+    if (this.#port !== null && !this.#routesOff && (this.#s.conns.flags(c) & ConnFlag.TEMPLATE) === 0 && this.#routed(c)) this.#port.unroute(c);
+  }
+
+  /** backup_only came into force (true) or ended: every connection is taken back from the
+   *  kernel and the way out stops sending the tuples of direct-routing and tunnelled ones to
+   *  their servers (so their packets, passed by the engine, reach the host stack as under IPVS);
+   *  at the end, those still live are routed again. New ones are not routed meanwhile. */
+  setRoutesSuspended(off: boolean): void {
+    const port = this.#port;
+    if (off === this.#routesOff) return;
+    this.#routesOff = off;
+    if (port === null) return;
+    const conns = this.#s.conns;
+    const routed: number[] = [];
+    conns.forEach((i) => {
+      if ((conns.flags(i) & ConnFlag.TEMPLATE) === 0 && this.#routed(i)) routed.push(i);
+    });
+    if (off) {
+      this.withdrawAll();
+      port.dropRoutes?.(routed);
+    } else for (const c of routed) port.route(c);
   }
 
   /** A connection imported from the previous process (conn/handover.ts) that the kernel forwarded

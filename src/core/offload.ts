@@ -64,6 +64,11 @@ export interface OffloadPort {
   adopt?(c: number, slot: number, reported: Float64Array): boolean;
   /** Entry c's slot (whole slot array) and the counts already reported from it; -1 when none. */
   slotOf?(c: number, reported: Float64Array): number;
+  /** Remove now the way-out entries of these live direct-routing or tunnelled entries (none
+   *  offered: withdrawn first), whatever is queued for them: while backup_only is in force the
+   *  packets of their tuples pass to the host stack instead of going to their servers. route(c)
+   *  puts each back. Optional: a port without it keeps routing them. */
+  dropRoutes?(cs: readonly number[]): void;
 }
 
 /** Packets a connection forwards through the engine, in an eligible state, before it is offered. */

@@ -54,3 +54,20 @@ export class StateSlot {
     this.unsynced++;
   }
 }
+
+/**
+ * Run `f`, a new engine applying its start-up operations, without moving the shared slots:
+ * adding servers to rr/wrr resets their cursors (to the head, as the kernel does on a list
+ * change), which is right for a change made while the director runs, but at start the control
+ * plane may have set the slots already (a restart's cursors, core/carry-over.ts), and the
+ * workers' engines start one after the other while the first ones already pick. So every slot
+ * that was set (not 0, a fresh slot) and that `f` changed is put back to what it held before,
+ * unless another engine changed it since. A fresh slot keeps what `f` made of it (wrr's
+ * initial phase, as the kernel's).
+ */
+export function keepingSlots(shared: Int32Array | undefined, f: () => void): void {
+  if (shared === undefined) return f();
+  const before = shared.slice();
+  const after = (f(), shared.slice());
+  for (let i = 0; i < after.length; i++) if (before[i] !== 0 && after[i] !== before[i]) Atomics.compareExchange(shared, i, after[i]!, before[i]!);
+}

@@ -145,6 +145,12 @@ export interface SchedContext {
   dryRun: boolean;
 }
 
+/** A round-robin scheduler's position, by server identity (Scheduler.cursor). */
+export interface SchedCursor {
+  server: { addr: number; port: number } | null;
+  weight: number;
+}
+
 export interface Scheduler {
   readonly name: string;
   pick(svc: VirtualService, ctx: SchedContext): RealServer | null;
@@ -154,6 +160,12 @@ export interface Scheduler {
   onDestRemoved?(svc: VirtualService, dest: RealServer, oldIndex: number): void;
   /** weight / thresholds of a dest changed */
   onDestUpdated?(svc: VirtualService, dest: RealServer): void;
+  /** where the next pick starts (rr, wrr), for a restart to carry over (core/carry-over.ts):
+   *  the server of the last pick (null: the list head) and wrr's current weight (0: unset) */
+  cursor?(svc: VirtualService): SchedCursor;
+  /** set it again in a new process: `server` is found in this list by address and port (a
+   *  server the list no longer has: the head); the weight is brought into this list's range */
+  setCursor?(svc: VirtualService, c: SchedCursor): void;
   /** periodic housekeeping (lblc/lblcr garbage collection) */
   tick?(now: number): void;
   /** release per-service state */

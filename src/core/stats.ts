@@ -10,6 +10,14 @@ export const Stat = { CONNS: 0, INPKTS: 1, OUTPKTS: 2, INBYTES: 3, OUTBYTES: 4 }
 export const STAT_COUNT = 5;
 export const ESTIMATOR_PERIOD_MS = 2000;
 
+/** One Stats as plain numbers (STAT_COUNT each): the counters, the counters at the estimator's
+ *  last step, and its estimates; what a restart hands to the next process (carry-over.ts). */
+export interface StatsCarry {
+  c: number[];
+  last: number[];
+  est: number[];
+}
+
 export class Stats {
   /** live counters, index = Stat.* */
   readonly c = new Float64Array(STAT_COUNT);
@@ -31,6 +39,22 @@ export class Stats {
     const e = this.#est[k]!;
     const r = k >= Stat.INBYTES ? Math.floor((e + 0xf) / 32) : Math.floor((e + 0x1ff) / 1024);
     return r < 0 ? 0 : r;
+  }
+
+  /** The counters and the estimator's state as plain numbers. */
+  save(): StatsCarry {
+    return { c: Array.from(this.c), last: Array.from(this.#last), est: Array.from(this.#est) };
+  }
+
+  /** Add `x` (a previous process's, or another worker's, from save()) to this one. Counters,
+   *  last values and estimates are each sums over the workers (the estimator is linear in its
+   *  input but for its rounding), so adding them keeps the sums that ipvsadm shows. */
+  add(x: StatsCarry): void {
+    for (let k = 0; k < STAT_COUNT; k++) {
+      this.c[k] = this.c[k]! + x.c[k]!;
+      this.#last[k] = this.#last[k]! + x.last[k]!;
+      this.#est[k] = this.#est[k]! + x.est[k]!;
+    }
   }
 
   /** ipvsadm -Z: counters and estimates back to zero. */

@@ -20,14 +20,19 @@ test('the defaults under IPVS names (ipvs-sysctl.rst)', () => {
     sync_retries: 0,
     sync_version: 1,
     sync_persist_mode: 0,
+    sync_ports: 1,
+    sync_qlen_max: 4096,
+    sync_sock_size: 0,
     secure_tcp: 0,
     lblc_expiration: 86400,
     lblcr_expiration: 86400,
+    backup_only: 0,
+    evict_embryonic: 1,
   });
 });
 
 test('booleans: 0 or 1, as a number or its text', () => {
-  const keys = { expire_nodest_conn: 'expireNodestConn', sloppy_tcp: 'sloppyTcp', expire_quiescent_template: 'expireQuiescentTemplate', sync_persist_mode: 'syncPersistMode' };
+  const keys = { expire_nodest_conn: 'expireNodestConn', sloppy_tcp: 'sloppyTcp', expire_quiescent_template: 'expireQuiescentTemplate', sync_persist_mode: 'syncPersistMode', backup_only: 'backupOnly', evict_embryonic: 'evictEmbryonic' };
   for (const [name, key] of Object.entries(keys)) {
     assert.deepEqual(parseSysctlValue(name, 1), { [key]: true });
     assert.deepEqual(parseSysctlValue(name, '0'), { [key]: false });
@@ -75,8 +80,24 @@ test('sync_version 0|1, sync_retries 0..3, seconds 0..2147483, secure_tcp 0|3, c
   refused('conn_reuse_mode', 2 ** 31, /wants an integer/);
 });
 
+test('the sync daemon\'s: sync_ports a power of 2 (proc_do_sync_ports), sync_qlen_max an unsigned long (proc_doulongvec_minmax), sync_sock_size any int (proc_dointvec)', () => {
+  for (const p of [1, 2, 4, 64, 1024, 2 ** 30]) assert.deepEqual(parseSysctlValue('sync_ports', p), { syncPorts: p });
+  assert.deepEqual(parseSysctlValue('sync_ports', ' 8 '), { syncPorts: 8 });
+  for (const p of [0, -1, 3, 6, 100, 2 ** 31 - 1]) refused('sync_ports', p, new RegExp(`^sysctl sync_ports: is a power of 2 \\(1, 2, 4, \\.\\.\\.\\), not ${p}$`));
+  refused('sync_ports', 2 ** 31, /wants an integer/);
+  for (const q of [0, 1, 4096, 2 ** 40]) assert.deepEqual(parseSysctlValue('sync_qlen_max', q), { syncQlenMax: q });
+  assert.deepEqual(parseSysctlValue('sync_qlen_max', '123456789012'), { syncQlenMax: 123456789012 });
+  refused('sync_qlen_max', -1, /^sysctl sync_qlen_max: is 0\.\.9007199254740991, not -1$/);
+  refused('sync_qlen_max', 2 ** 53, /is 0\.\.9007199254740991/);
+  refused('sync_qlen_max', '1e3', /wants an integer/);
+  refused('sync_qlen_max', 1.5, /wants an integer/);
+  for (const z of [0, -5, 65536, 2 ** 31 - 1]) assert.deepEqual(parseSysctlValue('sync_sock_size', z), { syncSockSize: z });
+  refused('sync_sock_size', 2 ** 31, /wants an integer/);
+  refused('sync_sock_size', 'big', /wants an integer/);
+});
+
 test('unknown names, the kernel\'s ones ulvs does not carry included, are refused naming them', () => {
-  for (const n of ['sync_qlen_max', 'am_droprate', 'sync_period', 'nonsense', '__proto__', 'constructor']) refused(n, 1, new RegExp(`^unknown sysctl "${n}" \\(ulvs has: conn_reuse_mode, `));
+  for (const n of ['cache_bypass', 'am_droprate', 'sync_period', 'nonsense', '__proto__', 'constructor']) refused(n, 1, new RegExp(`^unknown sysctl "${n}" \\(ulvs has: conn_reuse_mode, `));
 });
 
 test('all or nothing: one bad value refuses the whole set; the GET form is accepted back', () => {

@@ -21,8 +21,15 @@
  *                       used as booleans; ulvs takes 0 or 1 only
  *   secure_tcp          proc_do_defense_mode 0..3; ulvs takes 0 and 3 only (1 and 2 switch on
  *                       memory pressure, which ulvs does not measure)
- * Names of the kernel's table that ulvs does not carry (am_droprate, drop_entry, sync_qlen_max,
- * sync_ports, ...) are refused as unknown. No I/O.
+ *   sync_qlen_max       proc_doulongvec_minmax without bounds: 0..ULONG_MAX, negative refused;
+ *                       ulvs stops at 2^53 - 1 (far beyond any queue memory can hold)
+ *   sync_sock_size      proc_dointvec: any int (used only when > 0)
+ *   sync_ports          proc_do_sync_ports: >= 1 and a power of 2 (start_sync_thread clamps to 64)
+ *   backup_only         proc_dointvec, used as a boolean; ulvs takes 0 or 1 only
+ *   evict_embryonic     ulvs's own (no kernel counterpart), 0 or 1, default 1: a full table
+ *                       evicts a half-open TCP entry for a new connection (conn/lifecycle.ts)
+ * Names of the kernel's table that ulvs does not carry (am_droprate, drop_entry, cache_bypass,
+ * ...) are refused as unknown. No I/O.
  */
 import { IpvsError } from './errors.js';
 import type { Sysctls } from './sysctl.js';
@@ -43,6 +50,13 @@ function integer(name: string, v: unknown): number {
 function ranged(name: string, v: unknown, lo: number, hi: number, unit = ''): number {
   const n = integer(name, v);
   if (n < lo || n > hi) throw bad(name, `is ${lo}..${hi}${unit}, not ${n}`);
+  return n;
+}
+/** proc_doulongvec_minmax: a non-negative integer (ulvs: up to 2^53 - 1) */
+function ulong(name: string, v: unknown): number {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*-?\d{1,16}\s*$/.test(v) ? Number(v) : NaN;
+  if (!Number.isInteger(n)) throw bad(name, `wants an integer, not ${JSON.stringify(v)}`);
+  if (n < 0 || n > Number.MAX_SAFE_INTEGER) throw bad(name, `is 0..${Number.MAX_SAFE_INTEGER}, not ${n}`);
   return n;
 }
 function bool(name: string, v: unknown): boolean {
@@ -67,7 +81,7 @@ interface Entry {
   parse(name: string, v: unknown): Partial<Sysctls>;
   show(s: Sysctls): IpvsSysctlValue;
 }
-const flag = (key: 'expireNodestConn' | 'expireQuiescentTemplate' | 'sloppyTcp' | 'syncPersistMode'): Entry => ({
+const flag = (key: 'expireNodestConn' | 'expireQuiescentTemplate' | 'sloppyTcp' | 'syncPersistMode' | 'backupOnly' | 'evictEmbryonic'): Entry => ({
   parse: (n, v) => ({ [key]: bool(n, v) }),
   show: (s) => (s[key] ? 1 : 0),
 });
@@ -87,6 +101,16 @@ const TABLE: Record<string, Entry> = {
   sync_retries: { parse: (n, v) => ({ syncRetries: ranged(n, v, 0, 3) }), show: (s) => s.syncRetries },
   sync_version: { parse: (n, v) => ({ syncVersion: ranged(n, v, 0, 1) }), show: (s) => s.syncVersion },
   sync_persist_mode: flag('syncPersistMode'),
+  sync_ports: {
+    parse: (n, v) => {
+      const p = integer(n, v);
+      if (p < 1 || (p & (p - 1)) !== 0) throw bad(n, `is a power of 2 (1, 2, 4, ...), not ${p}`);
+      return { syncPorts: p };
+    },
+    show: (s) => s.syncPorts,
+  },
+  sync_qlen_max: { parse: (n, v) => ({ syncQlenMax: ulong(n, v) }), show: (s) => s.syncQlenMax },
+  sync_sock_size: { parse: (n, v) => ({ syncSockSize: integer(n, v) }), show: (s) => s.syncSockSize },
   secure_tcp: {
     parse: (n, v) => {
       const m = ranged(n, v, 0, 3);
@@ -97,6 +121,9 @@ const TABLE: Record<string, Entry> = {
   },
   lblc_expiration: seconds('lblcExpiration'),
   lblcr_expiration: seconds('lblcrExpiration'),
+  backup_only: flag('backupOnly'),
+  // ulvs's own (no such sysctl in the kernel): core/sysctl.ts evictEmbryonic
+  evict_embryonic: flag('evictEmbryonic'),
 };
 
 export const IPVS_SYSCTL_NAMES: readonly string[] = Object.keys(TABLE);

@@ -28,6 +28,26 @@ export interface Sysctls {
   syncRetries: number;
   /** sync_persist_mode: only templates are announced for connections they control */
   syncPersistMode: boolean;
+  // The sync daemon's (daemon/sync-daemon.ts reads them from the main thread's copy; the engines
+  // carry them so that one object holds every net.ipv4.vs value):
+  /** sync_qlen_max: datagrams the master may have waiting to be sent; more are dropped and
+   *  counted (sb_queue_tail). The kernel's default is nr_free_buffer_pages() / 32, computed once
+   *  per namespace; ulvsd computes it at start from /proc/meminfo (daemon/sync-defaults.ts);
+   *  this constant is only the engine's own default, for tests and tools */
+  syncQlenMax: number;
+  /** sync_sock_size, bytes: SO_SNDBUF of the master's sockets, SO_RCVBUF of the backup's, when
+   *  > 0 (the kernel then doubles it, as setsockopt does); 0 or less: the system's default */
+  syncSockSize: number;
+  /** sync_ports: sockets (the kernel: threads) per daemon, on port, port+1, ...; a power of 2,
+   *  read when the first daemon starts (start_sync_thread), clamped to 1..64 */
+  syncPorts: number;
+  /** backup_only: while the backup daemon runs, virtual services are not served: requests pass
+   *  to the host stack unchanged (ip_vs_in_hook, ip_vs_forward_icmp: sysctl_backup_only) */
+  backupOnly: boolean;
+  /** evict_embryonic (ulvs's own, not the kernel's): a full connection table makes room for a
+   *  new connection by removing the half-open TCP entry queued soonest (conn/lifecycle.ts); the
+   *  kernel's nearest rule is drop_entry's random drops under memory pressure */
+  evictEmbryonic: boolean;
 }
 
 export function defaultSysctls(overrides?: Partial<Sysctls>): Sysctls {
@@ -45,6 +65,11 @@ export function defaultSysctls(overrides?: Partial<Sysctls>): Sysctls {
     syncRefreshPeriod: 0,
     syncRetries: 0,
     syncPersistMode: false,
+    syncQlenMax: 4096,
+    syncSockSize: 0,
+    syncPorts: 1,
+    backupOnly: false,
+    evictEmbryonic: true,
     ...overrides,
   };
 }

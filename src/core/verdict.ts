@@ -40,6 +40,9 @@ export const Outcome = {
   DropIcmpMalformed: 20,
   /** a TCP segment that may not open a connection, for a service, without one (strayTcp: 'drop') */
   DropNoConn: 21,
+  /** a request (or an ICMP error from the client side) while backup_only is in force: the
+   *  director does not serve virtual services (ip_vs_in_hook's sysctl_backup_only) */
+  PassBackupOnly: 22,
 } as const;
 export type OutcomeCode = (typeof Outcome)[keyof typeof Outcome];
 
@@ -67,6 +70,7 @@ export const OUTCOME_NAMES = [
   'drop_icmp_rate_limited',
   'drop_icmp_malformed',
   'drop_no_conn',
+  'pass_backup_only',
 ] as const;
 
 /** The verdict each outcome implies, written out (index = Outcome code; a test checks every
@@ -94,6 +98,7 @@ export const OUTCOME_VERDICT: readonly VerdictCode[] = [
   Verdict.Drop, // drop_icmp_rate_limited
   Verdict.Drop, // drop_icmp_malformed
   Verdict.Drop, // drop_no_conn
+  Verdict.Pass, // pass_backup_only
 ];
 
 /** Event counters (not one per packet). */
@@ -110,6 +115,8 @@ export const Event = {
   Offloaded: 8,
   OffloadWithdrawn: 9,
   OffloadRefused: 10,
+  /** a half-open TCP entry removed to make room for a new connection (conn/lifecycle.ts) */
+  EmbryonicEvicted: 11,
 } as const;
 export const EVENT_NAMES = [
   'conns_created',
@@ -123,6 +130,7 @@ export const EVENT_NAMES = [
   'offloaded',
   'offload_withdrawn',
   'offload_refused',
+  'embryonic_evicted',
 ] as const;
 
 /** Flag bits the caller passes to `process()` about the packet's buffer. */

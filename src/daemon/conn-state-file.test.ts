@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { HANDOVER_RECORD_SIZE, REC } from '../core/conn/handover.js';
-import { concatBatches, decodeState, encodeState, splitRecords, STATE_HEADER_SIZE, StateFileError, takeStateFile, writeStateFile, type RecordBatch } from './conn-state-file.js';
+import { concatBatches, decodeState, encodeState, splitRecords, takeStateFile, writeStateFile, type RecordBatch } from './conn-state-file.js';
+import { STATE_HEADER_SIZE, StateFileError } from './state-file.js';
 
 /** n valid records: TCP, ESTABLISHED; record 0 a template when `template` */
 function records(n: number, template = false): RecordBatch {

@@ -4,7 +4,7 @@
  * so a reader sees the old file, the new file, or none, never a partial one. The reader
  * removes it once read, so a file is used by one start only.
  *
- * Layout, little-endian (the records are core/conn/handover.ts's, HANDOVER_RECORD_SIZE each):
+ * Layout, little-endian (state-file.ts; the records are core/conn/handover.ts's, HANDOVER_RECORD_SIZE each):
  *
  *   off size  field
  *     0  8    magic          "ULVSCONN"
@@ -20,16 +20,11 @@
  * record that cannot be an entry) is refused whole with a reason: the daemon logs it, counts
  * it, and starts with an empty table. Nothing here throws past decodeState's StateFileError.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { crc32 } from 'node:zlib';
 import { checkRecords, HANDOVER_RECORD_SIZE, REC } from '../core/conn/handover.js';
+import { readHeader, STATE_HEADER_SIZE, StateFileError, takeFile, withHeader, writeAtomically } from './state-file.js';
 
 export const STATE_MAGIC = 'ULVSCONN';
 export const STATE_VERSION = 1;
-export const STATE_HEADER_SIZE = 32;
-
-/** A file that cannot be used: `reason` says why (for the log). */
-export class StateFileError extends Error {}
 
 /** Records, as one buffer of `count` hand-over records. */
 export interface RecordBatch {
@@ -40,71 +35,33 @@ export interface RecordBatch {
 /** The file's bytes for `records`, stamped `writtenAtMs`. */
 export function encodeState(records: RecordBatch, writtenAtMs: number): Buffer {
   const body = records.buf.subarray(0, records.count * HANDOVER_RECORD_SIZE);
-  const h = Buffer.alloc(STATE_HEADER_SIZE);
-  h.write(STATE_MAGIC, 0, 'latin1');
-  h.writeUInt16LE(STATE_VERSION, 8);
-  h.writeUInt16LE(HANDOVER_RECORD_SIZE, 10);
-  h.writeUInt32LE(records.count, 12);
-  h.writeUInt32LE(crc32(body), 16);
-  h.writeDoubleLE(writtenAtMs, 20);
-  h.writeUInt32LE(crc32(h.subarray(0, 28)), 28);
-  return Buffer.concat([h, body]);
+  return withHeader({ magic: STATE_MAGIC, version: STATE_VERSION, word: HANDOVER_RECORD_SIZE, count: records.count }, body, writtenAtMs);
 }
 
 /** The records of a file's bytes; throws StateFileError with the reason. */
 export function decodeState(b: Buffer): RecordBatch & { writtenAtMs: number } {
-  if (b.length < STATE_HEADER_SIZE) throw new StateFileError(`${b.length} bytes, shorter than the ${STATE_HEADER_SIZE}-byte header`);
-  if (b.toString('latin1', 0, 8) !== STATE_MAGIC) throw new StateFileError('not a ulvs connection state file (magic)');
-  if (crc32(b.subarray(0, 28)) !== b.readUInt32LE(28)) throw new StateFileError('header checksum mismatch');
-  const version = b.readUInt16LE(8);
-  if (version !== STATE_VERSION) throw new StateFileError(`version ${version}, this ulvsd reads version ${STATE_VERSION}`);
-  if (b.readUInt16LE(10) !== HANDOVER_RECORD_SIZE) throw new StateFileError(`record size ${b.readUInt16LE(10)}, expected ${HANDOVER_RECORD_SIZE}`);
-  const count = b.readUInt32LE(12);
-  const want = STATE_HEADER_SIZE + count * HANDOVER_RECORD_SIZE;
-  if (b.length !== want) throw new StateFileError(`${b.length} bytes for ${count} records, expected ${want} (truncated or padded)`);
-  const buf = b.subarray(STATE_HEADER_SIZE);
-  if (crc32(buf) !== b.readUInt32LE(16)) throw new StateFileError('records checksum mismatch');
-  const bad = checkRecords(buf, count);
+  const h = readHeader(b, STATE_MAGIC, STATE_VERSION, 'connection state file');
+  if (h.word !== HANDOVER_RECORD_SIZE) throw new StateFileError(`record size ${h.word}, expected ${HANDOVER_RECORD_SIZE}`);
+  const want = STATE_HEADER_SIZE + h.count * HANDOVER_RECORD_SIZE;
+  if (b.length !== want) throw new StateFileError(`${b.length} bytes for ${h.count} records, expected ${want} (truncated or padded)`);
+  if (!h.bodyOk) throw new StateFileError('records checksum mismatch');
+  const bad = checkRecords(h.body, h.count);
   if (bad) throw new StateFileError(`record ${bad.index}: ${bad.reason}`);
-  return { buf, count, writtenAtMs: b.readDoubleLE(20) };
+  return { buf: h.body, count: h.count, writtenAtMs: h.writtenAtMs };
 }
 
-/** Write the file atomically (temporary name, fsync, rename). Throws the system's error. */
+/** Write the file atomically (writeAtomically). Throws the system's error. */
 export function writeStateFile(path: string, records: RecordBatch, writtenAtMs = Date.now()): void {
-  const tmp = `${path}.tmp`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, encodeState(records, writtenAtMs));
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
+  writeAtomically(path, encodeState(records, writtenAtMs));
 }
 
 /** What a start found: no file, a file refused (why), or the records. */
 export type TakenState = { kind: 'none' } | { kind: 'refused'; reason: string } | ({ kind: 'records' } & RecordBatch & { writtenAtMs: number });
 
-/** Read and remove the file (used once, whatever its content). Never throws. */
+/** Read and remove the connection state file (takeFile). Never throws. */
 export function takeStateFile(path: string): TakenState {
-  let b: Buffer;
-  try {
-    b = readFileSync(path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'none' };
-    return { kind: 'refused', reason: `cannot read: ${(e as Error).message}` };
-  }
-  try {
-    unlinkSync(path);
-  } catch {
-    /* gone already: it was read */
-  }
-  try {
-    return { kind: 'records', ...decodeState(b) };
-  } catch (e) {
-    if (e instanceof StateFileError) return { kind: 'refused', reason: e.message };
-    return { kind: 'refused', reason: String(e) };
-  }
+  const t = takeFile(path, decodeState);
+  return t.kind === 'ok' ? { kind: 'records', ...t.value } : t;
 }
 
 /** One batch of the workers' batches (each with its own template indexes), in order. */

@@ -47,14 +47,16 @@ import type { DaemonLog } from './log.js';
 import type { DaemonOptions } from './options.js';
 import { LocalAddresses, type LocalChange } from './local-vips.js';
 import { importSummary, loadHandover, newHandoverCounters, saveHandover } from './handover.js';
-import { readKept, statePaths } from './kept-state.js';
+import { restoreCarried, saveCarry, takeCarry, type Carried } from './carry-handover.js';
+import { ulvsVersion } from './version.js';
+import { statePaths, takeKept, type StatePaths } from './kept-state.js';
 import { WorkerPool, type PoolCounters } from './worker-pool.js';
 import { VrrpFollower } from './vrrp-follower.js';
 import { SyncDaemon, syncDaemonFor } from './sync-daemon.js';
 import { SyncRoleDriver } from './sync-role.js';
+import { defaultSyncQlenMax } from './sync-defaults.js';
 import { formatIPv4 } from '../wire/addr.js';
-import { ClaimError, type Claims } from './netns-claims.js';
-import { guardStart, restoreFor } from './start-guard.js';
+import { ClaimError, guardStart, restoreFor, type Claims } from './start-guard.js';
 
 /** A start-up refusal: ulvsd prints `ulvsd: <message>` on stderr and exits with `code`. */
 export class DaemonError extends Error {
@@ -115,8 +117,7 @@ export class Daemon {
   #sync: SyncDaemon | null = null;
   readonly #syncRole: SyncRoleDriver;
   #kernel: KernelSetup | null = null;
-  /** this process's TUN, table and preferences in the namespace (netns-claims.ts) */
-  #claims: Claims | null = null;
+  #claims: Claims | null = null; // this process's TUN, table and preferences in the namespace (netns-claims.ts)
   readonly #local = new LocalAddresses();
   #pool: WorkerPool | null = null;
   #control: ControlPlane | null = null;
@@ -128,7 +129,7 @@ export class Daemon {
   #exitCode = 0;
   #handover = false;
   readonly #handoverCounters = newHandoverCounters();
-  readonly #paths: { kernel: string; conns: string };
+  readonly #paths: StatePaths;
 
   constructor(o: DaemonOptions, log: DaemonLog, exit: (code: number) => void) {
     this.#o = o;
@@ -150,17 +151,15 @@ export class Daemon {
     if (process.getuid?.() !== 0) throw new DaemonError('must run as root: it creates a TUN device and policy routes', 1);
     if (!tunAvailable()) throw new DaemonError('/dev/net/tun is missing: load the tun module (modprobe tun)', 1);
     this.#caps.dr = o.fastPath === 'tc' ? null : 'it needs the kernel fast path (--fast-path tc): its flow map tells the way out of the TUN where each connection goes';
-    // Alone with the TUN, table, preferences and admin socket in this namespace (start-guard.ts),
-    // before anything else (keepalived mode opens the notify FIFO while loading the rules)
-    let claims: Claims;
+    // Alone with the TUN, table, preferences and socket in this namespace (start-guard.ts), before
+    // the state files are taken and the rules loaded (keepalived mode opens the notify FIFO)
+    const claims = await guardStart(o, (m) => log.info(m)).catch((e: Error) => Promise.reject(e instanceof ClaimError ? new DaemonError(e.message, 1) : e));
+    this.#claims = claims;
+    let rules: Rules, kept: ReturnType<typeof takeKept>, carried: ReturnType<typeof takeCarry>;
     try {
-      claims = this.#claims = await guardStart(o, (m) => log.info(m));
-    } catch (e) {
-      throw e instanceof ClaimError ? new DaemonError(e.message, 1) : e;
-    }
-    let rules: Rules;
-    try {
-      rules = this.#loadRules();
+      kept = takeKept(this.#paths, this.#handoverCounters, log); // a stale record goes first, with the files beside it
+      carried = takeCarry(this.#paths.carry, this.#handoverCounters, log);
+      rules = this.#loadRules(carried);
     } catch (e) {
       claims.release(false); // nothing was changed: what the presence file holds stays right
       throw e;
@@ -169,7 +168,7 @@ export class Daemon {
     const kernel = new KernelSetup(o, rules, log, this.#paths.kernel);
     this.#kernel = kernel;
     try {
-      kernel.install(rules, readKept(this.#paths.kernel));
+      kernel.install(rules, kept);
       checkHost(rules, kernel.capturing); // tc may have been unavailable
       this.#caps.dr = kernel.drUnavailable;
       try {
@@ -190,18 +189,20 @@ export class Daemon {
     const initial = slots.assign(diffRules({ services: [], dests: [] }, rules));
     initial.commit();
     const handover = loadHandover({ connsPath: this.#paths.conns, rules, workers: o.workers, adoptedMaps: kernel.fastPathAdopted ? kernel.fastPathMaps : null, counters: this.#handoverCounters, log });
+    const sysctl = { syncQlenMax: defaultSyncQlenMax(), ...o.sysctl }; // the kernel's default needs the machine's memory
+    const carry = carried && restoreCarried(carried, { ops: initial.ops, sharedState: slots.state, log });
     const pool = new WorkerPool(
       kernel.queues.map((q) => q.fd),
       (i) => {
         const fastPath = kernel.fastPathShare(i);
-        return { seed: randomInt(0, 0x7fffffff), maxConns: Math.floor(o.maxConns / o.workers), ops: initial.ops, io: o.io, busyPollUs: o.busyPollUs, localAddrs: this.#local.addrs, sysctl: o.sysctl, sharedState: slots.state, ...(fastPath ? { fastPath } : {}), ...(handover?.[i]?.count ? { handover: handover[i] } : {}) };
+        return { seed: randomInt(0, 0x7fffffff), maxConns: Math.floor(o.maxConns / o.workers), ops: initial.ops, io: o.io, busyPollUs: o.busyPollUs, localAddrs: this.#local.addrs, sysctl, sharedState: slots.state, ...(fastPath ? { fastPath } : {}), ...(handover?.[i]?.count ? { handover: handover[i] } : {}), ...(i === 0 && carry ? { carry } : {}) };
       },
       {
         warn: (msg) => log.warn(msg),
         ready: (io) => {
           const taken = importSummary(pool.imported);
           if (taken) log.info(taken);
-          log.info(`forwarding with ${o.workers} worker${o.workers > 1 ? 's' : ''} (pid ${process.pid}, packet I/O: ${io.join(', ')}); admin API on ${o.socket}`);
+          log.info(`forwarding with ${o.workers} worker${o.workers > 1 ? 's' : ''} (ulvsd ${ulvsVersion()}, pid ${process.pid}, packet I/O: ${io.join(', ')}); admin API on ${o.socket}`);
           this.#ready = true;
           if (this.#health) void this.#applyHealth(); // health results that arrived during start-up
         },
@@ -215,10 +216,11 @@ export class Daemon {
           this.#cleanup();
           this.#exit(1);
         },
-        syncDatagram: (_i, dg) => this.#sync?.send(dg),
-        stopped: (batches) => {
+        syncDatagram: (i, dg) => this.#sync?.send(dg, i),
+        stopped: (batches, carries) => {
           if (this.#handover) {
             if (batches) saveHandover(this.#paths.conns, batches, o.dev, this.#handoverCounters, log);
+            saveCarry(this.#paths.carry, carries, this.#health?.byKey() ?? {}, log);
             this.#cleanup(true);
           } else {
             this.#cleanup();
@@ -290,8 +292,8 @@ export class Daemon {
     for (const v of ch.gone) log.info(`VIP ${formatIPv4(v)} is no longer a local address; service continues for traffic routed to this host`, 'daemon', { vip: formatIPv4(v) });
   }
 
-  /** The initial rules; a refusal is a DaemonError with status 2. */
-  #loadRules(): Rules {
+  /** The initial rules (keepalived mode: with the health `carried` over); a refusal is a DaemonError with status 2. */
+  #loadRules(carried: Carried | null): Rules {
     const { source } = this.#o;
     try {
       const tc = this.#o.capture === 'tc'; // checked again once the capture is in place
@@ -306,7 +308,7 @@ export class Daemon {
       );
       this.#health = health;
       const cfg = health.read();
-      health.watch(cfg);
+      health.watch(cfg, carried?.health);
       const rules = health.desired().rules;
       validate(rules, tc, this.#caps);
       this.#vrrp = VrrpFollower.start(cfg.vrrp, this.#log, this.#syncRole); // the notify FIFO: created if missing, opened
@@ -336,6 +338,7 @@ export class Daemon {
       else if (!this.#vrrp) this.#vrrp = VrrpFollower.start(cfg.vrrp, this.#log, this.#syncRole);
       else this.#log.warn('notify_fifo was removed from the configuration: ulvsd keeps following the FIFO it has open until it restarts', 'vrrp');
       health.watch(cfg);
+      this.#syncRole.reconfigure(); // a changed lvs_sync_daemon line: at once, in the current role
       await this.#applyHealth();
     } else await this.control.replace(readRules(source.file, this.#kernel?.capturing ?? false, this.#caps));
     const msg = `reloaded ${source.file}`;
@@ -390,9 +393,8 @@ export class Daemon {
     this.#vrrp?.stop();
     this.#syncRole.close();
     this.#sync?.close();
-    const claims = this.#claims;
-    this.#kernel?.remove(keep, claims && !keep ? restoreFor(claims) : undefined);
+    this.#kernel?.remove(keep, this.#claims && !keep ? restoreFor(this.#claims) : undefined);
     rmSync(this.#o.socket, { force: true }); // absent when not created yet
-    claims?.release(!keep); // last: nothing of ours is left for another ulvsd to meet
+    this.#claims?.release(!keep); // last: nothing of ours is left for another ulvsd to meet
   }
 }

@@ -43,9 +43,11 @@ export interface HandoverCounters {
   handover_rebuilt_from_kernel: number;
   handover_flows_deleted: number;
   handover_records_written: number;
+  /** kept-state records left by another network namespace with our inode number (kept-state.ts) */
+  handover_stale_records: number;
 }
 
-export const newHandoverCounters = (): HandoverCounters => ({ handover_records_read: 0, handover_files_refused: 0, handover_rebuilt_from_kernel: 0, handover_flows_deleted: 0, handover_records_written: 0 });
+export const newHandoverCounters = (): HandoverCounters => ({ handover_records_read: 0, handover_files_refused: 0, handover_rebuilt_from_kernel: 0, handover_flows_deleted: 0, handover_records_written: 0, handover_stale_records: 0 });
 
 /** Write the workers' records (a hand-over stop) and log it; never throws. */
 export function saveHandover(path: string, batches: readonly HandoverBatch[], dev: string, counters: HandoverCounters, log: DaemonLog): void {

@@ -27,6 +27,8 @@ export class Health {
   #cfg: KeepalivedConfig | null = null;
   #monitor: HealthMonitor | null = null;
   readonly #quorum = new Map<string, boolean>();
+  /** the health when stop() was called (the monitor is gone after it) */
+  #atStop: Record<string, ServerHealth> | null = null;
 
   constructor(
     readonly file: string,
@@ -48,10 +50,13 @@ export class Health {
     return cfg;
   }
 
-  /** Start (or restart, keeping the health of servers that are still configured) the monitor. */
-  watch(cfg: KeepalivedConfig): void {
+  /** Start (or restart, keeping the health of servers that are still configured) the monitor.
+   *  `carried`: the health the previous process handed over (carry-handover.ts), for the first
+   *  start: a server that was up starts up, as it was, instead of as keepalived starts it
+   *  (`alpha`: down until a check passes), so its connections are taken over. */
+  watch(cfg: KeepalivedConfig, carried?: ReadonlyMap<string, ServerHealth>): void {
     const old = this.#monitor;
-    const previous = new Map<string, ServerHealth>();
+    const previous = new Map<string, ServerHealth>(old ? [] : (carried ?? []));
     if (old) for (const v of this.#cfg?.services ?? []) for (const r of v.realServers) {
       const h = old.health(rsKey(v, r));
       if (h) previous.set(rsKey(v, r), h);
@@ -90,8 +95,21 @@ export class Health {
     };
   }
 
+  /** Each real server's health by key (rsKey), as it is now or was at stop(): what a restart
+   *  hands to the next process. */
+  byKey(): Record<string, ServerHealth> {
+    if (this.#atStop) return this.#atStop;
+    const out: Record<string, ServerHealth> = {};
+    for (const v of this.#cfg?.services ?? []) for (const r of v.realServers) {
+      const h = this.#monitor?.health(rsKey(v, r));
+      if (h) out[rsKey(v, r)] = h;
+    }
+    return out;
+  }
+
   /** At shutdown: run the omega scripts, stop the checkers. */
   stop(): void {
+    this.#atStop ??= this.byKey();
     const cfg = this.#cfg;
     const monitor = this.#monitor;
     if (cfg && monitor) for (const cmd of omegaScripts(cfg, (k) => monitor.health(k), this.#quorum)) this.#runScript(cmd);

@@ -14,17 +14,29 @@
  *
  * The TUN itself is persistent (TUNSETPERSIST) and keeps its name, routes and rules. The file
  * is named by the device and the network namespace (its inode), so directors in different
- * namespaces sharing a state directory do not meet.
+ * namespaces sharing a state directory do not meet. An inode number names a namespace only
+ * while it exists: a director whose namespace was deleted (a container gone, with its ulvsd
+ * killed) leaves its files behind, and the kernel gives the number to a later namespace. So the
+ * record also carries the namespace's cookie (datapath/tun/netns-cookie.ts), which the kernel
+ * never gives twice until reboot: a record with another cookie is stale (takeKept: logged,
+ * counted as handover_stale_records, removed with the connection and carry-over files beside
+ * it, nothing of it taken over or undone). A record without a cookie (a ulvsd before this
+ * field, during an in-place upgrade) is taken as this namespace's, as before.
  */
 import { mkdirSync, readFileSync, readlinkSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RoutingPlan } from '../datapath/tun/routing.js';
 import type { PriorFastPath } from '../datapath/tun/fastpath.js';
+import { netnsCookie } from '../datapath/tun/netns-cookie.js';
+import type { DaemonLog } from './log.js';
 
 export interface KeptKernel {
   version: 1;
   pid: number;
   workers: number;
+  /** the network namespace's cookie (netns-cookie.ts) as a decimal string; null where the kernel
+   *  has none; absent in records written before the field */
+  netnsCookie?: string | null;
   routing: { plan: RoutingPlan; sysctls: [string, string][] };
   capture: { pref: number; devices: string[]; addedQdisc: string[] } | null;
   fastPath: PriorFastPath | null;
@@ -39,10 +51,47 @@ function netnsId(): string {
   }
 }
 
-/** The state files of device `dev` in `dir`: the kernel record and the connections. */
-export function statePaths(dir: string, dev: string): { kernel: string; conns: string } {
+/** The state files of device `dev` in `dir` (one namespace's): the kernel record, the
+ *  connections (conn-state-file.ts) and the counters and scheduler cursors (carry-file.ts). */
+export interface StatePaths {
+  kernel: string;
+  conns: string;
+  carry: string;
+}
+
+export function statePaths(dir: string, dev: string): StatePaths {
   const base = join(dir, `${dev}.net${netnsId()}`);
-  return { kernel: `${base}.kernel.json`, conns: `${base}.conns` };
+  return { kernel: `${base}.kernel.json`, conns: `${base}.conns`, carry: `${base}.carry` };
+}
+
+/** This namespace's cookie, once per process (it cannot change). */
+let ownCookie: string | null | undefined;
+export function ownNetnsCookie(): string | null {
+  if (ownCookie === undefined) ownCookie = netnsCookie();
+  return ownCookie;
+}
+
+/** Why record `k` is not this namespace's (its cookie is another one), or null when it is (or
+ *  either side has no cookie: an older record, an older kernel). */
+export function staleReason(k: KeptKernel, here: string | null): string | null {
+  if (!k.netnsCookie || !here || k.netnsCookie === here) return null;
+  return `it was left by a network namespace that no longer exists (namespace cookie ${k.netnsCookie}, this one's is ${here}; the inode number was reused)`;
+}
+
+/**
+ * The record for this start, or null. A stale one (staleReason) is logged, counted in
+ * `counters.handover_stale_records`, and removed with the files beside it: nothing of it is
+ * taken over, and its connections are not imported. Never throws.
+ */
+export function takeKept(paths: StatePaths, counters: { handover_stale_records: number }, log: DaemonLog): KeptKernel | null {
+  const k = readKept(paths.kernel);
+  if (k === null) return null;
+  const why = staleReason(k, ownNetnsCookie());
+  if (why === null) return k;
+  counters.handover_stale_records++;
+  log.warn(`kept state ${paths.kernel} ignored and removed with its connection and counter files: ${why}`);
+  for (const p of [paths.kernel, paths.conns, paths.carry]) removeKept(p);
+  return null;
 }
 
 /** The record, or null when absent or unreadable (then nothing is taken over). */

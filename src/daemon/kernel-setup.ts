@@ -25,6 +25,7 @@
  * of a service whose own grouping stayed the same.
  */
 import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { IpvsError } from '../core/errors.js';
 import { FWD_NAMES } from '../core/service.js';
@@ -32,8 +33,9 @@ import type { Rules } from '../control/rules.js';
 import { offloadNames, openTunQueue, setPersist } from '../datapath/tun/device.js';
 import { captureDevices, followInterfaces, installCapture, removeCapture, updateCapture, type CaptureState } from '../datapath/tun/capture.js';
 import { adoptFastPath, closeFd, dropPriorFastPath, fastPathIds, followFastPath, installFastPath, installTunOut, removeFastPath, type FastPathState, type PriorFastPath } from '../datapath/tun/fastpath.js';
+import { leftFastPaths } from '../datapath/tun/left-fast-path.js';
 import { adoptRouting, installRouting, isLocalAddress, removeRouting, updateRouting, type HostAddress, type RoutingPlan, type RoutingState } from '../datapath/tun/routing.js';
-import { removeKept, writeKept, type KeptKernel } from './kept-state.js';
+import { ownNetnsCookie, removeKept, writeKept, type KeptKernel } from './kept-state.js';
 import { attachSteering, SteeringMap, steeringSpec } from '../datapath/tun/steering.js';
 import { sys } from '../datapath/tun/sys.js';
 import { formatIPv4 } from '../wire/addr.js';
@@ -154,8 +156,10 @@ export class KernelSetup {
         log.warn(`capture by tc unavailable, policy routing alone brings packets to ${plan.dev}: ${(e as Error).message.split('\n')[0]}`);
       }
     } else if (priorCapture) removeCapture(priorCapture.pref, { ...priorCapture, filters: 0 });
-    if (o.fastPath === 'tc') this.#installFastPath(adopt ? prior!.fastPath : null);
+    const left = this.#leftBehind(adopt ? (prior!.fastPath?.progId ?? 0) : null); // fast paths nobody recorded
+    if (o.fastPath === 'tc') this.#installFastPath(adopt ? prior!.fastPath : left);
     else if (adopt && prior!.fastPath) dropPriorFastPath(prior!.fastPath);
+    else if (left) dropPriorFastPath(left);
     this.#record();
     const spec = this.#steering.spec;
     const W = o.workers;
@@ -190,6 +194,7 @@ export class KernelSetup {
         version: 1,
         pid: process.pid,
         workers: this.o.workers,
+        netnsCookie: ownNetnsCookie(),
         routing: { plan: this.plan, sysctls: this.#routing?.sysctls ?? [] },
         capture: c ? { pref: c.pref, devices: c.devices, addedQdisc: c.addedQdisc } : null,
         fastPath: fp ? { ...fastPathIds(fp), slots: fp.maps.slots, attached: fp.attached } : null,
@@ -207,6 +212,34 @@ export class KernelSetup {
   /** The fast path's maps (null without it). */
   get fastPathMaps(): { flowsFd: number; slotsFd: number } | null {
     return this.#fastPath?.maps ?? null;
+  }
+
+  /**
+   * The ulvs fast paths attached on the interfaces (left-fast-path.ts) other than the recorded
+   * one (`recorded`: its program id; null when this start took nothing over from a record),
+   * left by an earlier ulvsd whose record is not where this one looks (another --state-dir) or
+   * was removed. Without a record, the first that no live process holds is returned, to be taken
+   * over as after `kill -9` (its offloaded connections rebuilt from its flow map; with
+   * --fast-path off, detached); any other one nobody holds is detached; one a live process holds
+   * (another ulvsd on these interfaces) is left alone. Each is logged. Never throws.
+   */
+  #leftBehind(recorded: number | null): PriorFastPath | null {
+    const { log, plan } = this;
+    let take: PriorFastPath | null = null;
+    const where = this.keptPath === null ? 'this start' : dirname(this.keptPath);
+    for (const l of leftFastPaths(this.#capture?.devices ?? captureDevices(plan.dev))) {
+      const on = `program ${l.progId} on ${l.attached.map((a) => a.dev).join(', ')}`;
+      if (l.progId === recorded) continue;
+      if (l.heldBy !== null) log.warn(`a ulvs fast path held by a running process (pid ${l.heldBy}) is attached here (${on}): left alone (another ulvsd on these interfaces?)`);
+      else if (take === null && recorded === null) {
+        take = l;
+        log.warn(`a fast path an earlier ulvsd left attached (${on}) has no kept-state record in ${where} (was it started with another --state-dir?): ${this.o.fastPath === 'tc' ? 'taken over, its connections rebuilt from its flow map' : 'detached (--fast-path off), its offloaded connections are lost'}`);
+      } else {
+        dropPriorFastPath(l);
+        log.warn(`another fast path an earlier ulvsd left attached (${on}) detached: its offloaded connections are lost`);
+      }
+    }
+    return take;
   }
 
   #installFastPath(prior: PriorFastPath | null): void {

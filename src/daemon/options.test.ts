@@ -45,7 +45,7 @@ test('--sysctl NAME=VALUE, repeatable, the kernel\'s checks, the last of one nam
   assert.deepEqual(o.sysctl, { syncRefreshPeriod: 10, syncThreshold: 3, syncPeriod: 0, syncRetries: 2 });
   refused(['--rules', 'r', '--sysctl', 'sync_retries=4'], /^--sysctl: sysctl sync_retries: is 0\.\.3, not 4$/);
   refused(['--rules', 'r', '--sysctl', 'sync_threshold=50 50'], /--sysctl: sysctl sync_threshold: the threshold is below the period/);
-  refused(['--rules', 'r', '--sysctl', 'sync_qlen_max=10'], /--sysctl: unknown sysctl "sync_qlen_max"/);
+  refused(['--rules', 'r', '--sysctl', 'cache_bypass=1'], /--sysctl: unknown sysctl "cache_bypass"/);
   refused(['--rules', 'r', '--sysctl', 'sync_version'], /--sysctl: sysctl wants name=value/);
 });
 

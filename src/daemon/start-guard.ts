@@ -18,6 +18,8 @@ import { existsSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { namespaceSysctls } from '../datapath/tun/routing.js';
 import { ClaimError, CLAIMS_DIR, STOPPING_WAIT_MS, takeClaims, type Claims } from './netns-claims.js';
+
+export { ClaimError, type Claims };
 import type { DaemonOptions } from './options.js';
 import { checkSocketPlace } from './admin-socket.js';
 

@@ -5,26 +5,34 @@
  *
  *   master   every worker's engine announces its connections; the worker posts each finished
  *            datagram to the main thread (PoolEvents.syncDatagram; why: worker.ts), which sends it
- *            from ONE UDP socket: bound to the interface's first IPv4 address (so that is the
- *            source), multicast out of that address's interface, TTL --mcast-ttl (1), multicast
- *            loop off, to group:port (224.0.0.81:8848). At most QLEN_MAX datagrams wait in the
- *            socket; more are dropped and counted (the kernel's sync_qlen_max).
- *   backup   one socket bound to group:port (address reuse on) and joined to the group on the
- *            interface's address; each datagram (cut to the backup's sync_maxlen, as the kernel's
- *            read buffer cuts it) is split by worker (sync-router.ts, the TUN's steering) and each
- *            part applied by its worker's engine. Datagrams from one of this host's own
- *            addresses on the interface are ignored (counted `own`).
+ *            from a UDP socket (sync-socket.ts: PMTU discovery off, SO_SNDBUF sync_sock_size):
+ *            bound to the interface's first IPv4 address (so that is the source), multicast out
+ *            of that address's interface, TTL --mcast-ttl (1), multicast loop off, to group:port
+ *            (224.0.0.81:8848). At most sync_qlen_max datagrams wait per socket; more are dropped
+ *            and counted (tx_dropped_queue; the kernel's sb_queue_tail).
+ *   backup   a socket bound to group:port (address reuse on, SO_BINDTODEVICE the interface,
+ *            SO_RCVBUF sync_sock_size) and joined to the group on the interface's address; each
+ *            datagram (cut to the backup's sync_maxlen, as the kernel's read buffer cuts it) is
+ *            split by worker (sync-router.ts, the TUN's steering) and each part applied by its
+ *            worker's engine. Datagrams from one of this host's own addresses on the interface
+ *            are ignored (counted `own`).
+ *   sync_ports N (a power of 2, clamped to 1..64, read when the first role starts while none
+ *            runs, kept while one does: start_sync_thread's threads_mask): each role has N
+ *            sockets, on port, port+1, ... port+N-1, as the kernel's N threads. The backup reads
+ *            all N; the master sends worker w's datagrams from socket w mod N, so that one
+ *            connection's records always leave from one socket in order (the kernel maps a
+ *            connection to a thread by its address for the same reason).
  *
  *   start(cfg)      EEXIST when that role runs; ENODEV for an unknown interface ("Unknown mcast
  *                   interface"); EADDRNOTAVAIL when it has no IPv4 address; EINVAL for a group
- *                   that is not IPv4 multicast. A refused start leaves nothing running.
+ *                   that is not IPv4 multicast, or ports past 65535. A refused start leaves
+ *                   nothing running.
  *   stop(state)     ESRCH when that role does not run. The master's partial datagrams are dropped.
  *   status()        what `ulvsadm -L --daemon` prints (master first), with the counters
  *   counters()      sync_daemon_* counters: datagrams/bytes sent and received, dropped by reason
  *
  * Both roles may run at once (the kernel's "master & backup support at a time").
  */
-import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { IpvsError } from '../core/errors.js';
 import { formatIPv4, tryParseIPv4 } from '../wire/addr.js';
@@ -36,6 +44,8 @@ import type { Rules } from '../control/rules.js';
 import { hostAddresses } from '../datapath/tun/routing.js';
 import { queueOf, steeringSpec, type SteeringSpec } from '../datapath/tun/steering.js';
 import type { WorkerPool } from './worker-pool.js';
+import { openSyncSocket, type SyncSocket } from './sync-socket.js';
+import type { Sysctls } from '../core/sysctl.js';
 
 export type { SyncDaemonStatus, SyncState };
 
@@ -53,19 +63,30 @@ export interface SyncDaemonDeps {
   receive(i: number, datagrams: Uint8Array[], syncid: number): Promise<number>;
   /** the IPv4 addresses of this namespace with their interfaces (routing.ts hostAddresses) */
   addresses(): { dev: string; addr: number }[];
+  /** the sysctls in force (read at each start, and sync_qlen_max at each datagram) */
+  sysctl(): Pick<Sysctls, 'syncQlenMax' | 'syncSockSize' | 'syncPorts'>;
+  /** the backup role started or stopped (the engines' backup_only follows it) */
+  backupRunning?(running: boolean): Promise<void>;
   warn(msg: string): void;
+}
+
+/** the most sockets per role (IPVS_SYNC_PORTS_MAX, 1 << 6) */
+export const SYNC_PORTS_MAX = 64;
+
+interface Master {
+  status: SyncDaemonStatus;
+  socks: SyncSocket[];
+  /** datagrams handed to each socket and not yet sent */
+  inFlight: number[];
 }
 
 interface Backup {
   status: SyncDaemonStatus;
-  sock: Socket;
+  socks: SyncSocket[];
   router: SyncRouter;
   /** the interface's addresses (uint32) */
   own: Set<number>;
 }
-
-/** datagrams waiting in the master's socket before more are dropped (sync_qlen_max) */
-const QLEN_MAX = 4096;
 
 const ifMtu = (iface: string): number => {
   try {
@@ -77,15 +98,16 @@ const ifMtu = (iface: string): number => {
 
 export class SyncDaemon {
   readonly #d: SyncDaemonDeps;
-  #master: { status: SyncDaemonStatus; sock: Socket } | null = null;
+  #master: Master | null = null;
   #backup: Backup | null = null;
   /** routers of backups that ran before (their counters stay counted) */
   readonly #pastRouters: Record<string, number>[] = [];
   /** a role change in progress: starts and stops run one at a time */
   #queue: Promise<unknown> = Promise.resolve();
   readonly #c = { tx_datagrams: 0, tx_bytes: 0, tx_dropped_queue: 0, tx_errors: 0, rx_datagrams: 0, rx_bytes: 0, rx_own: 0, rx_truncated: 0, rx_apply_errors: 0, rx_records_applied: 0, starts: 0, stops: 0 };
-  #inFlight = 0;
   #lastWarn = 0;
+  /** sockets per role while any role runs (sync_ports when the first started) */
+  #ports = 0;
 
   constructor(deps: SyncDaemonDeps) {
     this.#d = deps;
@@ -109,13 +131,14 @@ export class SyncDaemon {
         if (!m) throw new IpvsError('ESRCH', 'sync master daemon is not running');
         this.#master = null;
         await this.#d.stopMasters();
-        m.sock.close();
+        closeAll(m.socks);
       } else {
         const b = this.#backup;
         if (!b) throw new IpvsError('ESRCH', 'sync backup daemon is not running');
         this.#backup = null;
         this.#pastRouters.push(b.router.counters());
-        b.sock.close();
+        closeAll(b.socks);
+        await this.#d.backupRunning?.(false);
       }
       this.#c.stops++;
     });
@@ -123,9 +146,17 @@ export class SyncDaemon {
 
   /** Stop whatever runs (ulvsd stopping); never throws. */
   close(): void {
-    this.#master?.sock.close();
-    this.#backup?.sock.close();
+    closeAll(this.#master?.socks ?? []);
+    closeAll(this.#backup?.socks ?? []);
     this.#master = this.#backup = null;
+  }
+
+  /** Sockets per role for a start: sync_ports, clamped to 1..64, when no role runs; else the
+   *  running role's count (start_sync_thread). EINVAL when port + count - 1 passes 65535. */
+  #portCount(cfg: SyncDaemonConfig): number {
+    const n = this.#master || this.#backup ? this.#ports : Math.min(Math.max(this.#d.sysctl().syncPorts, 1), SYNC_PORTS_MAX);
+    if (cfg.port + n - 1 > 65535) throw new IpvsError('EINVAL', `mcast port ${cfg.port} with sync_ports ${n}: ports ${cfg.port}..${cfg.port + n - 1} pass 65535`);
+    return n;
   }
 
   /** The interface's addresses; throws ENODEV / EADDRNOTAVAIL / EINVAL as the kernel. */
@@ -156,47 +187,49 @@ export class SyncDaemon {
   async #startMaster(cfg: SyncDaemonConfig): Promise<void> {
     if (this.#master) throw new IpvsError('EEXIST', 'sync master daemon is already running');
     const { addr } = this.#check(cfg);
+    const n = this.#portCount(cfg);
     const maxlen = syncMaxlen('master', cfg.maxlen, ifMtu(cfg.iface));
-    const sock = createSocket({ type: 'udp4' });
-    sock.on('error', (e) => this.#d.warn(`sync master socket: ${e.message}`));
+    const sockSize = this.#d.sysctl().syncSockSize;
+    const socks: SyncSocket[] = [];
     try {
-      await new Promise<void>((resolve, reject) => {
-        sock.once('error', reject);
-        sock.bind(0, formatIPv4(addr), () => {
-          sock.off('error', reject);
-          resolve();
-        });
-      });
-      sock.setMulticastInterface(formatIPv4(addr));
-      sock.setMulticastTTL(cfg.ttl);
-      sock.setMulticastLoopback(false);
+      for (let id = 0; id < n; id++) {
+        const s = await openSyncSocket({ role: 'master', iface: cfg.iface, addr: formatIPv4(addr), port: 0, sockSize });
+        socks.push(s);
+        s.sock.on('error', (e) => this.#d.warn(`sync master socket: ${e.message}`));
+        s.sock.setMulticastInterface(formatIPv4(addr));
+        s.sock.setMulticastTTL(cfg.ttl);
+        s.sock.setMulticastLoopback(false);
+      }
     } catch (e) {
-      sock.close();
-      throw new IpvsError('EINVAL', `sync master socket on ${formatIPv4(addr)}: ${(e as Error).message}`);
+      closeAll(socks);
+      throw e instanceof IpvsError ? e : new IpvsError('EINVAL', `sync master socket on ${formatIPv4(addr)}: ${(e as Error).message}`);
     }
-    this.#master = { status: this.#status(cfg, addr, maxlen), sock };
+    this.#master = { status: this.#status(cfg, addr, maxlen), socks, inFlight: socks.map(() => 0) };
+    this.#ports = n;
     try {
       await this.#d.startMasters({ syncid: cfg.syncid, maxlen });
     } catch (e) {
       this.#master = null;
-      sock.close();
+      closeAll(socks);
       await this.#d.stopMasters().catch(() => undefined); // the workers that did start
       throw e;
     }
     this.#c.starts++;
   }
 
-  /** A finished datagram of a worker's master: send it (or drop it when the queue is full). */
-  send(datagram: Uint8Array): void {
+  /** A finished datagram of worker `worker`'s master: send it from socket worker mod
+   *  sync_ports, or drop it (counted) when sync_qlen_max datagrams wait there already. */
+  send(datagram: Uint8Array, worker = 0): void {
     const m = this.#master;
     if (!m) return; // stopped meanwhile
-    if (this.#inFlight >= QLEN_MAX) {
+    const id = worker % m.socks.length;
+    if (m.inFlight[id]! >= this.#d.sysctl().syncQlenMax) {
       this.#c.tx_dropped_queue++;
       return;
     }
-    this.#inFlight++;
-    m.sock.send(datagram, m.status.port, m.status.group, (e) => {
-      this.#inFlight--;
+    m.inFlight[id]!++;
+    m.socks[id]!.sock.send(datagram, m.status.port + id, m.status.group, (e) => {
+      m.inFlight[id]!--;
       if (e) this.#c.tx_errors++;
       else {
         this.#c.tx_datagrams++;
@@ -205,29 +238,37 @@ export class SyncDaemon {
     });
   }
 
+  /** datagrams waiting in the master's sockets (0 when it does not run) */
+  get queued(): number {
+    return this.#master?.inFlight.reduce((a, b) => a + b, 0) ?? 0;
+  }
+
   async #startBackup(cfg: SyncDaemonConfig): Promise<void> {
     if (this.#backup) throw new IpvsError('EEXIST', 'sync backup daemon is already running');
     const { addr, own } = this.#check(cfg);
+    const n = this.#portCount(cfg);
     const maxlen = syncMaxlen('backup', cfg.maxlen, ifMtu(cfg.iface));
-    const sock = createSocket({ type: 'udp4', reuseAddr: true });
+    const sockSize = this.#d.sysctl().syncSockSize;
+    const socks: SyncSocket[] = [];
     try {
-      await new Promise<void>((resolve, reject) => {
-        sock.once('error', reject);
-        sock.bind(cfg.port, cfg.group, () => {
-          sock.off('error', reject);
-          resolve();
-        });
-      });
-      sock.addMembership(cfg.group, formatIPv4(addr));
+      for (let id = 0; id < n; id++) {
+        const s = await openSyncSocket({ role: 'backup', iface: cfg.iface, addr: cfg.group, port: cfg.port + id, sockSize });
+        socks.push(s);
+        s.sock.addMembership(cfg.group, formatIPv4(addr));
+      }
     } catch (e) {
-      sock.close();
-      throw new IpvsError('EINVAL', `sync backup socket ${cfg.group}:${cfg.port} on ${cfg.iface}: ${(e as Error).message}`);
+      closeAll(socks);
+      throw e instanceof IpvsError ? e : new IpvsError('EINVAL', `sync backup socket ${cfg.group}:${cfg.port} on ${cfg.iface}: ${(e as Error).message}`);
     }
-    sock.on('error', (e) => this.#d.warn(`sync backup socket: ${e.message}`));
-    const b: Backup = { status: this.#status(cfg, addr, maxlen), sock, router: new SyncRouter(this.#d.workers, this.#d.workerOf), own };
-    sock.on('message', (msg, rinfo) => this.#received(b, msg, rinfo.address));
+    const b: Backup = { status: this.#status(cfg, addr, maxlen), socks, router: new SyncRouter(this.#d.workers, this.#d.workerOf), own };
+    for (const s of socks) {
+      s.sock.on('error', (e) => this.#d.warn(`sync backup socket: ${e.message}`));
+      s.sock.on('message', (msg, rinfo) => this.#received(b, msg, rinfo.address));
+    }
     this.#backup = b;
+    this.#ports = n;
     this.#c.starts++;
+    await this.#d.backupRunning?.(true).catch((e: Error) => this.#d.warn(`sync backup: the engines were not told the backup runs (backup_only): ${e.message}`));
   }
 
   #received(b: Backup, msg: Buffer, from: string): void {
@@ -263,6 +304,11 @@ export class SyncDaemon {
     });
   }
 
+  /** the descriptors of each role's sockets, port order (diagnostics and tests: getsockopt) */
+  fds(): { master: number[]; backup: number[] } {
+    return { master: this.#master?.socks.map((s) => s.fd) ?? [], backup: this.#backup?.socks.map((s) => s.fd) ?? [] };
+  }
+
   status(): SyncDaemonStatus[] {
     return [this.#master?.status, this.#backup?.status].filter((s): s is SyncDaemonStatus => s !== undefined);
   }
@@ -277,6 +323,9 @@ export class SyncDaemon {
   }
 }
 
+function closeAll(socks: SyncSocket[]): void {
+  for (const s of socks) s.sock.close();
+}
 
 /** The SyncDaemon of a running ulvsd: its workers' engines, the steering of the rules in force
  *  (the spec is recomputed only when the rules object changes) and this host's addresses. */
@@ -303,6 +352,8 @@ export function syncDaemonFor(pool: WorkerPool, rules: () => Rules, warn: (msg: 
     stopMasters: () => each((i) => pool.call(i, 'syncStopMaster')),
     receive: (i, datagrams, syncid) => pool.call(i, 'syncReceive', datagrams, syncid),
     addresses: hostAddresses,
+    sysctl: () => pool.sysctlNow,
+    backupRunning: async (running) => void (await pool.all('syncBackupRunning', running)),
     warn,
   });
 }

@@ -60,3 +60,55 @@ test('a refused start is tried again until it succeeds', async () => {
   assert.deepEqual(f.calls, ['start master i0 52 0']);
   d.close();
 });
+
+test('reload: a changed line restarts the running role with its settings at once; unchanged, nothing; removed, stopped', async () => {
+  let now: LvsSyncDaemonConfig | null = cfg;
+  const d = new SyncRoleDriver(quiet, () => now);
+  const f = fakeTarget();
+  d.attach(f.t);
+  d.setRole('master', 'VI_INT MASTER');
+  await d.settled();
+  assert.deepEqual(f.calls, ['start master i0 52 0']);
+  // control: the same line read again changes nothing
+  d.reconfigure();
+  await d.settled();
+  assert.deepEqual(f.calls, ['start master i0 52 0']);
+  assert.equal(d.restarts, 0);
+  // another id and maxlen: restarted in the role it has (master), no VRRP change needed
+  now = { ...cfg, syncId: 53, maxlen: 1200 };
+  d.reconfigure();
+  await d.settled();
+  assert.deepEqual(f.calls.slice(1), ['stop master', 'start master i0 53 1200']);
+  assert.equal(d.restarts, 1);
+  // the role then changes as before, with the new settings
+  d.setRole('backup', 'VI_INT BACKUP');
+  await d.settled();
+  assert.deepEqual(f.calls.slice(3), ['stop master', 'start backup i0 53 1200']);
+  // the line removed: what it started stops
+  now = null;
+  d.reconfigure();
+  await d.settled();
+  assert.deepEqual(f.calls.slice(5), ['stop backup']);
+  assert.deepEqual([...f.running], []);
+  d.close();
+});
+
+test('reload: a role started by hand (ulvsadm --start-daemon) is left alone', async () => {
+  let now: LvsSyncDaemonConfig | null = cfg;
+  const d = new SyncRoleDriver(quiet, () => now);
+  const f = fakeTarget();
+  f.running.add('master'); // started by hand before the driver had any role
+  d.attach(f.t);
+  d.setRole('master', 'VI_INT MASTER');
+  await d.settled();
+  now = { ...cfg, syncId: 60 };
+  d.reconfigure();
+  await d.settled();
+  assert.deepEqual(f.calls, []);
+  now = null;
+  d.reconfigure();
+  await d.settled();
+  assert.deepEqual(f.calls, []);
+  assert.deepEqual([...f.running], ['master']);
+  d.close();
+});

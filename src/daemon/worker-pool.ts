@@ -15,7 +15,9 @@ import { IpvsError } from '../core/errors.js';
 import type { RuleOp } from '../core/rule-ops.js';
 import type { ServiceKey } from '../core/service.js';
 import { mergeSnapshots } from '../core/snapshot-merge.js';
+import { defaultSysctls } from '../core/sysctl.js';
 import type { ImportResult } from '../core/conn/handover.js';
+import type { EngineCarry } from '../core/carry-over.js';
 import type { CallMessageOf, CallName, Calls, FromWorker, HandoverBatch, ToWorker, WorkerInit } from '../datapath/tun/worker-protocol.js';
 
 export interface PoolEvents {
@@ -28,8 +30,8 @@ export interface PoolEvents {
   /** a worker thread failed or exited unasked */
   died(msg: string): void;
   /** every worker has stopped after stop(); with stop(true), each worker's table as hand-over
-   *  records (worker order) */
-  stopped(handover: HandoverBatch[] | null): void;
+   *  records and its carry-over (worker order) */
+  stopped(handover: HandoverBatch[] | null, carries: EngineCarry[]): void;
   /** a finished datagram of worker i's sync master (daemon/sync-daemon.ts sends it) */
   syncDatagram?(i: number, datagram: Uint8Array): void;
 }
@@ -64,8 +66,12 @@ export class WorkerPool {
   #stopping = false;
   readonly #io: string[] = [];
   readonly #handover: HandoverBatch[] = [];
+  readonly #carries: EngineCarry[] = [];
   /** what each worker imported of the previous process's connections (with `ready`) */
   readonly imported: ImportResult[] = [];
+  /** the sysctls every engine holds, kept here for the main thread's readers (the sync
+   *  daemon's sync_qlen_max per datagram): the start values, then each setSysctls */
+  readonly sysctlNow: Sysctls;
 
   /**
    * One worker per TUN queue fd; `init(i)` gives worker i everything but its fd and port.
@@ -73,7 +79,9 @@ export class WorkerPool {
    */
   constructor(fds: number[], init: (i: number) => Omit<WorkerInit, 'fd' | 'control'>, events: PoolEvents, script: URL = new URL('../datapath/tun/worker.js', import.meta.url)) {
     this.#events = events;
-    this.#workers = fds.map((fd, i) => this.#spawn(script, i, { ...init(i), fd }));
+    const inits = fds.map((_, i) => init(i));
+    this.sysctlNow = defaultSysctls(inits[0]?.sysctl);
+    this.#workers = fds.map((fd, i) => this.#spawn(script, i, { ...inits[i]!, fd }));
   }
 
   get size(): number {
@@ -116,7 +124,8 @@ export class WorkerPool {
         return;
       case 'stopped':
         if (m.handover) this.#handover[i] = m.handover;
-        if (++this.#stoppedCount === this.#workers.length) this.#events.stopped(this.#handover.length === this.#workers.length ? this.#handover : null);
+        if (m.carry) this.#carries.push(m.carry);
+        if (++this.#stoppedCount === this.#workers.length) this.#events.stopped(this.#handover.length === this.#workers.length ? this.#handover : null, this.#carries);
         return;
     }
   }
@@ -162,6 +171,7 @@ export class WorkerPool {
   /** every worker's engine; values validated before (core/sysctl-names.ts), so none refuses */
   async setSysctls(s: Partial<Sysctls>): Promise<void> {
     await this.all('setSysctls', s);
+    Object.assign(this.sysctlNow, s);
   }
   async zero(k?: ServiceKey): Promise<void> {
     await this.all('zero', k);

@@ -59,6 +59,8 @@ export interface DirectorBedOptions extends TestBedOptions {
   httpsPort?: number;
   dnsPort?: number;
   ulvsdArgs?: string[];
+  /** the ulvsd to run (default this tree's dist/src/cli/ulvsd.js; another build's for an upgrade) */
+  ulvsdScript?: string;
   /** run in the built test bed before ulvsd starts (e.g. give the director the VIP) */
   beforeDirector?: (bed: TestBed) => void;
 }
@@ -129,11 +131,12 @@ export class DirectorBed {
     return waitFor(this.ulvsd!, re, ms);
   }
 
-  async startDirector(): Promise<string> {
+  /** Start ulvsd (`script`: another build's dist/src/cli/ulvsd.js, for an upgrade). */
+  async startDirector(script = this.o.ulvsdScript ?? SCRIPTS.ulvsd): Promise<string> {
     const source = this.o.keepalived !== undefined ? '--keepalived' : '--rules';
     // the state directory is the bed's own: beds run side by side, each with its own ulvs0
     const args = [source, this.rulesFile, '--socket', this.socket, '--state-dir', this.dir, ...(this.o.ulvsdArgs ?? [])];
-    const p = spawn('ip', ['netns', 'exec', this.bed.director, process.execPath, SCRIPTS.ulvsd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn('ip', ['netns', 'exec', this.bed.director, process.execPath, script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.ulvsd = p;
     p.stdout!.on('data', (d: Buffer) => (this.ulvsdLog += d.toString()));
     p.stderr!.on('data', (d: Buffer) => (this.ulvsdLog += d.toString()));

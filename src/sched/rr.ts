@@ -53,6 +53,15 @@ export function createRr(svc: VirtualService, env: SchedulerEnv): Scheduler {
         }
       }
     },
+    cursor(s) {
+      const i = cursorIndex(s.dests, st.load());
+      const d = i >= 0 ? s.dests[i]! : null;
+      return { server: d && { addr: d.addr, port: d.port }, weight: 0 };
+    },
+    setCursor(s, c) {
+      const d = c.server && s.dests.find((x) => x.addr >>> 0 === c.server!.addr >>> 0 && x.port === c.server!.port);
+      for (let attempt = 1; attempt <= MAX_ATTEMPTS && !st.swap(st.load(), d ? d.seq : 0); attempt++);
+    },
     onDestRemoved(s, d, oldIndex) {
       // cursor on the deleted server -> its predecessor (idempotent: every engine applies it)
       for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {

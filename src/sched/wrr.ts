@@ -91,6 +91,17 @@ export function createWrr(svc: VirtualService, env: SchedulerEnv): Scheduler {
         }
       }
     },
+    cursor(s) {
+      const seen = st.load();
+      const d = s.dests[(seen >>> 16) - 1];
+      return { server: d ? { addr: d.addr, port: d.port } : null, weight: seen & 0xffff };
+    },
+    setCursor(s, c) {
+      derive();
+      const cl = c.server ? s.dests.findIndex((x) => x.addr >>> 0 === c.server!.addr >>> 0 && x.port === c.server!.port) : -1;
+      const next = pack(cl, c.weight === 0 ? 0 : cwAfterChange(c.weight));
+      for (let attempt = 1; attempt <= MAX_ATTEMPTS && !st.swap(st.load(), next); attempt++);
+    },
     onDestAdded: changed,
     onDestRemoved: changed,
     onDestUpdated: changed,

@@ -21,112 +21,13 @@
  */
 import { after, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DirectorBed, SCRIPTS, waitFor } from '../../src/lab/director-bed.js';
-import { LAB } from '../../src/lab/testbed.js';
+import type { DirectorBed } from '../../src/lab/director-bed.js';
 import { callAdmin } from '../../src/control/admin-client.js';
 import { run } from '../../src/lab/shell.js';
 import { needsRoot } from '../support/root.js';
-
-const PORT = 9000;
-const rulesFor = (method: '-m' | '-g') => `-A -t ${LAB.VIP}:${PORT} -s rr\n${[0, 1, 2].map((i) => `-a -t ${LAB.VIP}:${PORT} -r ${LAB.realServer(i)}:${PORT} ${method}\n`).join('')}`;
-
-/** A real server's DR set-up (as dr.test.ts): the VIP on lo (/32), ARP for it neither answered nor used. */
-function drRealServer(ns: string): void {
-  for (const k of ['all', 'eth0', 'lo']) {
-    run(['ip', 'netns', 'exec', ns, 'sysctl', '-qw', `net.ipv4.conf.${k}.arp_ignore=1`]);
-    run(['ip', 'netns', 'exec', ns, 'sysctl', '-qw', `net.ipv4.conf.${k}.arp_announce=2`]);
-  }
-  run(['ip', '-n', ns, 'addr', 'add', `${LAB.VIP}/32`, 'dev', 'lo']);
-}
-
-type Line = Record<string, unknown> & { event: string };
-
-/** A stream.js client in a client namespace, driven by signals (see src/lab/stream.ts). */
-class StreamClient {
-  readonly p: ChildProcess;
-  readonly lines: Line[] = [];
-  #buf = '';
-  constructor(ns: string, conns: number, extra: string[] = []) {
-    this.p = spawn('ip', ['netns', 'exec', ns, process.execPath, SCRIPTS.stream, '--connect', `${LAB.VIP}:${PORT}`, '--conns', String(conns), ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.p.stdout!.on('data', (d: Buffer) => {
-      this.#buf += d.toString();
-      let i;
-      while ((i = this.#buf.indexOf('\n')) >= 0) {
-        this.lines.push(JSON.parse(this.#buf.slice(0, i)) as Line);
-        this.#buf = this.#buf.slice(i + 1);
-      }
-    });
-  }
-  async next(event: string, signal: NodeJS.Signals | null, ms = 60_000): Promise<Line> {
-    const seen = this.lines.length;
-    if (signal) this.p.kill(signal);
-    const t0 = Date.now();
-    for (;;) {
-      const l = this.lines.slice(seen).find((x) => x.event === event) ?? (signal === null ? this.lines.find((x) => x.event === event) : undefined);
-      if (l) return l;
-      if (Date.now() - t0 > ms) throw new Error(`stream client: no ${event} within ${ms} ms`);
-      await sleep(50);
-    }
-  }
-  status(): Promise<Line & { perConn: number[]; maxStallMs: number[]; errors: number }> {
-    return this.next('status', 'SIGUSR1') as never;
-  }
-  /** Wait until every connection has received more than in `from` (at most `ms`); returns how many did. */
-  async progressed(from: number[], ms: number): Promise<{ n: number; maxStallMs: number }> {
-    const t0 = Date.now();
-    let stall = 0;
-    for (;;) {
-      const s = await this.status();
-      stall = Math.max(stall, ...s.maxStallMs);
-      const n = s.perConn.filter((r, i) => r > from[i]!).length;
-      if (n === from.length || Date.now() - t0 > ms) return { n, maxStallMs: stall };
-      await sleep(300);
-    }
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface Bed {
-  bed: DirectorBed;
-  procs: ChildProcess[];
-}
-
-async function startBed(ulvsdArgs: string[], method: '-m' | '-g' = '-m'): Promise<Bed> {
-  const bed = new DirectorBed({ rules: rulesFor(method), realServers: 3, httpPort: 8080, ulvsdArgs, prefix: `h7-${randomBytes(2).toString('hex')}` });
-  await bed.start();
-  const procs: ChildProcess[] = [];
-  try {
-    if (method === '-g') for (const ns of bed.bed.realServers) drRealServer(ns);
-    for (const ns of bed.bed.realServers) {
-      const p = spawn('ip', ['netns', 'exec', ns, process.execPath, SCRIPTS.stream, '--serve', String(PORT)], { stdio: ['ignore', 'pipe', 'pipe'] });
-      procs.push(p);
-      await waitFor(p, /ready/);
-    }
-  } catch (e) {
-    await stopBed({ bed, procs });
-    throw e;
-  }
-  return { bed, procs };
-}
-
-async function stopBed(b: Bed): Promise<void> {
-  for (const p of b.procs) p.kill('SIGKILL');
-  await b.bed.stop();
-}
-
-/** Stop ulvsd with `signal`, start it again; returns the timings (ms). */
-async function restart(bed: DirectorBed, signal: NodeJS.Signals): Promise<{ exitMs: number; gapMs: number }> {
-  const t0 = performance.now();
-  await bed.stopDirector(signal);
-  const t1 = performance.now();
-  await bed.startDirector();
-  return { exitMs: Math.round(t1 - t0), gapMs: Math.round(performance.now() - t0) };
-}
+import { newConnectionsServed, restart, sleep, startBed, stopBed, StreamClient, type Bed } from '../support/restart-bed.js';
 
 const counters = async (bed: DirectorBed) => (await callAdmin(bed.socket, 'GET', '/v1/counters')).json as { datapath: Record<string, number> };
 const summary = (xs: number[]) => {
@@ -188,7 +89,7 @@ describe('restarts keep established connections', { skip: needsRoot }, () => {
   });
 
   test('direct routing: 100 streaming connections survive 3 SIGTERM + start cycles (--keep-state), 0 lost bytes', async (t: TestContext) => {
-    const b = await startBed(['--keep-state'], '-g');
+    const b = await startBed(['--keep-state'], { method: '-g' });
     beds.push(b);
     const client = new StreamClient(b.bed.bed.clients[0]!, 100);
     await client.next('established', null);
@@ -253,11 +154,8 @@ describe('restarts keep established connections', { skip: needsRoot }, () => {
     await sleep(1000);
     const p = await client.progressed((await client.status()).perConn, 5_000);
     assert.equal(p.n, 0, 'no connection was taken over: none of the 20 goes on');
-    const fresh = new StreamClient(b.bed.bed.clients[0]!, 5);
-    await fresh.next('established', null);
-    assert.equal((await fresh.progressed((await fresh.status()).perConn, 10_000)).n, 5, 'new connections are served');
+    assert.equal(await newConnectionsServed(b.bed), 5, 'new connections are served');
     client.p.kill('SIGKILL');
-    fresh.p.kill('SIGKILL');
     await stopBed(b);
     beds.pop();
   });

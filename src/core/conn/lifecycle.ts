@@ -10,7 +10,9 @@ import type { EngineState } from '../engine-state.js';
 import type { OffloadPolicy } from '../offload-policy.js';
 import type { SchedContext } from '../scheduler.js';
 import { Fwd, type RealServer } from '../service.js';
+import { TcpState } from '../tcp-states.js';
 import { Event } from '../verdict.js';
+import { IPPROTO_TCP } from '../../wire/ipv4.js';
 
 /** Initial timeout of a new connection before its first state transition (ip_vs_conn_new). */
 const NEW_CONN_TIMEOUT_S = 3;
@@ -19,6 +21,11 @@ export const EXPIRE_LATER_S = 60;
 
 /** Result of creating an entry: its index, or TableFull. */
 export const TABLE_FULL = -1;
+
+/** How far a full table looks for a half-open entry to evict: queue slots (of TICK_MS) and
+ *  entries. Small bounds keep a full table of live connections cheap to refuse from. */
+const EVICT_SLOTS = 64;
+const EVICT_ENTRIES = 64;
 
 export class ConnLifecycle {
   readonly #s: EngineState;
@@ -39,7 +46,10 @@ export class ConnLifecycle {
     const s = this.#s;
     const conns = s.conns;
     const method = (d.fwd << FWD_SHIFT) | (d.fwd === Fwd.MASQ ? 0 : ConnFlag.NOOUTPUT);
-    const c = conns.insert(ctx.proto, ctx.caddr, ctx.cport, ctx.vaddr, ctx.vport, d.addr, dport, d.id, ConnFlag.INACTIVE | method | flags, s.nowTick + NEW_CONN_TIMEOUT_S * TICKS_PER_SEC, s.nowTick);
+    const f = ConnFlag.INACTIVE | method | flags;
+    const expires = s.nowTick + NEW_CONN_TIMEOUT_S * TICKS_PER_SEC;
+    let c = conns.insert(ctx.proto, ctx.caddr, ctx.cport, ctx.vaddr, ctx.vport, d.addr, dport, d.id, f, expires, s.nowTick);
+    if (c < 0 && s.sysctl.evictEmbryonic && this.#evictEmbryonic()) c = conns.insert(ctx.proto, ctx.caddr, ctx.cport, ctx.vaddr, ctx.vport, d.addr, dport, d.id, f, expires, s.nowTick);
     if (c < 0) return TABLE_FULL;
     d.inactConns++;
     checkOverload(d);
@@ -52,6 +62,28 @@ export class ConnLifecycle {
     this.#offload.created(c);
     return c;
   }
+
+  /**
+   * The table is full: remove the half-open TCP entry due soonest (SYN_RECV: a SYN forwarded,
+   * no handshake completed; not a template, not in the kernel fast path), if one is among the
+   * first EVICT_ENTRIES queued. Under a SYN flood these are the flood's own entries, a few
+   * seconds old (new entries stay queued at their creation timeout, NEW_CONN_TIMEOUT_S), while a
+   * real client completes its handshake within a round trip. IPVS has no such rule (its
+   * drop_entry drops at random when memory is low); nf_conntrack evicts unconfirmed entries
+   * first in the same way. Returns whether one was removed (counted: embryonic_evicted).
+   */
+  #evictEmbryonic(): boolean {
+    const v = this.#s.conns.soonest(EVICT_SLOTS, EVICT_ENTRIES, this.#embryonic);
+    if (v < 0) return false;
+    this.unlink(v);
+    this.#s.events[Event.EmbryonicEvicted]!++;
+    return true;
+  }
+
+  readonly #embryonic = (i: number): boolean => {
+    const conns = this.#s.conns;
+    return conns.proto(i) === IPPROTO_TCP && conns.state(i) === TcpState.SYN_RECV && (conns.flags(i) & (ConnFlag.TEMPLATE | ConnFlag.OFFLOADED)) === 0;
+  };
 
   /** Timer expiry of entry i (ip_vs_conn_expire). */
   expire(i: number): void {

@@ -71,12 +71,16 @@ export interface DirectorSnapshot {
 
 const statsOf = (s: Stats): StatsSnapshot => ({ counters: Array.from(s.c), rates: [0, 1, 2, 3, 4].map((k) => s.rate(k)) });
 
-/** The connection table (ipvsadm -L -c), expiry measured from `now` (ms). */
+/** The connection table (ipvsadm -L -c), expiry measured from `now` (ms); entries whose expiry
+ *  has come (time left 0) are left out, as the kernel's timers have removed them by then. */
 export function listConnections(s: EngineState, protos: ProtoTable, now: number): ConnInfo[] {
   const c = s.conns;
   const out: ConnInfo[] = [];
   const nowTick = Math.floor(now / TICK_MS);
   c.forEach((i) => {
+    // past its expiry, not yet collected by the timer wheel: the kernel's timer would have
+    // removed it (ip_vs_conn_expire), so no listing shows it
+    if (c.expires(i) <= nowTick) return;
     const template = (c.flags(i) & ConnFlag.TEMPLATE) !== 0;
     const state = template ? ((c.flags(i) & ConnFlag.ASSURED) !== 0 ? 'ASSURED' : 'NONE') : protos.of(c.proto(i))!.stateName(i);
     out.push({

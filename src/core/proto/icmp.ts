@@ -30,8 +30,10 @@ export class IcmpErrors {
     this.#s = s;
   }
 
-  /** Translate the ICMP packet in m if it is an error about a connection (see above). */
-  handle(m: PacketMeta): OutcomeCode {
+  /** Translate the ICMP packet in m if it is an error about a connection (see above).
+   *  `requests` false (backup_only in force): an error from the client side is not sent on
+   *  (ip_vs_forward_icmp returns early); one from a real server still is (ip_vs_out_icmp). */
+  handle(m: PacketMeta, requests: boolean): OutcomeCode {
     const buf = m.buf;
     if (m.l4len < ICMP_HEADER) return Outcome.DropIcmpMalformed;
     if (!isTranslatedIcmpError(buf[m.l4off]!)) return Outcome.PassIcmp;
@@ -56,6 +58,7 @@ export class IcmpErrors {
       s.lastConn = c;
       return Outcome.ForwardIcmpOut;
     }
+    if (!requests) return Outcome.PassBackupOnly;
     c = conns.findIn(eproto, edst, edport, esrc, esport);
     if (c >= 0) {
       const d = s.dests.byId(conns.dest(c));

@@ -26,6 +26,7 @@ export class SyncControl {
   readonly #seq: SeqStore;
   readonly #decoder = new SyncDecoder();
   readonly #applier: SyncApplier;
+  readonly #offload: OffloadPolicy;
   #master: SyncMaster | null = null;
   /** counters of masters that ran before the current one */
   readonly #pastMaster = new Float64Array(MASTER_COUNTER_NAMES.length);
@@ -35,6 +36,7 @@ export class SyncControl {
     this.#protos = protos;
     this.#seq = new SeqStore(s.conns);
     this.#applier = new SyncApplier(s, protos, life, offload, decider, this.#seq);
+    this.#offload = offload;
   }
 
   /** Start announcing connections. cfg.maxlen: UDP payload bytes per datagram (>= 1). */
@@ -59,6 +61,30 @@ export class SyncControl {
 
   get masterRunning(): boolean {
     return this.#master !== null;
+  }
+
+  /** The daemon's backup role runs (the kernel's sync_state & IP_VS_STATE_BACKUP): with the
+   *  backup_only sysctl, the engine then serves no virtual service (Director.process). */
+  get backupRunning(): boolean {
+    return this.#s.backupRunning;
+  }
+  set backupRunning(v: boolean) {
+    this.#s.backupRunning = v;
+  }
+
+  /** backup_only in force: the backup runs and the sysctl is 1. Director.process then passes
+   *  requests (and client-side ICMP errors) to the host stack unchanged, as ip_vs_in_hook and
+   *  ip_vs_forward_icmp return NF_ACCEPT; replies of known connections are still translated
+   *  (the kernel's out-hook does not look at backup_only), and nothing is offloaded. */
+  get backupOnly(): boolean {
+    return this.#s.backupOnly;
+  }
+
+  /** backup_only came into force (true) or ended: the engine's connections come back from the
+   *  kernel fast path and DR/TUN tuples stop being routed, or are routed again
+   *  (OffloadPolicy.setRoutesSuspended). The worker calls it when backupOnly changes. */
+  suspendRoutes(off: boolean): void {
+    this.#offload.setRoutesSuspended(off);
   }
 
   /** records waiting in the master's current datagram (0 when stopped) */

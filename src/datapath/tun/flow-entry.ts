@@ -3,6 +3,7 @@
  * offsets from layouts.gen.ts): what the offloader, the restart hand-over and the program
  * tests write. Addresses are int32 or uint32 host values, ports host numbers.
  */
+import type { ConnTable } from '../../core/conn-table.js';
 import { FLOW_KEY, FLOW_VALUE } from './layouts.gen.js';
 
 /** A struct flow_key (bpf/ulvs_maps.h) at byte o of b: addresses are int32 or uint32 host
@@ -28,4 +29,12 @@ export function writeValue(b: Buffer, o: number, addr: number, port: number, dir
   b[o + f.tun_type] = tunType;
   b.writeUInt32LE(slot, o + f.slot);
   b.writeUInt32LE(0, o + f.pad2);
+}
+
+/** The request tuples (client -> VIP:vport) of connections `cs` of table t as consecutive
+ *  flow keys, for one batch call (allocates: control-time use, Offloader.dropRoutes). */
+export function requestKeys(t: ConnTable, cs: readonly number[]): Buffer {
+  const b = Buffer.alloc(cs.length * FLOW_KEY.size);
+  cs.forEach((c, i) => writeKey(b, i * FLOW_KEY.size, t.caddr(c), t.vaddr(c), t.cport(c), t.vport(c), t.proto(c)));
+  return b;
 }

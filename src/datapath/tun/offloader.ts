@@ -15,6 +15,7 @@
  *   retunnel()   after a configuration change: queues every tunnelled connection's entry again
  *                with its server's tunnel type and port now (IPVS's ip_vs_tunnel_xmit reads the
  *                server's type for every packet, so an edited server's connections follow it)
+ *   dropRoutes(cs) deletes the way-out entries of live DR/TUN connections now (backup_only)
  *   unroute(c)   queues the deletion of that entry, carried out one flush later (after the
  *                packets written back meanwhile have left), and not at all if a live DR
  *                connection of this engine has the tuple again by then
@@ -31,14 +32,14 @@
  * Nothing here is allocated per packet or per connection.
  */
 import { ConnFlag, ConnTable, FWD_SHIFT } from '../../core/conn-table.js';
-import { Fwd, TunType } from '../../core/service.js';
+import { Fwd } from '../../core/service.js';
 import { OffloadReport, type OffloadPort } from '../../core/offload.js';
 import { MapOps } from './bpf.js';
 import { FLOW_KEY_SIZE, FLOW_VALUE_SIZE, SLOT_BYTES, SLOT_LAST_NS, SLOT_PKTS, SLOT_SIZE } from './fastpath.js';
-import { writeKey, writeValue } from './flow-entry.js';
+import { requestKeys, writeKey, writeValue } from './flow-entry.js';
 import { FLOW_DIR } from './layouts.gen.js';
-import { monotonicOffsetMs } from './sys.js';
-import { mapMemory, munmap, type Mapping } from './sys.js';
+import { mapMemory, monotonicOffsetMs, munmap, type Mapping } from './sys.js';
+import { IPIP_ONLY, type ActivitySink, type OffloaderInit, type TunnelSource } from './offloader-parts.js';
 
 /** Connections queued between flushes (each is at most two flow entries). */
 const QUEUE = 256;
@@ -48,32 +49,7 @@ const UNROUTES = 1024;
 const DR_BITS = Fwd.DROUTE << FWD_SHIFT;
 const TUN_BITS = Fwd.TUNNEL << FWD_SHIFT;
 
-export interface OffloaderInit {
-  flowsFd: number;
-  slotsFd: number;
-  /** slots in the whole array (all workers) */
-  slots: number;
-  /** this worker's range */
-  slotBase: number;
-  slotCount: number;
-  /** the maps were made by this process (no counts of a previous one in the slots: adopt()
-   *  starts from zero), rather than taken over from the previous process */
-  freshMaps?: boolean;
-}
-
-/** The real servers by id (core/dest-registry.ts): a tunnelled connection's entry carries its
- *  server's tunnel type (TunType, the values of enum tun_type) and GUE port. */
-export interface TunnelSource {
-  byId(id: number): { tunType: number; tunPort: number };
-}
-
-/** Without a registry (tests of NAT and DR): every tunnelled connection is IPIP. */
-const IPIP_ONLY: TunnelSource = { byId: () => ({ tunType: TunType.IPIP, tunPort: 0 }) };
-
-/** The engine's view of activity: Director.offloadActivity (the report is reused: read it now). */
-export interface ActivitySink {
-  offloadActivity(c: number, r: OffloadReport): void;
-}
+export type { OffloaderInit, TunnelSource, ActivitySink } from './offloader-parts.js';
 
 export class Offloader implements OffloadPort {
   /** counters for the metrics: queued entries written, deleted, failures */
@@ -253,6 +229,13 @@ export class Offloader implements OffloadPort {
       n++;
     });
     return n;
+  }
+
+  /** Carry out what is queued, then delete these live DR/TUN connections' way-out entries. */
+  dropRoutes(cs: readonly number[]): void {
+    this.flush();
+    const done = cs.length > 0 ? this.#flows.deleteBatch(requestKeys(this.#conns, cs), cs.length, FLOW_KEY_SIZE) : 0;
+    this.counters.delete_errors += cs.length - done;
   }
 
   unroute(c: number): void {

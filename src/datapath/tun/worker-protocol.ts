@@ -14,6 +14,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { ConnInfo, DirectorSnapshot, Sysctls, Timeouts } from '../../core/director.js';
 import type { ImportResult } from '../../core/conn/handover.js';
+import type { EngineCarry } from '../../core/carry-over.js';
 import type { RuleOp } from '../../core/rule-ops.js';
 import type { ServiceKey } from '../../core/service.js';
 import type { OffloaderInit } from './offloader.js';
@@ -43,6 +44,9 @@ export interface WorkerInit {
   /** connections handed over by the previous process (core/conn/handover.ts records), imported
    *  before the first packet is read */
   handover?: HandoverBatch;
+  /** the previous process's counters and estimators (core/carry-over.ts), summed over its
+   *  workers: given to one worker only, added to its engine before the first packet */
+  carry?: EngineCarry;
 }
 
 /** Hand-over records (core/conn/handover.ts): `count` records in `buf`. */
@@ -89,6 +93,9 @@ export interface Calls {
   /** backup: received datagrams holding only records whose connections this worker's queue
    *  gets (daemon/sync-router.ts); each applied as SyncControl.receive; result: records taken */
   syncReceive: { args: [datagrams: Uint8Array[], ownSyncId: number]; result: number };
+  /** the daemon's backup role started (true) or stopped: with backup_only the engine then
+   *  serves no virtual service, and takes its connections back from the kernel fast path */
+  syncBackupRunning: { args: [running: boolean]; result: null };
 }
 export type CallName = keyof Calls;
 
@@ -110,4 +117,5 @@ export type FromWorker =
   | { type: 'error'; message: string }
   /** a finished sync datagram of this worker's master (a copy), for the daemon's socket */
   | { type: 'sync'; datagram: Uint8Array }
-  | { type: 'stopped'; engine: Record<string, number>; datapath: Record<string, number>; handover?: HandoverBatch };
+  /** with a hand-over: the table as records and the engine's carry-over (core/carry-over.ts) */
+  | { type: 'stopped'; engine: Record<string, number>; datapath: Record<string, number>; handover?: HandoverBatch; carry?: EngineCarry };

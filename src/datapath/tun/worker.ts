@@ -23,26 +23,28 @@
  * to any other VIP they are dropped (outcome drop_no_conn), since routing them on could send
  * them back to this host.
  *
- * Restarts (core/conn/handover.ts): connections handed over by the previous process arrive
- * with WorkerInit and are imported before the first packet is read; a `stop` for a hand-over
- * folds the kernel's counts in once more and sends the table as records with `stopped`,
- * leaving the offloaded connections in the kernel (any other stop takes them back first).
- *
- * The messages both ways are typed once, in worker-protocol.ts. All state is one
- * PacketWorker per thread; this module only constructs it from workerData and runs it.
+ * Restarts (core/conn/handover.ts, core/carry-over.ts): connections and counters handed over
+ * by the previous process arrive with WorkerInit and are imported before the first packet is
+ * read; a `stop` for a hand-over folds the kernel's counts in once more and sends the table as
+ * records and the carry-over with `stopped`, leaving the offloaded connections in the kernel
+ * (any other stop takes them back first). The messages both ways are typed once, in
+ * worker-protocol.ts; all state is one PacketWorker per thread, constructed from workerData.
  */
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { Director } from '../../core/director.js';
 import { applyOps } from '../../core/rule-ops.js';
 import { applySysctls } from '../../core/sysctl-names.js';
 import { PacketFlag, Verdict } from '../../core/verdict.js';
+import { keepingSlots } from '../../core/sched-state.js';
 import { defaultRegistry } from '../../sched/index.js';
 import { VNET_HDR_LEN, vnetGsoType, vnetNeedsCsum } from '../../wire/virtio.js';
 import type { ImportResult } from '../../core/conn/handover.js';
+import { exportCarry, importCarry } from '../../core/carry-over.js';
 import type { CallHandlers, CallMessageOf, Calls, CallName, FromWorker, HandoverBatch, IoMode, ToWorker, WorkerInit } from './worker-protocol.js';
 import { POLLIN, sys } from './sys.js';
 import { EAGAIN, EINTR, EINVAL, ENOBUFS } from './syscalls.js';
 import { Offloader } from './offloader.js';
+import { syncCalls } from './worker-sync.js';
 import { BufferRing, IORING_CQE_BUFFER_SHIFT, IORING_CQE_F_BUFFER, IORING_CQE_F_MORE, Uring } from './uring.js';
 
 export type { WorkerInit } from './worker-protocol.js';
@@ -56,9 +58,7 @@ const READ_TAG = 0x10000;
 const WRITE_TAG = 0x20000;
 
 /** Data-path counters (the engine's own counters are in Director.counters()). */
-function newCounters() {
-  return { reads: 0, writes: 0, write_errors: 0, gso_packets: 0, csum_partial: 0, short_reads: 0, read_errors: 0, oversize: 0, batches: 0, no_buffers: 0 };
-}
+const newCounters = () => ({ reads: 0, writes: 0, write_errors: 0, gso_packets: 0, csum_partial: 0, short_reads: 0, read_errors: 0, oversize: 0, batches: 0, no_buffers: 0 });
 
 export class PacketWorker {
   private readonly fd: number;
@@ -100,7 +100,8 @@ export class PacketWorker {
     });
     this.offloader = offloader;
     this.d.setLocalAddresses(init.localAddrs);
-    applyOps(this.d, init.ops);
+    keepingSlots(init.sharedState, () => applyOps(this.d, init.ops)); // the cursors set by the control plane stay
+    if (init.carry) importCarry(this.d, init.carry);
     if (init.handover) {
       const h = init.handover;
       this.imported = this.d.importConns(Buffer.from(h.buf.buffer, h.buf.byteOffset, h.buf.byteLength), h.count, Math.floor(performance.now()));
@@ -136,7 +137,7 @@ export class PacketWorker {
       this.offloader.flush();
     }
     this.offloader?.close();
-    this.send({ type: 'stopped', engine: this.d.counters(), datapath: this.dp, ...(handover ? { handover } : {}) });
+    this.send({ type: 'stopped', engine: this.d.counters(), datapath: this.dp, ...(handover ? { handover, carry: exportCarry(this.d) } : {}) });
     this.port.close();
   }
 
@@ -193,21 +194,25 @@ export class PacketWorker {
       this.offloader?.flush();
       applyOps(this.d, ops);
       // an edited tunnelling server's connections take its new tunnel type and port
-      if (this.offloader && this.offloader.retunnel() > 0) this.offloader.flush();
+      if (this.offloader && !this.d.sync.backupOnly && this.offloader.retunnel() > 0) this.offloader.flush(); // backup_only: no way-out entries
       return null;
     },
+    // a listing first counts what the kernel forwarded (activity restarts timers), then lets
+    // the timers collect what expired meanwhile, so counts and lists hold live entries only
     snapshot: (_, now) => {
       this.harvest(now);
+      this.d.tick(now);
       return this.d.snapshot();
     },
     connections: (_, now) => {
       this.harvest(now);
+      this.d.tick(now);
       return this.d.connections(now);
     },
     timeouts: () => this.d.timeouts,
     setTimeouts: ([t]) => (this.d.setTimeouts(t), null),
     sysctls: () => ({ ...this.d.sysctl }),
-    setSysctls: ([s]) => (applySysctls(this.d.sysctl, s), null),
+    setSysctls: ([s]) => this.bypassing(() => applySysctls(this.d.sysctl, s)),
     zero: ([service], now) => {
       this.harvest(now); // what the kernel forwarded before the reset is not counted after it
       this.d.zero(service);
@@ -218,30 +223,20 @@ export class PacketWorker {
       this.d.setLocalAddresses(addrs);
       return null;
     },
-    // The worker's loop never returns to its event loop (it blocks in io_uring_enter or poll),
-    // so it cannot own a Node socket: each finished datagram is copied and posted to the main
-    // thread, whose one socket sends it (daemon/sync-daemon.ts). A datagram holds up to ~40
-    // records, so this is one copy per ~40 announced connections, never one per packet.
-    syncStartMaster: ([cfg]) => {
-      this.d.sync.startMaster(cfg, (bytes, length) => {
-        this.send({ type: 'sync', datagram: bytes.slice(0, length) });
-        return true;
-      });
-      return null;
-    },
-    syncStopMaster: () => {
-      this.d.sync.stopMaster();
-      return null;
-    },
-    syncReceive: ([datagrams, ownSyncId], now) => {
-      let taken = 0;
-      for (const g of datagrams) {
-        this.d.sync.receive(g, 0, g.length, ownSyncId, now);
-        taken += this.d.sync.lastTaken;
-      }
-      return taken;
-    },
+    ...syncCalls(() => this.d, (m) => this.send(m), (change) => this.bypassing(change)),
   };
+
+  /** Run a change; if it put backup_only in force or ended it (worker-sync.ts), the engine
+   *  takes its connections back / stops or resumes routing DR and tunnelled tuples; flushed. */
+  private bypassing(change: () => void): null {
+    const was = this.d.sync.backupOnly;
+    change();
+    if (was !== this.d.sync.backupOnly) {
+      this.d.sync.suspendRoutes(this.d.sync.backupOnly);
+      this.offloader?.flush();
+    }
+    return null;
+  }
 
   private call<K extends CallName>(msg: CallMessageOf<K>, now: number): Calls[K]['result'] {
     return this.handlers[msg.call](msg.args, now);

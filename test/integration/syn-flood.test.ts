@@ -1,0 +1,84 @@
+/**
+ * A SYN flood with spoofed sources fills ulvsd's connection table (kept small here: 3,000
+ * entries, so a short flood fills it); real clients are still served because a full table
+ * evicts the half-open entry queued soonest (`evict_embryonic`, core/conn/lifecycle.ts).
+ *
+ * The flood: src/lab/flood.ts --proto tcp, 10,000 SYNs/s for 6 s from 64 addresses of
+ * 198.51.100.128/26, each SYN a new source port. One second in, a client makes 20 HTTP requests
+ * at once (each a new connection, 3 s timeout: a SYN lost in the overloaded queue is sent again
+ * after 1 s). After the flood, 20 more must be answered at once.
+ * Control: the same flood with evict_embryonic=0 — the table fills with the flood's SYN_RECV
+ * entries (60 s timeout) and the client's SYNs are refused (drop_conn_table_full), so no request
+ * is answered: the check can fail.
+ */
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { DirectorBed, SCRIPTS } from '../../src/lab/director-bed.js';
+import { run } from '../../src/lab/shell.js';
+import { LAB } from '../../src/lab/testbed.js';
+import { needsRoot } from '../support/root.js';
+import { callAdmin } from '../../src/control/admin-client.js';
+
+const V = LAB.VIP;
+const RS = [0, 1].map(LAB.realServer);
+const rules = [`-A -t ${V}:80 -s rr`, ...RS.map((a) => `-a -t ${V}:80 -r ${a}:8080 -m`)].join('\n');
+const MAX_CONNS = 3000;
+
+interface Flooded {
+  during: number;
+  after: number;
+  counters: Record<string, number>;
+  flood: { sent: number; write_errors: number };
+}
+
+/** ulvsd with `sysctl`, the flood, 20 concurrent requests during it and 20 after it. */
+async function flooded(prefix: string, sysctl: string): Promise<Flooded> {
+  const bed = await new DirectorBed({ rules, realServers: 2, httpPort: 8080, prefix, ulvsdArgs: ['--max-conns', String(MAX_CONNS), '--sysctl', sysctl] }).start();
+  try {
+    const client = bed.bed.clients[0]!;
+    const requests = (): number => {
+      const out = run(['ip', 'netns', 'exec', client, process.execPath, SCRIPTS.client, '--host', V, '--http', '80', '--requests', '20', '--concurrent', '--timeout', '3000']);
+      return out
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { kind: string; ok?: boolean })
+        .filter((j) => j.kind === 'http' && j.ok).length;
+    };
+    const flood = spawn('ip', ['netns', 'exec', client, process.execPath, SCRIPTS.flood, '--proto', 'tcp', '--dst', V, '--port', '80', '--flows', '60000', '--rate', '10000', '--addrs', '64', '--src-base', '198.51.100.128'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    flood.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const done = new Promise((r) => flood.once('exit', r));
+    await new Promise((r) => setTimeout(r, 1000));
+    const during = requests();
+    await done;
+    const after = requests();
+    const counters = (await callAdmin(bed.socket, 'GET', '/v1/counters')).json.engine as Record<string, number>;
+    return { during, after, counters, flood: JSON.parse(out) as Flooded['flood'] };
+  } finally {
+    await bed.stop();
+  }
+}
+
+describe('SYN flood with spoofed sources', { skip: needsRoot }, () => {
+  const runs: Record<string, Flooded> = {};
+  after(() => {
+    for (const [k, r] of Object.entries(runs)) console.log(`# ${k}: during ${r.during}/20, after ${r.after}/20, flood ${JSON.stringify(r.flood)}, evicted ${r.counters['embryonic_evicted']}, table full ${r.counters['drop_conn_table_full']}`);
+  });
+
+  test('evict_embryonic=1 (default): the flood fills the table, real clients are answered during and after it', async () => {
+    const r = (runs['evict'] = await flooded(`sfe${process.pid % 10000}`, 'evict_embryonic=1'));
+    assert.ok(r.flood.sent === 60000 && r.flood.write_errors === 0, JSON.stringify(r.flood));
+    assert.ok(r.counters['embryonic_evicted']! > MAX_CONNS, `the flood filled the table and entries were evicted: ${r.counters['embryonic_evicted']}`);
+    assert.ok(r.during >= 19, `answered during the flood: ${r.during}/20`);
+    assert.equal(r.after, 20, 'answered after the flood');
+  });
+
+  test('control: evict_embryonic=0, the same flood locks real clients out', async () => {
+    const r = (runs['control'] = await flooded(`sfc${process.pid % 10000}`, 'evict_embryonic=0'));
+    assert.equal(r.counters['embryonic_evicted'], 0);
+    assert.ok(r.counters['drop_conn_table_full']! > 0);
+    assert.ok(r.during <= 1, `answered during the flood without eviction: ${r.during}/20`);
+    assert.ok(r.after <= 1, `answered after the flood without eviction: ${r.after}/20`);
+  });
+});
