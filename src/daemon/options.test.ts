@@ -131,6 +131,8 @@ test('bad values, each with its range', () => {
     [['--dev', '..'], /^--dev is an interface name/],
     [['--dev', 'x'.repeat(16)], /^--dev is an interface name/],
     [['--dev', 'a b'], /^--dev is an interface name/],
+    [['--dev', 'a;id'], /^--dev is an interface name of 1\.\.15 letters, digits, "_" or "-"$/],
+    [['--dev', 'tun.1'], /^--dev is an interface name/],
     [['--max-conns', '2', '--workers', '4'], /^--max-conns is 4\.\.2147483647 \(at least one per worker\)$/],
   ];
   for (const [argv, msg] of cases) refused(['--rules', 'r', ...argv], msg);

@@ -121,8 +121,9 @@ export function parseOptions(argv: string[], cores: number): { help: true } | { 
   if (table >= 253 && table <= 255) throw new UsageError(`--table ${table} is the kernel's ${['default', 'main', 'local'][table - 253]} table: ulvsd flushes its table at stop; give another number`);
   if (pref >= 32765 && pref <= 32767) throw new UsageError(`--pref ${pref}: ulvsd uses ${pref} and ${pref + 1} and deletes its rules there at stop, and 32766 and 32767 hold the kernel's main and default rules; give another preference`);
   const maxConns = int(values['max-conns'], workers, 2 ** 31 - 1, `--max-conns is ${workers}..2147483647 (at least one per worker)`);
-  // the kernel's dev_valid_name (IFNAMSIZ 16 with its NUL); the name is also part of state and claim file names
-  if (!/^[^\s/:]{1,15}$/.test(values.dev) || values.dev === '.' || values.dev === '..') throw new UsageError('--dev is an interface name: 1..15 characters, no blank, "/" or ":", not "." or ".."');
+  // within the kernel's dev_valid_name (IFNAMSIZ 16 with its NUL), narrowed: the name goes into
+  // file names (state, claims), sysctl paths (a dot would be a path separator there) and a shell line (routing.ts sysctl)
+  if (!/^[A-Za-z0-9_-]{1,15}$/.test(values.dev)) throw new UsageError('--dev is an interface name of 1..15 letters, digits, "_" or "-"');
   const configId = values['config-id'] ?? DEFAULT_CONFIG_ID;
   if (values['config-id'] !== undefined && values.keepalived === undefined) throw new UsageError('--config-id applies to --keepalived FILE only (it decides keepalived.conf\'s @ID lines)');
   if (!/^[^\s]+$/.test(configId)) throw new UsageError('--config-id is one word without blanks (the ID of keepalived.conf\'s @ID lines)');
