@@ -94,7 +94,7 @@ describe('two ulvsd in one network namespace', { skip: needsRoot }, () => {
 
   test('a second ulvsd on the same device, table and preferences is refused, naming the first; nothing changes', async () => {
     assert.equal(ok(80), 3);
-    const pid = /forwarding with \d+ worker.*?\(pid (\d+)/.exec(bed.ulvsdLog)?.[1];
+    const pid = /forwarding with \d+ workers?\b.*?\bpid (\d+)/.exec(bed.ulvsdLog)?.[1];
     assert.ok(pid, bed.ulvsdLog);
     const p = paths();
     writeFileSync(p.rules, rulesB);
