@@ -16,7 +16,8 @@
  * `@ulvs lvs_sync_daemon IFACE INSTANCE` names (src/daemon/vrrp-follower.ts).
  *
  * --metrics serves Prometheus text at /metrics (node_exporter's node_ipvs_* families and
- * ulvs's own) and the /proc/net/ip_vs, ip_vs_stats and ip_vs_conn texts at the same paths.
+ * ulvs's own) and the /proc/net/ip_vs, ip_vs_stats and ip_vs_conn texts at the same paths, on
+ * a loopback address; elsewhere only with --metrics-public, and then /metrics alone.
  *
  * Data path: N workers (default: one per core), each with its own TUN queue (IFF_MULTI_QUEUE)
  * and its own engine over a share of the clients: an eBPF steering program sends all packets of
@@ -32,7 +33,8 @@
  * expires or the configuration changes (src/datapath/tun/fastpath.ts, src/core/offload.ts).
  *
  * Start-up refuses clearly when not root, when /dev/net/tun is missing, when the rules do not
- * parse or validate, or when a VIP is a local address. Then it clears what a crashed run may
+ * parse or validate, when a VIP is a local address, or when another ulvsd in this network
+ * namespace uses the TUN device, routing table or rule preferences (src/daemon/netns-claims.ts). Then it clears what a crashed run may
  * have left (our rule preferences and table), opens the TUN, installs the routing, logs one
  * line per VIP and per real server, starts the data-path worker and serves the admin API
  * (src/control/admin.ts) on a Unix socket (mode 0600).

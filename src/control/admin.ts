@@ -35,7 +35,8 @@
  * body, as before), then again inside the mutation, where a request that lost a race gets its
  * own error (EEXIST, ESRCH, ENOENT) exactly as if it had come after the winner. Errors: {"error": {"code", "message"}} with a stable code: an IPVS errno
  * (EEXIST 409, ESRCH/ENOENT 404, EINVAL/ERANGE/EOPNOTSUPP 400) or bad_json, body_too_large
- * (413), validation (400, unknown fields and wrong types included), not_found, bad_method.
+ * (413), validation (400, unknown fields and wrong types included), not_found, bad_method; the
+ * limits on requests and connections, and their errors, are admin-limits.ts's.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { z } from 'zod';
@@ -48,6 +49,7 @@ import * as edit from './rule-edits.js';
 import { procIpVs, procIpVsConn, procIpVsStats } from '../metrics/proc.js';
 import { DaemonBody, type AdminDaemons } from './daemon-listing.js';
 import { sysctlRequest, SysctlBody, type AdminSysctls } from './sysctl-api.js';
+import { ADMIN_LIMITS, guardServer, limitRequests, newAdminCounters, serverOptions, type AdminCounters, type AdminLimits } from './admin-limits.js';
 
 /** What the daemon offers the API. All configuration changes go through mutate. */
 export interface AdminControlPlane {
@@ -74,7 +76,7 @@ export interface AdminControlPlane {
   sysctls?: AdminSysctls;
 }
 
-export const MAX_BODY = 1 << 20;
+export const MAX_BODY = ADMIN_LIMITS.maxBody;
 
 class HttpError extends Error {
   constructor(
@@ -201,7 +203,8 @@ function serviceKeyFrom(proto: string, vip: string, p: string): ServiceKey {
   return { proto: PROTO[proto]!, addr: a, port: Number(p) };
 }
 
-export function createAdminServer(cp: AdminControlPlane): Server {
+/** `limits` and `counters`: admin-limits.ts (the counters are in GET /v1/counters as `admin`). */
+export function createAdminServer(cp: AdminControlPlane, limits: AdminLimits = ADMIN_LIMITS, counters: AdminCounters = newAdminCounters()): Server {
   /**
    * Apply `fn` to the current rules. Its own refusals keep their status (409/404: the request
    * lost a race, or came after the change it needed undone); an IpvsError from validating the
@@ -346,7 +349,7 @@ export function createAdminServer(cp: AdminControlPlane): Server {
         throw new HttpError(400, 'rules_invalid', `reload refused, running rules unchanged: ${(e as Error).message}`);
       }
     }
-    if (res1 === 'counters' && rest.length === 0 && m === 'GET') return send(200, await cp.counters());
+    if (res1 === 'counters' && rest.length === 0 && m === 'GET') return send(200, { ...(await cp.counters()), admin: counters });
     if (res1 === 'snapshot' && rest.length === 0 && m === 'GET') return send(200, await cp.snapshot());
     if (res1 === 'vrrp' && rest.length === 0 && m === 'GET') {
       const v = cp.vrrp?.() ?? null;
@@ -372,23 +375,24 @@ export function createAdminServer(cp: AdminControlPlane): Server {
     throw new HttpError(404, 'not_found', `no such resource: ${m} ${url.pathname}`);
   };
 
-  return createServer((req, res) => {
-    handle(req, res).catch((e: unknown) => {
-      let status = 500;
-      let code = 'internal';
-      const message = (e as Error).message;
-      if (e instanceof HttpError) {
-        status = e.status;
-        code = e.code;
-      } else if (e instanceof IpvsError) {
-        code = e.code;
-        status = statusOf(e);
-      }
-      if (!res.headersSent) {
-        res.writeHead(status, { 'content-type': 'application/json', connection: 'close' });
-        res.end(`${JSON.stringify({ error: { code, message } })}\n`);
-      } else res.destroy();
-      if (status === 413) req.destroy();
-    });
-  });
+  const onError = (req: IncomingMessage, res: ServerResponse) => (e: unknown) => {
+    let status = 500;
+    let code = 'internal';
+    const message = (e as Error).message;
+    if (e instanceof HttpError) {
+      status = e.status;
+      code = e.code;
+    } else if (e instanceof IpvsError) {
+      code = e.code;
+      status = statusOf(e);
+    }
+    if (!res.headersSent) {
+      res.writeHead(status, { 'content-type': 'application/json', connection: 'close' });
+      res.end(`${JSON.stringify({ error: { code, message } })}\n`);
+    } else res.destroy();
+    if (status === 413) req.destroy();
+  };
+  const server = createServer(serverOptions(limits), limitRequests(limits, counters, (req, res) => void handle(req, res).catch(onError(req, res))));
+  guardServer(server, limits, counters);
+  return server;
 }

@@ -1,6 +1,7 @@
 /**
  * ulvsd's two listeners, assembled over the running daemon's parts:
- *   the admin API (control/admin.ts) on a Unix socket, mode 0600, its directory made 0700;
+ *   the admin API (control/admin.ts) on a Unix socket, mode 0600 from the moment it exists
+ *   (admin-socket.ts), its directory made 0700 when missing;
  *   with --metrics HOST:PORT, the Prometheus and JSON texts (http.ts).
  * Both read through the control plane and the worker pool; neither changes anything but
  * through ControlPlane (mutate, serial). A listener error on the metrics port is fatal (the
@@ -13,6 +14,7 @@ import { createAdminServer, type AdminControlPlane } from '../control/admin.js';
 import type { ControlPlane } from './control-plane.js';
 import type { Health } from './health.js';
 import { createMetricsServer } from './http.js';
+import { listenPrivate } from './admin-socket.js';
 import type { DaemonLog } from './log.js';
 import type { DaemonOptions } from './options.js';
 import type { SyncDaemon } from './sync-daemon.js';
@@ -41,7 +43,7 @@ export function startApiServers(p: ApiParts): { metrics: Server | null; admin: S
   if (o.metrics) {
     const at = o.metrics;
     const vrrp = p.vrrp();
-    metrics = createMetricsServer({ workers: o.workers, snapshot: () => pool.snapshot(), connections: () => pool.connections(), counters, ...(health ? { health: () => health.states() } : {}), ...(vrrp ? { vrrp: () => vrrp.status() } : {}) });
+    metrics = createMetricsServer({ workers: o.workers, snapshot: () => pool.snapshot(), connections: () => pool.connections(), counters, ...(health ? { health: () => health.states() } : {}), ...(vrrp ? { vrrp: () => vrrp.status() } : {}) }, at.public);
     metrics.on('error', (e) => {
       log.warn(`metrics listener ${at.text}: ${e.message}`);
       p.onMetricsError();
@@ -66,6 +68,6 @@ export function startApiServers(p: ApiParts): { metrics: Server | null; admin: S
   };
   const admin = createAdminServer(backend);
   admin.on('error', (e) => log.warn(`admin API: ${e.message}`));
-  admin.listen(o.socket, () => chmodSync(o.socket, 0o600));
+  listenPrivate(admin, o.socket, () => chmodSync(o.socket, 0o600)); // 0600 from bind(2) on (admin-socket.ts)
   return { metrics, admin };
 }

@@ -7,7 +7,8 @@
  *             /dev/net/tun is missing, when the rules do not parse or validate (2), when a VIP is a
  *             local address without the tc capture (kernel-setup.ts checkHost: 2 with --capture rules,
  *             1 when tc turned out unavailable), or when another
- *             ulvsd serves the socket; whatever it built before a refusal is removed again.
+ *             ulvsd serves the socket or uses its TUN device, routing table or rule preferences in
+ *             this network namespace (start-guard.ts); whatever it built before a refusal is removed again.
  *             Resolves once everything is set up; the workers report `forwarding with N workers`
  *             when they are.
  *
@@ -27,9 +28,8 @@
  * The connection-sync daemon (sync-daemon.ts) is started by the API or, in keepalived mode, by
  * the VRRP role (sync-role.ts). `exit` ends the process (process.exit; a test may pass another).
  */
-import { existsSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
-import { connect } from 'node:net';
 import { randomInt } from 'node:crypto';
 import { IpvsError } from '../core/errors.js';
 import { diffRules } from '../control/diff.js';
@@ -56,6 +56,7 @@ import { SyncDaemon, syncDaemonFor } from './sync-daemon.js';
 import { SyncRoleDriver } from './sync-role.js';
 import { defaultSyncQlenMax } from './sync-defaults.js';
 import { formatIPv4 } from '../wire/addr.js';
+import { ClaimError, guardStart, restoreFor, type Claims } from './start-guard.js';
 
 /** A start-up refusal: ulvsd prints `ulvsd: <message>` on stderr and exits with `code`. */
 export class DaemonError extends Error {
@@ -102,17 +103,6 @@ export function readRules(file: string, tc: boolean, caps: DataPathCaps): Rules 
   return r;
 }
 
-/** True when a process accepts connections on the Unix socket at `path`. */
-function socketLive(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const c = connect(path, () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.on('error', () => resolve(false));
-  });
-}
-
 export class Daemon {
   readonly #o: DaemonOptions;
   /** what the data path can carry (direct routing needs the fast path's flow map and the TUN's
@@ -127,6 +117,7 @@ export class Daemon {
   #sync: SyncDaemon | null = null;
   readonly #syncRole: SyncRoleDriver;
   #kernel: KernelSetup | null = null;
+  #claims: Claims | null = null; // this process's TUN, table and preferences in the namespace (netns-claims.ts)
   readonly #local = new LocalAddresses();
   #pool: WorkerPool | null = null;
   #control: ControlPlane | null = null;
@@ -160,14 +151,18 @@ export class Daemon {
     if (process.getuid?.() !== 0) throw new DaemonError('must run as root: it creates a TUN device and policy routes', 1);
     if (!tunAvailable()) throw new DaemonError('/dev/net/tun is missing: load the tun module (modprobe tun)', 1);
     this.#caps.dr = o.fastPath === 'tc' ? null : 'it needs the kernel fast path (--fast-path tc): its flow map tells the way out of the TUN where each connection goes';
-    const kept = takeKept(this.#paths, this.#handoverCounters, log); // a stale record goes first, with the files beside it
-    const carried = takeCarry(this.#paths.carry, this.#handoverCounters, log);
-    const rules = this.#loadRules(carried);
-
-    // Admin socket: refuse to start over a live daemon's socket; replace a stale one.
-    if (existsSync(o.socket)) {
-      if (await socketLive(o.socket)) throw new DaemonError(`another ulvsd is serving ${o.socket}`, 1);
-      unlinkSync(o.socket);
+    // Alone with the TUN, table, preferences and socket in this namespace (start-guard.ts), before
+    // the state files are taken and the rules loaded (keepalived mode opens the notify FIFO)
+    const claims = await guardStart(o, (m) => log.info(m)).catch((e: Error) => Promise.reject(e instanceof ClaimError ? new DaemonError(e.message, 1) : e));
+    this.#claims = claims;
+    let rules: Rules, kept: ReturnType<typeof takeKept>, carried: ReturnType<typeof takeCarry>;
+    try {
+      kept = takeKept(this.#paths, this.#handoverCounters, log); // a stale record goes first, with the files beside it
+      carried = takeCarry(this.#paths.carry, this.#handoverCounters, log);
+      rules = this.#loadRules(carried);
+    } catch (e) {
+      claims.release(false); // nothing was changed: what the presence file holds stays right
+      throw e;
     }
 
     const kernel = new KernelSetup(o, rules, log, this.#paths.kernel);
@@ -372,6 +367,7 @@ export class Daemon {
     this.#exitCode = code;
     if (this.#stopping) return;
     this.#stopping = true;
+    this.#claims?.markStopping(); // a start meanwhile waits for this one to finish
     this.#handover = handover;
     this.#admin?.close();
     this.#metrics?.close();
@@ -397,7 +393,8 @@ export class Daemon {
     this.#vrrp?.stop();
     this.#syncRole.close();
     this.#sync?.close();
-    this.#kernel?.remove(keep);
+    this.#kernel?.remove(keep, this.#claims && !keep ? restoreFor(this.#claims) : undefined);
     rmSync(this.#o.socket, { force: true }); // absent when not created yet
+    this.#claims?.release(!keep); // last: nothing of ours is left for another ulvsd to meet
   }
 }

@@ -2,7 +2,9 @@
  * --metrics: Prometheus text at /metrics (node_exporter's node_ipvs_* families and ulvs's own)
  * and the /proc/net/ip_vs, ip_vs_stats and ip_vs_conn texts at the same paths, over HTTP.
  * Control work on the daemon's thread, never in a worker's loop. GET only; anything else is 404
- * with the list of paths; a failing source is 500 with its message.
+ * with the list of paths; a failing source is 500 with its message. On a public address
+ * (`publicBind`, ulvsd --metrics-public) only /metrics: the /proc paths are 403 (ip_vs_conn
+ * lists every client's address and port; options.ts metricsAt).
  */
 import { createServer, type Server } from 'node:http';
 import type { ConnInfo, DirectorSnapshot } from '../core/director.js';
@@ -24,7 +26,7 @@ export interface MetricsSource {
   vrrp?: () => VrrpMetrics;
 }
 
-export function createMetricsServer(src: MetricsSource): Server {
+export function createMetricsServer(src: MetricsSource, publicBind = false): Server {
   const metrics = createMetrics(async () => {
     const [snapshot, c] = await Promise.all([src.snapshot(), src.counters()]);
     return { snapshot, engine: c.engine, datapath: c.datapath, sync: { ...c.sync, ...(c.syncDaemon ?? {}) }, workers: src.workers, ...(src.health ? src.health() : {}), ...(src.vrrp ? { vrrp: src.vrrp() } : {}) };
@@ -38,6 +40,11 @@ export function createMetricsServer(src: MetricsSource): Server {
       if (path === '/proc/net/ip_vs_conn') return ['text/plain', procIpVsConn(await src.connections())];
       return null;
     };
+    if (publicBind && path !== '/metrics' && req.method === 'GET') {
+      res.writeHead(403, { 'content-type': 'text/plain' });
+      res.end(`forbidden: this listener is on a public address (--metrics-public) and serves /metrics only; the /proc texts are on loopback listeners and the admin socket\n`);
+      return;
+    }
     text().then(
       (r) => {
         if (r === null || req.method !== 'GET') {

@@ -352,15 +352,17 @@ export class KernelSetup {
   }
 
   /** Remove everything installed (fast path, tun-out, capture, routing, queues, steering), or,
-   *  with `keep` (a hand-over), only close this process's fds (see the file header). */
-  remove(keep = false): void {
+   *  with `keep` (a hand-over), only close this process's fds (see the file header). `restore`:
+   *  which of the sysctls found at start to set back (start-guard.ts: not the namespace's
+   *  shared ones while another ulvsd runs here); all of them without it. */
+  remove(keep = false, restore?: (own: [string, string][]) => [string, string][]): void {
     if (this.#removed) return;
     this.#removed = true;
     if (this.#fastPath) removeFastPath(this.#fastPath, keep);
     if (this.#tunOut) for (const fd of [this.#tunOut.link, this.#tunOut.progFd]) closeFd(fd);
     if (!keep) {
       if (this.#capture) removeCapture(this.plan.pref, this.#capture);
-      removeRouting(this.plan, this.#routing);
+      removeRouting(this.plan, this.#routing && restore ? { sysctls: restore(this.#routing.sysctls) } : this.#routing);
       try {
         if (this.queues[0]) setPersist(this.queues[0].fd, false); // the TUN goes with its last queue
       } catch {

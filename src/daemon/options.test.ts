@@ -64,7 +64,7 @@ test('every option read', () => {
     pref: 99,
     maxConns: 1000,
     workers: 2,
-    metrics: { host: '::1', port: 9640, text: '[::1]:9640' },
+    metrics: { host: '::1', port: 9640, text: '[::1]:9640', public: false },
     logFormat: 'text',
     offload: false,
     io: 'syscalls',
@@ -77,7 +77,10 @@ test('every option read', () => {
     keepState: true,
     sysctl: { syncVersion: 0 },
   });
-  assert.deepEqual(parse('--rules', 'r', '--metrics', 'localhost:1').metrics, { host: 'localhost', port: 1, text: 'localhost:1' });
+  assert.deepEqual(parse('--rules', 'r', '--metrics', 'localhost:1').metrics, { host: 'localhost', port: 1, text: 'localhost:1', public: false });
+  assert.deepEqual(parse('--rules', 'r', '--metrics', '127.0.0.2:1').metrics?.public, false);
+  assert.deepEqual(parse('--rules', 'r', '--metrics', '0.0.0.0:9640', '--metrics-public').metrics, { host: '0.0.0.0', port: 9640, text: '0.0.0.0:9640', public: true });
+  assert.deepEqual(parse('--rules', 'r', '--metrics', '[2001:db8::1]:9640', '--metrics-public').metrics?.public, true);
 });
 
 test('--help, -h', () => {
@@ -115,6 +118,21 @@ test('bad values, each with its range', () => {
     [['--metrics', '127.0.0.1:70000'], /^--metrics wants HOST:PORT/],
     [['--table', 'main'], /^--table is a routing table number/],
     [['--pref', '0'], /^--pref is a rule preference/],
+    [['--table', '254'], /^--table 254 is the kernel's main table: ulvsd flushes its table at stop/],
+    [['--table', '255'], /^--table 255 is the kernel's local table/],
+    [['--table', '253'], /^--table 253 is the kernel's default table/],
+    [['--pref', '32765'], /^--pref 32765: ulvsd uses 32765 and 32766 and deletes its rules there at stop/],
+    [['--pref', '32767'], /^--pref 32767:/],
+    [['--metrics', '0.0.0.0:9640'], /^--metrics 0\.0\.0\.0:9640 is not a loopback address: every host that reaches it would read the metrics; add --metrics-public/],
+    [['--metrics', '198.51.100.1:9640'], /is not a loopback address/],
+    [['--metrics', '[2001:db8::1]:9640'], /is not a loopback address/],
+    [['--metrics-public'], /^--metrics-public goes with --metrics HOST:PORT$/],
+    [['--dev', 'a/b'], /^--dev is an interface name/],
+    [['--dev', '..'], /^--dev is an interface name/],
+    [['--dev', 'x'.repeat(16)], /^--dev is an interface name/],
+    [['--dev', 'a b'], /^--dev is an interface name/],
+    [['--dev', 'a;id'], /^--dev is an interface name of 1\.\.15 letters, digits, "_" or "-"$/],
+    [['--dev', 'tun.1'], /^--dev is an interface name/],
     [['--max-conns', '2', '--workers', '4'], /^--max-conns is 4\.\.2147483647 \(at least one per worker\)$/],
   ];
   for (const [argv, msg] of cases) refused(['--rules', 'r', ...argv], msg);

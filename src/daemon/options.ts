@@ -14,7 +14,7 @@ import { parseSysctlAssignment, parseSysctls } from '../core/sysctl-names.js';
 import type { Sysctls } from '../core/sysctl.js';
 
 export const USAGE =
-  'usage: ulvsd --rules FILE | --keepalived FILE [--config-id ulvs] [--socket PATH] [--workers N] [--metrics HOST:PORT] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls] [--busy-poll US] [--capture tc|rules] [--fast-path tc|off] [--fast-path-after N] [--fast-path-conns N] [--state-dir /run/ulvs] [--keep-state] [--sysctl NAME=VALUE ...]';
+  'usage: ulvsd --rules FILE | --keepalived FILE [--config-id ulvs] [--socket PATH] [--workers N] [--metrics HOST:PORT [--metrics-public]] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls] [--busy-poll US] [--capture tc|rules] [--fast-path tc|off] [--fast-path-after N] [--fast-path-conns N] [--state-dir /run/ulvs] [--keep-state] [--sysctl NAME=VALUE ...]';
 
 /** A command line ulvsd refuses: print `ulvsd: <message>` and exit with `code` (2). */
 export class UsageError extends Error {
@@ -35,8 +35,9 @@ export interface DaemonOptions {
   /** connection table size, shared out among the workers */
   maxConns: number;
   workers: number;
-  /** Prometheus and /proc texts over HTTP; `text` is the option as given (for log lines) */
-  metrics: { host: string; port: number; text: string } | null;
+  /** Prometheus and /proc texts over HTTP; `text` is the option as given (for log lines);
+   *  `public`: on an address other than loopback (--metrics-public), where only /metrics is served */
+  metrics: { host: string; port: number; text: string; public: boolean } | null;
   logFormat: 'json' | 'text';
   /** TUN offloads (checksum, TSO/USO) */
   offload: boolean;
@@ -84,6 +85,7 @@ export function parseOptions(argv: string[], cores: number): { help: true } | { 
         'max-conns': { type: 'string', default: String(1 << 20) },
         workers: { type: 'string', default: String(cores) },
         metrics: { type: 'string' },
+        'metrics-public': { type: 'boolean', default: false },
         'log-format': { type: 'string', default: 'json' },
         'no-offload': { type: 'boolean', default: false },
         io: { type: 'string', default: 'auto' },
@@ -112,10 +114,16 @@ export function parseOptions(argv: string[], cores: number): { help: true } | { 
   const fastPathAfter = int(values['fast-path-after'], 1, 255, '--fast-path-after is 1..255 packets');
   const fastPathConns = int(values['fast-path-conns'], 1, 1 << 24, '--fast-path-conns is 1..16777216');
   const busyPollUs = int(values['busy-poll'], 0, 1_000_000, '--busy-poll is 0..1000000 microseconds');
-  const metrics = metricsAt(values.metrics);
+  const metrics = metricsAt(values.metrics, values['metrics-public']);
   const table = int(values.table, 1, 0xfffffffe, '--table is a routing table number, 1..4294967294');
   const pref = int(values.pref, 1, 0xfffffffe, '--pref is a rule preference, 1..4294967294');
+  // ulvsd flushes its table and deletes every rule at P and P+1 when it stops: never the kernel's own
+  if (table >= 253 && table <= 255) throw new UsageError(`--table ${table} is the kernel's ${['default', 'main', 'local'][table - 253]} table: ulvsd flushes its table at stop; give another number`);
+  if (pref >= 32765 && pref <= 32767) throw new UsageError(`--pref ${pref}: ulvsd uses ${pref} and ${pref + 1} and deletes its rules there at stop, and 32766 and 32767 hold the kernel's main and default rules; give another preference`);
   const maxConns = int(values['max-conns'], workers, 2 ** 31 - 1, `--max-conns is ${workers}..2147483647 (at least one per worker)`);
+  // within the kernel's dev_valid_name (IFNAMSIZ 16 with its NUL), narrowed: the name goes into
+  // file names (state, claims), sysctl paths (a dot would be a path separator there) and a shell line (routing.ts sysctl)
+  if (!/^[A-Za-z0-9_-]{1,15}$/.test(values.dev)) throw new UsageError('--dev is an interface name of 1..15 letters, digits, "_" or "-"');
   const configId = values['config-id'] ?? DEFAULT_CONFIG_ID;
   if (values['config-id'] !== undefined && values.keepalived === undefined) throw new UsageError('--config-id applies to --keepalived FILE only (it decides keepalived.conf\'s @ID lines)');
   if (!/^[^\s]+$/.test(configId)) throw new UsageError('--config-id is one word without blanks (the ID of keepalived.conf\'s @ID lines)');
@@ -125,11 +133,24 @@ export function parseOptions(argv: string[], cores: number): { help: true } | { 
   return { help: false, options };
 }
 
-function metricsAt(s: string | undefined): DaemonOptions['metrics'] {
-  if (s === undefined) return null;
+/** 127.0.0.0/8, ::1 or localhost: only this host's processes reach a listener there. */
+const loopback = (host: string) => host === 'localhost' || host === '::1' || /^127\./.test(host);
+
+/**
+ * --metrics HOST:PORT. Off loopback the listener is anyone's on the network: refused unless
+ * --metrics-public says so, and then it serves /metrics alone (counters by service and real
+ * server), never the /proc texts (ip_vs_conn lists every client's address) (http.ts).
+ */
+function metricsAt(s: string | undefined, pub: boolean): DaemonOptions['metrics'] {
+  if (s === undefined) {
+    if (pub) throw new UsageError('--metrics-public goes with --metrics HOST:PORT');
+    return null;
+  }
   const m = /^(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]|localhost):(\d{1,5})$/.exec(s);
   if (!m || Number(m[2]) > 65535) throw new UsageError(`--metrics wants HOST:PORT, e.g. 127.0.0.1:9640, not ${JSON.stringify(s)}`);
-  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), text: s };
+  const host = m[1]!.replace(/^\[|\]$/g, '');
+  if (!loopback(host) && !pub) throw new UsageError(`--metrics ${s} is not a loopback address: every host that reaches it would read the metrics; add --metrics-public to serve /metrics there (the /proc texts, which list clients, stay on loopback and the admin socket)`);
+  return { host, port: Number(m[2]), text: s, public: !loopback(host) };
 }
 
 /** --sysctl NAME=VALUE, each checked (a later one for the same name wins, as sysctl -w does). */

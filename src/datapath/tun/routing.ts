@@ -74,7 +74,7 @@ export function ruleArgs(p: RoutingPlan): string[][] {
 }
 
 /** The sysctls a plan sets, and their values. */
-const planSysctls = (p: RoutingPlan) =>
+const planSysctls = (p: Pick<RoutingPlan, 'dev'>) =>
   [
     ['net.ipv4.ip_forward', '1'],
     ['net.ipv4.conf.all.rp_filter', '0'],
@@ -88,6 +88,13 @@ const planSysctls = (p: RoutingPlan) =>
     // rules again; measured: CPU per connection -3 %, BENCHMARKS.md).
     [`net.ipv4.conf.${p.dev}.accept_local`, '1'],
   ] as const;
+
+/** The names among a plan's sysctls that belong to the namespace as a whole, not to its TUN
+ *  (several ulvsd in one namespace share them: daemon/netns-claims.ts). */
+export const namespaceSysctls = (): string[] =>
+  planSysctls({ dev: '/' })
+    .map(([k]) => k as string)
+    .filter((k) => !k.includes('/'));
 
 export function installRouting(p: RoutingPlan): RoutingState {
   const state: RoutingState = { sysctls: [] };
