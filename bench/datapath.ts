@@ -45,6 +45,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { writeNginxConf } from './nginx-conf.js';
 import { run, tryRun } from '../src/lab/shell.js';
 import { LAB, TestBed } from '../src/lab/testbed.js';
 import { SCRIPTS, waitFor } from '../src/lab/director-bed.js';
@@ -94,19 +95,7 @@ const procs: ChildProcess[] = [];
 /** the balancer process of the current set-up (ulvsd, haproxy), or null */
 let balancer: ChildProcess | null = null;
 
-function nginxConf(i: number): string {
-  const d = join(tmp, `rs${i}`);
-  mkdirSync(d, { recursive: true });
-  const f = join(d, 'nginx.conf');
-  writeFileSync(
-    f,
-    `worker_processes 1; daemon off; pid ${d}/nginx.pid; error_log ${d}/error.log;
-events { worker_connections 8192; }
-http { access_log off; client_body_temp_path ${d}; proxy_temp_path ${d}; fastcgi_temp_path ${d}; uwsgi_temp_path ${d}; scgi_temp_path ${d};
-  server { listen 8080 backlog=8192; location / { return 200 "ok\\n"; } } }\n`,
-  );
-  return f;
-}
+const nginxConf = (i: number): string => writeNginxConf(join(tmp, `rs${i}`), 8080);
 
 const inDirector = (argv: string[]) => spawn('ip', ['netns', 'exec', bed.director, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
 

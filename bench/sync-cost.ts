@@ -24,12 +24,13 @@
  * Medians over rounds; the last line is JSON.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pair } from '../src/lab/pair.js';
 import { PAIR } from '../src/lab/pair-bed.js';
 import { run } from '../src/lab/shell.js';
+import { writeNginxConf } from './nginx-conf.js';
 
 const { values: opts } = parseArgs({ options: { seconds: { type: 'string', default: '10' }, rounds: { type: 'string', default: '3' }, connections: { type: 'string', default: '64' } } });
 const SECS = Number(opts.seconds);
@@ -46,18 +47,6 @@ function cpuSeconds(pid: number): number {
   return (Number(f[11]) + Number(f[12])) / TICK;
 }
 
-function nginxConf(dir: string): string {
-  mkdirSync(dir, { recursive: true });
-  const f = join(dir, 'nginx.conf');
-  writeFileSync(
-    f,
-    `worker_processes 1; daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log;
-events { worker_connections 8192; }
-http { access_log off; client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
-  server { listen ${PAIR.RPORT} backlog=8192; location / { return 200 "ok\\n"; } } }\n`,
-  );
-  return f;
-}
 
 interface SyncCounters {
   /** the master's: UDP payload bytes and records sent */
@@ -137,7 +126,7 @@ async function main(): Promise<void> {
     // as bench/datapath.ts: the client reuses ports quickly over the rounds' hundreds of thousands of connections
     run(['ip', 'netns', 'exec', pair.net.client, 'sysctl', '-qw', 'net.ipv4.ip_local_port_range=1024 65000']);
     run(['ip', 'netns', 'exec', pair.net.client, 'sysctl', '-qw', 'net.ipv4.tcp_tw_reuse=1']);
-    pair.net.realServers.forEach((ns, i) => nginx.push(spawn('ip', ['netns', 'exec', ns, 'nginx', '-c', nginxConf(join(pair.net.dir, `rs${i + 1}`))], { stdio: 'ignore' })));
+    pair.net.realServers.forEach((ns, i) => nginx.push(spawn('ip', ['netns', 'exec', ns, 'nginx', '-c', writeNginxConf(join(pair.net.dir, `rs${i + 1}`), PAIR.RPORT)], { stdio: 'ignore' })));
     await pair.waitRole(0, 'MASTER');
     await pair.waitRole(1, 'BACKUP');
     const daemons = (i: number) => pair.adm(i, ['-L', '--daemon']).trim();
