@@ -5,7 +5,7 @@ import { CLIENT, director, ip, key, RS1, RS2, RS3, TCP, VIP } from '../../test/s
 import { exportCarry, importCarry, mergeCarries, restoreCursors } from './carry-over.js';
 import type { Director } from './director.js';
 import { mergeSnapshots } from './snapshot-merge.js';
-import { keepingSlots } from './sched-state.js';
+import { holdingSlots, holdSlots } from './sched-state.js';
 
 const k80 = key(TCP, VIP, 80);
 const k81 = key(TCP, VIP, 81);
@@ -112,7 +112,7 @@ test('a cursor on a server the new rules lack starts at the head; another schedu
   assert.equal(connect(next, 80), next.getService(k80)!.dests[0]!.addr >>> 0, 'the head');
 });
 
-test('as ulvsd starts: cursors set on a scratch engine first, then the workers built; keepingSlots keeps the cursors through their start-up operations', () => {
+test('as ulvsd starts: cursors set on a scratch engine first, then the workers built; holdingSlots keeps the cursors through their start-up operations', () => {
   const old = engines(1);
   for (let i = 0; i < 11; i++) connect(old[0]!, 81);
   const carry = exportCarry(old[0]!);
@@ -121,7 +121,7 @@ test('as ulvsd starts: cursors set on a scratch engine first, then the workers b
     const shared = new Int32Array(new SharedArrayBuffer(16));
     restoreCursors(engines(1, shared)[0]!, carry);
     let w: Director[] = [];
-    if (keep) keepingSlots(shared, () => (w = engines(2, shared)));
+    if (keep) holdingSlots(shared, () => (w = engines(2, shared)));
     else w = engines(2, shared);
     return Array.from({ length: 6 }, (_, i) => connect(w[i % 2]!, 81));
   };
@@ -130,10 +130,47 @@ test('as ulvsd starts: cursors set on a scratch engine first, then the workers b
   assert.notDeepEqual(start(false), wouldBe);
 });
 
-test('keepingSlots: a fresh slot (0) keeps what the start-up operations made of it', () => {
+test('holdingSlots: a fresh slot (0) keeps what the start-up operations made of it', () => {
   const shared = new Int32Array(new SharedArrayBuffer(16));
   let d: Director[] = [];
-  keepingSlots(shared, () => (d = engines(1, shared)));
+  holdingSlots(shared, () => (d = engines(1, shared)));
   const plain = engines(1);
   assert.deepEqual(Array.from({ length: 6 }, () => connect(d[0]!, 81)), Array.from({ length: 6 }, () => connect(plain[0]!, 81)));
+});
+
+test('two workers starting at once (their start-up operations interleaved, each with its own view of the slots) keep the carried wrr cursor; control: letting the updates write and putting the slot back afterwards loses it', () => {
+  const old = engines(1);
+  for (let i = 0; i < 11; i++) connect(old[0]!, 81);
+  const carry = exportCarry(old[0]!);
+  const wouldBe = Array.from({ length: 6 }, () => connect(old[0]!, 81));
+  /** worker A's start-up begins, worker B's begins while A's is under way, A's ends, then B's
+   *  operations run and it ends: the order a loaded machine gave in the full test run */
+  const start = (hold: boolean) => {
+    const sab = new SharedArrayBuffer(16);
+    const [va, vb] = [new Int32Array(sab), new Int32Array(sab)]; // one view per worker thread
+    restoreCursors(engines(1, new Int32Array(sab))[0]!, carry); // the control plane's scratch engine
+    let a: Director[] = [];
+    let b: Director[] = [];
+    if (hold) {
+      const releaseA = holdSlots(va);
+      a = engines(1, va);
+      const releaseB = holdSlots(vb);
+      releaseA();
+      b = engines(1, vb);
+      releaseB();
+    } else {
+      // the previous keepingSlots: snapshot, operations, put back what changed (if unchanged since)
+      const beforeA = va.slice();
+      a = engines(1, va);
+      const beforeB = vb.slice();
+      const afterA = va.slice();
+      afterA.forEach((x, i) => beforeA[i] !== 0 && x !== beforeA[i] && Atomics.compareExchange(va, i, x, beforeA[i]!));
+      b = engines(1, vb);
+      const afterB = vb.slice();
+      afterB.forEach((x, i) => beforeB[i] !== 0 && x !== beforeB[i] && Atomics.compareExchange(vb, i, x, beforeB[i]!));
+    }
+    return Array.from({ length: 6 }, (_, i) => connect((i % 2 ? b : a)[0]!, 81));
+  };
+  assert.deepEqual(start(true), wouldBe);
+  assert.notDeepEqual(start(false), wouldBe, 'control: the put-back lost the cursor');
 });

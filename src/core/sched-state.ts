@@ -15,7 +15,8 @@
  * workers form one IPVS sequence. A pick that loses MAX_ATTEMPTS races in a row (other engines
  * kept committing) answers without committing, which can repeat one server once; `unsynced`
  * counts those. Updates on server-list changes are applied by every engine, so they must be
- * idempotent (rr.ts, wrr.ts say how theirs are).
+ * idempotent (rr.ts, wrr.ts say how theirs are); they go through StateSlot.update, which an
+ * engine's start-up leaves undone on a slot already set (holdSlots).
  */
 export const SLOT_INTS = 1;
 /** lost races before a pick answers without committing */
@@ -49,6 +50,16 @@ export class StateSlot {
     return Atomics.compareExchange(this.#a, this.#at, seen, next | 0) === seen;
   }
 
+  /**
+   * A list-change update (a server added, removed or changed): swap, except that while the slot
+   * is held by an engine's start-up (holdSlots) it writes nothing and reports done.
+   */
+  update(seen: number, next: number): boolean {
+    const held = heldSlots.get(this.#a);
+    if (held !== undefined && held[this.#at] === 1) return true;
+    return this.swap(seen, next);
+  }
+
   /** Count a pick that answered without committing. */
   gaveUp(): void {
     this.unsynced++;
@@ -56,18 +67,44 @@ export class StateSlot {
 }
 
 /**
- * Run `f`, a new engine applying its start-up operations, without moving the shared slots:
- * adding servers to rr/wrr resets their cursors (to the head, as the kernel does on a list
- * change), which is right for a change made while the director runs, but at start the control
- * plane may have set the slots already (a restart's cursors, core/carry-over.ts), and the
- * workers' engines start one after the other while the first ones already pick. So every slot
- * that was set (not 0, a fresh slot) and that `f` changed is put back to what it held before,
- * unless another engine changed it since. A fresh slot keeps what `f` made of it (wrr's
- * initial phase, as the kernel's).
+ * Slots held by an engine applying its start-up operations (holdSlots), by the engine's own
+ * Int32Array (each worker thread has its own view of the SharedArrayBuffer): 1 = held. Only
+ * list-change updates (StateSlot.update) look here, never a pick.
  */
-export function keepingSlots(shared: Int32Array | undefined, f: () => void): void {
-  if (shared === undefined) return f();
-  const before = shared.slice();
-  const after = (f(), shared.slice());
-  for (let i = 0; i < after.length; i++) if (before[i] !== 0 && after[i] !== before[i]) Atomics.compareExchange(shared, i, after[i]!, before[i]!);
+const heldSlots = new WeakMap<Int32Array, Uint8Array>();
+
+/**
+ * Start a new engine's start-up operations without them moving the shared slots: adding
+ * servers to wrr resets its cursor (to the head, as the kernel does on a list change), which is
+ * right for a change made while the director runs, but at start the control plane may have set
+ * the slots already (a restart's cursors, core/carry-over.ts, set on a scratch engine before
+ * any worker starts), and the workers' engines start concurrently while the first ones already
+ * pick. Every slot that is set now (not 0, a fresh slot) is held: the list-change updates of
+ * this engine (StateSlot.update) write nothing to it until the returned release is called. A
+ * fresh slot takes the updates (wrr's initial phase, as the kernel's).
+ *
+ * Holding, rather than letting the updates write and putting the slot back afterwards, is what
+ * makes concurrent starts safe: with put-back, an engine that started while another one's
+ * update had the slot at the head saw the head as "before" and kept it once its own update
+ * ran after the other had put the cursor back (the restart lost wrr's cursor under load).
+ * Here no start-up update ever writes a set slot, so nothing transient is there to be seen.
+ */
+export function holdSlots(shared: Int32Array | undefined): () => void {
+  if (shared === undefined) return () => {};
+  const mask = new Uint8Array(shared.length);
+  for (let i = 0; i < shared.length; i++) if (Atomics.load(shared, i) !== 0) mask[i] = 1;
+  heldSlots.set(shared, mask);
+  return () => {
+    if (heldSlots.get(shared) === mask) heldSlots.delete(shared);
+  };
+}
+
+/** Run `f` (a new engine's start-up operations) with the set slots held (holdSlots). */
+export function holdingSlots(shared: Int32Array | undefined, f: () => void): void {
+  const release = holdSlots(shared);
+  try {
+    f();
+  } finally {
+    release();
+  }
 }

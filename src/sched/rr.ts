@@ -68,7 +68,7 @@ export function createRr(svc: VirtualService, env: SchedulerEnv): Scheduler {
         const seen = st.load();
         if (seen !== d.seq) return;
         const pred = oldIndex > 0 ? s.dests[oldIndex - 1] : undefined;
-        if (st.swap(seen, pred === undefined ? 0 : pred.seq)) return;
+        if (st.update(seen, pred === undefined ? 0 : pred.seq)) return;
       }
     },
   };

@@ -44,7 +44,7 @@ export function createWrr(svc: VirtualService, env: SchedulerEnv): Scheduler {
     derive();
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
       const seen = st.load();
-      if (st.swap(seen, pack(-1, cwAfterChange(seen & 0xffff)))) return;
+      if (st.update(seen, pack(-1, cwAfterChange(seen & 0xffff)))) return;
     }
   };
   return {

@@ -35,7 +35,7 @@ import { Director } from '../../core/director.js';
 import { applyOps } from '../../core/rule-ops.js';
 import { applySysctls } from '../../core/sysctl-names.js';
 import { PacketFlag, Verdict } from '../../core/verdict.js';
-import { keepingSlots } from '../../core/sched-state.js';
+import { holdingSlots } from '../../core/sched-state.js';
 import { defaultRegistry } from '../../sched/index.js';
 import { VNET_HDR_LEN, vnetGsoType, vnetNeedsCsum } from '../../wire/virtio.js';
 import type { ImportResult } from '../../core/conn/handover.js';
@@ -100,7 +100,7 @@ export class PacketWorker {
     });
     this.offloader = offloader;
     this.d.setLocalAddresses(init.localAddrs);
-    keepingSlots(init.sharedState, () => applyOps(this.d, init.ops)); // the cursors set by the control plane stay
+    holdingSlots(init.sharedState, () => applyOps(this.d, init.ops)); // the cursors set by the control plane stay
     if (init.carry) importCarry(this.d, init.carry);
     if (init.handover) {
       const h = init.handover;
