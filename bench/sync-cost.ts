@@ -31,6 +31,7 @@ import { Pair } from '../src/lab/pair.js';
 import { PAIR } from '../src/lab/pair-bed.js';
 import { run } from '../src/lab/shell.js';
 import { writeNginxConf } from './nginx-conf.js';
+import { formatDaemons, type SyncDaemonStatus, type SyncState } from '../src/control/daemon-listing.js';
 
 const { values: opts } = parseArgs({ options: { seconds: { type: 'string', default: '10' }, rounds: { type: 'string', default: '3' }, connections: { type: 'string', default: '64' } } });
 const SECS = Number(opts.seconds);
@@ -129,18 +130,17 @@ async function main(): Promise<void> {
     pair.net.realServers.forEach((ns, i) => nginx.push(spawn('ip', ['netns', 'exec', ns, 'nginx', '-c', writeNginxConf(join(pair.net.dir, `rs${i + 1}`), PAIR.RPORT)], { stdio: 'ignore' })));
     await pair.waitRole(0, 'MASTER');
     await pair.waitRole(1, 'BACKUP');
-    const daemons = (i: number) => pair.adm(i, ['-L', '--daemon']).trim();
-    for (let t0 = Date.now(); !/master/.test(daemons(0)) || !/backup/.test(daemons(1)); await new Promise((r) => setTimeout(r, 200))) if (Date.now() - t0 > 20_000) throw new Error('sync daemons did not start');
-    log(`director 1: ${daemons(0)}\ndirector 2: ${daemons(1)}`);
-    const [master, backup] = [daemons(0), daemons(1)];
-    const startArgs = (line: string, state: string) => {
-      const g = /mcast=(\S+), syncid=(\d+), maxlen=(\d+), group=([\d.]+), port=(\d+), ttl=(\d+)/.exec(line)!;
-      return ['--start-daemon', state, '--mcast-interface', g[1]!, '--syncid', g[2]!, '--sync-maxlen', g[3]!, '--mcast-group', g[4]!, '--mcast-port', g[5]!, '--mcast-ttl', g[6]!];
-    };
+    // the daemons VRRP started (GET /v1/daemon), restarted with the same settings after no-sync rounds
+    const running = async (i: number, state: SyncState) => (await pair.api<SyncDaemonStatus[]>(i, '/v1/daemon'))?.find((d) => d.state === state);
+    let master: SyncDaemonStatus | undefined;
+    let backup: SyncDaemonStatus | undefined;
+    for (let t0 = Date.now(); !(master = await running(0, 'master')) || !(backup = await running(1, 'backup')); await new Promise((r) => setTimeout(r, 200))) if (Date.now() - t0 > 20_000) throw new Error('sync daemons did not start');
+    log(`director 1: ${formatDaemons([master])}director 2: ${formatDaemons([backup])}`.trimEnd());
+    const startArgs = (d: SyncDaemonStatus) => ['--start-daemon', d.state, '--mcast-interface', d.iface, '--syncid', String(d.syncid), '--sync-maxlen', String(d.maxlen), '--mcast-group', d.group, '--mcast-port', String(d.port), '--mcast-ttl', String(d.ttl)];
     const setSync = (on: boolean) => {
       if (on) {
-        pair.adm(0, startArgs(master, 'master'));
-        pair.adm(1, startArgs(backup, 'backup'));
+        pair.adm(0, startArgs(master!));
+        pair.adm(1, startArgs(backup!));
       } else {
         pair.adm(0, ['--stop-daemon', 'master']);
         pair.adm(1, ['--stop-daemon', 'backup']);
