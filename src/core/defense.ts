@@ -33,7 +33,7 @@
  * late) are never dropped; a one-packet-scheduling template is kept like an assured one (IPVS
  * tries todrop_entry on it). The random source is the caller's (core reads no randomness).
  */
-import { ConnFlag, TICKS_PER_SEC } from './conn-table.js';
+import { ConnFlag, TICKS_PER_SEC, WHEEL_SLOTS } from './conn-table.js';
 import type { ConnLifecycle } from './conn/lifecycle.js';
 import type { EngineState } from './engine-state.js';
 import { TcpState } from './tcp-states.js';
@@ -94,12 +94,13 @@ export class Defense {
   readonly #entryCounters = new Int32Array(9);
   /** changes since the last takeChanges() (a few per second at most: one per defence per update) */
   #changes: DefenseChange[] = [];
-  /** bytes one table entry takes (its typed arrays over its capacity) */
+  /** bytes one table entry takes (its typed arrays over its capacity: 50 and the buckets' rounding) */
   readonly #entryBytes: number;
 
   constructor(s: EngineState) {
     this.#s = s;
-    this.#entryBytes = s.conns.byteLength / s.conns.capacity;
+    // the wheel's sentinel heads are a fixed 64 KiB, not per entry
+    this.#entryBytes = (s.conns.byteLength - WHEEL_SLOTS * 8) / s.conns.capacity;
   }
 
   /** MemAvailable in pages (the daemon's reading; negative: unknown, not low). */
