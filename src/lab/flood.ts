@@ -17,7 +17,8 @@
  * one packet, so a batch is one write SQE per packet). --procs P runs P processes, each on its
  * own queue of a multi-queue TUN, each sending every P-th packet at --rate / P.
  *
- * Prints one JSON line: {"sent","seconds","pps","write_errors","sources","io","procs"}. The
+ * Prints one JSON line: {"sent","seconds","pps","write_errors","sources","io","procs",
+ * "start_ms","end_ms"} (the last two: when sending began and ended, ms since the epoch). The
  * TUN disappears when it exits.
  *   --dst 203.0.113.10 --port 5201 --flows 1000000 --rate 50000 [--src-base 198.51.100.128]
  *   [--addrs 16] [--proto udp|tcp] [--sources N] [--seconds S] [--io write|uring] [--batch 64]
@@ -220,13 +221,14 @@ try {
     run(['sysctl', '-qw', `net.ipv4.conf.${DEV}.accept_local=1`]);
     helpers = startHelpers();
   }
+  const startMs = Date.now();
   const t0 = performance.now();
   const mine = IO === 'uring' ? await sendUring(q.fd, t0) : await sendWrites(q.fd, t0);
   const all = [mine, ...(await helpers)];
   const seconds = (performance.now() - t0) / 1000; // until the last process finished
   const sent = all.reduce((a, r) => a + r.sent, 0);
   const writeErrors = all.reduce((a, r) => a + r.write_errors, 0);
-  const out = PART === 0 ? { sent, seconds: Number(seconds.toFixed(2)), pps: Math.round(sent / seconds), write_errors: writeErrors, sources: Math.min(sent, SOURCES), io: IO, procs: PROCS } : mine;
+  const out = PART === 0 ? { sent, seconds: Number(seconds.toFixed(2)), pps: Math.round(sent / seconds), write_errors: writeErrors, sources: Math.min(sent, SOURCES), io: IO, procs: PROCS, start_ms: startMs, end_ms: Date.now() } : mine;
   process.stdout.write(`${JSON.stringify(out)}\n`);
 } finally {
   sys.close(q.fd);
