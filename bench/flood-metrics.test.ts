@@ -7,10 +7,11 @@ const probes = (ms: (t: number) => number): Probe[] => Array.from({ length: 200 
 const flood = { start: 3000, end: 6000 };
 
 test('legit: only the probes that started during the flood, answered share and quantiles', () => {
-  const p = probes((t) => (t >= 3000 && t < 6000 && t % 200 === 0 ? -1 : 2)); // every 4th lost during
-  const f = legit(p, flood);
-  assert.deepEqual([f.total, f.answered, f.success, f.p50_ms, f.p99_ms], [60, 45, 0.75, 2, 2]);
-  assert.ok(Number.isNaN(legit([], flood).success));
+  // during the flood every 4th lost, every 4th answered after a retransmission (1 s)
+  const p = probes((t) => (t >= 3000 && t < 6000 && t % 200 === 0 ? -1 : t >= 3000 && t < 6000 && t % 200 === 50 ? 1002 : 2));
+  const f = legit(p, flood, 100);
+  assert.deepEqual([f.total, f.answered, f.success, f.prompt, f.p50_ms, f.p99_ms], [60, 45, 0.75, 0.5, 2, 1002]);
+  assert.ok(Number.isNaN(legit([], flood, 100).success));
 });
 
 test('normal latency: 3 x the pre-flood p99, at least the floor', () => {

@@ -39,14 +39,17 @@ export interface LegitFigures {
   answered: number;
   /** answered / total, 0..1 (NaN without probes) */
   success: number;
+  /** answered within the normal latency (no SYN retransmission, no stall) / total */
+  prompt: number;
   p50_ms: number;
   p99_ms: number;
 }
-/** The probes that started inside `during`. */
-export function legit(probes: readonly Probe[], during: Span): LegitFigures {
+/** The probes that started inside `during`; `normalMs` as normalLatencyMs gives it. */
+export function legit(probes: readonly Probe[], during: Span, normalMs: number): LegitFigures {
   const inside = probes.filter(([t]) => t >= during.start && t < during.end);
   const ok = inside.filter(([, ms]) => ms >= 0).map(([, ms]) => ms);
-  return { total: inside.length, answered: ok.length, success: inside.length ? ok.length / inside.length : NaN, p50_ms: quantile(ok, 0.5), p99_ms: quantile(ok, 0.99) };
+  const share = (n: number) => (inside.length ? n / inside.length : NaN);
+  return { total: inside.length, answered: ok.length, success: share(ok.length), prompt: share(ok.filter((ms) => ms <= normalMs).length), p50_ms: quantile(ok, 0.5), p99_ms: quantile(ok, 0.99) };
 }
 
 /** The normal-latency threshold from the probes that started before `floodStart`. */

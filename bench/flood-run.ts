@@ -42,6 +42,16 @@ export interface FloodParams {
   streamMbps: number;
 }
 
+/**
+ * Called with the bed when the flood starts (after the generator exits: when it has ended);
+ * the smoke test's control breaks the legitimate client's path with them. The run waits for
+ * `floodEnded` while the stream and the probes go on.
+ */
+export interface FloodHooks {
+  floodStarted?: (fb: FloodBed) => void;
+  floodEnded?: (fb: FloodBed) => Promise<void>;
+}
+
 export interface FloodGenerator {
   sent: number;
   seconds: number;
@@ -90,7 +100,7 @@ function conntrackSampler(director: string, onValue: (n: number) => void): Child
   return p;
 }
 
-export async function measureFlood(setup: FloodSetup, shape: FloodShape, p: FloodParams, bedPrefix: string, dir: string, variant: UlvsVariant, log: (s: string) => void): Promise<FloodMeasurement> {
+export async function measureFlood(setup: FloodSetup, shape: FloodShape, p: FloodParams, bedPrefix: string, dir: string, variant: UlvsVariant, log: (s: string) => void, hooks: FloodHooks = {}): Promise<FloodMeasurement> {
   const fb = await new FloodBed(setup, bedPrefix, dir).open(variant);
   const side: ChildProcess[] = [];
   try {
@@ -128,7 +138,9 @@ export async function measureFlood(setup: FloodSetup, shape: FloodShape, p: Floo
     log(`    ${setup} ${shape.name}: flooding for ${p.floodS} s`);
     const gen = spawn('ip', ['netns', 'exec', fb.client(FLOOD_CLIENT), process.execPath, SCRIPTS.flood, '--proto', 'tcp', '--dst', LAB.VIP, '--port', '80', '--rate', String(p.floodRate), '--seconds', String(p.floodS), '--addrs', String(shape.addrs), '--sources', String(shape.sources), '--src-base', SPOOFED_BASE, '--io', p.floodIo, '--procs', String(p.floodProcs)], { stdio: ['ignore', 'pipe', 'pipe'] });
     side.push(gen);
+    hooks.floodStarted?.(fb);
     const flood = JSON.parse(await output(gen, 'flood')) as FloodGenerator;
+    await hooks.floodEnded?.(fb);
     const [probesText, iperfText] = await Promise.all([proberOut, iperfOut.catch((e: Error) => (log(`    ${e.message}`), '{}'))]);
     sampling = false;
     await rssLoop;
@@ -143,8 +155,8 @@ export async function measureFlood(setup: FloodSetup, shape: FloodShape, p: Floo
       setup,
       shape: shape.name,
       flood,
-      legit: legit(probes, during),
-      legit_after: legit(probes, { start: flood.end_ms, end: Infinity }),
+      legit: legit(probes, during, normal),
+      legit_after: legit(probes, { start: flood.end_ms, end: Infinity }, normal),
       stream: streamRatio(intervals, streamStart, during),
       normal_ms: normal,
       recovery_ms: recoveryMs(probes, flood.end_ms, normal),

@@ -118,7 +118,7 @@ export class FloodBed {
   private async startHaproxy(): Promise<void> {
     run(['ip', '-n', this.director, 'addr', 'add', `${V}/32`, 'dev', 'lo']);
     const backend = (name: string, balance: string, port: number) => `backend ${name}\n  balance ${balance}\n${RS.map((a, i) => `  server rs${i + 1} ${a}:${port}`).join('\n')}\n`;
-    const conf = `global\n  nbthread 2\n  maxconn 20000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\nfrontend iperf\n  bind ${V}:5201\n  default_backend iperf\n${backend('iperf', 'source', 5201)}frontend http\n  bind ${V}:80\n  default_backend http\n${backend('http', 'roundrobin', 8080)}`;
+    const conf = `global\n  nbthread 2\n  maxconn 9000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\nfrontend iperf\n  bind ${V}:5201\n  default_backend iperf\n${backend('iperf', 'source', 5201)}frontend http\n  bind ${V}:80\n  default_backend http\n${backend('http', 'roundrobin', 8080)}`;
     const f = join(this.dir, 'haproxy.cfg');
     writeFileSync(f, conf);
     run(['haproxy', '-c', '-q', '-f', f]);
