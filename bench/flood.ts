@@ -19,14 +19,18 @@
  *   --pre 3 --flood 10 --post 5 --flood-rate 0 --flood-io uring --flood-procs 1
  *   --probe-rate 20 --probe-timeout 3000 --stream-mbps 1000
  *   --ulvs-sysctl NAME=VALUE (repeatable) --ulvs-args '...' --prefix flood]
+ *   npm run bench:flood -- --generator [--generator-seconds 5]: the generator's ceiling per
+ *   method (bench/flood-generator.ts) alone.
  * Writes bench/results/<date>-flood.md and .json; the last line is the summary JSON.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { run } from '../src/lab/shell.js';
 import { runFloodBench } from './flood-bench.js';
+import { measureGenerator } from './flood-generator.js';
 import { SHAPES } from './flood-run.js';
 import { FLOOD_SETUPS, type FloodSetup } from './flood-setups.js';
 
@@ -53,6 +57,8 @@ try {
       'ulvs-sysctl': { type: 'string', multiple: true, default: [] },
       'ulvs-args': { type: 'string', default: '' },
       prefix: { type: 'string', default: 'flood' },
+      generator: { type: 'boolean', default: false },
+      'generator-seconds': { type: 'string', default: '5' },
     },
   }).values;
 } catch (e) {
@@ -89,13 +95,29 @@ if (need.length) {
 }
 
 const here = dirname(fileURLToPath(import.meta.url)); // dist/bench
+const resultsDir = join(here, '..', '..', 'bench', 'results');
+if (o.generator) {
+  // the generator's ceiling per method (bench/flood-generator.ts), then exit
+  const seconds = num('generator-seconds', 1, 60);
+  log(`generator ceiling, ${seconds} s per method, load average before ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  const rates = measureGenerator(`${o.prefix}g`, seconds, log);
+  const date = new Date().toISOString();
+  const stem = join(resultsDir, `${date.slice(0, 19).replace(/:/g, '-')}-flood-generator`);
+  mkdirSync(resultsDir, { recursive: true });
+  const md = [`# SYN generator ceiling ${date}`, '', `Command: \`npm run bench:flood -- --generator --generator-seconds ${seconds}\`; load average before: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`, '', '| method | SYN/s | sent | seconds |', '|---|---|---|---|', ...Object.entries(rates).map(([k, r]) => `| ${k} | ${r.pps.toLocaleString('en-US')} | ${r.sent.toLocaleString('en-US')} | ${r.seconds} |`), ''];
+  writeFileSync(`${stem}.md`, md.join('\n'));
+  writeFileSync(`${stem}.json`, `${JSON.stringify({ date, seconds, rates })}\n`);
+  log(`wrote ${stem}.md, .json`);
+  console.log(JSON.stringify({ date, seconds, rates }));
+  process.exit(0);
+}
 const { summary, files } = await runFloodBench({
   setups,
   shapes,
   params,
   variant: { args: o['ulvs-args']!.split(' ').filter(Boolean), sysctls: o['ulvs-sysctl']! },
   prefix: o.prefix!,
-  resultsDir: join(here, '..', '..', 'bench', 'results'),
+  resultsDir,
   command: `npm run bench:flood -- ${process.argv.slice(2).join(' ')}`.trim().replace(/ --$/, ''),
   log,
 });
