@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { floodMarkdown, summarise } from './flood-report.js';
 import type { FloodMeasurement } from './flood-run.js';
 
-const params = { preS: 3, floodS: 10, postS: 5, floodRate: 0, floodIo: 'uring' as const, floodProcs: 1, probeRate: 20, probeTimeoutMs: 3000, streamMbps: 1000, shapes: [{ name: 'many', addrs: 128, sources: 1_000_000 }], ulvs_args: [], ulvs_sysctls: ['drop_entry=1'] };
+const params = { preS: 3, floodS: 10, postS: 5, coverSources: true, maxFloodS: 60, floodRate: 0, floodIo: 'uring' as const, floodProcs: 1, probeRate: 20, probeTimeoutMs: 3000, streamMbps: 1000, shapes: [{ name: 'many', addrs: 128, sources: 1_000_000 }], ulvs_args: [], ulvs_sysctls: ['drop_entry=1'] };
 const lf = (success: number) => ({ total: 200, answered: success * 200, success, prompt: success, p50_ms: 1, p99_ms: 5 });
 function m(setup: 'ulvs' | 'nft', success: number, ratio: number, recovery: number | null): FloodMeasurement {
   return {
@@ -26,7 +26,7 @@ test('targets per set-up, ratios of ulvs to each peer, raw timelines left out of
   assert.deepEqual(s.ratios['many'], { nft: { legit_success: 0.5, stream_ratio: 1.2 } });
   assert.equal('raw' in s.figures['many']!['ulvs']!, false);
   const md = floodMarkdown(s, 'npm run bench:flood');
-  assert.match(md, /\| ulvs \| 100,000 \(1,000,000\) \| 100\/200 = 50\.0 % \|/);
+  assert.match(md, /\| ulvs \| 100,000 \(1,000,000, 10 s\) \| 100\/200 = 50\.0 % \|/);
   assert.match(md, /--sysctl drop_entry=1/);
   assert.match(md, /yes\/\*\*no\*\*\/yes \|$/m); // nft: legit yes, stream no, recovery yes
   // recovery null: not within the window, and the target missed

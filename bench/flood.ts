@@ -11,12 +11,14 @@
  * only documentation ranges may be used, so the million sources are pairs, not addresses).
  * The flood is unpaced by default: the generator's maximum on this machine (src/lab/flood.ts,
  * io_uring batches, one process: a second would take the second of the 2 cores from the
- * director). The generator writes into a TUN, and the kernel forwards each SYN in the writer's
+ * director). The flood lasts --flood seconds and, unless --exact-flood, goes on until every
+ * source of the shape was used once (at most --max-flood seconds), so `many` means 1,000,000
+ * distinct sources at every set-up's rate. The generator writes into a TUN, and the kernel forwards each SYN in the writer's
  * own softirq, so the rate it reaches depends on the set-up's per-packet cost (conntrack's
  * insertion slows it): the achieved rate is reported per set-up; --flood-rate fixes one rate.
  *
  * Run as root:  npm run bench:flood [-- --setups ulvs,nft,haproxy --shapes few,many
- *   --pre 3 --flood 10 --post 5 --flood-rate 0 --flood-io uring --flood-procs 1
+ *   --pre 3 --flood 10 --post 5 [--exact-flood] --max-flood 60 --flood-rate 0 --flood-io uring --flood-procs 1
  *   --probe-rate 20 --probe-timeout 3000 --stream-mbps 1000
  *   --ulvs-sysctl NAME=VALUE (repeatable) --ulvs-args '...' --prefix flood]
  *   npm run bench:flood -- --generator [--generator-seconds 5]: the generator's ceiling per
@@ -48,6 +50,8 @@ try {
       pre: { type: 'string', default: '3' },
       flood: { type: 'string', default: '10' },
       post: { type: 'string', default: '5' },
+      'exact-flood': { type: 'boolean', default: false },
+      'max-flood': { type: 'string', default: '60' },
       'flood-rate': { type: 'string', default: '0' },
       'flood-io': { type: 'string', default: 'uring' },
       'flood-procs': { type: 'string', default: '1' },
@@ -80,6 +84,8 @@ const params = {
   preS: num('pre', 2, 60),
   floodS: num('flood', 1, 300),
   postS: num('post', 1, 60),
+  coverSources: !o['exact-flood'],
+  maxFloodS: num('max-flood', 1, 600),
   floodRate: num('flood-rate', 0, 10_000_000),
   floodIo: o['flood-io'] as 'write' | 'uring',
   floodProcs: num('flood-procs', 1, 16),

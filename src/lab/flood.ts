@@ -7,7 +7,9 @@
  * Source tuple k (0 <= k < --sources) is address --src-base + (k mod --addrs), port
  * 1024 + floor(k / --addrs); packet n comes from tuple n mod --sources, so --sources is the
  * number of distinct (address, port) pairs the flood cycles through (default: every packet a
- * new pair, up to --addrs x 64,000). It stops after --flows packets, or after --seconds.
+ * new pair, up to --addrs x 64,000). It stops after --flows packets, or after --seconds (and
+ * not before --min-flows packets — a flood long enough to use every source once — unless
+ * --max-seconds have passed).
  * The namespace forwards them to the director like any client's packets; replies go to the
  * spoofed addresses, routed back into the TUN and never read (the kernel drops them when its
  * queue is full; the director's neighbour lookups for them cost nothing here).
@@ -21,7 +23,7 @@
  * "start_ms","end_ms"} (the last two: when sending began and ended, ms since the epoch). The
  * TUN disappears when it exits.
  *   --dst 203.0.113.10 --port 5201 --flows 1000000 --rate 50000 [--src-base 198.51.100.128]
- *   [--addrs 16] [--proto udp|tcp] [--sources N] [--seconds S] [--io write|uring] [--batch 64]
+ *   [--addrs 16] [--proto udp|tcp] [--sources N] [--seconds S [--min-flows N] [--max-seconds M]] [--io write|uring] [--batch 64]
  *   [--procs P]
  */
 import { spawn } from 'node:child_process';
@@ -41,6 +43,8 @@ const { values } = parseArgs({
     port: { type: 'string', default: '5201' },
     flows: { type: 'string', default: '1000000' },
     seconds: { type: 'string' },
+    'min-flows': { type: 'string', default: '0' },
+    'max-seconds': { type: 'string', default: '3600' },
     rate: { type: 'string', default: '50000' },
     'src-base': { type: 'string', default: '198.51.100.128' },
     addrs: { type: 'string', default: '16' },
@@ -63,6 +67,11 @@ const PORTS = 64000;
 const SECONDS = values.seconds === undefined ? Infinity : Number(values.seconds);
 if (!(SECONDS > 0)) fail(`--seconds is a positive number, not ${values.seconds}`);
 const FLOWS = values.seconds === undefined ? Number(values.flows) : Infinity;
+/** with --seconds: go on past them until this many packets are sent (every source used once) */
+const MIN_FLOWS = Number(values['min-flows']);
+if (!(Number.isInteger(MIN_FLOWS) && MIN_FLOWS >= 0)) fail(`--min-flows is a count, not ${values['min-flows']}`);
+const MAX_SECONDS = Number(values['max-seconds']);
+if (!(MAX_SECONDS > 0)) fail(`--max-seconds is a positive number, not ${values['max-seconds']}`);
 if (!(FLOWS > 0)) fail(`--flows is a positive integer, not ${values.flows}`);
 const SOURCES = values.sources === undefined ? ADDRS * PORTS : Number(values.sources);
 if (!(Number.isInteger(SOURCES) && SOURCES >= 1 && SOURCES <= ADDRS * PORTS)) fail(`--sources is 1..${ADDRS * PORTS} (--addrs x ${PORTS}), not ${values.sources}`);
@@ -86,6 +95,7 @@ const DEV = 'ulvsgen';
 /** this process's share: packets PART, PART + PROCS, ... at RATE / PROCS */
 const myFlows = FLOWS === Infinity ? Infinity : Math.floor((FLOWS - PART + PROCS - 1) / PROCS);
 const myRate = RATE / PROCS;
+const myMin = Math.ceil(MIN_FLOWS / PROCS);
 
 // virtio_net_hdr (all zero: no offload) + IPv4 (20) + UDP (8) and 8 bytes of payload, or TCP (20)
 const LEN = TCP ? 40 : 36;
@@ -134,14 +144,18 @@ function due(sent: number, t0: number, batch: number, limit: number): number {
   const want = myRate > 0 ? Math.floor(((performance.now() - t0) / 1000) * myRate) + 1 : sent + batch;
   return Math.min(limit, want);
 }
-const over = (t0: number) => SECONDS !== Infinity && performance.now() - t0 >= SECONDS * 1000;
+const over = (t0: number, sent: number) => {
+  if (SECONDS === Infinity) return false;
+  const ms = performance.now() - t0;
+  return ms >= MAX_SECONDS * 1000 || (ms >= SECONDS * 1000 && sent >= myMin);
+};
 
 async function sendWrites(fd: number, t0: number): Promise<Result> {
   const pkt = Buffer.alloc(VNET_HDR_LEN + LEN);
   template(pkt, 0);
   let sent = 0;
   let writeErrors = 0;
-  while (sent < myFlows && !over(t0)) {
+  while (sent < myFlows && !over(t0, sent)) {
     const d = due(sent, t0, 256, myFlows);
     for (; sent < d; sent++) {
       fill(pkt, 0, PART + sent * PROCS);
@@ -164,7 +178,7 @@ async function sendUring(fd: number, t0: number): Promise<Result> {
     const onCompletion = (_u: number, res: number) => {
       if (res !== VNET_HDR_LEN + LEN) writeErrors++;
     };
-    while (sent < myFlows && !over(t0)) {
+    while (sent < myFlows && !over(t0, sent)) {
       const n = Math.min(BATCH, due(sent, t0, BATCH, myFlows) - sent);
       if (n > 0) {
         for (let i = 0; i < n; i++) {

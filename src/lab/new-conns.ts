@@ -3,7 +3,8 @@
  * bench/flood.ts): every 1000 / --rate ms, for --seconds, a new TCP connection to HOST:PORT
  * sends `GET / HTTP/1.0` and waits for a "200" status line and the server's close, at most
  * --timeout ms (the kernel's SYN retransmissions, 1 s then 2 s, happen inside that time).
- * Attempts do not wait for each other: a stalled one does not delay the next.
+ * Attempts do not wait for each other: a stalled one does not delay the next. SIGINT stops
+ * it early: no new attempt, the pending ones are awaited and the line printed.
  * Prints one JSON line at the end: {"probes": [[start, ms], ...]} with `start` in ms since the
  * epoch (Date.now, to line up with the flood's own times) and `ms` the time to the answer, or
  * -1 when it failed or timed out.
@@ -61,10 +62,13 @@ const pending: Promise<void>[] = [];
 const total = Math.round(RATE * SECONDS);
 const t0 = performance.now();
 const epoch0 = Date.now();
-for (let i = 0; i < total; i++) {
+let stopping = false;
+process.on('SIGINT', () => (stopping = true));
+for (let i = 0; i < total && !stopping; i++) {
   const due = (i * 1000) / RATE;
   const wait = due - (performance.now() - t0);
   if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  if (stopping) break;
   const start = epoch0 + Math.round(performance.now() - t0);
   const slot: [number, number] = [start, -1];
   probes.push(slot);

@@ -25,7 +25,7 @@ import { needsRoot } from '../support/root.js';
 
 const missing = ['iperf3', 'nginx', 'haproxy', 'nft'].filter((t) => !['/usr/bin', '/usr/sbin'].some((d) => existsSync(join(d, t))));
 const skip = needsRoot || (missing.length ? `needs ${missing.join(', ')}` : false);
-const params = { preS: 2, floodS: 2, postS: 5, floodRate: 5000, floodIo: 'uring' as const, floodProcs: 1, probeRate: 20, probeTimeoutMs: 3000, streamMbps: 200 };
+const params = { preS: 2, floodS: 2, postS: 5, coverSources: false, maxFloodS: 10, floodRate: 5000, floodIo: 'uring' as const, floodProcs: 1, probeRate: 20, probeTimeoutMs: 3000, streamMbps: 200 };
 
 describe('flood benchmark', { skip }, () => {
   const resultsDir = mkdtempSync(join(tmpdir(), 'qb-flood-results-'));
