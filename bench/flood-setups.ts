@@ -45,6 +45,9 @@ export interface UlvsVariant {
   sysctls: string[];
 }
 
+/** the beds open now, for an interrupted run (bench/flood.ts removes them on SIGINT/SIGTERM) */
+export const OPEN_BEDS = new Set<TestBed>();
+
 /** One bed with its servers and one balancer. `close()` always removes everything. */
 export class FloodBed {
   readonly bed: TestBed;
@@ -70,6 +73,7 @@ export class FloodBed {
 
   async open(variant: UlvsVariant): Promise<this> {
     try {
+      OPEN_BEDS.add(this.bed);
       this.bed.up();
       const d = this.director;
       run(['ip', '-n', d, 'route', 'add', SPOOFED_NET, 'via', LAB.client(FLOOD_CLIENT)]);
@@ -154,5 +158,6 @@ export class FloodBed {
     }
     for (const q of this.procs) q.kill('SIGKILL');
     this.bed.down();
+    OPEN_BEDS.delete(this.bed);
   }
 }

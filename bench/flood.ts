@@ -34,7 +34,7 @@ import { run } from '../src/lab/shell.js';
 import { runFloodBench } from './flood-bench.js';
 import { measureGenerator } from './flood-generator.js';
 import { SHAPES } from './flood-run.js';
-import { FLOOD_SETUPS, type FloodSetup } from './flood-setups.js';
+import { FLOOD_SETUPS, OPEN_BEDS, type FloodSetup } from './flood-setups.js';
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const usage = (m: string): never => {
@@ -100,13 +100,21 @@ if (need.length) {
   run(['apt-get', 'install', '-y', '-qq', 'iperf3', 'nftables', 'nginx-light', 'haproxy']);
 }
 
+// Interrupted: delete the open bed (its namespaces take ulvsd, haproxy, nft's table and the
+// generator's TUN with them).
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+  process.on(sig, () => {
+    log(`${sig}: removing the test bed`);
+    for (const b of OPEN_BEDS) b.down();
+    process.exit(130);
+  });
 const here = dirname(fileURLToPath(import.meta.url)); // dist/bench
 const resultsDir = join(here, '..', '..', 'bench', 'results');
 if (o.generator) {
   // the generator's ceiling per method (bench/flood-generator.ts), then exit
   const seconds = num('generator-seconds', 1, 60);
   log(`generator ceiling, ${seconds} s per method, load average before ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-  const rates = measureGenerator(`${o.prefix}g`, seconds, log);
+  const rates = await measureGenerator(`${o.prefix}g`, seconds, log);
   const date = new Date().toISOString();
   const stem = join(resultsDir, `${date.slice(0, 19).replace(/:/g, '-')}-flood-generator`);
   mkdirSync(resultsDir, { recursive: true });
