@@ -89,6 +89,7 @@ if (!(Number.isInteger(PROCS) && PROCS >= 1 && PROCS <= 16)) fail(`--procs is 1.
 const PART = values.part === undefined ? 0 : Number(values.part);
 if (!(Number.isInteger(PART) && PART >= 0 && PART < PROCS)) fail(`--part is 0..${PROCS - 1}`);
 const base = parseIPv4(values['src-base']!) >>> 0;
+if ((base & (ADDRS - 1)) !== 0) fail(`--src-base ${values['src-base']} is not the start of a block of ${ADDRS} addresses (--addrs)`);
 const dst = parseIPv4(values.dst!) >>> 0;
 const dport = Number(values.port);
 const DEV = 'ulvsgen';
