@@ -18,6 +18,7 @@ export const SCRIPTS = {
   client: join(dist, 'lab', 'client.js'),
   latency: join(dist, 'lab', 'latency.js'),
   flood: join(dist, 'lab', 'flood.js'),
+  newConns: join(dist, 'lab', 'new-conns.js'),
   stream: join(dist, 'lab', 'stream.js'),
   ulvsd: join(dist, 'cli', 'ulvsd.js'),
 };
