@@ -44,6 +44,7 @@ export class SynCookieGuard {
     readonly why: string,
     readonly log: (msg: string) => void,
     readonly now: () => number = () => performance.now(),
+    readonly write: (fd: number, want: readonly CookieService[]) => unknown = syncSyncookieMap,
   ) {}
 
   get mode(): number {
@@ -75,7 +76,7 @@ export class SynCookieGuard {
     if (this.mapFd === null) return 0;
     const want = this.#mode === 0 ? [] : cookieServices(r);
     try {
-      syncSyncookieMap(this.mapFd, want);
+      this.write(this.mapFd, want);
     } catch (e) {
       this.log(`syn_cookies: cannot write the fast path's service map: ${(e as Error).message}`);
     }
