@@ -261,7 +261,7 @@ export class Daemon {
   /** The workers' counters, with what this start found of the previous process (handover_*). */
   async #counters(pool: WorkerPool): Promise<PoolCounters> {
     const c = await pool.counters();
-    return { ...c, datapath: { ...c.datapath, ...this.#handoverCounters } };
+    return { ...c, datapath: { ...c.datapath, ...this.#handoverCounters, ...this.#kernel?.synCookieCounters() } };
   }
 
   /** The host's addresses (routing.ts hostAddresses); null when they cannot be listed (logged). Never throws. */

@@ -44,6 +44,7 @@ import type { DaemonOptions } from './options.js';
 import type { WorkerInit } from '../datapath/tun/worker-protocol.js';
 import type { DaemonLog } from './log.js';
 import { SynCookieGuard } from './syn-cookies.js';
+import { SyncookieCounters } from '../datapath/tun/syncookie-map.js';
 
 /** A refusal at start-up: the daemon prints it and exits 1. */
 export class SetupError extends Error {}
@@ -209,6 +210,13 @@ export class KernelSetup {
 
   /** SYN cookies: the fast path's service map, the mode and its refusals (syn-cookies.ts) */
   synCookies = new SynCookieGuard(null, 'not installed yet', () => undefined);
+  #cookieCounters: SyncookieCounters | null = null;
+  /** the fast path program's SYN-cookie counters (empty without it) */
+  synCookieCounters(): Record<string, number> {
+    if (!this.#fastPath) return {};
+    this.#cookieCounters ??= new SyncookieCounters(this.#fastPath.progFd);
+    return this.#cookieCounters.read();
+  }
 
   /** The fast path's maps taken over from the previous process (its offloaded connections are in them). */
   get fastPathAdopted(): boolean {

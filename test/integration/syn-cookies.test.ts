@@ -50,8 +50,10 @@ function requests(bed: DirectorBed, n: number): number {
     .filter((j) => j.kind === 'http' && j.ok).length;
 }
 
+/** the engine's counters and the data path's (which carry the kernel's syncookie_* ones) */
 async function engineCounters(bed: DirectorBed): Promise<Record<string, number>> {
-  return (await callAdmin(bed.socket, 'GET', '/v1/counters')).json.engine as Record<string, number>;
+  const j = (await callAdmin(bed.socket, 'GET', '/v1/counters')).json as { engine: Record<string, number>; datapath: Record<string, number> };
+  return { ...j.engine, ...j.datapath };
 }
 
 async function floodEntries(bed: DirectorBed): Promise<number> {
@@ -95,6 +97,8 @@ describe('SYN cookies through ulvsd', { skip: needsRoot }, () => {
       const c = await engineCounters(bed);
       assert.ok(c['send_synproxy_syn']! >= 22, `every connection opened by a checked ACK: ${c['send_synproxy_syn']}`);
       assert.ok(c['send_synproxy_ack']! >= 22, `every server SYN-ACK answered by the director: ${c['send_synproxy_ack']}`);
+      assert.ok(c['syncookie_sent']! >= 22 && c['syncookie_valid']! >= 22, `the kernel answered the SYNs and checked the ACKs: ${c['syncookie_sent']}, ${c['syncookie_valid']}`);
+      assert.equal(c['syncookie_refused'], 0);
     } finally {
       await bed.stop();
     }
@@ -107,11 +111,13 @@ describe('SYN cookies through ulvsd', { skip: needsRoot }, () => {
     assert.ok(r.during >= 19, `answered during the flood: ${r.during}/20`);
     assert.equal(r.after, 20, 'answered after the flood');
     assert.ok(r.counters['send_synproxy_syn']! >= 39, `the clients' connections went through the cookie handshake: ${r.counters['send_synproxy_syn']}`);
+    assert.ok(r.counters['syncookie_sent']! >= 60000, `the kernel answered the flood: ${r.counters['syncookie_sent']}`);
   });
 
   test('control: syn_cookies=0, the same flood leaves its entries in the table', async () => {
     const r = (runs['control'] = await flooded(`qsc${process.pid % 10000}`, 0));
     assert.ok(r.floodEntries > 1000, `the flood's SYN_RECV entries: ${r.floodEntries}`);
     assert.equal(r.counters['send_synproxy_syn'], 0);
+    assert.equal(r.counters['syncookie_sent'], 0);
   });
 });

@@ -4,8 +4,9 @@
  * SYNs answered with cookies in the kernel. ulvsd writes it whole from the rules and the
  * syn_cookies sysctl (daemon/syn-cookies.ts); this file only knows the bytes.
  */
-import { MapOps } from './bpf.js';
-import { SYNCOOKIE_KEY, SYNCOOKIE_VALUE, TCP_VALIDATED } from './layouts.gen.js';
+import { MapOps, fdById, mapInfo, progInfo } from './bpf.js';
+import { FAST_COUNTER, SYNCOOKIE_KEY, SYNCOOKIE_VALUE, TCP_VALIDATED } from './layouts.gen.js';
+import { sys } from './sys.js';
 
 export const SYNCOOKIE_KEY_SIZE = SYNCOOKIE_KEY.size;
 export const SYNCOOKIE_VALUE_SIZE = SYNCOOKIE_VALUE.size;
@@ -52,3 +53,37 @@ export function syncSyncookieMap(fd: number, want: readonly CookieService[]): { 
   for (const k of stale) if (m.delete(k)) removed++;
   return { added, removed };
 }
+
+/** The fast path program's SYN-cookie counters (its ulvs_fast_stats array, enum fast_counter),
+ *  by the names the data path's counters use; the map found through the program's map ids. */
+export class SyncookieCounters {
+  #stats: MapOps | null = null;
+  constructor(readonly progFd: number) {}
+
+  read(): Record<string, number> {
+    if (this.#stats === null) {
+      for (const id of progInfo(this.progFd).mapIds) {
+        const m = fdById('map', id);
+        if (m === null) continue;
+        if (this.#stats === null && mapInfo(m).name === 'ulvs_fast_stats') this.#stats = new MapOps(m);
+        else sys.close(m);
+      }
+      if (this.#stats === null) return {};
+    }
+    const out: Record<string, number> = {};
+    const k = Buffer.alloc(4), v = Buffer.alloc(8);
+    for (const [name, idx] of COUNTERS) {
+      k.writeUInt32LE(idx);
+      out[name] = this.#stats.lookup(k, v) ? Number(v.readBigUInt64LE(0)) : 0;
+    }
+    return out;
+  }
+}
+
+const COUNTERS: [string, number][] = [
+  ['syncookie_sent', FAST_COUNTER.FAST_SYNCOOKIE_SENT],
+  ['syncookie_valid', FAST_COUNTER.FAST_SYNCOOKIE_VALID],
+  ['syncookie_invalid', FAST_COUNTER.FAST_SYNCOOKIE_INVALID],
+  ['syncookie_refused', FAST_COUNTER.FAST_SYNCOOKIE_REFUSED],
+  ['tcp_validated_bit_cleared', FAST_COUNTER.FAST_TCP_RES_CLEARED],
+];
