@@ -98,3 +98,15 @@ test('a checked ACK scheduled to a DR server: dropped, the connection removed (t
   runGolden(d, [{ name: 'checked ACK', input: marked(cli('A', ISN + 1, COOKIE + 1)), verdict: 'drop', outcome: 'drop_synproxy_not_nat' }]);
   assert.equal(d.conns.count, 0);
 });
+
+test('SYN cookies: partial checksums (NEEDS_CSUM, GSO from the TUN): sequence numbers translated, the pseudo-header sum only follows the address', () => {
+  const d = proxied();
+  const p = { partial: true };
+  const big = 'x'.repeat(3000);
+  runGolden(d, [
+    { name: 'checked ACK', input: marked(cli('A', ISN + 1, COOKIE + 1)), verdict: 'send', outcome: 'send_synproxy_syn' },
+    { name: 'RS SYN-ACK', input: fromRs('SA', SISN, ISN + 1), verdict: 'send', outcome: 'send_synproxy_ack' },
+    { name: 'client data, partial', partial: true, input: ipv4({ src: C, dst: VIP }).tcp({ sport: 40000, dport: 80, flags: 'A', seq: ISN + 1, ack: u32(COOKIE + 1) }).payload(big).build(p), output: ipv4({ src: C, dst: RS1 }).tcp({ sport: 40000, dport: 8080, flags: 'A', seq: ISN + 1, ack: SISN + 1 }).payload(big).build(p), verdict: 'forward', outcome: 'forward_in' },
+    { name: 'RS data, partial', partial: true, input: ipv4({ src: RS1, dst: C }).tcp({ sport: 8080, dport: 40000, flags: 'A', seq: SISN + 1, ack: ISN + 3001 }).payload(big).build(p), output: ipv4({ src: VIP, dst: C }).tcp({ sport: 80, dport: 40000, flags: 'A', seq: u32(COOKIE + 1), ack: ISN + 3001 }).payload(big).build(p), verdict: 'forward', outcome: 'forward_out' },
+  ]);
+});
