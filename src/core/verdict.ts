@@ -46,19 +46,21 @@ export const Outcome = {
   /** a request (or an ICMP error from the client side) while backup_only is in force: the
    *  director does not serve virtual services (ip_vs_in_hook's sysctl_backup_only) */
   PassBackupOnly: 22,
+  /** a packet that would open a connection, dropped by drop_packet (ip_vs_todrop, defense.ts) */
+  DropDefense: 23,
   // SYN cookies (syn-proxy.ts): the handshake the kernel's cookie SYN-ACK began
   /** a checked ACK (TCP_VALIDATED_BIT) opened a connection: a SYN went to the real server */
-  SendSynProxySyn: 23,
+  SendSynProxySyn: 24,
   /** a client segment while the real server's SYN-ACK is awaited: the SYN sent again */
-  SendSynProxySynAgain: 24,
+  SendSynProxySynAgain: 25,
   /** the real server's SYN-ACK: the handshake's ACK went to it, sequence delta fixed */
-  SendSynProxyAck: 25,
+  SendSynProxyAck: 26,
   /** while the SYN-ACK is awaited: a client RST, a server segment that is not its SYN-ACK
    *  (or acknowledges another sequence number) */
-  DropSynProxyEarly: 26,
+  DropSynProxyEarly: 27,
   /** a checked ACK whose connection was scheduled to a DR or TUN server (the director would
    *  never see the replies it must translate): the connection removed */
-  DropSynProxyNotNat: 27,
+  DropSynProxyNotNat: 28,
 } as const;
 export type OutcomeCode = (typeof Outcome)[keyof typeof Outcome];
 
@@ -87,6 +89,7 @@ export const OUTCOME_NAMES = [
   'drop_icmp_malformed',
   'drop_no_conn',
   'pass_backup_only',
+  'drop_defense',
   'send_synproxy_syn',
   'send_synproxy_syn_again',
   'send_synproxy_ack',
@@ -120,6 +123,7 @@ export const OUTCOME_VERDICT: readonly VerdictCode[] = [
   Verdict.Drop, // drop_icmp_malformed
   Verdict.Drop, // drop_no_conn
   Verdict.Pass, // pass_backup_only
+  Verdict.Drop, // drop_defense
   Verdict.Send, // send_synproxy_syn
   Verdict.Send, // send_synproxy_syn_again
   Verdict.Send, // send_synproxy_ack
@@ -143,6 +147,8 @@ export const Event = {
   OffloadRefused: 10,
   /** a half-open TCP entry removed to make room for a new connection (conn/lifecycle.ts) */
   EmbryonicEvicted: 11,
+  /** an entry dropped by drop_entry (ip_vs_random_dropentry, defense.ts) */
+  DefenseEntryDropped: 12,
 } as const;
 export const EVENT_NAMES = [
   'conns_created',
@@ -157,6 +163,7 @@ export const EVENT_NAMES = [
   'offload_withdrawn',
   'offload_refused',
   'embryonic_evicted',
+  'defense_entry_dropped',
 ] as const;
 
 /** Flag bits the caller passes to `process()` about the packet's buffer. */
