@@ -33,6 +33,11 @@
  * ip_vs_in_icmp; ulvs_tun_icmp.h says what is recognised, counted and sent). For every other
  * packet this costs one compare (IP protocol 1).
  *
+ * SYN cookies for the services ulvsd puts in ulvs_syncookie_svcs (its syn_cookies sysctl): a
+ * pure SYN is answered here with a cookie SYN-ACK, an ACK without a flow entry whose cookie
+ * checks goes on marked with TCP_VALIDATED_BIT, which the program clears from every other
+ * segment (ulvs_syncookie.h).
+ *
  * Everything else returns TCX_NEXT (the tc capture and the TUN take it): not IPv4, IP options,
  * fragments, TTL <= 1, protocols other than TCP and UDP (ICMP: but for the relay), TCP
  * SYN/FIN/RST (they can change IPVS's TCP state), no flow entry, and whatever the route lookup cannot forward directly
@@ -52,6 +57,7 @@
 #include "ulvs_net.h"
 #include "ulvs_flow_map.h"
 #include "ulvs_tun_icmp.h"
+#include "ulvs_syncookie.h"
 
 
 struct {
@@ -192,7 +198,19 @@ int ulvs_fastpath(struct __sk_buff *skb)
 	if (iph->protocol == IPPROTO_TCP) {
 		struct tcphdr *th = (void *)(iph + 1);
 
-		if ((void *)(th + 1) > data_end || th->syn || th->fin || th->rst)
+		if ((void *)(th + 1) > data_end)
+			return TCX_NEXT;
+		if (clear_validated(skb, th))
+			return TC_ACT_SHOT;	/* the bit could not be cleared */
+		data = (void *)(long)skb->data;	/* the helper may have moved the packet */
+		data_end = (void *)(long)skb->data_end;
+		iph = data + ETH_HLEN;
+		th = (void *)(iph + 1);
+		if ((void *)(th + 1) > data_end)
+			return TCX_NEXT;
+		if (th->syn && !th->ack && !th->rst && !th->fin)
+			return syncookie_syn(skb, iph, th, data_end);	/* SYN cookies (ulvs_syncookie.h) */
+		if (th->syn || th->fin || th->rst)
 			return TCX_NEXT;
 		p.csum_off = L4_OFF + offsetof(struct tcphdr, check);
 		p.csum_flags = 0;
@@ -215,8 +233,12 @@ int ulvs_fastpath(struct __sk_buff *skb)
 
 	struct flow_key key = { .saddr = p.saddr, .daddr = p.daddr, .sport = p.sport, .dport = p.dport, .proto = p.proto };
 	struct flow_value *v = bpf_map_lookup_elem(&ulvs_flows, &key);
-	if (!v)
+	if (!v) {
+		struct tcphdr *th = (void *)(iph + 1);
+		if (p.proto == IPPROTO_TCP && (void *)(th + 1) <= data_end && th->ack)
+			return syncookie_ack(skb, iph, th);	/* the handshake's end? (ulvs_syncookie.h) */
 		return TCX_NEXT;
+	}
 	if (v->dir == FLOW_REPLY)
 		return forward(skb, &p, v, 1);
 	if (v->dir == FLOW_DR)

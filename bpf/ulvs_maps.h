@@ -125,7 +125,38 @@ enum fast_counter {
 	FAST_ICMP_RATE_LIMITED = 5,	/* this CPU's ICMP budget is spent: dropped */
 	FAST_ICMP_UNSENT = 6,		/* no route to the client, or the kernel refused the rewrite:
 					 * left to the host before the rewrite, dropped after it */
-	FAST_COUNTERS = 7,		/* number of counters */
+	/* SYN cookies (bpf/ulvs_syncookie.h), for the services in ulvs_syncookie_svcs: */
+	FAST_SYNCOOKIE_SENT = 7,	/* a pure SYN answered with a cookie SYN-ACK, redirected back */
+	FAST_SYNCOOKIE_VALID = 8,	/* an ACK without a flow entry whose cookie checked: marked
+					 * TCP_VALIDATED_BIT, passed on to the capture */
+	FAST_SYNCOOKIE_INVALID = 9,	/* an ACK without a flow entry whose cookie did not check:
+					 * passed on unmarked (it may belong to a connection of ulvsd) */
+	FAST_SYNCOOKIE_REFUSED = 10,	/* a SYN that cannot be answered (payload, options unreadable,
+					 * the helper refused, the rewrite failed): dropped */
+	FAST_TCP_RES_CLEARED = 11,	/* a TCP segment that arrived with TCP_VALIDATED_BIT set (no
+					 * client may set it): the bit cleared, the checksum updated */
+	FAST_COUNTERS = 12,		/* number of counters */
+};
+
+/* ---- SYN cookies (fastpath.bpf.c with ulvs_syncookie.h; written by ulvsd, syn_cookies) ---- */
+
+/* A service (VIP:vport, TCP) whose SYNs the fast path answers with cookies. */
+struct syncookie_key {
+	__be32 addr;
+	__be16 port;
+	__u8 proto;		/* IPPROTO_TCP */
+	__u8 pad;		/* zero */
+};
+
+struct syncookie_value {
+	__u32 on;		/* 1 (an entry is the service's presence; the value is for later use) */
+};
+
+/* The reserved TCP header bit (byte 12, the low nibble holds Rsrvd and AE, RFC 9293 3.1) that
+ * the fast path sets on an ACK whose SYN cookie it checked, so ulvsd's engine can trust it:
+ * the program clears it from every other TCP segment it sees. */
+enum tcp_validated {
+	TCP_VALIDATED_BIT = 2,	/* 0x02 of the TCP header's byte 12 (a reserved bit) */
 };
 
 /* ---- queue steering (steer.bpf.c; written by src/datapath/tun/steering.ts) ------------ */

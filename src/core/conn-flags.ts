@@ -26,6 +26,11 @@ export const ConnFlag = {
   FWD_MASK: 0x600,
   /** a sync message gave it sequence-number data (IP_VS_CONN_F_SEQ_MASK; core/sync/seq-store.ts) */
   SEQ: 0x800,
+  /** opened by a SYN-cookie handshake (core/syn-proxy.ts): sequence numbers translated by the
+   *  delta it keeps; never offloaded */
+  SYNPROXY: 0x1000,
+  /** SYNPROXY, the real server's SYN-ACK not yet seen */
+  SYNPROXY_WAIT: 0x2000,
 } as const;
 /** shift of the forwarding method within the connection flags */
 export const FWD_SHIFT = 9;

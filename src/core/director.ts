@@ -8,9 +8,8 @@
  *   schedule.ts         choose a server (ip_vs_schedule, conn/persist.ts: ip_vs_sched_persist)
  *   conn/lifecycle.ts   create / expire / unlink entries (ip_vs_conn.c)
  *   forward.ts       3. count, move the state (proto/*: ip_vs_protocol), rewrite (xmit-nat.ts),
- *                       restart timers, offer to the kernel (offload-policy.ts)
- *   proto/icmp.ts       ICMP errors about connections (ip_vs_in_icmp)
- *   no-dest.ts          ICMP port unreachable when no server is usable (ip_vs_leave)
+ *                       restart timers, offer to the kernel (offload-policy.ts); syn-proxy.ts
+ *   proto/icmp.ts       ICMP errors about connections (ip_vs_in_icmp); no-dest.ts: ICMP port unreachable (ip_vs_leave)
  *   ctl/*.ts         services, servers, listings (ip_vs_ctl.c);  explain.ts: decisions, dry run
  *   sync/*.ts        connection synchronisation, master and backup (ip_vs_sync.c; docs/sync.md)
  *
@@ -53,7 +52,7 @@ import { ESTIMATOR_PERIOD_MS, type Stats } from './stats.js';
 import { SyncControl } from './sync/control.js';
 import type { Sysctls } from './sysctl.js';
 import type { Timeouts } from './timeouts.js';
-import { Event, EVENT_NAMES, Outcome, OUTCOME_NAMES, OUTCOME_VERDICT, type OutcomeCode, type VerdictCode } from './verdict.js';
+import { Event, EVENT_NAMES, Outcome, OUTCOME_NAMES, OUTCOME_VERDICT, Verdict, type OutcomeCode, type VerdictCode } from './verdict.js';
 import { errors } from './errors.js';
 import { xorshift } from './xorshift.js';
 import { IPPROTO_ICMP } from '../wire/ipv4.js';
@@ -187,7 +186,8 @@ export class Director {
       this.#life.unlink(dec.conn); // ip_vs_conn_expire_now
     }
     if (dec.path === Path.NoService) return this.#out(Outcome.PassNoService);
-    if (dec.path === Path.NotOpener) return this.#out(this.#strayOutcome(m.daddr));
+    const proxied = this.#forward.proxy.accepts(m); // an ACK whose SYN cookie the kernel checked
+    if (dec.path === Path.NotOpener && !proxied) return this.#out(this.#strayOutcome(m.daddr));
     if (this.defense.todrop()) return this.#out(Outcome.DropDefense); // ip_vs_todrop: drop_packet
     const ctx = this.#ctx; //                                                   2 schedule
     ctx.proto = m.proto;
@@ -200,7 +200,7 @@ export class Director {
     const c = this.#scheduling.open(dec.svc!, ctx, ops);
     if (c === Opened.NoDest) return this.#out(this.#noDest.answer(m));
     if (c === Opened.TableFull) return this.#out(Outcome.DropConnTableFull);
-    return this.#out(this.#forward.request(m, ops, c)); //                      3-4, 6
+    return this.#out(proxied ? this.#forward.proxy.open(m, ops, c) : this.#forward.request(m, ops, c)); // 3-4, 6
   }
 
   #strayOutcome(vaddr: number): OutcomeCode {
@@ -219,12 +219,12 @@ export class Director {
     return VERDICT_OF[o] as VerdictCode;
   }
 
-  /** the ICMP message produced by the last Verdict.Icmp (valid until the next call) */
+  /** the packet produced by the last Verdict.Icmp or Verdict.Send (valid until the next call) */
   get icmpOut(): Buffer {
-    return this.#noDest.out;
+    return VERDICT_OF[this.#s.lastOutcome] === Verdict.Send ? this.#forward.proxy.out : this.#noDest.out;
   }
   get icmpLen(): number {
-    return this.#noDest.len;
+    return VERDICT_OF[this.#s.lastOutcome] === Verdict.Send ? this.#forward.proxy.len : this.#noDest.len;
   }
   /** outcome of the last `process()` call */
   get lastOutcome(): OutcomeCode {

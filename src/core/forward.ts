@@ -11,6 +11,7 @@ import type { OffloadPolicy } from './offload-policy.js';
 import type { PacketMeta } from './packet-meta.js';
 import type { ProtoOps } from './proto/ops.js';
 import { Stat } from './stats.js';
+import { SynProxy } from './syn-proxy.js';
 import { TcpDir } from './tcp-states.js';
 import { Outcome, type OutcomeCode } from './verdict.js';
 import { natReply, natRequest } from './xmit-nat.js';
@@ -21,10 +22,13 @@ export class Forwarder {
   readonly #offload: OffloadPolicy;
   /** a kernel fast path exists (fixed for the engine's life) */
   readonly #offloading: boolean;
+  /** SYN-cookie connections (ConnFlag.SYNPROXY): their handshake and sequence translation */
+  readonly proxy: SynProxy;
 
   constructor(s: EngineState, life: ConnLifecycle, offload: OffloadPolicy) {
     this.#s = s;
     this.#life = life;
+    this.proxy = new SynProxy(s, life);
     this.#offload = offload;
     this.#offloading = offload.enabled;
   }
@@ -33,6 +37,10 @@ export class Forwarder {
   request(m: PacketMeta, ops: ProtoOps, c: number): OutcomeCode {
     const s = this.#s;
     const conns = s.conns;
+    if ((conns.flags(c) & ConnFlag.SYNPROXY) !== 0) {
+      const o = this.proxy.request(m, ops, c); // the handshake, or the ack translated
+      if (o !== null) return o;
+    }
     const d = s.dests.byId(conns.dest(c));
     countPacket(d, s.stats, Stat.INPKTS, Stat.INBYTES, m.total);
     const k = conns.inPkts[c]!; // in_pkts (ip_vs_in), read by drop_entry (defense.ts)
@@ -58,6 +66,10 @@ export class Forwarder {
   reply(m: PacketMeta, ops: ProtoOps, c: number): OutcomeCode {
     const s = this.#s;
     const conns = s.conns;
+    if ((conns.flags(c) & ConnFlag.SYNPROXY) !== 0) {
+      const o = this.proxy.reply(m, ops, c); // the server's SYN-ACK, or the seq translated
+      if (o !== null) return o;
+    }
     const d = s.dests.byId(conns.dest(c));
     countPacket(d, s.stats, Stat.OUTPKTS, Stat.OUTBYTES, m.total);
     const to = ops.transition(c, TcpDir.OUTPUT, m.tflags, d);

@@ -32,6 +32,7 @@ test('the defaults under IPVS names (ipvs-sysctl.rst)', () => {
     lblcr_expiration: 86400,
     backup_only: 0,
     evict_embryonic: 1,
+    syn_cookies: 0,
   });
 });
 
@@ -134,4 +135,11 @@ test('name=value assignments', () => {
   assert.deepEqual(parseSysctlAssignment('net.ipv4.vs.sync_retries = 2'), ['sync_retries', '2']);
   assert.throws(() => parseSysctlAssignment('sync_retries'), /wants name=value/);
   assert.throws(() => parseSysctlAssignment('sync_retries=x'), /sync_retries: wants an integer/);
+});
+
+test('syn_cookies (ulvs\'s own): 0 or 1; 2 (automatic) not offered yet', () => {
+  assert.deepEqual(parseSysctlValue('syn_cookies', 1), { synCookies: 1 });
+  assert.deepEqual(parseSysctlValue('syn_cookies', '0'), { synCookies: 0 });
+  refused('syn_cookies', 2, /^sysctl syn_cookies: is 0\.\.1, not 2$/);
+  refused('syn_cookies', 'on', /wants an integer/);
 });

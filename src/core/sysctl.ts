@@ -59,6 +59,10 @@ export interface Sysctls {
    *  new connection by removing the half-open TCP entry queued soonest (conn/lifecycle.ts); the
    *  kernel's nearest rule is drop_entry's random drops under memory pressure */
   evictEmbryonic: boolean;
+  /** syn_cookies (ulvs's own): 1, NAT TCP services' SYNs are answered by the kernel fast path
+   *  with cookies and the engine opens a connection only on a checked ACK (syn-proxy.ts,
+   *  docs/syn-cookies.md); 0 off */
+  synCookies: number;
 }
 
 export function defaultSysctls(overrides?: Partial<Sysctls>): Sysctls {
@@ -85,6 +89,7 @@ export function defaultSysctls(overrides?: Partial<Sysctls>): Sysctls {
     syncPorts: 1,
     backupOnly: false,
     evictEmbryonic: true,
+    synCookies: 0,
     ...overrides,
   };
 }

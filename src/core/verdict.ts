@@ -8,12 +8,15 @@
  *   pass    -> not ours to rewrite: hand it to the host stack unchanged.
  *   icmp    -> discard it and send `Director.icmpOut[0, icmpLen)` instead (an ICMP error the
  *              director generated, e.g. port unreachable when no real server is usable).
+ *   send    -> discard it and send `Director.icmpOut[0, icmpLen)` instead: a TCP segment the
+ *              engine generated (the SYN-cookie handshake's SYN and ACK to the real server,
+ *              syn-proxy.ts), written back into the TUN like a forwarded packet.
  * Event counters (connections created, expired, ...) are kept separately.
  */
 
-export const Verdict = { Forward: 0, Drop: 1, Pass: 2, Icmp: 3 } as const;
+export const Verdict = { Forward: 0, Drop: 1, Pass: 2, Icmp: 3, Send: 4 } as const;
 export type VerdictCode = (typeof Verdict)[keyof typeof Verdict];
-export const VERDICT_NAMES = ['forward', 'drop', 'pass', 'icmp'] as const;
+export const VERDICT_NAMES = ['forward', 'drop', 'pass', 'icmp', 'send'] as const;
 
 /** Outcome counter indices; each packet increments exactly one. */
 export const Outcome = {
@@ -45,6 +48,19 @@ export const Outcome = {
   PassBackupOnly: 22,
   /** a packet that would open a connection, dropped by drop_packet (ip_vs_todrop, defense.ts) */
   DropDefense: 23,
+  // SYN cookies (syn-proxy.ts): the handshake the kernel's cookie SYN-ACK began
+  /** a checked ACK (TCP_VALIDATED_BIT) opened a connection: a SYN went to the real server */
+  SendSynProxySyn: 24,
+  /** a client segment while the real server's SYN-ACK is awaited: the SYN sent again */
+  SendSynProxySynAgain: 25,
+  /** the real server's SYN-ACK: the handshake's ACK went to it, sequence delta fixed */
+  SendSynProxyAck: 26,
+  /** while the SYN-ACK is awaited: a client RST, a server segment that is not its SYN-ACK
+   *  (or acknowledges another sequence number) */
+  DropSynProxyEarly: 27,
+  /** a checked ACK whose connection was scheduled to a DR or TUN server (the director would
+   *  never see the replies it must translate): the connection removed */
+  DropSynProxyNotNat: 28,
 } as const;
 export type OutcomeCode = (typeof Outcome)[keyof typeof Outcome];
 
@@ -74,6 +90,11 @@ export const OUTCOME_NAMES = [
   'drop_no_conn',
   'pass_backup_only',
   'drop_defense',
+  'send_synproxy_syn',
+  'send_synproxy_syn_again',
+  'send_synproxy_ack',
+  'drop_synproxy_early',
+  'drop_synproxy_not_nat',
 ] as const;
 
 /** The verdict each outcome implies, written out (index = Outcome code; a test checks every
@@ -103,6 +124,11 @@ export const OUTCOME_VERDICT: readonly VerdictCode[] = [
   Verdict.Drop, // drop_no_conn
   Verdict.Pass, // pass_backup_only
   Verdict.Drop, // drop_defense
+  Verdict.Send, // send_synproxy_syn
+  Verdict.Send, // send_synproxy_syn_again
+  Verdict.Send, // send_synproxy_ack
+  Verdict.Drop, // drop_synproxy_early
+  Verdict.Drop, // drop_synproxy_not_nat
 ];
 
 /** Event counters (not one per packet). */

@@ -20,12 +20,15 @@ import type { DaemonOptions } from './options.js';
 import type { SyncDaemon } from './sync-daemon.js';
 import type { VrrpFollower } from './vrrp-follower.js';
 import type { PoolCounters, WorkerPool } from './worker-pool.js';
+import type { SynCookieGuard } from './syn-cookies.js';
 
 export interface ApiParts {
   o: Pick<DaemonOptions, 'socket' | 'metrics' | 'workers'>;
   log: DaemonLog;
   cp: ControlPlane;
   pool: WorkerPool;
+  /** syn_cookies: checked before the workers change, the kernel's map written after */
+  synCookies: SynCookieGuard;
   sync: SyncDaemon;
   health: Health | null;
   vrrp: () => VrrpFollower | null;
@@ -37,7 +40,7 @@ export interface ApiParts {
 
 /** Start the metrics listener (if asked for) and the admin API; returns both servers. */
 export function startApiServers(p: ApiParts): { metrics: Server | null; admin: Server } {
-  const { o, log, cp, pool, sync, health } = p;
+  const { o, log, cp, pool, sync, health, synCookies } = p;
   const counters = async () => ({ ...(await p.counters()), syncDaemon: sync.counters() });
   let metrics: Server | null = null;
   if (o.metrics) {
@@ -64,7 +67,15 @@ export function startApiServers(p: ApiParts): { metrics: Server | null; admin: S
     reload: p.reload,
     vrrp: () => p.vrrp()?.status() ?? null,
     daemons: sync,
-    sysctls: { values: () => pool.sysctls(), set: (p) => cp.serial(() => pool.setSysctls(p)) },
+    sysctls: {
+      values: () => pool.sysctls(),
+      set: (p) =>
+        cp.serial(async () => {
+          if (p.synCookies !== undefined) synCookies.check(cp.rules(), p.synCookies); // refused: nothing changed
+          await pool.setSysctls(p);
+          if (p.synCookies !== undefined) synCookies.setMode(p.synCookies, cp.rules());
+        }),
+    },
   };
   const admin = createAdminServer(backend);
   admin.on('error', (e) => log.warn(`admin API: ${e.message}`));

@@ -173,6 +173,7 @@ export class Daemon {
       kernel.install(rules, kept);
       checkHost(rules, kernel.capturing); // tc may have been unavailable
       this.#caps.dr = kernel.drUnavailable;
+      kernel.synCookies.setMode(o.sysctl.synCookies ?? 0, rules); // IpvsError: refused (syn-cookies.ts)
       try {
         checkDataPath(rules, this.#caps); // DR servers need what was just installed
       } catch (e) {
@@ -186,8 +187,7 @@ export class Daemon {
       throw e;
     }
 
-    /** rr/wrr cursors shared by the workers' engines, so round robin is exact across workers */
-    const slots = new SchedStateSlots(1 << 16);
+    const slots = new SchedStateSlots(1 << 16); // rr/wrr cursors shared by the workers' engines: round robin exact across workers
     const initial = slots.assign(diffRules({ services: [], dests: [] }, rules));
     initial.commit();
     const handover = loadHandover({ connsPath: this.#paths.conns, rules, workers: o.workers, adoptedMaps: kernel.fastPathAdopted ? kernel.fastPathMaps : null, counters: this.#handoverCounters, log });
@@ -234,13 +234,13 @@ export class Daemon {
     );
     this.#pool = pool;
     this.#defense = new DefenseFeed(pool, log).start(); // the flood defences' clock and memory
-    const cp = new ControlPlane(rules, { validate: (r) => validate(r, kernel.capturing, this.#caps), stageSteering: (r) => kernel.stageSteering(r), applyOps: (ops) => pool.apply(ops), route: (r) => kernel.route(r), log: (s) => log.info(s, 'config') }, slots);
+    const cp = new ControlPlane(rules, { validate: (r) => (validate(r, kernel.capturing, this.#caps), kernel.synCookies.check(r)), stageSteering: (r) => kernel.stageSteering(r), applyOps: (ops) => pool.apply(ops), route: (r) => kernel.route(r), log: (s) => log.info(s, 'config') }, slots);
     this.#control = cp;
     const sync = syncDaemonFor(pool, () => cp.rules(), (m) => log.warn(m, 'sync'));
     this.#sync = sync;
     this.#syncRole.attach(sync);
 
-    const servers = startApiServers({ o, log, cp, pool, sync, health: this.#health, vrrp: () => this.#vrrp, counters: () => this.#counters(pool), reload: () => this.reload(), onMetricsError: () => this.stop(1) });
+    const servers = startApiServers({ o, log, cp, pool, sync, synCookies: kernel.synCookies, health: this.#health, vrrp: () => this.#vrrp, counters: () => this.#counters(pool), reload: () => this.reload(), onMetricsError: () => this.stop(1) });
     this.#metrics = servers.metrics;
     this.#admin = servers.admin;
 
@@ -264,7 +264,7 @@ export class Daemon {
   /** The workers' counters, with what this start found of the previous process (handover_*). */
   async #counters(pool: WorkerPool): Promise<PoolCounters> {
     const c = await pool.counters();
-    return { ...c, datapath: { ...c.datapath, ...this.#handoverCounters }, ...(this.#defense?.status ? { defense: this.#defense.status } : {}) };
+    return { ...c, datapath: { ...c.datapath, ...this.#handoverCounters, ...this.#kernel?.synCookieCounters() }, ...(this.#defense?.status ? { defense: this.#defense.status } : {}) };
   }
 
   /** The host's addresses (routing.ts hostAddresses); null when they cannot be listed (logged). Never throws. */

@@ -43,6 +43,8 @@ import type { Staged } from './control-plane.js';
 import type { DaemonOptions } from './options.js';
 import type { WorkerInit } from '../datapath/tun/worker-protocol.js';
 import type { DaemonLog } from './log.js';
+import { SynCookieGuard } from './syn-cookies.js';
+import { SyncookieCounters } from '../datapath/tun/syncookie-map.js';
 
 /** A refusal at start-up: the daemon prints it and exits 1. */
 export class SetupError extends Error {}
@@ -160,6 +162,8 @@ export class KernelSetup {
     if (o.fastPath === 'tc') this.#installFastPath(adopt ? prior!.fastPath : left);
     else if (adopt && prior!.fastPath) dropPriorFastPath(prior!.fastPath);
     else if (left) dropPriorFastPath(left);
+    const noFast = o.fastPath !== 'tc' ? 'ulvsd runs with --fast-path off' : 'it could not be installed (see the warnings at start)';
+    this.synCookies = new SynCookieGuard(this.#fastPath?.maps.syncookieFd ?? null, noFast, (m) => log.info(m, 'config'));
     this.#record();
     const spec = this.#steering.spec;
     const W = o.workers;
@@ -202,6 +206,16 @@ export class KernelSetup {
     } catch (e) {
       this.log.warn(`cannot record the kernel state for the next start in ${this.keptPath}: ${(e as Error).message}`);
     }
+  }
+
+  /** SYN cookies: the fast path's service map, the mode and its refusals (syn-cookies.ts) */
+  synCookies = new SynCookieGuard(null, 'not installed yet', () => undefined);
+  #cookieCounters: SyncookieCounters | null = null;
+  /** the fast path program's SYN-cookie counters (empty without it) */
+  synCookieCounters(): Record<string, number> {
+    if (!this.#fastPath) return {};
+    this.#cookieCounters ??= new SyncookieCounters(this.#fastPath.progFd);
+    return this.#cookieCounters.read();
   }
 
   /** The fast path's maps taken over from the previous process (its offloaded connections are in them). */
@@ -316,6 +330,7 @@ export class KernelSetup {
       this.log.warn(`routing update failed, policy rules may be out of date: ${(e as Error).message}`);
     }
     if (this.#capture) updateCapture(this.#capture, nextPlan);
+    this.synCookies.apply(next); // the services whose SYNs the kernel answers (syn_cookies)
     this.plan = nextPlan;
     this.#record();
     return routes;

@@ -173,6 +173,11 @@ export function createMetrics(fetch: () => Promise<MetricsSource>): { registry: 
   dp('ulvs_datapath_csum_partial_total', 'csum_partial', 'Packets read with a partial checksum (NEEDS_CSUM).');
   dp('ulvs_datapath_read_errors_total', 'read_errors', 'Failed reads from the TUN.');
   counter('ulvs_datapath_dropped_pass_no_conn_total', 'TCP segments to a service without a connection, dropped (the kernel would answer them from a local VIP); also ulvs_packets_total{outcome="drop_no_conn"}.', (s) => s.engine['drop_no_conn'] ?? 0);
+  dp('ulvs_syncookies_sent_total', 'syncookie_sent', 'SYNs the kernel fast path answered with a SYN cookie (syn_cookies=1; docs/syn-cookies.md).');
+  dp('ulvs_syncookies_valid_total', 'syncookie_valid', 'ACKs whose SYN cookie the kernel checked, passed on marked to open a connection.');
+  dp('ulvs_syncookies_invalid_total', 'syncookie_invalid', 'ACKs without a flow entry to a SYN-cookie service whose cookie did not check, passed on unmarked.');
+  dp('ulvs_syncookies_refused_total', 'syncookie_refused', 'SYNs to a SYN-cookie service the kernel could not answer (payload, e.g. TCP Fast Open), dropped.');
+  dp('ulvs_syncookies_forged_mark_total', 'tcp_validated_bit_cleared', 'TCP segments that arrived with the reserved bit the fast path uses as its mark, cleared.');
   dp('ulvs_datapath_short_reads_total', 'short_reads', 'Reads too short to hold a virtio header and an IPv4 header, dropped.');
   dp('ulvs_datapath_io_batches_total', 'batches', 'io_uring completion batches handled (packets per batch = reads / batches, roughly).');
   dp('ulvs_fastpath_update_errors_total', 'fastpath_update_errors', 'Flow entries the kernel fast path refused (not expected: its map has room for every slot).');

@@ -38,7 +38,7 @@ export function runGolden(d: Director, steps: GoldenStep[], t0 = 1_000_000): voi
     assert.equal(OUTCOME_NAMES[d.lastOutcome], s.outcome, `${s.name}: outcome`);
     let out: Buffer | null = null;
     if (v === Verdict.Forward) out = buf;
-    else if (v === Verdict.Icmp) out = d.icmpOut.subarray(0, d.icmpLen);
+    else if (v === Verdict.Icmp || v === Verdict.Send) out = d.icmpOut.subarray(0, d.icmpLen);
     else assert.deepEqual(buf, s.input, `${s.name}: a non-forwarded packet must not be modified`);
     if (s.output) {
       assert.ok(out, `${s.name}: expected output bytes`);

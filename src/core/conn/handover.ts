@@ -9,7 +9,8 @@
  *   off size  field
  *     0  1    proto          6 TCP, 17 UDP
  *     1  1    state          TcpState (TCP) or the UDP state, as the table holds it
- *     2  2    flags          ConnFlag bits (LIVE and OFFLOADED cleared: they describe this process)
+ *     2  2    flags          ConnFlag bits (LIVE and OFFLOADED cleared: they describe this process;
+ *                            SYNPROXY* cleared: the sequence delta is not carried, syn-proxy.ts)
  *     4  4    caddr          client address (a template: the masked client network)
  *     8  4    vaddr          virtual address
  *    12  4    daddr          real server address
@@ -42,7 +43,7 @@ export const HANDOVER_RECORD_SIZE = 72;
 export const REC = { proto: 0, state: 1, flags: 2, caddr: 4, vaddr: 8, daddr: 12, cport: 16, vport: 18, dport: 20, remaining: 24, template: 28, slot: 32, reported: 40 } as const;
 
 /** Flags a record keeps: the ones that describe the connection, not this process's handling of it. */
-const KEPT_FLAGS = 0xffff & ~(ConnFlag.LIVE | ConnFlag.OFFLOADED);
+const KEPT_FLAGS = 0xffff & ~(ConnFlag.LIVE | ConnFlag.OFFLOADED | ConnFlag.SYNPROXY | ConnFlag.SYNPROXY_WAIT);
 
 /** Where an offloaded connection's kernel state is (the data path's port; offloader.ts). */
 export interface SlotSource {

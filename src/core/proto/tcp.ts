@@ -79,9 +79,11 @@ export class TcpOps implements ProtoOps {
     return this.#s.timeouts.tcpTicks[this.#s.conns.state(c)]!;
   }
 
-  /** ESTABLISHED: only SYN, FIN or RST (which the fast path hands up) change it. */
+  /** ESTABLISHED: only SYN, FIN or RST (which the fast path hands up) change it. Not a
+   *  SYN-cookie connection: the fast path does not translate sequence numbers (syn-proxy.ts). */
   offloadable(c: number): boolean {
-    return this.#s.conns.state(c) === TcpState.ESTABLISHED;
+    const conns = this.#s.conns;
+    return conns.state(c) === TcpState.ESTABLISHED && (conns.flags(c) & ConnFlag.SYNPROXY) === 0;
   }
 
   newConnFlags(_svc: VirtualService): number {

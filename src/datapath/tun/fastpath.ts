@@ -65,6 +65,9 @@ export function loadTunOut(flowsFd: number): number {
 export interface FastPathMaps {
   flowsFd: number;
   slotsFd: number;
+  /** ulvs_syncookie_svcs: the services whose SYNs the program answers with cookies (the
+   *  program's own: a restart's new program starts it empty, ulvsd fills it; -1 when unknown) */
+  syncookieFd: number;
   /** connections that can be offloaded at once (slots; the flow map holds two entries each) */
   slots: number;
 }
@@ -74,8 +77,8 @@ export interface FastPathMaps {
  * connections; returns the fds (throws with libbpf's messages and the verifier log).
  */
 export function loadFastPath(slots: number): { maps: FastPathMaps; progFd: number; insns: number } {
-  const o = loadObject('fastpath.bpf.o', 'ulvs_fastpath', ['ulvs_flows', 'ulvs_slots'], { maxEntries: { ulvs_flows: slots * 2, ulvs_slots: slots } });
-  return { maps: { flowsFd: o.maps.ulvs_flows!, slotsFd: o.maps.ulvs_slots!, slots }, progFd: o.progFd, insns: o.insns };
+  const o = loadObject('fastpath.bpf.o', 'ulvs_fastpath', ['ulvs_flows', 'ulvs_slots', 'ulvs_syncookie_svcs'], { maxEntries: { ulvs_flows: slots * 2, ulvs_slots: slots } });
+  return { maps: { flowsFd: o.maps.ulvs_flows!, slotsFd: o.maps.ulvs_slots!, syncookieFd: o.maps.ulvs_syncookie_svcs!, slots }, progFd: o.progFd, insns: o.insns };
 }
 
 /**
@@ -151,7 +154,7 @@ export function installFastPath(slots: number, devices: readonly string[]): Fast
   try {
     return { maps, progFd, attached: attachKept(progFd, devices) };
   } catch (e) {
-    for (const fd of [progFd, maps.flowsFd, maps.slotsFd]) closeFd(fd);
+    for (const fd of [progFd, maps.flowsFd, maps.slotsFd, maps.syncookieFd]) closeFd(fd);
     throw e;
   }
 }
@@ -181,13 +184,16 @@ export function adoptFastPath(prior: PriorFastPath, slots: number, devices: read
     return null;
   }
   let progFd = -1;
+  let syncookieFd = -1;
   try {
-    progFd = loadObject('fastpath.bpf.o', 'ulvs_fastpath', [], { reuse: { ulvs_flows: flowsFd, ulvs_slots: slotsFd } }).progFd;
+    const o = loadObject('fastpath.bpf.o', 'ulvs_fastpath', ['ulvs_syncookie_svcs'], { reuse: { ulvs_flows: flowsFd, ulvs_slots: slotsFd } });
+    progFd = o.progFd;
+    syncookieFd = o.maps.ulvs_syncookie_svcs!;
     const attached = attachKept(progFd, devices);
     dropPriorFastPath(prior);
-    return { maps: { flowsFd, slotsFd, slots }, progFd, attached };
+    return { maps: { flowsFd, slotsFd, syncookieFd, slots }, progFd, attached };
   } catch (e) {
-    for (const fd of [progFd, flowsFd, slotsFd]) closeFd(fd);
+    for (const fd of [progFd, flowsFd, slotsFd, syncookieFd]) closeFd(fd);
     throw e;
   }
 }
@@ -212,7 +218,7 @@ export function followFastPath(st: FastPathState, devices: readonly string[]): s
 /** Close the fds; unless `keep`, detach the program first (a final stop), which frees it and its maps. */
 export function removeFastPath(st: FastPathState, keep = false): void {
   if (!keep) detachAll(st.progFd, st.attached);
-  for (const fd of [st.progFd, st.maps.flowsFd, st.maps.slotsFd]) closeFd(fd);
+  for (const fd of [st.progFd, st.maps.flowsFd, st.maps.slotsFd, st.maps.syncookieFd]) closeFd(fd);
   st.attached = [];
 }
 

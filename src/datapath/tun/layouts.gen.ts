@@ -20,6 +20,12 @@ export const STEER_VALUE = { size: 8, off: { mask: 0, pad: 4 }, width: { mask: 4
 /** struct rs_config (bpf/rs_decap.bpf.o) */
 export const RS_CONFIG = { size: 4, off: { gue_port: 0, gre: 2, pad: 3 }, width: { gue_port: 2, gre: 1, pad: 1 } } as const;
 
+/** struct syncookie_key (bpf/fastpath.bpf.o) */
+export const SYNCOOKIE_KEY = { size: 8, off: { addr: 0, port: 4, proto: 6, pad: 7 }, width: { addr: 4, port: 2, proto: 1, pad: 1 } } as const;
+
+/** struct syncookie_value (bpf/fastpath.bpf.o) */
+export const SYNCOOKIE_VALUE = { size: 4, off: { on: 0 }, width: { on: 4 } } as const;
+
 /** enum flow_dir */
 export const FLOW_DIR = { FLOW_REQUEST: 0, FLOW_REPLY: 1, FLOW_DR_ROUTE: 2, FLOW_DR: 3, FLOW_TUN_ROUTE: 4, FLOW_TUN: 5 } as const;
 
@@ -36,4 +42,7 @@ export const TUN_TYPE = { TUN_IPIP: 0, TUN_GUE: 1, TUN_GRE: 2 } as const;
 export const TUN_OUT_COUNTER = { TUN_OUT_ENCAP: 0, TUN_OUT_TOO_BIG: 1, TUN_OUT_NO_ROUTE: 2, TUN_OUT_FRAG_NEEDED: 3, TUN_OUT_TOO_BIG_NO_DF: 4, TUN_OUT_TOO_BIG_ICMP: 5, TUN_OUT_ICMP_RATE_LIMITED: 6, TUN_OUT_ICMP_UNSENT: 7, TUN_OUT_ICMP_TO_DR: 8, TUN_OUT_ICMP_TO_TUN: 9, TUN_OUT_COUNTERS: 10 } as const;
 
 /** enum fast_counter */
-export const FAST_COUNTER = { FAST_ICMP_FRAG_NEEDED: 0, FAST_ICMP_RELAYED: 1, FAST_ICMP_NO_FLOW: 2, FAST_ICMP_UNREADABLE: 3, FAST_ICMP_NOT_RELAYED: 4, FAST_ICMP_RATE_LIMITED: 5, FAST_ICMP_UNSENT: 6, FAST_COUNTERS: 7 } as const;
+export const FAST_COUNTER = { FAST_ICMP_FRAG_NEEDED: 0, FAST_ICMP_RELAYED: 1, FAST_ICMP_NO_FLOW: 2, FAST_ICMP_UNREADABLE: 3, FAST_ICMP_NOT_RELAYED: 4, FAST_ICMP_RATE_LIMITED: 5, FAST_ICMP_UNSENT: 6, FAST_SYNCOOKIE_SENT: 7, FAST_SYNCOOKIE_VALID: 8, FAST_SYNCOOKIE_INVALID: 9, FAST_SYNCOOKIE_REFUSED: 10, FAST_TCP_RES_CLEARED: 11, FAST_COUNTERS: 12 } as const;
+
+/** enum tcp_validated */
+export const TCP_VALIDATED = { TCP_VALIDATED_BIT: 2 } as const;

@@ -15,6 +15,8 @@ const STRUCTS: [string, string, string][] = [
   ['steer_key', 'steer.bpf.o', 'STEER_KEY'],
   ['steer_value', 'steer.bpf.o', 'STEER_VALUE'],
   ['rs_config', 'rs_decap.bpf.o', 'RS_CONFIG'],
+  ['syncookie_key', 'fastpath.bpf.o', 'SYNCOOKIE_KEY'],
+  ['syncookie_value', 'fastpath.bpf.o', 'SYNCOOKIE_VALUE'],
 ];
 /** C enum -> the TypeScript name */
 const ENUMS: [string, string][] = [
@@ -24,6 +26,7 @@ const ENUMS: [string, string][] = [
   ['tun_type', 'TUN_TYPE'],
   ['tun_out_counter', 'TUN_OUT_COUNTER'],
   ['fast_counter', 'FAST_COUNTER'],
+  ['tcp_validated', 'TCP_VALIDATED'],
 ];
 
 /** `enum name { A = 0, B = 1 }` of a header, every value written out. */

@@ -172,7 +172,7 @@ export class PacketWorker {
     if (vnetGsoType(b, at) !== 0) dp.gso_packets++;
     const v = d.process(b, at + VNET_HDR_LEN, n - VNET_HDR_LEN, now, partial ? PacketFlag.CsumPartial : 0);
     if (v === Verdict.Forward) return true;
-    if (v === Verdict.Icmp) {
+    if (v === Verdict.Icmp || v === Verdict.Send) {
       d.icmpOut.copy(this.icmpBuf, VNET_HDR_LEN, 0, d.icmpLen);
       this.write(this.icmpBuf, VNET_HDR_LEN + d.icmpLen);
       return false;

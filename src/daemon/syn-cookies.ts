@@ -1,0 +1,96 @@
+/**
+ * ulvsd's side of SYN cookies (the syn_cookies sysctl, docs/syn-cookies.md): which services the
+ * kernel fast path answers SYNs for, kept in its map (datapath/tun/syncookie-map.ts) from the
+ * rules and the mode, and the refusals:
+ *
+ *   - syn_cookies=1 without the kernel fast path (--fast-path off, or it could not be
+ *     installed): refused. The cookie answer and the ACK check are in its program, and only it
+ *     clears the mark a client could otherwise forge.
+ *   - syn_cookies=1 with a TCP service that has a direct-routing or tunnelled real server, or
+ *     such a server added while it is 1: refused, naming both. The server's replies go straight
+ *     to the client, so the director cannot translate their sequence numbers (from the cookie
+ *     to the server's ISN); the handshake the cookie began could never complete.
+ *
+ * Every TCP service is covered while the mode is 1 (all its servers are NAT by the rule above;
+ * fwmark services are not: ulvs has none). Mode changes are logged, at most one line per
+ * LOG_EVERY_MS (the suppressed ones counted in the next). `check` throws without changing
+ * anything; `apply` writes the map (after the workers have the rules).
+ */
+import { Fwd } from '../core/service.js';
+import { IpvsError } from '../core/errors.js';
+import { serviceLabel } from '../core/explain.js';
+import { formatIPv4 } from '../wire/addr.js';
+import type { Rules } from '../control/rules.js';
+import { syncSyncookieMap, type CookieService } from '../datapath/tun/syncookie-map.js';
+
+const IPPROTO_TCP = 6;
+export const LOG_EVERY_MS = 10_000;
+
+/** The services the map holds under mode 1: every TCP service. */
+export function cookieServices(r: Rules): CookieService[] {
+  return r.services.filter((s) => s.proto === IPPROTO_TCP).map((s) => ({ addr: s.addr, port: s.port }));
+}
+
+export class SynCookieGuard {
+  #mode = 0;
+  #lastLog = -Infinity;
+  #suppressed = 0;
+  /**
+   * @param mapFd  the fast path's ulvs_syncookie_svcs (null: no fast path)
+   * @param why    why there is no fast path, for the refusal
+   */
+  constructor(
+    readonly mapFd: number | null,
+    readonly why: string,
+    readonly log: (msg: string) => void,
+    readonly now: () => number = () => performance.now(),
+    readonly write: (fd: number, want: readonly CookieService[]) => unknown = syncSyncookieMap,
+  ) {}
+
+  get mode(): number {
+    return this.#mode;
+  }
+
+  /** Throws (IpvsError EINVAL) when `mode` cannot be in force with rules `r`; changes nothing. */
+  check(r: Rules, mode = this.#mode): void {
+    if (mode === 0) return;
+    if (this.mapFd === null) throw new IpvsError('EINVAL', `sysctl syn_cookies=${mode} needs the kernel fast path, which answers the SYNs: ${this.why}`);
+    for (const { service, dest } of r.dests) {
+      if (service.proto !== IPPROTO_TCP || dest.fwd === undefined || dest.fwd === Fwd.MASQ) continue;
+      const how = dest.fwd === Fwd.TUNNEL ? 'tunnelled (-i)' : dest.fwd === Fwd.DROUTE ? 'direct-routing (-g)' : 'local';
+      throw new IpvsError('EINVAL', `syn_cookies=${mode} and ${how} real server ${formatIPv4(dest.addr >>> 0)} of ${serviceLabel(service)} cannot go together: its replies bypass the director, which must translate their sequence numbers after a SYN-cookie handshake (set syn_cookies=0, or use NAT, -m)`);
+    }
+  }
+
+  /** The new mode, with rules `r` in force: checked, then the map written. */
+  setMode(mode: number, r: Rules): void {
+    this.check(r, mode);
+    const was = this.#mode;
+    this.#mode = mode;
+    const n = this.apply(r);
+    if (was !== mode) this.#logRateLimited(`syn_cookies ${was} -> ${mode}: ${mode === 0 ? 'SYNs go to the engine again' : `the kernel answers SYNs with cookies for ${n} TCP service(s)`}`);
+  }
+
+  /** Write the map for rules `r` under the current mode; returns the number of services in it. */
+  apply(r: Rules): number {
+    if (this.mapFd === null) return 0;
+    const want = this.#mode === 0 ? [] : cookieServices(r);
+    try {
+      this.write(this.mapFd, want);
+    } catch (e) {
+      this.log(`syn_cookies: cannot write the fast path's service map: ${(e as Error).message}`);
+    }
+    return want.length;
+  }
+
+  #logRateLimited(msg: string): void {
+    const t = this.now();
+    if (t - this.#lastLog < LOG_EVERY_MS) {
+      this.#suppressed++;
+      return;
+    }
+    this.log(this.#suppressed > 0 ? `${msg} (${this.#suppressed} earlier change(s) not logged)` : msg);
+    this.#lastLog = t;
+    this.#suppressed = 0;
+  }
+}
