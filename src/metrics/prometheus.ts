@@ -27,6 +27,8 @@ export interface MetricsSource {
   sync?: Record<string, number>;
   /** IPVS's flood defences over the engines (core/defense.ts mergeDefense) */
   defense?: DefenseStatus;
+  /** the admin API's refusals by cause (control/admin-limits.ts AdminCounters) */
+  admin?: Record<string, number>;
 }
 
 /** What ulvsd follows of keepalived's VRRP (daemon/vrrp-roles.ts VrrpStatus has this shape). */
@@ -286,6 +288,17 @@ export function createMetrics(fetch: () => Promise<MetricsSource>): { registry: 
     ...byPrefix(c, 'sync_apply_', (k) => k.startsWith('Skip')),
   ]);
   syncFamily('ulvs_sync_entries_total', 'What received records did to the connection table (created, updated, bound, replaced, ...).', 'action', (c) => byPrefix(c, 'sync_apply_', (k) => !k.startsWith('Skip')));
+
+  new Counter({
+    name: 'ulvs_admin_refused_total',
+    help: 'Admin API requests and connections refused, by reason (control/admin-limits.ts: body_too_large, headers_too_large, too_busy, connections_refused, timed_out, bad_request, no_space).',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [reason, n] of Object.entries(src().admin ?? {})) this.inc({ reason }, n);
+    },
+  });
 
   // Scrapes are serialised: each one fills `cur`, renders, and clears it.
   let chain: Promise<unknown> = Promise.resolve();
