@@ -24,6 +24,7 @@ export const CAUSES: readonly PressureCause[] = [
   { key: 'uring_fallbacks', what: 'io_uring failed for good in a worker: it goes on with read(2)/write(2)' },
   { key: 'uring_sq_full', what: 'io_uring submission queue full: the write was dropped' },
   { key: 'fastpath_map_full', what: 'kernel flow map full: connections stay in user space (forwarded by the workers) until entries free' },
+  { key: 'fastpath_route_errors', what: 'kernel flow map full for a direct-routing or tunnelled connection\'s way-out entry: its packets are routed by the VIP, not sent to its real server (raise --fast-path-flows)' },
   { key: 'health_not_run_EMFILE', what: 'checker not run: this process is out of file descriptors (EMFILE); the servers keep their state' },
   { key: 'health_not_run_ENFILE', what: 'checker not run: the system is out of file descriptors (ENFILE); the servers keep their state' },
   { key: 'health_not_run_EAGAIN', what: 'MISC_CHECK not run: no process could be made (EAGAIN); the servers keep their state' },

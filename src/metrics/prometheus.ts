@@ -185,6 +185,7 @@ export function createMetrics(fetch: () => Promise<MetricsSource>): { registry: 
   dp('ulvs_datapath_uring_enter_retries_total', 'uring_enter_retries', 'io_uring_enter calls that failed for want of kernel memory or queue room (EAGAIN, ENOMEM, EBUSY) and were retried.');
   dp('ulvs_datapath_uring_fallbacks_total', 'uring_fallbacks', 'Workers that left io_uring after it failed for good, going on with read(2)/write(2).');
   dp('ulvs_datapath_uring_sq_full_total', 'uring_sq_full', 'Writes dropped because the io_uring submission queue was full.');
+  dp('ulvs_fastpath_route_errors_total', 'fastpath_route_errors', 'Way-out entries of direct-routing or tunnelled connections the flow map refused (also in ulvs_fastpath_map_full_total when it was full): those packets are not sent to their real server.');
   dp('ulvs_fastpath_map_full_total', 'fastpath_map_full', 'Connections the kernel fast path could not take because its flow map was full (E2BIG/ENOMEM): they stay in user space.');
   new Counter({
     name: 'ulvs_health_checks_not_run_total',
