@@ -70,6 +70,7 @@ describe('resource exhaustion: NAT with a small flow map, a TUN queue overflowin
       const ends = await client.finish(conns.map((c) => c.id));
       assert.equal(ends.filter((e) => e.ev === 'done' && e.ok).length, 12, JSON.stringify(ends));
       const m = getIn(bed, '/metrics');
+      console.log(`# map full: ${sample(m, 'ulvs_fastpath_map_full_total')} refusals, ${sample(m, 'ulvs_events_total', '{event="offloaded"}')} offers taken, 12/12 downloads of 2 MB intact`);
       assert.ok(sample(m, 'ulvs_fastpath_map_full_total') >= 8, `map full: ${sample(m, 'ulvs_fastpath_map_full_total')}`);
       await bed.logged(/kernel flow map full: connections stay in user space/);
       assert.equal(lines(bed.ulvsdLog, /kernel flow map full/), 1, 'logged once');
@@ -107,6 +108,7 @@ describe('resource exhaustion: NAT with a small flow map, a TUN queue overflowin
       run([...`${dev} ${qlen}`.split(' ')]);
     }
     const dropped = sample(getIn(bed, '/metrics'), 'ulvs_tun_queue_dropped_total');
+    console.log(`# TUN queue full: ${dropped} packets dropped by the kernel with txqueuelen 2 under 40,000 UDP packets at up to 200,000/s`);
     assert.ok(dropped > 0, 'the kernel dropped packets into the TUN');
     await bed.logged(/recovered: tun_queue_dropped has not grown/, 20_000);
     assert.equal(lines(bed.ulvsdLog, /TUN queue full/), 1, 'logged once');
@@ -168,6 +170,7 @@ describe('resource exhaustion: checkers out of file descriptors', { skip: needsR
     assert.equal(lines(bed.ulvsdLog, /is down/), 1, `only rs2 went down:\n${bed.ulvsdLog.split('\n').filter((l) => /is down/.test(l)).join('\n')}`);
     assert.equal(lines(bed.ulvsdLog, /checker not run: this process is out of file descriptors/), 1, 'logged once');
     const m = getIn(bed, '/metrics');
+    console.log(`# checkers under EMFILE: ${sample(m, 'ulvs_health_checks_not_run_total', '{reason="EMFILE"}')} checks not run, 0 servers marked down meanwhile`);
     assert.ok(sample(m, 'ulvs_health_checks_not_run_total', '{reason="EMFILE"}') >= 3, m.split('\n').filter((l) => l.includes('not_run')).join('\n'));
     await bed.logged(/recovered: health_not_run_EMFILE has not grown/, 20_000);
   });
