@@ -242,7 +242,7 @@ export class Daemon {
     const servers = startApiServers({ o, log, cp, pool, sync, health: this.#health, vrrp: () => this.#vrrp, counters: () => this.#counters(pool), reload: () => this.reload(), onMetricsError: () => this.stop(1) });
     this.#metrics = servers.metrics;
     this.#admin = servers.admin;
-    (this.#pressure = new DaemonPressure(o.dev, log, () => this.#health?.notRun ?? {})).follow(async () => (await this.#counters(pool)).datapath, () => this.#stopping);
+    (this.#pressure = new DaemonPressure(o.dev, log, () => this.#health?.notRun ?? {})).follow(() => this.#stopping);
 
     // Interfaces that appear after start (a VLAN, a bond brought up later) get the capture
     // filters and the fast path too, and VIPs that become local or stop being local are noticed;
@@ -261,9 +261,9 @@ export class Daemon {
     }, FOLLOW_MS).unref();
   }
 
-  /** The workers' counters, with what this start found of the previous process (handover_*). */
+  /** The workers' counters (their resource-exhaustion causes logged once: pressure.ts), with what this start found of the previous process (handover_*). */
   async #counters(pool: WorkerPool): Promise<PoolCounters> {
-    const c = await pool.counters();
+    const c = await pool.counters().then((x) => (this.#pressure?.observe(x.datapath), x));
     return { ...c, datapath: { ...c.datapath, ...this.#handoverCounters, ...this.#pressure?.counters() }, ...(this.#defense?.status ? { defense: this.#defense.status } : {}) };
   }
 

@@ -43,8 +43,8 @@ test('baseline, first growth logged once, repeats held and counted, recovery log
 
 test('causes are apart: B starting does not hide A', () => {
   const { w, lines } = watch();
-  w.observe({}, 0);
-  w.observe({ a: 1 }, 1000);
+  w.observe({ a: 0, b: 0 }, 0);
+  w.observe({ a: 1 }, 1000); // b absent: left as it is, not read as 0
   w.observe({ a: 2, b: 1 }, 2000);
   assert.deepEqual(lines.map((l) => l[1]), ['A ran out: 1 (total 1)', 'B ran out: 1 (total 1)']);
 });

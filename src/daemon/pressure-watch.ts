@@ -50,10 +50,12 @@ export class PressureWatch {
     readonly recoverMs = 10_000,
   ) {}
 
-  /** Look at the counters now (absent ones count as 0). The first call sets the baseline. */
+  /** Look at the counters now; a cause whose counter is absent is left as it is (the caller
+   *  may pass only some). The first value seen sets the baseline. */
   observe(counters: Readonly<Record<string, number>>, now: number): void {
     for (const c of this.causes) {
-      const v = counters[c.key] ?? 0;
+      const v = counters[c.key];
+      if (v === undefined) continue;
       const s = this.#state.get(c.key);
       if (s === undefined) {
         this.#state.set(c.key, { last: v, active: false, loggedAt: 0, held: 0, grewAt: 0 });
