@@ -261,7 +261,7 @@ export class Daemon {
     }, FOLLOW_MS).unref();
   }
 
-  /** The workers' counters (their resource-exhaustion causes logged once: pressure.ts), with what this start found of the previous process (handover_*). */
+  /** The workers' counters (their resource-exhaustion causes looked at: pressure.ts), with what this start found of the previous process (handover_*). */
   async #counters(pool: WorkerPool): Promise<PoolCounters> {
     const c = await pool.counters().then((x) => (this.#pressure?.observe(x.datapath), x));
     return { ...c, datapath: { ...c.datapath, ...this.#handoverCounters, ...this.#pressure?.counters() }, ...(this.#defense?.status ? { defense: this.#defense.status } : {}) };

@@ -9,7 +9,7 @@
  *   health_not_run_<ERRNO>   checks that did not run for want of this director's descriptors or
  *                            processes (health/monitor.ts notRun)
  * The workers' own (uring_*, fastpath_map_full) come with their data-path counters, and are
- * looked at whenever they are read (/metrics, GET /v1/counters, SIGUSR1: observe()); the
+ * looked at whenever they are read (/metrics, GET /v1/counters: observe()); the
  * daemon's own are looked at every second. (Asking the workers for their counters every second
  * made an HA pair's takeover fail in test/integration/ha-slow-flows.test.ts, for a reason not
  * yet found: so they are not polled.)
