@@ -11,6 +11,8 @@
  *   headersTimeoutMs  from a request's first byte to its last header    408 timed_out
  *   requestTimeoutMs  a whole request (headers and body)                 408 timed_out
  *   a request that is not HTTP                                           400 bad_request
+ *   a rules change needing more scheduler-state slots than there are
+ *   (control/sched-slots.ts; nothing changed)                            507 ENOSPC (counted: no_space)
  *
  * No rate limit: the socket is root's alone (0600, api-servers.ts), changes are applied one at
  * a time (the control plane's serial section) and these bounds cap what waits for it.
@@ -44,9 +46,11 @@ export interface AdminCounters {
   connections_refused: number;
   timed_out: number;
   bad_request: number;
+  /** rules changes refused with ENOSPC: more scheduler-state slots (or other fixed room) needed than there is */
+  no_space: number;
 }
 
-export const newAdminCounters = (): AdminCounters => ({ body_too_large: 0, headers_too_large: 0, too_busy: 0, connections_refused: 0, timed_out: 0, bad_request: 0 });
+export const newAdminCounters = (): AdminCounters => ({ body_too_large: 0, headers_too_large: 0, too_busy: 0, connections_refused: 0, timed_out: 0, bad_request: 0, no_space: 0 });
 
 /** The node:http options that carry the limits. */
 export function serverOptions(l: AdminLimits): ServerOptions {

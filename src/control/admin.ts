@@ -126,8 +126,9 @@ const ZeroBody = z.object({ service: z.object({ protocol: protoName, address: ad
 const METHOD: Record<string, number> = { masq: Fwd.MASQ, route: Fwd.DROUTE, tunnel: Fwd.TUNNEL };
 const PROTO: Record<string, number> = { tcp: 6, udp: 17 };
 const keyEq = edit.sameService;
-/** The status of an IpvsError: a request's own refusal (EEXIST 409, ESRCH/ENOENT 404, else 400). */
-const statusOf = (e: IpvsError) => (e.code === 'EEXIST' ? 409 : e.code === 'ESRCH' || e.code === 'ENOENT' ? 404 : 400);
+/** The status of an IpvsError: a request's own refusal (EEXIST 409, ESRCH/ENOENT 404, else 400);
+ *  ENOSPC (the director has no room for the change: scheduler slots) 507 Insufficient Storage. */
+const statusOf = (e: IpvsError) => (e.code === 'EEXIST' ? 409 : e.code === 'ESRCH' || e.code === 'ENOENT' ? 404 : e.code === 'ENOSPC' ? 507 : 400);
 
 function parseBody<S extends z.ZodTypeAny>(schema: S, raw: unknown): z.output<S> {
   const r = schema.safeParse(raw);
@@ -221,7 +222,7 @@ export function createAdminServer(cp: AdminControlPlane, limits: AdminLimits = A
     try {
       await cp.mutate(own);
     } catch (e) {
-      if (e instanceof IpvsError) throw new HttpError(400, e.code, e.message);
+      if (e instanceof IpvsError) throw new HttpError(e.code === 'ENOSPC' ? 507 : 400, e.code, e.message);
       throw e;
     }
   };
@@ -391,6 +392,7 @@ export function createAdminServer(cp: AdminControlPlane, limits: AdminLimits = A
       res.end(`${JSON.stringify({ error: { code, message } })}\n`);
     } else res.destroy();
     if (status === 413) req.destroy();
+    if (status === 507) counters.no_space++;
   };
   const server = createServer(serverOptions(limits), limitRequests(limits, counters, (req, res) => void handle(req, res).catch(onError(req, res))));
   guardServer(server, limits, counters);

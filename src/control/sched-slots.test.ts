@@ -21,7 +21,7 @@ test('scheduler state slots: fresh zeroed slot per new scheduler, kept across ed
   e.commit();
   const c = s.assign([{ op: 'editService', spec: svc(80, 'wrr') }]);
   assert.deepEqual(c.ops.map(slotOf), [2], 'new scheduler: new slot');
-  assert.throws(() => s.assign([{ op: 'addService', spec: svc(82) }]), /no scheduler state slot left/);
+  assert.throws(() => s.assign([{ op: 'addService', spec: svc(82) }]), { name: 'IpvsError', code: 'ENOSPC', message: /^No space left on device \(no scheduler state slot left \(3 in all/ });
   c.commit(); // slot 0 released
   const d = s.assign([{ op: 'addService', spec: svc(82) }]);
   assert.deepEqual(d.ops.map(slotOf), [0]);

@@ -8,6 +8,7 @@
  *   await applyEverywhere(t.ops); t.commit();   // or t.rollback() when applying failed
  */
 import { SLOT_INTS } from '../core/sched-state.js';
+import { errors } from '../core/errors.js';
 import type { RuleOp } from '../core/rule-ops.js';
 import type { ServiceKey } from '../core/service.js';
 
@@ -35,7 +36,8 @@ export class SchedStateSlots {
     const current = (k: string) => (next.has(k) ? next.get(k)! : (this.#bySvc.get(k) ?? null));
     const take = (): number => {
       const s = this.#free.pop();
-      if (s === undefined) throw new Error('no scheduler state slot left (too many services)');
+      // ENOSPC, as the kernel's allocations that run out of room; the caller changes nothing
+      if (s === undefined) throw errors.tooMany(`No space left on device (no scheduler state slot left (${this.state.length / SLOT_INTS} in all, one per service and scheduler))`);
       this.state.fill(0, s * SLOT_INTS, (s + 1) * SLOT_INTS);
       taken.push(s);
       return s;

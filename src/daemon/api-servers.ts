@@ -11,6 +11,7 @@ import { chmodSync, mkdirSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { dirname } from 'node:path';
 import { createAdminServer, type AdminControlPlane } from '../control/admin.js';
+import { ADMIN_LIMITS, newAdminCounters } from '../control/admin-limits.js';
 import type { ControlPlane } from './control-plane.js';
 import type { Health } from './health.js';
 import { createMetricsServer } from './http.js';
@@ -42,11 +43,12 @@ export interface ApiParts {
 export function startApiServers(p: ApiParts): { metrics: Server | null; admin: Server } {
   const { o, log, cp, pool, sync, health, synCookies } = p;
   const counters = async () => ({ ...(await p.counters()), syncDaemon: sync.counters() });
+  const adminCounters = newAdminCounters(); // the admin API's refusals, in /metrics too
   let metrics: Server | null = null;
   if (o.metrics) {
     const at = o.metrics;
     const vrrp = p.vrrp();
-    metrics = createMetricsServer({ workers: o.workers, snapshot: () => pool.snapshot(), connections: () => pool.connections(), counters, ...(health ? { health: () => health.states() } : {}), ...(vrrp ? { vrrp: () => vrrp.status() } : {}) }, at.public);
+    metrics = createMetricsServer({ workers: o.workers, snapshot: () => pool.snapshot(), connections: () => pool.connections(), counters, ...(health ? { health: () => health.states() } : {}), ...(vrrp ? { vrrp: () => vrrp.status() } : {}), admin: () => ({ ...adminCounters }) }, at.public);
     metrics.on('error', (e) => {
       log.warn(`metrics listener ${at.text}: ${e.message}`);
       p.onMetricsError();
@@ -77,7 +79,7 @@ export function startApiServers(p: ApiParts): { metrics: Server | null; admin: S
         }),
     },
   };
-  const admin = createAdminServer(backend);
+  const admin = createAdminServer(backend, ADMIN_LIMITS, adminCounters);
   admin.on('error', (e) => log.warn(`admin API: ${e.message}`));
   listenPrivate(admin, o.socket, () => chmodSync(o.socket, 0o600)); // 0600 from bind(2) on (admin-socket.ts)
   return { metrics, admin };

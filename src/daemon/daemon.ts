@@ -42,6 +42,7 @@ import { checkDataPath, type DataPathCaps } from './data-path-limits.js';
 import { hostAddresses, type HostAddress } from '../datapath/tun/routing.js';
 import { Health } from './health.js';
 import { startApiServers } from './api-servers.js';
+import { DaemonPressure } from './pressure.js';
 import { checkHost, KernelSetup, SetupError } from './kernel-setup.js';
 import type { DaemonLog } from './log.js';
 import type { DaemonOptions } from './options.js';
@@ -61,10 +62,7 @@ import { ClaimError, guardStart, restoreFor, type Claims } from './start-guard.j
 
 /** A start-up refusal: ulvsd prints `ulvsd: <message>` on stderr and exits with `code`. */
 export class DaemonError extends Error {
-  constructor(
-    message: string,
-    readonly code: number,
-  ) {
+  constructor(message: string, readonly code: number) {
     super(message);
   }
 }
@@ -131,6 +129,7 @@ export class Daemon {
   #exitCode = 0;
   #handover = false;
   readonly #handoverCounters = newHandoverCounters();
+  #pressure: DaemonPressure | null = null; // resource exhaustion: counters and log lines (pressure.ts)
   readonly #paths: StatePaths;
 
   constructor(o: DaemonOptions, log: DaemonLog, exit: (code: number) => void) {
@@ -243,6 +242,7 @@ export class Daemon {
     const servers = startApiServers({ o, log, cp, pool, sync, synCookies: kernel.synCookies, health: this.#health, vrrp: () => this.#vrrp, counters: () => this.#counters(pool), reload: () => this.reload(), onMetricsError: () => this.stop(1) });
     this.#metrics = servers.metrics;
     this.#admin = servers.admin;
+    (this.#pressure = new DaemonPressure(o.dev, log, () => this.#health?.notRun ?? {})).follow(() => this.#stopping);
 
     // Interfaces that appear after start (a VLAN, a bond brought up later) get the capture
     // filters and the fast path too, and VIPs that become local or stop being local are noticed;
@@ -261,10 +261,10 @@ export class Daemon {
     }, FOLLOW_MS).unref();
   }
 
-  /** The workers' counters, with what this start found of the previous process (handover_*). */
+  /** The workers' counters (their resource-exhaustion causes looked at: pressure.ts), with what this start found of the previous process (handover_*). */
   async #counters(pool: WorkerPool): Promise<PoolCounters> {
-    const c = await pool.counters();
-    return { ...c, datapath: { ...c.datapath, ...this.#handoverCounters, ...this.#kernel?.synCookieCounters() }, ...(this.#defense?.status ? { defense: this.#defense.status } : {}) };
+    const c = await pool.counters().then((x) => (this.#pressure?.observe(x.datapath), x));
+    return { ...c, datapath: { ...c.datapath, ...this.#handoverCounters, ...this.#pressure?.counters(), ...this.#kernel?.synCookieCounters() }, ...(this.#defense?.status ? { defense: this.#defense.status } : {}) };
   }
 
   /** The host's addresses (routing.ts hostAddresses); null when they cannot be listed (logged). Never throws. */

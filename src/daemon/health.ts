@@ -27,6 +27,8 @@ export class Health {
   #cfg: KeepalivedConfig | null = null;
   #monitor: HealthMonitor | null = null;
   readonly #quorum = new Map<string, boolean>();
+  /** checks that did not run for want of this director's resources, by errno name (health/monitor.ts) */
+  readonly notRun: Record<string, number> = {};
   /** the health when stop() was called (the monitor is gone after it) */
   #atStop: Record<string, ServerHealth> | null = null;
 
@@ -62,7 +64,7 @@ export class Health {
       if (h) previous.set(rsKey(v, r), h);
     }
     old?.stop();
-    const monitor = new HealthMonitor(runCheck, (key, h) => this.#onHealth(key, h));
+    const monitor = new HealthMonitor(runCheck, (key, h) => this.#onHealth(key, h), undefined, this.notRun);
     this.#monitor = monitor;
     for (const v of cfg.services) for (const r of v.realServers) monitor.add(rsKey(v, r), r.checkers, r.alpha, previous.get(rsKey(v, r)));
     this.#cfg = cfg;

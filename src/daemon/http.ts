@@ -24,12 +24,14 @@ export interface MetricsSource {
   health?: () => HealthStates;
   /** keepalived mode with a notify FIFO */
   vrrp?: () => VrrpMetrics;
+  /** the admin API's refusal counters (control/admin-limits.ts) */
+  admin?: () => Record<string, number>;
 }
 
 export function createMetricsServer(src: MetricsSource, publicBind = false): Server {
   const metrics = createMetrics(async () => {
     const [snapshot, c] = await Promise.all([src.snapshot(), src.counters()]);
-    return { snapshot, engine: c.engine, datapath: c.datapath, sync: { ...c.sync, ...(c.syncDaemon ?? {}) }, workers: src.workers, ...(c.defense ? { defense: c.defense } : {}), ...(src.health ? src.health() : {}), ...(src.vrrp ? { vrrp: src.vrrp() } : {}) };
+    return { snapshot, engine: c.engine, datapath: c.datapath, sync: { ...c.sync, ...(c.syncDaemon ?? {}) }, workers: src.workers, ...(c.defense ? { defense: c.defense } : {}), ...(src.health ? src.health() : {}), ...(src.vrrp ? { vrrp: src.vrrp() } : {}), ...(src.admin ? { admin: { ...src.admin() } } : {}) };
   });
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];

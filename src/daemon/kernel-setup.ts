@@ -49,7 +49,7 @@ import { SyncookieCounters } from '../datapath/tun/syncookie-map.js';
 /** A refusal at start-up: the daemon prints it and exits 1. */
 export class SetupError extends Error {}
 
-type KernelOptions = Pick<DaemonOptions, 'dev' | 'table' | 'pref' | 'workers' | 'offload' | 'capture' | 'fastPath' | 'fastPathAfter' | 'fastPathConns'>;
+type KernelOptions = Pick<DaemonOptions, 'dev' | 'table' | 'pref' | 'workers' | 'offload' | 'capture' | 'fastPath' | 'fastPathAfter' | 'fastPathConns' | 'fastPathFlows'>;
 
 /**
  * Refuse a rule set this host cannot serve. A VIP may be a local address (keepalived's VRRP
@@ -274,7 +274,7 @@ export class KernelSetup {
           log.warn(`the previous fast path cannot be taken over (${why}): its connections go back through the engine`);
         }
       }
-      this.#fastPath ??= installFastPath(slots, devices);
+      this.#fastPath ??= installFastPath(slots, devices, o.fastPathFlows || slots * 2);
       log.info(`fast path: established connections forwarded by a tc program on ${devices.join(', ') || 'no interface'} after ${o.fastPathAfter} packets, up to ${this.#fastPath.maps.slots} at once${this.#fastPathAdopted ? ', maps taken over from the previous process' : ''} (--fast-path off to keep every packet in user space)`);
     } catch (e) {
       log.warn(`kernel fast path unavailable, every packet goes through user space: ${(e as Error).message.split('\n')[0]}`);

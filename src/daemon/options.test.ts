@@ -34,6 +34,7 @@ test('defaults', () => {
     fastPath: 'tc',
     fastPathAfter: 8,
     fastPathConns: 65536,
+    fastPathFlows: 0,
     stateDir: '/run/ulvs',
     keepState: false,
     sysctl: {},
@@ -53,7 +54,7 @@ test('every option read', () => {
   const o = parse(
     ...['--keepalived', 'k.conf', '--config-id', 'lb1', '--socket', '/tmp/s', '--dev', 'lb0', '--table', '7', '--pref', '99', '--max-conns', '1000', '--workers', '2'],
     ...['--metrics', '[::1]:9640', '--log-format', 'text', '--no-offload', '--io', 'syscalls', '--busy-poll', '50', '--capture', 'rules'],
-    ...['--fast-path', 'off', '--fast-path-after', '3', '--fast-path-conns', '100', '--state-dir', '/tmp/st', '--keep-state', '--sysctl', 'sync_version=0'],
+    ...['--fast-path', 'off', '--fast-path-after', '3', '--fast-path-conns', '100', '--fast-path-flows', '64', '--state-dir', '/tmp/st', '--keep-state', '--sysctl', 'sync_version=0'],
   );
   assert.deepEqual(o, {
     source: { kind: 'keepalived', file: 'k.conf' },
@@ -73,6 +74,7 @@ test('every option read', () => {
     fastPath: 'off',
     fastPathAfter: 3,
     fastPathConns: 100,
+    fastPathFlows: 64,
     stateDir: '/tmp/st',
     keepState: true,
     sysctl: { syncVersion: 0 },

@@ -14,7 +14,7 @@ import { parseSysctlAssignment, parseSysctls } from '../core/sysctl-names.js';
 import type { Sysctls } from '../core/sysctl.js';
 
 export const USAGE =
-  'usage: ulvsd --rules FILE | --keepalived FILE [--config-id ulvs] [--socket PATH] [--workers N] [--metrics HOST:PORT [--metrics-public]] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls] [--busy-poll US] [--capture tc|rules] [--fast-path tc|off] [--fast-path-after N] [--fast-path-conns N] [--state-dir /run/ulvs] [--keep-state] [--sysctl NAME=VALUE ...]';
+  'usage: ulvsd --rules FILE | --keepalived FILE [--config-id ulvs] [--socket PATH] [--workers N] [--metrics HOST:PORT [--metrics-public]] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls] [--busy-poll US] [--capture tc|rules] [--fast-path tc|off] [--fast-path-after N] [--fast-path-conns N] [--fast-path-flows N] [--state-dir /run/ulvs] [--keep-state] [--sysctl NAME=VALUE ...]';
 
 /** A command line ulvsd refuses: print `ulvsd: <message>` and exit with `code` (2). */
 export class UsageError extends Error {
@@ -47,6 +47,9 @@ export interface DaemonOptions {
   fastPath: 'tc' | 'off';
   fastPathAfter: number;
   fastPathConns: number;
+  /** entries of the kernel flow map; 0: two per fast-path connection. Smaller, a full map leaves
+   *  connections in user space (offloader.ts; counted fastpath_map_full) */
+  fastPathFlows: number;
   /** where a stopping ulvsd leaves its connections and the record of its kernel side for the
    *  next start (README "Restarts and upgrades") */
   stateDir: string;
@@ -94,6 +97,7 @@ export function parseOptions(argv: string[], cores: number): { help: true } | { 
         'fast-path': { type: 'string', default: 'tc' },
         'fast-path-after': { type: 'string', default: String(DEFAULT_OFFLOAD_AFTER) },
         'fast-path-conns': { type: 'string', default: '65536' },
+        'fast-path-flows': { type: 'string', default: '0' },
         'state-dir': { type: 'string', default: '/run/ulvs' },
         'keep-state': { type: 'boolean', default: false },
         sysctl: { type: 'string', multiple: true, default: [] },
@@ -113,6 +117,7 @@ export function parseOptions(argv: string[], cores: number): { help: true } | { 
   const fastPath = oneOf(values['fast-path'], ['tc', 'off'] as const, '--fast-path is tc or off');
   const fastPathAfter = int(values['fast-path-after'], 1, 255, '--fast-path-after is 1..255 packets');
   const fastPathConns = int(values['fast-path-conns'], 1, 1 << 24, '--fast-path-conns is 1..16777216');
+  const fastPathFlows = int(values['fast-path-flows'], 0, 1 << 25, '--fast-path-flows is 0..33554432 entries (0: two per --fast-path-conns)');
   const busyPollUs = int(values['busy-poll'], 0, 1_000_000, '--busy-poll is 0..1000000 microseconds');
   const metrics = metricsAt(values.metrics, values['metrics-public']);
   const table = int(values.table, 1, 0xfffffffe, '--table is a routing table number, 1..4294967294');
@@ -129,7 +134,7 @@ export function parseOptions(argv: string[], cores: number): { help: true } | { 
   if (!/^[^\s]+$/.test(configId)) throw new UsageError('--config-id is one word without blanks (the ID of keepalived.conf\'s @ID lines)');
   const sysctl = sysctlsOf(values.sysctl);
   const source = values.rules !== undefined ? { kind: 'rules' as const, file: values.rules } : { kind: 'keepalived' as const, file: values.keepalived! };
-  const options: DaemonOptions = { source, configId, socket: values.socket, dev: values.dev, table, pref, maxConns, workers, metrics, logFormat, offload: !values['no-offload'], io, busyPollUs, capture, fastPath, fastPathAfter, fastPathConns, stateDir: values['state-dir'], keepState: values['keep-state'], sysctl };
+  const options: DaemonOptions = { source, configId, socket: values.socket, dev: values.dev, table, pref, maxConns, workers, metrics, logFormat, offload: !values['no-offload'], io, busyPollUs, capture, fastPath, fastPathAfter, fastPathConns, fastPathFlows, stateDir: values['state-dir'], keepState: values['keep-state'], sysctl };
   return { help: false, options };
 }
 

@@ -2,6 +2,12 @@
  * One run of each health checker against a real server (ecosystem.md §1.4). Every run is
  * bounded by the checker's connect_timeout (misc_timeout for MISC_CHECK) and resolves, never
  * rejects: {ok, reason} plus, for MISC_CHECK with misc_dynamic, a weight.
+ *
+ * A check this director could not make for want of its own resources (no file descriptor for
+ * the socket, no process for the script: EMFILE, ENFILE, EAGAIN, ENOMEM) says nothing about the
+ * real server: it resolves with `notRun` set to the errno name, and the monitor keeps the
+ * server's state (keepalived's tcp_connect_thread likewise logs "fail to create socket.
+ * Rescheduling." and tries again after delay_loop without a verdict).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
@@ -15,11 +21,33 @@ import { formatIPv4 } from '../wire/addr.js';
 export interface CheckResult {
   ok: boolean;
   reason: string;
+  /** the check did not run: this director lacked a resource (the errno name, RESOURCE_ERRORS) */
+  notRun?: string;
   /** MISC_CHECK with misc_dynamic: exit code - 2; null = back to the configured weight (exit 0) */
   weight?: number | null;
 }
 
 const ms = (s: number) => Math.max(1, Math.round(s * 1000));
+
+/** errno names that mean the director, not the server, is out of something: no descriptor
+ *  (EMFILE per process, ENFILE system-wide), no process or memory for fork (EAGAIN, ENOMEM) */
+export const RESOURCE_ERRORS: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE', 'EAGAIN', 'ENOMEM']);
+
+/** The result for error `e` of check `what`: not run when it is the director's own shortage. */
+function failed(e: NodeJS.ErrnoException, what: string, failedText: string): CheckResult {
+  const code = e.code ?? '';
+  if (RESOURCE_ERRORS.has(code)) return { ok: false, notRun: code, reason: `${what} not run: ${code} on this director (${e.message})` };
+  return { ok: false, reason: failedText };
+}
+
+/** Run `f`, turning a synchronous throw (a socket or process not made) into a result. */
+function guarded(what: string, f: () => Promise<CheckResult>): Promise<CheckResult> {
+  try {
+    return f();
+  } catch (e) {
+    return Promise.resolve(failed(e as NodeJS.ErrnoException, what, `${what} failed: ${(e as Error).message}`));
+  }
+}
 
 function tcpCheck(c: CheckerSpec): Promise<CheckResult> {
   return new Promise((resolve) => {
@@ -31,7 +59,7 @@ function tcpCheck(c: CheckerSpec): Promise<CheckResult> {
     };
     const t = setTimeout(() => done({ ok: false, reason: `TCP connect timeout after ${c.connectTimeout}s` }), ms(c.connectTimeout));
     s.on('connect', () => done({ ok: true, reason: 'TCP connect ok' }));
-    s.on('error', (e: NodeJS.ErrnoException) => done({ ok: false, reason: `TCP connect failed: ${e.code ?? e.message}` }));
+    s.on('error', (e: NodeJS.ErrnoException) => done(failed(e, 'TCP_CHECK', `TCP connect failed: ${e.code ?? e.message}`)));
   });
 }
 
@@ -69,7 +97,7 @@ async function httpCheck(c: CheckerSpec): Promise<CheckResult> {
       }, ms(c.connectTimeout));
       req.on('error', (e: NodeJS.ErrnoException) => {
         clearTimeout(t);
-        resolve({ ok: false, reason: `HTTP request failed: ${e.code ?? e.message}` });
+        resolve(failed(e, c.type, `HTTP request failed: ${e.code ?? e.message}`));
       });
       req.end();
     });
@@ -85,9 +113,9 @@ function miscCheck(c: CheckerSpec): Promise<CheckResult> {
       p.kill('SIGKILL');
       resolve({ ok: false, reason: `MISC_CHECK timed out after ${c.miscTimeout}s` });
     }, ms(c.miscTimeout));
-    p.on('error', (e) => {
+    p.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(t);
-      resolve({ ok: false, reason: `MISC_CHECK could not run: ${e.message}` });
+      resolve(failed(e, 'MISC_CHECK', `MISC_CHECK could not run: ${e.message}`));
     });
     p.on('exit', (code, signal) => {
       clearTimeout(t);
@@ -133,7 +161,7 @@ function udpCheck(c: CheckerSpec): Promise<CheckResult> {
       if (dns && (m.length < 12 || m.readUInt16BE(0) !== dns.id || (m[2]! & 0x80) === 0)) return;
       done({ ok: true, reason: dns ? `DNS answer rcode ${m[3]! & 15}` : 'UDP reply' });
     });
-    s.on('error', (e: NodeJS.ErrnoException) => done({ ok: false, reason: `UDP ${e.code ?? e.message}` }));
+    s.on('error', (e: NodeJS.ErrnoException) => done(failed(e, c.type, `UDP ${e.code ?? e.message}`)));
     s.connect(c.connectPort, formatIPv4(c.connectIp), () => s.send(dns ? dns.msg : Buffer.from(c.payload ?? '', 'hex')));
   });
 }
@@ -141,14 +169,14 @@ function udpCheck(c: CheckerSpec): Promise<CheckResult> {
 export function runCheck(c: CheckerSpec): Promise<CheckResult> {
   switch (c.type) {
     case 'TCP_CHECK':
-      return tcpCheck(c);
+      return guarded(c.type, () => tcpCheck(c));
     case 'HTTP_GET':
     case 'SSL_GET':
-      return httpCheck(c);
+      return guarded(c.type, () => httpCheck(c));
     case 'MISC_CHECK':
-      return miscCheck(c);
+      return guarded(c.type, () => miscCheck(c));
     case 'UDP_CHECK':
     case 'DNS_CHECK':
-      return udpCheck(c);
+      return guarded(c.type, () => udpCheck(c));
   }
 }

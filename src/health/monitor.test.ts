@@ -85,3 +85,47 @@ test('alpha starts down; all checkers must pass; a dynamic MISC_CHECK weight is 
   assert.equal(events.at(-1)?.dynamicWeight, undefined);
   m.stop();
 });
+
+test('a check not run for want of the director\'s resources (EMFILE) keeps the state, uses no retry, is counted; the next run decides', async () => {
+  const clock = new FakeClock();
+  // up; then 3 runs without a file descriptor; then a real failure and its retries
+  const script: CheckResult[] = [
+    { ok: true, reason: 'ok' },
+    { ok: false, notRun: 'EMFILE', reason: 'TCP_CHECK not run: EMFILE' },
+    { ok: false, notRun: 'EMFILE', reason: 'TCP_CHECK not run: EMFILE' },
+    { ok: false, notRun: 'ENFILE', reason: 'TCP_CHECK not run: ENFILE' },
+    { ok: false, reason: 'refused' },
+    { ok: false, reason: 'refused' },
+    { ok: false, reason: 'refused' },
+  ];
+  const calls: number[] = [];
+  const events: [number, boolean][] = [];
+  const notRun: Record<string, number> = {};
+  const m = new HealthMonitor(
+    async () => {
+      calls.push(clock.now);
+      return script.shift() ?? { ok: true, reason: 'ok' };
+    },
+    (_k, h) => events.push([clock.now, h.alive]),
+    clock,
+    notRun,
+  );
+  m.add('rs', [checker()], false);
+  await clock.advance(40_000);
+  // t=0 ok; t=5,10,15 not run (delay_loop each, no retry used); t=20 refused -> retry at 21, 22 -> down at 22
+  assert.deepEqual(calls.slice(0, 7), [0, 5000, 10000, 15000, 20000, 21000, 22000]);
+  assert.deepEqual(events[0], [22000, false], 'never marked down by the checks that did not run');
+  assert.deepEqual(notRun, { EMFILE: 2, ENFILE: 1 });
+  m.stop();
+});
+
+test('control: the same failures without notRun take the server down at the third', async () => {
+  const clock = new FakeClock();
+  const script: CheckResult[] = [{ ok: true, reason: 'ok' }, ...Array.from({ length: 3 }, () => ({ ok: false, reason: 'EMFILE' }))];
+  const events: [number, boolean][] = [];
+  const m = new HealthMonitor(async () => script.shift() ?? { ok: true, reason: 'ok' }, (_k, h) => events.push([clock.now, h.alive]), clock);
+  m.add('rs', [checker()], false);
+  await clock.advance(8_000);
+  assert.deepEqual(events, [[7000, false]]);
+  m.stop();
+});

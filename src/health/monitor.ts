@@ -8,6 +8,9 @@
  *   brings it back;
  * - MISC_CHECK with misc_dynamic sets the server's weight from its exit code (2..255 -> exit-2),
  *   and exit 0 returns it to the configured weight.
+ * - a check that did not run (CheckResult.notRun: the director lacked a file descriptor or a
+ *   process) changes nothing: no verdict, no retry used; it is counted in `notRun` by errno name
+ *   and tried again after delay_loop (keepalived's tcp_connect_thread: "Rescheduling.").
  * Time and the check function are injected, so the logic is tested with a fake clock.
  */
 import type { CheckerSpec } from './checker-spec.js';
@@ -40,6 +43,8 @@ export class HealthMonitor {
     readonly run: (c: CheckerSpec) => Promise<CheckResult>,
     readonly onChange: (key: string, h: ServerHealth) => void,
     readonly clock: Clock = { setTimeout: (f, ms) => setTimeout(f, ms).unref(), clearTimeout: (t) => clearTimeout(t as NodeJS.Timeout) },
+    /** checks not run, by errno name (EMFILE, ENFILE, EAGAIN, ENOMEM); given, to outlive a reload's new monitor */
+    readonly notRun: Record<string, number> = {},
   ) {}
 
   /** Start watching a server (key: any stable identity). `previous` keeps a known state on reload. */
@@ -71,6 +76,10 @@ export class HealthMonitor {
     const srv = this.#servers.get(key);
     if (this.#stopped || !srv || !srv.checkers.includes(s)) return;
     let next = s.c.delayLoop;
+    if (r.notRun !== undefined) {
+      this.notRun[r.notRun] = (this.notRun[r.notRun] ?? 0) + 1;
+      return this.#schedule(key, s, next); // the director's shortage says nothing of the server
+    }
     let weight = srv.health.dynamicWeight;
     if (r.ok) {
       s.up = true;

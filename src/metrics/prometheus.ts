@@ -27,6 +27,8 @@ export interface MetricsSource {
   sync?: Record<string, number>;
   /** IPVS's flood defences over the engines (core/defense.ts mergeDefense) */
   defense?: DefenseStatus;
+  /** the admin API's refusals by cause (control/admin-limits.ts AdminCounters) */
+  admin?: Record<string, number>;
 }
 
 /** What ulvsd follows of keepalived's VRRP (daemon/vrrp-roles.ts VrrpStatus has this shape). */
@@ -183,6 +185,23 @@ export function createMetrics(fetch: () => Promise<MetricsSource>): { registry: 
   dp('ulvs_fastpath_update_errors_total', 'fastpath_update_errors', 'Flow entries the kernel fast path refused (not expected: its map has room for every slot).');
   dp('ulvs_fastpath_delete_errors_total', 'fastpath_delete_errors', 'Flow entries that were already gone when withdrawn.');
   dp('ulvs_datapath_buffer_ring_empty_total', 'no_buffers', 'Times every receive buffer was in use and the multishot read had to be re-armed (packets wait in the TUN queue meanwhile).');
+  // resource exhaustion (daemon/pressure.ts logs each cause once)
+  dp('ulvs_tun_queue_dropped_total', 'tun_queue_dropped', 'Packets the kernel dropped on their way into the TUN because a worker\'s queue was full (the device\'s tx_dropped since this ulvsd started).');
+  dp('ulvs_datapath_uring_enter_retries_total', 'uring_enter_retries', 'io_uring_enter calls that failed for want of kernel memory or queue room (EAGAIN, ENOMEM, EBUSY) and were retried.');
+  dp('ulvs_datapath_uring_fallbacks_total', 'uring_fallbacks', 'Workers that left io_uring after it failed for good, going on with read(2)/write(2).');
+  dp('ulvs_datapath_uring_sq_full_total', 'uring_sq_full', 'Writes dropped because the io_uring submission queue was full.');
+  dp('ulvs_fastpath_route_errors_total', 'fastpath_route_errors', 'Way-out entries of direct-routing or tunnelled connections the flow map refused (also in ulvs_fastpath_map_full_total when it was full): those packets are not sent to their real server.');
+  dp('ulvs_fastpath_map_full_total', 'fastpath_map_full', 'Connections the kernel fast path could not take because its flow map was full (E2BIG/ENOMEM): they stay in user space.');
+  new Counter({
+    name: 'ulvs_health_checks_not_run_total',
+    help: 'Health checks that did not run for want of this director\'s file descriptors or processes, by errno (the server keeps its state).',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [k, n] of Object.entries(src().datapath)) if (k.startsWith('health_not_run_')) this.inc({ reason: k.slice('health_not_run_'.length) }, n);
+    },
+  });
   const gauge = (name: string, help: string, v: () => number) =>
     new Gauge({
       name,
@@ -291,6 +310,17 @@ export function createMetrics(fetch: () => Promise<MetricsSource>): { registry: 
     ...byPrefix(c, 'sync_apply_', (k) => k.startsWith('Skip')),
   ]);
   syncFamily('ulvs_sync_entries_total', 'What received records did to the connection table (created, updated, bound, replaced, ...).', 'action', (c) => byPrefix(c, 'sync_apply_', (k) => !k.startsWith('Skip')));
+
+  new Counter({
+    name: 'ulvs_admin_refused_total',
+    help: 'Admin API requests and connections refused, by reason (control/admin-limits.ts: body_too_large, headers_too_large, too_busy, connections_refused, timed_out, bad_request, no_space).',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [reason, n] of Object.entries(src().admin ?? {})) this.inc({ reason }, n);
+    },
+  });
 
   // Scrapes are serialised: each one fills `cur`, renders, and clears it.
   let chain: Promise<unknown> = Promise.resolve();

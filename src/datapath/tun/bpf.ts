@@ -100,9 +100,10 @@ export class MapOps {
   /**
    * Update `count` elements at once (keys and values packed back to back). Returns how many were
    * written; stops at the first failure (E2BIG when the map is full), whose errno is returned too.
+   * With `from`, the batch starts at element `from` (of keySize and valueSize bytes) of the buffers.
    */
-  updateBatch(keys: Buffer, values: Buffer, count: number): { done: number; errno: number } {
-    return this.#batchCall(BPF_CMD.MAP_UPDATE_BATCH, keys, values, count);
+  updateBatch(keys: Buffer, values: Buffer, count: number, from = 0, keySize = 0, valueSize = 0): { done: number; errno: number } {
+    return this.#batchCall(BPF_CMD.MAP_UPDATE_BATCH, keys, values, count, from * keySize, from * valueSize);
   }
   /** Delete `count` keys at once; absent keys end the batch with ENOENT (the rest are retried one by one). */
   deleteBatch(keys: Buffer, count: number, keySize: number): number {
@@ -113,12 +114,12 @@ export class MapOps {
     return done;
   }
 
-  #batchCall(cmd: number, keys: Buffer, values: Buffer | null, count: number): { done: number; errno: number } {
+  #batchCall(cmd: number, keys: Buffer, values: Buffer | null, count: number, keysAt = 0, valuesAt = 0): { done: number; errno: number } {
     if (count === 0) return { done: 0, errno: 0 };
     const a = this.#batch;
     a.fill(0);
-    a.writeBigUInt64LE(addr(keys), 16);
-    if (values) a.writeBigUInt64LE(addr(values), 24);
+    a.writeBigUInt64LE(addr(keys) + BigInt(keysAt), 16);
+    if (values) a.writeBigUInt64LE(addr(values) + BigInt(valuesAt), 24);
     a.writeUInt32LE(count, 32);
     a.writeUInt32LE(this.fd, 36);
     const r = syscall3(this.#nr, 'int', cmd, 'void *', a, 'unsigned int', a.length);

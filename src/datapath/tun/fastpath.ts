@@ -74,10 +74,11 @@ export interface FastPathMaps {
 
 /**
  * Load the fast-path program (bpf/fastpath.bpf.c) with its two maps sized for `slots`
- * connections; returns the fds (throws with libbpf's messages and the verifier log).
+ * connections (the flow map `flows` entries: two per connection unless told otherwise); returns
+ * the fds (throws with libbpf's messages and the verifier log).
  */
-export function loadFastPath(slots: number): { maps: FastPathMaps; progFd: number; insns: number } {
-  const o = loadObject('fastpath.bpf.o', 'ulvs_fastpath', ['ulvs_flows', 'ulvs_slots', 'ulvs_syncookie_svcs'], { maxEntries: { ulvs_flows: slots * 2, ulvs_slots: slots } });
+export function loadFastPath(slots: number, flows = slots * 2): { maps: FastPathMaps; progFd: number; insns: number } {
+  const o = loadObject('fastpath.bpf.o', 'ulvs_fastpath', ['ulvs_flows', 'ulvs_slots', 'ulvs_syncookie_svcs'], { maxEntries: { ulvs_flows: flows, ulvs_slots: slots } });
   return { maps: { flowsFd: o.maps.ulvs_flows!, slotsFd: o.maps.ulvs_slots!, syncookieFd: o.maps.ulvs_syncookie_svcs!, slots }, progFd: o.progFd, insns: o.insns };
 }
 
@@ -148,9 +149,9 @@ function detachAll(progFd: number, at: readonly Attached[]): void {
   }
 }
 
-/** Create the maps for `slots` connections, load the program, attach it on `devices`. All or nothing (throws). */
-export function installFastPath(slots: number, devices: readonly string[]): FastPathState {
-  const { maps, progFd } = loadFastPath(slots);
+/** Create the maps for `slots` connections (`flows` flow entries), load the program, attach it on `devices`. All or nothing (throws). */
+export function installFastPath(slots: number, devices: readonly string[], flows = slots * 2): FastPathState {
+  const { maps, progFd } = loadFastPath(slots, flows);
   try {
     return { maps, progFd, attached: attachKept(progFd, devices) };
   } catch (e) {

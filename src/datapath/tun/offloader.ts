@@ -27,6 +27,12 @@
  *   harvest()    reads the slots (an mmap'd array: no system call) and hands the engine each
  *                connection's new packets and bytes and the time of its last packet.
  *
+ * A flow entry the kernel refuses at the flush (E2BIG: the map is full; ENOMEM) leaves its
+ * connection in user space: its slot is given back, the entry it got written deleted, its
+ * OFFLOADED flag cleared and its packet count restarted, so the engine forwards it and offers it
+ * again `after` packets later (it goes to the kernel once entries have freed); counted as
+ * map_full. A refused way-out entry (DR/TUN route) only counts (route_errors).
+ *
  * Every worker owns a disjoint range of slots, so workers never coordinate; the flow map is
  * shared (its keys are tuples, and a connection belongs to exactly one worker).
  * Nothing here is allocated per packet or per connection.
@@ -35,10 +41,11 @@ import { ConnFlag, ConnTable, FWD_SHIFT } from '../../core/conn-table.js';
 import { Fwd } from '../../core/service.js';
 import { OffloadReport, type OffloadPort } from '../../core/offload.js';
 import { MapOps } from './bpf.js';
-import { FLOW_KEY_SIZE, FLOW_VALUE_SIZE, SLOT_BYTES, SLOT_LAST_NS, SLOT_PKTS, SLOT_SIZE } from './fastpath.js';
+import { FLOW_KEY_SIZE, FLOW_VALUE_SIZE } from './fastpath.js';
+import { SlotCounts } from './slot-counts.js';
 import { requestKeys, writeKey, writeValue } from './flow-entry.js';
 import { FLOW_DIR } from './layouts.gen.js';
-import { mapMemory, monotonicOffsetMs, munmap, type Mapping } from './sys.js';
+import { E2BIG, ENOMEM } from './syscalls.js';
 import { IPIP_ONLY, type ActivitySink, type OffloaderInit, type TunnelSource } from './offloader-parts.js';
 
 /** Connections queued between flushes (each is at most two flow entries). */
@@ -53,21 +60,18 @@ export type { OffloaderInit, TunnelSource, ActivitySink } from './offloader-part
 
 export class Offloader implements OffloadPort {
   /** counters for the metrics: queued entries written, deleted, failures */
-  readonly counters = { offered: 0, withdrawn: 0, update_errors: 0, delete_errors: 0, harvests: 0 };
+  readonly counters = { offered: 0, withdrawn: 0, update_errors: 0, delete_errors: 0, harvests: 0, map_full: 0, route_errors: 0 };
   readonly #conns: ConnTable;
   readonly #dests: TunnelSource;
   readonly #flows: MapOps;
-  readonly #map: Mapping;
-  /** the slot array as u32 halves (little-endian u64s) */
-  readonly #u32: Uint32Array;
+  /** the kernel's counts per slot, and what of them was reported (slot-counts.ts) */
+  readonly #slots: SlotCounts;
   readonly #base: number;
   readonly #count: number;
   /** connection -> slot (this worker's index), -1 none */
   readonly #slotOf: Int32Array;
   /** slot -> connection, -1 free */
   readonly #connOf: Int32Array;
-  /** slot -> counts already reported: packets in, bytes in, packets out, bytes out */
-  readonly #reported: Float64Array;
   readonly #free: Int32Array;
   /** slot -> its position in #free, -1 when in use (adopt() takes a given slot out) */
   readonly #freePos: Int32Array;
@@ -76,6 +80,11 @@ export class Offloader implements OffloadPort {
   readonly #addKeys = Buffer.alloc(QUEUE * 2 * FLOW_KEY_SIZE);
   readonly #addValues = Buffer.alloc(QUEUE * 2 * FLOW_VALUE_SIZE);
   #adds = 0;
+  /** per queued update: its connection, its slot (this worker's index; -1: a way-out entry
+   *  only), and 1 for the first of a NAT pair */
+  readonly #addConn = new Int32Array(QUEUE * 2);
+  readonly #addSlot = new Int32Array(QUEUE * 2);
+  readonly #addFirst = new Uint8Array(QUEUE * 2);
   readonly #delKeys = Buffer.alloc(QUEUE * 2 * FLOW_KEY_SIZE);
   readonly #delSlots = new Int32Array(QUEUE);
   #dels = 0;
@@ -88,22 +97,16 @@ export class Offloader implements OffloadPort {
   readonly #unrN = [0, 0];
   readonly #unrKeys = Buffer.alloc(UNROUTES * FLOW_KEY_SIZE);
   readonly #scratch = new OffloadReport();
-  /** CLOCK_MONOTONIC (the program's bpf_ktime_get_ns) minus performance.now() (the engine's
-   *  clock), ms: both are monotonic, so the difference is fixed for the life of the thread */
-  readonly #clockOffsetMs = monotonicOffsetMs();
 
   constructor(conns: ConnTable, o: OffloaderInit, dests: TunnelSource = IPIP_ONLY) {
     this.#conns = conns;
     this.#dests = dests;
     this.#flows = new MapOps(o.flowsFd);
-    const page = 4096;
-    this.#map = mapMemory(Math.ceil((o.slots * SLOT_SIZE) / page) * page, o.slotsFd, 0);
-    this.#u32 = new Uint32Array(this.#map.buf.buffer, this.#map.buf.byteOffset, this.#map.len / 4);
+    this.#slots = new SlotCounts(o.slotsFd, o.slots, o.slotBase, o.slotCount);
     this.#base = o.slotBase;
     this.#count = o.slotCount;
     this.#slotOf = new Int32Array(conns.capacity).fill(-1);
     this.#connOf = new Int32Array(o.slotCount).fill(-1);
-    this.#reported = new Float64Array(o.slotCount * 4);
     this.#free = new Int32Array(o.slotCount);
     this.#freePos = new Int32Array(o.slotCount);
     for (let i = o.slotCount - 1; i >= 0; i--) this.#pushFree(i);
@@ -141,7 +144,7 @@ export class Offloader implements OffloadPort {
     this.#freePos[last] = i;
     this.#freePos[s] = -1;
     this.#take(c, s);
-    if (!this.#freshMaps) for (let k = 0; k < 4; k++) this.#reported[s * 4 + k] = reported[k]!;
+    if (!this.#freshMaps) this.#slots.setReported(s, reported);
     return true;
   }
 
@@ -149,7 +152,7 @@ export class Offloader implements OffloadPort {
   slotOf(c: number, reported: Float64Array): number {
     const s = this.#slotOf[c]!;
     if (s < 0) return -1;
-    for (let k = 0; k < 4; k++) reported[k] = this.#reported[s * 4 + k]!;
+    this.#slots.reported(s, reported);
     return this.#base + s;
   }
 
@@ -174,9 +177,7 @@ export class Offloader implements OffloadPort {
   offer(c: number): boolean {
     if (this.#freeTop === 0) return false;
     const s = this.#popFree();
-    const w = ((this.#base + s) * SLOT_SIZE) / 4;
-    this.#u32.fill(0, w, w + SLOT_SIZE / 4); // no flow points here: freed slots were deleted first
-    this.#reported.fill(0, s * 4, s * 4 + 4);
+    this.#slots.clear(s); // no flow points here: freed slots were deleted first
     this.#take(c, s);
     return true;
   }
@@ -189,9 +190,13 @@ export class Offloader implements OffloadPort {
     const t = this.#conns;
     const at = this.#adds;
     if (this.#dr(c)) {
-      this.#queueDr(c, this.#dirOf(c, true), this.#base + s);
+      this.#queueDr(c, this.#dirOf(c, true), this.#base + s, s);
     } else {
       this.#writeKeys(this.#addKeys, at, c);
+      this.#addConn[at] = this.#addConn[at + 1] = c;
+      this.#addSlot[at] = this.#addSlot[at + 1] = s;
+      this.#addFirst[at] = 1;
+      this.#addFirst[at + 1] = 0;
       writeValue(this.#addValues, at * FLOW_VALUE_SIZE, t.daddr(c), t.dport(c), FLOW_DIR.FLOW_REQUEST, this.#base + s); //  to RIP:rport
       writeValue(this.#addValues, (at + 1) * FLOW_VALUE_SIZE, t.vaddr(c), t.vport(c), FLOW_DIR.FLOW_REPLY, this.#base + s); // from VIP:vport
       this.#adds += 2;
@@ -201,9 +206,12 @@ export class Offloader implements OffloadPort {
 
   /** Queue DR/TUN entry c's request tuple -> (RIP, dir, slot; a tunnel's type and GUE port)
    *  as the next update. */
-  #queueDr(c: number, dir: number, slot: number): void {
+  #queueDr(c: number, dir: number, slot: number, own = -1): void {
     if (this.#adds + 1 > QUEUE * 2) this.#write();
     const t = this.#conns;
+    this.#addConn[this.#adds] = c;
+    this.#addSlot[this.#adds] = own;
+    this.#addFirst[this.#adds] = 0;
     writeKey(this.#addKeys, this.#adds * FLOW_KEY_SIZE, t.caddr(c), t.vaddr(c), t.cport(c), t.vport(c), t.proto(c));
     const o = this.#adds * FLOW_VALUE_SIZE;
     if (dir === FLOW_DIR.FLOW_TUN || dir === FLOW_DIR.FLOW_TUN_ROUTE) {
@@ -215,6 +223,31 @@ export class Offloader implements OffloadPort {
 
   route(c: number): void {
     this.#queueDr(c, this.#dirOf(c, false), 0);
+  }
+
+  /**
+   * Update `i` of the batch was refused with errno `e`: the connection stays in user space (file
+   * header). Returns how many of the next updates to skip (the second of a NAT pair).
+   */
+  #refused(i: number, e: number): number {
+    if (e === E2BIG || e === ENOMEM) this.counters.map_full++;
+    else this.counters.update_errors++;
+    const c = this.#addConn[i]!;
+    const s = this.#addSlot[i]!;
+    const skip = this.#addFirst[i]!;
+    if (s < 0) {
+      this.counters.route_errors++;
+      return skip;
+    }
+    if (this.#slotOf[c] !== s) return skip; // withdrawn since the offer: its deletion is queued
+    if (!this.#dr(c) && skip === 0) this.#flows.delete(this.#addKeys.subarray((i - 1) * FLOW_KEY_SIZE, i * FLOW_KEY_SIZE)); // the pair's first half was written
+    this.#slotOf[c] = -1;
+    this.#connOf[s] = -1;
+    this.#pushFree(s); // no entry points at it
+    const t = this.#conns;
+    t.setFlags(c, t.flags(c) & ~ConnFlag.OFFLOADED);
+    t.seen[c] = 0; // offered again after `after` more packets
+    return skip;
   }
 
   /** Re-queue the way-out entry of every live tunnelled connection (none is offloaded: called
@@ -276,7 +309,7 @@ export class Offloader implements OffloadPort {
     const s = this.#slotOf[c]!;
     out.clear();
     if (s < 0) return;
-    this.#report(s, out);
+    this.#slots.report(s, out);
     this.#slotOf[c] = -1;
     this.#connOf[s] = -1;
     if (this.#dr(c)) {
@@ -321,8 +354,12 @@ export class Offloader implements OffloadPort {
   #write(): void {
     if (this.#adds > 0) {
       const n = this.#adds;
-      const r = this.#flows.updateBatch(this.#addKeys, this.#addValues, n);
-      if (r.done < n) this.counters.update_errors += n - r.done; // not expected: the map has room for every slot
+      // a refused update ends the batch: handle it and go on with the next ones (rare: a full map)
+      for (let at = 0; at < n; ) {
+        const r = this.#flows.updateBatch(this.#addKeys, this.#addValues, n - at, at, FLOW_KEY_SIZE, FLOW_VALUE_SIZE);
+        at += r.done;
+        if (at < n) at += 1 + this.#refused(at, r.errno);
+      }
       this.#adds = 0;
       for (let i = 0; i < this.#rels; i++) this.#pushFree(this.#relSlots[i]!);
       this.#rels = 0;
@@ -343,41 +380,12 @@ export class Offloader implements OffloadPort {
     for (let s = 0; s < this.#count; s++) {
       const c = this.#connOf[s]!;
       if (c < 0) continue;
-      if (this.#report(s, r)) sink.offloadActivity(c, r);
+      if (this.#slots.report(s, r)) sink.offloadActivity(c, r);
     }
   }
 
-  /**
-   * Counts of slot s since its last report, and the time of its last packet (performance.now()'s
-   * clock, ms; -1 for none), into out; false when nothing new.
-   */
-  #report(s: number, out: OffloadReport): boolean {
-    const w = ((this.#base + s) * SLOT_SIZE) / 4;
-    const rep = this.#reported;
-    const pin = this.#u64(w, SLOT_PKTS);
-    const pout = this.#u64(w, SLOT_PKTS + 8);
-    const bin = this.#u64(w, SLOT_BYTES);
-    const bout = this.#u64(w, SLOT_BYTES + 8);
-    out.inPkts = pin - rep[s * 4]!;
-    out.inBytes = bin - rep[s * 4 + 1]!;
-    out.outPkts = pout - rep[s * 4 + 2]!;
-    out.outBytes = bout - rep[s * 4 + 3]!;
-    const lastNs = this.#u64(w, SLOT_LAST_NS);
-    out.lastSeenMs = lastNs > 0 ? lastNs / 1e6 - this.#clockOffsetMs : -1;
-    rep[s * 4] = pin;
-    rep[s * 4 + 1] = bin;
-    rep[s * 4 + 2] = pout;
-    rep[s * 4 + 3] = bout;
-    return out.inPkts !== 0 || out.outPkts !== 0;
-  }
-
-  /** a little-endian u64 at byte `off` of the slot starting at word w (exact below 2^53) */
-  #u64(w: number, off: number): number {
-    return this.#u32[w + off / 4]! + this.#u32[w + off / 4 + 1]! * 2 ** 32;
-  }
-
   close(): void {
-    munmap(this.#map.ptr, this.#map.len);
+    this.#slots.close();
   }
 }
 

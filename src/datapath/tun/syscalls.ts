@@ -44,6 +44,7 @@ export const ENOENT = 2;
 export const EINTR = 4;
 export const E2BIG = 7;
 export const EAGAIN = 11;
+export const ENOMEM = 12;
 export const EBUSY = 16;
 export const EINVAL = 22;
 export const ETIME = 62;

@@ -11,7 +11,7 @@
  */
 import koffi from 'koffi';
 import { mapMemory, munmap, sys, type Mapping } from './sys.js';
-import { EBUSY, EINTR, ETIME, libc, syscall, syscalls } from './syscalls.js';
+import { EINTR, ETIME, libc, syscall, syscalls } from './syscalls.js';
 
 /** io_uring_enter through a fixed prototype: a variadic koffi call parses its types on every call */
 const enterCall = libc.func('syscall', 'long', ['long', 'uint', 'uint', 'uint', 'uint', 'void *', 'ulong']) as (n: number, fd: number, submit: number, wait: number, flags: number, arg: Buffer | null, argLen: number) => number;
@@ -46,8 +46,6 @@ export class Uring {
   readonly #cqHead: Uint32Array;
   readonly #cqTail: Uint32Array;
   readonly #cqesOff: number;
-  /** SQEs written but not yet submitted */
-  #pending = 0;
   #tail: number;
   readonly #arg = Buffer.alloc(24); // struct io_uring_getevents_arg
   readonly #ts = Buffer.alloc(16); // struct __kernel_timespec
@@ -102,7 +100,6 @@ export class Uring {
     const off = (this.#tail & this.#sqMask) * 64;
     this.#sqes.fill(0, off, off + 64);
     this.#tail = (this.#tail + 1) >>> 0;
-    this.#pending++;
     return off;
   }
 
@@ -136,20 +133,21 @@ export class Uring {
   /**
    * Submit what is queued, then wait (at most waitMs) until `waitFor` completions are ready;
    * with waitFor 0, only collect what deferred task work produces, without sleeping. Returns
-   * false on a hard error (errno in lastErrno), true otherwise (timeouts and signals included).
+   * false on an error (errno in lastErrno; EBUSY, EAGAIN and ENOMEM pass: enter-failures.ts),
+   * true otherwise (timeouts and signals included). SQEs a failed call left are submitted by the next.
    */
   lastErrno = 0;
   enter(waitFor: number): boolean {
     Atomics.store(this.#sqTail, 0, this.#tail);
-    const submit = this.#pending;
-    this.#pending = 0;
+    // everything the kernel has not consumed yet: SQEs left by a failed enter are submitted now
+    const submit = (this.#tail - Atomics.load(this.#sqHead, 0)) >>> 0;
     const r =
       waitFor > 0
         ? enterCall(this.#nrEnter, this.fd, submit, waitFor, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, this.#arg, 24)
         : enterCall(this.#nrEnter, this.fd, submit, 0, IORING_ENTER_GETEVENTS, null, 0);
     if (r < 0) {
       const e = sys.errno();
-      if (e === ETIME || e === EINTR || e === EBUSY) return true;
+      if (e === ETIME || e === EINTR) return true;
       this.lastErrno = e;
       return false;
     }

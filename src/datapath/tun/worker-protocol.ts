@@ -48,6 +48,8 @@ export interface WorkerInit {
   /** the previous process's counters and estimators (core/carry-over.ts), summed over its
    *  workers: given to one worker only, added to its engine before the first packet */
   carry?: EngineCarry;
+  /** tests only: the first `calls` io_uring_enter calls fail with `errno` (uring-loop.ts) */
+  uringFault?: { errno: number; calls: number };
 }
 
 /** Hand-over records (core/conn/handover.ts): `count` records in `buf`. */

@@ -4,7 +4,9 @@
  * with nothing allocated per packet. Two ways to move packets:
  *   io_uring (default where the kernel has multishot reads, 6.7+): the kernel reads packets into
  *     a ring of preallocated buffers; one io_uring_enter(2) per batch submits the batch's writes
- *     and collects the next packets (src/datapath/tun/uring.ts);
+ *     and collects the next packets (uring-loop.ts, over uring.ts); a ring that cannot be set
+ *     up leaves the worker on system calls (--io auto), and one that fails while forwarding
+ *     (io_uring_enter errors that do not pass: enter-failures.ts) makes it go on with them;
  *   syscalls: non-blocking read(2)/write(2) per packet, poll(2) when idle, one buffer.
  * Control messages (apply operations, snapshot, stop) arrive on a MessagePort that the loop
  * polls between batches with receiveMessageOnPort, so control work never runs inside a batch.
@@ -42,10 +44,10 @@ import type { ImportResult } from '../../core/conn/handover.js';
 import { exportCarry, importCarry } from '../../core/carry-over.js';
 import type { CallHandlers, CallMessageOf, Calls, CallName, FromWorker, HandoverBatch, IoMode, ToWorker, WorkerInit } from './worker-protocol.js';
 import { POLLIN, sys } from './sys.js';
-import { EAGAIN, EINTR, EINVAL, ENOBUFS } from './syscalls.js';
+import { EAGAIN, EINTR } from './syscalls.js';
 import { Offloader } from './offloader.js';
 import { syncCalls } from './worker-sync.js';
-import { BufferRing, IORING_CQE_BUFFER_SHIFT, IORING_CQE_F_BUFFER, IORING_CQE_F_MORE, Uring } from './uring.js';
+import { runUring, type UringHost } from './uring-loop.js';
 
 export type { WorkerInit } from './worker-protocol.js';
 
@@ -53,12 +55,9 @@ export type { WorkerInit } from './worker-protocol.js';
 const HARVEST_MS = 500;
 const SLOT = (1 << 16) + 512; // a GSO super-packet (<= 64 KiB) plus the virtio header
 const BATCH = 64;
-const RING_BUFFERS = 64; // 64 x 66 KiB = 4.1 MiB per worker: room for GSO super-packets in flight
-const READ_TAG = 0x10000;
-const WRITE_TAG = 0x20000;
 
 /** Data-path counters (the engine's own counters are in Director.counters()). */
-const newCounters = () => ({ reads: 0, writes: 0, write_errors: 0, gso_packets: 0, csum_partial: 0, short_reads: 0, read_errors: 0, oversize: 0, batches: 0, no_buffers: 0 });
+const newCounters = () => ({ reads: 0, writes: 0, write_errors: 0, gso_packets: 0, csum_partial: 0, short_reads: 0, read_errors: 0, oversize: 0, batches: 0, no_buffers: 0, uring_enter_retries: 0, uring_fallbacks: 0, uring_sq_full: 0 });
 
 export class PacketWorker {
   private readonly fd: number;
@@ -118,12 +117,17 @@ export class PacketWorker {
   /** Run until stopped (or a fatal error, reported), then give back the fast path and say `stopped`. */
   run(): void {
     const init = this.init;
-    const refused = init.io === 'syscalls' ? null : this.runUring();
-    if (refused !== null && init.io === 'uring') this.send({ type: 'error', message: `io_uring unavailable: ${refused}` });
-    else if (init.io === 'syscalls' || refused !== null) {
-      this.announce('syscalls', refused ?? undefined);
+    const u = init.io === 'syscalls' ? null : runUring(this.uringHost, init.uringFault);
+    if (u !== null && 'refused' in u && init.io === 'uring') this.send({ type: 'error', message: `io_uring unavailable: ${u.refused}` });
+    else if (u === null || 'refused' in u) {
+      this.announce('syscalls', u?.refused);
       this.loopSyscalls();
-    }
+    } else if ('fellBack' in u) {
+      // it was forwarding: go on without io_uring (also under --io uring) rather than stop
+      this.dp.uring_fallbacks++;
+      this.announce('syscalls', `failed while forwarding (${u.fellBack})`);
+      this.loopSyscalls();
+    } else if ('error' in u) this.send({ type: 'error', message: u.error });
     let handover: HandoverBatch | undefined;
     if (this.handover) {
       // the kernel goes on forwarding what it has; the next process takes the slots over
@@ -298,98 +302,25 @@ export class PacketWorker {
     }
   }
 
-  /** Runs until stopped; returns an error text, or 'unsupported' when multishot reads are refused before any packet. */
-  private loopUring(ring: Uring, bufs: BufferRing): string | null {
-    const dp = this.dp;
-    const fd = this.fd;
-    const data = bufs.data;
-    const size = bufs.size;
-    let armed = false;
-    let now = 0;
-    let writesInFlight = 0;
-    let lastPacket = 0;
-    let fatal = 0;
-    const complete = (tag: number, res: number, flags: number): void => {
-      if (tag === READ_TAG) {
-        if ((flags & IORING_CQE_F_MORE) === 0) armed = false;
-        if (res < 0) {
-          if (-res === ENOBUFS) dp.no_buffers++;
-          else if (-res !== EINTR && -res !== EAGAIN) {
-            dp.read_errors++;
-            fatal = -res;
-          }
-          return;
-        }
-        if ((flags & IORING_CQE_F_BUFFER) === 0) return; // nothing read, no buffer taken
-        const bid = flags >>> IORING_CQE_BUFFER_SHIFT;
-        if (this.verdict(data, bid * size, res, now)) {
-          // at most RING_BUFFERS writes are in flight, fewer than the ring's 256 entries
-          if (ring.write(fd, bufs.lo[bid]!, bufs.hi[bid]!, res, WRITE_TAG | bid)) {
-            writesInFlight++;
-            return;
-          }
-          dp.write_errors++;
-        }
-        bufs.recycle(bid);
-      } else {
-        writesInFlight--;
-        const bid = tag & 0xffff;
-        if (res > 0) dp.writes++;
-        else dp.write_errors++;
-        bufs.recycle(bid);
-      }
+  /** What the io_uring loop (uring-loop.ts) needs of this worker. */
+  private get uringHost(): UringHost {
+    return {
+      fd: this.fd,
+      slot: SLOT,
+      busyPollMs: this.busyPollMs,
+      dp: this.dp,
+      running: () => this.running,
+      verdict: (b, at, n, now) => this.verdict(b, at, n, now),
+      afterBatch: () => this.offloader?.flush(),
+      housekeeping: () => this.housekeeping(),
+      started: () => this.announce('uring'),
     };
-    while (this.running) {
-      if (!armed) armed = ring.readMultishot(fd, 0, READ_TAG);
-      // One call submits the batch's writes and sleeps until they have completed (tun writes do
-      // so at once) and the next packet has arrived: wait for writesInFlight + 1 completions.
-      // Within the busy-poll time after the last packet, wait for the writes only (no sleep).
-      const t = performance.now();
-      if (!ring.enter(writesInFlight + (t - lastPacket >= this.busyPollMs ? 1 : 0))) return `io_uring_enter: ${sys.strerror(ring.lastErrno)}`;
-      now = Math.floor(t);
-      if (ring.drain(complete) > 0) {
-        dp.batches++;
-        lastPacket = performance.now();
-      }
-      this.offloader?.flush(); // before the batch's writes are submitted (offloader.ts)
-      bufs.publish();
-      if (fatal) return fatal === EINVAL && dp.reads === 0 ? 'unsupported' : `read: ${sys.strerror(fatal)}`;
-      this.housekeeping();
-    }
-    return null;
-  }
-
-  /** The io_uring set-up, or null (with the reason) when this kernel cannot do it. */
-  private openUring(): { ring: Uring; bufs: BufferRing } | { error: string } {
-    let ring: Uring | null = null;
-    try {
-      ring = new Uring(256, 20);
-      const bufs = new BufferRing(RING_BUFFERS, SLOT);
-      ring.registerBufferRing(bufs, 0);
-      return { ring, bufs };
-    } catch (e) {
-      ring?.close();
-      return { error: (e as Error).message };
-    }
   }
 
   /** Tell the control plane how this worker moves packets (the first time: that it is ready). */
   private announce(io: IoMode, reason?: string): void {
     this.send({ type: this.readySent ? 'io' : 'ready', io, ...(reason ? { reason } : {}), ...(!this.readySent && this.imported ? { imported: this.imported } : {}) });
     this.readySent = true;
-  }
-
-  /** Run the io_uring loop; null when it ran (until stopped, or a reported error), else why it could not. */
-  private runUring(): string | null {
-    const u = this.openUring();
-    if ('error' in u) return u.error;
-    this.announce('uring');
-    const r = this.loopUring(u.ring, u.bufs);
-    u.ring.close();
-    u.bufs.close();
-    if (r === 'unsupported') return 'multishot reads refused (Linux 6.7+ needed)';
-    if (r !== null) this.send({ type: 'error', message: r });
-    return null;
   }
 }
 
