@@ -137,9 +137,10 @@ test('name=value assignments', () => {
   assert.throws(() => parseSysctlAssignment('sync_retries=x'), /sync_retries: wants an integer/);
 });
 
-test('syn_cookies (ulvs\'s own): 0 or 1; 2 (automatic) not offered yet', () => {
+test('syn_cookies (ulvs\'s own): 0, 1 or 2 (automatic)', () => {
   assert.deepEqual(parseSysctlValue('syn_cookies', 1), { synCookies: 1 });
   assert.deepEqual(parseSysctlValue('syn_cookies', '0'), { synCookies: 0 });
-  refused('syn_cookies', 2, /^sysctl syn_cookies: is 0\.\.1, not 2$/);
+  assert.deepEqual(parseSysctlValue('syn_cookies', 2), { synCookies: 2 });
+  refused('syn_cookies', 3, /^sysctl syn_cookies: is 0\.\.2, not 3$/);
   refused('syn_cookies', 'on', /wants an integer/);
 });

@@ -31,7 +31,8 @@
  *   backup_only         proc_dointvec, used as a boolean; ulvs takes 0 or 1 only
  *   evict_embryonic     ulvs's own (no kernel counterpart), 0 or 1, default 1: a full table
  *                       evicts a half-open TCP entry for a new connection (conn/lifecycle.ts)
- *   syn_cookies         ulvs's own, 0 (default) or 1: SYN cookies for NAT TCP services
+ *   syn_cookies         ulvs's own, 0 (default), 1 (always) or 2 (automatic, while a flood
+ *                       overflows the TUN): SYN cookies for NAT TCP services
  *                       (core/syn-proxy.ts, docs/syn-cookies.md)
  * Names of the kernel's table that ulvs does not carry (cache_bypass, nat_icmp_send, ...) are
  * refused as unknown. No I/O.
@@ -132,8 +133,8 @@ const TABLE: Record<string, Entry> = {
   backup_only: flag('backupOnly'),
   // ulvs's own (no such sysctl in the kernel): core/sysctl.ts evictEmbryonic
   evict_embryonic: flag('evictEmbryonic'),
-  // ulvs's own: core/sysctl.ts synCookies (2, automatic, is not offered yet)
-  syn_cookies: { parse: (n, v) => ({ synCookies: ranged(n, v, 0, 1) }), show: (s) => s.synCookies },
+  // ulvs's own: core/sysctl.ts synCookies (2: automatic, daemon/syn-cookie-auto.ts)
+  syn_cookies: { parse: (n, v) => ({ synCookies: ranged(n, v, 0, 2) }), show: (s) => s.synCookies },
 };
 
 export const IPVS_SYSCTL_NAMES: readonly string[] = Object.keys(TABLE);

@@ -61,7 +61,8 @@ export interface Sysctls {
   evictEmbryonic: boolean;
   /** syn_cookies (ulvs's own): 1, NAT TCP services' SYNs are answered by the kernel fast path
    *  with cookies and the engine opens a connection only on a checked ACK (syn-proxy.ts,
-   *  docs/syn-cookies.md); 0 off */
+   *  docs/syn-cookies.md); 2 the same while ulvsd's watch sees a flood (daemon/syn-cookie-auto.ts:
+   *  the engine honours checked ACKs whenever it is not 0); 0 off */
   synCookies: number;
 }
 

@@ -37,7 +37,10 @@ import { listServices } from '../control/listing.js';
 import { parseRules, RulesError, type Rules } from '../control/rules.js';
 import { SchedStateSlots } from '../control/sched-slots.js';
 import { tunAvailable } from '../datapath/tun/device.js';
-import { ControlPlane, validateOnScratch } from './control-plane.js';
+import { ControlPlane } from './control-plane.js';
+import { DaemonError } from './daemon-error.js';
+import { validateRules as validate } from './validate-rules.js';
+export { DaemonError };
 import { checkDataPath, type DataPathCaps } from './data-path-limits.js';
 import { hostAddresses, type HostAddress } from '../datapath/tun/routing.js';
 import { Health } from './health.js';
@@ -53,6 +56,7 @@ import { ulvsVersion } from './version.js';
 import { statePaths, takeKept, type StatePaths } from './kept-state.js';
 import { WorkerPool, type PoolCounters } from './worker-pool.js';
 import { DefenseFeed } from './defense-feed.js';
+import { cookieSample, SynCookieWatch } from './syn-cookie-auto.js';
 import { VrrpFollower } from './vrrp-follower.js';
 import { SyncDaemon, syncDaemonFor } from './sync-daemon.js';
 import { SyncRoleDriver } from './sync-role.js';
@@ -60,23 +64,10 @@ import { defaultSyncQlenMax } from './sync-defaults.js';
 import { formatIPv4 } from '../wire/addr.js';
 import { ClaimError, guardStart, restoreFor, type Claims } from './start-guard.js';
 
-/** A start-up refusal: ulvsd prints `ulvsd: <message>` on stderr and exits with `code`. */
-export class DaemonError extends Error {
-  constructor(message: string, readonly code: number) {
-    super(message);
-  }
-}
 
 /** How often the host's interfaces are compared for capture and fast path (one `ip addr`), ms. */
 const FOLLOW_MS = 2000;
 
-/** Check a complete rule set: on a scratch engine, then against this host (`tc`: the capture
- *  filters are, or at start will be, installed; `caps`: what the data path can carry). */
-function validate(r: Rules, tc: boolean, caps: DataPathCaps): void {
-  validateOnScratch(r);
-  checkHost(r, tc);
-  checkDataPath(r, caps);
-}
 
 const vipsOf = (r: Rules) => r.services.map((s) => s.addr);
 
@@ -233,6 +224,7 @@ export class Daemon {
     );
     this.#pool = pool;
     this.#defense = new DefenseFeed(pool, log).start(); // the flood defences' clock and memory
+    new SynCookieWatch(kernel.synCookies, () => cookieSample(o.dev, () => kernel.synCookieCounters())).start(); // syn_cookies=2
     const cp = new ControlPlane(rules, { validate: (r) => (validate(r, kernel.capturing, this.#caps), kernel.synCookies.check(r)), stageSteering: (r) => kernel.stageSteering(r), applyOps: (ops) => pool.apply(ops), route: (r) => kernel.route(r), log: (s) => log.info(s, 'config') }, slots);
     this.#control = cp;
     const sync = syncDaemonFor(pool, () => cp.rules(), (m) => log.warn(m, 'sync'));

@@ -215,7 +215,7 @@ export class KernelSetup {
   synCookieCounters(): Record<string, number> {
     if (!this.#fastPath) return {};
     this.#cookieCounters ??= new SyncookieCounters(this.#fastPath.progFd);
-    return this.#cookieCounters.read();
+    return { ...this.#cookieCounters.read(), ...this.synCookies.counters() };
   }
 
   /** The fast path's maps taken over from the previous process (its offloaded connections are in them). */

@@ -12,8 +12,11 @@
  *     to the server's ISN); the handshake the cookie began could never complete.
  *
  * Every TCP service is covered while the mode is 1 (all its servers are NAT by the rule above;
- * fwmark services are not: ulvs has none). Mode changes are logged, at most one line per
- * LOG_EVERY_MS (the suppressed ones counted in the next). `check` throws without changing
+ * fwmark services are not: ulvs has none). Mode 2 is automatic (syn-cookie-auto.ts): only the
+ * fast path is required; while ulvsd's watch holds it active, the TCP services whose servers
+ * are all NAT are covered (one with a DR or tunnelled server is left out, not refused), and
+ * none while it is not. Mode changes are logged, at most one line per LOG_EVERY_MS (the
+ * suppressed ones counted in the next); mode 2's switches each (they are at least QUIET_S apart). `check` throws without changing
  * anything; `apply` writes the map (after the workers have the rules).
  */
 import { Fwd } from '../core/service.js';
@@ -26,13 +29,19 @@ import { syncSyncookieMap, type CookieService } from '../datapath/tun/syncookie-
 const IPPROTO_TCP = 6;
 export const LOG_EVERY_MS = 10_000;
 
-/** The services the map holds under mode 1: every TCP service. */
+/** The services the map holds while cookies are on: every TCP service whose real servers are
+ *  all NAT (under mode 1, check() has refused any other). */
 export function cookieServices(r: Rules): CookieService[] {
-  return r.services.filter((s) => s.proto === IPPROTO_TCP).map((s) => ({ addr: s.addr, port: s.port }));
+  const bypassed = new Set(r.dests.filter((d) => d.dest.fwd !== undefined && d.dest.fwd !== Fwd.MASQ).map((d) => `${d.service.proto}/${d.service.addr}/${d.service.port}`));
+  return r.services.filter((s) => s.proto === IPPROTO_TCP && !bypassed.has(`${s.proto}/${s.addr}/${s.port}`)).map((s) => ({ addr: s.addr, port: s.port }));
 }
 
 export class SynCookieGuard {
   #mode = 0;
+  /** mode 2: whether the watch has switched cookies on (syn-cookie-auto.ts) */
+  #active = false;
+  #switches = 0;
+  #rules: Rules | null = null;
   #lastLog = -Infinity;
   #suppressed = 0;
   /**
@@ -51,10 +60,31 @@ export class SynCookieGuard {
     return this.#mode;
   }
 
+  /** Whether the kernel answers SYNs with cookies now (mode 1, or mode 2 switched on). */
+  get active(): boolean {
+    return this.#mode === 1 || (this.#mode === 2 && this.#active);
+  }
+
+  /** mode 2's switches since start, and whether on: for the counters. */
+  counters(): Record<string, number> {
+    return { syncookie_active: this.active ? 1 : 0, syncookie_auto_switches: this.#switches };
+  }
+
+  /** Mode 2: switch cookies on or off (the watch's decision), with the rules last applied. */
+  setActive(on: boolean): void {
+    if (this.#mode !== 2 || on === this.#active) return;
+    this.#active = on;
+    this.#switches++;
+    const n = this.#rules ? this.apply(this.#rules) : 0;
+    // not rate-limited: an off needs QUIET_S quiet seconds, so there is at most one pair per ~10 s
+    this.log(on ? `syn_cookies 2: on, a SYN flood (the TUN's queue overflowed): the kernel answers SYNs with cookies for ${n} TCP service(s)` : 'syn_cookies 2: off, no flood for 10 s: SYNs go to the engine again');
+  }
+
   /** Throws (IpvsError EINVAL) when `mode` cannot be in force with rules `r`; changes nothing. */
   check(r: Rules, mode = this.#mode): void {
     if (mode === 0) return;
     if (this.mapFd === null) throw new IpvsError('EINVAL', `sysctl syn_cookies=${mode} needs the kernel fast path, which answers the SYNs: ${this.why}`);
+    if (mode === 2) return; // services with DR/TUN servers are left out (cookieServices)
     for (const { service, dest } of r.dests) {
       if (service.proto !== IPPROTO_TCP || dest.fwd === undefined || dest.fwd === Fwd.MASQ) continue;
       const how = dest.fwd === Fwd.TUNNEL ? 'tunnelled (-i)' : dest.fwd === Fwd.DROUTE ? 'direct-routing (-g)' : 'local';
@@ -67,14 +97,16 @@ export class SynCookieGuard {
     this.check(r, mode);
     const was = this.#mode;
     this.#mode = mode;
+    if (mode !== 2) this.#active = false;
     const n = this.apply(r);
-    if (was !== mode) this.#logRateLimited(`syn_cookies ${was} -> ${mode}: ${mode === 0 ? 'SYNs go to the engine again' : `the kernel answers SYNs with cookies for ${n} TCP service(s)`}`);
+    if (was !== mode) this.#logRateLimited(`syn_cookies ${was} -> ${mode}: ${mode === 0 ? 'SYNs go to the engine again' : mode === 2 ? 'the kernel will answer SYNs with cookies while a flood overflows the TUN' : `the kernel answers SYNs with cookies for ${n} TCP service(s)`}`);
   }
 
   /** Write the map for rules `r` under the current mode; returns the number of services in it. */
   apply(r: Rules): number {
+    this.#rules = r;
     if (this.mapFd === null) return 0;
-    const want = this.#mode === 0 ? [] : cookieServices(r);
+    const want = this.active ? cookieServices(r) : [];
     try {
       this.write(this.mapFd, want);
     } catch (e) {
