@@ -36,6 +36,7 @@ import { EngineState } from './engine-state.js';
 import { Explainer, type Explanation, type FlowQuery } from './explain.js';
 import { Forwarder } from './forward.js';
 import { NoDestReply } from './no-dest.js';
+import { xorshift } from './xorshift.js';
 import { DEFAULT_OFFLOAD_AFTER, type OffloadPort, type OffloadReport } from './offload.js';
 import { OffloadPolicy } from './offload-policy.js';
 import { PacketMeta } from './packet-meta.js';
@@ -92,17 +93,6 @@ export interface DirectorOptions {
    *  (and its real servers, whose tunnel a tunnelled connection's entry names), and the packets
    *  a connection forwards here first (default DEFAULT_OFFLOAD_AFTER). */
   offload?: { port: (conns: ConnTable, dests: DestRegistry) => OffloadPort; after?: number };
-}
-
-/** xorshift32 from a seed: the default random source (the core never calls Math.random). */
-function xorshift(seed: number): () => number {
-  let x = seed || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>>= 0);
-  };
 }
 
 export class Director {
@@ -350,6 +340,12 @@ export class Director {
   }
   deleteDest(k: ServiceKey, addr: number, port: number): void {
     this.#dests.delete(k, addr, port);
+  }
+  /** After a change that deleted servers or services (ip_vs_del_dest queues this work): with
+   *  expire_nodest_conn, every entry whose server is deleted is expired now, whether packets
+   *  come or not (ip_vs_expire_nodest_conn_flush, Linux 5.9+). Returns how many were expired. */
+  expireNodestConns(): number {
+    return this.#s.sysctl.expireNodestConn ? this.#life.expireNodest() : 0;
   }
   /** Deleted servers still referenced by connections. */
   get trash(): readonly RealServer[] {
