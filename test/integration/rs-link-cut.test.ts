@@ -23,8 +23,9 @@
  * in rotation, and the same "all answered, none by rs1" check fails on it; the streams through
  * rs1 that were expired (or timed out) are reported broken by the same byte check that finds the
  * others intact; the two expire_nodest_conn settings are each other's control (listed / gone);
- * the timeout check's upper bound fails if a dropped retransmission restarted the timer (the
- * clients retransmit 6 and 12 s into the outage, which would keep the entries past 13 s); the
+ * the timeout check's upper bound fails if dropped retransmissions restarted the timer (the
+ * last one before it runs out comes about 6 s into the outage, which would keep the entries
+ * past 16 s); the
  * idle entries' check failed before the flush after a deletion was added (they stayed in
  * TIME_WAIT, expired only by a packet that never came).
  *
@@ -45,8 +46,9 @@ const V = LAB.VIP;
 const [R1, R2, R3] = [0, 1, 2].map(LAB.realServer) as [string, string, string];
 /** delay_loop + connect_timeout of the checkers below, ms */
 const CHECK_BOUND_MS = 2000;
-/** time for a loaded 2-core machine: the checker's timer, the control plane's apply, the poll */
-const LEAVE_SLACK_MS = 2000;
+/** time for a loaded 2-core machine: the checker's timer, the control plane's apply, the poll
+ *  (measured 1.5-2.9 s in all at load averages of 10-20) */
+const LEAVE_SLACK_MS = 3000;
 const STREAMS = 24; // rr over three servers: 8 each
 
 const checked = (port: number) => `
@@ -208,8 +210,9 @@ describe('a real server whose link is cut mid-stream (keepalived mode)', { skip:
     const sinceCut = Math.round(performance.now() - t0);
     t.diagnostic(`cut 3: rs1's entries gone ${sinceCut} ms after the cut (timeout 10 s from their last forwarded packet)`);
     // not before the timeout (the last forwarded packet is at most ~100 ms before the cut), and not
-    // later than timeout + slack (a dropped packet that restarted the timer would keep them)
-    assert.ok(sinceCut >= 9_000 && sinceCut <= 10_000 + 3_000, `gone ${sinceCut} ms after the cut (${gone} ms of waiting)`);
+    // later than timeout + 4 s of slack: if dropped retransmissions restarted the timer, the last
+    // one before it runs out (about 6 s into the outage, RTO backoff) would keep them past 16 s
+    assert.ok(sinceCut >= 9_000 && sinceCut <= 10_000 + 4_000, `gone ${sinceCut} ms after the cut (${gone} ms of waiting)`);
     const after = await engine();
     assert.ok(after['drop_dest_unavailable']! > before['drop_dest_unavailable']!, 'their packets were dropped and counted meanwhile');
     assert.equal(after['expired_nodest'], before['expired_nodest']);

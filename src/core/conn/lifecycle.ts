@@ -115,6 +115,8 @@ export class ConnLifecycle {
   expireNodest(): number {
     const s = this.#s;
     const conns = s.conns;
+    // an entry can only name a deleted server that is in the trash (retire frees the others)
+    if (s.dests.trash.length === 0) return 0;
     let n = 0;
     conns.forEach((i) => {
       if ((conns.flags(i) & ConnFlag.LIVE) === 0 || s.dests.byId(conns.dest(i)).available) return;
