@@ -7,10 +7,9 @@
  * Templates hash on (protocol, masked client, 0). Buckets = next power of two >= capacity, so
  * chains average <= 1 entry at full load. The hash is seeded (injected) against flooding.
  *
- * Expiry: an intrusive doubly-linked timer wheel of WHEEL_SLOTS slots of TICK_MS each. An
- * entry sits in slot (queuedTick & mask). Extending an expiry touches only `expires` (lazy:
- * the entry is re-queued when its slot comes round); shortening it re-links the entry. The
- * wheel arrays have WHEEL_SLOTS extra sentinel heads after the entries.
+ * Expiry: an intrusive doubly-linked timer wheel of WHEEL_SLOTS slots of TICK_MS each. An entry
+ * sits in slot (queuedTick & mask). Extending an expiry touches only `expires` (lazy: re-queued
+ * when its slot comes round); shortening re-links it. WHEEL_SLOTS sentinel heads follow.
  *
  * Layout: the fields a packet touches live together in one 32-byte record of an Int32Array
  * (array of structs), so a lookup plus update costs one cache line instead of a dozen scattered
@@ -29,12 +28,12 @@
  *   wprev/wnext timer-wheel links (WHEEL_SLOTS sentinel heads after the entries)
  *   buckets     chain heads
  *   seen        packets forwarded in a state that may be offloaded (saturates at 255)
+ *   inPkts      inbound packets (IPVS's in_pkts, saturates at 255; drop_entry reads it)
  *   sync        per-entry state of connection synchronisation (core/sync/conn-state.ts), null
  *               until a sync master first starts: +9 bytes per entry from then on
  *
- * Memory per entry: 32 + 4 (ctl) + 8 (wheel) + 4 (bucket) + 1 (seen) = 49 bytes.
- * Addresses are stored as int32 (the uint32 value `| 0`); every method normalises the addresses
- * it is given, so callers may pass either form; accessors return int32 (`>>> 0` for uint32).
+ * Memory per entry: 32 + 4 (ctl) + 8 (wheel) + 4 (bucket) + 1 (seen) + 1 (inPkts) = 50 bytes.
+ * Addresses are int32 (uint32 `| 0`); methods normalise those given, accessors return int32.
  */
 import { ConnFlag } from './conn-flags.js';
 import type { SyncConnState } from './sync/conn-state.js';
@@ -67,6 +66,7 @@ export class ConnTable {
   readonly #e: Int32Array;
   readonly ctl: Int32Array;
   readonly seen: Uint8Array;
+  readonly inPkts: Uint8Array;
   sync: SyncConnState | null = null;
   readonly #wprev: Int32Array;
   readonly #wnext: Int32Array;
@@ -87,6 +87,7 @@ export class ConnTable {
     this.#e = new Int32Array(n * STRIDE);
     this.ctl = new Int32Array(n);
     this.seen = new Uint8Array(n);
+    this.inPkts = new Uint8Array(n);
     this.#wprev = new Int32Array(n + WHEEL_SLOTS);
     this.#wnext = new Int32Array(n + WHEEL_SLOTS);
     let b = 1;
@@ -156,9 +157,9 @@ export class ConnTable {
   get bucketCount(): number {
     return this.#bmask + 1;
   }
-  /** total bytes held by the table's typed arrays */
+  /** total bytes held by the table's typed arrays (not sync's, made when a master starts) */
   get byteLength(): number {
-    return this.#e.byteLength + this.ctl.byteLength + this.#wprev.byteLength + this.#wnext.byteLength + this.#buckets.byteLength;
+    return this.#e.byteLength + this.ctl.byteLength + this.#wprev.byteLength + this.#wnext.byteLength + this.#buckets.byteLength + this.seen.byteLength + this.inPkts.byteLength;
   }
 
   /** Bucket for (protocol, client address, client port). murmur3-style mixing, seeded. */
@@ -253,7 +254,7 @@ export class ConnTable {
     e[b + W_META] = proto | ((flags | ConnFlag.LIVE) << 16);
     e[b + W_EXPIRES] = expiresTick;
     this.ctl[i] = (flags & ConnFlag.TEMPLATE) !== 0 ? 0 : -1;
-    this.seen[i] = 0;
+    this.seen[i] = this.inPkts[i] = 0;
     if (this.sync !== null) this.sync.reset(i, nowTick);
     const h = this.bucketOf(proto, caddr | 0, cport);
     e[b + W_HNEXT] = this.#buckets[h]!;

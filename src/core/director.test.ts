@@ -192,7 +192,7 @@ test('conn_reuse_mode: a SYN reusing a TIME_WAIT connection\'s ports is schedule
 });
 
 test('secure_tcp table: in NAT only the server\'s ACK after SYN-ACK establishes', () => {
-  const d = director({ sysctl: { secureTcp: true } });
+  const d = director({ sysctl: { secureTcp: 3 } });
   d.addService({ ...k80, scheduler: 'rr' });
   d.addDest(k80, { addr: ip(RS1), port: 8080 });
   const st = () => d.connections(0)[0]!.state;

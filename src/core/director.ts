@@ -32,11 +32,11 @@ import { listConnections, snapshotOf, type ConnInfo, type DirectorSnapshot } fro
 import { ServiceTable } from './ctl/services.js';
 import type { DestSpec, ServiceSpec } from './ctl/specs.js';
 import { Decider, Expire, Path } from './decide.js';
+import { Defense, type DefenseChange } from './defense.js';
 import { EngineState } from './engine-state.js';
 import { Explainer, type Explanation, type FlowQuery } from './explain.js';
 import { Forwarder } from './forward.js';
 import { NoDestReply } from './no-dest.js';
-import { xorshift } from './xorshift.js';
 import { DEFAULT_OFFLOAD_AFTER, type OffloadPort, type OffloadReport } from './offload.js';
 import { OffloadPolicy } from './offload-policy.js';
 import { PacketMeta } from './packet-meta.js';
@@ -55,6 +55,7 @@ import type { Sysctls } from './sysctl.js';
 import type { Timeouts } from './timeouts.js';
 import { Event, EVENT_NAMES, Outcome, OUTCOME_NAMES, OUTCOME_VERDICT, type OutcomeCode, type VerdictCode } from './verdict.js';
 import { errors } from './errors.js';
+import { xorshift } from './xorshift.js';
 import { IPPROTO_ICMP } from '../wire/ipv4.js';
 
 export type { ConnInfo, DestSnapshot, DirectorSnapshot, ServiceSnapshot, StatsSnapshot } from './ctl/listings.js';
@@ -71,23 +72,18 @@ export interface DirectorOptions {
   maxConns?: number;
   /** 32-bit seed for the connection hash; production passes a random one */
   seed?: number;
-  /** uniform uint32 random source for schedulers (twos); default: xorshift from seed */
+  /** uniform uint32 random source for schedulers (twos) and drop_entry; default: xorshift from seed */
   random?: () => number;
   sysctl?: Partial<Sysctls>;
-  /**
-   * Scheduler state slots shared with the other engines of one director (an Int32Array over a
-   * SharedArrayBuffer; see sched-state.ts); services name theirs with ServiceSpec.stateSlot.
-   * Without it every service keeps its scheduler state to itself.
-   */
+  /** Scheduler state slots shared with the other engines of one director (an Int32Array over a
+   *  SharedArrayBuffer, sched-state.ts; a service names its ServiceSpec.stateSlot); without it,
+   *  every service keeps its scheduler state to itself. */
   sharedState?: Int32Array;
-  /**
-   * A TCP segment for a service that may not open a connection (no SYN) and has none: 'pass'
-   * (default) hands it to the host stack, which answers with a reset where the VIP is local;
-   * 'drop' discards it (DropNoConn), for a data path where passing means routing it onward;
-   * 'local' passes it when its destination is one of the addresses last given to
-   * `setLocalAddresses` (a VIP assigned to the host: its stack answers with a reset, as with
-   * IPVS) and drops it otherwise.
-   */
+  /** A TCP segment for a service that may not open a connection (no SYN) and has none: 'pass'
+   *  (default) hands it to the host stack (which resets it where the VIP is local); 'drop'
+   *  discards it (DropNoConn), for a data path where passing means routing it onward; 'local'
+   *  passes it when its destination is one of the addresses last given to `setLocalAddresses`
+   *  (a VIP assigned to the host: its stack resets it, as with IPVS), else drops it. */
   strayTcp?: 'pass' | 'drop' | 'local';
   /** The kernel fast path (core/offload.ts): a port made for this engine's connection table
    *  (and its real servers, whose tunnel a tunnelled connection's entry names), and the packets
@@ -109,6 +105,9 @@ export class Director {
   readonly #services: ServiceTable;
   readonly #dests: DestTable;
   readonly #explainer: Explainer;
+  /** IPVS's flood defences (drop_entry, drop_packet, secure_tcp; defense.ts) */
+  readonly defense: Defense;
+  readonly #random: () => number;
   /** connection synchronisation: the master's sink and the backup's receive() (sync/control.ts) */
   readonly sync: SyncControl;
   /** outcome of a stray TCP segment (DirectorOptions.strayTcp; 'local': by #localAddrs) */
@@ -136,7 +135,7 @@ export class Director {
     this.#icmp = new IcmpErrors(s);
     this.#noDest = new NoDestReply(s);
     const shared = o.sharedState ?? null;
-    const random = o.random ?? xorshift(seed);
+    const random = (this.#random = o.random ?? xorshift(seed));
     const sysctl = s.sysctl;
     const env: SchedulerEnv = {
       random,
@@ -151,6 +150,8 @@ export class Director {
     this.#services = new ServiceTable(o.schedulers, env, this.#decider, s.dests, shared !== null && shared.length >= SLOT_INTS ? shared : null);
     this.#dests = new DestTable(this.#services, s.dests);
     this.sync = new SyncControl(s, this.#protos, this.#life, this.#offload, this.#decider);
+    this.defense = new Defense(s);
+    this.defense.update(); // the modes given at start are in force from the first packet
     this.#explainer = new Explainer(s, this.#protos, this.#decider, this.#scheduling, (vaddr) => this.#strayOutcome(vaddr) === Outcome.DropNoConn);
   }
 
@@ -187,6 +188,7 @@ export class Director {
     }
     if (dec.path === Path.NoService) return this.#out(Outcome.PassNoService);
     if (dec.path === Path.NotOpener) return this.#out(this.#strayOutcome(m.daddr));
+    if (this.defense.todrop()) return this.#out(Outcome.DropDefense); // ip_vs_todrop: drop_packet
     const ctx = this.#ctx; //                                                   2 schedule
     ctx.proto = m.proto;
     ctx.caddr = m.saddr;
@@ -256,6 +258,16 @@ export class Director {
     if (now - this.#lastEstimateMs >= ESTIMATOR_PERIOD_MS) this.#lastEstimateMs = now;
     for (const v of this.#services.list) v.sched?.tick?.(now);
     this.sync.tick(now);
+  }
+
+  /** Once a second (defense_work_handler): the host's MemAvailable in pages (negative: unknown)
+   *  in; update_defense_level, then drop_entry's drops while on (defense.ts); changes out. */
+  defend(memPages: number, now: number): DefenseChange[] {
+    this.#s.setNow(now);
+    this.defense.feed(memPages);
+    this.defense.update();
+    if (this.defense.dropEntryOn) this.defense.dropEntries(this.#random, this.#life);
+    return this.defense.takeChanges();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -341,14 +353,9 @@ export class Director {
   deleteDest(k: ServiceKey, addr: number, port: number): void {
     this.#dests.delete(k, addr, port);
   }
-  /** After a change that deleted servers or services (ip_vs_del_dest queues this work): with
-   *  expire_nodest_conn, every entry whose server is deleted is expired now, whether packets
-   *  come or not (ip_vs_expire_nodest_conn_flush, Linux 5.9+). Returns how many were expired. */
-  expireNodestConns(): number {
-    return this.#s.sysctl.expireNodestConn ? this.#life.expireNodest() : 0;
-  }
-  /** Deleted servers still referenced by connections. */
-  get trash(): readonly RealServer[] {
+  /** ip_vs_expire_nodest_conn_flush (Linux 5.9+; applyOps runs it after deletions): with expire_nodest_conn, expire every entry of a deleted server now; how many */
+  expireNodestConns = (): number => (this.#s.sysctl.expireNodestConn ? this.#life.expireNodest() : 0);
+  get trash(): readonly RealServer[] { // deleted servers still referenced by connections
     return this.#s.dests.trash;
   }
 
@@ -364,10 +371,7 @@ export class Director {
   zero(k?: ServiceKey): void {
     const one = k === undefined ? null : this.#services.get(k);
     if (k !== undefined && one === null) throw errors.noService();
-    for (const v of one === null ? this.#services.list : [one]) {
-      v.stats.zero();
-      for (const d of v.dests) d.stats.zero();
-    }
+    for (const v of one === null ? this.#services.list : [one]) for (const x of [v, ...v.dests]) x.stats.zero();
     if (k === undefined) this.#s.stats.zero();
   }
 
@@ -376,8 +380,7 @@ export class Director {
     return listConnections(this.#s, this.#protos, now);
   }
 
-  /** Services, servers and their counters as plain data. */
-  snapshot(): DirectorSnapshot {
+  snapshot(): DirectorSnapshot { // services, servers and their counters as plain data
     return snapshotOf(this.#s, this.#services.list);
   }
 

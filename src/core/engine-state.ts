@@ -31,6 +31,8 @@ export class EngineState {
   lastConn = -1;
   /** the running sync master (core/sync/master.ts), or null */
   sync: SyncHook | null = null;
+  /** secure_tcp in force: TCP moves by tcp_states_dos (defense.ts sets it, proto/tcp.ts reads it) */
+  tcpStatesDos = false;
   /** the sync daemon's backup role runs (sync_state & IP_VS_STATE_BACKUP; SyncControl sets it) */
   backupRunning = false;
 

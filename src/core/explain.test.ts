@@ -67,7 +67,7 @@ test('explain agrees with process on random packet sequences, configurations and
         expireNodestConn: rng.int(2) === 1,
         expireQuiescentTemplate: rng.int(2) === 1,
         sloppyTcp: rng.int(4) === 0,
-        secureTcp: rng.int(4) === 0,
+        secureTcp: rng.int(4) === 0 ? 3 : 0,
         connReuseMode: rng.int(3) === 0 ? 0 : 1,
       },
     });

@@ -35,6 +35,8 @@ export class Forwarder {
     const conns = s.conns;
     const d = s.dests.byId(conns.dest(c));
     countPacket(d, s.stats, Stat.INPKTS, Stat.INBYTES, m.total);
+    const k = conns.inPkts[c]!; // in_pkts (ip_vs_in), read by drop_entry (defense.ts)
+    if (k < 255) conns.inPkts[c] = k + 1;
     const to = ops.transition(c, TcpDir.INPUT, m.tflags, d);
     // the connection's method, bound at creation: NAT rewrites here; DR and TUN leave the packet
     // as it is (the data path sends it to the real server's link-layer address, or

@@ -154,6 +154,8 @@ export class OffloadPolicy implements LeaveHook {
 
   #count(c: number, r: OffloadReport): void {
     if (r.inPkts === 0 && r.outPkts === 0) return;
+    const inPkts = this.#s.conns.inPkts;
+    inPkts[c] = Math.min(255, inPkts[c]! + r.inPkts);
     countTraffic(this.#s.dests.byId(this.#s.conns.dest(c)), this.#s.stats, r.inPkts, r.inBytes, r.outPkts, r.outBytes);
   }
 

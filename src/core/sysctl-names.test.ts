@@ -11,6 +11,10 @@ const refused = (name: string, v: unknown, msg: RegExp) =>
 
 test('the defaults under IPVS names (ipvs-sysctl.rst)', () => {
   assert.deepEqual(ipvsSysctls(defaultSysctls()), {
+    amemthresh: 1024,
+    am_droprate: 10,
+    drop_entry: 0,
+    drop_packet: 0,
     conn_reuse_mode: 1,
     expire_nodest_conn: 0,
     sloppy_tcp: 0,
@@ -59,7 +63,7 @@ test('sync_threshold "T P": T, P >= 0, T < P unless P is 0 (proc_do_sync_thresho
   refused('sync_threshold', 'a b', /wants an integer/);
 });
 
-test('sync_version 0|1, sync_retries 0..3, seconds 0..2147483, secure_tcp 0|3, conn_reuse_mode any int', () => {
+test('sync_version 0|1, sync_retries 0..3, seconds 0..2147483, defence modes 0..3, conn_reuse_mode any int', () => {
   assert.deepEqual(parseSysctlValue('sync_version', 0), { syncVersion: 0 });
   refused('sync_version', 2, /^sysctl sync_version: is 0\.\.1, not 2$/);
   for (let r = 0; r <= 3; r++) assert.deepEqual(parseSysctlValue('sync_retries', r), { syncRetries: r });
@@ -71,10 +75,15 @@ test('sync_version 0|1, sync_retries 0..3, seconds 0..2147483, secure_tcp 0|3, c
     refused(name, 2147484, /0\.\.2147483 seconds/);
     refused(name, -5, /0\.\.2147483 seconds/);
   }
-  assert.deepEqual(parseSysctlValue('secure_tcp', 3), { secureTcp: true });
-  assert.deepEqual(parseSysctlValue('secure_tcp', 0), { secureTcp: false });
-  refused('secure_tcp', 1, /memory pressure/);
-  refused('secure_tcp', 4, /is 0\.\.3/);
+  for (const [name, key] of Object.entries({ secure_tcp: 'secureTcp', drop_entry: 'dropEntry', drop_packet: 'dropPacket' })) {
+    for (let m = 0; m <= 3; m++) assert.deepEqual(parseSysctlValue(name, m), { [key]: m });
+    refused(name, 4, /is 0\.\.3, not 4/);
+    refused(name, -1, /is 0\.\.3/);
+  }
+  assert.deepEqual(parseSysctlValue('amemthresh', '0'), { amemthresh: 0 });
+  assert.deepEqual(parseSysctlValue('am_droprate', 2147483647), { amDroprate: 2147483647 });
+  refused('amemthresh', -1, /is 0\.\.2147483647 pages, not -1/);
+  refused('am_droprate', -3, /is 0\.\.2147483647/);
   assert.deepEqual(parseSysctlValue('conn_reuse_mode', 2), { connReuseMode: 2 });
   assert.deepEqual(parseSysctlValue('conn_reuse_mode', 0), { connReuseMode: 0 });
   refused('conn_reuse_mode', 2 ** 31, /wants an integer/);
@@ -97,14 +106,14 @@ test('the sync daemon\'s: sync_ports a power of 2 (proc_do_sync_ports), sync_qle
 });
 
 test('unknown names, the kernel\'s ones ulvs does not carry included, are refused naming them', () => {
-  for (const n of ['cache_bypass', 'am_droprate', 'sync_period', 'nonsense', '__proto__', 'constructor']) refused(n, 1, new RegExp(`^unknown sysctl "${n}" \\(ulvs has: conn_reuse_mode, `));
+  for (const n of ['cache_bypass', 'nat_icmp_send', 'sync_period', 'nonsense', '__proto__', 'constructor']) refused(n, 1, new RegExp(`^unknown sysctl "${n}" \\(ulvs has: amemthresh, am_droprate, drop_entry, drop_packet, conn_reuse_mode, `));
 });
 
 test('all or nothing: one bad value refuses the whole set; the GET form is accepted back', () => {
   assert.throws(() => parseSysctls({ sync_refresh_period: 10, sync_retries: 9 }), /sync_retries/);
   assert.throws(() => parseSysctls({ sync_refresh_period: 10, nope: 1 }), /unknown sysctl "nope"/);
   const s = defaultSysctls();
-  const changed = parseSysctls({ sync_refresh_period: 10, sync_threshold: '3 0', secure_tcp: 3 });
+  const changed = parseSysctls({ sync_refresh_period: 10, sync_threshold: '3 0', secure_tcp: 3, drop_entry: 2, amemthresh: 64 });
   applySysctls(s, changed);
   assert.deepEqual(parseSysctls(ipvsSysctls(s)), { ...s });
   assert.equal(IPVS_SYSCTL_NAMES.length, Object.keys(ipvsSysctls(s)).length);

@@ -19,8 +19,11 @@
  *   conn_reuse_mode     proc_dointvec: any int (bits 1 and 2 are defined; ulvs acts on bit 1)
  *   expire_nodest_conn, expire_quiescent_template, sloppy_tcp, sync_persist_mode: proc_dointvec,
  *                       used as booleans; ulvs takes 0 or 1 only
- *   secure_tcp          proc_do_defense_mode 0..3; ulvs takes 0 and 3 only (1 and 2 switch on
- *                       memory pressure, which ulvs does not measure)
+ *   secure_tcp, drop_entry, drop_packet   proc_do_defense_mode: 0..3 (1 and 2 automatic: the
+ *                       engine writes 1 <-> 2 back as memory runs low and recovers, defense.ts)
+ *   amemthresh, am_droprate   proc_dointvec: any int; ulvs refuses negative values (the kernel
+ *                       would take them: amemthresh < 0 never counts as low, am_droprate < 0
+ *                       drops every packet in mode 3)
  *   sync_qlen_max       proc_doulongvec_minmax without bounds: 0..ULONG_MAX, negative refused;
  *                       ulvs stops at 2^53 - 1 (far beyond any queue memory can hold)
  *   sync_sock_size      proc_dointvec: any int (used only when > 0)
@@ -28,8 +31,8 @@
  *   backup_only         proc_dointvec, used as a boolean; ulvs takes 0 or 1 only
  *   evict_embryonic     ulvs's own (no kernel counterpart), 0 or 1, default 1: a full table
  *                       evicts a half-open TCP entry for a new connection (conn/lifecycle.ts)
- * Names of the kernel's table that ulvs does not carry (am_droprate, drop_entry, cache_bypass,
- * ...) are refused as unknown. No I/O.
+ * Names of the kernel's table that ulvs does not carry (cache_bypass, nat_icmp_send, ...) are
+ * refused as unknown. No I/O.
  */
 import { IpvsError } from './errors.js';
 import type { Sysctls } from './sysctl.js';
@@ -90,8 +93,18 @@ const seconds = (key: 'syncRefreshPeriod' | 'lblcExpiration' | 'lblcrExpiration'
   show: (s) => s[key],
 });
 
+/** proc_do_defense_mode: 0 off, 1 and 2 automatic (2: on now), 3 always */
+const defense = (key: 'dropEntry' | 'dropPacket' | 'secureTcp'): Entry => ({
+  parse: (n, v) => ({ [key]: ranged(n, v, 0, 3) }),
+  show: (s) => s[key],
+});
+
 /** IPVS name -> how it maps to Sysctls. In the kernel table's order. */
 const TABLE: Record<string, Entry> = {
+  amemthresh: { parse: (n, v) => ({ amemthresh: ranged(n, v, 0, INT_MAX, ' pages') }), show: (s) => s.amemthresh },
+  am_droprate: { parse: (n, v) => ({ amDroprate: ranged(n, v, 0, INT_MAX) }), show: (s) => s.amDroprate },
+  drop_entry: defense('dropEntry'),
+  drop_packet: defense('dropPacket'),
   conn_reuse_mode: { parse: (n, v) => ({ connReuseMode: integer(n, v) }), show: (s) => s.connReuseMode },
   expire_nodest_conn: flag('expireNodestConn'),
   sloppy_tcp: flag('sloppyTcp'),
@@ -111,14 +124,7 @@ const TABLE: Record<string, Entry> = {
   },
   sync_qlen_max: { parse: (n, v) => ({ syncQlenMax: ulong(n, v) }), show: (s) => s.syncQlenMax },
   sync_sock_size: { parse: (n, v) => ({ syncSockSize: integer(n, v) }), show: (s) => s.syncSockSize },
-  secure_tcp: {
-    parse: (n, v) => {
-      const m = ranged(n, v, 0, 3);
-      if (m === 1 || m === 2) throw bad(n, 'ulvs takes 0 (off) or 3 (always); 1 and 2 follow memory pressure, which ulvs does not measure');
-      return { secureTcp: m === 3 };
-    },
-    show: (s) => (s.secureTcp ? 3 : 0),
-  },
+  secure_tcp: defense('secureTcp'),
   lblc_expiration: seconds('lblcExpiration'),
   lblcr_expiration: seconds('lblcrExpiration'),
   backup_only: flag('backupOnly'),

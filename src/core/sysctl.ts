@@ -6,8 +6,19 @@
 export interface Sysctls {
   expireNodestConn: boolean;
   expireQuiescentTemplate: boolean;
-  /** use the hardened TCP state table (secure_tcp = 3) */
-  secureTcp: boolean;
+  // Flood defences (core/defense.ts, update_defense_level; each mode 0 off, 1 automatic and
+  // off now, 2 automatic and on now (the engine writes 1 <-> 2 back), 3 always on):
+  /** secure_tcp: TCP moves by tcp_states_dos while on */
+  secureTcp: number;
+  /** drop_entry: every second, drop entries from a random 1/32 of the table while on */
+  dropEntry: number;
+  /** drop_packet: drop one of every `rate` packets that would open a connection while on */
+  dropPacket: number;
+  /** amemthresh, pages (4096 bytes): memory counts as low below this (defense.ts says what
+   *  ulvs measures: MemAvailable and the connection table's free entries) */
+  amemthresh: number;
+  /** am_droprate: drop_packet's rate in mode 3 (one of this many; 0 drops none) */
+  amDroprate: number;
   /** schedule TCP connections on any segment, not only SYN */
   sloppyTcp: boolean;
   /** conn_reuse_mode: 0 off, bit 1 reschedule on SYN to TIME_WAIT/CLOSE conns */
@@ -54,7 +65,11 @@ export function defaultSysctls(overrides?: Partial<Sysctls>): Sysctls {
   return {
     expireNodestConn: false,
     expireQuiescentTemplate: false,
-    secureTcp: false,
+    secureTcp: 0,
+    dropEntry: 0,
+    dropPacket: 0,
+    amemthresh: 1024,
+    amDroprate: 10,
     sloppyTcp: false,
     connReuseMode: 1,
     lblcExpiration: 86400,

@@ -43,6 +43,8 @@ export const Outcome = {
   /** a request (or an ICMP error from the client side) while backup_only is in force: the
    *  director does not serve virtual services (ip_vs_in_hook's sysctl_backup_only) */
   PassBackupOnly: 22,
+  /** a packet that would open a connection, dropped by drop_packet (ip_vs_todrop, defense.ts) */
+  DropDefense: 23,
 } as const;
 export type OutcomeCode = (typeof Outcome)[keyof typeof Outcome];
 
@@ -71,6 +73,7 @@ export const OUTCOME_NAMES = [
   'drop_icmp_malformed',
   'drop_no_conn',
   'pass_backup_only',
+  'drop_defense',
 ] as const;
 
 /** The verdict each outcome implies, written out (index = Outcome code; a test checks every
@@ -99,6 +102,7 @@ export const OUTCOME_VERDICT: readonly VerdictCode[] = [
   Verdict.Drop, // drop_icmp_malformed
   Verdict.Drop, // drop_no_conn
   Verdict.Pass, // pass_backup_only
+  Verdict.Drop, // drop_defense
 ];
 
 /** Event counters (not one per packet). */
@@ -117,6 +121,8 @@ export const Event = {
   OffloadRefused: 10,
   /** a half-open TCP entry removed to make room for a new connection (conn/lifecycle.ts) */
   EmbryonicEvicted: 11,
+  /** an entry dropped by drop_entry (ip_vs_random_dropentry, defense.ts) */
+  DefenseEntryDropped: 12,
 } as const;
 export const EVENT_NAMES = [
   'conns_created',
@@ -131,6 +137,7 @@ export const EVENT_NAMES = [
   'offload_withdrawn',
   'offload_refused',
   'embryonic_evicted',
+  'defense_entry_dropped',
 ] as const;
 
 /** Flag bits the caller passes to `process()` about the packet's buffer. */

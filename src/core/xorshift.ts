@@ -1,5 +1,5 @@
-/** xorshift32 from a seed: the engine's default uniform uint32 random source (the core never
- *  calls Math.random). A seed of 0 is taken as 1 (xorshift's all-zero state is a fixed point). */
+/** xorshift32 from a seed: the engine's default random source, uniform uint32 (the core never
+ *  calls Math.random; production passes its own source, tests a seed). */
 export function xorshift(seed: number): () => number {
   let x = seed || 1;
   return () => {

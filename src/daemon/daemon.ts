@@ -51,6 +51,7 @@ import { restoreCarried, saveCarry, takeCarry, type Carried } from './carry-hand
 import { ulvsVersion } from './version.js';
 import { statePaths, takeKept, type StatePaths } from './kept-state.js';
 import { WorkerPool, type PoolCounters } from './worker-pool.js';
+import { DefenseFeed } from './defense-feed.js';
 import { VrrpFollower } from './vrrp-follower.js';
 import { SyncDaemon, syncDaemonFor } from './sync-daemon.js';
 import { SyncRoleDriver } from './sync-role.js';
@@ -120,6 +121,7 @@ export class Daemon {
   #claims: Claims | null = null; // this process's TUN, table and preferences in the namespace (netns-claims.ts)
   readonly #local = new LocalAddresses();
   #pool: WorkerPool | null = null;
+  #defense: DefenseFeed | null = null;
   #control: ControlPlane | null = null;
   #admin: Server | null = null;
   #metrics: Server | null = null;
@@ -231,6 +233,7 @@ export class Daemon {
       },
     );
     this.#pool = pool;
+    this.#defense = new DefenseFeed(pool, log).start(); // the flood defences' clock and memory
     const cp = new ControlPlane(rules, { validate: (r) => validate(r, kernel.capturing, this.#caps), stageSteering: (r) => kernel.stageSteering(r), applyOps: (ops) => pool.apply(ops), route: (r) => kernel.route(r), log: (s) => log.info(s, 'config') }, slots);
     this.#control = cp;
     const sync = syncDaemonFor(pool, () => cp.rules(), (m) => log.warn(m, 'sync'));
@@ -261,7 +264,7 @@ export class Daemon {
   /** The workers' counters, with what this start found of the previous process (handover_*). */
   async #counters(pool: WorkerPool): Promise<PoolCounters> {
     const c = await pool.counters();
-    return { ...c, datapath: { ...c.datapath, ...this.#handoverCounters } };
+    return { ...c, datapath: { ...c.datapath, ...this.#handoverCounters }, ...(this.#defense?.status ? { defense: this.#defense.status } : {}) };
   }
 
   /** The host's addresses (routing.ts hostAddresses); null when they cannot be listed (logged). Never throws. */
@@ -350,11 +353,7 @@ export class Daemon {
     const pool = this.#pool!;
     const snap = await pool.snapshot();
     const c = await pool.counters();
-    const nonzero = (o: Record<string, number>) =>
-      Object.entries(o)
-        .filter(([, v]) => v !== 0)
-        .map(([k, v]) => `${k}=${v}`)
-        .join(' ');
+    const nonzero = (o: Record<string, number>) => Object.entries(o).flatMap(([k, v]) => (v !== 0 ? [`${k}=${v}`] : [])).join(' ');
     return `${listServices(snap, 'default')}${listServices(snap, 'stats')}ulvsd: connections ${snap.connections}; engine ${nonzero(c.engine)}; datapath ${nonzero(c.datapath)}\nulvsd: end of dump\n`;
   }
 
@@ -372,6 +371,7 @@ export class Daemon {
     this.#admin?.close();
     this.#metrics?.close();
     this.#health?.stop();
+    this.#defense?.stop();
     this.#pool?.stop(handover);
     setTimeout(() => {
       this.#cleanup(handover); // a hand-over without the file: the next start rebuilds from the kernel

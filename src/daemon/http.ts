@@ -29,7 +29,7 @@ export interface MetricsSource {
 export function createMetricsServer(src: MetricsSource, publicBind = false): Server {
   const metrics = createMetrics(async () => {
     const [snapshot, c] = await Promise.all([src.snapshot(), src.counters()]);
-    return { snapshot, engine: c.engine, datapath: c.datapath, sync: { ...c.sync, ...(c.syncDaemon ?? {}) }, workers: src.workers, ...(src.health ? src.health() : {}), ...(src.vrrp ? { vrrp: src.vrrp() } : {}) };
+    return { snapshot, engine: c.engine, datapath: c.datapath, sync: { ...c.sync, ...(c.syncDaemon ?? {}) }, workers: src.workers, ...(c.defense ? { defense: c.defense } : {}), ...(src.health ? src.health() : {}), ...(src.vrrp ? { vrrp: src.vrrp() } : {}) };
   });
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];

@@ -11,6 +11,7 @@
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { ConnInfo, DirectorSnapshot, Sysctls, Timeouts } from '../core/director.js';
+import type { DefenseStatus } from '../core/defense.js';
 import { IpvsError } from '../core/errors.js';
 import type { RuleOp } from '../core/rule-ops.js';
 import type { ServiceKey } from '../core/service.js';
@@ -43,6 +44,9 @@ export interface PoolCounters {
   /** the engines' connection-sync counters, summed */
   sync: Record<string, number>;
   workers: Record<string, number>[];
+  /** the flood defences over the engines as of the last second (daemon/defense-feed.ts;
+   *  core/defense.ts mergeDefense), when the daemon runs them */
+  defense?: DefenseStatus;
 }
 
 interface Handle {
@@ -165,8 +169,16 @@ export class WorkerPool {
   async setTimeouts(t: Partial<Timeouts>): Promise<void> {
     await this.all('setTimeouts', t);
   }
-  sysctls(): Promise<Sysctls> {
-    return this.call(0, 'sysctls');
+  /** the engines' sysctls (all hold the same values but the defence modes 1 and 2, which each
+   *  engine writes back for itself: shown as 2 while any engine's defence is on, defense.ts) */
+  async sysctls(): Promise<Sysctls> {
+    const all = await this.all('sysctls');
+    const top = (k: 'dropEntry' | 'dropPacket' | 'secureTcp') => Math.max(...all.map((s) => s[k]));
+    return { ...all[0]!, dropEntry: top('dropEntry'), dropPacket: top('dropPacket'), secureTcp: top('secureTcp') };
+  }
+  /** every engine's flood defences, once a second: the host's MemAvailable in pages in */
+  defend(memPages: number): Promise<Calls['defend']['result'][]> {
+    return this.all('defend', memPages);
   }
   /** every worker's engine; values validated before (core/sysctl-names.ts), so none refuses */
   async setSysctls(s: Partial<Sysctls>): Promise<void> {

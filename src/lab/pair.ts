@@ -220,6 +220,16 @@ export class Pair {
     });
   }
 
+  /** Start, then wait for the settled pair: director 1 MASTER holding the VIP, director 2 BACKUP
+   *  (as each ulvsd reports its VRRP group). Throws as waitRole/waitAddr do. */
+  async startSettled(): Promise<this> {
+    await this.start();
+    await this.waitRole(0, 'MASTER');
+    await this.waitRole(1, 'BACKUP');
+    await this.waitAddr(0, PAIR.VIP);
+    return this;
+  }
+
   /** Resolve when director i's ulvsd reports group G_NAT in `state`; reject after `ms`. */
   async waitRole(i: number, state: string, ms = 30_000): Promise<number> {
     const t0 = Date.now();

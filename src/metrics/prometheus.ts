@@ -6,6 +6,7 @@
  * per-backend traffic. One snapshot is fetched per scrape and feeds every family.
  */
 import { Counter, Gauge, Registry } from 'prom-client';
+import { DEFENSES, type DefenseStatus } from '../core/defense.js';
 import type { DirectorSnapshot } from '../core/director.js';
 import { EVENT_NAMES, OUTCOME_NAMES, OUTCOME_VERDICT, VERDICT_NAMES } from '../core/verdict.js';
 import { formatIPv4 } from '../wire/addr.js';
@@ -24,6 +25,8 @@ export interface MetricsSource {
   vrrp?: VrrpMetrics;
   /** connection sync: the engines' sync_* counters and the daemon's sync_daemon_* counters by name */
   sync?: Record<string, number>;
+  /** IPVS's flood defences over the engines (core/defense.ts mergeDefense) */
+  defense?: DefenseStatus;
 }
 
 /** What ulvsd follows of keepalived's VRRP (daemon/vrrp-roles.ts VrrpStatus has this shape). */
@@ -132,6 +135,36 @@ export function createMetrics(fetch: () => Promise<MetricsSource>): { registry: 
       for (const e of EVENT_NAMES) this.inc({ event: e }, src().engine[e] ?? 0);
     },
   });
+  // Flood defences (core/defense.ts): what they dropped, and their state as of the last second
+  new Counter({
+    name: 'ulvs_opening_packets_dropped_total',
+    help: 'Packets that would open a connection (TCP SYN, a new UDP flow) dropped, by reason: drop_packet (IPVS drop_packet defence) or table_full (no free entry, none evicted); also in ulvs_packets_total.',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc({ reason: 'drop_packet' }, src().engine['drop_defense'] ?? 0);
+      this.inc({ reason: 'table_full' }, src().engine['drop_conn_table_full'] ?? 0);
+    },
+  });
+  counter('ulvs_defense_entries_dropped_total', 'Connection entries dropped by the drop_entry defence (ip_vs_random_dropentry); also ulvs_events_total{event="defense_entry_dropped"}.', (s) => s.engine['defense_entry_dropped'] ?? 0);
+  const defenseGauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge<string>, d: DefenseStatus) => void) =>
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        const d = src().defense;
+        if (d) fill(this, d);
+      },
+    });
+  defenseGauge('ulvs_defense_mode', 'Each defence sysctl as IPVS shows it: 0 off, 1 automatic and off, 2 automatic and on, 3 always (highest over the workers).', ['defense'], (g, d) => DEFENSES.forEach((k) => g.set({ defense: k }, d.mode[k])));
+  defenseGauge('ulvs_defense_active', 'Whether each defence acts now (1) or not (0), on any worker.', ['defense'], (g, d) => DEFENSES.forEach((k) => g.set({ defense: k }, d.on[k])));
+  defenseGauge('ulvs_defense_drop_rate', 'drop_packet: one of this many connection-opening packets is dropped (0: none).', [], (g, d) => g.set(d.dropRate));
+  defenseGauge('ulvs_defense_available_pages', 'The defence level: memory available for new entries, 4096-byte pages, the smaller of the host (MemAvailable) and the connection table (free entries); below amemthresh the automatic modes switch on.', [], (g, d) => g.set(d.availPages));
+  defenseGauge('ulvs_defense_memory_low', 'Whether each source of memory is below amemthresh: host (MemAvailable) or table (free connection entries).', ['source'], (g, d) => (g.set({ source: 'host' }, d.memLow), g.set({ source: 'table' }, d.tableLow)));
   const dp = (name: string, key: string, help: string) => counter(name, help, (s) => s.datapath[key] ?? 0);
   dp('ulvs_datapath_reads_total', 'reads', 'Packets (or GSO super-packets) read from the TUN.');
   dp('ulvs_datapath_writes_total', 'writes', 'Packets written back to the TUN.');

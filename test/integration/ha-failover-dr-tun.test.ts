@@ -59,10 +59,7 @@ const KIND: Record<Method, { word: string; route: number; fast: number }> = {
 
 /** Start the pair, wait for d1 MASTER (holding the VIP), d2 BACKUP; both list the method. */
 async function startPair(pair: Pair, method: Method): Promise<void> {
-  await pair.start();
-  await pair.waitRole(0, 'MASTER');
-  await pair.waitRole(1, 'BACKUP');
-  await pair.waitAddr(0, PAIR.VIP);
+  await pair.startSettled();
   for (const i of [0, 1]) {
     const servers = pair.adm(i, ['-L', '-n']).split('\n').filter((l) => l.includes('->') && l.includes(`:${PAIR.VPORT} `));
     assert.equal(servers.filter((l) => l.includes(` ${KIND[method].word} `)).length, 2, `director ${i + 1}: ${servers.join('\n')}`);

@@ -54,10 +54,7 @@ describe('HA pair with connection sync: failover keeps connections', { skip }, (
   after(() => pair.stop());
 
   test('the sync daemons follow VRRP; the backup lists the 200 connections', async () => {
-    await pair.start();
-    await pair.waitRole(0, 'MASTER');
-    await pair.waitRole(1, 'BACKUP');
-    await pair.waitAddr(0, PAIR.VIP);
+    await pair.startSettled();
     const line = (st: string) => `${st} sync daemon (mcast=i0, syncid=52, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n`;
     for (let t0 = Date.now(); pair.adm(0, ['-L', '--daemon']) !== line('master') || pair.adm(1, ['-L', '--daemon']) !== line('backup'); await sleep(100)) assert.ok(Date.now() - t0 < 10_000, `daemons: d1 ${pair.adm(0, ['-L', '--daemon'])} d2 ${pair.adm(1, ['-L', '--daemon'])}`);
     s = pair.stream(N, CHUNK, EVERY_MS);
@@ -125,10 +122,7 @@ describe('HA pair with connection sync: kill -9 of keepalived and ulvsd on the m
   after(() => pair.stop());
 
   test('at least 198 of 200 go on through d2, byte-exact', async () => {
-    await pair.start();
-    await pair.waitRole(0, 'MASTER');
-    await pair.waitRole(1, 'BACKUP');
-    await pair.waitAddr(0, PAIR.VIP);
+    await pair.startSettled();
     const s = pair.stream(N, CHUNK, EVERY_MS);
     await established(s, N);
     await waitListed(pair, 1, N);
@@ -148,10 +142,7 @@ describe('control: the same cut without connection sync', { skip }, () => {
   after(() => pair.stop());
 
   test('about none of 200 survive (the survival check can fail)', async () => {
-    await pair.start();
-    await pair.waitRole(0, 'MASTER');
-    await pair.waitRole(1, 'BACKUP');
-    await pair.waitAddr(0, PAIR.VIP);
+    await pair.startSettled();
     assert.equal(pair.adm(1, ['-L', '--daemon']), '', 'no sync daemon');
     const s = pair.stream(N, CHUNK, EVERY_MS);
     await established(s, N);

@@ -76,10 +76,7 @@ interface Outcome {
 
 /** One pair's run: start, the timeouts, the sysctls, the connections, the cut at 66 s, the check. */
 async function run(pair: Pair, refresh: number | null): Promise<Outcome> {
-  await pair.start();
-  await pair.waitRole(0, 'MASTER');
-  await pair.waitRole(1, 'BACKUP');
-  await pair.waitAddr(0, PAIR.VIP);
+  await pair.startSettled();
   for (const i of [0, 1]) {
     pair.adm(i, ['--set', '30', '0', '0']);
     if (refresh !== null) {

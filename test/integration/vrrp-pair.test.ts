@@ -50,10 +50,7 @@ describe('HA pair: keepalived VRRP moves VIP and DIP, ulvsd follows the roles', 
   after(() => pair.stop());
 
   test('d1 MASTER with VIP and DIP, d2 BACKUP; ulvsd reports both; HTTP through the VIP', async () => {
-    await pair.start();
-    await pair.waitRole(0, 'MASTER');
-    await pair.waitRole(1, 'BACKUP');
-    await pair.waitAddr(0, PAIR.VIP);
+    await pair.startSettled();
     assert.ok(pair.net.holds(0, PAIR.DIP), 'd1 holds the DIP');
     assert.ok(!pair.net.holds(1, PAIR.VIP) && !pair.net.holds(1, PAIR.DIP), 'd2 holds neither');
     const [v1, v2] = [await pair.vrrp(0), await pair.vrrp(1)];
@@ -133,10 +130,7 @@ describe('control: without the track line a dead ulvsd keeps MASTER', { skip }, 
   after(() => pair.stop());
 
   test('kill -9 of d1\'s ulvsd: the VIP stays on d1, d2 stays BACKUP, no new connection is answered', async () => {
-    await pair.start();
-    await pair.waitRole(0, 'MASTER');
-    await pair.waitRole(1, 'BACKUP');
-    await pair.waitAddr(0, PAIR.VIP);
+    await pair.startSettled();
     const probe = pair.probe();
     await firstAnswer(probe.lines, Date.now());
     const kill = Date.now();

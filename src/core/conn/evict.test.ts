@@ -81,3 +81,17 @@ test('an established connection in the queue before the half-open ones is skippe
   assert.equal(d.connections(t).filter((c) => c.state === 'ESTABLISHED').length, 10);
   assert.equal(count(d, 'embryonic_evicted'), 100);
 });
+
+test('after the flood: its half-open entries, re-queued at their 60 s SYN_RECV timeout, are still evicted for a new client', () => {
+  const d = setUp();
+  let t = 1000;
+  for (let n = 0; n < CAP; n++, t += 2) assert.equal(send(d, ...spoofed(n), 'S', t), Verdict.Forward);
+  // the flood stops; 15 s later its entries have passed their 3 s creation timer and wait for
+  // SYN_RECV's 60 s (ulvs's timer wheel re-queues them when the first timer comes due)
+  for (const step of [4000, 8000, 15000]) d.tick(t + step);
+  t += 15000;
+  assert.equal(d.connections(t).length, CAP, 'the flood entries are still there');
+  assert.equal(send(d, '192.0.2.200', 40000, 'S', t), Verdict.Forward, 'a new client is not refused');
+  assert.equal(count(d, 'embryonic_evicted'), 1);
+  assert.equal(count(d, 'drop_conn_table_full'), 0);
+});

@@ -10,7 +10,7 @@ import type { EngineState } from '../engine-state.js';
 import type { OffloadPolicy } from '../offload-policy.js';
 import type { SchedContext } from '../scheduler.js';
 import { Fwd, type RealServer } from '../service.js';
-import { TcpState } from '../tcp-states.js';
+import { TCP_DEFAULT_TIMEOUTS, TcpState } from '../tcp-states.js';
 import { Event } from '../verdict.js';
 import { IPPROTO_TCP } from '../../wire/ipv4.js';
 
@@ -23,8 +23,10 @@ export const EXPIRE_LATER_S = 60;
 export const TABLE_FULL = -1;
 
 /** How far a full table looks for a half-open entry to evict: queue slots (of TICK_MS) and
- *  entries. Small bounds keep a full table of live connections cheap to refuse from. */
-const EVICT_SLOTS = 64;
+ *  entries. The slots cover SYN_RECV's whole timeout (a flood's entries wait there, re-queued,
+ *  once their creation timer has passed: the 8 s this was once missed them 11 s after a flood);
+ *  the entry bound keeps a full table of live connections cheap to refuse from. */
+const EVICT_SLOTS = (TCP_DEFAULT_TIMEOUTS[TcpState.SYN_RECV]! + NEW_CONN_TIMEOUT_S + 1) * TICKS_PER_SEC;
 const EVICT_ENTRIES = 64;
 
 export class ConnLifecycle {

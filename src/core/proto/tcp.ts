@@ -50,7 +50,7 @@ export class TcpOps implements ProtoOps {
     }
     const cur = conns.state(c);
     const ev = tcpEvent(tflags);
-    const table = s.sysctl.secureTcp ? TCP_TABLE_SECURE : TCP_TABLE_NORMAL;
+    const table = s.tcpStatesDos ? TCP_TABLE_SECURE : TCP_TABLE_NORMAL;
     const next = ev < 0 ? TcpState.CLOSE : table[(dir * 4 + ev) * TCP_STATE_COUNT + cur]!;
     if (next !== cur) {
       this.#leave.beforeStateChange(c);

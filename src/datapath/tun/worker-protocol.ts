@@ -14,6 +14,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { ConnInfo, DirectorSnapshot, Sysctls, Timeouts } from '../../core/director.js';
 import type { ImportResult } from '../../core/conn/handover.js';
+import type { DefenseChange, DefenseStatus } from '../../core/defense.js';
 import type { EngineCarry } from '../../core/carry-over.js';
 import type { RuleOp } from '../../core/rule-ops.js';
 import type { ServiceKey } from '../../core/service.js';
@@ -82,6 +83,9 @@ export interface Calls {
   sysctls: { args: []; result: Sysctls };
   /** change some (validated by the control plane, checked again by the engine: all or nothing) */
   setSysctls: { args: [s: Partial<Sysctls>]; result: null };
+  /** once a second: the host's MemAvailable (pages; negative unknown) for the flood defences
+   *  (core/defense.ts); the changes since the last call (for the log) and the state now */
+  defend: { args: [memPages: number]; result: { changes: DefenseChange[]; status: DefenseStatus } };
   zero: { args: [service?: ServiceKey]; result: null };
   counters: { args: []; result: WorkerCounters };
   /** this host's IPv4 addresses now (uint32; replaces the previous list; see WorkerInit.localAddrs) */

@@ -212,7 +212,9 @@ export class PacketWorker {
     timeouts: () => this.d.timeouts,
     setTimeouts: ([t]) => (this.d.setTimeouts(t), null),
     sysctls: () => ({ ...this.d.sysctl }),
-    setSysctls: ([s]) => this.bypassing(() => applySysctls(this.d.sysctl, s)),
+    // a written defence mode takes effect at once (proc_do_defense_mode calls update_defense_level)
+    setSysctls: ([s]) => this.bypassing(() => (applySysctls(this.d.sysctl, s), this.d.defense.update())),
+    defend: ([memPages], now) => ({ changes: this.d.defend(memPages, now), status: this.d.defense.status() }),
     zero: ([service], now) => {
       this.harvest(now); // what the kernel forwarded before the reset is not counted after it
       this.d.zero(service);
