@@ -3,6 +3,12 @@
  * does), used by ulvsadm, the benchmark and the tests. `json` is the parsed body, or null when
  * the body is not JSON; `text` is the body as received. Rejects only when the socket cannot be
  * reached (the error of net.connect).
+ *
+ * One connection per request (no keep-alive agent): a pooled connection that sat idle for the
+ * server's keep-alive timeout (Node's 5 s) can be closed by the server just as the next request
+ * is written on it, which fails that request with ECONNRESET (seen from a test making 200 edits
+ * and then reading, test/integration/reload-under-load.test.ts). A Unix socket connection costs
+ * next to nothing.
  */
 import { request } from 'node:http';
 
@@ -17,7 +23,7 @@ export interface AdminReply {
 export function callAdmin(socketPath: string, method: string, path: string, body?: string | object, headers: Record<string, string> = {}): Promise<AdminReply> {
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
-    const req = request({ socketPath, method, path, headers: { ...(data !== undefined ? { 'content-length': String(Buffer.byteLength(data)) } : {}), ...headers } }, (res) => {
+    const req = request({ socketPath, method, path, agent: false, headers: { ...(data !== undefined ? { 'content-length': String(Buffer.byteLength(data)) } : {}), ...headers } }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (text += c));

@@ -353,6 +353,8 @@ export class Director {
   deleteDest(k: ServiceKey, addr: number, port: number): void {
     this.#dests.delete(k, addr, port);
   }
+  /** ip_vs_expire_nodest_conn_flush (Linux 5.9+; applyOps runs it after deletions): with expire_nodest_conn, expire every entry of a deleted server now; how many */
+  expireNodestConns = (): number => (this.#s.sysctl.expireNodestConn ? this.#life.expireNodest() : 0);
   get trash(): readonly RealServer[] { // deleted servers still referenced by connections
     return this.#s.dests.trash;
   }
@@ -369,10 +371,7 @@ export class Director {
   zero(k?: ServiceKey): void {
     const one = k === undefined ? null : this.#services.get(k);
     if (k !== undefined && one === null) throw errors.noService();
-    for (const v of one === null ? this.#services.list : [one]) {
-      v.stats.zero();
-      for (const d of v.dests) d.stats.zero();
-    }
+    for (const v of one === null ? this.#services.list : [one]) for (const x of [v, ...v.dests]) x.stats.zero();
     if (k === undefined) this.#s.stats.zero();
   }
 

@@ -13,8 +13,13 @@ export type RuleOp =
   | { op: 'addDest'; service: ServiceKey; dest: DestSpec }
   | { op: 'editDest'; service: ServiceKey; dest: DestSpec };
 
+/** Apply ops in order; when they deleted servers or services, the entries left without a
+ *  server are expired at once under expire_nodest_conn (Director.expireNodestConns), once per
+ *  call as the kernel's delayed work runs once for a burst of deletions. */
 export function applyOps(d: Director, ops: readonly RuleOp[]): void {
+  let deleted = false;
   for (const o of ops) {
+    if (o.op === 'deleteDest' || o.op === 'deleteService') deleted = true;
     switch (o.op) {
       case 'deleteDest':
         d.deleteDest(o.service, o.addr, o.port);
@@ -36,5 +41,5 @@ export function applyOps(d: Director, ops: readonly RuleOp[]): void {
         break;
     }
   }
+  if (deleted) d.expireNodestConns();
 }
-

@@ -9,11 +9,14 @@
  *       reordered or cross-wired byte is a mismatch. Prints JSON lines:
  *         {"event":"established","conns":N}            once every connection is open
  *         {"event":"status", ...}                      on SIGUSR1: per connection bytes received
- *                                                      so far, errors, and the longest time
- *                                                      without an echo since the last status (ms)
+ *                                                      so far, its local port (which entry of
+ *                                                      the director's table it is), errors, and
+ *                                                      the longest time without an echo since
+ *                                                      the last status (ms)
  *         {"event":"final", ...}                       on SIGUSR2: stop writing, wait (at most
  *                                                      --drain-ms) until every open connection has
- *                                                      its bytes back, report, exit 0
+ *                                                      its bytes back, report (also per connection:
+ *                                                      bytes lost, error), exit 0
  * Resets and closes are counted per connection (`errors`), never retried.
  */
 import { createConnection, createServer, type Socket } from 'node:net';
@@ -101,7 +104,7 @@ if (values.serve) {
   });
   process.on('SIGUSR1', () => {
     const now = Date.now();
-    out({ event: 'status', ...summary(), perConn: conns.map((c) => c.recv), maxStallMs: conns.map((c) => Math.max(c.maxStall, c.open ? now - c.lastRecv : 0)) });
+    out({ event: 'status', ...summary(), perConn: conns.map((c) => c.recv), localPorts: conns.map((c) => c.s.localPort ?? 0), maxStallMs: conns.map((c) => Math.max(c.maxStall, c.open ? now - c.lastRecv : 0)) });
     for (const c of conns) c.maxStall = 0;
   });
   process.on('SIGUSR2', () => {
@@ -113,7 +116,7 @@ if (values.serve) {
       if (pending > 0 && Date.now() - t0 < Number(values['drain-ms'])) return;
       clearInterval(check);
       const lost = conns.reduce((a, c) => a + (c.sent - c.recv), 0);
-      out({ event: 'final', ...summary(), lost, unfinished: pending });
+      out({ event: 'final', ...summary(), lost, unfinished: pending, perConnLost: conns.map((c) => c.sent - c.recv), perConnError: conns.map((c) => c.error) });
       for (const c of conns) c.s.destroy();
       process.exit(0);
     }, 100);

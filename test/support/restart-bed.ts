@@ -28,8 +28,9 @@ export class StreamClient {
   readonly p: ChildProcess;
   readonly lines: Line[] = [];
   #buf = '';
-  constructor(ns: string, conns: number, extra: string[] = []) {
-    this.p = spawn('ip', ['netns', 'exec', ns, process.execPath, SCRIPTS.stream, '--connect', `${LAB.VIP}:${PORT}`, '--conns', String(conns), ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `port`: the service's port on the VIP (default PORT) */
+  constructor(ns: string, conns: number, extra: string[] = [], port = PORT) {
+    this.p = spawn('ip', ['netns', 'exec', ns, process.execPath, SCRIPTS.stream, '--connect', `${LAB.VIP}:${port}`, '--conns', String(conns), ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.p.stdout!.on('data', (d: Buffer) => {
       this.#buf += d.toString();
       let i;

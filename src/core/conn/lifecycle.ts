@@ -108,6 +108,33 @@ export class ConnLifecycle {
     this.unlink(i);
   }
 
+  /**
+   * ip_vs_expire_nodest_conn_flush: remove every entry whose server is deleted (not available),
+   * except a template that still controls entries; a template left controlling none by this is
+   * removed with it. Counted as expire_nodest_conn's expiries (expired_nodest), one per entry.
+   * O(table capacity): control plane only, once per change. Returns how many were removed.
+   */
+  expireNodest(): number {
+    const s = this.#s;
+    const conns = s.conns;
+    // an entry can only name a deleted server that is in the trash (retire frees the others)
+    if (s.dests.trash.length === 0) return 0;
+    let n = 0;
+    conns.forEach((i) => {
+      if ((conns.flags(i) & ConnFlag.LIVE) === 0 || s.dests.byId(conns.dest(i)).available) return;
+      if ((conns.flags(i) & ConnFlag.TEMPLATE) !== 0 && conns.ctl[i]! > 0) return;
+      const t = (conns.flags(i) & ConnFlag.TEMPLATE) === 0 ? conns.ctl[i]! : -1;
+      this.unlink(i);
+      n++;
+      if (t >= 0 && conns.ctl[t]! === 0 && (conns.flags(t) & ConnFlag.LIVE) !== 0) {
+        this.unlink(t);
+        n++;
+      }
+    });
+    s.events[Event.ExpiredNoDest]! += n;
+    return n;
+  }
+
   /** Remove entry i now: detach from its template, unbind from its server, free the slot. */
   unlink(i: number): void {
     const s = this.#s;
