@@ -11,6 +11,9 @@ export const FLOW_VALUE = { size: 16, off: { addr: 0, port: 4, dir: 6, tun_type:
 /** struct slot (bpf/fastpath.bpf.o) */
 export const SLOT = { size: 40, off: { packets: 0, bytes: 16, last_ns: 32 }, width: { packets: 16, bytes: 16, last_ns: 8 } } as const;
 
+/** struct fast_verdicts (bpf/fastpath.bpf.o) */
+export const FAST_VERDICTS = { size: 40, off: { packets: 0 }, width: { packets: 40 } } as const;
+
 /** struct steer_key (bpf/steer.bpf.o) */
 export const STEER_KEY = { size: 8, off: { addr: 0, port: 4, proto: 6, side: 7 }, width: { addr: 4, port: 2, proto: 1, side: 1 } } as const;
 
@@ -37,3 +40,6 @@ export const TUN_OUT_COUNTER = { TUN_OUT_ENCAP: 0, TUN_OUT_TOO_BIG: 1, TUN_OUT_N
 
 /** enum fast_counter */
 export const FAST_COUNTER = { FAST_ICMP_FRAG_NEEDED: 0, FAST_ICMP_RELAYED: 1, FAST_ICMP_NO_FLOW: 2, FAST_ICMP_UNREADABLE: 3, FAST_ICMP_NOT_RELAYED: 4, FAST_ICMP_RATE_LIMITED: 5, FAST_ICMP_UNSENT: 6, FAST_COUNTERS: 7 } as const;
+
+/** enum fast_verdict */
+export const FAST_VERDICT = { FAST_VERDICT_NEXT: 0, FAST_VERDICT_REDIRECT: 1, FAST_VERDICT_OK: 2, FAST_VERDICT_SHOT: 3, FAST_VERDICT_OTHER: 4, FAST_VERDICTS: 5, FAST_VERDICT_IFINDEXES: 256 } as const;
