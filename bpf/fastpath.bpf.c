@@ -232,7 +232,7 @@ struct {
 	__uint(max_entries, FAST_VERDICT_IFINDEXES);
 	__type(key, __u32);
 	__type(value, struct fast_verdicts);
-} ulvs_fast_verdicts SEC(".maps");
+} ulvs_verdicts SEC(".maps");
 
 /* The program: fastpath() decides, and its return code is counted by the interface the frame
  * arrived on (enum fast_verdict), so every frame at the program is in exactly one counter. */
@@ -241,7 +241,7 @@ int ulvs_fastpath(struct __sk_buff *skb)
 {
 	int rc = fastpath(skb);
 	__u32 idx = skb->ingress_ifindex < FAST_VERDICT_IFINDEXES - 1 ? skb->ingress_ifindex : FAST_VERDICT_IFINDEXES - 1;
-	struct fast_verdicts *c = bpf_map_lookup_elem(&ulvs_fast_verdicts, &idx);
+	struct fast_verdicts *c = bpf_map_lookup_elem(&ulvs_verdicts, &idx);
 
 	if (c) {
 		__u32 v = rc == TCX_NEXT ? FAST_VERDICT_NEXT : rc == TC_ACT_REDIRECT ? FAST_VERDICT_REDIRECT :

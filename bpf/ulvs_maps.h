@@ -170,7 +170,7 @@ struct rs_config {
 };
 
 /* What the NIC fast path (fastpath.bpf.c) returned for each frame it saw, by the interface it
- * arrived on: map ulvs_fast_verdicts, per-CPU array indexed by the ingress ifindex (an ifindex
+ * arrived on: map ulvs_verdicts, per-CPU array indexed by the ingress ifindex (an ifindex
  * of FAST_VERDICT_IFINDEXES - 1 or more counts at that last index), value struct
  * fast_verdicts. Every frame at the program counts in exactly one element (packets since the
  * load, summed over the CPUs by the reader). */

@@ -18,6 +18,7 @@ export const SCRIPTS = {
   client: join(dist, 'lab', 'client.js'),
   latency: join(dist, 'lab', 'latency.js'),
   flood: join(dist, 'lab', 'flood.js'),
+  hostile: join(dist, 'lab', 'hostile.js'),
   stream: join(dist, 'lab', 'stream.js'),
   ulvsd: join(dist, 'cli', 'ulvsd.js'),
 };

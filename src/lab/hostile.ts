@@ -1,6 +1,6 @@
 /**
  * Hostile packet generator (runs as root inside a namespace of the test bed; issue 14): opens
- * a TAP device there, sends every frame written into it out of --out (tc mirred, so the frames
+ * a TAP device there, sends every frame written into it out of --out (tc u32 matching all, mirred, so the frames
  * leave exactly as written: no IP layer on this side checks, fixes or drops them), and writes
  * --packets frames of the classes of hostile-packets.ts, chosen uniformly, to the director's
  * MAC (--dst-mac). The PRNG is seeded by --seed (random when absent, and printed either way),
@@ -114,7 +114,7 @@ try {
   run(['ip', 'link', 'set', DEV, 'up']);
   run(['sysctl', '-qw', `net.ipv6.conf.${DEV}.disable_ipv6=1`]);
   run(['tc', 'qdisc', 'add', 'dev', DEV, 'clsact']);
-  run(['tc', 'filter', 'add', 'dev', DEV, 'ingress', 'matchall', 'action', 'mirred', 'egress', 'redirect', 'dev', values.out!]);
+  run(['tc', 'filter', 'add', 'dev', DEV, 'ingress', 'protocol', 'all', 'u32', 'match', 'u32', '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', values.out!]);
 
   const r = new Xorshift(seed);
   const frame = Buffer.alloc(VNET_HDR_LEN + 14 + 256); // virtio_net_hdr all zero: no offload

@@ -1,6 +1,6 @@
 /**
  * The NIC fast path's verdict counters (bpf/ulvs_maps.h enum fast_verdict, map
- * ulvs_fast_verdicts): for each interface the program is attached on, how many frames it sent
+ * ulvs_verdicts): for each interface the program is attached on, how many frames it sent
  * on (TCX_NEXT), forwarded itself (redirect), left to the IP stack skipping tc (OK) or dropped.
  * Every frame the program sees counts in exactly one, so the sum over the verdicts of an
  * interface is the frames that reached its tcx ingress. Read from user space (not the hot
@@ -56,7 +56,7 @@ export function readFastVerdicts(mapFd: number): Map<number, FastVerdictCounts> 
   return out;
 }
 
-/** The fd of the fast path's ulvs_fast_verdicts map, found through the programs at the tcx
+/** The fd of the fast path's ulvs_verdicts map, found through the programs at the tcx
  *  ingress of this namespace's interfaces; null when no fast path is attached. */
 export function findFastVerdictsMap(): number | null {
   for (const dev of readdirSync('/sys/class/net')) {
@@ -73,7 +73,7 @@ export function findFastVerdictsMap(): number | null {
         for (const m of progInfo(pfd).mapIds) {
           const mfd = fdById('map', m);
           if (mfd === null) continue;
-          if (mapInfo(mfd).name === 'ulvs_fast_verdicts') return mfd;
+          if (mapInfo(mfd).name === 'ulvs_verdicts') return mfd;
           sys.close(mfd);
         }
       } finally {
