@@ -1,6 +1,6 @@
 /**
  * Hostile packet generator (runs as root inside a namespace of the test bed; issue 14): opens
- * a TAP device there, sends every frame written into it out of --out (tc u32 matching all, mirred, so the frames
+ * a TAP device there, sends every frame written into it out of --out (tc u32 matching every frame, by its Ethernet header: even one with 1 byte of IP, mirred, so the frames
  * leave exactly as written: no IP layer on this side checks, fixes or drops them), and writes
  * --packets frames of the classes of hostile-packets.ts, chosen uniformly, to the director's
  * MAC (--dst-mac). The PRNG is seeded by --seed (random when absent, and printed either way),
@@ -12,7 +12,8 @@
  * the start, templates excepted).
  *
  * Prints one JSON line: {"seed","packets","sent","write_errors","seconds","pps","live",
- * "by_class":{class: frames written}}. `sent` counts the frames the TAP accepted; a refused
+ * "by_class":{class: frames written},"tap":{the TAP's rx_packets and rx_dropped, its mirred
+ * action's packets, drops and overlimits}}. `sent` counts the frames the TAP accepted; a refused
  * write (write_errors) is not sent. Sends nothing anywhere but through --out.
  *   --out eth0 --dst-mac 02:00:00:00:00:01 --packets 1000000 [--rate 0 (as fast as it can)]
  *   [--seed N] [--classes a,b,...] --service tcp:203.0.113.10:80 ... --rs tcp:192.0.2.11:8080 ...
@@ -114,7 +115,7 @@ try {
   run(['ip', 'link', 'set', DEV, 'up']);
   run(['sysctl', '-qw', `net.ipv6.conf.${DEV}.disable_ipv6=1`]);
   run(['tc', 'qdisc', 'add', 'dev', DEV, 'clsact']);
-  run(['tc', 'filter', 'add', 'dev', DEV, 'ingress', 'protocol', 'all', 'u32', 'match', 'u32', '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', values.out!]);
+  run(['tc', 'filter', 'add', 'dev', DEV, 'ingress', 'protocol', 'all', 'u32', 'match', 'u32', '0', '0', 'at', '-12', 'action', 'mirred', 'egress', 'redirect', 'dev', values.out!]);
 
   const r = new Xorshift(seed);
   const frame = Buffer.alloc(VNET_HDR_LEN + 14 + 256); // virtio_net_hdr all zero: no offload
@@ -143,7 +144,12 @@ try {
     if (RATE > 0 && n < PACKETS) await new Promise((res) => setTimeout(res, 1));
   }
   const seconds = (performance.now() - t0) / 1000;
-  process.stdout.write(`${JSON.stringify({ seed, packets: PACKETS, sent, write_errors: writeErrors, seconds: Number(seconds.toFixed(2)), pps: Math.round(sent / seconds), live: targets.live.length, by_class: byClass })}\n`);
+  // what the TAP received and what its mirred action sent on or dropped (gone with the TAP)
+  const link = (JSON.parse(run(['ip', '-s', '-j', 'link', 'show', 'dev', DEV])) as { stats64: { rx: { packets: number; dropped: number } } }[])[0]!.stats64.rx;
+  const filters = JSON.parse(run(['tc', '-s', '-j', 'filter', 'show', 'dev', DEV, 'ingress'])) as { options?: { actions?: { stats: { packets: number; drops: number; overlimits: number } }[] } }[];
+  const mirred = filters.flatMap((f) => f.options?.actions ?? []).map((a) => a.stats)[0] ?? { packets: 0, drops: 0, overlimits: 0 };
+  const tap = { rx_packets: link.packets, rx_dropped: link.dropped, mirred_packets: mirred.packets, mirred_drops: mirred.drops, mirred_overlimits: mirred.overlimits };
+  process.stdout.write(`${JSON.stringify({ seed, packets: PACKETS, sent, write_errors: writeErrors, seconds: Number(seconds.toFixed(2)), pps: Math.round(sent / seconds), live: targets.live.length, by_class: byClass, tap })}\n`);
 } finally {
   tryRun(['tc', 'qdisc', 'del', 'dev', DEV, 'clsact']);
   sys.close(q.fd);

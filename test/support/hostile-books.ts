@@ -115,21 +115,36 @@ export interface Balance {
 }
 export const unexplained = (b: Balance): number => b.total - Object.values(b.terms).reduce((a, x) => a + x, 0);
 
+/** What the generator reports of its own TAP (src/lab/hostile.ts `tap`). */
+export interface TapReport {
+  rx_packets: number;
+  rx_dropped: number;
+  mirred_packets: number;
+  mirred_drops: number;
+  mirred_overlimits: number;
+}
+
 /**
- * The balances from the deltas of two readings and the generator's count `sent`:
- *   frames sent = frames that left the generator's eth0 (+ its tx drops)
- *   frames that left = frames qhg0 received + dropped at either end of the veth
+ * The balances from the generator's count `sent`, its TAP's counts and the deltas of two
+ * readings:
+ *   frames sent = frames the TAP received (+ its rx drops)
+ *   frames the TAP received = frames its mirred action handled
+ *   frames mirred handled = frames that left the generator's eth0 (+ mirred's drops and
+ *     overlimits, + eth0's tx drops)
+ *   frames that left = frames qhg0 received (+ its rx drops)
  *   frames qhg0 received = fast path next + redirect + ok + shot + other (on qhg0)
  *   packets ulvsd read from the TUN = the sum of the engine's outcome counters
  */
-export function balances(sent: number, a: Books, b: Books): Balance[] {
+export function balances(sent: number, tap: TapReport, a: Books, b: Books): Balance[] {
   const gen = delta(a.genTx, b.genTx);
   const q = delta(a.qhg0, b.qhg0);
   const f = delta(a.fast, b.fast);
   const tun = delta(a.tun, b.tun);
   const eng = delta(a.engine, b.engine);
   return [
-    { name: 'generator -> its eth0', total: sent, terms: { eth0_tx: gen.txPackets, eth0_tx_dropped: gen.txDropped } },
+    { name: 'generator -> its TAP', total: sent, terms: { tap_rx: tap.rx_packets, tap_rx_dropped: tap.rx_dropped } },
+    { name: 'TAP -> mirred', total: tap.rx_packets, terms: { mirred: tap.mirred_packets } },
+    { name: 'mirred -> its eth0', total: tap.mirred_packets, terms: { eth0_tx: gen.txPackets, eth0_tx_dropped: gen.txDropped, mirred_drops: tap.mirred_drops, mirred_overlimits: tap.mirred_overlimits } },
     { name: 'its eth0 -> director qhg0', total: gen.txPackets, terms: { qhg0_rx: q.rxPackets, qhg0_rx_dropped: q.rxDropped } },
     { name: 'qhg0 -> fast path verdicts', total: q.rxPackets, terms: { ...f } },
     { name: 'TUN read -> engine outcomes', total: tun.txPackets, terms: { ...eng } },
