@@ -14,6 +14,7 @@ import { createAdminServer, type AdminControlPlane } from '../control/admin.js';
 import type { ControlPlane } from './control-plane.js';
 import type { Health } from './health.js';
 import { createMetricsServer } from './http.js';
+import { fastVerdictsByInterface } from '../datapath/tun/fast-verdicts.js';
 import { listenPrivate } from './admin-socket.js';
 import type { DaemonLog } from './log.js';
 import type { DaemonOptions } from './options.js';
@@ -43,7 +44,7 @@ export function startApiServers(p: ApiParts): { metrics: Server | null; admin: S
   if (o.metrics) {
     const at = o.metrics;
     const vrrp = p.vrrp();
-    metrics = createMetricsServer({ workers: o.workers, snapshot: () => pool.snapshot(), connections: () => pool.connections(), counters, ...(health ? { health: () => health.states() } : {}), ...(vrrp ? { vrrp: () => vrrp.status() } : {}) }, at.public);
+    metrics = createMetricsServer({ workers: o.workers, snapshot: () => pool.snapshot(), connections: () => pool.connections(), counters, fastVerdicts: fastVerdictsByInterface, ...(health ? { health: () => health.states() } : {}), ...(vrrp ? { vrrp: () => vrrp.status() } : {}) }, at.public);
     metrics.on('error', (e) => {
       log.warn(`metrics listener ${at.text}: ${e.message}`);
       p.onMetricsError();

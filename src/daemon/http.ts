@@ -24,12 +24,14 @@ export interface MetricsSource {
   health?: () => HealthStates;
   /** keepalived mode with a notify FIFO */
   vrrp?: () => VrrpMetrics;
+  /** the kernel fast path's verdict counters by interface (datapath/tun/fast-verdicts.ts) */
+  fastVerdicts?: () => { interface: string; verdict: string; frames: number }[];
 }
 
 export function createMetricsServer(src: MetricsSource, publicBind = false): Server {
   const metrics = createMetrics(async () => {
     const [snapshot, c] = await Promise.all([src.snapshot(), src.counters()]);
-    return { snapshot, engine: c.engine, datapath: c.datapath, sync: { ...c.sync, ...(c.syncDaemon ?? {}) }, workers: src.workers, ...(c.defense ? { defense: c.defense } : {}), ...(src.health ? src.health() : {}), ...(src.vrrp ? { vrrp: src.vrrp() } : {}) };
+    return { snapshot, engine: c.engine, datapath: c.datapath, sync: { ...c.sync, ...(c.syncDaemon ?? {}) }, workers: src.workers, ...(c.defense ? { defense: c.defense } : {}), ...(src.health ? src.health() : {}), ...(src.vrrp ? { vrrp: src.vrrp() } : {}), ...(src.fastVerdicts ? { fastVerdicts: src.fastVerdicts() } : {}) };
   });
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];

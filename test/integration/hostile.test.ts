@@ -86,6 +86,7 @@ describe('1,000,000 hostile packets through the live data path', { skip: needsRo
       clients: 1,
       httpPort: 8080,
       udpPort: 5300,
+      ulvsdArgs: ['--metrics', '127.0.0.1:9641'],
       beforeDirector: (b) => {
         // the generator's own namespace and link: nothing else crosses qhg0, so its books are exact
         run(['ip', 'netns', 'add', gen]);
@@ -194,6 +195,13 @@ describe('1,000,000 hostile packets through the live data path', { skip: needsRo
     // in a full TUN queue (the kernel's tx_dropped of the TUN, shared by every class)
     assert.ok(eng['drop_bad_ip_checksum']! + tunDropped >= n('bad_ip_checksum'), `bad IP checksums to a service: ${eng['drop_bad_ip_checksum']} dropped for it, ${tunDropped} lost in the TUN queue`);
     assert.ok(eng['drop_fragment']! + tunDropped >= n('fragment'), `fragments to a service: ${eng['drop_fragment']} dropped as such, ${tunDropped} lost in the TUN queue`);
+
+    // the same verdicts in ulvsd's metrics (ulvs_fastpath_frames_total)
+    const metrics = run(['ip', 'netns', 'exec', bed.bed.director, process.execPath, '-e', "fetch('http://127.0.0.1:9641/metrics').then(r => r.text()).then(t => process.stdout.write(t))"]);
+    for (const v of ['next', 'redirect', 'ok'] as const) {
+      const m = new RegExp(`^ulvs_fastpath_frames_total\\{interface="qhg0",verdict="${v}"\\} (\\d+)$`, 'm').exec(metrics);
+      assert.equal(Number(m?.[1]), after.fast[v], `metrics: qhg0 ${v}`);
+    }
 
     // controls: leaving out any class, or any non-zero counter, breaks a balance
     for (const c of Object.keys(byClass)) assert.notEqual(unexplained({ ...bs[0]!, total: sent - n(c) }), 0, `without class ${c}`);

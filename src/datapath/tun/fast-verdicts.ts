@@ -83,3 +83,33 @@ export function findFastVerdictsMap(): number | null {
   }
   return null;
 }
+
+/** Every interface's verdict counts by name, for the metrics (interfaces gone since are listed by
+ *  index, the last index as ">=255"); none when no fast path is attached. Never throws. */
+export function fastVerdictsByInterface(): { interface: string; verdict: string; frames: number }[] {
+  try {
+    const fd = findFastVerdictsMap();
+    if (fd === null) return [];
+    try {
+      const names = new Map<number, string>();
+      for (const dev of readdirSync('/sys/class/net')) {
+        try {
+          names.set(Number(readFileSync(`/sys/class/net/${dev}/ifindex`, 'utf8')), dev);
+        } catch {
+          /* gone meanwhile */
+        }
+      }
+      const last = FAST_VERDICT.FAST_VERDICT_IFINDEXES - 1;
+      const out: { interface: string; verdict: string; frames: number }[] = [];
+      for (const [i, c] of readFastVerdicts(fd)) {
+        const name = i === last ? `>=${last}` : (names.get(i) ?? `ifindex ${i}`);
+        for (const v of FAST_VERDICT_NAMES) out.push({ interface: name, verdict: v, frames: c[v] });
+      }
+      return out;
+    } finally {
+      sys.close(fd);
+    }
+  } catch {
+    return [];
+  }
+}
