@@ -88,7 +88,25 @@ export interface BooksWhere {
   socket: string;
 }
 
-export async function readBooks(w: BooksWhere): Promise<Books> {
+/**
+ * One reading, taken when the TUN and the engine are still: the TUN's counts and the engine's
+ * outcomes read twice 200 ms apart must agree (packets the kernel has handed to a worker's
+ * reads but the worker has not yet counted would otherwise show as a difference; a real
+ * server's retransmitted SYN-ACK to a spoofed client can cross the TUN at any time). Throws
+ * when no still moment comes within `ms`.
+ */
+export async function readBooks(w: BooksWhere, ms = 30_000): Promise<Books> {
+  const t0 = Date.now();
+  for (;;) {
+    const a = await readOnce(w);
+    await new Promise((r) => setTimeout(r, 200));
+    const b = await readOnce(w);
+    if (JSON.stringify([a.tun, a.engine]) === JSON.stringify([b.tun, b.engine])) return b;
+    if (Date.now() - t0 > ms) throw new Error(`the TUN and the engine did not stand still for 200 ms within ${ms} ms`);
+  }
+}
+
+async function readOnce(w: BooksWhere): Promise<Books> {
   return {
     genTx: linkCounts(w.gen, 'eth0'),
     qhg0: linkCounts(w.director, 'qhg0'),
