@@ -174,8 +174,7 @@ static __always_inline int forward_tun(struct __sk_buff *skb, const struct pkt *
 	return bpf_redirect(fib.ifindex, 0);
 }
 
-SEC("tc")
-int ulvs_fastpath(struct __sk_buff *skb)
+static __always_inline int fastpath(struct __sk_buff *skb)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -248,6 +247,31 @@ int ulvs_fastpath(struct __sk_buff *skb)
 	if (v->dir != FLOW_REQUEST)
 		return TCX_NEXT;	/* FLOW_*_ROUTE: the engine handles the connection */
 	return forward(skb, &p, v, 0);
+}
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FAST_VERDICT_IFINDEXES);
+	__type(key, __u32);
+	__type(value, struct fast_verdicts);
+} ulvs_verdicts SEC(".maps");
+
+/* The program: fastpath() decides, and its return code is counted by the interface the frame
+ * arrived on (enum fast_verdict), so every frame at the program is in exactly one counter. */
+SEC("tc")
+int ulvs_fastpath(struct __sk_buff *skb)
+{
+	int rc = fastpath(skb);
+	__u32 idx = skb->ingress_ifindex < FAST_VERDICT_IFINDEXES - 1 ? skb->ingress_ifindex : FAST_VERDICT_IFINDEXES - 1;
+	struct fast_verdicts *c = bpf_map_lookup_elem(&ulvs_verdicts, &idx);
+
+	if (c) {
+		__u32 v = rc == TCX_NEXT ? FAST_VERDICT_NEXT : rc == TC_ACT_REDIRECT ? FAST_VERDICT_REDIRECT :
+			  rc == TC_ACT_OK ? FAST_VERDICT_OK : rc == TC_ACT_SHOT ? FAST_VERDICT_SHOT : FAST_VERDICT_OTHER;
+		if (v < FAST_VERDICTS)
+			c->packets[v]++;	/* per-CPU: no other writer */
+	}
+	return rc;
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";	/* bpf_fib_lookup is GPL-only */

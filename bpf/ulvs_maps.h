@@ -200,4 +200,25 @@ struct rs_config {
 	__u8 pad;		/* zero */
 };
 
+/* What the NIC fast path (fastpath.bpf.c) returned for each frame it saw, by the interface it
+ * arrived on: map ulvs_verdicts, per-CPU array indexed by the ingress ifindex (an ifindex
+ * of FAST_VERDICT_IFINDEXES - 1 or more counts at that last index), value struct
+ * fast_verdicts. Every frame at the program counts in exactly one element (packets since the
+ * load, summed over the CPUs by the reader). */
+enum fast_verdict {
+	FAST_VERDICT_NEXT = 0,		/* TCX_NEXT: on to the tc capture, the TUN or the IP stack */
+	FAST_VERDICT_REDIRECT = 1,	/* TC_ACT_REDIRECT: forwarded by the program (a flow hit, or
+					 * a relayed ICMP error) */
+	FAST_VERDICT_OK = 2,		/* TC_ACT_OK: to the IP stack, skipping tc (another host's
+					 * frame) */
+	FAST_VERDICT_SHOT = 3,		/* TC_ACT_SHOT: dropped by the program */
+	FAST_VERDICT_OTHER = 4,		/* any other return code (none today) */
+	FAST_VERDICTS = 5,		/* number of verdicts */
+	FAST_VERDICT_IFINDEXES = 256,	/* elements of the map */
+};
+
+struct fast_verdicts {
+	__u64 packets[FAST_VERDICTS];
+};
+
 #endif

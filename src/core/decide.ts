@@ -76,7 +76,12 @@ export class Decider {
     if (c >= 0) {
       const d = s.dests.byId(conns.dest(c));
       const sys = s.sysctl;
-      if (ops.isNewConn(tflags) && sys.connReuseMode !== 0 && ((sys.expireNodestConn && d.weight === 0) || ops.newConnExpected(c))) expire = Expire.Reuse;
+      // Unlike ip_vs_in_hook, only a packet that can open the new connection (ops.opensConn:
+      // for TCP a SYN without RST) expires the old one: IPVS expires it for SYN+RST too and then
+      // schedules nothing, so two spoofed segments on a live tuple (an RST, then SYN+RST) end a
+      // connection whose packets keep coming (found by the hostile-packet test,
+      // test/integration/hostile.test.ts); here such a packet belongs to the connection.
+      if (ops.isNewConn(tflags) && ops.opensConn(tflags) && sys.connReuseMode !== 0 && ((sys.expireNodestConn && d.weight === 0) || ops.newConnExpected(c))) expire = Expire.Reuse;
       else if (d.available) {
         r.path = Path.Connection;
         r.conn = c;

@@ -191,6 +191,27 @@ test('conn_reuse_mode: a SYN reusing a TIME_WAIT connection\'s ports is schedule
   assert.equal(dstOf(send(d0, tcp(CLIENT, 7, 'S'), 2).out), x);
 });
 
+test('conn_reuse_mode: a SYN+RST on a closed connection\'s tuple cannot open one, so it does not end it (IPVS does)', () => {
+  // a spoofed RST moves the connection to CLOSE; IPVS then expires it for a SYN+RST and
+  // schedules nothing, so the connection's next packets find none. Here it stays.
+  const d = director();
+  d.addService({ ...k80, scheduler: 'rr' });
+  d.addDest(k80, { addr: ip(RS1), port: 8080 });
+  send(d, tcp(CLIENT, 9, 'S'), 0);
+  send(d, tcp(RS1, 8080, 'SA', CLIENT, 9), 1);
+  send(d, tcp(CLIENT, 9, 'A'), 2);
+  send(d, tcp(CLIENT, 9, 'R'), 3); // CLOSE
+  assert.equal(d.connections(3)[0]!.state, 'CLOSE');
+  send(d, tcp(CLIENT, 9, 'SR'), 4);
+  assert.equal(d.conns.count, 1, 'the connection is still there');
+  assert.equal(d.counters()['rescheduled'], 0);
+  assert.equal(send(d, tcp(CLIENT, 9, 'PA'), 5).v, Verdict.Forward, 'its next packet is forwarded');
+  assert.equal(send(d, tcp(RS1, 8080, 'A', CLIENT, 9), 6).v, Verdict.Forward, 'and so is the reply');
+  // a plain SYN still reuses the tuple (conn_reuse_mode), as in IPVS
+  send(d, tcp(CLIENT, 9, 'S'), 7);
+  assert.equal(d.counters()['rescheduled'], 1);
+});
+
 test('secure_tcp table: in NAT only the server\'s ACK after SYN-ACK establishes', () => {
   const d = director({ sysctl: { secureTcp: 3 } });
   d.addService({ ...k80, scheduler: 'rr' });

@@ -15,6 +15,7 @@ import { ADMIN_LIMITS, newAdminCounters } from '../control/admin-limits.js';
 import type { ControlPlane } from './control-plane.js';
 import type { Health } from './health.js';
 import { createMetricsServer } from './http.js';
+import { fastVerdictsByInterface } from '../datapath/tun/fast-verdicts.js';
 import { listenPrivate } from './admin-socket.js';
 import type { DaemonLog } from './log.js';
 import type { DaemonOptions } from './options.js';
@@ -48,7 +49,7 @@ export function startApiServers(p: ApiParts): { metrics: Server | null; admin: S
   if (o.metrics) {
     const at = o.metrics;
     const vrrp = p.vrrp();
-    metrics = createMetricsServer({ workers: o.workers, snapshot: () => pool.snapshot(), connections: () => pool.connections(), counters, ...(health ? { health: () => health.states() } : {}), ...(vrrp ? { vrrp: () => vrrp.status() } : {}), admin: () => ({ ...adminCounters }) }, at.public);
+    metrics = createMetricsServer({ workers: o.workers, snapshot: () => pool.snapshot(), connections: () => pool.connections(), counters, fastVerdicts: fastVerdictsByInterface, ...(health ? { health: () => health.states() } : {}), ...(vrrp ? { vrrp: () => vrrp.status() } : {}), admin: () => ({ ...adminCounters }) }, at.public);
     metrics.on('error', (e) => {
       log.warn(`metrics listener ${at.text}: ${e.message}`);
       p.onMetricsError();

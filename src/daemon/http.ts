@@ -26,12 +26,14 @@ export interface MetricsSource {
   vrrp?: () => VrrpMetrics;
   /** the admin API's refusal counters (control/admin-limits.ts) */
   admin?: () => Record<string, number>;
+  /** the kernel fast path's verdict counters by interface (datapath/tun/fast-verdicts.ts) */
+  fastVerdicts?: () => { interface: string; verdict: string; frames: number }[];
 }
 
 export function createMetricsServer(src: MetricsSource, publicBind = false): Server {
   const metrics = createMetrics(async () => {
     const [snapshot, c] = await Promise.all([src.snapshot(), src.counters()]);
-    return { snapshot, engine: c.engine, datapath: c.datapath, sync: { ...c.sync, ...(c.syncDaemon ?? {}) }, workers: src.workers, ...(c.defense ? { defense: c.defense } : {}), ...(src.health ? src.health() : {}), ...(src.vrrp ? { vrrp: src.vrrp() } : {}), ...(src.admin ? { admin: { ...src.admin() } } : {}) };
+    return { snapshot, engine: c.engine, datapath: c.datapath, sync: { ...c.sync, ...(c.syncDaemon ?? {}) }, workers: src.workers, ...(c.defense ? { defense: c.defense } : {}), ...(src.health ? src.health() : {}), ...(src.vrrp ? { vrrp: src.vrrp() } : {}), ...(src.admin ? { admin: { ...src.admin() } } : {}), ...(src.fastVerdicts ? { fastVerdicts: src.fastVerdicts() } : {}) };
   });
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];

@@ -19,6 +19,7 @@ export const SCRIPTS = {
   latency: join(dist, 'lab', 'latency.js'),
   flood: join(dist, 'lab', 'flood.js'),
   newConns: join(dist, 'lab', 'new-conns.js'),
+  hostile: join(dist, 'lab', 'hostile.js'),
   stream: join(dist, 'lab', 'stream.js'),
   ulvsd: join(dist, 'cli', 'ulvsd.js'),
 };

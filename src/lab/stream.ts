@@ -1,8 +1,10 @@
 /**
  * Long-lived streaming TCP connections for the restart tests (test/integration/restart.test.ts).
  *
- *   node dist/src/lab/stream.js --serve PORT
- *       an echo server (a real server's program): every byte received is sent back
+ *   node dist/src/lab/stream.js --serve PORT [--corrupt-at N]
+ *       an echo server (a real server's program): every byte received is sent back; with
+ *       --corrupt-at, byte N (from 0) of each connection's echo is inverted (the control that
+ *       shows a client's check catches a changed byte)
  *   node dist/src/lab/stream.js --connect HOST:PORT --conns N [--chunk 1024] [--every-ms 50]
  *       N connections, each writing `chunk` bytes of its own pattern every `every-ms` and checking
  *       every byte echoed back against what it sent (position by position), so a lost, repeated,
@@ -20,6 +22,7 @@
  * Resets and closes are counted per connection (`errors`), never retried.
  */
 import { createConnection, createServer, type Socket } from 'node:net';
+import { Transform } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { patternByte } from './pattern.js';
 
@@ -31,6 +34,7 @@ const { values } = parseArgs({
     chunk: { type: 'string', default: '1024' },
     'every-ms': { type: 'string', default: '50' },
     'drain-ms': { type: 'string', default: '30000' },
+    'corrupt-at': { type: 'string' },
   },
 });
 const out = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
@@ -38,7 +42,17 @@ const out = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
 if (values.serve) {
   const srv = createServer((s) => {
     s.on('error', () => s.destroy());
-    s.pipe(s);
+    if (values['corrupt-at'] === undefined) return void s.pipe(s);
+    const at = Number(values['corrupt-at']);
+    let seen = 0;
+    const corrupt = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        if (at >= seen && at < seen + chunk.length) chunk[at - seen] ^= 0xff;
+        seen += chunk.length;
+        cb(null, chunk);
+      },
+    });
+    s.pipe(corrupt).pipe(s);
   });
   srv.listen(Number(values.serve), () => out({ event: 'ready' }));
 } else if (values.connect) {

@@ -103,3 +103,21 @@ test('/metrics: connection-sync families from the engines\' and the daemon\'s co
   assert.deepEqual(by('ulvs_sync_received_records_skipped', 'reason'), { SkipBadState: 4, SkipIpv6: 1 });
   assert.deepEqual(by('ulvs_sync_entries', 'action'), { Created: 5, Updated: 2 });
 });
+
+test('/metrics: the fast path\'s frames by interface and verdict, as the source gives them', { skip: parserMissing }, async () => {
+  const d = director();
+  const fastVerdicts = [
+    { interface: 'eth0', verdict: 'next', frames: 10 },
+    { interface: 'eth0', verdict: 'redirect', frames: 2 ** 40 },
+    { interface: 'br0', verdict: 'ok', frames: 3 },
+  ];
+  const m = createMetrics(async () => ({ snapshot: d.snapshot(), engine: d.counters(), datapath: {}, workers: 1, fastVerdicts }));
+  const r = spawnSync(PY, ['-c', PARSE], { input: await m.scrape(), encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const fam = JSON.parse(r.stdout) as Record<string, { type: string; samples: [string, Record<string, string>, number][] }>;
+  assert.equal(fam['ulvs_fastpath_frames']!.type, 'counter');
+  assert.deepEqual(
+    fam['ulvs_fastpath_frames']!.samples.map((s) => [s[1]['interface'], s[1]['verdict'], s[2]]),
+    fastVerdicts.map((v) => [v.interface, v.verdict, v.frames]),
+  );
+});

@@ -29,6 +29,8 @@ export interface MetricsSource {
   defense?: DefenseStatus;
   /** the admin API's refusals by cause (control/admin-limits.ts AdminCounters) */
   admin?: Record<string, number>;
+  /** the kernel fast path's verdict counters (bpf/ulvs_maps.h enum fast_verdict) by interface */
+  fastVerdicts?: { interface: string; verdict: string; frames: number }[];
 }
 
 /** What ulvsd follows of keepalived's VRRP (daemon/vrrp-roles.ts VrrpStatus has this shape). */
@@ -167,6 +169,16 @@ export function createMetrics(fetch: () => Promise<MetricsSource>): { registry: 
   defenseGauge('ulvs_defense_drop_rate', 'drop_packet: one of this many connection-opening packets is dropped (0: none).', [], (g, d) => g.set(d.dropRate));
   defenseGauge('ulvs_defense_available_pages', 'The defence level: memory available for new entries, 4096-byte pages, the smaller of the host (MemAvailable) and the connection table (free entries); below amemthresh the automatic modes switch on.', [], (g, d) => g.set(d.availPages));
   defenseGauge('ulvs_defense_memory_low', 'Whether each source of memory is below amemthresh: host (MemAvailable) or table (free connection entries).', ['source'], (g, d) => (g.set({ source: 'host' }, d.memLow), g.set({ source: 'table' }, d.tableLow)));
+  new Counter({
+    name: 'ulvs_fastpath_frames_total',
+    help: 'Frames the kernel fast path saw at the ingress of an interface, by its verdict: next (on to the capture, the TUN or the IP stack), redirect (forwarded by the program), ok (another host\'s frame, to the IP stack past tc), shot (dropped); every frame in exactly one. Since the program was loaded.',
+    labelNames: ['interface', 'verdict'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const v of src().fastVerdicts ?? []) this.inc({ interface: v.interface, verdict: v.verdict }, v.frames);
+    },
+  });
   const dp = (name: string, key: string, help: string) => counter(name, help, (s) => s.datapath[key] ?? 0);
   dp('ulvs_datapath_reads_total', 'reads', 'Packets (or GSO super-packets) read from the TUN.');
   dp('ulvs_datapath_writes_total', 'writes', 'Packets written back to the TUN.');

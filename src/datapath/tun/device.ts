@@ -7,7 +7,7 @@
  * disappears with its last queue.
  */
 import { existsSync } from 'node:fs';
-import { IFF_MULTI_QUEUE, IFF_NO_PI, IFF_TUN, IFF_VNET_HDR, O_CLOEXEC, O_NONBLOCK, O_RDWR, sys, SysError, TUN_F, TUNSETIFF, TUNSETOFFLOAD } from './sys.js';
+import { IFF_MULTI_QUEUE, IFF_NO_PI, IFF_TAP, IFF_TUN, IFF_VNET_HDR, O_CLOEXEC, O_NONBLOCK, O_RDWR, sys, SysError, TUN_F, TUNSETIFF, TUNSETOFFLOAD } from './sys.js';
 
 export interface TunQueue {
   fd: number;
@@ -20,13 +20,14 @@ export function tunAvailable(): boolean {
   return existsSync('/dev/net/tun');
 }
 
-export function openTunQueue(name: string, o: { multiQueue: boolean; offload: boolean }): TunQueue {
+/** `tap`: a TAP device instead (Ethernet frames after the virtio_net_hdr; the lab's generators). */
+export function openTunQueue(name: string, o: { multiQueue: boolean; offload: boolean; tap?: boolean }): TunQueue {
   if (Buffer.byteLength(name) > 15) throw new Error(`interface name ${JSON.stringify(name)} is longer than 15 bytes`);
   const fd = sys.open('/dev/net/tun', O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) throw new SysError('open /dev/net/tun', sys.errno());
   const ifr = Buffer.alloc(40); // struct ifreq: name[16], then the flags (short)
   ifr.write(name, 0, 'utf8');
-  ifr.writeUInt16LE(IFF_TUN | IFF_NO_PI | IFF_VNET_HDR | (o.multiQueue ? IFF_MULTI_QUEUE : 0), 16);
+  ifr.writeUInt16LE((o.tap ? IFF_TAP : IFF_TUN) | IFF_NO_PI | IFF_VNET_HDR | (o.multiQueue ? IFF_MULTI_QUEUE : 0), 16);
   if (sys.ioctlPtr(fd, TUNSETIFF, ifr) < 0) {
     const e = sys.errno();
     sys.close(fd);

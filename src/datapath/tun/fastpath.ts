@@ -40,6 +40,8 @@
  *   ulvs_fast_stats   array of __u64 by enum fast_counter: the relay of routers' ICMP errors
  *                     about the director's tunnel packets (bpf/ulvs_tun_icmp.h)
  *   ulvs_tun_scratch  per-CPU: that relay's ICMP budget
+ *   ulvs_verdicts     per-CPU array by ingress ifindex of struct fast_verdicts: every frame the
+ *                     program saw, by what it returned (fast-verdicts.ts reads it)
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { sys } from './sys.js';

@@ -11,6 +11,9 @@ export const FLOW_VALUE = { size: 16, off: { addr: 0, port: 4, dir: 6, tun_type:
 /** struct slot (bpf/fastpath.bpf.o) */
 export const SLOT = { size: 40, off: { packets: 0, bytes: 16, last_ns: 32 }, width: { packets: 16, bytes: 16, last_ns: 8 } } as const;
 
+/** struct fast_verdicts (bpf/fastpath.bpf.o) */
+export const FAST_VERDICTS = { size: 40, off: { packets: 0 }, width: { packets: 40 } } as const;
+
 /** struct steer_key (bpf/steer.bpf.o) */
 export const STEER_KEY = { size: 8, off: { addr: 0, port: 4, proto: 6, side: 7 }, width: { addr: 4, port: 2, proto: 1, side: 1 } } as const;
 
@@ -46,3 +49,6 @@ export const FAST_COUNTER = { FAST_ICMP_FRAG_NEEDED: 0, FAST_ICMP_RELAYED: 1, FA
 
 /** enum tcp_validated */
 export const TCP_VALIDATED = { TCP_VALIDATED_BIT: 2 } as const;
+
+/** enum fast_verdict */
+export const FAST_VERDICT = { FAST_VERDICT_NEXT: 0, FAST_VERDICT_REDIRECT: 1, FAST_VERDICT_OK: 2, FAST_VERDICT_SHOT: 3, FAST_VERDICT_OTHER: 4, FAST_VERDICTS: 5, FAST_VERDICT_IFINDEXES: 256 } as const;

@@ -12,6 +12,7 @@ const STRUCTS: [string, string, string][] = [
   ['flow_key', 'fastpath.bpf.o', 'FLOW_KEY'],
   ['flow_value', 'fastpath.bpf.o', 'FLOW_VALUE'],
   ['slot', 'fastpath.bpf.o', 'SLOT'],
+  ['fast_verdicts', 'fastpath.bpf.o', 'FAST_VERDICTS'],
   ['steer_key', 'steer.bpf.o', 'STEER_KEY'],
   ['steer_value', 'steer.bpf.o', 'STEER_VALUE'],
   ['rs_config', 'rs_decap.bpf.o', 'RS_CONFIG'],
@@ -27,6 +28,7 @@ const ENUMS: [string, string][] = [
   ['tun_out_counter', 'TUN_OUT_COUNTER'],
   ['fast_counter', 'FAST_COUNTER'],
   ['tcp_validated', 'TCP_VALIDATED'],
+  ['fast_verdict', 'FAST_VERDICT'],
 ];
 
 /** `enum name { A = 0, B = 1 }` of a header, every value written out. */

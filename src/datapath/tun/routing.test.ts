@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { ruleArgs } from './routing.js';
 import { parseIPv4 as ip } from '../../wire/addr.js';
 
-test('policy rules: one per service, per real server endpoint and ICMP, no duplicates', () => {
+test('policy rules: one per service, per real server endpoint and ICMP, no duplicates; what ulvs wrote back is routed by main or not at all', () => {
   const vip = ip('203.0.113.10');
   const rs = ip('192.0.2.11');
   const rules = ruleArgs({
@@ -23,6 +23,7 @@ test('policy rules: one per service, per real server endpoint and ICMP, no dupli
   }).map((r) => r.join(' '));
   assert.deepEqual(rules, [
     'pref 4200 iif ulvs0 lookup main',
+    'pref 4200 iif ulvs0 unreachable',
     'pref 4201 to 203.0.113.10/32 ipproto tcp dport 80 lookup 4200',
     'pref 4201 to 203.0.113.10/32 ipproto tcp dport 81 lookup 4200',
     'pref 4201 to 203.0.113.10/32 ipproto udp dport 53 lookup 4200',

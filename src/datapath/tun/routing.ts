@@ -3,6 +3,15 @@
  *
  *   table T (default 4200):  default dev <tun>
  *   rule  P:     iif <tun> lookup main                 packets ulvs wrote back are routed normally
+ *                iif <tun> unreachable                 ... and only normally: when main has no route
+ *                                                      (a passed packet to a VIP that is not a
+ *                                                      local address), the lookup must not fall
+ *                                                      through to the rules below, whose table
+ *                                                      sends it into the TUN again, round and round
+ *                                                      until its TTL runs out (64 engine passes
+ *                                                      per packet; found by the hostile-packet
+ *                                                      test); the kernel drops it as it would
+ *                                                      with no route (InNoRoutes, ICMP unreachable)
  *   rule  P+1:   to VIP ipproto tcp|udp dport VPORT lookup T     each service
  *                to VIP ipproto icmp lookup T                    errors about a service's traffic
  *                from RIP ipproto tcp|udp sport RPORT lookup T   each real server's replies
@@ -49,7 +58,10 @@ function sysctl(name: string, value?: string): string {
 export function ruleArgs(p: RoutingPlan): string[][] {
   const t = String(p.table);
   const pref = String(p.pref + 1);
-  const rules: string[][] = [['pref', String(p.pref), 'iif', p.dev, 'lookup', 'main']];
+  const rules: string[][] = [
+    ['pref', String(p.pref), 'iif', p.dev, 'lookup', 'main'],
+    ['pref', String(p.pref), 'iif', p.dev, 'unreachable'], // after the one above: same preference, added later
+  ];
   const vips = new Set<number>();
   for (const s of p.services) {
     rules.push(['pref', pref, 'to', `${formatIPv4(s.addr)}/32`, 'ipproto', protoName(s.proto), ...(s.port ? ['dport', String(s.port)] : []), 'lookup', t]);

@@ -17,7 +17,7 @@
  * before any listing, reset or configuration change.
  *
  * Pass verdicts are written back unchanged (IPVS's "ACCEPT": the kernel routes them; the
- * `iif <tun> lookup main` rule stops them from coming back). TCP segments to a service without
+ * `iif <tun> lookup main` rule, and `iif <tun> unreachable` after it, stop them from coming back). TCP segments to a service without
  * a connection (stray TCP) follow DirectorOptions.strayTcp = 'local': to a VIP that is a local
  * address now (the daemon keeps the engine's list current, setLocalAddresses) they are written
  * back, and the kernel delivers them to its own stack, which answers with a reset as it would
