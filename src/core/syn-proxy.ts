@@ -63,11 +63,16 @@ export class SynProxy {
     this.#life = life;
   }
 
-  /** A checked ACK the engine may honour: syn_cookies on, TCP, the bit set, ACK without SYN/RST/FIN. */
+  /** A checked ACK the engine may honour: syn_cookies on, TCP, the bit set, ACK without SYN/RST/FIN,
+   *  and a packet the kernel program looked at: an option-less IPv4 header (20 bytes) and TTL > 1
+   *  (it passes others on before it clears the bit: bpf/fastpath.bpf.c fastpath, so a client
+   *  could set the bit on those itself). */
   accepts(m: PacketMeta): boolean {
     return (
       m.proto === IPPROTO_TCP &&
       this.#s.sysctl.synCookies !== 0 &&
+      m.l4off - m.off === 20 &&
+      m.buf[m.off + IPV4.TTL]! > 1 &&
       (m.tflags & (TcpFlag.SYN | TcpFlag.RST | TcpFlag.FIN | TcpFlag.ACK)) === TcpFlag.ACK &&
       (m.buf[m.l4off + TCP.DOFF]! & TCP_VALIDATED_BIT) !== 0
     );

@@ -110,3 +110,17 @@ test('SYN cookies: partial checksums (NEEDS_CSUM, GSO from the TUN): sequence nu
     { name: 'RS data, partial', partial: true, input: ipv4({ src: RS1, dst: C }).tcp({ sport: 8080, dport: 40000, flags: 'A', seq: SISN + 1, ack: ISN + 3001 }).payload(big).build(p), output: ipv4({ src: VIP, dst: C }).tcp({ sport: 80, dport: 40000, flags: 'A', seq: u32(COOKIE + 1), ack: ISN + 3001 }).payload(big).build(p), verdict: 'forward', outcome: 'forward_out' },
   ]);
 });
+
+test('a marked ACK the kernel program passes on before it clears the bit (IP options, TTL 1): no connection', () => {
+  const on = proxied();
+  // marked() sets the bit at byte 32 (TCP header at 20): with 4 option bytes the TCP header is at 24
+  const opt = Buffer.from(ipv4({ src: C, dst: VIP, id: 7, ttl: 61, options: Uint8Array.from([1, 1, 1, 0]) }).tcp({ sport: 40000, dport: 80, flags: 'A', seq: ISN + 1, ack: COOKIE + 1 }).build());
+  opt[36] = opt[36]! | 0x02;
+  opt.writeUInt16BE(0, 40);
+  opt.writeUInt16BE(slowL4Checksum(opt.readUInt32BE(12), opt.readUInt32BE(16), 6, opt.subarray(24)), 40);
+  runGolden(on, [
+    { name: 'marked, IP options', input: opt, verdict: 'pass', outcome: 'pass_no_conn' },
+    { name: 'marked, TTL 1', input: marked(ipv4({ src: C, dst: VIP, id: 8, ttl: 1 }).tcp({ sport: 40001, dport: 80, flags: 'A', seq: ISN + 1, ack: COOKIE + 1 }).build()), verdict: 'pass', outcome: 'pass_no_conn' },
+  ]);
+  assert.equal(on.conns.count, 0);
+});
