@@ -10,9 +10,12 @@
  *   checked ACK (client ISN + 1, cookie + 1)    -> connection scheduled as a SYN would be,
  *       SYN_RECV; SYN to RIP:rport from the client (seq = ISN, MSS option)   send_synproxy_syn
  *   client segment while the SYN-ACK is awaited -> the same SYN again (the client's
- *       retransmissions are the SYN's retransmission timer)                  send_synproxy_syn_again
+ *       retransmissions are the SYN's retransmission timer); the client's first data (seq
+ *       ISN + 1, at most HOLD_MAX bytes) is kept in one of HOLD_SLOTS buffers     send_synproxy_syn_again
  *   the server's SYN-ACK (ack = ISN + 1)         -> the ACK to the server (seq ISN + 1, ack its
- *       ISN + 1, the client's window); delta = cookie - server ISN; ESTABLISHED  send_synproxy_ack
+ *       ISN + 1, the client's window), carrying the kept data if there is some (so the request
+ *       does not wait for the client's retransmission timeout, 200 ms on Linux); delta =
+ *       cookie - server ISN; ESTABLISHED                                      send_synproxy_ack
  *   the server's RST instead                     -> to the client with seq = cookie + 1 (so the
  *       client takes it), CLOSE
  *   afterwards: requests ack -= delta, replies seq += delta (RFC 1624 updates; a request whose
@@ -45,14 +48,30 @@ export const SERVER_MSS = 1460;
 /** what the generated segments are: IPv4 20 + TCP 20 (+ 4 for the SYN's MSS option) */
 const SYN_LEN = 44;
 const ACK_LEN = 40;
+/** the client's first data kept while the server's SYN-ACK is awaited: bytes per buffer (one
+ *  Ethernet MSS; a longer first segment is not kept: the client resends it) and buffers per
+ *  engine (a handshake takes a round trip to the server: enough for 256 at once; when all are
+ *  taken a new one is not kept) */
+export const HOLD_MAX = 1460;
+const HOLD_SLOTS = 256;
+/** the longest segment the engine sends (Verdict.Send): an ACK with HOLD_MAX bytes */
+export const SEND_MAX = ACK_LEN + HOLD_MAX;
 const SYN_ACK = TcpFlag.SYN | TcpFlag.ACK;
 
 export class SynProxy {
   readonly #s: EngineState;
   readonly #life: ConnLifecycle;
   /** the generated segment (Verdict.Send): valid until the next packet */
-  readonly out = Buffer.alloc(64);
+  readonly out = Buffer.alloc(SEND_MAX);
   len = 0;
+  /** kept first data: HOLD_SLOTS buffers of HOLD_MAX; each slot's length and owner (connection
+   *  index, -1 free); by connection, its slot (valid while the owner matches and the connection
+   *  still awaits its SYN-ACK: a slot of a connection gone is taken again). Allocated at the
+   *  first use. */
+  #held = Buffer.alloc(0);
+  #heldLen = new Uint16Array(0);
+  #heldOwner = new Int32Array(0);
+  #slotOf = new Int16Array(0);
   /** by connection index: the client's ISN; the cookie, then (after the SYN-ACK) the delta; the client's window */
   #isn = new Int32Array(0);
   #delta = new Int32Array(0);
@@ -90,7 +109,12 @@ export class SynProxy {
       this.#isn = new Int32Array(conns.capacity); // once, at the first handshake
       this.#delta = new Int32Array(conns.capacity);
       this.#win = new Uint16Array(conns.capacity);
+      this.#slotOf = new Int16Array(conns.capacity);
+      this.#held = Buffer.alloc(HOLD_SLOTS * HOLD_MAX);
+      this.#heldLen = new Uint16Array(HOLD_SLOTS);
+      this.#heldOwner = new Int32Array(HOLD_SLOTS).fill(-1);
     }
+    this.#slotOf[c] = -1;
     const t = m.l4off;
     this.#isn[c] = (readU32(m.buf, t + TCP.SEQ) - 1) | 0;
     this.#delta[c] = (readU32(m.buf, t + TCP.ACK) - 1) | 0; // the cookie, until the SYN-ACK
@@ -111,6 +135,7 @@ export class SynProxy {
     if ((conns.flags(c) & ConnFlag.SYNPROXY_WAIT) !== 0) {
       this.#s.lastConn = c;
       if ((m.tflags & TcpFlag.RST) === 0) {
+        this.#hold(m, c);
         this.#syn(m, c);
         return Outcome.SendSynProxySynAgain;
       }
@@ -157,8 +182,41 @@ export class SynProxy {
     ops.transition(c, TcpDir.OUTPUT, m.tflags, d); // SYN_RECV, as IPVS on a SYN-ACK
     conns.rearm(c, s.nowTick + ops.transition(c, TcpDir.INPUT, TcpFlag.ACK, d)); // the ACK: ESTABLISHED
     s.lastConn = c;
-    this.#segment(m, c, (isn + 1) | 0, (serverIsn + 1) | 0, TcpFlag.ACK, ACK_LEN);
+    const h = this.#heldSlot(c);
+    if (h < 0) this.#segment(m, c, (isn + 1) | 0, (serverIsn + 1) | 0, TcpFlag.ACK, ACK_LEN);
+    else {
+      this.#segment(m, c, (isn + 1) | 0, (serverIsn + 1) | 0, TcpFlag.ACK | TcpFlag.PSH, ACK_LEN + this.#heldLen[h]!, h);
+      this.#heldOwner[h] = -1;
+    }
     return Outcome.SendSynProxyAck;
+  }
+
+  /** Keep the client's first data of connection c (seq ISN + 1, 1..HOLD_MAX bytes) if it has
+   *  none kept yet and a buffer is free; otherwise nothing (the client resends it). */
+  #hold(m: PacketMeta, c: number): void {
+    const b = m.buf;
+    const hdr = (b[m.l4off + TCP.DOFF]! >>> 4) * 4;
+    const n = m.l4len - hdr;
+    if (n <= 0 || n > HOLD_MAX || this.#heldSlot(c) >= 0) return;
+    if (readU32(b, m.l4off + TCP.SEQ) !== ((this.#isn[c]! + 1) >>> 0)) return;
+    const conns = this.#s.conns;
+    for (let h = 0; h < HOLD_SLOTS; h++) {
+      const o = this.#heldOwner[h]!;
+      // free, or its connection is gone, was reused, or no longer waits
+      if (o >= 0 && this.#slotOf[o] === h && (conns.flags(o) & ConnFlag.SYNPROXY_WAIT) !== 0) continue;
+      const from = m.l4off + hdr;
+      b.copy(this.#held, h * HOLD_MAX, from, from + n);
+      this.#heldLen[h] = n;
+      this.#heldOwner[h] = c;
+      this.#slotOf[c] = h;
+      return;
+    }
+  }
+
+  /** Connection c's kept-data slot, or -1. */
+  #heldSlot(c: number): number {
+    const h = this.#slotOf[c]!;
+    return h >= 0 && this.#heldOwner[h] === c ? h : -1;
   }
 
   /** The SYN to the server for connection c, the client's segment `m` giving TTL, TOS and id. */
@@ -166,8 +224,9 @@ export class SynProxy {
     this.#segment(m, c, this.#isn[c]!, 0, TcpFlag.SYN, SYN_LEN);
   }
 
-  /** A segment client -> RIP:rport of connection c into `out`, checksums computed whole. */
-  #segment(m: PacketMeta, c: number, seq: number, ack: number, flags: number, len: number): void {
+  /** A segment client -> RIP:rport of connection c into `out`, checksums computed whole; with
+   *  `held` >= 0 its payload is that kept buffer (len - ACK_LEN bytes). */
+  #segment(m: PacketMeta, c: number, seq: number, ack: number, flags: number, len: number, held = -1): void {
     const conns = this.#s.conns;
     const o = this.out;
     const src = m.buf;
@@ -189,7 +248,7 @@ export class SynProxy {
     writeU16(o, t + TCP.DPORT, conns.dport(c));
     writeU32(o, t + TCP.SEQ, seq >>> 0);
     writeU32(o, t + TCP.ACK, ack >>> 0);
-    o[t + TCP.DOFF] = ((len - 20) / 4) << 4;
+    o[t + TCP.DOFF] = (((held >= 0 ? ACK_LEN : len) - 20) / 4) << 4; // the header's words, without the kept data
     o[t + TCP.FLAGS] = flags;
     writeU16(o, t + TCP.WINDOW, this.#win[c]!);
     if (len === SYN_LEN) {
@@ -197,6 +256,7 @@ export class SynProxy {
       o[t + 21] = 4;
       writeU16(o, t + 22, SERVER_MSS);
     }
+    if (held >= 0) this.#held.copy(o, ACK_LEN, held * HOLD_MAX, held * HOLD_MAX + len - ACK_LEN);
     writeU16(o, t + TCP.CHECKSUM, finish(sumBytes(o, t, len - 20, pseudoHeaderV4(client, rip, IPPROTO_TCP, len - 20))));
     this.len = len;
   }

@@ -52,11 +52,11 @@ test('SYN cookies: checked ACK -> SYN to the server; its SYN-ACK -> ACK to it; d
   const d = proxied();
   runGolden(d, [
     { name: '1 checked ACK opens, SYN to RS (seq = ISN, MSS 1460, the client\'s window)', input: marked(cli('A', ISN + 1, COOKIE + 1)), output: synToRs(ISN + 1), verdict: 'send', outcome: 'send_synproxy_syn', state: 'SYN_RECV' },
-    { name: '2 early client data: dropped, the SYN again', input: cli('PA', ISN + 1, COOKIE + 1, req), output: synToRs(ISN + 1), verdict: 'send', outcome: 'send_synproxy_syn_again', state: 'SYN_RECV' },
+    { name: '2 early client data: kept, the SYN again', input: cli('PA', ISN + 1, COOKIE + 1, req), output: synToRs(ISN + 1), verdict: 'send', outcome: 'send_synproxy_syn_again', state: 'SYN_RECV' },
     { name: '3 RS segment that is not the SYN-ACK: dropped', input: fromRs('A', SISN, ISN + 1), verdict: 'drop', outcome: 'drop_synproxy_early' },
     { name: '4 RS SYN-ACK acking another ISN: dropped', input: fromRs('SA', SISN, ISN + 2, '', MSS1460), verdict: 'drop', outcome: 'drop_synproxy_early' },
-    { name: '5 RS SYN-ACK (with options) -> ACK to RS', input: fromRs('SA', SISN, ISN + 1, '', MSS1460), output: ipv4({ src: C, dst: RS1, id: SISN & 0xffff }).tcp({ sport: 40000, dport: 8080, flags: 'A', seq: ISN + 1, ack: SISN + 1, window: 502 }).build(), verdict: 'send', outcome: 'send_synproxy_ack', state: 'ESTABLISHED' },
-    { name: '6 client data (marked again by the kernel: the bit is cleared) ack - delta', input: marked(cli('PA', ISN + 1, COOKIE + 1, req)), output: toRs('PA', ISN + 1, SISN + 1, req), verdict: 'forward', outcome: 'forward_in', state: 'ESTABLISHED' },
+    { name: '5 RS SYN-ACK (with options) -> ACK to RS carrying the kept data', input: fromRs('SA', SISN, ISN + 1, '', MSS1460), output: ipv4({ src: C, dst: RS1, id: SISN & 0xffff }).tcp({ sport: 40000, dport: 8080, flags: 'PA', seq: ISN + 1, ack: SISN + 1, window: 502 }).payload(req).build(), verdict: 'send', outcome: 'send_synproxy_ack', state: 'ESTABLISHED' },
+    { name: '6 the client resends its data (marked again by the kernel: the bit is cleared) ack - delta', input: marked(cli('PA', ISN + 1, COOKIE + 1, req)), output: toRs('PA', ISN + 1, SISN + 1, req), verdict: 'forward', outcome: 'forward_in', state: 'ESTABLISHED' },
     { name: '7 RS data seq + delta', input: fromRs('PA', SISN + 1, ISN + 1 + req.length, resp), output: toCli('PA', COOKIE + 1, ISN + 1 + req.length, resp, (SISN + 1) & 0xffff), verdict: 'forward', outcome: 'forward_out', state: 'ESTABLISHED' },
     { name: '8 RS FIN seq + delta (past 2^32)', input: fromRs('FA', SISN + 1 + resp.length, ISN + 1 + req.length), output: toCli('FA', COOKIE + 1 + resp.length, ISN + 1 + req.length, '', (SISN + 1 + resp.length) & 0xffff), verdict: 'forward', outcome: 'forward_out', state: 'FIN_WAIT' },
     { name: '9 client FIN-ACK ack - delta', input: cli('FA', ISN + 1 + req.length, COOKIE + 2 + resp.length), output: toRs('FA', ISN + 1 + req.length, SISN + 2 + resp.length), verdict: 'forward', outcome: 'forward_in', state: 'TIME_WAIT' },
@@ -123,4 +123,22 @@ test('a marked ACK the kernel program passes on before it clears the bit (IP opt
     { name: 'marked, TTL 1', input: marked(ipv4({ src: C, dst: VIP, id: 8, ttl: 1 }).tcp({ sport: 40001, dport: 80, flags: 'A', seq: ISN + 1, ack: COOKIE + 1 }).build()), verdict: 'pass', outcome: 'pass_no_conn' },
   ]);
   assert.equal(on.conns.count, 0);
+});
+
+test('SYN cookies: no data before the SYN-ACK -> a bare ACK to the server; a kept buffer serves one connection only', () => {
+  const d = proxied();
+  runGolden(d, [
+    { name: 'checked ACK', input: marked(cli('A', ISN + 1, COOKIE + 1)), output: synToRs(ISN + 1), verdict: 'send', outcome: 'send_synproxy_syn' },
+    { name: 'the client ACK again (no data): the SYN again, nothing kept', input: cli('A', ISN + 1, COOKIE + 1), output: synToRs(ISN + 1), verdict: 'send', outcome: 'send_synproxy_syn_again' },
+    { name: 'RS SYN-ACK -> bare ACK', input: fromRs('SA', SISN, ISN + 1, '', MSS1460), output: ipv4({ src: C, dst: RS1, id: SISN & 0xffff }).tcp({ sport: 40000, dport: 8080, flags: 'A', seq: ISN + 1, ack: SISN + 1, window: 502 }).build(), verdict: 'send', outcome: 'send_synproxy_ack', state: 'ESTABLISHED' },
+  ]);
+});
+
+test('SYN cookies: data not at ISN + 1 (a later segment first) is not kept: the ACK goes bare', () => {
+  const d = proxied();
+  runGolden(d, [
+    { name: 'checked ACK', input: marked(cli('A', ISN + 1, COOKIE + 1)), verdict: 'send', outcome: 'send_synproxy_syn' },
+    { name: 'a later segment', input: cli('PA', ISN + 1 + req.length, COOKIE + 1, req), output: synToRs(ISN + 1 + req.length), verdict: 'send', outcome: 'send_synproxy_syn_again' },
+    { name: 'RS SYN-ACK -> bare ACK', input: fromRs('SA', SISN, ISN + 1, '', MSS1460), output: ipv4({ src: C, dst: RS1, id: SISN & 0xffff }).tcp({ sport: 40000, dport: 8080, flags: 'A', seq: ISN + 1, ack: SISN + 1, window: 502 }).build(), verdict: 'send', outcome: 'send_synproxy_ack' },
+  ]);
 });

@@ -38,6 +38,7 @@ import { applyOps } from '../../core/rule-ops.js';
 import { applySysctls } from '../../core/sysctl-names.js';
 import { PacketFlag, Verdict } from '../../core/verdict.js';
 import { holdingSlots } from '../../core/sched-state.js';
+import { SEND_MAX } from '../../core/syn-proxy.js';
 import { defaultRegistry } from '../../sched/index.js';
 import { VNET_HDR_LEN, vnetGsoType, vnetNeedsCsum } from '../../wire/virtio.js';
 import type { ImportResult } from '../../core/conn/handover.js';
@@ -67,7 +68,7 @@ export class PacketWorker {
   /** data-path counters, reported with the engine's by `counters` */
   readonly dp = newCounters();
   private readonly buf = Buffer.alloc(SLOT);
-  private readonly icmpBuf = Buffer.alloc(VNET_HDR_LEN + 576); // zero virtio header + generated ICMP
+  private readonly icmpBuf = Buffer.alloc(VNET_HDR_LEN + Math.max(576, SEND_MAX)); // zero virtio header + generated ICMP or SYN-cookie segment
   private readonly pfd = Buffer.alloc(8); // struct pollfd
   /** --busy-poll: keep polling this long (ms) after the last packet before sleeping */
   private readonly busyPollMs: number;
