@@ -11,10 +11,9 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { DirectorBed, SCRIPTS } from '../../src/lab/director-bed.js';
-import { run } from '../../src/lab/shell.js';
 import { LAB } from '../../src/lab/testbed.js';
 import { needsRoot } from '../support/root.js';
-import { callAdmin } from '../../src/control/admin-client.js';
+import { answeredRequests, engineCounters } from '../support/flood-client.js';
 import { QUIET_S } from '../../src/daemon/syn-cookie-auto.js';
 
 const V = LAB.VIP;
@@ -32,44 +31,30 @@ interface Run {
   log: string;
 }
 
-function requests(bed: DirectorBed, n: number): number {
-  const out = run(['ip', 'netns', 'exec', bed.bed.clients[0]!, process.execPath, SCRIPTS.client, '--host', V, '--http', '80', '--requests', String(n), '--concurrent', '--timeout', '3000']);
-  return out
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as { kind: string; ok?: boolean })
-    .filter((j) => j.kind === 'http' && j.ok).length;
-}
-
-async function counters(bed: DirectorBed): Promise<Record<string, number>> {
-  const j = (await callAdmin(bed.socket, 'GET', '/v1/counters')).json as { engine: Record<string, number>; datapath: Record<string, number> };
-  return { ...j.engine, ...j.datapath };
-}
-
 async function flooded(prefix: string, mode: number): Promise<Run> {
   const bed = await new DirectorBed({ rules, realServers: 2, httpPort: 8080, prefix, ulvsdArgs: ['--sysctl', `syn_cookies=${mode}`] }).start();
   try {
-    assert.equal(requests(bed, 5), 5, 'answered before the flood');
+    assert.equal(answeredRequests(bed, 5), 5, 'answered before the flood');
     const client = bed.bed.clients[1] ?? bed.bed.clients[0]!;
     const flood = spawn('ip', ['netns', 'exec', client, process.execPath, SCRIPTS.flood, '--proto', 'tcp', '--dst', V, '--port', '80', '--rate', '0', '--seconds', '7', '--sources', '1000000', '--addrs', '128', '--src-base', '198.51.100.128', '--io', 'uring', '--flows', '100000000'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     flood.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     const done = new Promise((r) => flood.once('exit', r));
     await sleep(2500);
-    const activeDuring = (await counters(bed))['syncookie_active'] ?? 0;
-    const during = requests(bed, 20);
+    const activeDuring = (await engineCounters(bed))['syncookie_active'] ?? 0;
+    const during = answeredRequests(bed, 20);
     await done;
-    const afterN = requests(bed, 20);
+    const afterN = answeredRequests(bed, 20);
     let offAfterMs: number | null = null;
     const t0 = Date.now();
     while (Date.now() - t0 < (QUIET_S + 3) * 1000) {
-      if ((await counters(bed))['syncookie_active'] === 0) {
+      if ((await engineCounters(bed))['syncookie_active'] === 0) {
         offAfterMs = Date.now() - t0;
         break;
       }
       await sleep(250);
     }
-    return { during, after: afterN, activeDuring, counters: await counters(bed), offAfterMs, flood: JSON.parse(out.trim().split('\n').at(-1)!) as Run['flood'], log: bed.ulvsdLog };
+    return { during, after: afterN, activeDuring, counters: await engineCounters(bed), offAfterMs, flood: JSON.parse(out.trim().split('\n').at(-1)!) as Run['flood'], log: bed.ulvsdLog };
   } finally {
     await bed.stop();
   }

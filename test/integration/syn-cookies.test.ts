@@ -16,10 +16,10 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { DirectorBed, SCRIPTS } from '../../src/lab/director-bed.js';
-import { run } from '../../src/lab/shell.js';
 import { LAB } from '../../src/lab/testbed.js';
 import { parseIPv4 } from '../../src/wire/addr.js';
 import { needsRoot } from '../support/root.js';
+import { answeredRequests, engineCounters } from '../support/flood-client.js';
 import { callAdmin } from '../../src/control/admin-client.js';
 import { downloadAndUpload } from '../support/transfer.js';
 
@@ -40,22 +40,6 @@ interface Flooded {
 
 const bedFor = (prefix: string, mode: number) => new DirectorBed({ rules, realServers: 2, httpPort: 8080, prefix, ulvsdArgs: ['--max-conns', String(MAX_CONNS), '--sysctl', `syn_cookies=${mode}`] }).start();
 
-/** `n` concurrent HTTP requests from client 0 (3 s timeout each); how many were answered. */
-function requests(bed: DirectorBed, n: number): number {
-  const out = run(['ip', 'netns', 'exec', bed.bed.clients[0]!, process.execPath, SCRIPTS.client, '--host', V, '--http', '80', '--requests', String(n), '--concurrent', '--timeout', '3000']);
-  return out
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as { kind: string; ok?: boolean })
-    .filter((j) => j.kind === 'http' && j.ok).length;
-}
-
-/** the engine's counters and the data path's (which carry the kernel's syncookie_* ones) */
-async function engineCounters(bed: DirectorBed): Promise<Record<string, number>> {
-  const j = (await callAdmin(bed.socket, 'GET', '/v1/counters')).json as { engine: Record<string, number>; datapath: Record<string, number> };
-  return { ...j.engine, ...j.datapath };
-}
-
 async function floodEntries(bed: DirectorBed): Promise<number> {
   const list = (await callAdmin(bed.socket, 'GET', '/v1/connections')).json as { caddr: number }[];
   const base = parseIPv4(FLOOD_BASE) >>> 0;
@@ -71,10 +55,10 @@ async function flooded(prefix: string, mode: number): Promise<Flooded> {
     flood.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     const done = new Promise((r) => flood.once('exit', r));
     await new Promise((r) => setTimeout(r, 1000));
-    const during = requests(bed, 20);
+    const during = answeredRequests(bed, 20);
     await done;
     const entries = await floodEntries(bed); // SYN_RECV lasts 60 s: the flood's entries are still there
-    const afterN = requests(bed, 20);
+    const afterN = answeredRequests(bed, 20);
     return { during, after: afterN, counters: await engineCounters(bed), flood: JSON.parse(out) as Flooded['flood'], floodEntries: entries };
   } finally {
     await bed.stop();
@@ -92,7 +76,7 @@ describe('SYN cookies through ulvsd', { skip: needsRoot }, () => {
     try {
       const sys = (await callAdmin(bed.socket, 'GET', '/v1/sysctl')).json as Record<string, number>;
       assert.equal(sys['syn_cookies'], 1);
-      assert.equal(requests(bed, 20), 20);
+      assert.equal(answeredRequests(bed, 20), 20);
       downloadAndUpload(bed, 20e6, 60_000);
       const c = await engineCounters(bed);
       assert.ok(c['send_synproxy_syn']! >= 22, `every connection opened by a checked ACK: ${c['send_synproxy_syn']}`);

@@ -20,10 +20,9 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { DirectorBed, SCRIPTS } from '../../src/lab/director-bed.js';
-import { run } from '../../src/lab/shell.js';
 import { LAB } from '../../src/lab/testbed.js';
 import { needsRoot } from '../support/root.js';
-import { callAdmin } from '../../src/control/admin-client.js';
+import { answeredRequests, engineCounters } from '../support/flood-client.js';
 
 const V = LAB.VIP;
 const RS = [0, 1].map(LAB.realServer);
@@ -44,14 +43,7 @@ async function flooded(prefix: string, sysctl: string): Promise<Flooded> {
   const bed = await new DirectorBed({ rules, realServers: 2, httpPort: 8080, prefix, ulvsdArgs: ['--max-conns', String(MAX_CONNS), '--sysctl', sysctl] }).start();
   try {
     const client = bed.bed.clients[0]!;
-    const requests = (): number => {
-      const out = run(['ip', 'netns', 'exec', client, process.execPath, SCRIPTS.client, '--host', V, '--http', '80', '--requests', '20', '--concurrent', '--timeout', '3000']);
-      return out
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as { kind: string; ok?: boolean })
-        .filter((j) => j.kind === 'http' && j.ok).length;
-    };
+    const requests = (): number => answeredRequests(bed, 20);
     const flood = spawn('ip', ['netns', 'exec', client, process.execPath, SCRIPTS.flood, '--proto', 'tcp', '--dst', V, '--port', '80', '--flows', '60000', '--rate', '10000', '--addrs', '64', '--src-base', '198.51.100.128'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     flood.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -61,10 +53,9 @@ async function flooded(prefix: string, sysctl: string): Promise<Flooded> {
     await done;
     const after = requests();
     await new Promise((r) => setTimeout(r, 12_000));
-    const engine = async () => (await callAdmin(bed.socket, 'GET', '/v1/counters')).json.engine as Record<string, number>;
-    const before = await engine();
+    const before = await engineCounters(bed);
     const later = requests();
-    const counters = await engine();
+    const counters = await engineCounters(bed);
     const laterRefused = counters['drop_conn_table_full']! - before['drop_conn_table_full']!;
     return { during, after, later, laterRefused, counters, flood: JSON.parse(out) as Flooded['flood'] };
   } finally {
