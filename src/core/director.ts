@@ -329,6 +329,7 @@ export class Director {
   getService(k: ServiceKey): VirtualService | null {
     return this.#services.get(k);
   }
+  batch = <T>(f: () => T): T => this.#services.batch(f); // control operations, one service-index rebuild (ctl/services.ts)
   addService(spec: ServiceSpec): VirtualService {
     return this.#services.add(spec);
   }

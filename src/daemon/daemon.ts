@@ -147,14 +147,16 @@ export class Daemon {
     // the state files are taken and the rules loaded (keepalived mode opens the notify FIFO)
     const claims = await guardStart(o, (m) => log.info(m)).catch((e: Error) => Promise.reject(e instanceof ClaimError ? new DaemonError(e.message, 1) : e));
     this.#claims = claims;
-    let rules: Rules, kept: ReturnType<typeof takeKept>, carried: ReturnType<typeof takeCarry>;
+    let rules: Rules, kept: ReturnType<typeof takeKept>, carried: ReturnType<typeof takeCarry>, initial: ReturnType<SchedStateSlots['assign']>;
+    const slots = new SchedStateSlots(1 << 16); // rr/wrr cursors shared by the workers' engines: round robin exact across workers
     try {
       kept = takeKept(this.#paths, this.#handoverCounters, log); // a stale record goes first, with the files beside it
       carried = takeCarry(this.#paths.carry, this.#handoverCounters, log);
       rules = this.#loadRules(carried);
+      initial = slots.assign(diffRules({ services: [], dests: [] }, rules)); // ENOSPC: more services than slots
     } catch (e) {
       claims.release(false); // nothing was changed: what the presence file holds stays right
-      throw e;
+      throw e instanceof IpvsError ? new DaemonError(`rules rejected: ${e.message}`, 1) : e;
     }
 
     const kernel = new KernelSetup(o, rules, log, this.#paths.kernel);
@@ -177,8 +179,6 @@ export class Daemon {
       throw e;
     }
 
-    const slots = new SchedStateSlots(1 << 16); // rr/wrr cursors shared by the workers' engines: round robin exact across workers
-    const initial = slots.assign(diffRules({ services: [], dests: [] }, rules));
     initial.commit();
     const handover = loadHandover({ connsPath: this.#paths.conns, rules, workers: o.workers, adoptedMaps: kernel.fastPathAdopted ? kernel.fastPathMaps : null, counters: this.#handoverCounters, log });
     const sysctl = { syncQlenMax: defaultSyncQlenMax(), ...o.sysctl }; // the kernel's default needs the machine's memory
