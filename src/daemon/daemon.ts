@@ -344,9 +344,11 @@ export class Daemon {
   async dump(): Promise<string> {
     const pool = this.#pool!;
     const snap = await pool.snapshot();
-    const c = await pool.counters();
+    const c = await this.#counters(pool); // as /metrics has them: hand-over, pressure, SYN cookies, defences
     const nonzero = (o: Record<string, number>) => Object.entries(o).flatMap(([k, v]) => (v !== 0 ? [`${k}=${v}`] : [])).join(' ');
-    return `${listServices(snap, 'default')}${listServices(snap, 'stats')}ulvsd: connections ${snap.connections}; engine ${nonzero(c.engine)}; datapath ${nonzero(c.datapath)}\nulvsd: end of dump\n`;
+    const flat = (o: object, pre = ''): string[] => Object.entries(o).flatMap(([k, v]) => (typeof v === 'object' && v !== null ? flat(v as object, `${pre}${k}.`) : [`${pre}${k}=${String(v)}`]));
+    const defense = c.defense ? `; defense ${flat(c.defense).join(' ')}` : '';
+    return `${listServices(snap, 'default')}${listServices(snap, 'stats')}ulvsd: connections ${snap.connections}; engine ${nonzero(c.engine)}; datapath ${nonzero(c.datapath)}${defense}\nulvsd: end of dump\n`;
   }
 
   get stopping(): boolean {
