@@ -109,4 +109,15 @@ export class Decider {
     else r.path = ops.opensConn(tflags) ? Path.Schedule : Path.NotOpener;
     return r;
   }
+
+  /** The connection last decided (r.conn) has ended and a checked SYN-cookie ACK opens a new
+   *  one on its addresses (syn-proxy.ts reopens): expire it and schedule, as for a SYN under
+   *  conn_reuse_mode. */
+  reopen(ops: ProtoOps, daddr: number, dport: number): Decision {
+    const r = this.#d;
+    r.expire = Expire.Reuse;
+    r.svc = this.index.find(ops.proto, daddr, dport);
+    r.path = r.svc === null ? Path.NoService : Path.Schedule;
+    return r;
+  }
 }

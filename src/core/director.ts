@@ -52,7 +52,7 @@ import { ESTIMATOR_PERIOD_MS, type Stats } from './stats.js';
 import { SyncControl } from './sync/control.js';
 import type { Sysctls } from './sysctl.js';
 import type { Timeouts } from './timeouts.js';
-import { Event, EVENT_NAMES, Outcome, OUTCOME_NAMES, OUTCOME_VERDICT, Verdict, type OutcomeCode, type VerdictCode } from './verdict.js';
+import { Event, namedCounters, Outcome, OUTCOME_VERDICT, Verdict, type OutcomeCode, type VerdictCode } from './verdict.js';
 import { errors } from './errors.js';
 import { xorshift } from './xorshift.js';
 import { IPPROTO_ICMP } from '../wire/ipv4.js';
@@ -175,7 +175,9 @@ export class Director {
     if (!serve && dec.path !== Path.Reply) return this.#out(Outcome.PassBackupOnly);
     switch (dec.path) {
       case Path.Connection:
-        return this.#out(this.#forward.request(m, ops, dec.conn)); //           3-4, 6
+        if (!this.#forward.proxy.reopens(m, ops, dec.conn)) return this.#out(this.#forward.request(m, ops, dec.conn)); // 3-4, 6
+        this.#decider.reopen(ops, m.daddr, m.dport); // a checked cookie ACK on an ended entry (syn-proxy.ts)
+        break;
       case Path.Reply:
         return this.#out(this.#forward.reply(m, ops, dec.conn)); //             5-6
       case Path.DestUnavailable:
@@ -387,10 +389,7 @@ export class Director {
 
   /** Counters by name (outcomes and events), for metrics and tests. */
   counters(): Record<string, number> {
-    const r: Record<string, number> = {};
-    OUTCOME_NAMES.forEach((n, i) => (r[n] = this.#s.outcomes[i]!));
-    EVENT_NAMES.forEach((n, i) => (r[n] = this.#s.events[i]!));
-    return r;
+    return namedCounters(this.#s.outcomes, this.#s.events);
   }
 
   /** Which server a flow would get and why, from the packet path's own decisions; commits nothing. */

@@ -18,6 +18,15 @@
  *       cookie - server ISN; ESTABLISHED                                      send_synproxy_ack
  *   the server's RST instead                     -> to the client with seq = cookie + 1 (so the
  *       client takes it), CLOSE
+ *   the server's ACK for another number instead  -> an older connection on the tuple it still
+ *       holds (TIME_WAIT: a client that reused its port; the SYN has no timestamp for the
+ *       server's PAWS recycling): a reset at that ACK's number to it, as a TCP in SYN-SENT
+ *       does (RFC 9293 3.10.7.3); the SYN again with the client's next segment   send_synproxy_rst
+ *   the server's SYN-ACK again afterwards (it answered the SYN sent again) -> dropped: the
+ *       client has its own                                           drop_synproxy_dup_synack
+ *   a checked ACK on addresses whose entry has ended (TIME_WAIT, CLOSE: the client reused its
+ *       port; director.ts) -> the old entry expired and a new connection opened, as a SYN
+ *       would under conn_reuse_mode
  *   afterwards: requests ack -= delta, replies seq += delta (RFC 1624 updates; a request whose
  *       L4 checksum is partial, NEEDS_CSUM, holds only the pseudo-header sum: left alone)
  *
@@ -97,6 +106,14 @@ export class SynProxy {
     );
   }
 
+  /** A checked ACK `m` on connection c whose entry has ended (TIME_WAIT, CLOSE; no
+   *  controlled entries): the client reused its port, and the ACK opens a new connection as a
+   *  SYN would under conn_reuse_mode (decide.ts). The bit is looked at first: almost every
+   *  request has it clear. */
+  reopens(m: PacketMeta, ops: ProtoOps, c: number): boolean {
+    return (m.buf[m.l4off + TCP.DOFF]! & TCP_VALIDATED_BIT) !== 0 && this.accepts(m) && this.#s.sysctl.connReuseMode !== 0 && ops.newConnExpected(c);
+  }
+
   /** The checked ACK `m` opened connection `c` (just scheduled): the SYN to the server. */
   open(m: PacketMeta, ops: ProtoOps, c: number): OutcomeCode {
     const s = this.#s;
@@ -159,6 +176,7 @@ export class SynProxy {
     const s = this.#s;
     const conns = s.conns;
     if ((conns.flags(c) & ConnFlag.SYNPROXY_WAIT) === 0) {
+      if ((m.tflags & TcpFlag.SYN) !== 0) return Outcome.DropSynProxyDupSynAck; // the client has its SYN-ACK
       this.#shift(m, TCP.SEQ, this.#delta[c]!);
       return null;
     }
@@ -166,6 +184,13 @@ export class SynProxy {
     const t = m.l4off;
     const isn = this.#isn[c]!;
     const d = s.dests.byId(conns.dest(c));
+    const ack = readU32(b, t + TCP.ACK);
+    if ((m.tflags & (TcpFlag.SYN | TcpFlag.RST | TcpFlag.ACK)) === TcpFlag.ACK && ack !== ((isn + 1) >>> 0)) {
+      // not an answer to this SYN: the server still holds an older connection on the tuple
+      s.lastConn = c;
+      this.#segment(m, c, ack | 0, 0, TcpFlag.RST, ACK_LEN);
+      return Outcome.SendSynProxyRst;
+    }
     if ((m.tflags & TcpFlag.RST) !== 0) {
       // the server refused (port closed): the client, which believes the connection open, gets
       // the reset at the sequence number it expects, cookie + 1
@@ -174,7 +199,7 @@ export class SynProxy {
       this.#shift(m, TCP.SEQ, this.#delta[c]!);
       return null;
     }
-    if ((m.tflags & SYN_ACK) !== SYN_ACK || readU32(b, t + TCP.ACK) !== ((isn + 1) >>> 0)) return Outcome.DropSynProxyEarly;
+    if ((m.tflags & SYN_ACK) !== SYN_ACK || ack !== ((isn + 1) >>> 0)) return Outcome.DropSynProxyEarly;
     const serverIsn = readU32(b, t + TCP.SEQ);
     this.#delta[c] = (this.#delta[c]! - serverIsn) | 0; // cookie - server ISN
     conns.setFlags(c, conns.flags(c) & ~ConnFlag.SYNPROXY_WAIT);
