@@ -2,7 +2,8 @@
  * ulvsadm — ipvsadm 1.31's command line for a running ulvsd: parse as ipvsadm does
  * (control/ipvsadm/parse.ts), run it against the admin API on ulvsd's Unix socket
  * ($ULVS_SOCKET, default /run/ulvs/ulvs.sock; control/ipvsadm/run.ts), print, and exit with
- * ipvsadm's status. Also ulvs's own `--proc NAME` and `--sysctl [NAME[=VALUE]...]`. Wiring only.
+ * ipvsadm's status. Also ulvs's own `--proc NAME`, `--sysctl [NAME[=VALUE]...]` and `--explain`
+ * (control/explain-cli.ts). Wiring only.
  */
 import { readFileSync } from 'node:fs';
 import { callAdmin } from '../control/admin-client.js';
@@ -10,6 +11,7 @@ import { CliError, parseIpvsadm } from '../control/ipvsadm/parse.js';
 import { DirectorError, ipvsadmRunner, Unreachable } from '../control/ipvsadm/run.js';
 import { PROG } from '../control/ipvsadm/usage.js';
 import { sysctlCommand } from '../control/sysctl-cli.js';
+import { explainCommand } from '../control/explain-cli.js';
 
 const SOCKET = process.env['ULVS_SOCKET'] ?? '/run/ulvs/ulvs.sock';
 const api = (method: string, path: string, body?: object) =>
@@ -42,6 +44,7 @@ async function main(): Promise<number> {
   try {
     // ulvs's own, before ipvsadm's parser (ipvsadm has no such option): control/sysctl-cli.ts
     if (process.argv[2] === '--sysctl') return await sysctlCommand(process.argv.slice(3), api, io);
+    if (process.argv[2] === '--explain') return await explainCommand(process.argv.slice(3), api, io);
     process.stdout.write(await runner.execute(parseIpvsadm(process.argv.slice(2))));
     return 0;
   } catch (e) {

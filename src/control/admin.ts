@@ -22,6 +22,8 @@
  *   GET    /v1/proc/{ip_vs|ip_vs_stats|ip_vs_conn}        the kernel's /proc/net texts, exact
  *   GET    /v1/snapshot                                   the engine's snapshot as is (numeric
  *                                                         addresses; what ulvsadm formats)
+ *   GET    /v1/explain?protocol=&service=&client=[&flags=]  which server a flow gets and why
+ *                                                         (explain-api.ts; changes nothing)
  *   GET    /v1/vrrp                                       keepalived's VRRP states as ulvsd follows
  *                                                         them, the sync daemon's role (404 if none)
  *   GET|POST /v1/daemon, DELETE /v1/daemon/{master|backup}  sync daemons (-L --daemon,
@@ -48,6 +50,7 @@ import { formatRules, type Rules } from './rules.js';
 import * as edit from './rule-edits.js';
 import { procIpVs, procIpVsConn, procIpVsStats } from '../metrics/proc.js';
 import { DaemonBody, type AdminDaemons } from './daemon-listing.js';
+import { explainRequest, type ExplainBackend } from './explain-api.js';
 import { sysctlRequest, SysctlBody, type AdminSysctls } from './sysctl-api.js';
 import { ADMIN_LIMITS, guardServer, limitRequests, newAdminCounters, serverOptions, type AdminCounters, type AdminLimits } from './admin-limits.js';
 
@@ -74,20 +77,16 @@ export interface AdminControlPlane {
   /** the connection-sync daemons (daemon/sync-daemon.ts) */
   daemons?: AdminDaemons;
   sysctls?: AdminSysctls;
+  /** the engine owning a flow explains it (explain-api.ts) */
+  explain?: ExplainBackend;
 }
 
 export const MAX_BODY = ADMIN_LIMITS.maxBody;
-
 class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
+  constructor(readonly status: number, readonly code: string, message: string) {
     super(message);
   }
 }
-
 const addr = z.string().refine((s) => tryParseIPv4(s) >= 0, { message: 'must be a dotted IPv4 address' });
 const port = z.number().int().min(0).max(65535);
 const protoName = z.enum(['tcp', 'udp']);
@@ -125,7 +124,6 @@ const ZeroBody = z.object({ service: z.object({ protocol: protoName, address: ad
 
 const METHOD: Record<string, number> = { masq: Fwd.MASQ, route: Fwd.DROUTE, tunnel: Fwd.TUNNEL };
 const PROTO: Record<string, number> = { tcp: 6, udp: 17 };
-const keyEq = edit.sameService;
 /** The status of an IpvsError: a request's own refusal (EEXIST 409, ESRCH/ENOENT 404, else 400);
  *  ENOSPC (the director has no room for the change: scheduler slots) 507 Insufficient Storage. */
 const statusOf = (e: IpvsError) => (e.code === 'EEXIST' ? 409 : e.code === 'ESRCH' || e.code === 'ENOENT' ? 404 : e.code === 'ENOSPC' ? 507 : 400);
@@ -261,7 +259,7 @@ export function createAdminServer(cp: AdminControlPlane, limits: AdminLimits = A
       if (rest.length === 3) {
         if (m === 'GET') {
           const snap = await cp.snapshot();
-          const one = servicesJson({ ...snap, services: snap.services.filter((s) => keyEq(s, key)) });
+          const one = servicesJson({ ...snap, services: snap.services.filter((s) => edit.sameService(s, key)) });
           if (one.length === 0) throw new IpvsError('ESRCH', 'No such service');
           return send(200, one[0]);
         }
@@ -352,6 +350,7 @@ export function createAdminServer(cp: AdminControlPlane, limits: AdminLimits = A
     }
     if (res1 === 'counters' && rest.length === 0 && m === 'GET') return send(200, { ...(await cp.counters()), admin: counters });
     if (res1 === 'snapshot' && rest.length === 0 && m === 'GET') return send(200, await cp.snapshot());
+    if (res1 === 'explain' && rest.length === 0 && m === 'GET' && cp.explain) return send(200, await explainRequest(cp.explain, url.searchParams));
     if (res1 === 'vrrp' && rest.length === 0 && m === 'GET') {
       const v = cp.vrrp?.() ?? null;
       if (v === null) throw new HttpError(404, 'not_found', 'ulvsd follows no VRRP: it needs --keepalived FILE with notify_fifo PATH in global_defs');

@@ -12,7 +12,7 @@
  * `error` is fatal: the worker's loop has ended.
  */
 import type { MessagePort } from 'node:worker_threads';
-import type { ConnInfo, DirectorSnapshot, Sysctls, Timeouts } from '../../core/director.js';
+import type { ConnInfo, DirectorSnapshot, Explanation, FlowQuery, Sysctls, Timeouts } from '../../core/director.js';
 import type { ImportResult } from '../../core/conn/handover.js';
 import type { DefenseChange, DefenseStatus } from '../../core/defense.js';
 import type { EngineCarry } from '../../core/carry-over.js';
@@ -79,6 +79,9 @@ export interface Calls {
   apply: { args: [ops: RuleOp[]]; result: null };
   snapshot: { args: []; result: DirectorSnapshot };
   connections: { args: []; result: ConnInfo[] };
+  /** which server this worker's engine gives the flow, and why (core/explain.ts): a dry run of
+   *  the packet path's decision on the worker that owns the flow; changes nothing */
+  explain: { args: [q: FlowQuery]; result: Explanation };
   timeouts: { args: []; result: Timeouts };
   setTimeouts: { args: [t: Partial<Timeouts>]; result: null };
   /** the engine's sysctls (core/sysctl.ts) */

@@ -214,6 +214,9 @@ export class PacketWorker {
       this.d.tick(now);
       return this.d.connections(now);
     },
+    // the kernel's counts first (as a listing does), so an offloaded connection is seen live;
+    // no tick: explain changes nothing, not even an expiry the next tick would do
+    explain: ([q], now) => (this.harvest(now), this.d.explain(q, now)),
     timeouts: () => this.d.timeouts,
     setTimeouts: ([t]) => (this.d.setTimeouts(t), null),
     sysctls: () => ({ ...this.d.sysctl }),
