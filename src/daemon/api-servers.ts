@@ -24,9 +24,10 @@ import type { VrrpFollower } from './vrrp-follower.js';
 import type { PoolCounters, WorkerPool } from './worker-pool.js';
 import type { SynCookieGuard } from './syn-cookies.js';
 import { flowOwner } from './flow-owner.js';
+import { routeOf } from './next-hop.js';
 
 export interface ApiParts {
-  o: Pick<DaemonOptions, 'socket' | 'metrics' | 'workers'>;
+  o: Pick<DaemonOptions, 'socket' | 'metrics' | 'workers' | 'dev'>;
   log: DaemonLog;
   cp: ControlPlane;
   pool: WorkerPool;
@@ -75,6 +76,13 @@ export function startApiServers(p: ApiParts): { metrics: Server | null; admin: S
     explain: async (q) => {
       const worker = owner(q.proto, q.caddr, q.cport, q.vaddr, q.vport);
       return { worker, explanation: await pool.call(worker, 'explain', q) };
+    },
+    trace: {
+      tun: o.dev,
+      start: async (filter, budget) => void (await pool.all('traceStart', filter, budget)),
+      read: () => pool.all('traceRead'),
+      stop: async () => void (await pool.all('traceStop')),
+      route: routeOf,
     },
     sysctls: {
       values: () => pool.sysctls(),

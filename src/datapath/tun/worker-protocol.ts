@@ -95,6 +95,14 @@ export interface Calls {
   counters: { args: []; result: WorkerCounters };
   /** this host's IPv4 addresses now (uint32; replaces the previous list; see WorkerInit.localAddrs) */
   setLocalAddresses: { args: [addrs: number[]]; result: null };
+  /** start a trace (core/trace/packet-trace.ts): the filter's integers (trace-filter.ts
+   *  compileFilter), at most `budget` records */
+  traceStart: { args: [filter: number[], budget: number]; result: null };
+  /** the trace's records since the last read (REC int32 words each), the records lost to a full
+   *  ring since then, the budget left, whether the trace is still on, and the origin of the
+   *  records' clock (this thread's performance.timeOrigin, ms since the epoch) */
+  traceRead: { args: []; result: { records: Int32Array; lost: number; budgetLeft: number; on: boolean; origin: number } };
+  traceStop: { args: []; result: null };
   /** start the engine's sync master: its datagrams come back as FromWorker `sync` messages */
   syncStartMaster: { args: [cfg: WorkerSyncMaster]; result: null };
   /** stop it (the datagram being filled is dropped, as the kernel does) */
