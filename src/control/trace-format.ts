@@ -40,12 +40,13 @@ const stateName = (proto: number, s: number) => (s < 0 ? '?' : proto === 6 ? (TC
 const clock = (ms: number) => new Date(ms).toISOString().slice(11, 23);
 
 function header(r: Int32Array, o: number, saddr: number, daddr: number, ports: number, meta: number) {
-  const proto = meta & 0xff;
+  const m = r[o + meta]!;
+  const proto = m & 0xff;
   const hasPorts = proto === 6 || proto === 17;
   const src = hasPorts ? ep(r[o + saddr]!, r[o + ports]! >>> 16) : ip(r[o + saddr]!);
   const dst = hasPorts ? ep(r[o + daddr]!, r[o + ports]! & 0xffff) : ip(r[o + daddr]!);
-  const flags = proto === 6 ? tcpFlagText((r[o + meta]! >>> 8) & 0xff) : '';
-  return { proto, src, dst, flags, ttl: (r[o + meta]! >>> 16) & 0xff, text: `${src} > ${dst}${flags ? ` [${flags}]` : ''}` };
+  const flags = proto === 6 ? tcpFlagText((m >>> 8) & 0xff) : '';
+  return { proto, src, dst, flags, ttl: (m >>> 16) & 0xff, text: `${src} > ${dst}${flags ? ` [${flags}]` : ''}` };
 }
 
 /** One record at offset `o` of `r`. */
@@ -98,7 +99,7 @@ export function formatRecord(r: Int32Array, o: number, from: RecordSource, route
       verdict,
       outcome,
       step,
-      ...(c >= 0 && { connection: { new: (notes & Note.Created) !== 0, server, method: FWD_NAMES[method], stateBefore: sb, state: sa, offloaded: (flags & ConnFlag.OFFLOADED) !== 0 } }),
+      ...(c >= 0 && { connection: { new: (notes & Note.Created) !== 0, server, method: FWD_NAMES[method], stateBefore: sb, state: sa, offloaded: (flags & ConnFlag.OFFLOADED) !== 0, offeredNow: (notes & Note.Offloaded) !== 0 } }),
       ...(sent !== null && { sent }),
     },
   };
