@@ -22,6 +22,7 @@
  *   GET    /v1/proc/{ip_vs|ip_vs_stats|ip_vs_conn}        the kernel's /proc/net texts, exact
  *   GET    /v1/snapshot                                   the engine's snapshot as is (numeric
  *                                                         addresses; what ulvsadm formats)
+ *   GET    /v1/explain?…  /v1/trace?…                     a flow's server and why (explain-api.ts), live trace (trace-api.ts)
  *   GET    /v1/vrrp                                       keepalived's VRRP states as ulvsd follows
  *                                                         them, the sync daemon's role (404 if none)
  *   GET|POST /v1/daemon, DELETE /v1/daemon/{master|backup}  sync daemons (-L --daemon,
@@ -44,10 +45,12 @@ import type { ConnInfo, DestSpec, DirectorSnapshot, ServiceSpec, Timeouts } from
 import { IpvsError } from '../core/errors.js';
 import { Fwd, FWD_NAMES, SCHED_FLAG_BITS, SvcFlag, TUN_FLAG_NAMES, TUN_TYPE_NAMES, type ServiceKey } from '../core/service.js';
 import { formatIPv4, tryParseIPv4 } from '../wire/addr.js';
-import { formatRules, type Rules } from './rules.js';
+import { formatRules, parseRules, type Rules } from './rules.js';
 import * as edit from './rule-edits.js';
 import { procIpVs, procIpVsConn, procIpVsStats } from '../metrics/proc.js';
 import { DaemonBody, type AdminDaemons } from './daemon-listing.js';
+import { explainRequest, type ExplainBackend } from './explain-api.js';
+import { serveTrace, type TraceBackend } from './trace-api.js';
 import { sysctlRequest, SysctlBody, type AdminSysctls } from './sysctl-api.js';
 import { ADMIN_LIMITS, guardServer, limitRequests, newAdminCounters, serverOptions, type AdminCounters, type AdminLimits } from './admin-limits.js';
 
@@ -74,20 +77,17 @@ export interface AdminControlPlane {
   /** the connection-sync daemons (daemon/sync-daemon.ts) */
   daemons?: AdminDaemons;
   sysctls?: AdminSysctls;
+  /** the engine owning a flow explains it (explain-api.ts); the workers trace (trace-api.ts) */
+  explain?: ExplainBackend;
+  trace?: TraceBackend;
 }
 
 export const MAX_BODY = ADMIN_LIMITS.maxBody;
-
 class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
+  constructor(readonly status: number, readonly code: string, message: string) {
     super(message);
   }
 }
-
 const addr = z.string().refine((s) => tryParseIPv4(s) >= 0, { message: 'must be a dotted IPv4 address' });
 const port = z.number().int().min(0).max(65535);
 const protoName = z.enum(['tcp', 'udp']);
@@ -125,10 +125,9 @@ const ZeroBody = z.object({ service: z.object({ protocol: protoName, address: ad
 
 const METHOD: Record<string, number> = { masq: Fwd.MASQ, route: Fwd.DROUTE, tunnel: Fwd.TUNNEL };
 const PROTO: Record<string, number> = { tcp: 6, udp: 17 };
-const keyEq = edit.sameService;
 /** The status of an IpvsError: a request's own refusal (EEXIST 409, ESRCH/ENOENT 404, else 400);
  *  ENOSPC (the director has no room for the change: scheduler slots) 507 Insufficient Storage. */
-const statusOf = (e: IpvsError) => (e.code === 'EEXIST' ? 409 : e.code === 'ESRCH' || e.code === 'ENOENT' ? 404 : e.code === 'ENOSPC' ? 507 : 400);
+const statusOf = (e: IpvsError) => (e.code === 'EEXIST' || e.code === 'EBUSY' ? 409 : e.code === 'ESRCH' || e.code === 'ENOENT' ? 404 : e.code === 'ENOSPC' ? 507 : 400);
 
 function parseBody<S extends z.ZodTypeAny>(schema: S, raw: unknown): z.output<S> {
   const r = schema.safeParse(raw);
@@ -261,7 +260,7 @@ export function createAdminServer(cp: AdminControlPlane, limits: AdminLimits = A
       if (rest.length === 3) {
         if (m === 'GET') {
           const snap = await cp.snapshot();
-          const one = servicesJson({ ...snap, services: snap.services.filter((s) => keyEq(s, key)) });
+          const one = servicesJson({ ...snap, services: snap.services.filter((s) => edit.sameService(s, key)) });
           if (one.length === 0) throw new IpvsError('ESRCH', 'No such service');
           return send(200, one[0]);
         }
@@ -330,7 +329,6 @@ export function createAdminServer(cp: AdminControlPlane, limits: AdminLimits = A
     if (res1 === 'rules' && rest.length === 0) {
       if (m === 'GET') return send(200, formatRules(rules));
       if (m === 'PUT') {
-        const { parseRules } = await import('./rules.js');
         let next: Rules;
         try {
           next = parseRules(await readBody(req), 'request');
@@ -352,6 +350,8 @@ export function createAdminServer(cp: AdminControlPlane, limits: AdminLimits = A
     }
     if (res1 === 'counters' && rest.length === 0 && m === 'GET') return send(200, { ...(await cp.counters()), admin: counters });
     if (res1 === 'snapshot' && rest.length === 0 && m === 'GET') return send(200, await cp.snapshot());
+    if (res1 === 'explain' && rest.length === 0 && m === 'GET' && cp.explain) return send(200, await explainRequest(cp.explain, url.searchParams));
+    if (res1 === 'trace' && rest.length === 0 && m === 'GET' && cp.trace) return serveTrace(cp.trace, url.searchParams, req, res);
     if (res1 === 'vrrp' && rest.length === 0 && m === 'GET') {
       const v = cp.vrrp?.() ?? null;
       if (v === null) throw new HttpError(404, 'not_found', 'ulvsd follows no VRRP: it needs --keepalived FILE with notify_fifo PATH in global_defs');

@@ -37,6 +37,9 @@ export interface Explanation {
   /** the existing connection this flow's packet would expire first, and why */
   expires?: string;
   servers?: { server: string; weight: number; active: number; inactive: number; overloaded: boolean }[];
+  /** the servers no scheduler gives a new connection, and why: weight 0 (quiesced) or over its
+   *  upper threshold (IP_VS_DEST_F_OVERLOAD); set on the scheduler and no-destination paths */
+  skipped?: { server: string; why: 'quiesced' | 'overloaded' }[];
 }
 
 export function serviceLabel(s: ServiceKey): string {
@@ -111,7 +114,8 @@ export class Explainer {
    *  remove first, whose server's counters the dry run therefore leaves out. */
   #schedule(svc: VirtualService, q: FlowQuery, now: number, expiring: number): Explanation {
     const servers = svc.dests.map((d) => ({ server: fmt(d.addr, d.port), weight: d.weight, active: d.activeConns, inactive: d.inactConns, overloaded: d.overloaded }));
-    const base = { service: serviceLabel(svc), scheduler: svc.schedName, servers };
+    const skipped = svc.dests.filter((d) => d.weight === 0 || d.overloaded).map((d) => ({ server: fmt(d.addr, d.port), why: d.weight === 0 ? ('quiesced' as const) : ('overloaded' as const) }));
+    const base = { service: serviceLabel(svc), scheduler: svc.schedName, servers, skipped };
     // the same int32 address form the packet path gives schedulers (lblc keys on it)
     const ctx: SchedContext = { proto: q.proto, caddr: q.caddr | 0, cport: q.cport, vaddr: q.vaddr | 0, vport: q.vport, now, dryRun: true };
     const ch = this.#withoutEntry(expiring, () => this.#scheduling.choose(svc, ctx));

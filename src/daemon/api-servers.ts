@@ -23,9 +23,11 @@ import type { SyncDaemon } from './sync-daemon.js';
 import type { VrrpFollower } from './vrrp-follower.js';
 import type { PoolCounters, WorkerPool } from './worker-pool.js';
 import type { SynCookieGuard } from './syn-cookies.js';
+import { flowOwner } from './flow-owner.js';
+import { routeOf } from './next-hop.js';
 
 export interface ApiParts {
-  o: Pick<DaemonOptions, 'socket' | 'metrics' | 'workers'>;
+  o: Pick<DaemonOptions, 'socket' | 'metrics' | 'workers' | 'dev'>;
   log: DaemonLog;
   cp: ControlPlane;
   pool: WorkerPool;
@@ -58,6 +60,7 @@ export function startApiServers(p: ApiParts): { metrics: Server | null; admin: S
   }
 
   mkdirSync(dirname(o.socket), { recursive: true, mode: 0o700 });
+  const owner = flowOwner(pool.size, () => cp.rules());
   const backend: AdminControlPlane = {
     rules: () => cp.rules(),
     mutate: async (fn) => void (await cp.mutate(fn)),
@@ -70,6 +73,17 @@ export function startApiServers(p: ApiParts): { metrics: Server | null; admin: S
     reload: p.reload,
     vrrp: () => p.vrrp()?.status() ?? null,
     daemons: sync,
+    explain: async (q) => {
+      const worker = owner(q.proto, q.caddr, q.cport, q.vaddr, q.vport);
+      return { worker, explanation: await pool.call(worker, 'explain', q) };
+    },
+    trace: {
+      tun: o.dev,
+      start: async (filter, budget) => void (await pool.all('traceStart', filter, budget)),
+      read: () => pool.all('traceRead'),
+      stop: async () => void (await pool.all('traceStop')),
+      route: routeOf,
+    },
     sysctls: {
       values: () => pool.sysctls(),
       set: (p) =>

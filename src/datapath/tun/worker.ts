@@ -48,6 +48,8 @@ import { POLLIN, sys } from './sys.js';
 import { EAGAIN, EINTR } from './syscalls.js';
 import { Offloader } from './offloader.js';
 import { syncCalls } from './worker-sync.js';
+import { traceCalls, tracingSink } from './worker-trace.js';
+import { PacketTrace } from '../../core/trace/packet-trace.js';
 import { runUring, type UringHost } from './uring-loop.js';
 
 export type { WorkerInit } from './worker-protocol.js';
@@ -80,6 +82,10 @@ export class PacketWorker {
   private handover = false;
   /** what the import of the previous process's connections did (reported with `ready`) */
   private imported: ImportResult | undefined;
+  /** `ulvsadm --trace` (worker-trace.ts): checked once per packet, recording only while on */
+  private readonly trace = new PacketTrace();
+  private harvestNow = 0;
+  private readonly traceSink = tracingSink(() => this.d, this.trace, () => this.harvestNow);
 
   constructor(private readonly init: WorkerInit) {
     this.fd = init.fd;
@@ -156,7 +162,8 @@ export class PacketWorker {
 
   private harvest(now: number): void {
     if (this.offloader === null) return;
-    this.offloader.harvest(this.d);
+    this.harvestNow = now;
+    this.offloader.harvest(this.trace.on ? this.traceSink : this.d);
     this.lastHarvest = now;
   }
 
@@ -175,7 +182,7 @@ export class PacketWorker {
     const partial = vnetNeedsCsum(b, at);
     if (partial) dp.csum_partial++;
     if (vnetGsoType(b, at) !== 0) dp.gso_packets++;
-    const v = d.process(b, at + VNET_HDR_LEN, n - VNET_HDR_LEN, now, partial ? PacketFlag.CsumPartial : 0);
+    const v = this.trace.on ? this.traced(b, at, n, now, partial) : d.process(b, at + VNET_HDR_LEN, n - VNET_HDR_LEN, now, partial ? PacketFlag.CsumPartial : 0);
     if (v === Verdict.Forward) return true;
     if (v === Verdict.Icmp || v === Verdict.Send) {
       d.icmpOut.copy(this.icmpBuf, VNET_HDR_LEN, 0, d.icmpLen);
@@ -183,6 +190,15 @@ export class PacketWorker {
       return false;
     }
     return v === Verdict.Pass; // written back: the kernel routes or delivers it (stray TCP: strayTcp 'local')
+  }
+
+  /** process() with the trace's record of the packet before and after (a trace is on) */
+  private traced(b: Buffer, at: number, n: number, now: number, partial: boolean): number {
+    const off = at + VNET_HDR_LEN;
+    this.trace.before(this.d, b, off, n - VNET_HDR_LEN);
+    const v = this.d.process(b, off, n - VNET_HDR_LEN, now, partial ? PacketFlag.CsumPartial : 0);
+    this.trace.after(this.d, b, off, v, now);
+    return v;
   }
 
   private write(b: Buffer, n: number): void {
@@ -214,6 +230,9 @@ export class PacketWorker {
       this.d.tick(now);
       return this.d.connections(now);
     },
+    // the kernel's counts first (as a listing does), so an offloaded connection is seen live;
+    // no tick: explain changes nothing, not even an expiry the next tick would do
+    explain: ([q], now) => (this.harvest(now), this.d.explain(q, now)),
     timeouts: () => this.d.timeouts,
     setTimeouts: ([t]) => (this.d.setTimeouts(t), null),
     sysctls: () => ({ ...this.d.sysctl }),
@@ -230,6 +249,7 @@ export class PacketWorker {
       this.d.setLocalAddresses(addrs);
       return null;
     },
+    ...traceCalls(this.trace),
     ...syncCalls(() => this.d, (m) => this.send(m), (change) => this.bypassing(change)),
   };
 
