@@ -2,7 +2,8 @@
  * SMTP_CHECK and PING_CHECK against real servers in the test bed (ulvsd --keepalived).
  *
  * SMTP: a scripted SMTP server (test/support/smtp-responder.ts) in each real server's
- * namespace, first answering well everywhere (all servers in), then replaced. rs1 greets with a multi-line 220 and answers 250 only to `HELO probe.example`: it
+ * namespace, first answering well everywhere (all servers in), then given new scripts (its
+ * port stays open, so the only failure a check can see is the scripted one). rs1 greets with a multi-line 220 and answers 250 only to `HELO probe.example`: it
  * stays in (the helo_name reached it). The controls, each of which must leave the service:
  * rs2 greets with 554, rs3 answers HELO with 550, rs4 wants the name probe.example but its
  * checker sends keepalived's default name (so a checker that ignored helo_name would fail rs1
@@ -17,11 +18,15 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DirectorBed, waitFor } from '../../src/lab/director-bed.js';
 import { run } from '../../src/lab/shell.js';
 import { LAB } from '../../src/lab/testbed.js';
 import { needsRoot } from '../support/root.js';
+import type { SmtpScript } from '../support/smtp-responder.js';
 
 const ULVSADM = fileURLToPath(new URL('../../src/cli/ulvsadm.js', import.meta.url));
 const RESPONDER = fileURLToPath(new URL('../support/smtp-responder.js', import.meta.url));
@@ -103,34 +108,35 @@ describe('SMTP_CHECK and PING_CHECK against real servers', { skip: needsRoot }, 
     for (const w of present) assert.ok(s.includes(w), `${w} in\n${s}\n${bed.ulvsdLog.slice(-2000)}`);
     for (const g of absent) assert.ok(!s.includes(g), `${g} not in\n${s}\n${bed.ulvsdLog.slice(-2000)}`);
   };
-  const responders: ReturnType<typeof spawn>[] = [];
-  const responder = async (i: number, args: string[]) => {
-    const old = responders[i];
-    if (old && old.exitCode === null && old.signalCode === null) {
-      const gone = new Promise((r) => old.once('exit', r));
-      old.kill('SIGKILL');
-      await gone;
-    }
-    const p = spawn('ip', ['netns', 'exec', bed.bed.realServers[i]!, process.execPath, RESPONDER, '--port', '25', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    bed.procs.push(p);
-    responders[i] = p;
-    await waitFor(p, /ready/);
+  let scripts = '';
+  /** give real server i's SMTP server a new script (an atomic rename: its port stays open) */
+  const script = (i: number, o: Partial<SmtpScript>) => {
+    const file = join(scripts, `rs${i}.json`);
+    writeFileSync(`${file}.tmp`, JSON.stringify({ greeting: ['220 test.example ESMTP'], heloReply: '250 hello', ...o }));
+    renameSync(`${file}.tmp`, file);
+    return file;
   };
   before(async () => {
+    scripts = mkdtempSync(join(tmpdir(), 'hk-smtp-'));
     bed = await new DirectorBed({ keepalived: conf, realServers: 4, httpPort: 8080, prefix: `hk-${randomBytes(2).toString('hex')}` }).start();
-    await responder(0, ['--greeting', '220-first.example ESMTP', '--greeting', '220 more text', '--helo-name', 'probe.example']);
-    for (const i of [1, 2, 3]) await responder(i, []);
+    const first: Partial<SmtpScript>[] = [{ greeting: ['220-first.example ESMTP', '220 more text'], heloName: 'probe.example' }, {}, {}, {}];
+    for (const [i, o] of first.entries()) {
+      const p = spawn('ip', ['netns', 'exec', bed.bed.realServers[i]!, process.execPath, RESPONDER, '--port', '25', '--script', script(i, o)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      bed.procs.push(p);
+      await waitFor(p, /ready/);
+    }
   });
   after(async () => {
     await bed?.stop();
+    if (scripts) rmSync(scripts, { recursive: true, force: true });
   });
 
   test('SMTP_CHECK: 220 greeting, HELO helo_name, 250, QUIT; a bad greeting, a 5xx to HELO or a refused name take the server out', async () => {
     // first every server answers well: all in
     await until([R1, R2, R3, R4].map((r) => `-t ${V}:25 -r ${r}:25 -m -w 1`).concat([`-t ${V}:26 -r ${R1}:25 -m -w 1`, `-t ${V}:27 -r ${R1}:25 -m -w 1`]), []);
-    await responder(1, ['--greeting', '554 go away']);
-    await responder(2, ['--helo-reply', '550 no']);
-    await responder(3, ['--helo-name', 'probe.example']);
+    script(1, { greeting: ['554 go away'] });
+    script(2, { heloReply: '550 no' });
+    script(3, { heloName: 'probe.example' });
     await until([`-t ${V}:25 -r ${R1}:25 -m -w 1`, `-t ${V}:27 -r ${R1}:25 -m -w 1`], [`${V}:25 -r ${R2}:`, `${V}:25 -r ${R3}:`, `${V}:25 -r ${R4}:`, `${V}:26 -r ${R1}:`]);
     await bed.logged(/SMTP_CHECK: bad SMTP greeting from 192\.0\.2\.12:25: \\?"554 go away/);
     await bed.logged(/SMTP_CHECK: bad HELO reply from 192\.0\.2\.13:25: \\?"550 no/);

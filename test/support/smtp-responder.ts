@@ -1,29 +1,31 @@
 /**
  * A scripted SMTP server for the SMTP_CHECK tests, run in a real server's namespace:
  *
- *   node smtp-responder.js --port N --greeting "220 ..." [--greeting "220-..." ...]
- *                          [--helo-name NAME] [--helo-reply "250 ..."]
+ *   node smtp-responder.js --port N --script FILE
  *
- * It writes the greeting lines, then answers `HELO NAME` with --helo-reply (default
- * `250 hello`) when NAME is --helo-name (any name if none is given) and `501 wrong HELO name`
+ * FILE (JSON, read afresh for every connection, so a test changes the behaviour by replacing
+ * it, without the port ever closing): { "greeting": ["220-...", "220 ..."], "heloName": NAME?,
+ * "heloReply": "250 ..." }. It writes the greeting lines, then answers `HELO NAME` with
+ * heloReply when NAME is heloName (any name if none is given) and `501 wrong HELO name`
  * otherwise, answers QUIT with `221 bye` and closes, and any other command with `500 ?`.
  * Prints `ready` once listening and `HELO <name>` for every HELO it receives.
  */
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 
-const { values } = parseArgs({
-  options: {
-    port: { type: 'string' },
-    greeting: { type: 'string', multiple: true, default: ['220 test.example ESMTP'] },
-    'helo-name': { type: 'string' },
-    'helo-reply': { type: 'string', default: '250 hello' },
-  },
-});
+export interface SmtpScript {
+  greeting: string[];
+  heloName?: string;
+  heloReply: string;
+}
+
+const { values } = parseArgs({ options: { port: { type: 'string' }, script: { type: 'string' } } });
 const server = createServer((s) => {
+  const script = JSON.parse(readFileSync(values.script!, 'utf8')) as SmtpScript;
   s.setEncoding('latin1');
   s.on('error', () => s.destroy());
-  s.write(values.greeting.map((l) => `${l}\r\n`).join(''));
+  s.write(script.greeting.map((l) => `${l}\r\n`).join(''));
   let buf = '';
   s.on('data', (d: string) => {
     buf += d;
@@ -33,7 +35,7 @@ const server = createServer((s) => {
       const helo = /^HELO (.*)$/i.exec(line);
       if (helo) {
         process.stdout.write(`HELO ${helo[1]}\n`);
-        s.write(values['helo-name'] === undefined || helo[1] === values['helo-name'] ? `${values['helo-reply']}\r\n` : '501 wrong HELO name\r\n');
+        s.write(script.heloName === undefined || helo[1] === script.heloName ? `${script.heloReply}\r\n` : '501 wrong HELO name\r\n');
       } else if (/^QUIT$/i.test(line)) s.end('221 bye\r\n');
       else s.write('500 ?\r\n');
     }
