@@ -2,6 +2,7 @@
  * ulvsd — the director daemon.
  *
  *   ulvsd --version
+ *   ulvsd --rules FILE | --keepalived FILE [--config-id ulvs] -t|--config-test
  *   ulvsd --rules FILE | --keepalived FILE [--config-id ulvs]  [--socket /run/ulvs/ulvs.sock] [--workers N] [--metrics HOST:PORT]
  *         [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls]
  *         [--busy-poll US] [--capture tc|rules] [--fast-path tc|off] [--fast-path-after N] [--fast-path-conns N]
@@ -14,6 +15,11 @@
  * `notify_fifo PATH` in global_defs, ulvsd follows keepalived's VRRP states from that FIFO
  * (GET /v1/vrrp, ulvs_vrrp_* metrics) and derives the sync daemon's role from the instance
  * `@ulvs lvs_sync_daemon IFACE INSTANCE` names (src/daemon/vrrp-follower.ts).
+ *
+ * -t / --config-test checks the rules file or keepalived.conf as a start would (parse, and the
+ * validation of the rule set), starts nothing and exits with keepalived -t's statuses: 0 good, 4
+ * cannot run (unreadable, or refused), 5 runs with errors (unknown keywords); each finding on
+ * stderr as file:line:col: message (src/daemon/config-test.ts).
  *
  * --metrics serves Prometheus text at /metrics (node_exporter's node_ipvs_* families and
  * ulvs's own) and the /proc/net/ip_vs, ip_vs_stats and ip_vs_conn texts at the same paths, on
@@ -49,6 +55,7 @@
  * listings and the counters.
  */
 import { availableParallelism } from 'node:os';
+import { configTest } from '../daemon/config-test.js';
 import { Daemon, DaemonError } from '../daemon/daemon.js';
 import { daemonLog } from '../daemon/log.js';
 import { parseOptions, UsageError, USAGE } from '../daemon/options.js';
@@ -75,6 +82,12 @@ const parsed = (() => {
 if (parsed.help) {
   process.stdout.write(`${USAGE}\n`);
   process.exit(0);
+}
+if (parsed.options.configTest) {
+  const r = configTest(parsed.options);
+  for (const f of r.findings) process.stderr.write(`${f}\n`);
+  if (r.summary) process.stdout.write(`ulvsd: ${r.summary}\n`);
+  process.exit(r.code);
 }
 const log = daemonLog(createLogger(parsed.options.logFormat));
 const daemon = new Daemon(parsed.options, log, (code) => process.exit(code));

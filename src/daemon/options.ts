@@ -14,7 +14,7 @@ import { parseSysctlAssignment, parseSysctls } from '../core/sysctl-names.js';
 import type { Sysctls } from '../core/sysctl.js';
 
 export const USAGE =
-  'usage: ulvsd --rules FILE | --keepalived FILE [--config-id ulvs] [--socket PATH] [--workers N] [--metrics HOST:PORT [--metrics-public]] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls] [--busy-poll US] [--capture tc|rules] [--fast-path tc|off] [--fast-path-after N] [--fast-path-conns N] [--fast-path-flows N] [--state-dir /run/ulvs] [--keep-state] [--sysctl NAME=VALUE ...]';
+  'usage: ulvsd --rules FILE | --keepalived FILE [--config-id ulvs] [-t|--config-test] [--socket PATH] [--workers N] [--metrics HOST:PORT [--metrics-public]] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls] [--busy-poll US] [--capture tc|rules] [--fast-path tc|off] [--fast-path-after N] [--fast-path-conns N] [--fast-path-flows N] [--state-dir /run/ulvs] [--keep-state] [--sysctl NAME=VALUE ...]';
 
 /** A command line ulvsd refuses: print `ulvsd: <message>` and exit with `code` (2). */
 export class UsageError extends Error {
@@ -26,6 +26,8 @@ export interface DaemonOptions {
   source: { kind: 'rules' | 'keepalived'; file: string };
   /** keepalived.conf's conditional lines (@ID, @^ID) are decided for this id (keepalived's -i) */
   configId: string;
+  /** -t / --config-test: check the configuration and exit (config-test.ts), as keepalived -t */
+  configTest: boolean;
   /** admin API Unix socket */
   socket: string;
   /** TUN device name, policy-routing table and rule preference */
@@ -101,6 +103,7 @@ export function parseOptions(argv: string[], cores: number): { help: true } | { 
         'state-dir': { type: 'string', default: '/run/ulvs' },
         'keep-state': { type: 'boolean', default: false },
         sysctl: { type: 'string', multiple: true, default: [] },
+        'config-test': { type: 'boolean', short: 't', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     }));
@@ -134,7 +137,7 @@ export function parseOptions(argv: string[], cores: number): { help: true } | { 
   if (!/^[^\s]+$/.test(configId)) throw new UsageError('--config-id is one word without blanks (the ID of keepalived.conf\'s @ID lines)');
   const sysctl = sysctlsOf(values.sysctl);
   const source = values.rules !== undefined ? { kind: 'rules' as const, file: values.rules } : { kind: 'keepalived' as const, file: values.keepalived! };
-  const options: DaemonOptions = { source, configId, socket: values.socket, dev: values.dev, table, pref, maxConns, workers, metrics, logFormat, offload: !values['no-offload'], io, busyPollUs, capture, fastPath, fastPathAfter, fastPathConns, fastPathFlows, stateDir: values['state-dir'], keepState: values['keep-state'], sysctl };
+  const options: DaemonOptions = { source, configId, configTest: values['config-test'], socket: values.socket, dev: values.dev, table, pref, maxConns, workers, metrics, logFormat, offload: !values['no-offload'], io, busyPollUs, capture, fastPath, fastPathAfter, fastPathConns, fastPathFlows, stateDir: values['state-dir'], keepState: values['keep-state'], sysctl };
   return { help: false, options };
 }
 

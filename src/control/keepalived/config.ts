@@ -8,7 +8,8 @@
  * connect_timeout, retry, delay_before_retry, warmup, virtualhost, weight, ops, scheduler
  * flags; real_server with weight, uthreshold, lthreshold, notify_up, notify_down and the
  * inherited options; checkers TCP_CHECK, HTTP_GET, SSL_GET (url path/digest/status_code),
- * MISC_CHECK (misc_path, misc_timeout, misc_dynamic), UDP_CHECK, DNS_CHECK.
+ * MISC_CHECK (misc_path, misc_timeout, misc_dynamic), UDP_CHECK, DNS_CHECK, SMTP_CHECK
+ * (helo_name, host blocks), PING_CHECK (checkers.ts).
  * Inheritance: a virtual_server option is the default of its real_servers, a real_server's
  * of its checkers. The VRRP sections and global_defs are read by vrrp.ts (what ulvsd follows of
  * keepalived's VRRP); other sections ulvs does not act on (static_*, ...) are skipped with one
@@ -19,7 +20,7 @@ import { schedFlagBit } from '../../core/service.js';
 import { defaultRegistry } from '../../sched/index.js';
 import { ConfigError, parseConfigFile, type Node, type Pos } from './syntax.js';
 import { at, inherit, intArg, ipArg, methodArg, NAT_METHOD, one, portArg, scriptArg, type Inherited, type MethodConfig } from './args.js';
-import { checker, CHECKERS, UNSUPPORTED_CHECKERS, type CheckerConfig } from './checkers.js';
+import { checkers, CHECKERS, UNSUPPORTED_CHECKERS, type CheckerConfig } from './checkers.js';
 import { readVrrp, type VrrpConfig } from './vrrp.js';
 
 export type { CheckerConfig } from './checkers.js';
@@ -89,7 +90,7 @@ function realServer(n: Node, vs: VirtualServerConfig, up: Inherited, vsWeight: n
   for (const x of n.children ?? []) {
     if (inherit(x, o)) continue;
     if (CHECKERS.has(x.key)) checkerNodes.push(x);
-    else if (UNSUPPORTED_CHECKERS.has(x.key)) throw new ConfigError(at(x), `${x.key} is not supported by ulvs yet`);
+    else if (UNSUPPORTED_CHECKERS.has(x.key)) throw new ConfigError(at(x), `${x.key} is not supported by ulvs: ${UNSUPPORTED_CHECKERS.get(x.key)!}`);
     else
       switch (x.key) {
         case 'weight':
@@ -117,7 +118,7 @@ function realServer(n: Node, vs: VirtualServerConfig, up: Inherited, vsWeight: n
   }
   rs.inhibitOnFailure = o.inhibitOnFailure;
   rs.alpha = o.alpha;
-  rs.checkers = checkerNodes.map((x) => checker(x, rs, o, warnings));
+  rs.checkers = checkerNodes.flatMap((x) => checkers(x, rs, o, warnings));
   return rs;
 }
 
