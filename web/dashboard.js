@@ -20,13 +20,14 @@
     return e;
   }
 
-  // 1234 -> "1.23 k"; bytes get "B" appended by the caller
-  function human(n) {
-    var units = ['', ' k', ' M', ' G', ' T'];
+  // 1234 -> "1.23 k", (56500000, 'B') -> "56.5 MB", (0, 'B') -> "0 B"
+  function human(n, unit) {
+    var prefixes = ['', 'k', 'M', 'G', 'T'];
     var i = 0;
-    while (Math.abs(n) >= 1000 && i < units.length - 1) { n /= 1000; i++; }
+    while (Math.abs(n) >= 1000 && i < prefixes.length - 1) { n /= 1000; i++; }
     var s = i === 0 ? String(Math.round(n)) : n.toFixed(n < 10 ? 2 : n < 100 ? 1 : 0);
-    return s + units[i];
+    var suffix = prefixes[i] + (unit || '');
+    return suffix ? s + ' ' + suffix : s;
   }
 
   // Append the totals of one status to a service's history.
@@ -60,8 +61,9 @@
     var max = 0;
     for (var i = 0; i < values.length; i++) if (values[i] > max) max = values[i];
     var pts = [];
+    if (values.length === 1) values = [values[0], values[0]];
     for (var j = 0; j < values.length; j++) {
-      var x = values.length > 1 ? (j / (HISTORY - 1)) * w : 0;
+      var x = w - ((values.length - 1 - j) / (HISTORY - 1)) * w; // newest at the right edge
       var y = hgt - 2 - (max > 0 ? (values[j] / max) * (hgt - 4) : 0);
       pts.push(x.toFixed(1) + ',' + y.toFixed(1));
     }
@@ -75,7 +77,7 @@
     var now = values.length ? values[values.length - 1] : 0;
     var box = el('div', { class: 'chart' });
     box.appendChild(el('span', { class: 'label' }, label));
-    box.appendChild(el('div', { class: 'value', 'data-field': field }, human(now) + unit));
+    box.appendChild(el('div', { class: 'value', 'data-field': field, 'data-value': now }, human(now, unit)));
     box.appendChild(sparkline(values));
     return box;
   }
@@ -93,11 +95,12 @@
     if (!s.inRules) tr.className += ' out';
     var name = s.id + (s.sorry ? ' (sorry)' : '');
     var cells = [
-      ['name', name], ['forward', s.forward, 'col-wide'], ['weight', s.weight], ['health', healthText(s)],
-      ['active', s.active], ['inactive', s.inactive], ['cps', human(s.cps)], ['conns', human(s.conns), 'col-wide'],
+      ['name', name], ['forward', s.forward, 'col-wide'], ['weight', s.inRules ? s.weight : '–'], ['health', healthText(s)],
+      ['active', s.active], ['inactive', s.inactive], ['cps', human(s.cps), '', s.cps], ['conns', human(s.conns), 'col-wide', s.conns],
     ];
     for (var i = 0; i < cells.length; i++) {
-      var td = el('td', { 'data-field': cells[i][0] }, cells[i][1]);
+      // data-value: the number behind a shortened text (1.23 k), for scripts and tests
+      var td = el('td', cells[i][3] === undefined ? { 'data-field': cells[i][0] } : { 'data-field': cells[i][0], 'data-value': cells[i][3] }, cells[i][1]);
       if (cells[i][2]) td.className = cells[i][2];
       tr.appendChild(td);
     }
@@ -166,12 +169,13 @@
 
   function render(st) {
     $('connections').textContent = human(st.connections);
+    $('connections').setAttribute('data-value', st.connections);
     $('workers').textContent = st.workers;
     var th = record('*', st.at, st.totals);
     var last = function (a) { return a.length ? a[a.length - 1] : 0; };
     $('total-cps').textContent = human(last(rates(th, 'conns')));
     $('total-pps').textContent = human(last(rates(th, 'pkts')));
-    $('total-bps').textContent = human(last(rates(th, 'bytes'))) + 'B';
+    $('total-bps').textContent = human(last(rates(th, 'bytes')), 'B');
     var d = $('defense');
     d.hidden = !(st.defense && st.defense.on.length);
     if (!d.hidden) d.textContent = 'defence on: ' + st.defense.on.join(', ');
