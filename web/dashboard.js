@@ -95,8 +95,8 @@
     if (!s.inRules) tr.className += ' out';
     var name = s.id + (s.sorry ? ' (sorry)' : '');
     var cells = [
-      ['name', name], ['forward', s.forward, 'col-wide'], ['weight', s.inRules ? s.weight : '–'], ['health', healthText(s)],
-      ['active', s.active], ['inactive', s.inactive], ['cps', human(s.cps), '', s.cps], ['conns', human(s.conns), 'col-wide', s.conns],
+      ['name', name], ['forward', s.forward, 'col-fwd'], ['weight', s.inRules ? s.weight : '–'], ['health', healthText(s)],
+      ['active', s.active], ['inactive', s.inactive], ['cps', human(s.cps), 'col-rate', s.cps], ['conns', human(s.conns), 'col-total', s.conns],
     ];
     for (var i = 0; i < cells.length; i++) {
       // data-value: the number behind a shortened text (1.23 k), for scripts and tests
@@ -123,7 +123,7 @@
     var wrap = el('div', { class: 'table-wrap' });
     var table = el('table');
     var hr = el('tr');
-    var heads = [['real server'], ['fwd', 'col-wide'], ['weight'], ['health'], ['active'], ['inactive'], ['conn/s'], ['conns', 'col-wide']];
+    var heads = [['real server'], ['fwd', 'col-fwd'], ['weight'], ['health'], ['active'], ['inactive'], ['conn/s', 'col-rate'], ['conns', 'col-total']];
     for (var i = 0; i < heads.length; i++) {
       var th = el('th', {}, heads[i][0]);
       if (heads[i][1]) th.className = heads[i][1];

@@ -158,11 +158,16 @@ describe('dashboard in headless Chromium', { skip }, () => {
       const events = await page.evaluate<string[]>(`[...document.querySelectorAll('#events li')].map((l) => l.textContent)`);
       assert.ok(events.some((e) => e.includes(`${R2}:8080 of TCP ${V}:80 is down`)), `events: ${events.join(' | ')}`);
       assert.ok(events.some((e) => e.includes(`quorum lost for ${V}:81`)), `events: ${events.join(' | ')}`);
+      const clipped = `[...document.querySelectorAll('.table-wrap')].filter((w) => w.scrollWidth > w.clientWidth).length`;
+      assert.equal(await page.evaluate<number>(clipped), 0, 'desktop: a real-server table wider than its card');
       writeFileSync(join(out, 'dashboard-desktop.png'), await page.screenshot());
       await page.viewport(390, 844, true);
       await new Promise((r) => setTimeout(r, 1500)); // a status or two at the new width
       const width = await page.evaluate<number>('document.documentElement.scrollWidth');
       assert.ok(width <= 390, `phone width: the page is ${width} px wide, wider than the screen`);
+      const phoneShot = await page.screenshot();
+      writeFileSync(join(out, 'dashboard-phone.png'), phoneShot);
+      assert.equal(await page.evaluate<number>(clipped), 0, `phone: a real-server table wider than its card: ${await page.evaluate<string>(`JSON.stringify([...document.querySelectorAll('.table-wrap')].map((w) => [w.scrollWidth, w.clientWidth]))`)}`);
       writeFileSync(join(out, 'dashboard-phone.png'), await page.screenshot());
       await page.viewport(1280, 900);
     } finally {
