@@ -8,7 +8,8 @@
   var STALE_MS = 3500;   // no status for this long: the page says so
   var MAX_EVENTS = 30;   // recent events shown
 
-  var history = {};      // service id -> { t: [], conns: [], pkts: [], bytes: [] } (totals)
+  var history = {};      // service or server id -> { t: [], conns: [], pkts: [], bytes: [] } (totals)
+  var seen = {};         // ids recorded from the current status (the others' history is dropped)
   var lastAt = 0;        // when the last status arrived (page clock, ms)
 
   function $(id) { return document.getElementById(id); }
@@ -32,6 +33,7 @@
 
   // Append the totals of one status to a service's history.
   function record(id, at, s) {
+    seen[id] = true;
     var h = history[id] || (history[id] = { t: [], conns: [], pkts: [], bytes: [] });
     h.t.push(at);
     h.conns.push(s.conns);
@@ -89,14 +91,15 @@
     return s.weight > 0 ? 'in service' : 'weight 0';
   }
 
-  function serverRow(s) {
+  // s: the server's status; cps: its connections per second from this page's history
+  function serverRow(s, cps) {
     var tr = el('tr', { 'data-server': s.id });
     if (s.up === false || !s.inRules) tr.className = 'down';
     if (!s.inRules) tr.className += ' out';
     var name = s.id + (s.sorry ? ' (sorry)' : '');
     var cells = [
       ['name', name], ['forward', s.forward, 'col-fwd'], ['weight', s.inRules ? s.weight : '–'], ['health', healthText(s)],
-      ['active', s.active], ['inactive', s.inactive], ['cps', human(s.cps), 'col-rate', s.cps], ['conns', human(s.conns), 'col-total', s.conns],
+      ['active', s.active], ['inactive', s.inactive], ['cps', human(cps), 'col-rate', cps], ['conns', human(s.conns), 'col-total', s.conns],
     ];
     for (var i = 0; i < cells.length; i++) {
       // data-value: the number behind a shortened text (1.23 k), for scripts and tests
@@ -107,7 +110,8 @@
     return tr;
   }
 
-  function serviceCard(v, h) {
+  // v: a service's status at time `at`; h: its history
+  function serviceCard(v, h, at) {
     var card = el('section', { class: 'card service', 'data-service': v.id });
     var head = el('div', { class: 'service-head' });
     head.appendChild(el('h2', {}, v.id));
@@ -131,7 +135,11 @@
     }
     table.appendChild(el('thead')).appendChild(hr);
     var body = table.appendChild(el('tbody'));
-    for (var j = 0; j < v.servers.length; j++) body.appendChild(serverRow(v.servers[j]));
+    for (var j = 0; j < v.servers.length; j++) {
+      var sh = record(v.id + ' ' + v.servers[j].id, at, v.servers[j]);
+      var r = rates(sh, 'conns');
+      body.appendChild(serverRow(v.servers[j], r.length ? r[r.length - 1] : 0));
+    }
     if (!v.servers.length) body.appendChild(el('tr')).appendChild(el('td', { colspan: '8' }, 'no real server'));
     wrap.appendChild(table);
     card.appendChild(wrap);
@@ -168,6 +176,7 @@
   }
 
   function render(st) {
+    seen = {};
     $('connections').textContent = human(st.connections);
     $('connections').setAttribute('data-value', st.connections);
     $('workers').textContent = st.workers;
@@ -180,10 +189,11 @@
     d.hidden = !(st.defense && st.defense.on.length);
     if (!d.hidden) d.textContent = 'defence on: ' + st.defense.on.join(', ');
     renderRole(st);
-    var cards = st.services.map(function (v) { return serviceCard(v, record(v.id, st.at, v)); });
+    var cards = st.services.map(function (v) { return serviceCard(v, record(v.id, st.at, v), st.at); });
     if (!cards.length) cards.push(el('section', { class: 'card' }, 'No virtual service.'));
     $('services').replaceChildren.apply($('services'), cards);
     renderEvents(st.events);
+    for (var id in history) if (!seen[id]) delete history[id]; // a service or server gone from the rules
   }
 
   function setLive(state, text) {
