@@ -6,9 +6,11 @@
  * change is recorded without a second hook; nothing on the packet path logs, so this adds no
  * per-packet work.
  *
- * Bounds: `capacity` entries (oldest overwritten), each message cut to MAX_MESSAGE characters.
- * Entries are recorded before the logger's rate limit (logger.ts), so a burst the log holds
- * back is still seen here, within the ring's size.
+ * Bounds: `capacity` entries, each message cut to MAX_MESSAGE characters. When full, the oldest
+ * entry goes; one kind holds at most half the ring (its own oldest goes first), so a storm of
+ * one kind (pressure, defence) never pushes the last health or VRRP changes out. Entries are
+ * recorded before the logger's rate limit (logger.ts): a line the log holds back is still seen
+ * here, within these bounds. Pushing costs O(capacity) at most; nothing logs per packet.
  */
 import type { DaemonLog } from './log.js';
 
@@ -27,8 +29,11 @@ export interface DaemonEvent {
 }
 
 export class EventRing {
-  readonly #items: (DaemonEvent | undefined)[];
-  #next = 0;
+  /** oldest first */
+  readonly #items: DaemonEvent[] = [];
+  readonly #perKind = new Map<string, number>();
+  /** entries one kind may hold */
+  readonly perKindMax: number;
   /** events recorded since start (the ring keeps the last `capacity`) */
   recorded = 0;
 
@@ -37,23 +42,28 @@ export class EventRing {
     readonly now: () => number = Date.now,
   ) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`event ring capacity must be a positive integer, not ${capacity}`);
-    this.#items = new Array<DaemonEvent | undefined>(capacity);
+    this.perKindMax = Math.max(1, Math.floor(capacity / 2));
   }
 
   push(level: DaemonEvent['level'], kind: string, msg: string): void {
-    this.#items[this.#next] = { at: this.now(), level, kind, msg: msg.length > MAX_MESSAGE ? `${msg.slice(0, MAX_MESSAGE - 1)}…` : msg };
-    this.#next = (this.#next + 1) % this.capacity;
+    const n = this.#perKind.get(kind) ?? 0;
+    if (n >= this.perKindMax) this.#remove(this.#items.findIndex((e) => e.kind === kind));
+    else if (this.#items.length >= this.capacity) this.#remove(0);
+    this.#items.push({ at: this.now(), level, kind, msg: msg.length > MAX_MESSAGE ? `${msg.slice(0, MAX_MESSAGE - 1)}…` : msg });
+    this.#perKind.set(kind, (this.#perKind.get(kind) ?? 0) + 1);
     this.recorded++;
   }
 
   /** The kept events, newest first. */
   list(): DaemonEvent[] {
-    const out: DaemonEvent[] = [];
-    for (let k = 1; k <= this.capacity; k++) {
-      const e = this.#items[(this.#next - k + this.capacity) % this.capacity];
-      if (e) out.push(e);
-    }
-    return out;
+    return this.#items.slice().reverse();
+  }
+
+  #remove(i: number): void {
+    const [e] = this.#items.splice(i, 1);
+    const left = this.#perKind.get(e!.kind)! - 1;
+    if (left === 0) this.#perKind.delete(e!.kind);
+    else this.#perKind.set(e!.kind, left);
   }
 }
 
