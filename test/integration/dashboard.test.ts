@@ -2,7 +2,9 @@
  * The dashboard (issue 15) in a real browser: headless Chromium in the director's namespace
  * loads http://127.0.0.1:9640/ from ulvsd --keepalived, driven over the DevTools protocol
  * (test/support/cdp-pipe.ts). Checks that the page lists the configuration's services and real
- * servers, that its connection counts and rates move with traffic, that a real server a checker
+ * servers, that the VRRP state and sync-daemon role follow the lines keepalived writes to the
+ * notify FIFO (written by the test), that its connection counts and rates move with traffic,
+ * that a real server a checker
  * takes down is shown down (with the quorum loss and the sorry server it causes, and the
  * health event), and saves screenshots at desktop and phone (390 px) width into
  * $ULVS_DASHBOARD_OUT (default: a temporary directory named in the test's output).
@@ -14,7 +16,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirectorBed } from '../../src/lab/director-bed.js';
@@ -25,7 +27,15 @@ import { Browser, CHROMIUM, type Page } from '../support/cdp-pipe.js';
 const V = LAB.VIP;
 const [R1, R2, R3] = [0, 1, 2].map(LAB.realServer);
 const URL_ = 'http://127.0.0.1:9640/';
-const conf = `
+const conf = (fifo: string) => `
+global_defs {
+  notify_fifo ${fifo}
+  @ulvs lvs_sync_daemon pubbr VI_1 id 51
+}
+vrrp_instance VI_1 {
+  interface pubbr
+  virtual_router_id 51
+}
 virtual_server ${V} 80 {
   delay_loop 1
   lb_algo rr
@@ -84,6 +94,8 @@ const read = (p: Page) => p.evaluate<Record<string, Shown>>(READ);
 describe('dashboard in headless Chromium', { skip }, () => {
   const prefix = `hd-${randomBytes(2).toString('hex')}`;
   const out = process.env.ULVS_DASHBOARD_OUT ?? mkdtempSync(join(tmpdir(), `${prefix}-dashboard-`));
+  const dir = mkdtempSync(join(tmpdir(), `${prefix}-vrrp-`));
+  const fifo = join(dir, 'vrrp.fifo'); // keepalived's notify FIFO: ulvsd makes it, the test writes keepalived's lines
   let bed: DirectorBed;
   let browser: Browser;
   let page: Page;
@@ -118,7 +130,7 @@ describe('dashboard in headless Chromium', { skip }, () => {
 
   before(async () => {
     mkdirSync(out, { recursive: true });
-    bed = await new DirectorBed({ prefix, keepalived: conf, realServers: 3, httpPort: 8080, ulvsdArgs: ['--metrics', '127.0.0.1:9640'] }).start();
+    bed = await new DirectorBed({ prefix, keepalived: conf(fifo), realServers: 3, httpPort: 8080, ulvsdArgs: ['--metrics', '127.0.0.1:9640'] }).start();
     browser = Browser.launch(['ip', 'netns', 'exec', bed.bed.director], [], `${prefix}-chromium-`);
     page = await browser.newPage();
     await page.viewport(1280, 900);
@@ -127,6 +139,7 @@ describe('dashboard in headless Chromium', { skip }, () => {
   after(async () => {
     await browser?.close();
     await bed?.stop();
+    rmSync(dir, { recursive: true, force: true });
     if (!process.env.ULVS_DASHBOARD_OUT) process.stdout.write(`# dashboard screenshots in ${out}\n`);
   });
 
@@ -139,6 +152,21 @@ describe('dashboard in headless Chromium', { skip }, () => {
     assert.deepEqual([s[S80]!.servers[`${R1}:8080`]!.weight, s[S80]!.servers[`${R2}:8080`]!.weight], ['1', '2']);
     assert.equal(s[S81]!.sorry, `sorry server ${R3}:8080`);
     assert.equal(await page.evaluate<string>(`document.getElementById('live').dataset.state`), 'live');
+  });
+
+  test('the VRRP state and the sync daemon role follow keepalived, with their events', async () => {
+    const role = () => page.evaluate<string[]>(`[document.getElementById('role').textContent, ...[...document.querySelectorAll('#vrrp .badge')].map((b) => b.textContent)]`);
+    const waitRole = async (want: string[]) => {
+      for (const t0 = Date.now(); Date.now() - t0 < 10_000; await new Promise((r) => setTimeout(r, 200))) if (JSON.stringify(await role()) === JSON.stringify(want)) return;
+      assert.fail(`role shown ${JSON.stringify(await role())}, not ${JSON.stringify(want)}`);
+    };
+    await waitRole(['UNKNOWN', 'VI_1: UNKNOWN', 'sync daemon: backup']); // no line from keepalived yet: the sync daemon starts as a backup
+    writeFileSync(fifo, 'INSTANCE "VI_1" MASTER 150\n');
+    await waitRole(['MASTER', 'VI_1: MASTER', 'sync daemon: master']);
+    writeFileSync(fifo, 'INSTANCE "VI_1" BACKUP 150\n');
+    await waitRole(['BACKUP', 'VI_1: BACKUP', 'sync daemon: backup']);
+    const events = await page.evaluate<string[]>(`[...document.querySelectorAll('#events li[data-kind="vrrp"]')].map((l) => l.textContent)`);
+    assert.ok(events.some((e) => /instance VI_1 MASTER -> BACKUP/.test(e)), `vrrp events: ${events.join(' | ')}`);
   });
 
   test('connection counts and rates change with traffic', async () => {
