@@ -112,24 +112,27 @@ function counts(s: StatsSnapshot): StatusCounts {
 const ZERO: StatsSnapshot = { counters: [0, 0, 0, 0, 0], rates: [0, 0, 0, 0, 0] };
 
 export function dashboardStatus(src: StatusSource): DashboardStatus {
-  const up = new Map<string, boolean>(); // service key + server -> checker verdict
-  for (const h of src.health ?? []) up.set(`${serviceKey(h.proto, h.vaddr, h.vport)} ${hostPort(h.raddr, h.rport)}`, h.up);
+  // health by service, then by server: one pass over each list (no search per server)
+  const health = new Map<string, Map<string, boolean>>();
+  for (const h of src.health ?? []) {
+    const key = serviceKey(h.proto, h.vaddr, h.vport);
+    const m = health.get(key) ?? new Map<string, boolean>();
+    health.set(key, m.set(hostPort(h.raddr, h.rport), h.up));
+  }
   const quorum = new Map((src.quorum ?? []).map((q) => [serviceKey(q.proto, q.vaddr, q.vport), q]));
   const services: StatusService[] = src.snapshot.services.map((v) => {
     const key = serviceKey(v.proto, v.addr, v.port);
     const q = quorum.get(key);
+    const up = health.get(key);
     const sorry = q?.sorry ? hostPort(q.sorry.addr, q.sorry.port || v.port) : null;
+    const inRules = new Set<string>();
     const servers: StatusServer[] = v.dests.map((d) => {
       const id = hostPort(d.addr, d.port);
-      return { id, forward: FORWARD[d.fwd] ?? 'Masq', weight: d.weight, active: d.activeConns, inactive: d.inactConns, persist: d.persistConns, up: up.get(`${key} ${id}`) ?? null, inRules: true, sorry: id === sorry, ...counts(d) };
+      inRules.add(id);
+      return { id, forward: FORWARD[d.fwd] ?? 'Masq', weight: d.weight, active: d.activeConns, inactive: d.inactConns, persist: d.persistConns, up: up?.get(id) ?? null, inRules: true, sorry: id === sorry, ...counts(d) };
     });
     // servers health checking removed from the rules: shown down, with no counters
-    for (const h of src.health ?? []) {
-      if (serviceKey(h.proto, h.vaddr, h.vport) !== key) continue;
-      const id = hostPort(h.raddr, h.rport);
-      if (servers.some((s) => s.id === id)) continue;
-      servers.push({ id, forward: 'Masq', weight: 0, active: 0, inactive: 0, persist: 0, up: h.up, inRules: false, sorry: false, ...counts(ZERO) });
-    }
+    for (const [id, isUp] of up ?? []) if (!inRules.has(id)) servers.push({ id, forward: 'Masq', weight: 0, active: 0, inactive: 0, persist: 0, up: isUp, inRules: false, sorry: false, ...counts(ZERO) });
     return { id: `${PROTO(v.proto)} ${hostPort(v.addr, v.port)}`, proto: PROTO(v.proto), scheduler: v.scheduler, persistent: v.flags & SvcFlag.PERSISTENT ? v.timeout : 0, quorum: q ? q.up : null, sorryServer: sorry, servers, ...counts(v) };
   });
   const d = src.defense;
