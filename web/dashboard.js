@@ -10,7 +10,7 @@
 
   var history = {};      // service or server id -> { t: [], conns: [], pkts: [], bytes: [] } (totals)
   var seen = {};         // ids recorded from the current status (the others' history is dropped)
-  var lastAt = 0;        // when the last status arrived (page clock, ms)
+  var lastAt = Date.now(); // when the last status arrived, or the page loaded (page clock, ms)
 
   function $(id) { return document.getElementById(id); }
 
@@ -211,13 +211,18 @@
       setLive('live', 'live ' + new Date(st.at).toLocaleTimeString());
       render(st);
     };
+    // the server's `event: error` (a status it could not take); a lost connection is an error
+    // event without data, and EventSource reconnects by itself (the stale timer reports it)
     es.addEventListener('error', function (m) {
-      if (m.data) setLive('stale', 'error: ' + JSON.parse(m.data).error);
+      if (!m.data) return;
+      var why = m.data;
+      try { why = JSON.parse(m.data).error; } catch (e) { /* the text as it is */ }
+      setLive('stale', 'error: ' + why);
     });
   }
 
   setInterval(function () {
-    if (lastAt && Date.now() - lastAt > STALE_MS) setLive('stale', 'no update for ' + Math.round((Date.now() - lastAt) / 1000) + ' s');
+    if (Date.now() - lastAt > STALE_MS) setLive('stale', 'no update for ' + Math.round((Date.now() - lastAt) / 1000) + ' s');
   }, 1000);
   connect();
 })();
