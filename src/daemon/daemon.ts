@@ -45,6 +45,7 @@ import { checkDataPath, type DataPathCaps } from './data-path-limits.js';
 import { hostAddresses, type HostAddress } from '../datapath/tun/routing.js';
 import { Health } from './health.js';
 import { startApiServers } from './api-servers.js';
+import { EventRing, recordingLog } from './event-ring.js';
 import { DaemonPressure } from './pressure.js';
 import { checkHost, KernelSetup, SetupError } from './kernel-setup.js';
 import type { DaemonLog } from './log.js';
@@ -122,10 +123,11 @@ export class Daemon {
   readonly #handoverCounters = newHandoverCounters();
   #pressure: DaemonPressure | null = null; // resource exhaustion: counters and log lines (pressure.ts)
   readonly #paths: StatePaths;
+  readonly #events = new EventRing(); // the dashboard's recent events: every log line (event-ring.ts)
 
   constructor(o: DaemonOptions, log: DaemonLog, exit: (code: number) => void) {
     this.#o = o;
-    this.#log = log;
+    this.#log = log = recordingLog(log, this.#events);
     this.#exit = exit;
     this.#syncRole = new SyncRoleDriver(log, () => this.#health?.syncDaemon ?? null);
     this.#paths = statePaths(o.stateDir, o.dev);
@@ -231,7 +233,7 @@ export class Daemon {
     this.#sync = sync;
     this.#syncRole.attach(sync);
 
-    const servers = startApiServers({ o, log, cp, pool, sync, synCookies: kernel.synCookies, health: this.#health, vrrp: () => this.#vrrp, counters: () => this.#counters(pool), reload: () => this.reload(), onMetricsError: () => this.stop(1) });
+    const servers = startApiServers({ o, log, cp, pool, sync, synCookies: kernel.synCookies, health: this.#health, vrrp: () => this.#vrrp, counters: () => this.#counters(pool), reload: () => this.reload(), events: () => this.#events.list(), onMetricsError: () => this.stop(1) });
     this.#metrics = servers.metrics;
     this.#admin = servers.admin;
     (this.#pressure = new DaemonPressure(o.dev, log, () => this.#health?.notRun ?? {})).follow(() => this.#stopping);

@@ -38,7 +38,7 @@ export interface DaemonOptions {
   maxConns: number;
   workers: number;
   /** Prometheus and /proc texts over HTTP; `text` is the option as given (for log lines);
-   *  `public`: on an address other than loopback (--metrics-public), where only /metrics is served */
+   *  `public`: on an address other than loopback (--metrics-public), where only /metrics and the dashboard (without its recent events) are served */
   metrics: { host: string; port: number; text: string; public: boolean } | null;
   logFormat: 'json' | 'text';
   /** TUN offloads (checksum, TSO/USO) */
@@ -146,8 +146,9 @@ const loopback = (host: string) => host === 'localhost' || host === '::1' || /^1
 
 /**
  * --metrics HOST:PORT. Off loopback the listener is anyone's on the network: refused unless
- * --metrics-public says so, and then it serves /metrics alone (counters by service and real
- * server), never the /proc texts (ip_vs_conn lists every client's address) (http.ts).
+ * --metrics-public says so, and then it serves /metrics and the dashboard (counters by service
+ * and real server, health, quorum, VRRP states; not the log's recent events), never the /proc
+ * texts (ip_vs_conn lists every client's address) (http.ts).
  */
 function metricsAt(s: string | undefined, pub: boolean): DaemonOptions['metrics'] {
   if (s === undefined) {
@@ -157,7 +158,7 @@ function metricsAt(s: string | undefined, pub: boolean): DaemonOptions['metrics'
   const m = /^(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]|localhost):(\d{1,5})$/.exec(s);
   if (!m || Number(m[2]) > 65535) throw new UsageError(`--metrics wants HOST:PORT, e.g. 127.0.0.1:9640, not ${JSON.stringify(s)}`);
   const host = m[1]!.replace(/^\[|\]$/g, '');
-  if (!loopback(host) && !pub) throw new UsageError(`--metrics ${s} is not a loopback address: every host that reaches it would read the metrics; add --metrics-public to serve /metrics there (the /proc texts, which list clients, stay on loopback and the admin socket)`);
+  if (!loopback(host) && !pub) throw new UsageError(`--metrics ${s} is not a loopback address: every host that reaches it would read the metrics; add --metrics-public to serve /metrics and the dashboard there (the /proc texts, which list clients, stay on loopback and the admin socket)`);
   return { host, port: Number(m[2]), text: s, public: !loopback(host) };
 }
 

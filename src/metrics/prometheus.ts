@@ -31,6 +31,8 @@ export interface MetricsSource {
   admin?: Record<string, number>;
   /** the kernel fast path's verdict counters (bpf/ulvs_maps.h enum fast_verdict) by interface */
   fastVerdicts?: { interface: string; verdict: string; frames: number }[];
+  /** the dashboard's live streams (daemon/dashboard-stream.ts): connected now, and counters */
+  dashboard?: { streams: number; opened: number; refused: number; dropped: number; failed: number };
 }
 
 /** What ulvsd follows of keepalived's VRRP (daemon/vrrp-roles.ts VrrpStatus has this shape). */
@@ -331,6 +333,19 @@ export function createMetrics(fetch: () => Promise<MetricsSource>): { registry: 
     collect() {
       this.reset();
       for (const [reason, n] of Object.entries(src().admin ?? {})) this.inc({ reason }, n);
+    },
+  });
+
+  gauge('ulvs_dashboard_streams', 'Dashboard live streams (GET /v1/events) connected now.', () => src().dashboard?.streams ?? 0);
+  new Counter({
+    name: 'ulvs_dashboard_streams_total',
+    help: 'Dashboard live streams by outcome: opened, refused (too many connected), dropped (a client that did not read), failed (status ticks that could not be taken).',
+    labelNames: ['outcome'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const d = src().dashboard;
+      if (d) for (const outcome of ['opened', 'refused', 'dropped', 'failed'] as const) this.inc({ outcome }, d[outcome]);
     },
   });
 
