@@ -131,6 +131,7 @@ export class Director {
     this.#decider = new Decider(s, new ServiceIndex([]));
     this.#scheduling = new Scheduling(s, this.#life, new Persistence(s));
     this.#forward = new Forwarder(s, this.#life, this.#offload);
+    this.#offload.seqDeltas = this.#forward.proxy; // a SYN-cookie connection's offer carries its delta
     this.#icmp = new IcmpErrors(s);
     this.#noDest = new NoDestReply(s);
     const shared = o.sharedState ?? null;
