@@ -291,7 +291,7 @@ export class Director {
   /** Every live entry as hand-over records (templates first), with its kernel fast path slot.
    *  Call after the last harvest; the engine is not changed. */
   exportConns(now: number): { buf: Buffer; count: number } {
-    return exportConns(this.#s, now, this.#offload.slots);
+    return exportConns(this.#s, now, this.#offload.slots, this.#forward.proxy);
   }
 
   /** Insert the previous process's records, bound to the servers of the current rules. */

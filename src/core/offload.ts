@@ -41,10 +41,14 @@ export class OffloadReport {
   }
 }
 
-/** Where a connection's sequence delta comes from (syn-proxy.ts SynProxy.seqDelta). */
+/** The SYN-cookie connections' sequence deltas (syn-proxy.ts SynProxy). */
 export interface SeqDeltaSource {
-  /** entry c's delta (int32): a SYN-cookie connection's cookie - server ISN; 0 for any other */
+  /** entry c's delta (int32): a SYN-cookie connection's cookie - server ISN, once its handshake
+   *  with the server is done; 0 for any other */
   seqDelta(c: number): number;
+  /** entry c, just imported (a restart, a sync backup), was such a connection with `delta`
+   *  (int32; 0: nothing to translate, nothing done) */
+  restore(c: number, delta: number): void;
 }
 
 export interface OffloadPort {

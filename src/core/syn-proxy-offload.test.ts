@@ -7,9 +7,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ipv4 } from '../wire/build.js';
-import { CLIENT, director, ip, key, RS1, TCP, VIP } from '../../test/support/bed.js';
-import { slowL4Checksum } from '../../test/support/slow-checksum.js';
+import { director, ip, key, RS1, TCP, VIP } from '../../test/support/bed.js';
+import { cli, COOKIE, DELTA, fromRs, ISN, marked, send, SISN } from '../../test/support/cookie-conn.js';
 import type { Director } from './director.js';
 import { OffloadReport, type OffloadPort } from './offload.js';
 import { ConnFlag } from './conn-table.js';
@@ -25,22 +24,6 @@ class RecordingPort implements OffloadPort {
   }
   route(): void {}
   unroute(): void {}
-}
-
-const ISN = 0x10000000; // the client's
-const COOKIE = 0xfffffff0; // the kernel's SYN-ACK sequence number
-const SISN = 0x00007000; // the real server's
-const DELTA = (COOKIE - SISN) | 0;
-const cli = (flags: string, seq: number, ack: number, sport = 40000) => ipv4({ src: CLIENT, dst: VIP }).tcp({ sport, dport: 80, flags, seq: seq >>> 0, ack: ack >>> 0 }).build();
-const fromRs = (flags: string, seq: number, ack: number, dport = 40000) => ipv4({ src: RS1, dst: CLIENT }).tcp({ sport: 8080, dport, flags, seq: seq >>> 0, ack: ack >>> 0 }).build();
-const send = (d: Director, p: Buffer) => d.process(Buffer.from(p), 0, p.length, 1000, 0);
-/** `p` with TCP_VALIDATED_BIT set (as the kernel marks a checked ACK), checksum right */
-function marked(p: Buffer): Buffer {
-  const out = Buffer.from(p);
-  out[32] = out[32]! | 0x02;
-  out.writeUInt16BE(0, 36);
-  out.writeUInt16BE(slowL4Checksum(out.readUInt32BE(12), out.readUInt32BE(16), 6, out.subarray(20)), 36);
-  return out;
 }
 
 function setup(): { d: Director; port: RecordingPort } {
