@@ -69,7 +69,17 @@ struct flow_value {
 	__u8 dir;		/* enum flow_dir */
 	__u8 tun_type;		/* FLOW_TUN*: enum tun_type; otherwise zero */
 	__u32 slot;		/* index into the slot map (FLOW_*_ROUTE: unused, zero) */
-	__u32 pad2;		/* zero */
+	__u32 seq_delta;	/* FLOW_REQUEST/FLOW_REPLY of a TCP connection opened by a SYN
+				 * cookie (src/core/syn-proxy.ts: delta = cookie - the real server's
+				 * ISN, fixed once the director's handshake with the server is done):
+				 * the reply's seq += seq_delta, the request's ack -= seq_delta (when
+				 * ACK is set), mod 2^32, the TCP checksum updated incrementally. Both
+				 * entries of a connection carry the same value. 0: nothing translated
+				 * (every other connection; DR/TUN entries and UDP are always 0). A
+				 * segment of an entry with a non-zero seq_delta that carries TCP
+				 * options (data offset > 5) goes to ulvsd unchanged: the cookie
+				 * handshake negotiated none (no SACK, timestamps, window scale), so
+				 * one there may be a SACK whose blocks the program does not translate. */
 };
 
 /* Per-connection counters, one array element per offloaded connection; the array is

@@ -131,6 +131,7 @@ export class Director {
     this.#decider = new Decider(s, new ServiceIndex([]));
     this.#scheduling = new Scheduling(s, this.#life, new Persistence(s));
     this.#forward = new Forwarder(s, this.#life, this.#offload);
+    this.#offload.seqDeltas = this.#forward.proxy; // a SYN-cookie connection's offer carries its delta
     this.#icmp = new IcmpErrors(s);
     this.#noDest = new NoDestReply(s);
     const shared = o.sharedState ?? null;
@@ -292,7 +293,7 @@ export class Director {
   /** Every live entry as hand-over records (templates first), with its kernel fast path slot.
    *  Call after the last harvest; the engine is not changed. */
   exportConns(now: number): { buf: Buffer; count: number } {
-    return exportConns(this.#s, now, this.#offload.slots);
+    return exportConns(this.#s, now, this.#offload.slots, this.#forward.proxy);
   }
 
   /** Insert the previous process's records, bound to the servers of the current rules. */

@@ -30,8 +30,10 @@
  *   afterwards: requests ack -= delta, replies seq += delta (RFC 1624 updates; a request whose
  *       L4 checksum is partial, NEEDS_CSUM, holds only the pseudo-header sum: left alone)
  *
- * Such connections are never offloaded (proto/tcp.ts offloadable): the kernel fast path does not
- * translate sequence numbers. The MSS sent to the server is SERVER_MSS, not the client's: the
+ * Once the server's SYN-ACK fixed the delta (SYNPROXY_WAIT cleared) such a connection may be
+ * offloaded as any other (proto/tcp.ts offloadable): its flow entries carry the delta
+ * (seqDelta, bpf/ulvs_maps.h struct flow_value seq_delta) and the kernel fast path translates as
+ * request() and reply() do. A restart or a sync backup gives the delta back (restore). The MSS sent to the server is SERVER_MSS, not the client's: the
  * kernel's cookie check (bpf_tcp_raw_check_syncookie_ipv4) does not return the MSS the cookie
  * encodes. Per-connection state (client ISN, cookie then delta, client window) is in arrays by
  * connection index, allocated at the first use. No I/O; no allocation per packet.
@@ -122,15 +124,7 @@ export class SynProxy {
       this.#life.unlink(c); // DR/TUN: replies never seen, nothing to translate
       return Outcome.DropSynProxyNotNat;
     }
-    if (this.#isn.length !== conns.capacity) {
-      this.#isn = new Int32Array(conns.capacity); // once, at the first handshake
-      this.#delta = new Int32Array(conns.capacity);
-      this.#win = new Uint16Array(conns.capacity);
-      this.#slotOf = new Int16Array(conns.capacity);
-      this.#held = Buffer.alloc(HOLD_SLOTS * HOLD_MAX);
-      this.#heldLen = new Uint16Array(HOLD_SLOTS);
-      this.#heldOwner = new Int32Array(HOLD_SLOTS).fill(-1);
-    }
+    this.#allocate();
     this.#slotOf[c] = -1;
     const t = m.l4off;
     this.#isn[c] = (readU32(m.buf, t + TCP.SEQ) - 1) | 0;
@@ -214,6 +208,39 @@ export class SynProxy {
       this.#heldOwner[h] = -1;
     }
     return Outcome.SendSynProxyAck;
+  }
+
+  /** Connection c's sequence delta (cookie - server ISN, int32) once its handshake with the
+   *  server is done: what the fast path's entries and a restart or sync carry; 0 for any
+   *  other connection (not SYNPROXY, or still awaiting the server's SYN-ACK). */
+  seqDelta(c: number): number {
+    const f = this.#s.conns.flags(c);
+    return (f & (ConnFlag.SYNPROXY | ConnFlag.SYNPROXY_WAIT)) === ConnFlag.SYNPROXY && c < this.#delta.length ? this.#delta[c]! : 0;
+  }
+
+  /** Connection c (just imported: a restart, or a sync backup) was opened by a SYN cookie
+   *  whose handshake with the server is done, with sequence delta `delta` (int32; a 0 delta
+   *  needs no translation and makes no SYNPROXY entry). */
+  restore(c: number, delta: number): void {
+    if ((delta | 0) === 0) return;
+    this.#allocate();
+    const conns = this.#s.conns;
+    this.#delta[c] = delta | 0;
+    this.#slotOf[c] = -1;
+    conns.setFlags(c, (conns.flags(c) | ConnFlag.SYNPROXY) & ~ConnFlag.SYNPROXY_WAIT);
+  }
+
+  /** The per-connection arrays, once, at the first handshake (or restore). */
+  #allocate(): void {
+    const conns = this.#s.conns;
+    if (this.#isn.length === conns.capacity) return;
+    this.#isn = new Int32Array(conns.capacity);
+    this.#delta = new Int32Array(conns.capacity);
+    this.#win = new Uint16Array(conns.capacity);
+    this.#slotOf = new Int16Array(conns.capacity);
+    this.#held = Buffer.alloc(HOLD_SLOTS * HOLD_MAX);
+    this.#heldLen = new Uint16Array(HOLD_SLOTS);
+    this.#heldOwner = new Int32Array(HOLD_SLOTS).fill(-1);
   }
 
   /** Keep the client's first data of connection c (seq ISN + 1, 1..HOLD_MAX bytes) if it has

@@ -10,7 +10,7 @@
  *     0  1    proto          6 TCP, 17 UDP
  *     1  1    state          TcpState (TCP) or the UDP state, as the table holds it
  *     2  2    flags          ConnFlag bits (LIVE and OFFLOADED cleared: they describe this process;
- *                            SYNPROXY* cleared: the sequence delta is not carried, syn-proxy.ts)
+ *                            SYNPROXY* cleared: seq_delta says it, syn-proxy.ts restore)
  *     4  4    caddr          client address (a template: the masked client network)
  *     8  4    vaddr          virtual address
  *    12  4    daddr          real server address
@@ -21,7 +21,10 @@
  *    24  4    remaining      ms until the entry's timer runs out (>= 0)
  *    28  4    template       index of the controlling template's record in the same batch, -1 none
  *    32  4    slot           kernel fast path slot (whole slot array), -1 when not offloaded
- *    36  4    reserved       0
+ *    36  4    seq_delta      int32: a SYN-cookie connection's sequence delta (cookie - server
+ *                            ISN, syn-proxy.ts); 0 for every other (TCP only, never a template).
+ *                            One still awaiting its server's SYN-ACK is not written: its client's
+ *                            next ACK, whose cookie the kernel checks again, opens it anew
  *    40  8x4  reported       float64: the slot's packets in, bytes in, packets out, bytes out
  *                            already counted by the engine (the next one counts from there)
  *
@@ -34,13 +37,14 @@
  */
 import { ConnFlag, TICK_MS } from '../conn-table.js';
 import type { EngineState } from '../engine-state.js';
+import type { SeqDeltaSource } from '../offload.js';
 import type { OffloadPolicy } from '../offload-policy.js';
 import type { RealServer, VirtualService } from '../service.js';
 import { TCP_STATE_COUNT } from '../tcp-states.js';
 import { checkOverload } from './lifecycle.js';
 
 export const HANDOVER_RECORD_SIZE = 72;
-export const REC = { proto: 0, state: 1, flags: 2, caddr: 4, vaddr: 8, daddr: 12, cport: 16, vport: 18, dport: 20, remaining: 24, template: 28, slot: 32, reported: 40 } as const;
+export const REC = { proto: 0, state: 1, flags: 2, caddr: 4, vaddr: 8, daddr: 12, cport: 16, vport: 18, dport: 20, remaining: 24, template: 28, slot: 32, seqDelta: 36, reported: 40 } as const;
 
 /** Flags a record keeps: the ones that describe the connection, not this process's handling of it. */
 const KEPT_FLAGS = 0xffff & ~(ConnFlag.LIVE | ConnFlag.OFFLOADED | ConnFlag.SYNPROXY | ConnFlag.SYNPROXY_WAIT);
@@ -69,9 +73,10 @@ export type ServiceLookup = (proto: number, addr: number, port: number) => Virtu
 
 /**
  * Write every live entry of the table as records (templates first) into a new buffer;
- * `slots` gives each offloaded entry's slot. `nowMs`: the engine's clock.
+ * `slots` gives each offloaded entry's slot, `deltas` each SYN-cookie connection's sequence
+ * delta. `nowMs`: the engine's clock.
  */
-export function exportConns(s: EngineState, nowMs: number, slots: SlotSource | null): { buf: Buffer; count: number } {
+export function exportConns(s: EngineState, nowMs: number, slots: SlotSource | null, deltas: SeqDeltaSource | null = null): { buf: Buffer; count: number } {
   const t = s.conns;
   const buf = Buffer.alloc(t.count * HANDOVER_RECORD_SIZE);
   const recOf = new Int32Array(t.capacity).fill(-1);
@@ -97,15 +102,16 @@ export function exportConns(s: EngineState, nowMs: number, slots: SlotSource | n
     const slot = slots !== null && (f & ConnFlag.OFFLOADED) !== 0 ? slots.slotOf(c, reported) : -1;
     buf.writeInt32LE(slot, o + REC.slot);
     for (let k = 0; k < 4; k++) buf.writeDoubleLE(slot >= 0 ? reported[k]! : 0, o + REC.reported + 8 * k);
+    buf.writeInt32LE((f & ConnFlag.SYNPROXY) !== 0 && deltas !== null ? deltas.seqDelta(c) : 0, o + REC.seqDelta);
     recOf[c] = n++;
   };
   t.forEach((c) => {
     if (t.flags(c) & ConnFlag.TEMPLATE) put(c);
   });
   t.forEach((c) => {
-    if ((t.flags(c) & ConnFlag.TEMPLATE) === 0) put(c);
+    if ((t.flags(c) & (ConnFlag.TEMPLATE | ConnFlag.SYNPROXY_WAIT)) === 0) put(c);
   });
-  return { buf, count: n };
+  return { buf: buf.subarray(0, n * HANDOVER_RECORD_SIZE), count: n };
 }
 
 /** The server of the current rules for a record, or null (service or server gone). */
@@ -171,6 +177,7 @@ export function importConns(s: EngineState, offload: OffloadPolicy, services: Se
     entry[i] = c;
     r.imported++;
     if (template) continue;
+    offload.seqDeltas?.restore(c, buf.readInt32LE(o + REC.seqDelta)); // before adopt: its entries carry it
     offload.created(c); // a direct-routing entry's way out (route) is written again
     const slot = buf.readInt32LE(o + REC.slot);
     if (slot >= 0) {
@@ -200,6 +207,7 @@ export function checkRecords(buf: Buffer, count: number): { index: number; reaso
     const tp = buf.readInt32LE(o + REC.template);
     if (tp < -1 || tp >= i || (tp >= 0 && (buf.readUInt16LE(tp * HANDOVER_RECORD_SIZE + REC.flags) & ConnFlag.TEMPLATE) === 0)) return bad(`template link ${tp}`);
     if (buf.readInt32LE(o + REC.slot) < -1) return bad('slot');
+    if (buf.readInt32LE(o + REC.seqDelta) !== 0 && (proto !== 6 || (flags & (ConnFlag.TEMPLATE | ConnFlag.FWD_MASK)) !== 0)) return bad('sequence delta on a record that is not a NAT TCP connection');
     for (let k = 0; k < 4; k++) {
       const v = buf.readDoubleLE(o + REC.reported + 8 * k);
       if (!(Number.isFinite(v) && v >= 0)) return bad('reported counts');

@@ -12,6 +12,9 @@
  *    dport (or 0)> if configured, and then takes that server's forwarding method (ip_vs_bind_dest
  *    for SYNC entries); otherwise created unbound "but still handled" with the master's method,
  *    on the stand-in server (dest-registry.ts UNBOUND_DEST_ID), its packets going to daddr:dport.
+ *  - sequence data: a SYN-cookie connection's delta (OUT_SEQ, out_seq 0, D, D: synproxy-seq.ts)
+ *    makes the entry translate as its master did (syn-proxy.ts restore); any other shape is kept
+ *    as opaque data and announced on (seq-store.ts).
  *  - then: state from the record, timeout from the record (seconds, capped at MAX_TIMEOUT_S; the
  *    kernel's cap is near-infinite), or for v0 / timeout 0 the protocol's timeout of that state
  *    (templates 180 s); the sync packet count is set to sync_threshold and the announced state to
@@ -32,9 +35,11 @@ import type { ProtoTable } from '../proto/ops.js';
 import { Fwd, type RealServer } from '../service.js';
 import { MAX_TIMEOUT_S } from '../timeouts.js';
 import { KFlag } from '../../wire/ipvs-sync/constants.js';
+import { IPPROTO_TCP } from '../../wire/ipv4.js';
 import type { SyncRecord } from '../../wire/ipvs-sync/record.js';
 import { entryFlagsOf } from './conn-record.js';
 import type { SeqStore } from './seq-store.js';
+import { synProxyDeltaOf } from './synproxy-seq.js';
 
 /** Why the backup left a well-formed record out, or what it noticed (index of `counters`). */
 export const ApplyCounter = {
@@ -208,7 +213,13 @@ export class SyncApplier {
     let ticks = seconds * TICKS_PER_SEC;
     if (seconds === 0) ticks = template ? V0_TEMPLATE_TIMEOUT_S * TICKS_PER_SEC : this.#protos.of(r.protocol)!.timeoutTicks(c);
     conns.rearm(c, s.nowTick + ticks);
-    if (r.hasSeq && (r.connFlags & KFlag.SEQ_MASK) !== 0) {
+    const delta = template || r.protocol !== IPPROTO_TCP || (conns.flags(c) & ConnFlag.FWD_MASK) !== 0 ? 0 : synProxyDeltaOf(r);
+    const deltas = this.#offload.seqDeltas;
+    if (delta !== 0 && deltas !== null) {
+      // a SYN-cookie connection's delta (synproxy-seq.ts): the engine translates with it
+      if ((conns.flags(c) & ConnFlag.OFFLOADED) !== 0 && deltas.seqDelta(c) !== delta) this.#offload.withdraw(c);
+      deltas.restore(c, delta);
+    } else if (r.hasSeq && (r.connFlags & KFlag.SEQ_MASK) !== 0) {
       if (this.#seq.set(c, r, r.connFlags & KFlag.SEQ_MASK)) conns.setFlags(c, conns.flags(c) | ConnFlag.SEQ);
       else this.counters[ApplyCounter.SeqNotKept]!++;
     }

@@ -8,7 +8,8 @@
  *  NOOUTPUT 0x80         NOOUTPUT; templates: set unless NAT (a kernel template takes its
  *                        server's conn_flags: method, INACTIVE, NOOUTPUT for DR/TUN)
  *  INACTIVE 0x100        INACTIVE; templates: always set
- *  IN/OUT_SEQ 0x600      SEQ (data kept by seq-store.ts)
+ *  IN/OUT_SEQ 0x600      SEQ (data kept by seq-store.ts); OUT_SEQ for SYNPROXY, its delta
+ *                        (synproxy-seq.ts)
  *  TEMPLATE 0x1000       TEMPLATE
  *  SYNC 0x20             SYNCED (the kernel sends it for an entry it got by sync)
  *  state                 TCP state; UDP 0; template: ASSURED -> 1 (IP_VS_CTPL_S_ASSURED), else 0
@@ -23,7 +24,9 @@ import type { ProtoTable } from '../proto/ops.js';
 import { Fwd } from '../service.js';
 import { KFlag } from '../../wire/ipvs-sync/constants.js';
 import type { SyncRecord } from '../../wire/ipvs-sync/record.js';
+import type { SeqDeltaSource } from '../offload.js';
 import type { SeqStore } from './seq-store.js';
+import { fillSynProxySeq } from './synproxy-seq.js';
 
 /** The state a record of entry c carries. */
 export function recordState(s: EngineState, c: number): number {
@@ -72,8 +75,9 @@ export function entryFlagsOf(k: number): number {
   return f;
 }
 
-/** Fill r with entry c (IPv4; the table holds nothing else yet). */
-export function fillRecord(r: SyncRecord, s: EngineState, protos: ProtoTable, seq: SeqStore, c: number): void {
+/** Fill r with entry c (IPv4; the table holds nothing else yet); `deltas`: the SYN-cookie
+ *  connections' sequence deltas. */
+export function fillRecord(r: SyncRecord, s: EngineState, protos: ProtoTable, seq: SeqStore, c: number, deltas: SeqDeltaSource | null = null): void {
   const conns = s.conns;
   r.clearOptions();
   r.version = 1;
@@ -81,6 +85,10 @@ export function fillRecord(r: SyncRecord, s: EngineState, protos: ProtoTable, se
   r.protocol = conns.proto(c);
   r.flags = kernelFlagsOf(s, c);
   if ((conns.flags(c) & ConnFlag.SEQ) !== 0) r.flags |= seq.fill(c, r);
+  else if ((conns.flags(c) & ConnFlag.SYNPROXY) !== 0 && deltas !== null) {
+    const delta = deltas.seqDelta(c);
+    if (delta !== 0) r.flags |= fillSynProxySeq(r, delta);
+  }
   r.connFlags = r.flags;
   r.state = recordState(s, c);
   r.cport = conns.cport(c);
