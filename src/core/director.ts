@@ -35,6 +35,7 @@ import { Defense, type DefenseChange } from './defense.js';
 import { EngineState } from './engine-state.js';
 import { Explainer, type Explanation, type FlowQuery } from './explain.js';
 import { Forwarder } from './forward.js';
+import { NO_MARKS, type MarkSource } from './mark-source.js';
 import { NoDestReply } from './no-dest.js';
 import { DEFAULT_OFFLOAD_AFTER, type OffloadPort, type OffloadReport } from './offload.js';
 import { OffloadPolicy } from './offload-policy.js';
@@ -93,6 +94,8 @@ export interface DirectorOptions {
 export class Director {
   readonly #s: EngineState;
   readonly #meta = new PacketMeta();
+  /** the packets' firewall marks, for fwmark services (mark-source.ts; set once by the data path) */
+  marks: MarkSource = NO_MARKS;
   readonly #protos = new ProtoTable();
   readonly #offload: OffloadPolicy;
   readonly #life: ConnLifecycle;
@@ -171,7 +174,7 @@ export class Director {
     const serve = !s.backupOnly; // backup_only: requests pass, replies translated (SyncControl)
     if (m.proto === IPPROTO_ICMP) return this.#out(this.#icmp.handle(m, serve));
     const ops = this.#protos.of(m.proto)!; //                                   TCP or UDP
-    const dec = this.#decider.decide(ops, m.saddr, m.sport, m.daddr, m.dport, m.tflags); // 2 look up
+    const dec = this.#decider.decide(ops, m.saddr, m.sport, m.daddr, m.dport, m.tflags, this.marks); // 2 look up
     if (!serve && dec.path !== Path.Reply) return this.#out(Outcome.PassBackupOnly);
     switch (dec.path) {
       case Path.Connection:
