@@ -112,3 +112,32 @@ test('fwmark requests refused as ipvsadm and IPVS refuse them, changing nothing'
   assert.equal(d.services[0]!.fwmark, 1);
   void UDP;
 });
+
+test('restart records carry the mark: a new process binds the fwmark connections and template to the same servers', () => {
+  const marks = new FixedMark();
+  marks.mark = 1;
+  const make = () => {
+    const d = director();
+    d.marks = marks;
+    d.addService({ ...fwmarkKey(1), scheduler: 'rr', persistent: 300 });
+    for (const rs of [RS1, RS2]) d.addDest(fwmarkKey(1), { addr: ip(rs), port: 0 });
+    return d;
+  };
+  const a = make();
+  send(a, tcp(40000, 80, 'S', '192.0.2.100')); // the first pick goes to another client
+  const first = send(a, tcp(40001, 80));
+  const x = a.exportConns(1000);
+  const b = make();
+  const r = b.importConns(x.buf, x.count, 1000);
+  assert.deepEqual([r.imported, r.noDest], [4, 0], JSON.stringify(r));
+  marks.mark = 0; // the connection is found by its tuple, without the mark
+  assert.deepEqual([send(b, tcp(40001, 80, 'A')).v, send(b, tcp(40001, 80, 'A')).dst], [Verdict.Forward, first.dst]);
+  marks.mark = 1;
+  assert.equal(send(b, tcp(40002, 443)).dst, first.dst, "the template: the client's https goes to its http server");
+  const c = make();
+  assert.notEqual(send(c, tcp(40002, 443)).dst, first.dst, 'control: a process without the records picks the other server');
+  // control: without their mark the two connections find no service (the templates still do:
+  // their key <IP, net, mark, 0> names it)
+  for (let i = 0; i < x.count; i++) x.buf.writeUInt32LE(0, i * 72 + 36);
+  assert.equal(make().importConns(x.buf, x.count, 1000).noDest, 2);
+});

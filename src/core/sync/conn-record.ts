@@ -20,7 +20,8 @@ import { UNBOUND_DEST_ID } from '../dest-registry.js';
 import type { EngineState } from '../engine-state.js';
 import { EXPIRE_LATER_S } from '../conn/lifecycle.js';
 import type { ProtoTable } from '../proto/ops.js';
-import { Fwd, FWMARK_PROTO } from '../service.js';
+import { Fwd } from '../service.js';
+import { fwmarkOf } from '../conn/fwmark-of.js';
 import { KFlag } from '../../wire/ipvs-sync/constants.js';
 import type { SyncRecord } from '../../wire/ipvs-sync/record.js';
 import type { SeqStore } from './seq-store.js';
@@ -70,15 +71,6 @@ export function entryFlagsOf(k: number): number {
   if ((k & KFlag.TEMPLATE) !== 0) f |= ConnFlag.TEMPLATE;
   else if ((k & KFlag.INACTIVE) !== 0) f |= ConnFlag.INACTIVE;
   return f;
-}
-
-/** The mark of entry c's fwmark service (0: an address service's), which the sync message
- *  carries (ip_vs_sync_conn_v1: cp->fwmark): its server's service, or for a template whose
- *  server is gone, the template's address (a fwmark template's address is the mark). */
-export function fwmarkOf(s: EngineState, c: number): number {
-  const d = s.dests.maybeById(s.conns.dest(c));
-  if (d !== null && d.id !== UNBOUND_DEST_ID) return d.svc.fwmark;
-  return (s.conns.flags(c) & ConnFlag.TEMPLATE) !== 0 && s.conns.proto(c) === FWMARK_PROTO ? s.conns.vaddr(c) >>> 0 : 0;
 }
 
 /** Fill r with entry c (IPv4; the table holds nothing else yet). */

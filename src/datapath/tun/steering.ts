@@ -233,10 +233,13 @@ export function attachSteering(tunFd: number, progFd: number): void {
  * The queue (worker) the steering program sends a connection's packets to, computed as the
  * program does (bpf/steer.bpf.c, then the TUN's `% numqueues`): the key is the client address
  * under the netmask of a masked service endpoint (exact port, else port 0), else the client
- * address ^ client port. Used to place connections handed over by a previous process.
+ * address ^ client port; a connection of a fwmark service (`fwmark`) as its mark's entry says. Used to place connections handed over by a previous process.
  */
-export function queueOf(spec: SteeringSpec, queues: number, proto: number, caddr: number, cport: number, vaddr: number, vport: number): number {
+export function queueOf(spec: SteeringSpec, queues: number, proto: number, caddr: number, cport: number, vaddr: number, vport: number, fwmark = 0): number {
   if (queues <= 1) return 0;
+  // a fwmark service's connection: its packets carry the mark (steer.bpf.c STEER_MARK first)
+  const mk = fwmark !== 0 ? spec.marks?.find((e) => e.mark === fwmark >>> 0) : undefined;
+  if (mk) return ((Math.imul(mk.masked ? (caddr & mk.mask) >>> 0 : (caddr ^ cport) >>> 0, 0x9e3779b1) >>> 0) >>> 16) % queues;
   const find = (port: number) => spec.inbound.find((e) => e.proto === proto && e.addr === vaddr >>> 0 && e.port === port);
   const m = find(vport) ?? (vport !== 0 ? find(0) : undefined);
   const key = m ? (caddr & m.mask) >>> 0 : ((caddr ^ cport) >>> 0);
