@@ -229,7 +229,7 @@ export function createMetrics(fetch: () => Promise<MetricsSource>): { registry: 
   gauge('ulvs_connections_limit', 'Capacity of the connection tables.', () => src().snapshot.capacity);
   gauge('ulvs_workers', 'Data-path workers.', () => src().workers);
   gauge('ulvs_fastpath_connections', 'Connections forwarded by the kernel fast path now (their packets skip user space; counted in the IPVS figures all the same).', () => src().datapath.fastpath_active ?? 0);
-  const pname = (p: number) => (p === 6 ? 'TCP' : 'UDP');
+  const pname = (p: number) => (p === 6 ? 'TCP' : p === FWMARK_PROTO ? 'FWM' : 'UDP');
   new Gauge({
     name: 'ulvs_real_server_up',
     help: 'Health checker verdict for a real server of a service (1 = all its checkers pass); keepalived mode only.',

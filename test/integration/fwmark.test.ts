@@ -32,6 +32,21 @@ const tally = (rs: Record<string, unknown>[]) => {
   return m;
 };
 
+/** The second listener of each real server: HTTP on 443. */
+async function listen443(bed: DirectorBed): Promise<void> {
+  await Promise.all(
+    bed.bed.realServers.map(
+      (ns, i) =>
+        new Promise<void>((resolve, reject) => {
+          const p = spawn('ip', ['netns', 'exec', ns, process.execPath, SCRIPTS.servers, '--name', `rs${i + 1}`, '--http', '443'], { stdio: ['ignore', 'pipe', 'pipe'] });
+          bed.procs.push(p);
+          p.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+          p.on('exit', (c) => reject(new Error(`server on 443 exited ${c}`)));
+        }),
+    ),
+  );
+}
+
 describe('firewall-mark services through ulvsd (nftables mark, NAT)', { skip: needsRoot }, () => {
   let bed: DirectorBed;
   const nft = (args: string) => {
@@ -56,18 +71,7 @@ describe('firewall-mark services through ulvsd (nftables mark, NAT)', { skip: ne
       ulvsdArgs: ['--workers', '2'],
       beforeDirector: () => undefined,
     }).start();
-    // the second listener of each real server: HTTP on 443
-    await Promise.all(
-      bed.bed.realServers.map(
-        (ns, i) =>
-          new Promise<void>((resolve, reject) => {
-            const p = spawn('ip', ['netns', 'exec', ns, process.execPath, SCRIPTS.servers, '--name', `rs${i + 1}`, '--http', '443'], { stdio: ['ignore', 'pipe', 'pipe'] });
-            bed.procs.push(p);
-            p.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
-            p.on('exit', (c) => reject(new Error(`server on 443 exited ${c}`)));
-          }),
-      ),
-    );
+    await listen443(bed);
     nft('add table ip hm_mangle');
     nft('add chain ip hm_mangle prerouting { type filter hook prerouting priority mangle ; }');
     markRule();
@@ -135,5 +139,46 @@ describe('firewall-mark services through ulvsd (nftables mark, NAT)', { skip: ne
     assert.equal(adm(`-a -f 1 -r ${RS[1]} -m`).code, 0);
     const back = both(2);
     assert.deepEqual(tally(back), { rs2: 4 }, JSON.stringify(back));
+  });
+});
+
+describe('a persistent fwmark service with direct routing (-g)', { skip: needsRoot }, () => {
+  let bed: DirectorBed;
+  const nft = (args: string) => {
+    const r = spawnSync('ip', ['netns', 'exec', bed.bed.director, 'nft', ...args.split(' ')], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `nft ${args}: ${r.stderr}`);
+  };
+  before(async () => {
+    bed = await new DirectorBed({
+      prefix: `hm-${randomBytes(3).toString('hex')}`,
+      rules: ['-A -f 1 -s rr -p 300', ...RS.map((a) => `-a -f 1 -r ${a} -g -w 1`), ''].join('\n'),
+      realServers: 3,
+      httpPort: 80,
+    }).start();
+    await listen443(bed);
+    // the real servers' DR set-up: the VIP on lo, ARP for it neither answered nor used
+    for (const ns of bed.bed.realServers) {
+      for (const k of ['all', 'eth0', 'lo']) {
+        spawnSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', `net.ipv4.conf.${k}.arp_ignore=1`]);
+        spawnSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', `net.ipv4.conf.${k}.arp_announce=2`]);
+      }
+      assert.equal(spawnSync('ip', ['-n', ns, 'addr', 'add', `${V}/32`, 'dev', 'lo']).status, 0);
+    }
+    nft('add table ip hm_mangle');
+    nft('add chain ip hm_mangle prerouting { type filter hook prerouting priority mangle ; }');
+    nft(`add rule ip hm_mangle prerouting ip daddr ${V} tcp dport { 80, 443 } meta mark set 1`);
+  });
+  after(async () => {
+    await bed?.stop();
+  });
+
+  test("a client's 80 and 443 connections reach one real server unchanged; unmarked, none", () => {
+    const r = [...bed.client(['--http', '80', '--requests', '4']), ...bed.client(['--http', '443', '--requests', '4'])];
+    assert.equal(r.filter((x) => x['ok']).length, 8, JSON.stringify(r.filter((x) => !x['ok'])));
+    assert.equal(Object.keys(tally(r)).length, 1, JSON.stringify(tally(r)));
+    for (const x of r) assert.match(String(x['client']), new RegExp(`^${LAB.client(0).replace(/\./g, '\\.')}:`));
+    nft('flush chain ip hm_mangle prerouting');
+    const none = bed.client(['--http', '443', '--requests', '1', '--timeout', '1500']);
+    assert.equal(none.filter((x) => x['ok']).length, 0, `control: unmarked answered ${JSON.stringify(none)}`);
   });
 });
