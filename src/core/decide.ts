@@ -7,6 +7,7 @@
 import { ConnFlag } from './conn-table.js';
 import type { EngineState } from './engine-state.js';
 import type { MarkSource } from './mark-source.js';
+export { NO_MARKS, type MarkSource } from './mark-source.js'; // for the Director, which holds the packets' source
 import type { ProtoOps } from './proto/ops.js';
 import type { ServiceIndex } from './service-index.js';
 import type { VirtualService } from './service.js';

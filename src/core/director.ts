@@ -30,12 +30,11 @@ import { DestTable } from './ctl/dests.js';
 import { listConnections, snapshotOf, type ConnInfo, type DirectorSnapshot } from './ctl/listings.js';
 import { ServiceTable } from './ctl/services.js';
 import type { DestSpec, ServiceSpec } from './ctl/specs.js';
-import { Decider, Expire, Path } from './decide.js';
+import { Decider, Expire, NO_MARKS, Path, type MarkSource } from './decide.js';
 import { Defense, type DefenseChange } from './defense.js';
 import { EngineState } from './engine-state.js';
 import { Explainer, type Explanation, type FlowQuery } from './explain.js';
 import { Forwarder } from './forward.js';
-import { NO_MARKS, type MarkSource } from './mark-source.js';
 import { NoDestReply } from './no-dest.js';
 import { DEFAULT_OFFLOAD_AFTER, type OffloadPort, type OffloadReport } from './offload.js';
 import { OffloadPolicy } from './offload-policy.js';
@@ -94,8 +93,7 @@ export interface DirectorOptions {
 export class Director {
   readonly #s: EngineState;
   readonly #meta = new PacketMeta();
-  /** the packets' firewall marks, for fwmark services (mark-source.ts; set once by the data path) */
-  marks: MarkSource = NO_MARKS;
+  marks: MarkSource = NO_MARKS; // the packets' firewall marks (core/mark-source.ts), set once by the data path
   readonly #protos = new ProtoTable();
   readonly #offload: OffloadPolicy;
   readonly #life: ConnLifecycle;

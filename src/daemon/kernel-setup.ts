@@ -283,9 +283,7 @@ export class KernelSetup {
     }
   }
   /** The mark notes' map for the workers (-1 without the program: fwmark services refused, data-path-limits.ts). */
-  get marksFd(): number {
-    return this.#tunMark?.marksFd ?? -1;
-  }
+  get marksFd(): number { return this.#tunMark?.marksFd ?? -1; }
 
   /** Why direct-routing servers cannot be carried (null: they can): the TUN's way out sends
    *  them by the entries the workers write into the fast path's flow map, so both must be installed. */
