@@ -4,7 +4,7 @@
  * followed or left to keepalived as usual, and `ulvsd -t` says 0 — or is refused with the named
  * reason of this short allow-list, and `ulvsd -t` says 4. A sample missing from the list that
  * is refused fails the test, and so does a listed one that loads (the list must shrink when
- * ulvs grows: when hmark's fwmark support is merged, set FWMARK_SUPPORTED to true).
+ * ulvs grows: the fwmark samples left it when firewall-mark services came, docs/fwmark.md).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,9 +13,6 @@ import { join } from 'node:path';
 import { loadKeepalived } from '../src/control/keepalived/config.js';
 import { configTest } from '../src/daemon/config-test.js';
 
-/** hmark's branch makes fwmark virtual servers and group members load */
-const FWMARK_SUPPORTED = false;
-
 /** sample -> why ulvs refuses it (matched against the error) */
 const REFUSED: Record<string, RegExp> = {
   // IPv6 virtual and real servers: ulvs's data path is IPv4 only
@@ -23,12 +20,6 @@ const REFUSED: Record<string, RegExp> = {
   // the pre-2.0 vrrp_sync_group syntax (members without `group { }`): keepalived 2.2.7 itself
   // reports its members as unknown keywords and runs without them; ulvs refuses the group
   'keepalived.conf.vrrp.lvs_syncd': /vrrp_sync_group VG1: group \{ INSTANCE \.\.\. \} is missing/,
-  ...(FWMARK_SUPPORTED
-    ? {}
-    : {
-        'keepalived.conf.fwmark': /fwmark virtual servers are not supported by ulvs/,
-        'keepalived.conf.virtual_server_group': /fwmark members are not supported by ulvs/,
-      }),
 };
 
 /** what a loaded sample must contain (so a sample is not "loaded" by skipping its virtual servers) */

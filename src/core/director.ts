@@ -30,7 +30,7 @@ import { DestTable } from './ctl/dests.js';
 import { listConnections, snapshotOf, type ConnInfo, type DirectorSnapshot } from './ctl/listings.js';
 import { ServiceTable } from './ctl/services.js';
 import type { DestSpec, ServiceSpec } from './ctl/specs.js';
-import { Decider, Expire, Path } from './decide.js';
+import { Decider, Expire, NO_MARKS, Path, type MarkSource } from './decide.js';
 import { Defense, type DefenseChange } from './defense.js';
 import { EngineState } from './engine-state.js';
 import { Explainer, type Explanation, type FlowQuery } from './explain.js';
@@ -93,6 +93,7 @@ export interface DirectorOptions {
 export class Director {
   readonly #s: EngineState;
   readonly #meta = new PacketMeta();
+  marks: MarkSource = NO_MARKS; // the packets' firewall marks (core/mark-source.ts), set once by the data path
   readonly #protos = new ProtoTable();
   readonly #offload: OffloadPolicy;
   readonly #life: ConnLifecycle;
@@ -172,7 +173,7 @@ export class Director {
     const serve = !s.backupOnly; // backup_only: requests pass, replies translated (SyncControl)
     if (m.proto === IPPROTO_ICMP) return this.#out(this.#icmp.handle(m, serve));
     const ops = this.#protos.of(m.proto)!; //                                   TCP or UDP
-    const dec = this.#decider.decide(ops, m.saddr, m.sport, m.daddr, m.dport, m.tflags); // 2 look up
+    const dec = this.#decider.decide(ops, m.saddr, m.sport, m.daddr, m.dport, m.tflags, this.marks); // 2 look up
     if (!serve && dec.path !== Path.Reply) return this.#out(Outcome.PassBackupOnly);
     switch (dec.path) {
       case Path.Connection:
@@ -367,9 +368,7 @@ export class Director {
   setTimeouts(t: Partial<Timeouts>): void {
     this.#s.timeouts.set(t);
   }
-  get timeouts(): Timeouts {
-    return this.#s.timeouts.values;
-  }
+  get timeouts(): Timeouts { return this.#s.timeouts.values; }
 
   /** ipvsadm -Z: zero the counters of one service (and its servers), or of everything. */
   zero(k?: ServiceKey): void {

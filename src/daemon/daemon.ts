@@ -5,7 +5,7 @@
  *
  *   start()   refuses clearly (DaemonError: message and exit status) when not root, when
  *             /dev/net/tun is missing, when the rules do not parse or validate (2), when a VIP is a
- *             local address without the tc capture (kernel-setup.ts checkHost: 2 with --capture rules,
+ *             local address without the tc capture (validate-rules.ts checkHost: 2 with --capture rules,
  *             1 when tc turned out unavailable), or when another
  *             ulvsd serves the socket or uses its TUN device, routing table or rule preferences in
  *             this network namespace (start-guard.ts); whatever it built before a refusal is removed again.
@@ -47,7 +47,8 @@ import { Health } from './health.js';
 import { startApiServers } from './api-servers.js';
 import { EventRing, recordingLog } from './event-ring.js';
 import { DaemonPressure } from './pressure.js';
-import { checkHost, KernelSetup, SetupError } from './kernel-setup.js';
+import { KernelSetup, SetupError } from './kernel-setup.js';
+import { checkHost } from './validate-rules.js';
 import type { DaemonLog } from './log.js';
 import type { DaemonOptions } from './options.js';
 import { LocalAddresses, type LocalChange } from './local-vips.js';
@@ -167,6 +168,7 @@ export class Daemon {
       kernel.install(rules, kept);
       checkHost(rules, kernel.capturing); // tc may have been unavailable
       this.#caps.dr = kernel.drUnavailable;
+      this.#caps.fwmark = kernel.marksFd < 0 ? `the program that reads packets' marks at ${o.dev}'s egress could not be installed (see the warnings at start)` : null;
       kernel.synCookies.setMode(o.sysctl.synCookies ?? 0, rules); // IpvsError: refused (syn-cookies.ts)
       try {
         checkDataPath(rules, this.#caps); // DR servers need what was just installed
@@ -189,7 +191,7 @@ export class Daemon {
       kernel.queues.map((q) => q.fd),
       (i) => {
         const fastPath = kernel.fastPathShare(i);
-        return { seed: randomInt(0, 0x7fffffff), maxConns: Math.floor(o.maxConns / o.workers), ops: initial.ops, io: o.io, busyPollUs: o.busyPollUs, localAddrs: this.#local.addrs, sysctl, sharedState: slots.state, ...(fastPath ? { fastPath } : {}), ...(handover?.[i]?.count ? { handover: handover[i] } : {}), ...(i === 0 && carry ? { carry } : {}) };
+        return { seed: randomInt(0, 0x7fffffff), maxConns: Math.floor(o.maxConns / o.workers), ops: initial.ops, io: o.io, busyPollUs: o.busyPollUs, localAddrs: this.#local.addrs, sysctl, sharedState: slots.state, ...(kernel.marksFd >= 0 && { marksFd: kernel.marksFd }), ...(fastPath ? { fastPath } : {}), ...(handover?.[i]?.count ? { handover: handover[i] } : {}), ...(i === 0 && carry ? { carry } : {}) };
       },
       {
         warn: (msg) => log.warn(msg),

@@ -170,5 +170,5 @@ export function loadHandover(x: LoadInput): RecordBatch[] | null {
   }
   if (all === null || all.count === 0) return null;
   const spec = steeringSpec(x.rules.services, x.rules.dests);
-  return splitRecords(all, x.workers, (b, o) => queueOf(spec, x.workers, b[o + REC.proto]!, b.readUInt32LE(o + REC.caddr), b.readUInt16LE(o + REC.cport), b.readUInt32LE(o + REC.vaddr), b.readUInt16LE(o + REC.vport)));
+  return splitRecords(all, x.workers, (b, o) => queueOf(spec, x.workers, b[o + REC.proto]!, b.readUInt32LE(o + REC.caddr), b.readUInt16LE(o + REC.cport), b.readUInt32LE(o + REC.vaddr), b.readUInt16LE(o + REC.vport), b.readUInt32LE(o + REC.fwmark)));
 }

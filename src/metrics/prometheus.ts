@@ -8,6 +8,7 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import { DEFENSES, type DefenseStatus } from '../core/defense.js';
 import type { DirectorSnapshot } from '../core/director.js';
+import { FWMARK_PROTO } from '../core/service.js';
 import { EVENT_NAMES, OUTCOME_NAMES, OUTCOME_VERDICT, VERDICT_NAMES } from '../core/verdict.js';
 import { formatIPv4 } from '../wire/addr.js';
 
@@ -49,13 +50,14 @@ const BACKEND_LABELS = ['local_address', 'local_port', 'remote_address', 'remote
 function backends(s: DirectorSnapshot) {
   return s.services.flatMap((v) =>
     v.dests.map((d) => ({
+      // node_exporter: a fwmark service has no local address or port, its mark as /proc shows it
       labels: {
-        local_address: formatIPv4(v.addr),
-        local_port: String(v.port),
+        local_address: v.proto === FWMARK_PROTO ? '' : formatIPv4(v.addr),
+        local_port: v.proto === FWMARK_PROTO ? '' : String(v.port),
         remote_address: formatIPv4(d.addr),
         remote_port: String(d.port),
-        proto: v.proto === 6 ? 'TCP' : v.proto === 17 ? 'UDP' : 'SCTP',
-        local_mark: '',
+        proto: v.proto === 6 ? 'TCP' : v.proto === 17 ? 'UDP' : v.proto === FWMARK_PROTO ? 'FWM' : 'SCTP',
+        local_mark: v.proto === FWMARK_PROTO ? (v.addr >>> 0).toString(16).toUpperCase().padStart(8, '0') : '',
       },
       d,
     })),
@@ -229,7 +231,7 @@ export function createMetrics(fetch: () => Promise<MetricsSource>): { registry: 
   gauge('ulvs_connections_limit', 'Capacity of the connection tables.', () => src().snapshot.capacity);
   gauge('ulvs_workers', 'Data-path workers.', () => src().workers);
   gauge('ulvs_fastpath_connections', 'Connections forwarded by the kernel fast path now (their packets skip user space; counted in the IPVS figures all the same).', () => src().datapath.fastpath_active ?? 0);
-  const pname = (p: number) => (p === 6 ? 'TCP' : 'UDP');
+  const pname = (p: number) => (p === 6 ? 'TCP' : p === FWMARK_PROTO ? 'FWM' : 'UDP');
   new Gauge({
     name: 'ulvs_real_server_up',
     help: 'Health checker verdict for a real server of a service (1 = all its checkers pass); keepalived mode only.',

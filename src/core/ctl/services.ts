@@ -14,7 +14,7 @@ import { errors, IpvsError } from '../errors.js';
 import { SLOT_INTS } from '../sched-state.js';
 import type { SchedulerEnv, SchedulerRegistry } from '../scheduler.js';
 import { ServiceIndex } from '../service-index.js';
-import { SVC_SCHED_FLAGS, SvcFlag, VirtualService, type ServiceKey } from '../service.js';
+import { FWMARK_MAX, FWMARK_PROTO, SVC_SCHED_FLAGS, SvcFlag, VirtualService, type ServiceKey } from '../service.js';
 import { MAX_TIMEOUT_S } from '../timeouts.js';
 import { IPPROTO_TCP, IPPROTO_UDP } from '../../wire/ipv4.js';
 import { isIntIn, type ServiceSpec } from './specs.js';
@@ -152,18 +152,25 @@ export class ServiceTable {
   }
 
   #validate(spec: ServiceSpec) {
-    if (spec.proto !== IPPROTO_TCP && spec.proto !== IPPROTO_UDP)
+    const fwmark = spec.proto === FWMARK_PROTO;
+    if (spec.proto !== IPPROTO_TCP && spec.proto !== IPPROTO_UDP && !fwmark)
       throw spec.proto === IPPROTO_SCTP ? errors.notSupported('SCTP') : errors.invalid(`protocol ${String(spec.proto)}`);
+    if (fwmark) {
+      // the key <0, mark, 0> (service.ts): ipvsadm refuses mark 0 (`invalid fwmark value`), and
+      // a fwmark service has no address or port of its own
+      if (!isIntIn(spec.addr, 1, FWMARK_MAX)) throw new IpvsError('EINVAL', `invalid fwmark value \`${String(spec.addr)}' specified`);
+      if (spec.port !== 0) throw new IpvsError('EINVAL', 'a firewall-mark service has no port');
+    }
     if (!isIntIn(spec.addr, 0, 0xffffffff)) throw errors.invalid('virtual address');
     if (!isIntIn(spec.port, 0, 65535)) throw errors.invalid('virtual port');
     const persistent = spec.persistent ?? 0;
     if (!isIntIn(persistent, 0, MAX_TIMEOUT_S)) throw errors.invalid('persistence timeout must be 1..2678400 seconds');
-    if (spec.port === 0 && persistent === 0) throw new IpvsError('EINVAL', 'Zero port specified for non-persistent service');
+    if (spec.port === 0 && persistent === 0 && !fwmark) throw new IpvsError('EINVAL', 'Zero port specified for non-persistent service');
     const netmask = spec.netmask ?? 0xffffffff;
     if (!isIntIn(netmask, 0, 0xffffffff)) throw errors.invalid('netmask');
     const schedFlags = spec.schedFlags ?? 0;
     if (!isIntIn(schedFlags, 0, 0xffff) || (schedFlags & ~SVC_SCHED_FLAGS) !== 0) throw errors.invalid('scheduler flags');
-    if (spec.ops && spec.proto !== IPPROTO_UDP) throw new IpvsError('EINVAL', 'One-Packet Scheduling is only for UDP virtual services');
+    if (spec.ops && spec.proto !== IPPROTO_UDP && !fwmark) throw new IpvsError('EINVAL', 'One-Packet Scheduling is only for UDP virtual services');
     const scheduler = spec.scheduler ?? 'wlc';
     if (typeof scheduler !== 'string' || scheduler.length > SCHED_NAME_MAX) throw errors.schedNotFound();
     const factory = this.#registry.get(scheduler);

@@ -22,6 +22,7 @@ import type { EngineState } from '../engine-state.js';
 import { EXPIRE_LATER_S } from '../conn/lifecycle.js';
 import type { ProtoTable } from '../proto/ops.js';
 import { Fwd } from '../service.js';
+import { fwmarkOf } from '../conn/fwmark-of.js';
 import { KFlag } from '../../wire/ipvs-sync/constants.js';
 import type { SyncRecord } from '../../wire/ipvs-sync/record.js';
 import type { SeqDeltaSource } from '../offload.js';
@@ -94,7 +95,7 @@ export function fillRecord(r: SyncRecord, s: EngineState, protos: ProtoTable, se
   r.cport = conns.cport(c);
   r.vport = conns.vport(c);
   r.dport = conns.dport(c);
-  r.fwmark = 0;
+  r.fwmark = fwmarkOf(s, c);
   r.timeout = Math.floor(timeoutTicksOf(s, protos, c) / TICKS_PER_SEC);
   r.caddr = conns.caddr(c) >>> 0;
   r.vaddr = conns.vaddr(c) >>> 0;

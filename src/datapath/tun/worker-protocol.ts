@@ -40,6 +40,8 @@ export interface WorkerInit {
   localAddrs: number[];
   /** the engine's sysctls at start (ulvsd --sysctl), over IPVS's defaults */
   sysctl?: Partial<Sysctls>;
+  /** the TUN egress program's mark notes (tun-mark.ts), for fwmark services; absent: no marks */
+  marksFd?: number;
   /** the kernel fast path's maps and this worker's slots (fastpath.ts, offloader.ts), if enabled */
   fastPath?: OffloaderInit & { after: number };
   /** connections handed over by the previous process (core/conn/handover.ts records), imported

@@ -32,6 +32,7 @@
  * (any other stop takes them back first). The messages both ways are typed once, in
  * worker-protocol.ts; all state is one PacketWorker per thread, constructed from workerData.
  */
+import { mapMarkNotes } from './tun-mark.js';
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { Director } from '../../core/director.js';
 import { applyOps } from '../../core/rule-ops.js';
@@ -105,6 +106,7 @@ export class PacketWorker {
       ...(fastPath && { offload: { port: (conns, dests) => (offloader = new Offloader(conns, fastPath, dests)), after: fastPath.after } }),
     });
     this.offloader = offloader;
+    if (init.marksFd !== undefined) this.d.marks = mapMarkNotes(init.marksFd);
     this.d.setLocalAddresses(init.localAddrs);
     holdingSlots(init.sharedState, () => applyOps(this.d, init.ops)); // the cursors set by the control plane stay
     if (init.carry) importCarry(this.d, init.carry);
