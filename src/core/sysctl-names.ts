@@ -31,8 +31,9 @@
  *   backup_only         proc_dointvec, used as a boolean; ulvs takes 0 or 1 only
  *   evict_embryonic     ulvs's own (no kernel counterpart), 0 or 1, default 1: a full table
  *                       evicts a half-open TCP entry for a new connection (conn/lifecycle.ts)
- *   syn_cookies         ulvs's own, 0 (default), 1 (always) or 2 (automatic, while a flood
- *                       overflows the TUN): SYN cookies for NAT TCP services
+ *   syn_cookies         ulvs's own, 0, 1 (always) or 2 (automatic, while a flood overflows
+ *                       the TUN; ulvsd's default with the kernel fast path, daemon/syn-cookies.ts
+ *                       startMode): SYN cookies for NAT TCP services
  *                       (core/syn-proxy.ts, docs/syn-cookies.md)
  * Names of the kernel's table that ulvs does not carry (cache_bypass, nat_icmp_send, ...) are
  * refused as unknown. No I/O.

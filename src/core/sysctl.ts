@@ -62,7 +62,8 @@ export interface Sysctls {
   /** syn_cookies (ulvs's own): 1, NAT TCP services' SYNs are answered by the kernel fast path
    *  with cookies and the engine opens a connection only on a checked ACK (syn-proxy.ts,
    *  docs/syn-cookies.md); 2 the same while ulvsd's watch sees a flood (daemon/syn-cookie-auto.ts:
-   *  the engine honours checked ACKs whenever it is not 0); 0 off */
+   *  the engine honours checked ACKs whenever it is not 0); 0 off. 0 here: ulvsd starts its
+   *  engines with 2 when the kernel fast path is installed (daemon/syn-cookies.ts startMode) */
   synCookies: number;
 }
 

@@ -63,6 +63,7 @@ import { VrrpFollower } from './vrrp-follower.js';
 import { SyncDaemon, syncDaemonFor } from './sync-daemon.js';
 import { SyncRoleDriver } from './sync-role.js';
 import { defaultSyncQlenMax } from './sync-defaults.js';
+import { startMode } from './syn-cookies.js';
 import { formatIPv4 } from '../wire/addr.js';
 import { ClaimError, guardStart, restoreFor, type Claims } from './start-guard.js';
 
@@ -169,7 +170,7 @@ export class Daemon {
       checkHost(rules, kernel.capturing); // tc may have been unavailable
       this.#caps.dr = kernel.drUnavailable;
       this.#caps.fwmark = kernel.marksFd < 0 ? `the program that reads packets' marks at ${o.dev}'s egress could not be installed (see the warnings at start)` : null;
-      kernel.synCookies.setMode(o.sysctl.synCookies ?? 0, rules); // IpvsError: refused (syn-cookies.ts)
+      kernel.synCookies.setMode(startMode(o.sysctl.synCookies, kernel.synCookies.mapFd !== null), rules); // IpvsError: refused (syn-cookies.ts)
       try {
         checkDataPath(rules, this.#caps); // DR servers need what was just installed
       } catch (e) {
@@ -185,7 +186,7 @@ export class Daemon {
 
     initial.commit();
     const handover = loadHandover({ connsPath: this.#paths.conns, rules, workers: o.workers, adoptedMaps: kernel.fastPathAdopted ? kernel.fastPathMaps : null, counters: this.#handoverCounters, log });
-    const sysctl = { syncQlenMax: defaultSyncQlenMax(), ...o.sysctl }; // the kernel's default needs the machine's memory
+    const sysctl = { syncQlenMax: defaultSyncQlenMax(), ...o.sysctl, synCookies: kernel.synCookies.mode }; // the kernel's default needs the machine's memory
     const carry = carried && restoreCarried(carried, { ops: initial.ops, sharedState: slots.state, log });
     const pool = new WorkerPool(
       kernel.queues.map((q) => q.fd),

@@ -12,8 +12,8 @@
  *
  * While on, the TCP services whose real servers are all NAT get cookies (a DR or tunnelled
  * server's replies bypass the director, syn-cookies.ts); their new connections lose window
- * scaling, SACK and timestamps and stay in user space (the fast path does not translate the
- * sequence numbers), which is why this is not simply left on. Connections opened before or
+ * scaling, SACK and timestamps (the fast path translates their sequence numbers once they are
+ * offloaded), which is why cookies are not simply left on. Connections opened before or
  * after are not touched. A client that got a cookie within the last QUIET_S seconds before the
  * switch off and answers later than that finds no connection (its ACK is not checked any more):
  * its retransmissions end in a reset from the server, as after any director restart.

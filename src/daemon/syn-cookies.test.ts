@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cookieServices, LOG_EVERY_MS, SynCookieGuard } from './syn-cookies.js';
+import { cookieServices, LOG_EVERY_MS, startMode, SynCookieGuard } from './syn-cookies.js';
 import { parseRules } from '../control/rules.js';
 import { IpvsError } from '../core/errors.js';
 
@@ -49,4 +49,11 @@ test('mode changes are logged, at most one line per LOG_EVERY_MS, the suppressed
   assert.match(lines[0]!, /^syn_cookies 0 -> 1: the kernel answers SYNs with cookies for 0 TCP service/);
   assert.match(lines[1]!, /^syn_cookies 1 -> 0: SYNs go to the engine again \(2 earlier change\(s\) not logged\)$/);
   assert.deepEqual(written, [0, 0, 0, 0], 'the map written at every change (empty rules: no service)');
+});
+
+test('the mode at start: the one given, else 2 with the kernel fast path and 0 without it', () => {
+  assert.equal(startMode(undefined, true), 2);
+  assert.equal(startMode(undefined, false), 0, 'no fast path: off, not refused');
+  for (const m of [0, 1, 2]) assert.equal(startMode(m, true), m);
+  assert.equal(startMode(1, false), 1, 'given: kept, so the guard refuses it with its reason');
 });

@@ -36,6 +36,14 @@ export function cookieServices(r: Rules): CookieService[] {
   return r.services.filter((s) => s.proto === IPPROTO_TCP && !bypassed.has(`${s.proto}/${s.addr}/${s.port}`)).map((s) => ({ addr: s.addr, port: s.port }));
 }
 
+/** The mode a start takes: the one given (--sysctl syn_cookies=N), else 2 (automatic) when the
+ *  kernel fast path is there to answer SYNs, else 0 — as Linux's own tcp_syncookies=1 sends
+ *  cookies only while a listener's queue overflows. Since cookie connections are translated in
+ *  the fast path and carried over restarts and sync, the mode costs nothing until a flood. */
+export function startMode(given: number | undefined, fastPath: boolean): number {
+  return given ?? (fastPath ? 2 : 0);
+}
+
 export class SynCookieGuard {
   #mode = 0;
   /** mode 2: whether the watch has switched cookies on (syn-cookie-auto.ts) */
