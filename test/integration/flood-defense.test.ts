@@ -47,6 +47,7 @@ async function flooded(prefix: string, dropEntry: number): Promise<Run> {
     const sysctl = async () => (await callAdmin(bed.socket, 'GET', '/v1/sysctl')).json as Record<string, number>;
     const before = await sysctl();
     assert.deepEqual([before['drop_entry'], before['secure_tcp'], before['amemthresh']], [dropEntry, 1, 4], 'before the flood: automatic and off');
+    assert.equal(before['syn_cookies'], 2, 'SYN cookies automatic by default (the fast path is installed)');
     const client = bed.bed.clients[0]!;
     const flood = spawn('ip', ['netns', 'exec', client, process.execPath, SCRIPTS.flood, '--proto', 'tcp', '--dst', V, '--port', '80', '--flows', '60000', '--rate', '10000', '--addrs', '64', '--src-base', '198.51.100.128'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
