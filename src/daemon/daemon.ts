@@ -48,6 +48,7 @@ import { Health } from './health.js';
 import { startApiServers } from './api-servers.js';
 import { DaemonPressure } from './pressure.js';
 import { checkHost, KernelSetup, SetupError } from './kernel-setup.js';
+import { hintedLog, withFix } from './setup-hints.js';
 import type { DaemonLog } from './log.js';
 import type { DaemonOptions } from './options.js';
 import { LocalAddresses, type LocalChange } from './local-vips.js';
@@ -140,7 +141,7 @@ export class Daemon {
       throw e;
     }
 
-    const kernel = new KernelSetup(o, rules, log, this.#paths.kernel);
+    const kernel = new KernelSetup(o, rules, hintedLog(log), this.#paths.kernel); // warnings with their fix (setup-hints.ts)
     this.#kernel = kernel;
     try {
       kernel.install(rules, kept);
@@ -156,7 +157,7 @@ export class Daemon {
       if (ch) this.#logLocal(ch); // the workers start with this list
     } catch (e) {
       this.#cleanup();
-      if (e instanceof SetupError || e instanceof IpvsError) throw new DaemonError(e.message, 1);
+      if (e instanceof SetupError || e instanceof IpvsError) throw new DaemonError(withFix(e.message), 1);
       throw e;
     }
 
