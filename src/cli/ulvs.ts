@@ -7,15 +7,18 @@
  *                      until Ctrl-C (src/lab/pair-cli.ts)
  *   ulvs lab down [--prefix P]  remove every test bed (namespaces named ulvs-*), or those named P-*
  *   ulvs rs-setup ...  prepare this host as a DR/TUN real server, or undo it (src/rs/setup.ts)
+ *   ulvs doctor [--socket PATH]  check a live director against VS/NAT's requirements (src/doctor/)
  */
 import { demo } from '../lab/demo.js';
 import { removeLabs, TestBed } from '../lab/testbed.js';
 import { labPair } from '../lab/pair-cli.js';
 import { runRsSetup } from '../rs/setup.js';
+import { runDoctor } from '../doctor/doctor.js';
 
 const [cmd, sub, ...rest] = process.argv.slice(2);
-const usage = 'usage: ulvs demo [--method nat|dr] | ulvs lab up [-n REAL_SERVERS] | ulvs lab up --pair [--no-track] [--method nat|dr|tun] [--prefix ulvs-NAME] | ulvs lab down [--prefix P] | ulvs rs-setup dr|tun VIP... | ulvs rs-setup --remove|--status\n';
+const usage = 'usage: ulvs demo [--method nat|dr] | ulvs lab up [-n REAL_SERVERS] | ulvs lab up --pair [--no-track] [--method nat|dr|tun] [--prefix ulvs-NAME] | ulvs lab down [--prefix P] | ulvs rs-setup dr|tun VIP... | ulvs rs-setup --remove|--status | ulvs doctor [--socket PATH]\n';
 if (cmd === 'demo') process.exit(await demo(process.argv.slice(3)));
+else if (cmd === 'doctor') process.exit(await runDoctor(process.argv.slice(3), process.env, (s) => process.stdout.write(s), (s) => process.stderr.write(s)));
 else if (cmd === 'rs-setup') {
   const say = (stream: NodeJS.WriteStream) => (line: string) => stream.write(`${line}\n`);
   process.exit(runRsSetup(process.argv.slice(3), say(process.stdout), say(process.stderr), process.getuid?.() === 0));

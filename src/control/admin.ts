@@ -172,6 +172,7 @@ export function servicesJson(s: DirectorSnapshot) {
       activeConns: d.activeConns,
       inactConns: d.inactConns,
       persistConns: d.persistConns,
+      unanswered: d.unanswered,
       counters: d.counters,
       rates: d.rates,
     })),

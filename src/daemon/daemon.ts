@@ -49,6 +49,7 @@ import { startApiServers } from './api-servers.js';
 import { DaemonPressure } from './pressure.js';
 import { checkHost, KernelSetup, SetupError } from './kernel-setup.js';
 import { hintedLog, withFix } from './setup-hints.js';
+import { UnansweredWatch } from './unanswered-watch.js';
 import type { DaemonLog } from './log.js';
 import type { DaemonOptions } from './options.js';
 import { LocalAddresses, type LocalChange } from './local-vips.js';
@@ -221,6 +222,8 @@ export class Daemon {
     this.#metrics = servers.metrics;
     this.#admin = servers.admin;
     (this.#pressure = new DaemonPressure(o.dev, log, () => this.#health?.notRun ?? {})).follow(() => this.#stopping);
+    const unanswered = new UnansweredWatch((m, f) => log.warn(m, 'unanswered', f)); // servers whose replies bypass the director
+    setInterval(() => void (this.#stopping ? null : pool.snapshot().then((snap) => unanswered.observe(snap, Date.now()), () => {})), FOLLOW_MS).unref();
 
     // Interfaces that appear after start (a VLAN, a bond brought up later) get the capture
     // filters and the fast path too, and VIPs that become local or stop being local are noticed;
