@@ -4,6 +4,8 @@
  *   - ulvsadm run as nobody (setpriv) against a socket that is root's (0600 in a 0700 directory,
  *     as ulvsd makes /run/ulvs): "permission denied ... root's alone ... run ulvsadm as root";
  *     control: root's ulvsadm at the same path is answered (the listener is live);
+ *   - ulvs lab up / lab down run as nobody: exit 1, "needs root" (before: ip's stack trace for
+ *     up, and for down a list of namespaces it claimed to have removed but could not);
  *   - ulvsd run as nobody: exit 1, "must run as root (this is uid 65534) ... sudo or the systemd
  *     service";
  *   - ulvsd --rules with a path that does not exist, or is a directory (as root, in a network
@@ -24,6 +26,7 @@ import { needsRoot } from '../support/root.js';
 
 const ULVSADM = fileURLToPath(new URL('../../src/cli/ulvsadm.js', import.meta.url));
 const ULVSD = fileURLToPath(new URL('../../src/cli/ulvsd.js', import.meta.url));
+const ULVS = fileURLToPath(new URL('../../src/cli/ulvs.js', import.meta.url));
 const NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
 
 describe('messages that say why', { skip: needsRoot }, () => {
@@ -55,6 +58,15 @@ describe('messages that say why', { skip: needsRoot }, () => {
       p.on('exit', () => resolve(err));
     });
     assert.doesNotMatch(asRoot, /permission denied|not running/);
+  });
+
+  test('ulvs lab as nobody: needs root (not ip\'s trace), and lab down does not claim to have removed what it could not', () => {
+    for (const args of [['lab', 'up'], ['lab', 'down', '--prefix', 'hs-none']]) {
+      const r = spawnSync(NOBODY[0]!, [...NOBODY.slice(1), process.execPath, ULVS, ...args], { encoding: 'utf8' });
+      assert.equal(r.status, 1, args.join(' '));
+      assert.equal(r.stderr, 'ulvs lab: needs root (it creates and deletes network namespaces); run it with sudo\n');
+      assert.equal(r.stdout, '');
+    }
   });
 
   test('ulvsd as nobody: must run as root, and how', () => {
