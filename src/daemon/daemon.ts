@@ -223,7 +223,8 @@ export class Daemon {
     this.#admin = servers.admin;
     (this.#pressure = new DaemonPressure(o.dev, log, () => this.#health?.notRun ?? {})).follow(() => this.#stopping);
     const unanswered = new UnansweredWatch((m, f) => log.warn(m, 'unanswered', f)); // servers whose replies bypass the director
-    setInterval(() => void (this.#stopping ? null : pool.snapshot().then((snap) => unanswered.observe(snap, Date.now()), () => {})), FOLLOW_MS).unref();
+    let unansweredSeen = 0; // the engines' count; a snapshot (it harvests the fast path) only when it grew: unanswered-watch.ts
+    setInterval(() => void (this.#stopping ? null : pool.counters().then(async (c) => (c.engine['unanswered'] ?? 0) !== unansweredSeen && ((unansweredSeen = c.engine['unanswered'] ?? 0), unanswered.observe(await pool.snapshot(), Date.now())), () => {})), FOLLOW_MS).unref();
 
     // Interfaces that appear after start (a VLAN, a bond brought up later) get the capture
     // filters and the fast path too, and VIPs that become local or stop being local are noticed;

@@ -5,11 +5,15 @@
  * core/proto/tcp.ts; exported as ulvs_backend_unanswered_total). This turns the counter's
  * growth into log lines:
  *
- *   observe(snapshot, now) -> lines written   about every 2 s (daemon.ts); for each server whose
+ *   observe(snapshot, now) -> lines written   when the engines' `unanswered` event count grew
+ *                    (daemon.ts polls the counters every 2 s: a snapshot harvests the kernel
+ *                    fast path's counts, and one every 2 s disturbed connection sync's
+ *                    announcements in the HA pair test); for each server whose
  *                    count grew and that is in service (weight > 0: with --keepalived a server
  *                    whose checker fails has left the table or weight 0), one warning naming the
  *                    server, its service, the growth and the likely causes; then at most one per
- *                    server per `everyMs` (default 60 s), carrying the growth since its last line.
+ *                    server per `everyMs` (default 60 s), carrying the growth since its last line
+ *                    (written with the next growth after the minute).
  *
  * Pure apart from `warn`: time comes in (ms), so a test drives it with snapshots.
  */
@@ -35,13 +39,11 @@ export class UnansweredWatch {
       for (const d of s.dests) {
         const server = `${formatIPv4(d.addr)}:${d.port}`;
         const key = `${service} ${server}`;
-        const st = this.#seen.get(key);
-        if (!st) {
-          // first sight (start, or a server just added): the count so far is the baseline
-          this.#seen.set(key, { count: d.unanswered, loggedAt: -Infinity, held: 0 });
-          continue;
-        }
-        const grew = d.unanswered - st.count;
+        const prior = this.#seen.get(key);
+        // first sight (start, or a server just added): the count starts at 0 (not carried over a restart)
+        if (!prior) this.#seen.set(key, { count: 0, loggedAt: -Infinity, held: 0 });
+        const st = this.#seen.get(key)!;
+        const grew = d.unanswered >= st.count ? d.unanswered - st.count : d.unanswered; // lower: zeroed (-Z) since
         st.count = d.unanswered;
         if (grew <= 0 || d.weight === 0) continue;
         st.held += grew;

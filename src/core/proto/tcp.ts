@@ -9,6 +9,7 @@ import { TCP_STATE_COUNT, TCP_STATE_NAMES, TCP_TABLE_NORMAL, TCP_TABLE_SECURE, T
 import { IPPROTO_TCP } from '../../wire/ipv4.js';
 import { TcpFlag } from '../../wire/tcp.js';
 import type { LeaveHook, ProtoOps } from './ops.js';
+import { Event } from '../verdict.js';
 
 export class TcpOps implements ProtoOps {
   readonly proto = IPPROTO_TCP;
@@ -93,6 +94,7 @@ export class TcpOps implements ProtoOps {
     } else if ((tflags & (TcpFlag.SYN | TcpFlag.ACK | TcpFlag.RST | TcpFlag.FIN)) === TcpFlag.SYN && conns.state(c) === TcpState.SYN_RECV && (f & (ConnFlag.REPLIED | ConnFlag.UNANSWERED | ConnFlag.NOOUTPUT | ConnFlag.FWD_MASK | ConnFlag.SYNCED | ConnFlag.SYNPROXY)) === 0) {
       conns.setFlags(c, f | ConnFlag.UNANSWERED);
       d.unanswered++;
+      this.#s.events[Event.Unanswered]!++; // the daemon looks at the servers only when this grows
     }
   }
 
