@@ -90,6 +90,7 @@ const V = LAB.VIP;
 const N = 3;
 const RS = Array.from({ length: N }, (_, i) => LAB.realServer(i));
 const tmp = mkdtempSync(join(tmpdir(), 'ulvs-bench-'));
+const ulvsSocket = join(tmp, 'ulvs.sock');
 const bed = new TestBed({ realServers: N, clients: 2, ...(opts.prefix && { prefix: opts.prefix }) });
 const procs: ChildProcess[] = [];
 /** the balancer process of the current set-up (ulvsd, haproxy), or null */
@@ -110,7 +111,9 @@ async function startUlvs(extra: string[] = []): Promise<void> {
   ].join('\n');
   writeFileSync(join(tmp, 'rules'), rules);
   const own = opts['ulvs-args']!.split(' ').filter(Boolean);
-  balancer = inDirector([process.execPath, SCRIPTS.ulvsd, '--rules', join(tmp, 'rules'), '--log-format', 'text', ...own, ...extra]);
+  // its own admin socket and state directory: a ulvsd already running on this host (default
+  // /run/ulvs/ulvs.sock) is neither refused against nor asked for its connections
+  balancer = inDirector([process.execPath, SCRIPTS.ulvsd, '--rules', join(tmp, 'rules'), '--socket', ulvsSocket, '--state-dir', join(tmp, 'state'), '--log-format', 'text', ...own, ...extra]);
   await waitFor(balancer, /forwarding/);
 }
 async function startHaproxy(): Promise<void> {
@@ -276,9 +279,9 @@ function rssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : NaN;
 }
-/** The tracked-connection count of the running ulvsd (admin API, default socket). */
+/** The tracked-connection count of the running ulvsd (admin API, its socket). */
 async function ulvsConnections(): Promise<number> {
-  return ((await callAdmin('/run/ulvs/ulvs.sock', 'GET', '/v1/snapshot')).json as { connections: number }).connections;
+  return ((await callAdmin(ulvsSocket, 'GET', '/v1/snapshot')).json as { connections: number }).connections;
 }
 /**
  * The daemon's memory with FLOWS tracked connections: a fresh ulvsd (capacity 2x FLOWS, so no

@@ -36,7 +36,11 @@
  * SYN cookies for the services ulvsd puts in ulvs_syncookie_svcs (its syn_cookies sysctl): a
  * pure SYN is answered here with a cookie SYN-ACK, an ACK without a flow entry whose cookie
  * checks goes on marked with TCP_VALIDATED_BIT, which the program clears from every other
- * segment (ulvs_syncookie.h).
+ * segment (ulvs_syncookie.h). Once the engine has made the handshake with the real server, such
+ * a connection is offloaded like any other NAT one, its entries carrying the sequence delta
+ * (struct flow_value seq_delta): replies seq += delta, requests ack -= delta (translate_seq);
+ * a segment of it with TCP options goes to ulvsd (it may be a SACK, whose blocks are not
+ * translated here).
  *
  * Everything else returns TCX_NEXT (the tc capture and the TUN take it): not IPv4, IP options,
  * fragments, TTL <= 1, protocols other than TCP and UDP (ICMP: but for the relay), TCP
@@ -78,10 +82,33 @@ struct pkt {
 	__be32 saddr, daddr;
 	__be16 sport, dport;
 	__u8 proto, tos, ttl;
+	__u8 tcp_bits;		/* TCP: PKT_ACK, PKT_OPTS (0 for UDP) */
 	__be16 frag_off, tot_len;
 	__u32 csum_off;		/* frame offset of the L4 checksum */
 	__u64 csum_flags;	/* BPF_F_MARK_MANGLED_0 for UDP: a zero checksum ("none") stays zero */
 };
+#define PKT_ACK 1	/* ACK is set */
+#define PKT_OPTS 2	/* the TCP header carries options (data offset > 5) */
+
+/* A SYN-cookie connection's sequence translation (struct flow_value seq_delta, ulvs_maps.h;
+ * the engine's SynProxy.request/reply do the same): a reply's seq += delta, a request's
+ * ack -= delta, mod 2^32. The checksum by the 4-byte difference, not a pseudo-header field:
+ * for a CHECKSUM_PARTIAL packet (GSO included: every segment's seq derives from this one's)
+ * the helper leaves the field alone, as the device sums the data. 0, or a helper's error. */
+static __always_inline int translate_seq(struct __sk_buff *skb, const struct pkt *p, __u32 delta, const int reply)
+{
+	__u32 off = L4_OFF + (reply ? offsetof(struct tcphdr, seq) : offsetof(struct tcphdr, ack_seq));
+	__be32 old, new;
+
+	if (!reply && !(p->tcp_bits & PKT_ACK))
+		return 0;
+	if (bpf_skb_load_bytes(skb, off, &old, sizeof(old)))
+		return -1;
+	new = bpf_htonl(reply ? bpf_ntohl(old) + delta : bpf_ntohl(old) - delta);
+	if (bpf_l4_csum_replace(skb, p->csum_off, old, new, sizeof(new)))
+		return -1;
+	return bpf_skb_store_bytes(skb, off, &new, sizeof(new), 0);
+}
 
 /* Rewrite and forward one direction (reply: 0 request, 1 reply; a constant at each call). */
 static __always_inline int forward(struct __sk_buff *skb, const struct pkt *p, const struct flow_value *v, const int reply)
@@ -103,6 +130,10 @@ static __always_inline int forward(struct __sk_buff *skb, const struct pkt *p, c
 	fib.dport = reply ? p->dport : v->port;
 	if (bpf_fib_lookup(skb, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
 		return TCX_NEXT;
+	/* a SYN-cookie connection: its seq (reply) or ack (request) first; the helpers fail only
+	 * on offsets outside the packet, which the caller checked: a half-changed packet is dropped */
+	if (v->seq_delta && translate_seq(skb, p, v->seq_delta, reply))
+		return TC_ACT_SHOT;
 
 	struct slot *s = bpf_map_lookup_elem(&ulvs_slots, &v->slot);
 	if (s) {
@@ -213,9 +244,11 @@ static __always_inline int fastpath(struct __sk_buff *skb)
 			return TCX_NEXT;
 		p.csum_off = L4_OFF + offsetof(struct tcphdr, check);
 		p.csum_flags = 0;
+		p.tcp_bits = (th->ack ? PKT_ACK : 0) | (th->doff != 5 ? PKT_OPTS : 0);
 	} else if (iph->protocol == IPPROTO_UDP) {
 		p.csum_off = L4_OFF + offsetof(struct udphdr, check);
 		p.csum_flags = BPF_F_MARK_MANGLED_0;
+		p.tcp_bits = 0;
 	} else {
 		return TCX_NEXT;
 	}
@@ -238,6 +271,8 @@ static __always_inline int fastpath(struct __sk_buff *skb)
 			return syncookie_ack(skb, iph, th);	/* the handshake's end? (ulvs_syncookie.h) */
 		return TCX_NEXT;
 	}
+	if (v->seq_delta && (p.tcp_bits & PKT_OPTS))
+		return TCX_NEXT;	/* options on a SYN-cookie connection: maybe SACK (ulvs_maps.h) */
 	if (v->dir == FLOW_REPLY)
 		return forward(skb, &p, v, 1);
 	if (v->dir == FLOW_DR)

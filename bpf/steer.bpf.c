@@ -14,6 +14,12 @@
  *   other, TCP/UDP         service = source (RIP:port)                 client = destination
  *   other, ICMP            quoted request: service = quoted destination client = quoted source
  *
+ * A packet whose skb->mark is in the map (side STEER_MARK: a firewall-mark service, ipvsadm -f)
+ * is a request of that service whatever its destination: service = destination, client =
+ * source, keyed as a service in the map when the entry says it is persistent (its mask: a client
+ * network's connections to every port the mark takes, e.g. http and https, stay in one worker),
+ * else as a service not in the map.
+ *
  * The map (written by src/datapath/tun/steering.ts, never by a reload) says which addresses are
  * VIPs and which endpoints key on the masked client address; an endpoint with its exact port
  * wins over a port-0 entry of the same address (IPVS's lookup order). A packet too short for
@@ -68,6 +74,18 @@ int ulvs_steer(struct __sk_buff *skb)
 
 	if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
 		return 0;
+	if (skb->mark) {
+		struct steer_key mk = { .addr = bpf_htonl(skb->mark), .side = STEER_MARK };
+		const struct steer_value *m = bpf_map_lookup_elem(&ulvs_steer_map, &mk);
+
+		if (m && ip.protocol != IPPROTO_ICMP) {
+			if (bpf_skb_load_bytes(skb, ip_hlen(skb, 0), ports, sizeof(ports)))
+				return 0;
+			__u32 mkey = m->pad ? bpf_ntohl(ip.saddr) & m->mask : bpf_ntohl(ip.saddr) ^ bpf_ntohs(ports[0]);
+
+			return (mkey * GOLDEN_RATIO_32) >> 16;
+		}
+	}
 	struct steer_key vip = { .addr = ip.daddr, .side = STEER_VIP };
 	to_vip = bpf_map_lookup_elem(&ulvs_steer_map, &vip) != NULL;
 	icmp = ip.protocol == IPPROTO_ICMP;

@@ -69,7 +69,17 @@ struct flow_value {
 	__u8 dir;		/* enum flow_dir */
 	__u8 tun_type;		/* FLOW_TUN*: enum tun_type; otherwise zero */
 	__u32 slot;		/* index into the slot map (FLOW_*_ROUTE: unused, zero) */
-	__u32 pad2;		/* zero */
+	__u32 seq_delta;	/* FLOW_REQUEST/FLOW_REPLY of a TCP connection opened by a SYN
+				 * cookie (src/core/syn-proxy.ts: delta = cookie - the real server's
+				 * ISN, fixed once the director's handshake with the server is done):
+				 * the reply's seq += seq_delta, the request's ack -= seq_delta (when
+				 * ACK is set), mod 2^32, the TCP checksum updated incrementally. Both
+				 * entries of a connection carry the same value. 0: nothing translated
+				 * (every other connection; DR/TUN entries and UDP are always 0). A
+				 * segment of an entry with a non-zero seq_delta that carries TCP
+				 * options (data offset > 5) goes to ulvsd unchanged: the cookie
+				 * handshake negotiated none (no SACK, timestamps, window scale), so
+				 * one there may be a SACK whose blocks the program does not translate. */
 };
 
 /* Per-connection counters, one array element per offloaded connection; the array is
@@ -165,6 +175,8 @@ enum steer_side {
 	STEER_VIP = 0,		/* addr is a VIP (port and proto 0): packets to it are requests */
 	STEER_SERVICE = 1,	/* addr:port is a service (VIP:vport), seen in requests */
 	STEER_REAL = 2,		/* addr:port is a real server (RIP:rport), seen in replies */
+	STEER_MARK = 3,		/* addr is a firewall mark (network order; port and proto 0): a packet
+				 * with that skb->mark is a request of that fwmark service */
 };
 
 struct steer_key {
@@ -176,8 +188,49 @@ struct steer_key {
 
 struct steer_value {
 	__u32 mask;		/* the client address (host order) is ANDed with this: the netmask */
-	__u32 pad;		/* zero */
+	__u32 pad;		/* zero; in a STEER_MARK entry 1 when the service is persistent (key on
+				 * the masked client address), 0 otherwise (client address ^ port) */
 };
+
+/* ---- firewall marks (tun_mark.bpf.c; read by src/datapath/tun/mark-notes.ts) ------------ */
+
+/* The mark of a packet does not cross the TUN. The program at the TUN's tcx egress notes the
+ * mark of each marked TCP/UDP packet in map ulvs_marks (array, mmap-able, MARK_NOTES
+ * elements), at index mark_note_index of its tuple; the engine reads the note of a packet that
+ * has no connection. A note is valid when its check equals mark_note_check of its fields: a
+ * note half written by another CPU, or overwritten by another tuple, is not taken. */
+enum mark_notes {
+	MARK_NOTES = 65536,		/* elements of ulvs_marks (a power of two) */
+};
+
+struct mark_note {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];		/* zero */
+	__u32 mark;		/* skb->mark */
+	__u32 check;		/* mark_note_check of the fields above; 0: empty */
+};
+
+/* Both functions are written again in TypeScript (mark-notes.ts); the values are the
+ * host-order addresses and ports, u32 arithmetic. */
+#define MARK_GOLDEN 0x9E3779B1u
+static inline __u32 mark_note_index(__u32 saddr, __u32 daddr, __u32 sport, __u32 dport, __u32 proto)
+{
+	__u32 h = (saddr ^ (daddr * MARK_GOLDEN) ^ ((sport << 16) | dport) ^ proto) * MARK_GOLDEN;
+
+	return (h ^ (h >> 16)) & (MARK_NOTES - 1);
+}
+
+static inline __u32 mark_note_check(__u32 saddr, __u32 daddr, __u32 sport, __u32 dport, __u32 proto, __u32 mark)
+{
+	__u32 h = ((saddr * 0x85EBCA6Bu) ^ daddr ^ (sport << 16) ^ dport ^ (proto << 8) ^ mark) * MARK_GOLDEN;
+
+	h ^= h >> 15;
+	return h | 1;		/* never 0: 0 is an empty note */
+}
 
 /* ---- real-server decapsulation (rs_decap.bpf.c; set up by src/rs/decap.ts) ------------- */
 

@@ -3,6 +3,7 @@
  *
  *   ulvsd --version | --help     (the help lists every option with its default: daemon/option-table.ts)
  *   ulvsd [--rules FILE | --keepalived FILE] [options]
+ *   ulvsd --rules FILE | --keepalived FILE [--config-id ulvs] -t|--config-test
  *
  * Without --rules or --keepalived it starts with an empty table (as loading ip_vs does) and is
  * configured with ulvsadm. Under systemd (contrib/systemd/ulvsd.service, Type=notify) it sends
@@ -17,6 +18,11 @@
  * `notify_fifo PATH` in global_defs, ulvsd follows keepalived's VRRP states from that FIFO
  * (GET /v1/vrrp, ulvs_vrrp_* metrics) and derives the sync daemon's role from the instance
  * `@ulvs lvs_sync_daemon IFACE INSTANCE` names (src/daemon/vrrp-follower.ts).
+ *
+ * -t / --config-test checks the rules file or keepalived.conf as a start would (parse, and the
+ * validation of the rule set), starts nothing and exits with keepalived -t's statuses: 0 good, 4
+ * cannot run (unreadable, or refused), 5 runs with errors (unknown keywords); each finding on
+ * stderr as file:line:col: message (src/daemon/config-test.ts).
  *
  * --metrics serves Prometheus text at /metrics (node_exporter's node_ipvs_* families and
  * ulvs's own) and the /proc/net/ip_vs, ip_vs_stats and ip_vs_conn texts at the same paths, on
@@ -52,6 +58,7 @@
  * listings and the counters.
  */
 import { availableParallelism } from 'node:os';
+import { configTest } from '../daemon/config-test.js';
 import { Daemon, DaemonError } from '../daemon/daemon.js';
 import { daemonLog } from '../daemon/log.js';
 import { parseOptions, UsageError } from '../daemon/options.js';
@@ -81,6 +88,12 @@ if (parsed.help) {
 if (parsed.version) {
   process.stdout.write(`ulvsd ${ulvsVersion()}\n`);
   process.exit(0);
+}
+if (parsed.options.configTest) {
+  const r = configTest(parsed.options);
+  for (const f of r.findings) process.stderr.write(`${f}\n`);
+  if (r.summary) process.stdout.write(`ulvsd: ${r.summary}\n`);
+  process.exit(r.code);
 }
 const log = daemonLog(createLogger(parsed.options.logFormat));
 const notify = sdNotifier(process.env, (m) => log.warn(m));

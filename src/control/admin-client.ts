@@ -42,3 +42,26 @@ export function callAdmin(socketPath: string, method: string, path: string, body
     req.end();
   });
 }
+
+/** A GET whose body is handed to `onData` as it arrives (the live trace); resolves with the
+ *  status and, for a status other than 200, the whole body (the error). */
+export function streamAdmin(socketPath: string, path: string, onData: (chunk: string) => void): Promise<AdminReply> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, method: 'GET', path, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (res.statusCode === 200 ? onData(c) : (text += c)));
+      res.on('end', () => {
+        let json: unknown = null;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          /* streamed or text body */
+        }
+        resolve({ status: res.statusCode ?? 0, json, text });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}

@@ -22,6 +22,7 @@
  *   GET    /v1/proc/{ip_vs|ip_vs_stats|ip_vs_conn}        the kernel's /proc/net texts, exact
  *   GET    /v1/snapshot                                   the engine's snapshot as is (numeric
  *                                                         addresses; what ulvsadm formats)
+ *   GET    /v1/explain?…  /v1/trace?…                     a flow's server and why (explain-api.ts), live trace (trace-api.ts)
  *   GET    /v1/vrrp                                       keepalived's VRRP states as ulvsd follows
  *                                                         them, the sync daemon's role (404 if none)
  *   GET|POST /v1/daemon, DELETE /v1/daemon/{master|backup}  sync daemons (-L --daemon,
@@ -39,15 +40,18 @@
  * limits on requests and connections, and their errors, are admin-limits.ts's.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { z } from 'zod';
+import type { z } from 'zod';
+import { bodyKey, FwmServiceBody, HttpError, isFwmBody, METHOD, ServerBody, ServerEditBody, ServiceBody, ServiceEditBody, serviceKeyFrom, TimeoutsBody, ZeroBody } from './admin-bodies.js';
 import type { ConnInfo, DestSpec, DirectorSnapshot, ServiceSpec, Timeouts } from '../core/director.js';
 import { IpvsError } from '../core/errors.js';
-import { Fwd, FWD_NAMES, SCHED_FLAG_BITS, SvcFlag, TUN_FLAG_NAMES, TUN_TYPE_NAMES, type ServiceKey } from '../core/service.js';
+import { Fwd, FWD_NAMES, isFwmarkKey, SCHED_FLAG_BITS, SvcFlag, TUN_FLAG_NAMES, TUN_TYPE_NAMES, type ServiceKey } from '../core/service.js';
 import { formatIPv4, tryParseIPv4 } from '../wire/addr.js';
-import { formatRules, type Rules } from './rules.js';
+import { formatRules, parseRules, type Rules } from './rules.js';
 import * as edit from './rule-edits.js';
 import { procIpVs, procIpVsConn, procIpVsStats } from '../metrics/proc.js';
 import { DaemonBody, type AdminDaemons } from './daemon-listing.js';
+import { explainRequest, type ExplainBackend } from './explain-api.js';
+import { serveTrace, type TraceBackend } from './trace-api.js';
 import { sysctlRequest, SysctlBody, type AdminSysctls } from './sysctl-api.js';
 import { ADMIN_LIMITS, guardServer, limitRequests, newAdminCounters, serverOptions, type AdminCounters, type AdminLimits } from './admin-limits.js';
 
@@ -74,61 +78,16 @@ export interface AdminControlPlane {
   /** the connection-sync daemons (daemon/sync-daemon.ts) */
   daemons?: AdminDaemons;
   sysctls?: AdminSysctls;
+  /** the engine owning a flow explains it (explain-api.ts); the workers trace (trace-api.ts) */
+  explain?: ExplainBackend;
+  trace?: TraceBackend;
 }
 
 export const MAX_BODY = ADMIN_LIMITS.maxBody;
 
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-const addr = z.string().refine((s) => tryParseIPv4(s) >= 0, { message: 'must be a dotted IPv4 address' });
-const port = z.number().int().min(0).max(65535);
-const protoName = z.enum(['tcp', 'udp']);
-
-const ServiceBody = z
-  .object({
-    protocol: protoName,
-    address: addr,
-    port,
-    scheduler: z.string().min(1).max(15).default('wlc'),
-    persistent: z.number().int().min(0).max(2678400).default(0),
-    netmask: addr.optional(),
-    schedFlags: z.array(z.enum(['flag-1', 'flag-2', 'flag-3', 'sh-fallback', 'sh-port', 'mh-fallback', 'mh-port'])).default([]),
-    ops: z.boolean().default(false),
-  })
-  .strict();
-const ServiceEditBody = ServiceBody.omit({ protocol: true, address: true, port: true }).strict();
-const ServerBody = z
-  .object({
-    address: addr,
-    port: port.optional(),
-    weight: z.number().int().min(0).max(65535).default(1),
-    method: z.enum(['masq', 'route', 'tunnel']).default('masq'),
-    /** method 'tunnel': ipvsadm's --tun-type, --tun-port, --tun-nocsum|csum|remcsum */
-    tunType: z.enum(['ipip', 'gue', 'gre']).default('ipip'),
-    tunPort: z.number().int().min(0).max(65535).default(0),
-    tunCsum: z.enum(['nocsum', 'csum', 'remcsum']).default('nocsum'),
-    uThreshold: z.number().int().min(0).max(0x7fffffff).default(0),
-    lThreshold: z.number().int().min(0).max(0x7fffffff).default(0),
-  })
-  .strict();
-const ServerEditBody = ServerBody.omit({ address: true, port: true }).strict();
-const TimeoutsBody = z.object({ tcp: z.number().int().min(0).optional(), tcpfin: z.number().int().min(0).optional(), udp: z.number().int().min(0).optional() }).strict();
-const ZeroBody = z.object({ service: z.object({ protocol: protoName, address: addr, port }).strict().optional() }).strict();
-
-const METHOD: Record<string, number> = { masq: Fwd.MASQ, route: Fwd.DROUTE, tunnel: Fwd.TUNNEL };
-const PROTO: Record<string, number> = { tcp: 6, udp: 17 };
-const keyEq = edit.sameService;
 /** The status of an IpvsError: a request's own refusal (EEXIST 409, ESRCH/ENOENT 404, else 400);
  *  ENOSPC (the director has no room for the change: scheduler slots) 507 Insufficient Storage. */
-const statusOf = (e: IpvsError) => (e.code === 'EEXIST' ? 409 : e.code === 'ESRCH' || e.code === 'ENOENT' ? 404 : e.code === 'ENOSPC' ? 507 : 400);
+const statusOf = (e: IpvsError) => (e.code === 'EEXIST' || e.code === 'EBUSY' ? 409 : e.code === 'ESRCH' || e.code === 'ENOENT' ? 404 : e.code === 'ENOSPC' ? 507 : 400);
 
 function parseBody<S extends z.ZodTypeAny>(schema: S, raw: unknown): z.output<S> {
   const r = schema.safeParse(raw);
@@ -152,9 +111,7 @@ function destSpec(addrN: number, portN: number, b: z.infer<typeof ServerEditBody
 /** JSON form of a snapshot: addresses as text, names instead of flag bits. */
 export function servicesJson(s: DirectorSnapshot) {
   return s.services.map((x) => ({
-    protocol: x.proto === 6 ? 'tcp' : 'udp',
-    address: formatIPv4(x.addr),
-    port: x.port,
+    ...(isFwmarkKey(x) ? { protocol: 'fwm', fwmark: x.addr >>> 0 } : { protocol: x.proto === 6 ? 'tcp' : 'udp', address: formatIPv4(x.addr), port: x.port }),
     scheduler: x.scheduler,
     persistent: x.flags & SvcFlag.PERSISTENT ? x.timeout : 0,
     netmask: formatIPv4(x.netmask),
@@ -199,11 +156,6 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-function serviceKeyFrom(proto: string, vip: string, p: string): ServiceKey {
-  const a = tryParseIPv4(vip);
-  if (!(proto in PROTO) || a < 0 || !/^\d{1,5}$/.test(p) || Number(p) > 65535) throw new HttpError(404, 'not_found', `no such resource: ${proto}/${vip}/${p}`);
-  return { proto: PROTO[proto]!, addr: a, port: Number(p) };
-}
 
 /** `limits` and `counters`: admin-limits.ts (the counters are in GET /v1/counters as `admin`). */
 export function createAdminServer(cp: AdminControlPlane, limits: AdminLimits = ADMIN_LIMITS, counters: AdminCounters = newAdminCounters()): Server {
@@ -248,8 +200,9 @@ export function createAdminServer(cp: AdminControlPlane, limits: AdminLimits = A
         return send(200, { ok: true });
       }
       if (m === 'POST') {
-        const b = parseBody(ServiceBody, await readJson(req));
-        const key = { proto: PROTO[b.protocol]!, addr: tryParseIPv4(b.address), port: b.port };
+        const raw = await readJson(req);
+        const b = isFwmBody(raw) ? parseBody(FwmServiceBody, raw) : parseBody(ServiceBody, raw);
+        const key = bodyKey(b);
         if (edit.hasService(rules, key)) throw new IpvsError('EEXIST', 'Service already exists');
         await apply((cur) => edit.addService(cur, serviceSpec(key, b)));
         return send(201, { ok: true });
@@ -262,7 +215,7 @@ export function createAdminServer(cp: AdminControlPlane, limits: AdminLimits = A
       if (rest.length === 3) {
         if (m === 'GET') {
           const snap = await cp.snapshot();
-          const one = servicesJson({ ...snap, services: snap.services.filter((s) => keyEq(s, key)) });
+          const one = servicesJson({ ...snap, services: snap.services.filter((s) => edit.sameService(s, key)) });
           if (one.length === 0) throw new IpvsError('ESRCH', 'No such service');
           return send(200, one[0]);
         }
@@ -322,7 +275,7 @@ export function createAdminServer(cp: AdminControlPlane, limits: AdminLimits = A
     if (res1 === 'zero' && rest.length === 0 && m === 'POST') {
       const b = parseBody(ZeroBody, await readJson(req));
       if (b.service) {
-        const key = { proto: PROTO[b.service.protocol]!, addr: tryParseIPv4(b.service.address), port: b.service.port };
+        const key = bodyKey(b.service);
         if (!edit.hasService(rules, key)) throw new IpvsError('ESRCH', 'No such service');
         await cp.zero(key);
       } else await cp.zero();
@@ -331,7 +284,6 @@ export function createAdminServer(cp: AdminControlPlane, limits: AdminLimits = A
     if (res1 === 'rules' && rest.length === 0) {
       if (m === 'GET') return send(200, formatRules(rules));
       if (m === 'PUT') {
-        const { parseRules } = await import('./rules.js');
         let next: Rules;
         try {
           next = parseRules(await readBody(req), 'request');
@@ -353,6 +305,8 @@ export function createAdminServer(cp: AdminControlPlane, limits: AdminLimits = A
     }
     if (res1 === 'counters' && rest.length === 0 && m === 'GET') return send(200, { ...(await cp.counters()), admin: counters });
     if (res1 === 'snapshot' && rest.length === 0 && m === 'GET') return send(200, await cp.snapshot());
+    if (res1 === 'explain' && rest.length === 0 && m === 'GET' && cp.explain) return send(200, await explainRequest(cp.explain, url.searchParams));
+    if (res1 === 'trace' && rest.length === 0 && m === 'GET' && cp.trace) return serveTrace(cp.trace, url.searchParams, req, res);
     if (res1 === 'vrrp' && rest.length === 0 && m === 'GET') {
       const v = cp.vrrp?.() ?? null;
       if (v === null) throw new HttpError(404, 'not_found', 'ulvsd follows no VRRP: it needs --keepalived FILE with notify_fifo PATH in global_defs');

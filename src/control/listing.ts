@@ -8,7 +8,7 @@
  * difference (ipvsadm's quirk), then port; real servers by address then port.
  */
 import type { ConnInfo, DestSnapshot, DirectorSnapshot, ServiceSnapshot, StatsSnapshot, Timeouts } from '../core/director.js';
-import { Fwd, FWD_NAMES, schedFlagNames, SvcFlag, TunType } from '../core/service.js';
+import { Fwd, FWD_NAMES, FWMARK_PROTO, isFwmarkKey, schedFlagNames, SvcFlag, TunType } from '../core/service.js';
 import { formatIPv4 } from '../wire/addr.js';
 
 const pad = (s: string, w: number) => (s.length >= w ? s : s + ' '.repeat(w - s.length));
@@ -46,10 +46,20 @@ export interface ListOptions {
   names?: Namer;
 }
 
-const protoName = (p: number) => (p === 6 ? 'TCP' : p === 17 ? 'UDP' : p === 132 ? 'SCTP' : String(p));
+/** Protocol names as ipvsadm prints them; 0 is a fwmark template's IPPROTO_IP (`IP`). */
+const protoName = (p: number) => (p === 6 ? 'TCP' : p === 17 ? 'UDP' : p === 132 ? 'SCTP' : p === FWMARK_PROTO ? 'IP' : String(p));
 
+/** ipvsadm's order: address services (fwmark 0) first, by protocol, address, port; then fwmark
+ *  services by mark. */
 export function sortServices(s: readonly ServiceSnapshot[]): ServiceSnapshot[] {
-  return [...s].sort((a, b) => a.proto - b.proto || diff32(a.addr, b.addr) || a.port - b.port);
+  const mark = (x: ServiceSnapshot) => (isFwmarkKey(x) ? x.addr >>> 0 : 0);
+  return [...s].sort((a, b) => mark(a) - mark(b) || a.proto - b.proto || diff32(a.addr, b.addr) || a.port - b.port);
+}
+
+/** A service's label: `TCP  203.0.113.10:80`, or `FWM  1` for a fwmark service. */
+function serviceLabel(s: ServiceSnapshot, n: Namer): string {
+  if (isFwmarkKey(s)) return `FWM  ${s.addr >>> 0}`;
+  return `${pad(protoName(s.proto), 4)} ${n.addr(s.addr)}:${n.port(s.port, s.proto)}`;
 }
 function sortDests(s: ServiceSnapshot): DestSnapshot[] {
   return [...s.dests].sort((a, b) => diff32(a.addr, b.addr) || a.port - b.port);
@@ -94,7 +104,7 @@ export function formatListing(d: DirectorSnapshot, o: ListOptions = {}): string 
   }
   const services = o.nosort ? d.services : sortServices(d.services);
   for (const s of services) {
-    const label = `${pad(protoName(s.proto), 4)} ${n.addr(s.addr)}:${n.port(s.port, s.proto)}`.slice(0, 33);
+    const label = serviceLabel(s, n).slice(0, 33);
     if (fmt === 'stats' || fmt === 'rate') out.push(pad(label, 33) + numbers(s, fmt, false, !!o.exact));
     else out.push(serviceLine(label, s));
     for (const x of o.nosort ? s.dests : sortDests(s)) {

@@ -6,13 +6,13 @@
  *
  * One command per line; a leading `ipvsadm` is ignored, blank lines and `#` comments are
  * skipped (ipvsadm -R itself rejects comments; ulvs accepts them). Numeric addresses only.
- * Supported: -A/--add-service and -a/--add-server with -t -u -s -p [secs] -M -b -o -r -m -g -i
+ * Supported: -A/--add-service and -a/--add-server with -t -u -f -s -p [secs] -M -b -o -r -m -g -i
  * -w -x -y (long forms too). The whole file is parsed before anything is applied; an error
  * names the file, the line and the offending word. (The full ipvsadm grammar is `ulvsadm`'s.)
  */
 import { parseIPv4 } from '../wire/addr.js';
 import type { DestSpec, ServiceSpec } from '../core/director.js';
-import { Fwd, schedFlagBit, SvcFlag, TUN_FLAG_NAMES, TUN_TYPE_NAMES, TunFlags, TunType, type ServiceKey } from '../core/service.js';
+import { Fwd, fwmarkKey, FWMARK_MAX, isFwmarkKey, schedFlagBit, SvcFlag, TUN_FLAG_NAMES, TUN_TYPE_NAMES, TunFlags, TunType, type ServiceKey } from '../core/service.js';
 
 export class RulesError extends Error {
   constructor(
@@ -81,6 +81,13 @@ function parseLine(words: string[]): { kind: 'service'; spec: ServiceSpec } | { 
       case '--udp-service': {
         const e = endpoint(next(), 'virtual server');
         svc = { proto: w === '-t' || w === '--tcp-service' ? 6 : 17, addr: e.addr, port: e.port ?? 0 };
+        break;
+      }
+      case '-f':
+      case '--fwmark-service': {
+        const v = next();
+        if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > FWMARK_MAX) throw new Error(`invalid fwmark value \`${v}' specified`);
+        svc = fwmarkKey(Number(v));
         break;
       }
       case '-s':
@@ -162,7 +169,7 @@ function parseLine(words: string[]): { kind: 'service'; spec: ServiceSpec } | { 
     return { kind: 'service', spec };
   }
   if (!rs) throw new Error("You need to supply the 'real-server' option for the 'add-server' command");
-  return { kind: 'dest', service: { proto: svc.proto, addr: svc.addr, port: svc.port }, dest: { addr: rs.addr, port: fwd === Fwd.MASQ ? (rs.port ?? svc.port) : svc.port, weight, fwd, tunType, tunPort, tunFlags, uThreshold: u, lThreshold: l } };
+  return { kind: 'dest', service: { proto: svc.proto, addr: svc.addr, port: svc.port }, dest: { addr: rs.addr, port: fwd === Fwd.MASQ || isFwmarkKey(svc) ? (rs.port ?? svc.port) : svc.port, weight, fwd, tunType, tunPort, tunFlags, uThreshold: u, lThreshold: l } };
 }
 
 export function parseRules(text: string, file = '<rules>'): Rules {
@@ -184,6 +191,8 @@ export function parseRules(text: string, file = '<rules>'): Rules {
 
 const diff32 = (a: number, b: number) => ((a - b) | 0);
 const protoOpt = (p: number) => (p === 6 ? '-t' : '-u');
+/** A service as ipvsadm -S names it: `-t 203.0.113.10:80`, or `-f 1` for a fwmark service. */
+const serviceOpt = (s: ServiceKey) => (isFwmarkKey(s) ? `-f ${s.addr >>> 0}` : `${protoOpt(s.proto)} ${ep(s.addr >>> 0, s.port)}`);
 const ep = (a: number, p: number) => `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}:${p}`;
 
 /**
@@ -192,9 +201,10 @@ const ep = (a: number, p: number) => `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8
  */
 export function formatRules(r: Rules): string {
   const out: string[] = [];
-  const svcs = [...r.services].sort((a, b) => a.proto - b.proto || diff32(a.addr >>> 0, b.addr >>> 0) || a.port - b.port);
+  const mark = (s: ServiceKey) => (isFwmarkKey(s) ? s.addr >>> 0 : 0); // fwmark services last, by mark
+  const svcs = [...r.services].sort((a, b) => mark(a) - mark(b) || a.proto - b.proto || diff32(a.addr >>> 0, b.addr >>> 0) || a.port - b.port);
   for (const s of svcs) {
-    const svc = `${protoOpt(s.proto)} ${ep(s.addr >>> 0, s.port)}`;
+    const svc = serviceOpt(s);
     let line = `-A ${svc} -s ${s.scheduler ?? 'wlc'}`;
     if (s.persistent) {
       line += ` -p ${s.persistent}`;

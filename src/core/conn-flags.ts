@@ -27,7 +27,7 @@ export const ConnFlag = {
   /** a sync message gave it sequence-number data (IP_VS_CONN_F_SEQ_MASK; core/sync/seq-store.ts) */
   SEQ: 0x800,
   /** opened by a SYN-cookie handshake (core/syn-proxy.ts): sequence numbers translated by the
-   *  delta it keeps; never offloaded */
+   *  delta it keeps (the fast path's entries carry it once offloaded; a restart and sync too) */
   SYNPROXY: 0x1000,
   /** SYNPROXY, the real server's SYN-ACK not yet seen */
   SYNPROXY_WAIT: 0x2000,

@@ -6,6 +6,8 @@
  */
 import { ConnFlag } from './conn-table.js';
 import type { EngineState } from './engine-state.js';
+import type { MarkSource } from './mark-source.js';
+export { NO_MARKS, type MarkSource } from './mark-source.js'; // for the Director, which holds the packets' source
 import type { ProtoOps } from './proto/ops.js';
 import type { ServiceIndex } from './service-index.js';
 import type { VirtualService } from './service.js';
@@ -61,9 +63,10 @@ export class Decider {
 
   /**
    * Decide for a packet of protocol `ops` from saddr:sport to daddr:dport with TCP flags
-   * `tflags`. The result is overwritten by the next call.
+   * `tflags`; `marks` gives its firewall mark, asked only when it has no connection and some
+   * fwmark service exists. The result is overwritten by the next call.
    */
-  decide(ops: ProtoOps, saddr: number, sport: number, daddr: number, dport: number, tflags: number): Decision {
+  decide(ops: ProtoOps, saddr: number, sport: number, daddr: number, dport: number, tflags: number, marks: MarkSource): Decision {
     const s = this.#s;
     const conns = s.conns;
     const r = this.#d;
@@ -103,10 +106,24 @@ export class Decider {
     }
     r.conn = expire === Expire.None ? -1 : c;
     r.expire = expire;
-    const svc = this.index.find(ops.proto, daddr, dport);
+    // ip_vs_service_find: the fwmark service of the packet's mark first, then by address
+    const idx = this.index;
+    let svc = idx.hasFwmark ? idx.byMark(marks.markOf(ops.proto, saddr, sport, daddr, dport)) : null;
+    if (svc === null) svc = idx.find(ops.proto, daddr, dport);
     r.svc = svc;
     if (svc === null) r.path = Path.NoService;
     else r.path = ops.opensConn(tflags) ? Path.Schedule : Path.NotOpener;
+    return r;
+  }
+
+  /** The connection last decided (r.conn) has ended and a checked SYN-cookie ACK opens a new
+   *  one on its addresses (syn-proxy.ts reopens): expire it and schedule, as for a SYN under
+   *  conn_reuse_mode. */
+  reopen(ops: ProtoOps, daddr: number, dport: number): Decision {
+    const r = this.#d;
+    r.expire = Expire.Reuse;
+    r.svc = this.index.find(ops.proto, daddr, dport);
+    r.path = r.svc === null ? Path.NoService : Path.Schedule;
     return r;
   }
 }

@@ -30,7 +30,7 @@ import { DestTable } from './ctl/dests.js';
 import { listConnections, snapshotOf, type ConnInfo, type DirectorSnapshot } from './ctl/listings.js';
 import { ServiceTable } from './ctl/services.js';
 import type { DestSpec, ServiceSpec } from './ctl/specs.js';
-import { Decider, Expire, Path } from './decide.js';
+import { Decider, Expire, NO_MARKS, Path, type MarkSource } from './decide.js';
 import { Defense, type DefenseChange } from './defense.js';
 import { EngineState } from './engine-state.js';
 import { Explainer, type Explanation, type FlowQuery } from './explain.js';
@@ -52,7 +52,7 @@ import { ESTIMATOR_PERIOD_MS, type Stats } from './stats.js';
 import { SyncControl } from './sync/control.js';
 import type { Sysctls } from './sysctl.js';
 import type { Timeouts } from './timeouts.js';
-import { Event, EVENT_NAMES, Outcome, OUTCOME_NAMES, OUTCOME_VERDICT, Verdict, type OutcomeCode, type VerdictCode } from './verdict.js';
+import { Event, namedCounters, Outcome, OUTCOME_VERDICT, Verdict, type OutcomeCode, type VerdictCode } from './verdict.js';
 import { errors } from './errors.js';
 import { xorshift } from './xorshift.js';
 import { IPPROTO_ICMP } from '../wire/ipv4.js';
@@ -93,6 +93,7 @@ export interface DirectorOptions {
 export class Director {
   readonly #s: EngineState;
   readonly #meta = new PacketMeta();
+  marks: MarkSource = NO_MARKS; // the packets' firewall marks (core/mark-source.ts), set once by the data path
   readonly #protos = new ProtoTable();
   readonly #offload: OffloadPolicy;
   readonly #life: ConnLifecycle;
@@ -131,6 +132,7 @@ export class Director {
     this.#decider = new Decider(s, new ServiceIndex([]));
     this.#scheduling = new Scheduling(s, this.#life, new Persistence(s));
     this.#forward = new Forwarder(s, this.#life, this.#offload);
+    this.#offload.seqDeltas = this.#forward.proxy; // a SYN-cookie connection's offer carries its delta
     this.#icmp = new IcmpErrors(s);
     this.#noDest = new NoDestReply(s);
     const shared = o.sharedState ?? null;
@@ -171,11 +173,13 @@ export class Director {
     const serve = !s.backupOnly; // backup_only: requests pass, replies translated (SyncControl)
     if (m.proto === IPPROTO_ICMP) return this.#out(this.#icmp.handle(m, serve));
     const ops = this.#protos.of(m.proto)!; //                                   TCP or UDP
-    const dec = this.#decider.decide(ops, m.saddr, m.sport, m.daddr, m.dport, m.tflags); // 2 look up
+    const dec = this.#decider.decide(ops, m.saddr, m.sport, m.daddr, m.dport, m.tflags, this.marks); // 2 look up
     if (!serve && dec.path !== Path.Reply) return this.#out(Outcome.PassBackupOnly);
     switch (dec.path) {
       case Path.Connection:
-        return this.#out(this.#forward.request(m, ops, dec.conn)); //           3-4, 6
+        if (!this.#forward.proxy.reopens(m, ops, dec.conn)) return this.#out(this.#forward.request(m, ops, dec.conn)); // 3-4, 6
+        this.#decider.reopen(ops, m.daddr, m.dport); // a checked cookie ACK on an ended entry (syn-proxy.ts)
+        break;
       case Path.Reply:
         return this.#out(this.#forward.reply(m, ops, dec.conn)); //             5-6
       case Path.DestUnavailable:
@@ -290,7 +294,7 @@ export class Director {
   /** Every live entry as hand-over records (templates first), with its kernel fast path slot.
    *  Call after the last harvest; the engine is not changed. */
   exportConns(now: number): { buf: Buffer; count: number } {
-    return exportConns(this.#s, now, this.#offload.slots);
+    return exportConns(this.#s, now, this.#offload.slots, this.#forward.proxy);
   }
 
   /** Insert the previous process's records, bound to the servers of the current rules. */
@@ -329,6 +333,7 @@ export class Director {
   getService(k: ServiceKey): VirtualService | null {
     return this.#services.get(k);
   }
+  batch = <T>(f: () => T): T => this.#services.batch(f); // control operations, one service-index rebuild (ctl/services.ts)
   addService(spec: ServiceSpec): VirtualService {
     return this.#services.add(spec);
   }
@@ -363,9 +368,7 @@ export class Director {
   setTimeouts(t: Partial<Timeouts>): void {
     this.#s.timeouts.set(t);
   }
-  get timeouts(): Timeouts {
-    return this.#s.timeouts.values;
-  }
+  get timeouts(): Timeouts { return this.#s.timeouts.values; }
 
   /** ipvsadm -Z: zero the counters of one service (and its servers), or of everything. */
   zero(k?: ServiceKey): void {
@@ -387,10 +390,7 @@ export class Director {
 
   /** Counters by name (outcomes and events), for metrics and tests. */
   counters(): Record<string, number> {
-    const r: Record<string, number> = {};
-    OUTCOME_NAMES.forEach((n, i) => (r[n] = this.#s.outcomes[i]!));
-    EVENT_NAMES.forEach((n, i) => (r[n] = this.#s.events[i]!));
-    return r;
+    return namedCounters(this.#s.outcomes, this.#s.events);
   }
 
   /** Which server a flow would get and why, from the packet path's own decisions; commits nothing. */

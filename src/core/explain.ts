@@ -7,10 +7,11 @@ import { unbind } from './conn/lifecycle.js';
 import type { Decider } from './decide.js';
 import { Expire, Path } from './decide.js';
 import type { EngineState } from './engine-state.js';
+import { FixedMark } from './mark-source.js';
 import type { ProtoTable } from './proto/ops.js';
 import { Chosen, type Scheduling } from './schedule.js';
 import type { SchedContext } from './scheduler.js';
-import { FWD_NAMES, type RealServer, type ServiceKey, type VirtualService } from './service.js';
+import { FWD_NAMES, isFwmarkKey, type RealServer, type ServiceKey, type VirtualService } from './service.js';
 import { formatIPv4 } from '../wire/addr.js';
 import { IPPROTO_TCP, IPPROTO_UDP } from '../wire/ipv4.js';
 import { TcpFlag } from '../wire/tcp.js';
@@ -25,6 +26,8 @@ export interface FlowQuery {
   syn?: boolean;
   /** TCP: the segment's exact flags (TcpFlag bits) */
   tcpFlags?: number;
+  /** the packet's firewall mark (u32; default 0: none) */
+  mark?: number;
 }
 
 export interface Explanation {
@@ -37,9 +40,13 @@ export interface Explanation {
   /** the existing connection this flow's packet would expire first, and why */
   expires?: string;
   servers?: { server: string; weight: number; active: number; inactive: number; overloaded: boolean }[];
+  /** the servers no scheduler gives a new connection, and why: weight 0 (quiesced) or over its
+   *  upper threshold (IP_VS_DEST_F_OVERLOAD); set on the scheduler and no-destination paths */
+  skipped?: { server: string; why: 'quiesced' | 'overloaded' }[];
 }
 
 export function serviceLabel(s: ServiceKey): string {
+  if (isFwmarkKey(s)) return `FWM ${s.addr >>> 0}`;
   return `${s.proto === IPPROTO_TCP ? 'TCP' : s.proto === IPPROTO_UDP ? 'UDP' : String(s.proto)} ${formatIPv4(s.addr)}:${s.port}`;
 }
 
@@ -52,6 +59,7 @@ export class Explainer {
   readonly #scheduling: Scheduling;
   /** whether a stray TCP segment to this VIP is dropped, not passed (DirectorOptions.strayTcp) */
   readonly #dropStray: (vaddr: number) => boolean;
+  readonly #mark = new FixedMark();
 
   constructor(s: EngineState, protos: ProtoTable, decider: Decider, scheduling: Scheduling, dropStray: (vaddr: number) => boolean) {
     this.#dropStray = dropStray;
@@ -67,7 +75,8 @@ export class Explainer {
     if (ops === undefined) return noService();
     const tflags = q.tcpFlags ?? ((q.syn ?? true) ? TcpFlag.SYN : TcpFlag.ACK);
     const conns = this.#s.conns;
-    const dec = this.#decider.decide(ops, q.caddr | 0, q.cport, q.vaddr | 0, q.vport, tflags);
+    this.#mark.mark = (q.mark ?? 0) >>> 0;
+    const dec = this.#decider.decide(ops, q.caddr | 0, q.cport, q.vaddr | 0, q.vport, tflags, this.#mark);
     const c = dec.conn;
     switch (dec.path) {
       case Path.Connection:
@@ -111,7 +120,8 @@ export class Explainer {
    *  remove first, whose server's counters the dry run therefore leaves out. */
   #schedule(svc: VirtualService, q: FlowQuery, now: number, expiring: number): Explanation {
     const servers = svc.dests.map((d) => ({ server: fmt(d.addr, d.port), weight: d.weight, active: d.activeConns, inactive: d.inactConns, overloaded: d.overloaded }));
-    const base = { service: serviceLabel(svc), scheduler: svc.schedName, servers };
+    const skipped = svc.dests.filter((d) => d.weight === 0 || d.overloaded).map((d) => ({ server: fmt(d.addr, d.port), why: d.weight === 0 ? ('quiesced' as const) : ('overloaded' as const) }));
+    const base = { service: serviceLabel(svc), scheduler: svc.schedName, servers, skipped };
     // the same int32 address form the packet path gives schedulers (lblc keys on it)
     const ctx: SchedContext = { proto: q.proto, caddr: q.caddr | 0, cport: q.cport, vaddr: q.vaddr | 0, vport: q.vport, now, dryRun: true };
     const ch = this.#withoutEntry(expiring, () => this.#scheduling.choose(svc, ctx));

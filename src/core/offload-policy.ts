@@ -7,7 +7,7 @@
 import { countTraffic } from './accounting.js';
 import { ConnFlag, FWD_SHIFT, TICK_MS } from './conn-table.js';
 import type { EngineState } from './engine-state.js';
-import { OffloadReport, type OffloadPort } from './offload.js';
+import { OffloadReport, type OffloadPort, type SeqDeltaSource } from './offload.js';
 import type { LeaveHook, ProtoOps, ProtoTable } from './proto/ops.js';
 import { Fwd } from './service.js';
 import { Event } from './verdict.js';
@@ -24,6 +24,8 @@ export class OffloadPolicy implements LeaveHook {
   readonly #port: OffloadPort | null;
   readonly #after: number;
   readonly #report = new OffloadReport();
+  /** the SYN-cookie connections' deltas (the engine's SynProxy; set once by the Director) */
+  seqDeltas: SeqDeltaSource | null = null;
 
   constructor(s: EngineState, protos: ProtoTable, port: OffloadPort | null, after: number) {
     this.#s = s;
@@ -47,13 +49,18 @@ export class OffloadPolicy implements LeaveHook {
     const n = conns.seen[c]! + 1;
     if (n < 255) conns.seen[c] = n;
     if (n < this.#after) return;
-    if (port.offer(c)) {
+    if (port.offer(c, this.#seqDelta(c))) {
       conns.setFlags(c, conns.flags(c) | ConnFlag.OFFLOADED);
       this.#s.events[Event.Offloaded]!++;
     } else {
       conns.seen[c] = 0;
       this.#s.events[Event.OffloadRefused]!++;
     }
+  }
+
+  /** Entry c's sequence delta for its flow entries: a SYN-cookie connection's, else 0. */
+  #seqDelta(c: number): number {
+    return (this.#s.conns.flags(c) & ConnFlag.SYNPROXY) !== 0 && this.seqDeltas !== null ? this.seqDeltas.seqDelta(c) : 0;
   }
 
   /** Whether entry c is sent by the port's way out (route/unroute): direct routing and
@@ -97,7 +104,7 @@ export class OffloadPolicy implements LeaveHook {
    *  through `slot`: the port takes it over (OffloadPort.adopt); true when it stays offloaded. */
   adopt(c: number, slot: number, reported: Float64Array): boolean {
     const port = this.#port;
-    if (port === null || port.adopt === undefined || !port.adopt(c, slot, reported)) return false;
+    if (port === null || port.adopt === undefined || !port.adopt(c, slot, reported, this.#seqDelta(c))) return false;
     const conns = this.#s.conns;
     conns.setFlags(c, conns.flags(c) | ConnFlag.OFFLOADED);
     return true;

@@ -41,10 +41,22 @@ export class OffloadReport {
   }
 }
 
+/** The SYN-cookie connections' sequence deltas (syn-proxy.ts SynProxy). */
+export interface SeqDeltaSource {
+  /** entry c's delta (int32): a SYN-cookie connection's cookie - server ISN, once its handshake
+   *  with the server is done; 0 for any other */
+  seqDelta(c: number): number;
+  /** entry c, just imported (a restart, a sync backup), was such a connection with `delta`
+   *  (int32; 0: nothing to translate, nothing done) */
+  restore(c: number, delta: number): void;
+}
+
 export interface OffloadPort {
   /** Let the kernel forward both directions of entry c (direct routing: its requests, the only
-   *  direction there is); false when it cannot take more. */
-  offer(c: number): boolean;
+   *  direction there is); false when it cannot take more. `seqDelta` (int32, NAT TCP only; 0
+   *  none): a SYN-cookie connection's delta, which the kernel applies as the engine does
+   *  (replies seq += delta, requests ack -= delta: bpf/ulvs_maps.h struct flow_value). */
+  offer(c: number, seqDelta?: number): boolean;
   /** Stop the kernel forwarding entry c, and fill `out` with what it forwarded since the last
    *  report (cleared when it had nothing to report). */
   withdraw(c: number, out: OffloadReport): void;
@@ -60,8 +72,9 @@ export interface OffloadPort {
    *  slot array) in the previous process, which had counted `reported` (packets in, bytes in,
    *  packets out, bytes out) of it. Take it over: true when the kernel goes on forwarding c (in
    *  that slot, or in another of this port's), false when its kernel entries are gone (c's
-   *  packets come to the engine). Optional: a port without it gets none. */
-  adopt?(c: number, slot: number, reported: Float64Array): boolean;
+   *  packets come to the engine); its entries are written again with `seqDelta` (as offer).
+   *  Optional: a port without it gets none. */
+  adopt?(c: number, slot: number, reported: Float64Array, seqDelta?: number): boolean;
   /** Entry c's slot (whole slot array) and the counts already reported from it; -1 when none. */
   slotOf?(c: number, reported: Float64Array): number;
   /** Remove now the way-out entries of these live direct-routing or tunnelled entries (none

@@ -18,28 +18,34 @@ export type RuleOp =
  *  call as the kernel's delayed work runs once for a burst of deletions. */
 export function applyOps(d: Director, ops: readonly RuleOp[]): void {
   let deleted = false;
-  for (const o of ops) {
-    if (o.op === 'deleteDest' || o.op === 'deleteService') deleted = true;
-    switch (o.op) {
-      case 'deleteDest':
-        d.deleteDest(o.service, o.addr, o.port);
-        break;
-      case 'deleteService':
-        d.deleteService(o.service);
-        break;
-      case 'addService':
-        d.addService(o.spec);
-        break;
-      case 'editService':
-        d.editService(o.spec);
-        break;
-      case 'addDest':
-        d.addDest(o.service, o.dest);
-        break;
-      case 'editDest':
-        d.editDest(o.service, o.dest);
-        break;
+  d.batch(() => {
+    for (const o of ops) {
+      if (o.op === 'deleteDest' || o.op === 'deleteService') deleted = true;
+      applyOne(d, o);
     }
-  }
+  });
   if (deleted) d.expireNodestConns();
+}
+
+function applyOne(d: Director, o: RuleOp): void {
+  switch (o.op) {
+    case 'deleteDest':
+      d.deleteDest(o.service, o.addr, o.port);
+      break;
+    case 'deleteService':
+      d.deleteService(o.service);
+      break;
+    case 'addService':
+      d.addService(o.spec);
+      break;
+    case 'editService':
+      d.editService(o.spec);
+      break;
+    case 'addDest':
+      d.addDest(o.service, o.dest);
+      break;
+    case 'editDest':
+      d.editDest(o.service, o.dest);
+      break;
+  }
 }

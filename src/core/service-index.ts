@@ -1,9 +1,11 @@
 /**
  * Immutable lookup from (protocol, VIP, port) to a service, built by the control plane after
  * every change and swapped in whole. Open addressing in typed arrays; a lookup allocates
- * nothing. Order of lookups for a new flow (ipvs-spec §4.2): exact port, then port 0.
+ * nothing. Order of lookups for a new flow (ipvs-spec §4.2, ip_vs_service_find): the packet's
+ * firewall mark first (`byMark`, when it has one), then exact port, then port 0. Fwmark services
+ * are in the same table under their key <0, mark, 0> (service.ts fwmarkKey).
  */
-import type { VirtualService } from './service.js';
+import { FWMARK_PROTO, type VirtualService } from './service.js';
 
 export class ServiceIndex {
   readonly #addr: Int32Array; // addresses as int32 (see readI32)
@@ -13,6 +15,8 @@ export class ServiceIndex {
   readonly services: readonly VirtualService[];
   /** true when some service listens on port 0 (saves the second probe otherwise) */
   readonly #hasPortZero: boolean;
+  /** some service is a firewall-mark service: only then is a packet's mark worth reading */
+  readonly hasFwmark: boolean;
 
   constructor(services: readonly VirtualService[]) {
     this.services = services;
@@ -23,8 +27,10 @@ export class ServiceIndex {
     this.#val = new Int32Array(size);
     this.#mask = size - 1;
     let zero = false;
+    let fwm = false;
     services.forEach((s, idx) => {
-      if (s.port === 0) zero = true;
+      if (s.proto === FWMARK_PROTO) fwm = true;
+      else if (s.port === 0) zero = true;
       let h = this.#slot(s.proto, s.addr, s.port);
       while (this.#portProto[h] !== -1) h = (h + 1) & this.#mask;
       this.#addr[h] = s.addr;
@@ -32,6 +38,7 @@ export class ServiceIndex {
       this.#val[h] = idx;
     });
     this.#hasPortZero = zero;
+    this.hasFwmark = fwm;
   }
 
   #slot(proto: number, addr: number, port: number): number {
@@ -51,6 +58,11 @@ export class ServiceIndex {
       if (pp === key && this.#addr[h] === addr) return this.services[this.#val[h]!]!;
       h = (h + 1) & this.#mask;
     }
+  }
+
+  /** The fwmark service of `mark` (u32, 0 = none), or null (__ip_vs_svc_fwm_find). */
+  byMark(mark: number): VirtualService | null {
+    return mark === 0 || !this.hasFwmark ? null : this.get(FWMARK_PROTO, mark, 0);
   }
 
   /** Service for a new flow: exact <proto, addr, port>, else the port-0 service of that VIP. */

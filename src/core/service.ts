@@ -122,14 +122,33 @@ export class VirtualService {
   get persistent(): boolean {
     return (this.flags & SvcFlag.PERSISTENT) !== 0;
   }
+
+  /** the firewall mark of a fwmark service (ipvsadm -f), 0 for an address service */
+  get fwmark(): number {
+    return this.proto === FWMARK_PROTO ? this.addr >>> 0 : 0;
+  }
 }
 
-/** Identity of a service: protocol, VIP, port. */
+/**
+ * Identity of a service: protocol, VIP, port. A firewall-mark service (ipvsadm -f MARK) is the
+ * key <FWMARK_PROTO, MARK, 0>: protocol 0 (IPPROTO_IP, the protocol IPVS gives a fwmark
+ * service's persistence templates, whose virtual address is the mark: ip_vs_sched_persist)
+ * never names an address service (TCP and UDP only), so the two kinds share one key space and
+ * every table keyed by service (rules, diffs, operations) carries fwmark services unchanged.
+ */
 export interface ServiceKey {
   proto: number;
   addr: number;
   port: number;
 }
+
+/** The protocol of a firewall-mark service's key (IPPROTO_IP). */
+export const FWMARK_PROTO = 0;
+/** The largest mark: the packet mark is a u32 (skb->mark). */
+export const FWMARK_MAX = 0xffffffff;
+export const isFwmarkKey = (k: { proto: number }): boolean => k.proto === FWMARK_PROTO;
+/** The key of the fwmark service for `mark` (1..FWMARK_MAX). */
+export const fwmarkKey = (mark: number): ServiceKey => ({ proto: FWMARK_PROTO, addr: mark >>> 0, port: 0 });
 
 export function serviceKeyOf(s: VirtualService): ServiceKey {
   return { proto: s.proto, addr: s.addr, port: s.port };

@@ -18,11 +18,22 @@
  *       cookie - server ISN; ESTABLISHED                                      send_synproxy_ack
  *   the server's RST instead                     -> to the client with seq = cookie + 1 (so the
  *       client takes it), CLOSE
+ *   the server's ACK for another number instead  -> an older connection on the tuple it still
+ *       holds (TIME_WAIT: a client that reused its port; the SYN has no timestamp for the
+ *       server's PAWS recycling): a reset at that ACK's number to it, as a TCP in SYN-SENT
+ *       does (RFC 9293 3.10.7.3); the SYN again with the client's next segment   send_synproxy_rst
+ *   the server's SYN-ACK again afterwards (it answered the SYN sent again) -> dropped: the
+ *       client has its own                                           drop_synproxy_dup_synack
+ *   a checked ACK on addresses whose entry has ended (TIME_WAIT, CLOSE: the client reused its
+ *       port; director.ts) -> the old entry expired and a new connection opened, as a SYN
+ *       would under conn_reuse_mode
  *   afterwards: requests ack -= delta, replies seq += delta (RFC 1624 updates; a request whose
  *       L4 checksum is partial, NEEDS_CSUM, holds only the pseudo-header sum: left alone)
  *
- * Such connections are never offloaded (proto/tcp.ts offloadable): the kernel fast path does not
- * translate sequence numbers. The MSS sent to the server is SERVER_MSS, not the client's: the
+ * Once the server's SYN-ACK fixed the delta (SYNPROXY_WAIT cleared) such a connection may be
+ * offloaded as any other (proto/tcp.ts offloadable): its flow entries carry the delta
+ * (seqDelta, bpf/ulvs_maps.h struct flow_value seq_delta) and the kernel fast path translates as
+ * request() and reply() do. A restart or a sync backup gives the delta back (restore). The MSS sent to the server is SERVER_MSS, not the client's: the
  * kernel's cookie check (bpf_tcp_raw_check_syncookie_ipv4) does not return the MSS the cookie
  * encodes. Per-connection state (client ISN, cookie then delta, client window) is in arrays by
  * connection index, allocated at the first use. No I/O; no allocation per packet.
@@ -97,6 +108,14 @@ export class SynProxy {
     );
   }
 
+  /** A checked ACK `m` on connection c whose entry has ended (TIME_WAIT, CLOSE; no
+   *  controlled entries): the client reused its port, and the ACK opens a new connection as a
+   *  SYN would under conn_reuse_mode (decide.ts). The bit is looked at first: almost every
+   *  request has it clear. */
+  reopens(m: PacketMeta, ops: ProtoOps, c: number): boolean {
+    return (m.buf[m.l4off + TCP.DOFF]! & TCP_VALIDATED_BIT) !== 0 && this.accepts(m) && this.#s.sysctl.connReuseMode !== 0 && ops.newConnExpected(c);
+  }
+
   /** The checked ACK `m` opened connection `c` (just scheduled): the SYN to the server. */
   open(m: PacketMeta, ops: ProtoOps, c: number): OutcomeCode {
     const s = this.#s;
@@ -105,15 +124,7 @@ export class SynProxy {
       this.#life.unlink(c); // DR/TUN: replies never seen, nothing to translate
       return Outcome.DropSynProxyNotNat;
     }
-    if (this.#isn.length !== conns.capacity) {
-      this.#isn = new Int32Array(conns.capacity); // once, at the first handshake
-      this.#delta = new Int32Array(conns.capacity);
-      this.#win = new Uint16Array(conns.capacity);
-      this.#slotOf = new Int16Array(conns.capacity);
-      this.#held = Buffer.alloc(HOLD_SLOTS * HOLD_MAX);
-      this.#heldLen = new Uint16Array(HOLD_SLOTS);
-      this.#heldOwner = new Int32Array(HOLD_SLOTS).fill(-1);
-    }
+    this.#allocate();
     this.#slotOf[c] = -1;
     const t = m.l4off;
     this.#isn[c] = (readU32(m.buf, t + TCP.SEQ) - 1) | 0;
@@ -159,6 +170,7 @@ export class SynProxy {
     const s = this.#s;
     const conns = s.conns;
     if ((conns.flags(c) & ConnFlag.SYNPROXY_WAIT) === 0) {
+      if ((m.tflags & TcpFlag.SYN) !== 0) return Outcome.DropSynProxyDupSynAck; // the client has its SYN-ACK
       this.#shift(m, TCP.SEQ, this.#delta[c]!);
       return null;
     }
@@ -166,6 +178,13 @@ export class SynProxy {
     const t = m.l4off;
     const isn = this.#isn[c]!;
     const d = s.dests.byId(conns.dest(c));
+    const ack = readU32(b, t + TCP.ACK);
+    if ((m.tflags & (TcpFlag.SYN | TcpFlag.RST | TcpFlag.ACK)) === TcpFlag.ACK && ack !== ((isn + 1) >>> 0)) {
+      // not an answer to this SYN: the server still holds an older connection on the tuple
+      s.lastConn = c;
+      this.#segment(m, c, ack | 0, 0, TcpFlag.RST, ACK_LEN);
+      return Outcome.SendSynProxyRst;
+    }
     if ((m.tflags & TcpFlag.RST) !== 0) {
       // the server refused (port closed): the client, which believes the connection open, gets
       // the reset at the sequence number it expects, cookie + 1
@@ -174,7 +193,7 @@ export class SynProxy {
       this.#shift(m, TCP.SEQ, this.#delta[c]!);
       return null;
     }
-    if ((m.tflags & SYN_ACK) !== SYN_ACK || readU32(b, t + TCP.ACK) !== ((isn + 1) >>> 0)) return Outcome.DropSynProxyEarly;
+    if ((m.tflags & SYN_ACK) !== SYN_ACK || ack !== ((isn + 1) >>> 0)) return Outcome.DropSynProxyEarly;
     const serverIsn = readU32(b, t + TCP.SEQ);
     this.#delta[c] = (this.#delta[c]! - serverIsn) | 0; // cookie - server ISN
     conns.setFlags(c, conns.flags(c) & ~ConnFlag.SYNPROXY_WAIT);
@@ -189,6 +208,39 @@ export class SynProxy {
       this.#heldOwner[h] = -1;
     }
     return Outcome.SendSynProxyAck;
+  }
+
+  /** Connection c's sequence delta (cookie - server ISN, int32) once its handshake with the
+   *  server is done: what the fast path's entries and a restart or sync carry; 0 for any
+   *  other connection (not SYNPROXY, or still awaiting the server's SYN-ACK). */
+  seqDelta(c: number): number {
+    const f = this.#s.conns.flags(c);
+    return (f & (ConnFlag.SYNPROXY | ConnFlag.SYNPROXY_WAIT)) === ConnFlag.SYNPROXY && c < this.#delta.length ? this.#delta[c]! : 0;
+  }
+
+  /** Connection c (just imported: a restart, or a sync backup) was opened by a SYN cookie
+   *  whose handshake with the server is done, with sequence delta `delta` (int32; a 0 delta
+   *  needs no translation and makes no SYNPROXY entry). */
+  restore(c: number, delta: number): void {
+    if ((delta | 0) === 0) return;
+    this.#allocate();
+    const conns = this.#s.conns;
+    this.#delta[c] = delta | 0;
+    this.#slotOf[c] = -1;
+    conns.setFlags(c, (conns.flags(c) | ConnFlag.SYNPROXY) & ~ConnFlag.SYNPROXY_WAIT);
+  }
+
+  /** The per-connection arrays, once, at the first handshake (or restore). */
+  #allocate(): void {
+    const conns = this.#s.conns;
+    if (this.#isn.length === conns.capacity) return;
+    this.#isn = new Int32Array(conns.capacity);
+    this.#delta = new Int32Array(conns.capacity);
+    this.#win = new Uint16Array(conns.capacity);
+    this.#slotOf = new Int16Array(conns.capacity);
+    this.#held = Buffer.alloc(HOLD_SLOTS * HOLD_MAX);
+    this.#heldLen = new Uint16Array(HOLD_SLOTS);
+    this.#heldOwner = new Int32Array(HOLD_SLOTS).fill(-1);
   }
 
   /** Keep the client's first data of connection c (seq ISN + 1, 1..HOLD_MAX bytes) if it has

@@ -61,6 +61,15 @@ export const Outcome = {
   /** a checked ACK whose connection was scheduled to a DR or TUN server (the director would
    *  never see the replies it must translate): the connection removed */
   DropSynProxyNotNat: 28,
+  /** while the SYN-ACK is awaited, the server answered the SYN with an ACK for another
+   *  sequence number: an older connection on the same addresses and ports it still holds
+   *  (TIME_WAIT; the cookie handshake's SYN carries no timestamp that would let it be
+   *  recycled). A reset at that ACK's number goes to it, as a TCP in SYN-SENT sends (RFC 9293
+   *  3.10.7.3); the SYN goes again with the client's next segment */
+  SendSynProxyRst: 29,
+  /** the server's SYN-ACK again after the handshake (it answered a repeated SYN): not passed
+   *  on, the client has its connection */
+  DropSynProxyDupSynAck: 30,
 } as const;
 export type OutcomeCode = (typeof Outcome)[keyof typeof Outcome];
 
@@ -95,6 +104,8 @@ export const OUTCOME_NAMES = [
   'send_synproxy_ack',
   'drop_synproxy_early',
   'drop_synproxy_not_nat',
+  'send_synproxy_rst',
+  'drop_synproxy_dup_synack',
 ] as const;
 
 /** The verdict each outcome implies, written out (index = Outcome code; a test checks every
@@ -129,6 +140,8 @@ export const OUTCOME_VERDICT: readonly VerdictCode[] = [
   Verdict.Send, // send_synproxy_ack
   Verdict.Drop, // drop_synproxy_early
   Verdict.Drop, // drop_synproxy_not_nat
+  Verdict.Send, // send_synproxy_rst
+  Verdict.Drop, // drop_synproxy_dup_synack
 ];
 
 /** Event counters (not one per packet). */
@@ -174,3 +187,11 @@ export const PacketFlag = {
   /** L4 checksum field holds a partial (pseudo-header) sum: virtio_net_hdr NEEDS_CSUM */
   CsumPartial: 1,
 } as const;
+
+/** Counters by name: each outcome's and each event's (Director.counters, metrics, tests). */
+export function namedCounters(outcomes: ArrayLike<number>, events: ArrayLike<number>): Record<string, number> {
+  const r: Record<string, number> = {};
+  OUTCOME_NAMES.forEach((n, i) => (r[n] = outcomes[i]!));
+  EVENT_NAMES.forEach((n, i) => (r[n] = events[i]!));
+  return r;
+}

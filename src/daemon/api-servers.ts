@@ -2,7 +2,7 @@
  * ulvsd's two listeners, assembled over the running daemon's parts:
  *   the admin API (control/admin.ts) on a Unix socket, mode 0600 from the moment it exists
  *   (admin-socket.ts), its directory made 0700 when missing;
- *   with --metrics HOST:PORT, the Prometheus and JSON texts (http.ts).
+ *   with --metrics HOST:PORT, the Prometheus and /proc texts and the dashboard (http.ts).
  * Both read through the control plane and the worker pool; neither changes anything but
  * through ControlPlane (mutate, serial). A listener error on the metrics port is fatal (the
  * operator asked for it: `onMetricsError` stops the daemon); one on the admin socket is logged.
@@ -18,14 +18,17 @@ import { createMetricsServer } from './http.js';
 import { fastVerdictsByInterface } from '../datapath/tun/fast-verdicts.js';
 import { listenPrivate } from './admin-socket.js';
 import type { DaemonLog } from './log.js';
+import type { DaemonEvent } from './event-ring.js';
 import type { DaemonOptions } from './options.js';
 import type { SyncDaemon } from './sync-daemon.js';
 import type { VrrpFollower } from './vrrp-follower.js';
 import type { PoolCounters, WorkerPool } from './worker-pool.js';
 import type { SynCookieGuard } from './syn-cookies.js';
+import { flowOwner } from './flow-owner.js';
+import { routeOf } from './next-hop.js';
 
 export interface ApiParts {
-  o: Pick<DaemonOptions, 'socket' | 'metrics' | 'workers'>;
+  o: Pick<DaemonOptions, 'socket' | 'metrics' | 'workers' | 'dev'>;
   log: DaemonLog;
   cp: ControlPlane;
   pool: WorkerPool;
@@ -37,6 +40,8 @@ export interface ApiParts {
   /** the workers' counters with the daemon's own (hand-over) */
   counters: () => Promise<PoolCounters>;
   reload: () => Promise<string>;
+  /** the daemon's recent events for the dashboard, newest first (event-ring.ts) */
+  events: () => DaemonEvent[];
   onMetricsError: () => void;
 }
 
@@ -49,15 +54,16 @@ export function startApiServers(p: ApiParts): { metrics: Server | null; admin: S
   if (o.metrics) {
     const at = o.metrics;
     const vrrp = p.vrrp();
-    metrics = createMetricsServer({ workers: o.workers, snapshot: () => pool.snapshot(), connections: () => pool.connections(), counters, fastVerdicts: fastVerdictsByInterface, ...(health ? { health: () => health.states() } : {}), ...(vrrp ? { vrrp: () => vrrp.status() } : {}), admin: () => ({ ...adminCounters }) }, at.public);
+    metrics = createMetricsServer({ workers: o.workers, snapshot: () => pool.snapshot(), connections: () => pool.connections(), counters, fastVerdicts: fastVerdictsByInterface, ...(health ? { health: () => health.states() } : {}), ...(vrrp ? { vrrp: () => vrrp.status() } : {}), admin: () => ({ ...adminCounters }), events: p.events }, at.public);
     metrics.on('error', (e) => {
       log.warn(`metrics listener ${at.text}: ${e.message}`);
       p.onMetricsError();
     });
-    metrics.listen(at.port, at.host, () => log.info(`metrics on http://${at.text}/metrics`));
+    metrics.listen(at.port, at.host, () => log.info(`metrics on http://${at.text}/metrics, dashboard on http://${at.text}/`));
   }
 
   mkdirSync(dirname(o.socket), { recursive: true, mode: 0o700 });
+  const owner = flowOwner(pool.size, () => cp.rules());
   const backend: AdminControlPlane = {
     rules: () => cp.rules(),
     mutate: async (fn) => void (await cp.mutate(fn)),
@@ -70,6 +76,17 @@ export function startApiServers(p: ApiParts): { metrics: Server | null; admin: S
     reload: p.reload,
     vrrp: () => p.vrrp()?.status() ?? null,
     daemons: sync,
+    explain: async (q) => {
+      const worker = owner(q.proto, q.caddr, q.cport, q.vaddr, q.vport);
+      return { worker, explanation: await pool.call(worker, 'explain', q) };
+    },
+    trace: {
+      tun: o.dev,
+      start: async (filter, budget) => void (await pool.all('traceStart', filter, budget)),
+      read: () => pool.all('traceRead'),
+      stop: async () => void (await pool.all('traceStop')),
+      route: routeOf,
+    },
     sysctls: {
       values: () => pool.sysctls(),
       set: (p) =>

@@ -10,9 +10,9 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { HANDOVER_RECORD_SIZE, REC } from '../core/conn/handover.js';
-import { concatBatches, decodeState, encodeState, splitRecords, takeStateFile, writeStateFile, type RecordBatch } from './conn-state-file.js';
-import { STATE_HEADER_SIZE, StateFileError } from './state-file.js';
+import { HANDOVER_RECORD_SIZE, LEGACY_RECORD_SIZE, REC } from '../core/conn/handover.js';
+import { concatBatches, decodeState, encodeState, splitRecords, STATE_MAGIC, STATE_VERSION, takeStateFile, writeStateFile, type RecordBatch } from './conn-state-file.js';
+import { STATE_HEADER_SIZE, StateFileError, withHeader } from './state-file.js';
 
 /** n valid records: TCP, ESTABLISHED; record 0 a template when `template` */
 function records(n: number, template = false): RecordBatch {
@@ -92,4 +92,24 @@ test('batches joined with their template links rebased, split by part with links
   assert.deepEqual([0, 1, 2].map((i) => parts[0]!.buf.readInt32LE(i * HANDOVER_RECORD_SIZE + REC.template)), [-1, 0, -1]);
   assert.deepEqual([0, 1].map((i) => parts[1]!.buf.readInt32LE(i * HANDOVER_RECORD_SIZE + REC.template)), [-1, -1]);
   assert.equal(parts[1]!.buf.readUInt16LE(REC.cport), 40000 + 1, 'record 3 is the second of the second batch');
+});
+
+test('a file of 72-byte records (written before fwmark and seq_delta) is read: reported moved to its place, fwmark and delta 0; another size is refused', () => {
+  const r = records(3);
+  for (let i = 0; i < 3; i++) for (let k = 0; k < 4; k++) r.buf.writeDoubleLE(100 * i + k + 0.5, i * HANDOVER_RECORD_SIZE + REC.reported + 8 * k);
+  // the same records as the older build laid them out: the first 36 bytes, then reported at 40
+  const legacy = Buffer.alloc(3 * LEGACY_RECORD_SIZE);
+  for (let i = 0; i < 3; i++) {
+    r.buf.copy(legacy, i * LEGACY_RECORD_SIZE, i * HANDOVER_RECORD_SIZE, i * HANDOVER_RECORD_SIZE + 36);
+    r.buf.copy(legacy, i * LEGACY_RECORD_SIZE + 40, i * HANDOVER_RECORD_SIZE + REC.reported, (i + 1) * HANDOVER_RECORD_SIZE);
+  }
+  const old = withHeader({ magic: STATE_MAGIC, version: STATE_VERSION, word: LEGACY_RECORD_SIZE, count: 3 }, legacy, 7);
+  const d = decodeState(old);
+  assert.equal(d.count, 3);
+  assert.deepEqual(Buffer.from(d.buf), r.buf, 'the widened records equal the ones written now');
+  assert.equal(d.buf.readDoubleLE(2 * HANDOVER_RECORD_SIZE + REC.reported + 24), 203.5);
+  // control: read as if it were in today's layout, the counters would be misplaced
+  assert.notEqual(legacy.readDoubleLE(2 * LEGACY_RECORD_SIZE + REC.reported), 200.5);
+  const odd = withHeader({ magic: STATE_MAGIC, version: STATE_VERSION, word: 76, count: 3 }, Buffer.alloc(3 * 76), 7);
+  assert.throws(() => decodeState(odd), /record size 76, expected 80/);
 });

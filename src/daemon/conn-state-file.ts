@@ -9,7 +9,7 @@
  *   off size  field
  *     0  8    magic          "ULVSCONN"
  *     8  2    version        1 (a reader refuses any other)
- *    10  2    record size    72
+ *    10  2    record size    80 (72: written before fwmark and seq_delta, read and widened)
  *    12  4    count          records that follow
  *    16  4    records CRC    CRC-32 (IEEE, zlib's) of the record bytes
  *    20  8    written at     float64, Unix time in ms (for the log: how old the state is)
@@ -20,7 +20,7 @@
  * record that cannot be an entry) is refused whole with a reason: the daemon logs it, counts
  * it, and starts with an empty table. Nothing here throws past decodeState's StateFileError.
  */
-import { checkRecords, HANDOVER_RECORD_SIZE, REC } from '../core/conn/handover.js';
+import { checkRecords, HANDOVER_RECORD_SIZE, LEGACY_RECORD_SIZE, REC, widenLegacyRecords } from '../core/conn/handover.js';
 import { readHeader, STATE_HEADER_SIZE, StateFileError, takeFile, withHeader, writeAtomically } from './state-file.js';
 
 export const STATE_MAGIC = 'ULVSCONN';
@@ -41,13 +41,14 @@ export function encodeState(records: RecordBatch, writtenAtMs: number): Buffer {
 /** The records of a file's bytes; throws StateFileError with the reason. */
 export function decodeState(b: Buffer): RecordBatch & { writtenAtMs: number } {
   const h = readHeader(b, STATE_MAGIC, STATE_VERSION, 'connection state file');
-  if (h.word !== HANDOVER_RECORD_SIZE) throw new StateFileError(`record size ${h.word}, expected ${HANDOVER_RECORD_SIZE}`);
-  const want = STATE_HEADER_SIZE + h.count * HANDOVER_RECORD_SIZE;
+  if (h.word !== HANDOVER_RECORD_SIZE && h.word !== LEGACY_RECORD_SIZE) throw new StateFileError(`record size ${h.word}, expected ${HANDOVER_RECORD_SIZE}`);
+  const want = STATE_HEADER_SIZE + h.count * h.word;
   if (b.length !== want) throw new StateFileError(`${b.length} bytes for ${h.count} records, expected ${want} (truncated or padded)`);
   if (!h.bodyOk) throw new StateFileError('records checksum mismatch');
-  const bad = checkRecords(h.body, h.count);
+  const body = h.word === LEGACY_RECORD_SIZE ? widenLegacyRecords(h.body, h.count) : h.body; // an older build's file
+  const bad = checkRecords(body, h.count);
   if (bad) throw new StateFileError(`record ${bad.index}: ${bad.reason}`);
-  return { buf: h.body, count: h.count, writtenAtMs: h.writtenAtMs };
+  return { buf: body, count: h.count, writtenAtMs: h.writtenAtMs };
 }
 
 /** Write the file atomically (writeAtomically). Throws the system's error. */

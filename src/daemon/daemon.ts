@@ -5,7 +5,7 @@
  *
  *   start()   refuses clearly (DaemonError: message and exit status) when not root, when
  *             /dev/net/tun is missing, when the rules do not parse or validate (2), when a VIP is a
- *             local address without the tc capture (kernel-setup.ts checkHost: 2 with --capture rules,
+ *             local address without the tc capture (validate-rules.ts checkHost: 2 with --capture rules,
  *             1 when tc turned out unavailable), or when another
  *             ulvsd serves the socket or uses its TUN device, routing table or rule preferences in
  *             this network namespace (start-guard.ts); whatever it built before a refusal is removed again.
@@ -46,8 +46,10 @@ import { checkDataPath, type DataPathCaps } from './data-path-limits.js';
 import { hostAddresses, type HostAddress } from '../datapath/tun/routing.js';
 import { Health } from './health.js';
 import { startApiServers } from './api-servers.js';
+import { EventRing, recordingLog } from './event-ring.js';
 import { DaemonPressure } from './pressure.js';
-import { checkHost, KernelSetup, SetupError } from './kernel-setup.js';
+import { KernelSetup, SetupError } from './kernel-setup.js';
+import { checkHost } from './validate-rules.js';
 import { hintedLog, withFix } from './setup-hints.js';
 import { UnansweredWatch } from './unanswered-watch.js';
 import type { DaemonLog } from './log.js';
@@ -103,6 +105,7 @@ export class Daemon {
   readonly #handoverCounters = newHandoverCounters();
   #pressure: DaemonPressure | null = null; // resource exhaustion: counters and log lines (pressure.ts)
   readonly #paths: StatePaths;
+  readonly #events = new EventRing(); // the dashboard's recent events: every log line (event-ring.ts)
 
   /** systemd's readiness protocol (sd-notify.ts; a no-op outside a notify unit) */
   readonly #notify: (state: string) => void;
@@ -110,7 +113,7 @@ export class Daemon {
   constructor(o: DaemonOptions, log: DaemonLog, exit: (code: number) => void, notify: (state: string) => void = () => {}) {
     this.#o = o;
     this.#notify = notify;
-    this.#log = log;
+    this.#log = log = recordingLog(log, this.#events);
     this.#exit = exit;
     this.#syncRole = new SyncRoleDriver(log, () => this.#health?.syncDaemon ?? null);
     this.#paths = statePaths(o.stateDir, o.dev);
@@ -132,14 +135,16 @@ export class Daemon {
     // the state files are taken and the rules loaded (keepalived mode opens the notify FIFO)
     const claims = await guardStart(o, (m) => log.info(m)).catch((e: Error) => Promise.reject(e instanceof ClaimError ? new DaemonError(e.message, 1) : e));
     this.#claims = claims;
-    let rules: Rules, kept: ReturnType<typeof takeKept>, carried: ReturnType<typeof takeCarry>;
+    let rules: Rules, kept: ReturnType<typeof takeKept>, carried: ReturnType<typeof takeCarry>, initial: ReturnType<SchedStateSlots['assign']>;
+    const slots = new SchedStateSlots(1 << 16); // rr/wrr cursors shared by the workers' engines: round robin exact across workers
     try {
       kept = takeKept(this.#paths, this.#handoverCounters, log); // a stale record goes first, with the files beside it
       carried = takeCarry(this.#paths.carry, this.#handoverCounters, log);
       rules = this.#loadRules(carried);
+      initial = slots.assign(diffRules({ services: [], dests: [] }, rules)); // ENOSPC: more services than slots
     } catch (e) {
       claims.release(false); // nothing was changed: what the presence file holds stays right
-      throw e;
+      throw e instanceof IpvsError ? new DaemonError(`rules rejected: ${e.message}`, 1) : e;
     }
 
     const kernel = new KernelSetup(o, rules, hintedLog(log), this.#paths.kernel); // warnings with their fix (setup-hints.ts)
@@ -148,6 +153,7 @@ export class Daemon {
       kernel.install(rules, kept);
       checkHost(rules, kernel.capturing); // tc may have been unavailable
       this.#caps.dr = kernel.drUnavailable;
+      this.#caps.fwmark = kernel.marksFd < 0 ? `the program that reads packets' marks at ${o.dev}'s egress could not be installed (see the warnings at start)` : null;
       kernel.synCookies.setMode(o.sysctl.synCookies ?? 0, rules); // IpvsError: refused (syn-cookies.ts)
       try {
         checkDataPath(rules, this.#caps); // DR servers need what was just installed
@@ -162,8 +168,6 @@ export class Daemon {
       throw e;
     }
 
-    const slots = new SchedStateSlots(1 << 16); // rr/wrr cursors shared by the workers' engines: round robin exact across workers
-    const initial = slots.assign(diffRules({ services: [], dests: [] }, rules));
     initial.commit();
     const handover = loadHandover({ connsPath: this.#paths.conns, rules, workers: o.workers, adoptedMaps: kernel.fastPathAdopted ? kernel.fastPathMaps : null, counters: this.#handoverCounters, log });
     const sysctl = { syncQlenMax: defaultSyncQlenMax(), ...o.sysctl }; // the kernel's default needs the machine's memory
@@ -172,7 +176,7 @@ export class Daemon {
       kernel.queues.map((q) => q.fd),
       (i) => {
         const fastPath = kernel.fastPathShare(i);
-        return { seed: randomInt(0, 0x7fffffff), maxConns: Math.floor(o.maxConns / o.workers), ops: initial.ops, io: o.io, busyPollUs: o.busyPollUs, localAddrs: this.#local.addrs, sysctl, sharedState: slots.state, ...(fastPath ? { fastPath } : {}), ...(handover?.[i]?.count ? { handover: handover[i] } : {}), ...(i === 0 && carry ? { carry } : {}) };
+        return { seed: randomInt(0, 0x7fffffff), maxConns: Math.floor(o.maxConns / o.workers), ops: initial.ops, io: o.io, busyPollUs: o.busyPollUs, localAddrs: this.#local.addrs, sysctl, sharedState: slots.state, ...(kernel.marksFd >= 0 && { marksFd: kernel.marksFd }), ...(fastPath ? { fastPath } : {}), ...(handover?.[i]?.count ? { handover: handover[i] } : {}), ...(i === 0 && carry ? { carry } : {}) };
       },
       {
         warn: (msg) => log.warn(msg),
@@ -218,7 +222,7 @@ export class Daemon {
     this.#sync = sync;
     this.#syncRole.attach(sync);
 
-    const servers = startApiServers({ o, log, cp, pool, sync, synCookies: kernel.synCookies, health: this.#health, vrrp: () => this.#vrrp, counters: () => this.#counters(pool), reload: () => this.reload(), onMetricsError: () => this.stop(1) });
+    const servers = startApiServers({ o, log, cp, pool, sync, synCookies: kernel.synCookies, health: this.#health, vrrp: () => this.#vrrp, counters: () => this.#counters(pool), reload: () => this.reload(), events: () => this.#events.list(), onMetricsError: () => this.stop(1) });
     this.#metrics = servers.metrics;
     this.#admin = servers.admin;
     (this.#pressure = new DaemonPressure(o.dev, log, () => this.#health?.notRun ?? {})).follow(() => this.#stopping);
@@ -337,9 +341,11 @@ export class Daemon {
   async dump(): Promise<string> {
     const pool = this.#pool!;
     const snap = await pool.snapshot();
-    const c = await pool.counters();
+    const c = await this.#counters(pool); // as /metrics has them: hand-over, pressure, SYN cookies, defences
     const nonzero = (o: Record<string, number>) => Object.entries(o).flatMap(([k, v]) => (v !== 0 ? [`${k}=${v}`] : [])).join(' ');
-    return `${listServices(snap, 'default')}${listServices(snap, 'stats')}ulvsd: connections ${snap.connections}; engine ${nonzero(c.engine)}; datapath ${nonzero(c.datapath)}\nulvsd: end of dump\n`;
+    const flat = (o: object, pre = ''): string[] => Object.entries(o).flatMap(([k, v]) => (typeof v === 'object' && v !== null ? flat(v as object, `${pre}${k}.`) : [`${pre}${k}=${String(v)}`]));
+    const defense = c.defense ? `; defense ${flat(c.defense).join(' ')}` : '';
+    return `${listServices(snap, 'default')}${listServices(snap, 'stats')}ulvsd: connections ${snap.connections}; engine ${nonzero(c.engine)}; datapath ${nonzero(c.datapath)}${defense}\nulvsd: end of dump\n`;
   }
 
   get stopping(): boolean {

@@ -14,13 +14,15 @@
  *   - tunnelling servers without a route from this host, or that are this host: the outer
  *     packet is an ordinary routed one, so a server behind a gateway is fine (the data path
  *     sends it to the gateway), but ulvs has no local delivery of tunnelled packets.
+ *   - firewall-mark services (-f) when the TUN's egress program that notes packets' marks
+ *     (bpf/tun_mark.bpf.c) is missing (`fwmark` says why): the engine would never see a mark.
  * Route refusals have code ENETUNREACH: ipvsadm has no message of its own for them, so ulvsadm
  * prints this one. The routing check reads this host's routes (`ip route get`) now: a route
  * that changes later is the operator's (the data path then drops the packets, it never routes
  * a DR packet by the VIP).
  */
 import { IpvsError } from '../core/errors.js';
-import { Fwd, FWD_NAMES, TUN_FLAG_NAMES, TUN_TYPE_NAMES, TunFlags, TunType } from '../core/service.js';
+import { Fwd, FWD_NAMES, isFwmarkKey, TUN_FLAG_NAMES, TUN_TYPE_NAMES, TunFlags, TunType } from '../core/service.js';
 import type { Rules } from '../control/rules.js';
 import { routeTo, type RouteTo } from '../datapath/tun/routing.js';
 import { formatIPv4 } from '../wire/addr.js';
@@ -28,6 +30,8 @@ import { formatIPv4 } from '../wire/addr.js';
 export interface DataPathCaps {
   /** why direct routing and tunnelling cannot be carried, null when they can */
   dr: string | null;
+  /** why firewall-mark services cannot be carried, null (or absent) when they can */
+  fwmark?: string | null;
   /** how this host reaches an address (injected by tests) */
   route?: (addr: number) => RouteTo;
 }
@@ -35,6 +39,8 @@ export interface DataPathCaps {
 export function checkDataPath(r: Rules, caps: DataPathCaps): void {
   const route = caps.route ?? routeTo;
   const seen = new Map<number, RouteTo>();
+  const fwm = r.services.find(isFwmarkKey);
+  if (fwm && caps.fwmark) throw new IpvsError('EOPNOTSUPP', `Firewall-mark services are not available: ${caps.fwmark} (FWM ${fwm.addr >>> 0})`);
   for (const x of r.dests) {
     const fwd = x.dest.fwd ?? Fwd.MASQ;
     if (fwd === Fwd.MASQ) continue;

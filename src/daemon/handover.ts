@@ -91,6 +91,7 @@ export function flowsToRecords(entries: readonly FlowEntry[], slotsFd: number): 
     buf.writeUInt32LE(e.proto === 6 ? REBUILT_TCP_MS : REBUILT_UDP_MS, o + REC.remaining);
     buf.writeInt32LE(-1, o + REC.template);
     buf.writeInt32LE(offloaded ? e.slot : -1, o + REC.slot);
+    buf.writeInt32LE(nat && e.proto === 6 ? e.seqDelta : 0, o + REC.seqDelta); // a SYN-cookie connection's
     const counts = offloaded ? readSlotCounts(slotsFd, e.slot) : new Float64Array(4);
     for (let k = 0; k < 4; k++) buf.writeDoubleLE(counts[k]!, o + REC.reported + 8 * k);
   });
@@ -169,5 +170,5 @@ export function loadHandover(x: LoadInput): RecordBatch[] | null {
   }
   if (all === null || all.count === 0) return null;
   const spec = steeringSpec(x.rules.services, x.rules.dests);
-  return splitRecords(all, x.workers, (b, o) => queueOf(spec, x.workers, b[o + REC.proto]!, b.readUInt32LE(o + REC.caddr), b.readUInt16LE(o + REC.cport), b.readUInt32LE(o + REC.vaddr), b.readUInt16LE(o + REC.vport)));
+  return splitRecords(all, x.workers, (b, o) => queueOf(spec, x.workers, b[o + REC.proto]!, b.readUInt32LE(o + REC.caddr), b.readUInt16LE(o + REC.cport), b.readUInt32LE(o + REC.vaddr), b.readUInt16LE(o + REC.vport), b.readUInt32LE(o + REC.fwmark)));
 }

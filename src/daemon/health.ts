@@ -20,7 +20,8 @@ import type { DaemonLog } from './log.js';
 /** Health and quorum as the metrics report them. */
 export interface HealthStates {
   health: { proto: number; vaddr: number; vport: number; raddr: number; rport: number; up: boolean }[];
-  quorum: { proto: number; vaddr: number; vport: number; up: boolean }[];
+  /** `sorry`: the service's sorry_server (port 0: the service's port), null when none */
+  quorum: { proto: number; vaddr: number; vport: number; up: boolean; sorry: { addr: number; port: number } | null }[];
 }
 
 export class Health {
@@ -93,7 +94,7 @@ export class Health {
     const services = this.#cfg?.services ?? [];
     return {
       health: services.flatMap((v) => v.realServers.map((r) => ({ proto: v.proto, vaddr: v.addr, vport: v.port, raddr: r.addr, rport: r.port, up: this.#monitor?.health(rsKey(v, r))?.alive ?? true }))),
-      quorum: services.map((v) => ({ proto: v.proto, vaddr: v.addr, vport: v.port, up: this.#quorum.get(vsKey(v)) ?? true })),
+      quorum: services.map((v) => ({ proto: v.proto, vaddr: v.addr, vport: v.port, up: this.#quorum.get(vsKey(v)) ?? true, sorry: v.sorryServer ?? null })),
     };
   }
 

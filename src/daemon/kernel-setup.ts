@@ -27,18 +27,18 @@
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { IpvsError } from '../core/errors.js';
-import { FWD_NAMES } from '../core/service.js';
+import { isFwmarkKey } from '../core/service.js';
 import type { Rules } from '../control/rules.js';
 import { offloadNames, openTunQueue, setPersist } from '../datapath/tun/device.js';
 import { captureDevices, followInterfaces, installCapture, removeCapture, updateCapture, type CaptureState } from '../datapath/tun/capture.js';
 import { adoptFastPath, closeFd, dropPriorFastPath, fastPathIds, followFastPath, installFastPath, installTunOut, removeFastPath, type FastPathState, type PriorFastPath } from '../datapath/tun/fastpath.js';
 import { leftFastPaths } from '../datapath/tun/left-fast-path.js';
-import { adoptRouting, installRouting, isLocalAddress, removeRouting, updateRouting, type HostAddress, type RoutingPlan, type RoutingState } from '../datapath/tun/routing.js';
+import { adoptRouting, installRouting, removeRouting, updateRouting, type HostAddress, type RoutingPlan, type RoutingState } from '../datapath/tun/routing.js';
 import { ownNetnsCookie, removeKept, writeKept, type KeptKernel } from './kept-state.js';
 import { attachSteering, SteeringMap, steeringSpec } from '../datapath/tun/steering.js';
 import { sys } from '../datapath/tun/sys.js';
-import { formatIPv4 } from '../wire/addr.js';
+import { logRules } from './rules-log.js';
+import { installTunMark, removeTunMark, type TunMark } from '../datapath/tun/tun-mark.js';
 import type { Staged } from './control-plane.js';
 import type { DaemonOptions } from './options.js';
 import type { WorkerInit } from '../datapath/tun/worker-protocol.js';
@@ -51,21 +51,6 @@ export class SetupError extends Error {}
 
 type KernelOptions = Pick<DaemonOptions, 'dev' | 'table' | 'pref' | 'workers' | 'offload' | 'capture' | 'fastPath' | 'fastPathAfter' | 'fastPathConns' | 'fastPathFlows'>;
 
-/**
- * Refuse a rule set this host cannot serve. A VIP may be a local address (keepalived's VRRP
- * puts it there) only while the tc capture is installed (`capturedByTc`): the capture filters
- * take its service ports before the IP stack, whereas the policy rules alone come after the
- * kernel's `local` table (rule 0), which would deliver them to this host's sockets (a reset, no
- * service). A VIP that becomes local later without the capture gets a warning (daemon.ts).
- */
-export function checkHost(r: Rules, capturedByTc: boolean): void {
-  if (capturedByTc) return;
-  for (const s of r.services) {
-    if (isLocalAddress(s.addr))
-      throw new IpvsError('EINVAL', `VIP ${formatIPv4(s.addr)} is a local address here and service traffic is not captured by tc (--capture rules, or tc unavailable): the kernel's local table would deliver it to this host before ulvs's policy rules; a local VIP needs --capture tc`);
-  }
-}
-
 export class KernelSetup {
   plan: RoutingPlan;
   queues: ReturnType<typeof openTunQueue>[] = [];
@@ -76,6 +61,8 @@ export class KernelSetup {
   #fastPath: FastPathState | null = null;
   /** the TUN's way-out program (bpf/tun_out.bpf.c) and its link */
   #tunOut: { progFd: number; link: number } | null = null;
+  /** the TUN's egress program noting packets' firewall marks (tun-mark.ts) */
+  #tunMark: TunMark | null = null;
   #removed = false;
   /** the fast path's maps were taken over from the previous process (not made by this one) */
   #fastPathAdopted = false;
@@ -96,8 +83,10 @@ export class KernelSetup {
       dev: this.o.dev,
       table: this.o.table,
       pref: this.o.pref,
-      services: r.services.map((s) => ({ proto: s.proto, addr: s.addr, port: s.port })),
-      servers: r.dests.map((x) => ({ proto: x.service.proto, addr: x.dest.addr, port: x.dest.port })),
+      services: r.services.filter((s) => !isFwmarkKey(s)).map((s) => ({ proto: s.proto, addr: s.addr, port: s.port })),
+      // a fwmark service may take TCP and UDP: its servers' replies of both are captured
+      servers: r.dests.flatMap((x) => (isFwmarkKey(x.service) ? [6, 17] : [x.service.proto]).map((proto) => ({ proto, addr: x.dest.addr, port: x.dest.port }))),
+      marks: r.services.filter(isFwmarkKey).map((s) => s.addr >>> 0),
     };
   }
 
@@ -158,6 +147,7 @@ export class KernelSetup {
         log.warn(`capture by tc unavailable, policy routing alone brings packets to ${plan.dev}: ${(e as Error).message.split('\n')[0]}`);
       }
     } else if (priorCapture) removeCapture(priorCapture.pref, { ...priorCapture, filters: 0 });
+    this.#installTunMark();
     const left = this.#leftBehind(adopt ? (prior!.fastPath?.progId ?? 0) : null); // fast paths nobody recorded
     if (o.fastPath === 'tc') this.#installFastPath(adopt ? prior!.fastPath : left);
     else if (adopt && prior!.fastPath) dropPriorFastPath(prior!.fastPath);
@@ -168,10 +158,7 @@ export class KernelSetup {
     const spec = this.#steering.spec;
     const W = o.workers;
     log.info(`${plan.dev} ${adopt ? 'taken over from the previous process' : 'up'}, ${W} queue${W > 1 ? `s (steered by client address and port${spec?.inbound.length ? `; by client network for ${spec.inbound.length} service${spec.inbound.length > 1 ? 's' : ''}` : ''})` : ''}, offloads ${offloadNames(this.queues[0]!.offloads).join(',') || 'none'}; rules ${plan.pref}-${plan.pref + 1}, table ${plan.table}`);
-    for (const s of rules.services)
-      log.info(`VIP ${s.proto === 6 ? 'TCP' : 'UDP'} ${formatIPv4(s.addr)}:${s.port} scheduler ${s.scheduler ?? 'wlc'}${s.persistent ? ` persistent ${s.persistent}` : ''}`, 'startup', { vip: `${formatIPv4(s.addr)}:${s.port}` });
-    for (const x of rules.dests)
-      log.info(`  real server ${formatIPv4(x.dest.addr)}:${x.dest.port} for ${formatIPv4(x.service.addr)}:${x.service.port} (${FWD_NAMES[x.dest.fwd ?? 0]}, weight ${x.dest.weight ?? 1})`, 'startup', { server: `${formatIPv4(x.dest.addr)}:${x.dest.port}` });
+    logRules(log, rules);
     return adopt;
   }
 
@@ -287,6 +274,17 @@ export class KernelSetup {
     }
   }
 
+  /** The TUN's egress program and its mark notes for the workers (tun-mark.ts). Never throws. */
+  #installTunMark(): void {
+    try {
+      this.#tunMark = installTunMark(this.plan.dev);
+    } catch (e) {
+      this.log.warn(`firewall-mark services unavailable, the marks of packets entering ${this.plan.dev} cannot be read (tc program): ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  /** The mark notes' map for the workers (-1 without the program: fwmark services refused, data-path-limits.ts). */
+  get marksFd(): number { return this.#tunMark?.marksFd ?? -1; }
+
   /** Why direct-routing servers cannot be carried (null: they can): the TUN's way out sends
    *  them by the entries the workers write into the fast path's flow map, so both must be installed. */
   get drUnavailable(): string | null {
@@ -375,6 +373,7 @@ export class KernelSetup {
     this.#removed = true;
     if (this.#fastPath) removeFastPath(this.#fastPath, keep);
     if (this.#tunOut) for (const fd of [this.#tunOut.link, this.#tunOut.progFd]) closeFd(fd);
+    if (this.#tunMark) removeTunMark(this.#tunMark);
     if (!keep) {
       if (this.#capture) removeCapture(this.plan.pref, this.#capture);
       removeRouting(this.plan, this.#routing && restore ? { sysctls: restore(this.#routing.sysctls) } : this.#routing);

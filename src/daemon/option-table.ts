@@ -53,6 +53,7 @@ export function optionTable(cores: number): OptionSpec[] {
     { name: 'keep-state', type: 'boolean', shownDefault: 'off', help: 'SIGTERM/SIGINT hand over to the next start (as SIGUSR2 does) instead of removing everything' },
     { name: 'save-on-stop', type: 'string', value: 'FILE', shownDefault: 'off', help: 'at a final stop, write the running rules to FILE in `ipvsadm -S -n` format (what `ulvsadm -S -n` prints)' },
     { name: 'sysctl', type: 'string', value: 'NAME=VALUE', multiple: true, shownDefault: "IPVS's defaults", help: 'a net.ipv4.vs.* value at start (repeatable)' },
+    { name: 'config-test', type: 'boolean', short: 't', shownDefault: 'off', help: 'check --rules FILE or --keepalived FILE as a start would, print what is wrong and exit (as keepalived -t)' },
     { name: 'version', type: 'boolean', shownDefault: '-', help: 'print the version and exit' },
     { name: 'help', type: 'boolean', short: 'h', shownDefault: '-', help: 'print this help and exit' },
   ];

@@ -19,6 +19,7 @@ test('defaults', () => {
   assert.deepEqual(parse('--rules', '/etc/ulvs.rules'), {
     source: { kind: 'rules', file: '/etc/ulvs.rules' },
     configId: 'ulvs',
+    configTest: false,
     socket: '/run/ulvs/ulvs.sock',
     dev: 'ulvs0',
     table: 4200,
@@ -64,13 +65,14 @@ test('--sysctl NAME=VALUE, repeatable, the kernel\'s checks, the last of one nam
 
 test('every option read', () => {
   const o = parse(
-    ...['--keepalived', 'k.conf', '--config-id', 'lb1', '--socket', '/tmp/s', '--dev', 'lb0', '--table', '7', '--pref', '99', '--max-conns', '1000', '--workers', '2'],
+    ...['--keepalived', 'k.conf', '--config-id', 'lb1', '-t', '--socket', '/tmp/s', '--dev', 'lb0', '--table', '7', '--pref', '99', '--max-conns', '1000', '--workers', '2'],
     ...['--metrics', '[::1]:9640', '--log-format', 'text', '--no-offload', '--io', 'syscalls', '--busy-poll', '50', '--capture', 'rules'],
     ...['--fast-path', 'off', '--fast-path-after', '3', '--fast-path-conns', '100', '--fast-path-flows', '64', '--state-dir', '/tmp/st', '--keep-state', '--sysctl', 'sync_version=0', '--save-on-stop', '/var/lib/ulvs/rules'],
   );
   assert.deepEqual(o, {
     source: { kind: 'keepalived', file: 'k.conf' },
     configId: 'lb1',
+    configTest: true,
     socket: '/tmp/s',
     dev: 'lb0',
     table: 7,

@@ -44,6 +44,7 @@ interface Values {
   'state-dir': string;
   'keep-state': boolean;
   'save-on-stop'?: string;
+  'config-test': boolean;
   sysctl: string[];
   version: boolean;
   help: boolean;
@@ -60,6 +61,8 @@ export interface DaemonOptions {
   source: { kind: 'rules' | 'keepalived'; file: string } | { kind: 'none' };
   /** keepalived.conf's conditional lines (@ID, @^ID) are decided for this id (keepalived's -i) */
   configId: string;
+  /** -t / --config-test: check the configuration and exit (config-test.ts), as keepalived -t */
+  configTest: boolean;
   /** admin API Unix socket */
   socket: string;
   /** TUN device name, policy-routing table and rule preference */
@@ -70,7 +73,7 @@ export interface DaemonOptions {
   maxConns: number;
   workers: number;
   /** Prometheus and /proc texts over HTTP; `text` is the option as given (for log lines);
-   *  `public`: on an address other than loopback (--metrics-public), where only /metrics is served */
+   *  `public`: on an address other than loopback (--metrics-public), where only /metrics and the dashboard (without its recent events) are served */
   metrics: { host: string; port: number; text: string; public: boolean } | null;
   /** auto: journal when stdout or stderr is the journal (logger.ts journalStream), else json */
   logFormat: 'auto' | 'json' | 'text' | 'journal';
@@ -125,6 +128,7 @@ export function parseOptions(argv: string[], cores: number): { help: true } | { 
   if (values.rules !== undefined && values.keepalived !== undefined) throw new UsageError('give at most one of --rules FILE (ipvsadm -S format) and --keepalived FILE (keepalived.conf); with neither, ulvsd starts with an empty table');
   if (values.rules === '' || values.keepalived === '') throw new UsageError(`--${values.rules === '' ? 'rules' : 'keepalived'} wants a file name, not an empty word`);
   if (values['save-on-stop'] === '') throw new UsageError('--save-on-stop wants a file name, not an empty word');
+  if (values['config-test'] && values.rules === undefined && values.keepalived === undefined) throw new UsageError('--config-test checks --rules FILE or --keepalived FILE: give one');
   // checked in this order (the first refusal is the one reported)
   const workers = int(values.workers, 1, 64, '--workers must be 1..64');
   const io = oneOf(values.io, ['auto', 'uring', 'syscalls'] as const, '--io is auto, uring or syscalls');
@@ -149,7 +153,7 @@ export function parseOptions(argv: string[], cores: number): { help: true } | { 
   if (!/^[^\s]+$/.test(configId)) throw new UsageError('--config-id is one word without blanks (the ID of keepalived.conf\'s @ID lines)');
   const sysctl = sysctlsOf(values.sysctl);
   const source: DaemonOptions['source'] = values.rules !== undefined ? { kind: 'rules', file: values.rules } : values.keepalived !== undefined ? { kind: 'keepalived', file: values.keepalived } : { kind: 'none' };
-  const options: DaemonOptions = { source, configId, socket: values.socket, dev: values.dev, table, pref, maxConns, workers, metrics, logFormat, offload: !values['no-offload'], io, busyPollUs, capture, fastPath, fastPathAfter, fastPathConns, fastPathFlows, stateDir: values['state-dir'], keepState: values['keep-state'], saveOnStop: values['save-on-stop'] ?? null, sysctl };
+  const options: DaemonOptions = { source, configId, configTest: values['config-test'], socket: values.socket, dev: values.dev, table, pref, maxConns, workers, metrics, logFormat, offload: !values['no-offload'], io, busyPollUs, capture, fastPath, fastPathAfter, fastPathConns, fastPathFlows, stateDir: values['state-dir'], keepState: values['keep-state'], saveOnStop: values['save-on-stop'] ?? null, sysctl };
   return { help: false, version: false, options };
 }
 
@@ -158,8 +162,9 @@ const loopback = (host: string) => host === 'localhost' || host === '::1' || /^1
 
 /**
  * --metrics HOST:PORT. Off loopback the listener is anyone's on the network: refused unless
- * --metrics-public says so, and then it serves /metrics alone (counters by service and real
- * server), never the /proc texts (ip_vs_conn lists every client's address) (http.ts).
+ * --metrics-public says so, and then it serves /metrics and the dashboard (counters by service
+ * and real server, health, quorum, VRRP states; not the log's recent events), never the /proc
+ * texts (ip_vs_conn lists every client's address) (http.ts).
  */
 function metricsAt(s: string | undefined, pub: boolean): DaemonOptions['metrics'] {
   if (s === undefined) {
@@ -169,7 +174,7 @@ function metricsAt(s: string | undefined, pub: boolean): DaemonOptions['metrics'
   const m = /^(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]|localhost):(\d{1,5})$/.exec(s);
   if (!m || Number(m[2]) > 65535) throw new UsageError(`--metrics wants HOST:PORT, e.g. 127.0.0.1:9640, not ${JSON.stringify(s)}`);
   const host = m[1]!.replace(/^\[|\]$/g, '');
-  if (!loopback(host) && !pub) throw new UsageError(`--metrics ${s} is not a loopback address: every host that reaches it would read the metrics; add --metrics-public to serve /metrics there (the /proc texts, which list clients, stay on loopback and the admin socket)`);
+  if (!loopback(host) && !pub) throw new UsageError(`--metrics ${s} is not a loopback address: every host that reaches it would read the metrics; add --metrics-public to serve /metrics and the dashboard there (the /proc texts, which list clients, stay on loopback and the admin socket)`);
   return { host, port: Number(m[2]), text: s, public: !loopback(host) };
 }
 

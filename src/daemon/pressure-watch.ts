@@ -29,6 +29,7 @@ export const CAUSES: readonly PressureCause[] = [
   { key: 'health_not_run_ENFILE', what: 'checker not run: the system is out of file descriptors (ENFILE); the servers keep their state' },
   { key: 'health_not_run_EAGAIN', what: 'MISC_CHECK not run: no process could be made (EAGAIN); the servers keep their state' },
   { key: 'health_not_run_ENOMEM', what: 'checker not run: out of memory (ENOMEM); the servers keep their state' },
+  { key: 'health_not_run_ENOENT', what: 'PING_CHECK not run: no ping program on this director (install iputils-ping); the servers keep their state' },
 ];
 
 interface CauseState {

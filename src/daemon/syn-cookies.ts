@@ -12,7 +12,7 @@
  *     to the server's ISN); the handshake the cookie began could never complete.
  *
  * Every TCP service is covered while the mode is 1 (all its servers are NAT by the rule above;
- * fwmark services are not: ulvs has none). Mode 2 is automatic (syn-cookie-auto.ts): only the
+ * fwmark services are not: the fast path's map is keyed by VIP and port). Mode 2 is automatic (syn-cookie-auto.ts): only the
  * fast path is required; while ulvsd's watch holds it active, the TCP services whose servers
  * are all NAT are covered (one with a DR or tunnelled server is left out, not refused), and
  * none while it is not. Mode changes are logged, at most one line per LOG_EVERY_MS (the

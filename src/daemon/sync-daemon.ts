@@ -340,13 +340,13 @@ export function syncDaemonFor(pool: WorkerPool, rules: () => Rules, warn: (msg: 
   };
   return new SyncDaemon({
     workers: n,
-    workerOf: (proto, caddr, cport, vaddr, vport) => {
+    workerOf: (proto, caddr, cport, vaddr, vport, fwmark) => {
       const r = rules();
       if (r !== seen) {
         seen = r;
         spec = steeringSpec(r.services, r.dests);
       }
-      return queueOf(spec!, n, proto, caddr, cport, vaddr, vport);
+      return queueOf(spec!, n, proto, caddr, cport, vaddr, vport, fwmark);
     },
     startMasters: (cfg) => each((i) => pool.call(i, 'syncStartMaster', cfg)),
     stopMasters: () => each((i) => pool.call(i, 'syncStopMaster')),

@@ -24,7 +24,7 @@ import type { SyncRecord } from '../wire/ipvs-sync/record.js';
 import { SYNC_REASON_NAMES, type SyncReasonCode } from '../wire/ipvs-sync/reasons.js';
 
 /** Which worker gets a connection: (protocol, caddr, cport, vaddr, vport) -> 0..workers-1. */
-export type WorkerOf = (proto: number, caddr: number, cport: number, vaddr: number, vport: number) => number;
+export type WorkerOf = (proto: number, caddr: number, cport: number, vaddr: number, vport: number, fwmark: number) => number;
 
 export class SyncRouter {
   readonly #decoder = new SyncDecoder();
@@ -57,7 +57,7 @@ export class SyncRouter {
 
   readonly #visit = (r: SyncRecord): boolean => {
     // IPv6 records carry no IPv4 addresses: they go to worker 0, whose engine counts and skips them
-    const w = r.af === 4 && this.workers > 1 ? this.workerOf(r.protocol, r.caddr, r.cport, r.vaddr, r.vport) : 0;
+    const w = r.af === 4 && this.workers > 1 ? this.workerOf(r.protocol, r.caddr, r.cport, r.vaddr, r.vport, r.fwmark) : 0;
     this.#spans[w]!.push(r.offset, r.size);
     return true;
   };

@@ -1,14 +1,16 @@
 /**
  * What a health checker needs to run (keepalived's TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK,
- * UDP_CHECK, DNS_CHECK options, ecosystem.md §1.4). The keepalived.conf reader
+ * UDP_CHECK, DNS_CHECK, SMTP_CHECK, PING_CHECK options, ecosystem.md §1.4). The keepalived.conf reader
  * (control/keepalived/config.ts) produces these; health/ depends on nothing above it.
  */
-export type CheckerType = 'TCP_CHECK' | 'HTTP_GET' | 'SSL_GET' | 'MISC_CHECK' | 'UDP_CHECK' | 'DNS_CHECK';
+export type CheckerType = 'TCP_CHECK' | 'HTTP_GET' | 'SSL_GET' | 'MISC_CHECK' | 'UDP_CHECK' | 'DNS_CHECK' | 'SMTP_CHECK' | 'PING_CHECK';
 
 export interface CheckerSpec {
   type: CheckerType;
   connectIp: number;
   connectPort: number;
+  /** bindto: the source address of the check's connection or echo (IPv4), if given */
+  bindTo?: number;
   /** seconds */
   connectTimeout: number;
   retry: number;
@@ -28,5 +30,7 @@ export interface CheckerSpec {
   requireReply: boolean;
   dnsType: string;
   dnsName: string;
+  /** SMTP_CHECK helo_name (keepalived's default smtpchecker.keepalived.org) */
+  heloName: string;
 }
 

@@ -1,5 +1,6 @@
 /**
- * One run of each health checker against a real server (ecosystem.md §1.4). Every run is
+ * One run of each health checker against a real server (ecosystem.md §1.4; SMTP_CHECK in
+ * smtp-check.ts, PING_CHECK in ping-check.ts). Every run is
  * bounded by the checker's connect_timeout (misc_timeout for MISC_CHECK) and resolves, never
  * rejects: {ok, reason} plus, for MISC_CHECK with misc_dynamic, a weight.
  *
@@ -17,28 +18,12 @@ import { connect } from 'node:net';
 import { spawn } from 'node:child_process';
 import type { CheckerSpec } from './checker-spec.js';
 import { formatIPv4 } from '../wire/addr.js';
+import { failed, ms, type CheckResult } from './check-result.js';
+import { pingCheck } from './ping-check.js';
+import { smtpCheck } from './smtp-check.js';
 
-export interface CheckResult {
-  ok: boolean;
-  reason: string;
-  /** the check did not run: this director lacked a resource (the errno name, RESOURCE_ERRORS) */
-  notRun?: string;
-  /** MISC_CHECK with misc_dynamic: exit code - 2; null = back to the configured weight (exit 0) */
-  weight?: number | null;
-}
-
-const ms = (s: number) => Math.max(1, Math.round(s * 1000));
-
-/** errno names that mean the director, not the server, is out of something: no descriptor
- *  (EMFILE per process, ENFILE system-wide), no process or memory for fork (EAGAIN, ENOMEM) */
-export const RESOURCE_ERRORS: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE', 'EAGAIN', 'ENOMEM']);
-
-/** The result for error `e` of check `what`: not run when it is the director's own shortage. */
-function failed(e: NodeJS.ErrnoException, what: string, failedText: string): CheckResult {
-  const code = e.code ?? '';
-  if (RESOURCE_ERRORS.has(code)) return { ok: false, notRun: code, reason: `${what} not run: ${code} on this director (${e.message})` };
-  return { ok: false, reason: failedText };
-}
+export type { CheckResult } from './check-result.js';
+export { RESOURCE_ERRORS } from './check-result.js';
 
 /** Run `f`, turning a synchronous throw (a socket or process not made) into a result. */
 function guarded(what: string, f: () => Promise<CheckResult>): Promise<CheckResult> {
@@ -51,7 +36,7 @@ function guarded(what: string, f: () => Promise<CheckResult>): Promise<CheckResu
 
 function tcpCheck(c: CheckerSpec): Promise<CheckResult> {
   return new Promise((resolve) => {
-    const s = connect({ host: formatIPv4(c.connectIp), port: c.connectPort });
+    const s = connect({ host: formatIPv4(c.connectIp), port: c.connectPort, ...(c.bindTo !== undefined ? { localAddress: formatIPv4(c.bindTo) } : {}) });
     const done = (r: CheckResult) => {
       clearTimeout(t);
       s.destroy();
@@ -73,6 +58,7 @@ async function httpCheck(c: CheckerSpec): Promise<CheckResult> {
           path: u.path,
           method: 'GET',
           agent: false,
+          ...(c.bindTo !== undefined ? { localAddress: formatIPv4(c.bindTo) } : {}),
           headers: { host: c.virtualhost ?? `${formatIPv4(c.connectIp)}:${c.connectPort}`, connection: 'close', 'user-agent': 'ulvs-checker' },
           ...(c.type === 'SSL_GET' ? { rejectUnauthorized: false } : {}),
         },
@@ -162,7 +148,9 @@ function udpCheck(c: CheckerSpec): Promise<CheckResult> {
       done({ ok: true, reason: dns ? `DNS answer rcode ${m[3]! & 15}` : 'UDP reply' });
     });
     s.on('error', (e: NodeJS.ErrnoException) => done(failed(e, c.type, `UDP ${e.code ?? e.message}`)));
-    s.connect(c.connectPort, formatIPv4(c.connectIp), () => s.send(dns ? dns.msg : Buffer.from(c.payload ?? '', 'hex')));
+    const go = () => s.connect(c.connectPort, formatIPv4(c.connectIp), () => s.send(dns ? dns.msg : Buffer.from(c.payload ?? '', 'hex')));
+    if (c.bindTo !== undefined) s.bind(0, formatIPv4(c.bindTo), go);
+    else go();
   });
 }
 
@@ -178,5 +166,9 @@ export function runCheck(c: CheckerSpec): Promise<CheckResult> {
     case 'UDP_CHECK':
     case 'DNS_CHECK':
       return guarded(c.type, () => udpCheck(c));
+    case 'SMTP_CHECK':
+      return guarded(c.type, () => smtpCheck(c));
+    case 'PING_CHECK':
+      return guarded(c.type, () => pingCheck(c));
   }
 }

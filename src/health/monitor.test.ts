@@ -33,7 +33,7 @@ class FakeClock {
   }
 }
 
-const checker = (o: Partial<CheckerSpec> = {}): CheckerSpec => ({ type: 'TCP_CHECK', connectIp: 1, connectPort: 80, connectTimeout: 1, retry: 2, delayBeforeRetry: 1, delayLoop: 5, warmup: 0, alpha: false, urls: [], miscTimeout: 5, miscDynamic: false, requireReply: false, dnsType: 'A', dnsName: '.', ...o });
+const checker = (o: Partial<CheckerSpec> = {}): CheckerSpec => ({ type: 'TCP_CHECK', connectIp: 1, connectPort: 80, connectTimeout: 1, retry: 2, delayBeforeRetry: 1, delayLoop: 5, warmup: 0, alpha: false, urls: [], miscTimeout: 5, miscDynamic: false, requireReply: false, dnsType: 'A', dnsName: '.', heloName: 'x', ...o });
 
 test('an up checker is retried `retry` times before it goes down; the first success brings it back', async () => {
   const clock = new FakeClock();

@@ -6,7 +6,7 @@
  * Order: services as configured (the kernel prints hash-bucket order), servers newest first.
  */
 import type { ConnInfo, DirectorSnapshot, StatsSnapshot } from '../core/director.js';
-import { FWD_NAMES, SvcFlag } from '../core/service.js';
+import { FWD_NAMES, FWMARK_PROTO, SvcFlag } from '../core/service.js';
 
 const hex = (n: number, w: number) => (n >>> 0).toString(16).toUpperCase().padStart(w, '0');
 const hexBig = (n: number, w: number) => BigInt(Math.max(0, Math.floor(n))).toString(16).toUpperCase().padStart(w, ' ');
@@ -16,7 +16,8 @@ const proto = (p: number) => (p === 6 ? 'TCP' : p === 17 ? 'UDP' : p === 132 ? '
 export function procIpVs(s: DirectorSnapshot): string {
   let out = `IP Virtual Server version 1.2.1 (size=${s.buckets})\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port Forward Weight ActiveConn InActConn\n`;
   for (const v of s.services) {
-    out += `${proto(v.proto)}  ${hex(v.addr, 8)}:${hex(v.port, 4)} ${v.scheduler} ${v.flags & SvcFlag.ONEPACKET ? 'ops ' : ''} `;
+    // ip_vs_info_seq_show: a fwmark service is `FWM  %08X` (its mark), without a port
+    out += `${v.proto === FWMARK_PROTO ? `FWM  ${hex(v.addr, 8)}` : `${proto(v.proto)}  ${hex(v.addr, 8)}:${hex(v.port, 4)}`} ${v.scheduler} ${v.flags & SvcFlag.ONEPACKET ? 'ops ' : ''} `;
     out += v.flags & SvcFlag.PERSISTENT ? `persistent ${v.timeout} ${hex(v.netmask, 8)}\n` : '\n';
     for (const d of v.dests) {
       out += `  -> ${hex(d.addr, 8)}:${hex(d.port, 4)}      ${pad(FWD_NAMES[d.fwd]!, 7)} ${pad(String(d.weight), 6)} ${pad(String(d.activeConns), 10)} ${pad(String(d.inactConns), 10)}\n`;

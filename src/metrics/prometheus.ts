@@ -8,6 +8,7 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import { DEFENSES, type DefenseStatus } from '../core/defense.js';
 import type { DirectorSnapshot } from '../core/director.js';
+import { FWMARK_PROTO } from '../core/service.js';
 import { EVENT_NAMES, OUTCOME_NAMES, OUTCOME_VERDICT, VERDICT_NAMES } from '../core/verdict.js';
 import { formatIPv4 } from '../wire/addr.js';
 
@@ -31,6 +32,8 @@ export interface MetricsSource {
   admin?: Record<string, number>;
   /** the kernel fast path's verdict counters (bpf/ulvs_maps.h enum fast_verdict) by interface */
   fastVerdicts?: { interface: string; verdict: string; frames: number }[];
+  /** the dashboard's live streams (daemon/dashboard-stream.ts): connected now, and counters */
+  dashboard?: { streams: number; opened: number; refused: number; dropped: number; failed: number };
 }
 
 /** What ulvsd follows of keepalived's VRRP (daemon/vrrp-roles.ts VrrpStatus has this shape). */
@@ -47,13 +50,14 @@ const BACKEND_LABELS = ['local_address', 'local_port', 'remote_address', 'remote
 function backends(s: DirectorSnapshot) {
   return s.services.flatMap((v) =>
     v.dests.map((d) => ({
+      // node_exporter: a fwmark service has no local address or port, its mark as /proc shows it
       labels: {
-        local_address: formatIPv4(v.addr),
-        local_port: String(v.port),
+        local_address: v.proto === FWMARK_PROTO ? '' : formatIPv4(v.addr),
+        local_port: v.proto === FWMARK_PROTO ? '' : String(v.port),
         remote_address: formatIPv4(d.addr),
         remote_port: String(d.port),
-        proto: v.proto === 6 ? 'TCP' : v.proto === 17 ? 'UDP' : 'SCTP',
-        local_mark: '',
+        proto: v.proto === 6 ? 'TCP' : v.proto === 17 ? 'UDP' : v.proto === FWMARK_PROTO ? 'FWM' : 'SCTP',
+        local_mark: v.proto === FWMARK_PROTO ? (v.addr >>> 0).toString(16).toUpperCase().padStart(8, '0') : '',
       },
       d,
     })),
@@ -228,7 +232,7 @@ export function createMetrics(fetch: () => Promise<MetricsSource>): { registry: 
   gauge('ulvs_connections_limit', 'Capacity of the connection tables.', () => src().snapshot.capacity);
   gauge('ulvs_workers', 'Data-path workers.', () => src().workers);
   gauge('ulvs_fastpath_connections', 'Connections forwarded by the kernel fast path now (their packets skip user space; counted in the IPVS figures all the same).', () => src().datapath.fastpath_active ?? 0);
-  const pname = (p: number) => (p === 6 ? 'TCP' : 'UDP');
+  const pname = (p: number) => (p === 6 ? 'TCP' : p === FWMARK_PROTO ? 'FWM' : 'UDP');
   new Gauge({
     name: 'ulvs_real_server_up',
     help: 'Health checker verdict for a real server of a service (1 = all its checkers pass); keepalived mode only.',
@@ -332,6 +336,19 @@ export function createMetrics(fetch: () => Promise<MetricsSource>): { registry: 
     collect() {
       this.reset();
       for (const [reason, n] of Object.entries(src().admin ?? {})) this.inc({ reason }, n);
+    },
+  });
+
+  gauge('ulvs_dashboard_streams', 'Dashboard live streams (GET /v1/events) connected now.', () => src().dashboard?.streams ?? 0);
+  new Counter({
+    name: 'ulvs_dashboard_streams_total',
+    help: 'Dashboard live streams by outcome: opened, refused (too many connected), dropped (a client that did not read), failed (status ticks that could not be taken).',
+    labelNames: ['outcome'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const d = src().dashboard;
+      if (d) for (const outcome of ['opened', 'refused', 'dropped', 'failed'] as const) this.inc({ outcome }, d[outcome]);
     },
   });
 

@@ -142,3 +142,36 @@ test('SYN cookies: data not at ISN + 1 (a later segment first) is not kept: the 
     { name: 'RS SYN-ACK -> bare ACK', input: fromRs('SA', SISN, ISN + 1, '', MSS1460), output: ipv4({ src: C, dst: RS1, id: SISN & 0xffff }).tcp({ sport: 40000, dport: 8080, flags: 'A', seq: ISN + 1, ack: SISN + 1, window: 502 }).build(), verdict: 'send', outcome: 'send_synproxy_ack' },
   ]);
 });
+
+test('SYN cookies: the server still holds an older connection on the tuple (TIME_WAIT): its ACK for another number -> RST at that number; the SYN again with the client\'s next segment; a repeated SYN-ACK afterwards is not passed to the client', () => {
+  const d = proxied();
+  const OLD = 0x40456924; // what the server's old connection expects next
+  runGolden(d, [
+    { name: 'checked ACK', input: marked(cli('A', ISN + 1, COOKIE + 1)), output: synToRs(ISN + 1), verdict: 'send', outcome: 'send_synproxy_syn', state: 'SYN_RECV' },
+    { name: 'the old connection\'s ACK -> RST to it, seq = that ACK', input: fromRs('A', 0x1234, OLD), output: ipv4({ src: C, dst: RS1, id: 0x1234 }).tcp({ sport: 40000, dport: 8080, flags: 'R', seq: OLD, ack: 0, window: 502 }).build(), verdict: 'send', outcome: 'send_synproxy_rst', state: 'SYN_RECV' },
+    { name: 'the client\'s data: kept, the SYN again', input: cli('PA', ISN + 1, COOKIE + 1, req), output: synToRs(ISN + 1), verdict: 'send', outcome: 'send_synproxy_syn_again', state: 'SYN_RECV' },
+    { name: 'RS SYN-ACK -> ACK with the data', input: fromRs('SA', SISN, ISN + 1, '', MSS1460), output: ipv4({ src: C, dst: RS1, id: SISN & 0xffff }).tcp({ sport: 40000, dport: 8080, flags: 'PA', seq: ISN + 1, ack: SISN + 1, window: 502 }).payload(req).build(), verdict: 'send', outcome: 'send_synproxy_ack', state: 'ESTABLISHED' },
+    { name: 'RS SYN-ACK again (it answered the repeated SYN): dropped', input: fromRs('SA', SISN, ISN + 1, '', MSS1460), verdict: 'drop', outcome: 'drop_synproxy_dup_synack' },
+    { name: 'RS data still translated', input: fromRs('PA', SISN + 1, ISN + 1 + req.length, resp), output: toCli('PA', COOKIE + 1, ISN + 1 + req.length, resp, (SISN + 1) & 0xffff), verdict: 'forward', outcome: 'forward_out', state: 'ESTABLISHED' },
+  ]);
+});
+
+test('SYN cookies: a checked ACK on addresses whose entry has ended (the client reused its port) opens a new connection; control: an unmarked ACK there belongs to the old entry', () => {
+  const ended = () => {
+    const d = proxied();
+    runGolden(d, [
+      { name: 'plain SYN (before cookies were on)', input: cli('S', 0x5000, 0), verdict: 'forward', outcome: 'forward_in', state: 'SYN_RECV' },
+      { name: 'RS SYN-ACK', input: fromRs('SA', 0x9000, 0x5001), verdict: 'forward', outcome: 'forward_out' },
+      { name: 'client ACK', input: cli('A', 0x5001, 0x9001), verdict: 'forward', outcome: 'forward_in', state: 'ESTABLISHED' },
+      { name: 'client RST', input: cli('R', 0x5001, 0), verdict: 'forward', outcome: 'forward_in', state: 'CLOSE' },
+    ]);
+    return d;
+  };
+  const d = ended();
+  runGolden(d, [{ name: 'checked ACK of a new handshake: the SYN to the server', input: marked(cli('A', ISN + 1, COOKIE + 1)), output: synToRs(ISN + 1), verdict: 'send', outcome: 'send_synproxy_syn', state: 'SYN_RECV' }]);
+  assert.equal(d.counters()['rescheduled'], 1, 'the old entry expired as for a SYN under conn_reuse_mode');
+  assert.equal(d.conns.count, 1);
+  const control = ended();
+  runGolden(control, [{ name: 'unmarked ACK: the old entry\'s', input: cli('A', ISN + 1, COOKIE + 1), verdict: 'forward', outcome: 'forward_in', state: 'CLOSE' }]);
+  assert.equal(control.counters()['rescheduled'], 0);
+});

@@ -9,7 +9,8 @@
  *     rules are unchanged. Control: the same socket made 0666 for a moment lets nobody read
  *     the rules: the check sees a socket others may use, and nobody's client really runs.
  *   - --metrics on the director's public address is refused without --metrics-public (exit 2,
- *     the reason); with it, a client host reads /metrics but gets 403 for the /proc texts;
+ *     the reason); with it, a client host reads /metrics and the dashboard (without its recent
+ *     events) but gets 403 for the /proc texts;
  *     control: the same path over the admin socket (root) is served.
  *
  * Names: prefix hD-, namespaces and temp paths removed in after().
@@ -101,7 +102,7 @@ describe('who may use the admin socket and the metrics listener', { skip: needsR
     assert.equal((await callAdmin(socket, 'PUT', '/v1/rules', rules)).status, 200);
   });
 
-  test('--metrics on a public address: refused without --metrics-public; with it, /metrics only', async () => {
+  test('--metrics on a public address: refused without --metrics-public; with it, /metrics and the dashboard only', async () => {
     let err: CommandError | null = null;
     try {
       run(['ip', 'netns', 'exec', bed.bed.director, process.execPath, SCRIPTS.ulvsd, '--rules', bed.rulesFile, '--socket', join(bed.dir, 'x.sock'), '--metrics', METRICS]);
@@ -119,8 +120,16 @@ describe('who may use the admin socket and the metrics listener', { skip: needsR
     for (const p of ['/proc/net/ip_vs', '/proc/net/ip_vs_stats', '/proc/net/ip_vs_conn']) {
       const r = get(p);
       assert.equal(r.status, 403, p);
-      assert.match(r.text, /public address \(--metrics-public\) and serves \/metrics only/);
+      assert.match(r.text, /public address \(--metrics-public\) and serves \/metrics and the dashboard only/);
     }
+    // the dashboard shows what /metrics shows, without the log's recent events (log lines may
+    // name files and hosts); control: the loopback listener's status has them (dashboard.test.ts)
+    assert.equal(get('/').status, 200);
+    const st = get('/v1/status');
+    assert.equal(st.status, 200);
+    const status = JSON.parse(st.text) as { services: { id: string }[]; events?: unknown };
+    assert.ok(status.services.length > 0, st.text);
+    assert.equal('events' in status, false, st.text);
     // control: the text exists and is served where it may be (root's admin socket)
     const conns = await callAdmin(socket, 'GET', '/v1/proc/ip_vs_conn');
     assert.equal(conns.status, 200);

@@ -41,6 +41,8 @@ describe('concurrency and live changes', { skip: needsRoot }, () => {
       line = (await bed.dump()).split('\n').find((l) => /->\s+192\.0\.2\.\d+:8080\s+Masq\s+1\s+1\s/.test(l));
     }
     assert.ok(line, 'one server has the held connection active');
+    // the dump has what /metrics has beyond the workers' counters (daemon.ts #counters): the defences' state
+    assert.match(await bed.dump(), /; defense mode\.drop_entry=0 .*mode\.secure_tcp=0 /);
     const holder = /192\.0\.2\.\d+/.exec(line)![0];
     const idx = RS.indexOf(holder);
     const w = [1, 1, 1];

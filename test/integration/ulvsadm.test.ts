@@ -49,7 +49,7 @@ describe('ulvsadm against ulvsd', { skip: needsRoot }, () => {
       { cmd: `-a -t ${V}:80 -r ${LAB.DIP}:8080`, code: 255, err: /^Direct routing needs the real server on a directly connected network of the director: it is an address of this host/, state: base },
       { cmd: `-a -t ${V}:80 -r ${R2}:8080 -i --tun-type gre --tun-csum`, code: 255, err: /^checksummed GRE tunnels \(--tun-csum\) are not supported by ulvs/, state: base },
       { cmd: `-a -t ${V}:80 -r ${R2}:8080 -m -x 5 -y 9`, code: 255, err: /^Numerical result out of range\n$/, state: base },
-      { cmd: `-A -f 7`, code: 2, err: /firewall-mark services \(-f\) are not supported/, state: base },
+      { cmd: `-A -f 1:80`, code: 2, err: /invalid fwmark value `1:80' specified/, state: base },
       { cmd: '--start-daemon master --mcast-interface nosuch9', code: 255, err: /^No such device\n$/ },
       { cmd: '--start-daemon master --mcast-interface br0 --mcast-ttl 0', code: 2, err: /^illegal mcast-ttl specified\n/ },
       { cmd: '--start-daemon master --mcast-interface br0 --mcast-group 192.0.2.9', code: 2, err: /^invalid IPv4 mcast-group `192.0.2.9'\n/ },

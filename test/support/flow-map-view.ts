@@ -30,7 +30,24 @@ export function flowMapView(ns: string, client: string): FlowMapView {
   return JSON.parse(out.stdout) as FlowMapView;
 }
 
-const SCRIPT = `
+/**
+ * The sequence deltas (struct flow_value seq_delta, int32) of the NAT entries (FLOW_REQUEST,
+ * FLOW_REPLY) of `client` in the fast path of namespace `ns`, by their order in the map, as
+ * they were before this call; with `set`, every one of them is written with that delta (the
+ * rest of each entry unchanged). The test's means to break or mend a SYN-cookie connection's
+ * translation in the kernel.
+ */
+export function clientSeqDeltas(ns: string, client: string, set?: number): number[] {
+  const out = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '--input-type=module', '-e', FIND + DELTAS], {
+    encoding: 'utf8',
+    env: { ...process.env, ULVS_DIST: fileURLToPath(new URL('../../', import.meta.url)), ULVS_CLIENT: client, ULVS_SET: set === undefined ? '' : String(set | 0) },
+  });
+  assert.equal(out.status, 0, out.stderr);
+  return JSON.parse(out.stdout) as number[];
+}
+
+/** finds the maps (ulvs_flows, ulvs_slots) of the programs at the tcx ingress of the namespace */
+const FIND = `
 import { readdirSync, readFileSync } from 'node:fs';
 const dist = process.env.ULVS_DIST;
 const bpf = await import(dist + 'src/datapath/tun/bpf.js');
@@ -49,6 +66,26 @@ for (const dev of readdirSync('/sys/class/net')) {
     }
   }
 }
+`;
+
+const DELTAS = `
+const { MapOps } = bpf;
+const { FLOW_VALUE } = await import(dist + 'src/datapath/tun/layouts.gen.js');
+const deltas = [];
+for (const e of maps.ulvs_flows === undefined ? [] : readFlows(maps.ulvs_flows)) {
+  if (!(e.dir === 0 ? e.saddr === client : e.dir === 1 && e.daddr === client)) continue;
+  deltas.push(e.seqDelta);
+  if (process.env.ULVS_SET === '') continue;
+  const ops = new MapOps(maps.ulvs_flows);
+  const v = Buffer.alloc(FLOW_VALUE.size);
+  if (!ops.lookup(e.key, v)) continue;
+  v.writeInt32LE(Number(process.env.ULVS_SET), FLOW_VALUE.off.seq_delta);
+  ops.update(e.key, v);
+}
+process.stdout.write(JSON.stringify(deltas));
+`;
+
+const SCRIPT = FIND + `
 const byDir = [0, 0, 0, 0, 0, 0], clientByDir = [0, 0, 0, 0, 0, 0];
 const slots = new Set();
 const flows = maps.ulvs_flows === undefined ? [] : readFlows(maps.ulvs_flows);

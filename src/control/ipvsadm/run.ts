@@ -13,7 +13,7 @@ import { lookupService } from 'node:dns';
 import type { AdminReply } from '../admin-client.js';
 import { formatConnections, formatListing, formatTimeouts, NUMERIC, type ListFormat, type Namer } from '../listing.js';
 import type { ConnInfo, DirectorSnapshot, Timeouts } from '../../core/director.js';
-import { schedFlagNames } from '../../core/service.js';
+import { fwmarkKey, FWMARK_PROTO, schedFlagNames, type ServiceKey } from '../../core/service.js';
 import { formatDaemons, type SyncDaemonStatus } from '../daemon-listing.js';
 import { formatIPv4 } from '../../wire/addr.js';
 import { CliError, parseIpvsadm, type Command } from './parse.js';
@@ -75,7 +75,11 @@ function check(r: AdminReply, op: string): void {
   throw new DirectorError(msg, code === 'validation' ? 2 : 255);
 }
 
-const protoPath = (c: Command) => `${c.proto === 6 ? 'tcp' : 'udp'}/${formatIPv4(c.service!.addr)}/${c.service!.port}`;
+/** The command's service: an address service, or <0, mark, 0> for `-f MARK` (core/service.ts). */
+const keyOf = (c: Command): ServiceKey => (c.proto === FWMARK_PROTO ? fwmarkKey(c.fwmark!) : { proto: c.proto!, addr: c.service!.addr, port: c.service!.port });
+/** Its admin API path and body fields (admin-bodies.ts). */
+const protoPath = (c: Command) => (c.proto === FWMARK_PROTO ? `fwm/${c.fwmark!}/0` : `${c.proto === 6 ? 'tcp' : 'udp'}/${formatIPv4(c.service!.addr)}/${c.service!.port}`);
+const serviceFields = (c: Command) => (c.proto === FWMARK_PROTO ? { protocol: 'fwm', fwmark: c.fwmark! } : { protocol: c.proto === 6 ? 'tcp' : 'udp', address: formatIPv4(c.service!.addr), port: c.service!.port });
 function serviceBody(c: Command) {
   const b: Record<string, unknown> = { scheduler: c.scheduler ?? 'wlc', persistent: c.persistent ?? 0, schedFlags: schedFlagNames(c.scheduler ?? 'wlc', c.schedFlags ?? 0), ops: !!c.ops };
   if (c.netmask !== undefined) b['netmask'] = formatIPv4(c.netmask);
@@ -139,13 +143,14 @@ export function ipvsadmRunner(api: AdminCall, io: Io): { execute(c: Command): Pr
     const r = await api('GET', '/v1/snapshot');
     check(r, 'list');
     let snap = r.json as DirectorSnapshot;
-    if (c.service) {
-      snap = { ...snap, services: snap.services.filter((s) => s.proto === c.proto && s.addr >>> 0 === c.service!.addr >>> 0 && s.port === c.service!.port) };
+    if (c.service || c.proto === FWMARK_PROTO) {
+      const k = keyOf(c);
+      snap = { ...snap, services: snap.services.filter((s) => s.proto === k.proto && s.addr >>> 0 === k.addr >>> 0 && s.port === k.port) };
       if (snap.services.length === 0) throw new DirectorError('No such service', 1);
     }
     const format: ListFormat = l.stats ? 'stats' : l.rate ? 'rate' : l.thresholds ? 'thresholds' : l.persistentConn ? 'persistent-conn' : l.tunInfo ? 'tun-info' : 'default';
     const names = l.numeric ? NUMERIC : await namer(snap.services.flatMap((s) => [s.addr, ...s.dests.map((d) => d.addr)]));
-    return formatListing(snap, { format, exact: l.exact, nosort: l.nosort, banner: !c.service, names });
+    return formatListing(snap, { format, exact: l.exact, nosort: l.nosort, banner: !c.service && c.proto !== FWMARK_PROTO, names });
   }
 
   async function save(c: Command): Promise<string> {
@@ -160,7 +165,6 @@ export function ipvsadmRunner(api: AdminCall, io: Io): { execute(c: Command): Pr
 
   /** Execute one parsed command; returns the text for stdout. */
   async function execute(c: Command): Promise<string> {
-    if (c.proto === 0) throw new DirectorError('firewall-mark services (-f) are not supported by ulvs', 2);
     if (c.proto === 132) throw new DirectorError('SCTP services are not supported by ulvs', 2);
     if (c.pe !== undefined) throw new DirectorError(`persistence engines (--pe ${c.pe}) are not supported by ulvs`, 2);
     switch (c.name) {
@@ -173,7 +177,7 @@ export function ipvsadmRunner(api: AdminCall, io: Io): { execute(c: Command): Pr
       case 'save':
         return save(c);
       case 'add-service':
-        check(await api('POST', '/v1/services', { protocol: c.proto === 6 ? 'tcp' : 'udp', address: formatIPv4(c.service!.addr), port: c.service!.port, ...serviceBody(c) }), c.name);
+        check(await api('POST', '/v1/services', { ...serviceFields(c), ...serviceBody(c) }), c.name);
         return '';
       case 'edit-service':
         check(await api('PUT', `/v1/services/${protoPath(c)}`, serviceBody(c)), c.name);
@@ -194,7 +198,7 @@ export function ipvsadmRunner(api: AdminCall, io: Io): { execute(c: Command): Pr
         check(await api('DELETE', `/v1/services/${protoPath(c)}/servers/${formatIPv4(c.server!.addr)}/${c.server!.port}`), c.name);
         return '';
       case 'zero':
-        check(await api('POST', '/v1/zero', c.service ? { service: { protocol: c.proto === 6 ? 'tcp' : 'udp', address: formatIPv4(c.service.addr), port: c.service.port } } : {}), c.name);
+        check(await api('POST', '/v1/zero', c.service || c.proto === FWMARK_PROTO ? { service: serviceFields(c) } : {}), c.name);
         return '';
       case 'set': {
         const [tcp, tcpfin, udp] = c.timeouts!;

@@ -1,6 +1,17 @@
 /**
- * keepalived's checkers (TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK, UDP_CHECK, DNS_CHECK;
- * ecosystem.md §1.4) read into what health/ runs, with keepalived's defaults per type.
+ * keepalived's checkers (TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK, UDP_CHECK, DNS_CHECK,
+ * SMTP_CHECK, PING_CHECK; ecosystem.md §1.4) read into what health/ runs, with keepalived's
+ * defaults per type (check_api.c: retry 1, delay_before_retry 1 s unless the type says
+ * otherwise).
+ *
+ * SMTP_CHECK (check_smtp.c): `helo_name` (default smtpchecker.keepalived.org) and the common
+ * options; the port is connect_port or the real server's. Its deprecated `host { ... }` blocks
+ * are still read as keepalived reads them: each block is a checker of its own with the block's
+ * connection options (connect_ip, default the real server's address; connect_port, default the
+ * real server's port; bindto; connect_timeout, default the real server's, not the SMTP_CHECK's)
+ * and the SMTP_CHECK's other settings; when the SMTP_CHECK itself sets no connection option,
+ * its first host block stands for it instead of a check of the real server itself.
+ * PING_CHECK (check_ping.c): connect_ip, bindto, connect_timeout and the retry options.
  */
 import type { CheckerSpec, CheckerType } from '../../health/checker-spec.js';
 import { at, inherit, ipArg, one, portArg, scriptArg, timerArg, type Inherited } from './args.js';
@@ -12,8 +23,16 @@ export interface CheckerConfig extends CheckerSpec {
 }
 
 
-export const CHECKERS = new Set(['TCP_CHECK', 'HTTP_GET', 'SSL_GET', 'MISC_CHECK', 'UDP_CHECK', 'DNS_CHECK']);
-export const UNSUPPORTED_CHECKERS = new Set(['SMTP_CHECK', 'BFD_CHECK', 'PING_CHECK', 'FILE_CHECK']);
+export const CHECKERS = new Set(['TCP_CHECK', 'HTTP_GET', 'SSL_GET', 'MISC_CHECK', 'UDP_CHECK', 'DNS_CHECK', 'SMTP_CHECK', 'PING_CHECK']);
+/** the checkers ulvs refuses, and why */
+export const UNSUPPORTED_CHECKERS: ReadonlyMap<string, string> = new Map([
+  ['BFD_CHECK', 'it follows a bfd_instance of keepalived\'s BFD process, which ulvs does not run'],
+  ['FILE_CHECK', 'track_file weights are not implemented by ulvs'],
+]);
+/** keepalived's default helo_name (check_smtp.h SMTP_DEFAULT_HELO) */
+export const SMTP_DEFAULT_HELO = 'smtpchecker.keepalived.org';
+/** the connection options of a checker (check_api.c install_checker_common_keywords) */
+const CONNECTION_KEYS = new Set(['connect_ip', 'connect_port', 'bindto', 'connect_timeout']);
 
 
 function statusCodes(n: Node): [number, number][] {
@@ -25,7 +44,41 @@ function statusCodes(n: Node): [number, number][] {
   });
 }
 
-export function checker(n: Node, rs: { addr: number; port: number }, up: Inherited, warnings: string[]): CheckerConfig {
+/** The checkers of checker block `n` (one, or for an SMTP_CHECK with host blocks several). */
+export function checkers(n: Node, rs: { addr: number; port: number }, up: Inherited, warnings: string[]): CheckerConfig[] {
+  const hosts = n.key === 'SMTP_CHECK' ? (n.children ?? []).filter((x) => x.key === 'host') : [];
+  const main = checker(n, rs, up, warnings);
+  if (hosts.length === 0) return [main];
+  const own = (n.children ?? []).some((x) => CONNECTION_KEYS.has(x.key));
+  const fromHosts = hosts.map((h) => {
+    const c: CheckerConfig = { ...main, connectIp: rs.addr, connectPort: rs.port, connectTimeout: up.connectTimeout, pos: h.pos };
+    delete c.bindTo;
+    for (const x of h.children ?? []) {
+      if (x.key === 'connect_timeout') c.connectTimeout = timerArg(x);
+      else if (!connection(x, c)) warnings.push(`${x.pos.file}:${x.pos.line}:${x.pos.col}: ${x.key} in an SMTP_CHECK host block is ignored (keepalived takes only connection options from it)`);
+    }
+    return c;
+  });
+  return own ? [main, ...fromHosts] : fromHosts;
+}
+
+/** connect_ip, connect_port, bindto into `c`; true if `x` was one of them */
+function connection(x: Node, c: CheckerConfig): boolean {
+  switch (x.key) {
+    case 'connect_ip':
+      c.connectIp = ipArg(x, x.args[0]);
+      return true;
+    case 'connect_port':
+      c.connectPort = portArg(x, x.args[0], null);
+      return true;
+    case 'bindto':
+      c.bindTo = ipArg(x, x.args[0]);
+      return true;
+  }
+  return false;
+}
+
+function checker(n: Node, rs: { addr: number; port: number }, up: Inherited, warnings: string[]): CheckerConfig {
   const type = n.key as CheckerType;
   const o: Inherited = { ...up };
   const c: CheckerConfig = {
@@ -44,18 +97,20 @@ export function checker(n: Node, rs: { addr: number; port: number }, up: Inherit
     requireReply: false,
     dnsType: 'SOA',
     dnsName: '.',
+    heloName: SMTP_DEFAULT_HELO,
     pos: n.pos,
   };
   let miscTimeout: number | null = null;
   for (const x of n.children ?? []) {
-    if (inherit(x, o)) continue;
+    if (inherit(x, o) || connection(x, c)) continue;
     switch (x.key) {
-      case 'connect_ip':
-        c.connectIp = ipArg(x, x.args[0]);
+      case 'helo_name':
+        if (type !== 'SMTP_CHECK') warnings.push(`${x.pos.file}:${x.pos.line}:${x.pos.col}: unknown keyword ${x.key} in ${type}, ignored`);
+        c.heloName = one(x, 'a name');
         break;
-      case 'connect_port':
-        c.connectPort = portArg(x, x.args[0], null);
-        break;
+      case 'host':
+        if (type !== 'SMTP_CHECK') warnings.push(`${x.pos.file}:${x.pos.line}:${x.pos.col}: unknown keyword ${x.key} in ${type}, ignored`);
+        break; // read by checkers()
       case 'url': {
         const u: CheckerConfig['urls'][number] = { path: '/', statusCodes: [] };
         for (const y of x.children ?? []) {

@@ -34,7 +34,7 @@ export class ConditionalError extends Error {
 }
 
 /** The comment of a line starts at the first `#` or `!` outside double or single quotes. */
-function commentStart(line: string): number {
+export function commentStart(line: string): number {
   let quote = '';
   for (let i = 0; i < line.length; i++) {
     const c = line[i]!;

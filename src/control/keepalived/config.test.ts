@@ -131,12 +131,13 @@ test('errors name the file, line and column; nothing is half-loaded', () => {
     [{ 'keepalived.conf': 'virtual_server 203.0.113.10 80 {\n}\n}\n' }, /keepalived\.conf:3:1: unexpected '}'/],
     [{ 'keepalived.conf': 'virtual_server 203.0.113.300 80 {\n}\n' }, /keepalived\.conf:1:1: virtual_server: "203\.0\.113\.300" is not an IPv4 address/],
     [{ 'keepalived.conf': 'virtual_server 203.0.113.10 80 {\n  quorum_up "unterminated\n}\n' }, /keepalived\.conf:2:13: unterminated double-quoted string/],
-    [{ 'keepalived.conf': 'virtual_server 203.0.113.10 80 {\n real_server 192.0.2.11 80 {\n  SMTP_CHECK { }\n }\n}\n' }, /keepalived\.conf:3:3: SMTP_CHECK is not supported by ulvs yet/],
+    [{ 'keepalived.conf': 'virtual_server 203.0.113.10 80 {\n real_server 192.0.2.11 80 {\n  BFD_CHECK { }\n }\n}\n' }, /keepalived\.conf:3:3: BFD_CHECK is not supported by ulvs/],
     [{ 'keepalived.conf': 'virtual_server 203.0.113.10 80 {\n sh-port\n lvs_sched sh\n}\n' }, /keepalived\.conf:2:2: sh-port needs lvs_sched sh on an earlier line/],
     [{ 'keepalived.conf': 'virtual_server 203.0.113.10 {\n lvs_sched rr\n}\n' }, /keepalived\.conf:1:1: the port may only be omitted for a persistent service/],
     [{ 'keepalived.conf': 'virtual_server 203.0.113.10 80 {\n}\nvirtual_server 203.0.113.10 80 {\n}\n' }, /keepalived\.conf:3:1: this virtual server is defined twice/],
     [{ 'keepalived.conf': '@lb1 virtual_server 203.0.113.10 80 {\n}\n' }, /keepalived\.conf:2:1: unexpected '}'/], // the conditional drops the line, not the block
-    [{ 'keepalived.conf': 'virtual_server $VIP 80 {\n}\n' }, /keepalived\.conf:1:16: parameter substitution \(\$VIP\) is not supported/],
+    [{ 'keepalived.conf': 'virtual_server $VIP 80 {\n}\n' }, /keepalived\.conf:1:1: virtual_server: "\$VIP" is not an IPv4 address/], // undefined: left as written, as keepalived does
+    [{ 'keepalived.conf': '$VIP=203.0.113.300\nvirtual_server ${VIP} 80 {\n}\n' }, /keepalived\.conf:2:1: virtual_server: "203\.0\.113\.300" is not an IPv4 address/],
     [{ 'keepalived.conf': 'includer missing/*.conf\n' }, /keepalived\.conf:1:10: includer: nothing matches missing\/\*\.conf/],
     [{ 'keepalived.conf': 'include self.conf\n', 'self.conf': 'include keepalived.conf\n' }, /include loop/],
     [{ 'keepalived.conf': 'virtual_server 203.0.113.10 80 {\n real_server 192.0.2.11 80 {\n  HTTP_GET { }\n }\n}\n' }, /keepalived\.conf:3:3: HTTP_GET needs at least one url/],

@@ -1,25 +1,27 @@
 /**
  * The `virtual_server` part of keepalived.conf (ecosystem.md §1.2-1.4) as ulvs's model.
  *
- * Read: virtual_server IP PORT / group NAME (with virtual_server_group), lvs_sched|lb_algo,
+ * Read: virtual_server IP PORT / fwmark MARK / group NAME (with virtual_server_group, whose
+ * members are `IP PORT`, `IP-RANGE PORT` or `fwmark MARK`), lvs_sched|lb_algo,
  * lvs_method|lb_kind (NAT, DR, TUN with keepalived's tunnel options), persistence_timeout [s] (bare = 360),
  * persistence_granularity, protocol (TCP|UDP), delay_loop, quorum, hysteresis, quorum_up,
  * quorum_down, alpha, omega, sorry_server, sorry_server_inhibit, inhibit_on_failure,
  * connect_timeout, retry, delay_before_retry, warmup, virtualhost, weight, ops, scheduler
  * flags; real_server with weight, uthreshold, lthreshold, notify_up, notify_down and the
  * inherited options; checkers TCP_CHECK, HTTP_GET, SSL_GET (url path/digest/status_code),
- * MISC_CHECK (misc_path, misc_timeout, misc_dynamic), UDP_CHECK, DNS_CHECK.
+ * MISC_CHECK (misc_path, misc_timeout, misc_dynamic), UDP_CHECK, DNS_CHECK, SMTP_CHECK
+ * (helo_name, host blocks), PING_CHECK (checkers.ts).
  * Inheritance: a virtual_server option is the default of its real_servers, a real_server's
  * of its checkers. The VRRP sections and global_defs are read by vrrp.ts (what ulvsd follows of
  * keepalived's VRRP); other sections ulvs does not act on (static_*, ...) are skipped with one
  * warning each; unknown keywords inside a virtual_server give a warning, as keepalived's.
  * Conditional lines are applied for `configId` (conditional.ts; ulvsd's default `ulvs`).
  */
-import { schedFlagBit } from '../../core/service.js';
+import { fwmarkKey, FWMARK_MAX, FWMARK_PROTO, schedFlagBit } from '../../core/service.js';
 import { defaultRegistry } from '../../sched/index.js';
 import { ConfigError, parseConfigFile, type Node, type Pos } from './syntax.js';
 import { at, inherit, intArg, ipArg, methodArg, NAT_METHOD, one, portArg, scriptArg, type Inherited, type MethodConfig } from './args.js';
-import { checker, CHECKERS, UNSUPPORTED_CHECKERS, type CheckerConfig } from './checkers.js';
+import { checkers, CHECKERS, UNSUPPORTED_CHECKERS, type CheckerConfig } from './checkers.js';
 import { readVrrp, type VrrpConfig } from './vrrp.js';
 
 export type { CheckerConfig } from './checkers.js';
@@ -89,7 +91,7 @@ function realServer(n: Node, vs: VirtualServerConfig, up: Inherited, vsWeight: n
   for (const x of n.children ?? []) {
     if (inherit(x, o)) continue;
     if (CHECKERS.has(x.key)) checkerNodes.push(x);
-    else if (UNSUPPORTED_CHECKERS.has(x.key)) throw new ConfigError(at(x), `${x.key} is not supported by ulvs yet`);
+    else if (UNSUPPORTED_CHECKERS.has(x.key)) throw new ConfigError(at(x), `${x.key} is not supported by ulvs: ${UNSUPPORTED_CHECKERS.get(x.key)!}`);
     else
       switch (x.key) {
         case 'weight':
@@ -117,11 +119,21 @@ function realServer(n: Node, vs: VirtualServerConfig, up: Inherited, vsWeight: n
   }
   rs.inhibitOnFailure = o.inhibitOnFailure;
   rs.alpha = o.alpha;
-  rs.checkers = checkerNodes.map((x) => checker(x, rs, o, warnings));
+  rs.checkers = checkerNodes.flatMap((x) => checkers(x, rs, o, warnings));
   return rs;
 }
 
-function virtualServer(n: Node, keys: { addr: number; port: number }[], warnings: string[]): VirtualServerConfig[] {
+/** A virtual server's identity: an address and port (the protocol from its `protocol` line), or
+ *  a firewall mark (proto FWMARK_PROTO, core/service.ts fwmarkKey). */
+type VsKey = { addr: number; port: number; proto?: number };
+
+/** `fwmark MARK`: 1..2^32-1, as keepalived (a mark of 0 matches every unmarked packet). */
+function markArg(n: Node, s: string | undefined): VsKey {
+  if (s === undefined || !/^\d+$/.test(s) || Number(s) < 1 || Number(s) > FWMARK_MAX) throw new ConfigError(at(n), `fwmark: ${JSON.stringify(s ?? '')} is not a mark in 1..${FWMARK_MAX}`);
+  return fwmarkKey(Number(s));
+}
+
+function virtualServer(n: Node, keys: VsKey[], warnings: string[]): VirtualServerConfig[] {
   const inh: Inherited = { connectTimeout: 5, retry: null, delayBeforeRetry: null, delayLoop: 60, warmup: null, alpha: false, inhibitOnFailure: false };
   const vs: VirtualServerConfig = { proto: 6, addr: 0, port: 0, scheduler: 'wlc', method: NAT_METHOD, schedFlags: 0, ops: false, persistent: 0, delayLoop: 60, quorum: 1, hysteresis: 0, alpha: false, omega: false, sorryServerInhibit: false, inhibitOnFailure: false, realServers: [], pos: n.pos };
   let vsWeight = 1;
@@ -202,8 +214,9 @@ function virtualServer(n: Node, keys: { addr: number; port: number }[], warnings
   vs.alpha = inh.alpha;
   vs.inhibitOnFailure = inh.inhibitOnFailure;
   return keys.map((k) => {
-    if (k.port === 0 && vs.persistent === 0) throw new ConfigError(at(n), 'the port may only be omitted for a persistent service');
-    const one: VirtualServerConfig = { ...vs, addr: k.addr, port: k.port };
+    const fwmark = k.proto === FWMARK_PROTO;
+    if (k.port === 0 && vs.persistent === 0 && !fwmark) throw new ConfigError(at(n), 'the port may only be omitted for a persistent service');
+    const one: VirtualServerConfig = { ...vs, proto: fwmark ? FWMARK_PROTO : vs.proto, addr: k.addr, port: k.port };
     one.realServers = rsNodes.map((x) => realServer(x, one, inh, vsWeight, warnings));
     return one;
   });
@@ -213,13 +226,16 @@ export function loadKeepalived(path: string, readFile?: (p: string) => string, c
   const { nodes, files } = parseConfigFile(path, readFile, configId);
   const warnings: string[] = [];
   const vrrp = readVrrp(nodes, warnings);
-  const groups = new Map<string, { addr: number; port: number }[]>();
+  const groups = new Map<string, VsKey[]>();
   for (const n of nodes) {
     if (n.key !== 'virtual_server_group') continue;
     const name = one(n, 'a group name');
-    const members: { addr: number; port: number }[] = [];
+    const members: VsKey[] = [];
     for (const m of n.children ?? []) {
-      if (m.key === 'fwmark') throw new ConfigError(at(m), 'fwmark members are not supported by ulvs');
+      if (m.key === 'fwmark') {
+        members.push(markArg(m, m.args[0]));
+        continue;
+      }
       const range = /^(\d+\.\d+\.\d+\.)(\d+)-(\d+)$/.exec(m.key);
       const port = portArg(m, m.args[0], 0);
       if (range) {
@@ -232,12 +248,12 @@ export function loadKeepalived(path: string, readFile?: (p: string) => string, c
   const skipped = new Set<string>();
   for (const n of nodes) {
     if (n.key === 'virtual_server') {
-      let keys: { addr: number; port: number }[];
+      let keys: VsKey[];
       if (n.args[0] === 'group') {
         const g = groups.get(n.args[1] ?? '');
         if (!g) throw new ConfigError(at(n), `virtual_server group ${n.args[1] ?? ''}: no virtual_server_group of that name`);
         keys = g;
-      } else if (n.args[0] === 'fwmark') throw new ConfigError(at(n), 'fwmark virtual servers are not supported by ulvs');
+      } else if (n.args[0] === 'fwmark') keys = [markArg(n, n.args[1])];
       else keys = [{ addr: ipArg(n, n.args[0]), port: portArg(n, n.args[1], 0) }];
       services.push(...virtualServer(n, keys, warnings));
     } else if (n.key === 'virtual_server_group' || VRRP_SECTIONS.has(n.key)) continue;

@@ -7,7 +7,7 @@
  * and the sorry server takes the service alone.
  */
 import type { DestSpec, ServiceSpec } from '../../core/director.js';
-import type { ServiceKey } from '../../core/service.js';
+import { FWMARK_PROTO, type ServiceKey } from '../../core/service.js';
 import type { ServerHealth } from '../../health/monitor.js';
 import type { Rules } from '../rules.js';
 import type { KeepalivedConfig, RealServerConfig, VirtualServerConfig } from './config.js';
@@ -42,7 +42,8 @@ export function desiredRules(cfg: KeepalivedConfig, health: (key: string) => Ser
     // a real server's own lvs_method, else its virtual server's (the sorry server: NAT)
     const dest = (addr: number, port: number, weight: number, r?: RealServerConfig): DestSpec => {
       const m = r ? (r.method ?? v.method) : { fwd: 0, tunType: 0, tunPort: 0, tunFlags: 0 };
-      return { addr, port: m.fwd === 0 ? port : v.port, weight, fwd: m.fwd, tunType: m.tunType, tunPort: m.tunPort, tunFlags: m.tunFlags, uThreshold: r?.uThreshold ?? 0, lThreshold: r?.lThreshold ?? 0 };
+      // DR/TUN: the service port (a fwmark service has none: the server's own, as keepalived gives it)
+      return { addr, port: m.fwd === 0 || v.proto === FWMARK_PROTO ? port : v.port, weight, fwd: m.fwd, tunType: m.tunType, tunPort: m.tunPort, tunFlags: m.tunFlags, uThreshold: r?.uThreshold ?? 0, lThreshold: r?.lThreshold ?? 0 };
     };
     if (!up && v.sorryServer) {
       rules.dests.push({ service: key, dest: dest(v.sorryServer.addr, v.sorryServer.port || v.port, 1) });

@@ -4,12 +4,15 @@
  * (quotes stripped, inner spaces kept, \n \t \\ \" \' escapes); `include PATTERN` splices other
  * files (glob `*`, `?` and `{a,b}`; relative to the including file; cycles refused). Every
  * node keeps its file, line and column; errors name them. Conditional lines (`@ID line`,
- * `@^ID line`) are applied for a config id as keepalived does (conditional.ts); parameter
- * substitution ($NAME) is recognised and refused clearly.
+ * `@^ID line`) are applied for a config id as keepalived does (conditional.ts), and so are
+ * definitions and references `$NAME=VALUE`, `$NAME`, `${NAME}` (definitions.ts), line by line in
+ * file order, includes at their place (source-lines.ts).
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
-import { applyConditional, ConditionalError, DEFAULT_CONFIG_ID } from './conditional.js';
+import { DEFAULT_CONFIG_ID } from './conditional.js';
+import { Definitions } from './definitions.js';
+import { LineError, sourceLines, type LexLine } from './source-lines.js';
 
 export interface Pos {
   file: string;
@@ -38,65 +41,53 @@ export class ConfigError extends Error {
 
 type Tok = { t: 'word' | '{' | '}' | 'nl'; v: string; pos: Pos; conditional?: true };
 
-function lex(text: string, file: string, configId: string): Tok[] {
+/** The tokens of one lexer line (conditional, definitions and references already applied). */
+function lexLine(l: LexLine, file: string): Tok[] {
   const out: Tok[] = [];
-  text.split('\n').forEach((raw, li) => {
-    let i = 0;
-    const at = (c: number): Pos => ({ file, line: li + 1, col: c + 1 });
-    let line: string;
-    try {
-      line = applyConditional(raw, configId);
-    } catch (e) {
-      if (e instanceof ConditionalError) throw new ConfigError(at(e.col - 1), e.message);
-      throw e;
+  const line = l.text;
+  const at = (c: number): Pos => ({ file, line: l.line, col: (l.cols[Math.min(c, line.length - 1)] ?? -1) + 1 + Math.max(0, c - (line.length - 1)) });
+  let i = 0;
+  while (i < line.length) {
+    const ch = line[i]!;
+    if (ch === ' ' || ch === '\t' || ch === '\r') {
+      i++;
+      continue;
     }
-    const first = out.length;
-    while (i < line.length) {
-      const ch = line[i]!;
-      if (ch === ' ' || ch === '\t' || ch === '\r') {
-        i++;
-        continue;
-      }
-      if (ch === '#' || ch === '!') break;
-      if (ch === '{' || ch === '}') {
-        out.push({ t: ch, v: ch, pos: at(i) });
-        i++;
-        continue;
-      }
-      if (ch === '"' || ch === "'") {
-        const start = i;
-        let v = '';
-        i++;
-        while (i < line.length && line[i] !== ch) {
-          if (line[i] === '\\' && i + 1 < line.length) {
-            const e = line[i + 1]!;
-            v += e === 'n' ? '\n' : e === 't' ? '\t' : e;
-            i += 2;
-          } else v += line[i++];
-        }
-        if (i >= line.length) throw new ConfigError(at(start), `unterminated ${ch === '"' ? 'double' : 'single'}-quoted string`);
-        i++;
-        out.push({ t: 'word', v, pos: at(start) });
-        continue;
-      }
+    if (ch === '#' || ch === '!') break;
+    if (ch === '{' || ch === '}') {
+      out.push({ t: ch, v: ch, pos: at(i) });
+      i++;
+      continue;
+    }
+    if (ch === '"' || ch === "'") {
       const start = i;
-      while (i < line.length && !' \t\r{}#!'.includes(line[i]!)) i++;
-      const w = line.slice(start, i);
-      if (/^include[rmwba]?$/.test(w) && out.length > 0 && out[out.length - 1]!.t !== 'nl') {
-        /* not at the start of a line: an ordinary word */
-      } else if (/^include[rmwba]?$/.test(w)) {
-        // The pattern is the rest of the line (it may hold csh braces like {a,b}).
-        out.push({ t: 'word', v: w, pos: at(start) });
-        const rest = line.slice(i).replace(/[#!].*$/, '').trim();
-        if (rest) out.push({ t: 'word', v: rest.replace(/^["']|["']$/g, ''), pos: at(line.indexOf(rest, i)) });
-        break;
+      let v = '';
+      i++;
+      while (i < line.length && line[i] !== ch) {
+        if (line[i] === '\\' && i + 1 < line.length) {
+          const e = line[i + 1]!;
+          v += e === 'n' ? '\n' : e === 't' ? '\t' : e;
+          i += 2;
+        } else v += line[i++];
       }
-      if (/^\$\{?[A-Za-z_]/.test(w)) throw new ConfigError(at(start), `parameter substitution (${w}) is not supported by ulvs`);
-      out.push({ t: 'word', v: w, pos: at(start) });
+      if (i >= line.length) throw new ConfigError(at(start), `unterminated ${ch === '"' ? 'double' : 'single'}-quoted string`);
+      i++;
+      out.push({ t: 'word', v, pos: at(start) });
+      continue;
     }
-    if (line !== raw && out.length > first) out[first]!.conditional = true;
-    out.push({ t: 'nl', v: '', pos: at(line.length) });
-  });
+    const start = i;
+    while (i < line.length && !' \t\r{}#!'.includes(line[i]!)) i++;
+    const w = line.slice(start, i);
+    if (/^include[rmwba]?$/.test(w) && out.length === 0) {
+      // The pattern is the rest of the line (it may hold csh braces like {a,b}).
+      out.push({ t: 'word', v: w, pos: at(start) });
+      const rest = line.slice(i).replace(/[#!].*$/, '').trim();
+      if (rest) out.push({ t: 'word', v: rest.replace(/^["']|["']$/g, ''), pos: at(line.indexOf(rest, i)) });
+      break;
+    }
+    out.push({ t: 'word', v: w, pos: at(start) });
+  }
+  if (l.conditional && out.length > 0) out[0]!.conditional = true;
   return out;
 }
 
@@ -125,6 +116,7 @@ export interface ParseResult {
 /** Parse a configuration file (and what it includes); `configId` decides the conditional lines. */
 export function parseConfigFile(path: string, readFile: (p: string) => string = (p) => readFileSync(p, 'utf8'), configId: string = DEFAULT_CONFIG_ID): ParseResult {
   const files: string[] = [];
+  const defs = new Definitions(configId);
   const expand = (file: string, stack: string[]): Tok[] => {
     const abs = resolve(file);
     if (stack.includes(abs)) throw new Error(`${file}: include loop (${[...stack, abs].join(' -> ')})`);
@@ -136,29 +128,36 @@ export function parseConfigFile(path: string, readFile: (p: string) => string = 
     } catch (e) {
       throw new Error(`cannot read ${file}: ${(e as Error).message}`);
     }
-    const toks = lex(text, file, configId);
+    const lines = text.split('\n');
     const out: Tok[] = [];
-    for (let i = 0; i < toks.length; i++) {
-      const tk = toks[i]!;
-      const lineStart = i === 0 || toks[i - 1]!.t === 'nl';
-      if (tk.t === 'word' && lineStart && /^include[rmwba]?$/.test(tk.v)) {
-        const arg = toks[i + 1];
-        if (!arg || arg.t !== 'word') throw new ConfigError(tk.pos, `${tk.v} needs a file name`);
-        const pattern = isAbsolute(arg.v) ? arg.v : join(dirname(abs), arg.v);
-        const matches = glob(pattern).filter((p) => {
-          try {
-            return statSync(p).isFile();
-          } catch {
-            return false;
-          }
-        });
-        if (matches.length === 0 && tk.v !== 'include') throw new ConfigError(arg.pos, `${tk.v}: nothing matches ${arg.v}`);
-        for (const m of matches) out.push(...expand(m, [...stack, abs]));
-        i++;
-        while (i + 1 < toks.length && toks[i + 1]!.t !== 'nl') i++;
-        continue;
+    for (let li = 0; li < lines.length; li++) {
+      let lexLines: LexLine[];
+      try {
+        lexLines = sourceLines(lines[li]!, li + 1, dirname(abs), defs);
+      } catch (e) {
+        if (e instanceof LineError) throw new ConfigError({ file, line: li + 1, col: e.col + 1 }, e.message);
+        throw e;
       }
-      out.push(tk);
+      for (const l of lexLines) {
+        const toks = lexLine(l, file);
+        const tk = toks[0];
+        if (tk && tk.t === 'word' && /^include[rmwba]?$/.test(tk.v)) {
+          const arg = toks[1];
+          if (!arg || arg.t !== 'word') throw new ConfigError(tk.pos, `${tk.v} needs a file name`);
+          const pattern = isAbsolute(arg.v) ? arg.v : join(dirname(abs), arg.v);
+          const matches = glob(pattern).filter((p) => {
+            try {
+              return statSync(p).isFile();
+            } catch {
+              return false;
+            }
+          });
+          if (matches.length === 0 && tk.v !== 'include') throw new ConfigError(arg.pos, `${tk.v}: nothing matches ${arg.v}`);
+          for (const m of matches) out.push(...expand(m, [...stack, abs]));
+          continue;
+        }
+        out.push(...toks, { t: 'nl', v: '', pos: { file, line: l.line, col: (l.cols[l.cols.length - 1] ?? -1) + 2 } });
+      }
     }
     return out;
   };

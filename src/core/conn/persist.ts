@@ -7,17 +7,24 @@
 import { ConnFlag, TICKS_PER_SEC } from '../conn-table.js';
 import { UNBOUND_DEST_ID } from '../dest-registry.js';
 import type { EngineState } from '../engine-state.js';
-import type { RealServer, VirtualService } from '../service.js';
+import { FWMARK_PROTO, type RealServer, type VirtualService } from '../service.js';
 import { Event } from '../verdict.js';
 import { checkOverload, EXPIRE_LATER_S, TABLE_FULL } from './lifecycle.js';
 
 /** FTP's control port: its templates cover every port of the service (IPVS's ftp rule). */
 const FTP_PORT = 21;
 
-/** The template key's virtual port for a flow to `vport` of `svc`: the port, or 0 for all. */
+/** The template key's virtual port for a flow to `vport` of `svc`: the port, or 0 for all (a
+ *  fwmark service's port is 0: its templates cover every port the mark takes). */
 export function templatePort(svc: VirtualService, vport: number): number {
   return vport === svc.port && svc.port !== FTP_PORT ? vport : 0;
 }
+
+/** The template key's protocol and virtual address (ip_vs_sched_persist): those of the flow,
+ *  or, for a fwmark service, IPPROTO_IP and the mark as the address, so one template binds the
+ *  client network's flows of every protocol and address the mark takes (http and https). */
+const templateProto = (svc: VirtualService, proto: number): number => (svc.proto === FWMARK_PROTO ? FWMARK_PROTO : proto);
+const templateAddr = (svc: VirtualService, vaddr: number): number => (svc.proto === FWMARK_PROTO ? svc.addr | 0 : vaddr);
 
 export class Persistence {
   readonly #s: EngineState;
@@ -29,7 +36,7 @@ export class Persistence {
   /** The template for client network `snet` (caddr & netmask) and this flow's virtual port,
    *  usable or not, or -1. Changes nothing. */
   lookup(svc: VirtualService, proto: number, snet: number, vaddr: number, vport: number): number {
-    return this.#s.conns.findTemplate(proto, snet, vaddr, templatePort(svc, vport));
+    return this.#s.conns.findTemplate(templateProto(svc, proto), snet, templateAddr(svc, vaddr), templatePort(svc, vport));
   }
 
   /** ip_vs_check_template: the template's server still takes connections. */
@@ -53,7 +60,7 @@ export class Persistence {
     const s = this.#s;
     const tvport = templatePort(svc, vport);
     const tdport = vport === svc.port && svc.port !== FTP_PORT ? d.port : 0;
-    const t = s.conns.insert(proto, snet, 0, vaddr, tvport, d.addr, tdport, d.id, ConnFlag.TEMPLATE, s.nowTick + svc.timeout * TICKS_PER_SEC, s.nowTick);
+    const t = s.conns.insert(templateProto(svc, proto), snet, 0, templateAddr(svc, vaddr), tvport, d.addr, tdport, d.id, ConnFlag.TEMPLATE, s.nowTick + svc.timeout * TICKS_PER_SEC, s.nowTick);
     if (t < 0) return TABLE_FULL;
     d.persistConns++;
     checkOverload(d);

@@ -92,8 +92,9 @@ function validate(spec: DestSpec, svc: VirtualService): ValidDest {
   const fwd = spec.fwd ?? Fwd.MASQ;
   if (fwd === Fwd.LOCALNODE) throw errors.notSupported('Local node forwarding');
   if (fwd !== Fwd.MASQ && fwd !== Fwd.DROUTE && fwd !== Fwd.TUNNEL) throw errors.invalid('forwarding method');
-  // DR and TUN leave the packet's destination port alone (ipvsadm sets the service port itself)
-  if (fwd !== Fwd.MASQ && spec.port !== svc.port)
+  // DR and TUN leave the packet's destination port alone (ipvsadm sets the service port itself;
+  // a fwmark service has none: its DR/TUN servers keep the port they were given, unused)
+  if (fwd !== Fwd.MASQ && spec.port !== svc.port && svc.fwmark === 0)
     throw errors.invalid(`a ${FWD_NAMES[fwd]} server keeps the service port: ${spec.port} is not ${svc.port} (only masquerading maps ports)`);
   const tunType = spec.tunType ?? TunType.IPIP;
   const tunPort = spec.tunPort ?? 0;

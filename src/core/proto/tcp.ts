@@ -102,11 +102,12 @@ export class TcpOps implements ProtoOps {
     return this.#s.timeouts.tcpTicks[this.#s.conns.state(c)]!;
   }
 
-  /** ESTABLISHED: only SYN, FIN or RST (which the fast path hands up) change it. Not a
-   *  SYN-cookie connection: the fast path does not translate sequence numbers (syn-proxy.ts). */
+  /** ESTABLISHED: only SYN, FIN or RST (which the fast path hands up) change it. A SYN-cookie
+   *  connection once its delta is final (SYNPROXY_WAIT clear): the offer carries the delta and
+   *  the fast path translates sequence numbers (syn-proxy.ts seqDelta). */
   offloadable(c: number): boolean {
     const conns = this.#s.conns;
-    return conns.state(c) === TcpState.ESTABLISHED && (conns.flags(c) & ConnFlag.SYNPROXY) === 0;
+    return conns.state(c) === TcpState.ESTABLISHED && (conns.flags(c) & ConnFlag.SYNPROXY_WAIT) === 0;
   }
 
   newConnFlags(_svc: VirtualService): number {

@@ -12,6 +12,9 @@
  *    dport (or 0)> if configured, and then takes that server's forwarding method (ip_vs_bind_dest
  *    for SYNC entries); otherwise created unbound "but still handled" with the master's method,
  *    on the stand-in server (dest-registry.ts UNBOUND_DEST_ID), its packets going to daddr:dport.
+ *  - sequence data: a SYN-cookie connection's delta (OUT_SEQ, out_seq 0, D, D: synproxy-seq.ts)
+ *    makes the entry translate as its master did (syn-proxy.ts restore); any other shape is kept
+ *    as opaque data and announced on (seq-store.ts).
  *  - then: state from the record, timeout from the record (seconds, capped at MAX_TIMEOUT_S; the
  *    kernel's cap is near-infinite), or for v0 / timeout 0 the protocol's timeout of that state
  *    (templates 180 s); the sync packet count is set to sync_threshold and the announced state to
@@ -29,12 +32,14 @@ import { UNBOUND_DEST_ID } from '../dest-registry.js';
 import type { EngineState } from '../engine-state.js';
 import type { OffloadPolicy } from '../offload-policy.js';
 import type { ProtoTable } from '../proto/ops.js';
-import { Fwd, type RealServer } from '../service.js';
+import { Fwd, FWMARK_PROTO, type RealServer } from '../service.js';
 import { MAX_TIMEOUT_S } from '../timeouts.js';
 import { KFlag } from '../../wire/ipvs-sync/constants.js';
+import { IPPROTO_TCP } from '../../wire/ipv4.js';
 import type { SyncRecord } from '../../wire/ipvs-sync/record.js';
 import { entryFlagsOf } from './conn-record.js';
 import type { SeqStore } from './seq-store.js';
+import { synProxyDeltaOf } from './synproxy-seq.js';
 
 /** Why the backup left a well-formed record out, or what it noticed (index of `counters`). */
 export const ApplyCounter = {
@@ -51,6 +56,7 @@ export const ApplyCounter = {
   TimeoutCapped: 6,
   SkipIpv6: 7,
   SkipProtocol: 8,
+  /** a record of a fwmark service this director does not have */
   SkipFwmark: 9,
   SkipMethod: 10,
   SkipZeroAddress: 11,
@@ -104,8 +110,12 @@ export class SyncApplier {
     const k = r.connFlags;
     const template = (k & KFlag.TEMPLATE) !== 0;
     if (r.af !== 4) return this.#skip(ApplyCounter.SkipIpv6);
-    if (this.#protos.of(r.protocol) === undefined) return this.#skip(ApplyCounter.SkipProtocol);
-    if (r.fwmark !== 0) return this.#skip(ApplyCounter.SkipFwmark);
+    // a fwmark service's template has protocol IP (0): ip_vs_proc_conn checks the protocol of
+    // connections only
+    if (!(template && r.protocol === FWMARK_PROTO) && this.#protos.of(r.protocol) === undefined) return this.#skip(ApplyCounter.SkipProtocol);
+    // a connection of a fwmark service this director does not have: skipped, not kept unbound
+    // as the kernel keeps it, since ulvs keeps no mark per entry to bind it by later
+    if (r.fwmark !== 0 && this.#decider.index.byMark(r.fwmark) === null) return this.#skip(ApplyCounter.SkipFwmark);
     if ((r.caddr === 0 && !template) || r.vaddr === 0 || r.daddr === 0) return this.#skip(ApplyCounter.SkipZeroAddress);
     if (template && r.cport !== 0) return this.#skip(ApplyCounter.SkipTemplateCport);
     if ((k & KFlag.NO_CPORT) !== 0 && !template) return this.#skip(ApplyCounter.SkipNoCport);
@@ -160,7 +170,8 @@ export class SyncApplier {
   #tryBind(c: number): void {
     const s = this.#s;
     const conns = s.conns;
-    const d = this.#findDest(conns.proto(c), conns.vaddr(c), conns.vport(c), conns.daddr(c), conns.dport(c));
+    const fwmark = conns.proto(c) === FWMARK_PROTO ? conns.vaddr(c) >>> 0 : 0; // a fwmark template's address is its mark
+    const d = this.#findDest(conns.proto(c), conns.vaddr(c), conns.vport(c), conns.daddr(c), conns.dport(c), fwmark);
     if (d === null) return;
     const f = conns.flags(c);
     if ((f & ConnFlag.OFFLOADED) !== 0) this.#offload.withdraw(c);
@@ -175,7 +186,7 @@ export class SyncApplier {
 
   #create(r: SyncRecord, k: number): number {
     const s = this.#s;
-    const d = this.#findDest(r.protocol, r.vaddr, r.vport, r.daddr, r.dport);
+    const d = this.#findDest(r.protocol, r.vaddr, r.vport, r.daddr, r.dport, r.fwmark);
     let f = entryFlagsOf(k) | ConnFlag.SYNCED;
     if (d !== null) f = (f & ~(ConnFlag.FWD_MASK | ConnFlag.NOOUTPUT)) | methodBits(d);
     else {
@@ -208,7 +219,13 @@ export class SyncApplier {
     let ticks = seconds * TICKS_PER_SEC;
     if (seconds === 0) ticks = template ? V0_TEMPLATE_TIMEOUT_S * TICKS_PER_SEC : this.#protos.of(r.protocol)!.timeoutTicks(c);
     conns.rearm(c, s.nowTick + ticks);
-    if (r.hasSeq && (r.connFlags & KFlag.SEQ_MASK) !== 0) {
+    const delta = template || r.protocol !== IPPROTO_TCP || (conns.flags(c) & ConnFlag.FWD_MASK) !== 0 ? 0 : synProxyDeltaOf(r);
+    const deltas = this.#offload.seqDeltas;
+    if (delta !== 0 && deltas !== null) {
+      // a SYN-cookie connection's delta (synproxy-seq.ts): the engine translates with it
+      if ((conns.flags(c) & ConnFlag.OFFLOADED) !== 0 && deltas.seqDelta(c) !== delta) this.#offload.withdraw(c);
+      deltas.restore(c, delta);
+    } else if (r.hasSeq && (r.connFlags & KFlag.SEQ_MASK) !== 0) {
       if (this.#seq.set(c, r, r.connFlags & KFlag.SEQ_MASK)) conns.setFlags(c, conns.flags(c) | ConnFlag.SEQ);
       else this.counters[ApplyCounter.SeqNotKept]!++;
     }
@@ -219,10 +236,10 @@ export class SyncApplier {
     }
   }
 
-  /** ip_vs_find_dest: the service <proto, vaddr, vport> (or its port-0 service), then its server
-   *  <daddr, dport> (or <daddr, 0>). */
-  #findDest(proto: number, vaddr: number, vport: number, daddr: number, dport: number): RealServer | null {
-    const svc = this.#decider.index.find(proto, vaddr, vport);
+  /** ip_vs_find_dest: the service of `fwmark` (when not 0), else <proto, vaddr, vport> (or its
+   *  port-0 service), then its server <daddr, dport> (or <daddr, 0>). */
+  #findDest(proto: number, vaddr: number, vport: number, daddr: number, dport: number, fwmark: number): RealServer | null {
+    const svc = this.#decider.index.byMark(fwmark) ?? this.#decider.index.find(proto, vaddr, vport);
     if (svc === null) return null;
     daddr >>>= 0;
     let any: RealServer | null = null;

@@ -8,7 +8,8 @@
  *  NOOUTPUT 0x80         NOOUTPUT; templates: set unless NAT (a kernel template takes its
  *                        server's conn_flags: method, INACTIVE, NOOUTPUT for DR/TUN)
  *  INACTIVE 0x100        INACTIVE; templates: always set
- *  IN/OUT_SEQ 0x600      SEQ (data kept by seq-store.ts)
+ *  IN/OUT_SEQ 0x600      SEQ (data kept by seq-store.ts); OUT_SEQ for SYNPROXY, its delta
+ *                        (synproxy-seq.ts)
  *  TEMPLATE 0x1000       TEMPLATE
  *  SYNC 0x20             SYNCED (the kernel sends it for an entry it got by sync)
  *  state                 TCP state; UDP 0; template: ASSURED -> 1 (IP_VS_CTPL_S_ASSURED), else 0
@@ -21,9 +22,12 @@ import type { EngineState } from '../engine-state.js';
 import { EXPIRE_LATER_S } from '../conn/lifecycle.js';
 import type { ProtoTable } from '../proto/ops.js';
 import { Fwd } from '../service.js';
+import { fwmarkOf } from '../conn/fwmark-of.js';
 import { KFlag } from '../../wire/ipvs-sync/constants.js';
 import type { SyncRecord } from '../../wire/ipvs-sync/record.js';
+import type { SeqDeltaSource } from '../offload.js';
 import type { SeqStore } from './seq-store.js';
+import { fillSynProxySeq } from './synproxy-seq.js';
 
 /** The state a record of entry c carries. */
 export function recordState(s: EngineState, c: number): number {
@@ -72,8 +76,9 @@ export function entryFlagsOf(k: number): number {
   return f;
 }
 
-/** Fill r with entry c (IPv4; the table holds nothing else yet). */
-export function fillRecord(r: SyncRecord, s: EngineState, protos: ProtoTable, seq: SeqStore, c: number): void {
+/** Fill r with entry c (IPv4; the table holds nothing else yet); `deltas`: the SYN-cookie
+ *  connections' sequence deltas. */
+export function fillRecord(r: SyncRecord, s: EngineState, protos: ProtoTable, seq: SeqStore, c: number, deltas: SeqDeltaSource | null = null): void {
   const conns = s.conns;
   r.clearOptions();
   r.version = 1;
@@ -81,12 +86,16 @@ export function fillRecord(r: SyncRecord, s: EngineState, protos: ProtoTable, se
   r.protocol = conns.proto(c);
   r.flags = kernelFlagsOf(s, c);
   if ((conns.flags(c) & ConnFlag.SEQ) !== 0) r.flags |= seq.fill(c, r);
+  else if ((conns.flags(c) & ConnFlag.SYNPROXY) !== 0 && deltas !== null) {
+    const delta = deltas.seqDelta(c);
+    if (delta !== 0) r.flags |= fillSynProxySeq(r, delta);
+  }
   r.connFlags = r.flags;
   r.state = recordState(s, c);
   r.cport = conns.cport(c);
   r.vport = conns.vport(c);
   r.dport = conns.dport(c);
-  r.fwmark = 0;
+  r.fwmark = fwmarkOf(s, c);
   r.timeout = Math.floor(timeoutTicksOf(s, protos, c) / TICKS_PER_SEC);
   r.caddr = conns.caddr(c) >>> 0;
   r.vaddr = conns.vaddr(c) >>> 0;

@@ -44,7 +44,7 @@ export class SyncControl {
     if (this.#master !== null) throw new IpvsError('EEXIST', 'sync master is already running');
     if (!Number.isInteger(cfg.syncid) || cfg.syncid < 0 || cfg.syncid > 255) throw new IpvsError('EINVAL', `syncid ${cfg.syncid} not in 0..255`);
     if (!Number.isInteger(cfg.maxlen) || cfg.maxlen < 1 || cfg.maxlen > 65535) throw new IpvsError('EINVAL', `sync maxlen ${cfg.maxlen} not in 1..65535`);
-    this.#master = new SyncMaster(this.#s, this.#protos, this.#seq, cfg, sink);
+    this.#master = new SyncMaster(this.#s, this.#protos, this.#seq, cfg, sink, this.#offload.seqDeltas);
     this.#s.sync = this.#master;
   }
 

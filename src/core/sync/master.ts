@@ -24,6 +24,7 @@ import { SyncRecord } from '../../wire/ipvs-sync/record.js';
 import { SyncConnState } from './conn-state.js';
 import { fillRecord, recordState, timeoutTicksOf } from './conn-record.js';
 import type { SyncHook } from './hook.js';
+import type { SeqDeltaSource } from '../offload.js';
 import type { SeqStore } from './seq-store.js';
 import { syncNeeded, type TimeoutSource } from './sender-policy.js';
 
@@ -59,10 +60,14 @@ export class SyncMaster implements SyncHook, TimeoutSource {
   #firstMs = 0;
   readonly counters = new Float64Array(MASTER_COUNTER_NAMES.length);
 
-  constructor(s: EngineState, protos: ProtoTable, seq: SeqStore, cfg: SyncMasterConfig, sink: SyncSink) {
+  /** the SYN-cookie connections' deltas, announced as IPVS_OPT_SEQ_DATA (synproxy-seq.ts) */
+  readonly #deltas: SeqDeltaSource | null;
+
+  constructor(s: EngineState, protos: ProtoTable, seq: SeqStore, cfg: SyncMasterConfig, sink: SyncSink, deltas: SeqDeltaSource | null = null) {
     this.#s = s;
     this.#protos = protos;
     this.#seq = seq;
+    this.#deltas = deltas;
     if (s.conns.sync === null) s.conns.sync = new SyncConnState(s.conns.capacity, s.nowTick);
     this.#st = s.conns.sync;
     this.#syncid = cfg.syncid & 0xff;
@@ -136,7 +141,7 @@ export class SyncMaster implements SyncHook, TimeoutSource {
   #append(c: number): void {
     const r = this.#rec;
     const w = this.#writer;
-    fillRecord(r, this.#s, this.#protos, this.#seq, c);
+    fillRecord(r, this.#s, this.#protos, this.#seq, c, this.#deltas);
     const version = this.#s.sysctl.syncVersion === 0 ? 0 : 1;
     if (w.version !== version) {
       if (w.count > 0) this.#emit();

@@ -30,6 +30,7 @@ export const BPF_CMD = {
 
 /** attach types */
 export const BPF_TCX_INGRESS = 46;
+export const BPF_TCX_EGRESS = 47;
 
 const addr = (b: Buffer): bigint => BigInt(koffi.address(b) as bigint);
 
@@ -137,6 +138,16 @@ export function attachTcxIngress(progFd: number, ifindex: number): number {
   attr.writeUInt32LE(ifindex, 4);
   attr.writeUInt32LE(BPF_TCX_INGRESS, 8);
   return bpfCall(BPF_CMD.LINK_CREATE, attr, `BPF_LINK_CREATE tcx ingress ifindex ${ifindex}`);
+}
+
+/** Attach a SCHED_CLS program at the tcx egress hook of an interface; returns the link fd (the
+ *  program goes with the fd, as attachTcxIngress). */
+export function attachTcxEgress(progFd: number, ifindex: number): number {
+  const attr = Buffer.alloc(64);
+  attr.writeUInt32LE(progFd, 0);
+  attr.writeUInt32LE(ifindex, 4);
+  attr.writeUInt32LE(BPF_TCX_EGRESS, 8);
+  return bpfCall(BPF_CMD.LINK_CREATE, attr, `BPF_LINK_CREATE tcx egress ifindex ${ifindex}`);
 }
 
 /**

@@ -14,11 +14,13 @@ export interface FlowEntry {
   sport: number;
   dport: number;
   proto: number;
-  /** the value: new address and port, FLOW_DIR, slot */
+  /** the value: new address and port, FLOW_DIR, slot, a SYN-cookie connection's sequence
+   *  delta (int32; 0 none) */
   addr: number;
   port: number;
   dir: number;
   slot: number;
+  seqDelta: number;
 }
 
 /** Every entry of the flow map (a hash map: entries added meanwhile may or may not be seen). */
@@ -45,6 +47,7 @@ export function readFlows(flowsFd: number): FlowEntry[] {
       port: v.readUInt16BE(f.port),
       dir: v[f.dir]!,
       slot: v.readUInt32LE(f.slot),
+      seqDelta: v.readInt32LE(f.seq_delta),
     });
   }
   return out;

@@ -19,16 +19,17 @@ export function writeKey(b: Buffer, o: number, saddr: number, daddr: number, spo
 }
 
 /** A struct flow_value (bpf/ulvs_maps.h) at byte o of b: the new address and port (network
- *  order; a tunnel's: GUE's port), the direction (FLOW_DIR), the slot (host order) and the
- *  tunnel type (TUN_TYPE, FLOW_TUN* only; 0 otherwise); the padding is zeroed. */
-export function writeValue(b: Buffer, o: number, addr: number, port: number, dir: number, slot: number, tunType = 0): void {
+ *  order; a tunnel's: GUE's port), the direction (FLOW_DIR), the slot (host order), the
+ *  tunnel type (TUN_TYPE, FLOW_TUN* only; 0 otherwise) and a SYN-cookie connection's sequence
+ *  delta (seq_delta, host order, taken mod 2^32; 0: nothing translated). */
+export function writeValue(b: Buffer, o: number, addr: number, port: number, dir: number, slot: number, tunType = 0, seqDelta = 0): void {
   const f = FLOW_VALUE.off;
   b.writeUInt32BE(addr >>> 0, o + f.addr);
   b.writeUInt16BE(port, o + f.port);
   b[o + f.dir] = dir;
   b[o + f.tun_type] = tunType;
   b.writeUInt32LE(slot, o + f.slot);
-  b.writeUInt32LE(0, o + f.pad2);
+  b.writeUInt32LE(seqDelta >>> 0, o + f.seq_delta);
 }
 
 /** The request tuples (client -> VIP:vport) of connections `cs` of table t as consecutive

@@ -6,7 +6,7 @@
 export const FLOW_KEY = { size: 16, off: { saddr: 0, daddr: 4, sport: 8, dport: 10, proto: 12, pad: 13 }, width: { saddr: 4, daddr: 4, sport: 2, dport: 2, proto: 1, pad: 3 } } as const;
 
 /** struct flow_value (bpf/fastpath.bpf.o) */
-export const FLOW_VALUE = { size: 16, off: { addr: 0, port: 4, dir: 6, tun_type: 7, slot: 8, pad2: 12 }, width: { addr: 4, port: 2, dir: 1, tun_type: 1, slot: 4, pad2: 4 } } as const;
+export const FLOW_VALUE = { size: 16, off: { addr: 0, port: 4, dir: 6, tun_type: 7, slot: 8, seq_delta: 12 }, width: { addr: 4, port: 2, dir: 1, tun_type: 1, slot: 4, seq_delta: 4 } } as const;
 
 /** struct slot (bpf/fastpath.bpf.o) */
 export const SLOT = { size: 40, off: { packets: 0, bytes: 16, last_ns: 32 }, width: { packets: 16, bytes: 16, last_ns: 8 } } as const;
@@ -29,11 +29,14 @@ export const SYNCOOKIE_KEY = { size: 8, off: { addr: 0, port: 4, proto: 6, pad: 
 /** struct syncookie_value (bpf/fastpath.bpf.o) */
 export const SYNCOOKIE_VALUE = { size: 4, off: { on: 0 }, width: { on: 4 } } as const;
 
+/** struct mark_note (bpf/tun_mark.bpf.o) */
+export const MARK_NOTE = { size: 24, off: { saddr: 0, daddr: 4, sport: 8, dport: 10, proto: 12, pad: 13, mark: 16, check: 20 }, width: { saddr: 4, daddr: 4, sport: 2, dport: 2, proto: 1, pad: 3, mark: 4, check: 4 } } as const;
+
 /** enum flow_dir */
 export const FLOW_DIR = { FLOW_REQUEST: 0, FLOW_REPLY: 1, FLOW_DR_ROUTE: 2, FLOW_DR: 3, FLOW_TUN_ROUTE: 4, FLOW_TUN: 5 } as const;
 
 /** enum steer_side */
-export const STEER_SIDE = { STEER_VIP: 0, STEER_SERVICE: 1, STEER_REAL: 2 } as const;
+export const STEER_SIDE = { STEER_VIP: 0, STEER_SERVICE: 1, STEER_REAL: 2, STEER_MARK: 3 } as const;
 
 /** enum rs_counter */
 export const RS_COUNTER = { RS_DECAP: 0, RS_MALFORMED: 1, RS_NOT_VIP: 2, RS_UNHANDLED: 3, RS_COUNTERS: 4 } as const;
@@ -52,3 +55,6 @@ export const TCP_VALIDATED = { TCP_VALIDATED_BIT: 2 } as const;
 
 /** enum fast_verdict */
 export const FAST_VERDICT = { FAST_VERDICT_NEXT: 0, FAST_VERDICT_REDIRECT: 1, FAST_VERDICT_OK: 2, FAST_VERDICT_SHOT: 3, FAST_VERDICT_OTHER: 4, FAST_VERDICTS: 5, FAST_VERDICT_IFINDEXES: 256 } as const;
+
+/** enum mark_notes */
+export const MARK_NOTES = { MARK_NOTES: 65536 } as const;

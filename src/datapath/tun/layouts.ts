@@ -18,6 +18,7 @@ const STRUCTS: [string, string, string][] = [
   ['rs_config', 'rs_decap.bpf.o', 'RS_CONFIG'],
   ['syncookie_key', 'fastpath.bpf.o', 'SYNCOOKIE_KEY'],
   ['syncookie_value', 'fastpath.bpf.o', 'SYNCOOKIE_VALUE'],
+  ['mark_note', 'tun_mark.bpf.o', 'MARK_NOTE'],
 ];
 /** C enum -> the TypeScript name */
 const ENUMS: [string, string][] = [
@@ -29,6 +30,7 @@ const ENUMS: [string, string][] = [
   ['fast_counter', 'FAST_COUNTER'],
   ['tcp_validated', 'TCP_VALIDATED'],
   ['fast_verdict', 'FAST_VERDICT'],
+  ['mark_notes', 'MARK_NOTES'],
 ];
 
 /** `enum name { A = 0, B = 1 }` of a header, every value written out. */

@@ -3,7 +3,8 @@
  * (core/offload.ts) over the two maps, and reports what the kernel forwarded.
  *
  *   offer(c)     takes a free slot of this worker's range, queues the connection's flow entries:
- *                NAT, two (request tuple client -> VIP:vport, reply tuple RIP:rport -> client);
+ *                NAT, two (request tuple client -> VIP:vport, reply tuple RIP:rport -> client;
+ *                a SYN-cookie connection's sequence delta in both);
  *                direct routing, one (the request tuple, FLOW_DR); tunnelling likewise (FLOW_TUN,
  *                with its real server's tunnel type and GUE port)
  *   withdraw(c)  queues the deletion of a NAT connection's entries (a DR connection's entry goes
@@ -127,10 +128,10 @@ export class Offloader implements OffloadPort {
    *  with the previous process's `reported` counts (zero when the maps are new); else offer it
    *  a slot of its own. Its flow entries are written again either way (the same tuples, now
    *  pointing at the slot it has). False when no slot is free: its entries are deleted. */
-  adopt(c: number, slot: number, reported: Float64Array): boolean {
+  adopt(c: number, slot: number, reported: Float64Array, seqDelta = 0): boolean {
     const s = slot - this.#base;
     if (s < 0 || s >= this.#count || this.#freePos[s]! < 0) {
-      if (this.offer(c)) return true;
+      if (this.offer(c, seqDelta)) return true;
       if (!this.#dr(c)) {
         if (this.#dels === QUEUE) this.#write();
         this.#writeKeys(this.#delKeys, this.#dels * 2, c);
@@ -143,7 +144,7 @@ export class Offloader implements OffloadPort {
     this.#free[i] = last;
     this.#freePos[last] = i;
     this.#freePos[s] = -1;
-    this.#take(c, s);
+    this.#take(c, s, seqDelta);
     if (!this.#freshMaps) this.#slots.setReported(s, reported);
     return true;
   }
@@ -174,16 +175,16 @@ export class Offloader implements OffloadPort {
     return offloaded ? (tun ? FLOW_DIR.FLOW_TUN : FLOW_DIR.FLOW_DR) : tun ? FLOW_DIR.FLOW_TUN_ROUTE : FLOW_DIR.FLOW_DR_ROUTE;
   }
 
-  offer(c: number): boolean {
+  offer(c: number, seqDelta = 0): boolean {
     if (this.#freeTop === 0) return false;
     const s = this.#popFree();
     this.#slots.clear(s); // no flow points here: freed slots were deleted first
-    this.#take(c, s);
+    this.#take(c, s, seqDelta);
     return true;
   }
 
-  /** Give c slot s and queue its flow entries. */
-  #take(c: number, s: number): void {
+  /** Give c slot s and queue its flow entries (a NAT pair with `seqDelta` in both). */
+  #take(c: number, s: number, seqDelta = 0): void {
     if (this.#adds + 2 > QUEUE * 2) this.#write();
     this.#slotOf[c] = s;
     this.#connOf[s] = c;
@@ -197,8 +198,8 @@ export class Offloader implements OffloadPort {
       this.#addSlot[at] = this.#addSlot[at + 1] = s;
       this.#addFirst[at] = 1;
       this.#addFirst[at + 1] = 0;
-      writeValue(this.#addValues, at * FLOW_VALUE_SIZE, t.daddr(c), t.dport(c), FLOW_DIR.FLOW_REQUEST, this.#base + s); //  to RIP:rport
-      writeValue(this.#addValues, (at + 1) * FLOW_VALUE_SIZE, t.vaddr(c), t.vport(c), FLOW_DIR.FLOW_REPLY, this.#base + s); // from VIP:vport
+      writeValue(this.#addValues, at * FLOW_VALUE_SIZE, t.daddr(c), t.dport(c), FLOW_DIR.FLOW_REQUEST, this.#base + s, 0, seqDelta); //  to RIP:rport
+      writeValue(this.#addValues, (at + 1) * FLOW_VALUE_SIZE, t.vaddr(c), t.vport(c), FLOW_DIR.FLOW_REPLY, this.#base + s, 0, seqDelta); // from VIP:vport
       this.#adds += 2;
     }
     this.counters.offered++;

@@ -18,6 +18,9 @@
  *                from RIP ipproto icmp lookup T                  errors from the real servers
  *                iif lo ipproto icmp lookup T                    this host's own errors about
  *                                                                forwarded traffic (e.g. PMTU)
+ *                fwmark MARK lookup T                            each fwmark service: packets the
+ *                                                                host's netfilter rules marked
+ *                                                                (prerouting: before this lookup)
  *   the TUN:     up, txqueuelen 4096
  *   sysctls:     net.ipv4.ip_forward=1; rp_filter=0 on all and <tun> (packets leave the TUN with
  *                the client's or the VIP's address, which strict reverse-path filtering drops);
@@ -38,6 +41,8 @@ export interface RoutingPlan {
   pref: number;
   services: { proto: number; addr: number; port: number }[];
   servers: { proto: number; addr: number; port: number }[];
+  /** the marks of the fwmark services (absent in a record of an older ulvsd: none) */
+  marks?: number[];
 }
 
 export interface RoutingState {
@@ -74,6 +79,7 @@ export function ruleArgs(p: RoutingPlan): string[][] {
     rips.add(r.addr);
   }
   for (const a of rips) rules.push(['pref', pref, 'from', `${formatIPv4(a)}/32`, 'ipproto', 'icmp', 'lookup', t]);
+  for (const m of p.marks ?? []) rules.push(['pref', pref, 'fwmark', String(m >>> 0), 'lookup', t]);
   // ICMP errors this host generates about forwarded traffic (fragmentation needed when the path
   // to a real server has a smaller MTU, TTL exceeded) quote the packet *after* the NAT rewrite
   // (client -> RIP), which the client cannot match: send them through the engine, which

@@ -30,6 +30,7 @@
  * with its exact port wins over a port-0 (every port) entry of the same address, as in IPVS's
  * service lookup.
  */
+import { isFwmarkKey } from '../../core/service.js';
 import { BpfError, MapOps } from './bpf.js';
 import { loadObject } from './libbpf.js';
 import { STEER_KEY, STEER_SIDE, STEER_VALUE } from './layouts.gen.js';
@@ -52,6 +53,9 @@ export interface SteeringSpec {
   inbound: MaskedEndpoint[];
   /** real-server endpoints (RIP:port) that key on the masked client address */
   outbound: MaskedEndpoint[];
+  /** fwmark services (absent: none): a packet with the mark is a request; `masked` (persistent):
+   *  keyed on the client address under `mask`, else on the client address and port */
+  marks?: { mark: number; mask: number; masked: boolean }[];
 }
 
 interface SpecService {
@@ -95,16 +99,22 @@ export function steeringSpec(services: readonly SpecService[], dests: readonly {
   const maskOf = (k: string) => groupMask.get(find(k));
   const byKey = (a: MaskedEndpoint, b: MaskedEndpoint) => a.proto - b.proto || (a.addr >>> 0) - (b.addr >>> 0) || a.port - b.port;
   const inbound: MaskedEndpoint[] = [];
+  const marks: NonNullable<SteeringSpec['marks']> = [];
   for (const x of services) {
     const m = maskOf(sk(x));
-    if (m !== undefined) inbound.push({ proto: x.proto, addr: x.addr >>> 0, port: x.port, mask: m });
+    // every fwmark service has its entry: its requests are known by the mark, not by a VIP
+    if (isFwmarkKey(x)) marks.push({ mark: x.addr >>> 0, mask: m ?? 0, masked: m !== undefined });
+    else if (m !== undefined) inbound.push({ proto: x.proto, addr: x.addr >>> 0, port: x.port, mask: m });
   }
   const outbound = new Map<string, MaskedEndpoint>();
   for (const { service, dest } of dests) {
     const m = parent.has(sk(service)) ? maskOf(sk(service)) : undefined;
-    if (m !== undefined) outbound.set(sk({ proto: service.proto, addr: dest.addr, port: dest.port }), { proto: service.proto, addr: dest.addr >>> 0, port: dest.port, mask: m });
+    if (m === undefined) continue;
+    // a fwmark service's server answers in whichever protocol the mark took
+    for (const proto of isFwmarkKey(service) ? [6, 17] : [service.proto]) outbound.set(sk({ proto, addr: dest.addr, port: dest.port }), { proto, addr: dest.addr >>> 0, port: dest.port, mask: m });
   }
-  return { vips: [...new Set(services.map((x) => x.addr >>> 0))].sort((a, b) => a - b), inbound: inbound.sort(byKey), outbound: [...outbound.values()].sort(byKey) };
+  const vips = [...new Set(services.filter((x) => !isFwmarkKey(x)).map((x) => x.addr >>> 0))].sort((a, b) => a - b);
+  return { vips, inbound: inbound.sort(byKey), outbound: [...outbound.values()].sort(byKey), ...(marks.length && { marks: marks.sort((a, b) => a.mark - b.mark) }) };
 }
 
 /** Entries the map can hold: VIPs plus masked service and real-server endpoints. */
@@ -120,10 +130,11 @@ export function steerKey(side: number, proto: number, addr: number, port: number
   return k;
 }
 
-/** A struct steer_value: the netmask in host order. */
-export function steerValue(mask: number): Buffer {
+/** A struct steer_value: the netmask in host order; `masked` (STEER_MARK entries): key on it. */
+export function steerValue(mask: number, masked = false): Buffer {
   const v = Buffer.alloc(STEER_VALUE.size);
   v.writeUInt32LE(mask >>> 0, STEER_VALUE.off.mask);
+  v.writeUInt32LE(masked ? 1 : 0, STEER_VALUE.off.pad);
   return v;
 }
 
@@ -134,6 +145,7 @@ export function steeringEntries(spec: SteeringSpec): Map<string, [Buffer, Buffer
   for (const vip of spec.vips) put(steerKey(STEER_SIDE.STEER_VIP, 0, vip, 0), steerValue(0));
   for (const e of spec.inbound) put(steerKey(STEER_SIDE.STEER_SERVICE, e.proto, e.addr, e.port), steerValue(e.mask));
   for (const e of spec.outbound) put(steerKey(STEER_SIDE.STEER_REAL, e.proto, e.addr, e.port), steerValue(e.mask));
+  for (const e of spec.marks ?? []) put(steerKey(STEER_SIDE.STEER_MARK, 0, e.mark, 0), steerValue(e.mask, e.masked));
   return out;
 }
 
@@ -221,10 +233,13 @@ export function attachSteering(tunFd: number, progFd: number): void {
  * The queue (worker) the steering program sends a connection's packets to, computed as the
  * program does (bpf/steer.bpf.c, then the TUN's `% numqueues`): the key is the client address
  * under the netmask of a masked service endpoint (exact port, else port 0), else the client
- * address ^ client port. Used to place connections handed over by a previous process.
+ * address ^ client port; a connection of a fwmark service (`fwmark`) as its mark's entry says. Used to place connections handed over by a previous process.
  */
-export function queueOf(spec: SteeringSpec, queues: number, proto: number, caddr: number, cport: number, vaddr: number, vport: number): number {
+export function queueOf(spec: SteeringSpec, queues: number, proto: number, caddr: number, cport: number, vaddr: number, vport: number, fwmark = 0): number {
   if (queues <= 1) return 0;
+  // a fwmark service's connection: its packets carry the mark (steer.bpf.c STEER_MARK first)
+  const mk = fwmark !== 0 ? spec.marks?.find((e) => e.mark === fwmark >>> 0) : undefined;
+  if (mk) return ((Math.imul(mk.masked ? (caddr & mk.mask) >>> 0 : (caddr ^ cport) >>> 0, 0x9e3779b1) >>> 0) >>> 16) % queues;
   const find = (port: number) => spec.inbound.find((e) => e.proto === proto && e.addr === vaddr >>> 0 && e.port === port);
   const m = find(vport) ?? (vport !== 0 ? find(0) : undefined);
   const key = m ? (caddr & m.mask) >>> 0 : ((caddr ^ cport) >>> 0);

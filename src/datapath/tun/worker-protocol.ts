@@ -12,7 +12,7 @@
  * `error` is fatal: the worker's loop has ended.
  */
 import type { MessagePort } from 'node:worker_threads';
-import type { ConnInfo, DirectorSnapshot, Sysctls, Timeouts } from '../../core/director.js';
+import type { ConnInfo, DirectorSnapshot, Explanation, FlowQuery, Sysctls, Timeouts } from '../../core/director.js';
 import type { ImportResult } from '../../core/conn/handover.js';
 import type { DefenseChange, DefenseStatus } from '../../core/defense.js';
 import type { EngineCarry } from '../../core/carry-over.js';
@@ -40,6 +40,8 @@ export interface WorkerInit {
   localAddrs: number[];
   /** the engine's sysctls at start (ulvsd --sysctl), over IPVS's defaults */
   sysctl?: Partial<Sysctls>;
+  /** the TUN egress program's mark notes (tun-mark.ts), for fwmark services; absent: no marks */
+  marksFd?: number;
   /** the kernel fast path's maps and this worker's slots (fastpath.ts, offloader.ts), if enabled */
   fastPath?: OffloaderInit & { after: number };
   /** connections handed over by the previous process (core/conn/handover.ts records), imported
@@ -79,6 +81,9 @@ export interface Calls {
   apply: { args: [ops: RuleOp[]]; result: null };
   snapshot: { args: []; result: DirectorSnapshot };
   connections: { args: []; result: ConnInfo[] };
+  /** which server this worker's engine gives the flow, and why (core/explain.ts): a dry run of
+   *  the packet path's decision on the worker that owns the flow; changes nothing */
+  explain: { args: [q: FlowQuery]; result: Explanation };
   timeouts: { args: []; result: Timeouts };
   setTimeouts: { args: [t: Partial<Timeouts>]; result: null };
   /** the engine's sysctls (core/sysctl.ts) */
@@ -92,6 +97,14 @@ export interface Calls {
   counters: { args: []; result: WorkerCounters };
   /** this host's IPv4 addresses now (uint32; replaces the previous list; see WorkerInit.localAddrs) */
   setLocalAddresses: { args: [addrs: number[]]; result: null };
+  /** start a trace (core/trace/packet-trace.ts): the filter's integers (trace-filter.ts
+   *  compileFilter), at most `budget` records */
+  traceStart: { args: [filter: number[], budget: number]; result: null };
+  /** the trace's records since the last read (REC int32 words each), the records lost to a full
+   *  ring since then, the budget left, whether the trace is still on, and the origin of the
+   *  records' clock (this thread's performance.timeOrigin, ms since the epoch) */
+  traceRead: { args: []; result: { records: Int32Array; lost: number; budgetLeft: number; on: boolean; origin: number } };
+  traceStop: { args: []; result: null };
   /** start the engine's sync master: its datagrams come back as FromWorker `sync` messages */
   syncStartMaster: { args: [cfg: WorkerSyncMaster]; result: null };
   /** stop it (the datagram being filled is dropped, as the kernel does) */

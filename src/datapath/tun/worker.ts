@@ -32,6 +32,7 @@
  * (any other stop takes them back first). The messages both ways are typed once, in
  * worker-protocol.ts; all state is one PacketWorker per thread, constructed from workerData.
  */
+import { mapMarkNotes } from './tun-mark.js';
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { Director } from '../../core/director.js';
 import { applyOps } from '../../core/rule-ops.js';
@@ -48,6 +49,8 @@ import { POLLIN, sys } from './sys.js';
 import { EAGAIN, EINTR } from './syscalls.js';
 import { Offloader } from './offloader.js';
 import { syncCalls } from './worker-sync.js';
+import { traceCalls, tracingSink } from './worker-trace.js';
+import { PacketTrace } from '../../core/trace/packet-trace.js';
 import { runUring, type UringHost } from './uring-loop.js';
 
 export type { WorkerInit } from './worker-protocol.js';
@@ -80,6 +83,10 @@ export class PacketWorker {
   private handover = false;
   /** what the import of the previous process's connections did (reported with `ready`) */
   private imported: ImportResult | undefined;
+  /** `ulvsadm --trace` (worker-trace.ts): checked once per packet, recording only while on */
+  private readonly trace = new PacketTrace();
+  private harvestNow = 0;
+  private readonly traceSink = tracingSink(() => this.d, this.trace, () => this.harvestNow);
 
   constructor(private readonly init: WorkerInit) {
     this.fd = init.fd;
@@ -99,6 +106,7 @@ export class PacketWorker {
       ...(fastPath && { offload: { port: (conns, dests) => (offloader = new Offloader(conns, fastPath, dests)), after: fastPath.after } }),
     });
     this.offloader = offloader;
+    if (init.marksFd !== undefined) this.d.marks = mapMarkNotes(init.marksFd);
     this.d.setLocalAddresses(init.localAddrs);
     holdingSlots(init.sharedState, () => applyOps(this.d, init.ops)); // the cursors set by the control plane stay
     if (init.carry) importCarry(this.d, init.carry);
@@ -156,7 +164,8 @@ export class PacketWorker {
 
   private harvest(now: number): void {
     if (this.offloader === null) return;
-    this.offloader.harvest(this.d);
+    this.harvestNow = now;
+    this.offloader.harvest(this.trace.on ? this.traceSink : this.d);
     this.lastHarvest = now;
   }
 
@@ -175,7 +184,7 @@ export class PacketWorker {
     const partial = vnetNeedsCsum(b, at);
     if (partial) dp.csum_partial++;
     if (vnetGsoType(b, at) !== 0) dp.gso_packets++;
-    const v = d.process(b, at + VNET_HDR_LEN, n - VNET_HDR_LEN, now, partial ? PacketFlag.CsumPartial : 0);
+    const v = this.trace.on ? this.traced(b, at, n, now, partial) : d.process(b, at + VNET_HDR_LEN, n - VNET_HDR_LEN, now, partial ? PacketFlag.CsumPartial : 0);
     if (v === Verdict.Forward) return true;
     if (v === Verdict.Icmp || v === Verdict.Send) {
       d.icmpOut.copy(this.icmpBuf, VNET_HDR_LEN, 0, d.icmpLen);
@@ -183,6 +192,15 @@ export class PacketWorker {
       return false;
     }
     return v === Verdict.Pass; // written back: the kernel routes or delivers it (stray TCP: strayTcp 'local')
+  }
+
+  /** process() with the trace's record of the packet before and after (a trace is on) */
+  private traced(b: Buffer, at: number, n: number, now: number, partial: boolean): number {
+    const off = at + VNET_HDR_LEN;
+    this.trace.before(this.d, b, off, n - VNET_HDR_LEN);
+    const v = this.d.process(b, off, n - VNET_HDR_LEN, now, partial ? PacketFlag.CsumPartial : 0);
+    this.trace.after(this.d, b, off, v, now);
+    return v;
   }
 
   private write(b: Buffer, n: number): void {
@@ -214,6 +232,9 @@ export class PacketWorker {
       this.d.tick(now);
       return this.d.connections(now);
     },
+    // the kernel's counts first (as a listing does), so an offloaded connection is seen live;
+    // no tick: explain changes nothing, not even an expiry the next tick would do
+    explain: ([q], now) => (this.harvest(now), this.d.explain(q, now)),
     timeouts: () => this.d.timeouts,
     setTimeouts: ([t]) => (this.d.setTimeouts(t), null),
     sysctls: () => ({ ...this.d.sysctl }),
@@ -230,6 +251,7 @@ export class PacketWorker {
       this.d.setLocalAddresses(addrs);
       return null;
     },
+    ...traceCalls(this.trace),
     ...syncCalls(() => this.d, (m) => this.send(m), (change) => this.bypassing(change)),
   };
 
