@@ -52,7 +52,7 @@ describe('npm pack + npm install -g: the three commands on PATH, README from the
     const tgz = readdirSync(packDir).find((f) => f.endsWith('.tgz'));
     assert.ok(tgz, 'a tarball');
     const list = spawnSync('tar', ['tzf', join(packDir, tgz)], { encoding: 'utf8' }).stdout.split('\n');
-    for (const f of ['package/bin/ulvsd', 'package/dist/src/cli/ulvsd.js', 'package/dist/src/datapath/tun/worker.js', 'package/bpf/fastpath.bpf.o', 'package/bpf/tun_out.bpf.o', 'package/bpf/steer.bpf.o', 'package/package.json', 'package/contrib/systemd/ulvsd.service']) assert.ok(list.includes(f), `${f} shipped`);
+    for (const f of ['package/bin/ulvsd', 'package/dist/src/cli/ulvsd.js', 'package/dist/src/datapath/tun/worker.js', 'package/bpf/fastpath.bpf.o', 'package/bpf/tun_out.bpf.o', 'package/bpf/steer.bpf.o', 'package/package.json', 'package/contrib/systemd/ulvsd.service', 'package/web/index.html']) assert.ok(list.includes(f), `${f} shipped`);
     assert.deepEqual(list.filter((f) => /\.test\.js$|^package\/test\/|^package\/src\//.test(f)), [], 'no tests, no TypeScript sources');
     const inst = spawnSync('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', join(packDir, tgz)], { encoding: 'utf8', timeout: 300_000 });
     assert.equal(inst.status, 0, inst.stderr);
