@@ -27,7 +27,7 @@ test('ulvsd: an unknown option or a missing value is a usage error, not a stack 
   for (const args of [['--bogus'], ['--rules'], ['--rules', '/dev/null', '--busy-poll', '-5']]) {
     const r = runBin('ulvsd', args);
     assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
-    assert.match(r.stderr, /^ulvsd: .+\nusage: ulvsd --rules FILE/);
+    assert.match(r.stderr, /^ulvsd: .+\nusage: ulvsd \[--rules FILE \| --keepalived FILE\]/);
     assert.doesNotMatch(r.stderr, /at parseArgs|node:internal/);
   }
 });

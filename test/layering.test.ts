@@ -36,8 +36,9 @@ const ALLOWED: Record<string, string[]> = {
   datapath: ['wire', 'core', 'sched', 'datapath'],
   lab: ['wire', 'datapath', 'lab'],
   rs: ['wire', 'datapath', 'rs'],
+  doctor: ['wire', 'control', 'doctor'],
   daemon: ['wire', 'core', 'sched', 'health', 'metrics', 'control', 'datapath', 'lab', 'daemon'],
-  cli: ['wire', 'core', 'sched', 'health', 'metrics', 'control', 'datapath', 'lab', 'rs', 'daemon', 'cli'],
+  cli: ['wire', 'core', 'sched', 'health', 'metrics', 'control', 'datapath', 'lab', 'rs', 'doctor', 'daemon', 'cli'],
 };
 /** Folders whose code runs on a data-path thread: they may never sleep it. */
 const DATA_PATH = ['wire', 'core', 'sched', 'datapath'];

@@ -2,11 +2,12 @@
  * ulvsadm — ipvsadm 1.31's command line for a running ulvsd: parse as ipvsadm does
  * (control/ipvsadm/parse.ts), run it against the admin API on ulvsd's Unix socket
  * ($ULVS_SOCKET, default /run/ulvs/ulvs.sock; control/ipvsadm/run.ts), print, and exit with
- * ipvsadm's status. Also ulvs's own `--proc NAME`, `--sysctl [NAME[=VALUE]...]`, `--explain`
+ * ipvsadm's status; when ulvsd cannot be reached, the cause and the fix (control/admin-unreachable.ts). Also ulvs's own `--proc NAME`, `--sysctl [NAME[=VALUE]...]`, `--explain`
  * (control/explain-cli.ts) and `--trace` (control/trace-cli.ts). Wiring only.
  */
 import { readFileSync } from 'node:fs';
 import { callAdmin, streamAdmin } from '../control/admin-client.js';
+import { unreachableMessage } from '../control/admin-unreachable.js';
 import { CliError, parseIpvsadm } from '../control/ipvsadm/parse.js';
 import { DirectorError, ipvsadmRunner, Unreachable } from '../control/ipvsadm/run.js';
 import { PROG } from '../control/ipvsadm/usage.js';
@@ -17,7 +18,7 @@ import { traceCommand } from '../control/trace-cli.js';
 const SOCKET = process.env['ULVS_SOCKET'] ?? '/run/ulvs/ulvs.sock';
 const api = (method: string, path: string, body?: object) =>
   callAdmin(SOCKET, method, path, body).catch((e: NodeJS.ErrnoException) => {
-    throw new Unreachable(`cannot reach ulvsd at ${SOCKET} (${e.code ?? e.message}): is it running? (set ULVS_SOCKET for another socket)`);
+    throw new Unreachable(unreachableMessage(SOCKET, e));
   });
 const stream = (path: string, onData: (chunk: string) => void) =>
   streamAdmin(SOCKET, path, onData).catch((e: NodeJS.ErrnoException) => {

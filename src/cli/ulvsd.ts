@@ -1,11 +1,14 @@
 /**
  * ulvsd — the director daemon.
  *
- *   ulvsd --version
+ *   ulvsd --version | --help     (the help lists every option with its default: daemon/option-table.ts)
+ *   ulvsd [--rules FILE | --keepalived FILE] [options]
  *   ulvsd --rules FILE | --keepalived FILE [--config-id ulvs] -t|--config-test
- *   ulvsd --rules FILE | --keepalived FILE [--config-id ulvs]  [--socket /run/ulvs/ulvs.sock] [--workers N] [--metrics HOST:PORT]
- *         [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls]
- *         [--busy-poll US] [--capture tc|rules] [--fast-path tc|off] [--fast-path-after N] [--fast-path-conns N]
+ *
+ * Without --rules or --keepalived it starts with an empty table (as loading ip_vs does) and is
+ * configured with ulvsadm. Under systemd (contrib/systemd/ulvsd.service, Type=notify) it sends
+ * READY=1 once it forwards, RELOADING=1/READY=1 around a SIGHUP reload and STOPPING=1 at a stop
+ * (daemon/sd-notify.ts), and logs in the journal's format (daemon/logger.ts).
  *
  * --keepalived reads the virtual_server blocks of a keepalived.conf and runs their health
  * checkers (src/health): a failed real server leaves the service (or gets weight 0 with
@@ -58,7 +61,10 @@ import { availableParallelism } from 'node:os';
 import { configTest } from '../daemon/config-test.js';
 import { Daemon, DaemonError } from '../daemon/daemon.js';
 import { daemonLog } from '../daemon/log.js';
-import { parseOptions, UsageError, USAGE } from '../daemon/options.js';
+import { parseOptions, UsageError } from '../daemon/options.js';
+import { optionTable } from '../daemon/option-table.js';
+import { helpText } from '../daemon/help.js';
+import { sdNotifier } from '../daemon/sd-notify.js';
 import { createLogger } from '../daemon/logger.js';
 import { ulvsVersion } from '../daemon/version.js';
 
@@ -68,10 +74,6 @@ const fail = (e: Error, code: number): never => {
   process.exit(code);
 };
 
-if (process.argv[2] === '--version') {
-  process.stdout.write(`ulvsd ${ulvsVersion()}\n`);
-  process.exit(0);
-}
 const parsed = (() => {
   try {
     return parseOptions(process.argv.slice(2), availableParallelism());
@@ -80,7 +82,11 @@ const parsed = (() => {
   }
 })();
 if (parsed.help) {
-  process.stdout.write(`${USAGE}\n`);
+  process.stdout.write(helpText(optionTable(availableParallelism())));
+  process.exit(0);
+}
+if (parsed.version) {
+  process.stdout.write(`ulvsd ${ulvsVersion()}\n`);
   process.exit(0);
 }
 if (parsed.options.configTest) {
@@ -90,7 +96,8 @@ if (parsed.options.configTest) {
   process.exit(r.code);
 }
 const log = daemonLog(createLogger(parsed.options.logFormat));
-const daemon = new Daemon(parsed.options, log, (code) => process.exit(code));
+const notify = sdNotifier(process.env, (m) => log.warn(m));
+const daemon = new Daemon(parsed.options, log, (code) => process.exit(code), notify);
 try {
   await daemon.start();
 } catch (e) {
@@ -105,7 +112,11 @@ process.on('SIGTERM', () => daemon.stop(0, parsed.options.keepState));
 process.on('SIGUSR2', () => daemon.stop(0, true));
 process.on('SIGHUP', () => {
   if (daemon.stopping) return;
-  daemon.reload().catch((e: Error) => log.warn(`reload refused, running rules unchanged: ${e.message}`));
+  notify('RELOADING=1');
+  daemon.reload().catch((e: Error) => {
+    log.warn(`reload refused, running rules unchanged: ${e.message}`);
+    notify('READY=1'); // the running rules still serve
+  });
 });
 process.on('SIGUSR1', () => void daemon.dump().then((text) => process.stdout.write(text)));
 process.on('uncaughtException', (e) => daemon.crash(e));

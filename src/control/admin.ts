@@ -129,6 +129,7 @@ export function servicesJson(s: DirectorSnapshot) {
       activeConns: d.activeConns,
       inactConns: d.inactConns,
       persistConns: d.persistConns,
+      unanswered: d.unanswered,
       counters: d.counters,
       rates: d.rates,
     })),

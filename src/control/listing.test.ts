@@ -6,7 +6,7 @@ import type { DirectorSnapshot } from '../core/director.js';
 import { parseIPv4 as ip } from '../wire/addr.js';
 
 const zero = { counters: [0, 0, 0, 0, 0], rates: [0, 0, 0, 0, 0] };
-const dest = (a: string, port: number, o: Partial<DirectorSnapshot['services'][number]['dests'][number]> = {}) => ({ addr: ip(a), port, fwd: 0, tunType: 0, tunPort: 0, tunFlags: 0, weight: 1, uThreshold: 0, lThreshold: 0, activeConns: 0, inactConns: 0, persistConns: 0, ...zero, ...o });
+const dest = (a: string, port: number, o: Partial<DirectorSnapshot['services'][number]['dests'][number]> = {}) => ({ addr: ip(a), port, fwd: 0, tunType: 0, tunPort: 0, tunFlags: 0, weight: 1, uThreshold: 0, lThreshold: 0, activeConns: 0, inactConns: 0, persistConns: 0, unanswered: 0, ...zero, ...o });
 const snap: DirectorSnapshot = {
   buckets: 4096,
   connections: 0,

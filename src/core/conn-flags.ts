@@ -31,6 +31,11 @@ export const ConnFlag = {
   SYNPROXY: 0x1000,
   /** SYNPROXY, the real server's SYN-ACK not yet seen */
   SYNPROXY_WAIT: 0x2000,
+  /** a packet from the real server was seen (TCP, masqueraded; proto/tcp.ts) */
+  REPLIED: 0x4000,
+  /** counted once in its server's `unanswered`: the client sent its SYN again before any reply
+   *  from the real server came through the director (proto/tcp.ts) */
+  UNANSWERED: 0x8000,
 } as const;
 /** shift of the forwarding method within the connection flags */
 export const FWD_SHIFT = 9;

@@ -375,6 +375,7 @@ export class Director {
     const one = k === undefined ? null : this.#services.get(k);
     if (k !== undefined && one === null) throw errors.noService();
     for (const v of one === null ? this.#services.list : [one]) for (const x of [v, ...v.dests]) x.stats.zero();
+    for (const v of one === null ? this.#services.list : [one]) for (const x of v.dests) x.unanswered = 0; // ulvs's own (proto/tcp.ts)
     if (k === undefined) this.#s.stats.zero();
   }
 

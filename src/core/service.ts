@@ -72,6 +72,11 @@ export class RealServer {
   inactConns = 0;
   /** persistence templates bound to this server */
   persistConns = 0;
+  /** masqueraded TCP connections whose client sent its SYN again before any packet of the real
+   *  server came back through the director (proto/tcp.ts): the server does not answer through
+   *  the director (its default gateway is not the DIP, or the client is on its segment). ulvs's
+   *  own counter, not IPVS's; not carried over a restart */
+  unanswered = 0;
   readonly stats = new Stats();
 
   constructor(id: number, svc: VirtualService, addr: number, port: number) {

@@ -27,7 +27,7 @@ export function mergeSnapshots(snaps: readonly DirectorSnapshot[]): DirectorSnap
       for (const d of s.dests) {
         const x = dests.get(dkey(d));
         if (!x) continue;
-        Object.assign(x, addStats(x, d), { activeConns: x.activeConns + d.activeConns, inactConns: x.inactConns + d.inactConns, persistConns: x.persistConns + d.persistConns });
+        Object.assign(x, addStats(x, d), { activeConns: x.activeConns + d.activeConns, inactConns: x.inactConns + d.inactConns, persistConns: x.persistConns + d.persistConns, unanswered: x.unanswered + d.unanswered });
       }
     }
   }

@@ -162,6 +162,8 @@ export const Event = {
   EmbryonicEvicted: 11,
   /** an entry dropped by drop_entry (ip_vs_random_dropentry, defense.ts) */
   DefenseEntryDropped: 12,
+  /** a masqueraded connection's server did not answer through the director (proto/tcp.ts) */
+  Unanswered: 13,
 } as const;
 export const EVENT_NAMES = [
   'conns_created',
@@ -177,6 +179,7 @@ export const EVENT_NAMES = [
   'offload_refused',
   'embryonic_evicted',
   'defense_entry_dropped',
+  'unanswered',
 ] as const;
 
 /** Flag bits the caller passes to `process()` about the packet's buffer. */

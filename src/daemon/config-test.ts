@@ -45,6 +45,7 @@ export type ConfigTestOptions = Pick<DaemonOptions, 'source' | 'configId' | 'cap
 
 /** `caps`: what the data path could carry (tests inject routes); default from the options. */
 export function configTest(o: ConfigTestOptions, caps?: DataPathCaps): ConfigTestResult {
+  if (o.source.kind === 'none') return { code: CONFIG_TEST_FATAL, findings: ['nothing to check: give --rules FILE or --keepalived FILE'], summary: null }; // options.ts refuses this first
   const file = o.source.file;
   const dataPath: DataPathCaps = caps ?? { dr: o.fastPath === 'tc' ? null : 'it needs the kernel fast path (--fast-path tc)' };
   const fatal = (msg: string): ConfigTestResult => ({ code: CONFIG_TEST_FATAL, findings: [msg], summary: null });

@@ -28,13 +28,14 @@
  * The connection-sync daemon (sync-daemon.ts) is started by the API or, in keepalived mode, by
  * the VRRP role (sync-role.ts). `exit` ends the process (process.exit; a test may pass another).
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { randomInt } from 'node:crypto';
 import { IpvsError } from '../core/errors.js';
 import { diffRules } from '../control/diff.js';
 import { listServices } from '../control/listing.js';
-import { parseRules, RulesError, type Rules } from '../control/rules.js';
+import type { Rules } from '../control/rules.js';
+import { readRules, saveRules } from './rules-file.js';
 import { SchedStateSlots } from '../control/sched-slots.js';
 import { tunAvailable } from '../datapath/tun/device.js';
 import { ControlPlane } from './control-plane.js';
@@ -49,6 +50,8 @@ import { EventRing, recordingLog } from './event-ring.js';
 import { DaemonPressure } from './pressure.js';
 import { KernelSetup, SetupError } from './kernel-setup.js';
 import { checkHost } from './validate-rules.js';
+import { hintedLog, withFix } from './setup-hints.js';
+import { UnansweredWatch } from './unanswered-watch.js';
 import type { DaemonLog } from './log.js';
 import type { DaemonOptions } from './options.js';
 import { LocalAddresses, type LocalChange } from './local-vips.js';
@@ -73,28 +76,6 @@ const FOLLOW_MS = 2000;
 
 
 const vipsOf = (r: Rules) => r.services.map((s) => s.addr);
-
-/** Read, parse and validate the rules file; throws an Error for the operator. */
-export function readRules(file: string, tc: boolean, caps: DataPathCaps): Rules {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new Error(`cannot read rules file: ${(e as Error).message}`);
-  }
-  let r: Rules;
-  try {
-    r = parseRules(text, file);
-  } catch (e) {
-    throw new Error(e instanceof RulesError ? e.message : String(e));
-  }
-  try {
-    validate(r, tc, caps);
-  } catch (e) {
-    throw new Error(e instanceof IpvsError && e.code !== 'EINVAL' ? `rules rejected: ${e.message}` : (e as Error).message);
-  }
-  return r;
-}
 
 export class Daemon {
   readonly #o: DaemonOptions;
@@ -127,8 +108,12 @@ export class Daemon {
   readonly #paths: StatePaths;
   readonly #events = new EventRing(); // the dashboard's recent events: every log line (event-ring.ts)
 
-  constructor(o: DaemonOptions, log: DaemonLog, exit: (code: number) => void) {
+  /** systemd's readiness protocol (sd-notify.ts; a no-op outside a notify unit) */
+  readonly #notify: (state: string) => void;
+
+  constructor(o: DaemonOptions, log: DaemonLog, exit: (code: number) => void, notify: (state: string) => void = () => {}) {
     this.#o = o;
+    this.#notify = notify;
     this.#log = log = recordingLog(log, this.#events);
     this.#exit = exit;
     this.#syncRole = new SyncRoleDriver(log, () => this.#health?.syncDaemon ?? null);
@@ -144,8 +129,8 @@ export class Daemon {
   async start(): Promise<void> {
     const o = this.#o;
     const log = this.#log;
-    if (process.getuid?.() !== 0) throw new DaemonError('must run as root: it creates a TUN device and policy routes', 1);
-    if (!tunAvailable()) throw new DaemonError('/dev/net/tun is missing: load the tun module (modprobe tun)', 1);
+    if (process.getuid?.() !== 0) throw new DaemonError(`must run as root (this is uid ${process.getuid?.()}): it creates a TUN device, policy routes and eBPF programs; run it with sudo or as the systemd service ulvsd`, 1);
+    if (!tunAvailable()) throw new DaemonError('/dev/net/tun is missing: load the tun module (modprobe tun); in a container, pass the device in (e.g. docker run --device /dev/net/tun --cap-add NET_ADMIN)', 1);
     this.#caps.dr = o.fastPath === 'tc' ? null : 'it needs the kernel fast path (--fast-path tc): its flow map tells the way out of the TUN where each connection goes';
     // Alone with the TUN, table, preferences and socket in this namespace (start-guard.ts), before
     // the state files are taken and the rules loaded (keepalived mode opens the notify FIFO)
@@ -163,7 +148,7 @@ export class Daemon {
       throw e instanceof IpvsError ? new DaemonError(`rules rejected: ${e.message}`, 1) : e;
     }
 
-    const kernel = new KernelSetup(o, rules, log, this.#paths.kernel);
+    const kernel = new KernelSetup(o, rules, hintedLog(log), this.#paths.kernel); // warnings with their fix (setup-hints.ts)
     this.#kernel = kernel;
     try {
       kernel.install(rules, kept);
@@ -180,7 +165,7 @@ export class Daemon {
       if (ch) this.#logLocal(ch); // the workers start with this list
     } catch (e) {
       this.#cleanup();
-      if (e instanceof SetupError || e instanceof IpvsError) throw new DaemonError(e.message, 1);
+      if (e instanceof SetupError || e instanceof IpvsError) throw new DaemonError(withFix(e.message), 1);
       throw e;
     }
 
@@ -199,8 +184,10 @@ export class Daemon {
         ready: (io) => {
           const taken = importSummary(pool.imported);
           if (taken) log.info(taken);
-          log.info(`forwarding with ${o.workers} worker${o.workers > 1 ? 's' : ''} (ulvsd ${ulvsVersion()}, pid ${process.pid}, packet I/O: ${io.join(', ')}); admin API on ${o.socket}`);
+          const services = (this.#control?.rules() ?? rules).services.length;
+          log.info(`forwarding with ${o.workers} worker${o.workers > 1 ? 's' : ''} (ulvsd ${ulvsVersion()}, pid ${process.pid}, packet I/O: ${io.join(', ')}); ${services} service${services === 1 ? '' : 's'}${o.source.kind === 'none' ? ' (started without --rules: configure with ulvsadm)' : ''}; admin API on ${o.socket}`);
           this.#ready = true;
+          this.#notify(`READY=1\nSTATUS=forwarding with ${o.workers} worker${o.workers > 1 ? 's' : ''}, ${services} service${services === 1 ? '' : 's'}\nMAINPID=${process.pid}`);
           if (this.#health) void this.#applyHealth(); // health results that arrived during start-up
         },
         fatal: (msg) => {
@@ -240,6 +227,9 @@ export class Daemon {
     this.#metrics = servers.metrics;
     this.#admin = servers.admin;
     (this.#pressure = new DaemonPressure(o.dev, log, () => this.#health?.notRun ?? {})).follow(() => this.#stopping);
+    const unanswered = new UnansweredWatch((m, f) => log.warn(m, 'unanswered', f)); // servers whose replies bypass the director
+    let unansweredSeen = 0; // the engines' count; a snapshot (it harvests the fast path) only when it grew: unanswered-watch.ts
+    setInterval(() => void (this.#stopping ? null : pool.counters().then(async (c) => (c.engine['unanswered'] ?? 0) !== unansweredSeen && ((unansweredSeen = c.engine['unanswered'] ?? 0), unanswered.observe(await pool.snapshot(), Date.now())), () => {})), FOLLOW_MS).unref();
 
     // Interfaces that appear after start (a VLAN, a bond brought up later) get the capture
     // filters and the fast path too, and VIPs that become local or stop being local are noticed;
@@ -297,6 +287,7 @@ export class Daemon {
     const { source } = this.#o;
     try {
       const tc = this.#o.capture === 'tc'; // checked again once the capture is in place
+      if (source.kind === 'none') return { services: [], dests: [] }; // as loading ip_vs: an empty table
       if (source.kind === 'rules') return readRules(source.file, tc, this.#caps);
       const health = new Health(
         source.file,
@@ -330,6 +321,7 @@ export class Daemon {
 
   async reload(): Promise<string> {
     const { source } = this.#o;
+    if (source.kind === 'none') throw new Error('ulvsd was started without --rules or --keepalived: there is no file to re-read (the rules are changed with ulvsadm; restart with --rules FILE to use one)');
     const health = this.#health;
     if (health) {
       const cfg = health.read(); // throws: running configuration unchanged
@@ -342,6 +334,7 @@ export class Daemon {
       await this.#applyHealth();
     } else await this.control.replace(readRules(source.file, this.#kernel?.capturing ?? false, this.#caps));
     const msg = `reloaded ${source.file}`;
+    this.#notify('READY=1'); // after ulvsd.ts's RELOADING=1 (systemd's ExecReload=kill -HUP)
     this.#log.info(msg);
     return msg;
   }
@@ -367,6 +360,15 @@ export class Daemon {
     this.#stopping = true;
     this.#claims?.markStopping(); // a start meanwhile waits for this one to finish
     this.#handover = handover;
+    this.#notify('STOPPING=1');
+    if (!handover && this.#o.saveOnStop !== null && this.#control) {
+      try {
+        saveRules(this.#o.saveOnStop, this.#control.rules());
+        this.#log.info(`rules saved to ${this.#o.saveOnStop} (--save-on-stop)`);
+      } catch (e) {
+        this.#log.warn((e as Error).message);
+      }
+    }
     this.#admin?.close();
     this.#metrics?.close();
     this.#health?.stop();

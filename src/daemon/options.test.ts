@@ -5,8 +5,8 @@ import { parseOptions, UsageError, USAGE } from './options.js';
 
 const parse = (...argv: string[]) => {
   const r = parseOptions(argv, 3);
-  assert.equal(r.help, false);
-  return (r as Extract<typeof r, { help: false }>).options;
+  assert.ok(!r.help && !r.version);
+  return (r as Extract<typeof r, { version: false }>).options;
 };
 const refused = (argv: string[], msg: RegExp) =>
   assert.throws(
@@ -27,7 +27,7 @@ test('defaults', () => {
     maxConns: 1 << 20,
     workers: 3,
     metrics: null,
-    logFormat: 'json',
+    logFormat: 'auto',
     offload: true,
     io: 'auto',
     busyPollUs: 0,
@@ -38,8 +38,20 @@ test('defaults', () => {
     fastPathFlows: 0,
     stateDir: '/run/ulvs',
     keepState: false,
+    saveOnStop: null,
     sysctl: {},
   });
+});
+
+test('no --rules and no --keepalived: an empty start (as loading ip_vs), not a refusal', () => {
+  assert.deepEqual(parse().source, { kind: 'none' });
+  assert.deepEqual(parse('--workers', '1').source, { kind: 'none' });
+  refused(['--rules', ''], /^--rules wants a file name/);
+  refused(['--save-on-stop', ''], /^--save-on-stop wants a file name/);
+});
+
+test('--version', () => {
+  assert.deepEqual(parseOptions(['--version'], 1), { help: false, version: true });
 });
 
 test('--sysctl NAME=VALUE, repeatable, the kernel\'s checks, the last of one name wins', () => {
@@ -55,7 +67,7 @@ test('every option read', () => {
   const o = parse(
     ...['--keepalived', 'k.conf', '--config-id', 'lb1', '-t', '--socket', '/tmp/s', '--dev', 'lb0', '--table', '7', '--pref', '99', '--max-conns', '1000', '--workers', '2'],
     ...['--metrics', '[::1]:9640', '--log-format', 'text', '--no-offload', '--io', 'syscalls', '--busy-poll', '50', '--capture', 'rules'],
-    ...['--fast-path', 'off', '--fast-path-after', '3', '--fast-path-conns', '100', '--fast-path-flows', '64', '--state-dir', '/tmp/st', '--keep-state', '--sysctl', 'sync_version=0'],
+    ...['--fast-path', 'off', '--fast-path-after', '3', '--fast-path-conns', '100', '--fast-path-flows', '64', '--state-dir', '/tmp/st', '--keep-state', '--sysctl', 'sync_version=0', '--save-on-stop', '/var/lib/ulvs/rules'],
   );
   assert.deepEqual(o, {
     source: { kind: 'keepalived', file: 'k.conf' },
@@ -79,6 +91,7 @@ test('every option read', () => {
     fastPathFlows: 64,
     stateDir: '/tmp/st',
     keepState: true,
+    saveOnStop: '/var/lib/ulvs/rules',
     sysctl: { syncVersion: 0 },
   });
   assert.deepEqual(parse('--rules', 'r', '--metrics', 'localhost:1').metrics, { host: 'localhost', port: 1, text: 'localhost:1', public: false });
@@ -103,10 +116,9 @@ test('unknown options and missing values: the first line of the reason, then the
 });
 
 test('bad values, each with its range', () => {
-  refused([], /^give one of --rules FILE \(ipvsadm -S format\) or --keepalived FILE \(keepalived\.conf\)$/);
-  refused(['--rules', 'r', '--keepalived', 'k'], /^give one of --rules FILE/);
+  refused(['--rules', 'r', '--keepalived', 'k'], /^give at most one of --rules FILE \(ipvsadm -S format\) and --keepalived FILE \(keepalived\.conf\); with neither, ulvsd starts with an empty table$/);
   const cases: [string[], RegExp][] = [
-    [['--log-format', 'xml'], /^--log-format is json or text$/],
+    [['--log-format', 'xml'], /^--log-format is auto, json, text or journal$/],
     [['--workers', '0'], /^--workers must be 1\.\.64$/],
     [['--workers', '65'], /^--workers must be 1\.\.64$/],
     [['--workers', '1.5'], /^--workers must be 1\.\.64$/],

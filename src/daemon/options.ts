@@ -1,20 +1,54 @@
 /**
  * ulvsd's command line, parsed and validated without side effects:
  *
- *   parseOptions(argv, cores) -> { options } | { help } ; throws UsageError (exit status 2)
+ *   parseOptions(argv, cores) -> { options } | { help } | { version } ; throws UsageError (exit status 2)
+ *
+ * The options, their defaults and help lines are option-table.ts's; `ulvsd --help` is help.ts's.
  *
  * A word parseArgs refuses (unknown option, missing value) is a usage error carrying the first
  * line of its message and the usage text, never a stack trace. Environment checks (root,
  * /dev/net/tun) are the daemon's, after these.
  */
 import { parseArgs } from 'node:util';
-import { DEFAULT_OFFLOAD_AFTER } from '../core/offload.js';
 import { DEFAULT_CONFIG_ID } from '../control/keepalived/conditional.js';
+import { optionTable, parseArgsConfig } from './option-table.js';
+import { usageLine } from './help.js';
 import { parseSysctlAssignment, parseSysctls } from '../core/sysctl-names.js';
 import type { Sysctls } from '../core/sysctl.js';
 
-export const USAGE =
-  'usage: ulvsd --rules FILE | --keepalived FILE [--config-id ulvs] [-t|--config-test] [--socket PATH] [--workers N] [--metrics HOST:PORT [--metrics-public]] [--dev ulvs0] [--table 4200] [--pref 4200] [--max-conns N] [--no-offload] [--io auto|uring|syscalls] [--busy-poll US] [--capture tc|rules] [--fast-path tc|off] [--fast-path-after N] [--fast-path-conns N] [--fast-path-flows N] [--state-dir /run/ulvs] [--keep-state] [--sysctl NAME=VALUE ...]';
+/** The usage line printed after a refused command line (help.ts, from the option table). */
+export const USAGE = usageLine(optionTable(1));
+
+/** What parseArgs returns for the table (option-table.ts). */
+interface Values {
+  rules?: string;
+  keepalived?: string;
+  'config-id'?: string;
+  socket: string;
+  dev: string;
+  table: string;
+  pref: string;
+  'max-conns': string;
+  workers: string;
+  metrics?: string;
+  'metrics-public': boolean;
+  'log-format': string;
+  'no-offload': boolean;
+  io: string;
+  'busy-poll': string;
+  capture: string;
+  'fast-path': string;
+  'fast-path-after': string;
+  'fast-path-conns': string;
+  'fast-path-flows': string;
+  'state-dir': string;
+  'keep-state': boolean;
+  'save-on-stop'?: string;
+  'config-test': boolean;
+  sysctl: string[];
+  version: boolean;
+  help: boolean;
+}
 
 /** A command line ulvsd refuses: print `ulvsd: <message>` and exit with `code` (2). */
 export class UsageError extends Error {
@@ -22,8 +56,9 @@ export class UsageError extends Error {
 }
 
 export interface DaemonOptions {
-  /** the configuration: an ipvsadm -S rules file, or a keepalived.conf */
-  source: { kind: 'rules' | 'keepalived'; file: string };
+  /** the configuration: an ipvsadm -S rules file, a keepalived.conf, or none (an empty table,
+   *  changed with ulvsadm only) */
+  source: { kind: 'rules' | 'keepalived'; file: string } | { kind: 'none' };
   /** keepalived.conf's conditional lines (@ID, @^ID) are decided for this id (keepalived's -i) */
   configId: string;
   /** -t / --config-test: check the configuration and exit (config-test.ts), as keepalived -t */
@@ -40,7 +75,8 @@ export interface DaemonOptions {
   /** Prometheus and /proc texts over HTTP; `text` is the option as given (for log lines);
    *  `public`: on an address other than loopback (--metrics-public), where only /metrics and the dashboard (without its recent events) are served */
   metrics: { host: string; port: number; text: string; public: boolean } | null;
-  logFormat: 'json' | 'text';
+  /** auto: journal when stdout or stderr is the journal (logger.ts journalStream), else json */
+  logFormat: 'auto' | 'json' | 'text' | 'journal';
   /** TUN offloads (checksum, TSO/USO) */
   offload: boolean;
   io: 'auto' | 'uring' | 'syscalls';
@@ -61,6 +97,9 @@ export interface DaemonOptions {
   /** net.ipv4.vs.* values at start (--sysctl NAME=VALUE, repeatable; core/sysctl-names.ts), over
    *  IPVS's defaults; the admin API's PUT /v1/sysctl changes them later */
   sysctl: Partial<Sysctls>;
+  /** at a final stop (not a hand-over), the running rules written to this file in ipvsadm -S -n
+   *  format; null: not saved */
+  saveOnStop: string | null;
 }
 
 const int = (s: string, lo: number, hi: number, msg: string): number => {
@@ -74,45 +113,22 @@ const oneOf = <T extends string>(s: string, allowed: readonly T[], msg: string):
 };
 
 /** `cores`: the default number of workers (os.availableParallelism()). */
-export function parseOptions(argv: string[], cores: number): { help: true } | { help: false; options: DaemonOptions } {
+export function parseOptions(argv: string[], cores: number): { help: true } | { help: false; version: true } | { help: false; version: false; options: DaemonOptions } {
+  const spec = optionTable(cores);
   let values;
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        rules: { type: 'string' },
-        keepalived: { type: 'string' },
-        'config-id': { type: 'string' },
-        socket: { type: 'string', default: '/run/ulvs/ulvs.sock' },
-        dev: { type: 'string', default: 'ulvs0' },
-        table: { type: 'string', default: '4200' },
-        pref: { type: 'string', default: '4200' },
-        'max-conns': { type: 'string', default: String(1 << 20) },
-        workers: { type: 'string', default: String(cores) },
-        metrics: { type: 'string' },
-        'metrics-public': { type: 'boolean', default: false },
-        'log-format': { type: 'string', default: 'json' },
-        'no-offload': { type: 'boolean', default: false },
-        io: { type: 'string', default: 'auto' },
-        'busy-poll': { type: 'string', default: '0' },
-        capture: { type: 'string', default: 'tc' },
-        'fast-path': { type: 'string', default: 'tc' },
-        'fast-path-after': { type: 'string', default: String(DEFAULT_OFFLOAD_AFTER) },
-        'fast-path-conns': { type: 'string', default: '65536' },
-        'fast-path-flows': { type: 'string', default: '0' },
-        'state-dir': { type: 'string', default: '/run/ulvs' },
-        'keep-state': { type: 'boolean', default: false },
-        sysctl: { type: 'string', multiple: true, default: [] },
-        'config-test': { type: 'boolean', short: 't', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    }));
+    // the table's config is built at run time: parseArgs cannot infer the types from it
+    ({ values } = parseArgs({ args: argv, options: parseArgsConfig(spec) }) as unknown as { values: Values });
   } catch (e) {
     throw new UsageError(`${(e as Error).message.split('\n')[0]}\n${USAGE}`);
   }
   if (values.help) return { help: true };
-  const logFormat = oneOf(values['log-format'], ['json', 'text'] as const, '--log-format is json or text');
-  if (!values.rules === !values.keepalived) throw new UsageError('give one of --rules FILE (ipvsadm -S format) or --keepalived FILE (keepalived.conf)');
+  if (values.version) return { help: false, version: true };
+  const logFormat = oneOf(values['log-format'], ['auto', 'json', 'text', 'journal'] as const, '--log-format is auto, json, text or journal');
+  if (values.rules !== undefined && values.keepalived !== undefined) throw new UsageError('give at most one of --rules FILE (ipvsadm -S format) and --keepalived FILE (keepalived.conf); with neither, ulvsd starts with an empty table');
+  if (values.rules === '' || values.keepalived === '') throw new UsageError(`--${values.rules === '' ? 'rules' : 'keepalived'} wants a file name, not an empty word`);
+  if (values['save-on-stop'] === '') throw new UsageError('--save-on-stop wants a file name, not an empty word');
+  if (values['config-test'] && values.rules === undefined && values.keepalived === undefined) throw new UsageError('--config-test checks --rules FILE or --keepalived FILE: give one');
   // checked in this order (the first refusal is the one reported)
   const workers = int(values.workers, 1, 64, '--workers must be 1..64');
   const io = oneOf(values.io, ['auto', 'uring', 'syscalls'] as const, '--io is auto, uring or syscalls');
@@ -136,9 +152,9 @@ export function parseOptions(argv: string[], cores: number): { help: true } | { 
   if (values['config-id'] !== undefined && values.keepalived === undefined) throw new UsageError('--config-id applies to --keepalived FILE only (it decides keepalived.conf\'s @ID lines)');
   if (!/^[^\s]+$/.test(configId)) throw new UsageError('--config-id is one word without blanks (the ID of keepalived.conf\'s @ID lines)');
   const sysctl = sysctlsOf(values.sysctl);
-  const source = values.rules !== undefined ? { kind: 'rules' as const, file: values.rules } : { kind: 'keepalived' as const, file: values.keepalived! };
-  const options: DaemonOptions = { source, configId, configTest: values['config-test'], socket: values.socket, dev: values.dev, table, pref, maxConns, workers, metrics, logFormat, offload: !values['no-offload'], io, busyPollUs, capture, fastPath, fastPathAfter, fastPathConns, fastPathFlows, stateDir: values['state-dir'], keepState: values['keep-state'], sysctl };
-  return { help: false, options };
+  const source: DaemonOptions['source'] = values.rules !== undefined ? { kind: 'rules', file: values.rules } : values.keepalived !== undefined ? { kind: 'keepalived', file: values.keepalived } : { kind: 'none' };
+  const options: DaemonOptions = { source, configId, configTest: values['config-test'], socket: values.socket, dev: values.dev, table, pref, maxConns, workers, metrics, logFormat, offload: !values['no-offload'], io, busyPollUs, capture, fastPath, fastPathAfter, fastPathConns, fastPathFlows, stateDir: values['state-dir'], keepState: values['keep-state'], saveOnStop: values['save-on-stop'] ?? null, sysctl };
+  return { help: false, version: false, options };
 }
 
 /** 127.0.0.0/8, ::1 or localhost: only this host's processes reach a listener there. */

@@ -61,6 +61,10 @@ export interface DirectorBedOptions extends TestBedOptions {
   httpsPort?: number;
   dnsPort?: number;
   ulvsdArgs?: string[];
+  /** start ulvsd without --rules/--keepalived (an empty table, configured with ulvsadm) */
+  noRules?: boolean;
+  /** added to ulvsd's environment (e.g. NOTIFY_SOCKET) */
+  ulvsdEnv?: Record<string, string>;
   /** the ulvsd to run (default this tree's dist/src/cli/ulvsd.js; another build's for an upgrade) */
   ulvsdScript?: string;
   /** run in the built test bed before ulvsd starts (e.g. give the director the VIP) */
@@ -137,8 +141,8 @@ export class DirectorBed {
   async startDirector(script = this.o.ulvsdScript ?? SCRIPTS.ulvsd): Promise<string> {
     const source = this.o.keepalived !== undefined ? '--keepalived' : '--rules';
     // the state directory is the bed's own: beds run side by side, each with its own ulvs0
-    const args = [source, this.rulesFile, '--socket', this.socket, '--state-dir', this.dir, ...(this.o.ulvsdArgs ?? [])];
-    const p = spawn('ip', ['netns', 'exec', this.bed.director, process.execPath, script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const args = [...(this.o.noRules ? [] : [source, this.rulesFile]), '--socket', this.socket, '--state-dir', this.dir, ...(this.o.ulvsdArgs ?? [])];
+    const p = spawn('ip', ['netns', 'exec', this.bed.director, process.execPath, script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(this.o.ulvsdEnv ? { env: { ...process.env, ...this.o.ulvsdEnv } } : {}) });
     this.ulvsd = p;
     p.stdout!.on('data', (d: Buffer) => (this.ulvsdLog += d.toString()));
     p.stderr!.on('data', (d: Buffer) => (this.ulvsdLog += d.toString()));

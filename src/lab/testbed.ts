@@ -123,7 +123,8 @@ export class TestBed {
   }
 }
 
-/** Delete every namespace whose name starts with `prefix` (for `ulvs lab down` and crashes). */
+/** Delete every namespace whose name starts with `prefix` (for `ulvs lab down` and crashes);
+ *  returns the names actually deleted. */
 export function removeLabs(prefix = 'ulvs-'): string[] {
   const names = run(['ip', 'netns', 'list'])
     .split('\n')
@@ -135,7 +136,6 @@ export function removeLabs(prefix = 'ulvs-'): string[] {
     } catch {
       /* already gone */
     }
-    tryRun(['ip', 'netns', 'del', ns]);
   }
-  return names;
+  return names.filter((ns) => tryRun(['ip', 'netns', 'del', ns]));
 }

@@ -6,7 +6,7 @@ import type { DirectorSnapshot } from '../core/director.js';
 import { parseIPv4 as ip } from '../wire/addr.js';
 
 const zero = { counters: [0, 0, 0, 0, 0], rates: [0, 0, 0, 0, 0] };
-const dest = (a: string, port: number, weight: number, active: number, inactive: number) => ({ addr: ip(a), port, fwd: 0, tunType: 0, tunPort: 0, tunFlags: 0, weight, uThreshold: 0, lThreshold: 0, activeConns: active, inactConns: inactive, persistConns: 0, ...zero });
+const dest = (a: string, port: number, weight: number, active: number, inactive: number) => ({ addr: ip(a), port, fwd: 0, tunType: 0, tunPort: 0, tunFlags: 0, weight, uThreshold: 0, lThreshold: 0, activeConns: active, inactConns: inactive, persistConns: 0, unanswered: 0, ...zero });
 
 test('/proc/net/ip_vs: the reference sample (IPv4 part), trailing spaces included', () => {
   const snap: DirectorSnapshot = {

@@ -61,6 +61,22 @@ test('/metrics: node_exporter ipvs families and ulvs families, parsed by prometh
   assert.equal(fam['ulvs_connections']!.samples[0]![2], 1);
   assert.equal(fam['ulvs_connections_limit']!.samples[0]![2], d.conns.capacity);
   assert.equal(fam['ulvs_backend_bytes']!.samples.find((s) => s[1]['remote_address'] === RS1 && s[1]['direction'] === 'in')![2], 140);
+  // connections a server did not answer through the director (core/proto/tcp.ts): none here
+  assert.equal(fam['ulvs_backend_unanswered']!.type, 'counter');
+  assert.equal(fam['ulvs_backend_unanswered']!.samples.find((s) => s[1]['remote_address'] === RS1)![2], 0);
+});
+
+test('/metrics: ulvs_backend_unanswered_total counts a client SYN sent again without a reply', { skip: parserMissing }, async () => {
+  const d = director();
+  const k = key(TCP, VIP, 80);
+  d.addService({ ...k, scheduler: 'rr' });
+  d.addDest(k, { addr: ip(RS1), port: 8080 });
+  const syn = () => ipv4({ src: '198.51.100.2', dst: VIP }).tcp({ sport: 1, dport: 80, flags: 'S' }).build();
+  for (const t of [0, 1000]) d.process(syn(), 0, 40, t, 0);
+  const m = createMetrics(async () => ({ snapshot: d.snapshot(), engine: d.counters(), datapath: {}, workers: 1 }));
+  const r = spawnSync(PY, ['-c', PARSE], { input: await m.scrape(), encoding: 'utf8' });
+  const fam = JSON.parse(r.stdout) as Record<string, { samples: [string, Record<string, string>, number][] }>;
+  assert.deepEqual(fam['ulvs_backend_unanswered']!.samples.map((s) => [s[0], s[1]['remote_address'], s[2]]), [['ulvs_backend_unanswered_total', RS1, 1]]);
 });
 
 test('/metrics: VRRP states, sync role and notify-line counters (keepalived mode), parsed by prometheus_client', { skip: parserMissing }, async () => {

@@ -121,6 +121,7 @@ export function createMetrics(fetch: () => Promise<MetricsSource>): { registry: 
     c.inc({ ...l, direction: 'in' }, d.counters[3]!);
     c.inc({ ...l, direction: 'out' }, d.counters[4]!);
   });
+  backendCounter('ulvs_backend_unanswered_total', 'Masqueraded TCP connections whose client sent its SYN again before any reply of the real server came through the director (its default gateway is probably not the DIP, or the client is on its segment).', [], (c, l, d) => c.inc(l, d.unanswered));
   backendGauge('ulvs_backend_persistent_connections', 'Persistence templates pointing to a real server.', (d) => d.persistConns);
 
   new Counter({

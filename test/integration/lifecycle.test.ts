@@ -153,7 +153,7 @@ describe('ulvsd life cycle', { skip: needsRoot }, () => {
     writeFileSync(unknown, `-A -t ${LAB.VIP}:80 -s nosuch\n`);
     assert.match(refused(['--rules', unknown]).stderr, /Scheduler or persistence engine not found/);
 
-    assert.match(refused(['--rules', join(bed.dir, 'missing')]).stderr, /cannot read rules file/);
+    assert.match(refused(['--rules', join(bed.dir, 'missing')]).stderr, /the rules file .*missing does not exist: create it/);
     assert.deepEqual(ours(), [], 'a refused start leaves nothing behind');
   });
 });

@@ -154,6 +154,6 @@ describe('ulvsadm against ulvsd', { skip: needsRoot }, () => {
   test('no daemon: a clear message', () => {
     const r = spawnSync(process.execPath, [ULVSADM, '-L', '-n'], { env: { ...process.env, ULVS_SOCKET: '/nonexistent/ulvs.sock' }, encoding: 'utf8' });
     assert.equal(r.status, 2);
-    assert.match(r.stderr, /cannot reach ulvsd at \/nonexistent\/ulvs\.sock .* is it running\?/);
+    assert.match(r.stderr, /^ulvsd is not running: there is no admin socket at \/nonexistent\/ulvs\.sock \(ENOENT\); start it/);
   });
 });

@@ -47,6 +47,8 @@ export interface DestSnapshot extends StatsSnapshot {
   activeConns: number;
   inactConns: number;
   persistConns: number;
+  /** RealServer.unanswered */
+  unanswered: number;
 }
 export interface ServiceSnapshot extends StatsSnapshot {
   proto: number;
@@ -128,6 +130,7 @@ export function snapshotOf(s: EngineState, services: readonly VirtualService[]):
         activeConns: d.activeConns,
         inactConns: d.inactConns,
         persistConns: d.persistConns,
+        unanswered: d.unanswered,
         ...statsOf(d.stats),
       })),
     })),

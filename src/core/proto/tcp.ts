@@ -9,6 +9,7 @@ import { TCP_STATE_COUNT, TCP_STATE_NAMES, TCP_TABLE_NORMAL, TCP_TABLE_SECURE, T
 import { IPPROTO_TCP } from '../../wire/ipv4.js';
 import { TcpFlag } from '../../wire/tcp.js';
 import type { LeaveHook, ProtoOps } from './ops.js';
+import { Event } from '../verdict.js';
 
 export class TcpOps implements ProtoOps {
   readonly proto = IPPROTO_TCP;
@@ -44,6 +45,7 @@ export class TcpOps implements ProtoOps {
   transition(c: number, dir: number, tflags: number, d: RealServer): number {
     const s = this.#s;
     const conns = s.conns;
+    this.#watchReply(c, dir, tflags, d);
     if ((conns.flags(c) & ConnFlag.NOOUTPUT) !== 0) {
       if (dir === TcpDir.OUTPUT) conns.setFlags(c, conns.flags(c) & ~ConnFlag.NOOUTPUT);
       else dir = TcpDir.INPUT_ONLY;
@@ -73,6 +75,27 @@ export class TcpOps implements ProtoOps {
       conns.setState(c, next);
     }
     return s.timeouts.tcpTicks[next]!;
+  }
+
+  /**
+   * A masqueraded connection whose client sends its SYN again (a bare SYN, after its
+   * retransmission timeout, >= 1 s: RFC 6298) while it is still in SYN_RECV and no packet of the
+   * real server has come back through the director is counted once in `d.unanswered`: under
+   * VS/NAT the server's SYN-ACK must return through the director, which it does not when its
+   * default gateway is not the DIP or the client is on its segment (LVS-NAT's requirements). DR
+   * and TUN (NOOUTPUT, a method other than MASQ) never see replies; synced entries see no
+   * traffic. The daemon warns from the counter (daemon/unanswered-watch.ts).
+   */
+  #watchReply(c: number, dir: number, tflags: number, d: RealServer): void {
+    const conns = this.#s.conns;
+    const f = conns.flags(c);
+    if (dir === TcpDir.OUTPUT) {
+      if ((f & ConnFlag.REPLIED) === 0) conns.setFlags(c, f | ConnFlag.REPLIED);
+    } else if ((tflags & (TcpFlag.SYN | TcpFlag.ACK | TcpFlag.RST | TcpFlag.FIN)) === TcpFlag.SYN && conns.state(c) === TcpState.SYN_RECV && (f & (ConnFlag.REPLIED | ConnFlag.UNANSWERED | ConnFlag.NOOUTPUT | ConnFlag.FWD_MASK | ConnFlag.SYNCED | ConnFlag.SYNPROXY)) === 0) {
+      conns.setFlags(c, f | ConnFlag.UNANSWERED);
+      d.unanswered++;
+      this.#s.events[Event.Unanswered]!++; // the daemon looks at the servers only when this grows
+    }
   }
 
   timeoutTicks(c: number): number {
