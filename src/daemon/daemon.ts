@@ -66,7 +66,6 @@ import { VrrpFollower } from './vrrp-follower.js';
 import { SyncDaemon, syncDaemonFor } from './sync-daemon.js';
 import { SyncRoleDriver } from './sync-role.js';
 import { defaultSyncQlenMax } from './sync-defaults.js';
-import { startMode } from './syn-cookies.js';
 import { formatIPv4 } from '../wire/addr.js';
 import { ClaimError, guardStart, restoreFor, type Claims } from './start-guard.js';
 
@@ -155,7 +154,7 @@ export class Daemon {
       checkHost(rules, kernel.capturing); // tc may have been unavailable
       this.#caps.dr = kernel.drUnavailable;
       this.#caps.fwmark = kernel.marksFd < 0 ? `the program that reads packets' marks at ${o.dev}'s egress could not be installed (see the warnings at start)` : null;
-      kernel.synCookies.setMode(startMode(o.sysctl.synCookies, kernel.synCookies.mapFd !== null), rules); // IpvsError: refused (syn-cookies.ts)
+      kernel.synCookies.start(o.sysctl.synCookies, rules); // IpvsError: refused (syn-cookies.ts)
       try {
         checkDataPath(rules, this.#caps); // DR servers need what was just installed
       } catch (e) {

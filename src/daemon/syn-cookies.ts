@@ -100,6 +100,11 @@ export class SynCookieGuard {
     }
   }
 
+  /** The mode at start (startMode: the one given, else the default), with rules `r`. */
+  start(given: number | undefined, r: Rules): void {
+    this.setMode(startMode(given, this.mapFd !== null), r);
+  }
+
   /** The new mode, with rules `r` in force: checked, then the map written. */
   setMode(mode: number, r: Rules): void {
     this.check(r, mode);
