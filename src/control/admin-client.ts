@@ -27,20 +27,21 @@ export function callAdmin(socketPath: string, method: string, path: string, body
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (text += c));
-      res.on('end', () => {
-        let json: unknown = null;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          /* text body */
-        }
-        resolve({ status: res.statusCode ?? 0, json, text });
-      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: jsonOrNull(text), text }));
     });
     req.on('error', reject);
     if (data !== undefined) req.write(data);
     req.end();
   });
+}
+
+/** The body as JSON, or null for a text (or streamed, or empty) body. */
+function jsonOrNull(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return null;
+  }
 }
 
 /** A GET whose body is handed to `onData` as it arrives (the live trace); resolves with the
@@ -51,15 +52,7 @@ export function streamAdmin(socketPath: string, path: string, onData: (chunk: st
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (res.statusCode === 200 ? onData(c) : (text += c)));
-      res.on('end', () => {
-        let json: unknown = null;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          /* streamed or text body */
-        }
-        resolve({ status: res.statusCode ?? 0, json, text });
-      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: jsonOrNull(text), text }));
     });
     req.on('error', reject);
     req.end();
