@@ -106,10 +106,7 @@ export class Decider {
     }
     r.conn = expire === Expire.None ? -1 : c;
     r.expire = expire;
-    // ip_vs_service_find: the fwmark service of the packet's mark first, then by address
-    const idx = this.index;
-    let svc = idx.hasFwmark ? idx.byMark(marks.markOf(ops.proto, saddr, sport, daddr, dport)) : null;
-    if (svc === null) svc = idx.find(ops.proto, daddr, dport);
+    const svc = this.#service(ops, saddr, sport, daddr, dport, marks);
     r.svc = svc;
     if (svc === null) r.path = Path.NoService;
     else r.path = ops.opensConn(tflags) ? Path.Schedule : Path.NotOpener;
@@ -119,11 +116,18 @@ export class Decider {
   /** The connection last decided (r.conn) has ended and a checked SYN-cookie ACK opens a new
    *  one on its addresses (syn-proxy.ts reopens): expire it and schedule, as for a SYN under
    *  conn_reuse_mode. */
-  reopen(ops: ProtoOps, daddr: number, dport: number): Decision {
+  reopen(ops: ProtoOps, saddr: number, sport: number, daddr: number, dport: number, marks: MarkSource): Decision {
     const r = this.#d;
     r.expire = Expire.Reuse;
-    r.svc = this.index.find(ops.proto, daddr, dport);
+    r.svc = this.#service(ops, saddr, sport, daddr, dport, marks);
     r.path = r.svc === null ? Path.NoService : Path.Schedule;
     return r;
+  }
+
+  /** ip_vs_service_find: the fwmark service of the packet's mark first, then by address. */
+  #service(ops: ProtoOps, saddr: number, sport: number, daddr: number, dport: number, marks: MarkSource): VirtualService | null {
+    const idx = this.index;
+    const svc = idx.hasFwmark ? idx.byMark(marks.markOf(ops.proto, saddr, sport, daddr, dport)) : null;
+    return svc ?? idx.find(ops.proto, daddr, dport);
   }
 }

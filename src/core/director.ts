@@ -178,7 +178,7 @@ export class Director {
     switch (dec.path) {
       case Path.Connection:
         if (!this.#forward.proxy.reopens(m, ops, dec.conn)) return this.#out(this.#forward.request(m, ops, dec.conn)); // 3-4, 6
-        this.#decider.reopen(ops, m.daddr, m.dport); // a checked cookie ACK on an ended entry (syn-proxy.ts)
+        this.#decider.reopen(ops, m.saddr, m.sport, m.daddr, m.dport, this.marks); // a checked cookie ACK on an ended entry (syn-proxy.ts)
         break;
       case Path.Reply:
         return this.#out(this.#forward.reply(m, ops, dec.conn)); //             5-6
