@@ -80,6 +80,21 @@ struct flow_value {
 				 * options (data offset > 5) goes to ulvsd unchanged: the cookie
 				 * handshake negotiated none (no SACK, timestamps, window scale), so
 				 * one there may be a SACK whose blocks the program does not translate. */
+	__u32 kflags;		/* enum flow_kflags: 0 for every entry ulvsd writes; set by the
+				 * fast path on the entries it creates (kernel connection set-up) */
+};
+
+/* Bits of struct flow_value kflags (docs/kernel-setup.md). */
+enum flow_kflags {
+	KF_MADE = 1,	/* the fast path created this entry (a SYN of a kernel set-up service) and
+			 * reported it (KREPORT_NEW): its SYN, FIN and RST segments are forwarded
+			 * here too, each reported (KREPORT_SEGMENT) and not counted in the slot */
+	KF_ACK = 2,	/* request entry only: the next request segment without SYN/FIN/RST is
+			 * reported too (the handshake's ACK: SYN_RECV -> ESTABLISHED), then the
+			 * program clears this bit */
+	KF_ALL = 4,	/* every segment of this entry is reported: set on both entries of a
+			 * connection once a FIN or RST of it was seen (IPVS's closing states move
+			 * on plain ACKs too) */
 };
 
 /* Per-connection counters, one array element per offloaded connection; the array is
@@ -272,6 +287,119 @@ enum fast_verdict {
 
 struct fast_verdicts {
 	__u64 packets[FAST_VERDICTS];
+};
+
+/* ---- kernel connection set-up (fastpath.bpf.c ksetup; docs/kernel-setup.md) ------------- */
+/*
+ * For a service in ulvs_ksvcs, the fast path itself schedules a pure SYN (no flow entry yet) by
+ * the service's table, creates the connection's flow entries (KF_MADE), forwards the SYN and
+ * reports the new connection to the worker that owns it (ulvs_kreports) so the engine keeps
+ * IPVS's state, counters, timers, listings and sync exact. Written by
+ * src/datapath/tun/kernel-tables.ts (services, tables), read by kernel-reports.ts (reports).
+ */
+
+/* How the table of a service is used (the scheduler it implements). */
+enum ksched {
+	KSCHED_SH = 1,		/* ip_vs_sh: index = hash_32(caddr [+ cport with KSVC_PORT], 8); size 256 */
+	KSCHED_DH = 2,		/* ip_vs_dh: index = hash_32(vaddr, 8); size 256 */
+	KSCHED_MH = 3,		/* ip_vs_mh: index = hsiphash(caddr [+ cport]) % 4093 (its fixed key
+				 * ulvs_kconf.mh_key); size 4093 */
+	KSCHED_SEQ = 4,		/* rr, wrr: the table is the weighted sequence (1..KTAB_REGION
+				 * elements); index = this CPU's cursor (ulvs_kcursor[region]) mod size,
+				 * then the cursor moves on: per CPU, so the interleaving differs from
+				 * IPVS's single cursor (docs/kernel-setup.md) */
+};
+
+enum ksvc_flags {
+	KSVC_PORT = 1,		/* sh-port, mh-port: the client port is added to the hashed address */
+};
+
+/* A kernel set-up service: same key shape as syncookie_key (VIP:vport, protocol). */
+struct ksvc_key {
+	__be32 addr;
+	__be16 port;
+	__u8 proto;		/* IPPROTO_TCP (IPPROTO_UDP reserved) */
+	__u8 pad;		/* zero */
+};
+
+struct ksvc_value {
+	__u32 base;		/* first element of the service's table in ulvs_ktab */
+	__u32 size;		/* elements in use from base (0: every SYN goes to ulvsd) */
+	__u32 region;		/* the service's number, < KSVC_MAX: its ulvs_kcursor index */
+	__u32 steer_mask;	/* host order; which worker owns a connection, as steer.bpf.c:
+				 * 0: key = caddr ^ cport; else key = caddr & steer_mask;
+				 * worker = ((key * 0x9E3779B1) >> 16) % ulvs_kconf.workers */
+	__u8 sched;		/* enum ksched */
+	__u8 flags;		/* enum ksvc_flags */
+	__u16 pad;		/* zero */
+};
+
+/* One element of ulvs_ktab: what a table index chooses. */
+struct kdest {
+	__be32 addr;		/* RIP */
+	__be16 port;		/* rport (NAT); 0 for DR; GUE port for TUN as struct flow_value */
+	__u8 dir;		/* the request entry's enum flow_dir: FLOW_REQUEST (NAT), FLOW_DR,
+				 * FLOW_TUN; KDEST_USER: no kernel choice here (a weight-0 or
+				 * overloaded server whose fallback IPVS would apply): to ulvsd */
+	__u8 tun_type;		/* FLOW_TUN: enum tun_type */
+	__be16 rport;		/* FLOW_TUN/FLOW_DR: the real server's port as the engine knows it
+				 * (the report's raddr:rport names the server); NAT: = port */
+	__u16 pad;		/* zero */
+};
+
+enum ksetup_limits {
+	KDEST_USER = 0xff,	/* struct kdest dir: the SYN goes to ulvsd */
+	KTAB_REGION = 4096,	/* elements per table region (mh's 4093 fits) */
+	KSVC_MAX_DEFAULT = 64,	/* kernel set-up services (ulvs_ktab holds 2 regions each) */
+	KWORKERS_MAX = 8,	/* ulvs_kreports entries: one ring per data-path worker */
+};
+
+/* The one element of ulvs_kconf. */
+struct kconf {
+	__u32 workers;		/* data-path workers (TUN queues), 1..KWORKERS_MAX; 0: set-up off */
+	__u32 pad;
+	__u32 mh_key[4];	/* hsiphash key of ip_vs_mh's first hash (sched/mh.ts KEY1), host order */
+};
+
+enum kreport_kind {
+	KREPORT_NEW = 1,	/* the SYN that created a connection: forwarded to raddr:rport */
+	KREPORT_SEGMENT = 2,	/* a segment of a KF_MADE connection the engine must see (SYN, FIN,
+				 * RST, the handshake's ACK, anything after a FIN): forwarded */
+};
+
+/* One record of a worker's ring (BPF_MAP_TYPE_RINGBUF, inner map of ulvs_kreports). */
+struct kreport {
+	__be32 caddr;		/* client */
+	__be32 vaddr;		/* VIP */
+	__be32 raddr;		/* real server */
+	__be16 cport;
+	__be16 vport;
+	__be16 rport;
+	__u8 proto;
+	__u8 kind;		/* enum kreport_kind */
+	__u8 tcp_flags;		/* byte 13 of the TCP header (CWR ... FIN) */
+	__u8 reply;		/* 0: request (client -> VIP), 1: reply (RIP -> client) */
+	__u8 dir;		/* the request entry's enum flow_dir (forwarding method) */
+	__u8 pad;
+	__u32 slot;		/* the connection's slot (ulvs_slots index) */
+	__u32 ip_len;		/* IP bytes of the packet (IPVS's count); a GSO packet: all its segments' */
+	__u32 gso_segs;		/* packets it stands for (1, or a GSO packet's segment count) */
+	__u64 ns;		/* bpf_ktime_get_ns when the program forwarded it */
+};
+
+/* Counters of the kernel set-up (per-CPU array ulvs_kstats, one __u64 per index): every pure
+ * SYN to a ulvs_ksvcs service without a flow entry counts in exactly one of KS_MADE..KS_RACE. */
+enum ksetup_counter {
+	KS_MADE = 0,		/* scheduled, entries created, reported, forwarded */
+	KS_USER = 1,		/* the table chose KDEST_USER, or size 0: to ulvsd */
+	KS_NO_WORKER = 2,	/* ulvs_kconf.workers is 0 or no ring for the owner: to ulvsd */
+	KS_RING_FULL = 3,	/* the owner's ring had no room: to ulvsd */
+	KS_NO_SLOT = 4,		/* ulvs_kslot_free empty: to ulvsd */
+	KS_NO_ROUTE = 5,	/* the route to the real server cannot be used here: to ulvsd */
+	KS_RACE = 6,		/* an entry of the tuple appeared meanwhile (another CPU): to ulvsd */
+	KS_SEGMENTS = 7,	/* KREPORT_SEGMENT records written */
+	KS_SEGMENT_RING_FULL = 8,	/* a segment to report, but no room: passed to ulvsd instead */
+	KS_COUNTERS = 9,
 };
 
 #endif

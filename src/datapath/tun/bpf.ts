@@ -214,7 +214,7 @@ export function progInfo(progFd: number): { id: number; name: string; mapIds: nu
 }
 
 /** A map's id, name and size (struct bpf_map_info: id at 4, max_entries at 16, name at 24, 16 bytes). */
-export function mapInfo(mapFd: number): { id: number; name: string; maxEntries: number } {
+export function mapInfo(mapFd: number): { id: number; name: string; maxEntries: number; valueSize: number } {
   const info = Buffer.alloc(88);
   const attr = Buffer.alloc(16);
   attr.writeUInt32LE(mapFd, 0);
@@ -222,7 +222,7 @@ export function mapInfo(mapFd: number): { id: number; name: string; maxEntries: 
   attr.writeBigUInt64LE(addr(info), 8);
   bpfCall(BPF_CMD.OBJ_GET_INFO_BY_FD, attr, 'BPF_OBJ_GET_INFO_BY_FD');
   const name = info.subarray(24, 40);
-  return { id: info.readUInt32LE(4), name: name.toString('latin1', 0, name.indexOf(0) >= 0 ? name.indexOf(0) : 16), maxEntries: info.readUInt32LE(16) };
+  return { id: info.readUInt32LE(4), name: name.toString('latin1', 0, name.indexOf(0) >= 0 ? name.indexOf(0) : 16), maxEntries: info.readUInt32LE(16), valueSize: info.readUInt32LE(12) };
 }
 
 /**

@@ -175,13 +175,13 @@ export interface PriorFastPath {
  * Take over a previous process's fast path: its maps (by id), a newly loaded program (this
  * binary's) attached on `devices` after the old one, then the old one detached, so every packet
  * meets one of the two. Returns null (nothing changed) when the maps are gone or of another size
- * (`slots`): the caller then removes the prior one (dropPriorFastPath) and installs anew.
+ * (`slots`) or of another element layout: the caller then removes the prior one (dropPriorFastPath) and installs anew.
  */
 export function adoptFastPath(prior: PriorFastPath, slots: number, devices: readonly string[]): FastPathState | null {
   if (prior.slots !== slots) return null;
   const flowsFd = fdById('map', prior.flowsId);
   const slotsFd = fdById('map', prior.slotsId);
-  const ok = flowsFd !== null && slotsFd !== null && mapInfo(flowsFd).name === 'ulvs_flows' && mapInfo(slotsFd).name === 'ulvs_slots';
+  const ok = flowsFd !== null && slotsFd !== null && mapInfo(flowsFd).name === 'ulvs_flows' && mapInfo(flowsFd).valueSize === FLOW_VALUE_SIZE && mapInfo(slotsFd).name === 'ulvs_slots'; // a flow map of an older layout (16-byte values before kernel set-up's kflags) is not adopted
   if (!ok) {
     for (const fd of [flowsFd, slotsFd]) if (fd !== null) closeFd(fd);
     return null;

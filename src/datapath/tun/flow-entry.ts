@@ -30,6 +30,7 @@ export function writeValue(b: Buffer, o: number, addr: number, port: number, dir
   b[o + f.tun_type] = tunType;
   b.writeUInt32LE(slot, o + f.slot);
   b.writeUInt32LE(seqDelta >>> 0, o + f.seq_delta);
+  b.writeUInt32LE(0, o + f.kflags); // ulvsd's own entries: no kernel set-up bits (ulvs_maps.h flow_kflags)
 }
 
 /** The request tuples (client -> VIP:vport) of connections `cs` of table t as consecutive

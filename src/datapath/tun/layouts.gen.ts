@@ -6,7 +6,7 @@
 export const FLOW_KEY = { size: 16, off: { saddr: 0, daddr: 4, sport: 8, dport: 10, proto: 12, pad: 13 }, width: { saddr: 4, daddr: 4, sport: 2, dport: 2, proto: 1, pad: 3 } } as const;
 
 /** struct flow_value (bpf/fastpath.bpf.o) */
-export const FLOW_VALUE = { size: 16, off: { addr: 0, port: 4, dir: 6, tun_type: 7, slot: 8, seq_delta: 12 }, width: { addr: 4, port: 2, dir: 1, tun_type: 1, slot: 4, seq_delta: 4 } } as const;
+export const FLOW_VALUE = { size: 20, off: { addr: 0, port: 4, dir: 6, tun_type: 7, slot: 8, seq_delta: 12, kflags: 16 }, width: { addr: 4, port: 2, dir: 1, tun_type: 1, slot: 4, seq_delta: 4, kflags: 4 } } as const;
 
 /** struct slot (bpf/fastpath.bpf.o) */
 export const SLOT = { size: 40, off: { packets: 0, bytes: 16, last_ns: 32 }, width: { packets: 16, bytes: 16, last_ns: 8 } } as const;

@@ -18,7 +18,7 @@ test('layouts.gen.ts is what the committed objects and bpf/ulvs_maps.h give (run
 test('the writers (offloader.ts, steering.ts) match the field widths they assume', () => {
   // writeKey / writeValue / steerKey / steerValue use these widths and byte orders
   assert.deepEqual(FLOW_KEY.width, { saddr: 4, daddr: 4, sport: 2, dport: 2, proto: 1, pad: 3 });
-  assert.deepEqual(FLOW_VALUE.width, { addr: 4, port: 2, dir: 1, tun_type: 1, slot: 4, seq_delta: 4 });
+  assert.deepEqual(FLOW_VALUE.width, { addr: 4, port: 2, dir: 1, tun_type: 1, slot: 4, seq_delta: 4, kflags: 4 });
   assert.deepEqual(SLOT.width, { packets: 16, bytes: 16, last_ns: 8 });
   assert.deepEqual(STEER_KEY.width, { addr: 4, port: 2, proto: 1, side: 1 });
   assert.deepEqual(STEER_VALUE.width, { mask: 4, pad: 4 });
