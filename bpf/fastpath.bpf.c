@@ -82,13 +82,15 @@ struct pkt {
 	__be32 saddr, daddr;
 	__be16 sport, dport;
 	__u8 proto, tos, ttl;
-	__u8 tcp_bits;		/* TCP: PKT_ACK, PKT_OPTS (0 for UDP) */
+	__u8 tcp_bits;		/* TCP: PKT_ACK, PKT_OPTS, PKT_SFR (0 for UDP) */
+	__u8 tcp_flags;		/* TCP: the header's byte 13, CWR ... FIN (0 for UDP) */
 	__be16 frag_off, tot_len;
 	__u32 csum_off;		/* frame offset of the L4 checksum */
 	__u64 csum_flags;	/* BPF_F_MARK_MANGLED_0 for UDP: a zero checksum ("none") stays zero */
 };
 #define PKT_ACK 1	/* ACK is set */
 #define PKT_OPTS 2	/* the TCP header carries options (data offset > 5) */
+#define PKT_SFR 4	/* SYN, FIN or RST is set */
 
 /* A SYN-cookie connection's sequence translation (struct flow_value seq_delta, ulvs_maps.h;
  * the engine's SynProxy.request/reply do the same): a reply's seq += delta, a request's
@@ -110,8 +112,9 @@ static __always_inline int translate_seq(struct __sk_buff *skb, const struct pkt
 	return bpf_skb_store_bytes(skb, off, &new, sizeof(new), 0);
 }
 
-/* Rewrite and forward one direction (reply: 0 request, 1 reply; a constant at each call). */
-static __always_inline int forward(struct __sk_buff *skb, const struct pkt *p, const struct flow_value *v, const int reply)
+/* Rewrite and forward one direction (reply: 0 request, 1 reply; a constant at each call),
+ * counted in the entry's slot unless `count` is 0 (a segment kernel set-up reports). */
+static __always_inline int forward(struct __sk_buff *skb, const struct pkt *p, const struct flow_value *v, const int reply, const int count)
 {
 	struct bpf_fib_lookup fib = {};
 	__be32 old_addr = reply ? p->saddr : p->daddr;
@@ -135,7 +138,7 @@ static __always_inline int forward(struct __sk_buff *skb, const struct pkt *p, c
 	if (v->seq_delta && translate_seq(skb, p, v->seq_delta, reply))
 		return TC_ACT_SHOT;
 
-	struct slot *s = bpf_map_lookup_elem(&ulvs_slots, &v->slot);
+	struct slot *s = count ? bpf_map_lookup_elem(&ulvs_slots, &v->slot) : NULL;
 	if (s) {
 		__sync_fetch_and_add(&s->packets[reply], 1);
 		__sync_fetch_and_add(&s->bytes[reply], skb->len - ETH_HLEN);
@@ -157,7 +160,7 @@ static __always_inline int forward(struct __sk_buff *skb, const struct pkt *p, c
 /* A request of an offloaded direct-routing connection: to the link-layer address of RIP (v->addr),
  * the IP header unchanged but for TTL - 1 (IPVS's ip_vs_dr_xmit). An unresolved neighbour or a
  * real server no longer on-link: TCX_NEXT (ulvsd and the TUN's way out take it). */
-static __always_inline int forward_dr(struct __sk_buff *skb, const struct pkt *p, const struct flow_value *v)
+static __always_inline int forward_dr(struct __sk_buff *skb, const struct pkt *p, const struct flow_value *v, const int count)
 {
 	struct bpf_fib_lookup fib = {};
 
@@ -165,7 +168,7 @@ static __always_inline int forward_dr(struct __sk_buff *skb, const struct pkt *p
 
 	if (dr_route(skb, &fib, p->saddr, v->addr, p->proto, p->tos, p->sport, p->dport, 0, need) != BPF_FIB_LKUP_RET_SUCCESS)
 		return TCX_NEXT;
-	struct slot *s = bpf_map_lookup_elem(&ulvs_slots, &v->slot);
+	struct slot *s = count ? bpf_map_lookup_elem(&ulvs_slots, &v->slot) : NULL;
 	if (s) {
 		__sync_fetch_and_add(&s->packets[0], 1);
 		__sync_fetch_and_add(&s->bytes[0], skb->len - ETH_HLEN);
@@ -180,7 +183,7 @@ static __always_inline int forward_dr(struct __sk_buff *skb, const struct pkt *p
 /* A request of an offloaded tunnelled connection to RIP (v->addr): TTL - 1, then the outer
  * headers after the Ethernet header, to the next hop of the route to RIP. No route, unresolved
  * next hop, too big: TCX_NEXT (ulvsd and the way out). */
-static __always_inline int forward_tun(struct __sk_buff *skb, const struct pkt *p, const struct flow_value *v)
+static __always_inline int forward_tun(struct __sk_buff *skb, const struct pkt *p, const struct flow_value *v, const int count)
 {
 	struct bpf_fib_lookup fib = {};
 	struct tun_inner in = { .tos = p->tos, .ttl = p->ttl - 1, .frag_off = p->frag_off, .tot_len = bpf_ntohs(p->tot_len), .tun_type = v->tun_type, .tun_port = v->port };
@@ -194,7 +197,7 @@ static __always_inline int forward_tun(struct __sk_buff *skb, const struct pkt *
 	ttl_decrement(skb, IP_FIELD(ttl), IP_FIELD(check), p->ttl, p->proto);
 	if (tun_encap(skb, ETH_HLEN, fib.ipv4_src, v->addr, &in))
 		return TC_ACT_SHOT;	/* the TTL is already changed: cannot go on */
-	struct slot *s = bpf_map_lookup_elem(&ulvs_slots, &v->slot);
+	struct slot *s = count ? bpf_map_lookup_elem(&ulvs_slots, &v->slot) : NULL;
 	if (s) {
 		__sync_fetch_and_add(&s->packets[0], 1);
 		__sync_fetch_and_add(&s->bytes[0], bytes);
@@ -204,6 +207,8 @@ static __always_inline int forward_tun(struct __sk_buff *skb, const struct pkt *
 	bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_source), fib.smac, ETH_ALEN, 0);
 	return bpf_redirect(fib.ifindex, 0);
 }
+
+#include "ulvs_ksetup.h"	/* kernel connection set-up: uses the forwarders above */
 
 static __always_inline int fastpath(struct __sk_buff *skb)
 {
@@ -238,17 +243,26 @@ static __always_inline int fastpath(struct __sk_buff *skb)
 		th = (void *)(iph + 1);
 		if ((void *)(th + 1) > data_end)
 			return TCX_NEXT;
-		if (th->syn && !th->ack && !th->rst && !th->fin)
-			return syncookie_syn(skb, iph, th, data_end);	/* SYN cookies (ulvs_syncookie.h) */
-		if (th->syn || th->fin || th->rst)
-			return TCX_NEXT;
+		if (th->syn && !th->ack && !th->rst && !th->fin) {
+			int rc = syncookie_syn(skb, iph, th, data_end);	/* SYN cookies first (ulvs_syncookie.h) */
+			if (rc != TCX_NEXT)
+				return rc;
+			data = (void *)(long)skb->data;	/* unchanged, but the verifier cannot know */
+			data_end = (void *)(long)skb->data_end;
+			iph = data + ETH_HLEN;
+			th = (void *)(iph + 1);
+			if ((void *)(th + 1) > data_end)
+				return TCX_NEXT;
+		}
 		p.csum_off = L4_OFF + offsetof(struct tcphdr, check);
 		p.csum_flags = 0;
-		p.tcp_bits = (th->ack ? PKT_ACK : 0) | (th->doff != 5 ? PKT_OPTS : 0);
+		p.tcp_bits = (th->ack ? PKT_ACK : 0) | (th->doff != 5 ? PKT_OPTS : 0) | (th->syn || th->fin || th->rst ? PKT_SFR : 0);
+		p.tcp_flags = ((__u8 *)th)[13];
 	} else if (iph->protocol == IPPROTO_UDP) {
 		p.csum_off = L4_OFF + offsetof(struct udphdr, check);
 		p.csum_flags = BPF_F_MARK_MANGLED_0;
 		p.tcp_bits = 0;
+		p.tcp_flags = 0;
 	} else {
 		return TCX_NEXT;
 	}
@@ -267,21 +281,30 @@ static __always_inline int fastpath(struct __sk_buff *skb)
 	struct flow_value *v = bpf_map_lookup_elem(&ulvs_flows, &key);
 	if (!v) {
 		struct tcphdr *th = (void *)(iph + 1);
+		if (p.proto == IPPROTO_TCP && (p.tcp_flags & (KTCP_SYN | KTCP_ACK | KTCP_RST | KTCP_FIN)) == KTCP_SYN)
+			return ksetup_syn(skb, &p);	/* kernel set-up (ulvs_ksetup.h) */
 		if (p.proto == IPPROTO_TCP && (void *)(th + 1) <= data_end && th->ack)
 			return syncookie_ack(skb, iph, th);	/* the handshake's end? (ulvs_syncookie.h) */
 		return TCX_NEXT;
 	}
+	if (v->kflags & KF_MADE) {	/* a kernel set-up connection: report what IPVS must see */
+		int rc = ksetup_segment(skb, &p, v);
+		if (rc != KSEG_PLAIN)
+			return rc;
+	} else if (p.tcp_bits & PKT_SFR) {
+		return TCX_NEXT;	/* SYN, FIN, RST of ulvsd's connections: to the engine */
+	}
 	if (v->seq_delta && (p.tcp_bits & PKT_OPTS))
 		return TCX_NEXT;	/* options on a SYN-cookie connection: maybe SACK (ulvs_maps.h) */
 	if (v->dir == FLOW_REPLY)
-		return forward(skb, &p, v, 1);
+		return forward(skb, &p, v, 1, 1);
 	if (v->dir == FLOW_DR)
-		return forward_dr(skb, &p, v);
+		return forward_dr(skb, &p, v, 1);
 	if (v->dir == FLOW_TUN)
-		return forward_tun(skb, &p, v);
+		return forward_tun(skb, &p, v, 1);
 	if (v->dir != FLOW_REQUEST)
 		return TCX_NEXT;	/* FLOW_*_ROUTE: the engine handles the connection */
-	return forward(skb, &p, v, 0);
+	return forward(skb, &p, v, 0, 1);
 }
 
 struct {
