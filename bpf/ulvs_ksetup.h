@@ -82,6 +82,8 @@ struct {
 struct kscratch {
 	struct flow_key req, rep;	/* request tuple; NAT: reply tuple */
 	struct flow_value rv, pv;	/* their entries */
+	struct kreport unused;	/* never written: names struct kreport in the object's BTF, from
+				 * which layouts.gen.ts takes its layout (a ring has no value type) */
 };
 
 struct {
@@ -234,7 +236,7 @@ static __noinline int ksetup_syn(struct __sk_buff *skb, const struct pkt *p)
 	if (!e)
 		return kcount(KS_USER);
 	__be16 rport = d->rport;
-	__builtin_memset(e, 0, sizeof(*e));
+	__builtin_memset(e, 0, offsetof(struct kscratch, unused));
 	e->req.saddr = p->saddr;
 	e->req.daddr = p->daddr;
 	e->req.sport = p->sport;

@@ -348,7 +348,7 @@ struct kdest {
 };
 
 enum ksetup_limits {
-	KDEST_USER = 0xff,	/* struct kdest dir: the SYN goes to ulvsd */
+	KDEST_USER = 255,	/* struct kdest dir: the SYN goes to ulvsd */
 	KTAB_REGION = 4096,	/* elements per table region (mh's 4093 fits) */
 	KSVC_MAX_DEFAULT = 64,	/* kernel set-up services (ulvs_ktab holds 2 regions each) */
 	KWORKERS_MAX = 8,	/* ulvs_kreports entries: one ring per data-path worker */

@@ -32,6 +32,21 @@ export const SYNCOOKIE_VALUE = { size: 4, off: { on: 0 }, width: { on: 4 } } as 
 /** struct mark_note (bpf/tun_mark.bpf.o) */
 export const MARK_NOTE = { size: 24, off: { saddr: 0, daddr: 4, sport: 8, dport: 10, proto: 12, pad: 13, mark: 16, check: 20 }, width: { saddr: 4, daddr: 4, sport: 2, dport: 2, proto: 1, pad: 3, mark: 4, check: 4 } } as const;
 
+/** struct ksvc_key (bpf/fastpath.bpf.o) */
+export const KSVC_KEY = { size: 8, off: { addr: 0, port: 4, proto: 6, pad: 7 }, width: { addr: 4, port: 2, proto: 1, pad: 1 } } as const;
+
+/** struct ksvc_value (bpf/fastpath.bpf.o) */
+export const KSVC_VALUE = { size: 20, off: { base: 0, size: 4, region: 8, steer_mask: 12, sched: 16, flags: 17, pad: 18 }, width: { base: 4, size: 4, region: 4, steer_mask: 4, sched: 1, flags: 1, pad: 2 } } as const;
+
+/** struct kdest (bpf/fastpath.bpf.o) */
+export const KDEST = { size: 12, off: { addr: 0, port: 4, dir: 6, tun_type: 7, rport: 8, pad: 10 }, width: { addr: 4, port: 2, dir: 1, tun_type: 1, rport: 2, pad: 2 } } as const;
+
+/** struct kconf (bpf/fastpath.bpf.o) */
+export const KCONF = { size: 24, off: { workers: 0, pad: 4, mh_key: 8 }, width: { workers: 4, pad: 4, mh_key: 16 } } as const;
+
+/** struct kreport (bpf/fastpath.bpf.o) */
+export const KREPORT = { size: 48, off: { caddr: 0, vaddr: 4, raddr: 8, cport: 12, vport: 14, rport: 16, proto: 18, kind: 19, tcp_flags: 20, reply: 21, dir: 22, pad: 23, slot: 24, ip_len: 28, gso_segs: 32, ns: 40 }, width: { caddr: 4, vaddr: 4, raddr: 4, cport: 2, vport: 2, rport: 2, proto: 1, kind: 1, tcp_flags: 1, reply: 1, dir: 1, pad: 1, slot: 4, ip_len: 4, gso_segs: 4, ns: 8 } } as const;
+
 /** enum flow_dir */
 export const FLOW_DIR = { FLOW_REQUEST: 0, FLOW_REPLY: 1, FLOW_DR_ROUTE: 2, FLOW_DR: 3, FLOW_TUN_ROUTE: 4, FLOW_TUN: 5 } as const;
 
@@ -58,3 +73,21 @@ export const FAST_VERDICT = { FAST_VERDICT_NEXT: 0, FAST_VERDICT_REDIRECT: 1, FA
 
 /** enum mark_notes */
 export const MARK_NOTES = { MARK_NOTES: 65536 } as const;
+
+/** enum flow_kflags */
+export const FLOW_KFLAGS = { KF_MADE: 1, KF_ACK: 2, KF_ALL: 4 } as const;
+
+/** enum ksched */
+export const KSCHED = { KSCHED_SH: 1, KSCHED_DH: 2, KSCHED_MH: 3, KSCHED_SEQ: 4 } as const;
+
+/** enum ksvc_flags */
+export const KSVC_FLAGS = { KSVC_PORT: 1 } as const;
+
+/** enum ksetup_limits */
+export const KSETUP_LIMITS = { KDEST_USER: 255, KTAB_REGION: 4096, KSVC_MAX_DEFAULT: 64, KWORKERS_MAX: 8 } as const;
+
+/** enum kreport_kind */
+export const KREPORT_KIND = { KREPORT_NEW: 1, KREPORT_SEGMENT: 2 } as const;
+
+/** enum ksetup_counter */
+export const KSETUP_COUNTER = { KS_MADE: 0, KS_USER: 1, KS_NO_WORKER: 2, KS_RING_FULL: 3, KS_NO_SLOT: 4, KS_NO_ROUTE: 5, KS_RACE: 6, KS_SEGMENTS: 7, KS_SEGMENT_RING_FULL: 8, KS_SEGMENT_NO_OWNER: 9, KS_COUNTERS: 10 } as const;

@@ -19,6 +19,11 @@ const STRUCTS: [string, string, string][] = [
   ['syncookie_key', 'fastpath.bpf.o', 'SYNCOOKIE_KEY'],
   ['syncookie_value', 'fastpath.bpf.o', 'SYNCOOKIE_VALUE'],
   ['mark_note', 'tun_mark.bpf.o', 'MARK_NOTE'],
+  ['ksvc_key', 'fastpath.bpf.o', 'KSVC_KEY'],
+  ['ksvc_value', 'fastpath.bpf.o', 'KSVC_VALUE'],
+  ['kdest', 'fastpath.bpf.o', 'KDEST'],
+  ['kconf', 'fastpath.bpf.o', 'KCONF'],
+  ['kreport', 'fastpath.bpf.o', 'KREPORT'],
 ];
 /** C enum -> the TypeScript name */
 const ENUMS: [string, string][] = [
@@ -31,6 +36,12 @@ const ENUMS: [string, string][] = [
   ['tcp_validated', 'TCP_VALIDATED'],
   ['fast_verdict', 'FAST_VERDICT'],
   ['mark_notes', 'MARK_NOTES'],
+  ['flow_kflags', 'FLOW_KFLAGS'],
+  ['ksched', 'KSCHED'],
+  ['ksvc_flags', 'KSVC_FLAGS'],
+  ['ksetup_limits', 'KSETUP_LIMITS'],
+  ['kreport_kind', 'KREPORT_KIND'],
+  ['ksetup_counter', 'KSETUP_COUNTER'],
 ];
 
 /** `enum name { A = 0, B = 1 }` of a header, every value written out. */
