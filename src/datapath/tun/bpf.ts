@@ -12,6 +12,7 @@ import { ENOENT, syscall as syscall3, syscalls } from './syscalls.js';
 
 /** bpf(2) commands */
 export const BPF_CMD = {
+  MAP_CREATE: 0,
   MAP_LOOKUP_ELEM: 1,
   MAP_UPDATE_ELEM: 2,
   MAP_DELETE_ELEM: 3,
@@ -23,6 +24,7 @@ export const BPF_CMD = {
   MAP_GET_FD_BY_ID: 14,
   OBJ_GET_INFO_BY_FD: 15,
   PROG_QUERY: 16,
+  MAP_LOOKUP_AND_DELETE_ELEM: 21,
   MAP_UPDATE_BATCH: 26,
   MAP_DELETE_BATCH: 27,
   LINK_CREATE: 28,
@@ -66,6 +68,10 @@ export class MapOps {
   update(key: Buffer, value: Buffer, flags = 0): void {
     this.#elemCall(BPF_CMD.MAP_UPDATE_ELEM, key, value, flags, false);
   }
+  /** Push `value` into a queue or stack map (an update without a key: their key size is 0). */
+  push(value: Buffer, flags = 0): void {
+    this.#elemCall(BPF_CMD.MAP_UPDATE_ELEM, null, value, flags, false);
+  }
   /** false when the key was absent */
   delete(key: Buffer): boolean {
     return this.#elemCall(BPF_CMD.MAP_DELETE_ELEM, key, null, 0, true);
@@ -84,11 +90,11 @@ export class MapOps {
     throw new BpfError('BPF_MAP_GET_NEXT_KEY', e);
   }
 
-  #elemCall(cmd: number, key: Buffer, value: Buffer | null, flags: number, absentOk: boolean): boolean {
+  #elemCall(cmd: number, key: Buffer | null, value: Buffer | null, flags: number, absentOk: boolean): boolean {
     const a = this.#elem;
     a.fill(0);
     a.writeUInt32LE(this.fd, 0);
-    a.writeBigUInt64LE(addr(key), 8);
+    if (key) a.writeBigUInt64LE(addr(key), 8);
     if (value) a.writeBigUInt64LE(addr(value), 16);
     a.writeBigUInt64LE(BigInt(flags), 24);
     const r = syscall3(this.#nr, 'int', cmd, 'void *', a, 'unsigned int', a.length);
@@ -228,9 +234,11 @@ export function mapInfo(mapFd: number): { id: number; name: string; maxEntries: 
 /**
  * Run a SCHED_CLS program once on `packet` (an Ethernet frame) in the kernel (BPF_PROG_TEST_RUN):
  * returns the program's return value and the packet as the program left it. `ctx` sets
- * __sk_buff fields the test needs (ingress_ifindex at 36, ifindex at 40).
+ * __sk_buff fields the test needs (ingress_ifindex at 36, ifindex at 40). `repeat` runs it that
+ * many times on the same input (the output is the last run's); durationNs is the kernel's average
+ * time per run.
  */
-export function testRun(progFd: number, packet: Buffer, ctx?: Buffer): { retval: number; out: Buffer } {
+export function testRun(progFd: number, packet: Buffer, ctx?: Buffer, repeat = 1): { retval: number; out: Buffer; durationNs: number } {
   const out = Buffer.alloc(packet.length + 256);
   const attr = Buffer.alloc(80);
   attr.writeUInt32LE(progFd, 0);
@@ -238,11 +246,11 @@ export function testRun(progFd: number, packet: Buffer, ctx?: Buffer): { retval:
   attr.writeUInt32LE(out.length, 12); // data_size_out
   attr.writeBigUInt64LE(addr(packet), 16);
   attr.writeBigUInt64LE(addr(out), 24);
-  attr.writeUInt32LE(1, 32); // repeat
+  attr.writeUInt32LE(repeat, 32); // repeat (the runs' average time comes back in duration)
   if (ctx) {
     attr.writeUInt32LE(ctx.length, 40); // ctx_size_in
     attr.writeBigUInt64LE(addr(ctx), 48);
   }
   bpfCall(BPF_CMD.PROG_TEST_RUN, attr, 'BPF_PROG_TEST_RUN');
-  return { retval: attr.readInt32LE(4), out: out.subarray(0, attr.readUInt32LE(12)) };
+  return { retval: attr.readInt32LE(4), out: out.subarray(0, attr.readUInt32LE(12)), durationNs: attr.readUInt32LE(36) };
 }

@@ -48,6 +48,7 @@ import { sys } from './sys.js';
 import { attachTcxIngress, fdById, mapInfo, progAttachTcxIngress, progDetachTcxIngress, progInfo } from './bpf.js';
 import { loadObject } from './libbpf.js';
 import { FLOW_KEY, FLOW_VALUE, SLOT } from './layouts.gen.js';
+import { closeKernelSetup, fillKernelSetup, KERNEL_SETUP_MAP_NAMES, kernelSetupMaxEntries, kernelSetupSizes, kernelSlotsInUse, type KernelSetupMaps, type KernelSetupOptions } from './kernel-setup-maps.js';
 
 export const FLOW_KEY_SIZE = FLOW_KEY.size;
 export const FLOW_VALUE_SIZE = FLOW_VALUE.size;
@@ -72,16 +73,39 @@ export interface FastPathMaps {
   syncookieFd: number;
   /** connections that can be offloaded at once (slots; the flow map holds two entries each) */
   slots: number;
+  /** kernel connection set-up (kernel-setup-maps.ts): its maps, rings and slot range (after `slots`) */
+  kernel: KernelSetupMaps;
 }
 
 /**
- * Load the fast-path program (bpf/fastpath.bpf.c) with its two maps sized for `slots`
- * connections (the flow map `flows` entries: two per connection unless told otherwise); returns
- * the fds (throws with libbpf's messages and the verifier log).
+ * Load the fast-path program (bpf/fastpath.bpf.c) with its maps sized for `slots` connections
+ * of the workers (the flow map `flows` entries for them: two per connection unless told
+ * otherwise) and kernel set-up's (`kernel`: its slot range after the workers', two flow entries
+ * per kernel slot more, one ring per worker); returns the fds (throws with libbpf's messages
+ * and the verifier log; nothing left open then).
  */
-export function loadFastPath(slots: number, flows = slots * 2): { maps: FastPathMaps; progFd: number; insns: number } {
-  const o = loadObject('fastpath.bpf.o', 'ulvs_fastpath', ['ulvs_flows', 'ulvs_slots', 'ulvs_syncookie_svcs'], { maxEntries: { ulvs_flows: flows, ulvs_slots: slots } });
-  return { maps: { flowsFd: o.maps.ulvs_flows!, slotsFd: o.maps.ulvs_slots!, syncookieFd: o.maps.ulvs_syncookie_svcs!, slots }, progFd: o.progFd, insns: o.insns };
+export function loadFastPath(slots: number, flows = slots * 2, kernel: KernelSetupOptions = {}): { maps: FastPathMaps; progFd: number; insns: number } {
+  const k = kernelSetupSizes(slots, kernel);
+  const o = loadObject('fastpath.bpf.o', 'ulvs_fastpath', ['ulvs_flows', 'ulvs_slots', 'ulvs_syncookie_svcs', ...KERNEL_SETUP_MAP_NAMES], {
+    maxEntries: { ulvs_flows: flows + 2 * k.kernelSlots, ulvs_slots: slots + k.kernelSlots, ...kernelSetupMaxEntries(k) },
+  });
+  try {
+    const ks = fillKernelSetup(o.maps, k, slots);
+    return { maps: { flowsFd: o.maps.ulvs_flows!, slotsFd: o.maps.ulvs_slots!, syncookieFd: o.maps.ulvs_syncookie_svcs!, slots, kernel: ks }, progFd: o.progFd, insns: o.insns };
+  } catch (e) {
+    for (const fd of [o.progFd, ...Object.values(o.maps)]) closeFd(fd);
+    throw e;
+  }
+}
+
+/** Every fd of the maps (kernel set-up's included). */
+export function fastPathMapFds(m: FastPathMaps): number[] {
+  return [m.flowsFd, m.slotsFd, m.syncookieFd];
+}
+
+function closeMaps(m: FastPathMaps): void {
+  for (const fd of fastPathMapFds(m)) closeFd(fd);
+  closeKernelSetup(m.kernel);
 }
 
 /**
@@ -151,13 +175,15 @@ function detachAll(progFd: number, at: readonly Attached[]): void {
   }
 }
 
-/** Create the maps for `slots` connections (`flows` flow entries), load the program, attach it on `devices`. All or nothing (throws). */
-export function installFastPath(slots: number, devices: readonly string[], flows = slots * 2): FastPathState {
-  const { maps, progFd } = loadFastPath(slots, flows);
+/** Create the maps for `slots` connections (`flows` flow entries) and kernel set-up's
+ *  (`kernel`, see loadFastPath), load the program, attach it on `devices`. All or nothing (throws). */
+export function installFastPath(slots: number, devices: readonly string[], flows = slots * 2, kernel: KernelSetupOptions = {}): FastPathState {
+  const { maps, progFd } = loadFastPath(slots, flows, kernel);
   try {
     return { maps, progFd, attached: attachKept(progFd, devices) };
   } catch (e) {
-    for (const fd of [progFd, maps.flowsFd, maps.slotsFd, maps.syncookieFd]) closeFd(fd);
+    closeFd(progFd);
+    closeMaps(maps);
     throw e;
   }
 }
@@ -177,26 +203,33 @@ export interface PriorFastPath {
  * meets one of the two. Returns null (nothing changed) when the maps are gone or of another size
  * (`slots`) or of another element layout: the caller then removes the prior one (dropPriorFastPath) and installs anew.
  */
-export function adoptFastPath(prior: PriorFastPath, slots: number, devices: readonly string[]): FastPathState | null {
+export function adoptFastPath(prior: PriorFastPath, slots: number, devices: readonly string[], kernel: KernelSetupOptions = {}): FastPathState | null {
   if (prior.slots !== slots) return null;
+  const k = kernelSetupSizes(slots, kernel);
   const flowsFd = fdById('map', prior.flowsId);
   const slotsFd = fdById('map', prior.slotsId);
-  const ok = flowsFd !== null && slotsFd !== null && mapInfo(flowsFd).name === 'ulvs_flows' && mapInfo(flowsFd).valueSize === FLOW_VALUE_SIZE && mapInfo(slotsFd).name === 'ulvs_slots'; // a flow map of an older layout (16-byte values before kernel set-up's kflags) is not adopted
+  // a flow map of an older layout (16-byte values before kernel set-up's kflags) is not adopted;
+  // nor a slot array without this kernel range after the workers' slots
+  const ok = flowsFd !== null && slotsFd !== null && mapInfo(flowsFd).name === 'ulvs_flows' && mapInfo(flowsFd).valueSize === FLOW_VALUE_SIZE && mapInfo(slotsFd).name === 'ulvs_slots' && mapInfo(slotsFd).maxEntries === slots + k.kernelSlots;
   if (!ok) {
     for (const fd of [flowsFd, slotsFd]) if (fd !== null) closeFd(fd);
     return null;
   }
   let progFd = -1;
-  let syncookieFd = -1;
+  let owned: number[] = [];
+  let ks: KernelSetupMaps | undefined;
   try {
-    const o = loadObject('fastpath.bpf.o', 'ulvs_fastpath', ['ulvs_syncookie_svcs'], { reuse: { ulvs_flows: flowsFd, ulvs_slots: slotsFd } });
+    // kernel set-up's maps are fresh; the kernel slots that the previous process's entries
+    // still name are not free
+    const o = loadObject('fastpath.bpf.o', 'ulvs_fastpath', ['ulvs_syncookie_svcs', ...KERNEL_SETUP_MAP_NAMES], { reuse: { ulvs_flows: flowsFd, ulvs_slots: slotsFd }, maxEntries: kernelSetupMaxEntries(k) });
     progFd = o.progFd;
-    syncookieFd = o.maps.ulvs_syncookie_svcs!;
+    owned = Object.values(o.maps);
+    ks = fillKernelSetup(o.maps, k, slots, kernelSlotsInUse(flowsFd, slots, k.kernelSlots));
     const attached = attachKept(progFd, devices);
     dropPriorFastPath(prior);
-    return { maps: { flowsFd, slotsFd, syncookieFd, slots }, progFd, attached };
+    return { maps: { flowsFd, slotsFd, syncookieFd: o.maps.ulvs_syncookie_svcs!, slots, kernel: ks }, progFd, attached };
   } catch (e) {
-    for (const fd of [progFd, flowsFd, slotsFd, syncookieFd]) closeFd(fd);
+    for (const fd of [progFd, flowsFd, slotsFd, ...owned, ...(ks?.rings.map((r) => r.fd) ?? [])]) closeFd(fd);
     throw e;
   }
 }
@@ -221,7 +254,8 @@ export function followFastPath(st: FastPathState, devices: readonly string[]): s
 /** Close the fds; unless `keep`, detach the program first (a final stop), which frees it and its maps. */
 export function removeFastPath(st: FastPathState, keep = false): void {
   if (!keep) detachAll(st.progFd, st.attached);
-  for (const fd of [st.progFd, st.maps.flowsFd, st.maps.slotsFd, st.maps.syncookieFd]) closeFd(fd);
+  closeFd(st.progFd);
+  closeMaps(st.maps);
   st.attached = [];
 }
 

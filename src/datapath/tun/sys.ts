@@ -22,6 +22,7 @@ export const sys = {
 const mmap = libc.func('void *mmap(void *addr, unsigned long length, int prot, int flags, int fd, long offset)') as (a: null, len: number, prot: number, flags: number, fd: number, off: number) => unknown;
 export const munmap = libc.func('int munmap(void *addr, unsigned long length)') as (p: unknown, len: number) => number;
 const PROT_RW = 0x3;
+const PROT_READ = 0x1;
 const MAP_SHARED = 0x01;
 const MAP_PRIVATE = 0x02;
 const MAP_ANONYMOUS = 0x20;
@@ -40,6 +41,15 @@ export function mapMemory(len: number, fd = -1, offset = 0): Mapping {
   const ptr = mmap(null, len, PROT_RW, flags, fd, offset);
   const addr = BigInt(koffi.address(ptr) as bigint);
   if (addr === 0xffffffffffffffffn || addr === 0n) throw new Error(`mmap ${len} bytes: ${sys.strerror(sys.errno())}`);
+  return { ptr, addr, len, buf: Buffer.from(koffi.view(ptr, len) as ArrayBuffer) };
+}
+
+/** A shared mapping of `len` bytes of fd at `offset`, read-only unless `writable` (a BPF ring
+ *  buffer's producer pages may only be mapped so); populated. */
+export function mapShared(len: number, fd: number, offset: number, writable: boolean): Mapping {
+  const ptr = mmap(null, len, writable ? PROT_RW : PROT_READ, MAP_SHARED | MAP_POPULATE, fd, offset);
+  const addr = BigInt(koffi.address(ptr) as bigint);
+  if (addr === 0xffffffffffffffffn || addr === 0n) throw new Error(`mmap ${len} bytes of fd ${fd} at ${offset}: ${sys.strerror(sys.errno())}`);
   return { ptr, addr, len, buf: Buffer.from(koffi.view(ptr, len) as ArrayBuffer) };
 }
 
