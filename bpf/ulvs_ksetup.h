@@ -302,7 +302,7 @@ static __noinline int ksetup_syn(struct __sk_buff *skb, const struct pkt *p)
 		return rc == TC_ACT_SHOT ? TC_ACT_SHOT : TCX_NEXT;	/* SHOT: changed half-way */
 	}
 	kreport_fill(r, p, KREPORT_NEW, p->saddr, p->sport, p->daddr, p->dport, e->rv.addr, rport, 0, dir, slot, ip_len, segs);
-	bpf_ringbuf_submit(r, 0);
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);	/* the worker polls its ring (before each batch, on its timer): no wake-up */
 	kcount(KS_MADE);
 	return rc;
 }
@@ -372,7 +372,7 @@ static __noinline int ksetup_segment(struct __sk_buff *skb, const struct pkt *p,
 		kreport_fill(r, p, KREPORT_SEGMENT, caddr, cport, v->addr, v->port, p->saddr, p->sport, 1, FLOW_REQUEST, v->slot, ip_len, segs);
 	else	/* DR, TUN: the entry has no rport; the real server's port is the service's (IPVS) */
 		kreport_fill(r, p, KREPORT_SEGMENT, caddr, cport, p->daddr, p->dport, v->addr, v->dir == FLOW_REQUEST ? v->port : p->dport, 0, v->dir, v->slot, ip_len, segs);
-	bpf_ringbuf_submit(r, 0);
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);	/* the worker polls its ring (before each batch, on its timer): no wake-up */
 	kcount(KS_SEGMENTS);
 	return rc;
 }

@@ -45,6 +45,8 @@ export class KsetupBed {
   readonly macOf: Record<string, Buffer> = {};
   maps!: FastPathMaps;
   prog = -1;
+  /** instructions of the program as loaded */
+  insns = 0;
   rings: KernelRing[] = [];
   flows!: MapOps;
   #home = -1;
@@ -87,7 +89,7 @@ export class KsetupBed {
     const one = Buffer.alloc(128);
     one[0] = 1;
     assert.equal(setAffinity(0, one.length, one), 0, 'pin to CPU 0');
-    ({ maps: this.maps, progFd: this.prog } = loadFastPath(o.slots, o.slots * 2, { kernelSlots: o.kernelSlots, workers: o.workers, ringBytes: o.ringBytes }));
+    ({ maps: this.maps, progFd: this.prog, insns: this.insns } = loadFastPath(o.slots, o.slots * 2, { kernelSlots: o.kernelSlots, workers: o.workers, ringBytes: o.ringBytes }));
     this.flows = new MapOps(this.maps.flowsFd);
     this.rings = this.maps.kernel.rings.map((r) => new KernelRing(r.fd, r.bytes));
   }
