@@ -42,9 +42,15 @@
  * a segment of it with TCP options goes to ulvsd (it may be a SACK, whose blocks are not
  * translated here).
  *
+ * Kernel connection set-up (ulvs_ksetup.h, docs/kernel-setup.md): a pure SYN without a flow
+ * entry to a service in ulvs_ksvcs is scheduled here by the table ulvsd prepared, its entries
+ * made (KF_MADE), forwarded and reported to the owner worker's ring; the SYN, FIN and RST
+ * segments of such a connection, its handshake's ACK and everything after a FIN or RST are
+ * forwarded and reported too (uncounted in the slot: the engine counts reported packets).
+ *
  * Everything else returns TCX_NEXT (the tc capture and the TUN take it): not IPv4, IP options,
  * fragments, TTL <= 1, protocols other than TCP and UDP (ICMP: but for the relay), TCP
- * SYN/FIN/RST (they can change IPVS's TCP state), no flow entry, and whatever the route lookup cannot forward directly
+ * SYN/FIN/RST of ulvsd's own connections (they can change IPVS's TCP state), no flow entry, and whatever the route lookup cannot forward directly
  * (unresolved neighbour, too big for the next hop, local destination).
  */
 #include <linux/bpf.h>

@@ -399,8 +399,7 @@ enum ksetup_counter {
 	KS_RACE = 6,		/* an entry of the tuple appeared meanwhile (another CPU): to ulvsd */
 	KS_SEGMENTS = 7,	/* KREPORT_SEGMENT records written */
 	KS_SEGMENT_RING_FULL = 8,	/* a segment to report, but no room: passed to ulvsd instead */
-	KS_SEGMENT_NO_OWNER = 9,	/* a segment to report, but its service is no longer in ulvs_ksvcs,
-					 * set-up is off or its worker has no ring: passed to ulvsd */
+	KS_SEGMENT_NO_OWNER = 9,	/* a segment to report, but no service, workers or ring: to ulvsd */
 	KS_COUNTERS = 10,
 };
 

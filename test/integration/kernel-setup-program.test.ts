@@ -18,6 +18,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { testRun } from '../../src/datapath/tun/bpf.js';
 import { queueOf } from '../../src/datapath/tun/steering.js';
+import { kernelSlotsInUse } from '../../src/datapath/tun/kernel-setup-maps.js';
 import { writeKey, writeValue } from '../../src/datapath/tun/flow-entry.js';
 import { FLOW_DIR, FLOW_KEY, FLOW_VALUE, KREPORT_KIND, KSCHED, KSETUP_COUNTER as KS, KSETUP_LIMITS, TUN_TYPE } from '../../src/datapath/tun/layouts.gen.js';
 import { ipv4 } from '../../src/wire/build.js';
@@ -232,6 +233,13 @@ describe('fast-path program: kernel connection set-up (BPF_PROG_TEST_RUN)', { sk
     const recs = bed.drain(0).length + bed.drain(1).length;
     assert.equal(recs, made, 'every made SYN has its record');
     assert.ok(made > 50, `at least 50 records of 56 bytes fit (${made})`);
+  });
+
+  test('every kernel slot is either free or named by an entry (what a restart keeps out of the queue: kernelSlotsInUse)', () => {
+    const used = kernelSlotsInUse(bed.maps.flowsFd, bed.maps.kernel.firstSlot, bed.maps.kernel.slots);
+    assert.ok(used.has(8) && used.size > 50, `the golden connection's slot and the ring test's (${used.size})`);
+    assert.equal(used.size + freeSlots(), bed.maps.kernel.slots, 'used + free = the kernel range');
+    assert.ok(![...used].some((x) => x < 8 || x >= 208), 'only the kernel range');
   });
 });
 

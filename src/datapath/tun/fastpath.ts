@@ -36,6 +36,9 @@
  *               per DR connection (also read by the TUN's way out: tun_out.bpf.c)
  *   ulvs_slots  array, mmap-able, struct slot per connection: packets and bytes by direction,
  *               time of the last packet
+ *   ulvs_ks*, ulvs_kreports  kernel connection set-up (kernel-setup-maps.ts, bpf/ulvs_ksetup.h):
+ *               services and tables, cursors, settings, free kernel slots (a range after the
+ *               workers' slots), one report ring per worker, counters; fresh at a restart
  * and the program's own, which a restart does not take over (a new program starts them afresh):
  *   ulvs_fast_stats   array of __u64 by enum fast_counter: the relay of routers' ICMP errors
  *                     about the director's tunnel packets (bpf/ulvs_tun_icmp.h)
