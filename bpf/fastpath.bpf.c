@@ -238,8 +238,14 @@ static __always_inline int fastpath(struct __sk_buff *skb)
 		th = (void *)(iph + 1);
 		if ((void *)(th + 1) > data_end)
 			return TCX_NEXT;
-		if (th->syn && !th->ack && !th->rst && !th->fin)
+		if (th->syn && !th->ack && !th->rst && !th->fin) {
+			/* a corrupt IPv4 header is not answered (a cookie SYN-ACK's header is new, so its
+			 * checksum would be right): on to the capture, whose engine drops and counts
+			 * it as ip_rcv would */
+			if (ipv4_header_sum(iph) != 0xffff)
+				return TCX_NEXT;
 			return syncookie_syn(skb, iph, th, data_end);	/* SYN cookies (ulvs_syncookie.h) */
+		}
 		if (th->syn || th->fin || th->rst)
 			return TCX_NEXT;
 		p.csum_off = L4_OFF + offsetof(struct tcphdr, check);
