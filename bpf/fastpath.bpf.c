@@ -250,6 +250,11 @@ static __always_inline int fastpath(struct __sk_buff *skb)
 		if ((void *)(th + 1) > data_end)
 			return TCX_NEXT;
 		if (th->syn && !th->ack && !th->rst && !th->fin) {
+			/* a corrupt IPv4 header is not answered (a cookie SYN-ACK's header is new, so its
+			 * checksum would be right) nor set up here: on to the capture, whose engine drops
+			 * and counts it as ip_rcv would */
+			if (ipv4_header_sum(iph) != 0xffff)
+				return TCX_NEXT;
 			int rc = syncookie_syn(skb, iph, th, data_end);	/* SYN cookies first (ulvs_syncookie.h) */
 			if (rc != TCX_NEXT)
 				return rc;

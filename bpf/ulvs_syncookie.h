@@ -120,7 +120,7 @@ static __always_inline __u16 sc_fold(__u64 s)
 
 /* A pure SYN to a service in the map, or TCX_NEXT for any other SYN (the caller checked
  * IPv4 without options, not a fragment, TCP, SYN alone among SYN/ACK/RST/FIN). */
-static __always_inline int syncookie_syn(struct __sk_buff *skb, struct iphdr *iph, struct tcphdr *th, void *data_end)
+static __noinline int syncookie_syn(struct __sk_buff *skb, struct iphdr *iph, struct tcphdr *th, void *data_end)
 {
 	__u8 old[SC_MAX_TCP_LEN] = {}, syn[SC_SYNACK_TCP_LEN] = {};
 	struct iphdr ip;

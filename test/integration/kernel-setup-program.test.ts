@@ -109,6 +109,19 @@ describe('fast-path program: kernel connection set-up (BPF_PROG_TEST_RUN)', { sk
     assert.equal(freeSlots(), free0);
   });
 
+  test('a SYN with a corrupt IPv4 header checksum is not set up: TCX_NEXT untouched, no counter; the same SYN intact is made (control)', () => {
+    const s0 = bed.stats();
+    const bad = request(40020, 80, 'S');
+    bad.writeUInt16BE(bad.readUInt16BE(10) ^ 0x0101, 10);
+    const r = send(A, bad);
+    assert.equal(r.retval, TCX_NEXT);
+    assert.equal(r.out.toString('hex'), r.f.toString('hex'));
+    assert.equal(bed.entry(CLIENT, VIP, 40020, 80), null);
+    assert.deepEqual(delta(s0, bed.stats()), only(0, 0));
+    assert.equal(send(A, request(40020, 80, 'S')).retval, REDIRECT);
+    assert.equal(bed.drain(owner(40020, 80)).length, 1);
+  });
+
   const segment = (name: string, dev: string, ip: Buffer, o: { reported: boolean; counted: [number, number]; flags: number; isReply: boolean }) =>
     test(`segment of a KF_MADE connection: ${name}`, () => {
       const s0 = bed.stats(), slot0 = bed.slot(8);

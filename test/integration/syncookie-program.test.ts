@@ -157,6 +157,18 @@ describe('fast-path program: SYN cookies (BPF_PROG_TEST_RUN)', { skip: needsRoot
     assert.equal(count('FAST_SYNCOOKIE_SENT'), sent);
   });
 
+  test('a SYN whose IPv4 header checksum is wrong is not answered: passed on untouched (the engine drops and counts it); the same SYN with it right is answered (control)', () => {
+    const sent = count('FAST_SYNCOOKIE_SENT');
+    const bad = syn(80);
+    bad.writeUInt16BE(bad.readUInt16BE(10) ^ 0x0101, 10); // the IP header checksum broken
+    const f = frame(bad);
+    const r = runOn(f);
+    assert.equal(r.retval, TCX_NEXT);
+    assert.equal(r.out.toString('hex'), f.toString('hex'));
+    assert.equal(count('FAST_SYNCOOKIE_SENT'), sent, 'not answered');
+    answer(syn(80), 1460); // control
+  });
+
   test('a SYN with payload (TCP Fast Open) is dropped, counted: never answered, never up to the TUN', () => {
     const refused = count('FAST_SYNCOOKIE_REFUSED');
     const r = runOn(frame(ipv4({ src: CLIENT, dst: VIP }).tcp({ sport: 40002, dport: 80, flags: 'S', options: Uint8Array.from([2, 4, 5, 0xb4]) }).payload('data').build()));
