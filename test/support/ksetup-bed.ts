@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import koffi from 'koffi';
 import { BPF_CMD, bpfCall, MapOps } from '../../src/datapath/tun/bpf.js';
-import { closeFd, loadFastPath, type FastPathMaps } from '../../src/datapath/tun/fastpath.js';
+import { closeFd, installFastPath, loadFastPath, removeFastPath, type FastPathMaps, type FastPathState } from '../../src/datapath/tun/fastpath.js';
 import { closeKernelSetup } from '../../src/datapath/tun/kernel-setup-maps.js';
 import { KernelRing, newKReport, readKReport, type KReport } from '../../src/datapath/tun/kernel-ring.js';
 import { writeKey } from '../../src/datapath/tun/flow-entry.js';
@@ -61,7 +61,10 @@ export class KsetupBed {
   }
 
   /** Build the namespace, enter it, pin to CPU 0, load the program with kernel set-up on. */
-  enter(o: { slots: number; kernelSlots: number; workers: number; ringBytes: number }): void {
+  /** the installed fast path (enter with attach: installFastPath, on no interface); leave() removes it */
+  state: FastPathState | null = null;
+
+  enter(o: { slots: number; kernelSlots: number; workers: number; ringBytes: number; install?: boolean }): void {
     const a = `${this.prefix}a`, b = `${this.prefix}b`;
     run(['ip', 'netns', 'add', this.ns]);
     const ip = (...x: string[]) => run(['ip', '-n', this.ns, ...x]);
@@ -89,15 +92,28 @@ export class KsetupBed {
     const one = Buffer.alloc(128);
     one[0] = 1;
     assert.equal(setAffinity(0, one.length, one), 0, 'pin to CPU 0');
-    ({ maps: this.maps, progFd: this.prog, insns: this.insns } = loadFastPath(o.slots, o.slots * 2, { kernelSlots: o.kernelSlots, workers: o.workers, ringBytes: o.ringBytes }));
+    const k = { kernelSlots: o.kernelSlots, workers: o.workers, ringBytes: o.ringBytes };
+    if (o.install) this.use(installFastPath(o.slots, [], o.slots * 2, k)); // attached nowhere: /sys is not this namespace's
+    else ({ maps: this.maps, progFd: this.prog, insns: this.insns } = loadFastPath(o.slots, o.slots * 2, k));
     this.flows = new MapOps(this.maps.flowsFd);
     this.rings = this.maps.kernel.rings.map((r) => new KernelRing(r.fd, r.bytes));
   }
 
+  /** Work on fast path `st` from now on (an adopted one: the previous state's fds are the caller's). */
+  use(st: FastPathState): void {
+    for (const r of this.rings) r.close();
+    this.state = st;
+    this.maps = st.maps;
+    this.prog = st.progFd;
+    this.flows = new MapOps(st.maps.flowsFd);
+    this.rings = st.maps.kernel.rings.map((r) => new KernelRing(r.fd, r.bytes));
+  }
+
   leave(): void {
     for (const r of this.rings) r.close();
-    if (this.prog >= 0) closeFd(this.prog);
-    if (this.maps) {
+    if (this.state) removeFastPath(this.state);
+    else if (this.prog >= 0) closeFd(this.prog);
+    if (this.maps && !this.state) {
       for (const fd of [this.maps.flowsFd, this.maps.slotsFd, this.maps.syncookieFd]) closeFd(fd);
       closeKernelSetup(this.maps.kernel);
     }
