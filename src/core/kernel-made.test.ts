@@ -17,6 +17,7 @@ import { TcpFlag } from '../wire/tcp.js';
 import { CLIENT, director, ip, key, RS1, RS2, TCP, VIP } from '../../test/support/bed.js';
 import { capture, records, type Captured } from '../../test/support/sync-bed.js';
 import type { Director } from './director.js';
+import { ConnFlag } from './conn-table.js';
 import { KernelOpen, KernelSegment } from './kernel-made.js';
 import { OffloadReport, type OffloadPort } from './offload.js';
 import { Fwd } from './service.js';
@@ -30,9 +31,11 @@ const KSLOT0 = 100; // the kernel's set-up slots in this test: [100, 116)
 class KernelPort implements OffloadPort {
   log: string[] = [];
   held = new Map<number, number>(); // slot -> connection
+  /** accept the engine's own offers (the engine-side director with offload after N) */
+  constructor(readonly accepts = false) {}
   offer(c: number): boolean {
     this.log.push(`offer ${c}`);
-    return false;
+    return this.accepts;
   }
   withdraw(c: number, out: OffloadReport): void {
     this.log.push(`withdraw ${c}`);
@@ -62,9 +65,11 @@ interface Pair {
   capK: Captured;
 }
 
-function pair(fwd: number = Fwd.MASQ): Pair {
+/** `engAfter`: the engine-side director offloads its connection after that many packets (its
+ *  later packets without SYN/FIN/RST then reach it through the harvest, as the fast path's) */
+function pair(fwd: number = Fwd.MASQ, engAfter = 1000): Pair {
   const port = new KernelPort();
-  const eng = director({ offload: { port: () => new KernelPort(), after: 1000 } });
+  const eng = director({ offload: { port: () => new KernelPort(true), after: engAfter } });
   const ker = director({ offload: { port: () => port, after: 1000 } });
   const capE = capture();
   const capK = capture();
@@ -101,8 +106,9 @@ function play(p: Pair, steps: Step[], cport = 40000, skip = -1): { ce: number; c
     const fl = bits(flags);
     const src = dir === 'in' ? CLIENT : rs === 0 ? RS1 : fmt(rs);
     const pkt = (dir === 'in' ? ipv4({ src: CLIENT, dst: VIP }).tcp({ sport: cport, dport: 80, flags }) : ipv4({ src, dst: CLIENT }).tcp({ sport: rport, dport: cport, flags })).payload(Buffer.alloc(n)).build();
-    const v = eng.process(Buffer.from(pkt), 0, pkt.length, t, 0);
-    assert.ok(v >= 0);
+    const viaKernel = i > 0 && (eng.conns.flags(ce) & ConnFlag.OFFLOADED) !== 0 && (fl & (TcpFlag.SYN | TcpFlag.FIN | TcpFlag.RST)) === 0;
+    if (viaKernel) eng.offloadActivity(ce, activity(dir, pkt.length, t));
+    else assert.ok(eng.process(Buffer.from(pkt), 0, pkt.length, t, 0) >= 0);
     if (i === 0) {
       ce = eng.lastConn;
       rs = eng.conns.daddr(ce);
@@ -116,13 +122,15 @@ function play(p: Pair, steps: Step[], cport = 40000, skip = -1): { ce: number; c
     if ((fl & (TcpFlag.FIN | TcpFlag.RST)) !== 0) kfAll = true;
     if (i === skip) return;
     if (reported) assert.equal(ker.kernel.segment(TCP, ip(CLIENT), cport, ip(VIP), 80, rs, rport, dir === 'in' ? 0 : 1, fl, pkt.length, t), KernelSegment.Applied);
-    else ker.offloadActivity(ck, Object.assign(new OffloadReport(), dir === 'in' ? { inPkts: 1, inBytes: pkt.length } : { outPkts: 1, outBytes: pkt.length }, { lastSeenMs: t }));
+    else ker.offloadActivity(ck, activity(dir, pkt.length, t));
     if (skip < 0) same(p, t, `after step ${i} (${dir} ${flags})`);
   });
   assert.ok(!port.log.slice(before).some((l) => l.startsWith('withdraw') || l.startsWith('route')), `no withdrawal or routing while reports are applied: ${port.log.join(', ')}`);
   return { ce, ck, rs, rport };
 }
 
+/** one packet forwarded by the kernel, as the harvest reports it */
+const activity = (dir: 'in' | 'out', len: number, t: number) => Object.assign(new OffloadReport(), dir === 'in' ? { inPkts: 1, inBytes: len } : { outPkts: 1, outBytes: len }, { lastSeenMs: t });
 const fmt = (a: number) => [a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255].join('.');
 
 /** What must agree between the two engines at time t. */
@@ -179,6 +187,15 @@ test('SYN .. data .. FIN, ACK, FIN, ACK: the same listing, counters, sync record
   const e = expiry(p, 1700);
   assert.equal(e.ker, e.eng);
   assert.ok(p.port.log.includes(`withdraw ${ck}`), 'taken back from the kernel at expiry');
+});
+
+test('the same against an engine that offloaded the connection itself after 3 packets (its FIN withdrew it)', () => {
+  const p = pair(Fwd.MASQ, 3);
+  const { ce } = play(p, CLOSE, 40010);
+  assert.equal(p.eng.counters()['offloaded'], 1, 'the engine-side connection went to the kernel');
+  assert.equal((p.eng.conns.flags(ce) & ConnFlag.OFFLOADED) === 0, true, 'and came back at the FIN');
+  const e = expiry(p, 1700);
+  assert.equal(e.ker, e.eng);
 });
 
 test('an RST ends it as in the engine', () => {
