@@ -55,6 +55,11 @@ class KernelPort implements OffloadPort {
     this.log.push(`adoptKernel ${c} ${slot}`);
     this.held.set(slot, c);
   }
+  moveKernel(from: number, to: number, out: OffloadReport): void {
+    this.log.push(`moveKernel ${from} ${to}`);
+    out.clear();
+    for (const [s, x] of this.held) if (x === from) this.held.set(s, to);
+  }
 }
 
 interface Pair {
@@ -67,7 +72,7 @@ interface Pair {
 
 /** `engAfter`: the engine-side director offloads its connection after that many packets (its
  *  later packets without SYN/FIN/RST then reach it through the harvest, as the fast path's) */
-function pair(fwd: number = Fwd.MASQ, engAfter = 1000): Pair {
+function pair(fwd: number = Fwd.MASQ, engAfter = 1000, servers = 2): Pair {
   const port = new KernelPort();
   const eng = director({ offload: { port: () => new KernelPort(true), after: engAfter } });
   const ker = director({ offload: { port: () => port, after: 1000 } });
@@ -76,7 +81,7 @@ function pair(fwd: number = Fwd.MASQ, engAfter = 1000): Pair {
   for (const [d, cap] of [[eng, capE], [ker, capK]] as const) {
     d.addService({ ...K, scheduler: 'rr' });
     d.addDest(K, { addr: ip(RS1), port: fwd === Fwd.MASQ ? 8080 : 80, fwd });
-    d.addDest(K, { addr: ip(RS2), port: fwd === Fwd.MASQ ? 8080 : 80, fwd });
+    if (servers > 1) d.addDest(K, { addr: ip(RS2), port: fwd === Fwd.MASQ ? 8080 : 80, fwd });
     d.sync.startMaster({ syncid: 1, maxlen: 1472 }, cap.sink);
   }
   return { eng, ker, port, capE, capK };
@@ -266,6 +271,41 @@ test('a tuple whose engine connection has finished (TIME_WAIT) is reused as IPVS
   assert.ok(got >= 0);
   assert.equal(p.ker.events[Event.Rescheduled], 1);
   same(p, 5000, 'after the reuse');
+});
+
+test("a SYN on a finished kernel-made connection (the client's port again): as IPVS, the old expired and a new one made, in the same slot", () => {
+  const p = pair(Fwd.MASQ, 1000, 1); // one server: the engine's scheduler picks the one the kernel's entry goes to
+  const { ck } = play(p, CLOSE, 40008);
+  const rs = p.ker.conns.daddr(ck);
+  const again: Step[] = [['in', 'S', 0, 5000], ['out', 'SA', 0, 5001], ['in', 'A', 0, 5002], ['in', 'PA', 99, 5003], ['in', 'FA', 0, 5004]];
+  const pkt = (dir: 'in' | 'out', flags: string, n: number) => (dir === 'in' ? ipv4({ src: CLIENT, dst: VIP }).tcp({ sport: 40008, dport: 80, flags }) : ipv4({ src: RS1, dst: CLIENT }).tcp({ sport: 8080, dport: 40008, flags })).payload(Buffer.alloc(n)).build();
+  for (const [dir, flags, n, t] of again) {
+    p.eng.tick(t);
+    p.ker.tick(t);
+    const b = pkt(dir, flags, n);
+    p.eng.process(Buffer.from(b), 0, b.length, t, 0);
+    // the kernel's entries still exist with KF_ALL (a FIN was seen): every segment is reported
+    assert.equal(p.ker.kernel.segment(TCP, ip(CLIENT), 40008, ip(VIP), 80, rs, 8080, dir === 'in' ? 0 : 1, bits(flags), b.length, t), KernelSegment.Applied);
+    same(p, t, `reuse: ${dir} ${flags}`);
+  }
+  assert.equal(p.ker.events[Event.Rescheduled], 1);
+  assert.equal(p.ker.events[Event.ConnsCreated], 2);
+  assert.ok(!p.port.log.some((l) => l.startsWith('withdraw')), 'the kernel keeps the entries');
+  const now = p.ker.conns.findIn(TCP, ip(CLIENT), 40008, ip(VIP), 80);
+  assert.equal(p.port.held.get(KSLOT0 + (40008 % 16)), now, 'the slot is the new connection\'s');
+  const e = expiry(p, 5100);
+  assert.equal(e.ker, e.eng);
+});
+
+test('a SYN on a finished kernel-made connection whose server is quiesced: expired with its entries (Ended)', () => {
+  const p = pair(Fwd.MASQ, 1000, 1);
+  const { ck } = play(p, CLOSE, 40009);
+  const rs = p.ker.conns.daddr(ck);
+  p.ker.editDest(K, { addr: ip(RS1), port: 8080, weight: 0 });
+  assert.equal(p.ker.kernel.segment(TCP, ip(CLIENT), 40009, ip(VIP), 80, rs, 8080, 0, TcpFlag.SYN, 60, 5000), KernelSegment.Ended);
+  assert.equal(p.ker.conns.count, 0);
+  assert.ok(p.port.log.includes(`withdraw ${ck}`), 'its entries deleted');
+  assert.equal(p.ker.events[Event.Rescheduled], 1);
 });
 
 test('control: one report left out (the handshake ACK) is seen by the comparison', () => {

@@ -18,6 +18,9 @@
  *            Forwarder.request / Forwarder.reply apply them (timer restarted with the new
  *            state's timeout, the sync master told of a request), except that the state change
  *            does not take the connection back from the kernel (it forwarded the segment).
+ *            A SYN on a finished connection (the client's port again, while the entries last)
+ *            is what IPVS makes of it with the same server: the old one expired (rescheduled),
+ *            a new one created in its kernel slot (#reopen).
  *
  * Counting: one packet of ipLen bytes per report. The fast path counts one per skb in its slot
  * and the engine one per packet read from the TUN (a GSO super-packet is one, of all its
@@ -73,6 +76,10 @@ export const KernelSegment = {
   Applied: 0,
   /** no connection has the segment's tuple (expired, or refused when it was reported new) */
   NoConn: -1,
+  /** a SYN on a finished connection that IPVS would schedule elsewhere (its server deleted or
+   *  quiesced, its service gone or changed): the old connection is expired as IPVS expires it,
+   *  and with it the kernel's entries; the SYN is not counted (the client sends it again) */
+  Ended: -2,
 } as const;
 
 export class KernelMade {
@@ -149,6 +156,12 @@ export class KernelMade {
     // the lookups of decide.ts: the request tuple, or a masqueraded connection's reply tuple
     const c = reply === 0 ? conns.findIn(proto, caddr, cport, vaddr, vport) : conns.findOut(proto, caddr, cport, raddr, rport);
     if (c < 0 || (reply !== 0 && (conns.flags(c) & ConnFlag.FWD_MASK) !== 0)) return KernelSegment.NoConn;
+    const ops = this.#protos.of(proto)!;
+    if (reply === 0 && ops.isNewConn(tflags) && ops.opensConn(tflags)) {
+      // a SYN on the entry: IPVS's rule for a SYN on a known tuple (decide.ts, as Director.process)
+      const dec = this.#decider.decide(ops, caddr, cport, vaddr, vport, tflags, NO_MARKS);
+      if (dec.expire !== Expire.None && dec.conn === c) return this.#reopen(c, dec.expire, dec.path === Path.Schedule ? dec.svc : null, tflags, ipLen);
+    }
     const d = s.dests.byId(conns.dest(c));
     const off = this.#offload;
     off.applyingKernel(true);
@@ -161,6 +174,42 @@ export class KernelMade {
     }
     off.applyingKernel(false);
     return KernelSegment.Applied;
+  }
+
+  /**
+   * A SYN (flags tflags, ipLen bytes) that the kernel forwarded on finished entry c's flow entries
+   * to its server, where IPVS expires c (`expire`) and schedules the SYN for `svc` (null: no
+   * service now). When c's server may still take it, the result is what IPVS gives with that
+   * server chosen: c expired (counted), a new connection created and its SYN counted, holding
+   * c's kernel slot and entries (OffloadPort.moveKernel). Otherwise c is expired with its
+   * entries (KernelSegment.Ended).
+   */
+  #reopen(c: number, expire: number, svc: VirtualService | null, tflags: number, ipLen: number): number {
+    const s = this.#s;
+    const conns = s.conns;
+    const d = s.dests.byId(conns.dest(c));
+    s.events[expire === Expire.Reuse ? Event.Rescheduled : Event.ExpiredNoDest]!++;
+    const off = this.#offload;
+    if (svc === null || expire !== Expire.Reuse || !d.available || d.weight === 0 || d.svc !== svc || svc.persistent) {
+      this.#life.unlink(c); // ip_vs_conn_expire_now; an offloaded entry is withdrawn: its flow entries go
+      return KernelSegment.Ended;
+    }
+    const kernel = off.detachForMove(c); // its slot and entries pass to the new connection
+    const ctx = this.#ctx;
+    ctx.proto = conns.proto(c);
+    ctx.caddr = conns.caddr(c);
+    ctx.cport = conns.cport(c);
+    ctx.vaddr = conns.vaddr(c);
+    ctx.vport = conns.vport(c);
+    ctx.now = s.nowMs;
+    const dport = conns.dport(c);
+    this.#life.unlink(c);
+    off.applyingKernel(true);
+    const n = this.#life.create(d, ctx, dport, 0, -1); // cannot fail: c's entry was just freed
+    if (n >= 0) this.#request(n, d, tflags, ipLen);
+    off.applyingKernel(false);
+    if (n >= 0 && kernel) off.moveKernel(c, n);
+    return n >= 0 ? KernelSegment.Applied : KernelSegment.Ended;
   }
 
   /** Forwarder.request's accounting for a request of entry c (ip_vs_in): counters, in_pkts, the

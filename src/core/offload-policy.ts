@@ -135,6 +135,26 @@ export class OffloadPolicy implements LeaveHook {
     return port !== null && port.kernelSlotFree !== undefined && port.adoptKernel !== undefined && port.kernelSlotFree(slot);
   }
 
+  /** Entry c is about to be removed and its kernel slot handed to a successor (moveKernel): its
+   *  OFFLOADED flag is cleared without a withdrawal; returns whether it was offloaded. */
+  detachForMove(c: number): boolean {
+    const conns = this.#s.conns;
+    const f = conns.flags(c);
+    if (this.#port === null || this.#port.moveKernel === undefined || (f & ConnFlag.OFFLOADED) === 0) return false;
+    conns.setFlags(c, f & ~ConnFlag.OFFLOADED);
+    return true;
+  }
+
+  /** Removed entry `from` (detachForMove was true) hands its kernel slot to `to` (same tuple and
+   *  server): the slot's unreported counts are counted on that server, `to` is offloaded. */
+  moveKernel(from: number, to: number): void {
+    const r = this.#report.clear();
+    this.#port!.moveKernel!(from, to, r);
+    if (r.inPkts !== 0 || r.outPkts !== 0) countTraffic(this.#s.dests.byId(this.#s.conns.dest(to)), this.#s.stats, r.inPkts, r.inBytes, r.outPkts, r.outBytes);
+    const conns = this.#s.conns;
+    conns.setFlags(to, conns.flags(to) | ConnFlag.OFFLOADED);
+  }
+
   /** Kernel-made entry c, whose entries count in `slot` (kernelSlotFree(slot) was true): held by
    *  the port as offloaded (OffloadPort.adoptKernel). */
   adoptKernel(c: number, slot: number): void {

@@ -91,6 +91,12 @@ export interface OffloadPort {
    *  was just true: hold c there as offloaded, harvest it from now on, and at its withdrawal
    *  delete its entries and then give the slot back to the kernel. */
   adoptKernel?(c: number, slot: number): void;
+  /** Kernel-made entry `from` (just removed, its index possibly reused by `to`) ended and `to`,
+   *  a new connection on the same tuple to the same server, goes on in its kernel slot and flow
+   *  entries (a SYN on a finished connection, which the kernel forwarded on those entries): the
+   *  slot is `to`'s from now on; what the kernel counted in it since the last report into `out`.
+   *  Nothing is written. A port without adoptKernel never gets this call. */
+  moveKernel?(from: number, to: number, out: OffloadReport): void;
 }
 
 /** Packets a connection forwards through the engine, in an eligible state, before it is offered. */

@@ -155,6 +155,34 @@ describe('Offloader kernel set-up slots over the kernel maps', { skip: needsRoot
     }
   });
 
+  test('moveKernel: a new connection on the tuple takes the slot over; its withdrawal gives it back once', () => {
+    const conns = new ConnTable({ capacity: 16, seed: 1 });
+    const c = conns.insert(6, CLIENT, 43003, VIP, 80, RIP, 8080, 1, 0, 100, 0);
+    kernelEntry(CLIENT, VIP, 43003, 80, RIP, 8080, FLOW_DIR.FLOW_REQUEST, 8, KF_MADE);
+    kernelEntry(RIP, CLIENT, 8080, 43003, VIP, 80, FLOW_DIR.FLOW_REPLY, 8, KF_MADE);
+    setSlot(8, 0, 0, 0, 0);
+    const off = new Offloader(conns, { flowsFd: maps.flowsFd, slotsFd: maps.slotsFd, slots: maps.slots, slotBase: 0, slotCount: 4, kernel: { slotBase: 8, slotCount: 4, freeFd: queue } });
+    try {
+      off.adoptKernel(c, 8);
+      setSlot(8, 5, 500, 0, 0);
+      conns.remove(c);
+      const n = conns.insert(6, CLIENT, 43003, VIP, 80, RIP, 8080, 1, 0, 100, 0);
+      const out = new OffloadReport();
+      off.moveKernel(c, n, out);
+      assert.deepEqual([out.inPkts, out.inBytes], [5, 500], "the old connection's last counts");
+      setSlot(8, 6, 560, 1, 60);
+      assert.deepEqual(harvest(off), [[n, 1, 60, 1, 60]]);
+      off.flush();
+      assert.equal(flowsOf(43003).length, 2, 'nothing written or deleted');
+      off.withdraw(n, new OffloadReport());
+      off.flush();
+      assert.equal(flowsOf(43003).length, 0);
+      assert.deepEqual(drain(queue), [8]);
+    } finally {
+      off.close();
+    }
+  });
+
   test('a restart keeps a kernel-range slot: entries written again as its own, the slot goes back at the end', () => {
     const conns = new ConnTable({ capacity: 16, seed: 1 });
     const c = conns.insert(6, CLIENT, 43002, VIP, 80, RIP, 8080, 1, 0, 100, 0);

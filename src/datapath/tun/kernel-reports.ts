@@ -12,7 +12,8 @@
  *                    connections: kernel_bad_slots): the client's next segment finds no entry and
  *                    comes to the engine, as after ipvsadm -d with expire_nodest_conn.
  *   KREPORT_SEGMENT  Director.kernel.segment; a segment of no connection (it expired, or its
- *                    NEW was refused, while the segment was in the ring) is counted only.
+ *                    NEW was refused, while the segment was in the ring) is counted only, as
+ *                    is a SYN that ended a finished connection (kernel_reuse_ended).
  *
  * Time: the record's ns (CLOCK_MONOTONIC, when the program forwarded the packet) on the engine's
  * clock (performance.now(), as slot-counts.ts converts), never later than the caller's `now`.
@@ -100,6 +101,9 @@ export class KernelReports {
     kernel_bad_records: 0,
     /** an orphan's entries could not be deleted (its slot is kept out of the queue) */
     kernel_delete_errors: 0,
+    /** a SYN on a finished connection whose server may not take it: the connection and its
+     *  entries ended (KernelSegment.Ended) */
+    kernel_reuse_ended: 0,
   };
   readonly #o: KernelReportsInit;
   readonly #offsetMs: number;
@@ -117,6 +121,7 @@ export class KernelReports {
     if (r.kind === KReportKind.SEGMENT) {
       const code = this.#o.engine.segment(r.proto, r.caddr, r.cport, r.vaddr, r.vport, r.raddr, r.rport, r.reply, r.tcp_flags, r.ip_len, t);
       if (code === KernelSegment.Applied) this.counters.kernel_segments++;
+      else if (code === KernelSegment.Ended) this.counters.kernel_reuse_ended++;
       else this.counters.kernel_unknown_segments++;
       return;
     }

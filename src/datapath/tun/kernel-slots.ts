@@ -104,6 +104,13 @@ export class KernelSlots {
     else this.counters.kernel_slot_push_errors++;
   }
 
+  /** Held slot k passes to connection c (OffloadPort.moveKernel): the counts since the last
+   *  report into `out` (they were the previous holder's). */
+  reassign(k: number, c: number, out: OffloadReport): void {
+    this.#counts.report(k, out);
+    this.#connOf[k] = c;
+  }
+
   /** Slot k, just held, could not be used (its entries were refused at a restart): back now. */
   drop(k: number): void {
     this.#connOf[k] = RELEASING;

@@ -27,10 +27,8 @@
  *                effect before the packet that caused it (a FIN, say) reaches the other side.
  *   harvest()    reads the slots (an mmap'd array: no system call) and hands the engine each
  *                connection's new packets and bytes and the time of its last packet.
- *   adoptKernel(c, slot)  holds a connection the fast path set up itself in a slot of the
- *                kernel's range (kernel-slots.ts; nothing written: the kernel wrote its entries);
- *                its withdrawal deletes its entries as above, and the flush that did so pushes
- *                the slot back into the kernel's free queue.
+ *   adoptKernel(c, slot)  holds a kernel-made connection in its kernel-range slot (kernel-slots.ts,
+ *                nothing written); the flush that deleted its entries pushes the slot back.
  *
  * A flow entry the kernel refuses at the flush (E2BIG: the map is full; ENOMEM) leaves its
  * connection in user space: its slot is given back, the entry it got written deleted, its
@@ -125,14 +123,21 @@ export class Offloader implements OffloadPort {
     else if (v <= -2) this.#kernel!.giveBack(-2 - v);
   }
 
-  /** OffloadPort.kernelSlotFree: `slot` is in the kernel's range and not held here. */
-  kernelSlotFree(slot: number): boolean {
-    return this.#kernel !== null && this.#kernel.free(slot);
-  }
+  kernelSlotFree = (slot: number): boolean => this.#kernel !== null && this.#kernel.free(slot); // OffloadPort's
 
   /** OffloadPort.adoptKernel: c, set up by the kernel, counts in `slot` (kernelSlotFree). */
   adoptKernel(c: number, slot: number): void {
     this.#slotOf[c] = -2 - this.#kernel!.hold(c, slot);
+  }
+
+  /** OffloadPort.moveKernel: removed `from`'s kernel slot is `to`'s (nothing written). */
+  moveKernel(from: number, to: number, out: OffloadReport): void {
+    const v = this.#slotOf[from]!;
+    out.clear();
+    if (v > -2) return;
+    this.#slotOf[from] = -1;
+    this.#slotOf[to] = v;
+    this.#kernel!.reassign(-2 - v, to, out);
   }
 
   /** Restart (OffloadPort.adopt): keep c in `slot` when that slot is this worker's and free,
@@ -384,9 +389,7 @@ export class Offloader implements OffloadPort {
   }
 
   /** the kernel set-up slots' counters (kernel-slots.ts), or null without them */
-  get kernelCounters(): KernelSlots['counters'] | null {
-    return this.#kernel?.counters ?? null;
-  }
+  get kernelCounters(): KernelSlots['counters'] | null { return this.#kernel?.counters ?? null; }
 
   close(): void {
     this.#slots.close();
