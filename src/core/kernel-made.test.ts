@@ -227,6 +227,13 @@ test('direct routing: the input-only table, one entry, no routing by the engine'
   assert.equal(e.ker, e.eng);
 });
 
+test('tunnelling: as direct routing (input-only table), the request entry only', () => {
+  const p = pair(Fwd.TUNNEL);
+  play(p, [['in', 'S', 0, 1000], ['in', 'A', 0, 1010], ['in', 'PA', 300, 1020], ['in', 'R', 0, 1030]], 40011);
+  const e = expiry(p, 1100);
+  assert.equal(e.ker, e.eng);
+});
+
 test('the rr cursor does not move for a kernel-made connection', () => {
   const p = pair();
   const { rs } = play(p, CLOSE.slice(0, 3), 40004); // eng scheduled (its cursor moved), ker was told the same server
