@@ -66,6 +66,16 @@ export class MapOps {
   update(key: Buffer, value: Buffer, flags = 0): void {
     this.#elemCall(BPF_CMD.MAP_UPDATE_ELEM, key, value, flags, false);
   }
+  /** A QUEUE or STACK map: push `value` (BPF_MAP_UPDATE_ELEM with a NULL key, BPF_ANY).
+   *  Returns 0, or the errno (E2BIG: the map is full); never throws, allocates nothing. */
+  push(value: Buffer): number {
+    const a = this.#elem;
+    a.fill(0);
+    a.writeUInt32LE(this.fd, 0);
+    a.writeBigUInt64LE(addr(value), 16);
+    const r = syscall3(this.#nr, 'int', BPF_CMD.MAP_UPDATE_ELEM, 'void *', a, 'unsigned int', a.length);
+    return r >= 0 ? 0 : sys.errno();
+  }
   /** false when the key was absent */
   delete(key: Buffer): boolean {
     return this.#elemCall(BPF_CMD.MAP_DELETE_ELEM, key, null, 0, true);
