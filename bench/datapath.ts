@@ -107,6 +107,18 @@ function machineBusy(): number {
   const [user, nice, system, , , irq, softirq] = f as [number, number, number, number, number, number, number];
   return (user + nice + system + irq + softirq) / 100; // USER_HZ = 100; steal is another guest's
 }
+/**
+ * Packets the director's kernel has queued to ulvsd's TUN so far (its tx_packets; NaN without
+ * the device): per GB of a stream test, how much of the bulk traffic crossed user space instead
+ * of the kernel fast path (report.ts BYPASS_PKTS_PER_GB).
+ */
+function tunPackets(): number {
+  try {
+    return Number(run(['ip', 'netns', 'exec', bed.director, 'cat', '/sys/class/net/ulvs0/statistics/tx_packets']).trim());
+  } catch {
+    return NaN;
+  }
+}
 const target = (s: Setup) => (s === 'none' ? RS[0]! : V);
 const httpUrl = (s: Setup) => (s === 'none' ? `http://${RS[0]}:8080/` : `http://${V}/`);
 
@@ -292,12 +304,19 @@ try {
       await setups.start(s);
       try {
         if (RUN_TESTS.has('stream1')) {
+          const tun0 = tunPackets();
           const one = await metered(() => iperf(s, 1));
+          if (s.startsWith('ulvs')) push(s, 'tun_pkts_per_gb', (tunPackets() - tun0) / (one.v.bytes / 1e9));
           push(s, 'single_stream_bps', one.v.bps);
           push(s, 'cpu_s_per_gb', one.machine / (one.v.bytes / 1e9));
           if (s !== 'none' && s !== 'nft') push(s, 'balancer_cpu_s_per_gb', one.own / (one.v.bytes / 1e9));
         }
-        if (RUN_TESTS.has('stream4')) push(s, 'four_streams_bps', (opts.perf ? await profiled(`${s}-stream4-r${round}`, () => iperf(s, 4), (v) => [v.bytes / 1e6, 'MB']) : iperf(s, 4)).bps);
+        if (RUN_TESTS.has('stream4')) {
+          const tun0 = tunPackets();
+          const four = opts.perf ? await profiled(`${s}-stream4-r${round}`, () => iperf(s, 4), (v) => [v.bytes / 1e6, 'MB']) : iperf(s, 4);
+          push(s, 'four_streams_bps', four.bps);
+          if (s.startsWith('ulvs')) push(s, 'tun_pkts_per_gb_4_streams', (tunPackets() - tun0) / (four.bytes / 1e9));
+        }
         if (RUN_TESTS.has('http')) {
           const http = await metered(() => (opts.perf ? profiled(`${s}-r${round}`, () => wrkOne(s), (v) => [v.requests, 'connection']) : wrkOne(s)));
           push(s, 'http_conns_per_s', http.v.rate);

@@ -1,7 +1,7 @@
 /** The benchmark report: medians, ratios, bars and the chart's scale. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { barChartSvg, exactVsUlvs, figuresOf, median, renderReport } from './report.js';
+import { barChartSvg, exactVsUlvs, fastPathBypassed, figuresOf, median, renderReport } from './report.js';
 
 test('median of odd and even counts', () => {
   assert.equal(median([3, 1, 2]), 2);
@@ -81,4 +81,14 @@ test('memory line and summary fields', () => {
   assert.equal(summary['ulvs_rss_mib_with_connections'], 150);
   assert.equal(summary['ulvs_rss_growth_bytes_per_connection'], 52.4);
   assert.match(markdown, /1,000,000 tracked connections, resident 150 MiB/);
+});
+
+test('a stream test whose bulk went through the TUN is called out; one on the fast path is not', () => {
+  const samples = { 'tun_pkts_per_gb/ulvs': [12, 18000, 9], 'tun_pkts_per_gb_4_streams/ulvs-exact': [20, 30, 1001], 'four_streams_bps/ulvs': [1, 1, 1] };
+  assert.deepEqual(fastPathBypassed(samples), ['ulvs round 2 (1 stream, 18,000/GB)', 'ulvs-exact round 3 (4 streams, 1,001/GB)']);
+  const { markdown, summary } = renderReport(figuresOf(samples), { date: 'd', node: 'v20', rounds: 3, seconds: 5, samples });
+  assert.match(markdown, /did not carry the bulk traffic\*\* \(over 1,000 packets per GB through ulvsd's TUN\) in: ulvs round 2/);
+  assert.equal((summary['fast_path_bypassed'] as string[]).length, 2);
+  const clean = renderReport(figuresOf({ 'tun_pkts_per_gb/ulvs': [12, 1000] }), { date: 'd', node: 'v20', rounds: 2, seconds: 5, samples: { 'tun_pkts_per_gb/ulvs': [12, 1000] } });
+  assert.doesNotMatch(clean.markdown, /did not carry/, '1,000 per GB is still the fast path');
 });

@@ -38,6 +38,8 @@ export const METRICS: Record<string, MetricInfo> = {
   cpu_s_per_gb: { title: 'CPU seconds of the whole machine per GB (1 stream)', unit: 's/GB', scale: 1, digits: 3, higherIsBetter: false },
   cpu_s_per_1000_conns: { title: 'CPU seconds of the whole machine per 1,000 HTTP connections', unit: 's', scale: 1, digits: 3, higherIsBetter: false },
   balancer_cpu_s_per_gb: { title: "Balancer process's CPU seconds per GB (1 stream)", unit: 's/GB', scale: 1, digits: 3, higherIsBetter: false },
+  tun_pkts_per_gb: { title: 'Packets through ulvsd (its TUN) per GB, 1 stream', unit: 'pkt/GB', scale: 1, digits: 0, higherIsBetter: false },
+  tun_pkts_per_gb_4_streams: { title: 'Packets through ulvsd (its TUN) per GB, 4 streams', unit: 'pkt/GB', scale: 1, digits: 0, higherIsBetter: false },
   balancer_cpu_s_per_1000_conns: { title: "Balancer process's CPU seconds per 1,000 HTTP connections", unit: 's', scale: 1, digits: 3, higherIsBetter: false },
 };
 
@@ -94,6 +96,21 @@ export function exactVsUlvs(metric: string, samples: ReportMeta['samples']): { m
   return { median: r3(median(rs)), min: r3(lo), max: r3(hi), rounds: rs.length, verdict };
 }
 
+/**
+ * Packets per GB through ulvsd's TUN above which a stream test did not run on the kernel fast
+ * path: with it a whole test sends a few dozen packets up (handshakes, the first 8 packets of a
+ * connection); without it every GSO packet goes up, about 18,000 per GB at the ~56 KB the
+ * test bed's veths carry.
+ */
+export const BYPASS_PKTS_PER_GB = 1000;
+/** "set-up round N (metric)" for every stream test of a ulvs set-up over BYPASS_PKTS_PER_GB. */
+export function fastPathBypassed(samples: ReportMeta['samples']): string[] {
+  const out: string[] = [];
+  for (const m of ['tun_pkts_per_gb', 'tun_pkts_per_gb_4_streams'])
+    for (const s of SUBJECTS) (samples[`${m}/${s}`] ?? []).forEach((x, i) => x !== null && x > BYPASS_PKTS_PER_GB && out.push(`${s} round ${i + 1} (${m === 'tun_pkts_per_gb' ? '1 stream' : '4 streams'}, ${Math.round(x).toLocaleString('en-US')}/GB)`));
+  return out;
+}
+
 /** The Markdown page (charts referenced as `<chartPrefix><metric>.png`) and the JSON summary. */
 export function renderReport(figures: Figures, meta: ReportMeta, chartPrefix = ''): { markdown: string; summary: Record<string, unknown> } {
   const summary: Record<string, unknown> = { bench: 'peers', date: meta.date, node: meta.node, rounds: meta.rounds, seconds: meta.seconds };
@@ -132,6 +149,7 @@ export function renderReport(figures: Figures, meta: ReportMeta, chartPrefix = '
   summary['bars'] = [...bars.map((b) => ({ bar: b.bar, ratio: b.median, low: b.low, high: b.high, rounds_met: b.roundsMet, rounds: b.ratios.length, met: b.met })), ...aboveHaproxy.map((a) => ({ bar: `${a.metric} better than haproxy`, met: a.met }))];
   if (meta.orders) summary['orders'] = meta.orders;
   if (meta.exactNote) summary['exact_note'] = meta.exactNote;
+  summary['fast_path_bypassed'] = fastPathBypassed(S);
 
   const L: string[] = [];
   const ran = SETUPS.filter((s) => metrics.some((m) => figures[m]![s] !== undefined));
@@ -152,6 +170,8 @@ export function renderReport(figures: Figures, meta: ReportMeta, chartPrefix = '
       '',
       `ulvsd's memory: ${mem.connections.toLocaleString('en-US')} tracked connections, resident ${String(summary['ulvs_rss_mib_with_connections'])} MiB (${String(summary['ulvs_rss_mib_idle'])} MiB before the flows, growth ${String(summary['ulvs_rss_growth_bytes_per_connection'])} bytes per connection; the connection table is preallocated at twice the flow count, and the part of it that start-up touches is resident before the flows).`,
     );
+  const bypassed = fastPathBypassed(S);
+  if (bypassed.length) L.push('', `**The kernel fast path did not carry the bulk traffic** (over ${BYPASS_PKTS_PER_GB.toLocaleString('en-US')} packets per GB through ulvsd's TUN) in: ${bypassed.join('; ')}. Those rounds measure ulvsd's user-space path, not the fast path.`);
   L.push('', '## The bars (issue 16), judged on the median paired ratio', '');
   for (const b of bars) L.push(`- ${b.met ? 'met' : b.ratios.length ? '**not met**' : 'not measured'}: ${METRICS[b.metric]!.title}, ${b.subject}/${b.peer} = ${b.median ?? 'n/a'} (rounds ${b.low ?? 'n/a'}-${b.high ?? 'n/a'}; ${b.roundsMet} of ${b.ratios.length} rounds met it), wanted ${b.want}`);
   for (const a of aboveHaproxy) L.push(`- ${a.met ? 'met' : '**not met**'}: ${METRICS[a.metric]!.title}: ulvs better than HAProxy (medians)`);
