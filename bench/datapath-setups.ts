@@ -25,6 +25,8 @@ import { SCRIPTS, waitFor } from '../src/lab/director-bed.js';
 import type { Setup } from './report.js';
 
 const V = LAB.VIP;
+/** ulvsd's log lines saying that a kernel part is off and packets take the user-space path */
+const ULVS_DEGRADED = /fast path unavailable|cross the IP stack|cannot be taken over|unavailable/;
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
 export interface SetupsOptions {
@@ -78,9 +80,26 @@ export class BalancerSetups {
    *  is neither refused against nor asked for its connections) and `extra` arguments. */
   async startUlvs(extra: readonly string[] = []): Promise<void> {
     const t = this.o.tmp;
-    this.balancer = this.#inDirector([process.execPath, SCRIPTS.ulvsd, '--rules', join(t, 'rules'), '--socket', this.ulvsSocket, '--state-dir', join(t, 'state'), '--log-format', 'text', ...this.o.ulvsArgs, ...extra]);
-    await waitFor(this.balancer, /forwarding/);
+    const p = this.#inDirector([process.execPath, SCRIPTS.ulvsd, '--rules', join(t, 'rules'), '--socket', this.ulvsSocket, '--state-dir', join(t, 'state'), '--log-format', 'text', ...this.o.ulvsArgs, ...extra]);
+    this.balancer = p;
+    // everything ulvsd says while it runs: keep the lines that say a kernel part is off (a
+    // fast path that failed to load leaves ulvsd forwarding, every packet in user space)
+    let partial = '';
+    const onData = (d: Buffer) => {
+      this.ulvsLogBytes += d.length;
+      const lines = (partial + d.toString()).split('\n');
+      partial = lines.pop()!;
+      for (const l of lines) if (ULVS_DEGRADED.test(l) && this.ulvsWarnings.size < 20) this.ulvsWarnings.add(l.replace(/^\S+\s+/, '').slice(0, 300));
+    };
+    p.stdout!.on('data', onData);
+    p.stderr!.on('data', onData);
+    await waitFor(p, /forwarding/);
+    for (const w of this.ulvsWarnings) log(`    ulvsd: ${w}`);
   }
+  /** ulvsd's lines that said a kernel part is unavailable (fast path, way out, capture), all runs */
+  readonly ulvsWarnings = new Set<string>();
+  /** bytes ulvsd wrote to stdout and stderr, all runs */
+  ulvsLogBytes = 0;
 
   async #startHaproxy(): Promise<void> {
     const rs = this.o.realServers;

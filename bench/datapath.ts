@@ -363,7 +363,7 @@ const resultsDir = join(here, '..', '..', 'bench', 'results');
 mkdirSync(resultsDir, { recursive: true });
 const stem = join(resultsDir, date.slice(0, 19).replace(/:/g, '-'));
 const base = stem.slice(resultsDir.length + 1);
-const { markdown, summary } = renderReport(figures, { date, node: process.version, rounds: ROUNDS, seconds: SECS, samples: Object.fromEntries(samples), orders, ...(exactNote && { exactNote }), memory }, `${base}-`);
+const { markdown, summary } = renderReport(figures, { date, node: process.version, rounds: ROUNDS, seconds: SECS, samples: Object.fromEntries(samples), orders, ...(exactNote && { exactNote }), ulvsWarnings: [...setups.ulvsWarnings], memory }, `${base}-`);
 writeFileSync(`${stem}.md`, markdown);
 for (const [metric, f] of Object.entries(figures)) {
   const png = new Resvg(barChartSvg(metric, f), { font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' } }).render().asPng();

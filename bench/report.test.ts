@@ -92,3 +92,11 @@ test('a stream test whose bulk went through the TUN is called out; one on the fa
   const clean = renderReport(figuresOf({ 'tun_pkts_per_gb/ulvs': [12, 1000] }), { date: 'd', node: 'v20', rounds: 2, seconds: 5, samples: { 'tun_pkts_per_gb/ulvs': [12, 1000] } });
   assert.doesNotMatch(clean.markdown, /did not carry/, '1,000 per GB is still the fast path');
 });
+
+test("ulvsd's lines about an unavailable kernel part are shown; none, no line", () => {
+  const w = 'kernel fast path unavailable, every packet goes through user space: EPERM';
+  const { markdown, summary } = renderReport({}, { date: 'd', node: 'v20', rounds: 1, seconds: 5, samples: {}, ulvsWarnings: [w] });
+  assert.match(markdown, /\*\*ulvsd said a kernel part was unavailable\*\*: "kernel fast path unavailable, every packet/);
+  assert.deepEqual(summary['ulvsd_warnings'], [w]);
+  assert.doesNotMatch(renderReport({}, { date: 'd', node: 'v20', rounds: 1, seconds: 5, samples: {} }).markdown, /kernel part/);
+});

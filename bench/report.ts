@@ -62,6 +62,8 @@ export interface ReportMeta {
   orders?: string[][];
   /** a note on how ulvs-exact ran (e.g. without its arguments, which this ulvsd refused) */
   exactNote?: string;
+  /** ulvsd's log lines that said a kernel part was unavailable (bench/datapath-setups.ts) */
+  ulvsWarnings?: string[];
   /** ulvsd's resident memory (bytes) before and after the flow flood, and what it tracked */
   memory?: { connections: number; rss_before: number; rss_after: number } | null;
 }
@@ -150,6 +152,7 @@ export function renderReport(figures: Figures, meta: ReportMeta, chartPrefix = '
   if (meta.orders) summary['orders'] = meta.orders;
   if (meta.exactNote) summary['exact_note'] = meta.exactNote;
   summary['fast_path_bypassed'] = fastPathBypassed(S);
+  summary['ulvsd_warnings'] = meta.ulvsWarnings ?? [];
 
   const L: string[] = [];
   const ran = SETUPS.filter((s) => metrics.some((m) => figures[m]![s] !== undefined));
@@ -170,6 +173,7 @@ export function renderReport(figures: Figures, meta: ReportMeta, chartPrefix = '
       '',
       `ulvsd's memory: ${mem.connections.toLocaleString('en-US')} tracked connections, resident ${String(summary['ulvs_rss_mib_with_connections'])} MiB (${String(summary['ulvs_rss_mib_idle'])} MiB before the flows, growth ${String(summary['ulvs_rss_growth_bytes_per_connection'])} bytes per connection; the connection table is preallocated at twice the flow count, and the part of it that start-up touches is resident before the flows).`,
     );
+  if (meta.ulvsWarnings?.length) L.push('', `**ulvsd said a kernel part was unavailable**: ${meta.ulvsWarnings.map((w) => `"${w}"`).join('; ')}`);
   const bypassed = fastPathBypassed(S);
   if (bypassed.length) L.push('', `**The kernel fast path did not carry the bulk traffic** (over ${BYPASS_PKTS_PER_GB.toLocaleString('en-US')} packets per GB through ulvsd's TUN) in: ${bypassed.join('; ')}. Those rounds measure ulvsd's user-space path, not the fast path.`);
   L.push('', '## The bars (issue 16), judged on the median paired ratio', '');
