@@ -49,6 +49,7 @@ import { LAB, TestBed } from '../src/lab/testbed.js';
 import { SCRIPTS, waitFor } from '../src/lab/director-bed.js';
 import { BalancerSetups } from './datapath-setups.js';
 import { roundOrder } from './verdict.js';
+import { describeMachine, type MachineInfo } from './machine-info.js';
 import { callAdmin } from '../src/control/admin-client.js';
 import { Resvg } from '@resvg/resvg-js';
 import { accountingText, parsePerfChildren } from './perf-account.js';
@@ -261,6 +262,7 @@ const push = (setup: Setup, metric: string, v: number) => {
 const FLOWS = Number(opts.flows);
 let memory: Awaited<ReturnType<typeof memoryWithFlows>> | null = null;
 const orders: Setup[][] = [];
+let machine: MachineInfo | undefined;
 let exactNote: string | null = null;
 const t0 = Date.now();
 let tornDown = false;
@@ -281,6 +283,8 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
   });
 try {
   log(`building the test bed; ${ROUNDS} rounds x ${RUN_SETUPS.length} set-ups (${RUN_SETUPS.join(', ')}), ${SECS} s per measurement`);
+  machine = await describeMachine();
+  log(`machine: ${machine.cpu}, kernel ${machine.kernel}, ${Math.round(machine.busyBefore * 100)} % busy before the run`);
   bed.up();
   for (const c of bed.clients) {
     tryRun(['ip', 'netns', 'exec', c, 'sysctl', '-qw', 'net.ipv4.ip_local_port_range=1024 65000']);
@@ -363,7 +367,7 @@ const resultsDir = join(here, '..', '..', 'bench', 'results');
 mkdirSync(resultsDir, { recursive: true });
 const stem = join(resultsDir, date.slice(0, 19).replace(/:/g, '-'));
 const base = stem.slice(resultsDir.length + 1);
-const { markdown, summary } = renderReport(figures, { date, node: process.version, rounds: ROUNDS, seconds: SECS, samples: Object.fromEntries(samples), orders, ...(exactNote && { exactNote }), ulvsWarnings: [...setups.ulvsWarnings], memory }, `${base}-`);
+const { markdown, summary } = renderReport(figures, { date, node: process.version, rounds: ROUNDS, seconds: SECS, samples: Object.fromEntries(samples), orders, ...(exactNote && { exactNote }), ulvsWarnings: [...setups.ulvsWarnings], ...(machine && { machine }), memory }, `${base}-`);
 writeFileSync(`${stem}.md`, markdown);
 for (const [metric, f] of Object.entries(figures)) {
   const png = new Resvg(barChartSvg(metric, f), { font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' } }).render().asPng();

@@ -100,3 +100,13 @@ test("ulvsd's lines about an unavailable kernel part are shown; none, no line", 
   assert.deepEqual(summary['ulvsd_warnings'], [w]);
   assert.doesNotMatch(renderReport({}, { date: 'd', node: 'v20', rounds: 1, seconds: 5, samples: {} }).markdown, /kernel part/);
 });
+
+test('the machine line: CPU, kernel, mitigations, and a warning when it was busy before the run', () => {
+  const machine = { cpu: 'AMD EPYC (family 26, model 2)', cpus: 2, kernel: '6.18', mitigations: { spectre_v2: 'Mitigation: Retpolines' }, busyBefore: 0.95, busySeconds: 2 };
+  const busy = renderReport({}, { date: 'd', node: 'v20', rounds: 1, seconds: 5, samples: {}, machine });
+  assert.match(busy.markdown, /Machine: AMD EPYC \(family 26, model 2\), 2 CPUs, kernel 6\.18; mitigations: spectre_v2: Mitigation: Retpolines\. Busy before the run \(other work; 2 s\): 95 % — \*\*the machine was not idle/);
+  assert.equal((busy.summary['machine'] as { busyBefore: number }).busyBefore, 0.95);
+  const idle = renderReport({}, { date: 'd', node: 'v20', rounds: 1, seconds: 5, samples: {}, machine: { ...machine, busyBefore: 0.03 } });
+  assert.match(idle.markdown, /Busy before the run \(other work; 2 s\): 3 %\./);
+  assert.doesNotMatch(idle.markdown, /not idle/);
+});

@@ -3,6 +3,7 @@
  * the issue's bars judged on them (bench/verdict.ts), a Markdown page and one bar chart (SVG
  * text) per metric. Pure: no I/O; bench/datapath.ts writes the files.
  */
+import type { MachineInfo } from './machine-info.js';
 import { BARS, judge, median, minMax, pairedRatios, type BarVerdict } from './verdict.js';
 
 export { median };
@@ -62,6 +63,8 @@ export interface ReportMeta {
   orders?: string[][];
   /** a note on how ulvs-exact ran (e.g. without its arguments, which this ulvsd refused) */
   exactNote?: string;
+  /** the CPU, kernel, mitigations and load before the run (bench/machine-info.ts) */
+  machine?: MachineInfo;
   /** ulvsd's log lines that said a kernel part was unavailable (bench/datapath-setups.ts) */
   ulvsWarnings?: string[];
   /** ulvsd's resident memory (bytes) before and after the flow flood, and what it tracked */
@@ -151,6 +154,7 @@ export function renderReport(figures: Figures, meta: ReportMeta, chartPrefix = '
   summary['bars'] = [...bars.map((b) => ({ bar: b.bar, ratio: b.median, low: b.low, high: b.high, rounds_met: b.roundsMet, rounds: b.ratios.length, met: b.met })), ...aboveHaproxy.map((a) => ({ bar: `${a.metric} better than haproxy`, met: a.met }))];
   if (meta.orders) summary['orders'] = meta.orders;
   if (meta.exactNote) summary['exact_note'] = meta.exactNote;
+  if (meta.machine) summary['machine'] = { ...meta.machine, busyBefore: Number(meta.machine.busyBefore.toFixed(3)) };
   summary['fast_path_bypassed'] = fastPathBypassed(S);
   summary['ulvsd_warnings'] = meta.ulvsWarnings ?? [];
 
@@ -163,6 +167,11 @@ export function renderReport(figures: Figures, meta: ReportMeta, chartPrefix = '
   const pcell = (p: ReturnType<typeof paired>) => (p ? `${p.median} (${p.min}-${p.max})` : 'n/a');
   L.push(`# ulvs side-by-side benchmark, ${meta.date}`, '');
   L.push(`\`npm run bench\` on Node ${meta.node}: ${meta.rounds} rounds, ${meta.seconds} s per measurement. Each cell: the median of the rounds (smallest-largest). The ratio columns are paired: ulvs/peer computed within each round (the two measured seconds apart), then the median of those per-round ratios (smallest-largest); the bars are judged on them.`, '');
+  const mc = meta.machine;
+  if (mc) {
+    const busy = Math.round(mc.busyBefore * 100);
+    L.push(`Machine: ${mc.cpu}, ${mc.cpus} CPUs, kernel ${mc.kernel}; mitigations: ${Object.entries(mc.mitigations).map(([k, v]) => `${k}: ${v}`).join('; ') || 'none reported'}. Busy before the run (other work; ${mc.busySeconds} s): ${busy} %${busy >= 20 ? ' — **the machine was not idle: figures are noisier and a user-space data path loses more to the waiting for a CPU than a kernel one**' : ''}.`, '');
+  }
   if (meta.orders) L.push(`Order of the set-ups per round: ${meta.orders.map((o, i) => `${i + 1}: ${o.join(', ')}`).join('; ')}.`, '');
   if (meta.exactNote) L.push(`ulvs-exact: ${meta.exactNote}`, '');
   L.push(`| metric | ${ran.map((s) => SETUP_NAMES[s]).join(' | ')} | ulvs/nft paired | ulvs/haproxy paired |`);
