@@ -65,7 +65,7 @@ export class BalancerSetups {
     if (!this.exactArgs.length) return 'ran as ulvs: no --ulvs-exact-args';
     const r = spawnSync(process.execPath, [SCRIPTS.ulvsd, '--rules', join(this.o.tmp, 'rules'), '--config-test', ...this.o.ulvsArgs, ...this.exactArgs], { encoding: 'utf8' });
     if (r.status === 0) return null;
-    const why = `${r.stderr}${r.stdout}`.trim().split('\n')[0]!.slice(0, 200);
+    const why = `${r.stderr}${r.stdout}`.trim().split('\n')[0]!.replace(/ \(ulvs has: .*$/, '').slice(0, 200); // without the list of every name
     const note = `ran as ulvs: this ulvsd refused '${this.exactArgs.join(' ')}' (${why})`;
     log(`ulvs-exact ${note}`);
     this.exactArgs = [];
