@@ -33,6 +33,7 @@ test('medians with their spread, paired ratios, bars on the median paired ratio,
   const bar = (name: string) => bars.find((b) => b.bar === name)!;
   assert.equal(bar('single_stream_bps ulvs/nft >= 1').met, false);
   assert.equal(bar('single_stream_bps ulvs/nft >= 1').rounds_met, 1);
+  // the control: the ratio of the medians is 21,000 / 20,000 = 1.05, which would not meet the bar
   assert.equal(bar('http_conns_per_s ulvs/nft >= 1.1').met, true, 'paired 1.15, 1.05, 1.111: median 1.111');
   assert.equal(bar('http_conns_per_s ulvs/nft >= 1.1').rounds_met, 2);
   assert.equal(bar('http_conns_per_s ulvs/haproxy >= 1.5').met, true);
