@@ -17,7 +17,7 @@
  * haproxy `roundrobin`).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, tryRun } from '../src/lab/shell.js';
 import { LAB } from '../src/lab/testbed.js';
@@ -197,6 +197,30 @@ ${rs.map((a, i) => `  server rs${i + 1} ${a}:8080`).join('\n')}
       if (Date.now() - t0 < 1000) log(`    waiting for ${n} TIME_WAIT sockets on the director to expire`);
       await new Promise((r) => setTimeout(r, 1000));
     }
+  }
+
+  /**
+   * Seconds the balancer's threads have spent runnable but waiting for a CPU so far (the second
+   * field of /proc/<pid>/task/<tid>/schedstat, nanoseconds, summed over its threads; threads
+   * that ended are not counted); 0 without one. A user-space data path waits there for every
+   * batch when other work holds the CPUs; softirq work (nft) does not.
+   */
+  balancerRunQueueWait(): number {
+    const pid = this.balancer?.pid;
+    if (!pid) return 0;
+    let ns = 0;
+    try {
+      for (const tid of readdirSync(`/proc/${pid}/task`)) {
+        try {
+          ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[1]);
+        } catch {
+          // the thread ended meanwhile
+        }
+      }
+    } catch {
+      return 0;
+    }
+    return ns / 1e9;
   }
 
   /** CPU seconds (user + system) of the balancer process so far; 0 without one. */

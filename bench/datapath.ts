@@ -241,11 +241,12 @@ async function profiled<T>(name: string, f: () => T, per: (v: T) => [number, str
 }
 
 /** Run f and return its result with the machine's and the balancer's CPU seconds it took. */
-async function metered<T>(f: () => T | Promise<T>): Promise<{ v: T; machine: number; own: number }> {
+async function metered<T>(f: () => T | Promise<T>): Promise<{ v: T; machine: number; own: number; wait: number }> {
   const m0 = machineBusy();
   const b0 = setups.balancerCpu();
+  const w0 = setups.balancerRunQueueWait();
   const v = await f();
-  return { v, machine: machineBusy() - m0, own: setups.balancerCpu() - b0 };
+  return { v, machine: machineBusy() - m0, own: setups.balancerCpu() - b0, wait: setups.balancerRunQueueWait() - w0 };
 }
 
 /** "metric/set-up" -> one figure per round (index round - 1; null where a round has none) */
@@ -326,6 +327,7 @@ try {
           push(s, 'http_conns_per_s', http.v.rate);
           push(s, 'cpu_s_per_1000_conns', http.machine / (http.v.requests / 1000));
           if (s !== 'none' && s !== 'nft') push(s, 'balancer_cpu_s_per_1000_conns', http.own / (http.v.requests / 1000));
+          if (s !== 'none' && s !== 'nft') push(s, 'balancer_runq_wait_s_per_1000_conns', http.wait / (http.v.requests / 1000));
         }
         if (RUN_TESTS.has('http2')) push(s, 'http_conns_per_s_2_clients', await wrkTwo(s));
         if (RUN_TESTS.has('latency')) {

@@ -39,6 +39,7 @@ export const METRICS: Record<string, MetricInfo> = {
   cpu_s_per_gb: { title: 'CPU seconds of the whole machine per GB (1 stream)', unit: 's/GB', scale: 1, digits: 3, higherIsBetter: false },
   cpu_s_per_1000_conns: { title: 'CPU seconds of the whole machine per 1,000 HTTP connections', unit: 's', scale: 1, digits: 3, higherIsBetter: false },
   balancer_cpu_s_per_gb: { title: "Balancer process's CPU seconds per GB (1 stream)", unit: 's/GB', scale: 1, digits: 3, higherIsBetter: false },
+  balancer_runq_wait_s_per_1000_conns: { title: "Balancer process's seconds waiting for a CPU per 1,000 HTTP connections", unit: 's', scale: 1, digits: 3, higherIsBetter: false },
   tun_pkts_per_gb: { title: 'Packets through ulvsd (its TUN) per GB, 1 stream', unit: 'pkt/GB', scale: 1, digits: 0, higherIsBetter: false },
   tun_pkts_per_gb_4_streams: { title: 'Packets through ulvsd (its TUN) per GB, 4 streams', unit: 'pkt/GB', scale: 1, digits: 0, higherIsBetter: false },
   balancer_cpu_s_per_1000_conns: { title: "Balancer process's CPU seconds per 1,000 HTTP connections", unit: 's', scale: 1, digits: 3, higherIsBetter: false },
