@@ -18,14 +18,19 @@
  *   (src/lab/flood.ts), with the connection count it reports.
  * - CPU: busy CPU seconds of the whole machine (/proc/stat) per GB moved by the single-stream
  *   test and per 1,000 connections of the one-client HTTP test, and the balancer process's own
- *   CPU seconds (ulvsd, haproxy; nft works in softirq context and has no process).
+ *   CPU seconds (ulvsd, haproxy; nft works in softirq context and has no process), and the
+ *   seconds its threads waited for a CPU (schedstat) during the HTTP test.
+ * - for the ulvs set-ups' stream tests: packets through ulvsd's TUN per GB (the report calls out
+ *   a round where the kernel fast path did not carry the traffic), and ulvsd's log lines saying a
+ *   kernel part is unavailable.
+ * - the machine (bench/machine-info.ts): CPU, kernel, mitigations, how busy before the run.
  * The figure for each set-up is the median of the rounds, shown with the smallest and largest;
  * the ratios are paired (bench/report.ts). Writes bench/results/<date>.md and .json. Installs
  * iperf3, wrk, nftables, nginx-light, haproxy if missing.
  * Last line: JSON with every figure, the ratios ulvs/nft and ulvs/haproxy and the bars.
  * Run as root:   npm run bench   (-- --rounds N --seconds S --setups none,nft,haproxy,ulvs,ulvs-exact
  *                 --tests stream1,stream4,http,http2,latency,udp --flows N --perf --ulvs-args '...'
- *                 --ulvs-exact-args '...')
+ *                 --ulvs-exact-args='...'; an argument starting with a dash needs the = form)
  * --tests asym (alone): small requests, 1 MiB replies through ulvs NAT, DR and TUN and the
  * nftables netdev DR peer (bench/asym.ts; set-ups ulvs, ulvs-nofp, ulvs-dr, ulvs-dr-fwd,
  * ulvs-tun, nft-dr).
