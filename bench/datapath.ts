@@ -1,21 +1,15 @@
 /**
- * Side-by-side data-path benchmark (issues 3 and 6): one test bed (2 clients, director, 3 real
- * servers), the same clients and servers, four set-ups measured in turn, three rounds:
- *
- *   none     no balancer: the client talks to one real server, routed through the director
- *            (the ceiling)
- *   nft      the kernel's nftables DNAT balancing over the three real servers (this kernel has
- *            no IPVS)
- *   haproxy  HAProxy in TCP mode on the director (the VIP made local there; 2 threads)
- *   ulvs     ulvsd with offloads, one data-path worker per core
+ * Side-by-side data-path benchmark (issues 3, 6 and 16): one test bed (2 clients, director, 3
+ * real servers), the same clients and servers, five set-ups (bench/datapath-setups.ts: none,
+ * nft, haproxy, ulvs, ulvs-exact) measured in turn, five rounds. The order rotates from round to
+ * round and runs backwards in odd rounds, nft and the ulvs set-ups always next to each other
+ * (bench/verdict.ts roundOrder), so a slow phase of the shared machine does not always fall on
+ * the same set-up; each bar is judged on the median of the per-round ratios (paired).
  *
  * Measurements (each 5 s):
- * - TCP throughput, 1 and 4 streams, iperf3 client -> VIP:5201. iperf3's control and data
- *   connections must reach the same server, so every balancer hashes the source address
- * (ulvs `sh`, nft `jhash ip saddr` with one seed for TCP and UDP, haproxy `balance source`).
+ * - TCP throughput, 1 and 4 streams, iperf3 client -> VIP:5201 (source hashing).
  * - new HTTP connections per second: wrk `Connection: close` against nginx on the real servers,
- *   round robin (ulvs `rr`, nft `numgen inc`, haproxy `roundrobin`), from one client and from two
- *   client namespaces at once.
+ *   round robin, from one client and from two client namespaces at once.
  * - latency p50/p99 of keep-alive HTTP requests at a fixed 2,000 requests/s over 16 connections,
  *   open loop (src/lab/latency.ts).
  * - small-packet UDP: iperf3 -u with 64-byte datagrams, unlimited rate; the figure is datagrams
@@ -24,20 +18,29 @@
  *   (src/lab/flood.ts), with the connection count it reports.
  * - CPU: busy CPU seconds of the whole machine (/proc/stat) per GB moved by the single-stream
  *   test and per 1,000 connections of the one-client HTTP test, and the balancer process's own
- *   CPU seconds (ulvsd, haproxy; nft works in softirq context and has no process).
- * The figure for each set-up is the median of the three rounds. Writes bench/results/<date>.md
- * and .json. Installs iperf3, wrk, nftables, nginx-light, haproxy if missing.
- * Last line: JSON with every figure and the ratios ulvs/nft and ulvs/haproxy.
- * Run as root:   npm run bench   (-- --rounds N --seconds S --setups none,nft,haproxy,ulvs
- *                 --tests stream1,stream4,http,http2,latency,udp --flows N --perf --ulvs-args '...')
+ *   CPU seconds (ulvsd, haproxy; nft works in softirq context and has no process), and the
+ *   seconds its threads waited for a CPU (schedstat) during the HTTP test.
+ * - for the ulvs set-ups' stream tests: packets through ulvsd's TUN per GB (the report calls out
+ *   a round where the kernel fast path did not carry the traffic), and ulvsd's log lines saying a
+ *   kernel part is unavailable.
+ * - the machine (bench/machine-info.ts): CPU, kernel, mitigations, how busy before the run.
+ * The figure for each set-up is the median of the rounds, shown with the smallest and largest;
+ * the ratios are paired (bench/report.ts). Writes bench/results/<date>.md and .json. Installs
+ * iperf3, wrk, nftables, nginx-light, haproxy if missing.
+ * Last line: JSON with every figure, the ratios ulvs/nft and ulvs/haproxy and the bars.
+ * Run as root:   npm run bench   (-- --rounds N --seconds S --setups none,nft,haproxy,ulvs,ulvs-exact
+ *                 --tests stream1,stream4,http,http2,latency,udp --flows N --perf --ulvs-args '...'
+ *                 --ulvs-exact-args='...'; an argument starting with a dash needs the = form)
  * --tests asym (alone): small requests, 1 MiB replies through ulvs NAT, DR and TUN and the
  * nftables netdev DR peer (bench/asym.ts; set-ups ulvs, ulvs-nofp, ulvs-dr, ulvs-dr-fwd,
  * ulvs-tun, nft-dr).
- * --ulvs-args adds arguments to ulvsd's command line (e.g. '--workers 1').
+ * --ulvs-args adds arguments to ulvsd's command line (e.g. '--workers 1'), for ulvs and ulvs-exact;
+ * --ulvs-exact-args adds more for ulvs-exact only (default '--sysctl kernel_setup=0').
  * --prefix names the test bed's namespaces (default ulvs-<random>).
  * --perf records the whole machine (perf record -a -g) during each one-client HTTP measurement
- * and writes the top symbols per set-up to bench/results/<date>-perf-<setup>-r<round>.txt (the
- * recording costs CPU, so figures of a --perf run are not comparable with others).
+ * and each 4-stream measurement, and writes the top symbols per set-up to
+ * bench/results/<date>-perf-<setup>[-stream4]-r<round>.txt (the recording costs CPU, so figures
+ * of a --perf run are not comparable with others).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -49,15 +52,18 @@ import { writeNginxConf } from './nginx-conf.js';
 import { run, tryRun } from '../src/lab/shell.js';
 import { LAB, TestBed } from '../src/lab/testbed.js';
 import { SCRIPTS, waitFor } from '../src/lab/director-bed.js';
+import { BalancerSetups } from './datapath-setups.js';
+import { roundOrder } from './verdict.js';
+import { describeMachine, type MachineInfo } from './machine-info.js';
 import { callAdmin } from '../src/control/admin-client.js';
 import { Resvg } from '@resvg/resvg-js';
 import { accountingText, parsePerfChildren } from './perf-account.js';
-import { barChartSvg, median, renderReport, SETUPS, type Figures, type Setup } from './report.js';
+import { barChartSvg, figuresOf, renderReport, SETUPS, type Setup } from './report.js';
 
 /** the measurements, in the order they run (--tests picks some) */
 const TESTS = ['stream1', 'stream4', 'http', 'http2', 'latency', 'udp'] as const;
 const log = (s: string) => process.stderr.write(`${s}\n`);
-const { values: opts } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '5' }, setups: { type: 'string', default: SETUPS.join(',') }, flows: { type: 'string', default: '1000000' }, perf: { type: 'boolean', default: false }, tests: { type: 'string', default: TESTS.join(',') }, 'ulvs-args': { type: 'string', default: '' }, prefix: { type: 'string' } } });
+const { values: opts } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, seconds: { type: 'string', default: '5' }, setups: { type: 'string', default: SETUPS.join(',') }, flows: { type: 'string', default: '1000000' }, perf: { type: 'boolean', default: false }, tests: { type: 'string', default: TESTS.join(',') }, 'ulvs-args': { type: 'string', default: '' }, 'ulvs-exact-args': { type: 'string', default: '--sysctl kernel_setup=0' }, prefix: { type: 'string' } } });
 const RUN_TESTS = new Set(opts.tests!.split(','));
 if (RUN_TESTS.has('asym')) {
   // the asymmetric test (bench/asym.ts) has its own bed and set-ups (bench/asym-setups.ts)
@@ -75,6 +81,11 @@ if (unknownTests.length) {
 const ROUNDS = Number(opts.rounds);
 const SECS = Number(opts.seconds);
 const RUN_SETUPS = opts.setups!.split(',').filter((x): x is Setup => (SETUPS as readonly string[]).includes(x));
+const unknownSetups = opts.setups!.split(',').filter((x) => !(SETUPS as readonly string[]).includes(x));
+if (unknownSetups.length || !(ROUNDS >= 1 && Number.isInteger(ROUNDS)) || !(SECS >= 1)) {
+  log(`${unknownSetups.length ? `unknown --setups ${unknownSetups.join(',')}; choose from ${SETUPS.join(',')}` : '--rounds must be a whole number >= 1 and --seconds a number >= 1'}`);
+  process.exit(2);
+}
 if (process.getuid?.() !== 0) {
   log('the benchmark needs root (network namespaces, TUN, nftables)');
   process.exit(1);
@@ -90,117 +101,11 @@ const V = LAB.VIP;
 const N = 3;
 const RS = Array.from({ length: N }, (_, i) => LAB.realServer(i));
 const tmp = mkdtempSync(join(tmpdir(), 'ulvs-bench-'));
-const ulvsSocket = join(tmp, 'ulvs.sock');
 const bed = new TestBed({ realServers: N, clients: 2, ...(opts.prefix && { prefix: opts.prefix }) });
 const procs: ChildProcess[] = [];
-/** the balancer process of the current set-up (ulvsd, haproxy), or null */
-let balancer: ChildProcess | null = null;
+const setups = new BalancerSetups({ director: bed.director, realServers: RS, tmp, ulvsArgs: opts['ulvs-args']!.split(' ').filter(Boolean), exactArgs: opts['ulvs-exact-args']!.split(' ').filter(Boolean) });
 
 const nginxConf = (i: number): string => writeNginxConf(join(tmp, `rs${i}`), 8080);
-
-const inDirector = (argv: string[]) => spawn('ip', ['netns', 'exec', bed.director, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
-
-async function startUlvs(extra: string[] = []): Promise<void> {
-  const rules = [
-    `-A -t ${V}:5201 -s sh`,
-    ...RS.map((a) => `-a -t ${V}:5201 -r ${a}:5201 -m`),
-    `-A -u ${V}:5201 -s sh`,
-    ...RS.map((a) => `-a -u ${V}:5201 -r ${a}:5201 -m`),
-    `-A -t ${V}:80 -s rr`,
-    ...RS.map((a) => `-a -t ${V}:80 -r ${a}:8080 -m`),
-  ].join('\n');
-  writeFileSync(join(tmp, 'rules'), rules);
-  const own = opts['ulvs-args']!.split(' ').filter(Boolean);
-  // its own admin socket and state directory: a ulvsd already running on this host (default
-  // /run/ulvs/ulvs.sock) is neither refused against nor asked for its connections
-  balancer = inDirector([process.execPath, SCRIPTS.ulvsd, '--rules', join(tmp, 'rules'), '--socket', ulvsSocket, '--state-dir', join(tmp, 'state'), '--log-format', 'text', ...own, ...extra]);
-  await waitFor(balancer, /forwarding/);
-}
-async function startHaproxy(): Promise<void> {
-  run(['ip', 'netns', 'exec', bed.director, 'ip', 'addr', 'add', `${V}/32`, 'dev', 'lo']);
-  const conf = `global
-  nbthread 2
-  maxconn 9000
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-frontend iperf
-  bind ${V}:5201
-  default_backend iperf
-backend iperf
-  balance source
-${RS.map((a, i) => `  server rs${i + 1} ${a}:5201`).join('\n')}
-frontend http
-  bind ${V}:80
-  default_backend http
-backend http
-  balance roundrobin
-${RS.map((a, i) => `  server rs${i + 1} ${a}:8080`).join('\n')}
-`;
-  writeFileSync(join(tmp, 'haproxy.cfg'), conf);
-  run(['haproxy', '-c', '-q', '-f', join(tmp, 'haproxy.cfg')]);
-  const p = inDirector(['haproxy', '-db', '-f', join(tmp, 'haproxy.cfg')]);
-  balancer = p;
-  let said = '';
-  p.stderr!.on('data', (d: Buffer) => (said += d.toString()));
-  p.stdout!.on('data', (d: Buffer) => (said += d.toString()));
-  await new Promise((r) => setTimeout(r, 500));
-  if (p.exitCode !== null) throw new Error(`haproxy exited at start: ${said}`);
-}
-function startNft(): void {
-  const map = (port: number | null) => RS.map((a, i) => `${i} : ${a}${port ? ` . ${port}` : ''}`).join(', ');
-  const conf = `table ip ulvsbench {
-  chain pre {
-    type nat hook prerouting priority dstnat; policy accept;
-    ip daddr ${V} tcp dport 5201 dnat to jhash ip saddr mod ${N} seed 0x5eed map { ${map(null)} }
-    ip daddr ${V} udp dport 5201 dnat to jhash ip saddr mod ${N} seed 0x5eed map { ${map(null)} }
-    ip daddr ${V} tcp dport 80 dnat ip addr . port to numgen inc mod ${N} map { ${map(8080)} }
-  }
-}\n`;
-  writeFileSync(join(tmp, 'nft.conf'), conf);
-  run(['ip', 'netns', 'exec', bed.director, 'nft', '-f', join(tmp, 'nft.conf')]);
-}
-async function start(s: Setup): Promise<void> {
-  if (s === 'ulvs') await startUlvs();
-  else if (s === 'haproxy') await startHaproxy();
-  else if (s === 'nft') startNft();
-}
-/** Stop the balancer process, if any (SIGTERM: ulvsd removes its routing and socket). */
-async function stopBalancer(): Promise<void> {
-  const p = balancer;
-  balancer = null;
-  if (p && p.exitCode === null && p.signalCode === null) {
-    const done = new Promise((r) => p.once('exit', r));
-    p.kill('SIGTERM');
-    await done;
-  }
-}
-async function stop(s: Setup): Promise<void> {
-  await stopBalancer();
-  if (s === 'nft') tryRun(['ip', 'netns', 'exec', bed.director, 'nft', 'delete', 'table', 'ip', 'ulvsbench']);
-  if (s === 'haproxy') {
-    tryRun(['ip', 'netns', 'exec', bed.director, 'ip', 'addr', 'del', `${V}/32`, 'dev', 'lo']);
-    await clearDirectorTimeWait();
-  }
-}
-/**
- * HAProxy leaves the director with TIME_WAIT sockets for VIP:80 <- client:port. Until they
- * expire (60 s), the kernel's early demux attaches them to a client's new SYN from a reused
- * port, and ip_forward() drops any packet that carries a socket: forwarding set-ups measured
- * next (ulvs) would lose those SYNs. Destroy them (ss -K, SOCK_DESTROY), else wait them out.
- */
-async function clearDirectorTimeWait(): Promise<void> {
-  const count = () => run(['ip', 'netns', 'exec', bed.director, 'ss', '-Htan', 'state', 'time-wait']).split('\n').filter((l) => l.trim()).length;
-  tryRun(['ip', 'netns', 'exec', bed.director, 'ss', '-HK', 'state', 'time-wait']);
-  const t0 = Date.now();
-  for (let n = count(); n > 0; n = count()) {
-    if (Date.now() - t0 > 70_000) throw new Error(`${n} TIME_WAIT sockets remain on the director after 70 s`);
-    if (Date.now() - t0 < 1000) log(`    waiting for ${n} TIME_WAIT sockets on the director to expire`);
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-}
 
 /** Busy CPU seconds of the whole machine (all but idle and iowait) from /proc/stat. */
 function machineBusy(): number {
@@ -208,19 +113,18 @@ function machineBusy(): number {
   const [user, nice, system, , , irq, softirq] = f as [number, number, number, number, number, number, number];
   return (user + nice + system + irq + softirq) / 100; // USER_HZ = 100; steal is another guest's
 }
-/** CPU seconds (user + system) of the balancer process so far; 0 without one. */
-function balancerCpu(): number {
-  const pid = balancer?.pid;
-  if (!pid) return 0;
+/**
+ * Packets the director's kernel has queued to ulvsd's TUN so far (its tx_packets; NaN without
+ * the device): per GB of a stream test, how much of the bulk traffic crossed user space instead
+ * of the kernel fast path (report.ts BYPASS_PKTS_PER_GB).
+ */
+function tunPackets(): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+    return Number(run(['ip', 'netns', 'exec', bed.director, 'cat', '/sys/class/net/ulvs0/statistics/tx_packets']).trim());
   } catch {
-    return 0;
+    return NaN;
   }
 }
-
 const target = (s: Setup) => (s === 'none' ? RS[0]! : V);
 const httpUrl = (s: Setup) => (s === 'none' ? `http://${RS[0]}:8080/` : `http://${V}/`);
 
@@ -281,7 +185,7 @@ function rssBytes(pid: number): number {
 }
 /** The tracked-connection count of the running ulvsd (admin API, its socket). */
 async function ulvsConnections(): Promise<number> {
-  return ((await callAdmin(ulvsSocket, 'GET', '/v1/snapshot')).json as { connections: number }).connections;
+  return ((await callAdmin(setups.ulvsSocket, 'GET', '/v1/snapshot')).json as { connections: number }).connections;
 }
 /**
  * The daemon's memory with FLOWS tracked connections: a fresh ulvsd (capacity 2x FLOWS, so no
@@ -289,9 +193,9 @@ async function ulvsConnections(): Promise<number> {
  * resident memory before and after, and the connections it then tracks (UDP timeout 300 s).
  */
 async function memoryWithFlows(): Promise<{ connections: number; rss_before: number; rss_after: number }> {
-  await startUlvs(['--max-conns', String(FLOWS * 2)]);
+  await setups.startUlvs(['--max-conns', String(FLOWS * 2)]);
   try {
-    const pid = balancer!.pid!;
+    const pid = setups.balancer!.pid!;
     const before = rssBytes(pid);
     log(`  memory: sending ${FLOWS} UDP flows ...`);
     const out = run(['ip', 'netns', 'exec', bed.clients[0]!, process.execPath, SCRIPTS.flood, '--dst', V, '--port', '5201', '--flows', String(FLOWS), '--rate', '50000']);
@@ -302,7 +206,7 @@ async function memoryWithFlows(): Promise<{ connections: number; rss_before: num
     log(`  memory: ${connections} connections tracked, ulvsd RSS ${(before / 2 ** 20).toFixed(1)} MiB -> ${(after / 2 ** 20).toFixed(1)} MiB`);
     return { connections, rss_before: before, rss_after: after };
   } finally {
-    await stop('ulvs');
+    await setups.stop('ulvs');
   }
 }
 /** wrk from both client namespaces at the same time; the sum of their rates. */
@@ -322,8 +226,9 @@ async function wrkTwo(s: Setup): Promise<number> {
 }
 
 const perfReports: [string, string][] = [];
-/** Run f (synchronous) under `perf record -a -g` for its duration; keep the report's top symbols. */
-async function profiled<T extends { requests: number }>(name: string, f: () => T): Promise<T> {
+/** Run f (synchronous) under `perf record -a -g` for its duration; keep the report's top symbols,
+ *  with CPU per unit of work (`per`: how many units f's result did, and the unit's name). */
+async function profiled<T>(name: string, f: () => T, per: (v: T) => [number, string]): Promise<T> {
   const data = join(tmp, `${name}.perf.data`);
   const p = spawn('perf', ['record', '-a', '-g', '-F', '499', '-o', data, '--', 'sleep', String(SECS)], { stdio: 'ignore' });
   const st = spawn('perf', ['stat', '-a', '-x', ',', '-e', 'context-switches,cpu-migrations,syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_poll', '--', 'sleep', String(SECS)], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -335,34 +240,43 @@ async function profiled<T extends { requests: number }>(name: string, f: () => T
   await done;
   const report = (sort: string, limit: string) => run(['perf', 'report', '-i', data, '--no-children', '--sort', sort, '--stdio', '-g', 'none', '--percent-limit', limit]).replace(/^#.*\n/gm, '');
   const children = parsePerfChildren(run(['perf', 'report', '-i', data, '--children', '--sort', 'sym', '--stdio', '-g', 'none']));
-  perfReports.push([name, `perf record -a -g -F 499 during wrk, ${SECS} s\n\n${accountingText(children, v.requests)}\nevents (perf stat -a, whole machine):\n${stat.split('\n').filter((l) => /^\d/.test(l)).map((l) => `  ${l.split(',')[2]}: ${l.split(',')[0]}`).join('\n')}\n\nby command:\n${report('comm', '1')}\nby command and binary (user space vs kernel):\n${report('comm,dso', '0.1')}\nby command and symbol:\n${report('comm,sym', '0.4')}`]);
+  perfReports.push([name, `perf record -a -g -F 499 during ${name}, ${SECS} s\n\n${accountingText(children, ...per(v))}\nevents (perf stat -a, whole machine):\n${stat.split('\n').filter((l) => /^\d/.test(l)).map((l) => `  ${l.split(',')[2]}: ${l.split(',')[0]}`).join('\n')}\n\nby command:\n${report('comm', '1')}\nby command and binary (user space vs kernel):\n${report('comm,dso', '0.1')}\nby command and symbol:\n${report('comm,sym', '0.4')}`]);
   if (process.env.ULVS_PERF_KEEP) run(['cp', data, process.env.ULVS_PERF_KEEP]);
   return v;
 }
 
 /** Run f and return its result with the machine's and the balancer's CPU seconds it took. */
-async function metered<T>(f: () => T | Promise<T>): Promise<{ v: T; machine: number; own: number }> {
+async function metered<T>(f: () => T | Promise<T>): Promise<{ v: T; machine: number; own: number; wait: number }> {
   const m0 = machineBusy();
-  const b0 = balancerCpu();
+  const b0 = setups.balancerCpu();
+  const w0 = setups.balancerRunQueueWait();
   const v = await f();
-  return { v, machine: machineBusy() - m0, own: balancerCpu() - b0 };
+  return { v, machine: machineBusy() - m0, own: setups.balancerCpu() - b0, wait: setups.balancerRunQueueWait() - w0 };
 }
 
-const samples = new Map<string, number[]>();
+/** "metric/set-up" -> one figure per round (index round - 1; null where a round has none) */
+const samples = new Map<string, (number | null)[]>();
+let round = 0;
 const push = (setup: Setup, metric: string, v: number) => {
   const k = `${metric}/${setup}`;
-  samples.set(k, [...(samples.get(k) ?? []), v]);
+  const xs = samples.get(k) ?? [];
+  while (xs.length < round - 1) xs.push(null);
+  xs[round - 1] = v;
+  samples.set(k, xs);
 };
 
 const FLOWS = Number(opts.flows);
 let memory: Awaited<ReturnType<typeof memoryWithFlows>> | null = null;
+const orders: Setup[][] = [];
+let machine: MachineInfo | undefined;
+let exactNote: string | null = null;
 const t0 = Date.now();
 let tornDown = false;
 /** Kill what runs and delete the test bed (the namespaces take ulvsd's routing and nft's table with them). */
 function teardown(): void {
   if (tornDown) return;
   tornDown = true;
-  for (const p of [...procs, ...(balancer ? [balancer] : [])]) p.kill('SIGKILL');
+  for (const p of [...procs, ...(setups.balancer ? [setups.balancer] : [])]) p.kill('SIGKILL');
   bed.down();
   rmSync(tmp, { recursive: true, force: true });
 }
@@ -375,6 +289,8 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
   });
 try {
   log(`building the test bed; ${ROUNDS} rounds x ${RUN_SETUPS.length} set-ups (${RUN_SETUPS.join(', ')}), ${SECS} s per measurement`);
+  machine = await describeMachine();
+  log(`machine: ${machine.cpu}, kernel ${machine.kernel}, ${Math.round(machine.busyBefore * 100)} % busy before the run`);
   bed.up();
   for (const c of bed.clients) {
     tryRun(['ip', 'netns', 'exec', c, 'sysctl', '-qw', 'net.ipv4.ip_local_port_range=1024 65000']);
@@ -389,22 +305,34 @@ try {
     procs.push(spawn('ip', ['netns', 'exec', ns, 'nginx', '-c', nginxConf(i + 1)], { stdio: ['ignore', 'pipe', 'pipe'] }));
   }
   await new Promise((r) => setTimeout(r, 500));
-  for (let round = 1; round <= ROUNDS; round++) {
-    for (const s of RUN_SETUPS) {
-      await start(s);
+  if (RUN_SETUPS.includes('ulvs-exact')) exactNote = setups.probeExact();
+  for (round = 1; round <= ROUNDS; round++) {
+    const order = roundOrder(RUN_SETUPS, round - 1);
+    orders.push(order);
+    log(`round ${round}/${ROUNDS}: ${order.join(', ')}`);
+    for (const s of order) {
+      await setups.start(s);
       try {
         if (RUN_TESTS.has('stream1')) {
+          const tun0 = tunPackets();
           const one = await metered(() => iperf(s, 1));
+          if (s.startsWith('ulvs')) push(s, 'tun_pkts_per_gb', (tunPackets() - tun0) / (one.v.bytes / 1e9));
           push(s, 'single_stream_bps', one.v.bps);
           push(s, 'cpu_s_per_gb', one.machine / (one.v.bytes / 1e9));
-          if (s === 'ulvs' || s === 'haproxy') push(s, 'balancer_cpu_s_per_gb', one.own / (one.v.bytes / 1e9));
+          if (s !== 'none' && s !== 'nft') push(s, 'balancer_cpu_s_per_gb', one.own / (one.v.bytes / 1e9));
         }
-        if (RUN_TESTS.has('stream4')) push(s, 'four_streams_bps', iperf(s, 4).bps);
+        if (RUN_TESTS.has('stream4')) {
+          const tun0 = tunPackets();
+          const four = opts.perf ? await profiled(`${s}-stream4-r${round}`, () => iperf(s, 4), (v) => [v.bytes / 1e6, 'MB']) : iperf(s, 4);
+          push(s, 'four_streams_bps', four.bps);
+          if (s.startsWith('ulvs')) push(s, 'tun_pkts_per_gb_4_streams', (tunPackets() - tun0) / (four.bytes / 1e9));
+        }
         if (RUN_TESTS.has('http')) {
-          const http = await metered(() => (opts.perf ? profiled(`${s}-r${round}`, () => wrkOne(s)) : wrkOne(s)));
+          const http = await metered(() => (opts.perf ? profiled(`${s}-r${round}`, () => wrkOne(s), (v) => [v.requests, 'connection']) : wrkOne(s)));
           push(s, 'http_conns_per_s', http.v.rate);
           push(s, 'cpu_s_per_1000_conns', http.machine / (http.v.requests / 1000));
-          if (s === 'ulvs' || s === 'haproxy') push(s, 'balancer_cpu_s_per_1000_conns', http.own / (http.v.requests / 1000));
+          if (s !== 'none' && s !== 'nft') push(s, 'balancer_cpu_s_per_1000_conns', http.own / (http.v.requests / 1000));
+          if (s !== 'none' && s !== 'nft') push(s, 'balancer_runq_wait_s_per_1000_conns', http.wait / (http.v.requests / 1000));
         }
         if (RUN_TESTS.has('http2')) push(s, 'http_conns_per_s_2_clients', await wrkTwo(s));
         if (RUN_TESTS.has('latency')) {
@@ -413,7 +341,7 @@ try {
           push(s, 'latency_p99_ms', lat.p99_ms);
         }
         if (RUN_TESTS.has('udp') && s !== 'haproxy') push(s, 'udp_64b_pps', udpRate(s));
-        const g = (m: string) => samples.get(`${m}/${s}`)?.at(-1);
+        const g = (m: string) => samples.get(`${m}/${s}`)?.[round - 1] ?? undefined;
         const f = (m: string, scale: number, unit: string, digits = 0) => (g(m) === undefined ? null : `${(g(m)! / scale).toFixed(digits)} ${unit}`);
         const parts = [
           ['1 stream', f('single_stream_bps', 1e9, 'Gbit/s', 2)],
@@ -424,31 +352,29 @@ try {
           ['p99', f('latency_p99_ms', 1, 'ms', 2)],
           ['UDP', f('udp_64b_pps', 1, 'pkt/s')],
         ].filter(([, v]) => v !== null);
-        log(`  round ${round}/${ROUNDS} ${s.padEnd(7)} ${parts.map(([k, v]) => `${k} ${v}`).join(', ')}  [${Math.round((Date.now() - t0) / 1000)} s]`);
+        log(`  round ${round}/${ROUNDS} ${s.padEnd(10)} ${parts.map(([k, v]) => `${k} ${v}`).join(', ')}  [${Math.round((Date.now() - t0) / 1000)} s]`);
       } finally {
-        await stop(s);
+        await setups.stop(s);
       }
       await new Promise((r) => setTimeout(r, 1000)); // let TIME_WAITs and conntrack settle a little
     }
   }
   if (FLOWS > 0) memory = await memoryWithFlows();
 } finally {
-  await stopBalancer(); // nft's table and HAProxy's address go with the director's namespace
+  await setups.stopBalancer(); // nft's table and HAProxy's address go with the director's namespace
   teardown();
 }
 
-const figures: Figures = {};
-for (const [k, xs] of samples) {
-  const [metric, setup] = k.split('/') as [string, Setup];
-  (figures[metric] ??= {})[setup] = median(xs);
-}
+// a set-up that had no figure in the last rounds: its samples are as long as the rounds all the same
+for (const xs of samples.values()) while (xs.length < ROUNDS) xs.push(null);
+const figures = figuresOf(Object.fromEntries(samples));
 const date = new Date().toISOString();
 const here = dirname(fileURLToPath(import.meta.url)); // dist/bench
 const resultsDir = join(here, '..', '..', 'bench', 'results');
 mkdirSync(resultsDir, { recursive: true });
 const stem = join(resultsDir, date.slice(0, 19).replace(/:/g, '-'));
 const base = stem.slice(resultsDir.length + 1);
-const { markdown, summary } = renderReport(figures, { date, node: process.version, rounds: ROUNDS, seconds: SECS, samples: Object.fromEntries(samples), memory }, `${base}-`);
+const { markdown, summary } = renderReport(figures, { date, node: process.version, rounds: ROUNDS, seconds: SECS, samples: Object.fromEntries(samples), orders, ...(exactNote && { exactNote }), ulvsWarnings: [...setups.ulvsWarnings], ...(machine && { machine }), memory }, `${base}-`);
 writeFileSync(`${stem}.md`, markdown);
 for (const [metric, f] of Object.entries(figures)) {
   const png = new Resvg(barChartSvg(metric, f), { font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' } }).render().asPng();

@@ -46,10 +46,11 @@ export function usPerConnection(p: PerfChildren, symbol: string, connections: nu
   return connections > 0 ? ((p.children.get(symbol) ?? 0) / 100) * (p.eventCount / 1000 / connections) : 0;
 }
 
-/** The accounting as text lines: total, then each ACCOUNTED function. */
-export function accountingText(p: PerfChildren, connections: number): string {
+/** The accounting as text lines: total, then each ACCOUNTED function, per `unit` of work
+ *  (a connection; a MB for the stream tests). */
+export function accountingText(p: PerfChildren, connections: number, unit = 'connection'): string {
   const total = connections > 0 ? p.eventCount / 1000 / connections : 0;
   const rows = [`  ${'all CPU samples (every core, idle included)'.padEnd(60)} ${total.toFixed(1).padStart(7)}`];
   for (const [sym, meaning] of ACCOUNTED) rows.push(`  ${`${meaning} [${sym}]`.padEnd(60)} ${usPerConnection(p, sym, connections).toFixed(1).padStart(7)}`);
-  return `CPU microseconds per connection (${connections} connections):\n${rows.join('\n')}\n`;
+  return `CPU microseconds per ${unit} (${Math.round(connections)} ${unit}s):\n${rows.join('\n')}\n`;
 }

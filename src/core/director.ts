@@ -35,6 +35,7 @@ import { Defense, type DefenseChange } from './defense.js';
 import { EngineState } from './engine-state.js';
 import { Explainer, type Explanation, type FlowQuery } from './explain.js';
 import { Forwarder } from './forward.js';
+import { KernelMade } from './kernel-made.js';
 import { NoDestReply } from './no-dest.js';
 import { DEFAULT_OFFLOAD_AFTER, type OffloadPort, type OffloadReport } from './offload.js';
 import { OffloadPolicy } from './offload-policy.js';
@@ -110,6 +111,8 @@ export class Director {
   readonly #random: () => number;
   /** connection synchronisation: the master's sink and the backup's receive() (sync/control.ts) */
   readonly sync: SyncControl;
+  /** reports of connections the kernel fast path set up and forwarded itself (kernel-made.ts) */
+  readonly kernel: KernelMade;
   /** outcome of a stray TCP segment (DirectorOptions.strayTcp; 'local': by #localAddrs) */
   readonly #stray: OutcomeCode;
   readonly #strayLocal: boolean;
@@ -151,6 +154,7 @@ export class Director {
     this.#services = new ServiceTable(o.schedulers, env, this.#decider, s.dests, shared !== null && shared.length >= SLOT_INTS ? shared : null);
     this.#dests = new DestTable(this.#services, s.dests);
     this.sync = new SyncControl(s, this.#protos, this.#life, this.#offload, this.#decider);
+    this.kernel = new KernelMade(s, this.#protos, this.#decider, this.#life, this.#offload);
     this.defense = new Defense(s);
     this.defense.update(); // the modes given at start are in force from the first packet
     this.#explainer = new Explainer(s, this.#protos, this.#decider, this.#scheduling, (vaddr) => this.#strayOutcome(vaddr) === Outcome.DropNoConn);
@@ -305,9 +309,7 @@ export class Director {
   // ---------------------------------------------------------------------------------------------
   // State shown to the data path and tests
 
-  get conns(): ConnTable {
-    return this.#s.conns;
-  }
+  get conns(): ConnTable { return this.#s.conns; }
   /** outcome counters, index = Outcome code (one per packet) */
   get outcomes(): Float64Array {
     return this.#s.outcomes;
@@ -360,9 +362,7 @@ export class Director {
   }
   /** ip_vs_expire_nodest_conn_flush (Linux 5.9+; applyOps runs it after deletions): with expire_nodest_conn, expire every entry of a deleted server now; how many */
   expireNodestConns = (): number => (this.#s.sysctl.expireNodestConn ? this.#life.expireNodest() : 0);
-  get trash(): readonly RealServer[] { // deleted servers still referenced by connections
-    return this.#s.dests.trash;
-  }
+  get trash(): readonly RealServer[] { return this.#s.dests.trash; } // deleted servers still referenced by connections
 
   /** ipvsadm --set tcp tcpfin udp (seconds; 0 leaves a value unchanged). */
   setTimeouts(t: Partial<Timeouts>): void {

@@ -26,6 +26,10 @@ export class OffloadPolicy implements LeaveHook {
   readonly #report = new OffloadReport();
   /** the SYN-cookie connections' deltas (the engine's SynProxy; set once by the Director) */
   seqDeltas: SeqDeltaSource | null = null;
+  /** a report of what the kernel forwarded itself is being applied (kernel-made.ts): a state
+   *  change does not withdraw the connection, and a new one is not routed (the kernel wrote its
+   *  entries) */
+  #kernelApplying = false;
 
   constructor(s: EngineState, protos: ProtoTable, port: OffloadPort | null, after: number) {
     this.#s = s;
@@ -72,7 +76,7 @@ export class OffloadPolicy implements LeaveHook {
 
   /** Entry c was just created: a direct-routing or tunnelled one is announced to the port (offload.ts). */
   created(c: number): void {
-    if (this.#port !== null && !this.#routesOff && (this.#s.conns.flags(c) & ConnFlag.TEMPLATE) === 0 && this.#routed(c)) this.#port.route(c);
+    if (this.#port !== null && !this.#kernelApplying && !this.#routesOff && (this.#s.conns.flags(c) & ConnFlag.TEMPLATE) === 0 && this.#routed(c)) this.#port.route(c);
   }
 
   /** Entry c is about to be removed (withdrawn already): a direct-routing or tunnelled one is announced. */
@@ -117,7 +121,46 @@ export class OffloadPolicy implements LeaveHook {
   }
 
   beforeStateChange(c: number): void {
-    if ((this.#s.conns.flags(c) & ConnFlag.OFFLOADED) !== 0) this.withdraw(c);
+    if (!this.#kernelApplying && (this.#s.conns.flags(c) & ConnFlag.OFFLOADED) !== 0) this.withdraw(c);
+  }
+
+  /** On while kernel-made.ts applies one report (see #kernelApplying); off after it. */
+  applyingKernel(on: boolean): void {
+    this.#kernelApplying = on;
+  }
+
+  /** Whether the port can take a kernel-made connection in `slot` (OffloadPort.kernelSlotFree). */
+  kernelSlotFree(slot: number): boolean {
+    const port = this.#port;
+    return port !== null && port.kernelSlotFree !== undefined && port.adoptKernel !== undefined && port.kernelSlotFree(slot);
+  }
+
+  /** Entry c is about to be removed and its kernel slot handed to a successor (moveKernel): its
+   *  OFFLOADED flag is cleared without a withdrawal; returns whether it was offloaded. */
+  detachForMove(c: number): boolean {
+    const conns = this.#s.conns;
+    const f = conns.flags(c);
+    if (this.#port === null || this.#port.moveKernel === undefined || (f & ConnFlag.OFFLOADED) === 0) return false;
+    conns.setFlags(c, f & ~ConnFlag.OFFLOADED);
+    return true;
+  }
+
+  /** Removed entry `from` (detachForMove was true) hands its kernel slot to `to` (same tuple and
+   *  server): the slot's unreported counts are counted on that server, `to` is offloaded. */
+  moveKernel(from: number, to: number): void {
+    const r = this.#report.clear();
+    this.#port!.moveKernel!(from, to, r);
+    if (r.inPkts !== 0 || r.outPkts !== 0) countTraffic(this.#s.dests.byId(this.#s.conns.dest(to)), this.#s.stats, r.inPkts, r.inBytes, r.outPkts, r.outBytes);
+    const conns = this.#s.conns;
+    conns.setFlags(to, conns.flags(to) | ConnFlag.OFFLOADED);
+  }
+
+  /** Kernel-made entry c, whose entries count in `slot` (kernelSlotFree(slot) was true): held by
+   *  the port as offloaded (OffloadPort.adoptKernel). */
+  adoptKernel(c: number, slot: number): void {
+    this.#port!.adoptKernel!(c, slot);
+    const conns = this.#s.conns;
+    conns.setFlags(c, conns.flags(c) | ConnFlag.OFFLOADED);
   }
 
   /** Take entry c back: count what the kernel forwarded and restart its timer from the last

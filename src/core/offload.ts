@@ -82,6 +82,21 @@ export interface OffloadPort {
    *  packets of their tuples pass to the host stack instead of going to their servers. route(c)
    *  puts each back. Optional: a port without it keeps routing them. */
   dropRoutes?(cs: readonly number[]): void;
+  /** Kernel connection set-up (docs/kernel-setup.md): whether `slot` (whole slot array) is one
+   *  of the kernel's set-up slots that no entry of this port holds, so adoptKernel may take it.
+   *  Optional: a port without it takes no kernel-made connection. */
+  kernelSlotFree?(slot: number): boolean;
+  /** Entry c was created and its SYN forwarded by the kernel fast path, whose flow entries (the
+   *  kernel wrote them: nothing to write here) count in `slot`, for which kernelSlotFree(slot)
+   *  was just true: hold c there as offloaded, harvest it from now on, and at its withdrawal
+   *  delete its entries and then give the slot back to the kernel. */
+  adoptKernel?(c: number, slot: number): void;
+  /** Kernel-made entry `from` (just removed, its index possibly reused by `to`) ended and `to`,
+   *  a new connection on the same tuple to the same server, goes on in its kernel slot and flow
+   *  entries (a SYN on a finished connection, which the kernel forwarded on those entries): the
+   *  slot is `to`'s from now on; what the kernel counted in it since the last report into `out`.
+   *  Nothing is written. A port without adoptKernel never gets this call. */
+  moveKernel?(from: number, to: number, out: OffloadReport): void;
 }
 
 /** Packets a connection forwards through the engine, in an eligible state, before it is offered. */

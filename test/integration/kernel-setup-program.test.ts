@@ -93,7 +93,7 @@ describe('fast-path program: kernel connection set-up (BPF_PROG_TEST_RUN)', { sk
     assert.deepEqual(bed.drain(1 - w), [], 'nothing in the other worker ring');
     assert.equal(recs.length, 1);
     const { ns, ...rest } = recs[0]!;
-    assert.deepEqual(rest, { caddr: ip4(CLIENT), vaddr: ip4(VIP), raddr: ip4(RIPS[0]!), cport: 40000, vport: 80, rport: 8080, proto: 6, kind: KREPORT_KIND.KREPORT_NEW, tcpFlags: 0x02, reply: 0, dir: FLOW_DIR.FLOW_REQUEST, slot: 8, ipLen: 40, gsoSegs: 1 });
+    assert.deepEqual(rest, { caddr: ip4(CLIENT), vaddr: ip4(VIP), raddr: ip4(RIPS[0]!), cport: 40000, vport: 80, rport: 8080, proto: 6, kind: KREPORT_KIND.KREPORT_NEW, tcp_flags: 0x02, reply: 0, dir: FLOW_DIR.FLOW_REQUEST, slot: 8, ip_len: 40, gso_segs: 1 });
     assert.ok(ns >= t0 - 1e6 && ns <= t1 + 1e6, 'ns: bpf_ktime_get_ns of the run');
     assert.deepEqual(delta(s0, bed.stats()), only(KS.KS_MADE));
   });
@@ -142,7 +142,7 @@ describe('fast-path program: kernel connection set-up (BPF_PROG_TEST_RUN)', { sk
       }
       assert.equal(recs.length, 1);
       const { ns: _ns, ...rest } = recs[0]!;
-      assert.deepEqual(rest, { caddr: ip4(CLIENT), vaddr: ip4(VIP), raddr: ip4(RIPS[0]!), cport: 40000, vport: 80, rport: 8080, proto: 6, kind: KREPORT_KIND.KREPORT_SEGMENT, tcpFlags: o.flags, reply: o.isReply ? 1 : 0, dir: FLOW_DIR.FLOW_REQUEST, slot: 8, ipLen: ip.length, gsoSegs: 1 });
+      assert.deepEqual(rest, { caddr: ip4(CLIENT), vaddr: ip4(VIP), raddr: ip4(RIPS[0]!), cport: 40000, vport: 80, rport: 8080, proto: 6, kind: KREPORT_KIND.KREPORT_SEGMENT, tcp_flags: o.flags, reply: o.isReply ? 1 : 0, dir: FLOW_DIR.FLOW_REQUEST, slot: 8, ip_len: ip.length, gso_segs: 1 });
       assert.deepEqual(delta(s0, bed.stats()), only(KS.KS_SEGMENTS));
     });
 

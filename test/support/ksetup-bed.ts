@@ -16,7 +16,8 @@ import koffi from 'koffi';
 import { BPF_CMD, bpfCall, MapOps } from '../../src/datapath/tun/bpf.js';
 import { closeFd, installFastPath, loadFastPath, removeFastPath, type FastPathMaps, type FastPathState } from '../../src/datapath/tun/fastpath.js';
 import { closeKernelSetup } from '../../src/datapath/tun/kernel-setup-maps.js';
-import { KernelRing, newKReport, readKReport, type KReport } from '../../src/datapath/tun/kernel-ring.js';
+import { KernelRing, newKReport, readKReport } from '../../src/datapath/tun/kernel-ring.js';
+import type { KReport } from '../../src/datapath/tun/kernel-reports.js';
 import { writeKey } from '../../src/datapath/tun/flow-entry.js';
 import { FLOW_KEY, FLOW_VALUE, KCONF, KDEST, KSVC_KEY, KSVC_VALUE, SLOT } from '../../src/datapath/tun/layouts.gen.js';
 import { libc } from '../../src/datapath/tun/syscalls.js';
@@ -210,7 +211,7 @@ export class KsetupBed {
   pushSlot(slot: number): void {
     const v = Buffer.alloc(4);
     v.writeUInt32LE(slot);
-    new MapOps(this.maps.kernel.kslotFreeFd).push(v);
+    assert.equal(new MapOps(this.maps.kernel.kslotFreeFd).push(v), 0, 'pushed');
   }
 
   /** A slot's counters: [packets0, packets1, bytes0, bytes1, last_ns]. */

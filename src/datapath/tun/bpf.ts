@@ -68,9 +68,15 @@ export class MapOps {
   update(key: Buffer, value: Buffer, flags = 0): void {
     this.#elemCall(BPF_CMD.MAP_UPDATE_ELEM, key, value, flags, false);
   }
-  /** Push `value` into a queue or stack map (an update without a key: their key size is 0). */
-  push(value: Buffer, flags = 0): void {
-    this.#elemCall(BPF_CMD.MAP_UPDATE_ELEM, null, value, flags, false);
+  /** A QUEUE or STACK map: push `value` (BPF_MAP_UPDATE_ELEM with a NULL key, BPF_ANY).
+   *  Returns 0, or the errno (E2BIG: the map is full); never throws, allocates nothing. */
+  push(value: Buffer): number {
+    const a = this.#elem;
+    a.fill(0);
+    a.writeUInt32LE(this.fd, 0);
+    a.writeBigUInt64LE(addr(value), 16);
+    const r = syscall3(this.#nr, 'int', BPF_CMD.MAP_UPDATE_ELEM, 'void *', a, 'unsigned int', a.length);
+    return r >= 0 ? 0 : sys.errno();
   }
   /** false when the key was absent */
   delete(key: Buffer): boolean {
@@ -90,11 +96,11 @@ export class MapOps {
     throw new BpfError('BPF_MAP_GET_NEXT_KEY', e);
   }
 
-  #elemCall(cmd: number, key: Buffer | null, value: Buffer | null, flags: number, absentOk: boolean): boolean {
+  #elemCall(cmd: number, key: Buffer, value: Buffer | null, flags: number, absentOk: boolean): boolean {
     const a = this.#elem;
     a.fill(0);
     a.writeUInt32LE(this.fd, 0);
-    if (key) a.writeBigUInt64LE(addr(key), 8);
+    a.writeBigUInt64LE(addr(key), 8);
     if (value) a.writeBigUInt64LE(addr(value), 16);
     a.writeBigUInt64LE(BigInt(flags), 24);
     const r = syscall3(this.#nr, 'int', cmd, 'void *', a, 'unsigned int', a.length);
@@ -234,11 +240,10 @@ export function mapInfo(mapFd: number): { id: number; name: string; maxEntries: 
 /**
  * Run a SCHED_CLS program once on `packet` (an Ethernet frame) in the kernel (BPF_PROG_TEST_RUN):
  * returns the program's return value and the packet as the program left it. `ctx` sets
- * __sk_buff fields the test needs (ingress_ifindex at 36, ifindex at 40). `repeat` runs it that
- * many times on the same input (the output is the last run's); durationNs is the kernel's average
- * time per run.
+ * __sk_buff fields the test needs (ingress_ifindex at 36, ifindex at 40). durationNs: the
+ * kernel's own time for the run (bpf_test_run's duration).
  */
-export function testRun(progFd: number, packet: Buffer, ctx?: Buffer, repeat = 1): { retval: number; out: Buffer; durationNs: number } {
+export function testRun(progFd: number, packet: Buffer, ctx?: Buffer): { retval: number; out: Buffer; durationNs: number } {
   const out = Buffer.alloc(packet.length + 256);
   const attr = Buffer.alloc(80);
   attr.writeUInt32LE(progFd, 0);
@@ -246,7 +251,7 @@ export function testRun(progFd: number, packet: Buffer, ctx?: Buffer, repeat = 1
   attr.writeUInt32LE(out.length, 12); // data_size_out
   attr.writeBigUInt64LE(addr(packet), 16);
   attr.writeBigUInt64LE(addr(out), 24);
-  attr.writeUInt32LE(repeat, 32); // repeat (the runs' average time comes back in duration)
+  attr.writeUInt32LE(1, 32); // repeat
   if (ctx) {
     attr.writeUInt32LE(ctx.length, 40); // ctx_size_in
     attr.writeBigUInt64LE(addr(ctx), 48);

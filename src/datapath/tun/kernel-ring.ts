@@ -14,10 +14,13 @@
  * of a position is position & (bytes - 1). Records are committed in order of reservation, so
  * the reader stops at the first busy one.
  *
- * Also here: the decoding of struct kreport (bpf/ulvs_maps.h) into a caller's object.
+ * Also here: the decoding of struct kreport (bpf/ulvs_maps.h) into a caller's KReport
+ * (kernel-reports.ts: addresses as uint32 host values, ports host numbers; ns as a number,
+ * exact below 2^53 ns, about 104 days of uptime, within a few ns after).
  */
 import { mapShared, munmap, type Mapping } from './sys.js';
 import { KREPORT } from './layouts.gen.js';
+import type { KReport } from './kernel-reports.js';
 
 const PAGE = 4096;
 const BUSY = 0x80000000;
@@ -99,32 +102,8 @@ export class KernelRing {
   }
 }
 
-/** struct kreport decoded: addresses as uint32 host values, ports host numbers. */
-export interface KReport {
-  caddr: number;
-  vaddr: number;
-  raddr: number;
-  cport: number;
-  vport: number;
-  rport: number;
-  proto: number;
-  /** KREPORT_KIND */
-  kind: number;
-  /** TCP header byte 13 */
-  tcpFlags: number;
-  /** 1: a reply (RIP -> client) */
-  reply: number;
-  /** the request entry's FLOW_DIR (forwarding method) */
-  dir: number;
-  slot: number;
-  /** IP bytes (IPVS's count) */
-  ipLen: number;
-  gsoSegs: number;
-  /** bpf_ktime_get_ns (CLOCK_MONOTONIC) as a number: exact below 2^53 ns (104 days), then within a few ns */
-  ns: number;
-}
-
-export const newKReport = (): KReport => ({ caddr: 0, vaddr: 0, raddr: 0, cport: 0, vport: 0, rport: 0, proto: 0, kind: 0, tcpFlags: 0, reply: 0, dir: 0, slot: 0, ipLen: 0, gsoSegs: 0, ns: 0 });
+/** A KReport (kernel-reports.ts, which applies it) to decode into, reused record after record. */
+export const newKReport = (): KReport => ({ kind: 0, caddr: 0, vaddr: 0, raddr: 0, cport: 0, vport: 0, rport: 0, proto: 0, tcp_flags: 0, reply: 0, dir: 0, slot: 0, ip_len: 0, gso_segs: 0, ns: 0 });
 
 /** Decode the struct kreport at byte `o` of `b` into `r` (no allocation); false when `len` is too short for one. */
 export function readKReport(b: Buffer, o: number, len: number, r: KReport): boolean {
@@ -138,12 +117,12 @@ export function readKReport(b: Buffer, o: number, len: number, r: KReport): bool
   r.rport = b.readUInt16BE(o + f.rport);
   r.proto = b[o + f.proto]!;
   r.kind = b[o + f.kind]!;
-  r.tcpFlags = b[o + f.tcp_flags]!;
+  r.tcp_flags = b[o + f.tcp_flags]!;
   r.reply = b[o + f.reply]!;
   r.dir = b[o + f.dir]!;
   r.slot = b.readUInt32LE(o + f.slot);
-  r.ipLen = b.readUInt32LE(o + f.ip_len);
-  r.gsoSegs = b.readUInt32LE(o + f.gso_segs);
+  r.ip_len = b.readUInt32LE(o + f.ip_len);
+  r.gso_segs = b.readUInt32LE(o + f.gso_segs);
   r.ns = b.readUInt32LE(o + f.ns) + b.readUInt32LE(o + f.ns + 4) * 0x100000000;
   return true;
 }

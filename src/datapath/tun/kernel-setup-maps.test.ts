@@ -43,6 +43,6 @@ test('struct kreport decoded field by field (network order addresses and ports, 
   b.writeBigUInt64LE(0x12345_6789abcdn, o + f.ns);
   const r = newKReport();
   assert.equal(readKReport(b, o, KREPORT.size, r), true);
-  assert.deepEqual(r, { caddr: 0xc6336402, vaddr: 0xcb00710a, raddr: 0xc000020b, cport: 40000, vport: 80, rport: 8080, proto: 6, kind: 2, tcpFlags: 0x11, reply: 1, dir: 3, slot: 123456, ipLen: 1500, gsoSegs: 4, ns: 0x123456789abcd });
+  assert.deepEqual(r, { caddr: 0xc6336402, vaddr: 0xcb00710a, raddr: 0xc000020b, cport: 40000, vport: 80, rport: 8080, proto: 6, kind: 2, tcp_flags: 0x11, reply: 1, dir: 3, slot: 123456, ip_len: 1500, gso_segs: 4, ns: 0x123456789abcd });
   assert.equal(readKReport(b, o, KREPORT.size - 1, newKReport()), false);
 });

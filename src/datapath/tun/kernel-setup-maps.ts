@@ -9,7 +9,7 @@
  * Slots: the workers' `slots` come first (split between them as before), the kernel range
  * [slots, slots + kernelSlots) after them; the slot array holds both.
  */
-import { BPF_CMD, bpfCall, MapOps } from './bpf.js';
+import { BPF_CMD, bpfCall, BpfError, MapOps } from './bpf.js';
 import { sys } from './sys.js';
 import { FLOW_KEY, FLOW_VALUE, KCONF, KSETUP_LIMITS } from './layouts.gen.js';
 import { MH_KEY1 } from '../../sched/mh.js';
@@ -107,7 +107,8 @@ export function fillKernelSetup(fds: Record<string, number>, s: Required<KernelS
     for (let i = firstSlot; i < firstSlot + s.kernelSlots; i++) {
       if (inUse.has(i)) continue;
       val.writeUInt32LE(i);
-      free.push(val);
+      const e = free.push(val);
+      if (e !== 0) throw new BpfError('BPF_MAP_UPDATE_ELEM (push a kernel slot)', e);
     }
     const conf = Buffer.alloc(KCONF.size);
     conf.writeUInt32LE(s.workers, KCONF.off.workers);

@@ -16,6 +16,10 @@ export interface OffloaderInit {
   /** the maps were made by this process (no counts of a previous one in the slots: adopt()
    *  starts from zero), rather than taken over from the previous process */
   freshMaps?: boolean;
+  /** kernel connection set-up (docs/kernel-setup.md): the slot range [slotBase, slotBase +
+   *  slotCount) of the whole array that the fast path takes slots from for the connections it
+   *  sets up, shared by all workers, and its free queue (ulvs_kslot_free, a QUEUE map of u32) */
+  kernel?: { slotBase: number; slotCount: number; freeFd: number };
 }
 
 /** The real servers by id (core/dest-registry.ts): a tunnelled connection's entry carries its

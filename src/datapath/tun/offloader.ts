@@ -27,6 +27,8 @@
  *                effect before the packet that caused it (a FIN, say) reaches the other side.
  *   harvest()    reads the slots (an mmap'd array: no system call) and hands the engine each
  *                connection's new packets and bytes and the time of its last packet.
+ *   adoptKernel(c, slot)  holds a kernel-made connection in its kernel-range slot (kernel-slots.ts,
+ *                nothing written); the flush that deleted its entries pushes the slot back.
  *
  * A flow entry the kernel refuses at the flush (E2BIG: the map is full; ENOMEM) leaves its
  * connection in user space: its slot is given back, the entry it got written deleted, its
@@ -44,6 +46,9 @@ import { OffloadReport, type OffloadPort } from '../../core/offload.js';
 import { MapOps } from './bpf.js';
 import { FLOW_KEY_SIZE, FLOW_VALUE_SIZE } from './fastpath.js';
 import { SlotCounts } from './slot-counts.js';
+import { KernelSlots } from './kernel-slots.js';
+import { DeferredUnroutes } from './unroutes.js';
+import { FreeSlots } from './free-slots.js';
 import { requestKeys, writeKey, writeValue } from './flow-entry.js';
 import { FLOW_DIR } from './layouts.gen.js';
 import { E2BIG, ENOMEM } from './syscalls.js';
@@ -51,9 +56,6 @@ import { IPIP_ONLY, type ActivitySink, type OffloaderInit, type TunnelSource } f
 
 /** Connections queued between flushes (each is at most two flow entries). */
 const QUEUE = 256;
-/** DR entries whose deletion waits for the next flush (more in one batch: deleted one flush
- *  earlier, i.e. possibly before that batch's writes) */
-const UNROUTES = 1024;
 const DR_BITS = Fwd.DROUTE << FWD_SHIFT;
 const TUN_BITS = Fwd.TUNNEL << FWD_SHIFT;
 
@@ -73,11 +75,14 @@ export class Offloader implements OffloadPort {
   readonly #slotOf: Int32Array;
   /** slot -> connection, -1 free */
   readonly #connOf: Int32Array;
-  readonly #free: Int32Array;
-  /** slot -> its position in #free, -1 when in use (adopt() takes a given slot out) */
-  readonly #freePos: Int32Array;
-  #freeTop = 0;
+  readonly #free: FreeSlots;
   readonly #freshMaps: boolean;
+  /** the kernel set-up slots this worker holds (OffloaderInit.kernel), or null. A connection's
+   *  slot in #slotOf, #addSlot, #delSlots, #relSlots: >= 0 this worker's own index, -1 none,
+   *  <= -2 the kernel range's index k as -2 - k */
+  readonly #kernel: KernelSlots | null;
+  /** own slots held by connections (the kernel's are counted by #kernel) */
+  #inUse = 0;
   readonly #addKeys = Buffer.alloc(QUEUE * 2 * FLOW_KEY_SIZE);
   readonly #addValues = Buffer.alloc(QUEUE * 2 * FLOW_VALUE_SIZE);
   #adds = 0;
@@ -92,36 +97,47 @@ export class Offloader implements OffloadPort {
   /** slots of DR connections withdrawn (their entry updated, not deleted): freed at the flush */
   readonly #relSlots = new Int32Array(QUEUE);
   #rels = 0;
-  /** unrouted DR tuples (proto, caddr, cport, vaddr, vport): [0] queued since the last flush,
-   *  [1] queued before it, deleted at the next flush */
-  readonly #unr = [new Float64Array(UNROUTES * 5), new Float64Array(UNROUTES * 5)] as const;
-  readonly #unrN = [0, 0];
-  readonly #unrKeys = Buffer.alloc(UNROUTES * FLOW_KEY_SIZE);
+  /** removed DR/TUN tuples whose way-out entries go one flush later (unroutes.ts) */
+  readonly #unroutes: DeferredUnroutes;
   readonly #scratch = new OffloadReport();
 
   constructor(conns: ConnTable, o: OffloaderInit, dests: TunnelSource = IPIP_ONLY) {
     this.#conns = conns;
     this.#dests = dests;
     this.#flows = new MapOps(o.flowsFd);
+    this.#unroutes = new DeferredUnroutes(conns, this.#flows);
     this.#slots = new SlotCounts(o.slotsFd, o.slots, o.slotBase, o.slotCount);
     this.#base = o.slotBase;
     this.#count = o.slotCount;
     this.#slotOf = new Int32Array(conns.capacity).fill(-1);
     this.#connOf = new Int32Array(o.slotCount).fill(-1);
-    this.#free = new Int32Array(o.slotCount);
-    this.#freePos = new Int32Array(o.slotCount);
-    for (let i = o.slotCount - 1; i >= 0; i--) this.#pushFree(i);
+    this.#free = new FreeSlots(o.slotCount);
     this.#freshMaps = o.freshMaps ?? true;
+    const k = o.kernel;
+    this.#kernel = k ? new KernelSlots(k.slotBase, k.slotCount, new MapOps(k.freeFd), new SlotCounts(o.slotsFd, o.slots, k.slotBase, k.slotCount)) : null;
   }
 
-  #pushFree(s: number): void {
-    this.#freePos[s] = this.#freeTop;
-    this.#free[this.#freeTop++] = s;
+  /** Slot v (the encoding of #kernel) has no entry pointing at it any more: free it. */
+  #freed(v: number): void {
+    if (v >= 0) this.#free.push(v);
+    else if (v <= -2) this.#kernel!.giveBack(-2 - v);
   }
-  #popFree(): number {
-    const s = this.#free[--this.#freeTop]!;
-    this.#freePos[s] = -1;
-    return s;
+
+  kernelSlotFree = (slot: number): boolean => this.#kernel !== null && this.#kernel.free(slot); // OffloadPort's
+
+  /** OffloadPort.adoptKernel: c, set up by the kernel, counts in `slot` (kernelSlotFree). */
+  adoptKernel(c: number, slot: number): void {
+    this.#slotOf[c] = -2 - this.#kernel!.hold(c, slot);
+  }
+
+  /** OffloadPort.moveKernel: removed `from`'s kernel slot is `to`'s (nothing written). */
+  moveKernel(from: number, to: number, out: OffloadReport): void {
+    const v = this.#slotOf[from]!;
+    out.clear();
+    if (v > -2) return;
+    this.#slotOf[from] = -1;
+    this.#slotOf[to] = v;
+    this.#kernel!.reassign(-2 - v, to, out);
   }
 
   /** Restart (OffloadPort.adopt): keep c in `slot` when that slot is this worker's and free,
@@ -129,8 +145,13 @@ export class Offloader implements OffloadPort {
    *  a slot of its own. Its flow entries are written again either way (the same tuples, now
    *  pointing at the slot it has). False when no slot is free: its entries are deleted. */
   adopt(c: number, slot: number, reported: Float64Array, seqDelta = 0): boolean {
+    if (this.#kernel !== null && this.#kernel.free(slot)) {
+      // a kernel set-up slot: kept, its entries written again (as this process's: no kflags)
+      this.#take(c, -2 - this.#kernel.hold(c, slot, this.#freshMaps ? new Float64Array(4) : reported), slot, seqDelta);
+      return true;
+    }
     const s = slot - this.#base;
-    if (s < 0 || s >= this.#count || this.#freePos[s]! < 0) {
+    if (s < 0 || s >= this.#count || !this.#free.has(s)) {
       if (this.offer(c, seqDelta)) return true;
       if (!this.#dr(c)) {
         if (this.#dels === QUEUE) this.#write();
@@ -139,12 +160,8 @@ export class Offloader implements OffloadPort {
       } else this.route(c);
       return false;
     }
-    const i = this.#freePos[s]!; // take s out of the free stack
-    const last = this.#free[--this.#freeTop]!;
-    this.#free[i] = last;
-    this.#freePos[last] = i;
-    this.#freePos[s] = -1;
-    this.#take(c, s, seqDelta);
+    this.#free.take(s);
+    this.#take(c, s, this.#base + s, seqDelta);
     if (!this.#freshMaps) this.#slots.setReported(s, reported);
     return true;
   }
@@ -152,6 +169,10 @@ export class Offloader implements OffloadPort {
   /** Entry c's slot (whole array) and the counts reported from it so far (OffloadPort.slotOf). */
   slotOf(c: number, reported: Float64Array): number {
     const s = this.#slotOf[c]!;
+    if (s <= -2) {
+      this.#kernel!.reported(-2 - s, reported);
+      return this.#kernel!.base - 2 - s;
+    }
     if (s < 0) return -1;
     this.#slots.reported(s, reported);
     return this.#base + s;
@@ -159,7 +180,7 @@ export class Offloader implements OffloadPort {
 
   /** Connections in the fast path now. */
   get active(): number {
-    return this.#count - this.#freeTop - this.#dels - this.#rels;
+    return this.#inUse + (this.#kernel?.held ?? 0);
   }
 
   /** Whether entry c is a direct-routing or tunnelled connection: one flow entry, the request
@@ -176,37 +197,41 @@ export class Offloader implements OffloadPort {
   }
 
   offer(c: number, seqDelta = 0): boolean {
-    if (this.#freeTop === 0) return false;
-    const s = this.#popFree();
+    if (this.#free.size === 0) return false;
+    const s = this.#free.pop();
     this.#slots.clear(s); // no flow points here: freed slots were deleted first
-    this.#take(c, s, seqDelta);
+    this.#take(c, s, this.#base + s, seqDelta);
     return true;
   }
 
-  /** Give c slot s and queue its flow entries (a NAT pair with `seqDelta` in both). */
-  #take(c: number, s: number, seqDelta = 0): void {
+  /** Give c slot s (encoded as #kernel says; `abs` its index in the whole array) and queue its
+   *  flow entries (a NAT pair with `seqDelta` in both). */
+  #take(c: number, s: number, abs: number, seqDelta = 0): void {
     if (this.#adds + 2 > QUEUE * 2) this.#write();
     this.#slotOf[c] = s;
-    this.#connOf[s] = c;
+    if (s >= 0) {
+      this.#connOf[s] = c;
+      this.#inUse++;
+    }
     const t = this.#conns;
     const at = this.#adds;
     if (this.#dr(c)) {
-      this.#queueDr(c, this.#dirOf(c, true), this.#base + s, s);
+      this.#queueDr(c, this.#dirOf(c, true), abs, s);
     } else {
       this.#writeKeys(this.#addKeys, at, c);
       this.#addConn[at] = this.#addConn[at + 1] = c;
       this.#addSlot[at] = this.#addSlot[at + 1] = s;
       this.#addFirst[at] = 1;
       this.#addFirst[at + 1] = 0;
-      writeValue(this.#addValues, at * FLOW_VALUE_SIZE, t.daddr(c), t.dport(c), FLOW_DIR.FLOW_REQUEST, this.#base + s, 0, seqDelta); //  to RIP:rport
-      writeValue(this.#addValues, (at + 1) * FLOW_VALUE_SIZE, t.vaddr(c), t.vport(c), FLOW_DIR.FLOW_REPLY, this.#base + s, 0, seqDelta); // from VIP:vport
+      writeValue(this.#addValues, at * FLOW_VALUE_SIZE, t.daddr(c), t.dport(c), FLOW_DIR.FLOW_REQUEST, abs, 0, seqDelta); //  to RIP:rport
+      writeValue(this.#addValues, (at + 1) * FLOW_VALUE_SIZE, t.vaddr(c), t.vport(c), FLOW_DIR.FLOW_REPLY, abs, 0, seqDelta); // from VIP:vport
       this.#adds += 2;
     }
     this.counters.offered++;
   }
 
   /** Queue DR/TUN entry c's request tuple -> (RIP, dir, slot; a tunnel's type and GUE port)
-   *  as the next update. */
+   *  as the next update; `own`: c's slot as #addSlot keeps it. */
   #queueDr(c: number, dir: number, slot: number, own = -1): void {
     if (this.#adds + 1 > QUEUE * 2) this.#write();
     const t = this.#conns;
@@ -236,15 +261,18 @@ export class Offloader implements OffloadPort {
     const c = this.#addConn[i]!;
     const s = this.#addSlot[i]!;
     const skip = this.#addFirst[i]!;
-    if (s < 0) {
+    if (s === -1) {
       this.counters.route_errors++;
       return skip;
     }
     if (this.#slotOf[c] !== s) return skip; // withdrawn since the offer: its deletion is queued
     if (!this.#dr(c) && skip === 0) this.#flows.delete(this.#addKeys.subarray((i - 1) * FLOW_KEY_SIZE, i * FLOW_KEY_SIZE)); // the pair's first half was written
     this.#slotOf[c] = -1;
-    this.#connOf[s] = -1;
-    this.#pushFree(s); // no entry points at it
+    if (s >= 0) {
+      this.#connOf[s] = -1;
+      this.#inUse--;
+      this.#free.push(s); // no entry points at it
+    } else this.#kernel!.drop(-2 - s);
     const t = this.#conns;
     t.setFlags(c, t.flags(c) & ~ConnFlag.OFFLOADED);
     t.seen[c] = 0; // offered again after `after` more packets
@@ -265,6 +293,10 @@ export class Offloader implements OffloadPort {
     return n;
   }
 
+  unroute(c: number): void {
+    this.counters.delete_errors += this.#unroutes.queue(c);
+  }
+
   /** Carry out what is queued, then delete these live DR/TUN connections' way-out entries. */
   dropRoutes(cs: readonly number[]): void {
     this.flush();
@@ -272,47 +304,17 @@ export class Offloader implements OffloadPort {
     this.counters.delete_errors += cs.length - done;
   }
 
-  unroute(c: number): void {
-    if (this.#unrN[0] === UNROUTES) this.#advanceUnroutes();
-    const t = this.#conns;
-    const u = this.#unr[0];
-    const o = this.#unrN[0]++ * 5;
-    u[o] = t.proto(c);
-    u[o + 1] = t.caddr(c);
-    u[o + 2] = t.cport(c);
-    u[o + 3] = t.vaddr(c);
-    u[o + 4] = t.vport(c);
-  }
-
-  /** Delete the tuples unrouted before the last flush (unless a live DR entry has one again),
-   *  then make the ones unrouted since the next flush's. */
-  #advanceUnroutes(): void {
-    const old = this.#unr[1];
-    const t = this.#conns;
-    let n = 0;
-    for (let i = 0; i < this.#unrN[1]; i++) {
-      const o = i * 5;
-      const again = t.findIn(old[o]!, old[o + 1]!, old[o + 2]!, old[o + 3]!, old[o + 4]!);
-      if (again >= 0 && this.#dr(again)) continue; // a new DR connection on the tuple: its entry stays
-      writeKey(this.#unrKeys, n++ * FLOW_KEY_SIZE, old[o + 1]!, old[o + 3]!, old[o + 2]!, old[o + 4]!, old[o]!);
-    }
-    if (n > 0) {
-      const done = this.#flows.deleteBatch(this.#unrKeys, n, FLOW_KEY_SIZE);
-      if (done < n) this.counters.delete_errors += n - done;
-    }
-    const now = this.#unr[0];
-    for (let i = 0; i < this.#unrN[0] * 5; i++) old[i] = now[i]!;
-    this.#unrN[1] = this.#unrN[0];
-    this.#unrN[0] = 0;
-  }
 
   withdraw(c: number, out: OffloadReport): void {
     const s = this.#slotOf[c]!;
     out.clear();
-    if (s < 0) return;
-    this.#slots.report(s, out);
+    if (s === -1) return;
+    if (s >= 0) {
+      this.#slots.report(s, out);
+      this.#connOf[s] = -1;
+      this.#inUse--;
+    } else this.#kernel!.release(-2 - s, out); // given back to the kernel at the flush below
     this.#slotOf[c] = -1;
-    this.#connOf[s] = -1;
     if (this.#dr(c)) {
       // back to the way out only; the slot is free once the kernel has stopped counting in it
       if (this.#rels === QUEUE) this.#write();
@@ -341,7 +343,7 @@ export class Offloader implements OffloadPort {
    * the queued updates and deletions (#write). Cheap when nothing is queued.
    */
   flush(): void {
-    if (this.#unrN[0] > 0 || this.#unrN[1] > 0) this.#advanceUnroutes();
+    if (this.#unroutes.pending) this.counters.delete_errors += this.#unroutes.advance();
     this.#write();
   }
 
@@ -362,14 +364,14 @@ export class Offloader implements OffloadPort {
         if (at < n) at += 1 + this.#refused(at, r.errno);
       }
       this.#adds = 0;
-      for (let i = 0; i < this.#rels; i++) this.#pushFree(this.#relSlots[i]!);
+      for (let i = 0; i < this.#rels; i++) this.#freed(this.#relSlots[i]!);
       this.#rels = 0;
     }
     if (this.#dels > 0) {
       const n = this.#dels * 2;
       const done = this.#flows.deleteBatch(this.#delKeys, n, FLOW_KEY_SIZE);
       if (done < n) this.counters.delete_errors += n - done;
-      for (let i = 0; i < this.#dels; i++) if (this.#delSlots[i]! >= 0) this.#pushFree(this.#delSlots[i]!);
+      for (let i = 0; i < this.#dels; i++) this.#freed(this.#delSlots[i]!); // -1: none
       this.#dels = 0;
     }
   }
@@ -383,10 +385,15 @@ export class Offloader implements OffloadPort {
       if (c < 0) continue;
       if (this.#slots.report(s, r)) sink.offloadActivity(c, r);
     }
+    this.#kernel?.harvest(sink, r);
   }
+
+  /** the kernel set-up slots' counters (kernel-slots.ts), or null without them */
+  get kernelCounters(): KernelSlots['counters'] | null { return this.#kernel?.counters ?? null; }
 
   close(): void {
     this.#slots.close();
+    this.#kernel?.close();
   }
 }
 
