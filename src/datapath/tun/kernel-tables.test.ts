@@ -14,53 +14,9 @@ import assert from 'node:assert/strict';
 import { Director } from '../../core/director.js';
 import { defaultRegistry } from '../../sched/index.js';
 import { KTAB_REGION, kernelTable, type KernelTable } from '../../sched/kernel-table.js';
-import { BpfError } from './bpf.js';
 import { KDEST_LAYOUT, KSVC_KEY_LAYOUT, KSVC_VALUE_LAYOUT, writeKdest } from './ksetup-layout.js';
-import { GRACE_MS, KernelTables, type KernelTableMaps } from './kernel-tables.js';
-
-type Op = { op: 'batch'; from: number; count: number } | { op: 'update'; key: string; base: number; size: number } | { op: 'delete'; key: string };
-
-class FakeMaps implements KernelTableMaps {
-  readonly log: Op[] = [];
-  readonly ksvcMap = new Map<string, Buffer>();
-  readonly ktabMap = new Map<number, Buffer>();
-  failBatch = 0; // errno of the next batch
-  failUpdate = false;
-  failDelete = false;
-  readonly ksvcs = {
-    update: (key: Buffer, value: Buffer) => {
-      if (this.failUpdate) throw new BpfError('BPF_MAP_UPDATE_ELEM', 12);
-      const v = Buffer.from(value.subarray(0, KSVC_VALUE_LAYOUT.size));
-      this.ksvcMap.set(key.toString('hex'), v);
-      this.log.push({ op: 'update', key: key.toString('hex'), base: v.readUInt32LE(0), size: v.readUInt32LE(4) });
-    },
-    delete: (key: Buffer) => {
-      if (this.failDelete) throw new BpfError('BPF_MAP_DELETE_ELEM', 5);
-      this.log.push({ op: 'delete', key: key.toString('hex') });
-      return this.ksvcMap.delete(key.toString('hex'));
-    },
-  };
-  readonly ktab = {
-    updateBatch: (keys: Buffer, values: Buffer, count: number) => {
-      if (this.failBatch !== 0) return { done: 0, errno: this.failBatch };
-      const from = keys.readUInt32LE(0);
-      for (let i = 0; i < count; i++) {
-        assert.equal(keys.readUInt32LE(i * 4), from + i, 'one batch covers consecutive indexes');
-        this.ktabMap.set(from + i, Buffer.from(values.subarray(i * KDEST_LAYOUT.size, (i + 1) * KDEST_LAYOUT.size)));
-      }
-      this.log.push({ op: 'batch', from, count });
-      return { done: count, errno: 0 };
-    },
-  };
-
-  /** The table the program would read for `key` now (through the ksvcs value). */
-  readBack(key: string): Buffer[] | null {
-    const v = this.ksvcMap.get(key);
-    if (!v) return null;
-    const base = v.readUInt32LE(0);
-    return Array.from({ length: v.readUInt32LE(4) }, (_, i) => this.ktabMap.get(base + i) ?? Buffer.alloc(0));
-  }
-}
+import { GRACE_MS, KernelTables } from './kernel-tables.js';
+import { FakeKernelTableMaps as FakeMaps, type KtabOp as Op } from '../../../test/support/fake-ktab-maps.js';
 
 /** Every value update must come after a batch (in the same log) covering exactly its region,
  *  and no batch may write the region a live value points at. Returns the violations. */
@@ -248,4 +204,20 @@ test('the steering mask of a masked service endpoint goes into the value', () =>
   b.add(80, 'sh', [1]);
   b.pub.sync(b.d.services, { vips: [VIP], inbound: [{ proto: TCP, addr: VIP, port: 0, mask: 0xffffff00 }], outbound: [] }, true);
   assert.equal(b.fake.ksvcMap.get(b.keyHex(80))!.readUInt32LE(12), 0xffffff00);
+});
+
+test('clear(): entries a previous process left are deleted; no number is used within 50 ms', () => {
+  const b = bed(2);
+  for (const port of [90, 91, 92]) {
+    const k = Buffer.from(b.keyHex(port), 'hex');
+    b.fake.ksvcMap.set(k.toString('hex'), Buffer.alloc(KSVC_VALUE_LAYOUT.size));
+  }
+  assert.equal(b.pub.clear(), 3);
+  assert.equal(b.fake.ksvcMap.size, 0);
+  b.add(80, 'rr', [1]);
+  assert.deepEqual(b.sync(), { retryInMs: GRACE_MS });
+  assert.equal(b.fake.ksvcMap.size, 0);
+  b.advance(GRACE_MS);
+  b.sync();
+  assert.deepEqual(b.fake.readBack(b.keyHex(80)), b.expect(b.tableOf(80)));
 });

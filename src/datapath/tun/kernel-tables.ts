@@ -25,7 +25,8 @@
  */
 import type { VirtualService } from '../../core/service.js';
 import { INELIGIBLE_REASONS, kernelTable, KTAB_REGION, sameTable, type KernelTable } from '../../sched/kernel-table.js';
-import type { MapOps } from './bpf.js';
+import { fdById, mapInfo, MapOps, progInfo } from './bpf.js';
+import { sys } from './sys.js';
 import { KDEST_LAYOUT, KSVC_KEY_LAYOUT, KSVC_VALUE_LAYOUT, writeKdest, writeKsvcKey, writeKsvcValue } from './ksetup-layout.js';
 import type { SteeringSpec } from './steering.js';
 
@@ -34,7 +35,7 @@ export const GRACE_MS = 50;
 
 /** What the publisher needs of the two maps (MapOps; a fake in tests). */
 export interface KernelTableMaps {
-  ksvcs: Pick<MapOps, 'update' | 'delete'>;
+  ksvcs: Pick<MapOps, 'update' | 'delete' | 'nextKey'>;
   ktab: Pick<MapOps, 'updateBatch'>;
 }
 
@@ -124,6 +125,27 @@ export class KernelTables {
     return { retryInMs: retry };
   }
 
+  /**
+   * Delete every ulvs_ksvcs entry (maps taken over from a previous process hold its services):
+   * before the first sync. Every number then waits GRACE_MS before use. Returns how many were
+   * deleted; never throws (an error is counted and the entries left are not this publisher's).
+   */
+  clear(): number {
+    const now = this.#now();
+    const keys: Buffer[] = [];
+    let n = 0;
+    try {
+      const cur = Buffer.alloc(KSVC_KEY_LAYOUT.size);
+      for (let prev: Buffer | null = null; this.#maps.ksvcs.nextKey(prev, cur); prev = keys[keys.length - 1]!) keys.push(Buffer.from(cur));
+      for (const k of keys) if (this.#maps.ksvcs.delete(k)) n++;
+    } catch (e) {
+      this.#lastError = `clearing ulvs_ksvcs: ${(e as Error).message}`;
+      this.#c['ksetup_errors']!++;
+    }
+    for (let i = 0; i < this.#max; i++) this.#freedAt.set(i, now);
+    return n;
+  }
+
   /** The services in the kernel now, by "proto/addr/port": their number, size and region base. */
   published(): Map<string, { number: number; base: number; size: number }> {
     return new Map([...this.#live].map(([id, p]) => [id, { number: p.number, base: this.#base(p.number, p.half), size: p.table.size }]));
@@ -200,5 +222,50 @@ export class KernelTables {
     let best: number | null = null;
     for (const [n, at] of this.#freedAt) if (!used.has(n) && now - at < GRACE_MS) best = Math.min(best ?? Infinity, at + GRACE_MS - now);
     return best;
+  }
+}
+
+/** The two maps of a loaded fast path program, found by name among its maps (ulvs_ksvcs,
+ *  ulvs_ktab), with their sizes checked; `close` releases the fds opened here. */
+export interface KernelTableFds {
+  maps: KernelTableMaps;
+  ksvcMax: number;
+  close(): void;
+}
+
+/**
+ * Open ulvs_ksvcs and ulvs_ktab of program `progFd` (the fast path's); null with the reason when
+ * the program has no such maps (a fast path without kernel set-up) or their shapes differ from
+ * bpf/ulvs_maps.h. Never throws.
+ */
+export function openKernelTableMaps(progFd: number): KernelTableFds | { missing: string } {
+  const opened: number[] = [];
+  const closeAll = () => opened.forEach((fd) => sys.close(fd));
+  try {
+    let ksvcs = -1, ktab = -1;
+    for (const id of progInfo(progFd).mapIds) {
+      const fd = fdById('map', id);
+      if (fd === null) continue;
+      opened.push(fd);
+      const name = mapInfo(fd).name;
+      if (name === 'ulvs_ksvcs') ksvcs = fd;
+      else if (name === 'ulvs_ktab') ktab = fd;
+    }
+    for (const fd of opened) if (fd !== ksvcs && fd !== ktab) sys.close(fd);
+    opened.splice(0, opened.length, ...[ksvcs, ktab].filter((fd) => fd >= 0));
+    if (ksvcs < 0 || ktab < 0) {
+      closeAll();
+      return { missing: 'the fast path program has no ulvs_ksvcs/ulvs_ktab maps' };
+    }
+    const si = mapInfo(ksvcs), ti = mapInfo(ktab);
+    const want = 2 * si.maxEntries * KTAB_REGION;
+    if (si.valueSize !== KSVC_VALUE_LAYOUT.size || ti.valueSize !== KDEST_LAYOUT.size || ti.maxEntries < want) {
+      closeAll();
+      return { missing: `map shapes differ from ulvs_maps.h (ulvs_ksvcs value ${si.valueSize} B, ulvs_ktab value ${ti.valueSize} B and ${ti.maxEntries} elements; want ${KSVC_VALUE_LAYOUT.size}, ${KDEST_LAYOUT.size}, >= ${want})` };
+    }
+    return { maps: { ksvcs: new MapOps(ksvcs), ktab: new MapOps(ktab) }, ksvcMax: si.maxEntries, close: closeAll };
+  } catch (e) {
+    closeAll();
+    return { missing: (e as Error).message };
   }
 }
