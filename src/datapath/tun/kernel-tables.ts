@@ -127,7 +127,7 @@ export class KernelTables {
 
   /**
    * Delete every ulvs_ksvcs entry (maps taken over from a previous process hold its services):
-   * before the first sync. Every number then waits GRACE_MS before use. Returns how many were
+   * before the first sync. When there were any, every number then waits GRACE_MS before use. Returns how many were
    * deleted; never throws (an error is counted and the entries left are not this publisher's).
    */
   clear(): number {
@@ -142,7 +142,7 @@ export class KernelTables {
       this.#lastError = `clearing ulvs_ksvcs: ${(e as Error).message}`;
       this.#c['ksetup_errors']!++;
     }
-    for (let i = 0; i < this.#max; i++) this.#freedAt.set(i, now);
+    if (keys.length > 0) for (let i = 0; i < this.#max; i++) this.#freedAt.set(i, now); // a run may still read them
     return n;
   }
 
