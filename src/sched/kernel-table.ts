@@ -154,8 +154,17 @@ export function kernelIndex(sched: number, flags: number, size: number, caddr: n
   return (cursor >>> 0) % size;
 }
 
+/** Everything kernelTable reads of a service, as one string: equal strings give equal results
+ *  (the publisher builds a table again only when this changed). Keep in step with kernelTable. */
+export function tableInputs(svc: VirtualService): string {
+  let s = `${svc.proto}/${svc.addr >>> 0}/${svc.port}/${svc.schedName}/${svc.flags}`;
+  for (const d of svc.dests) s += `|${d.addr >>> 0}:${d.port}:${d.weight}:${d.lastWeight}:${d.overloaded ? 1 : 0}:${d.fwd}:${d.tunType}:${d.tunPort}:${d.uThreshold}:${d.lThreshold}`;
+  return s;
+}
+
 /** Two tables equal element by element (the publisher rewrites only changed ones). */
 export function sameTable(a: KernelTable, b: KernelTable): boolean {
+  if (a === b) return true;
   if (a.sched !== b.sched || a.flags !== b.flags || a.size !== b.size) return false;
   for (let i = 0; i < a.size; i++) {
     const x = a.elements[i]!, y = b.elements[i]!;

@@ -24,7 +24,7 @@
  * last sync that keep the user-space path, by reason; `off` when kernel_setup is 0): gauges.
  */
 import type { VirtualService } from '../../core/service.js';
-import { INELIGIBLE_REASONS, kernelTable, KTAB_REGION, sameTable, type KernelTable } from '../../sched/kernel-table.js';
+import { INELIGIBLE_REASONS, kernelTable, KTAB_REGION, sameTable, tableInputs, type IneligibleReason, type KernelTable } from '../../sched/kernel-table.js';
 import { fdById, mapInfo, MapOps, progInfo } from './bpf.js';
 import { sys } from './sys.js';
 import { KDEST_LAYOUT, KSVC_KEY_LAYOUT, KSVC_VALUE_LAYOUT, writeKdest, writeKsvcKey, writeKsvcValue } from './ksetup-layout.js';
@@ -76,6 +76,8 @@ export class KernelTables {
   readonly #value = Buffer.alloc(KSVC_VALUE_LAYOUT.size);
   readonly #c: Record<string, number> = { ksetup_published: 0, ksetup_unchanged: 0, ksetup_deferred: 0, ksetup_deleted: 0, ksetup_errors: 0, ksetup_no_number: 0 };
   #ineligible: Record<string, number> = {};
+  /** the last table built per service, with its inputs (tableInputs): built again only when they change */
+  #built = new Map<string, { inputs: string; t: KernelTable | { ineligible: IneligibleReason } }>();
   #lastError = '';
 
   /** `ksvcMax`: service numbers (ulvs_ktab has 2 * ksvcMax * KTAB_REGION elements); `now`: ms, monotonic */
@@ -91,14 +93,20 @@ export class KernelTables {
     const now = this.#now();
     const ineligible: Record<string, number> = {};
     const want = new Map<string, { svc: VirtualService; table: KernelTable; steerMask: number }>();
+    const built = new Map<string, { inputs: string; t: KernelTable | { ineligible: IneligibleReason } }>();
     for (const svc of services) {
-      const t = enabled ? kernelTable(svc) : { ineligible: 'off' as const };
+      const inputs = tableInputs(svc);
+      const before = this.#built.get(svcId(svc));
+      const b = before?.inputs === inputs ? before : { inputs, t: kernelTable(svc) };
+      built.set(svcId(svc), b);
+      const t = enabled ? b.t : { ineligible: 'off' as const };
       const mask = steerMaskOf(steer, svc);
       const why = 'ineligible' in t ? t.ineligible : mask === null ? 'steering' : null;
       if (why !== null) ineligible[why] = (ineligible[why] ?? 0) + 1;
       else want.set(svcId(svc), { svc, table: t as KernelTable, steerMask: mask! });
     }
     this.#ineligible = ineligible;
+    this.#built = built;
     for (const [id, p] of this.#live) if (!want.has(id)) this.#withdraw(id, p, now, 'ksetup_deleted');
     let retry: number | null = null;
     for (const [id, w] of want) {
