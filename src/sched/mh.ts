@@ -19,12 +19,18 @@ const MH_TAB_BITS = 6; // CONFIG_IP_VS_MH_TAB_INDEX (12) / 2
 export const MH_FALLBACK = SvcFlag.SCHED1;
 export const MH_PORT = SvcFlag.SCHED2;
 
-const KEY1: HsipKey = { k0h: 0, k0l: 2654435761, k1h: 0, k1l: 2654435761 };
+/** ip_vs_mh's first hash key (the lookup's; the kernel program gets it in ulvs_kconf.mh_key) */
+export const KEY1: HsipKey = { k0h: 0, k0l: 2654435761, k1h: 0, k1l: 2654435761 };
 const KEY2: HsipKey = { k0h: 0, k0l: 2654446892, k1h: 0, k1l: 2654446892 };
 
 /** ip_vs_mh_hashkey: hsiphash of the u32 (offset + port + address). */
 export function mhHashKey(addr: number, port: number, key: HsipKey, offset: number): number {
   return hsiphashU32((offset + port + addr) >>> 0, key);
+}
+
+/** The slot of a client with no probing: ip_vs_mh_get's hsiphash(caddr [+ cport], KEY1) % 4093. */
+export function mhSlot(caddr: number, cport: number, withPort: boolean): number {
+  return mhHashKey(caddr, withPort ? cport : 0, KEY1, 0) % MH_TAB_SIZE;
 }
 
 function fls(x: number): number {
