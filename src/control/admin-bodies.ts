@@ -30,7 +30,7 @@ export const ServiceBody = z
     scheduler: z.string().min(1).max(15).default('wlc'),
     persistent: z.number().int().min(0).max(2678400).default(0),
     netmask: addr.optional(),
-    schedFlags: z.array(z.enum(['flag-1', 'flag-2', 'flag-3', 'sh-fallback', 'sh-port', 'mh-fallback', 'mh-port'])).default([]),
+    schedFlags: z.array(z.enum(['flag-1', 'flag-2', 'flag-3', 'sh-fallback', 'sh-port', 'mh-fallback', 'mh-port', 'ulvs-exact'])).default([]),
     ops: z.boolean().default(false),
   })
   .strict();

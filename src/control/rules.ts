@@ -12,7 +12,7 @@
  */
 import { parseIPv4 } from '../wire/addr.js';
 import type { DestSpec, ServiceSpec } from '../core/director.js';
-import { Fwd, fwmarkKey, FWMARK_MAX, isFwmarkKey, schedFlagBit, SvcFlag, TUN_FLAG_NAMES, TUN_TYPE_NAMES, TunFlags, TunType, type ServiceKey } from '../core/service.js';
+import { Fwd, fwmarkKey, FWMARK_MAX, isFwmarkKey, schedFlagBit, schedFlagNames, TUN_FLAG_NAMES, TUN_TYPE_NAMES, TunFlags, TunType, type ServiceKey } from '../core/service.js';
 
 export class RulesError extends Error {
   constructor(
@@ -212,10 +212,7 @@ export function formatRules(r: Rules): string {
     }
     if (s.ops) line += ' -o';
     const f = s.schedFlags ?? 0;
-    if (f) {
-      const names = s.scheduler === 'sh' ? ['sh-fallback', 'sh-port', 'flag-3'] : s.scheduler === 'mh' ? ['mh-fallback', 'mh-port', 'flag-3'] : ['flag-1', 'flag-2', 'flag-3'];
-      line += ` -b ${[SvcFlag.SCHED1, SvcFlag.SCHED2, SvcFlag.SCHED3].flatMap((bit, i) => (f & bit ? [names[i]] : [])).join(',')}`;
-    }
+    if (f) line += ` -b ${schedFlagNames(s.scheduler ?? 'wlc', f).join(',')}`;
     out.push(line);
     const ds = r.dests.filter((x) => x.service.proto === s.proto && x.service.addr >>> 0 === s.addr >>> 0 && x.service.port === s.port).sort((a, b) => diff32(a.dest.addr >>> 0, b.dest.addr >>> 0) || a.dest.port - b.dest.port);
     for (const x of ds) {

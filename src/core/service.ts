@@ -13,6 +13,12 @@ export const SvcFlag = {
   SCHED3: 0x0020,
 } as const;
 export const SVC_SCHED_FLAGS = SvcFlag.SCHED1 | SvcFlag.SCHED2 | SvcFlag.SCHED3;
+/** ulvs's own service flag, not IPVS's (no uapi bit; never in sync messages): scheduler flag
+ *  `ulvs-exact`, the service keeps the exact user-space path when the kernel fast path could set
+ *  its connections up itself (docs/kernel-setup.md "Selecting the exact path"). */
+export const ULVS_EXACT = 0x8000;
+/** Every bit a service spec's schedFlags may carry. */
+export const SPEC_SCHED_FLAGS = SVC_SCHED_FLAGS | ULVS_EXACT;
 /** ipvsadm's scheduler-flag names (-b) and the bits they set; sh and mh give flags 1-2 names. */
 export const SCHED_FLAG_BITS: Readonly<Record<string, number>> = {
   'flag-1': SvcFlag.SCHED1,
@@ -22,13 +28,14 @@ export const SCHED_FLAG_BITS: Readonly<Record<string, number>> = {
   'sh-port': SvcFlag.SCHED2,
   'mh-fallback': SvcFlag.SCHED1,
   'mh-port': SvcFlag.SCHED2,
+  'ulvs-exact': ULVS_EXACT,
 };
 /** The bit a scheduler-flag name sets, or undefined (own names only: not `toString` and kin). */
 export const schedFlagBit = (name: string): number | undefined => (Object.hasOwn(SCHED_FLAG_BITS, name) ? SCHED_FLAG_BITS[name] : undefined);
-/** The names ipvsadm shows for a service's scheduler-flag bits, in bit order. */
+/** The names ipvsadm shows for a service's scheduler-flag bits, in bit order (ulvs-exact last). */
 export function schedFlagNames(scheduler: string, flags: number): string[] {
   const names = scheduler === 'sh' || scheduler === 'mh' ? [`${scheduler}-fallback`, `${scheduler}-port`, 'flag-3'] : ['flag-1', 'flag-2', 'flag-3'];
-  return [SvcFlag.SCHED1, SvcFlag.SCHED2, SvcFlag.SCHED3].flatMap((bit, i) => (flags & bit ? [names[i]!] : []));
+  return [SvcFlag.SCHED1, SvcFlag.SCHED2, SvcFlag.SCHED3, ULVS_EXACT].flatMap((bit, i) => (flags & bit ? [names[i] ?? 'ulvs-exact'] : []));
 }
 
 /** Forwarding methods (conn_flags & 7): masquerading (NAT), tunnelling, direct routing.

@@ -33,6 +33,7 @@ test('the defaults under IPVS names (ipvs-sysctl.rst)', () => {
     backup_only: 0,
     evict_embryonic: 1,
     syn_cookies: 0,
+    kernel_setup: 1,
   });
 });
 
@@ -135,6 +136,14 @@ test('name=value assignments', () => {
   assert.deepEqual(parseSysctlAssignment('net.ipv4.vs.sync_retries = 2'), ['sync_retries', '2']);
   assert.throws(() => parseSysctlAssignment('sync_retries'), /wants name=value/);
   assert.throws(() => parseSysctlAssignment('sync_retries=x'), /sync_retries: wants an integer/);
+});
+
+test("kernel_setup (ulvs's own): 0 or 1, default 1", () => {
+  assert.deepEqual(parseSysctlValue('kernel_setup', 0), { kernelSetup: 0 });
+  assert.deepEqual(parseSysctlValue('kernel_setup', '1'), { kernelSetup: 1 });
+  assert.deepEqual(parseSysctlAssignment('net.ipv4.vs.kernel_setup=0'), ['kernel_setup', '0']);
+  refused('kernel_setup', 2, /^sysctl kernel_setup: is 0\.\.1, not 2$/);
+  refused('kernel_setup', 'off', /wants an integer/);
 });
 
 test('syn_cookies (ulvs\'s own): 0, 1 or 2 (automatic)', () => {

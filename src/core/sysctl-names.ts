@@ -35,6 +35,8 @@
  *                       the TUN; ulvsd's default with the kernel fast path, daemon/syn-cookies.ts
  *                       startMode): SYN cookies for NAT TCP services
  *                       (core/syn-proxy.ts, docs/syn-cookies.md)
+ *   kernel_setup        ulvs's own, 0 or 1, default 1: the kernel fast path sets connections of
+ *                       eligible services up itself (docs/kernel-setup.md)
  * Names of the kernel's table that ulvs does not carry (cache_bypass, nat_icmp_send, ...) are
  * refused as unknown. No I/O.
  */
@@ -136,6 +138,8 @@ const TABLE: Record<string, Entry> = {
   evict_embryonic: flag('evictEmbryonic'),
   // ulvs's own: core/sysctl.ts synCookies (2: automatic, daemon/syn-cookie-auto.ts)
   syn_cookies: { parse: (n, v) => ({ synCookies: ranged(n, v, 0, 2) }), show: (s) => s.synCookies },
+  // ulvs's own: core/sysctl.ts kernelSetup (daemon/kernel-tables-follower.ts acts on it)
+  kernel_setup: { parse: (n, v) => ({ kernelSetup: ranged(n, v, 0, 1) }), show: (s) => s.kernelSetup },
 };
 
 export const IPVS_SYSCTL_NAMES: readonly string[] = Object.keys(TABLE);

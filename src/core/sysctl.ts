@@ -65,6 +65,11 @@ export interface Sysctls {
    *  the engine honours checked ACKs whenever it is not 0); 0 off. 0 here: ulvsd starts its
    *  engines with 2 when the kernel fast path is installed (daemon/syn-cookies.ts startMode) */
   synCookies: number;
+  /** kernel_setup (ulvs's own): 1, the kernel fast path schedules the SYNs of eligible services
+   *  itself from tables ulvsd publishes (docs/kernel-setup.md; datapath/tun/kernel-tables.ts);
+   *  0 every SYN goes through the engine. Only matters when the fast path is installed. The
+   *  engine does not read it: ulvsd's table publisher does */
+  kernelSetup: number;
 }
 
 export function defaultSysctls(overrides?: Partial<Sysctls>): Sysctls {
@@ -92,6 +97,7 @@ export function defaultSysctls(overrides?: Partial<Sysctls>): Sysctls {
     backupOnly: false,
     evictEmbryonic: true,
     synCookies: 0,
+    kernelSetup: 1,
     ...overrides,
   };
 }

@@ -34,6 +34,8 @@ export interface ApiParts {
   pool: WorkerPool;
   /** syn_cookies: checked before the workers change, the kernel's map written after */
   synCookies: SynCookieGuard;
+  /** sysctl kernel_setup changed (after the workers have it): the kernel set-up tables follow */
+  kernelSetup?: (on: boolean) => void;
   sync: SyncDaemon;
   health: Health | null;
   vrrp: () => VrrpFollower | null;
@@ -47,7 +49,7 @@ export interface ApiParts {
 
 /** Start the metrics listener (if asked for) and the admin API; returns both servers. */
 export function startApiServers(p: ApiParts): { metrics: Server | null; admin: Server } {
-  const { o, log, cp, pool, sync, health, synCookies } = p;
+  const { o, log, cp, pool, sync, health, synCookies, kernelSetup } = p;
   const counters = async () => ({ ...(await p.counters()), syncDaemon: sync.counters() });
   const adminCounters = newAdminCounters(); // the admin API's refusals, in /metrics too
   let metrics: Server | null = null;
@@ -94,6 +96,7 @@ export function startApiServers(p: ApiParts): { metrics: Server | null; admin: S
           if (p.synCookies !== undefined) synCookies.check(cp.rules(), p.synCookies); // refused: nothing changed
           await pool.setSysctls(p);
           if (p.synCookies !== undefined) synCookies.setMode(p.synCookies, cp.rules());
+          if (p.kernelSetup !== undefined) kernelSetup?.(p.kernelSetup === 1);
         }),
     },
   };

@@ -43,7 +43,7 @@ function harness(o: { failApply?: boolean; failStage?: boolean } = {}) {
     },
     log: (s) => calls.push(`log ${s}`),
   };
-  return { cp: new ControlPlane(initial(), targets, slots), calls, applied, slots, o };
+  return { cp: new ControlPlane(initial(), targets, slots), calls, applied, slots, o, targets };
 }
 const svc = (port: number, scheduler = 'rr') => ({ proto: 6, addr: V, port, scheduler });
 
@@ -131,4 +131,17 @@ test('serial runs steps one at a time, in order, past a failing one', async () =
   const r = await Promise.allSettled([step(0), step(1, true), step(2)]);
   assert.deepEqual(seen, [0, 0, 1, 1, 2, 2]);
   assert.deepEqual(r.map((x) => x.status), ['fulfilled', 'rejected', 'fulfilled']);
+});
+
+test('published (the kernel set-up tables) follows a change after the workers applied it, with their ops; not after a refusal', async () => {
+  const h = harness();
+  const seen: { ops: RuleOp[]; services: number }[] = [];
+  const cp = new ControlPlane(initial(), { ...h.targets, published: (ops, next) => (h.calls.push('published'), seen.push({ ops, services: next.services.length })) }, h.slots);
+  await cp.mutate((r) => addService(r, svc(82)));
+  assert.deepEqual(h.calls.filter((c) => !c.startsWith('log')), ['validate', 'stage', 'apply', 'steering commit', 'published', 'route']);
+  assert.equal(seen[0]!.ops, h.applied[0], 'the very operations the workers were given (with their scheduler slots)');
+  assert.equal(seen[0]!.services, 2);
+  h.o.failApply = true;
+  await assert.rejects(cp.mutate((r) => addService(r, svc(83))));
+  assert.equal(seen.length, 1, 'a refused change publishes nothing');
 });

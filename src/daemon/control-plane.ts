@@ -6,7 +6,8 @@
  *
  *   fn(current) -> validate(next) -> diff -> stage steering -> assign scheduler slots
  *     -> apply in every worker -> commit steering + slots   (or discard + roll back, rethrow)
- *     -> policy routing and capture -> current = next, one `applied:` log line
+ *     -> kernel set-up tables (published) -> policy routing and capture -> current = next,
+ *     one `applied:` log line
  *
  * Contract: a mutation that throws (its own refusal, e.g. EEXIST), or whose result does not
  * validate, or whose staging fails, changes nothing and rejects with that error. A worker
@@ -39,6 +40,9 @@ export interface ControlTargets {
   stageSteering(next: Rules): Staged | null;
   /** Apply `ops` in every worker; rejects when a worker refused them. */
   applyOps(ops: RuleOp[]): Promise<void>;
+  /** The workers applied `ops` (as given to applyOps) giving `next`: the kernel set-up tables
+   *  follow (daemon/kernel-tables-follower.ts); never throws. Absent: no kernel set-up. */
+  published?(ops: RuleOp[], next: Rules): void;
   /** Policy routing and capture for the set just applied; never throws (failures are logged). */
   route(next: Rules): { added: number; removed: number };
   /** One line of the daemon's log (kind `config`). */
@@ -112,6 +116,7 @@ export class ControlPlane {
       slotted.rollback();
       throw e;
     }
+    t.published?.(slotted.ops, next); // after every engine has the change: a report names a server they know
     const routes = t.route(next);
     this.#rules = next;
     const count = (k: RuleOp['op']) => ops.filter((o) => o.op === k).length;

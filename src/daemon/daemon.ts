@@ -54,7 +54,7 @@ import { hintedLog, withFix } from './setup-hints.js';
 import { UnansweredWatch } from './unanswered-watch.js';
 import type { DaemonLog } from './log.js';
 import type { DaemonOptions } from './options.js';
-import { LocalAddresses, type LocalChange } from './local-vips.js';
+import { LocalAddresses, logLocalChange, type LocalChange } from './local-vips.js';
 import { importSummary, loadHandover, newHandoverCounters, saveHandover } from './handover.js';
 import { restoreCarried, saveCarry, takeCarry, type Carried } from './carry-handover.js';
 import { ulvsVersion } from './version.js';
@@ -66,13 +66,11 @@ import { VrrpFollower } from './vrrp-follower.js';
 import { SyncDaemon, syncDaemonFor } from './sync-daemon.js';
 import { SyncRoleDriver } from './sync-role.js';
 import { defaultSyncQlenMax } from './sync-defaults.js';
-import { formatIPv4 } from '../wire/addr.js';
 import { ClaimError, guardStart, restoreFor, type Claims } from './start-guard.js';
-
+import { KernelTableFollower } from './kernel-tables-follower.js';
 
 /** How often the host's interfaces are compared for capture and fast path (one `ip addr`), ms. */
 const FOLLOW_MS = 2000;
-
 
 const vipsOf = (r: Rules) => r.services.map((s) => s.addr);
 
@@ -93,6 +91,8 @@ export class Daemon {
   #claims: Claims | null = null; // this process's TUN, table and preferences in the namespace (netns-claims.ts)
   readonly #local = new LocalAddresses();
   #pool: WorkerPool | null = null;
+  /** the kernel set-up tables, following the rules the workers run (kernel-tables-follower.ts) */
+  #tables: KernelTableFollower | null = null;
   #defense: DefenseFeed | null = null;
   #control: ControlPlane | null = null;
   #admin: Server | null = null;
@@ -161,7 +161,7 @@ export class Daemon {
         throw new SetupError((e as Error).message);
       }
       const ch = this.#pollLocal(rules);
-      if (ch) this.#logLocal(ch); // the workers start with this list
+      if (ch) logLocalChange(ch, kernel.capturing, log); // the workers start with this list
     } catch (e) {
       this.#cleanup();
       if (e instanceof SetupError || e instanceof IpvsError) throw new DaemonError(withFix(e.message), 1);
@@ -172,6 +172,7 @@ export class Daemon {
     const handover = loadHandover({ connsPath: this.#paths.conns, rules, workers: o.workers, adoptedMaps: kernel.fastPathAdopted ? kernel.fastPathMaps : null, counters: this.#handoverCounters, log });
     const sysctl = { syncQlenMax: defaultSyncQlenMax(), ...o.sysctl, synCookies: kernel.synCookies.mode }; // the kernel's default needs the machine's memory
     const carry = carried && restoreCarried(carried, { ops: initial.ops, sharedState: slots.state, log });
+    const tables = (this.#tables = KernelTableFollower.open(kernel.fastPathProgFd, initial.ops, rules, o.workers, (o.sysctl.kernelSetup ?? 1) === 1, log)); // publishes once the workers forward
     const pool = new WorkerPool(
       kernel.queues.map((q) => q.fd),
       (i) => {
@@ -186,6 +187,7 @@ export class Daemon {
           const services = (this.#control?.rules() ?? rules).services.length;
           log.info(`forwarding with ${o.workers} worker${o.workers > 1 ? 's' : ''} (ulvsd ${ulvsVersion()}, pid ${process.pid}, packet I/O: ${io.join(', ')}); ${services} service${services === 1 ? '' : 's'}${o.source.kind === 'none' ? ' (started without --rules: configure with ulvsadm)' : ''}; admin API on ${o.socket}`);
           this.#ready = true;
+          tables.start(); // the engines have the rules: the kernel may set connections up and report them
           this.#notify(`READY=1\nSTATUS=forwarding with ${o.workers} worker${o.workers > 1 ? 's' : ''}, ${services} service${services === 1 ? '' : 's'}\nMAINPID=${process.pid}`);
           if (this.#health) void this.#applyHealth(); // health results that arrived during start-up
         },
@@ -216,13 +218,13 @@ export class Daemon {
     this.#pool = pool;
     this.#defense = new DefenseFeed(pool, log).start(); // the flood defences' clock and memory
     new SynCookieWatch(kernel.synCookies, () => cookieSample(o.dev, () => kernel.synCookieCounters())).start(); // syn_cookies=2
-    const cp = new ControlPlane(rules, { validate: (r) => (validate(r, kernel.capturing, this.#caps), kernel.synCookies.check(r)), stageSteering: (r) => kernel.stageSteering(r), applyOps: (ops) => pool.apply(ops), route: (r) => kernel.route(r), log: (s) => log.info(s, 'config') }, slots);
+    const cp = new ControlPlane(rules, { validate: (r) => (validate(r, kernel.capturing, this.#caps), kernel.synCookies.check(r)), stageSteering: (r) => kernel.stageSteering(r), applyOps: (ops) => pool.apply(ops), published: (ops, r) => tables.applied(ops, r), route: (r) => kernel.route(r), log: (s) => log.info(s, 'config') }, slots);
     this.#control = cp;
     const sync = syncDaemonFor(pool, () => cp.rules(), (m) => log.warn(m, 'sync'));
     this.#sync = sync;
     this.#syncRole.attach(sync);
 
-    const servers = startApiServers({ o, log, cp, pool, sync, synCookies: kernel.synCookies, health: this.#health, vrrp: () => this.#vrrp, counters: () => this.#counters(pool), reload: () => this.reload(), events: () => this.#events.list(), onMetricsError: () => this.stop(1) });
+    const servers = startApiServers({ o, log, cp, pool, sync, synCookies: kernel.synCookies, kernelSetup: (on) => tables.setEnabled(on), health: this.#health, vrrp: () => this.#vrrp, counters: () => this.#counters(pool), reload: () => this.reload(), events: () => this.#events.list(), onMetricsError: () => this.stop(1) });
     this.#metrics = servers.metrics;
     this.#admin = servers.admin;
     (this.#pressure = new DaemonPressure(o.dev, log, () => this.#health?.notRun ?? {})).follow(() => this.#stopping);
@@ -242,7 +244,7 @@ export class Daemon {
         if (kernel.following) kernel.follow(FOLLOW_MS, host ?? undefined);
         const ch = host === null ? null : this.#pollLocal(cp.rules(), host);
         if (ch?.addrsChanged) await pool.setLocalAddresses(this.#local.addrs).catch((e: Error) => log.warn(`local addresses not given to the workers: ${e.message}`));
-        if (ch) this.#logLocal(ch); // after the workers have the list: the log says it is in effect
+        if (ch) logLocalChange(ch, kernel.capturing, log); // after the workers have the list: the log says it is in effect
       });
     }, FOLLOW_MS).unref();
   }
@@ -250,7 +252,7 @@ export class Daemon {
   /** The workers' counters (their resource-exhaustion causes looked at: pressure.ts), with what this start found of the previous process (handover_*). */
   async #counters(pool: WorkerPool): Promise<PoolCounters> {
     const c = await pool.counters().then((x) => (this.#pressure?.observe(x.datapath), x));
-    return { ...c, datapath: { ...c.datapath, ...this.#handoverCounters, ...this.#pressure?.counters(), ...this.#kernel?.synCookieCounters() }, ...(this.#defense?.status ? { defense: this.#defense.status } : {}) };
+    return { ...c, datapath: { ...c.datapath, ...this.#handoverCounters, ...this.#pressure?.counters(), ...this.#kernel?.synCookieCounters(), ...this.#tables?.counters() }, ...(this.#defense?.status ? { defense: this.#defense.status } : {}) };
   }
 
   /** The host's addresses (routing.ts hostAddresses); null when they cannot be listed (logged). Never throws. */
@@ -267,18 +269,6 @@ export class Daemon {
   #pollLocal(r: Rules, host?: HostAddress[]): LocalChange | null {
     const addrs = host ?? this.#hostAddresses();
     return addrs === null ? null : this.#local.poll(vipsOf(r), addrs.map((a) => a.addr));
-  }
-
-  /** Log the VIPs that became local or stopped being local. */
-  #logLocal(ch: LocalChange): void {
-    const log = this.#log;
-    const tc = this.#kernel?.capturing ?? false;
-    for (const v of ch.appeared) {
-      const vip = formatIPv4(v);
-      if (tc) log.info(`VIP ${vip} is a local address: its service ports are captured by tc before the local stack, its other ports and pings reach this host`, 'daemon', { vip });
-      else log.warn(`VIP ${vip} became a local address, but service traffic is not captured by tc: the kernel delivers it to this host's stack instead of the real servers (a local VIP needs --capture tc)`, 'daemon', { vip });
-    }
-    for (const v of ch.gone) log.info(`VIP ${formatIPv4(v)} is no longer a local address; service continues for traffic routed to this host`, 'daemon', { vip: formatIPv4(v) });
   }
 
   /** The initial rules (keepalived mode: with the health `carried` over); a refusal is a DaemonError with status 2. */
@@ -393,6 +383,7 @@ export class Daemon {
     this.#vrrp?.stop();
     this.#syncRole.close();
     this.#sync?.close();
+    this.#tables?.close(); // before the fast path's maps go
     this.#kernel?.remove(keep, this.#claims && !keep ? restoreFor(this.#claims) : undefined);
     rmSync(this.#o.socket, { force: true }); // absent when not created yet
     this.#claims?.release(!keep); // last: nothing of ours is left for another ulvsd to meet

@@ -210,6 +210,7 @@ export class KernelSetup {
     return this.#fastPathAdopted;
   }
 
+  get fastPathProgFd(): number { return this.#fastPath?.progFd ?? -1; } // the fast path program (-1 without it): kernel-tables-follower.ts finds its maps
   /** The fast path's maps (null without it). */
   get fastPathMaps(): { flowsFd: number; slotsFd: number } | null {
     return this.#fastPath?.maps ?? null;

@@ -9,8 +9,11 @@
  *                `read`), and what changed since the previous call: whether the address list changed, and
  *                which of `vips` became local or stopped being local. Throws when the read does.
  *   addrs        the address list of the last poll (uint32, sorted)
+ *   logLocalChange(ch, tc, log)   the log lines for the VIPs that became or stopped being local
  */
 import { hostAddresses } from '../datapath/tun/routing.js';
+import { formatIPv4 } from '../wire/addr.js';
+import type { DaemonLog } from './log.js';
 
 export interface LocalChange {
   /** the host's address list differs from the previous poll's */
@@ -47,4 +50,14 @@ export class LocalAddresses {
     this.#local = local;
     return { addrsChanged, appeared, gone };
   }
+}
+
+/** Log the VIPs that became local or stopped being local (`tc`: the tc capture is in place). */
+export function logLocalChange(ch: LocalChange, tc: boolean, log: Pick<DaemonLog, 'info' | 'warn'>): void {
+  for (const v of ch.appeared) {
+    const vip = formatIPv4(v);
+    if (tc) log.info(`VIP ${vip} is a local address: its service ports are captured by tc before the local stack, its other ports and pings reach this host`, 'daemon', { vip });
+    else log.warn(`VIP ${vip} became a local address, but service traffic is not captured by tc: the kernel delivers it to this host's stack instead of the real servers (a local VIP needs --capture tc)`, 'daemon', { vip });
+  }
+  for (const v of ch.gone) log.info(`VIP ${formatIPv4(v)} is no longer a local address; service continues for traffic routed to this host`, 'daemon', { vip: formatIPv4(v) });
 }

@@ -231,6 +231,11 @@ export function createMetrics(fetch: () => Promise<MetricsSource>): { registry: 
   gauge('ulvs_connections', 'Entries in the connection tables (connections and templates).', () => src().snapshot.connections);
   gauge('ulvs_connections_limit', 'Capacity of the connection tables.', () => src().snapshot.capacity);
   gauge('ulvs_workers', 'Data-path workers.', () => src().workers);
+  // kernel connection set-up (docs/kernel-setup.md): the table publisher, daemon/kernel-tables-follower.ts
+  dp('ulvs_ksetup_tables_published_total', 'ksetup_published', 'Kernel set-up tables written (a new region, then the service entry flipped to it).');
+  dp('ulvs_ksetup_tables_deferred_total', 'ksetup_deferred', 'Kernel set-up table changes that waited for the 50 ms grace period of the region last flipped.');
+  dp('ulvs_ksetup_errors_total', 'ksetup_errors', 'Kernel errors writing the kernel set-up maps: the service stays on the user-space path.');
+  gauge('ulvs_ksetup_services', 'Services whose SYNs the kernel fast path schedules itself now (kernel set-up).', () => src().datapath['ksetup_services'] ?? 0);
   gauge('ulvs_fastpath_connections', 'Connections forwarded by the kernel fast path now (their packets skip user space; counted in the IPVS figures all the same).', () => src().datapath.fastpath_active ?? 0);
   const pname = (p: number) => (p === 6 ? 'TCP' : p === FWMARK_PROTO ? 'FWM' : 'UDP');
   new Gauge({

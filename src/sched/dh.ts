@@ -11,17 +11,24 @@ import { hash32 } from './common.js';
 const DH_BITS = 8;
 const DH_SIZE = 1 << DH_BITS;
 
+/** ip_vs_dh_reassign: the 256 buckets for a server list (kernel order), one bucket per server
+ *  in turn; null when the list is empty. Pure; kernel-table.ts builds from it too. */
+export function buildDhTable(ds: readonly RealServer[]): (RealServer | null)[] {
+  return Array.from({ length: DH_SIZE }, (_, i) => (ds.length === 0 ? null : ds[i % ds.length]!));
+}
+
+/** The bucket of a packet to `vaddr` (int32 or uint32 host value): hash_32(vaddr, 8). */
+export const dhBucket = (vaddr: number): number => hash32(vaddr, DH_BITS);
+
 export function createDh(svc: VirtualService): Scheduler {
-  let table: (RealServer | null)[] = [];
+  let table = buildDhTable(svc.dests);
   const rebuild = () => {
-    const ds = svc.dests;
-    table = Array.from({ length: DH_SIZE }, (_, i) => (ds.length === 0 ? null : ds[i % ds.length]!));
+    table = buildDhTable(svc.dests);
   };
-  rebuild();
   return {
     name: 'dh',
     pick(_s: VirtualService, ctx: SchedContext): RealServer | null {
-      const d = table[hash32(ctx.vaddr, DH_BITS)]!;
+      const d = table[dhBucket(ctx.vaddr)]!;
       if (d === null || !d.available || d.weight <= 0 || d.overloaded) return null;
       return d;
     },

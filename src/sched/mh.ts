@@ -19,13 +19,18 @@ const MH_TAB_BITS = 6; // CONFIG_IP_VS_MH_TAB_INDEX (12) / 2
 export const MH_FALLBACK = SvcFlag.SCHED1;
 export const MH_PORT = SvcFlag.SCHED2;
 
-/** ip_vs_mh's key of the first hash (the table index of a client; kernel set-up's ulvs_kconf.mh_key) */
-export const MH_KEY1: HsipKey = { k0h: 0, k0l: 2654435761, k1h: 0, k1l: 2654435761 };
+/** ip_vs_mh's first hash key (the lookup's; the kernel program gets it in ulvs_kconf.mh_key) */
+export const KEY1: HsipKey = { k0h: 0, k0l: 2654435761, k1h: 0, k1l: 2654435761 };
 const KEY2: HsipKey = { k0h: 0, k0l: 2654446892, k1h: 0, k1l: 2654446892 };
 
 /** ip_vs_mh_hashkey: hsiphash of the u32 (offset + port + address). */
 export function mhHashKey(addr: number, port: number, key: HsipKey, offset: number): number {
   return hsiphashU32((offset + port + addr) >>> 0, key);
+}
+
+/** The slot of a client with no probing: ip_vs_mh_get's hsiphash(caddr [+ cport], KEY1) % 4093. */
+export function mhSlot(caddr: number, cport: number, withPort: boolean): number {
+  return mhHashKey(caddr, withPort ? cport : 0, KEY1, 0) % MH_TAB_SIZE;
 }
 
 function fls(x: number): number {
@@ -48,7 +53,7 @@ export function buildMaglevTable(dests: readonly RealServer[], size = MH_TAB_SIZ
   const skip = new Uint32Array(n);
   const turns = new Int32Array(n);
   dests.forEach((d, i) => {
-    perm[i] = mhHashKey(d.addr, d.port, MH_KEY1, 0) % size;
+    perm[i] = mhHashKey(d.addr, d.port, KEY1, 0) % size;
     skip[i] = (mhHashKey(d.addr, d.port, KEY2, 0) % (size - 1)) + 1;
     const t = Math.floor(d.lastWeight / g) >> shift;
     turns[i] = t !== 0 ? t : d.lastWeight !== 0 ? 1 : 0;
@@ -93,14 +98,14 @@ export function createMh(svc: VirtualService): Scheduler {
     name: 'mh',
     pick(s: VirtualService, ctx: SchedContext): RealServer | null {
       const port = (s.flags & MH_PORT) !== 0 ? ctx.cport : 0;
-      const ihash = mhHashKey(ctx.caddr, port, MH_KEY1, 0) % MH_TAB_SIZE;
+      const ihash = mhHashKey(ctx.caddr, port, KEY1, 0) % MH_TAB_SIZE;
       const d = table[ihash]!;
       if (d === null) return null;
       if (!unavailable(d)) return d;
       if ((s.flags & MH_FALLBACK) === 0) return null;
       for (let off = 0; off < MH_TAB_SIZE; off++) {
         const roff = (off + ihash) % MH_TAB_SIZE;
-        const x = table[mhHashKey(ctx.caddr, port, MH_KEY1, roff) % MH_TAB_SIZE]!;
+        const x = table[mhHashKey(ctx.caddr, port, KEY1, roff) % MH_TAB_SIZE]!;
         if (x === null) return null;
         if (!unavailable(x)) return x;
       }

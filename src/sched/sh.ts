@@ -19,26 +19,35 @@ export const SH_PORT = SvcFlag.SCHED2;
 
 const unavailable = (d: RealServer) => d.weight <= 0 || d.overloaded;
 
-export function createSh(svc: VirtualService): Scheduler {
+/** ip_vs_sh_reassign: the 256 buckets for a server list (kernel order); null when the list is
+ *  empty. Pure; the kernel set-up table (kernel-table.ts) is built from the same function. */
+export function buildShTable(ds: readonly RealServer[]): (RealServer | null)[] {
   const table: (RealServer | null)[] = new Array<RealServer | null>(SH_SIZE).fill(null);
-  const rebuild = () => {
-    const ds = svc.dests;
-    let p = 0;
-    let count = 0;
-    for (let i = 0; i < SH_SIZE; i++) {
-      if (ds.length === 0) {
-        table[i] = null;
-        continue;
-      }
-      const d = ds[p]!;
-      table[i] = d;
-      if (++count >= d.weight) {
-        p = (p + 1) % ds.length;
-        count = 0;
-      }
+  if (ds.length === 0) return table;
+  let p = 0;
+  let count = 0;
+  for (let i = 0; i < SH_SIZE; i++) {
+    const d = ds[p]!;
+    table[i] = d;
+    if (++count >= d.weight) {
+      p = (p + 1) % ds.length;
+      count = 0;
     }
+  }
+  return table;
+}
+
+/** The bucket of a client with no probing (offset 0): hash_32(caddr [+ cport], 8); addresses
+ *  int32 or uint32 host values of the network-order address. */
+export function shBucket(caddr: number, cport: number, withPort: boolean): number {
+  return hash32((caddr + (withPort ? cport : 0)) >>> 0, SH_BITS) & SH_MASK;
+}
+
+export function createSh(svc: VirtualService): Scheduler {
+  let table = buildShTable(svc.dests);
+  const rebuild = () => {
+    table = buildShTable(svc.dests);
   };
-  rebuild();
   const key = (ctx: SchedContext, offset: number) =>
     (offset + hash32((ctx.caddr + ((svc.flags & SH_PORT) !== 0 ? ctx.cport : 0)) >>> 0, SH_BITS)) & SH_MASK;
   return {

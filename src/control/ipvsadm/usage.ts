@@ -41,7 +41,8 @@ Options:
   --scheduler    -s scheduler         rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|ovf|mh|twos (default wlc)
   --persistent   -p [timeout]         persistent service, timeout in seconds (default 360)
   --netmask      -M netmask           persistence granularity
-  --sched-flags  -b flags             sh-fallback, sh-port, mh-fallback, mh-port, flag-1..3
+  --sched-flags  -b flags             sh-fallback, sh-port, mh-fallback, mh-port, flag-1..3,
+                                      ulvs-exact (ulvs: keep the user-space path)
   --ops          -o                   one-packet scheduling (UDP)
   --real-server  -r server-address    host[:port]; the service port when none is given
   --masquerading -m                   VS/NAT, the method ulvs implements

@@ -14,7 +14,7 @@ import { errors, IpvsError } from '../errors.js';
 import { SLOT_INTS } from '../sched-state.js';
 import type { SchedulerEnv, SchedulerRegistry } from '../scheduler.js';
 import { ServiceIndex } from '../service-index.js';
-import { FWMARK_MAX, FWMARK_PROTO, SVC_SCHED_FLAGS, SvcFlag, VirtualService, type ServiceKey } from '../service.js';
+import { FWMARK_MAX, FWMARK_PROTO, SPEC_SCHED_FLAGS, SvcFlag, VirtualService, type ServiceKey } from '../service.js';
 import { MAX_TIMEOUT_S } from '../timeouts.js';
 import { IPPROTO_TCP, IPPROTO_UDP } from '../../wire/ipv4.js';
 import { isIntIn, type ServiceSpec } from './specs.js';
@@ -169,7 +169,7 @@ export class ServiceTable {
     const netmask = spec.netmask ?? 0xffffffff;
     if (!isIntIn(netmask, 0, 0xffffffff)) throw errors.invalid('netmask');
     const schedFlags = spec.schedFlags ?? 0;
-    if (!isIntIn(schedFlags, 0, 0xffff) || (schedFlags & ~SVC_SCHED_FLAGS) !== 0) throw errors.invalid('scheduler flags');
+    if (!isIntIn(schedFlags, 0, 0xffff) || (schedFlags & ~SPEC_SCHED_FLAGS) !== 0) throw errors.invalid('scheduler flags');
     if (spec.ops && spec.proto !== IPPROTO_UDP && !fwmark) throw new IpvsError('EINVAL', 'One-Packet Scheduling is only for UDP virtual services');
     const scheduler = spec.scheduler ?? 'wlc';
     if (typeof scheduler !== 'string' || scheduler.length > SCHED_NAME_MAX) throw errors.schedNotFound();

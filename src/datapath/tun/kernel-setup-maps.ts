@@ -12,7 +12,7 @@
 import { BPF_CMD, bpfCall, BpfError, MapOps } from './bpf.js';
 import { sys } from './sys.js';
 import { FLOW_KEY, FLOW_VALUE, KCONF, KSETUP_LIMITS } from './layouts.gen.js';
-import { MH_KEY1 } from '../../sched/mh.js';
+import { KEY1 as MH_KEY1 } from '../../sched/mh.js';
 
 /** BPF_MAP_TYPE_RINGBUF (include/uapi/linux/bpf.h enum bpf_map_type) */
 const BPF_MAP_TYPE_RINGBUF = 27;
