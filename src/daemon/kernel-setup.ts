@@ -37,6 +37,9 @@ import { adoptRouting, installRouting, removeRouting, updateRouting, type HostAd
 import { ownNetnsCookie, removeKept, writeKept, type KeptKernel } from './kept-state.js';
 import { attachSteering, SteeringMap, steeringSpec } from '../datapath/tun/steering.js';
 import { sys } from '../datapath/tun/sys.js';
+import type { KernelSetupOptions } from '../datapath/tun/kernel-setup-maps.js';
+import { KSETUP_LIMITS } from '../datapath/tun/layouts.gen.js';
+import { KsetupStats } from '../datapath/tun/ksetup-stats.js';
 import { logRules } from './rules-log.js';
 import { installTunMark, removeTunMark, type TunMark } from '../datapath/tun/tun-mark.js';
 import type { Staged } from './control-plane.js';
@@ -198,12 +201,14 @@ export class KernelSetup {
   /** SYN cookies: the fast path's service map, the mode and its refusals (syn-cookies.ts) */
   synCookies = new SynCookieGuard(null, 'not installed yet', () => undefined);
   #cookieCounters: SyncookieCounters | null = null;
-  /** the fast path program's SYN-cookie counters (empty without it) */
+  /** the fast path program's SYN-cookie and kernel set-up counters (empty without it) */
   synCookieCounters(): Record<string, number> {
     if (!this.#fastPath) return {};
     this.#cookieCounters ??= new SyncookieCounters(this.#fastPath.progFd);
-    return { ...this.#cookieCounters.read(), ...this.synCookies.counters() };
+    this.#ksetupStats ??= new KsetupStats(this.#fastPath.maps.kernel.kstatsFd);
+    return { ...this.#cookieCounters.read(), ...this.synCookies.counters(), ...this.#ksetupStats.read() };
   }
+  #ksetupStats: KsetupStats | null = null;
 
   /** The fast path's maps taken over from the previous process (its offloaded connections are in them). */
   get fastPathAdopted(): boolean {
@@ -244,6 +249,14 @@ export class KernelSetup {
     return take;
   }
 
+  /** Kernel connection set-up's sizes (docs/kernel-setup.md): one ring per worker; more workers
+   *  than rings: set-up off (every SYN through the engine), said once. */
+  #kernelSetupOptions(): KernelSetupOptions {
+    if (this.o.workers <= KSETUP_LIMITS.KWORKERS_MAX) return { workers: this.o.workers };
+    this.log.warn(`kernel connection set-up is off: it has rings for ${KSETUP_LIMITS.KWORKERS_MAX} workers, not ${this.o.workers}`);
+    return { workers: 0 };
+  }
+
   #installFastPath(prior: PriorFastPath | null): void {
     const { plan, o, log } = this;
     const slots = Math.max(o.workers, o.fastPathConns);
@@ -252,7 +265,7 @@ export class KernelSetup {
       if (prior) {
         let why = `its maps are gone or hold ${prior.slots} slots, not ${slots}`;
         try {
-          this.#fastPath = adoptFastPath(prior, slots, devices);
+          this.#fastPath = adoptFastPath(prior, slots, devices, this.#kernelSetupOptions());
         } catch (e) {
           why = (e as Error).message.split('\n')[0]!; // e.g. an upgrade whose maps have another layout
         }
@@ -262,7 +275,7 @@ export class KernelSetup {
           log.warn(`the previous fast path cannot be taken over (${why}): its connections go back through the engine`);
         }
       }
-      this.#fastPath ??= installFastPath(slots, devices, o.fastPathFlows || slots * 2);
+      this.#fastPath ??= installFastPath(slots, devices, o.fastPathFlows || slots * 2, this.#kernelSetupOptions());
       log.info(`fast path: established connections forwarded by a tc program on ${devices.join(', ') || 'no interface'} after ${o.fastPathAfter} packets, up to ${this.#fastPath.maps.slots} at once${this.#fastPathAdopted ? ', maps taken over from the previous process' : ''} (--fast-path off to keep every packet in user space)`);
     } catch (e) {
       log.warn(`kernel fast path unavailable, every packet goes through user space: ${(e as Error).message.split('\n')[0]}`);
@@ -299,7 +312,9 @@ export class KernelSetup {
     const m = this.#fastPath?.maps;
     if (!m) return undefined;
     const per = Math.floor(m.slots / this.o.workers);
-    return { flowsFd: m.flowsFd, slotsFd: m.slotsFd, slots: m.slots, slotBase: i * per, slotCount: per, after: this.o.fastPathAfter, freshMaps: !this.#fastPathAdopted };
+    const k = m.kernel;
+    const ring = k.rings[i];
+    return { flowsFd: m.flowsFd, slotsFd: m.slotsFd, slots: m.slots + k.slots, slotBase: i * per, slotCount: per, after: this.o.fastPathAfter, freshMaps: !this.#fastPathAdopted, ...(ring && { kernel: { slotBase: k.firstSlot, slotCount: k.slots, freeFd: k.kslotFreeFd }, kernelRing: { fd: ring.fd, bytes: ring.bytes } }) };
   }
 
   /** The steering map change `r` needs, computed, not written (may throw: nothing has changed);

@@ -57,6 +57,13 @@ export class KernelRing {
     this.#cons = Number(Atomics.load(this.#consPos, 0));
   }
 
+  /** The low 32 bits of pending() (0: nothing waiting), without a BigInt: the positions'
+   *  low words (little-endian u64s) differ exactly when bytes are waiting (the ring is far
+   *  smaller than 2^32). */
+  pendingLow(): number {
+    return (Atomics.load(this.#hdr, 0) - (this.#cons % 0x100000000)) >>> 0;
+  }
+
   /** Bytes written and not yet consumed (committed or not). */
   pending(): number {
     return Number(Atomics.load(this.#prodPos, 0)) - this.#cons;
@@ -109,9 +116,9 @@ export const newKReport = (): KReport => ({ kind: 0, caddr: 0, vaddr: 0, raddr: 
 export function readKReport(b: Buffer, o: number, len: number, r: KReport): boolean {
   if (len < KREPORT.size) return false;
   const f = KREPORT.off;
-  r.caddr = b.readUInt32BE(o + f.caddr);
-  r.vaddr = b.readUInt32BE(o + f.vaddr);
-  r.raddr = b.readUInt32BE(o + f.raddr);
+  r.caddr = b.readInt32BE(o + f.caddr); // int32, as the engine keeps addresses (core/packet-meta.ts)
+  r.vaddr = b.readInt32BE(o + f.vaddr);
+  r.raddr = b.readInt32BE(o + f.raddr);
   r.cport = b.readUInt16BE(o + f.cport);
   r.vport = b.readUInt16BE(o + f.vport);
   r.rport = b.readUInt16BE(o + f.rport);

@@ -42,8 +42,9 @@ export interface WorkerInit {
   sysctl?: Partial<Sysctls>;
   /** the TUN egress program's mark notes (tun-mark.ts), for fwmark services; absent: no marks */
   marksFd?: number;
-  /** the kernel fast path's maps and this worker's slots (fastpath.ts, offloader.ts), if enabled */
-  fastPath?: OffloaderInit & { after: number };
+  /** the kernel fast path's maps and this worker's slots (fastpath.ts, offloader.ts), if enabled;
+   *  with kernel set-up (docs/kernel-setup.md) its slot range (`kernel`) and this worker's ring */
+  fastPath?: OffloaderInit & { after: number; kernelRing?: { fd: number; bytes: number } };
   /** connections handed over by the previous process (core/conn/handover.ts records), imported
    *  before the first packet is read */
   handover?: HandoverBatch;

@@ -48,6 +48,7 @@ import type { CallHandlers, CallMessageOf, Calls, CallName, FromWorker, Handover
 import { POLLIN, sys } from './sys.js';
 import { EAGAIN, EINTR } from './syscalls.js';
 import { Offloader } from './offloader.js';
+import { KernelReportReader } from './kernel-report-reader.js';
 import { syncCalls } from './worker-sync.js';
 import { traceCalls, tracingSink } from './worker-trace.js';
 import { PacketTrace } from '../../core/trace/packet-trace.js';
@@ -68,6 +69,8 @@ export class PacketWorker {
   private readonly port: MessagePort;
   private readonly d: Director;
   private readonly offloader: Offloader | null;
+  /** kernel set-up: this worker's ring of the connections the fast path set up (null: off) */
+  private readonly kreports: KernelReportReader | null = null;
   /** data-path counters, reported with the engine's by `counters` */
   readonly dp = newCounters();
   private readonly buf = Buffer.alloc(SLOT);
@@ -106,6 +109,9 @@ export class PacketWorker {
       ...(fastPath && { offload: { port: (conns, dests) => (offloader = new Offloader(conns, fastPath, dests)), after: fastPath.after } }),
     });
     this.offloader = offloader;
+    const k = fastPath?.kernel;
+    const ring = fastPath?.kernelRing;
+    if (offloader !== null && k && ring) this.kreports = new KernelReportReader({ ringFd: ring.fd, ringBytes: ring.bytes, flowsFd: fastPath!.flowsFd, freeFd: k.freeFd, slotBase: k.slotBase, slotCount: k.slotCount }, this.d.kernel, (offloader as Offloader).kernelSlotFree);
     if (init.marksFd !== undefined) this.d.marks = mapMarkNotes(init.marksFd);
     this.d.setLocalAddresses(init.localAddrs);
     holdingSlots(init.sharedState, () => applyOps(this.d, init.ops)); // the cursors set by the control plane stay
@@ -138,6 +144,7 @@ export class PacketWorker {
       this.loopSyscalls();
     } else if ('error' in u) this.send({ type: 'error', message: u.error });
     let handover: HandoverBatch | undefined;
+    this.kreports?.drain(Math.floor(performance.now())); // what the kernel set up last: known before the hand-over or withdrawal
     if (this.handover) {
       // the kernel goes on forwarding what it has; the next process takes the slots over
       const now = Math.floor(performance.now());
@@ -150,6 +157,7 @@ export class PacketWorker {
       this.offloader.flush();
     }
     this.offloader?.close();
+    this.kreports?.close();
     this.send({ type: 'stopped', engine: this.d.counters(), datapath: this.dp, ...(handover ? { handover, carry: exportCarry(this.d) } : {}) });
     this.port.close();
   }
@@ -159,11 +167,15 @@ export class PacketWorker {
     if (this.offloader === null) return {};
     const out: Record<string, number> = { fastpath_active: this.offloader.active };
     for (const [k, v] of Object.entries(this.offloader.counters)) out[`fastpath_${k}`] = v;
+    const ks = this.offloader.kernelCounters;
+    if (ks) for (const [k, v] of Object.entries(ks)) out[`fastpath_${k}`] = v;
+    if (this.kreports) Object.assign(out, this.kreports.counters());
     return out;
   }
 
   private harvest(now: number): void {
     if (this.offloader === null) return;
+    this.kreports?.drain(now); // the connections the kernel set up, before their counts (listings, snapshots)
     this.harvestNow = now;
     this.offloader.harvest(this.trace.on ? this.traceSink : this.d);
     this.lastHarvest = now;
@@ -177,6 +189,8 @@ export class PacketWorker {
     const dp = this.dp;
     const d = this.d;
     dp.reads++;
+    // the connections the kernel set up before this packet was queued, first (kernel-report-reader.ts)
+    if (this.kreports !== null && this.kreports.ready()) this.kreports.drain(now);
     if (n < VNET_HDR_LEN + 20) {
       dp.short_reads++;
       return false;
@@ -293,6 +307,7 @@ export class PacketWorker {
   /** Timers and control messages, between batches. */
   private housekeeping(): void {
     const now = Math.floor(performance.now());
+    if (this.kreports !== null && this.kreports.ready()) this.kreports.drain(now);
     if (now - this.lastTick >= 100) {
       if (now - this.lastHarvest >= HARVEST_MS) this.harvest(now); // before the timers: activity restarts them
       this.d.tick(now);
