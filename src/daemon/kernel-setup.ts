@@ -37,8 +37,7 @@ import { adoptRouting, installRouting, removeRouting, updateRouting, type HostAd
 import { ownNetnsCookie, removeKept, writeKept, type KeptKernel } from './kept-state.js';
 import { attachSteering, SteeringMap, steeringSpec } from '../datapath/tun/steering.js';
 import { sys } from '../datapath/tun/sys.js';
-import type { KernelSetupOptions } from '../datapath/tun/kernel-setup-maps.js';
-import { KSETUP_LIMITS } from '../datapath/tun/layouts.gen.js';
+import { fastPathShare, kernelSetupOptions } from './fast-path-share.js';
 import { KsetupStats } from '../datapath/tun/ksetup-stats.js';
 import { logRules } from './rules-log.js';
 import { installTunMark, removeTunMark, type TunMark } from '../datapath/tun/tun-mark.js';
@@ -216,10 +215,7 @@ export class KernelSetup {
   }
 
   get fastPathProgFd(): number { return this.#fastPath?.progFd ?? -1; } // the fast path program (-1 without it): kernel-tables-follower.ts finds its maps
-  /** The fast path's maps (null without it). */
-  get fastPathMaps(): { flowsFd: number; slotsFd: number } | null {
-    return this.#fastPath?.maps ?? null;
-  }
+  get fastPathMaps(): { flowsFd: number; slotsFd: number } | null { return this.#fastPath?.maps ?? null; } // the fast path's maps (null without it)
 
   /**
    * The ulvs fast paths attached on the interfaces (left-fast-path.ts) other than the recorded
@@ -249,14 +245,6 @@ export class KernelSetup {
     return take;
   }
 
-  /** Kernel connection set-up's sizes (docs/kernel-setup.md): one ring per worker; more workers
-   *  than rings: set-up off (every SYN through the engine), said once. */
-  #kernelSetupOptions(): KernelSetupOptions {
-    if (this.o.workers <= KSETUP_LIMITS.KWORKERS_MAX) return { workers: this.o.workers };
-    this.log.warn(`kernel connection set-up is off: it has rings for ${KSETUP_LIMITS.KWORKERS_MAX} workers, not ${this.o.workers}`);
-    return { workers: 0 };
-  }
-
   #installFastPath(prior: PriorFastPath | null): void {
     const { plan, o, log } = this;
     const slots = Math.max(o.workers, o.fastPathConns);
@@ -265,7 +253,7 @@ export class KernelSetup {
       if (prior) {
         let why = `its maps are gone or hold ${prior.slots} slots, not ${slots}`;
         try {
-          this.#fastPath = adoptFastPath(prior, slots, devices, this.#kernelSetupOptions());
+          this.#fastPath = adoptFastPath(prior, slots, devices, kernelSetupOptions(this.o.workers, (m) => this.log.warn(m)));
         } catch (e) {
           why = (e as Error).message.split('\n')[0]!; // e.g. an upgrade whose maps have another layout
         }
@@ -275,7 +263,7 @@ export class KernelSetup {
           log.warn(`the previous fast path cannot be taken over (${why}): its connections go back through the engine`);
         }
       }
-      this.#fastPath ??= installFastPath(slots, devices, o.fastPathFlows || slots * 2, this.#kernelSetupOptions());
+      this.#fastPath ??= installFastPath(slots, devices, o.fastPathFlows || slots * 2, kernelSetupOptions(this.o.workers, (m) => this.log.warn(m)));
       log.info(`fast path: established connections forwarded by a tc program on ${devices.join(', ') || 'no interface'} after ${o.fastPathAfter} packets, up to ${this.#fastPath.maps.slots} at once${this.#fastPathAdopted ? ', maps taken over from the previous process' : ''} (--fast-path off to keep every packet in user space)`);
     } catch (e) {
       log.warn(`kernel fast path unavailable, every packet goes through user space: ${(e as Error).message.split('\n')[0]}`);
@@ -307,14 +295,10 @@ export class KernelSetup {
     return null;
   }
 
-  /** Worker i's share of the fast path's slots (disjoint ranges: workers never coordinate); undefined without it. */
+  /** Worker i's share of the fast path (fast-path-share.ts); undefined without it. */
   fastPathShare(i: number): WorkerInit['fastPath'] {
     const m = this.#fastPath?.maps;
-    if (!m) return undefined;
-    const per = Math.floor(m.slots / this.o.workers);
-    const k = m.kernel;
-    const ring = k.rings[i];
-    return { flowsFd: m.flowsFd, slotsFd: m.slotsFd, slots: m.slots + k.slots, slotBase: i * per, slotCount: per, after: this.o.fastPathAfter, freshMaps: !this.#fastPathAdopted, ...(ring && { kernel: { slotBase: k.firstSlot, slotCount: k.slots, freeFd: k.kslotFreeFd }, kernelRing: { fd: ring.fd, bytes: ring.bytes } }) };
+    return m ? fastPathShare(m, i, this.o.workers, this.o.fastPathAfter, !this.#fastPathAdopted) : undefined;
   }
 
   /** The steering map change `r` needs, computed, not written (may throw: nothing has changed);
