@@ -362,6 +362,7 @@ export class Daemon {
     this.#metrics?.close();
     this.#health?.stop();
     this.#defense?.stop();
+    this.#kernel?.pauseKernelSetup(); // no connection made in the kernel that no worker reads of
     this.#pool?.stop(handover);
     setTimeout(() => {
       this.#cleanup(handover); // a hand-over without the file: the next start rebuilds from the kernel

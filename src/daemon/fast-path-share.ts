@@ -9,6 +9,8 @@ import type { KernelSetupOptions } from '../datapath/tun/kernel-setup-maps.js';
 import { KSETUP_LIMITS } from '../datapath/tun/layouts.gen.js';
 import type { WorkerInit } from '../datapath/tun/worker-protocol.js';
 
+export { pauseKernelSetup } from '../datapath/tun/kernel-setup-maps.js'; // for the daemon's stop
+
 /** Kernel set-up's sizes for `workers` workers: one ring each; more workers than rings: set-up
  *  off (every SYN through the engine), said through `warn`. */
 export function kernelSetupOptions(workers: number, warn: (msg: string) => void): KernelSetupOptions {

@@ -37,7 +37,7 @@ import { adoptRouting, installRouting, removeRouting, updateRouting, type HostAd
 import { ownNetnsCookie, removeKept, writeKept, type KeptKernel } from './kept-state.js';
 import { attachSteering, SteeringMap, steeringSpec } from '../datapath/tun/steering.js';
 import { sys } from '../datapath/tun/sys.js';
-import { fastPathShare, kernelSetupOptions } from './fast-path-share.js';
+import { fastPathShare, kernelSetupOptions, pauseKernelSetup } from './fast-path-share.js';
 import { KsetupStats } from '../datapath/tun/ksetup-stats.js';
 import { logRules } from './rules-log.js';
 import { installTunMark, removeTunMark, type TunMark } from '../datapath/tun/tun-mark.js';
@@ -216,6 +216,7 @@ export class KernelSetup {
 
   get fastPathProgFd(): number { return this.#fastPath?.progFd ?? -1; } // the fast path program (-1 without it): kernel-tables-follower.ts finds its maps
   get fastPathMaps(): { flowsFd: number; slotsFd: number } | null { return this.#fastPath?.maps ?? null; } // the fast path's maps (null without it)
+  pauseKernelSetup(): void { if (this.#fastPath) pauseKernelSetup(this.#fastPath.maps.kernel); } // at a stop, before the workers' last reading of their rings
 
   /**
    * The ulvs fast paths attached on the interfaces (left-fast-path.ts) other than the recorded

@@ -26,6 +26,7 @@ import { join } from 'node:path';
 import type { DirectorBed } from '../../src/lab/director-bed.js';
 import { callAdmin } from '../../src/control/admin-client.js';
 import { run } from '../../src/lab/shell.js';
+import { LAB } from '../../src/lab/testbed.js';
 import { needsRoot } from '../support/root.js';
 import { newConnectionsServed, restart, sleep, startBed, stopBed, StreamClient, type Bed } from '../support/restart-bed.js';
 
@@ -108,7 +109,9 @@ describe('restarts keep established connections', { skip: needsRoot }, () => {
   });
 
   test('kill -9: offloaded connections go on (rebuilt from the flow map), the ones not yet offloaded are lost', async (t: TestContext) => {
-    const b = await startBed(['--fast-path-after', '200']);
+    // kernel set-up off: these connections are offered by the engine after 200 packets (with it
+    // on, the kernel makes every one: the next test)
+    const b = await startBed(['--fast-path-after', '200', '--sysctl', 'kernel_setup=0']);
     beds.push(b);
     const fast = new StreamClient(b.bed.bed.clients[0]!, 50);
     const slow = new StreamClient(b.bed.bed.clients[0]!, 10, ['--chunk', '16', '--every-ms', '2000']);
@@ -130,6 +133,33 @@ describe('restarts keep established connections', { skip: needsRoot }, () => {
     const fin = await fast.next('final', 'SIGUSR2');
     assert.deepEqual({ errors: fin.errors, mismatches: fin.mismatches, lost: fin.lost }, { errors: 0, mismatches: 0, lost: 0 }, JSON.stringify(fin));
     t.diagnostic(`kill -9 and start: gap ${r.gapMs} ms; longest time without an echo for the offloaded connections ${pf.maxStallMs} ms`);
+    slow.p.kill('SIGKILL');
+    await stopBed(b);
+    beds.pop();
+  });
+
+  test('kill -9 with kernel set-up: every connection the kernel made goes on (rebuilt from the flow map), slow ones too', async (t: TestContext) => {
+    const b = await startBed(['--fast-path-after', '200']);
+    beds.push(b);
+    // the real servers' neighbour entries first: a SYN whose next hop is unresolved goes to the engine (KS_NO_ROUTE)
+    b.bed.bed.realServers.forEach((_, i) => run(['ip', 'netns', 'exec', b.bed.bed.director, 'ping', '-c', '1', '-W', '1', LAB.realServer(i)]));
+    const fast = new StreamClient(b.bed.bed.clients[0]!, 50);
+    const slow = new StreamClient(b.bed.bed.clients[0]!, 10, ['--chunk', '16', '--every-ms', '2000']);
+    await fast.next('established', null);
+    await slow.next('established', null);
+    const c = await counters(b.bed);
+    assert.equal(c.datapath.kernel_opened, 60, 'all 60 set up by the kernel');
+    assert.equal(c.datapath.fastpath_active, 60, 'and held in the fast path from their SYN, slow ones included');
+    const r = await restart(b.bed, 'SIGKILL');
+    await sleep(2500);
+    const fBefore = (await fast.status()).perConn;
+    const sBefore = (await slow.status()).perConn;
+    assert.match(b.bed.ulvsdLog, /no state file; 60 connections rebuilt from the fast path's flow map/);
+    assert.equal((await fast.progressed(fBefore, 20_000)).n, 50, 'every fast connection goes on');
+    assert.equal((await slow.progressed(sBefore, 10_000)).n, 10, 'every slow one too (control: the test before, without kernel set-up, loses them)');
+    const fin = await fast.next('final', 'SIGUSR2');
+    assert.deepEqual({ errors: fin.errors, mismatches: fin.mismatches, lost: fin.lost }, { errors: 0, mismatches: 0, lost: 0 }, JSON.stringify(fin));
+    t.diagnostic(`kill -9 with kernel set-up: gap ${r.gapMs} ms`);
     slow.p.kill('SIGKILL');
     await stopBed(b);
     beds.pop();

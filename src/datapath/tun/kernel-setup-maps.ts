@@ -164,3 +164,24 @@ export function kernelSetupFds(k: KernelSetupMaps): number[] {
 export function closeKernelSetup(k: KernelSetupMaps): void {
   for (const fd of kernelSetupFds(k)) closeFd(fd);
 }
+
+/**
+ * Stop the fast path setting up new connections (kconf.workers := 0, the program's "set-up off"):
+ * from then on every SYN goes to the TUN, and segments of the connections it made that need
+ * reporting too (KS_SEGMENT_NO_OWNER). ulvsd calls it before its workers read their rings for
+ * the last time at a stop, so no connection is made that no engine hears of (a hand-over: the
+ * TUN keeps those packets for the next process, whose maps are new). False if the map refused.
+ */
+export function pauseKernelSetup(m: KernelSetupMaps): boolean {
+  const key = Buffer.alloc(4);
+  const conf = Buffer.alloc(KCONF.size);
+  const map = new MapOps(m.kconfFd);
+  try {
+    if (!map.lookup(key, conf)) return false;
+    conf.writeUInt32LE(0, KCONF.off.workers);
+    map.update(key, conf);
+    return true;
+  } catch {
+    return false;
+  }
+}
