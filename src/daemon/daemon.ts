@@ -220,7 +220,7 @@ export class Daemon {
     new SynCookieWatch(kernel.synCookies, () => cookieSample(o.dev, () => kernel.synCookieCounters())).start(); // syn_cookies=2
     const cp = new ControlPlane(rules, { validate: (r) => (validate(r, kernel.capturing, this.#caps), kernel.synCookies.check(r)), stageSteering: (r) => kernel.stageSteering(r), applyOps: (ops) => pool.apply(ops), published: (ops, r) => tables.applied(ops, r), route: (r) => kernel.route(r), log: (s) => log.info(s, 'config') }, slots);
     this.#control = cp;
-    const sync = syncDaemonFor(pool, () => cp.rules(), (m) => log.warn(m, 'sync'));
+    const sync = syncDaemonFor(pool, () => cp.rules(), (m) => log.warn(m, 'sync'), (running) => tables.setBackupRunning(running));
     this.#sync = sync;
     this.#syncRole.attach(sync);
 

@@ -11,6 +11,9 @@
  *   start()            publish the start-up tables (the workers are forwarding)
  *   applied(ops, r)    a rule change (API, reload, health weights, quiescing): mirror, publish
  *   setEnabled(on)     sysctl kernel_setup: 0 takes every service out of the kernel, 1 puts them back
+ *   setBackupRunning(on)  a sync backup runs: every service out of the kernel while it does (the
+ *                      engines may be in backup_only, serving nothing; a backup with backup_only 0
+ *                      keeps serving, exactly, through the engines)
  *   counters()         the publisher's (ksetup_*); {} without the maps
  *   close()            stop the retry timer, close the map fds
  *
@@ -33,6 +36,7 @@ export class KernelTableFollower {
   readonly #log: Pick<DaemonLog, 'info' | 'warn'>;
   #steer: SteeringSpec | null = null;
   #enabled: boolean;
+  #backup = false;
   /** the mirror refused operations the workers took: nothing is published again */
   #broken = false;
   #started = false;
@@ -79,6 +83,12 @@ export class KernelTableFollower {
     this.#publish();
   }
 
+  setBackupRunning(on: boolean): void {
+    if (this.#backup === on) return;
+    this.#backup = on;
+    this.#publish();
+  }
+
   counters(): Record<string, number> {
     return this.#tables?.counters() ?? {};
   }
@@ -106,7 +116,7 @@ export class KernelTableFollower {
     const t = this.#tables;
     if (t === null || !this.#started) return;
     try {
-      const r = t.sync(this.#mirror.services, this.#steer, this.#enabled && !this.#broken);
+      const r = t.sync(this.#mirror.services, this.#steer, this.#enabled && !this.#backup && !this.#broken);
       if (t.lastError !== '' && t.lastError !== this.#lastError) this.#log.warn(`kernel set-up: ${t.lastError} (that service's SYNs go through the engine)`, 'config');
       this.#lastError = t.lastError;
       if (r.retryInMs !== null && this.#timer === null) {

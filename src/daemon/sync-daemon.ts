@@ -328,8 +328,10 @@ function closeAll(socks: SyncSocket[]): void {
 }
 
 /** The SyncDaemon of a running ulvsd: its workers' engines, the steering of the rules in force
- *  (the spec is recomputed only when the rules object changes) and this host's addresses. */
-export function syncDaemonFor(pool: WorkerPool, rules: () => Rules, warn: (msg: string) => void): SyncDaemon {
+ *  (the spec is recomputed only when the rules object changes) and this host's addresses;
+ *  `kernelSetup` hears of the backup role first when it starts and last when it stops (the
+ *  kernel's own connection set-up is off while a backup runs: kernel-tables-follower.ts). */
+export function syncDaemonFor(pool: WorkerPool, rules: () => Rules, warn: (msg: string) => void, kernelSetup?: (backupRunning: boolean) => void): SyncDaemon {
   let seen: Rules | null = null;
   let spec: SteeringSpec | null = null;
   const n = pool.size;
@@ -353,7 +355,11 @@ export function syncDaemonFor(pool: WorkerPool, rules: () => Rules, warn: (msg: 
     receive: (i, datagrams, syncid) => pool.call(i, 'syncReceive', datagrams, syncid),
     addresses: hostAddresses,
     sysctl: () => pool.sysctlNow,
-    backupRunning: async (running) => void (await pool.all('syncBackupRunning', running)),
+    backupRunning: async (running) => {
+      if (running) kernelSetup?.(true); // no SYN set up in the kernel once the engines serve nothing
+      await pool.all('syncBackupRunning', running);
+      if (!running) kernelSetup?.(false);
+    },
     warn,
   });
 }
