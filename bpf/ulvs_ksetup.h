@@ -11,7 +11,8 @@
  *   ulvs_ksvcs      hash (no prealloc: an update replaces the element under RCU), ksvc_key ->
  *                   ksvc_value, KSVC_MAX elements
  *   ulvs_ktab       array of struct kdest, KSVC_MAX * 2 * KTAB_REGION: the services' tables
- *   ulvs_kcursor    per-CPU array of __u32 [KSVC_MAX]: KSCHED_SEQ cursors, kept < size
+ *   ulvs_kcursor    array of __u32 [KSVC_MAX]: KSCHED_SEQ tickets, one counter per service shared
+ *                   by every CPU (an atomic fetch-and-add: one sequence, as IPVS's one cursor)
  *   ulvs_kconf      array [1] of struct kconf
  *   ulvs_kslot_free queue of __u32: the free slots of the kernel range
  *   ulvs_kreports   array of maps [KWORKERS_MAX] of ring buffers: one per worker
@@ -38,7 +39,7 @@ struct {
 } ulvs_ktab SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, KSVC_MAX_DEFAULT);
 	__type(key, __u32);
 	__type(value, __u32);
@@ -151,9 +152,12 @@ static __always_inline __s64 kindex(const struct ksvc_value *s, __u32 caddr, __u
 
 		if (!cur || s->size == 0)
 			return -1;
-		__u32 i = *cur < s->size ? *cur : 0;	/* a smaller table since: start again */
-		*cur = i + 1 < s->size ? i + 1 : 0;	/* per-CPU: no other writer */
-		return i;
+		/* one ticket per SYN, whichever CPU: the SYNs of all CPUs walk one sequence (a ticket
+		 * taken by a SYN that then goes to ulvsd leaves a hole: the engine schedules that one);
+		 * at the 2^32 wrap the walk restarts unevenly once unless size divides 2^32 */
+		__u32 t = __sync_fetch_and_add(cur, 1);
+
+		return t % s->size;
 	}
 	return -1;
 }

@@ -305,9 +305,9 @@ enum ksched {
 	KSCHED_MH = 3,		/* ip_vs_mh: index = hsiphash(caddr [+ cport]) % 4093 (its fixed key
 				 * ulvs_kconf.mh_key); size 4093 */
 	KSCHED_SEQ = 4,		/* rr, wrr: the table is the weighted sequence (1..KTAB_REGION
-				 * elements); index = this CPU's cursor (ulvs_kcursor[region]) mod size,
-				 * then the cursor moves on: per CPU, so the interleaving differs from
-				 * IPVS's single cursor (docs/kernel-setup.md) */
+				 * elements); index = a ticket from the service's counter
+				 * (ulvs_kcursor[region], shared by the CPUs) mod size: one walk, as
+				 * IPVS's single cursor (docs/kernel-setup.md says where it differs) */
 };
 
 enum ksvc_flags {

@@ -68,7 +68,11 @@ export function ineligibility(svc: VirtualService): IneligibleReason | null {
   if (!['sh', 'dh', 'mh', 'rr', 'wrr'].includes(svc.schedName)) return 'sched';
   for (const d of svc.dests) {
     if (d.uThreshold !== 0 || d.lThreshold !== 0) return 'threshold';
-    if (d.fwd !== Fwd.MASQ && d.fwd !== Fwd.DROUTE && d.fwd !== Fwd.TUNNEL) return 'forwarding';
+    // NAT only for now: the program sets up DR and TUN connections too (kernel-setup-program.test),
+    // but a burst of 500 concurrent SYNs to a DR service saw a third fail the program's route
+    // step (KS_NO_ROUTE: to the engine, whose rr cursor is not the kernel's) for a reason not
+    // yet found; sequential SYNs do not (docs/kernel-setup.md "Still open")
+    if (d.fwd !== Fwd.MASQ) return 'forwarding';
   }
   return null;
 }

@@ -93,7 +93,7 @@ describe('fast-path program: kernel connection set-up (BPF_PROG_TEST_RUN)', { sk
     assert.deepEqual(bed.drain(1 - w), [], 'nothing in the other worker ring');
     assert.equal(recs.length, 1);
     const { ns, ...rest } = recs[0]!;
-    assert.deepEqual(rest, { caddr: ip4(CLIENT), vaddr: ip4(VIP), raddr: ip4(RIPS[0]!), cport: 40000, vport: 80, rport: 8080, proto: 6, kind: KREPORT_KIND.KREPORT_NEW, tcp_flags: 0x02, reply: 0, dir: FLOW_DIR.FLOW_REQUEST, slot: 8, ip_len: 40, gso_segs: 1 });
+    assert.deepEqual(rest, { caddr: ip4(CLIENT) | 0, vaddr: ip4(VIP) | 0, raddr: ip4(RIPS[0]!) | 0, cport: 40000, vport: 80, rport: 8080, proto: 6, kind: KREPORT_KIND.KREPORT_NEW, tcp_flags: 0x02, reply: 0, dir: FLOW_DIR.FLOW_REQUEST, slot: 8, ip_len: 40, gso_segs: 1 });
     assert.ok(ns >= t0 - 1e6 && ns <= t1 + 1e6, 'ns: bpf_ktime_get_ns of the run');
     assert.deepEqual(delta(s0, bed.stats()), only(KS.KS_MADE));
   });
@@ -142,7 +142,7 @@ describe('fast-path program: kernel connection set-up (BPF_PROG_TEST_RUN)', { sk
       }
       assert.equal(recs.length, 1);
       const { ns: _ns, ...rest } = recs[0]!;
-      assert.deepEqual(rest, { caddr: ip4(CLIENT), vaddr: ip4(VIP), raddr: ip4(RIPS[0]!), cport: 40000, vport: 80, rport: 8080, proto: 6, kind: KREPORT_KIND.KREPORT_SEGMENT, tcp_flags: o.flags, reply: o.isReply ? 1 : 0, dir: FLOW_DIR.FLOW_REQUEST, slot: 8, ip_len: ip.length, gso_segs: 1 });
+      assert.deepEqual(rest, { caddr: ip4(CLIENT) | 0, vaddr: ip4(VIP) | 0, raddr: ip4(RIPS[0]!) | 0, cport: 40000, vport: 80, rport: 8080, proto: 6, kind: KREPORT_KIND.KREPORT_SEGMENT, tcp_flags: o.flags, reply: o.isReply ? 1 : 0, dir: FLOW_DIR.FLOW_REQUEST, slot: 8, ip_len: ip.length, gso_segs: 1 });
       assert.deepEqual(delta(s0, bed.stats()), only(KS.KS_SEGMENTS));
     });
 
@@ -170,7 +170,7 @@ describe('fast-path program: kernel connection set-up (BPF_PROG_TEST_RUN)', { sk
     assert.deepEqual({ ...e, slot: 0 }, { addr: RIPS[1], port: 0, dir: FLOW_DIR.FLOW_DR, tunType: 0, slot: 0, seqDelta: 0, kflags: 3 });
     assert.equal(bed.entry(RIPS[1]!, CLIENT, 81, 40001), null, 'no reply entry');
     const [rec] = bed.drain(owner(40001, 81));
-    assert.deepEqual([rec!.raddr, rec!.rport, rec!.dir, rec!.kind, rec!.slot], [ip4(RIPS[1]!), 81, FLOW_DIR.FLOW_DR, KREPORT_KIND.KREPORT_NEW, e.slot]);
+    assert.deepEqual([rec!.raddr, rec!.rport, rec!.dir, rec!.kind, rec!.slot], [ip4(RIPS[1]!) | 0, 81, FLOW_DIR.FLOW_DR, KREPORT_KIND.KREPORT_NEW, e.slot]);
     assert.deepEqual(delta(s0, bed.stats()), only(KS.KS_MADE));
   });
 
@@ -185,7 +185,7 @@ describe('fast-path program: kernel connection set-up (BPF_PROG_TEST_RUN)', { sk
     const e = bed.entry(CLIENT, VIP, 40002, 82)!;
     assert.deepEqual([e.addr, e.dir, e.tunType, e.kflags], [RIPS[2], FLOW_DIR.FLOW_TUN, TUN_TYPE.TUN_IPIP, 3]);
     const [rec] = bed.drain(owner(40002, 82));
-    assert.deepEqual([rec!.raddr, rec!.rport, rec!.dir], [ip4(RIPS[2]!), 82, FLOW_DIR.FLOW_TUN]);
+    assert.deepEqual([rec!.raddr, rec!.rport, rec!.dir], [ip4(RIPS[2]!) | 0, 82, FLOW_DIR.FLOW_TUN]);
   });
 
   /** A failure: TCX_NEXT, the frame untouched, only counter `which`, no entry, no record, no slot gone. */

@@ -82,7 +82,7 @@ describe('fast-path program: kernel set-up schedules as src/sched does (BPF_PROG
     bed.deleteEntry(client, vip, cport, vport);
     bed.deleteEntry(rip, client, 8080, cport);
     bed.pushSlot(rec.slot);
-    return rec.raddr;
+    return rec.raddr >>> 0; // readKReport gives int32 (the engine's form); the checks compare uint32
   };
   const clients = (n: number) => Array.from({ length: n }, () => ({ client: `198.51.100.${2 + (prng.u32() % 240)}`, cport: 1024 + (prng.u32() % 60000) }));
 
@@ -126,7 +126,7 @@ describe('fast-path program: kernel set-up schedules as src/sched does (BPF_PROG
     assert.ok(seen.size > 1, 'control: more than one server chosen');
   });
 
-  test('seq (rr/wrr): this CPU\'s cursor walks the table one element per SYN and wraps', () => {
+  test('seq (rr/wrr): the service\'s cursor (one for every CPU) walks the table one element per SYN and wraps', () => {
     const order = [0, 1, 2, 0, 3];
     bed.putTable(9 * 2 * REGION, order.map((i) => ({ rip: RIPS[i]!, port: 8080, dir: FLOW_DIR.FLOW_REQUEST })));
     bed.putService({ vip: '203.0.113.60', port: 80, base: 9 * 2 * REGION, size: order.length, region: 9, sched: KSCHED.KSCHED_SEQ });
