@@ -47,7 +47,9 @@ describe('kernel fast path', { skip: needsRoot }, () => {
     return r.stdout;
   };
   before(async () => {
-    bed = await new DirectorBed({ rules, realServers: 1, httpPort: 8080 }).start();
+    // the engine's own offer (after 8 packets) is what this file tests: kernel connection set-up
+    // (the default, whose connections are in the kernel from their SYN) is kernel-setup.test's
+    bed = await new DirectorBed({ rules, realServers: 1, httpPort: 8080, ulvsdArgs: ['--sysctl', 'kernel_setup=0'] }).start();
   });
   after(async () => {
     await bed?.stop();

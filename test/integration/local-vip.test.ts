@@ -73,7 +73,8 @@ describe('local VIP', { skip: needsRoot }, () => {
       const r = bed.client(['--get-bytes', String(50e6)]);
       assert.equal(r[0]?.['ok'], true, JSON.stringify(r));
       const dump = await bed.dump();
-      assert.ok(counter(dump, 'offloaded') - counter(before, 'offloaded') >= 1, 'the connection was offloaded');
+      const inKernel = counter(dump, 'offloaded') - counter(before, 'offloaded') + counter(dump, 'kernel_opened') - counter(before, 'kernel_opened');
+      assert.ok(inKernel >= 1, 'the connection was offloaded (by the engine, or set up by the kernel from its SYN)');
       const reads = counter(dump, 'reads') - counter(before, 'reads');
       assert.ok(reads < 1000, `packets read by ulvsd for 50 MB: ${reads} (the kernel forwarded the rest)`);
     });
