@@ -56,7 +56,7 @@ describe('admin API /v1/sysctl', () => {
   test('GET: every sysctl under its IPVS name', async () => {
     const r = await api('GET');
     assert.equal(r.status, 200);
-    assert.deepEqual(r.json, { amemthresh: 1024, am_droprate: 10, drop_entry: 0, drop_packet: 0, conn_reuse_mode: 1, expire_nodest_conn: 0, sloppy_tcp: 0, expire_quiescent_template: 0, sync_threshold: '3 50', sync_refresh_period: 0, sync_retries: 0, sync_version: 1, sync_persist_mode: 0, sync_ports: 1, sync_qlen_max: 4096, sync_sock_size: 0, secure_tcp: 0, lblc_expiration: 86400, lblcr_expiration: 86400, backup_only: 0, evict_embryonic: 1, syn_cookies: 0, kernel_setup: 1 });
+    assert.deepEqual(r.json, { amemthresh: 1024, am_droprate: 10, drop_entry: 0, drop_packet: 0, conn_reuse_mode: 1, expire_nodest_conn: 0, sloppy_tcp: 0, expire_quiescent_template: 0, sync_threshold: '3 50', sync_refresh_period: 0, sync_retries: 0, sync_version: 1, sync_persist_mode: 0, sync_ports: 1, sync_qlen_max: 4096, sync_sock_size: 0, secure_tcp: 0, lblc_expiration: 86400, lblcr_expiration: 86400, backup_only: 0, evict_embryonic: 1, syn_cookies: 0, kernel_setup: 0 });
   });
 
   test('PUT: the named ones change on every engine; the answer is the new GET', async () => {

@@ -35,7 +35,7 @@ test('--sysctl lists every sysctl as sysctl(8) prints them', async () => {
   const r = await run([]);
   assert.equal(r.code, 0);
   assert.equal(r.out.split('\n').length - 1, 23);
-  assert.match(r.out, /\nnet\.ipv4\.vs\.kernel_setup = 1\n/);
+  assert.match(r.out, /\nnet\.ipv4\.vs\.kernel_setup = 0\n/);
   assert.match(r.out, /^net\.ipv4\.vs\.amemthresh = 1024\nnet\.ipv4\.vs\.am_droprate = 10\nnet\.ipv4\.vs\.drop_entry = 0\nnet\.ipv4\.vs\.drop_packet = 0\nnet\.ipv4\.vs\.conn_reuse_mode = 1\n/);
   assert.match(r.out, /\nnet\.ipv4\.vs\.sync_threshold = 3\t50\n/);
   assert.deepEqual(r.calls, ['GET /v1/sysctl']);

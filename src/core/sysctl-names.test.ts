@@ -33,7 +33,7 @@ test('the defaults under IPVS names (ipvs-sysctl.rst)', () => {
     backup_only: 0,
     evict_embryonic: 1,
     syn_cookies: 0,
-    kernel_setup: 1,
+    kernel_setup: 0,
   });
 });
 
@@ -138,7 +138,7 @@ test('name=value assignments', () => {
   assert.throws(() => parseSysctlAssignment('sync_retries=x'), /sync_retries: wants an integer/);
 });
 
-test("kernel_setup (ulvs's own): 0 or 1, default 1", () => {
+test("kernel_setup (ulvs's own): 0 or 1, default 0 (opt-in)", () => {
   assert.deepEqual(parseSysctlValue('kernel_setup', 0), { kernelSetup: 0 });
   assert.deepEqual(parseSysctlValue('kernel_setup', '1'), { kernelSetup: 1 });
   assert.deepEqual(parseSysctlAssignment('net.ipv4.vs.kernel_setup=0'), ['kernel_setup', '0']);

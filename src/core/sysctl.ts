@@ -97,7 +97,7 @@ export function defaultSysctls(overrides?: Partial<Sysctls>): Sysctls {
     backupOnly: false,
     evictEmbryonic: true,
     synCookies: 0,
-    kernelSetup: 1,
+    kernelSetup: 0, // opt-in for now (docs/kernel-setup.md "Still open")
     ...overrides,
   };
 }

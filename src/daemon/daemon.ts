@@ -172,7 +172,7 @@ export class Daemon {
     const handover = loadHandover({ connsPath: this.#paths.conns, rules, workers: o.workers, adoptedMaps: kernel.fastPathAdopted ? kernel.fastPathMaps : null, counters: this.#handoverCounters, log });
     const sysctl = { syncQlenMax: defaultSyncQlenMax(), ...o.sysctl, synCookies: kernel.synCookies.mode }; // the kernel's default needs the machine's memory
     const carry = carried && restoreCarried(carried, { ops: initial.ops, sharedState: slots.state, log });
-    const tables = (this.#tables = KernelTableFollower.open(kernel.fastPathProgFd, initial.ops, rules, o.workers, (o.sysctl.kernelSetup ?? 1) === 1, log)); // publishes once the workers forward
+    const tables = (this.#tables = KernelTableFollower.open(kernel.fastPathProgFd, initial.ops, rules, o.workers, (o.sysctl.kernelSetup ?? 0) === 1, log)); // publishes once the workers forward
     const pool = new WorkerPool(
       kernel.queues.map((q) => q.fd),
       (i) => {

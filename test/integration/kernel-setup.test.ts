@@ -4,7 +4,7 @@
  * from its ring, and IPVS's view stays exact. The oracle is the network itself: nftables
  * counters in the real servers' namespaces (every packet the director forwarded to them) and in
  * the client's (every packet it forwarded back) must equal ipvsadm's inpkts/outpkts and bytes.
- * Each check runs twice on one ulvsd: kernel set-up on (the default), then off at run time
+ * Each check runs twice on one ulvsd: kernel set-up on (`--sysctl kernel_setup=1`), then off at run time
  * (`--sysctl kernel_setup=0`, the control: the same connections through the engine, its reads
  * count every packet) and per service (`-b ulvs-exact`). Quiescing a server reaches the kernel's
  * table: no new connection goes to it.
@@ -89,14 +89,14 @@ describe('kernel connection set-up', { skip: needsRoot || nftMissing }, () => {
   };
 
   before(async () => {
-    bed = await new DirectorBed({ rules, realServers: 3, httpPort: 8080 }).start();
+    bed = await new DirectorBed({ rules, realServers: 3, httpPort: 8080, ulvsdArgs: ['--sysctl', 'kernel_setup=1'] }).start();
     bed.client(['--requests', '6']); // the neighbours resolved (the kernel's route lookup needs them)
   });
   after(async () => {
     await bed?.stop();
   });
 
-  test('kernel set-up (the default): the fast path makes the connections, ulvsd reads almost nothing, IPVS counts every packet', async () => {
+  test('kernel set-up (--sysctl kernel_setup=1): the fast path makes the connections, ulvsd reads almost nothing, IPVS counts every packet', async () => {
     const r = await round();
     assert.ok(r.made >= N - 3, `connections set up by the kernel: ${r.made} of ${N}`);
     assert.equal(r.opened, r.made, 'each one reported and opened by the engine');

@@ -139,7 +139,7 @@ describe('restarts keep established connections', { skip: needsRoot }, () => {
   });
 
   test('kill -9 with kernel set-up: every connection the kernel made goes on (rebuilt from the flow map), slow ones too', async (t: TestContext) => {
-    const b = await startBed(['--fast-path-after', '200']);
+    const b = await startBed(['--fast-path-after', '200', '--sysctl', 'kernel_setup=1']);
     beds.push(b);
     // the real servers' neighbour entries first: a SYN whose next hop is unresolved goes to the engine (KS_NO_ROUTE)
     b.bed.bed.realServers.forEach((_, i) => run(['ip', 'netns', 'exec', b.bed.bed.director, 'ping', '-c', '1', '-W', '1', LAB.realServer(i)]));
