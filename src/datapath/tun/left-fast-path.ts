@@ -79,7 +79,11 @@ export function leftFastPaths(devices: readonly string[]): LeftFastPath[] {
         const flows = maps.find((m) => m?.name === 'ulvs_flows');
         const slots = maps.find((m) => m?.name === 'ulvs_slots');
         if (!flows || !slots) continue;
-        found.set(progId, { progId, flowsId: flows.id, slotsId: slots.id, slots: slots.maxEntries, attached: [{ dev, ifindex }], heldBy: progHolder(progId) });
+        // the slot array holds the workers' slots and, after them, kernel set-up's range (the
+        // size of its free queue): the workers' count is what a start compares with its own
+        const kernel = maps.find((m) => m?.name === 'ulvs_kslot_free')?.maxEntries ?? 0;
+        const workerSlots = kernel > 0 && kernel < slots.maxEntries ? slots.maxEntries - kernel : slots.maxEntries;
+        found.set(progId, { progId, flowsId: flows.id, slotsId: slots.id, slots: workerSlots, attached: [{ dev, ifindex }], heldBy: progHolder(progId) });
       } catch {
         /* gone meanwhile */
       } finally {
