@@ -264,7 +264,7 @@ export class KernelSetup {
           log.warn(`the previous fast path cannot be taken over (${why}): its connections go back through the engine`);
         }
       }
-      this.#fastPath ??= installFastPath(slots, devices, o.fastPathFlows || slots * 2, kernelSetupOptions(this.o.workers, (m) => this.log.warn(m)));
+      this.#fastPath ??= installFastPath(slots, devices, o.fastPathFlows || undefined, kernelSetupOptions(this.o.workers, (m) => this.log.warn(m))); // --fast-path-flows as given, else room for both slot ranges
       log.info(`fast path: established connections forwarded by a tc program on ${devices.join(', ') || 'no interface'} after ${o.fastPathAfter} packets, up to ${this.#fastPath.maps.slots} at once${this.#fastPathAdopted ? ', maps taken over from the previous process' : ''} (--fast-path off to keep every packet in user space)`);
     } catch (e) {
       log.warn(`kernel fast path unavailable, every packet goes through user space: ${(e as Error).message.split('\n')[0]}`);

@@ -82,15 +82,16 @@ export interface FastPathMaps {
 
 /**
  * Load the fast-path program (bpf/fastpath.bpf.c) with its maps sized for `slots` connections
- * of the workers (the flow map `flows` entries for them: two per connection unless told
- * otherwise) and kernel set-up's (`kernel`: its slot range after the workers', two flow entries
- * per kernel slot more, one ring per worker); returns the fds (throws with libbpf's messages
+ * of the workers and kernel set-up's (`kernel`: its slot range after the workers', one ring per
+ * worker); the flow map, shared by both, `flowsAsked` entries (default two per slot of both); returns the fds (throws with libbpf's messages
  * and the verifier log; nothing left open then).
  */
-export function loadFastPath(slots: number, flows = slots * 2, kernel: KernelSetupOptions = {}): { maps: FastPathMaps; progFd: number; insns: number } {
+export function loadFastPath(slots: number, flowsAsked?: number, kernel: KernelSetupOptions = {}): { maps: FastPathMaps; progFd: number; insns: number } {
   const k = kernelSetupSizes(slots, kernel);
+  const flows = flowsAsked ?? (slots + k.kernelSlots) * 2;
   const o = loadObject('fastpath.bpf.o', 'ulvs_fastpath', ['ulvs_flows', 'ulvs_slots', 'ulvs_syncookie_svcs', ...KERNEL_SETUP_MAP_NAMES], {
-    maxEntries: { ulvs_flows: flows + 2 * k.kernelSlots, ulvs_slots: slots + k.kernelSlots, ...kernelSetupMaxEntries(k) },
+    maxEntries: { ulvs_flows: flows, // the engine's offers and the kernel's set-ups share it: `flows` as asked (the default has room for both ranges)
+      ulvs_slots: slots + k.kernelSlots, ...kernelSetupMaxEntries(k) },
   });
   try {
     const ks = fillKernelSetup(o.maps, k, slots);
@@ -180,7 +181,7 @@ function detachAll(progFd: number, at: readonly Attached[]): void {
 
 /** Create the maps for `slots` connections (`flows` flow entries) and kernel set-up's
  *  (`kernel`, see loadFastPath), load the program, attach it on `devices`. All or nothing (throws). */
-export function installFastPath(slots: number, devices: readonly string[], flows = slots * 2, kernel: KernelSetupOptions = {}): FastPathState {
+export function installFastPath(slots: number, devices: readonly string[], flows?: number, kernel: KernelSetupOptions = {}): FastPathState {
   const { maps, progFd } = loadFastPath(slots, flows, kernel);
   try {
     return { maps, progFd, attached: attachKept(progFd, devices) };
