@@ -10,6 +10,7 @@
  * inactive counts, the same sync records, and the connection must leave both at the same tick.
  * The control: `ker` with one report skipped (the handshake's ACK) differs (last test).
  */
+import { TcpState } from './tcp-states.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ipv4 } from '../wire/build.js';
@@ -130,7 +131,13 @@ function play(p: Pair, steps: Step[], cport = 40000, skip = -1): { ce: number; c
     else ker.offloadActivity(ck, activity(dir, pkt.length, t));
     if (skip < 0) same(p, t, `after step ${i} (${dir} ${flags})`);
   });
-  assert.ok(!port.log.slice(before).some((l) => l.startsWith('withdraw') || l.startsWith('route')), `no withdrawal or routing while reports are applied: ${port.log.join(', ')}`);
+  // no routing, and no withdrawal on a state change but the last: a connection that has
+  // finished (TIME_WAIT, CLOSE) leaves the kernel, so its slot and entries serve new ones
+  const log = port.log.slice(before);
+  assert.ok(!log.some((l) => l.startsWith('route')), `no routing while reports are applied: ${port.log.join(', ')}`);
+  const withdrawals = log.filter((l) => l.startsWith('withdraw')).length;
+  const finished = ker.conns.state(ck) === TcpState.TIME_WAIT || ker.conns.state(ck) === TcpState.CLOSE;
+  assert.ok(withdrawals === 0 || (withdrawals === 1 && finished), `a withdrawal only once finished: ${port.log.join(', ')}`);
   return { ce, ck, rs, rport };
 }
 
@@ -297,9 +304,9 @@ test("a SYN on a finished kernel-made connection (the client's port again): as I
   }
   assert.equal(p.ker.events[Event.Rescheduled], 1);
   assert.equal(p.ker.events[Event.ConnsCreated], 2);
-  assert.ok(!p.port.log.some((l) => l.startsWith('withdraw')), 'the kernel keeps the entries');
-  const now = p.ker.conns.findIn(TCP, ip(CLIENT), 40008, ip(VIP), 80);
-  assert.equal(p.port.held.get(KSLOT0 + (40008 % 16)), now, 'the slot is the new connection\'s');
+  // the old connection left the kernel when it finished (TIME_WAIT): one withdrawal, before the
+  // SYN; a SYN that still met its entries (before the flush deleted them) is applied as above
+  assert.equal(p.port.log.filter((l) => l.startsWith('withdraw')).length, 1, p.port.log.join(', '));
   const e = expiry(p, 5100);
   assert.equal(e.ker, e.eng);
 });

@@ -48,7 +48,7 @@ import type { ProtoTable } from './proto/ops.js';
 import type { SchedContext } from './scheduler.js';
 import type { RealServer, VirtualService } from './service.js';
 import { Stat } from './stats.js';
-import { TcpDir } from './tcp-states.js';
+import { TcpDir, TcpState } from './tcp-states.js';
 import { Event } from './verdict.js';
 import { IPPROTO_TCP } from '../wire/ipv4.js';
 import { TcpFlag } from '../wire/tcp.js';
@@ -173,6 +173,14 @@ export class KernelMade {
       conns.rearm(c, s.nowTick + to);
     }
     off.applyingKernel(false);
+    // a finished connection (TIME_WAIT, CLOSE) leaves the kernel: IPVS keeps it for its timeout,
+    // the engine does too, but its slot and flow entries are freed for new connections (a
+    // straggler of it then comes up through the TUN to the engine, which still has it); without
+    // this, connections at 10,000/s would hold every kernel slot within seconds (TIME_WAIT 120 s)
+    if (proto === IPPROTO_TCP && (conns.flags(c) & ConnFlag.OFFLOADED) !== 0) {
+      const st = conns.state(c);
+      if (st === TcpState.TIME_WAIT || st === TcpState.CLOSE) off.withdraw(c);
+    }
     return KernelSegment.Applied;
   }
 
