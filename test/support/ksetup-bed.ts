@@ -94,8 +94,8 @@ export class KsetupBed {
     one[0] = 1;
     assert.equal(setAffinity(0, one.length, one), 0, 'pin to CPU 0');
     const k = { kernelSlots: o.kernelSlots, workers: o.workers, ringBytes: o.ringBytes };
-    if (o.install) this.use(installFastPath(o.slots, [], o.slots * 2, k)); // attached nowhere: /sys is not this namespace's
-    else ({ maps: this.maps, progFd: this.prog, insns: this.insns } = loadFastPath(o.slots, o.slots * 2, k));
+    if (o.install) this.use(installFastPath(o.slots, [], undefined, k)); // attached nowhere: /sys is not this namespace's; the flow map: room for both slot ranges
+    else ({ maps: this.maps, progFd: this.prog, insns: this.insns } = loadFastPath(o.slots, undefined, k));
     this.flows = new MapOps(this.maps.flowsFd);
     this.rings = this.maps.kernel.rings.map((r) => new KernelRing(r.fd, r.bytes));
   }
