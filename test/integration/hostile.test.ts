@@ -219,8 +219,16 @@ describe('1,000,000 hostile packets through the live data path', { skip: needsRo
     const after = await readBooks(where);
     const read = after.tun.txPackets - before.tun.txPackets;
     const own = after.ip['OutRequests']! - before.ip['OutRequests']!;
+    // What the engine passed back to the kernel. Not every packet read from the TUN in this
+    // window is one of ours: the real servers still retransmit SYN-ACKs to the spoofed clients
+    // of the test before (up to about a minute), and those cross the TUN too, as replies (one
+    // CI run read 2,156 packets for 2,000 sent and 106 own). A routing loop shows as passes.
+    const eng = delta(before.engine, after.engine);
+    const passed = Object.entries(eng).filter(([k]) => k.startsWith('pass_')).reduce((s, [, v]) => s + v, 0);
+    console.log(`routing-loop check: read ${read}, passed ${passed}, own ${own}; engine outcomes: ${JSON.stringify(Object.fromEntries(Object.entries(eng).filter(([, v]) => v !== 0)))}`);
     assert.equal(report['sent'], 2000);
-    assert.ok(read <= 2000 + own, `packets read from the TUN: ${read} for 2,000 sent and ${own} of the director's own`);
+    assert.ok(passed >= 500, `the generated packets were passed by the engine: ${passed}`);
+    assert.ok(passed <= 2000 + own, `packets the engine passed: ${passed} for 2,000 sent and ${own} of the director's own (read from the TUN: ${read})`);
   });
 
   test('control: a server that inverts one byte is caught by the stream check', { timeout: 60_000 }, async () => {
