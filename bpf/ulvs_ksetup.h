@@ -17,6 +17,11 @@
  *   ulvs_kslot_free queue of __u32: the free slots of the kernel range
  *   ulvs_kreports   array of maps [KWORKERS_MAX] of ring buffers: one per worker
  *   ulvs_kstats     per-CPU array of __u64 [KS_COUNTERS] (enum ksetup_counter)
+ *   ulvs_kalive     array of __u64 [KWORKERS_MAX]: each worker's last beat, CLOCK_MONOTONIC ns
+ *                   (bpf_ktime_get_ns's clock), written by the worker every ~50 ms; a SYN whose
+ *                   owner has not beaten within ulvs_kconf.alive_ms is not set up (KS_STALE):
+ *                   a killed or stuck ulvsd must not leave the kernel making connections no
+ *                   engine hears of (keepalived's track_process relies on new ones failing)
  */
 #ifndef ULVS_KSETUP_H
 #define ULVS_KSETUP_H
@@ -73,6 +78,13 @@ struct {
 } ulvs_kreports SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KWORKERS_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} ulvs_kalive SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, KS_COUNTERS);
 	__type(key, __u32);
@@ -114,8 +126,9 @@ static __always_inline int kcount(__u32 which)
 }
 
 /* The ring of the worker that owns client caddr:cport (host order) of the service `s`; NULL when
- * set-up is off (workers 0) or that worker has no ring. */
-static __always_inline void *kring_of(const struct ksvc_value *s, __u32 caddr, __u32 cport)
+ * set-up is off (workers 0) or that worker has no ring. `*stale` (when not NULL) is set to
+ * whether that worker's last beat is older than ulvs_kconf.alive_ms. */
+static __always_inline void *kring_of(const struct ksvc_value *s, __u32 caddr, __u32 cport, int *stale)
 {
 	__u32 zero = 0;
 	struct kconf *c = bpf_map_lookup_elem(&ulvs_kconf, &zero);
@@ -123,6 +136,11 @@ static __always_inline void *kring_of(const struct ksvc_value *s, __u32 caddr, _
 	if (!c || c->workers == 0 || c->workers > KWORKERS_MAX)
 		return NULL;
 	__u32 w = kowner(caddr, cport, s->steer_mask, c->workers);
+	if (stale && c->alive_ms) {
+		__u64 *beat = bpf_map_lookup_elem(&ulvs_kalive, &w);
+		/* unsigned: a beat "in the future" (another clock) counts as stale too */
+		*stale = !beat || bpf_ktime_get_ns() - *beat > (__u64)c->alive_ms * 1000000ULL;
+	}
 	return bpf_map_lookup_elem(&ulvs_kreports, &w);
 }
 
@@ -261,9 +279,12 @@ static __noinline int ksetup_syn(struct __sk_buff *skb, const struct pkt *p)
 	e->pv.dir = FLOW_REPLY;
 	e->pv.kflags = KF_MADE;
 
-	void *ring = kring_of(s, caddr, cport);	/* step 3 */
+	int stale = 0;
+	void *ring = kring_of(s, caddr, cport, &stale);	/* step 3 */
 	if (!ring)
 		return kcount(KS_NO_WORKER);
+	if (stale)
+		return kcount(KS_STALE);
 	struct kreport *r = bpf_ringbuf_reserve(ring, sizeof(*r), 0);
 	if (!r)
 		return kcount(KS_RING_FULL);
@@ -357,7 +378,7 @@ static __noinline int ksetup_segment(struct __sk_buff *skb, const struct pkt *p,
 	struct ksvc_value *s = bpf_map_lookup_elem(&ulvs_ksvcs, &sk);
 	__be32 caddr = reply ? p->daddr : p->saddr;
 	__be16 cport = reply ? p->dport : p->sport;
-	void *ring = s ? kring_of(s, bpf_ntohl(caddr), bpf_ntohs(cport)) : NULL;
+	void *ring = s ? kring_of(s, bpf_ntohl(caddr), bpf_ntohs(cport), NULL) : NULL;
 
 	if (!ring)
 		return kcount(KS_SEGMENT_NO_OWNER);

@@ -357,7 +357,8 @@ enum ksetup_limits {
 /* The one element of ulvs_kconf. */
 struct kconf {
 	__u32 workers;		/* data-path workers (TUN queues), 1..KWORKERS_MAX; 0: set-up off */
-	__u32 pad;
+	__u32 alive_ms;		/* a SYN is set up only if its owner worker's ulvs_kalive beat is
+				 * at most this many ms old (bpf_ktime_get_ns); 0: not checked */
 	__u32 mh_key[4];	/* hsiphash key of ip_vs_mh's first hash (sched/mh.ts KEY1), host order */
 };
 
@@ -400,7 +401,9 @@ enum ksetup_counter {
 	KS_SEGMENTS = 7,	/* KREPORT_SEGMENT records written */
 	KS_SEGMENT_RING_FULL = 8,	/* a segment to report, but no room: passed to ulvsd instead */
 	KS_SEGMENT_NO_OWNER = 9,	/* a segment to report, but no service, workers or ring: to ulvsd */
-	KS_COUNTERS = 10,
+	KS_STALE = 10,		/* the owner worker has not beaten within ulvs_kconf.alive_ms (ulvsd
+				 * stopped, killed or stuck): the SYN to ulvsd, no connection made */
+	KS_COUNTERS = 11,
 };
 
 #endif

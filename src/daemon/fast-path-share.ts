@@ -12,11 +12,11 @@ import type { WorkerInit } from '../datapath/tun/worker-protocol.js';
 export { pauseKernelSetup } from '../datapath/tun/kernel-setup-maps.js'; // for the daemon's stop
 
 /** Kernel set-up's sizes for `workers` workers: one ring each; more workers than rings: set-up
- *  off (every SYN through the engine), said through `warn`. */
-export function kernelSetupOptions(workers: number, warn: (msg: string) => void): KernelSetupOptions {
-  if (workers <= KSETUP_LIMITS.KWORKERS_MAX) return { workers };
+ *  off (every SYN through the engine), said through `warn`. `aliveMs`: --kernel-setup-alive-ms. */
+export function kernelSetupOptions(workers: number, aliveMs: number, warn: (msg: string) => void): KernelSetupOptions {
+  if (workers <= KSETUP_LIMITS.KWORKERS_MAX) return { workers, aliveMs };
   warn(`kernel connection set-up is off: it has rings for ${KSETUP_LIMITS.KWORKERS_MAX} workers, not ${workers}`);
-  return { workers: 0 };
+  return { workers: 0, aliveMs };
 }
 
 /** Worker i's share of the maps `m` (of `workers` workers); `fresh`: made by this process. */
@@ -32,6 +32,6 @@ export function fastPathShare(m: FastPathMaps, i: number, workers: number, after
     slotCount: per,
     after,
     freshMaps: fresh,
-    ...(ring && { kernel: { slotBase: k.firstSlot, slotCount: k.slots, freeFd: k.kslotFreeFd }, kernelRing: { fd: ring.fd, bytes: ring.bytes } }),
+    ...(ring && { kernel: { slotBase: k.firstSlot, slotCount: k.slots, freeFd: k.kslotFreeFd }, kernelRing: { fd: ring.fd, bytes: ring.bytes, aliveFd: k.kaliveFd, worker: i } }),
   };
 }

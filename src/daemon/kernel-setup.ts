@@ -51,7 +51,7 @@ import { SyncookieCounters } from '../datapath/tun/syncookie-map.js';
 /** A refusal at start-up: the daemon prints it and exits 1. */
 export class SetupError extends Error {}
 
-type KernelOptions = Pick<DaemonOptions, 'dev' | 'table' | 'pref' | 'workers' | 'offload' | 'capture' | 'fastPath' | 'fastPathAfter' | 'fastPathConns' | 'fastPathFlows'>;
+type KernelOptions = Pick<DaemonOptions, 'dev' | 'table' | 'pref' | 'workers' | 'offload' | 'capture' | 'fastPath' | 'fastPathAfter' | 'fastPathConns' | 'fastPathFlows' | 'kernelSetupAliveMs'>;
 
 export class KernelSetup {
   plan: RoutingPlan;
@@ -254,7 +254,7 @@ export class KernelSetup {
       if (prior) {
         let why = `its maps are gone or hold ${prior.slots} slots, not ${slots}`;
         try {
-          this.#fastPath = adoptFastPath(prior, slots, devices, kernelSetupOptions(this.o.workers, (m) => this.log.warn(m)));
+          this.#fastPath = adoptFastPath(prior, slots, devices, kernelSetupOptions(this.o.workers, this.o.kernelSetupAliveMs, (m) => this.log.warn(m)));
         } catch (e) {
           why = (e as Error).message.split('\n')[0]!; // e.g. an upgrade whose maps have another layout
         }
@@ -264,7 +264,7 @@ export class KernelSetup {
           log.warn(`the previous fast path cannot be taken over (${why}): its connections go back through the engine`);
         }
       }
-      this.#fastPath ??= installFastPath(slots, devices, o.fastPathFlows || undefined, kernelSetupOptions(this.o.workers, (m) => this.log.warn(m))); // --fast-path-flows as given, else room for both slot ranges
+      this.#fastPath ??= installFastPath(slots, devices, o.fastPathFlows || undefined, kernelSetupOptions(this.o.workers, this.o.kernelSetupAliveMs, (m) => this.log.warn(m))); // --fast-path-flows as given, else room for both slot ranges
       log.info(`fast path: established connections forwarded by a tc program on ${devices.join(', ') || 'no interface'} after ${o.fastPathAfter} packets, up to ${this.#fastPath.maps.slots} at once${this.#fastPathAdopted ? ', maps taken over from the previous process' : ''} (--fast-path off to keep every packet in user space)`);
     } catch (e) {
       log.warn(`kernel fast path unavailable, every packet goes through user space: ${(e as Error).message.split('\n')[0]}`);

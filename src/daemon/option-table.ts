@@ -49,6 +49,7 @@ export function optionTable(cores: number): OptionSpec[] {
     { name: 'fast-path-after', type: 'string', value: 'N', parseDefault: String(DEFAULT_OFFLOAD_AFTER), shownDefault: String(DEFAULT_OFFLOAD_AFTER), help: 'packets a connection forwards through the engine before it is offered, 1..255' },
     { name: 'fast-path-conns', type: 'string', value: 'N', parseDefault: '65536', shownDefault: '65536', help: 'connections the fast path holds at once' },
     { name: 'fast-path-flows', type: 'string', value: 'N', parseDefault: '0', shownDefault: '0 (two per --fast-path-conns)', help: 'entries of the kernel flow map' },
+    { name: 'kernel-setup-alive-ms', type: 'string', value: 'MS', parseDefault: '250', shownDefault: '250', help: 'with kernel set-up (--sysctl kernel_setup=1): the kernel makes a connection only if the worker that owns it read its reports within MS (a killed or stuck ulvsd: new connections fail instead); 0: not checked' },
     { name: 'state-dir', type: 'string', value: 'DIR', parseDefault: '/run/ulvs', shownDefault: '/run/ulvs', help: 'where a stopping ulvsd leaves its connections and kernel record for the next start' },
     { name: 'keep-state', type: 'boolean', shownDefault: 'off', help: 'SIGTERM/SIGINT hand over to the next start (as SIGUSR2 does) instead of removing everything' },
     { name: 'save-on-stop', type: 'string', value: 'FILE', shownDefault: 'off', help: 'at a final stop, write the running rules to FILE in `ipvsadm -S -n` format (what `ulvsadm -S -n` prints)' },

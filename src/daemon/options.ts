@@ -41,6 +41,7 @@ interface Values {
   'fast-path-after': string;
   'fast-path-conns': string;
   'fast-path-flows': string;
+  'kernel-setup-alive-ms': string;
   'state-dir': string;
   'keep-state': boolean;
   'save-on-stop'?: string;
@@ -88,6 +89,8 @@ export interface DaemonOptions {
   /** entries of the kernel flow map; 0: two per fast-path connection. Smaller, a full map leaves
    *  connections in user space (offloader.ts; counted fastpath_map_full) */
   fastPathFlows: number;
+  /** ulvs_kconf.alive_ms (kernel-setup-maps.ts): ms; 0 not checked */
+  kernelSetupAliveMs: number;
   /** where a stopping ulvsd leaves its connections and the record of its kernel side for the
    *  next start (README "Restarts and upgrades") */
   stateDir: string;
@@ -137,6 +140,7 @@ export function parseOptions(argv: string[], cores: number): { help: true } | { 
   const fastPathAfter = int(values['fast-path-after'], 1, 255, '--fast-path-after is 1..255 packets');
   const fastPathConns = int(values['fast-path-conns'], 1, 1 << 24, '--fast-path-conns is 1..16777216');
   const fastPathFlows = int(values['fast-path-flows'], 0, 1 << 25, '--fast-path-flows is 0..33554432 entries (0: two per --fast-path-conns)');
+  const kernelSetupAliveMs = int(values['kernel-setup-alive-ms'], 0, 3_600_000, '--kernel-setup-alive-ms is 0..3600000 ms (0: not checked)');
   const busyPollUs = int(values['busy-poll'], 0, 1_000_000, '--busy-poll is 0..1000000 microseconds');
   const metrics = metricsAt(values.metrics, values['metrics-public']);
   const table = int(values.table, 1, 0xfffffffe, '--table is a routing table number, 1..4294967294');
@@ -153,7 +157,7 @@ export function parseOptions(argv: string[], cores: number): { help: true } | { 
   if (!/^[^\s]+$/.test(configId)) throw new UsageError('--config-id is one word without blanks (the ID of keepalived.conf\'s @ID lines)');
   const sysctl = sysctlsOf(values.sysctl);
   const source: DaemonOptions['source'] = values.rules !== undefined ? { kind: 'rules', file: values.rules } : values.keepalived !== undefined ? { kind: 'keepalived', file: values.keepalived } : { kind: 'none' };
-  const options: DaemonOptions = { source, configId, configTest: values['config-test'], socket: values.socket, dev: values.dev, table, pref, maxConns, workers, metrics, logFormat, offload: !values['no-offload'], io, busyPollUs, capture, fastPath, fastPathAfter, fastPathConns, fastPathFlows, stateDir: values['state-dir'], keepState: values['keep-state'], saveOnStop: values['save-on-stop'] ?? null, sysctl };
+  const options: DaemonOptions = { source, configId, configTest: values['config-test'], socket: values.socket, dev: values.dev, table, pref, maxConns, workers, metrics, logFormat, offload: !values['no-offload'], io, busyPollUs, capture, fastPath, fastPathAfter, fastPathConns, fastPathFlows, kernelSetupAliveMs, stateDir: values['state-dir'], keepState: values['keep-state'], saveOnStop: values['save-on-stop'] ?? null, sysctl };
   return { help: false, version: false, options };
 }
 

@@ -137,3 +137,14 @@ test('/metrics: the fast path\'s frames by interface and verdict, as the source 
     fastVerdicts.map((v) => [v.interface, v.verdict, v.frames]),
   );
 });
+
+test('/metrics: the kernel set-up program counts, by result, from the data-path counters (ksetup_*), parsed by prometheus_client', { skip: parserMissing }, async () => {
+  const d = director();
+  const datapath = { ksetup_made: 90, ksetup_user: 1, ksetup_no_route: 3, ksetup_stale: 7, ksetup_segments: 200, ksetup_segment_ring_full: 2 };
+  const m = createMetrics(async () => ({ snapshot: d.snapshot(), engine: d.counters(), datapath, workers: 1 }));
+  const r = spawnSync(PY, ['-c', PARSE], { input: await m.scrape(), encoding: 'utf8' });
+  const fam = JSON.parse(r.stdout) as Record<string, { samples: [string, Record<string, string>, number][] }>;
+  const by = (f: string) => Object.fromEntries(fam[f]!.samples.filter((s) => s[0].endsWith('_total')).map((s) => [s[1]['result'], s[2]]));
+  assert.deepEqual(by('ulvs_ksetup_syns'), { made: 90, user: 1, no_worker: 0, ring_full: 0, no_slot: 0, no_route: 3, race: 0, stale: 7 });
+  assert.deepEqual(by('ulvs_ksetup_segments'), { reported: 200, ring_full: 2, no_owner: 0 });
+});

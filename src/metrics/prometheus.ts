@@ -236,6 +236,24 @@ export function createMetrics(fetch: () => Promise<MetricsSource>): { registry: 
   dp('ulvs_ksetup_tables_deferred_total', 'ksetup_deferred', 'Kernel set-up table changes that waited for the 50 ms grace period of the region last flipped.');
   dp('ulvs_ksetup_errors_total', 'ksetup_errors', 'Kernel errors writing the kernel set-up maps: the service stays on the user-space path.');
   gauge('ulvs_ksetup_services', 'Services whose SYNs the kernel fast path schedules itself now (kernel set-up).', () => src().datapath['ksetup_services'] ?? 0);
+  // the program's own counts (ulvs_kstats, bpf/ulvs_maps.h enum ksetup_counter; ksetup-stats.ts)
+  const kcount = (name: string, help: string, results: readonly (readonly [string, string])[]) =>
+    new Counter({
+      name,
+      help,
+      labelNames: ['result'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [result, key] of results) this.inc({ result }, src().datapath[key] ?? 0);
+      },
+    });
+  kcount('ulvs_ksetup_syns_total', 'SYNs to a kernel set-up service by what the fast path did: made (scheduled, set up and reported by the kernel) or why it sent the SYN to ulvsd instead: user (the table says so: weight 0 or no server), no_worker, ring_full, no_slot, no_route (next hop unresolved), race, stale (the owning worker has not read its reports within --kernel-setup-alive-ms).', [
+    ['made', 'ksetup_made'], ['user', 'ksetup_user'], ['no_worker', 'ksetup_no_worker'], ['ring_full', 'ksetup_ring_full'], ['no_slot', 'ksetup_no_slot'], ['no_route', 'ksetup_no_route'], ['race', 'ksetup_race'], ['stale', 'ksetup_stale'],
+  ]);
+  kcount('ulvs_ksetup_segments_total', 'Segments of kernel-made connections (SYN, FIN, RST, the handshake ACK, all after a FIN) the fast path forwarded and reported (reported), or sent to ulvsd because the report had no room (ring_full) or no owner (no_owner).', [
+    ['reported', 'ksetup_segments'], ['ring_full', 'ksetup_segment_ring_full'], ['no_owner', 'ksetup_segment_no_owner'],
+  ]);
   gauge('ulvs_fastpath_connections', 'Connections forwarded by the kernel fast path now (their packets skip user space; counted in the IPVS figures all the same).', () => src().datapath.fastpath_active ?? 0);
   const pname = (p: number) => (p === 6 ? 'TCP' : p === FWMARK_PROTO ? 'FWM' : 'UDP');
   new Gauge({

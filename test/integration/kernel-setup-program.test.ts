@@ -72,7 +72,7 @@ describe('fast-path program: kernel connection set-up (BPF_PROG_TEST_RUN)', { sk
     return all.length;
   };
   const delta = (before: number[], after: number[]) => after.map((x, i) => x - before[i]!);
-  const only = (i: number, n = 1) => Array.from({ length: 10 }, (_, j) => (j === i ? n : 0));
+  const only = (i: number, n = 1) => Array.from({ length: KS.KS_COUNTERS }, (_, j) => (j === i ? n : 0));
 
   test('golden: a SYN to a NAT service is scheduled, both entries made, the slot taken and zeroed, one KREPORT_NEW in the owner ring', () => {
     bed.setSlot(8, [5, 6, 7, 8, 9]); // the first free kernel slot (the queue is FIFO from slot 8): dirty
@@ -242,10 +242,43 @@ describe('fast-path program: kernel connection set-up (BPF_PROG_TEST_RUN)', { sk
     }
     const d = delta(s0, bed.stats());
     assert.equal(full, 1, 'a 4 KiB ring fills up');
-    assert.deepEqual(d, [made, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    assert.deepEqual(d, only(KS.KS_MADE, made).map((x, i) => (i === KS.KS_RING_FULL ? 1 : x)));
     const recs = bed.drain(0).length + bed.drain(1).length;
     assert.equal(recs, made, 'every made SYN has its record');
     assert.ok(made > 50, `at least 50 records of 56 bytes fit (${made})`);
+  });
+
+  test('liveness: under alive_ms a SYN whose owner worker has not beaten within it goes on untouched (KS_STALE), nothing made; a fresh beat: made (control)', () => {
+    bed.setAliveMs(200);
+    try {
+      const p = 42000, w = owner(p, 80);
+      const s0 = bed.stats(), free0 = freeSlots();
+      const refused = (why: string) => {
+        const r = send(A, request(p, 80, 'S'));
+        assert.equal(r.retval, TCX_NEXT, why);
+        assert.equal(r.out.toString('hex'), r.f.toString('hex'), `${why}: untouched`);
+        assert.equal(bed.entry(CLIENT, VIP, p, 80), null, `${why}: no entry`);
+      };
+      bed.beat(w, 0n);
+      refused('never beaten');
+      bed.beat(w, process.hrtime.bigint() - 300_000_000n);
+      refused('the last beat 300 ms old');
+      bed.beat(w, process.hrtime.bigint() + 10_000_000_000n);
+      refused('a beat 10 s ahead (not this clock)');
+      bed.beat(w, 0n);
+      bed.beat(1 - w);
+      refused("the other worker's beat does not count");
+      assert.deepEqual(bed.drain(w), [], 'no record');
+      assert.equal(freeSlots(), free0, 'no slot taken');
+      assert.deepEqual(delta(s0, bed.stats()), only(KS.KS_STALE, 4));
+      bed.beat(w);
+      const r = send(A, request(p, 80, 'S'));
+      assert.equal(r.retval, REDIRECT, 'beaten just now: made');
+      assert.equal(bed.drain(w).length, 1);
+      assert.deepEqual(delta(s0, bed.stats()), only(KS.KS_STALE, 4).map((x, i) => (i === KS.KS_MADE ? 1 : x)));
+    } finally {
+      bed.setAliveMs(0);
+    }
   });
 
   test('every kernel slot is either free or named by an entry (what a restart keeps out of the queue: kernelSlotsInUse)', () => {

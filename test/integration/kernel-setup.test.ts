@@ -154,4 +154,35 @@ describe('kernel connection set-up', { skip: needsRoot || nftMissing }, () => {
     const r = await round();
     assert.ok(r.s[1]![0]! > N / 4, 'server 1 back in the rotation');
   });
+
+  // A killed ulvsd must not leave the kernel making connections no engine hears of: keepalived's
+  // track_process gives the VIP up only when new connections fail (vrrp-pair.test.ts). The workers
+  // beat into ulvs_kalive; a SYN whose owner has not beaten within --kernel-setup-alive-ms (250)
+  // is not set up. Last in the file: it kills ulvsd twice.
+  test('kill -9 of ulvsd: 600 ms later the kernel sets up no new connection; control: with --kernel-setup-alive-ms 0 it goes on making them', async () => {
+    const answered = () => bed.client(['--requests', '5', '--timeout', '1500']).filter((x) => x['ok']).length;
+    const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
+    const args = bed.o.ulvsdArgs;
+    try {
+      const d0 = await bed.dump();
+      assert.equal(answered(), 5);
+      assert.ok(counter(await bed.dump(), 'ksetup_made') - counter(d0, 'ksetup_made') >= 4, 'the kernel made them while ulvsd ran');
+      await bed.stopDirector('SIGKILL');
+      await sleep(600);
+      const dead = answered();
+      bed.o.ulvsdArgs = [...(args ?? []), '--kernel-setup-alive-ms', '0'];
+      await bed.startDirector();
+      await sleep(300); // the tables published
+      const d1 = await bed.dump();
+      assert.equal(answered(), 5);
+      assert.ok(counter(await bed.dump(), 'ksetup_made') - counter(d1, 'ksetup_made') >= 4, 'control: made by the kernel');
+      await bed.stopDirector('SIGKILL');
+      await sleep(600);
+      const undead = answered();
+      assert.equal(dead, 0, 'with the check: no connection answered through the VIP of a dead ulvsd');
+      assert.equal(undead, 5, 'control, without the check: the kernel went on making connections for a dead ulvsd');
+    } finally {
+      bed.o.ulvsdArgs = args;
+    }
+  });
 });

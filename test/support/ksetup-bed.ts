@@ -19,7 +19,7 @@ import { closeKernelSetup } from '../../src/datapath/tun/kernel-setup-maps.js';
 import { KernelRing, newKReport, readKReport } from '../../src/datapath/tun/kernel-ring.js';
 import type { KReport } from '../../src/datapath/tun/kernel-reports.js';
 import { writeKey } from '../../src/datapath/tun/flow-entry.js';
-import { FLOW_KEY, FLOW_VALUE, KCONF, KDEST, KSVC_KEY, KSVC_VALUE, SLOT } from '../../src/datapath/tun/layouts.gen.js';
+import { FLOW_KEY, FLOW_VALUE, KCONF, KDEST, KSETUP_COUNTER, KSVC_KEY, KSVC_VALUE, SLOT } from '../../src/datapath/tun/layouts.gen.js';
 import { libc } from '../../src/datapath/tun/syscalls.js';
 import { run } from '../../src/lab/shell.js';
 import { parseIPv4 } from '../../src/wire/addr.js';
@@ -65,7 +65,8 @@ export class KsetupBed {
   /** the installed fast path (enter with attach: installFastPath, on no interface); leave() removes it */
   state: FastPathState | null = null;
 
-  enter(o: { slots: number; kernelSlots: number; workers: number; ringBytes: number; install?: boolean }): void {
+  /** `aliveMs`: ulvs_kconf.alive_ms (default 0 here: these beds have no worker beating; beat() for the check) */
+  enter(o: { slots: number; kernelSlots: number; workers: number; ringBytes: number; install?: boolean; aliveMs?: number }): void {
     const a = `${this.prefix}a`, b = `${this.prefix}b`;
     run(['ip', 'netns', 'add', this.ns]);
     const ip = (...x: string[]) => run(['ip', '-n', this.ns, ...x]);
@@ -93,7 +94,7 @@ export class KsetupBed {
     const one = Buffer.alloc(128);
     one[0] = 1;
     assert.equal(setAffinity(0, one.length, one), 0, 'pin to CPU 0');
-    const k = { kernelSlots: o.kernelSlots, workers: o.workers, ringBytes: o.ringBytes };
+    const k = { kernelSlots: o.kernelSlots, workers: o.workers, ringBytes: o.ringBytes, aliveMs: o.aliveMs ?? 0 };
     if (o.install) this.use(installFastPath(o.slots, [], undefined, k)); // attached nowhere: /sys is not this namespace's; the flow map: room for both slot ranges
     else ({ maps: this.maps, progFd: this.prog, insns: this.insns } = loadFastPath(o.slots, undefined, k));
     this.flows = new MapOps(this.maps.flowsFd);
@@ -180,12 +181,29 @@ export class KsetupBed {
     ops.update(k, v);
   }
 
+  /** ulvs_kconf.alive_ms := ms (0: not checked). */
+  setAliveMs(ms: number): void {
+    const ops = new MapOps(this.maps.kernel.kconfFd);
+    const k = Buffer.alloc(4), v = Buffer.alloc(KCONF.size);
+    ops.lookup(k, v);
+    v.writeUInt32LE(ms, KCONF.off.alive_ms);
+    ops.update(k, v);
+  }
+
+  /** ulvs_kalive[worker] := `ns` (CLOCK_MONOTONIC; default now), as a worker's beat writes it. */
+  beat(worker: number, ns = process.hrtime.bigint()): void {
+    const k = Buffer.alloc(4), v = Buffer.alloc(8);
+    k.writeUInt32LE(worker);
+    v.writeBigUInt64LE(ns);
+    new MapOps(this.maps.kernel.kaliveFd).update(k, v);
+  }
+
   /** ulvs_kstats summed over the CPUs. */
   stats(): number[] {
     const ops = new MapOps(this.maps.kernel.kstatsFd);
     const k = Buffer.alloc(4), v = Buffer.alloc(8 * this.cpus);
     const out: number[] = [];
-    for (let i = 0; i < 10; i++) {
+    for (let i = 0; i < KSETUP_COUNTER.KS_COUNTERS; i++) {
       k.writeUInt32LE(i);
       ops.lookup(k, v);
       let n = 0;

@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { kernelSetupMaxEntries, kernelSetupSizes } from './kernel-setup-maps.js';
+import { DEFAULT_ALIVE_MS, kernelSetupMaxEntries, kernelSetupSizes } from './kernel-setup-maps.js';
 import { newKReport, readKReport } from './kernel-ring.js';
 import { KREPORT, KSETUP_LIMITS } from './layouts.gen.js';
 
 test('kernel set-up sizes: defaults (half the workers\' slots, no workers, 1 MiB rings, KSVC_MAX_DEFAULT services)', () => {
-  assert.deepEqual(kernelSetupSizes(1001, {}), { kernelSlots: 500, workers: 0, ringBytes: 1 << 20, services: KSETUP_LIMITS.KSVC_MAX_DEFAULT });
+  assert.deepEqual(kernelSetupSizes(1001, {}), { kernelSlots: 500, workers: 0, ringBytes: 1 << 20, services: KSETUP_LIMITS.KSVC_MAX_DEFAULT, aliveMs: DEFAULT_ALIVE_MS });
   assert.deepEqual(kernelSetupMaxEntries(kernelSetupSizes(8, { kernelSlots: 0, services: 3 })), { ulvs_ksvcs: 3, ulvs_ktab: 3 * 2 * KSETUP_LIMITS.KTAB_REGION, ulvs_kcursor: 3, ulvs_kslot_free: 1 });
 });
 
@@ -17,6 +17,8 @@ test('kernel set-up sizes: bad values are refused with the option named (nothing
     [{ ringBytes: 3 * 4096 }, /ringBytes must be a power of two/],
     [{ ringBytes: 2048 }, /ringBytes/],
     [{ services: 0 }, /services/],
+    [{ aliveMs: -1 }, /aliveMs must be 0\.\.3600000/],
+    [{ aliveMs: 0.5 }, /aliveMs/],
   ];
   for (const [o, re] of bad) assert.throws(() => kernelSetupSizes(8, o), re, JSON.stringify(o));
   // control: the edges that are fine

@@ -30,7 +30,15 @@ export interface KernelSetupOptions {
   ringBytes?: number;
   /** kernel set-up services at most (ulvs_ksvcs; ulvs_ktab holds 2 regions each; default KSVC_MAX_DEFAULT) */
   services?: number;
+  /** ms: a SYN is set up in the kernel only while its owner worker beat within this time
+   *  (ulvs_kalive, kernel-report-reader.ts beats every BEAT_MS); 0: not checked (default 250) */
+  aliveMs?: number;
 }
+
+/** ulvs_kconf.alive_ms by default: five missed beats (kernel-report-reader.ts BEAT_MS). Well
+ *  within the 500 ms after which a dead ulvsd's VIP must answer no new connection (keepalived's
+ *  track_process gives up MASTER in about 2 s; vrrp-pair.test.ts). */
+export const DEFAULT_ALIVE_MS = 250;
 
 /** The fds (the caller's to close: closeKernelSetup) and the ranges. */
 export interface KernelSetupMaps {
@@ -41,6 +49,8 @@ export interface KernelSetupMaps {
   kslotFreeFd: number;
   kreportsFd: number;
   kstatsFd: number;
+  /** ulvs_kalive: worker i beats in element i */
+  kaliveFd: number;
   /** ring i is worker i's (ulvs_kreports[i]) */
   rings: { fd: number; bytes: number }[];
   /** the kernel range of slots: [firstSlot, firstSlot + slots) */
@@ -51,7 +61,7 @@ export interface KernelSetupMaps {
 }
 
 /** The map names loadObject returns for kernel set-up, and their sizes before the load. */
-export const KERNEL_SETUP_MAP_NAMES = ['ulvs_ksvcs', 'ulvs_ktab', 'ulvs_kcursor', 'ulvs_kconf', 'ulvs_kslot_free', 'ulvs_kreports', 'ulvs_kstats'] as const;
+export const KERNEL_SETUP_MAP_NAMES = ['ulvs_ksvcs', 'ulvs_ktab', 'ulvs_kcursor', 'ulvs_kconf', 'ulvs_kslot_free', 'ulvs_kreports', 'ulvs_kstats', 'ulvs_kalive'] as const;
 
 /** Options checked and defaulted; throws a clear error on bad values (nothing created yet). */
 export function kernelSetupSizes(workerSlots: number, o: KernelSetupOptions): Required<KernelSetupOptions> {
@@ -60,11 +70,13 @@ export function kernelSetupSizes(workerSlots: number, o: KernelSetupOptions): Re
     workers: o.workers ?? 0,
     ringBytes: o.ringBytes ?? 1 << 20,
     services: o.services ?? KSETUP_LIMITS.KSVC_MAX_DEFAULT,
+    aliveMs: o.aliveMs ?? DEFAULT_ALIVE_MS,
   };
   if (!Number.isInteger(r.kernelSlots) || r.kernelSlots < 0) throw new Error(`kernel set-up: kernelSlots must be an integer >= 0, not ${r.kernelSlots}`);
   if (!Number.isInteger(r.workers) || r.workers < 0 || r.workers > KSETUP_LIMITS.KWORKERS_MAX) throw new Error(`kernel set-up: workers must be 0..${KSETUP_LIMITS.KWORKERS_MAX}, not ${r.workers}`);
   if (!Number.isInteger(r.ringBytes) || r.ringBytes < PAGE || (r.ringBytes & (r.ringBytes - 1)) !== 0) throw new Error(`kernel set-up: ringBytes must be a power of two >= ${PAGE}, not ${r.ringBytes}`);
   if (!Number.isInteger(r.services) || r.services < 1 || r.services * 2 * KSETUP_LIMITS.KTAB_REGION > 0xffffffff) throw new Error(`kernel set-up: services must be >= 1, not ${r.services}`);
+  if (!Number.isInteger(r.aliveMs) || r.aliveMs < 0 || r.aliveMs > 3_600_000) throw new Error(`kernel set-up: aliveMs must be 0..3600000, not ${r.aliveMs}`);
   return r;
 }
 
@@ -112,6 +124,7 @@ export function fillKernelSetup(fds: Record<string, number>, s: Required<KernelS
     }
     const conf = Buffer.alloc(KCONF.size);
     conf.writeUInt32LE(s.workers, KCONF.off.workers);
+    conf.writeUInt32LE(s.aliveMs, KCONF.off.alive_ms);
     // hsiphash_key_t { k0, k1 } as the kernel holds it (two u64 in host memory, little-endian)
     conf.writeUInt32LE(MH_KEY1.k0l, KCONF.off.mh_key);
     conf.writeUInt32LE(MH_KEY1.k0h, KCONF.off.mh_key + 4);
@@ -131,6 +144,7 @@ export function fillKernelSetup(fds: Record<string, number>, s: Required<KernelS
     kslotFreeFd: fds.ulvs_kslot_free!,
     kreportsFd: fds.ulvs_kreports!,
     kstatsFd: fds.ulvs_kstats!,
+    kaliveFd: fds.ulvs_kalive!,
     rings,
     firstSlot,
     slots: s.kernelSlots,
@@ -158,7 +172,7 @@ export function kernelSlotsInUse(flowsFd: number, first: number, n: number): Set
 
 /** Every fd of kernel set-up (maps and rings). */
 export function kernelSetupFds(k: KernelSetupMaps): number[] {
-  return [k.ksvcsFd, k.ktabFd, k.kcursorFd, k.kconfFd, k.kslotFreeFd, k.kreportsFd, k.kstatsFd, ...k.rings.map((r) => r.fd)];
+  return [k.ksvcsFd, k.ktabFd, k.kcursorFd, k.kconfFd, k.kslotFreeFd, k.kreportsFd, k.kstatsFd, k.kaliveFd, ...k.rings.map((r) => r.fd)];
 }
 
 export function closeKernelSetup(k: KernelSetupMaps): void {

@@ -42,7 +42,7 @@ export const KSVC_VALUE = { size: 20, off: { base: 0, size: 4, region: 8, steer_
 export const KDEST = { size: 12, off: { addr: 0, port: 4, dir: 6, tun_type: 7, rport: 8, pad: 10 }, width: { addr: 4, port: 2, dir: 1, tun_type: 1, rport: 2, pad: 2 } } as const;
 
 /** struct kconf (bpf/fastpath.bpf.o) */
-export const KCONF = { size: 24, off: { workers: 0, pad: 4, mh_key: 8 }, width: { workers: 4, pad: 4, mh_key: 16 } } as const;
+export const KCONF = { size: 24, off: { workers: 0, alive_ms: 4, mh_key: 8 }, width: { workers: 4, alive_ms: 4, mh_key: 16 } } as const;
 
 /** struct kreport (bpf/fastpath.bpf.o) */
 export const KREPORT = { size: 48, off: { caddr: 0, vaddr: 4, raddr: 8, cport: 12, vport: 14, rport: 16, proto: 18, kind: 19, tcp_flags: 20, reply: 21, dir: 22, pad: 23, slot: 24, ip_len: 28, gso_segs: 32, ns: 40 }, width: { caddr: 4, vaddr: 4, raddr: 4, cport: 2, vport: 2, rport: 2, proto: 1, kind: 1, tcp_flags: 1, reply: 1, dir: 1, pad: 1, slot: 4, ip_len: 4, gso_segs: 4, ns: 8 } } as const;
@@ -90,4 +90,4 @@ export const KSETUP_LIMITS = { KDEST_USER: 255, KTAB_REGION: 4096, KSVC_MAX_DEFA
 export const KREPORT_KIND = { KREPORT_NEW: 1, KREPORT_SEGMENT: 2 } as const;
 
 /** enum ksetup_counter */
-export const KSETUP_COUNTER = { KS_MADE: 0, KS_USER: 1, KS_NO_WORKER: 2, KS_RING_FULL: 3, KS_NO_SLOT: 4, KS_NO_ROUTE: 5, KS_RACE: 6, KS_SEGMENTS: 7, KS_SEGMENT_RING_FULL: 8, KS_SEGMENT_NO_OWNER: 9, KS_COUNTERS: 10 } as const;
+export const KSETUP_COUNTER = { KS_MADE: 0, KS_USER: 1, KS_NO_WORKER: 2, KS_RING_FULL: 3, KS_NO_SLOT: 4, KS_NO_ROUTE: 5, KS_RACE: 6, KS_SEGMENTS: 7, KS_SEGMENT_RING_FULL: 8, KS_SEGMENT_NO_OWNER: 9, KS_STALE: 10, KS_COUNTERS: 11 } as const;

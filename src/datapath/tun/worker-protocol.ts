@@ -44,7 +44,7 @@ export interface WorkerInit {
   marksFd?: number;
   /** the kernel fast path's maps and this worker's slots (fastpath.ts, offloader.ts), if enabled;
    *  with kernel set-up (docs/kernel-setup.md) its slot range (`kernel`) and this worker's ring */
-  fastPath?: OffloaderInit & { after: number; kernelRing?: { fd: number; bytes: number } };
+  fastPath?: OffloaderInit & { after: number; kernelRing?: { fd: number; bytes: number; aliveFd: number; worker: number } };
   /** connections handed over by the previous process (core/conn/handover.ts records), imported
    *  before the first packet is read */
   handover?: HandoverBatch;

@@ -111,7 +111,7 @@ export class PacketWorker {
     this.offloader = offloader;
     const k = fastPath?.kernel;
     const ring = fastPath?.kernelRing;
-    if (offloader !== null && k && ring) this.kreports = new KernelReportReader({ ringFd: ring.fd, ringBytes: ring.bytes, flowsFd: fastPath!.flowsFd, freeFd: k.freeFd, slotBase: k.slotBase, slotCount: k.slotCount }, this.d.kernel, (offloader as Offloader).kernelSlotFree);
+    if (offloader !== null && k && ring) this.kreports = new KernelReportReader({ ringFd: ring.fd, ringBytes: ring.bytes, flowsFd: fastPath!.flowsFd, freeFd: k.freeFd, slotBase: k.slotBase, slotCount: k.slotCount, aliveFd: ring.aliveFd, worker: ring.worker }, this.d.kernel, (offloader as Offloader).kernelSlotFree);
     if (init.marksFd !== undefined) this.d.marks = mapMarkNotes(init.marksFd);
     this.d.setLocalAddresses(init.localAddrs);
     holdingSlots(init.sharedState, () => applyOps(this.d, init.ops)); // the cursors set by the control plane stay
@@ -307,7 +307,10 @@ export class PacketWorker {
   /** Timers and control messages, between batches. */
   private housekeeping(): void {
     const now = Math.floor(performance.now());
-    if (this.kreports !== null && this.kreports.ready()) this.kreports.drain(now);
+    if (this.kreports !== null) {
+      if (this.kreports.ready()) this.kreports.drain(now);
+      this.kreports.beat(now); // between batches: the kernel sets up connections while we read (kernel-report-reader.ts)
+    }
     if (now - this.lastTick >= 100) {
       if (now - this.lastHarvest >= HARVEST_MS) this.harvest(now); // before the timers: activity restarts them
       this.d.tick(now);
