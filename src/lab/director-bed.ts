@@ -4,6 +4,7 @@
  * demo, the integration tests and the data-path benchmark. `stop()` always cleans up: it kills
  * what it started, waits for ulvsd to remove its routing, and deletes the namespaces.
  */
+import { pathArgs } from './test-path.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -141,7 +142,7 @@ export class DirectorBed {
   async startDirector(script = this.o.ulvsdScript ?? SCRIPTS.ulvsd): Promise<string> {
     const source = this.o.keepalived !== undefined ? '--keepalived' : '--rules';
     // the state directory is the bed's own: beds run side by side, each with its own ulvs0
-    const args = [...(this.o.noRules ? [] : [source, this.rulesFile]), '--socket', this.socket, '--state-dir', this.dir, ...(this.o.ulvsdArgs ?? [])];
+    const args = [...(this.o.noRules ? [] : [source, this.rulesFile]), '--socket', this.socket, '--state-dir', this.dir, ...pathArgs(), ...(this.o.ulvsdArgs ?? [])];
     const p = spawn('ip', ['netns', 'exec', this.bed.director, process.execPath, script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(this.o.ulvsdEnv ? { env: { ...process.env, ...this.o.ulvsdEnv } } : {}) });
     this.ulvsd = p;
     p.stdout!.on('data', (d: Buffer) => (this.ulvsdLog += d.toString()));

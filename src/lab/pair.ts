@@ -10,6 +10,7 @@
  *   killUlvsd(i) / startUlvsd(i), setLinks(i, up), holds(i, addr)
  *   stop()             kill everything, delete the namespaces and files (idempotent)
  */
+import { pathArgs } from './test-path.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -148,7 +149,7 @@ export class Pair {
 
   /** Start director i's ulvsd; resolves when it forwards. */
   async startUlvsd(i: number): Promise<void> {
-    const p = this.#spawn(this.net.directors[i]!, [process.execPath, SCRIPTS.ulvsd, '--keepalived', this.conf(i), '--socket', this.socket(i), '--workers', String(this.workers), '--log-format', 'text', ...this.sysctls.flatMap((a) => ['--sysctl', a]), ...this.ulvsdArgs[i]!], i);
+    const p = this.#spawn(this.net.directors[i]!, [process.execPath, SCRIPTS.ulvsd, '--keepalived', this.conf(i), '--socket', this.socket(i), '--workers', String(this.workers), '--log-format', 'text', ...pathArgs(), ...this.sysctls.flatMap((a) => ['--sysctl', a]), ...this.ulvsdArgs[i]!], i);
     this.ulvsd[i] = p;
     await waitFor(p, /forwarding/, 30_000);
   }
