@@ -10,6 +10,9 @@
  *               exact path, without the kernel's connection set-up); when this ulvsd refuses
  *               those arguments (`ulvsd --config-test` says so before the first round) it runs
  *               as plain ulvs and the report says so
+ *   ulvs-base   the ulvsd of --base-ulvsd PATH (another checkout's dist/src/cli/ulvsd.js, built,
+ *               with its own eBPF objects), with its defaults only: an earlier build, to see
+ *               whether the exact path got slower
  *
  * iperf3's control and data connections must reach the same server, so every balancer hashes
  * the source address for port 5201 (ulvs `sh`, nft `jhash ip saddr` with one seed for TCP and
@@ -36,6 +39,8 @@ export interface SetupsOptions {
   tmp: string;
   ulvsArgs: readonly string[];
   exactArgs: readonly string[];
+  /** ulvs-base's ulvsd.js */
+  baseUlvsd?: string;
 }
 
 export class BalancerSetups {
@@ -78,9 +83,9 @@ export class BalancerSetups {
 
   /** ulvsd with its own admin socket and state directory (a ulvsd already running on this host
    *  is neither refused against nor asked for its connections) and `extra` arguments. */
-  async startUlvs(extra: readonly string[] = []): Promise<void> {
+  async startUlvs(extra: readonly string[] = [], script = SCRIPTS.ulvsd, own = this.o.ulvsArgs): Promise<void> {
     const t = this.o.tmp;
-    const p = this.#inDirector([process.execPath, SCRIPTS.ulvsd, '--rules', join(t, 'rules'), '--socket', this.ulvsSocket, '--state-dir', join(t, 'state'), '--log-format', 'text', ...this.o.ulvsArgs, ...extra]);
+    const p = this.#inDirector([process.execPath, script, '--rules', join(t, 'rules'), '--socket', this.ulvsSocket, '--state-dir', join(t, 'state'), '--log-format', 'text', ...own, ...extra]);
     this.balancer = p;
     // everything ulvsd says while it runs: keep the lines that say a kernel part is off (a
     // fast path that failed to load leaves ulvsd forwarding, every packet in user space)
@@ -156,6 +161,7 @@ ${rs.map((a, i) => `  server rs${i + 1} ${a}:8080`).join('\n')}
   async start(s: Setup): Promise<void> {
     if (s === 'ulvs') await this.startUlvs();
     else if (s === 'ulvs-exact') await this.startUlvs(this.exactArgs);
+    else if (s === 'ulvs-base') await this.startUlvs([], this.o.baseUlvsd, []);
     else if (s === 'haproxy') await this.#startHaproxy();
     else if (s === 'nft') this.#startNft();
   }

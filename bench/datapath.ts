@@ -36,6 +36,8 @@
  * ulvs-tun, nft-dr).
  * --ulvs-args adds arguments to ulvsd's command line (e.g. '--workers 1'), for ulvs and ulvs-exact;
  * --ulvs-exact-args adds more for ulvs-exact only (default '--sysctl kernel_setup=0').
+ * --base-ulvsd PATH adds the set-up ulvs-base: another checkout's built ulvsd.js with its own
+ *   defaults (e.g. the commit before a change), paired against ulvs-exact in the report.
  * --prefix names the test bed's namespaces (default ulvs-<random>).
  * --perf records the whole machine (perf record -a -g) during each one-client HTTP measurement
  * and each 4-stream measurement, and writes the top symbols per set-up to
@@ -63,7 +65,7 @@ import { barChartSvg, figuresOf, renderReport, SETUPS, type Setup } from './repo
 /** the measurements, in the order they run (--tests picks some) */
 const TESTS = ['stream1', 'stream4', 'http', 'http2', 'latency', 'udp'] as const;
 const log = (s: string) => process.stderr.write(`${s}\n`);
-const { values: opts } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, seconds: { type: 'string', default: '5' }, setups: { type: 'string', default: SETUPS.join(',') }, flows: { type: 'string', default: '1000000' }, perf: { type: 'boolean', default: false }, tests: { type: 'string', default: TESTS.join(',') }, 'ulvs-args': { type: 'string', default: '' }, 'ulvs-exact-args': { type: 'string', default: '--sysctl kernel_setup=0' }, prefix: { type: 'string' } } });
+const { values: opts } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, seconds: { type: 'string', default: '5' }, setups: { type: 'string' }, 'base-ulvsd': { type: 'string' }, flows: { type: 'string', default: '1000000' }, perf: { type: 'boolean', default: false }, tests: { type: 'string', default: TESTS.join(',') }, 'ulvs-args': { type: 'string', default: '' }, 'ulvs-exact-args': { type: 'string', default: '--sysctl kernel_setup=0' }, prefix: { type: 'string' } } });
 const RUN_TESTS = new Set(opts.tests!.split(','));
 if (RUN_TESTS.has('asym')) {
   // the asymmetric test (bench/asym.ts) has its own bed and set-ups (bench/asym-setups.ts)
@@ -80,6 +82,16 @@ if (unknownTests.length) {
 }
 const ROUNDS = Number(opts.rounds);
 const SECS = Number(opts.seconds);
+// ulvs-base runs only with --base-ulvsd (and by default then)
+opts.setups ??= SETUPS.filter((s) => s !== 'ulvs-base' || opts['base-ulvsd']).join(',');
+if (opts.setups.split(',').includes('ulvs-base') && !opts['base-ulvsd']) {
+  log('--setups ulvs-base needs --base-ulvsd PATH (another checkout\'s dist/src/cli/ulvsd.js)');
+  process.exit(2);
+}
+if (opts['base-ulvsd'] && !existsSync(opts['base-ulvsd'])) {
+  log(`--base-ulvsd ${opts['base-ulvsd']}: no such file (build that checkout first: npm ci && npm run build)`);
+  process.exit(2);
+}
 const RUN_SETUPS = opts.setups!.split(',').filter((x): x is Setup => (SETUPS as readonly string[]).includes(x));
 const unknownSetups = opts.setups!.split(',').filter((x) => !(SETUPS as readonly string[]).includes(x));
 if (unknownSetups.length || !(ROUNDS >= 1 && Number.isInteger(ROUNDS)) || !(SECS >= 1)) {
@@ -103,7 +115,7 @@ const RS = Array.from({ length: N }, (_, i) => LAB.realServer(i));
 const tmp = mkdtempSync(join(tmpdir(), 'ulvs-bench-'));
 const bed = new TestBed({ realServers: N, clients: 2, ...(opts.prefix && { prefix: opts.prefix }) });
 const procs: ChildProcess[] = [];
-const setups = new BalancerSetups({ director: bed.director, realServers: RS, tmp, ulvsArgs: opts['ulvs-args']!.split(' ').filter(Boolean), exactArgs: opts['ulvs-exact-args']!.split(' ').filter(Boolean) });
+const setups = new BalancerSetups({ director: bed.director, realServers: RS, tmp, ulvsArgs: opts['ulvs-args']!.split(' ').filter(Boolean), exactArgs: opts['ulvs-exact-args']!.split(' ').filter(Boolean), ...(opts['base-ulvsd'] && { baseUlvsd: opts['base-ulvsd'] }) });
 
 const nginxConf = (i: number): string => writeNginxConf(join(tmp, `rs${i}`), 8080);
 

@@ -67,6 +67,20 @@ test('ulvs-exact: its own bars, and against ulvs "slower" only when every round 
   assert.equal(bars.find((b) => b.bar === 'four_streams_bps ulvs/nft >= 1')?.met, true);
   assert.match(markdown, /\| TCP throughput, 4 streams \| 0\.95 \(0\.9-0\.99\) \| 3 \| \*\*slower\*\* \|/);
   assert.match(markdown, /ulvs-exact: ran as ulvs: refused/);
+  assert.doesNotMatch(markdown, /against the earlier build/, 'no ulvs-base section when it did not run');
+});
+
+test('ulvs-base (--base-ulvsd): the exact path paired against the earlier build, its own section and summary', () => {
+  const samples = {
+    'http_conns_per_s/ulvs': [12, 12, 12],
+    'http_conns_per_s/ulvs-exact': [9, 9.3, 9.6],
+    'http_conns_per_s/ulvs-base': [10, 10, 10],
+  };
+  assert.equal(exactVsUlvs('http_conns_per_s', samples, 'ulvs-base').verdict, 'slower');
+  const { summary, markdown } = renderReport(figuresOf(samples), { date: 'd', node: 'v20', rounds: 3, seconds: 5, samples });
+  assert.equal((summary['http_conns_per_s_paired_exact_base'] as { median: number }).median, 0.93);
+  assert.match(markdown, /## The exact path against the earlier build[^]*\| 0\.93 \(0\.9-0\.96\) \| 3 \| \*\*slower\*\* \|/);
+  assert.match(barChartSvg('http_conns_per_s', figuresOf(samples)['http_conns_per_s']!), /ulvs of --base-ulvsd/);
 });
 
 test('the chart scales bars to the largest figure and says n/a where there is none', () => {

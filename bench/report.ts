@@ -7,7 +7,7 @@ import type { MachineInfo } from './machine-info.js';
 import { BARS, judge, median, minMax, pairedRatios, type BarVerdict } from './verdict.js';
 
 export { median };
-export const SETUPS = ['none', 'nft', 'haproxy', 'ulvs', 'ulvs-exact'] as const;
+export const SETUPS = ['none', 'nft', 'haproxy', 'ulvs', 'ulvs-exact', 'ulvs-base'] as const;
 export type Setup = (typeof SETUPS)[number];
 /** metric -> set-up -> median figure */
 export type Figures = Record<string, Partial<Record<Setup, number>>>;
@@ -18,6 +18,7 @@ export const SETUP_NAMES: Record<Setup, string> = {
   haproxy: 'HAProxy (TCP mode)',
   ulvs: 'ulvs',
   'ulvs-exact': 'ulvs, exact path (kernel_setup=0)',
+  'ulvs-base': 'ulvs of --base-ulvsd (an earlier build, its defaults)',
 };
 
 interface MetricInfo {
@@ -92,8 +93,8 @@ const r3 = (x: number) => (Number.isFinite(x) ? Number(x.toFixed(3)) : null);
  * worse side of 1 (all rounds agree; with 5 rounds a chance result of that has probability
  * 1/16), "faster" likewise, else "no consistent difference".
  */
-export function exactVsUlvs(metric: string, samples: ReportMeta['samples']): { median: number | null; min: number | null; max: number | null; rounds: number; verdict: 'slower' | 'faster' | 'no consistent difference' | 'n/a' } {
-  const rs = pairedRatios(samples[`${metric}/ulvs-exact`], samples[`${metric}/ulvs`]);
+export function exactVsUlvs(metric: string, samples: ReportMeta['samples'], against: Setup = 'ulvs'): { median: number | null; min: number | null; max: number | null; rounds: number; verdict: 'slower' | 'faster' | 'no consistent difference' | 'n/a' } {
+  const rs = pairedRatios(samples[`${metric}/ulvs-exact`], samples[`${metric}/${against}`]);
   const [lo, hi] = minMax(rs);
   const higher = METRICS[metric]?.higherIsBetter ?? true;
   const worse = (x: number) => (higher ? x < 1 : x > 1);
@@ -139,6 +140,7 @@ export function renderReport(figures: Figures, meta: ReportMeta, chartPrefix = '
     summary[`${m}_paired_ulvs_nft`] = paired(m, 'ulvs', 'nft');
     summary[`${m}_paired_ulvs_haproxy`] = paired(m, 'ulvs', 'haproxy');
     if (figures[m]!['ulvs-exact'] !== undefined) summary[`${m}_paired_exact_ulvs`] = exactVsUlvs(m, S);
+    if (figures[m]!['ulvs-exact'] !== undefined && figures[m]!['ulvs-base'] !== undefined) summary[`${m}_paired_exact_base`] = exactVsUlvs(m, S, 'ulvs-base');
   }
   const mem = meta.memory;
   if (mem) {
@@ -196,6 +198,13 @@ export function renderReport(figures: Figures, meta: ReportMeta, chartPrefix = '
       if (e.rounds) L.push(`| ${METRICS[m]!.title} | ${e.median} (${e.min}-${e.max}) | ${e.rounds} | ${e.verdict === 'slower' ? '**slower**' : e.verdict} |`);
     }
   }
+  if (subjects.includes('ulvs-exact') && metrics.some((m) => figures[m]!['ulvs-base'] !== undefined)) {
+    L.push('', '## The exact path against the earlier build (ulvs-exact/ulvs-base, paired)', '', 'Issue 16: with the exact path selected, nothing slower than before. "slower" only when every round says so.', '', '| metric | median (smallest-largest) | rounds | verdict |', '|---|---:|---:|---|');
+    for (const m of metrics) {
+      const e = exactVsUlvs(m, S, 'ulvs-base');
+      if (e.rounds) L.push(`| ${METRICS[m]!.title} | ${e.median} (${e.min}-${e.max}) | ${e.rounds} | ${e.verdict === 'slower' ? '**slower**' : e.verdict} |`);
+    }
+  }
   L.push('', '## Charts', '');
   for (const m of metrics) L.push(`![${METRICS[m]!.title}](${chartPrefix}${m}.png)`, '');
   L.push('## Every sample, by round', '', '| metric / set-up | samples |', '|---|---|');
@@ -213,10 +222,11 @@ export function barChartSvg(metric: string, f: Partial<Record<Setup, number>>): 
   const rowH = 44;
   const left = 210;
   const top = 46;
-  const H = top + SETUPS.length * rowH + 20;
-  const max = Math.max(...SETUPS.map((s) => f[s] ?? 0), 1e-12);
-  const colors: Record<Setup, string> = { none: '#9e9e9e', nft: '#1f77b4', haproxy: '#ff7f0e', ulvs: '#2ca02c', 'ulvs-exact': '#98df8a' };
-  const rows = SETUPS.map((s, i) => {
+  const shown = SETUPS.filter((s) => s !== 'ulvs-base' || f[s] !== undefined); // the optional earlier build: only when it ran
+  const H = top + shown.length * rowH + 20;
+  const max = Math.max(...shown.map((s) => f[s] ?? 0), 1e-12);
+  const colors: Record<Setup, string> = { none: '#9e9e9e', nft: '#1f77b4', haproxy: '#ff7f0e', ulvs: '#2ca02c', 'ulvs-exact': '#98df8a', 'ulvs-base': '#bcbd22' };
+  const rows = shown.map((s, i) => {
     const v = f[s];
     const y = top + i * rowH;
     const w = v === undefined ? 0 : Math.max(1, ((W - left - 110) * v) / max);
