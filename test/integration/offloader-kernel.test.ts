@@ -13,13 +13,13 @@ import { ConnFlag, ConnTable, FWD_SHIFT } from '../../src/core/conn-table.js';
 import { OffloadReport } from '../../src/core/offload.js';
 import { Fwd } from '../../src/core/service.js';
 import { BpfError, bpfCall, MapOps } from '../../src/datapath/tun/bpf.js';
-import { closeFd, FLOW_KEY_SIZE, FLOW_VALUE_SIZE, loadFastPath, type FastPathMaps } from '../../src/datapath/tun/fastpath.js';
+import { closeFd, FLOW_KEY_SIZE, FLOW_VALUE_SIZE } from '../../src/datapath/tun/fastpath.js';
 import { writeKey, writeValue } from '../../src/datapath/tun/flow-entry.js';
-import { readFlows } from '../../src/datapath/tun/flow-dump.js';
-import { FLOW_DIR, FLOW_VALUE, SLOT } from '../../src/datapath/tun/layouts.gen.js';
+import { FLOW_DIR, FLOW_VALUE } from '../../src/datapath/tun/layouts.gen.js';
 import { Offloader } from '../../src/datapath/tun/offloader.js';
 import { ENOENT } from '../../src/datapath/tun/syscalls.js';
 import { parseIPv4 } from '../../src/wire/addr.js';
+import { harvested, offloaderMaps } from '../support/offloader-maps.js';
 import { needsRoot } from '../support/root.js';
 
 const CLIENT = parseIPv4('198.51.100.2');
@@ -59,16 +59,12 @@ function drain(fd: number): number[] {
 }
 
 describe('Offloader kernel set-up slots over the kernel maps', { skip: needsRoot }, () => {
-  let maps: FastPathMaps;
-  let prog = -1;
+  const fp = offloaderMaps();
   let queue = -1;
   before(() => {
-    ({ maps, progFd: prog } = loadFastPath(16));
     queue = queueMap(4);
   });
-  after(() => {
-    for (const fd of [prog, queue, maps?.flowsFd ?? -1, maps?.slotsFd ?? -1]) closeFd(fd);
-  });
+  after(() => closeFd(queue));
 
   /** an entry as the fast path writes it for a connection it set up */
   const kernelEntry = (saddr: number, daddr: number, sport: number, dport: number, addr: number, port: number, dir: number, slot: number, kflags: number) => {
@@ -77,24 +73,7 @@ describe('Offloader kernel set-up slots over the kernel maps', { skip: needsRoot
     const v = Buffer.alloc(FLOW_VALUE_SIZE);
     writeValue(v, 0, addr, port, dir, slot);
     v.writeUInt32LE(kflags, FLOW_VALUE.off.kflags);
-    new MapOps(maps.flowsFd).update(k, v);
-  };
-  const setSlot = (s: number, pin: number, bin: number, pout: number, bout: number) => {
-    const k = Buffer.alloc(4);
-    k.writeUInt32LE(s, 0);
-    const v = Buffer.alloc(SLOT.size);
-    v.writeBigUInt64LE(BigInt(pin), SLOT.off.packets);
-    v.writeBigUInt64LE(BigInt(pout), SLOT.off.packets + 8);
-    v.writeBigUInt64LE(BigInt(bin), SLOT.off.bytes);
-    v.writeBigUInt64LE(BigInt(bout), SLOT.off.bytes + 8);
-    v.writeBigUInt64LE(1n, SLOT.off.last_ns);
-    new MapOps(maps.slotsFd).update(k, v);
-  };
-  const flowsOf = (cport: number) => readFlows(maps.flowsFd).filter((e) => e.sport === cport || e.dport === cport);
-  const harvest = (off: Offloader) => {
-    const seen: number[][] = [];
-    off.harvest({ offloadActivity: (c: number, r: OffloadReport) => void seen.push([c, r.inPkts, r.inBytes, r.outPkts, r.outBytes]) });
-    return seen;
+    new MapOps(fp.maps.flowsFd).update(k, v);
   };
 
   test('NAT: held without a write, harvested, deleted at the flush and only then back in the queue, once', () => {
@@ -102,8 +81,8 @@ describe('Offloader kernel set-up slots over the kernel maps', { skip: needsRoot
     const c = conns.insert(6, CLIENT, 43000, VIP, 80, RIP, 8080, 1, 0, 100, 0);
     kernelEntry(CLIENT, VIP, 43000, 80, RIP, 8080, FLOW_DIR.FLOW_REQUEST, 9, KF_MADE | KF_ACK);
     kernelEntry(RIP, CLIENT, 8080, 43000, VIP, 80, FLOW_DIR.FLOW_REPLY, 9, KF_MADE);
-    setSlot(9, 0, 0, 0, 0);
-    const off = new Offloader(conns, { flowsFd: maps.flowsFd, slotsFd: maps.slotsFd, slots: maps.slots, slotBase: 0, slotCount: 4, kernel: { slotBase: 8, slotCount: 4, freeFd: queue } });
+    fp.setSlot(9, 0, 0, 0, 0);
+    const off = new Offloader(conns, { ...fp.init, slotBase: 0, slotCount: 4, kernel: { slotBase: 8, slotCount: 4, freeFd: queue } });
     try {
       assert.equal(off.kernelSlotFree(9), true);
       assert.equal(off.kernelSlotFree(3), false, 'an own slot is not a kernel one');
@@ -112,17 +91,17 @@ describe('Offloader kernel set-up slots over the kernel maps', { skip: needsRoot
       off.flush();
       assert.equal(off.kernelSlotFree(9), false);
       assert.equal(off.active, 1);
-      assert.equal(flowsOf(43000).length, 2, 'the kernel wrote them; nothing was written or deleted');
-      setSlot(9, 3, 300, 2, 200);
-      assert.deepEqual(harvest(off), [[c, 3, 300, 2, 200]]);
-      setSlot(9, 4, 340, 2, 200);
+      assert.equal(fp.flowsOf(43000).length, 2, 'the kernel wrote them; nothing was written or deleted');
+      fp.setSlot(9, 3, 300, 2, 200);
+      assert.deepEqual(harvested(off), [[c, 3, 300, 2, 200]]);
+      fp.setSlot(9, 4, 340, 2, 200);
       const out = new OffloadReport();
       off.withdraw(c, out);
       assert.deepEqual([out.inPkts, out.inBytes, out.outPkts, out.outBytes], [1, 40, 0, 0]);
       assert.deepEqual(drain(queue), [], 'not pushed while its entries exist (control)');
-      assert.equal(flowsOf(43000).length, 2);
+      assert.equal(fp.flowsOf(43000).length, 2);
       off.flush();
-      assert.equal(flowsOf(43000).length, 0);
+      assert.equal(fp.flowsOf(43000).length, 0);
       assert.deepEqual(drain(queue), [9]);
       off.flush();
       assert.deepEqual(drain(queue), [], 'never twice');
@@ -137,19 +116,19 @@ describe('Offloader kernel set-up slots over the kernel maps', { skip: needsRoot
     const conns = new ConnTable({ capacity: 16, seed: 1 });
     const c = conns.insert(6, CLIENT, 43001, VIP, 80, RIP, 80, 1, (Fwd.DROUTE << FWD_SHIFT) | ConnFlag.NOOUTPUT, 100, 0);
     kernelEntry(CLIENT, VIP, 43001, 80, RIP, 0, FLOW_DIR.FLOW_DR, 10, KF_MADE | KF_ACK);
-    const off = new Offloader(conns, { flowsFd: maps.flowsFd, slotsFd: maps.slotsFd, slots: maps.slots, slotBase: 0, slotCount: 4, kernel: { slotBase: 8, slotCount: 4, freeFd: queue } });
+    const off = new Offloader(conns, { ...fp.init, slotBase: 0, slotCount: 4, kernel: { slotBase: 8, slotCount: 4, freeFd: queue } });
     try {
       off.adoptKernel(c, 10);
       off.withdraw(c, new OffloadReport());
       assert.deepEqual(drain(queue), []);
       off.flush();
-      assert.deepEqual(flowsOf(43001).map((e) => [e.dir, e.slot]), [[FLOW_DIR.FLOW_DR_ROUTE, 0]]);
+      assert.deepEqual(fp.flowsOf(43001).map((e) => [e.dir, e.slot]), [[FLOW_DIR.FLOW_DR_ROUTE, 0]]);
       assert.deepEqual(drain(queue), [10]);
       off.unroute(c); // the connection removed (as ConnLifecycle.unlink): its way-out entry goes one flush later
       conns.remove(c);
       off.flush();
       off.flush();
-      assert.equal(flowsOf(43001).length, 0);
+      assert.equal(fp.flowsOf(43001).length, 0);
     } finally {
       off.close();
     }
@@ -160,23 +139,23 @@ describe('Offloader kernel set-up slots over the kernel maps', { skip: needsRoot
     const c = conns.insert(6, CLIENT, 43003, VIP, 80, RIP, 8080, 1, 0, 100, 0);
     kernelEntry(CLIENT, VIP, 43003, 80, RIP, 8080, FLOW_DIR.FLOW_REQUEST, 8, KF_MADE);
     kernelEntry(RIP, CLIENT, 8080, 43003, VIP, 80, FLOW_DIR.FLOW_REPLY, 8, KF_MADE);
-    setSlot(8, 0, 0, 0, 0);
-    const off = new Offloader(conns, { flowsFd: maps.flowsFd, slotsFd: maps.slotsFd, slots: maps.slots, slotBase: 0, slotCount: 4, kernel: { slotBase: 8, slotCount: 4, freeFd: queue } });
+    fp.setSlot(8, 0, 0, 0, 0);
+    const off = new Offloader(conns, { ...fp.init, slotBase: 0, slotCount: 4, kernel: { slotBase: 8, slotCount: 4, freeFd: queue } });
     try {
       off.adoptKernel(c, 8);
-      setSlot(8, 5, 500, 0, 0);
+      fp.setSlot(8, 5, 500, 0, 0);
       conns.remove(c);
       const n = conns.insert(6, CLIENT, 43003, VIP, 80, RIP, 8080, 1, 0, 100, 0);
       const out = new OffloadReport();
       off.moveKernel(c, n, out);
       assert.deepEqual([out.inPkts, out.inBytes], [5, 500], "the old connection's last counts");
-      setSlot(8, 6, 560, 1, 60);
-      assert.deepEqual(harvest(off), [[n, 1, 60, 1, 60]]);
+      fp.setSlot(8, 6, 560, 1, 60);
+      assert.deepEqual(harvested(off), [[n, 1, 60, 1, 60]]);
       off.flush();
-      assert.equal(flowsOf(43003).length, 2, 'nothing written or deleted');
+      assert.equal(fp.flowsOf(43003).length, 2, 'nothing written or deleted');
       off.withdraw(n, new OffloadReport());
       off.flush();
-      assert.equal(flowsOf(43003).length, 0);
+      assert.equal(fp.flowsOf(43003).length, 0);
       assert.deepEqual(drain(queue), [8]);
     } finally {
       off.close();
@@ -188,11 +167,11 @@ describe('Offloader kernel set-up slots over the kernel maps', { skip: needsRoot
     const c = conns.insert(6, CLIENT, 43002, VIP, 80, RIP, 8080, 1, 0, 100, 0);
     kernelEntry(CLIENT, VIP, 43002, 80, RIP, 8080, FLOW_DIR.FLOW_REQUEST, 11, KF_MADE);
     kernelEntry(RIP, CLIENT, 8080, 43002, VIP, 80, FLOW_DIR.FLOW_REPLY, 11, KF_MADE);
-    const off = new Offloader(conns, { flowsFd: maps.flowsFd, slotsFd: maps.slotsFd, slots: maps.slots, slotBase: 0, slotCount: 4, freshMaps: false, kernel: { slotBase: 8, slotCount: 4, freeFd: queue } });
+    const off = new Offloader(conns, { ...fp.init, slotBase: 0, slotCount: 4, freshMaps: false, kernel: { slotBase: 8, slotCount: 4, freeFd: queue } });
     try {
       assert.equal(off.adopt(c, 11, Float64Array.of(1, 60, 0, 0)), true);
       off.flush();
-      assert.deepEqual(flowsOf(43002).map((e) => e.slot), [11, 11]);
+      assert.deepEqual(fp.flowsOf(43002).map((e) => e.slot), [11, 11]);
       const rep = new Float64Array(4);
       assert.equal(off.slotOf(c, rep), 11);
       assert.deepEqual([...rep], [1, 60, 0, 0]);
