@@ -4,38 +4,26 @@
  * on (TCX_NEXT), forwarded itself (redirect), left to the IP stack skipping tc (OK) or dropped.
  * Every frame the program sees counts in exactly one, so the sum over the verdicts of an
  * interface is the frames that reached its tcx ingress. Read from user space (not the hot
- * path): a per-CPU array, summed here over the possible CPUs.
+ * path): a per-CPU array, summed here over the possible CPUs (per-cpu.ts).
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { fdById, mapInfo, MapOps, progInfo, tcxIngressProgIds } from './bpf.js';
 import { sys } from './sys.js';
 import { FAST_VERDICT, FAST_VERDICTS } from './layouts.gen.js';
+import { perCpuStride, possibleCpus, sumU64PerCpu } from './per-cpu.js';
 
 export type FastVerdictName = 'next' | 'redirect' | 'ok' | 'shot' | 'other';
 /** the verdicts in enum order (index = enum fast_verdict) */
 export const FAST_VERDICT_NAMES: readonly FastVerdictName[] = ['next', 'redirect', 'ok', 'shot', 'other'];
 export type FastVerdictCounts = Record<FastVerdictName, number>;
 
-/** CPUs in /sys/devices/system/cpu/possible ("0-1", "0-3,6"): a per-CPU map's value holds one
- *  element per possible CPU. */
-export function possibleCpus(text = readFileSync('/sys/devices/system/cpu/possible', 'utf8')): number {
-  let n = 0;
-  for (const part of text.trim().split(',')) {
-    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
-    if (!m) throw new Error(`cannot read the possible CPUs from ${JSON.stringify(text)}`);
-    n = Math.max(n, Number(m[2] ?? m[1]) + 1);
-  }
-  return n;
-}
-
 /** Sum one per-CPU value (cpus elements of FAST_VERDICTS.size bytes, 8-byte aligned). */
 export function sumPerCpu(value: Buffer, cpus: number): FastVerdictCounts {
-  const stride = (FAST_VERDICTS.size + 7) & ~7;
+  const stride = perCpuStride(FAST_VERDICTS.size);
   const out = { next: 0, redirect: 0, ok: 0, shot: 0, other: 0 };
-  for (let c = 0; c < cpus; c++)
-    FAST_VERDICT_NAMES.forEach((name, k) => {
-      out[name] += Number(value.readBigUInt64LE(c * stride + FAST_VERDICTS.off.packets + k * 8));
-    });
+  FAST_VERDICT_NAMES.forEach((name, k) => {
+    out[name] = sumU64PerCpu(value, cpus, stride, FAST_VERDICTS.off.packets + k * 8);
+  });
   return out;
 }
 
@@ -45,7 +33,7 @@ export function readFastVerdicts(mapFd: number): Map<number, FastVerdictCounts> 
   const cpus = possibleCpus();
   const ops = new MapOps(mapFd);
   const key = Buffer.alloc(4);
-  const value = Buffer.alloc(((FAST_VERDICTS.size + 7) & ~7) * cpus);
+  const value = Buffer.alloc(perCpuStride(FAST_VERDICTS.size) * cpus);
   const out = new Map<number, FastVerdictCounts>();
   for (let i = 0; i < FAST_VERDICT.FAST_VERDICT_IFINDEXES; i++) {
     key.writeUInt32LE(i);

@@ -4,9 +4,11 @@
  * case (ksetup_made, ksetup_user, ... ksetup_segments). Read at control time (metrics, dumps).
  */
 import { MapOps } from './bpf.js';
-import { possibleCpus } from './fast-verdicts.js';
 import { KSETUP_COUNTER } from './layouts.gen.js';
+import { perCpuStride, possibleCpus, sumU64PerCpu } from './per-cpu.js';
 
+/** one __u64 per CPU */
+const STRIDE = perCpuStride(8);
 const NAMES = Object.entries(KSETUP_COUNTER).filter(([k]) => k !== 'KS_COUNTERS').map(([k, v]) => [`ksetup_${k.slice(3).toLowerCase()}`, v] as const);
 
 export class KsetupStats {
@@ -17,7 +19,7 @@ export class KsetupStats {
 
   constructor(kstatsFd: number) {
     this.#map = new MapOps(kstatsFd);
-    this.#value = Buffer.alloc(8 * this.#cpus);
+    this.#value = Buffer.alloc(STRIDE * this.#cpus);
   }
 
   /** Every counter, summed over the CPUs (0 for one the kernel cannot give). */
@@ -25,9 +27,7 @@ export class KsetupStats {
     const out: Record<string, number> = {};
     for (const [name, i] of NAMES) {
       this.#key.writeUInt32LE(i, 0);
-      let n = 0;
-      if (this.#map.lookup(this.#key, this.#value)) for (let c = 0; c < this.#cpus; c++) n += Number(this.#value.readBigUInt64LE(c * 8));
-      out[name] = n;
+      out[name] = this.#map.lookup(this.#key, this.#value) ? sumU64PerCpu(this.#value, this.#cpus, STRIDE, 0) : 0;
     }
     return out;
   }
