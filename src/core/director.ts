@@ -46,7 +46,7 @@ import { TcpOps } from './proto/tcp.js';
 import { UdpOps } from './proto/udp.js';
 import { StateSlot, SLOT_INTS } from './sched-state.js';
 import { Opened, Scheduling } from './schedule.js';
-import type { SchedContext, SchedulerEnv, SchedulerRegistry } from './scheduler.js';
+import { fillSchedContext, type SchedContext, type SchedulerEnv, type SchedulerRegistry } from './scheduler.js';
 import { ServiceIndex } from './service-index.js';
 import type { RealServer, ServiceKey, VirtualService } from './service.js';
 import { ESTIMATOR_PERIOD_MS, type Stats } from './stats.js';
@@ -197,14 +197,7 @@ export class Director {
     const proxied = this.#forward.proxy.accepts(m); // an ACK whose SYN cookie the kernel checked
     if (dec.path === Path.NotOpener && !proxied) return this.#out(this.#strayOutcome(m.daddr));
     if (this.defense.todrop()) return this.#out(Outcome.DropDefense); // ip_vs_todrop: drop_packet
-    const ctx = this.#ctx; //                                                   2 schedule
-    ctx.proto = m.proto;
-    ctx.caddr = m.saddr;
-    ctx.cport = m.sport;
-    ctx.vaddr = m.daddr;
-    ctx.vport = m.dport;
-    ctx.now = now;
-    ctx.dryRun = false;
+    const ctx = fillSchedContext(this.#ctx, m.proto, m.saddr, m.sport, m.daddr, m.dport, now); // 2 schedule
     const c = this.#scheduling.open(dec.svc!, ctx, ops);
     if (c === Opened.NoDest) return this.#out(this.#noDest.answer(m));
     if (c === Opened.TableFull) return this.#out(Outcome.DropConnTableFull);

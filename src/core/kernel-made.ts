@@ -45,7 +45,7 @@ import { Expire, NO_MARKS, Path, type Decider } from './decide.js';
 import type { EngineState } from './engine-state.js';
 import type { OffloadPolicy } from './offload-policy.js';
 import type { ProtoTable } from './proto/ops.js';
-import type { SchedContext } from './scheduler.js';
+import { fillSchedContext, type SchedContext } from './scheduler.js';
 import type { RealServer, VirtualService } from './service.js';
 import { Stat } from './stats.js';
 import { TcpDir, TcpState } from './tcp-states.js';
@@ -123,13 +123,7 @@ export class KernelMade {
       s.events[dec.expire === Expire.Reuse ? Event.Rescheduled : Event.ExpiredNoDest]!++; // as Director.process
       this.#life.unlink(dec.conn); // ip_vs_conn_expire_now
     }
-    const ctx = this.#ctx;
-    ctx.proto = proto;
-    ctx.caddr = caddr;
-    ctx.cport = cport;
-    ctx.vaddr = vaddr;
-    ctx.vport = vport;
-    ctx.now = now;
+    const ctx = fillSchedContext(this.#ctx, proto, caddr, cport, vaddr, vport, now);
     const off = this.#offload;
     off.applyingKernel(true); // not routed: the kernel wrote the entry
     const c = this.#life.create(d, ctx, d.port !== 0 ? d.port : vport, 0, -1); // as Scheduling.open
@@ -203,13 +197,7 @@ export class KernelMade {
       return KernelSegment.Ended;
     }
     const kernel = off.detachForMove(c); // its slot and entries pass to the new connection
-    const ctx = this.#ctx;
-    ctx.proto = conns.proto(c);
-    ctx.caddr = conns.caddr(c);
-    ctx.cport = conns.cport(c);
-    ctx.vaddr = conns.vaddr(c);
-    ctx.vport = conns.vport(c);
-    ctx.now = s.nowMs;
+    const ctx = fillSchedContext(this.#ctx, conns.proto(c), conns.caddr(c), conns.cport(c), conns.vaddr(c), conns.vport(c), s.nowMs);
     const dport = conns.dport(c);
     this.#life.unlink(c);
     off.applyingKernel(true);

@@ -9,7 +9,7 @@
  * `pick` must not allocate in steady state and must honour `ctx.dryRun` (used by `explain`):
  * a dry run computes the same answer without committing any state (cursors, caches).
  */
-import type { Scheduler, VirtualService } from './service.js';
+import type { SchedContext, Scheduler, VirtualService } from './service.js';
 import type { StateSlot } from './sched-state.js';
 
 export type { SchedContext, Scheduler } from './service.js';
@@ -22,6 +22,19 @@ export interface SchedulerEnv {
   lblcrExpiration: number;
   /** the service's cursor state, shared by every engine of a director (sched-state.ts) */
   stateSlot(svc: VirtualService): StateSlot;
+}
+
+/** Fill the reused context `ctx` for a new flow that commits (dryRun false), field by field:
+ *  no allocation, and one object shape at every call (Director.process, KernelMade). */
+export function fillSchedContext(ctx: SchedContext, proto: number, caddr: number, cport: number, vaddr: number, vport: number, now: number): SchedContext {
+  ctx.proto = proto;
+  ctx.caddr = caddr;
+  ctx.cport = cport;
+  ctx.vaddr = vaddr;
+  ctx.vport = vport;
+  ctx.now = now;
+  ctx.dryRun = false;
+  return ctx;
 }
 
 export type SchedulerFactory = (svc: VirtualService, env: SchedulerEnv) => Scheduler;
