@@ -175,7 +175,7 @@ export class PacketWorker {
 
   private harvest(now: number): void {
     if (this.offloader === null) return;
-    this.kreports?.drain(now); // the connections the kernel set up, before their counts (listings, snapshots)
+    if (this.kreports !== null && this.kreports.ready()) this.kreports.drain(now); // the connections the kernel set up, before their counts (listings, snapshots)
     this.harvestNow = now;
     this.offloader.harvest(this.trace.on ? this.traceSink : this.d);
     this.lastHarvest = now;
