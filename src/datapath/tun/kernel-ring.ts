@@ -15,7 +15,7 @@
  * the reader stops at the first busy one.
  *
  * Also here: the decoding of struct kreport (bpf/ulvs_maps.h) into a caller's KReport
- * (kernel-reports.ts: addresses as uint32 host values, ports host numbers; ns as a number,
+ * (kernel-reports.ts: addresses as int32 host values, as the packet parser reads them (readInt32BE), ports host numbers; ns as a number,
  * exact below 2^53 ns, about 104 days of uptime, within a few ns after).
  */
 import { mapShared, munmap, type Mapping } from './sys.js';
