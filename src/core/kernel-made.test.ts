@@ -327,3 +327,34 @@ test('control: one report left out (the handshake ACK) is seen by the comparison
   play(p, CLOSE.slice(0, 5), 40007, 2);
   assert.throws(() => same(p, 1004, 'control'), assert.AssertionError);
 });
+
+test('a full table: a kernel-made connection still in SYN_RECV is evicted for a new one as an engine-made one is (evict_embryonic), withdrawn first; control: evict_embryonic=0 refuses (TableFull)', () => {
+  const fill = (evict: boolean) => {
+    const port = new KernelPort();
+    const d = director({ maxConns: 8, offload: { port: () => port, after: 1000 }, sysctl: { evictEmbryonic: evict } });
+    d.addService({ ...K, scheduler: 'rr' });
+    d.addDest(K, { addr: ip(RS1), port: 8080, fwd: Fwd.MASQ });
+    d.tick(1000);
+    const made: number[] = [];
+    let last = 0;
+    for (let i = 0; i < 16; i++) {
+      // each a SYN the kernel set up: a free slot of its own
+      const slot = [...Array(16).keys()].map((x) => KSLOT0 + x).find((s) => !port.held.has(s))!;
+      last = d.kernel.open(TCP, ip(CLIENT), 42000 + i, ip(VIP), 80, ip(RS1), 8080, Fwd.MASQ, slot, 60, 1000 + i);
+      if (last < 0) break;
+      made.push(last);
+    }
+    return { d, port, made, last };
+  };
+  const control = fill(false);
+  assert.equal(control.last, KernelOpen.TableFull, 'without eviction the table fills and the report is refused');
+  assert.equal(control.d.counters()['embryonic_evicted'], 0);
+  const cap = control.made.length;
+  assert.ok(cap >= 8 && cap < 16, `capacity ${cap}`);
+  const f = fill(true);
+  assert.equal(f.made.length, 16, 'with eviction every report is taken');
+  assert.equal(f.d.counters()['embryonic_evicted'], 16 - cap);
+  assert.ok(f.port.log.includes(`withdraw ${f.made[0]}`) || f.port.log.filter((l) => l.startsWith('withdraw')).length === 16 - cap, 'the evicted ones were withdrawn (entries deleted, slot back)');
+  assert.equal(f.port.log.filter((l) => l.startsWith('withdraw')).length, 16 - cap);
+  assert.equal(f.port.held.size, cap, 'slots held: one per connection in the table');
+});

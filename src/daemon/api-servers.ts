@@ -36,6 +36,8 @@ export interface ApiParts {
   synCookies: SynCookieGuard;
   /** sysctl kernel_setup changed (after the workers have it): the kernel set-up tables follow */
   kernelSetup?: (on: boolean) => void;
+  /** a live trace starts (true) or ends (false): kernel set-up paused meanwhile (kernel-tables-follower.ts) */
+  kernelTracing?: (on: boolean) => void;
   sync: SyncDaemon;
   health: Health | null;
   vrrp: () => VrrpFollower | null;
@@ -84,9 +86,23 @@ export function startApiServers(p: ApiParts): { metrics: Server | null; admin: S
     },
     trace: {
       tun: o.dev,
-      start: async (filter, budget) => void (await pool.all('traceStart', filter, budget)),
+      start: async (filter, budget) => {
+        p.kernelTracing?.(true); // new connections through the engines, where the trace sees them
+        try {
+          await pool.all('traceStart', filter, budget);
+        } catch (e) {
+          p.kernelTracing?.(false);
+          throw e;
+        }
+      },
       read: () => pool.all('traceRead'),
-      stop: async () => void (await pool.all('traceStop')),
+      stop: async () => {
+        try {
+          await pool.all('traceStop');
+        } finally {
+          p.kernelTracing?.(false);
+        }
+      },
       route: routeOf,
     },
     sysctls: {

@@ -224,7 +224,7 @@ export class Daemon {
     this.#sync = sync;
     this.#syncRole.attach(sync);
 
-    const servers = startApiServers({ o, log, cp, pool, sync, synCookies: kernel.synCookies, kernelSetup: (on) => tables.setEnabled(on), health: this.#health, vrrp: () => this.#vrrp, counters: () => this.#counters(pool), reload: () => this.reload(), events: () => this.#events.list(), onMetricsError: () => this.stop(1) });
+    const servers = startApiServers({ o, log, cp, pool, sync, synCookies: kernel.synCookies, kernelSetup: (on) => tables.setEnabled(on), kernelTracing: (on) => tables.setTracing(on), health: this.#health, vrrp: () => this.#vrrp, counters: () => this.#counters(pool), reload: () => this.reload(), events: () => this.#events.list(), onMetricsError: () => this.stop(1) });
     this.#metrics = servers.metrics;
     this.#admin = servers.admin;
     (this.#pressure = new DaemonPressure(o.dev, log, () => this.#health?.notRun ?? {})).follow(() => this.#stopping);

@@ -14,6 +14,9 @@
  *   setBackupRunning(on)  a sync backup runs: every service out of the kernel while it does (the
  *                      engines may be in backup_only, serving nothing; a backup with backup_only 0
  *                      keeps serving, exactly, through the engines)
+ *   setTracing(on)     a live trace (GET /v1/trace) runs: every service out of the kernel while it
+ *                      does, so the trace sees every packet of new connections as the engine
+ *                      handles them (a SYN the kernel set up would show only as its report)
  *   counters()         the publisher's (ksetup_*); {} without the maps
  *   close()            stop the retry timer, close the map fds
  *
@@ -37,6 +40,7 @@ export class KernelTableFollower {
   #steer: SteeringSpec | null = null;
   #enabled: boolean;
   #backup = false;
+  #tracing = false;
   /** the mirror refused operations the workers took: nothing is published again */
   #broken = false;
   #started = false;
@@ -89,6 +93,12 @@ export class KernelTableFollower {
     this.#publish();
   }
 
+  setTracing(on: boolean): void {
+    if (this.#tracing === on) return;
+    this.#tracing = on;
+    this.#publish();
+  }
+
   counters(): Record<string, number> {
     return this.#tables?.counters() ?? {};
   }
@@ -116,7 +126,7 @@ export class KernelTableFollower {
     const t = this.#tables;
     if (t === null || !this.#started) return;
     try {
-      const r = t.sync(this.#mirror.services, this.#steer, this.#enabled && !this.#backup && !this.#broken);
+      const r = t.sync(this.#mirror.services, this.#steer, this.#enabled && !this.#backup && !this.#tracing && !this.#broken);
       if (t.lastError !== '' && t.lastError !== this.#lastError) this.#log.warn(`kernel set-up: ${t.lastError} (that service's SYNs go through the engine)`, 'config');
       this.#lastError = t.lastError;
       if (r.retryInMs !== null && this.#timer === null) {

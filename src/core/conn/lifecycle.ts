@@ -67,8 +67,13 @@ export class ConnLifecycle {
 
   /**
    * The table is full: remove the half-open TCP entry due soonest (SYN_RECV: a SYN forwarded,
-   * no handshake completed; not a template, not in the kernel fast path), if one is among the
-   * first EVICT_ENTRIES queued. Under a SYN flood these are the flood's own entries, a few
+   * no handshake completed; not a template), if one is among the
+   * first EVICT_ENTRIES queued. An offloaded one is a connection the kernel set up (the engine
+   * offers only established ones), whose handshake ACK the kernel reports (docs/kernel-setup.md
+   * KF_ACK): its state is the engine's; unlink() withdraws it, its kernel entries go and its slot
+   * comes back. Without that a flood set up in the kernel filled the table with entries no
+   * eviction could touch, and real clients were locked out (syn-flood.test with kernel set-up:
+   * 0 of 20 answered during the flood). Under a SYN flood these are the flood's own entries, a few
    * seconds old (new entries stay queued at their creation timeout, NEW_CONN_TIMEOUT_S), while a
    * real client completes its handshake within a round trip. IPVS has no such rule (its
    * drop_entry drops at random when memory is low); nf_conntrack evicts unconfirmed entries
@@ -84,7 +89,7 @@ export class ConnLifecycle {
 
   readonly #embryonic = (i: number): boolean => {
     const conns = this.#s.conns;
-    return conns.proto(i) === IPPROTO_TCP && conns.state(i) === TcpState.SYN_RECV && (conns.flags(i) & (ConnFlag.TEMPLATE | ConnFlag.OFFLOADED)) === 0;
+    return conns.proto(i) === IPPROTO_TCP && conns.state(i) === TcpState.SYN_RECV && (conns.flags(i) & ConnFlag.TEMPLATE) === 0;
   };
 
   /** Timer expiry of entry i (ip_vs_conn_expire). */
