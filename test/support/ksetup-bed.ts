@@ -174,19 +174,19 @@ export class KsetupBed {
 
   /** ulvs_kconf.workers := n (the rest kept). */
   setWorkers(n: number): void {
-    const ops = new MapOps(this.maps.kernel.kconfFd);
-    const k = Buffer.alloc(4), v = Buffer.alloc(KCONF.size);
-    ops.lookup(k, v);
-    v.writeUInt32LE(n, KCONF.off.workers);
-    ops.update(k, v);
+    this.#setKconf('workers', n);
   }
 
-  /** ulvs_kconf.alive_ms := ms (0: not checked). */
+  /** ulvs_kconf.alive_ms := ms (0: not checked; the rest kept). */
   setAliveMs(ms: number): void {
+    this.#setKconf('alive_ms', ms);
+  }
+
+  #setKconf(field: 'workers' | 'alive_ms', value: number): void {
     const ops = new MapOps(this.maps.kernel.kconfFd);
     const k = Buffer.alloc(4), v = Buffer.alloc(KCONF.size);
     ops.lookup(k, v);
-    v.writeUInt32LE(ms, KCONF.off.alive_ms);
+    v.writeUInt32LE(value, KCONF.off[field]);
     ops.update(k, v);
   }
 
