@@ -20,7 +20,7 @@ import { needsRoot } from '../support/root.js';
 import { CLIENT_MAC, IN_MAC, KsetupBed, mac, RIPS } from '../support/ksetup-bed.js';
 
 const VIP = '203.0.113.10', CLIENT = '198.51.100.2', REDIRECT = 7;
-const K = { kernelSlots: 16, workers: 2, ringBytes: 4096 };
+const K = { kernelSlots: 16, workers: 2, ringBytes: 4096, aliveMs: 0 }; // no worker beats here: liveness not checked (docs/kernel-setup.md "Liveness")
 
 describe('kernel set-up across a restart (adoptFastPath)', { skip: needsRoot }, () => {
   const bed = new KsetupBed('hkpa');
