@@ -82,13 +82,14 @@ describe('SYN flood with spoofed sources', { skip: needsRoot }, () => {
   test('control: evict_embryonic=0, the same flood locks real clients out', async () => {
     const r = (runs['control'] = await flooded(`sfc${process.pid % 10000}`, 'evict_embryonic=0'));
     assert.equal(r.counters['embryonic_evicted'], 0);
-    assert.ok(r.counters['drop_conn_table_full']! > 0);
     assert.ok(r.during <= 1, `answered during the flood without eviction: ${r.during}/20`);
     // With kernel set-up (the exactness run, scripts/run-tests.js) the flood is set up in the
-    // kernel and a full table refuses its reports (kernel_orphans), not SYNs: the lock-out during
-    // the flood is the same, what follows it is not (one run: 20 of 20 answered at once after
-    // it, 0 of 20 12 s later, none counted drop_conn_table_full). Checked on the engine's path.
+    // kernel and a full table refuses its reports (kernel_orphans), not SYNs (drop_conn_table_full
+    // counts only the SYNs that fell back to the engine: 0 in one run): the lock-out during the
+    // flood is the same, what follows it is not (runs: 20 and 3 of 20 answered at once after it,
+    // 0 and 10 of 20 12 s later). Checked on the engine's path.
     if (pathArgs().length > 0) return;
+    assert.ok(r.counters['drop_conn_table_full']! > 0);
     assert.ok(r.after <= 1, `answered after the flood without eviction: ${r.after}/20`);
     assert.ok(r.laterRefused >= 20, `refused 12 s after the flood without eviction: ${r.laterRefused}`);
   });
