@@ -10,7 +10,6 @@
  * inactive counts, the same sync records, and the connection must leave both at the same tick.
  * The control: `ker` with one report skipped (the handshake's ACK) differs (last test).
  */
-import { TcpState } from './tcp-states.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ipv4 } from '../wire/build.js';
@@ -22,6 +21,7 @@ import { ConnFlag } from './conn-table.js';
 import { KernelOpen, KernelSegment } from './kernel-made.js';
 import { OffloadReport, type OffloadPort } from './offload.js';
 import { Fwd } from './service.js';
+import { TcpState } from './tcp-states.js';
 import { Event } from './verdict.js';
 
 const K = key(TCP, VIP, 80);
@@ -354,7 +354,6 @@ test('a full table: a kernel-made connection still in SYN_RECV is evicted for a 
   const f = fill(true);
   assert.equal(f.made.length, 16, 'with eviction every report is taken');
   assert.equal(f.d.counters()['embryonic_evicted'], 16 - cap);
-  assert.ok(f.port.log.includes(`withdraw ${f.made[0]}`) || f.port.log.filter((l) => l.startsWith('withdraw')).length === 16 - cap, 'the evicted ones were withdrawn (entries deleted, slot back)');
-  assert.equal(f.port.log.filter((l) => l.startsWith('withdraw')).length, 16 - cap);
+  assert.equal(f.port.log.filter((l) => l.startsWith('withdraw')).length, 16 - cap, 'the evicted ones were withdrawn (entries deleted, slot back)');
   assert.equal(f.port.held.size, cap, 'slots held: one per connection in the table');
 });
