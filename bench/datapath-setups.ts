@@ -41,6 +41,8 @@ export interface SetupsOptions {
   exactArgs: readonly string[];
   /** ulvs-base's ulvsd.js */
   baseUlvsd?: string;
+  /** ulvs-base's own arguments (default none: its defaults) */
+  baseArgs?: string[];
 }
 
 export class BalancerSetups {
@@ -161,7 +163,7 @@ ${rs.map((a, i) => `  server rs${i + 1} ${a}:8080`).join('\n')}
   async start(s: Setup): Promise<void> {
     if (s === 'ulvs') await this.startUlvs();
     else if (s === 'ulvs-exact') await this.startUlvs(this.exactArgs);
-    else if (s === 'ulvs-base') await this.startUlvs([], this.o.baseUlvsd, []);
+    else if (s === 'ulvs-base') await this.startUlvs([], this.o.baseUlvsd, this.o.baseArgs ?? []);
     else if (s === 'haproxy') await this.#startHaproxy();
     else if (s === 'nft') this.#startNft();
   }

@@ -9,7 +9,8 @@
  * Measurements (each 5 s):
  * - TCP throughput, 1 and 4 streams, iperf3 client -> VIP:5201 (source hashing).
  * - new HTTP connections per second: wrk `Connection: close` against nginx on the real servers,
- *   round robin, from one client and from two client namespaces at once.
+ *   round robin, from one client and from two client namespaces at once, after 3 s of the same
+ *   load that is not measured (warmUp: steady state, not a fresh ulvsd's JIT compilation).
  * - latency p50/p99 of keep-alive HTTP requests at a fixed 2,000 requests/s over 16 connections,
  *   open loop (src/lab/latency.ts).
  * - small-packet UDP: iperf3 -u with 64-byte datagrams, unlimited rate; the figure is datagrams
@@ -37,7 +38,9 @@
  * --ulvs-args adds arguments to ulvsd's command line (e.g. '--workers 1'), for ulvs and ulvs-exact;
  * --ulvs-exact-args adds more for ulvs-exact only (default '--sysctl kernel_setup=0').
  * --base-ulvsd PATH adds the set-up ulvs-base: another checkout's built ulvsd.js with its own
- *   defaults (e.g. the commit before a change), paired against ulvs-exact in the report.
+ *   defaults (e.g. the commit before a change), paired against ulvs-exact in the report;
+ *   --base-args adds arguments to its command line (e.g. '--sysctl kernel_setup=1', to compare
+ *   the kernel set-up path of two builds: then read ulvs against ulvs-base in the JSON samples).
  * --prefix names the test bed's namespaces (default ulvs-<random>).
  * --perf records the whole machine (perf record -a -g) during each one-client HTTP measurement
  * and each 4-stream measurement, and writes the top symbols per set-up to
@@ -65,7 +68,7 @@ import { barChartSvg, figuresOf, renderReport, SETUPS, type Setup } from './repo
 /** the measurements, in the order they run (--tests picks some) */
 const TESTS = ['stream1', 'stream4', 'http', 'http2', 'latency', 'udp'] as const;
 const log = (s: string) => process.stderr.write(`${s}\n`);
-const { values: opts } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, seconds: { type: 'string', default: '5' }, setups: { type: 'string' }, 'base-ulvsd': { type: 'string' }, flows: { type: 'string', default: '1000000' }, perf: { type: 'boolean', default: false }, tests: { type: 'string', default: TESTS.join(',') }, 'ulvs-args': { type: 'string', default: '' }, 'ulvs-exact-args': { type: 'string', default: '--sysctl kernel_setup=0' }, prefix: { type: 'string' } } });
+const { values: opts } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, seconds: { type: 'string', default: '5' }, setups: { type: 'string' }, 'base-ulvsd': { type: 'string' }, 'base-args': { type: 'string', default: '' }, flows: { type: 'string', default: '1000000' }, perf: { type: 'boolean', default: false }, tests: { type: 'string', default: TESTS.join(',') }, 'ulvs-args': { type: 'string', default: '' }, 'ulvs-exact-args': { type: 'string', default: '--sysctl kernel_setup=0' }, prefix: { type: 'string' } } });
 const RUN_TESTS = new Set(opts.tests!.split(','));
 if (RUN_TESTS.has('asym')) {
   // the asymmetric test (bench/asym.ts) has its own bed and set-ups (bench/asym-setups.ts)
@@ -115,7 +118,7 @@ const RS = Array.from({ length: N }, (_, i) => LAB.realServer(i));
 const tmp = mkdtempSync(join(tmpdir(), 'ulvs-bench-'));
 const bed = new TestBed({ realServers: N, clients: 2, ...(opts.prefix && { prefix: opts.prefix }) });
 const procs: ChildProcess[] = [];
-const setups = new BalancerSetups({ director: bed.director, realServers: RS, tmp, ulvsArgs: opts['ulvs-args']!.split(' ').filter(Boolean), exactArgs: opts['ulvs-exact-args']!.split(' ').filter(Boolean), ...(opts['base-ulvsd'] && { baseUlvsd: opts['base-ulvsd'] }) });
+const setups = new BalancerSetups({ director: bed.director, realServers: RS, tmp, ulvsArgs: opts['ulvs-args']!.split(' ').filter(Boolean), exactArgs: opts['ulvs-exact-args']!.split(' ').filter(Boolean), ...(opts['base-ulvsd'] && { baseUlvsd: opts['base-ulvsd'], baseArgs: opts['base-args']!.split(' ').filter(Boolean) }) });
 
 const nginxConf = (i: number): string => writeNginxConf(join(tmp, `rs${i}`), 8080);
 
@@ -180,6 +183,17 @@ function wrkParse(out: string): { rate: number; requests: number } {
 }
 function wrkOne(s: Setup): { rate: number; requests: number } {
   return wrkParse(run(['ip', 'netns', 'exec', bed.clients[0]!, 'wrk', '-t', '2', '-c', '64', '-d', `${SECS}s`, '-H', 'Connection: close', httpUrl(s)]));
+}
+/**
+ * WARM_S seconds of the one-client HTTP load, not measured, before the HTTP tests of every
+ * set-up: a fresh ulvsd compiles its connection code (V8's optimizing compiler) during its first
+ * seconds of short connections, which a 5-s measurement would otherwise include (2026-12-02,
+ * 4 x 5 s of wrk on one ulvsd with kernel set-up: 11.6, 7.4, 6.9, 6.0 CPU us per connection in
+ * ulvsd). The figures are steady state, for every set-up alike.
+ */
+const WARM_S = 3;
+function warmUp(s: Setup): void {
+  run(['ip', 'netns', 'exec', bed.clients[0]!, 'wrk', '-t', '2', '-c', '64', '-d', `${WARM_S}s`, '-H', 'Connection: close', httpUrl(s)]);
 }
 /** Open-loop keep-alive HTTP latency at 2,000 requests/s over 16 connections (src/lab/latency.ts). */
 function latency(s: Setup): { p50_ms: number; p99_ms: number } {
@@ -339,6 +353,7 @@ try {
           push(s, 'four_streams_bps', four.bps);
           if (s.startsWith('ulvs')) push(s, 'tun_pkts_per_gb_4_streams', (tunPackets() - tun0) / (four.bytes / 1e9));
         }
+        if (RUN_TESTS.has('http') || RUN_TESTS.has('http2')) warmUp(s);
         if (RUN_TESTS.has('http')) {
           const http = await metered(() => (opts.perf ? profiled(`${s}-r${round}`, () => wrkOne(s), (v) => [v.requests, 'connection']) : wrkOne(s)));
           push(s, 'http_conns_per_s', http.v.rate);

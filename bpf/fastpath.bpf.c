@@ -4,7 +4,8 @@
  * (src/datapath/tun/fastpath.ts explains when ulvs offers a connection to it). A packet whose
  * tuple is in the flow map is rewritten as core/nat.ts would (request: destination := RIP:rport;
  * reply: source := VIP:vport), its TTL decremented as forwarding would, its Ethernet addresses
- * taken from the kernel's route lookup (bpf_fib_lookup, policy rules included), counted in its
+ * taken from the kernel's route lookup (bpf_fib_lookup: policy rules included, or the main
+ * table alone while ulvsd's lease says that gives the same answer, ulvs_fib_mode.h), counted in its
  * slot, and redirected out of the route's interface. The checksum helpers handle
  * CHECKSUM_PARTIAL and GSO packets. A request of an offloaded direct-routing connection
  * (FLOW_DR) is not rewritten: TTL - 1, Ethernet addresses of the route to its real server (which
@@ -68,6 +69,7 @@
 #include "ulvs_flow_map.h"
 #include "ulvs_tun_icmp.h"
 #include "ulvs_syncookie.h"
+#include "ulvs_fib_mode.h"
 
 
 struct {
@@ -137,7 +139,7 @@ static __always_inline int forward(struct __sk_buff *skb, const struct pkt *p, c
 	fib.ipv4_dst = reply ? p->daddr : v->addr;
 	fib.sport = reply ? v->port : p->sport;
 	fib.dport = reply ? p->dport : v->port;
-	if (bpf_fib_lookup(skb, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+	if (bpf_fib_lookup(skb, &fib, sizeof(fib), fib_flags(&fib.ipv4_dst)) != BPF_FIB_LKUP_RET_SUCCESS)
 		return TCX_NEXT;
 	/* a SYN-cookie connection: its seq (reply) or ack (request) first; the helpers fail only
 	 * on offsets outside the packet, which the caller checked: a half-changed packet is dropped */
@@ -172,7 +174,7 @@ static __always_inline int forward_dr(struct __sk_buff *skb, const struct pkt *p
 
 	__u32 need = wire_len(skb, L4_OFF, p->proto, bpf_ntohs(p->tot_len));
 
-	if (dr_route(skb, &fib, p->saddr, v->addr, p->proto, p->tos, p->sport, p->dport, 0, need) != BPF_FIB_LKUP_RET_SUCCESS)
+	if (dr_route(skb, &fib, p->saddr, v->addr, p->proto, p->tos, p->sport, p->dport, fib_flags(&v->addr), need) != BPF_FIB_LKUP_RET_SUCCESS)
 		return TCX_NEXT;
 	struct slot *s = count ? bpf_map_lookup_elem(&ulvs_slots, &v->slot) : NULL;
 	if (s) {
@@ -191,6 +193,7 @@ static __always_inline int forward_dr(struct __sk_buff *skb, const struct pkt *p
  * next hop, too big: TCX_NEXT (ulvsd and the way out). */
 static __always_inline int forward_tun(struct __sk_buff *skb, const struct pkt *p, const struct flow_value *v, const int count)
 {
+	__u32 ff = fib_flags(&v->addr);	/* first: fewer values live across it (the 512-byte stack) */
 	struct bpf_fib_lookup fib = {};
 	struct tun_inner in = { .tos = p->tos, .ttl = p->ttl - 1, .frag_off = p->frag_off, .tot_len = bpf_ntohs(p->tot_len), .tun_type = v->tun_type, .tun_port = v->port };
 	__u32 bytes = skb->len - ETH_HLEN;	/* the inner packet's, as IPVS counts them */
@@ -198,7 +201,7 @@ static __always_inline int forward_tun(struct __sk_buff *skb, const struct pkt *
 	 * their size (the encapsulation lowers gso_size by the overhead) */
 	__u32 need = skb->gso_size ? wire_len(skb, L4_OFF, p->proto, 0) : bpf_ntohs(p->tot_len) + tun_overhead(v);
 
-	if (tun_route(skb, &fib, v->addr, in.tun_type, p->tos, 0, need) != BPF_FIB_LKUP_RET_SUCCESS)
+	if (tun_route(skb, &fib, v->addr, in.tun_type, p->tos, ff, need) != BPF_FIB_LKUP_RET_SUCCESS)
 		return TCX_NEXT;
 	ttl_decrement(skb, IP_FIELD(ttl), IP_FIELD(check), p->ttl, p->proto);
 	if (tun_encap(skb, ETH_HLEN, fib.ipv4_src, v->addr, &in))

@@ -26,10 +26,9 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { isFwmarkKey } from '../core/service.js';
 import type { Rules } from '../control/rules.js';
-import { offloadNames, openTunQueue, setPersist } from '../datapath/tun/device.js';
+import { deleteLink, offloadNames, openTunQueue, setPersist } from '../datapath/tun/device.js';
 import { captureDevices, followInterfaces, installCapture, removeCapture, updateCapture, type CaptureState } from '../datapath/tun/capture.js';
 import { adoptFastPath, closeFd, dropPriorFastPath, fastPathIds, followFastPath, installFastPath, installTunOut, removeFastPath, type FastPathState, type PriorFastPath } from '../datapath/tun/fastpath.js';
 import { leftFastPaths } from '../datapath/tun/left-fast-path.js';
@@ -47,11 +46,12 @@ import type { WorkerInit } from '../datapath/tun/worker-protocol.js';
 import type { DaemonLog } from './log.js';
 import { SynCookieGuard } from './syn-cookies.js';
 import { SyncookieCounters } from '../datapath/tun/syncookie-map.js';
+import { startFibLease, type FibLease } from './fib-lease.js';
 
 /** A refusal at start-up: the daemon prints it and exits 1. */
 export class SetupError extends Error {}
 
-type KernelOptions = Pick<DaemonOptions, 'dev' | 'table' | 'pref' | 'workers' | 'offload' | 'capture' | 'fastPath' | 'fastPathAfter' | 'fastPathConns' | 'fastPathFlows' | 'kernelSetupAliveMs'>;
+type KernelOptions = Pick<DaemonOptions, 'dev' | 'table' | 'pref' | 'workers' | 'offload' | 'capture' | 'fastPath' | 'fastPathAfter' | 'fastPathConns' | 'fastPathFlows' | 'kernelSetupAliveMs' | 'fastPathFib'>;
 
 export class KernelSetup {
   plan: RoutingPlan;
@@ -205,9 +205,11 @@ export class KernelSetup {
     if (!this.#fastPath) return {};
     this.#cookieCounters ??= new SyncookieCounters(this.#fastPath.progFd);
     this.#ksetupStats ??= new KsetupStats(this.#fastPath.maps.kernel.kstatsFd);
-    return { ...this.#cookieCounters.read(), ...this.synCookies.counters(), ...this.#ksetupStats.read() };
+    return { ...this.#cookieCounters.read(), ...this.synCookies.counters(), ...this.#ksetupStats.read(), ...this.#fibLease?.counters() };
   }
   #ksetupStats: KsetupStats | null = null;
+  /** the fast path's route-lookup lease (fib-lease.ts); null with --fast-path-fib rules or without the fast path */
+  #fibLease: FibLease | null = null;
 
   /** The fast path's maps taken over from the previous process (its offloaded connections are in them). */
   get fastPathAdopted(): boolean {
@@ -269,6 +271,7 @@ export class KernelSetup {
     } catch (e) {
       log.warn(`kernel fast path unavailable, every packet goes through user space: ${(e as Error).message.split('\n')[0]}`);
     }
+    if (this.#fastPath && o.fastPathFib === 'auto') this.#fibLease = startFibLease(this.#fastPath.progFd, () => this.plan, { info: (m) => log.info(m, 'config'), warn: (m) => log.warn(m) });
     try {
       this.#tunOut = installTunOut(plan.dev, this.#fastPath?.maps.flowsFd ?? -1);
       log.info(`fast path: packets leaving ${plan.dev} are sent by a tc program (route lookup, TTL, neighbour output) instead of crossing the IP stack`);
@@ -331,6 +334,7 @@ export class KernelSetup {
     if (this.#capture) updateCapture(this.#capture, nextPlan);
     this.synCookies.apply(next); // the services whose SYNs the kernel answers (syn_cookies)
     this.plan = nextPlan;
+    this.#fibLease?.changed(); // its VIP/real-server check is of the plan
     this.#record();
     return routes;
   }
@@ -372,6 +376,7 @@ export class KernelSetup {
   remove(keep = false, restore?: (own: [string, string][]) => [string, string][]): void {
     if (this.#removed) return;
     this.#removed = true;
+    this.#fibLease?.stop();
     if (this.#fastPath) removeFastPath(this.#fastPath, keep);
     if (this.#tunOut) for (const fd of [this.#tunOut.link, this.#tunOut.progFd]) closeFd(fd);
     if (this.#tunMark) removeTunMark(this.#tunMark);
@@ -387,14 +392,5 @@ export class KernelSetup {
     }
     for (const x of this.queues) sys.close(x.fd);
     this.#steering.close();
-  }
-}
-
-/** Delete a network interface; never throws. */
-function deleteLink(dev: string): void {
-  try {
-    execFileSync('ip', ['link', 'del', dev], { stdio: 'ignore' });
-  } catch {
-    /* gone already */
   }
 }

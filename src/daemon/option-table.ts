@@ -46,6 +46,7 @@ export function optionTable(cores: number): OptionSpec[] {
     { name: 'busy-poll', type: 'string', value: 'US', parseDefault: '0', shownDefault: '0', help: 'microseconds a worker keeps polling after its last packet' },
     { name: 'capture', type: 'string', value: 'tc|rules', parseDefault: 'tc', shownDefault: 'tc', help: 'tc filters before routing, or policy rules alone' },
     { name: 'fast-path', type: 'string', value: 'tc|off', parseDefault: 'tc', shownDefault: 'tc', help: 'the kernel fast path for established connections' },
+    { name: 'fast-path-fib', type: 'string', value: 'auto|rules', parseDefault: 'auto', shownDefault: 'auto', help: "the fast path's route lookups: the main table directly while no policy rule but ulvsd's own and the kernel's could change them (auto), or always through the rules" },
     { name: 'fast-path-after', type: 'string', value: 'N', parseDefault: String(DEFAULT_OFFLOAD_AFTER), shownDefault: String(DEFAULT_OFFLOAD_AFTER), help: 'packets a connection forwards through the engine before it is offered, 1..255' },
     { name: 'fast-path-conns', type: 'string', value: 'N', parseDefault: '65536', shownDefault: '65536', help: 'connections the fast path holds at once' },
     { name: 'fast-path-flows', type: 'string', value: 'N', parseDefault: '0', shownDefault: '0 (two per --fast-path-conns)', help: 'entries of the kernel flow map' },

@@ -37,6 +37,7 @@ test('defaults', () => {
     fastPathConns: 65536,
     fastPathFlows: 0,
     kernelSetupAliveMs: 250,
+    fastPathFib: 'auto',
     stateDir: '/run/ulvs',
     keepState: false,
     saveOnStop: null,
@@ -61,6 +62,7 @@ test('--sysctl NAME=VALUE, repeatable, the kernel\'s checks, the last of one nam
   refused(['--rules', 'r', '--sysctl', 'sync_retries=4'], /^--sysctl: sysctl sync_retries: is 0\.\.3, not 4$/);
   refused(['--rules', 'r', '--sysctl', 'sync_threshold=50 50'], /--sysctl: sysctl sync_threshold: the threshold is below the period/);
   refused(['--rules', 'r', '--kernel-setup-alive-ms', 'x'], /^--kernel-setup-alive-ms is 0\.\.3600000 ms/);
+  refused(['--rules', 'r', '--fast-path-fib', 'direct'], /^--fast-path-fib is auto or rules/);
   refused(['--rules', 'r', '--kernel-setup-alive-ms', '3600001'], /^--kernel-setup-alive-ms is 0\.\.3600000 ms/);
   refused(['--rules', 'r', '--sysctl', 'cache_bypass=1'], /--sysctl: unknown sysctl "cache_bypass"/);
   refused(['--rules', 'r', '--sysctl', 'sync_version'], /--sysctl: sysctl wants name=value/);
@@ -70,7 +72,7 @@ test('every option read', () => {
   const o = parse(
     ...['--keepalived', 'k.conf', '--config-id', 'lb1', '-t', '--socket', '/tmp/s', '--dev', 'lb0', '--table', '7', '--pref', '99', '--max-conns', '1000', '--workers', '2'],
     ...['--metrics', '[::1]:9640', '--log-format', 'text', '--no-offload', '--io', 'syscalls', '--busy-poll', '50', '--capture', 'rules'],
-    ...['--fast-path', 'off', '--fast-path-after', '3', '--fast-path-conns', '100', '--fast-path-flows', '64', '--kernel-setup-alive-ms', '1000', '--state-dir', '/tmp/st', '--keep-state', '--sysctl', 'sync_version=0', '--save-on-stop', '/var/lib/ulvs/rules'],
+    ...['--fast-path', 'off', '--fast-path-after', '3', '--fast-path-conns', '100', '--fast-path-flows', '64', '--kernel-setup-alive-ms', '1000', '--fast-path-fib', 'rules', '--state-dir', '/tmp/st', '--keep-state', '--sysctl', 'sync_version=0', '--save-on-stop', '/var/lib/ulvs/rules'],
   );
   assert.deepEqual(o, {
     source: { kind: 'keepalived', file: 'k.conf' },
@@ -93,6 +95,7 @@ test('every option read', () => {
     fastPathConns: 100,
     fastPathFlows: 64,
     kernelSetupAliveMs: 1000,
+    fastPathFib: 'rules',
     stateDir: '/tmp/st',
     keepState: true,
     saveOnStop: '/var/lib/ulvs/rules',

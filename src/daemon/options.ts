@@ -38,6 +38,7 @@ interface Values {
   'busy-poll': string;
   capture: string;
   'fast-path': string;
+  'fast-path-fib': string;
   'fast-path-after': string;
   'fast-path-conns': string;
   'fast-path-flows': string;
@@ -90,6 +91,8 @@ export interface DaemonOptions {
    *  connections in user space (offloader.ts; counted fastpath_map_full) */
   fastPathFlows: number;
   /** ulvs_kconf.alive_ms (kernel-setup-maps.ts): ms; 0 not checked */
+  /** --fast-path-fib: the fast path's route lookups (daemon/fib-lease.ts) */
+  fastPathFib: 'auto' | 'rules';
   kernelSetupAliveMs: number;
   /** where a stopping ulvsd leaves its connections and the record of its kernel side for the
    *  next start (README "Restarts and upgrades") */
@@ -137,6 +140,7 @@ export function parseOptions(argv: string[], cores: number): { help: true } | { 
   const io = oneOf(values.io, ['auto', 'uring', 'syscalls'] as const, '--io is auto, uring or syscalls');
   const capture = oneOf(values.capture, ['tc', 'rules'] as const, '--capture is tc or rules');
   const fastPath = oneOf(values['fast-path'], ['tc', 'off'] as const, '--fast-path is tc or off');
+  const fastPathFib = oneOf(values['fast-path-fib'], ['auto', 'rules'] as const, '--fast-path-fib is auto or rules');
   const fastPathAfter = int(values['fast-path-after'], 1, 255, '--fast-path-after is 1..255 packets');
   const fastPathConns = int(values['fast-path-conns'], 1, 1 << 24, '--fast-path-conns is 1..16777216');
   const fastPathFlows = int(values['fast-path-flows'], 0, 1 << 25, '--fast-path-flows is 0..33554432 entries (0: two per --fast-path-conns)');
@@ -157,7 +161,7 @@ export function parseOptions(argv: string[], cores: number): { help: true } | { 
   if (!/^[^\s]+$/.test(configId)) throw new UsageError('--config-id is one word without blanks (the ID of keepalived.conf\'s @ID lines)');
   const sysctl = sysctlsOf(values.sysctl);
   const source: DaemonOptions['source'] = values.rules !== undefined ? { kind: 'rules', file: values.rules } : values.keepalived !== undefined ? { kind: 'keepalived', file: values.keepalived } : { kind: 'none' };
-  const options: DaemonOptions = { source, configId, configTest: values['config-test'], socket: values.socket, dev: values.dev, table, pref, maxConns, workers, metrics, logFormat, offload: !values['no-offload'], io, busyPollUs, capture, fastPath, fastPathAfter, fastPathConns, fastPathFlows, kernelSetupAliveMs, stateDir: values['state-dir'], keepState: values['keep-state'], saveOnStop: values['save-on-stop'] ?? null, sysctl };
+  const options: DaemonOptions = { source, configId, configTest: values['config-test'], socket: values.socket, dev: values.dev, table, pref, maxConns, workers, metrics, logFormat, offload: !values['no-offload'], io, busyPollUs, capture, fastPath, fastPathFib, fastPathAfter, fastPathConns, fastPathFlows, kernelSetupAliveMs, stateDir: values['state-dir'], keepState: values['keep-state'], saveOnStop: values['save-on-stop'] ?? null, sysctl };
   return { help: false, version: false, options };
 }
 

@@ -192,6 +192,7 @@ export function createMetrics(fetch: () => Promise<MetricsSource>): { registry: 
   dp('ulvs_datapath_csum_partial_total', 'csum_partial', 'Packets read with a partial checksum (NEEDS_CSUM).');
   dp('ulvs_datapath_read_errors_total', 'read_errors', 'Failed reads from the TUN.');
   counter('ulvs_datapath_dropped_pass_no_conn_total', 'TCP segments to a service without a connection, dropped (the kernel would answer them from a local VIP); also ulvs_packets_total{outcome="drop_no_conn"}.', (s) => s.engine['drop_no_conn'] ?? 0);
+  dp('ulvs_fastpath_fib_revokes_total', 'fib_revokes', 'Times the fast path went back to walking the policy rules (a rule or address change, a failed check).');
   dp('ulvs_syncookies_sent_total', 'syncookie_sent', 'SYNs the kernel fast path answered with a SYN cookie (syn_cookies=1; docs/syn-cookies.md).');
   dp('ulvs_syncookies_valid_total', 'syncookie_valid', 'ACKs whose SYN cookie the kernel checked, passed on marked to open a connection.');
   dp('ulvs_syncookies_invalid_total', 'syncookie_invalid', 'ACKs without a flow entry to a SYN-cookie service whose cookie did not check, passed on unmarked.');
@@ -231,6 +232,7 @@ export function createMetrics(fetch: () => Promise<MetricsSource>): { registry: 
   gauge('ulvs_connections', 'Entries in the connection tables (connections and templates).', () => src().snapshot.connections);
   gauge('ulvs_connections_limit', 'Capacity of the connection tables.', () => src().snapshot.capacity);
   gauge('ulvs_workers', 'Data-path workers.', () => src().workers);
+  gauge('ulvs_fastpath_fib_direct', "1 while the fast path looks up routes in the main table directly (--fast-path-fib auto and no policy rule but ulvsd's own and the kernel's), 0 while it walks the policy rules (docs/fib-direct.md).", () => src().datapath['fib_direct'] ?? 0);
   // kernel connection set-up (docs/kernel-setup.md): the table publisher, daemon/kernel-tables-follower.ts
   dp('ulvs_ksetup_tables_published_total', 'ksetup_published', 'Kernel set-up tables written (a new region, then the service entry flipped to it).');
   dp('ulvs_ksetup_tables_deferred_total', 'ksetup_deferred', 'Kernel set-up table changes that waited for the 50 ms grace period of the region last flipped.');

@@ -6,6 +6,7 @@
  * point at it, outlive a restart or a crash; a final stop makes it non-persistent again and it
  * disappears with its last queue.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { IFF_MULTI_QUEUE, IFF_NO_PI, IFF_TAP, IFF_TUN, IFF_VNET_HDR, O_CLOEXEC, O_NONBLOCK, O_RDWR, sys, SysError, TUN_F, TUNSETIFF, TUNSETOFFLOAD } from './sys.js';
 
@@ -59,4 +60,13 @@ export function offloadNames(bits: number): string[] {
   return Object.entries(TUN_F)
     .filter(([, v]) => (bits & v) !== 0)
     .map(([k]) => k);
+}
+
+/** Delete a network interface (a persistent TUN a previous run left); never throws. */
+export function deleteLink(dev: string): void {
+  try {
+    execFileSync('ip', ['link', 'del', dev], { stdio: 'ignore' });
+  } catch {
+    /* gone already */
+  }
 }
