@@ -4,7 +4,10 @@
  * nft, haproxy, ulvs, ulvs-exact) measured in turn, five rounds. The order rotates from round to
  * round and runs backwards in odd rounds, nft and the ulvs set-ups always next to each other
  * (bench/verdict.ts roundOrder), so a slow phase of the shared machine does not always fall on
- * the same set-up; each bar is judged on the median of the per-round ratios (paired).
+ * the same set-up; each bar is judged on the median of the per-round ratios (paired). Each
+ * set-up starts in a new director namespace (since 2026-12-02: before, nftables measured after
+ * a ulvsd walked the policy rules the kernel keeps walking once any was added, 4.6 us per
+ * connection and 18 us per MB; BENCHMARKS.md).
  *
  * Measurements (each 5 s):
  * - TCP throughput, 1 and 4 streams, iperf3 client -> VIP:5201 (source hashing).
@@ -139,6 +142,12 @@ function tunPackets(): number {
   } catch {
     return NaN;
   }
+}
+/** What the bench adds to a (new) director's links: the clients' route to the real servers (the
+ *  no-balancer set-up) and the director's port range. */
+function directorRoutes(): void {
+  for (const c of bed.clients) run(['ip', '-n', c, 'route', 'replace', '192.0.2.0/24', 'via', LAB.DIRECTOR_PUBLIC]);
+  tryRun(['ip', 'netns', 'exec', bed.director, 'sysctl', '-qw', 'net.ipv4.ip_local_port_range=1024 65000']);
 }
 const target = (s: Setup) => (s === 'none' ? RS[0]! : V);
 const httpUrl = (s: Setup) => (s === 'none' ? `http://${RS[0]}:8080/` : `http://${V}/`);
@@ -321,9 +330,8 @@ try {
   for (const c of bed.clients) {
     tryRun(['ip', 'netns', 'exec', c, 'sysctl', '-qw', 'net.ipv4.ip_local_port_range=1024 65000']);
     tryRun(['ip', 'netns', 'exec', c, 'sysctl', '-qw', 'net.ipv4.tcp_tw_reuse=1']);
-    run(['ip', '-n', c, 'route', 'add', '192.0.2.0/24', 'via', LAB.DIRECTOR_PUBLIC]); // for the no-balancer set-up
   }
-  tryRun(['ip', 'netns', 'exec', bed.director, 'sysctl', '-qw', 'net.ipv4.ip_local_port_range=1024 65000']);
+  directorRoutes();
   for (const [i, ns] of bed.realServers.entries()) {
     const ip = spawn('ip', ['netns', 'exec', ns, 'iperf3', '-s', '-p', '5201', '--forceflush'], { stdio: ['ignore', 'pipe', 'pipe'] });
     procs.push(ip);
@@ -337,6 +345,10 @@ try {
     orders.push(order);
     log(`round ${round}/${ROUNDS}: ${order.join(', ')}`);
     for (const s of order) {
+      // every set-up in a director namespace of its own (testbed.ts renewDirector): one where
+      // ulvsd once added policy rules walks rules on every lookup from then on, nft included
+      bed.renewDirector();
+      directorRoutes();
       await setups.start(s);
       try {
         if (RUN_TESTS.has('stream1')) {

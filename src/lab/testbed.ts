@@ -68,35 +68,70 @@ export class TestBed {
         this.ip(ns, ['link', 'set', 'lo', 'up']);
       }
       this.#up = true;
-      const d = this.director;
-      this.ip(d, ['link', 'add', 'pubbr', 'type', 'bridge']);
-      this.ip(d, ['addr', 'add', `${LAB.DIRECTOR_PUBLIC}/24`, 'dev', 'pubbr']);
-      this.ip(d, ['link', 'set', 'pubbr', 'up']);
-      this.ip(d, ['link', 'add', 'br0', 'type', 'bridge']);
-      this.ip(d, ['addr', 'add', `${LAB.DIP}/24`, 'dev', 'br0']);
-      this.ip(d, ['link', 'set', 'br0', 'mtu', String(this.rsMtu), 'up']);
-      this.clients.forEach((c, i) => {
-        const port = `pub${i + 1}`;
-        run(['ip', 'link', 'add', 'name', port, 'netns', d, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', c]);
-        this.ip(d, ['link', 'set', port, 'master', 'pubbr', 'up']);
-        this.ip(c, ['addr', 'add', `${LAB.client(i)}/24`, 'dev', 'eth0']);
-        this.ip(c, ['link', 'set', 'eth0', 'up']);
-        this.ip(c, ['route', 'add', LAB.VIP_NET, 'via', LAB.DIRECTOR_PUBLIC]);
-      });
-      this.realServers.forEach((r, i) => {
-        const port = `rsp${i + 1}`;
-        run(['ip', 'link', 'add', 'name', port, 'netns', d, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', r]);
-        this.ip(d, ['link', 'set', port, 'master', 'br0', 'mtu', String(this.rsMtu), 'up']);
-        this.ip(r, ['addr', 'add', `${LAB.realServer(i)}/24`, 'dev', 'eth0']);
-        this.ip(r, ['link', 'set', 'eth0', 'mtu', String(this.rsMtu), 'up']);
-        this.ip(r, ['route', 'add', 'default', 'via', LAB.DIP]);
-      });
-      run(['ip', 'netns', 'exec', d, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+      this.#wireDirector();
       return this;
     } catch (e) {
       this.down();
       throw e;
     }
+  }
+
+  /** The director's bridges, its links to every client and real server (their eth0, addresses
+   *  and routes), forwarding on. */
+  #wireDirector(): void {
+    const d = this.director;
+    this.ip(d, ['link', 'add', 'pubbr', 'type', 'bridge']);
+    this.ip(d, ['addr', 'add', `${LAB.DIRECTOR_PUBLIC}/24`, 'dev', 'pubbr']);
+    this.ip(d, ['link', 'set', 'pubbr', 'up']);
+    this.ip(d, ['link', 'add', 'br0', 'type', 'bridge']);
+    this.ip(d, ['addr', 'add', `${LAB.DIP}/24`, 'dev', 'br0']);
+    this.ip(d, ['link', 'set', 'br0', 'mtu', String(this.rsMtu), 'up']);
+    this.clients.forEach((c, i) => {
+      const port = `pub${i + 1}`;
+      run(['ip', 'link', 'add', 'name', port, 'netns', d, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', c]);
+      this.ip(d, ['link', 'set', port, 'master', 'pubbr', 'up']);
+      this.ip(c, ['addr', 'add', `${LAB.client(i)}/24`, 'dev', 'eth0']);
+      this.ip(c, ['link', 'set', 'eth0', 'up']);
+      this.ip(c, ['route', 'add', LAB.VIP_NET, 'via', LAB.DIRECTOR_PUBLIC]);
+    });
+    this.realServers.forEach((r, i) => {
+      const port = `rsp${i + 1}`;
+      run(['ip', 'link', 'add', 'name', port, 'netns', d, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', r]);
+      this.ip(d, ['link', 'set', port, 'master', 'br0', 'mtu', String(this.rsMtu), 'up']);
+      this.ip(r, ['addr', 'add', `${LAB.realServer(i)}/24`, 'dev', 'eth0']);
+      this.ip(r, ['link', 'set', 'eth0', 'mtu', String(this.rsMtu), 'up']);
+      this.ip(r, ['route', 'add', 'default', 'via', LAB.DIP]);
+    });
+    run(['ip', 'netns', 'exec', d, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+  }
+
+  /**
+   * A new director namespace, wired as up() wires it; what ran in the old one is killed (the
+   * clients' and real servers' namespaces, their processes and sockets stay; their eth0 is
+   * made again with the same address and routes; routes the caller added there are gone).
+   * The benchmark starts every set-up this way: a namespace where a policy rule was ever added
+   * walks the rules on every route lookup from then on (the kernel never clears
+   * fib_has_custom_rules), which would handicap nftables after a ulvsd.
+   */
+  renewDirector(): void {
+    const d = this.director;
+    try {
+      for (const p of run(['ip', 'netns', 'pids', d]).split(/\s+/).filter(Boolean)) tryRun(['kill', '-9', p]);
+    } catch {
+      /* no such namespace */
+    }
+    tryRun(['ip', 'netns', 'del', d]);
+    // the kernel destroys the old namespace's veth pairs after the deletion returns: wait for
+    // the peers (every other namespace's eth0) to be gone before making new ones
+    const deadline = Date.now() + 10_000;
+    for (const ns of [...this.clients, ...this.realServers])
+      while (tryRun(['ip', '-n', ns, 'link', 'show', 'eth0'])) {
+        if (Date.now() > deadline) throw new Error(`renewDirector: ${ns}'s eth0 still there 10 s after the director's namespace was deleted`);
+        run(['sleep', '0.05']);
+      }
+    run(['ip', 'netns', 'add', d]);
+    this.ip(d, ['link', 'set', 'lo', 'up']);
+    this.#wireDirector();
   }
 
   ip(ns: string, args: string[]): string {
