@@ -152,11 +152,14 @@ export class FibLease {
     }
     this.#monitor = p;
     p.stdout!.on('data', () => this.changed());
-    p.on('error', () => undefined);
-    p.on('exit', () => {
-      if (this.#monitor === p) this.#monitor = null;
+    // it could not start ('error' alone: no setpriv or ip) or it ended: either way once
+    const gone = () => {
+      if (this.#monitor !== p) return;
+      this.#monitor = null;
       if (!this.#stopped) this.#unwatched();
-    });
+    };
+    p.on('error', gone);
+    p.on('exit', gone);
   }
 
   /** Without a watcher no lease: revoked until the monitor runs again. */

@@ -1,6 +1,7 @@
 /**
  * A running HA pair on the PairNet (pair-bed.ts): real-server programs, and per director
- * ulvsd (--keepalived, its own admin socket) and keepalived -P, both given the director's
+ * ulvsd (--keepalived, its own admin socket and state directory, so a killed one leaves nothing
+ * in /run/ulvs) and keepalived -P, both given the director's
  * keepalived.conf (pair-config.ts). Used by `ulvs lab up --pair` and the VRRP integration test.
  *
  *   start()            build, start everything; resolves when both ulvsd forward (keepalived
@@ -149,7 +150,7 @@ export class Pair {
 
   /** Start director i's ulvsd; resolves when it forwards. */
   async startUlvsd(i: number): Promise<void> {
-    const p = this.#spawn(this.net.directors[i]!, [process.execPath, SCRIPTS.ulvsd, '--keepalived', this.conf(i), '--socket', this.socket(i), '--workers', String(this.workers), '--log-format', 'text', ...pathArgs(), ...this.sysctls.flatMap((a) => ['--sysctl', a]), ...this.ulvsdArgs[i]!], i);
+    const p = this.#spawn(this.net.directors[i]!, [process.execPath, SCRIPTS.ulvsd, '--keepalived', this.conf(i), '--socket', this.socket(i), '--state-dir', join(this.net.dir, `d${i + 1}.state`), '--workers', String(this.workers), '--log-format', 'text', ...pathArgs(), ...this.sysctls.flatMap((a) => ['--sysctl', a]), ...this.ulvsdArgs[i]!], i);
     this.ulvsd[i] = p;
     await waitFor(p, /forwarding/, 30_000);
   }
