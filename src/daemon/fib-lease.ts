@@ -51,6 +51,8 @@ export class FibLease {
   #checking: Promise<void> | null = null;
   #again = false;
   #stopped = false;
+  /** changes seen (changed()): a check that a change overtook grants nothing */
+  #changes = 0;
 
   constructor(
     readonly maps: FibModeMaps,
@@ -68,6 +70,7 @@ export class FibLease {
   /** Revoke the lease at once, check again after SETTLE_MS (a change of ulvsd's own rules, a monitor line). */
   changed(): void {
     if (this.#stopped) return;
+    this.#changes++;
     this.#revoke();
     if (this.#settle) clearTimeout(this.#settle);
     this.#settle = setTimeout(() => void this.recheck(), SETTLE_MS).unref();
@@ -91,6 +94,7 @@ export class FibLease {
 
   async #check(): Promise<void> {
     this.#counters.fib_checks++;
+    const changes = this.#changes;
     let blockers: string[];
     try {
       const [rules, links] = await Promise.all([ipJson<IpRule[]>(['rule', 'show']), ipJson<IpAddrLink[]>(['-4', 'addr', 'show'])]);
@@ -98,12 +102,16 @@ export class FibLease {
       const locals = localAddrs(links);
       blockers = directBlockers(rules, this.plan(), locals.length);
       if (this.#monitor === null) blockers.push('the policy rules are not watched (ip monitor is not running)');
+
       if (blockers.length === 0) this.maps.setLocals(locals);
     } catch (e) {
       this.#counters.fib_check_errors++;
       blockers = [`the check failed: ${(e as Error).message.split('\n')[0]}`];
     }
     if (this.#stopped) return;
+    // a change reported while `ip` ran may be missing from what it printed: the lease stays
+    // revoked (changed() did that) and the check it scheduled decides
+    if (changes !== this.#changes) return;
     this.#ok = blockers.length === 0;
     if (this.#ok) this.#renewNow();
     else this.#revoke();
