@@ -18,6 +18,20 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { directBlockers, FibModeMaps, localAddrs, type FibPlan, type IpAddrLink, type IpRule } from '../datapath/tun/fib-mode.js';
 
+/** What the lease writes (FibModeMaps; a fake in the unit test). */
+export interface LeaseMaps {
+  lease(untilNs: bigint): void;
+  setLocals(addrs: readonly number[]): void;
+  close(): void;
+}
+
+/** How the lease reads the namespace and watches it (real `ip` by default; fakes in the unit test). */
+export interface LeaseIo {
+  ipJson<T>(args: string[]): Promise<T>;
+  /** the change monitor: a child whose stdout lines are changes */
+  monitor(): ChildProcess;
+}
+
 export const LEASE_MS = 1000;
 export const RENEW_MS = 250;
 export const CHECK_MS = 10_000;
@@ -28,7 +42,7 @@ export interface FibLeaseLog {
   warn(msg: string): void;
 }
 
-const ipJson = <T>(args: string[]): Promise<T> =>
+const ipJsonReal = <T>(args: string[]): Promise<T> =>
   new Promise((resolve, reject) =>
     execFile('ip', ['-j', ...args], { timeout: 5000, maxBuffer: 16 << 20 }, (err, stdout) => {
       if (err) return reject(err);
@@ -39,6 +53,13 @@ const ipJson = <T>(args: string[]): Promise<T> =>
       }
     }),
   );
+
+const REAL_IO: LeaseIo = {
+  ipJson: ipJsonReal,
+  // setpriv --pdeathsig (util-linux): the monitor dies with ulvsd, also after kill -9 (an
+  // orphaned `ip monitor` would otherwise live on, and hold a deleted namespace alive)
+  monitor: () => spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'ip', '-4', 'monitor', 'rule', 'address'], { stdio: ['ignore', 'pipe', 'ignore'] }),
+};
 
 export class FibLease {
   readonly #counters = { fib_direct: 0, fib_checks: 0, fib_check_errors: 0, fib_revokes: 0, fib_renew_errors: 0 };
@@ -55,9 +76,10 @@ export class FibLease {
   #changes = 0;
 
   constructor(
-    readonly maps: FibModeMaps,
+    readonly maps: LeaseMaps,
     readonly plan: () => FibPlan,
     readonly log: FibLeaseLog,
+    readonly io: LeaseIo = REAL_IO,
   ) {}
 
   start(): void {
@@ -97,7 +119,7 @@ export class FibLease {
     const changes = this.#changes;
     let blockers: string[];
     try {
-      const [rules, links] = await Promise.all([ipJson<IpRule[]>(['rule', 'show']), ipJson<IpAddrLink[]>(['-4', 'addr', 'show'])]);
+      const [rules, links] = await Promise.all([this.io.ipJson<IpRule[]>(['rule', 'show']), this.io.ipJson<IpAddrLink[]>(['-4', 'addr', 'show'])]);
       if (this.#stopped) return;
       const locals = localAddrs(links);
       blockers = directBlockers(rules, this.plan(), locals.length);
@@ -151,9 +173,7 @@ export class FibLease {
     if (this.#stopped) return;
     let p: ChildProcess;
     try {
-      // setpriv --pdeathsig (util-linux): the monitor dies with ulvsd, also after kill -9 (an
-      // orphaned `ip monitor` would otherwise live on, and hold a deleted namespace alive)
-      p = spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'ip', '-4', 'monitor', 'rule', 'address'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      p = this.io.monitor();
     } catch (e) {
       this.log.warn(`fast path: cannot watch the policy rules (${(e as Error).message}): route lookups walk them`);
       return this.#unwatched();
