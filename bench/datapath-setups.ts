@@ -21,6 +21,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { processCpuTicks } from './machine-info.js';
 import { join } from 'node:path';
 import { run, tryRun } from '../src/lab/shell.js';
 import { LAB } from '../src/lab/testbed.js';
@@ -236,9 +237,8 @@ ${rs.map((a, i) => `  server rs${i + 1} ${a}:8080`).join('\n')}
     const pid = this.balancer?.pid;
     if (!pid) return 0;
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+      const [user, system] = processCpuTicks(pid);
+      return (user + system) / 100; // clock ticks (USER_HZ = 100)
     } catch {
       return 0;
     }

@@ -29,6 +29,14 @@ const read = (path: string): string | null => {
 };
 
 /** user..steal jiffies of all CPUs from /proc/stat's first line: [busy incl. steal, total] */
+/** A process's user and system CPU ticks so far (all threads; fields 14 and 15 of proc(5), after
+ *  the command name, which may hold spaces and parentheses; USER_HZ = 100 a second). */
+export function processCpuTicks(pid: number): [user: number, system: number] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return [Number(f[11]), Number(f[12])];
+}
+
 export function cpuTimes(procStat: string): [busy: number, total: number] {
   const f = procStat.split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
   const total = f.reduce((a, b) => a + b, 0);

@@ -24,7 +24,8 @@
  * Medians over rounds; the last line is JSON.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { processCpuTicks } from './machine-info.js';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pair } from '../src/lab/pair.js';
@@ -42,10 +43,8 @@ const TICK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdo
 
 /** CPU seconds (user + system, all threads) the process has used. */
 function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // fields 14 and 15 of proc(5) (utime, stime) are 11 and 12 after the command name
-  return (Number(f[11]) + Number(f[12])) / TICK;
+  const [user, system] = processCpuTicks(pid);
+  return (user + system) / TICK;
 }
 
 

@@ -12,12 +12,14 @@
  * Root, nginx and wrk (installed if missing). Last line: JSON.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DirectorBed } from '../src/lab/director-bed.js';
 import { LAB } from '../src/lab/testbed.js';
 import { run } from '../src/lab/shell.js';
+import { processCpuTicks } from './machine-info.js';
+import { writeNginxConf } from './nginx-conf.js';
 
 const { values: o } = parseArgs({ options: { runs: { type: 'string', default: '4' }, seconds: { type: 'string', default: '5' }, 'ulvsd-args': { type: 'string', default: '--sysctl kernel_setup=1' } } });
 const RUNS = Number(o.runs);
@@ -36,11 +38,6 @@ const V = LAB.VIP;
 const RS = [0, 1].map((i) => LAB.realServer(i));
 const rules = `-A -t ${V}:80 -s rr\n` + RS.map((r) => `-a -t ${V}:80 -r ${r}:80 -m\n`).join('');
 const counter = (dump: string, name: string) => Number(new RegExp(`\\b${name}=(\\d+)`).exec(dump)?.[1] ?? 0);
-/** user and system CPU ticks of a process (USER_HZ = 100 per second) */
-const ticks = (pid: number): [number, number] => {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return [Number(f[11]), Number(f[12])];
-};
 
 // the real servers' udp port keeps servers.js (the bed's own program) off port 80, which nginx takes
 const bed = await new DirectorBed({ rules, realServers: 2, udpPort: 9999, ulvsdArgs: o['ulvsd-args']!.split(' ').filter(Boolean) }).start();
@@ -48,17 +45,15 @@ const nginx: ChildProcess[] = [];
 const rows: { run: number; conns_per_s: number; ulvsd_user_us: number; ulvsd_sys_us: number; ulvsd_us: number; tun_reads: number; kernel_reports: number }[] = [];
 try {
   for (const [i, ns] of bed.bed.realServers.entries()) {
-    const conf = join(bed.dir, `nginx${i}.conf`);
-    writeFileSync(conf, `worker_processes 1; pid ${join(bed.dir, `nginx${i}.pid`)}; error_log /dev/null; daemon off; events { worker_connections 4096; } http { access_log off; server { listen 80 reuseport backlog=4096; location / { return 200 "hello"; } } }`);
-    nginx.push(spawn('ip', ['netns', 'exec', ns, 'nginx', '-c', conf], { stdio: 'ignore' }));
+    nginx.push(spawn('ip', ['netns', 'exec', ns, 'nginx', '-c', writeNginxConf(join(bed.dir, `rs${i}`), 80)], { stdio: 'ignore' }));
   }
   await new Promise((r) => setTimeout(r, 800));
   const pid = bed.ulvsd!.pid!;
   for (let k = 1; k <= RUNS; k++) {
     const d0 = await bed.dump();
-    const t0 = ticks(pid);
+    const t0 = processCpuTicks(pid);
     const w = spawnSync('ip', ['netns', 'exec', bed.bed.clients[0]!, 'wrk', '-t1', '-c32', `-d${SECS}s`, '-H', 'Connection: close', `http://${V}/`], { encoding: 'utf8' });
-    const t1 = ticks(pid);
+    const t1 = processCpuTicks(pid);
     const d1 = await bed.dump();
     const n = Number(/(\d+) requests in/.exec(w.stdout)?.[1] ?? 0);
     if (!n) throw new Error(`wrk: ${w.stdout}${w.stderr}`);

@@ -55,11 +55,16 @@ function harness() {
   };
 }
 const granted = (u: bigint) => u > process.hrtime.bigint();
-
-test('granted after a check that passes; the local set written; stop revokes and closes', async () => {
+/** A harness whose lease was started and has finished its first check. */
+async function started() {
   const h = harness();
   h.lease.start();
   await h.lease.recheck();
+  return h;
+}
+
+test('granted after a check that passes; the local set written; stop revokes and closes', async () => {
+  const h = await started();
   assert.ok(granted(h.maps.until), 'a lease in the future');
   assert.deepEqual(h.maps.locals, [0xc0000201]);
   assert.equal(h.lease.counters()['fib_direct'], 1);
@@ -69,9 +74,7 @@ test('granted after a check that passes; the local set written; stop revokes and
 });
 
 test('a monitor line revokes at once; the settled check grants again, or not when a rule came', async () => {
-  const h = harness();
-  h.lease.start();
-  await h.lease.recheck();
+  const h = await started();
   h.line();
   assert.equal(h.maps.until, 0n, 'revoked at once');
   await sleep(SETTLE_MS + 50);
@@ -86,9 +89,7 @@ test('a monitor line revokes at once; the settled check grants again, or not whe
 });
 
 test('a check that a change overtook grants nothing; the check the change scheduled decides', async () => {
-  const h = harness();
-  h.lease.start();
-  await h.lease.recheck();
+  const h = await started();
   h.line();
   const open = h.hold(); // the settled check's `ip` hangs ...
   await sleep(SETTLE_MS + 30);
@@ -103,9 +104,7 @@ test('a check that a change overtook grants nothing; the check the change schedu
 });
 
 test('no lease while the monitor is gone; it comes back with the monitor', async () => {
-  const h = harness();
-  h.lease.start();
-  await h.lease.recheck();
+  const h = await started();
   h.die();
   assert.equal(h.maps.until, 0n, 'revoked when the monitor ended');
   await h.lease.recheck();

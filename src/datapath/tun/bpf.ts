@@ -225,6 +225,21 @@ export function progInfo(progFd: number): { id: number; name: string; mapIds: nu
   return { id: info.readUInt32LE(4), name: name.toString('latin1', 0, name.indexOf(0) >= 0 ? name.indexOf(0) : 16), mapIds: Array.from({ length: n }, (_, i) => mapIds.readUInt32LE(i * 4)) };
 }
 
+/** Fds of the maps named `names` among those program `progFd` uses, by name (the first of each
+ *  name; a name it has none of is absent); every other map fd it opened on the way is closed.
+ *  The caller owns the returned fds. */
+export function progMapsByName(progFd: number, names: readonly string[]): Map<string, number> {
+  const found = new Map<string, number>();
+  for (const id of progInfo(progFd).mapIds) {
+    const fd = fdById('map', id);
+    if (fd === null) continue;
+    const name = mapInfo(fd).name;
+    if (names.includes(name) && !found.has(name)) found.set(name, fd);
+    else sys.close(fd);
+  }
+  return found;
+}
+
 /** A map's id, name and size (struct bpf_map_info: id at 4, max_entries at 16, name at 24, 16 bytes). */
 export function mapInfo(mapFd: number): { id: number; name: string; maxEntries: number; valueSize: number } {
   const info = Buffer.alloc(88);

@@ -9,7 +9,7 @@
  *                    addresses (a local destination is looked up through the rules)
  *   directBlockers   the pure check: why the rules might answer otherwise (empty: they cannot)
  */
-import { MapOps, fdById, mapInfo, progInfo } from './bpf.js';
+import { MapOps, progMapsByName } from './bpf.js';
 import { sys } from './sys.js';
 import { parseIPv4 } from '../../wire/addr.js';
 
@@ -96,22 +96,14 @@ export class FibModeMaps {
 
   /** Throws when the program has no such maps (an object of an older build). */
   constructor(progFd: number) {
-    let mode: MapOps | null = null;
-    let locals: MapOps | null = null;
-    for (const id of progInfo(progFd).mapIds) {
-      const fd = fdById('map', id);
-      if (fd === null) continue;
-      const name = mapInfo(fd).name;
-      if (mode === null && name === 'ulvs_fib_mode') mode = new MapOps(fd);
-      else if (locals === null && name === 'ulvs_local4') locals = new MapOps(fd);
-      else sys.close(fd);
-    }
-    if (mode === null || locals === null) {
-      for (const m of [mode, locals]) if (m) sys.close(m.fd);
+    const maps = progMapsByName(progFd, ['ulvs_fib_mode', 'ulvs_local4']);
+    const mode = maps.get('ulvs_fib_mode'), locals = maps.get('ulvs_local4');
+    if (mode === undefined || locals === undefined) {
+      for (const fd of maps.values()) sys.close(fd);
       throw new Error('the fast path program has no ulvs_fib_mode/ulvs_local4 maps');
     }
-    this.#mode = mode;
-    this.#locals = locals;
+    this.#mode = new MapOps(mode);
+    this.#locals = new MapOps(locals);
   }
 
   /** DIRECT lookups allowed until `untilNs` (CLOCK_MONOTONIC ns); 0n: from now on, never. Throws on a map error. */

@@ -4,9 +4,8 @@
  * SYNs answered with cookies in the kernel. ulvsd writes it whole from the rules and the
  * syn_cookies sysctl (daemon/syn-cookies.ts); this file only knows the bytes.
  */
-import { MapOps, fdById, mapInfo, progInfo } from './bpf.js';
+import { MapOps, progMapsByName } from './bpf.js';
 import { FAST_COUNTER, SYNCOOKIE_KEY, SYNCOOKIE_VALUE, TCP_VALIDATED } from './layouts.gen.js';
-import { sys } from './sys.js';
 
 export const SYNCOOKIE_KEY_SIZE = SYNCOOKIE_KEY.size;
 export const SYNCOOKIE_VALUE_SIZE = SYNCOOKIE_VALUE.size;
@@ -62,13 +61,9 @@ export class SyncookieCounters {
 
   read(): Record<string, number> {
     if (this.#stats === null) {
-      for (const id of progInfo(this.progFd).mapIds) {
-        const m = fdById('map', id);
-        if (m === null) continue;
-        if (this.#stats === null && mapInfo(m).name === 'ulvs_fast_stats') this.#stats = new MapOps(m);
-        else sys.close(m);
-      }
-      if (this.#stats === null) return {};
+      const fd = progMapsByName(this.progFd, ['ulvs_fast_stats']).get('ulvs_fast_stats');
+      if (fd === undefined) return {};
+      this.#stats = new MapOps(fd);
     }
     const out: Record<string, number> = {};
     const k = Buffer.alloc(4), v = Buffer.alloc(8);
