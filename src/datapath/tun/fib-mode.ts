@@ -112,11 +112,6 @@ export class FibModeMaps {
     this.#mode.update(this.#zero, this.#value);
   }
 
-  /** The lease now (0n: none). */
-  leased(): bigint {
-    return this.#mode.lookup(this.#zero, this.#value) ? this.#value.readBigUInt64LE(0) : 0n;
-  }
-
   /** Make the local set exactly `addrs` (host order): the new ones added first, then the gone
    *  ones deleted (an address briefly in both is looked up through the rules: safe). Throws on
    *  a map error (the set may then be partly changed: the caller revokes the lease first). */
